@@ -1,0 +1,1 @@
+"""Thin Lambda adapters: parse the event, call the core, shape the response."""

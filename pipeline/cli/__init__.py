@@ -1,0 +1,15 @@
+"""`lambdaflow`: the command line, one module per command (typer + rich).
+
+Exit codes: 0 done (bad lines and bad images are data, not errors), 1 the work could not be
+completed (a broken stream, an unreachable stack), 2 usage errors.
+"""
+
+from __future__ import annotations
+
+from pipeline.cli import version as _version  # noqa: F401  # registers its command
+from pipeline.cli.app import app
+
+
+def main() -> None:
+    """Entry point of the `lambdaflow` console script."""
+    app()

@@ -1,0 +1,145 @@
+"""Every setting, read from the environment in one place.
+
+`Settings.from_env` is the only reader of `os.environ` in the project. It validates everything at
+once and raises one `ConfigError` listing every problem, so a bad deploy fails at cold start with
+the whole story instead of one variable at a time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from pipeline.failures import ConfigError
+
+PREFIX = "LAMBDAFLOW_"
+
+INPUT_BUCKET = "LAMBDAFLOW_INPUT_BUCKET"
+RESULTS_BUCKET = "LAMBDAFLOW_RESULTS_BUCKET"
+SOURCE_BUCKETS = "LAMBDAFLOW_SOURCE_BUCKETS"
+WORK_QUEUE_URL = "LAMBDAFLOW_WORK_QUEUE_URL"
+FAILURE_QUEUE_URL = "LAMBDAFLOW_FAILURE_QUEUE_URL"
+RUNS_TABLE = "LAMBDAFLOW_RUNS_TABLE"
+STATE_MACHINE_ARN = "LAMBDAFLOW_STATE_MACHINE_ARN"
+MODEL_PATH = "LAMBDAFLOW_MODEL_PATH"
+TOP_K = "LAMBDAFLOW_TOP_K"
+NUM_THREADS = "LAMBDAFLOW_NUM_THREADS"
+CHUNK_ITEMS = "LAMBDAFLOW_CHUNK_ITEMS"
+CHUNK_MAX_BYTES = "LAMBDAFLOW_CHUNK_MAX_BYTES"
+MAX_LINE_BYTES = "LAMBDAFLOW_MAX_LINE_BYTES"
+MAX_IMAGE_BYTES = "LAMBDAFLOW_MAX_IMAGE_BYTES"
+MAX_IMAGE_PIXELS = "LAMBDAFLOW_MAX_IMAGE_PIXELS"
+FETCH_CONCURRENCY = "LAMBDAFLOW_FETCH_CONCURRENCY"
+SPLIT_BUDGET_S = "LAMBDAFLOW_SPLIT_BUDGET_S"
+TRACING = "LAMBDAFLOW_TRACING"
+
+DEFAULT_MODEL_PATH = (
+    Path(__file__).resolve().parent.parent / "models" / "efficientnet_lite0_int8.tflite"
+)
+"""The committed int8-weight EfficientNet-Lite0 (see models/README.md)."""
+
+SQS_MAX_MESSAGE_BYTES = 1024 * 1024
+"""SQS's message limit since January 2026; a chunk message must stay under it."""
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true/false, got {raw!r}")
+
+
+def _parse_csv(raw: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError(f"must be positive, got {value}")
+    return value
+
+
+def _setting(env_var: str, default: Any, parse: Callable[[str], Any] = str) -> Any:
+    return field(default=default, metadata={"env": env_var, "parse": parse})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What every part of the pipeline may be configured with.
+
+    Buckets, queues and the table are empty strings when unset: the parts that need them check
+    with `require`, so a CLI command that only scans a local manifest needs no AWS names.
+    """
+
+    input_bucket: str = _setting(INPUT_BUCKET, "")
+    results_bucket: str = _setting(RESULTS_BUCKET, "")
+    source_buckets: frozenset[str] = _setting(SOURCE_BUCKETS, frozenset(), _parse_csv)
+    """Allowlist of buckets images may be read from: a manifest cannot make us read any other."""
+    work_queue_url: str = _setting(WORK_QUEUE_URL, "")
+    failure_queue_url: str = _setting(FAILURE_QUEUE_URL, "")
+    runs_table: str = _setting(RUNS_TABLE, "")
+    state_machine_arn: str = _setting(STATE_MACHINE_ARN, "")
+    model_path: Path = _setting(MODEL_PATH, DEFAULT_MODEL_PATH, Path)  # noqa: RUF009  # returns a field()
+    top_k: int = _setting(TOP_K, 5, _positive_int)
+    num_threads: int = _setting(NUM_THREADS, 1, _positive_int)
+    chunk_items: int = _setting(CHUNK_ITEMS, 500, _positive_int)
+    chunk_max_bytes: int = _setting(CHUNK_MAX_BYTES, 900 * 1024, _positive_int)
+    """Cap on a chunk message's JSON size, under SQS's 1 MiB with room for the envelope."""
+    max_line_bytes: int = _setting(MAX_LINE_BYTES, 64 * 1024, _positive_int)
+    max_image_bytes: int = _setting(MAX_IMAGE_BYTES, 50 * 1024 * 1024, _positive_int)
+    max_image_pixels: int = _setting(MAX_IMAGE_PIXELS, 100_000_000, _positive_int)
+    fetch_concurrency: int = _setting(FETCH_CONCURRENCY, 16, _positive_int)
+    split_budget_s: float | None = _setting(SPLIT_BUDGET_S, None, _positive_float)
+    """Overrides the Split pass budget derived from the invocation's remaining time."""
+    is_tracing_enabled: bool = _setting(TRACING, False, _parse_bool)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings: explicit overrides > environment > defaults.
+
+        Raises:
+            ConfigError: listing every invalid variable at once.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for f in fields(cls):
+            if f.name in overrides:
+                values[f.name] = overrides[f.name]
+                continue
+            raw = env.get(f.metadata["env"])
+            if raw is None:
+                continue
+            try:
+                values[f.name] = f.metadata["parse"](raw)
+            except ValueError as exc:
+                problems.append(f"{f.metadata['env']}={raw!r}: {exc}")
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        problems.extend(f"unknown setting {name!r}" for name in sorted(unknown))
+        if problems:
+            raise ConfigError("invalid configuration: " + "; ".join(problems))
+        return cls(**values)
+
+    def require(self, *names: str) -> None:
+        """Fail fast when a part that needs AWS names runs without them.
+
+        Raises:
+            ConfigError: naming each missing environment variable.
+        """
+        env_of = {f.name: f.metadata["env"] for f in fields(self)}
+        missing = [env_of[name] for name in names if not getattr(self, name)]
+        if missing:
+            raise ConfigError("missing configuration: set " + ", ".join(missing))

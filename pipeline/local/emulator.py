@@ -1,0 +1,60 @@
+"""Start and stop moto's HTTP server on 127.0.0.1, configured the way the pipeline needs it.
+
+Real Step Functions execution is switched on and Lambda's Docker backend off before any resource
+exists (FACTS.md: the config must be set first, and `MOTO_PORT` must equal the server's port for
+Step Functions tasks to call back into it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from moto.core.config import default_user_config
+from moto.server import ThreadedMotoServer
+
+logger = logging.getLogger(__name__)
+
+LOCAL_REGION = "us-east-1"
+DUMMY_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",  # moto accepts any credentials
+    "AWS_DEFAULT_REGION": LOCAL_REGION,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Emulator:
+    """A running moto server; `env` is what a client needs to talk to it."""
+
+    server: ThreadedMotoServer
+    host: str
+    port: int
+
+    @property
+    def endpoint_url(self) -> str:
+        """The `AWS_ENDPOINT_URL` every boto3 client of the stack uses."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment variables that point the SDK (and our CLI) at this emulator."""
+        return {"AWS_ENDPOINT_URL": self.endpoint_url, **DUMMY_CREDENTIALS}
+
+    def stop(self) -> None:
+        """Shut the server down; its state is lost."""
+        self.server.stop()
+
+
+def start_emulator(port: int = 0) -> Emulator:
+    """Start moto on 127.0.0.1 (never 0.0.0.0, its default) at `port`, 0 meaning a free one."""
+    default_user_config["stepfunctions"] = {"execute_state_machine": True}
+    default_user_config["lambda"] = {"use_docker": False}
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    host, bound_port = server.get_host_and_port()
+    # moto's Step Functions executor calls back into the server it runs in through this port.
+    os.environ["MOTO_PORT"] = str(bound_port)
+    logger.info("moto server on %s:%s", host, bound_port)
+    return Emulator(server=server, host=host, port=bound_port)

@@ -1,0 +1,57 @@
+import pytest
+
+from pipeline.failures import (
+    FailureRecord,
+    ImageDecodeError,
+    ImageFetchError,
+    ManifestLineError,
+    Stage,
+    ThrottledError,
+)
+
+
+@pytest.mark.parametrize(
+    ("exc", "stage", "error", "retryable"),
+    [
+        (ManifestLineError("bad csv", error="BadQuoting"), Stage.PARSE, "BadQuoting", False),
+        (ImageFetchError("gone", error="NoSuchKey"), Stage.FETCH, "NoSuchKey", False),
+        (ImageDecodeError("not an image"), Stage.DECODE, "DecodeFailed", False),
+        (
+            ThrottledError("slow", stage=Stage.WRITE, error="SlowDown"),
+            Stage.WRITE,
+            "SlowDown",
+            True,
+        ),
+    ],
+)
+def test_from_exception_maps_by_type(exc, stage, error, retryable):
+    record = FailureRecord.from_exception(exc, run="r1", line=7, bucket="b", key="k")
+    assert (record.stage, record.error, record.retryable) == (stage, error, retryable)
+    assert record.message == exc.message
+
+
+def test_unknown_exception_becomes_internal_and_is_logged(caplog):
+    try:
+        1 / 0  # noqa: B018
+    except ZeroDivisionError as exc:
+        record = FailureRecord.from_exception(exc, run="r", line=3)
+    assert record.error == "internal"
+    assert record.stage == Stage.CLASSIFY
+    assert "ZeroDivisionError" in record.message
+    assert record.retryable is True
+    assert "Traceback" in caplog.text
+
+
+def test_record_round_trips_through_its_json_shape():
+    record = FailureRecord.from_exception(
+        ImageFetchError("gone", error="NoSuchKey"),
+        run="r",
+        line=9,
+        bucket="b",
+        key="a b+c",
+        attempts=2,
+    )
+    data = record.to_dict()
+    assert next(iter(data)) == "v"
+    assert data["stage"] == "fetch"
+    assert FailureRecord.from_dict(data) == record
