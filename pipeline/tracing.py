@@ -130,17 +130,23 @@ class Tracer:
         return Span(self._recorder, name, annotations, metadata)
 
 
-def xray_tracer(*, is_enabled: bool, patch_sdk: bool = True) -> Tracer:
+def xray_tracer(
+    *, is_enabled: bool, patch_sdk: bool = True, daemon_address: str | None = None
+) -> Tracer:
     """The tracer for `Settings.is_tracing_enabled`: X-Ray's recorder, boto3 calls patched.
 
     Imports aws-xray-sdk only when enabled, so a run without tracing never loads it. A span
-    with no active segment (outside Lambda, no daemon) is silently a no-op.
+    with no active segment (outside Lambda, no daemon) is silently a no-op. `daemon_address`
+    ("127.0.0.1:2000") points the SDK's UDP emitter at the local stack's stand-in daemon.
     """
     if not is_enabled:
         return Tracer(None)
     from aws_xray_sdk.core import patch, xray_recorder  # noqa: PLC0415  # lazy: only when on
 
-    xray_recorder.configure(context_missing="IGNORE_ERROR")
+    options: dict[str, Any] = {"context_missing": "IGNORE_ERROR"}
+    if daemon_address:
+        options["daemon_address"] = daemon_address  # else AWS_XRAY_DAEMON_ADDRESS / default
+    xray_recorder.configure(**options)
     if patch_sdk:
         patch(("botocore",))
     return Tracer(xray_recorder)

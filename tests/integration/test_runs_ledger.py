@@ -7,6 +7,7 @@ import uuid
 
 import boto3
 import pytest
+from moto.dynamodb.models import DynamoDBBackend
 
 from pipeline.ledger import RunLedger, UnknownRunError
 from pipeline.ledger_items import ChunkCounts, table_definition
@@ -34,8 +35,6 @@ def _serializable_dynamodb(emulator):
     transactions. The moto server runs in this process, so one lock around its write methods
     restores that; it belongs in `start_emulator()` (reported to the integrator).
     """
-    from moto.dynamodb.models import DynamoDBBackend
-
     lock = threading.RLock()
     originals = {name: getattr(DynamoDBBackend, name) for name in _WRITE_METHODS}
 
