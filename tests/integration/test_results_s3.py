@@ -12,12 +12,13 @@ from botocore.config import Config
 
 from pipeline.failure_queue import message_body, send_failures
 from pipeline.failures import FailureRecord, ResultWriteError, Stage, ThrottledError
-from pipeline.result_reader import iter_failure_records, iter_result_rows
 from pipeline.results import (
     PartKind,
     PartWriter,
     ResultRow,
     chunk_part,
+    iter_failure_records,
+    iter_result_rows,
     parse_failures_part,
     write_failure_part,
     write_result_part,

@@ -4,7 +4,7 @@ from hypothesis import strategies as st
 
 from pipeline.failure_queue import MESSAGE_CHARS, iter_batches, message_body
 from pipeline.failures import FailureRecord, Stage
-from pipeline.results import (
+from pipeline.parts import (
     PartKind,
     PartName,
     ResultRow,
