@@ -18,6 +18,7 @@ monotonic condition, so a Split retried from an older checkpoint cannot move it 
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -235,7 +236,7 @@ class RunLedger:
                     return False
                 if outcome != "conflict" or attempt == TRANSACTION_ATTEMPTS - 1:
                     raise write_error_from(exc, f"recording {marker} of run {run}") from exc
-                time.sleep(0.01 * 2**attempt)  # a concurrent duplicate holds the items
+                _backoff(attempt)  # another chunk's transaction holds the run item
             else:
                 return True
         raise AssertionError("unreachable")  # pragma: no cover
@@ -248,19 +249,30 @@ class RunLedger:
         values: Mapping[str, Any],
         **kwargs: Any,
     ) -> Any:
-        try:
-            return self._client.update_item(
-                TableName=self._table,
-                Key=dict(key),
-                UpdateExpression=expression,
-                ExpressionAttributeNames=dict(names),
-                ExpressionAttributeValues=dict(values),
-                **kwargs,
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                raise _AlreadyDone from exc
-            raise write_error_from(exc, f"updating {key} in {self._table}") from exc
+        """UpdateItem, retrying a conflict with a concurrent transaction on the same item."""
+        for attempt in range(TRANSACTION_ATTEMPTS):
+            try:
+                return self._client.update_item(
+                    TableName=self._table,
+                    Key=dict(key),
+                    UpdateExpression=expression,
+                    ExpressionAttributeNames=dict(names),
+                    ExpressionAttributeValues=dict(values),
+                    **kwargs,
+                )
+            except ClientError as exc:
+                code = error_code(exc)
+                if code == "ConditionalCheckFailedException":
+                    raise _AlreadyDone from exc
+                if code != "TransactionConflictException" or attempt == TRANSACTION_ATTEMPTS - 1:
+                    raise write_error_from(exc, f"updating {key} in {self._table}") from exc
+                _backoff(attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _backoff(attempt: int) -> None:
+    """Full-jitter exponential backoff (10 ms doubling), so conflicting writers spread out."""
+    time.sleep(random.uniform(0, 0.01 * 2**attempt))
 
 
 class _AlreadyDone(Exception):

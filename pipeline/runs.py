@@ -93,6 +93,18 @@ class RunState:
         """The split is done and every chunk it sent has been counted."""
         return self.is_split_done and self.chunks_done >= self.chunks_sent
 
+    def eta_s(self, now: float) -> float | None:
+        """Seconds until every line is counted at the rate so far; None until it is knowable.
+
+        Known only once the split is done (before that the total is unknown) and some lines
+        were counted.
+        """
+        counted = self.ok + self.failed
+        elapsed = self.wall_s(now)
+        if not self.is_split_done or counted <= 0 or elapsed <= 0:
+            return None
+        return max(0, self.pending) * elapsed / counted
+
     def wall_s(self, now: float) -> float:
         """Seconds from start to finish (or to `now` while running)."""
         end = self.finished_at if self.finished_at is not None else now

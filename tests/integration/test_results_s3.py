@@ -14,6 +14,7 @@ from pipeline.failure_queue import message_body, send_failures
 from pipeline.failures import FailureRecord, ResultWriteError, Stage, ThrottledError
 from pipeline.results import (
     PartKind,
+    PartOrderError,
     PartWriter,
     ResultRow,
     chunk_part,
@@ -242,3 +243,10 @@ def test_slowdown_on_write_is_a_retryable_throttled_error(emulator, bucket):
     )
     s3.meta.events.unregister("before-send.s3.PutObject", slow_down)
     assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+def test_replay_chunks_numbered_out_of_line_order_are_reported(s3, bucket):
+    write_result_part(s3, bucket, RUN, 0, [_row(9)], replay_round=1)
+    write_result_part(s3, bucket, RUN, 1, [_row(4)], replay_round=1)
+    with pytest.raises(PartOrderError, match="line order"):
+        list(iter_result_rows(s3, bucket, RUN))

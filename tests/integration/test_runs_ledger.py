@@ -6,7 +6,9 @@ import threading
 import uuid
 
 import boto3
+import orjson
 import pytest
+from botocore.awsrequest import AWSResponse
 from moto.dynamodb.models import DynamoDBBackend
 
 from pipeline.ledger import RunLedger, UnknownRunError
@@ -226,3 +228,40 @@ def test_list_runs_newest_first_and_mark_finished_unknown(ledger, clock):
     assert [s.run for s in ledger.list_runs()][:3] == ["3" * 20, "2" * 20, "1" * 20]
     with pytest.raises(UnknownRunError):
         ledger.mark_finished("9" * 20, RunStatus.FAILED)
+
+
+class _RawBody:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_):
+        yield self._data
+
+
+def test_transaction_conflict_is_retried_and_counted_once(ledger, dynamodb):
+    # GIVEN DynamoDB cancels the first transaction for a conflict on the run item
+    run = "g" * 20
+    ledger.start_run(run, manifest="s3://in/m")
+    body = orjson.dumps(
+        {
+            "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+            "Message": "Transaction cancelled",
+            "CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}],
+        }
+    )
+    calls = []
+
+    def conflict_once(request, **_):
+        calls.append(1)
+        if len(calls) == 1:
+            return AWSResponse(request.url, 400, {}, _RawBody(body))
+        return None
+
+    dynamodb.meta.events.register("before-send.dynamodb.TransactWriteItems", conflict_once)
+    try:
+        assert _chunk(ledger, run, 0, ok=3) is True
+    finally:
+        dynamodb.meta.events.unregister("before-send.dynamodb.TransactWriteItems", conflict_once)
+    # THEN it was retried on the wire and counted exactly once
+    assert len(calls) == 2
+    assert ledger.get_run(run).ok == 3

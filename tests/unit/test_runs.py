@@ -57,3 +57,11 @@ def test_run_state_pending_and_completion():
         failed=1,
     )
     assert (state.pending, state.is_complete, state.wall_s(now=15.0)) == (5, False, 5.0)
+
+
+def test_eta_only_once_the_total_is_known():
+    base = {"run": "r", "manifest": "m", "status": RunStatus.RUNNING, "started_at": 0.0}
+    assert RunState(**base, lines_split=10, ok=5).eta_s(now=10.0) is None
+    done = RunState(**base, lines_split=10, is_split_done=True, ok=4, failed=1)
+    assert done.eta_s(now=10.0) == 10.0
+    assert RunState(**base, lines_split=10, is_split_done=True).eta_s(now=10.0) is None
