@@ -159,8 +159,8 @@ def write_failure_part(
 ) -> PartName:
     """Write failure records, sorted by line, to `name` (use `chunk_part` or a PARSE name).
 
-    With no records the part is deleted instead: a redelivered chunk that now fully succeeds
-    must not leave its first delivery's failures behind.
+    With no records an existing part is deleted instead: a redelivered chunk that now fully
+    succeeds must not leave an earlier delivery's failures behind.
 
     Raises:
         ResultWriteError: S3 refused the write (after the SDK's retries).
@@ -170,15 +170,30 @@ def write_failure_part(
         raise ValueError(f"{name.key} is not a failures part")
     ordered = sorted(records, key=lambda r: r.line)
     if not ordered:
-        try:
-            client.delete_object(Bucket=bucket, Key=name.key)
-        except ClientError as exc:
-            raise write_error_from(exc, f"deleting s3://{bucket}/{name.key}") from exc
+        _delete_if_present(client, bucket, name.key)
         return name
     with PartWriter(client, bucket, name.key) as writer:
         for record in ordered:
             writer.write(record.to_dict())
     return name
+
+
+def _delete_if_present(client: S3Client, bucket: str, key: str) -> None:
+    """Delete `key` only if it exists.
+
+    In the versioned results bucket a blind DeleteObject would leave a delete marker for every
+    clean chunk; a HEAD is one cheap read instead.
+    """
+    try:
+        client.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
+            return
+        raise write_error_from(exc, f"checking s3://{bucket}/{key}") from exc
+    try:
+        client.delete_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        raise write_error_from(exc, f"deleting s3://{bucket}/{key}") from exc
 
 
 class PartOrderError(ValueError):

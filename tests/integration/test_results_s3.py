@@ -106,6 +106,22 @@ def test_empty_failures_part_deletes_the_stale_one(s3, bucket):
     assert _keys(s3, bucket) == []
 
 
+def test_clean_chunk_sends_no_blind_delete(s3, bucket):
+    # S3 (unlike moto) leaves a delete marker for a blind DeleteObject in a versioned bucket,
+    # so a clean first delivery must not call DeleteObject at all.
+    deletes = []
+
+    def count(**_):
+        deletes.append(1)
+
+    s3.meta.events.register("before-send.s3.DeleteObject", count)
+    try:
+        write_failure_part(s3, bucket, chunk_part(PartKind.FAILURES, RUN, 5), [])
+    finally:
+        s3.meta.events.unregister("before-send.s3.DeleteObject", count)
+    assert deletes == []
+
+
 def test_readers_return_each_line_once_in_line_order_across_replays(s3, bucket):
     # GIVEN two chunks (lines 1-4, 5-8) with failures, parse failures, and two replay rounds
     write_result_part(s3, bucket, RUN, 0, [_row(1), _row(3)])
