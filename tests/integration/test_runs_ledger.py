@@ -9,7 +9,6 @@ import boto3
 import orjson
 import pytest
 from botocore.awsrequest import AWSResponse
-from moto.dynamodb.models import DynamoDBBackend
 
 from pipeline.ledger import RunLedger, UnknownRunError
 from pipeline.ledger_items import ChunkCounts, table_definition
@@ -17,41 +16,6 @@ from pipeline.runs import RunStatus, run_id
 from pipeline.summary import build_summary
 
 pytestmark = pytest.mark.integration
-
-_WRITE_METHODS = (
-    "put_item",
-    "update_item",
-    "delete_item",
-    "transact_write_items",
-    "batch_write_item",
-)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _serializable_dynamodb(emulator):
-    """Give moto's DynamoDB the isolation real DynamoDB has (moto 5.2.5 lacks it).
-
-    moto checks a transaction's conditions and applies it without a lock, and rolls a failed
-    one back by restoring a copy of the whole table taken before it started, so two concurrent
-    requests can both pass a condition or erase each other's writes. Real DynamoDB serializes
-    transactions. The moto server runs in this process, so one lock around its write methods
-    restores that; it belongs in `start_emulator()` (reported to the integrator).
-    """
-    lock = threading.RLock()
-    originals = {name: getattr(DynamoDBBackend, name) for name in _WRITE_METHODS}
-
-    def locked(method):
-        def wrapper(*args, **kwargs):
-            with lock:
-                return method(*args, **kwargs)
-
-        return wrapper
-
-    for name, method in originals.items():
-        setattr(DynamoDBBackend, name, locked(method))
-    yield
-    for name, method in originals.items():
-        setattr(DynamoDBBackend, name, method)
 
 
 class Clock:
