@@ -95,7 +95,9 @@ class ImageDecoder:
                 "not an image Pillow can read (JPEG, PNG, WebP, GIF, TIFF, BMP …)",
                 error=NOT_AN_IMAGE,
             ) from exc
-        except (*_HEADER_ERRORS, OSError, EOFError) as exc:
+        except (OSError, EOFError) as exc:
+            raise ImageDecodeError(f"truncated image header: {exc}", error=TRUNCATED_IMAGE) from exc
+        except _HEADER_ERRORS as exc:
             raise ImageDecodeError(f"corrupt image header: {exc}", error=CORRUPT_IMAGE) from exc
         width, height = image.size
         if width * height > self.max_pixels:
@@ -120,11 +122,14 @@ class ImageDecoder:
             image.draft("RGB", (side, side))
         try:
             image.load()  # a fresh image sits on its first frame: animated GIF/WebP/APNG too
-        except (OSError, EOFError, *_HEADER_ERRORS) as exc:
+        except (OSError, EOFError) as exc:  # the decoder ran out of data or met garbage
             image.close()
             raise ImageDecodeError(
                 f"truncated or corrupt image data: {exc}", error=TRUNCATED_IMAGE
             ) from exc
+        except _HEADER_ERRORS as exc:
+            image.close()
+            raise ImageDecodeError(f"corrupt image: {exc}", error=CORRUPT_IMAGE) from exc
         try:
             ImageOps.exif_transpose(image, in_place=True)
             return _to_rgb(image)
