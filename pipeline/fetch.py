@@ -1,4 +1,4 @@
-"""Read one image object from S3 into memory, within a byte limit.
+"""Read one image object from S3 (or a local file) into memory, within a byte limit.
 
 The S3 adapter of the image path, and the only place in the project that catches botocore's
 `ClientError` for image reads: each error code becomes an `ImageFetchError` with that code, or a
@@ -9,6 +9,7 @@ retryable `ThrottledError` when S3 still says slow down after the SDK's own retr
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -94,3 +95,26 @@ def _too_large(bucket: str, key: str, size: int, max_bytes: int) -> ImageFetchEr
         "(raise LAMBDAFLOW_MAX_IMAGE_BYTES to accept it)",
         error=OBJECT_TOO_LARGE,
     )
+
+
+def read_local_image(path: Path, *, max_bytes: int) -> bytes:
+    """Read a local image file with the same limit and error codes as an S3 object.
+
+    Raises:
+        ImageFetchError: ``error`` NoSuchFile, NotAFile, AccessDenied or ObjectTooLarge.
+    """
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise ImageFetchError(f"{path} is not a file", error="NotAFile")
+        if size > max_bytes:
+            raise ImageFetchError(
+                f"{path} is {size} bytes, over the {max_bytes}-byte limit "
+                "(raise LAMBDAFLOW_MAX_IMAGE_BYTES to accept it)",
+                error=OBJECT_TOO_LARGE,
+            )
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ImageFetchError(f"{path}: no such file", error="NoSuchFile") from exc
+    except PermissionError as exc:
+        raise ImageFetchError(f"{path}: permission denied", error="AccessDenied") from exc
