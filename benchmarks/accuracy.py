@@ -35,8 +35,8 @@ def main() -> int:
     args = parser.parse_args()
 
     truth = read_labels(args.labels)
-    decoder = ImageDecoder()
     classifier = Classifier.load(args.model)
+    decoder = ImageDecoder(input_size=classifier.input_size)
     top1 = top5 = failed = 0
     started = time.perf_counter()
     for name, expected in sorted(truth.items()):

@@ -79,8 +79,9 @@ def animated_gif(first: str, second: str) -> bytes:
     return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
 
 
+@cache
 def variants(name: str) -> dict[str, bytes]:
-    """Every encoding/mode that must classify like the original photo."""
+    """Every encoding/mode that must classify like the original photo (made once per run)."""
     image = photo(name)
     return {
         "jpeg": photo_bytes(name),
