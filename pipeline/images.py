@@ -14,11 +14,15 @@ import math
 import struct
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipeline.failures import ImageDecodeError
+
+if TYPE_CHECKING:
+    from pipeline.config import Settings
 
 CROP_FRACTION = 0.875
 """Share of the short side kept by the central crop (the EfficientNet/Inception eval recipe)."""
@@ -52,13 +56,22 @@ class ImageDecoder:
         input_size: Side of the square the model takes (224 for EfficientNet-Lite0).
         max_pixels: Images with more pixels are refused before any pixel is decoded. Pillow's
             own guard (`Image.MAX_IMAGE_PIXELS`, ~89 M by default) applies too: its
-            DecompressionBombWarning is turned into this same error, never just logged.
+            DecompressionBombWarning is this same error, never just a logged warning.
         max_bytes: Larger inputs are refused without being parsed.
     """
 
     input_size: int = DEFAULT_INPUT_SIZE
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_bytes: int = DEFAULT_MAX_BYTES
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, input_size: int) -> ImageDecoder:
+        """The decoder for a model's input size, with the limits configured in `settings`."""
+        return cls(
+            input_size=input_size,
+            max_pixels=settings.max_image_pixels,
+            max_bytes=settings.max_image_bytes,
+        )
 
     def decode(self, data: bytes) -> np.ndarray:
         """Decode one image into a float32 ``[input_size, input_size, 3]`` RGB array (0..255).
@@ -77,10 +90,20 @@ class ImageDecoder:
             )
         image = self._open(data)
         try:
-            image = self._load_rgb(image)
-            return self._crop_resize(image)
+            return self._crop_resize(self._load_rgb(image))
         finally:
             image.close()
+
+    @property
+    def pixel_limit(self) -> int:
+        """`max_pixels`, capped by Pillow's own bomb threshold.
+
+        Checking Pillow's threshold ourselves makes its DecompressionBombWarning an error
+        deterministically: `warnings.catch_warnings` below is process-global and not thread-safe
+        before Python 3.14, so under concurrent decoding it alone could let the warning through.
+        """
+        pillow_limit = Image.MAX_IMAGE_PIXELS
+        return self.max_pixels if pillow_limit is None else min(self.max_pixels, pillow_limit)
 
     def _open(self, data: bytes) -> Image.Image:
         """Read only the header, and refuse a decompression bomb before any pixel is decoded."""
@@ -100,10 +123,11 @@ class ImageDecoder:
         except _HEADER_ERRORS as exc:
             raise ImageDecodeError(f"corrupt image header: {exc}", error=CORRUPT_IMAGE) from exc
         width, height = image.size
-        if width * height > self.max_pixels:
+        limit = self.pixel_limit
+        if width * height > limit:
             image.close()
             raise ImageDecodeError(
-                f"{width}x{height} is over the {self.max_pixels}-pixel limit "
+                f"{width}x{height} is over the {limit}-pixel limit "
                 "(raise LAMBDAFLOW_MAX_IMAGE_PIXELS to accept it)",
                 error=TOO_MANY_PIXELS,
             )
@@ -123,18 +147,15 @@ class ImageDecoder:
         try:
             image.load()  # a fresh image sits on its first frame: animated GIF/WebP/APNG too
         except (OSError, EOFError) as exc:  # the decoder ran out of data or met garbage
-            image.close()
             raise ImageDecodeError(
                 f"truncated or corrupt image data: {exc}", error=TRUNCATED_IMAGE
             ) from exc
         except _HEADER_ERRORS as exc:
-            image.close()
             raise ImageDecodeError(f"corrupt image: {exc}", error=CORRUPT_IMAGE) from exc
         try:
             ImageOps.exif_transpose(image, in_place=True)
             return _to_rgb(image)
         except (OSError, ValueError, *_HEADER_ERRORS) as exc:
-            image.close()
             raise ImageDecodeError(
                 f"cannot convert {image.mode} image to RGB: {exc}", error=UNSUPPORTED_IMAGE
             ) from exc

@@ -119,11 +119,7 @@ def classify(
 def _classify_all(
     sources: Sequence[Source], classifier: Classifier, settings: Settings, top_k: int
 ) -> Iterator[Outcome]:
-    decoder = ImageDecoder(
-        input_size=classifier.input_size,
-        max_pixels=settings.max_image_pixels,
-        max_bytes=settings.max_image_bytes,
-    )
+    decoder = ImageDecoder.from_settings(settings, input_size=classifier.input_size)
     reader = _Reader(settings.max_image_bytes)
     for start in range(0, len(sources), GROUP_SIZE):
         group = sources[start : start + GROUP_SIZE]

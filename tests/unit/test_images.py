@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from pipeline.config import Settings
 from pipeline.failures import FailureRecord, ImageDecodeError, Stage
 from pipeline.images import CROP_FRACTION, ImageDecoder
 from tests import photos
@@ -157,3 +158,13 @@ def test_damaged_jpeg_decodes_or_raises_decode_error_never_anything_else(cut, fl
         }
     else:
         assert image.shape == (224, 224, 3)
+
+
+def test_decoder_limits_come_from_settings():
+    settings = Settings.from_env(
+        {"LAMBDAFLOW_MAX_IMAGE_PIXELS": "1000", "LAMBDAFLOW_MAX_IMAGE_BYTES": "2000"}
+    )
+    decoder = ImageDecoder.from_settings(settings, input_size=260)
+    assert (decoder.max_pixels, decoder.max_bytes, decoder.input_size) == (1000, 2000, 260)
+    assert decoder.pixel_limit == 1000
+    assert ImageDecoder(max_pixels=10**12).pixel_limit == Image.MAX_IMAGE_PIXELS
