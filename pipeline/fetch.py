@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 
 from pipeline.failures import ImageFetchError, Stage, ThrottledError
 
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-else:
-    S3Client = Any
+S3Client = Any
+"""A boto3 S3 client (typed as Any: no SDK stubs are locked; `types-boto3-s3` would fit here)."""
 
 logger = logging.getLogger(__name__)
 
