@@ -174,7 +174,7 @@ def open_resumable(
             spacing_bytes=spacing_bytes,
             index=index,
             offset=offset,
-            readbuf_bytes=block_bytes,
+            readbuf_bytes=max(16 * 1024, block_bytes // 4),
             keep_behind_bytes=2 * buffer_bytes + spacing_bytes,
         )
     return ResumableStream(

@@ -79,8 +79,8 @@ class ZranRaw(io.RawIOBase):
     ) -> ZranRaw:
         """Open at ``offset``, restarting from ``index``'s last seek point when one is given.
 
-        ``readbuf_bytes`` is zran's compressed read size: what a pass fetches past its last
-        line is at most this plus the caller's read buffer, so it matches the fetch block.
+        ``readbuf_bytes`` is zran's compressed read size, and so most of what a pass fetches
+        past its last line: keep it a fraction of the fetch block (bigger is ~8% faster).
         """
         try:
             igz = IndexedGzipFile(
