@@ -36,6 +36,7 @@ from pipeline.zranraw import DEFAULT_SPACING_BYTES, ZranRaw
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_VERSION = 1
+_FAR_BEHIND_BYTES = 256 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -226,6 +227,13 @@ def take_checkpoint(
     name = f"zran-{uncompressed_offset:016d}.idx.z"
     ref = stream.index_store.put_index(name, zlib.compress(index.to_bytes(), 6))
     point = index.points[-1]
+    if uncompressed_offset - point.uncompressed_offset > _FAR_BEHIND_BYTES:
+        logger.warning(
+            "checkpoint at %d resumes from the seek point at %d: the consumer lagged more than "
+            "the kept points, so the next pass re-inflates the gap",
+            uncompressed_offset,
+            point.uncompressed_offset,
+        )
     return Checkpoint(compressed_offset=point.compressed_offset, index_ref=ref, **common)
 
 

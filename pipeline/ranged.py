@@ -154,14 +154,28 @@ class S3ObjectReader:
         return self._call("get_object", Range=byte_range, **args)["Body"]
 
     def _read_body(self, body: Any, size: int) -> bytes:
+        """Read exactly ``size`` bytes: a short read would look like the end of the gzip."""
+        parts: list[bytes] = []
+        missing = size
         try:
-            data = body.read(size)
+            while missing > 0:
+                part = body.read(missing)
+                if not part:
+                    break
+                parts.append(part)
+                missing -= len(part)
         except (BotoCoreError, OSError) as exc:
             raise ManifestReadError(
                 f"reading s3://{self.bucket}/{self.key} broke: {exc}; retry the pass",
                 error="ReadInterrupted",
             ) from exc
+        data = b"".join(parts)
         self.bytes_fetched += len(data)
+        if missing > 0:
+            raise ManifestReadError(
+                f"s3://{self.bucket}/{self.key} ended {missing} bytes early; retry the pass",
+                error="ReadInterrupted",
+            )
         return data
 
     def _object_args(self) -> dict[str, str]:

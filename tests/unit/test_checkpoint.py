@@ -69,12 +69,16 @@ def test_chained_passes_yield_exactly_the_lines_of_one_pass(tmp_path, encoding):
         return readers[-1]
 
     # WHEN the whole manifest is read through checkpoints
-    chain = run_chain(open_reader, LocalIndexStore(tmp_path / "idx"), lines_per_pass=25_000)
+    store = LocalIndexStore(tmp_path / "idx")
+    chain = run_chain(open_reader, store, lines_per_pass=25_000)
 
     # THEN every line arrives once, in order, with its 1-based number
     assert chain.lines == _one_pass_lines(TEXT)
     assert chain.passes >= 5
     assert chain.checkpoints[-1].next_line == TEXT.count(b"\n") + 1
+    # AND a pass resumed from the final checkpoint finds nothing left
+    last = open_resumable(RecordingReader(path), chain.checkpoints[-1], index_store=store, **SMALL)
+    assert last.read() == b""
     # AND the whole chain fetched the object about once: per pass, the block holding the seek
     # point (fetched by both passes) and zran's read-ahead past the last line (a quarter block
     # of compressed input, up to a spacing of index expansion, the decompressed read buffer)

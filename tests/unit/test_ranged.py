@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 
 import pytest
+from botocore.exceptions import ClientError
 
+from pipeline.failures import ManifestReadError, ThrottledError
 from pipeline.gzindex import IndexFormatError, ZranIndex
-from pipeline.ranged import LocalFileReader, RangedRawFile
+from pipeline.ranged import LocalFileReader, RangedRawFile, S3ObjectReader
 from pipeline.zranraw import ZranRaw
 from tests.checkpoint_chain import gzip_members, manifest_text
 
@@ -93,3 +95,64 @@ def test_zran_index_parse_rejects_what_is_not_an_index():
         ZranIndex.parse(b"GZIDX")
     with pytest.raises(IndexFormatError, match="not a zran v1 index"):
         ZranIndex.parse(b"NOTIX" + bytes(40))
+
+
+class _TrickleBody:
+    """A streaming body that hands out at most 1000 bytes per read, like a slow socket."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def read(self, size: int) -> bytes:
+        part, self._data = self._data[: min(size, 1000)], self._data[min(size, 1000) :]
+        return part
+
+    def close(self) -> None:
+        self._data = b""
+
+
+class _FakeS3:
+    """The two calls S3ObjectReader makes, over one in-memory object; records every GET."""
+
+    def __init__(self, data: bytes, error: str | None = None) -> None:
+        self.data, self.error, self.gets = data, error, []
+
+    def head_object(self, **_kwargs):
+        return {"ContentLength": len(self.data), "ETag": '"e1"'}
+
+    def get_object(self, *, Range: str, **kwargs):
+        if self.error:
+            raise ClientError({"Error": {"Code": self.error}}, "GetObject")
+        self.gets.append((Range, kwargs.get("IfMatch")))
+        start, _, end = Range.removeprefix("bytes=").partition("-")
+        stop = int(end) + 1 if end else len(self.data)
+        return {"Body": _TrickleBody(self.data[int(start) : stop])}
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_s3_reader_assembles_short_socket_reads_into_whole_ranges(streaming):
+    data = bytes(range(256)) * 100
+    client = _FakeS3(data)
+    reader = S3ObjectReader(client, "b", "k", streaming=streaming)
+    assert reader.read_range(0, 5000) == data[:5000]
+    assert reader.read_range(5000, 9000) == data[5000:9000]
+    assert reader.read_range(20_000, 99_999) == data[20_000:]
+    assert reader.bytes_fetched == 9000 + len(data) - 20_000
+    # streaming serves the sequential second range from the first GET; every GET is pinned
+    assert len(client.gets) == (2 if streaming else 3)
+    assert {if_match for _, if_match in client.gets} == {'"e1"'}
+
+
+@pytest.mark.parametrize(
+    ("code", "error_type", "error"),
+    [
+        ("SlowDown", ThrottledError, "SlowDown"),
+        ("AccessDenied", ManifestReadError, "AccessDenied"),
+        ("PreconditionFailed", ManifestReadError, "ManifestChanged"),
+    ],
+)
+def test_s3_reader_turns_client_errors_into_pipeline_errors(code, error_type, error):
+    reader = S3ObjectReader(_FakeS3(b"x" * 10, error=code), "b", "k")
+    with pytest.raises(error_type) as caught:
+        reader.read_range(0, 10)
+    assert caught.value.error == error
