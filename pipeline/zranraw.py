@@ -31,6 +31,9 @@ DEFAULT_SPACING_BYTES = 1024 * 1024
 _MIN_GZIP_BYTES = 18
 """A gzip member is at least a 10-byte header and an 8-byte trailer."""
 
+_TAIL_BYTES = 64 * 1024
+"""How much of the object's end is searched for the last trailer past NUL padding."""
+
 _TRIM_EVERY_POINTS = 64
 """Shed old seek points once this many spacings were read since the last trim (2 MiB windows)."""
 
@@ -150,7 +153,8 @@ class ZranRaw(io.RawIOBase):
         zran does not validate CRCs when every read restarts at a seek point, and stops quietly
         where the data ends; the gzip trailer's ISIZE (length mod 2**32 of the last member) must
         match what was decompressed since that member's start, which the index records as a
-        point without window. Indexing the (cached) tail costs no new fetch.
+        point without window. NUL padding after the trailer is allowed, as gzip allows it.
+        Indexing the (cached) tail costs no new fetch.
         """
         self._is_verified = True
         try:
@@ -160,9 +164,11 @@ class ZranRaw(io.RawIOBase):
         except (OSError, ValueError) as exc:
             raise _read_error(exc, self._source) from exc
         size = self._source.size_bytes
-        self._source.seek(max(0, size - 4))
-        isize = int.from_bytes(self._source.read(4) or b"", "little")
-        if size < _MIN_GZIP_BYTES or (self._pos - member_start) % 2**32 != isize:
+        expected = ((self._pos - member_start) % 2**32).to_bytes(4, "little")
+        tail = self._tail(8)
+        if tail.endswith(b"\0") and not tail.endswith(expected):
+            tail = self._tail(_TAIL_BYTES)  # NUL padding: look further back, rarely needed
+        if size < _MIN_GZIP_BYTES or not _has_trailer(tail, expected):
             raise ManifestReadError(
                 f"the gzip stream does not match its trailer: {self._pos} bytes decompressed, "
                 f"the trailer at compressed byte {size} disagrees; the object is truncated or "
@@ -171,12 +177,22 @@ class ZranRaw(io.RawIOBase):
                 compressed_offset=size,
             )
 
+    def _tail(self, length: int) -> bytes:
+        self._source.seek(max(0, self._source.size_bytes - length))
+        return self._source.read(length) or b""
+
     def _shed_points(self) -> None:
         keep_from = max(0, self._pos - self._keep_behind_bytes)
         index = self.export_index().trimmed(keep_from, keep_later=True)
         self._igz.import_index(fileobj=io.BytesIO(index.to_bytes()))
         self._last_trim = self._pos
         logger.debug("kept %d seek points at offset %d", len(index.points), self._pos)
+
+
+def _has_trailer(tail: bytes, isize: bytes) -> bool:
+    """Whether ``tail`` ends with ``isize``, allowing NUL padding after it (gzip ignores it)."""
+    padding = len(tail) - len(tail.rstrip(b"\0"))
+    return any(tail[: len(tail) - cut].endswith(isize) for cut in range(padding + 1))
 
 
 def _read_error(exc: Exception, source: RangedRawFile) -> PipelineError:

@@ -218,6 +218,12 @@ def test_broken_gzip_raises_manifest_read_error_with_the_compressed_offset(tmp_p
     assert caught.value.compressed_offset >= middle - SMALL["block_bytes"]
 
 
+def test_nul_padding_after_the_last_member_is_accepted_as_gzip_accepts_it(tmp_path):
+    path = tmp_path / "padded.csv.gz"
+    path.write_bytes(gzip_single(TEXT) + b"\0" * 512)
+    assert open_resumable(LocalFileReader(path), None, index_store=None, **SMALL).read() == TEXT
+
+
 def test_empty_gzip_member_reads_as_empty(tmp_path):
     path = tmp_path / "empty.csv.gz"
     path.write_bytes(gzip.compress(b""))
