@@ -107,7 +107,7 @@ class ManifestReader:
 
     def __iter__(self) -> Iterator[Item]:
         self._stream = open_decoded(self.source, client=self._client)
-        head = self._stream.read(SNIFF_BYTES)
+        head = _read_head(self._stream)
         self.format = sniff_format(head)
         if self.format is ManifestFormat.INVENTORY:
             yield from self._iter_inventory(head)
@@ -161,6 +161,19 @@ class ManifestReader:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _read_head(stream: DecodedStream) -> bytes:
+    """Read the bytes to sniff; a stream broken already there broke at line 1."""
+    try:
+        return stream.read(SNIFF_BYTES)
+    except ManifestReadError as exc:
+        raise ManifestReadError(
+            f"{exc.message} while reading line 1",
+            error=exc.error,
+            line=1,
+            compressed_offset=exc.compressed_offset,
+        ) from exc
 
 
 def iter_manifest(

@@ -1,0 +1,113 @@
+"""The resume seam: after any item, `position` restarts a reader right after that item."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from pipeline.manifest import (
+    ManifestFormat,
+    ManifestReader,
+    RecordReader,
+    iter_records_from_stream,
+    sniff_format,
+)
+from tests.unit.manifest_helpers import as_tuple, write
+
+LINE_CASES = {
+    "batch_csv": (
+        ManifestFormat.CSV,
+        b"\xef\xbb\xbfbkt,a.jpg\r\n\nbkt," + b"x" * 300 + b"\nbkt,b%20c.jpg\nbad\nbkt,d.jpg",
+    ),
+    "header_csv": (ManifestFormat.CSV, b"bucket,key\nbkt,a.jpg\n\nbkt,b.jpg\nbkt\nbkt,c.jpg\n"),
+    "uri_csv": (ManifestFormat.CSV, b"s3://bkt/a\ns3://bkt/b\n\nnope\ns3://bkt/c\n"),
+    "json_lines": (
+        ManifestFormat.JSON_LINES,
+        b'{"uri":"s3://bkt/a"}\n\n{oops}\n{"bucket":"bkt","key":"b"}\n{"uri":"s3://bkt/c"}',
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(LINE_CASES), ids=list(LINE_CASES))
+def test_resuming_at_any_position_yields_exactly_the_rest(case):
+    # GIVEN a decompressed manifest and everything a full read yields, with positions
+    fmt, data = LINE_CASES[case]
+    reader = RecordReader(io.BytesIO(data), fmt, max_line_bytes=200)
+    full, positions = [], []
+    for item in reader:
+        full.append(as_tuple(item))
+        positions.append(reader.position)
+    assert full
+    for i, pos in enumerate(positions):
+        # WHEN a new reader starts at the position recorded after item i
+        resumed = RecordReader(
+            io.BytesIO(data[pos.offset :]),
+            fmt,
+            first_line=pos.line,
+            start_offset=pos.offset,
+            layout=pos.layout,
+            max_line_bytes=200,
+        )
+        # THEN it yields exactly the items after item i: nothing lost, nothing twice
+        assert [as_tuple(x) for x in resumed] == full[i + 1 :]
+
+
+def test_position_offset_is_the_end_of_the_items_line():
+    data = b"bkt,a\n\nbkt,bb\r\nbkt,c"
+    reader = RecordReader(io.BytesIO(data), ManifestFormat.CSV)
+    ends = [(reader.position.line, reader.position.offset) for _ in reader]
+    assert ends == [(2, 6), (4, 15), (5, 20)]
+    assert reader.lines_read == 4
+    assert reader.uncompressed_bytes == len(data)
+
+
+def test_json_array_resumes_by_element_number():
+    data = b'["s3://bkt/a", 7, {"uri": "s3://bkt/b"}, "s3://bkt/c"]'
+    reader = RecordReader(io.BytesIO(data), ManifestFormat.JSON_ARRAY)
+    full, positions = [], []
+    for item in reader:
+        full.append(as_tuple(item))
+        positions.append(reader.position)
+    assert [p.offset for p in positions] == [None] * 4
+    for i, pos in enumerate(positions):
+        rest = iter_records_from_stream(
+            io.BytesIO(data), ManifestFormat.JSON_ARRAY, first_line=pos.line
+        )
+        assert [as_tuple(x) for x in rest] == full[i + 1 :]
+
+
+@pytest.mark.parametrize(
+    ("head", "fmt"),
+    [
+        (b"bkt,key\n", ManifestFormat.CSV),
+        (b"\xef\xbb\xbf  [1]", ManifestFormat.JSON_ARRAY),
+        (b'{"uri": "s3://b/k"}\n', ManifestFormat.JSON_LINES),
+        (b'{"fileSchema": "Bucket, Key", "files": []}', ManifestFormat.INVENTORY),
+        (b'{\n  "sourceBucket": "b",\n  "fileSchema": "Bucket, Key",', ManifestFormat.INVENTORY),
+        (b"{\n  broken", ManifestFormat.JSON_LINES),
+        (b"", ManifestFormat.CSV),
+    ],
+)
+def test_sniff_format_from_first_bytes(head, fmt):
+    assert sniff_format(head) is fmt
+
+
+def test_manifest_reader_reports_counters_and_gzip_offsets(tmp_path):
+    data = b"".join(b"bkt,k%d\n" % i for i in range(1000))
+    path = write(tmp_path, "m.csv", data, is_gzip=True)
+    reader = ManifestReader(str(path))
+    items = list(reader)
+    assert len(items) == 1000
+    assert reader.format is ManifestFormat.CSV
+    assert reader.lines_read == 1000
+    assert reader.uncompressed_bytes == len(data)
+    assert reader.compressed_bytes == path.stat().st_size
+    assert reader.size_bytes() == path.stat().st_size
+    assert reader.position.line == 1001
+    assert reader.position.offset == len(data)
+
+
+def test_inventory_is_not_a_stream_format():
+    with pytest.raises(ValueError, match="Inventory"):
+        RecordReader(io.BytesIO(b""), ManifestFormat.INVENTORY)
