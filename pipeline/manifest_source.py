@@ -59,11 +59,14 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def _client_error_code(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", "ReadFailed"))
-    if isinstance(exc, FileNotFoundError):
-        return "NoSuchKey"
+def _client_error_code(exc: BaseException | None) -> str:
+    """The S3 error code behind `exc` (smart_open wraps ClientError in OSError), or ReadFailed."""
+    while exc is not None:
+        if isinstance(exc, ClientError):
+            return str(exc.response.get("Error", {}).get("Code", "ReadFailed"))
+        if isinstance(exc, FileNotFoundError):
+            return "NoSuchKey"
+        exc = exc.__cause__ or exc.__context__
     return "ReadFailed"
 
 
