@@ -21,10 +21,14 @@ MESSAGE_VERSION = 1
 _ITEM_WITH_VERSION = 4
 
 
-def _item(record: ManifestRecord) -> list[Any]:
-    if record.version_id is None:
-        return [record.line, record.bucket, record.key]
-    return [record.line, record.bucket, record.key, record.version_id]
+def _items(records: Iterable[ManifestRecord]) -> list[list[Any]]:
+    """The message's item lists (one comprehension: this runs once per record, twice a chunk)."""
+    return [
+        [r.line, r.bucket, r.key]
+        if r.version_id is None
+        else [r.line, r.bucket, r.key, r.version_id]
+        for r in records
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +48,7 @@ class Chunk:
             "v": MESSAGE_VERSION,
             "run": self.run,
             "chunk": self.number,
-            "items": [_item(record) for record in self.items],
+            "items": _items(self.items),
         }
 
     @classmethod
@@ -71,6 +75,32 @@ def _envelope_bytes(run: str, number: int) -> int:
     return len(orjson.dumps({"v": MESSAGE_VERSION, "run": run, "chunk": number, "items": []}))
 
 
+def _fitting_prefix(records: list[ManifestRecord], run: str, number: int, cap: int) -> int:
+    """How many of `records`, from the first, one message of at most `cap` bytes can hold.
+
+    One `orjson.dumps` of the whole list answers the common case (everything fits); only an
+    overfull candidate is measured item by item. Both measure the exact message bytes.
+
+    Raises:
+        ValueError: when not even the first record fits.
+    """
+    envelope = _envelope_bytes(run, number)
+    items = _items(records)
+    if envelope - 2 + len(orjson.dumps(items)) <= cap:  # "[]" is counted in both
+        return len(records)
+    size = envelope
+    for n, item in enumerate(items):
+        size += len(orjson.dumps(item)) + (1 if n else 0)
+        if size > cap:
+            if n == 0:
+                raise ValueError(
+                    f"line {records[0].line} alone makes a {size}-byte message, over "
+                    f"chunk_max_bytes={cap}; raise the limit"
+                )
+            return n
+    return len(records)
+
+
 def iter_chunks(
     records: Iterable[ManifestRecord],
     *,
@@ -81,7 +111,8 @@ def iter_chunks(
 ) -> Iterator[Chunk]:
     """Cut records into chunks of at most `chunk_items` whose message fits `chunk_max_bytes`.
 
-    Sizes are exact (orjson, as the sender serialises), counting one comma per item.
+    Greedy and exact: each chunk is the longest run of the next records within both limits, so
+    the cut depends on nothing but the records, the limits, `run` and `first_chunk`.
 
     Raises:
         ValueError: for non-positive limits, or a record that alone would overflow a message.
@@ -89,21 +120,16 @@ def iter_chunks(
     if chunk_items <= 0 or chunk_max_bytes <= 0:
         raise ValueError("chunk_items and chunk_max_bytes must be positive")
     number = first_chunk
-    items: list[ManifestRecord] = []
-    size = _envelope_bytes(run, number)
+    pending: list[ManifestRecord] = []
     for record in records:
-        item_bytes = len(orjson.dumps(_item(record))) + 1
-        if items and (len(items) >= chunk_items or size + item_bytes > chunk_max_bytes):
-            yield Chunk(run, number, tuple(items))
+        pending.append(record)
+        if len(pending) >= chunk_items:
+            n = _fitting_prefix(pending, run, number, chunk_max_bytes)
+            yield Chunk(run, number, tuple(pending[:n]))
             number += 1
-            items = []
-            size = _envelope_bytes(run, number)
-        if size + item_bytes > chunk_max_bytes:
-            raise ValueError(
-                f"line {record.line} alone makes a {size + item_bytes}-byte message, over "
-                f"chunk_max_bytes={chunk_max_bytes}; raise the limit"
-            )
-        items.append(record)
-        size += item_bytes
-    if items:
-        yield Chunk(run, number, tuple(items))
+            del pending[:n]
+    while pending:
+        n = _fitting_prefix(pending, run, number, chunk_max_bytes)
+        yield Chunk(run, number, tuple(pending[:n]))
+        number += 1
+        del pending[:n]

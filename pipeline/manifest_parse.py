@@ -31,7 +31,6 @@ _KEY_COLUMNS = frozenset({"key", "object_key"})
 _URI_COLUMNS = frozenset({"uri", "s3_uri", "url"})
 _BUCKET_COLUMNS = frozenset({"bucket"})
 _VERSION_COLUMNS = frozenset({"version_id", "versionid", "version"})
-_VERSION_FIELDS = ("version_id", "versionId", "VersionId")
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +186,10 @@ def parse_csv_row(text: str, line: int, layout: CsvLayout) -> ManifestRecord | M
     """Parse one non-blank CSV row (already decoded, without its line ending)."""
     if layout.kind is CsvKind.BATCH and '"' not in text:  # the hot path: plain Batch rows
         fields = text.split(",")
+        if len(fields) == 2:  # noqa: PLR2004  # bucket,key: the commonest row, fastest path
+            bucket, key = fields
+            if bucket in _KNOWN_BUCKETS and key and "%" not in key and "+" not in key:
+                return ManifestRecord(line, bucket, key)
         if 1 < len(fields) <= _BATCH_MAX_FIELDS:
             return _parse_batch_fields(fields, line)
     if layout.kind is CsvKind.URI:
@@ -252,7 +255,9 @@ def parse_json_value(value: Any, line: int) -> ManifestRecord | ManifestLineErro
         return _fail(
             "NotAnObject", f"expected an object or a URI, got {type(value).__name__}", line
         )
-    version = next((value[f] for f in _VERSION_FIELDS if isinstance(value.get(f), str)), None)
+    version = value.get("version_id") or value.get("versionId") or value.get("VersionId")
+    if not isinstance(version, str):
+        version = None
     uri = value.get("uri")
     if isinstance(uri, str):
         record = parse_uri(uri, line)

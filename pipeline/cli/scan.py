@@ -29,7 +29,7 @@ from pipeline.failures import ConfigError, ManifestLineError, ManifestReadError
 from pipeline.manifest import Item, ManifestReader, ManifestRecord
 
 EXAMPLES_PER_ERROR = 5
-PROGRESS_EVERY = 65536
+PROGRESS_EVERY_CHUNKS = 16
 SCAN_RUN_ID = "scan0000000000000"
 """Stand-in run id of a run's length, so message sizes (and chunk cuts) match a real run."""
 
@@ -83,16 +83,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _records(items: Iterator[Item], report: ScanReport, tick: Any) -> Iterator[ManifestRecord]:
-    """Pass records on to chunking; tally failures; call `tick` now and then."""
-    for n, item in enumerate(items):
+def _records(items: Iterator[Item], report: ScanReport) -> Iterator[ManifestRecord]:
+    """Pass records on to chunking and tally failures."""
+    for item in items:
         if isinstance(item, ManifestRecord):
-            report.records += 1
             yield item
         else:
             report.count_failure(item)
-        if n % PROGRESS_EVERY == 0:
-            tick()
 
 
 def scan_manifest(
@@ -102,17 +99,19 @@ def scan_manifest(
     report = ScanReport(source=source)
     started = time.perf_counter()
     reader = ManifestReader(source, client=client, max_line_bytes=settings.max_line_bytes)
-    progress = tick or (lambda _reader: None)
     try:
         chunks = iter_chunks(
-            _records(iter(reader), report, lambda: progress(reader)),
+            _records(iter(reader), report),
             run=SCAN_RUN_ID,
             chunk_items=settings.chunk_items,
             chunk_max_bytes=settings.chunk_max_bytes,
         )
         for chunk in chunks:
             report.chunks += 1
+            report.records += len(chunk.items)
             report.chunk_sqs_units += sqs_units(len(orjson.dumps(chunk.to_message())))
+            if tick is not None and report.chunks % PROGRESS_EVERY_CHUNKS == 0:
+                tick(reader)
         report.complete = True
     except ManifestReadError as exc:
         report.error = exc.message
