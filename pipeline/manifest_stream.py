@@ -18,6 +18,7 @@ import ijson
 import orjson
 
 from pipeline.failures import ManifestLineError, ManifestReadError
+from pipeline.manifest_lines import BOM, DEFAULT_MAX_LINE_BYTES, HeadStream, LineSplitter
 from pipeline.manifest_parse import (
     CsvKind,
     CsvLayout,
@@ -27,11 +28,7 @@ from pipeline.manifest_parse import (
     parse_json_value,
 )
 
-DEFAULT_MAX_LINE_BYTES = 64 * 1024
-BLOCK_BYTES = 1024 * 1024
-"""Read size: big enough that `bytes.split` does the line finding in C, small next to memory."""
 SNIFF_BYTES = 64 * 1024
-BOM = b"\xef\xbb\xbf"
 
 Item = ManifestRecord | ManifestLineError
 
@@ -84,20 +81,6 @@ def sniff_format(head: bytes) -> ManifestFormat:
     return ManifestFormat.INVENTORY if is_inventory else ManifestFormat.JSON_LINES
 
 
-class _HeadStream:
-    """A stream with bytes already read from it put back in front (ijson reads through it)."""
-
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
-        self._head = head
-        self._stream = stream
-
-    def read(self, size: int = -1) -> bytes:
-        if self._head and size != 0:  # ijson probes the type with read(0)
-            data, self._head = self._head, b""
-            return data
-        return self._stream.read(size)
-
-
 class RecordReader:
     """Iterate one decompressed manifest stream; see the module docstring.
 
@@ -126,12 +109,13 @@ class RecordReader:
     ) -> None:
         if fmt is ManifestFormat.INVENTORY:
             raise ValueError("an Inventory manifest.json lists parts; read it with iter_manifest")
-        self._stream, self._fmt, self._head = stream, fmt, head
+        self._fmt = fmt
         self._max_line_bytes, self._part, self._layout = max_line_bytes, part, layout
         self._first_line = first_line
         self._next_line, self._next_offset = first_line, start_offset
-        self._end = start_offset
         self._line_after = first_line
+        self._source = HeadStream(head, stream, start_offset=start_offset)
+        self._lines = LineSplitter(self._source, max_line_bytes=max_line_bytes)
 
     @property
     def position(self) -> Position:
@@ -141,8 +125,8 @@ class RecordReader:
 
     @property
     def uncompressed_bytes(self) -> int:
-        """Uncompressed offset reached so far (lines read, not only lines yielded)."""
-        return self._end
+        """Uncompressed offset reached so far (read ahead of the last item by up to a block)."""
+        return self._source.offset
 
     @property
     def lines_read(self) -> int:
@@ -152,7 +136,7 @@ class RecordReader:
     def __iter__(self) -> Iterator[Item]:
         items = self._iter_json_array() if self._fmt is ManifestFormat.JSON_ARRAY else None
         if items is None:
-            lines = self._iter_lines()
+            lines = iter(self._lines)
             is_csv = self._fmt is ManifestFormat.CSV
             items = self._iter_csv(lines) if is_csv else self._iter_json_lines(lines)
         try:
@@ -167,38 +151,6 @@ class RecordReader:
                 line=line,
                 compressed_offset=exc.compressed_offset,
             ) from exc
-
-    def _iter_lines(self) -> Iterator[bytes | None]:
-        """Yield each line without its newline (None for an over-long one), tracking offsets."""
-        read, limit = self._stream.read, self._max_line_bytes
-        offset, pending, skipped = self._end, b"", 0
-        block = self._head or read(BLOCK_BYTES)
-        if offset == 0 and block.startswith(BOM):
-            block, offset = block[len(BOM) :], len(BOM)
-        while block:
-            parts = block.split(b"\n")
-            tail = parts.pop()
-            if parts and skipped:
-                offset += skipped + len(parts[0]) + 1
-                skipped, self._end = 0, offset
-                yield None
-                del parts[0]
-            elif parts and pending:
-                parts[0], pending = pending + parts[0], b""
-            for line in parts:
-                offset += len(line) + 1
-                self._end = offset
-                yield None if len(line) > limit else line
-            if skipped:
-                skipped += len(tail)
-            else:
-                pending += tail
-                if len(pending) > limit:
-                    skipped, pending = len(pending), b""
-            block = read(BLOCK_BYTES)
-        if skipped or pending:
-            self._end = offset + (skipped or len(pending))
-            yield None if skipped else pending
 
     def _too_long(self, line: int) -> ManifestLineError:
         return ManifestLineError(
@@ -226,7 +178,7 @@ class RecordReader:
                         if self._layout is None and self._detect_layout(text, n):
                             continue
                         item = parse_csv_row(text, n, self._layout)  # type: ignore[arg-type]
-                self._next_line, self._next_offset = n + 1, self._end
+                self._next_line, self._next_offset = n + 1, self._lines.end
                 yield item
         finally:
             self._line_after = n + 1
@@ -254,7 +206,7 @@ class RecordReader:
                         item = parse_json_value(loads(raw), n)
                     except decode_error as exc:
                         item = _bad_json_line(raw, n, exc)
-                self._next_line, self._next_offset = n + 1, self._end
+                self._next_line, self._next_offset = n + 1, self._lines.end
                 yield item
         finally:
             self._line_after = n + 1
@@ -262,7 +214,8 @@ class RecordReader:
     def _iter_json_array(self) -> Iterator[Item]:
         """Stream array elements with ijson; element number = index + 1 = line identity."""
         first = self._next_line
-        source = _HeadStream(self._head.removeprefix(BOM), self._stream)
+        source = self._source
+        source.skip_bom()
         n = 0
         try:
             for n, value in enumerate(
