@@ -32,8 +32,11 @@ class HeadStream:
         """Drop a UTF-8 byte order mark, if the stream starts (at offset 0) with one."""
         if self.offset != 0:
             return
-        if not self._head:
-            self._head = self._stream.read(BLOCK_BYTES)
+        while len(self._head) < len(BOM):  # a short read must not hide a BOM
+            more = self._stream.read(BLOCK_BYTES)
+            if not more:
+                break
+            self._head += more
         if self._head.startswith(BOM):
             self._head = self._head[len(BOM) :]
             self.offset = len(BOM)
