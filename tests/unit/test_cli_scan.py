@@ -9,6 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
+from pipeline.cli.scan import _scan_with_progress, scan_manifest
+from pipeline.config import Settings
 
 runner = CliRunner()
 
@@ -79,3 +81,13 @@ def test_scan_with_bad_settings_is_a_usage_error(tmp_path):
     result = _scan(str(path), env={"LAMBDAFLOW_CHUNK_ITEMS": "zero"})
     assert result.exit_code == 2
     assert "LAMBDAFLOW_CHUNK_ITEMS" in result.stderr
+
+
+def test_progress_scan_ticks_and_matches_plain_scan(tmp_path):
+    path = tmp_path / "m.csv.gz"
+    path.write_bytes(gzip.compress(b"".join(b"bkt,k%d\n" % i for i in range(100))))
+    settings = Settings.from_env({}, chunk_items=2)
+    with_bar = _scan_with_progress(str(path), settings)
+    plain = scan_manifest(str(path), settings=settings)
+    assert (with_bar.records, with_bar.chunks, with_bar.complete) == (100, 50, True)
+    assert (plain.records, plain.chunks, plain.lines) == (100, 50, 100)

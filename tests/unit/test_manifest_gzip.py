@@ -7,7 +7,10 @@ import io
 import zlib
 
 import pytest
+import smart_open
+from isal import igzip
 
+import pipeline.manifest_source  # noqa: F401  # registers the ISA-L compressor
 from pipeline.failures import ManifestReadError
 from pipeline.manifest import ManifestRecord, iter_manifest
 from tests.unit.manifest_helpers import as_tuple, read_all
@@ -114,3 +117,11 @@ def test_records_are_plain_values():
     with pytest.raises(AttributeError):
         ManifestRecord(1, "b", "k").key = "x"  # type: ignore[misc]
     assert not hasattr(io, "nothing")
+
+
+def test_smart_open_reads_gz_by_name_with_isal(tmp_path):
+    path = tmp_path / "x.jsonl.gz"
+    path.write_bytes(gzip.compress(b"hello\n"))
+    with smart_open.open(str(path), "rb") as f:
+        assert isinstance(f, igzip.IGzipFile)
+        assert f.read() == b"hello\n"
