@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.config import Config
 
 from pipeline.failures import ManifestLineError, ManifestReadError
 from pipeline.manifest_inventory import parse_inventory, part_source, read_bounded
@@ -31,6 +32,9 @@ from pipeline.manifest_stream import (
     iter_records_from_stream,
     sniff_format,
 )
+
+_S3_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+"""FACTS.md: `standard` retries ride out S3's 503 SlowDown; `legacy` does not."""
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -68,7 +72,7 @@ class ManifestReader:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     ) -> None:
         if client is None and source.startswith(S3_SCHEME):
-            client = boto3.client("s3")
+            client = boto3.client("s3", config=_S3_CONFIG)
         self.source = source
         self._client = client
         self._max_line_bytes = max_line_bytes

@@ -76,20 +76,31 @@ def read_bounded(head: bytes, read: object) -> bytes:
 
 
 def part_source(manifest_source: str, inventory: InventoryManifest, key: str) -> str:
-    """Where part `key` lives: the destination bucket on S3, or a local copy of the tree.
+    """Where part `key` lives: beside manifest.json in its bucket, or in a local copy of the tree.
 
-    Locally, the part is looked for as `key` under each ancestor of manifest.json (a downloaded
-    destination prefix), then beside it and in a `data/` folder beside it.
+    S3 Inventory writes manifest.json and its parts to the same destination bucket, so parts are
+    read only from the manifest's own bucket: an uploaded manifest.json naming another bucket
+    must not make us read it (DESIGN.md "Security"). Locally, the part is looked for as `key`
+    under each ancestor of manifest.json (a downloaded destination prefix), then beside it and
+    in a `data/` folder beside it; absolute keys and `..` are refused.
 
     Raises:
-        ManifestReadError: when no local copy of the part exists.
+        ManifestReadError: for a part outside the manifest's bucket or tree, or not found.
     """
     if manifest_source.startswith(S3_SCHEME):
-        bucket = inventory.destination_bucket or split_s3_uri(manifest_source)[0]
+        bucket = split_s3_uri(manifest_source)[0]
+        if inventory.destination_bucket not in ("", bucket):
+            raise _bad(
+                f"destinationBucket {inventory.destination_bucket!r} is not the manifest's bucket "
+                f"{bucket!r}; read the report from its destination bucket"
+            )
         return f"{S3_SCHEME}{bucket}/{key}"
+    relative = Path(key)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise _bad(f"part key {key!r} leaves the report's folder")
     here = Path(manifest_source).resolve().parent
-    name = Path(key).name
-    candidates = [p / key for p in (here, *here.parents)] + [here / name, here / "data" / name]
+    candidates = [p / relative for p in (here, *here.parents)]
+    candidates += [here / relative.name, here / "data" / relative.name]
     for candidate in candidates:
         if candidate.is_file():
             return str(candidate)

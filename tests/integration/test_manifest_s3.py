@@ -90,3 +90,16 @@ def test_scan_cli_reads_s3_through_aws_endpoint_url(s3, bucket):
     assert result.exit_code == 0, result.output
     report = orjson.loads(result.stdout)
     assert (report["lines"], report["records"], report["complete"]) == (LINES, LINES, True)
+
+
+def test_inventory_naming_another_bucket_is_refused(s3, bucket):
+    manifest = {
+        "destinationBucket": "arn:aws:s3:::someone-elses-bucket",
+        "fileFormat": "CSV",
+        "fileSchema": "Bucket, Key",
+        "files": [{"key": "data/a.csv.gz"}],
+    }
+    s3.put_object(Bucket=bucket, Key="inv/manifest.json", Body=json.dumps(manifest))
+    with pytest.raises(ManifestReadError, match="not the manifest's bucket") as info:
+        list(iter_manifest(f"s3://{bucket}/inv/manifest.json", client=s3))
+    assert info.value.error == "BadInventory"

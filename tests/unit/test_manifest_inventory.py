@@ -86,3 +86,14 @@ def test_inventory_missing_part_is_a_read_error_after_earlier_parts(tmp_path):
         got.extend(as_tuple(x) for x in ManifestReader(str(manifest)))
     assert len(got) == 2
     assert info.value.error == "NoSuchKey"
+
+
+@pytest.mark.parametrize("key", ["/etc/passwd", "../../outside.csv.gz", "a/../../b.csv.gz"])
+def test_inventory_part_keys_cannot_leave_the_report(tmp_path, key):
+    manifest = _inventory(tmp_path, [PART0])
+    doc = json.loads(manifest.read_text())
+    doc["files"] = [{"key": key}]
+    manifest.write_text(json.dumps(doc))
+    with pytest.raises(ManifestReadError, match="leaves the report") as info:
+        read_all(manifest)
+    assert info.value.error == "BadInventory"
