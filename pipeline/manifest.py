@@ -80,6 +80,7 @@ class ManifestReader:
         self._stream: DecodedStream | None = None
         self._reader: RecordReader | None = None
         self._done_compressed = self._done_uncompressed = self._done_lines = 0
+        self._resume_at = Position(line=1, offset=0)
 
     def size_bytes(self) -> int | None:
         """Raw size of the source object (for a progress bar), when it can be known."""
@@ -106,7 +107,7 @@ class ManifestReader:
     def position(self) -> Position:
         """The restart point just past the last item yielded."""
         if self._reader is None:
-            return Position(line=1, offset=0)
+            return self._resume_at
         return self._reader.position
 
     def __iter__(self) -> Iterator[Item]:
@@ -148,6 +149,8 @@ class ManifestReader:
         if self._reader is not None:
             self._done_uncompressed += self._reader.uncompressed_bytes
             self._done_lines += self._reader.lines_read
+            done = self._reader.position
+            self._resume_at = Position(self._done_lines + 1, 0, done.part + 1, done.layout)
         self._stream, self._reader = None, None
 
     def close(self) -> None:

@@ -62,6 +62,7 @@ def test_inventory_streams_every_part_in_order_with_dense_lines(tmp_path, pretty
     ]
     assert parts == [0, 0, 1, 1, 2]
     assert reader.lines_read == 6
+    assert (reader.position.line, reader.position.part, reader.position.offset) == (7, 3, 0)
     assert reader.uncompressed_bytes == len(PART0) + len(PART1) + len(PART2)
 
 
