@@ -42,7 +42,7 @@ class HeadStream:
             self.offset = len(BOM)
 
     def read(self, size: int = -1) -> bytes:
-        """Read like a file; `read(0)` (ijson's type probe) returns b"" without consuming."""
+        """Read like a file; `read(0)` (a type probe some parsers make) consumes nothing."""
         if self._head and size != 0:
             data, self._head = self._head, b""
         else:

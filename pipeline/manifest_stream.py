@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import BinaryIO
 
-import ijson
 import orjson
 
 from pipeline.failures import ManifestLineError, ManifestReadError
+from pipeline.manifest_json_array import ArraySplitter
 from pipeline.manifest_lines import BOM, DEFAULT_MAX_LINE_BYTES, HeadStream, LineSplitter
 from pipeline.manifest_parse import (
     CsvKind,
@@ -48,15 +48,14 @@ class Position:
 
     Attributes:
         line: The line number (JSON arrays: element number) the restarted reader starts at.
-        offset: Uncompressed byte offset of that line in the current part; None for JSON
-            arrays, which restart by element number from the array start (ijson exposes no
-            byte offsets).
+        offset: Uncompressed byte offset just past the last item's line (JSON arrays: just
+            past its element, where `,` or `]` follows) in the current part.
         part: Index of the file being read (S3 Inventory parts); 0 otherwise.
         layout: The CSV layout in force (a header row lies behind the restart point).
     """
 
     line: int
-    offset: int | None
+    offset: int
     part: int = 0
     layout: CsvLayout | None = None
 
@@ -120,8 +119,7 @@ class RecordReader:
     @property
     def position(self) -> Position:
         """The restart point just past the last item yielded."""
-        offset = None if self._fmt is ManifestFormat.JSON_ARRAY else self._next_offset
-        return Position(self._next_line, offset, self._part, self._layout)
+        return Position(self._next_line, self._next_offset, self._part, self._layout)
 
     @property
     def uncompressed_bytes(self) -> int:
@@ -212,25 +210,24 @@ class RecordReader:
             self._line_after = n + 1
 
     def _iter_json_array(self) -> Iterator[Item]:
-        """Stream array elements with ijson; element number = index + 1 = line identity."""
-        first = self._next_line
-        source = self._source
-        source.skip_bom()
-        n = 0
+        """Yield array elements; element number (index + 1) is the line identity."""
+        n = self._next_line - 1
+        elements = ArraySplitter(self._source, max_element_bytes=self._max_line_bytes)
+        loads, decode_error = orjson.loads, orjson.JSONDecodeError
         try:
-            for n, value in enumerate(
-                ijson.items(source, "item", use_float=True), start=1
-            ):  # n: read after
-                if n < first:
-                    continue
-                self._next_line = self._line_after = n + 1
-                yield parse_json_value(value, n)
-        except ijson.JSONError as exc:
-            raise ManifestReadError(
-                f"JSON array broken after element {n} ({exc}); every element before it was read",
-                error="BadJson",
-                line=n + 1,
-            ) from exc
+            for raw in elements:
+                n += 1
+                if raw is None:
+                    item: Item = self._too_long(n)
+                else:
+                    try:
+                        item = parse_json_value(loads(raw), n)
+                    except decode_error as exc:
+                        item = _bad_json_line(raw, n, exc)
+                self._next_line, self._next_offset = n + 1, elements.end
+                yield item
+        finally:
+            self._line_after = n + 1
 
 
 def _not_utf8(line: int, exc: UnicodeDecodeError) -> ManifestLineError:
