@@ -1,10 +1,12 @@
 """Open a manifest (local path or `s3://`) and stream its records lazily, in constant memory.
 
 The public face of manifest reading; the work is split by job:
-`manifest_source` (bytes from a path or S3, gzip by magic bytes), `manifest_stream` (lines →
-items from any restart point), `manifest_parse` (one line → a record or an error) and
-`manifest_inventory` (S3 Inventory manifest.json → its parts). The format is sniffed from the
-first decompressed bytes, never trusted from the name.
+`manifest_source` (bytes from a path or S3, gzip by magic bytes), `manifest_stream` (a
+decompressed stream → items, from any restart point: the seam a resumable reader plugs into),
+`manifest_lines` / `manifest_json_array` (lines / array elements with exact byte offsets),
+`manifest_parse` (one line → a record or an error) and `manifest_inventory` (S3 Inventory
+manifest.json → its parts). The format is sniffed from the first decompressed bytes, never
+trusted from the name.
 
 A bad line is yielded as a `ManifestLineError` and the stream goes on; a stream that breaks
 (truncated or corrupt gzip) raises `ManifestReadError` after every record before the break.
