@@ -113,3 +113,23 @@ def test_arbitrary_bytes_raise_only_documented_errors(tmp_path_factory, data, pr
     except ManifestReadError as exc:
         assert exc.error
     assert lines == sorted(set(lines))
+
+
+@PROPS
+@given(keys=st.lists(any_key, min_size=1, max_size=30), cut=st.integers(0, 30))
+def test_any_key_round_trips_through_an_inventory_report(tmp_path_factory, keys, cut):
+    # GIVEN an S3 Inventory report whose keys are split over two gzip CSV parts, URL-encoded
+    root = tmp_path_factory.getbasetemp() / f"inv-{next(_counter)}"
+    (root / "data").mkdir(parents=True)
+    parts = [keys[:cut], keys[cut:]]
+    for i, part in enumerate(parts):
+        rows = "".join(f'"{BUCKET}","{quote_plus(k, safe="/")}","1"\n' for k in part)
+        (root / "data" / f"p{i}.csv.gz").write_bytes(gzip.compress(rows.encode()))
+    doc = {"fileFormat": "CSV", "fileSchema": "Bucket, Key, Size"}
+    doc["files"] = [{"key": f"data/p{i}.csv.gz"} for i in range(2)]
+    (root / "manifest.json").write_text(json.dumps(doc))
+    # WHEN read / THEN every key comes back, numbered across the parts
+    items = list(iter_manifest(str(root / "manifest.json")))
+    assert [(r.line, r.bucket, r.key) for r in items] == [
+        (n + 1, BUCKET, k) for n, k in enumerate(keys)
+    ]
