@@ -145,8 +145,10 @@ class ArraySplitter:
                 continue
             change = _DEPTH_CHANGE[char]
             if depth == 0 and change <= 0:  # , ] or } ends a scalar (a stray } is orjson's)
-                self._i = m.start()
-                return m.start(), depth, False
+                end = m.start()
+                while end > 0 and buf[end - 1] in _WS:  # end where the fast path ends
+                    end -= 1
+                return end, depth, False
             depth += change
             if depth == 0:
                 return self._i, depth, False
