@@ -1,0 +1,257 @@
+"""The manifest as one Split pass reads it: items from a checkpoint on, across Inventory parts.
+
+A pass opens the manifest through the resumable reader (`pipeline/checkpoint.py`) at the
+checkpoint, restarts `RecordReader` at the checkpoint's line, offset and CSV layout, and for an
+S3 Inventory report walks its parts from the checkpoint's part on, numbering lines on across
+parts. Format, layout and part are decided once, on the first pass, and travel in the
+checkpoint's `extra`: re-sniffing on a later pass would re-read the object's first bytes.
+Knows nothing of chunks, sinks or Lambda.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pipeline.checkpoint import Checkpoint, ResumableStream, open_resumable
+from pipeline.failures import ManifestReadError
+from pipeline.indexstore import IndexStore
+from pipeline.manifest_inventory import (
+    InventoryManifest,
+    parse_inventory,
+    part_source,
+    read_bounded,
+)
+from pipeline.manifest_parse import CsvKind, CsvLayout
+from pipeline.manifest_stream import (
+    SNIFF_BYTES,
+    Item,
+    ManifestFormat,
+    Position,
+    RecordReader,
+    sniff_format,
+)
+from pipeline.ranged import ObjectReader
+
+_BIG_READ = 1024 * 1024
+
+OpenReader = Callable[[str], ObjectReader]
+"""Opens the object at a location (`s3://bucket/key` or a local path) for ranged reads."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderKnobs:
+    """The resumable reader's sizes (`open_resumable`); the defaults are the measured ones."""
+
+    spacing_bytes: int = 1024 * 1024
+    block_bytes: int = 1024 * 1024
+    cache_bytes: int = 32 * 1024 * 1024
+    read_buffer_bytes: int | None = None
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `open_resumable`."""
+        return asdict(self)
+
+
+def layout_to_dict(layout: CsvLayout | None) -> dict[str, Any] | None:
+    """The JSON form of a CSV layout (checkpoint `extra`)."""
+    if layout is None:
+        return None
+    return {**asdict(layout), "kind": layout.kind.value}
+
+
+def layout_from_dict(data: Mapping[str, Any] | None) -> CsvLayout | None:
+    """Read back `layout_to_dict`."""
+    if not data:
+        return None
+    return CsvLayout(**{**data, "kind": CsvKind(data["kind"])})
+
+
+class ManifestCursor:
+    """Iterate the items of one pass; `position` and `stream` are those of the current part.
+
+    Args:
+        source: `s3://bucket/key` or a local path of the manifest (or Inventory manifest.json).
+        checkpoint: Where the previous pass stopped; None on the first pass.
+        open_reader: Opens a location for ranged reads (S3 or local file).
+        index_store: Where gzip checkpoints keep their seek points.
+        knobs: Sizes for the resumable reader.
+        max_line_bytes: Longer lines become `LineTooLong` failures.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        checkpoint: Checkpoint | None,
+        *,
+        open_reader: OpenReader,
+        index_store: IndexStore,
+        knobs: ReaderKnobs,
+        max_line_bytes: int,
+    ) -> None:
+        self._source = source
+        self._checkpoint = checkpoint
+        self._open_reader = open_reader
+        self._index_store = index_store
+        self._knobs = knobs
+        self._max_line_bytes = max_line_bytes
+        extra = checkpoint.extra if checkpoint is not None else {}
+        self.format: ManifestFormat | None = (
+            ManifestFormat(extra["format"]) if "format" in extra else None
+        )
+        self._readers: list[ObjectReader] = []
+        self.stream: ResumableStream | None = None
+        self.reader: RecordReader | None = None
+        self._end: Position = Position(
+            checkpoint.next_line if checkpoint else 1,
+            checkpoint.uncompressed_offset if checkpoint else 0,
+            int(extra.get("part", 0)),
+            layout_from_dict(extra.get("layout")),
+        )
+
+    @property
+    def position(self) -> Position:
+        """The restart point just past the last item yielded (in the current part)."""
+        return self.reader.position if self.reader is not None else self._end
+
+    @property
+    def bytes_fetched(self) -> int:
+        """Compressed bytes fetched by this pass so far, over every object it opened."""
+        return sum(getattr(r, "bytes_fetched", 0) for r in self._readers)
+
+    def __iter__(self) -> Iterator[Item]:
+        if self.format is ManifestFormat.INVENTORY:
+            yield from self._iter_inventory(self._read_inventory(None))
+            return
+        stream = self._open(self._source, self._checkpoint)
+        head = b""
+        if self.format is None:
+            head = stream.read_head(SNIFF_BYTES)
+            self.format = sniff_format(head)
+            if self.format is ManifestFormat.INVENTORY:
+                yield from self._iter_inventory(self._read_inventory(head))
+                return
+        yield from self._iter_part(stream, self._end, head)
+
+    def _open(
+        self, location: str, checkpoint: Checkpoint | None, part: int | None = None
+    ) -> OneReadStream:
+        reader = self._open_reader(location)
+        self._readers.append(reader)
+        store = self._index_store if part is None else _PartIndexStore(self._index_store, part)
+        self.stream = open_resumable(
+            reader, checkpoint, index_store=store, **self._knobs.as_kwargs()
+        )
+        return OneReadStream(self.stream)
+
+    def _iter_part(self, stream: OneReadStream, start: Position, head: bytes) -> Iterator[Item]:
+        assert self.format is not None  # sniffed or restored before any part is read
+        fmt = ManifestFormat.CSV if self.format is ManifestFormat.INVENTORY else self.format
+        self.reader = RecordReader(
+            stream,
+            fmt,
+            first_line=start.line,
+            start_offset=start.offset,
+            layout=start.layout,
+            max_line_bytes=self._max_line_bytes,
+            part=start.part,
+            head=head,
+        )
+        yield from self.reader
+
+    def _read_inventory(self, head: bytes | None) -> InventoryManifest:
+        """manifest.json is small and read whole on every pass (its parts are not)."""
+        if head is None:
+            head = b""
+            stream = self._open(self._source, None)
+        else:
+            assert self.stream is not None  # the stream the head was sniffed from
+            stream = OneReadStream(self.stream)
+        inventory = parse_inventory(read_bounded(head, stream.read))
+        self.format = ManifestFormat.INVENTORY
+        return inventory
+
+    def _iter_inventory(self, inventory: InventoryManifest) -> Iterator[Item]:
+        start = self._end
+        if start.layout is None:
+            start = Position(start.line, start.offset, start.part, inventory.layout)
+        is_resumed = self._checkpoint is not None and "format" in self._checkpoint.extra
+        resume_part = start.part if is_resumed else -1
+        for part in range(start.part, len(inventory.part_keys)):
+            location = part_source(self._source, inventory, inventory.part_keys[part])
+            checkpoint = self._checkpoint if part == resume_part else None
+            if checkpoint is None:
+                start = Position(start.line, 0, part, inventory.layout)
+            if self.reader is not None:
+                self.stream_done()
+            yield from self._iter_part(self._open(location, checkpoint, part), start, b"")
+            assert self.reader is not None  # set by _iter_part
+            start = Position(start.line + self.reader.lines_read, 0, part + 1, inventory.layout)
+        self._end = start
+
+    def stream_done(self) -> None:
+        """Close the current part's stream (its fetched bytes stay counted)."""
+        if self.stream is not None:
+            self.stream.close()
+
+    def close(self) -> None:
+        """Close every stream and reader this pass opened."""
+        self.stream_done()
+        for reader in self._readers:
+            close = getattr(reader, "close", None)
+            if close is not None:
+                close()
+
+
+class OneReadStream:
+    """Reads that return what one raw read gave, so a break never swallows the bytes before it.
+
+    `BufferedReader.read(n)` loops raw reads and, when a later one raises (the gzip trailer
+    check of a truncated manifest), drops what the earlier ones returned: the lines just before
+    the break would be lost. `read1` makes at most one raw read, so every byte decompressed
+    before the break reaches the parser first and the error comes on the next read.
+    """
+
+    def __init__(self, stream: ResumableStream) -> None:
+        self._stream = stream
+        self._error: ManifestReadError | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to `size` bytes (fewer is not the end; b"" is)."""
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        return self._stream.read1(size if size >= 0 else _BIG_READ)
+
+    def read_head(self, size: int) -> bytes:
+        """Up to `size` bytes for sniffing; a break inside them is raised on the next read."""
+        parts: list[bytes] = []
+        got = 0
+        while got < size:
+            try:
+                data = self.read(size - got)
+            except ManifestReadError as exc:
+                self._error = exc
+                break
+            if not data:
+                break
+            parts.append(data)
+            got += len(data)
+        return b"".join(parts)
+
+
+class _PartIndexStore:
+    """Index names prefixed by the Inventory part: offsets repeat from one part to the next."""
+
+    def __init__(self, store: IndexStore, part: int) -> None:
+        self._store = store
+        self._prefix = f"part-{part:06d}-"
+
+    def put_index(self, name: str, data: bytes) -> str:
+        """Store under the part's own name."""
+        return self._store.put_index(self._prefix + name, data)
+
+    def get_index(self, ref: str) -> bytes:
+        """References are already the full name."""
+        return self._store.get_index(ref)

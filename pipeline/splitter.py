@@ -1,0 +1,366 @@
+"""One resumable Split pass: from a checkpoint, cut chunks for a time budget, checkpoint again.
+
+A 20 GB gzip manifest is ~1 billion lines and a Lambda lives 15 minutes, so Split works in
+passes. Each pass resumes decompression at its checkpoint's seek point (never re-reading the
+compressed bytes before it, `pipeline/checkpoint.py`), restarts the record reader at the
+checkpoint's line, cuts chunks numbered on from `next_chunk`, and hands them to a `ChunkSink`.
+When the budget is spent it stops at a chunk boundary, flushes the sink, and checkpoints exactly
+at the end of the last item of the last chunk sent.
+
+Why that makes retries safe: a chunk's content depends only on where it starts (the greedy cut
+of `iter_chunks`), and a pass stops only where a chunk ended. So a pass that dies after sending
+some chunks is retried from the previous checkpoint and re-sends the same chunk numbers with the
+same lines, whatever its own budget: result parts are overwritten, ledger counts add once.
+
+Parse failures met while a chunk is cut are written as that chunk's parse part before the chunk
+is sent (keyed by line, so the split between chunks never depends on the pass). A manifest that
+breaks (truncated or corrupt gzip) ends the split after everything before the break, with the
+reason in the outcome. Totals since the manifest's start travel in the checkpoint, so the
+ledger's split progress is absolute and idempotent. Knows nothing of Lambda.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pipeline.checkpoint import Checkpoint, StreamKind, take_checkpoint
+from pipeline.chunking import Chunk, iter_chunks
+from pipeline.failures import FailureRecord, ManifestReadError
+from pipeline.manifest_parse import ManifestRecord
+from pipeline.manifest_stream import Position
+from pipeline.split_sinks import ChunkSink, ParseFailureWriter
+from pipeline.split_source import ManifestCursor, OpenReader, ReaderKnobs, layout_to_dict
+
+if TYPE_CHECKING:
+    from pipeline.config import Settings
+    from pipeline.indexstore import IndexStore
+    from pipeline.ledger import RunLedger
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT_READ_ERRORS = frozenset({"ReadInterrupted"})
+"""Read errors a retried pass can get past: they fail the pass instead of ending the split."""
+
+
+@dataclass(frozen=True, slots=True)
+class SplitOptions:
+    """How a pass cuts and how long it may run (`budget_s` None: to the end of the manifest)."""
+
+    chunk_items: int = 500
+    chunk_max_bytes: int = 900 * 1024
+    max_line_bytes: int = 64 * 1024
+    budget_s: float | None = None
+    knobs: ReaderKnobs = field(default_factory=ReaderKnobs)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, budget_s: float | None) -> SplitOptions:
+        """The chunk and line limits from `Settings`, with the pass's budget."""
+        return cls(
+            chunk_items=settings.chunk_items,
+            chunk_max_bytes=settings.chunk_max_bytes,
+            max_line_bytes=settings.max_line_bytes,
+            budget_s=budget_s,
+        )
+
+
+@dataclass(slots=True)
+class _Totals:
+    """Counts since the manifest's start, up to the last chunk sent (kept in the checkpoint)."""
+
+    lines: int = 0
+    records: int = 0
+    parse_failures: Counter[str] = field(default_factory=Counter)
+    passes: int = 0
+
+    @classmethod
+    def from_extra(cls, extra: Mapping[str, Any]) -> _Totals:
+        return cls(
+            lines=int(extra.get("lines", 0)),
+            records=int(extra.get("records", 0)),
+            parse_failures=Counter(extra.get("parse_failures", {})),
+            passes=int(extra.get("passes", 0)),
+        )
+
+    def add(self, records: int, failures: list[FailureRecord]) -> None:
+        self.records += records
+        self.lines += records + len(failures)
+        for record in failures:
+            self.parse_failures[record.error] += 1
+
+    def to_extra(self) -> dict[str, Any]:
+        return {
+            "lines": self.lines,
+            "records": self.records,
+            "parse_failures": dict(sorted(self.parse_failures.items())),
+            "passes": self.passes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SplitOutcome:
+    """What one pass did; totals (`lines`, `records`, …) count from the manifest's start.
+
+    `lines` is records plus parse failures: what the ledger's ok + failed will add up to.
+    `reason` is set when the manifest broke and the split ended early (the run is partial).
+    """
+
+    checkpoint: Checkpoint
+    is_done: bool
+    lines: int
+    records: int
+    parse_failures: dict[str, int]
+    chunks_sent: int
+    passes: int
+    pass_lines: int
+    pass_chunks: int
+    bytes_fetched: int
+    seconds: float
+    reason: str | None = None
+
+
+class _Pass:
+    """The state of one pass: the records feed, the failures met, where it may stop."""
+
+    def __init__(
+        self, run: str, cursor: ManifestCursor, totals: _Totals, failures: ParseFailureWriter
+    ) -> None:
+        self.run, self.cursor, self.totals, self.failures = run, cursor, totals, failures
+        self.pending: list[FailureRecord] = []
+        self.last_line = 0
+        self.positions: dict[int, Position] | None = None
+        self.is_exhausted = False
+        self.reason: str | None = None
+        self.stop: Position | None = None
+
+    def records(self) -> Iterator[ManifestRecord]:
+        """Records in line order; parse failures go to `pending`, a broken manifest to `reason`."""
+        pending, run, record_type, cursor = self.pending, self.run, ManifestRecord, self.cursor
+        try:
+            for item in cursor:
+                if type(item) is record_type:
+                    self.last_line = item.line  # type: ignore[union-attr]
+                    if self.positions is not None:
+                        self.positions[item.line] = cursor.position  # type: ignore[union-attr]
+                    yield item  # type: ignore[misc]
+                else:
+                    pending.append(FailureRecord.from_exception(item, run=run, line=item.line))  # type: ignore[arg-type]
+        except ManifestReadError as exc:
+            if exc.error in TRANSIENT_READ_ERRORS:
+                raise
+            self.reason = f"{exc.error}: {exc.message}"
+            logger.warning("manifest broke: %s", self.reason, extra={"run": run})
+        self.is_exhausted = True
+
+    def emit(self, chunk: Chunk, sink: ChunkSink) -> None:
+        """Write the chunk's parse part, then hand the chunk to the sink."""
+        mine = self.take_failures(chunk.items[-1].line)
+        if mine:
+            self.failures.write(self.run, chunk.number, mine)
+        sink.send(chunk)
+        self.totals.add(len(chunk.items), mine)
+
+    def take_failures(self, last_line: int) -> list[FailureRecord]:
+        """The pending failures up to `last_line` (the rest belong to the next chunk)."""
+        pending = self.pending
+        if not pending:
+            return []
+        if pending[-1].line <= last_line:
+            taken = pending[:]
+        else:
+            cut = bisect.bisect_right([r.line for r in pending], last_line)
+            taken = pending[:cut]
+        del pending[: len(taken)]
+        return taken
+
+    def stop_position(self, chunk: Chunk) -> Position | None:
+        """Where the next pass starts if this pass stops after `chunk`; None: not here.
+
+        Normally the chunk took every record read so far, and the reader's position is just
+        past its last item. A chunk cut short by its byte cap leaves records behind it; from
+        then on this pass remembers each record's position, so a later chunk can stop.
+        """
+        if self.is_exhausted:
+            return None
+        end = chunk.items[-1].line
+        current = self.cursor.position
+        if end == self.last_line:
+            position: Position | None = current
+        elif self.positions is None:
+            self.positions = {}
+            return None
+        else:
+            position = self.positions.get(end)
+        if self.positions:
+            self.positions = {k: v for k, v in self.positions.items() if k > end}
+        if position is None or position.part != current.part:
+            return None
+        return position
+
+
+def split_pass(
+    source: str,
+    checkpoint: Checkpoint | None,
+    *,
+    run: str,
+    options: SplitOptions,
+    open_reader: OpenReader,
+    sink: ChunkSink,
+    failures: ParseFailureWriter,
+    index_store: IndexStore,
+    ledger: RunLedger | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> SplitOutcome:
+    """Split `source` from `checkpoint` (None: the start) until done or `options.budget_s` is spent.
+
+    Always sends at least one chunk (or reaches the end), so every pass makes progress.
+
+    Raises:
+        ManifestReadError: a transient read error (the pass is retried from `checkpoint`).
+        ResultWriteError | ThrottledError: the sink, the failure parts or the ledger failed.
+    """
+    started = clock()
+    totals = _Totals.from_extra(checkpoint.extra if checkpoint else {})
+    first_chunk = checkpoint.next_chunk if checkpoint else 0
+    if checkpoint is not None and checkpoint.extra.get("done"):
+        return _outcome(checkpoint, totals, _PassStats(0, 0, 0, clock() - started))
+    if ledger is not None and checkpoint is None:
+        ledger.start_run(run, manifest=source)
+    budget = math.inf if options.budget_s is None else options.budget_s
+    cursor = ManifestCursor(
+        source,
+        checkpoint,
+        open_reader=open_reader,
+        index_store=index_store,
+        knobs=options.knobs,
+        max_line_bytes=options.max_line_bytes,
+    )
+    totals.passes += 1
+    lines_before = totals.lines
+    work = _Pass(run, cursor, totals, failures)
+    try:
+        next_chunk = _cut(work, sink, options, first_chunk, deadline=started + budget, clock=clock)
+        if work.is_exhausted and work.pending:  # malformed lines after the last chunk
+            trailing = work.take_failures(work.pending[-1].line)
+            failures.write(run, next_chunk, trailing)
+            totals.add(0, trailing)
+        sink.flush()
+        new = _next_checkpoint(work, next_chunk)
+    finally:
+        fetched = cursor.bytes_fetched
+        cursor.close()
+    if ledger is not None:
+        ledger.record_split_progress(
+            run,
+            lines_split=totals.lines,
+            chunks_sent=next_chunk,
+            is_done=work.is_exhausted,
+            parse_failures_by_error=dict(totals.parse_failures),
+            reason=work.reason,
+        )
+    stats = _PassStats(
+        totals.lines - lines_before, next_chunk - first_chunk, fetched, clock() - started
+    )
+    outcome = _outcome(new, totals, stats)
+    logger.info(
+        "split pass %d: %d chunks, %d lines in total, done=%s",
+        totals.passes,
+        outcome.pass_chunks,
+        totals.lines,
+        outcome.is_done,
+        extra={"run": run},
+    )
+    return outcome
+
+
+def _cut(
+    work: _Pass,
+    sink: ChunkSink,
+    options: SplitOptions,
+    first_chunk: int,
+    *,
+    deadline: float,
+    clock: Callable[[], float],
+) -> int:
+    """Send chunks until the manifest ends or the deadline passes at a stop; the next number."""
+    next_chunk = first_chunk
+    chunks = iter_chunks(
+        work.records(),
+        run=work.run,
+        chunk_items=options.chunk_items,
+        chunk_max_bytes=options.chunk_max_bytes,
+        first_chunk=first_chunk,
+    )
+    for chunk in chunks:
+        work.emit(chunk, sink)
+        next_chunk = chunk.number + 1
+        position = work.stop_position(chunk)
+        if position is not None:
+            work.stop = position
+            if clock() >= deadline:
+                break
+    return next_chunk
+
+
+def _next_checkpoint(work: _Pass, next_chunk: int) -> Checkpoint:
+    """At the last stop (mid-manifest), or a final one carrying only the totals."""
+    cursor, totals = work.cursor, work.totals
+    fmt = cursor.format.value if cursor.format is not None else None  # None: never opened
+    if work.is_exhausted or work.stop is None or cursor.stream is None:
+        extra = {"format": fmt, **totals.to_extra(), "done": True}
+        if work.reason:
+            extra["reason"] = work.reason
+        return Checkpoint(
+            next_line=cursor.position.line,
+            uncompressed_offset=0,
+            next_chunk=next_chunk,
+            kind=StreamKind.PLAIN,
+            compressed_offset=0,
+            extra=extra,
+        )
+    stop = work.stop
+    extra = {
+        "format": fmt,
+        "layout": layout_to_dict(stop.layout),
+        "part": stop.part,
+        **totals.to_extra(),
+    }
+    return take_checkpoint(
+        cursor.stream,
+        next_line=stop.line,
+        uncompressed_offset=stop.offset,
+        next_chunk=next_chunk,
+        extra=extra,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _PassStats:
+    lines: int
+    chunks: int
+    bytes_fetched: int
+    seconds: float
+
+
+def _outcome(checkpoint: Checkpoint, totals: _Totals, stats: _PassStats) -> SplitOutcome:
+    extra = checkpoint.extra
+    return SplitOutcome(
+        checkpoint=checkpoint,
+        is_done=bool(extra.get("done")),
+        lines=totals.lines,
+        records=totals.records,
+        parse_failures=dict(sorted(totals.parse_failures.items())),
+        chunks_sent=checkpoint.next_chunk,
+        passes=totals.passes,
+        pass_lines=stats.lines,
+        pass_chunks=stats.chunks,
+        bytes_fetched=stats.bytes_fetched,
+        seconds=stats.seconds,
+        reason=extra.get("reason"),
+    )

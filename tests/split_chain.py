@@ -1,0 +1,121 @@
+"""Drive `split_pass` the way the state machine does: pass after pass, each from a fresh reader.
+
+Each checkpoint goes through its JSON form (Step Functions state) before the next pass. Sinks
+here record what was sent, and can be told to die after some chunks, as a pass killed mid-way.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pipeline.checkpoint import Checkpoint
+from pipeline.chunking import Chunk
+from pipeline.indexstore import IndexStore
+from pipeline.split_sinks import CountingSink, MemoryParseFailureWriter
+from pipeline.split_source import OpenReader, ReaderKnobs
+from pipeline.splitter import SplitOptions, SplitOutcome, split_pass
+
+SMALL_KNOBS = ReaderKnobs(
+    spacing_bytes=64 * 1024, block_bytes=64 * 1024, cache_bytes=1024 * 1024,
+    read_buffer_bytes=128 * 1024,
+)  # fmt: skip
+"""Small reader sizes so a test manifest of ~1 MB spans many seek points and blocks."""
+
+
+class SinkDied(RuntimeError):
+    """Raised by `RecordingSink` to play a pass killed after sending some chunks."""
+
+
+class RecordingSink(CountingSink):
+    """Keeps every chunk sent, in order; with `die_after`, raises once that many were sent."""
+
+    def __init__(self, log: list[Chunk], *, die_after: int | None = None) -> None:
+        super().__init__()
+        self.log = log
+        self.die_after = die_after
+
+    def send(self, chunk: Chunk) -> None:
+        if self.die_after is not None and self.chunks >= self.die_after:
+            raise SinkDied(f"killed after {self.chunks} chunks")
+        super().send(chunk)
+        self.log.append(chunk)
+
+
+def tick_clock(step: float = 1.0) -> Callable[[], float]:
+    """A clock that advances `step` per call: a budget of N allows about N clock reads."""
+    counter = itertools.count()
+    return lambda: next(counter) * step
+
+
+@dataclass
+class Chain:
+    """Every chunk sent (re-sends included), every pass's outcome, the parse parts."""
+
+    sent: list[Chunk] = field(default_factory=list)
+    outcomes: list[SplitOutcome] = field(default_factory=list)
+    failures: MemoryParseFailureWriter = field(default_factory=MemoryParseFailureWriter)
+    deaths: int = 0
+
+    @property
+    def chunks(self) -> dict[int, tuple[int, ...]]:
+        """Chunk number → its lines; asserts a re-sent chunk carried the same lines."""
+        by_number: dict[int, tuple[int, ...]] = {}
+        for chunk in self.sent:
+            lines = tuple(r.line for r in chunk.items)
+            assert by_number.setdefault(chunk.number, lines) == lines, chunk.number
+        return by_number
+
+    @property
+    def lines(self) -> list[int]:
+        """Every record line over the distinct chunks (each once if nothing doubled)."""
+        return [line for _, lines in sorted(self.chunks.items()) for line in lines]
+
+    @property
+    def parse_parts(self) -> dict[int, list[tuple[int, str]]]:
+        return {
+            n: [(r.line, r.error) for r in records] for n, records in self.failures.parts.items()
+        }
+
+
+def run_chain(
+    source: str,
+    open_reader: OpenReader,
+    store: IndexStore,
+    options: SplitOptions,
+    *,
+    kill: dict[int, int] | None = None,
+    clock: Callable[[], float] | None = None,
+    max_passes: int = 500,
+) -> Chain:
+    """Split `source` to the end; `kill` maps a pass number to the chunks it sends before dying.
+
+    A killed pass is retried from the same checkpoint (as Step Functions' Retry does).
+    """
+    chain, checkpoint = Chain(), None
+    kill = dict(kill or {})
+    for pass_no in range(max_passes):
+        sink = RecordingSink(chain.sent, die_after=kill.pop(pass_no, None))
+        kwargs = {"clock": clock} if clock is not None else {}
+        try:
+            outcome = split_pass(
+                source,
+                checkpoint,
+                run="run-1",
+                options=options,
+                open_reader=open_reader,
+                sink=sink,
+                failures=chain.failures,
+                index_store=store,
+                **kwargs,
+            )
+        except SinkDied:
+            chain.deaths += 1
+            continue
+        chain.outcomes.append(outcome)
+        checkpoint = Checkpoint.from_dict(json.loads(json.dumps(outcome.checkpoint.to_dict())))
+        if outcome.is_done:
+            return chain
+    raise AssertionError(f"no end after {max_passes} passes")

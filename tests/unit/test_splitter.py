@@ -1,0 +1,243 @@
+"""The resumable Split: many small passes give exactly what one pass gives, in every format."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+
+import orjson
+import pytest
+
+from pipeline.chunking import Chunk
+from pipeline.indexstore import LocalIndexStore
+from pipeline.manifest_parse import ManifestRecord
+from pipeline.ranged import LocalFileReader
+from pipeline.split_sinks import CountingSink, MemoryParseFailureWriter
+from pipeline.splitter import SplitOptions, split_pass
+from tests.split_chain import SMALL_KNOBS, RecordingSink, run_chain, tick_clock
+
+N_LINES = 3000
+BAD_LINES = {7, 401, 402, 1999, N_LINES}  # malformed rows, the last line among them
+
+
+def _key(i: int, rng: random.Random) -> str:
+    return f"images/{i:06d}/{rng.getrandbits(48):x}.jpg"
+
+
+def _csv_lines(n: int, *, header: bool = False) -> list[bytes]:
+    rng = random.Random(n)
+    rows = [b"bucket,key"] if header else []
+    for i in range(1, n + 1 - len(rows)):
+        rows.append(
+            b"bad row"
+            if i + len(rows) in BAD_LINES
+            else b"bkt-%d,%s" % (i % 3, _key(i, rng).encode())
+        )
+    return rows
+
+
+def _jsonl_lines(n: int) -> list[bytes]:
+    rng = random.Random(n)
+    return [
+        b'{"uri": 12}'
+        if i in BAD_LINES
+        else json.dumps({"bucket": "bkt", "key": _key(i, rng)}).encode()
+        for i in range(1, n + 1)
+    ]
+
+
+def _json_array(n: int) -> bytes:
+    rng = random.Random(n)
+    elements = [
+        {"nope": i} if i in BAD_LINES else {"uri": f"s3://bkt/{_key(i, rng)}"}
+        for i in range(1, n + 1)
+    ]
+    return json.dumps(elements, indent=1).encode()
+
+
+def _write_inventory(tmp_path, parts: list[bytes]):
+    keys = []
+    for i, body in enumerate(parts):
+        key = f"inv/data/part-{i}.csv.gz"
+        (tmp_path / key).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / key).write_bytes(gzip.compress(body))
+        keys.append(key)
+    doc = {
+        "sourceBucket": "src",
+        "destinationBucket": "arn:aws:s3:::dest",
+        "fileFormat": "CSV",
+        "fileSchema": "Bucket, Key, Size",
+        "files": [{"key": k} for k in keys],
+    }
+    manifest = tmp_path / "inv" / "manifest.json"
+    manifest.write_text(json.dumps(doc, indent=2))
+    return manifest
+
+
+def _inventory(tmp_path):
+    rng = random.Random(3)
+    rows = [b'"src","%s","10"' % _key(i, rng).encode() for i in range(1, N_LINES + 1)]
+    rows[400] = b'"src"'
+    parts = [b"\n".join(rows[a:b]) + b"\n" for a, b in ((0, 1200), (1200, 1201), (1201, N_LINES))]
+    return _write_inventory(tmp_path, parts)
+
+
+def _manifest(tmp_path, kind: str):
+    """Write a manifest of `kind`; return its path."""
+    if kind == "inventory":
+        return _inventory(tmp_path)
+    builders = {
+        "csv.gz": lambda: b"\n".join(_csv_lines(N_LINES)) + b"\n",
+        "csv": lambda: b"\n".join(_csv_lines(N_LINES)) + b"\n",
+        "header.csv.gz": lambda: b"\r\n".join(_csv_lines(N_LINES, header=True)),
+        "jsonl.gz": lambda: b"\n".join(_jsonl_lines(N_LINES)) + b"\n\n",
+        "json.gz": lambda: _json_array(N_LINES),
+        "json": lambda: _json_array(N_LINES),
+    }
+    data = builders[kind]()
+    path = tmp_path / f"manifest.{kind}"
+    path.write_bytes(gzip.compress(data, mtime=0) if kind.endswith(".gz") else data)
+    return path
+
+
+FORMATS = ["csv.gz", "csv", "header.csv.gz", "jsonl.gz", "json.gz", "json", "inventory"]
+
+
+@pytest.mark.parametrize("kind", FORMATS)
+def test_many_tiny_passes_equal_one_pass_in_every_format(tmp_path, kind):
+    # GIVEN a multi-chunk manifest with malformed lines
+    source = str(_manifest(tmp_path, kind))
+    store = LocalIndexStore(tmp_path / "idx")
+    # WHEN it is split in one pass, and in passes whose budget is spent at once
+    one = run_chain(source, LocalFileReader, store, SplitOptions(chunk_items=97, knobs=SMALL_KNOBS))
+    tiny = SplitOptions(chunk_items=97, budget_s=0.0, knobs=SMALL_KNOBS)
+    many = run_chain(source, LocalFileReader, store, tiny)
+    # THEN the chunks (numbers and lines) and the parse parts are the same
+    assert len(one.outcomes) == 1
+    assert len(many.outcomes) == len(one.chunks) >= 20
+    assert many.chunks == one.chunks
+    assert many.parse_parts == one.parse_parts
+    # AND every line is a record or a parse failure, exactly once
+    failed = [line for part in one.parse_parts.values() for line, _ in part]
+    assert sorted(one.lines + failed) == sorted(set(one.lines + failed))
+    header = 1 if kind.startswith("header") else 0
+    assert set(one.lines) | set(failed) == set(range(1 + header, N_LINES + 1))
+    last, last_many = one.outcomes[-1], many.outcomes[-1]
+    assert (last_many.lines, last_many.records, last_many.parse_failures) == (
+        last.lines,
+        last.records,
+        last.parse_failures,
+    )
+    assert last.lines == N_LINES - header
+    assert last_many.chunks_sent == len(one.chunks)
+    assert last_many.passes == len(many.outcomes)
+
+
+def test_a_pass_killed_mid_way_is_retried_without_loss_or_doubles(tmp_path):
+    # GIVEN passes of ~4 chunks each (a clock that ticks per read), and pass 3 dies after 2 sends
+    source = str(_manifest(tmp_path, "csv.gz"))
+    store = LocalIndexStore(tmp_path / "idx")
+    options = SplitOptions(chunk_items=97, budget_s=4.0, knobs=SMALL_KNOBS)
+    clean = run_chain(source, LocalFileReader, store, options, clock=tick_clock())
+    # WHEN the same split runs with that kill
+    killed = run_chain(source, LocalFileReader, store, options, clock=tick_clock(), kill={3: 2})
+    # THEN the retry re-sent the dead pass's chunks with the same lines (`chunks` checks it)
+    assert killed.deaths == 1
+    assert len(killed.sent) == len(clean.sent) + 2
+    assert killed.chunks == clean.chunks
+    assert killed.parse_parts == clean.parse_parts
+    assert sorted(killed.lines) == sorted(set(killed.lines))
+    assert killed.outcomes[-1].lines == clean.outcomes[-1].lines == N_LINES
+
+
+def test_chunks_cut_short_by_their_byte_cap_still_resume_exactly(tmp_path):
+    # GIVEN long keys, so most chunks end before `chunk_items` and leave records behind them
+    rng = random.Random(5)
+    rows = [b"bk,k%06d-%s" % (i, b"x" * rng.randrange(50, 400)) for i in range(1, 1501)]
+    path = tmp_path / "long.csv.gz"
+    path.write_bytes(gzip.compress(b"\n".join(rows)))
+    store = LocalIndexStore(tmp_path / "idx")
+    cap = 20 * 1024
+    # WHEN split in one pass and in tiny passes
+    one = run_chain(str(path), LocalFileReader, store, SplitOptions(100, cap, knobs=SMALL_KNOBS))
+    tiny = SplitOptions(100, cap, budget_s=0.0, knobs=SMALL_KNOBS)
+    many = run_chain(str(path), LocalFileReader, store, tiny)
+    # THEN the chunks are the same, and there were more passes than one
+    assert min(len(lines) for lines in one.chunks.values()) < 100
+    assert many.chunks == one.chunks
+    assert 1 < len(many.outcomes) <= len(one.chunks)
+    assert one.lines == list(range(1, 1501))
+
+
+def test_a_truncated_gzip_ends_the_split_after_everything_before_the_break(tmp_path):
+    # GIVEN a gzip manifest cut short
+    whole = gzip.compress(b"\n".join(_csv_lines(N_LINES)) + b"\n")
+    path = tmp_path / "cut.csv.gz"
+    path.write_bytes(whole[: len(whole) * 2 // 3])
+    store = LocalIndexStore(tmp_path / "idx")
+    # WHEN it is split in one pass and in tiny passes
+    one = run_chain(str(path), LocalFileReader, store, SplitOptions(97, knobs=SMALL_KNOBS))
+    many = run_chain(
+        str(path), LocalFileReader, store, SplitOptions(97, budget_s=0.0, knobs=SMALL_KNOBS)
+    )
+    # THEN both are done, partial with the reason, with the same gap-free prefix of lines
+    for chain in (one, many):
+        last = chain.outcomes[-1]
+        assert last.is_done
+        assert last.reason is not None
+        assert "Truncated" in last.reason or "Corrupt" in last.reason
+    assert many.chunks == one.chunks
+    failed = {line for part in one.parse_parts.values() for line, _ in part}
+    seen = sorted(set(one.lines) | failed)
+    assert seen == list(range(1, len(seen) + 1))
+    assert N_LINES // 3 < len(seen) < N_LINES
+
+
+def test_a_missing_manifest_is_done_with_its_reason(tmp_path):
+    # GIVEN no file (an Inventory part or a manifest deleted before the split)
+    store = LocalIndexStore(tmp_path / "idx")
+    inventory = _write_inventory(tmp_path, [b'"src","a.jpg","1"\n'])
+    (tmp_path / "inv/data/part-0.csv.gz").unlink()
+    # WHEN split
+    chain = run_chain(str(inventory), LocalFileReader, store, SplitOptions(10))
+    # THEN it ends at once, nothing sent, the reason kept
+    assert chain.sent == []
+    assert chain.outcomes[-1].is_done
+    assert "NoSuchKey" in chain.outcomes[-1].reason
+
+
+def test_a_done_checkpoint_splits_nothing_more(tmp_path):
+    # GIVEN a finished split
+    source = str(_manifest(tmp_path, "csv"))
+    store = LocalIndexStore(tmp_path / "idx")
+    done = run_chain(source, LocalFileReader, store, SplitOptions(500)).outcomes[-1]
+    # WHEN Step Functions runs Split once more with the done checkpoint
+    sink = RecordingSink([])
+    again = split_pass(
+        source,
+        done.checkpoint,
+        run="run-1",
+        options=SplitOptions(500),
+        open_reader=LocalFileReader,
+        sink=sink,
+        failures=MemoryParseFailureWriter(),
+        index_store=store,
+    )
+    # THEN nothing is read or sent, and the totals stand
+    assert again.is_done
+    assert (sink.chunks, again.bytes_fetched, again.pass_chunks) == (0, 0, 0)
+    assert (again.lines, again.chunks_sent) == (done.lines, done.chunks_sent) == (N_LINES, 6)
+
+
+def test_counting_sink_counts_the_encoded_messages():
+    # GIVEN a counting sink WHEN two chunks pass THEN it counts chunks, items and message bytes
+    sink = CountingSink()
+    records = tuple(ManifestRecord(i, "bkt", f"k{i}") for i in range(1, 4))
+    sink.send(Chunk("r", 0, records))
+    sink.send(Chunk("r", 1, records[:1]))
+    sink.flush()
+    assert (sink.chunks, sink.items) == (2, 4)
+    assert sink.message_bytes == len(orjson.dumps(Chunk("r", 0, records).to_message())) + len(
+        orjson.dumps(Chunk("r", 1, records[:1]).to_message())
+    )
