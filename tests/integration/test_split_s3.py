@@ -1,0 +1,193 @@
+"""The resumable Split across the moto server: S3 ranged reads, SQS batches, the DynamoDB ledger."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+
+import boto3
+import pytest
+
+from pipeline.checkpoint import Checkpoint
+from pipeline.chunking import Chunk
+from pipeline.indexstore import S3IndexStore
+from pipeline.ledger import RunLedger
+from pipeline.ledger_items import table_definition
+from pipeline.ranged import S3ObjectReader
+from pipeline.results import iter_failure_records
+from pipeline.runs import RunStatus
+from pipeline.split_sinks import S3ParseFailureWriter, SqsChunkSink
+from pipeline.splitter import SplitOptions, split_pass
+from pipeline.summary import build_summary
+from tests.checkpoint_chain import manifest_text
+from tests.split_chain import SMALL_KNOBS, SinkDied, tick_clock
+
+pytestmark = pytest.mark.integration
+
+N_LINES = 40_000
+BAD = {3, 20_001, N_LINES}
+RUN = "split-s3-run"
+
+
+class RangeLog(S3ObjectReader):
+    """The real S3 reader, remembering where each fetched range started."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.starts: list[int] = []
+
+    def read_range(self, start: int, end: int) -> bytes:
+        self.starts.append(start)
+        return super().read_range(start, end)
+
+
+class DyingSink:
+    """Passes chunks to the real SQS sink, then dies after `die_after` of them."""
+
+    def __init__(self, inner: SqsChunkSink, die_after: int | None) -> None:
+        self.inner, self.die_after, self.count = inner, die_after, 0
+
+    def send(self, chunk: Chunk) -> None:
+        if self.die_after is not None and self.count >= self.die_after:
+            self.inner.flush()  # what was sent is out: the retry must re-send it identically
+            raise SinkDied("pass killed")
+        self.count += 1
+        self.inner.send(chunk)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+
+@pytest.fixture
+def world(emulator, s3, bucket):
+    sqs = boto3.client("sqs", endpoint_url=emulator.endpoint_url)
+    queue = sqs.create_queue(QueueName=f"work-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    dynamodb = boto3.client("dynamodb", endpoint_url=emulator.endpoint_url)
+    table = f"runs-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(**table_definition(table))
+    lines = manifest_text(N_LINES).split(b"\n")
+    for n in BAD:
+        lines[n - 1] = b"not a row"
+    body = gzip.compress(b"\n".join(lines), compresslevel=6, mtime=0)
+    s3.put_object(Bucket=bucket, Key="in/manifest.csv.gz", Body=body)
+    return {
+        "s3": s3,
+        "bucket": bucket,
+        "sqs": sqs,
+        "queue": queue,
+        "ledger": RunLedger(dynamodb, table),
+        "size": len(body),
+    }
+
+
+def _drain(sqs, queue) -> list[dict]:
+    bodies = []
+    while batch := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages"):
+        bodies += [json.loads(m["Body"]) for m in batch]
+        sqs.delete_message_batch(
+            QueueUrl=queue,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)
+            ],
+        )
+    return bodies
+
+
+def _run_passes(world, *, kill_pass: int, kill_after: int):
+    """Split to the end with ~4 chunks a pass; pass `kill_pass` dies and is retried."""
+    s3, bucket = world["s3"], world["bucket"]
+    store = S3IndexStore(s3, bucket, f"checkpoints/{RUN}")
+    options = SplitOptions(chunk_items=1000, budget_s=4.0, knobs=SMALL_KNOBS)
+    checkpoint, readers, outcomes, pass_no = None, [], [], 0
+    while True:
+        reader = RangeLog(s3, bucket, "in/manifest.csv.gz", streaming=True)
+        readers.append((checkpoint, reader))
+        sink = SqsChunkSink(world["sqs"], world["queue"])
+        try:
+            outcome = split_pass(
+                f"s3://{bucket}/in/manifest.csv.gz",
+                checkpoint,
+                run=RUN,
+                options=options,
+                open_reader=lambda _location, r=reader: r,
+                sink=DyingSink(sink, kill_after if pass_no == kill_pass else None),
+                failures=S3ParseFailureWriter(s3, bucket),
+                index_store=store,
+                ledger=world["ledger"],
+                clock=tick_clock(),
+            )
+        except SinkDied:
+            pass_no += 1
+            continue
+        pass_no += 1
+        outcomes.append(outcome)
+        checkpoint = Checkpoint.from_dict(json.loads(json.dumps(outcome.checkpoint.to_dict())))
+        if outcome.is_done:
+            return outcomes, readers
+
+
+def test_killed_pass_resumes_from_its_checkpoint_without_rereading_loss_or_doubles(world):
+    # GIVEN a gzip manifest in S3, split in passes to SQS; pass 6 dies after sending 3 chunks
+    outcomes, readers = _run_passes(world, kill_pass=6, kill_after=3)
+    # THEN the retry of the killed pass resumed at the checkpoint: no fetch started before the
+    # block holding its seek point, and it fetched far less than the bytes before it
+    killed_checkpoint, _ = readers[6]
+    retry_checkpoint, retry_reader = readers[7]
+    assert retry_checkpoint == killed_checkpoint is not None
+    seek_block = retry_checkpoint.compressed_offset // SMALL_KNOBS.block_bytes
+    assert retry_checkpoint.compressed_offset > 3 * SMALL_KNOBS.block_bytes
+    assert min(retry_reader.starts) >= seek_block * SMALL_KNOBS.block_bytes
+    for checkpoint, reader in readers[1:]:
+        assert min(reader.starts) >= checkpoint.compressed_offset // SMALL_KNOBS.block_bytes * (
+            SMALL_KNOBS.block_bytes
+        )
+    # AND every chunk number arrived, re-sent ones identical, each line in exactly one chunk
+    bodies = _drain(world["sqs"], world["queue"])
+    by_number: dict[int, list] = {}
+    for body in bodies:
+        assert by_number.setdefault(body["chunk"], body["items"]) == body["items"]
+    last = outcomes[-1]
+    assert len(bodies) == last.chunks_sent + 3
+    assert sorted(by_number) == list(range(last.chunks_sent))
+    ok_lines = [item[0] for n in sorted(by_number) for item in by_number[n]]
+    assert ok_lines == sorted(set(ok_lines))
+    failed = [r.line for r in iter_failure_records(world["s3"], world["bucket"], RUN)]
+    assert sorted(failed) == sorted(BAD)
+    assert sorted(ok_lines + failed) == list(range(1, N_LINES + 1))
+    assert (last.lines, last.records, sum(last.parse_failures.values())) == (
+        N_LINES,
+        N_LINES - len(BAD),
+        len(BAD),
+    )
+    # AND the retry fetched nothing it had no use for: at most the object from its seek block on
+    assert 0 < retry_reader.bytes_fetched <= world["size"] - seek_block * SMALL_KNOBS.block_bytes
+
+
+def test_redelivered_chunks_count_once_in_the_ledger_and_summary(world):
+    # GIVEN a split whose killed pass made SQS deliver 3 chunks twice
+    outcomes, _ = _run_passes(world, kill_pass=1, kill_after=3)
+    ledger = world["ledger"]
+    # WHEN a worker counts every delivered message (duplicates included)
+    counted = [
+        ledger.record_chunk(
+            RUN,
+            body["chunk"],
+            ok=len(body["items"]),
+            failed=0,
+            failed_by_stage={},
+            failed_by_error={},
+            seconds=0.1,
+            images=len(body["items"]),
+        )
+        for body in _drain(world["sqs"], world["queue"])
+    ]
+    # THEN the 3 duplicates were refused, and the run adds up: ok + failed == lines
+    assert counted.count(False) == 3
+    state = ledger.get_run(RUN)
+    assert state.is_split_done
+    assert state.chunks_sent == state.chunks_done == outcomes[-1].chunks_sent
+    assert (state.lines, state.ok, state.failed) == (N_LINES, N_LINES - len(BAD), len(BAD))
+    summary = build_summary(state, now=state.started_at + 10)
+    assert summary.status is RunStatus.SUCCEEDED
+    assert summary.ok + summary.failed == summary.lines == N_LINES
