@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pipeline.cli import classify as _classify  # noqa: F401  # registers its command
 from pipeline.cli import scan as _scan  # noqa: F401  # registers its command
+from pipeline.cli import status as _status  # noqa: F401  # registers its command
 from pipeline.cli import version as _version  # noqa: F401  # registers its command
 from pipeline.cli.app import app
 

@@ -1,0 +1,168 @@
+"""`lambdaflow status [RUN] [--watch] [--json]`: every run (or one) as the ledger counts it.
+
+Reads the DynamoDB run ledger (`pipeline/ledger.py`) of the stack a running `lambdaflow up`
+publishes in this directory, or of the table named by `--table` / `LAMBDAFLOW_RUNS_TABLE`
+(the SDK's `AWS_ENDPOINT_URL` points it at an emulator). Per run: manifest, state, lines split
+(`+` while Split is still going), chunks done/sent, ok/failed, images/s, ETA and the cost so
+far. `--watch` redraws a live table until every shown run has finished. Exit 1 with one line on
+stderr when no ledger can be found or the run is unknown.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import boto3
+import orjson
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from pipeline.cli.app import app
+from pipeline.config import Settings
+from pipeline.ledger import RunLedger, UnknownRunError
+from pipeline.runs import RunState, RunStatus
+from pipeline.summary import Prices, estimate_cost
+
+RUNS_TABLE_OUTPUT = "RunsTableName"
+"""The template output naming the ledger table (what a running local stack publishes)."""
+
+
+def run_row(state: RunState, now: float, prices: Prices | None = None) -> dict[str, Any]:
+    """The status of one run as plain values (the `--json` shape and the table's cells)."""
+    wall_s = state.wall_s(now)
+    eta = state.eta_s(now)
+    return {
+        "run": state.run,
+        "manifest": state.manifest,
+        "status": state.status.value,
+        "lines_split": state.lines_split,
+        "is_split_done": state.is_split_done,
+        "chunks_done": state.chunks_done,
+        "chunks_sent": state.chunks_sent,
+        "ok": state.ok,
+        "failed": state.failed,
+        "pending": max(0, state.pending),
+        "images_per_s": round(state.images / wall_s, 2) if wall_s > 0 else 0.0,
+        "eta_s": None if eta is None or state.status is not RunStatus.RUNNING else round(eta),
+        "seconds": round(wall_s, 1),
+        "cost_usd": estimate_cost(state, prices or Prices())["total"],
+        "reason": state.reason,
+    }
+
+
+def render_table(rows: list[dict[str, Any]]) -> Table:
+    """The runs as a rich table, newest first."""
+    table = Table(title="lambdaflow runs", expand=False)
+    for name in ("run", "manifest", "state", "lines", "chunks", "ok", "failed", "img/s"):
+        table.add_column(name, justify="right" if name not in {"run", "manifest"} else "left")
+    table.add_column("ETA", justify="right")
+    table.add_column("cost $", justify="right")
+    for row in rows:
+        more = "" if row["is_split_done"] else "+"
+        eta = "-" if row["eta_s"] is None else _duration(row["eta_s"])
+        table.add_row(
+            row["run"],
+            row["manifest"],
+            row["status"],
+            f"{row['lines_split']:,}{more}",
+            f"{row['chunks_done']:,}/{row['chunks_sent']:,}{more}",
+            f"{row['ok']:,}",
+            f"{row['failed']:,}",
+            f"{row['images_per_s']:.1f}",
+            eta,
+            f"{row['cost_usd']:.4f}",
+        )
+    return table
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _local_stack_table() -> tuple[str, str | None] | None:
+    """(table, endpoint) of the stack a `lambdaflow up` here publishes, if one is running."""
+    if importlib.util.find_spec("pipeline.local.state") is None:
+        return None  # this install has no local stack module
+    from pipeline.local.state import find_running_stack  # noqa: PLC0415  # optional part
+
+    info = find_running_stack()
+    if info is None or RUNS_TABLE_OUTPUT not in info.outputs:
+        return None
+    return info.outputs[RUNS_TABLE_OUTPUT], info.endpoint_url
+
+
+def open_ledger(table: str | None) -> RunLedger:
+    """The ledger of `--table`, else of the running local stack, else of the settings.
+
+    Raises:
+        typer.Exit: no table can be found (with a hint on stderr).
+    """
+    endpoint = None
+    if table is None:
+        local = _local_stack_table()
+        if local is not None:
+            table, endpoint = local
+    table = table or Settings.from_env().runs_table
+    if not table:
+        typer.echo(
+            "No run ledger found: start `lambdaflow up` here, or pass --table "
+            "(or set LAMBDAFLOW_RUNS_TABLE, with AWS_ENDPOINT_URL for a local emulator).",
+            err=True,
+        )
+        raise typer.Exit(1)
+    return RunLedger(boto3.client("dynamodb", endpoint_url=endpoint), table)
+
+
+def read_rows(ledger: RunLedger, run: str | None, now: float) -> list[dict[str, Any]]:
+    """The rows to show: one run, or every run newest first."""
+    states = [ledger.get_run(run)] if run else ledger.list_runs()
+    return [run_row(state, now) for state in states]
+
+
+def watch(
+    read: Callable[[], list[dict[str, Any]]], console: Console, interval_s: float
+) -> list[dict[str, Any]]:
+    """Redraw the table every `interval_s` until no shown run is RUNNING; return the last rows."""
+    rows = read()
+    with Live(render_table(rows), console=console, refresh_per_second=4) as live:
+        while any(row["status"] == RunStatus.RUNNING.value for row in rows):
+            time.sleep(interval_s)
+            rows = read()
+            live.update(render_table(rows))
+    return rows
+
+
+@app.command()
+def status(
+    run: Annotated[str | None, typer.Argument(help="One run id; every run when omitted.")] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of a table.")
+    ] = False,
+    is_watching: Annotated[
+        bool, typer.Option("--watch", help="Live table until every shown run has finished.")
+    ] = False,
+    interval_s: Annotated[float, typer.Option("--interval", help="Seconds between reads.")] = 2.0,
+    table: Annotated[str | None, typer.Option(help="The DynamoDB runs table to read.")] = None,
+) -> None:
+    """Show every run, or one: lines split, chunks done, ok/failed, images/s, ETA and cost."""
+    ledger = open_ledger(table)
+    try:
+        if is_watching and not json_out:
+            watch(lambda: read_rows(ledger, run, time.time()), Console(), interval_s)
+            return
+        rows = read_rows(ledger, run, time.time())
+    except UnknownRunError as exc:
+        typer.echo(f"{exc}; `lambdaflow status` lists every run", err=True)
+        raise typer.Exit(1) from exc
+    if json_out:
+        payload: Any = rows[0] if run else rows
+        typer.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
+        return
+    Console().print(render_table(rows))
