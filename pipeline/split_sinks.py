@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-import orjson
 from botocore.exceptions import ClientError
 
 from pipeline.aws_errors import write_error_from
-from pipeline.chunking import Chunk
 from pipeline.config import SQS_MAX_MESSAGE_BYTES
 from pipeline.failures import FailureRecord, ResultWriteError, Stage, ThrottledError
 from pipeline.parts import parse_failures_part
@@ -30,11 +29,21 @@ BATCH_BYTES = SQS_MAX_MESSAGE_BYTES
 SEND_ATTEMPTS = 6
 
 
-class ChunkSink(Protocol):
-    """Takes chunks in order; `flush` returns once every chunk handed over is sent."""
+@dataclass(frozen=True, slots=True)
+class ChunkMessage:
+    """One chunk as sent: its number, its exact JSON message, how many items, its last line."""
 
-    def send(self, chunk: Chunk) -> None:
-        """Hand over one chunk (it may be buffered until `flush`)."""
+    number: int
+    body: bytes
+    count: int
+    last_line: int
+
+
+class ChunkSink(Protocol):
+    """Takes chunk messages in order; `flush` returns once every one handed over is sent."""
+
+    def send(self, message: ChunkMessage) -> None:
+        """Hand over one chunk message (it may be buffered until `flush`)."""
         ...
 
     def flush(self) -> None:
@@ -51,7 +60,7 @@ class ParseFailureWriter(Protocol):
 
 
 class CountingSink:
-    """A null sink that still does the sender's CPU work: each message is encoded, then counted.
+    """A null sink: counts the messages Split built (their bytes are encoded, never sent).
 
     Benchmarks use it so Split's rate includes building the exact message bytes, not the wire.
     """
@@ -61,11 +70,11 @@ class CountingSink:
         self.items = 0
         self.message_bytes = 0
 
-    def send(self, chunk: Chunk) -> None:
-        """Encode and count one chunk."""
-        self.message_bytes += len(orjson.dumps(chunk.to_message()))
+    def send(self, message: ChunkMessage) -> None:
+        """Count one message."""
+        self.message_bytes += len(message.body)
         self.chunks += 1
-        self.items += len(chunk.items)
+        self.items += message.count
 
     def flush(self) -> None:
         """Nothing is buffered."""
@@ -90,14 +99,14 @@ class SqsChunkSink:
         self._batch_bytes = 0
         self.sent = 0
 
-    def send(self, chunk: Chunk) -> None:
-        """Buffer the chunk's message; send the batch once it is full."""
-        body = orjson.dumps(chunk.to_message()).decode()
+    def send(self, message: ChunkMessage) -> None:
+        """Buffer the message; send the batch once it is full."""
+        body = message.body.decode()
         if self._batch and (
             len(self._batch) == BATCH_ENTRIES or self._batch_bytes + len(body) > BATCH_BYTES
         ):
             self.flush()
-        self._batch.append((str(chunk.number), body))
+        self._batch.append((str(message.number), body))
         self._batch_bytes += len(body)
 
     def flush(self) -> None:

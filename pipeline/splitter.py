@@ -30,12 +30,14 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from pipeline.checkpoint import Checkpoint, StreamKind, take_checkpoint
 from pipeline.chunking import Chunk, iter_chunks
 from pipeline.failures import FailureRecord, ManifestReadError
 from pipeline.manifest_parse import ManifestRecord
 from pipeline.manifest_stream import Position
-from pipeline.split_sinks import ChunkSink, ParseFailureWriter
+from pipeline.split_sinks import ChunkMessage, ChunkSink, ParseFailureWriter
 from pipeline.split_source import ManifestCursor, OpenReader, ReaderKnobs, layout_to_dict
 
 if TYPE_CHECKING:
@@ -159,11 +161,13 @@ class _Pass:
         self.is_exhausted = True
 
     def emit(self, chunk: Chunk, sink: ChunkSink) -> None:
-        """Write the chunk's parse part, then hand the chunk to the sink."""
-        mine = self.take_failures(chunk.items[-1].line)
+        """Write the chunk's parse part, then hand the chunk's message to the sink."""
+        last_line = chunk.items[-1].line
+        mine = self.take_failures(last_line)
         if mine:
             self.failures.write(self.run, chunk.number, mine)
-        sink.send(chunk)
+        body = orjson.dumps(chunk.to_message())
+        sink.send(ChunkMessage(chunk.number, body, len(chunk.items), last_line))
         self.totals.add(len(chunk.items), mine)
 
     def take_failures(self, last_line: int) -> list[FailureRecord]:

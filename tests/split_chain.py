@@ -11,10 +11,11 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import orjson
+
 from pipeline.checkpoint import Checkpoint
-from pipeline.chunking import Chunk
 from pipeline.indexstore import IndexStore
-from pipeline.split_sinks import CountingSink, MemoryParseFailureWriter
+from pipeline.split_sinks import ChunkMessage, CountingSink, MemoryParseFailureWriter
 from pipeline.split_source import OpenReader, ReaderKnobs
 from pipeline.splitter import SplitOptions, SplitOutcome, split_pass
 
@@ -32,16 +33,16 @@ class SinkDied(RuntimeError):
 class RecordingSink(CountingSink):
     """Keeps every chunk sent, in order; with `die_after`, raises once that many were sent."""
 
-    def __init__(self, log: list[Chunk], *, die_after: int | None = None) -> None:
+    def __init__(self, log: list[ChunkMessage], *, die_after: int | None = None) -> None:
         super().__init__()
         self.log = log
         self.die_after = die_after
 
-    def send(self, chunk: Chunk) -> None:
+    def send(self, message: ChunkMessage) -> None:
         if self.die_after is not None and self.chunks >= self.die_after:
             raise SinkDied(f"killed after {self.chunks} chunks")
-        super().send(chunk)
-        self.log.append(chunk)
+        super().send(message)
+        self.log.append(message)
 
 
 def tick_clock(step: float = 1.0) -> Callable[[], float]:
@@ -54,7 +55,7 @@ def tick_clock(step: float = 1.0) -> Callable[[], float]:
 class Chain:
     """Every chunk sent (re-sends included), every pass's outcome, the parse parts."""
 
-    sent: list[Chunk] = field(default_factory=list)
+    sent: list[ChunkMessage] = field(default_factory=list)
     outcomes: list[SplitOutcome] = field(default_factory=list)
     failures: MemoryParseFailureWriter = field(default_factory=MemoryParseFailureWriter)
     deaths: int = 0
@@ -63,9 +64,13 @@ class Chain:
     def chunks(self) -> dict[int, tuple[int, ...]]:
         """Chunk number → its lines; asserts a re-sent chunk carried the same lines."""
         by_number: dict[int, tuple[int, ...]] = {}
-        for chunk in self.sent:
-            lines = tuple(r.line for r in chunk.items)
-            assert by_number.setdefault(chunk.number, lines) == lines, chunk.number
+        for message in self.sent:
+            body = orjson.loads(message.body)
+            lines = tuple(item[0] for item in body["items"])
+            assert body["chunk"] == message.number
+            assert len(lines) == message.count
+            assert message.last_line == lines[-1]
+            assert by_number.setdefault(message.number, lines) == lines, message.number
         return by_number
 
     @property

@@ -10,14 +10,13 @@ import boto3
 import pytest
 
 from pipeline.checkpoint import Checkpoint
-from pipeline.chunking import Chunk
 from pipeline.indexstore import S3IndexStore
 from pipeline.ledger import RunLedger
 from pipeline.ledger_items import table_definition
 from pipeline.ranged import S3ObjectReader
 from pipeline.results import iter_failure_records
 from pipeline.runs import RunStatus
-from pipeline.split_sinks import S3ParseFailureWriter, SqsChunkSink
+from pipeline.split_sinks import ChunkMessage, S3ParseFailureWriter, SqsChunkSink
 from pipeline.splitter import SplitOptions, split_pass
 from pipeline.summary import build_summary
 from tests.checkpoint_chain import manifest_text
@@ -48,12 +47,12 @@ class DyingSink:
     def __init__(self, inner: SqsChunkSink, die_after: int | None) -> None:
         self.inner, self.die_after, self.count = inner, die_after, 0
 
-    def send(self, chunk: Chunk) -> None:
+    def send(self, message: ChunkMessage) -> None:
         if self.die_after is not None and self.count >= self.die_after:
             self.inner.flush()  # what was sent is out: the retry must re-send it identically
             raise SinkDied("pass killed")
         self.count += 1
-        self.inner.send(chunk)
+        self.inner.send(message)
 
     def flush(self) -> None:
         self.inner.flush()

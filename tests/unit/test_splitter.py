@@ -6,14 +6,11 @@ import gzip
 import json
 import random
 
-import orjson
 import pytest
 
-from pipeline.chunking import Chunk
 from pipeline.indexstore import LocalIndexStore
-from pipeline.manifest_parse import ManifestRecord
 from pipeline.ranged import LocalFileReader
-from pipeline.split_sinks import CountingSink, MemoryParseFailureWriter
+from pipeline.split_sinks import ChunkMessage, CountingSink, MemoryParseFailureWriter
 from pipeline.splitter import SplitOptions, split_pass
 from tests.split_chain import SMALL_KNOBS, RecordingSink, run_chain, tick_clock
 
@@ -230,14 +227,10 @@ def test_a_done_checkpoint_splits_nothing_more(tmp_path):
     assert (again.lines, again.chunks_sent) == (done.lines, done.chunks_sent) == (N_LINES, 6)
 
 
-def test_counting_sink_counts_the_encoded_messages():
-    # GIVEN a counting sink WHEN two chunks pass THEN it counts chunks, items and message bytes
+def test_counting_sink_counts_messages_items_and_bytes():
+    # GIVEN a counting sink WHEN two messages pass THEN it counts them, their items and bytes
     sink = CountingSink()
-    records = tuple(ManifestRecord(i, "bkt", f"k{i}") for i in range(1, 4))
-    sink.send(Chunk("r", 0, records))
-    sink.send(Chunk("r", 1, records[:1]))
+    sink.send(ChunkMessage(0, b"x" * 10, 3, last_line=3))
+    sink.send(ChunkMessage(1, b"y" * 5, 1, last_line=4))
     sink.flush()
-    assert (sink.chunks, sink.items) == (2, 4)
-    assert sink.message_bytes == len(orjson.dumps(Chunk("r", 0, records).to_message())) + len(
-        orjson.dumps(Chunk("r", 1, records[:1]).to_message())
-    )
+    assert (sink.chunks, sink.items, sink.message_bytes) == (2, 4, 15)
