@@ -1,0 +1,102 @@
+"""One Split pass against AWS: the S3, SQS and DynamoDB adapters plugged into `split_pass`.
+
+The manifest object is read with streaming ranged GETs pinned to the ETag (or version) the run
+was started for, so a manifest replaced mid-run ends the split with `ManifestChanged` instead of
+resuming a checkpoint into other bytes. Checkpoint indexes live under `checkpoints/<run>/` in
+the results bucket, parse failures in `failures/<run>/parse-NNNNNNNN.jsonl.gz`, chunks go to
+the WorkQueue. Knows nothing of Lambda: the handler passes the clients and the budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pipeline.checkpoint import Checkpoint
+from pipeline.indexstore import S3IndexStore
+from pipeline.manifest_source import split_s3_uri
+from pipeline.ranged import S3ObjectReader
+from pipeline.split_sinks import S3ParseFailureWriter, SqsChunkSink
+from pipeline.split_source import OpenReader
+from pipeline.splitter import SplitOptions, SplitOutcome, split_pass
+
+if TYPE_CHECKING:
+    from pipeline.config import Settings
+    from pipeline.ledger import RunLedger
+
+CHECKPOINT_PREFIX = "checkpoints"
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRef:
+    """The manifest object version a run splits (what the ingest event named)."""
+
+    bucket: str
+    key: str
+    etag: str | None = None
+    version_id: str | None = None
+
+    @property
+    def uri(self) -> str:
+        """`s3://bucket/key`."""
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def s3_opener(client: Any, manifest: ManifestRef) -> OpenReader:
+    """Open `s3://` locations with streaming GETs; the manifest itself pinned to its version.
+
+    Inventory parts (other keys, same bucket: `part_source` refuses any other) are not pinned:
+    an Inventory report's parts never change once written.
+    """
+
+    def open_reader(location: str) -> S3ObjectReader:
+        bucket, key = split_s3_uri(location)
+        is_manifest = (bucket, key) == (manifest.bucket, manifest.key)
+        return S3ObjectReader(
+            client,
+            bucket,
+            key,
+            etag=manifest.etag if is_manifest else None,
+            version_id=manifest.version_id if is_manifest else None,
+            streaming=True,
+        )
+
+    return open_reader
+
+
+@dataclass(frozen=True, slots=True)
+class AwsSplit:
+    """The clients and names a Split pass on AWS needs (built once per cold start)."""
+
+    s3: Any
+    sqs: Any
+    ledger: RunLedger
+    settings: Settings
+
+    def run_pass(
+        self,
+        run: str,
+        manifest: ManifestRef,
+        checkpoint: Checkpoint | None,
+        *,
+        budget_s: float | None,
+        clock: Callable[[], float] | None = None,
+    ) -> SplitOutcome:
+        """One pass from `checkpoint` for at most `budget_s` seconds (see `split_pass`)."""
+        settings = self.settings
+        extra = {"clock": clock} if clock is not None else {}
+        return split_pass(
+            manifest.uri,
+            checkpoint,
+            run=run,
+            options=SplitOptions.from_settings(settings, budget_s=budget_s),
+            open_reader=s3_opener(self.s3, manifest),
+            sink=SqsChunkSink(self.sqs, settings.work_queue_url),
+            failures=S3ParseFailureWriter(self.s3, settings.results_bucket),
+            index_store=S3IndexStore(
+                self.s3, settings.results_bucket, f"{CHECKPOINT_PREFIX}/{run}"
+            ),
+            ledger=self.ledger,
+            **extra,
+        )

@@ -1,0 +1,94 @@
+"""A Split run on the AWS adapters (moto): passes to the end, and a manifest replaced mid-run."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+
+import boto3
+import pytest
+
+from pipeline.checkpoint import Checkpoint
+from pipeline.config import Settings
+from pipeline.ledger import RunLedger
+from pipeline.ledger_items import table_definition
+from pipeline.results import iter_failure_records
+from pipeline.split_aws import AwsSplit, ManifestRef
+
+pytestmark = pytest.mark.integration
+
+N_LINES = 2_000
+
+
+@pytest.fixture
+def aws(emulator, s3, bucket):
+    sqs = boto3.client("sqs", endpoint_url=emulator.endpoint_url)
+    queue = sqs.create_queue(QueueName=f"work-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    dynamodb = boto3.client("dynamodb", endpoint_url=emulator.endpoint_url)
+    table = f"runs-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(**table_definition(table))
+    settings = Settings.from_env(
+        {}, results_bucket=bucket, work_queue_url=queue, runs_table=table, chunk_items=150
+    )
+    return AwsSplit(s3=s3, sqs=sqs, ledger=RunLedger(dynamodb, table), settings=settings)
+
+
+def _put_manifest(s3, bucket: str, *, seed: int) -> ManifestRef:
+    rows = [
+        json.dumps({"bucket": "bkt", "key": f"img/{seed}/{i}.jpg"}) if i % 500 else "{oops"
+        for i in range(1, N_LINES + 1)
+    ]
+    body = gzip.compress("\n".join(rows).encode(), mtime=0)
+    etag = s3.put_object(Bucket=bucket, Key="in/m.jsonl.gz", Body=body)["ETag"]
+    return ManifestRef(bucket, "in/m.jsonl.gz", etag=etag.strip('"'))
+
+
+def _drain(sqs, queue) -> list[dict]:
+    bodies = []
+    while batch := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages"):
+        bodies += [json.loads(m["Body"]) for m in batch]
+        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
+        sqs.delete_message_batch(QueueUrl=queue, Entries=entries)
+    return bodies
+
+
+def test_passes_split_an_s3_manifest_into_the_queue_the_ledger_and_parse_parts(aws, s3, bucket):
+    # GIVEN a gzip JSON Lines manifest in S3 with 4 malformed lines
+    manifest = _put_manifest(s3, bucket, seed=1)
+    # WHEN Split passes with no budget left run until done, as the state machine loops them
+    checkpoint, outcomes = None, []
+    while not outcomes or not outcomes[-1].is_done:
+        outcome = aws.run_pass("run-aws", manifest, checkpoint, budget_s=0.0)
+        checkpoint = Checkpoint.from_dict(json.loads(json.dumps(outcome.checkpoint.to_dict())))
+        outcomes.append(outcome)
+    # THEN every good line went out once, the bad ones became parse failures, the ledger knows
+    bodies = _drain(aws.sqs, aws.settings.work_queue_url)
+    assert len(outcomes) == len(bodies) == outcomes[-1].chunks_sent == 14
+    lines = sorted(item[0] for body in bodies for item in body["items"])
+    failed = sorted(r.line for r in iter_failure_records(s3, bucket, "run-aws"))
+    assert failed == [500, 1000, 1500, 2000]
+    assert sorted(lines + failed) == list(range(1, N_LINES + 1))
+    state = aws.ledger.get_run("run-aws")
+    assert (state.lines_split, state.chunks_sent, state.is_split_done) == (N_LINES, 14, True)
+    assert state.manifest == manifest.uri
+    keys = [
+        o["Key"]
+        for o in s3.list_objects_v2(Bucket=bucket, Prefix="checkpoints/run-aws/")["Contents"]
+    ]
+    assert keys and all(k.endswith(".idx.z") for k in keys)
+
+
+def test_a_manifest_replaced_mid_run_ends_the_split_with_the_reason(aws, s3, bucket):
+    # GIVEN a run whose first pass is done, then the manifest object is overwritten
+    manifest = _put_manifest(s3, bucket, seed=1)
+    first = aws.run_pass("run-changed", manifest, None, budget_s=0.0)
+    assert not first.is_done
+    _put_manifest(s3, bucket, seed=2)
+    # WHEN the next pass resumes the first one's checkpoint
+    second = aws.run_pass("run-changed", manifest, first.checkpoint, budget_s=0.0)
+    # THEN it does not read the new bytes: the split ends partial, saying why
+    assert second.is_done
+    assert "ManifestChanged" in second.reason
+    assert second.lines == first.lines
+    assert aws.ledger.get_run("run-changed").reason == second.reason
