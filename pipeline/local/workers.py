@@ -1,0 +1,176 @@
+"""Where local pollers run: a thread of this process, or a pool of worker processes.
+
+A mapping with `ScalingConfig.MaximumConcurrency` in the template is one that scales out on AWS
+(the classify function): locally it gets `min(workers, MaximumConcurrency)` spawned processes, each
+a long-lived "warm container" that imports the handler once, so the model loads once per process,
+not per batch. Other mappings (ingest) get one thread here. A worker process that dies (a crash,
+`kill -9`) is replaced, as Lambda replaces a dead execution environment; its in-flight messages
+come back after the visibility timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from pipeline.local.functions import REGISTRY, LambdaContext, load_handler
+from pipeline.local.poller import PollerOptions, SqsPoller
+from pipeline.local.provision import EventSourceMapping
+
+logger = logging.getLogger(__name__)
+
+_SPAWN = multiprocessing.get_context("spawn")
+_JOIN_TIMEOUT_S = 10.0
+_QUICK_DEATH_S = 5.0
+_MAX_BACKOFF_S = 30.0
+
+
+def _sqs_client(endpoint_url: str) -> Any:
+    return boto3.client("sqs", endpoint_url=endpoint_url)
+
+
+def run_worker_process(
+    mapping: EventSourceMapping,
+    env: Mapping[str, str],
+    options: PollerOptions,
+    stop: Any,
+) -> None:
+    """Body of one worker process: become the function's environment, then poll until stopped."""
+    os.environ.update(env)
+    logging.basicConfig(level=os.environ.get("LAMBDAFLOW_LOCAL_LOG_LEVEL", "WARNING"))
+    handler = load_handler(mapping.function)
+    poller = SqsPoller(
+        mapping,
+        sqs=_sqs_client(env["AWS_ENDPOINT_URL"]),
+        invoke=lambda event: handler(event, LambdaContext(mapping.function)),
+        options=options,
+    )
+    poller.run(stop)
+
+
+@dataclass(slots=True)
+class ProcessPool:
+    """N supervised worker processes polling one mapping."""
+
+    mapping: EventSourceMapping
+    env: Mapping[str, str]
+    options: PollerOptions
+    size: int
+    processes: list[Any] = field(default_factory=list)
+    _stop: Any = field(default_factory=_SPAWN.Event)
+    _supervisor: threading.Thread | None = None
+    _started_at: dict[int, float] = field(default_factory=dict)
+
+    def start(self) -> None:
+        """Spawn the workers and a thread that replaces any that die."""
+        self.processes = [self._spawn() for _ in range(self.size)]
+        self._supervisor = threading.Thread(
+            target=self._supervise, name=f"supervise-{self.mapping.logical_id}", daemon=True
+        )
+        self._supervisor.start()
+
+    def _spawn(self) -> Any:
+        process = _SPAWN.Process(
+            target=run_worker_process,
+            args=(self.mapping, dict(self.env), self.options, self._stop),
+            name=f"{self.mapping.function.logical_id}-worker",
+            daemon=True,
+        )
+        process.start()
+        self._started_at[process.pid] = time.monotonic()
+        return process
+
+    def _supervise(self) -> None:
+        quick_deaths = 0
+        while not self._stop.wait(0.5):
+            for index, process in enumerate(self.processes):
+                if process.is_alive() or self._stop.is_set():
+                    continue
+                lived_s = time.monotonic() - self._started_at.get(process.pid, 0.0)
+                # A worker that dies at once (an import error, say) is retried with backoff,
+                # as Lambda does with a failing init, instead of a hot respawn loop.
+                quick_deaths = quick_deaths + 1 if lived_s < _QUICK_DEATH_S else 0
+                logger.warning("worker %s exited with %s", process.pid, process.exitcode)
+                if self._stop.wait(min(_MAX_BACKOFF_S, 0.5 * 2**quick_deaths) - 0.5):
+                    return
+                self.processes[index] = self._spawn()
+
+    def stop(self) -> None:
+        """Ask every worker to finish its batch, then end stragglers."""
+        self._stop.set()
+        if self._supervisor:
+            self._supervisor.join()
+        for process in self.processes:
+            process.join(_JOIN_TIMEOUT_S)
+            if process.is_alive():
+                process.terminate()
+                process.join()
+
+
+@dataclass(slots=True)
+class ThreadPoller:
+    """One poller in a thread of this process, invoking through the shared registry."""
+
+    mapping: EventSourceMapping
+    endpoint_url: str
+    options: PollerOptions
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start polling in a daemon thread."""
+        function = self.mapping.function
+        REGISTRY.register(function)
+
+        def invoke(event: dict[str, Any]) -> Any:
+            return REGISTRY.handler_of(function)(event, LambdaContext(function))
+
+        poller = SqsPoller(
+            self.mapping, sqs=_sqs_client(self.endpoint_url), invoke=invoke, options=self.options
+        )
+        self._thread = threading.Thread(
+            target=poller.run,
+            args=(self._stop,),
+            name=f"poll-{self.mapping.logical_id}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the current batch."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join(_JOIN_TIMEOUT_S)
+
+
+def start_pollers(
+    mappings: list[EventSourceMapping],
+    *,
+    env: Mapping[str, str],
+    workers: int,
+    options: PollerOptions,
+) -> list[ProcessPool | ThreadPoller]:
+    """Start one poller (group) per mapping; see the module docstring for the rule."""
+    started: list[ProcessPool | ThreadPoller] = []
+    for mapping in mappings:
+        runner: ProcessPool | ThreadPoller
+        if mapping.max_concurrency is not None:
+            size = max(1, min(workers, mapping.max_concurrency))
+            runner = ProcessPool(
+                mapping=mapping, env={**env, **mapping.function.env}, options=options, size=size
+            )
+        else:
+            runner = ThreadPoller(
+                mapping=mapping, endpoint_url=env["AWS_ENDPOINT_URL"], options=options
+            )
+        runner.start()
+        started.append(runner)
+    return started
