@@ -51,6 +51,8 @@ def start_emulator(port: int = 0) -> Emulator:
     """Start moto on 127.0.0.1 (never 0.0.0.0, its default) at `port`, 0 meaning a free one."""
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     default_user_config["lambda"] = {"use_docker": False}
+    # werkzeug logs every request at INFO; the pipeline's own logs are what a person wants to see.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, bound_port = server.get_host_and_port()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Mapping
@@ -44,6 +45,9 @@ def run_worker_process(
     stop: Any,
 ) -> None:
     """Body of one worker process: become the function's environment, then poll until stopped."""
+    # Ctrl-C reaches the whole process group; the parent stops workers through `stop`, after
+    # their current batch, so a keyboard interrupt must not tear a batch in half here.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(env)
     logging.basicConfig(level=os.environ.get("LAMBDAFLOW_LOCAL_LOG_LEVEL", "WARNING"))
     handler = load_handler(mapping.function)
