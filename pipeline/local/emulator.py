@@ -7,11 +7,14 @@ Step Functions tasks to call back into it).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import threading
 from dataclasses import dataclass
 
 from moto.core.config import default_user_config
+from moto.dynamodb.models import DynamoDBBackend
 from moto.server import ThreadedMotoServer
 
 logger = logging.getLogger(__name__)
@@ -22,6 +25,39 @@ DUMMY_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "testing",  # moto accepts any credentials
     "AWS_DEFAULT_REGION": LOCAL_REGION,
 }
+
+
+_DYNAMODB_WRITE_METHODS = (
+    "put_item",
+    "update_item",
+    "delete_item",
+    "transact_write_items",
+    "batch_write_item",
+)
+_dynamodb_lock = threading.RLock()
+
+
+def _serialize_dynamodb_writes() -> None:
+    """Give moto's DynamoDB the isolation real DynamoDB has (moto 5.2.5 lacks it).
+
+    moto checks a transaction's conditions and applies it without a lock, and rolls a failed one
+    back by restoring a copy of the whole table taken before it started, so two concurrent
+    requests can both pass a condition or erase each other's writes: the ledger's exactly-once
+    chunk counting double-counted under two threads. Real DynamoDB serializes transactions; one
+    lock around the backend's write methods restores that for the server in this process.
+    """
+    for name in _DYNAMODB_WRITE_METHODS:
+        method = getattr(DynamoDBBackend, name)
+        if getattr(method, "_lambdaflow_locked", False):
+            continue
+
+        @functools.wraps(method)
+        def locked(*args: object, _method: object = method, **kwargs: object) -> object:
+            with _dynamodb_lock:
+                return _method(*args, **kwargs)  # type: ignore[operator]
+
+        locked._lambdaflow_locked = True  # type: ignore[attr-defined]
+        setattr(DynamoDBBackend, name, locked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +89,7 @@ def start_emulator(port: int = 0) -> Emulator:
     default_user_config["lambda"] = {"use_docker": False}
     # werkzeug logs every request at INFO; the pipeline's own logs are what a person wants to see.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    _serialize_dynamodb_writes()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, bound_port = server.get_host_and_port()

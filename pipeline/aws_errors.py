@@ -1,0 +1,52 @@
+"""Translate botocore `ClientError`s raised while writing into the pipeline's error hierarchy.
+
+Only adapters catch `ClientError` (STYLE.md §4). The results writers, the failure-queue sender and
+the runs ledger all write; they share this one mapping, by error code and never by message text,
+so "throttled, try again later" and "broken, look at it" are told apart the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from pipeline.failures import ResultWriteError, Stage, ThrottledError
+
+THROTTLE_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "ServiceUnavailable",
+        "503",
+    }
+)
+"""Codes that mean "AWS is shedding load": retryable, unlike every other write error."""
+
+
+def error_code(exc: ClientError) -> str:
+    """The short AWS error code of a `ClientError` (``"SlowDown"``, ``"NoSuchKey"`` …)."""
+    return str(exc.response.get("Error", {}).get("Code", "") or "Unknown")
+
+
+def write_error_from(exc: ClientError, what: str) -> ResultWriteError | ThrottledError:
+    """Map a failed write of `what` to `ThrottledError` (retryable) or `ResultWriteError`.
+
+    The caller raises the result ``from exc`` so the SDK's traceback stays attached.
+    """
+    code = error_code(exc)
+    if code in THROTTLE_CODES:
+        return ThrottledError(
+            f"{what}: AWS still throttled ({code}) after the SDK's retries; replay later",
+            stage=Stage.WRITE,
+            error=code,
+        )
+    return ResultWriteError(
+        f"{what}: {code}: {exc}; check the bucket/queue/table name and the IAM policy",
+        error=code,
+    )

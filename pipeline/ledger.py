@@ -1,0 +1,294 @@
+"""The DynamoDB run ledger: one item per run, one marker per counted chunk, counts added once.
+
+Table schema (template.yaml must match; PAY_PER_REQUEST):
+
+    KeySchema    pk (S, HASH), sk (S, RANGE)
+    GSI "ByKind" kind (S, HASH), started_at (N, RANGE), projection ALL — sparse: only run items
+                 carry `kind`, so listing runs never scans chunk markers.
+
+    run item     pk="RUN#<run>"  sk="META"   kind="run", manifest, status, started_at, counters
+    chunk marker pk="RUN#<run>"  sk="CHUNK#<n:08d>"                 first delivery of chunk n
+    replay mark  pk="RUN#<run>"  sk="REPLAY#<round:04d>#<n:08d>"    replay round R, chunk n
+
+Exactly-once counting: a chunk's counts go to the run item in one transaction with the
+conditional Put of its marker, so a redelivered (or concurrently duplicated) chunk is refused
+whole and `record_chunk` returns False. Split progress is written as absolute values guarded by a
+monotonic condition, so a Split retried from an older checkpoint cannot move it backwards.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from pipeline.aws_errors import error_code, write_error_from
+from pipeline.ledger_items import (
+    ChunkCounts,
+    chunk_marker,
+    counter_update,
+    n,
+    run_key,
+    state_from_item,
+)
+from pipeline.runs import RunState, RunStatus
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+else:
+    DynamoDBClient = Any
+
+RUNS_INDEX = "ByKind"
+TRANSACTION_ATTEMPTS = 8
+
+
+class UnknownRunError(LookupError):
+    """No run item exists for the id: check it with `lambdaflow status` (lists every run)."""
+
+
+class RunLedger:
+    """The ledger adapter over an injected low-level boto3 DynamoDB client."""
+
+    def __init__(
+        self, client: DynamoDBClient, table: str, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._client = client
+        self._table = table
+        self._clock = clock
+
+    def start_run(self, run: str, *, manifest: str) -> bool:
+        """Create the run item (RUNNING); True if new, False if it already existed."""
+        now = n(self._clock())
+        response = self._update(
+            run_key(run),
+            "SET kind = :kind, #run = :run, manifest = if_not_exists(manifest, :manifest), "
+            "started_at = if_not_exists(started_at, :now), "
+            "#status = if_not_exists(#status, :running), updated_at = :now",
+            {"#run": "run", "#status": "status"},
+            {
+                ":kind": {"S": "run"},
+                ":run": {"S": run},
+                ":manifest": {"S": manifest},
+                ":now": now,
+                ":running": {"S": RunStatus.RUNNING.value},
+            },
+            ReturnValues="ALL_OLD",
+        )
+        return "started_at" not in response.get("Attributes", {})
+
+    def record_split_progress(
+        self,
+        run: str,
+        *,
+        lines_split: int,
+        chunks_sent: int,
+        is_done: bool,
+        parse_failures_by_error: Mapping[str, int] | None = None,
+        reason: str | None = None,
+    ) -> bool:
+        """Store the split's cumulative progress; False if a newer pass already wrote more.
+
+        All values are totals since the start of the manifest (what the checkpoint carries),
+        so writing them twice changes nothing. Parse failures count as failed lines.
+        """
+        parse = dict(parse_failures_by_error or {})
+        names = {"#ls": "lines_split"}
+        values: dict[str, Any] = {
+            ":ls": n(lines_split),
+            ":cs": n(chunks_sent),
+            ":done": {"BOOL": is_done},
+            ":pf": n(sum(parse.values())),
+            ":now": n(self._clock()),
+        }
+        sets = ["#ls = :ls", "chunks_sent = :cs", "is_split_done = :done", "parse_failed = :pf"]
+        sets.append("updated_at = :now")
+        for i, (code, count) in enumerate(sorted(parse.items())):
+            names[f"#p{i}"], values[f":p{i}"] = f"parse_error#{code}", n(count)
+            sets.append(f"#p{i} = :p{i}")
+        if reason is not None:
+            sets.append("reason = :reason")
+            values[":reason"] = {"S": reason}
+        try:
+            self._update(
+                run_key(run),
+                "SET " + ", ".join(sets),
+                names,
+                values,
+                ConditionExpression="attribute_not_exists(#ls) OR #ls <= :ls",
+            )
+        except _AlreadyDone:
+            return False
+        return True
+
+    def record_chunk(
+        self,
+        run: str,
+        chunk: int,
+        *,
+        ok: int,
+        failed: int,
+        failed_by_stage: Mapping[str, int],
+        failed_by_error: Mapping[str, int],
+        seconds: float,
+        images: int,
+    ) -> bool:
+        """Count a first-delivery chunk once; False if it was already counted.
+
+        Raises:
+            ValueError: `failed` disagrees with the breakdowns.
+            ResultWriteError | ThrottledError: DynamoDB refused the write.
+        """
+        counts = ChunkCounts(
+            ok=ok,
+            failed=failed,
+            failed_by_stage=dict(failed_by_stage),
+            failed_by_error=dict(failed_by_error),
+            seconds=seconds,
+            images=images,
+        )
+        return self._record(run, chunk_marker(chunk), counts, {"chunks_done": 1})
+
+    def record_replay_chunk(
+        self, run: str, replay_round: int, chunk: int, counts: ChunkCounts
+    ) -> bool:
+        """Count a replay chunk once, moving its lines from their previous failures.
+
+        A replayed line was counted failed under its old record's stage and error: this removes
+        it there (`counts.replaced_by_*`, whose total must equal `ok + failed`) and adds it as
+        ok, or as failed under its new stage and error. `failed` and `lines` never double.
+        """
+        if replay_round < 1:
+            raise ValueError("replay rounds start at 1")
+        if counts.replaced_total != counts.ok + counts.failed:
+            raise ValueError(
+                f"replay chunk {chunk}: {counts.ok + counts.failed} lines but "
+                f"{counts.replaced_total} replaced failures; pass the records' stage/error counts"
+            )
+        marker = chunk_marker(chunk, replay_round=replay_round)
+        return self._record(run, marker, counts, {"replay_chunks_done": 1})
+
+    def get_run(self, run: str) -> RunState:
+        """The run's state, read consistently.
+
+        Raises:
+            UnknownRunError: no run item has this id.
+        """
+        item = self._client.get_item(
+            TableName=self._table, Key=run_key(run), ConsistentRead=True
+        ).get("Item")
+        if item is None or "started_at" not in item:
+            raise UnknownRunError(f"no run {run!r} in table {self._table}")
+        return state_from_item(item)
+
+    def iter_runs(self) -> Iterator[RunState]:
+        """Every run, newest first (through the sparse `ByKind` index)."""
+        paginator = self._client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self._table,
+            IndexName=RUNS_INDEX,
+            KeyConditionExpression="kind = :kind",
+            ExpressionAttributeValues={":kind": {"S": "run"}},
+            ScanIndexForward=False,
+        )
+        for page in pages:
+            yield from (state_from_item(item) for item in page.get("Items", []))
+
+    def list_runs(self) -> list[RunState]:
+        """Every run, newest first."""
+        return list(self.iter_runs())
+
+    def mark_finished(self, run: str, status: RunStatus, *, reason: str | None = None) -> None:
+        """Set the end status (the first finish time is kept, so wall time survives replays)."""
+        values: dict[str, Any] = {":status": {"S": status.value}, ":now": n(self._clock())}
+        expression = "SET #status = :status, finished_at = if_not_exists(finished_at, :now)"
+        if reason is not None:
+            expression += ", reason = :reason"
+            values[":reason"] = {"S": reason}
+        try:
+            self._update(
+                run_key(run),
+                expression,
+                {"#status": "status"},
+                values,
+                ConditionExpression="attribute_exists(pk)",
+            )
+        except _AlreadyDone as exc:
+            raise UnknownRunError(f"no run {run!r} in table {self._table}") from exc
+
+    def _record(self, run: str, marker: str, counts: ChunkCounts, extra: Mapping[str, int]) -> bool:
+        now = self._clock()
+        update = counter_update(run_key(run), counts, extra, now)
+        put = {
+            "TableName": self._table,
+            "Item": {**run_key(run), "sk": {"S": marker}, **counts.to_item(now)},
+            "ConditionExpression": "attribute_not_exists(sk)",
+        }
+        update["TableName"] = self._table
+        for attempt in range(TRANSACTION_ATTEMPTS):
+            try:
+                self._client.transact_write_items(TransactItems=[{"Put": put}, {"Update": update}])
+            except ClientError as exc:
+                outcome = _cancellation(exc)
+                if outcome == "counted":
+                    return False
+                if outcome != "conflict" or attempt == TRANSACTION_ATTEMPTS - 1:
+                    raise write_error_from(exc, f"recording {marker} of run {run}") from exc
+                _backoff(attempt)  # another chunk's transaction holds the run item
+            else:
+                return True
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _update(
+        self,
+        key: Mapping[str, Any],
+        expression: str,
+        names: Mapping[str, str],
+        values: Mapping[str, Any],
+        **kwargs: Any,
+    ) -> Any:
+        """UpdateItem, retrying a conflict with a concurrent transaction on the same item."""
+        for attempt in range(TRANSACTION_ATTEMPTS):
+            try:
+                return self._client.update_item(
+                    TableName=self._table,
+                    Key=dict(key),
+                    UpdateExpression=expression,
+                    ExpressionAttributeNames=dict(names),
+                    ExpressionAttributeValues=dict(values),
+                    **kwargs,
+                )
+            except ClientError as exc:
+                code = error_code(exc)
+                if code == "ConditionalCheckFailedException":
+                    raise _AlreadyDone from exc
+                if code != "TransactionConflictException" or attempt == TRANSACTION_ATTEMPTS - 1:
+                    raise write_error_from(exc, f"updating {key} in {self._table}") from exc
+                _backoff(attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _backoff(attempt: int) -> None:
+    """Full-jitter exponential backoff (10 ms doubling), so conflicting writers spread out."""
+    time.sleep(random.uniform(0, 0.01 * 2**attempt))
+
+
+class _AlreadyDone(Exception):
+    """A conditional update found newer data (internal; never leaves this module)."""
+
+
+def _cancellation(exc: ClientError) -> str:
+    """Why a transaction was cancelled: "counted" (marker exists), "conflict" or "other".
+
+    Read from `CancellationReasons`, in item order (the marker Put is first), never from text.
+    """
+    if error_code(exc) != "TransactionCanceledException":
+        return "other"
+    codes = [r.get("Code", "") for r in exc.response.get("CancellationReasons", [])]
+    if codes and codes[0] == "ConditionalCheckFailed":
+        return "counted"
+    if "TransactionConflict" in codes:
+        return "conflict"
+    return "other"

@@ -1,0 +1,184 @@
+"""How ledger values become DynamoDB items and back (pure: no client, no clock).
+
+Breakdown counters are flat attributes (`stage#fetch`, `error#NoSuchKey`) rather than maps:
+`ADD` on a flat attribute needs nothing to exist first, and a replay can subtract from one.
+Parse failures are kept apart (`parse_failed`, `parse_error#<code>`) because Split writes them as
+absolute totals while chunks add deltas; reading the item adds the two together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.failures import Stage
+from pipeline.runs import RunState, RunStatus
+
+STAGE_PREFIX = "stage#"
+ERROR_PREFIX = "error#"
+PARSE_ERROR_PREFIX = "parse_error#"
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkCounts:
+    """What one chunk produced; a replay chunk also says which failures its lines had."""
+
+    ok: int
+    failed: int
+    failed_by_stage: Mapping[str, int] = field(default_factory=dict)
+    failed_by_error: Mapping[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    images: int = 0
+    replaced_by_stage: Mapping[str, int] = field(default_factory=dict)
+    replaced_by_error: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.ok < 0 or self.failed < 0 or self.images < 0 or self.seconds < 0:
+            raise ValueError(f"negative chunk counts: {self!r}")
+        for name in ("failed_by_stage", "failed_by_error"):
+            if sum(getattr(self, name).values()) != self.failed:
+                raise ValueError(
+                    f"{name} sums to {sum(getattr(self, name).values())}, not failed={self.failed}"
+                )
+        if sum(self.replaced_by_stage.values()) != sum(self.replaced_by_error.values()):
+            raise ValueError("replaced_by_stage and replaced_by_error disagree")
+
+    @property
+    def replaced_total(self) -> int:
+        """How many earlier failures this (replay) chunk supersedes."""
+        return sum(self.replaced_by_stage.values())
+
+    def to_item(self, now: float) -> dict[str, Any]:
+        """The chunk marker's attributes (besides its key)."""
+        return {
+            "ok": n(self.ok),
+            "failed": n(self.failed),
+            "failed_by_stage": _count_map(self.failed_by_stage),
+            "failed_by_error": _count_map(self.failed_by_error),
+            "seconds": n(self.seconds),
+            "images": n(self.images),
+            "recorded_at": n(now),
+        }
+
+
+def n(value: float) -> dict[str, str]:
+    """A DynamoDB number attribute."""
+    return {"N": repr(value) if isinstance(value, float) else str(int(value))}
+
+
+def run_key(run: str) -> dict[str, dict[str, str]]:
+    """The primary key of a run's item."""
+    return {"pk": {"S": f"RUN#{run}"}, "sk": {"S": "META"}}
+
+
+def chunk_marker(chunk: int, *, replay_round: int = 0) -> str:
+    """The sort key of a chunk marker (`CHUNK#…` or `REPLAY#<round>#…`)."""
+    if replay_round:
+        return f"REPLAY#{replay_round:04d}#{chunk:08d}"
+    return f"CHUNK#{chunk:08d}"
+
+
+def _count_map(counts: Mapping[str, int]) -> dict[str, Any]:
+    return {"M": {name: n(count) for name, count in counts.items()}}
+
+
+def _delta(new: Mapping[str, int], old: Mapping[str, int]) -> dict[str, int]:
+    keys = set(new) | set(old)
+    deltas = {k: new.get(k, 0) - old.get(k, 0) for k in sorted(keys)}
+    return {k: v for k, v in deltas.items() if v}
+
+
+def counter_update(
+    key: Mapping[str, Any], counts: ChunkCounts, extra: Mapping[str, int], now: float
+) -> dict[str, Any]:
+    """The `Update` half of the record transaction: ADD the chunk's deltas to the run item."""
+    adds = {
+        "ok": counts.ok,
+        "failed": counts.failed - counts.replaced_total,
+        "images": counts.images,
+        **extra,
+    }
+    for stage, count in _delta(counts.failed_by_stage, counts.replaced_by_stage).items():
+        adds[STAGE_PREFIX + stage] = count
+    for code, count in _delta(counts.failed_by_error, counts.replaced_by_error).items():
+        adds[ERROR_PREFIX + code] = count
+    names = {f"#a{i}": name for i, name in enumerate(adds)}
+    values: dict[str, Any] = {f":a{i}": n(count) for i, count in enumerate(adds.values())}
+    values[":s"], values[":now"] = n(float(counts.seconds)), n(now)
+    clauses = [f"#a{i} :a{i}" for i in range(len(adds))] + ["compute_s :s"]
+    return {
+        "Key": dict(key),
+        "UpdateExpression": "ADD " + ", ".join(clauses) + " SET updated_at = :now",
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
+
+
+def _num(item: Mapping[str, Any], name: str, default: float = 0) -> float:
+    attr = item.get(name)
+    return float(attr["N"]) if attr else default
+
+
+def _prefixed(item: Mapping[str, Any], prefix: str) -> dict[str, int]:
+    return {k[len(prefix) :]: int(_num(item, k)) for k in item if k.startswith(prefix)}
+
+
+def _merge(*counts: Mapping[str, int]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for mapping in counts:
+        for name, count in mapping.items():
+            total[name] = total.get(name, 0) + count
+    return {k: v for k, v in sorted(total.items()) if v}
+
+
+def state_from_item(item: Mapping[str, Any]) -> RunState:
+    """A `RunState` from a run item; chunk and parse failures added together."""
+    parse_failed = int(_num(item, "parse_failed"))
+    return RunState(
+        run=item["run"]["S"],
+        manifest=item.get("manifest", {}).get("S", ""),
+        status=RunStatus(item.get("status", {}).get("S", RunStatus.RUNNING.value)),
+        started_at=_num(item, "started_at"),
+        finished_at=_num(item, "finished_at") if "finished_at" in item else None,
+        lines_split=int(_num(item, "lines_split")),
+        chunks_sent=int(_num(item, "chunks_sent")),
+        is_split_done=bool(item.get("is_split_done", {}).get("BOOL", False)),
+        chunks_done=int(_num(item, "chunks_done")),
+        replay_chunks_done=int(_num(item, "replay_chunks_done")),
+        ok=int(_num(item, "ok")),
+        failed=int(_num(item, "failed")) + parse_failed,
+        failed_by_stage=_merge(_prefixed(item, STAGE_PREFIX), {Stage.PARSE.value: parse_failed}),
+        failed_by_error=_merge(_prefixed(item, ERROR_PREFIX), _prefixed(item, PARSE_ERROR_PREFIX)),
+        compute_s=_num(item, "compute_s"),
+        images=int(_num(item, "images")),
+        reason=item.get("reason", {}).get("S"),
+    )
+
+
+def table_definition(name: str) -> dict[str, Any]:
+    """`CreateTable` arguments for the ledger table; template.yaml declares the same schema."""
+    return {
+        "TableName": name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+            {"AttributeName": "kind", "AttributeType": "S"},
+            {"AttributeName": "started_at", "AttributeType": "N"},
+        ],
+        "KeySchema": [
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": "ByKind",
+                "KeySchema": [
+                    {"AttributeName": "kind", "KeyType": "HASH"},
+                    {"AttributeName": "started_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    }

@@ -1,0 +1,128 @@
+"""Where a run's parts live: deterministic keys, and the result row they hold.
+
+Layout in the results bucket (every key is a pure function of run, series and chunk, so a
+redelivered chunk overwrites its own part and never adds a second one):
+
+    results/<run>/part-NNNNNNNN.jsonl.gz              chunk N, first delivery (round 0)
+    results/<run>/replay-RRRR-NNNNNNNN.jsonl.gz       replay round R (1, 2, …), replay chunk N
+    failures/<run>/part-NNNNNNNN.jsonl.gz             item failures of chunk N
+    failures/<run>/parse-NNNNNNNN.jsonl.gz            parse failures met while cutting chunk N
+    failures/<run>/replay-RRRR-NNNNNNNN.jsonl.gz      failures of replay round R, chunk N
+    results/<run>/_SUCCESS.json | _PARTIAL.json       the run summary (pipeline/summary.py)
+
+A *series* is the parts of one writer: first deliveries, parse failures, or one replay round.
+Within a series chunk numbers follow line order, which is what lets the readers merge lazily.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class PartKind(StrEnum):
+    """The two top-level prefixes of the results bucket."""
+
+    RESULTS = "results"
+    FAILURES = "failures"
+
+
+class Series(StrEnum):
+    """Which writer produced a part; a replay round is `REPLAY` plus its round number."""
+
+    PART = "part"
+    PARSE = "parse"
+    REPLAY = "replay"
+
+
+@dataclass(frozen=True, slots=True)
+class PartName:
+    """The parsed identity of one part key; `round` is 0 except for replays."""
+
+    kind: PartKind
+    run: str
+    series: Series
+    chunk: int
+    round: int = 0
+
+    @property
+    def key(self) -> str:
+        """The S3 key of this part."""
+        stem = (
+            f"replay-{self.round:04d}-{self.chunk:08d}"
+            if self.series is Series.REPLAY
+            else f"{self.series.value}-{self.chunk:08d}"
+        )
+        return f"{self.kind.value}/{self.run}/{stem}.jsonl.gz"
+
+    def __post_init__(self) -> None:
+        if self.chunk < 0 or self.round < 0 or (self.series is Series.REPLAY) != (self.round > 0):
+            raise ValueError(f"invalid part name {self!r}: replay parts need a round >= 1")
+
+
+_KEY_RE = re.compile(
+    r"^(?P<kind>results|failures)/(?P<run>[^/]+)/"
+    r"(?:(?P<series>part|parse)|replay-(?P<round>\d{4}))-(?P<chunk>\d{8})\.jsonl\.gz$"
+)
+
+
+def parse_part_key(key: str) -> PartName | None:
+    """The `PartName` of `key`, or None for anything else under the prefix (`_SUCCESS.json`)."""
+    match = _KEY_RE.match(key)
+    if match is None:
+        return None
+    replay_round = int(match["round"] or 0)
+    return PartName(
+        kind=PartKind(match["kind"]),
+        run=match["run"],
+        series=Series(match["series"] or Series.REPLAY.value),
+        chunk=int(match["chunk"]),
+        round=replay_round,
+    )
+
+
+def chunk_part(kind: PartKind, run: str, chunk: int, *, replay_round: int = 0) -> PartName:
+    """The part of a work chunk: round 0 is the first delivery, round R >= 1 a replay."""
+    series = Series.REPLAY if replay_round else Series.PART
+    return PartName(kind=kind, run=run, series=series, chunk=chunk, round=replay_round)
+
+
+def parse_failures_part(run: str, chunk: int) -> PartName:
+    """The part for parse failures met while Split cut chunk `chunk` (one per chunk with any).
+
+    Keyed by the chunk, not the pass, so a Split retried from its checkpoint rewrites the same
+    parts.
+    """
+    return PartName(kind=PartKind.FAILURES, run=run, series=Series.PARSE, chunk=chunk)
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRow:
+    """One labelled manifest line (DESIGN.md "Result row"); labels are top-k, best first."""
+
+    line: int
+    bucket: str
+    key: str
+    labels: tuple[tuple[str, float], ...]
+    version_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of the contract; `version_id` only when the manifest gave one."""
+        data: dict[str, Any] = {"line": self.line, "bucket": self.bucket, "key": self.key}
+        if self.version_id is not None:
+            data["version_id"] = self.version_id
+        data["labels"] = [[name, score] for name, score in self.labels]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ResultRow:
+        """Read a row back from a results part."""
+        return cls(
+            line=int(data["line"]),
+            bucket=data["bucket"],
+            key=data["key"],
+            labels=tuple((str(name), float(score)) for name, score in data["labels"]),
+            version_id=data.get("version_id"),
+        )

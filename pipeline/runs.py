@@ -1,0 +1,111 @@
+"""Run identity and the value a run's state is read as.
+
+A run is one manifest object at one version. Its id is derived, never allocated, so every part of
+the flow (the S3 event, Step Functions' execution name, the ledger, the result keys) agrees on it
+without talking to each other, and a duplicate event finds the run already there. The DynamoDB
+ledger that stores `RunState` lives in `pipeline/ledger.py`, the summary in `pipeline/summary.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+RUN_ID_HEX_CHARS = 20
+"""80 bits of SHA-256: collisions are out of reach for any number of manifests a user has."""
+_RUN_ID_RE = re.compile(rf"^[0-9a-f]{{{RUN_ID_HEX_CHARS}}}$")
+
+
+def run_id(bucket: str, key: str, etag_or_version: str) -> str:
+    """The run id of one manifest object version: a short, stable, lower-case hex hash.
+
+    Hash of bucket, key and the object's version id (or, unversioned, its ETag; quotes around an
+    ETag are ignored, since S3 events omit them and HeadObject includes them). Valid as a Step
+    Functions execution name (1-80 of ``[0-9A-Za-z_-]``) and as an S3 key segment.
+    """
+    if not bucket or not key or not etag_or_version:
+        raise ValueError("run_id needs the bucket, the key and an ETag or version id")
+    version = etag_or_version.strip().strip('"')
+    digest = hashlib.sha256("\0".join((bucket, key, version)).encode()).hexdigest()
+    return digest[:RUN_ID_HEX_CHARS]
+
+
+def is_run_id(text: str) -> bool:
+    """True when `text` has the shape of a run id (for CLI argument checks)."""
+    return _RUN_ID_RE.fullmatch(text) is not None
+
+
+class RunStatus(StrEnum):
+    """A run's lifecycle: RUNNING until Finalize sets one of the three end states.
+
+    SUCCEEDED: every line has a result or a failure record (item failures are data).
+    PARTIAL: some lines are unaccounted for (stall timeout, truncated manifest): see `reason`.
+    FAILED: the execution itself failed.
+    """
+
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    PARTIAL = "PARTIAL"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True, slots=True)
+class RunState:
+    """One run as the ledger knows it (a consistent read of its run item).
+
+    `failed` and the two breakdowns include parse failures; `compute_s` is the sum of the
+    chunk handlers' own seconds (what Lambda bills), wall time comes from the timestamps.
+    """
+
+    run: str
+    manifest: str
+    status: RunStatus
+    started_at: float
+    finished_at: float | None = None
+    lines_split: int = 0
+    chunks_sent: int = 0
+    is_split_done: bool = False
+    chunks_done: int = 0
+    replay_chunks_done: int = 0
+    ok: int = 0
+    failed: int = 0
+    failed_by_stage: Mapping[str, int] = field(default_factory=dict)
+    failed_by_error: Mapping[str, int] = field(default_factory=dict)
+    compute_s: float = 0.0
+    images: int = 0
+    reason: str | None = None
+
+    @property
+    def lines(self) -> int:
+        """Manifest lines seen so far (all of them once the split is done)."""
+        return self.lines_split
+
+    @property
+    def pending(self) -> int:
+        """Lines split but not yet counted as ok or failed."""
+        return self.lines_split - self.ok - self.failed
+
+    @property
+    def is_complete(self) -> bool:
+        """The split is done and every chunk it sent has been counted."""
+        return self.is_split_done and self.chunks_done >= self.chunks_sent
+
+    def eta_s(self, now: float) -> float | None:
+        """Seconds until every line is counted at the rate so far; None until it is knowable.
+
+        Known only once the split is done (before that the total is unknown) and some lines
+        were counted.
+        """
+        counted = self.ok + self.failed
+        elapsed = self.wall_s(now)
+        if not self.is_split_done or counted <= 0 or elapsed <= 0:
+            return None
+        return max(0, self.pending) * elapsed / counted
+
+    def wall_s(self, now: float) -> float:
+        """Seconds from start to finish (or to `now` while running)."""
+        end = self.finished_at if self.finished_at is not None else now
+        return max(0.0, end - self.started_at)

@@ -1,0 +1,187 @@
+"""The run summary (DESIGN.md "Run summary"): built from a `RunState`, written beside the results.
+
+`ok + failed == lines`, always: lines the ledger never saw counted (a chunk stuck in the WorkDLQ
+when a stall timeout finalized the run) are reported as failed with stage ``unprocessed`` and
+error ``NotProcessed`` and make the run PARTIAL, rather than vanishing from the arithmetic.
+Exactly one of `_SUCCESS.json` / `_PARTIAL.json` exists for a finished run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from botocore.exceptions import ClientError
+
+from pipeline.aws_errors import error_code, write_error_from
+from pipeline.failures import SCHEMA_VERSION
+from pipeline.runs import RunState, RunStatus
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+else:
+    S3Client = Any
+
+UNPROCESSED_STAGE = "unprocessed"
+UNPROCESSED_ERROR = "NotProcessed"
+SUCCESS_NAME = "_SUCCESS.json"
+PARTIAL_NAME = "_PARTIAL.json"
+
+
+class LedgerInvariantError(ValueError):
+    """The ledger counted more lines than were split: something was counted twice."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prices:
+    """US-East list prices (2026) the cost estimate uses; pass your own for other regions.
+
+    Lambda arm64 is $0.0000133334 per GB-second (x86: 0.0000166667); classify runs at
+    `memory_mb` (1,769 MB = one vCPU). Per chunk: one SQS send + receive + delete, two S3 PUTs
+    (results and failures parts), a 2-item DynamoDB transaction (4 write units).
+    """
+
+    lambda_gb_s: float = 0.0000133334
+    memory_mb: int = 1769
+    s3_get: float = 0.40 / 1e6
+    s3_put: float = 5.0 / 1e6
+    sqs_request: float = 0.40 / 1e6
+    dynamodb_write_unit: float = 0.625 / 1e6
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """The contract object; `status` picks the file name, `reason` says why a run is partial."""
+
+    run: str
+    manifest: str
+    status: RunStatus
+    lines: int
+    ok: int
+    failed: int
+    failed_by_stage: dict[str, int]
+    failed_by_error: dict[str, int]
+    chunks: int
+    seconds: float
+    images_per_s: float
+    cost_usd: dict[str, float] = field(default_factory=dict)
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape: DESIGN.md's keys, plus `status` and, when set, `reason`."""
+        data: dict[str, Any] = {
+            "v": SCHEMA_VERSION,
+            "run": self.run,
+            "manifest": self.manifest,
+            "status": self.status.value,
+            "lines": self.lines,
+            "ok": self.ok,
+            "failed": self.failed,
+            "failed_by_stage": self.failed_by_stage,
+            "failed_by_error": self.failed_by_error,
+            "chunks": self.chunks,
+            "seconds": self.seconds,
+            "images_per_s": self.images_per_s,
+            "cost_usd": self.cost_usd,
+        }
+        if self.reason:
+            data["reason"] = self.reason
+        return data
+
+
+def estimate_cost(state: RunState, prices: Prices) -> dict[str, float]:
+    """Dollars by service for what the ledger counted, plus their total."""
+    chunks = state.chunks_done + state.replay_chunks_done
+    cost = {
+        "lambda": state.compute_s * prices.memory_mb / 1024 * prices.lambda_gb_s,
+        "s3": state.images * prices.s3_get + 2 * chunks * prices.s3_put,
+        "sqs": (3 * chunks + state.failed) * prices.sqs_request,
+        "dynamodb": 4 * chunks * prices.dynamodb_write_unit,
+    }
+    cost = {name: round(value, 6) for name, value in cost.items()}
+    cost["total"] = round(sum(cost.values()), 6)
+    return cost
+
+
+def final_status(state: RunState) -> RunStatus:
+    """The end state a finished run gets: SUCCEEDED only if every line is accounted for."""
+    if state.status is RunStatus.FAILED:
+        return RunStatus.FAILED
+    if state.is_complete and state.pending == 0 and not state.reason:
+        return RunStatus.SUCCEEDED
+    return RunStatus.PARTIAL
+
+
+def build_summary(state: RunState, *, now: float, prices: Prices | None = None) -> RunSummary:
+    """The summary of `state`, with ok + failed == lines.
+
+    Raises:
+        LedgerInvariantError: more lines counted than split (a double count somewhere).
+    """
+    pending = state.pending
+    if pending < 0:
+        raise LedgerInvariantError(
+            f"run {state.run}: ok {state.ok} + failed {state.failed} > lines {state.lines}"
+        )
+    by_stage, by_error = dict(state.failed_by_stage), dict(state.failed_by_error)
+    if pending:
+        by_stage[UNPROCESSED_STAGE] = by_stage.get(UNPROCESSED_STAGE, 0) + pending
+        by_error[UNPROCESSED_ERROR] = by_error.get(UNPROCESSED_ERROR, 0) + pending
+    seconds = round(state.wall_s(now), 3)
+    status = final_status(state) if state.status is RunStatus.RUNNING else state.status
+    if pending and status is RunStatus.SUCCEEDED:
+        status = RunStatus.PARTIAL
+    return RunSummary(
+        run=state.run,
+        manifest=state.manifest,
+        status=status,
+        lines=state.lines,
+        ok=state.ok,
+        failed=state.failed + pending,
+        failed_by_stage=by_stage,
+        failed_by_error=by_error,
+        chunks=state.chunks_sent,
+        seconds=seconds,
+        images_per_s=round(state.images / seconds, 2) if seconds > 0 else 0.0,
+        cost_usd=estimate_cost(state, prices or Prices()),
+        reason=state.reason or (f"{pending} lines never counted" if pending else None),
+    )
+
+
+def summary_key(run: str, status: RunStatus) -> str:
+    """`results/<run>/_SUCCESS.json` for a succeeded run, `_PARTIAL.json` otherwise."""
+    name = SUCCESS_NAME if status is RunStatus.SUCCEEDED else PARTIAL_NAME
+    return f"results/{run}/{name}"
+
+
+def write_summary(client: S3Client, bucket: str, run: str, summary: RunSummary) -> str:
+    """Write the summary and remove the other marker, so only one is true; returns the key.
+
+    The new file is written before the old one is deleted: a reader may briefly see both (then
+    `_SUCCESS.json` is the newer), never neither.
+    """
+    key = summary_key(run, summary.status)
+    other = summary_key(
+        run, RunStatus.PARTIAL if key.endswith(SUCCESS_NAME) else RunStatus.SUCCEEDED
+    )
+    body = orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2)
+    try:
+        client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+        client.delete_object(Bucket=bucket, Key=other)
+    except ClientError as exc:
+        raise write_error_from(exc, f"writing the summary of run {run}") from exc
+    return key
+
+
+def read_summary(client: S3Client, bucket: str, run: str) -> dict[str, Any] | None:
+    """The run's summary object (`_SUCCESS.json` preferred), or None before Finalize."""
+    for name in (SUCCESS_NAME, PARTIAL_NAME):
+        try:
+            body = client.get_object(Bucket=bucket, Key=f"results/{run}/{name}")["Body"].read()
+        except ClientError as exc:
+            if error_code(exc) in {"NoSuchKey", "404"}:
+                continue
+            raise
+        return orjson.loads(body)
+    return None

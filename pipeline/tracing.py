@@ -1,0 +1,214 @@
+"""Spans for X-Ray, behind one tiny seam so an OpenTelemetry exporter can replace aws-xray-sdk.
+
+aws-xray-sdk is in maintenance mode (end of support 2027-02-25): nothing outside this module
+imports it. Callers write ``with span("fetch", annotations={"run": run, "chunk": n}) as s:`` and
+may add ``s.metadata("bytes", total)`` once they know it. With tracing off, or with no segment
+active (outside Lambda, no local daemon), `span` returns one shared do-nothing object: no import,
+no allocation, no SDK call. `MemoryRecorder` is the fake for unit tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Protocol
+
+AnnotationValue = str | int | float | bool
+
+
+class SubsegmentLike(Protocol):
+    """What the SDK's `Subsegment` offers that we use."""
+
+    def put_annotation(self, key: str, value: AnnotationValue) -> None: ...  # noqa: D102
+    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None: ...  # noqa: D102
+    def add_exception(self, exception: BaseException, stack: Any, remote: bool = False) -> None: ...  # noqa: D102
+
+
+class Recorder(Protocol):
+    """The part of the X-Ray recorder a span needs (`xray_recorder` satisfies it)."""
+
+    def begin_subsegment(self, name: str) -> SubsegmentLike | None: ...  # noqa: D102
+    def end_subsegment(self) -> None: ...  # noqa: D102
+
+
+class Span:
+    """An open subsegment; annotations are indexed and searchable, metadata is not."""
+
+    __slots__ = ("_annotations", "_metadata", "_name", "_recorder", "_subsegment")
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        name: str,
+        annotations: dict[str, AnnotationValue] | None,
+        metadata: dict[str, Any] | None,
+    ) -> None:
+        self._recorder = recorder
+        self._subsegment: SubsegmentLike | None = None
+        self._annotations = annotations
+        self._metadata = metadata
+        self._name = name
+
+    def annotate(self, key: str, value: AnnotationValue) -> None:
+        """Add an indexed annotation (`run`, `chunk` …); key: letters, digits, underscores."""
+        if self._subsegment is not None:
+            self._subsegment.put_annotation(key, value)
+
+    def metadata(self, key: str, value: Any) -> None:
+        """Add non-indexed detail (counts, bytes)."""
+        if self._subsegment is not None:
+            self._subsegment.put_metadata(key, value, "lambdaflow")
+
+    def __enter__(self) -> Span:
+        try:
+            self._subsegment = self._recorder.begin_subsegment(self._name)
+        except Exception:  # SDK raises SegmentNotFoundException with no segment
+            self._subsegment = None
+        for key, value in (self._annotations or {}).items():
+            self.annotate(key, value)
+        for key, value in (self._metadata or {}).items():
+            self.metadata(key, value)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._subsegment is None:
+            return
+        if exc is not None:
+            self._subsegment.add_exception(exc, [], False)  # SDK's positional API
+        self._recorder.end_subsegment()
+
+
+class _NoopSpan:
+    """The shared span when tracing is off: every method does nothing."""
+
+    __slots__ = ()
+
+    def annotate(self, key: str, value: AnnotationValue) -> None:
+        """Do nothing."""
+
+    def metadata(self, key: str, value: Any) -> None:
+        """Do nothing."""
+
+    def __enter__(self) -> _NoopSpan:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+NOOP_SPAN = _NoopSpan()
+
+
+class Tracer:
+    """Makes spans on `recorder`, or the shared no-op span when `recorder` is None."""
+
+    __slots__ = ("_recorder",)
+
+    def __init__(self, recorder: Recorder | None = None) -> None:
+        self._recorder = recorder
+
+    @property
+    def is_enabled(self) -> bool:
+        """True when spans reach a recorder."""
+        return self._recorder is not None
+
+    def span(
+        self,
+        name: str,
+        *,
+        annotations: dict[str, AnnotationValue] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Span | _NoopSpan:
+        """A context manager for one subsegment named `name`."""
+        if self._recorder is None:
+            return NOOP_SPAN
+        return Span(self._recorder, name, annotations, metadata)
+
+
+def xray_tracer(
+    *, is_enabled: bool, patch_sdk: bool = True, daemon_address: str | None = None
+) -> Tracer:
+    """The tracer for `Settings.is_tracing_enabled`: X-Ray's recorder, boto3 calls patched.
+
+    Imports aws-xray-sdk only when enabled, so a run without tracing never loads it. A span
+    with no active segment (outside Lambda, no daemon) is silently a no-op. `daemon_address`
+    ("127.0.0.1:2000") points the SDK's UDP emitter at the local stack's stand-in daemon.
+    """
+    if not is_enabled:
+        return Tracer(None)
+    from aws_xray_sdk.core import patch, xray_recorder  # noqa: PLC0415  # lazy: only when on
+
+    options: dict[str, Any] = {"context_missing": "IGNORE_ERROR"}
+    if daemon_address:
+        options["daemon_address"] = daemon_address  # else AWS_XRAY_DAEMON_ADDRESS / default
+    xray_recorder.configure(**options)
+    if patch_sdk:
+        patch(("botocore",))
+    return Tracer(xray_recorder)
+
+
+_active = Tracer(None)
+
+
+def configure(tracer: Tracer) -> None:
+    """Install the process-wide tracer (a handler does this once, at cold start)."""
+    global _active  # noqa: PLW0603  # one recorder per process, like the SDK's own
+    _active = tracer
+
+
+def span(
+    name: str,
+    *,
+    annotations: dict[str, AnnotationValue] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Span | _NoopSpan:
+    """A span on the process-wide tracer (a no-op until `configure` installs one)."""
+    return _active.span(name, annotations=annotations, metadata=metadata)
+
+
+@dataclass(slots=True)
+class RecordedSpan:
+    """One span as `MemoryRecorder` saw it (mutable: it fills in while open)."""
+
+    name: str
+    parent: str | None
+    annotations: dict[str, AnnotationValue] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    error: BaseException | None = None
+    is_closed: bool = False
+
+    def put_annotation(self, key: str, value: AnnotationValue) -> None:
+        """Record an annotation."""
+        self.annotations[key] = value
+
+    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None:
+        """Record metadata (namespace ignored)."""
+        self.metadata[key] = value
+
+    def add_exception(self, exception: BaseException, stack: Any, remote: bool = False) -> None:
+        """Record the exception that closed the span."""
+        self.error = exception
+
+
+@dataclass(slots=True)
+class MemoryRecorder:
+    """An in-memory recorder for unit tests: `spans` in start order, nesting by `parent`."""
+
+    spans: list[RecordedSpan] = field(default_factory=list)
+    _open: list[RecordedSpan] = field(default_factory=list)
+
+    def begin_subsegment(self, name: str) -> RecordedSpan:
+        """Open a span under the innermost open one."""
+        recorded = RecordedSpan(name=name, parent=self._open[-1].name if self._open else None)
+        self.spans.append(recorded)
+        self._open.append(recorded)
+        return recorded
+
+    def end_subsegment(self) -> None:
+        """Close the innermost open span."""
+        self._open.pop().is_closed = True

@@ -1,0 +1,231 @@
+"""The run ledger against DynamoDB on the moto server: counts add exactly once."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import boto3
+import orjson
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from pipeline.ledger import RunLedger, UnknownRunError
+from pipeline.ledger_items import ChunkCounts, table_definition
+from pipeline.runs import RunStatus, run_id
+from pipeline.summary import build_summary
+
+pytestmark = pytest.mark.integration
+
+
+class Clock:
+    def __init__(self, start: float = 1_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def dynamodb(emulator):
+    return boto3.client("dynamodb", endpoint_url=emulator.endpoint_url)
+
+
+@pytest.fixture
+def table(dynamodb) -> str:
+    name = f"runs-{uuid.uuid4().hex[:10]}"
+    dynamodb.create_table(**table_definition(name))
+    return name
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def ledger(dynamodb, table, clock) -> RunLedger:
+    return RunLedger(dynamodb, table, clock=clock)
+
+
+def _chunk(ledger: RunLedger, run: str, chunk: int, *, ok: int, fetch_failed: int = 0) -> bool:
+    return ledger.record_chunk(
+        run,
+        chunk,
+        ok=ok,
+        failed=fetch_failed,
+        failed_by_stage={"fetch": fetch_failed} if fetch_failed else {},
+        failed_by_error={"NoSuchKey": fetch_failed} if fetch_failed else {},
+        seconds=1.5,
+        images=ok + fetch_failed,
+    )
+
+
+def test_start_run_is_idempotent(ledger):
+    run = run_id("in", "m.csv.gz", "etag1")
+    assert ledger.start_run(run, manifest="s3://in/m.csv.gz") is True
+    assert ledger.start_run(run, manifest="s3://in/other.csv.gz") is False
+    state = ledger.get_run(run)
+    assert (state.run, state.manifest, state.status) == (run, "s3://in/m.csv.gz", RunStatus.RUNNING)
+    assert state.started_at == 1_000.0
+
+
+def test_get_run_of_unknown_run_raises(ledger):
+    with pytest.raises(UnknownRunError):
+        ledger.get_run("0" * 20)
+
+
+def test_chunk_recorded_twice_counts_once(ledger):
+    run = "a" * 20
+    ledger.start_run(run, manifest="s3://in/m")
+    assert _chunk(ledger, run, 0, ok=8, fetch_failed=2) is True
+    assert _chunk(ledger, run, 0, ok=8, fetch_failed=2) is False
+    assert _chunk(ledger, run, 1, ok=10) is True
+    state = ledger.get_run(run)
+    assert (state.ok, state.failed, state.chunks_done, state.images) == (18, 2, 2, 20)
+    assert state.failed_by_stage == {"fetch": 2}
+    assert state.failed_by_error == {"NoSuchKey": 2}
+    assert state.compute_s == pytest.approx(3.0)
+
+
+def test_concurrent_double_record_from_two_threads_counts_once(dynamodb, table):
+    run = "b" * 20
+    RunLedger(dynamodb, table).start_run(run, manifest="s3://in/m")
+    chunks = range(12)
+    results: dict[str, list[bool]] = {"t1": [], "t2": []}
+    barrier = threading.Barrier(2)
+
+    def worker(name: str) -> None:
+        client = boto3.client("dynamodb", endpoint_url=dynamodb.meta.endpoint_url)
+        ledger = RunLedger(client, table)
+        barrier.wait()
+        for chunk in chunks:
+            results[name].append(_chunk(ledger, run, chunk, ok=5, fetch_failed=1))
+
+    threads = [threading.Thread(target=worker, args=(name,)) for name in results]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # exactly one of the two calls for each chunk counted it
+    assert [a + b for a, b in zip(results["t1"], results["t2"], strict=True)] == [1] * 12
+    state = RunLedger(dynamodb, table).get_run(run)
+    assert (state.ok, state.failed, state.chunks_done) == (60, 12, 12)
+
+
+def test_split_progress_never_moves_backwards(ledger):
+    run = "c" * 20
+    ledger.start_run(run, manifest="s3://in/m")
+    assert ledger.record_split_progress(
+        run, lines_split=100, chunks_sent=2, is_done=False, parse_failures_by_error={"BadCsv": 1}
+    )
+    # a Split retried from an older checkpoint reports less: ignored
+    assert not ledger.record_split_progress(run, lines_split=50, chunks_sent=1, is_done=False)
+    assert ledger.record_split_progress(
+        run, lines_split=100, chunks_sent=2, is_done=True, parse_failures_by_error={"BadCsv": 1}
+    )
+    state = ledger.get_run(run)
+    assert (state.lines_split, state.chunks_sent, state.is_split_done) == (100, 2, True)
+    assert (state.failed, state.failed_by_stage, state.failed_by_error) == (
+        1,
+        {"parse": 1},
+        {"BadCsv": 1},
+    )
+
+
+def test_replay_moves_lines_from_failed_to_ok_once(ledger):
+    run = "d" * 20
+    ledger.start_run(run, manifest="s3://in/m")
+    ledger.record_split_progress(run, lines_split=10, chunks_sent=1, is_done=True)
+    _chunk(ledger, run, 0, ok=6, fetch_failed=4)
+    # replay round 1 of the 4 failed lines: 3 now succeed, 1 fails again, at decode this time
+    counts = ChunkCounts(
+        ok=3,
+        failed=1,
+        failed_by_stage={"decode": 1},
+        failed_by_error={"DecodeFailed": 1},
+        seconds=0.5,
+        images=4,
+        replaced_by_stage={"fetch": 4},
+        replaced_by_error={"NoSuchKey": 4},
+    )
+    assert ledger.record_replay_chunk(run, 1, 0, counts) is True
+    assert ledger.record_replay_chunk(run, 1, 0, counts) is False
+    state = ledger.get_run(run)
+    assert (state.ok, state.failed, state.lines) == (9, 1, 10)
+    assert state.failed_by_stage == {"decode": 1}
+    assert state.failed_by_error == {"DecodeFailed": 1}
+    assert (state.chunks_done, state.replay_chunks_done) == (1, 1)
+
+
+def test_replay_chunk_must_replace_as_many_failures_as_it_has_lines(ledger):
+    counts = ChunkCounts(ok=2, failed=0, replaced_by_stage={"fetch": 1}, replaced_by_error={"X": 1})
+    with pytest.raises(ValueError, match="replaced failures"):
+        ledger.record_replay_chunk("e" * 20, 1, 0, counts)
+
+
+def test_summary_of_a_finished_run_adds_up(ledger, clock):
+    run = "f" * 20
+    ledger.start_run(run, manifest="s3://in/m.csv.gz")
+    ledger.record_split_progress(
+        run, lines_split=31, chunks_sent=3, is_done=True, parse_failures_by_error={"BadCsv": 1}
+    )
+    for chunk, (ok, bad) in enumerate([(10, 0), (8, 2), (10, 0)]):
+        _chunk(ledger, run, chunk, ok=ok, fetch_failed=bad)
+    _chunk(ledger, run, 1, ok=8, fetch_failed=2)  # a redelivery
+    clock.now += 10
+    ledger.mark_finished(run, RunStatus.SUCCEEDED)
+    summary = build_summary(ledger.get_run(run), now=clock.now).to_dict()
+    assert summary["ok"] + summary["failed"] == summary["lines"] == 31
+    assert (summary["ok"], summary["failed"], summary["chunks"]) == (28, 3, 3)
+    assert summary["failed_by_stage"] == {"fetch": 2, "parse": 1}
+    assert summary["failed_by_error"] == {"BadCsv": 1, "NoSuchKey": 2}
+    assert summary["status"] == "SUCCEEDED"
+    assert summary["seconds"] == 10.0
+    assert summary["images_per_s"] == 3.0
+
+
+def test_list_runs_newest_first_and_mark_finished_unknown(ledger, clock):
+    for i, name in enumerate(["1" * 20, "2" * 20, "3" * 20]):
+        clock.now = 2_000.0 + i
+        ledger.start_run(name, manifest=f"s3://in/{i}")
+    assert [s.run for s in ledger.list_runs()][:3] == ["3" * 20, "2" * 20, "1" * 20]
+    with pytest.raises(UnknownRunError):
+        ledger.mark_finished("9" * 20, RunStatus.FAILED)
+
+
+class _RawBody:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_):
+        yield self._data
+
+
+def test_transaction_conflict_is_retried_and_counted_once(ledger, dynamodb):
+    # GIVEN DynamoDB cancels the first transaction for a conflict on the run item
+    run = "g" * 20
+    ledger.start_run(run, manifest="s3://in/m")
+    body = orjson.dumps(
+        {
+            "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+            "Message": "Transaction cancelled",
+            "CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}],
+        }
+    )
+    calls = []
+
+    def conflict_once(request, **_):
+        calls.append(1)
+        if len(calls) == 1:
+            return AWSResponse(request.url, 400, {}, _RawBody(body))
+        return None
+
+    dynamodb.meta.events.register("before-send.dynamodb.TransactWriteItems", conflict_once)
+    try:
+        assert _chunk(ledger, run, 0, ok=3) is True
+    finally:
+        dynamodb.meta.events.unregister("before-send.dynamodb.TransactWriteItems", conflict_once)
+    # THEN it was retried on the wire and counted exactly once
+    assert len(calls) == 2
+    assert ledger.get_run(run).ok == 3

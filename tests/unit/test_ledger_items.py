@@ -1,0 +1,97 @@
+import pytest
+
+from pipeline.ledger_items import (
+    ChunkCounts,
+    chunk_marker,
+    counter_update,
+    run_key,
+    state_from_item,
+)
+from pipeline.runs import RunStatus
+
+
+def _adds(update: dict) -> dict[str, int]:
+    names, values = update["ExpressionAttributeNames"], update["ExpressionAttributeValues"]
+    return {names[f"#a{i}"]: int(values[f":a{i}"]["N"]) for i in range(len(names))}
+
+
+def test_first_delivery_adds_its_counts():
+    counts = ChunkCounts(3, 2, {"fetch": 2}, {"NoSuchKey": 1, "AccessDenied": 1}, 1.5, 5)
+    update = counter_update(run_key("r"), counts, {"chunks_done": 1}, now=1.0)
+    assert _adds(update) == {
+        "ok": 3,
+        "failed": 2,
+        "images": 5,
+        "chunks_done": 1,
+        "stage#fetch": 2,
+        "error#AccessDenied": 1,
+        "error#NoSuchKey": 1,
+    }
+    assert update["ExpressionAttributeValues"][":s"] == {"N": "1.5"}
+
+
+def test_replay_moves_lines_between_breakdowns():
+    counts = ChunkCounts(
+        ok=3,
+        failed=1,
+        failed_by_stage={"decode": 1},
+        failed_by_error={"DecodeFailed": 1},
+        replaced_by_stage={"fetch": 4},
+        replaced_by_error={"NoSuchKey": 4},
+    )
+    adds = _adds(counter_update(run_key("r"), counts, {"replay_chunks_done": 1}, now=1.0))
+    assert adds == {
+        "ok": 3,
+        "failed": -3,
+        "images": 0,
+        "replay_chunks_done": 1,
+        "stage#decode": 1,
+        "stage#fetch": -4,
+        "error#DecodeFailed": 1,
+        "error#NoSuchKey": -4,
+    }
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"ok": 1, "failed": 2, "failed_by_stage": {"fetch": 1}, "failed_by_error": {"X": 2}},
+        {"ok": -1, "failed": 0},
+        {"ok": 1, "failed": 0, "replaced_by_stage": {"fetch": 1}},
+    ],
+)
+def test_inconsistent_counts_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        ChunkCounts(**kwargs)
+
+
+def test_chunk_markers_sort_in_chunk_order():
+    assert chunk_marker(9) < chunk_marker(10) == "CHUNK#00000010"
+    assert chunk_marker(3, replay_round=2) == "REPLAY#0002#00000003"
+
+
+def test_state_adds_parse_failures_to_chunk_failures():
+    item = {
+        "run": {"S": "r"},
+        "manifest": {"S": "s3://in/m"},
+        "status": {"S": "PARTIAL"},
+        "started_at": {"N": "5"},
+        "lines_split": {"N": "10"},
+        "ok": {"N": "6"},
+        "failed": {"N": "2"},
+        "stage#fetch": {"N": "2"},
+        "error#NoSuchKey": {"N": "2"},
+        "parse_failed": {"N": "2"},
+        "parse_error#BadCsv": {"N": "2"},
+        "stage#decode": {"N": "0"},
+        "is_split_done": {"BOOL": True},
+    }
+    state = state_from_item(item)
+    assert (state.status, state.failed, state.pending, state.finished_at) == (
+        RunStatus.PARTIAL,
+        4,
+        0,
+        None,
+    )
+    assert state.failed_by_stage == {"fetch": 2, "parse": 2}
+    assert state.failed_by_error == {"BadCsv": 2, "NoSuchKey": 2}

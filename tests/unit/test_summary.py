@@ -1,0 +1,101 @@
+import pytest
+
+from pipeline.runs import RunState, RunStatus
+from pipeline.summary import (
+    LedgerInvariantError,
+    Prices,
+    build_summary,
+    estimate_cost,
+    final_status,
+    summary_key,
+)
+
+
+def _state(**overrides) -> RunState:
+    values = {
+        "run": "r1",
+        "manifest": "s3://in/m.csv.gz",
+        "status": RunStatus.RUNNING,
+        "started_at": 100.0,
+        "finished_at": 120.0,
+        "lines_split": 100,
+        "chunks_sent": 4,
+        "is_split_done": True,
+        "chunks_done": 4,
+        "ok": 90,
+        "failed": 10,
+        "failed_by_stage": {"fetch": 7, "parse": 3},
+        "failed_by_error": {"NoSuchKey": 7, "MalformedLine": 3},
+        "compute_s": 40.0,
+        "images": 97,
+    }
+    return RunState(**(values | overrides))
+
+
+def test_complete_run_succeeds_and_adds_up():
+    summary = build_summary(_state(), now=999.0)
+    assert summary.status is RunStatus.SUCCEEDED
+    assert summary.ok + summary.failed == summary.lines == 100
+    assert (summary.seconds, summary.images_per_s, summary.chunks) == (20.0, 4.85, 4)
+    assert summary.to_dict()["v"] == 1
+    assert "reason" not in summary.to_dict()
+
+
+def test_uncounted_lines_become_unprocessed_failures_and_a_partial_run():
+    state = _state(
+        chunks_done=3,
+        ok=70,
+        failed=5,
+        failed_by_stage={"fetch": 5},
+        failed_by_error={"NoSuchKey": 5},
+    )
+    summary = build_summary(state, now=999.0)
+    assert summary.status is RunStatus.PARTIAL
+    assert summary.ok + summary.failed == summary.lines
+    assert summary.failed_by_stage == {"fetch": 5, "unprocessed": 25}
+    assert summary.failed_by_error == {"NoSuchKey": 5, "NotProcessed": 25}
+    assert summary.reason == "25 lines never counted"
+
+
+def test_double_count_is_reported_not_hidden():
+    with pytest.raises(LedgerInvariantError):
+        build_summary(_state(ok=95), now=999.0)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "status"),
+    [
+        ({}, RunStatus.SUCCEEDED),
+        ({"reason": "truncated gzip at byte 42"}, RunStatus.PARTIAL),
+        ({"is_split_done": False}, RunStatus.PARTIAL),
+        ({"status": RunStatus.FAILED}, RunStatus.FAILED),
+    ],
+)
+def test_final_status(overrides, status):
+    assert final_status(_state(**overrides)) is status
+
+
+def test_running_run_is_timed_until_now():
+    summary = build_summary(_state(finished_at=None), now=150.0)
+    assert summary.seconds == 50.0
+
+
+def test_cost_uses_compute_seconds_and_memory():
+    cost = estimate_cost(
+        _state(),
+        Prices(
+            lambda_gb_s=1.0,
+            memory_mb=1024,
+            s3_get=0.0,
+            s3_put=0.0,
+            sqs_request=0.0,
+            dynamodb_write_unit=0.0,
+        ),
+    )
+    assert cost == {"lambda": 40.0, "s3": 0.0, "sqs": 0.0, "dynamodb": 0.0, "total": 40.0}
+
+
+def test_summary_key_by_status():
+    assert summary_key("r", RunStatus.SUCCEEDED) == "results/r/_SUCCESS.json"
+    assert summary_key("r", RunStatus.PARTIAL) == "results/r/_PARTIAL.json"
+    assert summary_key("r", RunStatus.FAILED) == "results/r/_PARTIAL.json"
