@@ -43,6 +43,7 @@ LOCAL_STACK_PARAMETERS = {
     "ClassifyTimeoutSeconds": "10",
     "WorkVisibilityTimeoutSeconds": "60",
     "StallTimeoutSeconds": "120",
+    "ChunkItems": "4",  # several chunks from a dozen lines
 }
 
 
