@@ -6,6 +6,8 @@ completed (a broken stream, an unreachable stack), 2 usage errors.
 
 from __future__ import annotations
 
+from pipeline.cli import results as _results  # noqa: F401  # registers results + failures
+from pipeline.cli import run as _run  # noqa: F401  # registers its command
 from pipeline.cli import up as _up  # noqa: F401  # registers its command
 from pipeline.cli import version as _version  # noqa: F401  # registers its command
 from pipeline.cli.app import app

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import threading
 from typing import Annotated
@@ -11,19 +10,8 @@ from typing import Annotated
 import typer
 
 from pipeline.cli.app import app
-from pipeline.local.emulator import start_emulator
-from pipeline.local.stack import LocalStack, StackOptions
+from pipeline.cli.stack_target import embedded_stack, stack_info
 from pipeline.local.state import StackInfo, clear_state, write_state
-
-
-def stack_info(stack: LocalStack) -> StackInfo:
-    """What other commands (and people) need to reach `stack`."""
-    return StackInfo(
-        name=stack.options.name,
-        outputs=dict(stack.outputs),
-        endpoint_url=stack.emulator.endpoint_url,
-        pid=os.getpid(),
-    )
 
 
 def _print_human(info: StackInfo) -> None:
@@ -50,25 +38,23 @@ def up(
     ] = None,
 ) -> None:
     """Run the embedded local AWS stack (moto + template.yaml + pollers) until Ctrl-C."""
-    emulator = start_emulator(port)
-    os.environ.update(emulator.env)
+    from pipeline.local.stack import StackOptions  # noqa: PLC0415  # slow import: see stack_target
+
     options = StackOptions() if workers is None else StackOptions(workers=workers)
-    stack = LocalStack.start(options, emulator=emulator)
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
-    try:
+    with embedded_stack(options, port=port) as stack:
         info = stack_info(stack)
         write_state(info)
-        if as_json:
-            typer.echo(json.dumps(info.to_dict()), nl=True)
-        else:
-            _print_human(info)
-        while not stopping.wait(1.0):
-            pass
-    finally:
-        clear_state()
-        stack.stop()
-        emulator.stop()
-        if not as_json:
-            typer.echo("stopped")
+        try:
+            if as_json:
+                typer.echo(json.dumps(info.to_dict()), nl=True)
+            else:
+                _print_human(info)
+            while not stopping.wait(1.0):
+                pass
+        finally:
+            clear_state()
+    if not as_json:
+        typer.echo("stopped")

@@ -51,6 +51,8 @@ class StackOptions:
     """Logical function id → `module.attr` handler to run instead of the template's."""
     poller: PollerOptions = field(default_factory=PollerOptions)
     start_pollers: bool = True
+    log_level: str = "WARNING"
+    """The functions' log level (POWERTOOLS_LOG_LEVEL), as Lambda's logging config would set it."""
 
 
 @dataclass(slots=True)
@@ -81,6 +83,7 @@ class LocalStack:
             template
         )
         _apply_overrides(provisioned, options.handler_overrides)
+        _apply_runtime_env(provisioned, {"POWERTOOLS_LOG_LEVEL": options.log_level})
         stack = cls(
             emulator=emulator, provisioned=provisioned, options=options, owns_emulator=owns_emulator
         )
@@ -142,3 +145,14 @@ def _apply_overrides(provisioned: ProvisionedStack, overrides: Mapping[str, str]
             dataclasses.replace(m, function=function) if m.function.logical_id == logical_id else m
             for m in provisioned.mappings
         ]
+
+
+def _apply_runtime_env(provisioned: ProvisionedStack, runtime_env: Mapping[str, str]) -> None:
+    """Add what Lambda's runtime, not the template, puts in a function's environment."""
+    for logical_id, function in list(provisioned.functions.items()):
+        env = {**function.env, **runtime_env}
+        provisioned.functions[logical_id] = dataclasses.replace(function, env=env)
+    provisioned.mappings = [
+        dataclasses.replace(m, function=provisioned.functions[m.function.logical_id])
+        for m in provisioned.mappings
+    ]

@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 _SPAWN = multiprocessing.get_context("spawn")
 _JOIN_TIMEOUT_S = 10.0
+_PROCESS_GRACE_S = 3.0
+"""A worker gets this long to finish its batch at shutdown; then it is terminated, which loses
+nothing: its messages come back after their visibility timeout, as after a Lambda timeout."""
 _QUICK_DEATH_S = 5.0
 _MAX_BACKOFF_S = 30.0
 
@@ -112,8 +115,9 @@ class ProcessPool:
         self._stop.set()
         if self._supervisor:
             self._supervisor.join()
+        deadline = time.monotonic() + _PROCESS_GRACE_S
         for process in self.processes:
-            process.join(_JOIN_TIMEOUT_S)
+            process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 process.terminate()
                 process.join()
