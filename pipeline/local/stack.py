@@ -33,6 +33,7 @@ LOCAL_PARAMETERS: Mapping[str, str] = MappingProxyType(
     {
         "CreateImagesBucket": "true",  # a source bucket on the allowlist for `run`/`demo`
         "ProgressPollSeconds": "1",  # a laptop run is minutes, not hours: check often
+        "ChunkItems": "100",  # a few cores, not a thousand Lambdas: smaller chunks spread better
     }
 )
 """Template parameters of a local stack (overridable through `StackOptions.parameters`)."""
