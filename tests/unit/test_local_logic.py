@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.finalize import _partial_reason
 from pipeline.ingest import ManifestObject, execution_input, iter_created_objects
 from pipeline.local.intrinsics import PhysicalResource, Resolver, TemplateError, find_dependencies
 from pipeline.local.poller import failed_message_ids
+from pipeline.progress import check_progress
+from pipeline.runs import RunState, RunStatus
 
 
 def _resolver() -> Resolver:
@@ -100,3 +103,45 @@ def test_the_execution_input_is_a_pure_function_of_the_object():
     assert execution_input(obj) == execution_input(ManifestObject("in", "m.csv", "e1"))
     assert execution_input(obj)["run"] != ManifestObject("in", "m.csv", "e2").run
     assert execution_input(obj)["manifest"]["uri"] == "s3://in/m.csv"
+
+
+def _run_state(**counts):
+    defaults = {
+        "run": "r",
+        "manifest": "s3://b/m.csv",
+        "status": RunStatus.RUNNING,
+        "started_at": 0.0,
+    }
+    return RunState(**{**defaults, **counts})
+
+
+def test_progress_is_complete_only_when_split_is_done_and_every_chunk_counted():
+    state = {"run": "r", "manifest": {}}
+    running = _run_state(lines_split=10, chunks_sent=2, chunks_done=1, ok=5, is_split_done=True)
+    done = _run_state(
+        lines_split=10, chunks_sent=2, chunks_done=2, ok=9, failed=1, is_split_done=True
+    )
+    assert not check_progress(state, running, now=1, stall_timeout_s=60, poll_s=3)["complete"]
+    after = check_progress(state, done, now=2, stall_timeout_s=60, poll_s=3)
+    assert (after["complete"], after["stalled"], after["poll_s"]) == (True, False, 3)
+
+
+def test_progress_stalls_only_when_nothing_was_counted_for_the_timeout():
+    reading = _run_state(lines_split=10, chunks_sent=2, chunks_done=1, ok=5, is_split_done=True)
+    first = check_progress({"run": "r"}, reading, now=100, stall_timeout_s=60, poll_s=1)
+    assert first["progress"]["changed_at"] == 100
+    still = check_progress(first, reading, now=159, stall_timeout_s=60, poll_s=1)
+    assert not still["stalled"]
+    assert check_progress(still, reading, now=160, stall_timeout_s=60, poll_s=1)["stalled"]
+    moved = _run_state(lines_split=10, chunks_sent=2, chunks_done=1, ok=6, is_split_done=True)
+    assert not check_progress(still, moved, now=500, stall_timeout_s=60, poll_s=1)["stalled"]
+
+
+def test_finalize_names_why_a_run_is_partial():
+    cause = '{"errorType": "ManifestReadError", "errorMessage": "gzip broke at byte 9"}'
+    failed = {"error": {"Error": "ManifestReadError", "Cause": cause}}
+    assert _partial_reason(failed) == (
+        "the run's execution failed: ManifestReadError: gzip broke at byte 9"
+    )
+    assert "stalled" in _partial_reason({"stalled": True})
+    assert _partial_reason({"complete": True}) is None
