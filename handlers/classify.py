@@ -20,21 +20,16 @@ from pipeline.chunking import Chunk
 from pipeline.config import Settings
 from pipeline.ledger import RunLedger
 from pipeline.model import get_classifier
-from pipeline.worker import ChunkWorker
+from pipeline.worker import ChunkWorker, fetch_client_config
 
 logger = Logger()
 settings = Settings.from_env()
 settings.require("results_bucket", "failure_queue_url", "runs_table")
-# Adaptive retries absorb S3 SlowDown; the pool is as wide as the fetch concurrency.
-_s3_config = Config(
-    retries={"mode": "adaptive", "max_attempts": 6},
-    max_pool_connections=settings.fetch_concurrency + 4,
-)
-_config = Config(retries={"mode": "standard", "max_attempts": 5})
+_retries = Config(retries={"mode": "standard", "max_attempts": 5})
 worker = ChunkWorker(
-    s3=boto3.client("s3", config=_s3_config),
-    sqs=boto3.client("sqs", config=_config),
-    ledger=RunLedger(boto3.client("dynamodb", config=_config), settings.runs_table),
+    s3=boto3.client("s3", config=fetch_client_config(settings)),
+    sqs=boto3.client("sqs", config=_retries),
+    ledger=RunLedger(boto3.client("dynamodb", config=_retries), settings.runs_table),
     classifier=get_classifier(settings),  # once per execution environment, at cold start
     settings=settings,
     pool=ThreadPoolExecutor(max_workers=settings.fetch_concurrency),
@@ -43,19 +38,9 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def record_handler(record: SQSRecord) -> None:
-    """One chunk message; raising fails just this record (it comes back, then the WorkDLQ)."""
-    chunk = Chunk.from_message(orjson.loads(record.body))
-    report = worker.process(chunk)
-    logger.info(
-        "chunk done",
-        extra={
-            "run": chunk.run,
-            "chunk": chunk.number,
-            "ok": report.ok,
-            "failed": len(report.failures),
-            "seconds": round(report.seconds, 3),
-        },
-    )
+    """One chunk; raising fails just this record (it comes back, then goes to the WorkDLQ)."""
+    report = worker.process(Chunk.from_message(orjson.loads(record.body)))
+    logger.info("chunk done", extra={"run": report.run, "chunk": report.chunk, "ok": report.ok})
 
 
 @logger.inject_lambda_context

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from botocore.config import Config
 
 from pipeline.chunking import Chunk
 from pipeline.config import Settings
@@ -42,6 +43,18 @@ logger = logging.getLogger(__name__)
 CLASSIFY_BATCH = 16
 """Images per interpreter call: big enough to amortise the call, small enough to stay flat."""
 NOT_ALLOWED = "BucketNotAllowed"
+
+
+def fetch_client_config(settings: Settings) -> Config:
+    """The S3 client config for image GETs.
+
+    Adaptive retries absorb SlowDown (FACTS.md); the connection pool is as wide as the fetch
+    thread pool, so no thread waits for a socket.
+    """
+    return Config(
+        retries={"mode": "adaptive", "max_attempts": 6},
+        max_pool_connections=settings.fetch_concurrency + 4,
+    )
 
 
 @dataclass(frozen=True, slots=True)

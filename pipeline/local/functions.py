@@ -46,6 +46,20 @@ class LocalFunction:
     memory_mb: int = 128
 
 
+@dataclass(frozen=True, slots=True)
+class EventSourceMapping:
+    """An SQS → function mapping of the template, with the knobs Lambda's poller honours."""
+
+    logical_id: str
+    queue_url: str
+    queue_arn: str
+    function: LocalFunction
+    batch_size: int = 10
+    batching_window_s: float = 0.0
+    reports_item_failures: bool = False
+    max_concurrency: int | None = None
+
+
 @dataclass(slots=True)
 class LambdaContext:
     """The attributes of Lambda's context object that code commonly reads."""

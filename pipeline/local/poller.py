@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.local.emulator import LOCAL_REGION
-from pipeline.local.provision import EventSourceMapping
+from pipeline.local.functions import EventSourceMapping
 
 logger = logging.getLogger(__name__)
 

@@ -22,27 +22,13 @@ from typing import Any
 import boto3
 
 from pipeline.local.emulator import LOCAL_REGION
-from pipeline.local.functions import LocalFunction
+from pipeline.local.functions import EventSourceMapping, LocalFunction
 from pipeline.local.intrinsics import PhysicalResource, Resolver, find_dependencies
 
 logger = logging.getLogger(__name__)
 
 ACCOUNT_ID = "123456789012"
 """moto's default account."""
-
-
-@dataclass(frozen=True, slots=True)
-class EventSourceMapping:
-    """An SQS → function mapping of the template, with the knobs Lambda's poller honours."""
-
-    logical_id: str
-    queue_url: str
-    queue_arn: str
-    function: LocalFunction
-    batch_size: int = 10
-    batching_window_s: float = 0.0
-    reports_item_failures: bool = False
-    max_concurrency: int | None = None
 
 
 @dataclass(slots=True)

@@ -22,9 +22,8 @@ from typing import Any
 
 import boto3
 
-from pipeline.local.functions import REGISTRY, LambdaContext, load_handler
+from pipeline.local.functions import REGISTRY, EventSourceMapping, LambdaContext, load_handler
 from pipeline.local.poller import PollerOptions, SqsPoller
-from pipeline.local.provision import EventSourceMapping
 
 logger = logging.getLogger(__name__)
 

@@ -10,9 +10,13 @@ import boto3
 import pytest
 
 from pipeline.ingest import ManifestObject
-from pipeline.local.functions import REGISTRY, LocalFunction, install_invoke_dispatch
+from pipeline.local.functions import (
+    REGISTRY,
+    EventSourceMapping,
+    LocalFunction,
+    install_invoke_dispatch,
+)
 from pipeline.local.poller import PollerOptions, SqsPoller
-from pipeline.local.provision import EventSourceMapping
 from pipeline.local.template import translate_template
 from tests.integration import lambda_fakes
 from tests.wait import wait_until
