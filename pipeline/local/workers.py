@@ -45,69 +45,106 @@ def run_worker_process(
     env: Mapping[str, str],
     options: PollerOptions,
     stop: Any,
+    busy_since: Any,
 ) -> None:
-    """Body of one worker process: become the function's environment, then poll until stopped."""
+    """Body of one worker process: become the function's environment, then poll until stopped.
+
+    `busy_since` (shared with the supervisor) holds the wall-clock start of the batch in hand,
+    0 when idle: that is how the supervisor enforces the function's `Timeout`.
+    """
     # Ctrl-C reaches the whole process group; the parent stops workers through `stop`, after
     # their current batch, so a keyboard interrupt must not tear a batch in half here.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(env)
     logging.basicConfig(level=os.environ.get("LAMBDAFLOW_LOCAL_LOG_LEVEL", "WARNING"))
     handler = load_handler(mapping.function)
+
+    def invoke(event: dict[str, Any]) -> Any:
+        busy_since.value = time.time()
+        try:
+            return handler(event, LambdaContext(mapping.function))
+        finally:
+            busy_since.value = 0.0
+
     poller = SqsPoller(
-        mapping,
-        sqs=_sqs_client(env["AWS_ENDPOINT_URL"]),
-        invoke=lambda event: handler(event, LambdaContext(mapping.function)),
-        options=options,
+        mapping, sqs=_sqs_client(env["AWS_ENDPOINT_URL"]), invoke=invoke, options=options
     )
     poller.run(stop)
 
 
 @dataclass(slots=True)
+class _Worker:
+    process: Any
+    busy_since: Any
+    started_at: float = field(default_factory=time.monotonic)
+
+    def has_timed_out(self, timeout_s: float) -> bool:
+        busy = self.busy_since.value
+        return bool(busy) and time.time() - busy > timeout_s
+
+
+@dataclass(slots=True)
 class ProcessPool:
-    """N supervised worker processes polling one mapping."""
+    """N supervised worker processes polling one mapping.
+
+    The supervisor replaces a worker that dies, and kills one whose batch runs past the
+    function's `Timeout` — Lambda's semantics: the batch's messages come back after their
+    visibility timeout and count towards `maxReceiveCount`.
+    """
 
     mapping: EventSourceMapping
     env: Mapping[str, str]
     options: PollerOptions
     size: int
-    processes: list[Any] = field(default_factory=list)
+    workers: list[_Worker] = field(default_factory=list)
     _stop: Any = field(default_factory=_SPAWN.Event)
     _supervisor: threading.Thread | None = None
-    _started_at: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def processes(self) -> list[Any]:
+        """The live worker processes (for a fault test that kills one)."""
+        return [worker.process for worker in self.workers]
 
     def start(self) -> None:
-        """Spawn the workers and a thread that replaces any that die."""
-        self.processes = [self._spawn() for _ in range(self.size)]
+        """Spawn the workers and a thread that supervises them."""
+        self.workers = [self._spawn() for _ in range(self.size)]
         self._supervisor = threading.Thread(
             target=self._supervise, name=f"supervise-{self.mapping.logical_id}", daemon=True
         )
         self._supervisor.start()
 
-    def _spawn(self) -> Any:
+    def _spawn(self) -> _Worker:
+        busy_since = _SPAWN.Value("d", 0.0)
         process = _SPAWN.Process(
             target=run_worker_process,
-            args=(self.mapping, dict(self.env), self.options, self._stop),
+            args=(self.mapping, dict(self.env), self.options, self._stop, busy_since),
             name=f"{self.mapping.function.logical_id}-worker",
             daemon=True,
         )
         process.start()
-        self._started_at[process.pid] = time.monotonic()
-        return process
+        return _Worker(process=process, busy_since=busy_since)
 
     def _supervise(self) -> None:
         quick_deaths = 0
+        timeout_s = self.mapping.function.timeout_s
         while not self._stop.wait(0.5):
-            for index, process in enumerate(self.processes):
-                if process.is_alive() or self._stop.is_set():
+            for index, worker in enumerate(self.workers):
+                if worker.process.is_alive() and worker.has_timed_out(timeout_s):
+                    logger.warning("worker %s timed out after %ss", worker.process.pid, timeout_s)
+                    worker.process.kill()
+                    worker.process.join()
+                if worker.process.is_alive() or self._stop.is_set():
                     continue
-                lived_s = time.monotonic() - self._started_at.get(process.pid, 0.0)
+                lived_s = time.monotonic() - worker.started_at
                 # A worker that dies at once (an import error, say) is retried with backoff,
                 # as Lambda does with a failing init, instead of a hot respawn loop.
                 quick_deaths = quick_deaths + 1 if lived_s < _QUICK_DEATH_S else 0
-                logger.warning("worker %s exited with %s", process.pid, process.exitcode)
+                logger.warning(
+                    "worker %s exited with %s", worker.process.pid, worker.process.exitcode
+                )
                 if self._stop.wait(min(_MAX_BACKOFF_S, 0.5 * 2**quick_deaths) - 0.5):
                     return
-                self.processes[index] = self._spawn()
+                self.workers[index] = self._spawn()
 
     def stop(self) -> None:
         """Ask every worker to finish its batch, then end stragglers."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from typing import Any
 
 calls: list[dict[str, Any]] = []
@@ -38,3 +39,10 @@ def describe(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "doubled": [2 * x for x in event.get("numbers", [])],
         "echo": json.dumps(event, sort_keys=True),
     }
+
+
+def hang_on_hang(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Outlive any test timeout on a "hang" record, as a stuck Lambda would."""
+    if any(r["body"] == "hang" for r in event["Records"]):
+        time.sleep(600)
+    return {"batchItemFailures": []}

@@ -18,6 +18,7 @@ from pipeline.local.functions import (
 )
 from pipeline.local.poller import PollerOptions, SqsPoller
 from pipeline.local.template import translate_template
+from pipeline.local.workers import ProcessPool
 from tests.integration import lambda_fakes
 from tests.wait import wait_until
 
@@ -165,6 +166,50 @@ def test_partial_batch_response_deletes_only_the_successes(queue_with_dlq):
     while handled < 3:
         handled += poller.poll_once()
     assert _bodies(sqs, url) == ["bad"]
+
+
+def test_a_batch_past_the_function_timeout_is_killed_then_dead_lettered(emulator):
+    # GIVEN a worker process whose handler hangs, for a function with a 1 s timeout
+    sqs = boto3.client("sqs")
+    name = f"hang-{uuid.uuid4().hex[:8]}"
+    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2})
+    url = sqs.create_queue(
+        QueueName=name, Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": "2"}
+    )["QueueUrl"]
+    function = LocalFunction(
+        logical_id="Hang",
+        name=name,
+        arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
+        handler="tests.integration.lambda_fakes.hang_on_hang",
+        env={},
+        timeout_s=1,
+    )
+    mapping = EventSourceMapping(
+        logical_id="HangMapping",
+        queue_url=url,
+        queue_arn=f"arn:aws:sqs:us-east-1:1:{name}",
+        function=function,
+        batch_size=1,
+        reports_item_failures=True,
+        max_concurrency=2,
+    )
+    pool = ProcessPool(mapping=mapping, env=emulator.env, options=PollerOptions(), size=1)
+    pool.start()
+    try:
+        first_pid = pool.processes[0].pid
+        # WHEN a message makes it hang
+        sqs.send_message(QueueUrl=url, MessageBody="hang")
+        # THEN the worker is killed at the timeout and replaced, the message comes back after
+        # its visibility timeout, and after maxReceiveCount deliveries it is in the DLQ
+        wait_until(lambda: _depth(sqs, dlq_url) == 1, 60, interval_s=0.5)
+        assert pool.processes[0].pid != first_pid
+        assert _bodies(sqs, dlq_url) == ["hang"]
+    finally:
+        pool.stop()
 
 
 # ------------------------------------------------------------------ S3 → ingest → Step Functions
