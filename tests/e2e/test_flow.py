@@ -6,7 +6,9 @@ classify worker processes → results/failures parts + FailureQueue + ledger →
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -208,3 +210,29 @@ def _stop_execution(stack, run: str) -> None:
     sfn = boto3.client("stepfunctions")
     arn = stack.outputs["StateMachineArn"].replace(":stateMachine:", ":execution:") + f":{run}"
     sfn.stop_execution(executionArn=arn, error="TestDone", cause="poison chunk test finished")
+
+
+def test_a_truncated_gzip_manifest_finishes_partial_with_the_lines_before_the_break(
+    local_stack, photos
+):
+    # GIVEN a gzip manifest cut short in the middle of its compressed stream
+    bucket, prefix = photos
+    # Long random keys (missing objects: quick failures) make the stream incompressible, so
+    # the cut falls well past the reader's first block and some lines come through.
+    text = "".join(f"s3://{bucket}/{prefix}/{os.urandom(450).hex()}.jpg\n" for _ in range(150))
+    whole = gzip.compress(text.encode(), compresslevel=1)
+    s3 = boto3.client("s3")
+    key = f"manifests/{uuid.uuid4().hex}.csv.gz"
+    etag = s3.put_object(
+        Bucket=local_stack.outputs["InputBucketName"], Key=key, Body=whole[: len(whole) * 2 // 3]
+    )["ETag"]
+    run = ManifestObject(local_stack.outputs["InputBucketName"], key, etag.strip('"')).run
+    # WHEN it runs THEN the lines before the break are accounted for and the run is partial
+    summary = wait_for_summary(local_stack, run)
+    assert summary["status"] == "PARTIAL"
+    assert "CorruptManifest" in summary["reason"] or "Truncated" in summary["reason"]
+    ok_lines, failed_lines, _ = lines_of(local_stack, run)
+    counted = sorted(ok_lines + failed_lines)
+    assert 0 < len(counted) < 150
+    assert counted == list(range(1, len(counted) + 1))  # a prefix of the manifest, no gaps
+    assert summary["lines"] == summary["ok"] + summary["failed"] == len(counted)
