@@ -24,9 +24,9 @@ def _partial_reason(state: dict[str, Any]) -> str | None:
     """Why the state machine says the run is partial, if it does."""
     if state.get("error"):
         error = state["error"]
-        cause = str(error.get("Cause", ""))[:500] if isinstance(error, dict) else ""
+        cause = str(error.get("Cause", "")) if isinstance(error, dict) else ""
         name = error.get("Error", "error") if isinstance(error, dict) else str(error)
-        return f"the run's execution failed: {name}: {_cause_message(cause)}"
+        return f"the run's execution failed: {name}: {_cause_message(cause)[:300]}"
     if state.get("stalled"):
         return "stalled: no chunk was counted within the stall timeout (see the WorkDLQ)"
     return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pipeline.finalize import _partial_reason
@@ -145,3 +147,11 @@ def test_finalize_names_why_a_run_is_partial():
     )
     assert "stalled" in _partial_reason({"stalled": True})
     assert _partial_reason({"complete": True}) is None
+
+
+def test_finalize_reads_the_message_out_of_a_long_cause():
+    cause = json.dumps(
+        {"errorType": "KeyError", "errorMessage": "'key'", "stackTrace": ["x" * 5000]}
+    )
+    reason = _partial_reason({"error": {"Error": "KeyError", "Cause": cause}})
+    assert reason == "the run's execution failed: KeyError: 'key'"
