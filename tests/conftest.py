@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import boto3
 import pytest
 
 from pipeline.local.emulator import Emulator, start_emulator
-from pipeline.local.poller import PollerOptions
-from pipeline.local.stack import LocalStack, StackOptions
+
+if TYPE_CHECKING:
+    from pipeline.local.stack import LocalStack
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +56,11 @@ def local_stack(emulator: Emulator) -> Iterator[LocalStack]:
     Classify runs through `tests.e2e.faulty_classify`, a wrapper that delegates to the real
     handler and crashes only on chunks a test marks, so faults are injected without touching
     production code. Failed batches come back after 1 s instead of the visibility timeout.
+    Imported here: samtranslator is slow to import, and unit-only runs never need it.
     """
+    from pipeline.local.poller import PollerOptions  # noqa: PLC0415
+    from pipeline.local.stack import LocalStack, StackOptions  # noqa: PLC0415
+
     options = StackOptions(
         name="lf-test",
         parameters=LOCAL_STACK_PARAMETERS,
