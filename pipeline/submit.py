@@ -73,11 +73,11 @@ def watch_run(
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         summary = read_summary(s3, results_bucket, run)
-        if summary is not None:
-            return summary
         try:
-            on_progress(ledger.get_run(run))
+            on_progress(ledger.get_run(run))  # once more after the summary: the final counts
         except UnknownRunError:
             on_progress(None)  # Split has not started the run yet
+        if summary is not None:
+            return summary
         time.sleep(poll_s)
     raise RunTimeoutError(f"run {run} did not finish within {timeout_s:.0f}s")
