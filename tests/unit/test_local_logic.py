@@ -37,6 +37,7 @@ def _resolver() -> Resolver:
         ({"Fn::Sub": "${AWS::Region}/${Queue.QueueName}/${!Literal}"}, "eu-west-1/q/${Literal}"),
         ({"Fn::Sub": ["${x}-${Env}", {"x": {"Ref": "Queue"}}]}, "http://q-prod"),
         ({"Fn::Join": [",", ["a", {"Ref": "Env"}]]}, "a,prod"),
+        ({"Fn::Join": [{"Fn::Sub": "-${Env}-"}, ["a", "b"]]}, "a-prod-b"),
         ({"Fn::If": ["IsDev", "dev", "not-dev"]}, "not-dev"),
         ({"Fn::Select": [1, {"Fn::Split": [",", {"Ref": "List"}]}]}, "b"),
         ([1, {"Ref": "AWS::NoValue"}, 2], [1, 2]),
