@@ -19,6 +19,7 @@ from pipeline.local.functions import (
 from pipeline.local.poller import PollerOptions, SqsPoller
 from pipeline.local.template import translate_template
 from pipeline.local.workers import ProcessPool
+from pipeline.submit import submit_manifest
 from tests.integration import lambda_fakes
 from tests.wait import wait_until
 
@@ -83,6 +84,11 @@ def test_functions_get_their_template_environment(local_stack):
     mapping = next(m for m in local_stack.provisioned.mappings if m.function is classify)
     assert mapping.reports_item_failures
     assert mapping.queue_url == local_stack.outputs["WorkQueueUrl"]
+    # classify scales out (ScalingConfig): worker processes, min(workers=2, MaximumConcurrency)
+    pools = [r for r in local_stack.runners if isinstance(r, ProcessPool)]
+    assert [(p.mapping.function.logical_id, len(p.processes)) for p in pools] == [
+        ("ClassifyFunction", 2)
+    ]
 
 
 # ------------------------------------------------------------------ the poller's semantics
@@ -260,6 +266,18 @@ def test_dropping_a_manifest_starts_one_execution_and_a_duplicate_none(local_sta
 
 
 # ------------------------------------------------------------------ Step Functions runs our code
+
+
+def test_an_s3_manifest_is_copied_into_the_input_bucket_and_named_by_its_run(local_stack):
+    s3 = boto3.client("s3")
+    source = local_stack.outputs["ImagesBucketName"]
+    s3.put_object(Bucket=source, Key="lists/m.csv", Body=b"")
+    obj = submit_manifest(s3, local_stack.outputs["InputBucketName"], f"s3://{source}/lists/m.csv")
+    assert (obj.bucket, obj.key) == (local_stack.outputs["InputBucketName"], "manifests/m.csv")
+    head = s3.head_object(Bucket=obj.bucket, Key=obj.key)
+    assert obj.run == ManifestObject(obj.bucket, obj.key, head["ETag"].strip('"')).run
+    # the copy is an ObjectCreated event like any upload: it starts the run
+    wait_until(lambda: [e for e in _executions(local_stack) if e["name"] == obj.run], 20)
 
 
 def test_a_state_machine_task_runs_the_python_handler_in_process(emulator, monkeypatch):
