@@ -74,10 +74,15 @@ class LocalStack:
         emulator: Emulator | None = None,
         on_started: tuple[Callable[[LocalStack], Any], ...] = (),
     ) -> LocalStack:
-        """Bring the whole stack up; reuse `emulator` when given (tests share one)."""
+        """Bring the whole stack up; reuse `emulator` when given (tests share one).
+
+        Step Functions' tasks and the ingest poller run their handlers in this process, so this
+        process's SDK is pointed at the emulator: a local handler must never reach real AWS.
+        """
         options = options or StackOptions()
         owns_emulator = emulator is None
         emulator = emulator or start_emulator()
+        os.environ.update(emulator.env)
         parameters = {**LOCAL_PARAMETERS, **options.parameters}
         template = translate_template(options.template_path, parameters)
         provisioned = Provisioner(options.name, emulator.endpoint_url, parameters).provision(
