@@ -11,7 +11,7 @@ import typer
 
 from pipeline.cli.app import app
 from pipeline.cli.stack_target import embedded_stack, stack_info
-from pipeline.local.state import StackInfo, clear_state, write_state
+from pipeline.local.state import StackInfo, clear_state, find_running_stack, write_state
 
 
 def _print_human(info: StackInfo) -> None:
@@ -38,6 +38,14 @@ def up(
     ] = None,
 ) -> None:
     """Run the embedded local AWS stack (moto + template.yaml + pollers) until Ctrl-C."""
+    running = find_running_stack()
+    if running is not None:
+        typer.echo(
+            f"A stack is already up here (pid {running.pid}, {running.endpoint_url}): "
+            "use it, or stop it with Ctrl-C first.",
+            err=True,
+        )
+        raise typer.Exit(1)
     from pipeline.local.stack import StackOptions  # noqa: PLC0415  # slow import: see stack_target
 
     options = StackOptions() if workers is None else StackOptions(workers=workers)
