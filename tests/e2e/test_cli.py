@@ -94,6 +94,10 @@ def test_up_json_prints_the_stack_and_ctrl_c_stops_it_cleanly(tmp_path):
         assert published["endpoint_url"] == info["endpoint_url"]
         s3 = boto3.client("s3", endpoint_url=info["endpoint_url"])
         s3.head_bucket(Bucket=info["images_bucket"])
+        # AND a second `up` in the same directory refuses to shadow it
+        second = _lambdaflow("up", "--json", cwd=tmp_path)
+        assert second.returncode == 1
+        assert "already up" in second.stderr
         # WHEN it gets Ctrl-C THEN it stops and withdraws its state file
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
