@@ -92,7 +92,14 @@ def test_up_json_prints_the_stack_and_ctrl_c_stops_it_cleanly(tmp_path):
             assert info[name]
         published = json.loads((tmp_path / STATE_FILE).read_text())
         assert published["endpoint_url"] == info["endpoint_url"]
-        s3 = boto3.client("s3", endpoint_url=info["endpoint_url"])
+        env = info["env"]
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            region_name=env["AWS_DEFAULT_REGION"],
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        )
         s3.head_bucket(Bucket=info["images_bucket"])
         # AND a second `up` in the same directory refuses to shadow it
         second = _lambdaflow("up", "--json", cwd=tmp_path)
