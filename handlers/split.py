@@ -1,29 +1,59 @@
-"""Lambda (Step Functions task): one Split pass over the manifest; returns the next checkpoint."""
+"""Lambda (Step Functions task): one resumable Split pass; returns the state with its checkpoint.
+
+A pass works for the invocation's remaining time minus a margin (`LAMBDAFLOW_SPLIT_BUDGET_S`
+overrides it, so tests force many passes), then returns `done: false` and the checkpoint in
+`split.resume`; the state machine loops Split until `done` (pipeline/splitter.py).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
 from botocore.config import Config
 
+from pipeline.checkpoint import Checkpoint
 from pipeline.config import Settings
 from pipeline.ledger import RunLedger
-from pipeline.split import SplitState, split_pass
+from pipeline.split import SplitState
+from pipeline.split_aws import AwsSplit, ManifestRef
+
+BUDGET_MARGIN_S = 60.0
+"""Left after the budget for the last chunk, the flush, the checkpoint and the ledger write."""
 
 logger = Logger()
 settings = Settings.from_env()
 settings.require("results_bucket", "work_queue_url", "runs_table")
 _retries = Config(retries={"mode": "standard", "max_attempts": 5})
-s3 = boto3.client("s3", config=_retries)
-sqs = boto3.client("sqs", config=_retries)
-ledger = RunLedger(boto3.client("dynamodb", config=_retries), settings.runs_table)
+_dynamodb = boto3.client("dynamodb", config=_retries)
+split = AwsSplit(
+    s3=boto3.client("s3", config=_retries),
+    sqs=boto3.client("sqs", config=_retries),
+    ledger=RunLedger(_dynamodb, settings.runs_table),
+    settings=settings,
+)
 
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The state machine's state in, the state with the new checkpoint out."""
+    """The state machine's state in, the state with the next checkpoint out."""
     state = SplitState.from_dict(event)
     logger.append_keys(run=state.run)
-    return split_pass(state, s3=s3, sqs=sqs, ledger=ledger, settings=settings).to_dict()
+    remaining_s = context.get_remaining_time_in_millis() / 1000
+    budget_s = settings.split_budget_s or max(0.0, remaining_s - BUDGET_MARGIN_S)
+    checkpoint = Checkpoint.from_dict(state.resume) if state.resume else None
+    outcome = split.run_pass(
+        state.run, ManifestRef.from_state(state.manifest), checkpoint, budget_s=budget_s
+    )
+    return dataclasses.replace(
+        state,
+        done=outcome.is_done,
+        lines=outcome.lines,
+        chunks=outcome.chunks_sent,
+        passes=outcome.passes,
+        parse_failures=outcome.parse_failures,
+        reason=outcome.reason,
+        resume=outcome.checkpoint.to_dict(),
+    ).to_dict()

@@ -9,7 +9,7 @@ the WorkQueue. Knows nothing of Lambda: the handler passes the clients and the b
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,16 @@ class ManifestRef:
     def uri(self) -> str:
         """`s3://bucket/key`."""
         return f"s3://{self.bucket}/{self.key}"
+
+    @classmethod
+    def from_state(cls, manifest: Mapping[str, Any]) -> ManifestRef:
+        """From the state machine's `manifest` object (bucket, key, etag, version_id)."""
+        return cls(
+            bucket=manifest["bucket"],
+            key=manifest["key"],
+            etag=manifest.get("etag") or None,
+            version_id=manifest.get("version_id") or None,
+        )
 
 
 def s3_opener(client: Any, manifest: ManifestRef) -> OpenReader:

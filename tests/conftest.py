@@ -55,7 +55,9 @@ def local_stack(emulator: Emulator) -> Iterator[LocalStack]:
 
     Classify runs through `tests.e2e.faulty_classify`, a wrapper that delegates to the real
     handler and crashes only on chunks a test marks, so faults are injected without touching
-    production code. Failed batches come back after 1 s instead of the visibility timeout.
+    production code; Split through `tests.e2e.budgeted_split`, which leaves marked manifests no
+    time, so they are split one chunk a pass. Failed batches come back after 1 s instead of
+    the visibility timeout.
     Imported here: samtranslator is slow to import, and unit-only runs never need it.
     """
     from pipeline.local.poller import PollerOptions  # noqa: PLC0415
@@ -65,7 +67,10 @@ def local_stack(emulator: Emulator) -> Iterator[LocalStack]:
         name="lf-test",
         parameters=LOCAL_STACK_PARAMETERS,
         workers=2,
-        handler_overrides={"ClassifyFunction": "tests.e2e.faulty_classify.handler"},
+        handler_overrides={
+            "ClassifyFunction": "tests.e2e.faulty_classify.handler",
+            "SplitFunction": "tests.e2e.budgeted_split.handler",
+        },
         poller=PollerOptions(redelivery_delay_s=1),
     )
     with pytest.MonkeyPatch.context() as mp:

@@ -1,0 +1,62 @@
+"""The state machine loops Split: a manifest split one chunk a pass ends exactly like one pass."""
+
+from __future__ import annotations
+
+import gzip
+import uuid
+
+import boto3
+import pytest
+
+from pipeline.ingest import ManifestObject
+from tests.e2e.budgeted_split import ONE_CHUNK_PASSES
+from tests.e2e.test_flow import PHOTOS, lines_of, photos, wait_for_summary  # noqa: F401  # fixture
+
+pytestmark = pytest.mark.e2e
+
+
+def _drop_gzip(stack, lines: list[str], *, marker: str) -> str:
+    s3 = boto3.client("s3")
+    bucket, key = stack.outputs["InputBucketName"], f"manifests/{marker}-{uuid.uuid4().hex}.csv.gz"
+    body = gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
+    etag = s3.put_object(Bucket=bucket, Key=key, Body=body)["ETag"]
+    return ManifestObject(bucket=bucket, key=key, etag=etag.strip('"')).run
+
+
+def _split_passes(stack, run: str) -> int:
+    sfn = boto3.client("stepfunctions")
+    arn = stack.outputs["StateMachineArn"].replace(":stateMachine:", ":execution:") + f":{run}"
+    events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    return sum(
+        1
+        for e in events
+        if e["type"] == "TaskStateEntered" and e["stateEnteredEventDetails"]["name"] == "Split"
+    )
+
+
+def test_one_chunk_passes_give_the_same_run_as_one_pass(local_stack, photos):  # noqa: F811
+    # GIVEN a gzip manifest of 14 lines (4 chunks of 4 at the test stack's ChunkItems)
+    bucket, prefix = photos
+    good = [f"s3://{bucket}/{prefix}/{p.name}" for p in sorted(PHOTOS.glob("*.jpg"))]
+    lines = [*good, "not a reference", *[f"s3://{bucket}/{prefix}/gone-{i}.jpg" for i in range(5)]]
+    lines += good
+    # WHEN it runs once normally and once split one chunk a pass
+    one = _drop_gzip(local_stack, lines, marker="normal")
+    many = _drop_gzip(local_stack, lines, marker=ONE_CHUNK_PASSES)
+    summaries = [wait_for_summary(local_stack, run) for run in (one, many)]
+    # THEN the state machine looped Split once per chunk for the second
+    assert _split_passes(local_stack, one) == 1
+    assert _split_passes(local_stack, many) == summaries[1]["chunks"] == 4
+    # AND both runs have the same lines, results and failures, each line exactly once
+    (ok_1, failed_1, by_line_1), (ok_n, failed_n, by_line_n) = (
+        lines_of(local_stack, one),
+        lines_of(local_stack, many),
+    )
+    assert sorted(ok_1) == sorted(ok_n) == [1, 2, 3, 4, 11, 12, 13, 14]
+    assert sorted(failed_1) == sorted(failed_n) == list(range(5, 11))
+    assert {line: by_line_1[line].key for line in ok_1} == {
+        line: by_line_n[line].key for line in ok_n
+    }
+    for key in ("status", "lines", "ok", "failed", "chunks", "failed_by_error"):
+        assert summaries[0][key] == summaries[1][key], key
+    assert summaries[1]["status"] == "SUCCEEDED"
