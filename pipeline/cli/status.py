@@ -10,7 +10,6 @@ stderr when no ledger can be found or the run is unknown.
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -25,6 +24,7 @@ from rich.table import Table
 from pipeline.cli.app import app
 from pipeline.config import Settings
 from pipeline.ledger import RunLedger, UnknownRunError
+from pipeline.local.state import find_running_stack
 from pipeline.runs import RunState, RunStatus
 from pipeline.summary import Prices, estimate_cost
 
@@ -88,10 +88,6 @@ def _duration(seconds: float) -> str:
 
 def _local_stack_table() -> tuple[str, str | None] | None:
     """(table, endpoint) of the stack a `lambdaflow up` here publishes, if one is running."""
-    if importlib.util.find_spec("pipeline.local.state") is None:
-        return None  # this install has no local stack module
-    from pipeline.local.state import find_running_stack  # noqa: PLC0415  # optional part
-
     info = find_running_stack()
     if info is None or RUNS_TABLE_OUTPUT not in info.outputs:
         return None

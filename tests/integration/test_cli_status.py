@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import boto3
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.ledger import RunLedger
 from pipeline.ledger_items import table_definition
+from pipeline.local.state import StackInfo, write_state
 from pipeline.runs import RunStatus
 
 pytestmark = pytest.mark.integration
@@ -112,3 +114,27 @@ def test_status_without_a_table_says_how_to_find_one(emulator, monkeypatch):
     result = runner.invoke(app, ["status"])
     assert result.exit_code == 1
     assert "--table" in result.stderr
+
+
+def test_status_finds_the_ledger_of_the_stack_running_here(ledger, emulator, tmp_path, monkeypatch):
+    # GIVEN a `lambdaflow up` in this directory that published its stack (endpoint, outputs)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LAMBDAFLOW_RUNS_TABLE", raising=False)
+    write_state(
+        StackInfo(
+            name="lf",
+            outputs={
+                "InputBucketName": "in",
+                "ResultsBucketName": "out",
+                "RunsTableName": ledger._table,
+            },
+            endpoint_url=emulator.endpoint_url,
+            pid=os.getpid(),
+        )
+    )
+    ledger.start_run("run-e", manifest="s3://in/e.csv.gz")
+    # WHEN status runs with no --table
+    result = runner.invoke(app, ["status", "--json"])
+    # THEN it read that stack's ledger
+    assert result.exit_code == 0, result.output
+    assert [row["run"] for row in orjson.loads(result.stdout)] == ["run-e"]
