@@ -10,6 +10,7 @@ no allocation, no SDK call. `MemoryRecorder` is the fake for unit tests.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -134,6 +135,16 @@ class Tracer:
         return Span(self._recorder, name, annotations, metadata)
 
 
+def _is_not_missing_segment_noise(record: logging.LogRecord) -> bool:
+    """Drop the SDK's per-call warning for a call made outside any segment.
+
+    With boto3 patched, every AWS call on a thread without a segment (the fetch pool's S3 GETs,
+    timed by `StageClock` instead) makes the SDK log this at WARNING even with
+    ``context_missing="IGNORE_ERROR"``: a thousand lines per chunk that say nothing.
+    """
+    return not str(record.msg).startswith("No segment found, cannot begin subsegment")
+
+
 def xray_tracer(
     *, is_enabled: bool, patch_sdk: bool = True, daemon_address: str | None = None
 ) -> Tracer:
@@ -151,6 +162,9 @@ def xray_tracer(
     if daemon_address:
         options["daemon_address"] = daemon_address  # else AWS_XRAY_DAEMON_ADDRESS / default
     xray_recorder.configure(**options)
+    sdk_logger = logging.getLogger("aws_xray_sdk.core.recorder")
+    if _is_not_missing_segment_noise not in sdk_logger.filters:
+        sdk_logger.addFilter(_is_not_missing_segment_noise)
     if patch_sdk:
         patch(("botocore",))
     return Tracer(xray_recorder)
@@ -228,7 +242,9 @@ class _Invocation:
         self._name = name
 
     def __enter__(self) -> None:
-        self._recorder.begin_segment(self._name)
+        # sampling=1: every local invocation is traced (the SDK's default rule keeps only one
+        # trace a second, and a local run wants them all; on AWS the service decides).
+        self._recorder.begin_segment(self._name, sampling=1)
 
     def __exit__(self, *exc_info: object) -> None:
         self._recorder.end_segment()
