@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .PHONY: help setup demo test test-unit test-integration test-e2e lint fmt bench model clean pr \
-	tools tools-lock lint-template package
+	tools tools-lock lint-template package lambda-requirements
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -76,6 +76,15 @@ tools: $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed ## Install the pinned
 
 tools-lock: setup ## Re-pin tools/*.txt from tools/*.in
 	for t in sam checkov; do $(UV) pip compile -q tools/$$t.in -o tools/$$t.txt --python-version 3.11 --generate-hashes; done
+
+lambda-requirements: setup ## Re-pin tools/lambda.txt (the Lambda's dependencies) from uv.lock
+	@mkdir -p .build
+	$(UV) export --frozen --no-dev --no-hashes --no-emit-project -q -o .build/lock-constraints.txt
+	$(UV) pip compile -q tools/lambda.in -c .build/lock-constraints.txt --universal \
+		--python-version 3.11 --generate-hashes -o tools/lambda.txt
+
+package: setup ## Build the arm64 Lambda artifact (.build/lambda/function + .zip) and check its size
+	$(VENV)/bin/python tools/package.py --arch arm64 --python 3.12
 
 lint-template: setup tools ## cfn-lint, sam validate --lint and checkov on template.yaml (offline)
 	$(VENV)/bin/cfn-lint template.yaml
