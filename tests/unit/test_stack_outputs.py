@@ -17,10 +17,13 @@ class _FakeCloudFormation:
 
     def describe_stacks(self, StackName):
         outputs = [{"OutputKey": k, "OutputValue": "v"} for k in REQUIRED_OUTPUTS]
-        return {"Stacks": [{"StackName": StackName, "StackStatus": self._status, "Outputs": outputs}]}
+        stack = {"StackName": StackName, "StackStatus": self._status, "Outputs": outputs}
+        return {"Stacks": [stack]}
 
 
-@pytest.mark.parametrize("status", ["CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"])
+@pytest.mark.parametrize(
+    "status", ["CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"]
+)
 def test_completed_stacks_are_usable(status):
     stack = describe_deployed_stack(_FakeCloudFormation(status), "s")
     assert stack.region == "eu-west-1" and stack.status == status
