@@ -1,0 +1,195 @@
+"""Image bytes → the model's input tensor, safely.
+
+One job: turn untrusted bytes into a float32 ``[size, size, 3]`` RGB array in 0..255, with exactly
+the preprocessing the model's reference accuracy was measured with (FACTS.md "The model"): JPEG
+draft decoding, EXIF orientation, RGB, a central crop of 0.875 of the short side, a bilinear
+resize. Every way bytes can be unusable becomes an `ImageDecodeError` with a stable ``error`` code,
+never a crash and never a silent skip. Knows nothing of S3 (see `pipeline.fetch`) or of the model.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from pipeline.failures import ImageDecodeError
+
+if TYPE_CHECKING:
+    from pipeline.config import Settings
+
+CROP_FRACTION = 0.875
+"""Share of the short side kept by the central crop (the EfficientNet/Inception eval recipe)."""
+
+DEFAULT_INPUT_SIZE = 224
+DEFAULT_MAX_PIXELS = 100_000_000
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+
+EMPTY_OBJECT = "EmptyObject"
+OBJECT_TOO_LARGE = "ObjectTooLarge"
+NOT_AN_IMAGE = "NotAnImage"
+CORRUPT_IMAGE = "CorruptImage"
+TRUNCATED_IMAGE = "TruncatedImage"
+TOO_MANY_PIXELS = "TooManyPixels"
+UNSUPPORTED_IMAGE = "UnsupportedImage"
+
+_SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+_BACKGROUND_RGB = (255, 255, 255)
+"""What transparent pixels are shown on. Their stored RGB is undefined (often black)."""
+
+_HEADER_ERRORS = (SyntaxError, ValueError, struct.error, IndexError, TypeError, KeyError)
+"""What Pillow's format plugins raise on a header they recognise but cannot parse."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImageDecoder:
+    """Decodes untrusted image bytes into model input, within byte and pixel limits.
+
+    Attributes:
+        input_size: Side of the square the model takes (224 for EfficientNet-Lite0).
+        max_pixels: Images with more pixels are refused before any pixel is decoded. Pillow's
+            own guard (`Image.MAX_IMAGE_PIXELS`, ~89 M by default) applies too: its
+            DecompressionBombWarning is this same error, never just a logged warning.
+        max_bytes: Larger inputs are refused without being parsed.
+    """
+
+    input_size: int = DEFAULT_INPUT_SIZE
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, input_size: int) -> ImageDecoder:
+        """The decoder for a model's input size, with the limits configured in `settings`."""
+        return cls(
+            input_size=input_size,
+            max_pixels=settings.max_image_pixels,
+            max_bytes=settings.max_image_bytes,
+        )
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """Decode one image into a float32 ``[input_size, input_size, 3]`` RGB array (0..255).
+
+        Raises:
+            ImageDecodeError: with ``error`` one of EmptyObject, ObjectTooLarge, NotAnImage,
+                CorruptImage, TruncatedImage, TooManyPixels, UnsupportedImage.
+        """
+        if not data:
+            raise ImageDecodeError("the object is empty (0 bytes)", error=EMPTY_OBJECT)
+        if len(data) > self.max_bytes:
+            raise ImageDecodeError(
+                f"{len(data)} bytes is over the {self.max_bytes}-byte limit "
+                "(raise LAMBDAFLOW_MAX_IMAGE_BYTES to accept it)",
+                error=OBJECT_TOO_LARGE,
+            )
+        image = self._open(data)
+        try:
+            return self._crop_resize(self._load_rgb(image))
+        finally:
+            image.close()
+
+    @property
+    def pixel_limit(self) -> int:
+        """`max_pixels`, capped by Pillow's own bomb threshold.
+
+        Checking Pillow's threshold ourselves makes its DecompressionBombWarning an error
+        deterministically: `warnings.catch_warnings` below is process-global and not thread-safe
+        before Python 3.14, so under concurrent decoding it alone could let the warning through.
+        """
+        pillow_limit = Image.MAX_IMAGE_PIXELS
+        return self.max_pixels if pillow_limit is None else min(self.max_pixels, pillow_limit)
+
+    def _open(self, data: bytes) -> Image.Image:
+        """Read only the header, and refuse a decompression bomb before any pixel is decoded."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image = Image.open(io.BytesIO(data))
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+            raise ImageDecodeError(str(exc), error=TOO_MANY_PIXELS) from exc
+        except UnidentifiedImageError as exc:
+            raise ImageDecodeError(
+                "not an image Pillow can read (JPEG, PNG, WebP, GIF, TIFF, BMP …)",
+                error=NOT_AN_IMAGE,
+            ) from exc
+        except (OSError, EOFError) as exc:
+            raise ImageDecodeError(f"truncated image header: {exc}", error=TRUNCATED_IMAGE) from exc
+        except _HEADER_ERRORS as exc:
+            raise ImageDecodeError(f"corrupt image header: {exc}", error=CORRUPT_IMAGE) from exc
+        width, height = image.size
+        limit = self.pixel_limit
+        if width * height > limit:
+            image.close()
+            raise ImageDecodeError(
+                f"{width}x{height} is over the {limit}-pixel limit "
+                "(raise LAMBDAFLOW_MAX_IMAGE_PIXELS to accept it)",
+                error=TOO_MANY_PIXELS,
+            )
+        return image
+
+    def _load_rgb(self, image: Image.Image) -> Image.Image:
+        """Decode the pixels (reduced by JPEG draft), apply EXIF orientation, convert to RGB.
+
+        `draft` lets libjpeg decode at 1/2, 1/4 or 1/8 scale: the one change that matters for
+        speed on big photos (12 MP: ~30 vs ~134 ms). Pillow picks the largest reduction that keeps
+        both sides at least the requested size, so asking for input_size / 0.875 keeps the crop
+        at least input_size pixels: never an upscale.
+        """
+        if image.format == "JPEG":
+            side = math.ceil(self.input_size / CROP_FRACTION)
+            image.draft("RGB", (side, side))
+        try:
+            image.load()  # a fresh image sits on its first frame: animated GIF/WebP/APNG too
+        except (OSError, EOFError) as exc:  # the decoder ran out of data or met garbage
+            raise ImageDecodeError(
+                f"truncated or corrupt image data: {exc}", error=TRUNCATED_IMAGE
+            ) from exc
+        except _HEADER_ERRORS as exc:
+            raise ImageDecodeError(f"corrupt image: {exc}", error=CORRUPT_IMAGE) from exc
+        try:
+            ImageOps.exif_transpose(image, in_place=True)
+            return _to_rgb(image)
+        except (OSError, ValueError, *_HEADER_ERRORS) as exc:
+            raise ImageDecodeError(
+                f"cannot convert {image.mode} image to RGB: {exc}", error=UNSUPPORTED_IMAGE
+            ) from exc
+
+    def _crop_resize(self, image: Image.Image) -> np.ndarray:
+        """Central crop of 0.875 of the short side and bilinear resize, in one resampling pass."""
+        width, height = image.size
+        crop = min(width, height) * CROP_FRACTION
+        left, top = (width - crop) / 2, (height - crop) / 2
+        resized = image.resize(
+            (self.input_size, self.input_size),
+            Image.Resampling.BILINEAR,
+            box=(left, top, left + crop, top + crop),
+        )
+        return np.asarray(resized, dtype=np.float32)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode → RGB, keeping what each mode means.
+
+    16-bit greyscale is scaled (Pillow's own conversion clips it to 255, a white image), and
+    transparency is composited on white rather than dropped (hidden pixels are often black).
+    """
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in _SIXTEEN_BIT_MODES:
+        levels = np.clip(np.asarray(image, dtype=np.int64), 0, 65535) >> 8
+        return Image.fromarray(levels.astype(np.uint8), "L").convert("RGB")
+    if mode == "F":
+        levels = np.clip(np.asarray(image, dtype=np.float32), 0, 255)
+        return Image.fromarray(levels.astype(np.uint8), "L").convert("RGB")
+    if mode in _ALPHA_MODES or (mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*_BACKGROUND_RGB, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")

@@ -1,0 +1,93 @@
+"""`lambdaflow scan`: counts, JSON keys and exit codes."""
+
+from __future__ import annotations
+
+import gzip
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.cli.scan import _scan_with_progress, scan_manifest
+from pipeline.config import Settings
+
+runner = CliRunner()
+
+MANIFEST = b"bkt,a.jpg\n\nnot-a-row\nbkt,b%20c.jpg\n,x\nbkt,d.jpg\nbkt,e.jpg,v1\n"
+
+
+def _scan(*args: str, env: dict[str, str] | None = None):
+    return runner.invoke(app, ["scan", *args], env=env)
+
+
+def test_scan_json_reports_counts_failures_and_chunks(tmp_path):
+    # GIVEN a gzip manifest with 4 records, 2 bad lines and a blank line
+    path = tmp_path / "m.csv.gz"
+    path.write_bytes(gzip.compress(MANIFEST))
+    # WHEN scanned with 2 items a chunk
+    result = _scan(str(path), "--json", env={"LAMBDAFLOW_CHUNK_ITEMS": "2"})
+    # THEN it exits 0 and says so in JSON
+    assert result.exit_code == 0, result.output
+    report = orjson.loads(result.stdout)
+    assert report["format"] == "csv"
+    assert report["lines"] == 7
+    assert report["records"] == 4
+    assert report["failed"] == 2
+    assert report["failures_by_error"] == {"BadFieldCount": 1, "BadBucket": 1}
+    assert report["failure_examples"] == {"BadFieldCount": [3], "BadBucket": [5]}
+    assert report["complete"] is True
+    assert report["error"] is None
+    assert report["chunks"] == 2
+    assert report["bytes"] == {"compressed": path.stat().st_size, "uncompressed": len(MANIFEST)}
+    assert report["lines_per_s"] > 0
+    assert report["peak_rss_mb"] > 0
+    assert report["est_cost_usd"]["total_usd"] > 0
+
+
+def test_scan_of_a_truncated_manifest_exits_1_with_one_line_on_stderr(tmp_path):
+    blob = gzip.compress(b"".join(b"bkt,k%d.jpg\n" % i for i in range(50_000)))
+    path = tmp_path / "m.csv.gz"
+    path.write_bytes(blob[: len(blob) // 2])
+    result = _scan(str(path), "--json")
+    assert result.exit_code == 1
+    report = orjson.loads(result.stdout)
+    assert report["complete"] is False
+    assert 0 < report["records"] < 50_000
+    assert "truncated" in report["error"]
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: ")
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_scan_of_a_missing_manifest_exits_1(tmp_path, as_json):
+    result = _scan(str(tmp_path / "missing.csv"), *(["--json"] if as_json else []))
+    assert result.exit_code == 1
+    assert "cannot open manifest" in result.stderr
+
+
+def test_scan_human_output_lists_error_codes(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_bytes(MANIFEST)
+    result = _scan(str(path))
+    assert result.exit_code == 0
+    assert "BadFieldCount" in result.stdout
+    assert "records" in result.stdout
+
+
+def test_scan_with_bad_settings_is_a_usage_error(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_bytes(MANIFEST)
+    result = _scan(str(path), env={"LAMBDAFLOW_CHUNK_ITEMS": "zero"})
+    assert result.exit_code == 2
+    assert "LAMBDAFLOW_CHUNK_ITEMS" in result.stderr
+
+
+def test_progress_scan_ticks_and_matches_plain_scan(tmp_path):
+    path = tmp_path / "m.csv.gz"
+    path.write_bytes(gzip.compress(b"".join(b"bkt,k%d\n" % i for i in range(100))))
+    settings = Settings.from_env({}, chunk_items=2)
+    with_bar = _scan_with_progress(str(path), settings)
+    plain = scan_manifest(str(path), settings=settings)
+    assert (with_bar.records, with_bar.chunks, with_bar.complete) == (100, 50, True)
+    assert (plain.records, plain.chunks, plain.lines) == (100, 50, 100)

@@ -1,0 +1,63 @@
+"""LineSplitter against a reference, whatever sizes the underlying reads return."""
+
+from __future__ import annotations
+
+import io
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.manifest_lines import HeadStream, LineSplitter
+
+
+class Trickle:
+    """A stream that returns at most `step` bytes a read, as a slow socket would."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self._data = io.BytesIO(data)
+        self._step = step
+
+    def read(self, size: int = -1) -> bytes:
+        return self._data.read(self._step if size < 0 else min(size, self._step))
+
+
+def reference(data: bytes, limit: int) -> list[tuple[bytes | None, int]]:
+    """Each line (None when longer than `limit`) with the offset just past it."""
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    out, offset = [], start
+    *lines, last = data[start:].split(b"\n")
+    for line in lines:
+        offset += len(line) + 1
+        out.append((None if len(line) > limit else line, offset))
+    if last:
+        out.append((None if len(last) > limit else last, offset + len(last)))
+    return out
+
+
+def split(data: bytes, step: int, limit: int, head: int) -> list[tuple[bytes | None, int]]:
+    stream = Trickle(data[head:], step)
+    splitter = LineSplitter(HeadStream(data[:head], stream), max_line_bytes=limit)
+    return [(line, splitter.end) for line in splitter]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.lists(
+        st.sampled_from([b"a", b"bb", b"\n", b"\r\n", b"x" * 30, b"\xef\xbb\xbf"]), max_size=40
+    ).map(b"".join),
+    step=st.integers(1, 64),
+    limit=st.integers(0, 40),
+    head=st.integers(0, 10),
+)
+def test_line_splitter_matches_reference_for_any_read_sizes(data, step, limit, head):
+    assert split(data, step, limit, min(head, len(data))) == reference(data, limit)
+
+
+def test_end_offsets_and_long_lines():
+    data = b"ab\n" + b"x" * 10 + b"\ncd"
+    assert split(data, 4, 5, 0) == [(b"ab", 3), (None, 14), (b"cd", 16)]
+
+
+def test_bom_only_stripped_at_offset_zero():
+    stream = HeadStream(b"", io.BytesIO(b"\xef\xbb\xbfab\n"), start_offset=10)
+    assert list(LineSplitter(stream)) == [b"\xef\xbb\xbfab"]
