@@ -37,9 +37,10 @@ test-integration: setup ## Tests across the local HTTP emulator
 test-e2e: setup ## The whole flow on the embedded stack
 	$(VENV)/bin/pytest tests/e2e
 
-lint: setup ## ruff check + format check
+lint: setup ## ruff check + format check + cfn-lint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/cfn-lint template.yaml
 
 fmt: setup ## Format and auto-fix
 	$(VENV)/bin/ruff format .

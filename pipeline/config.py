@@ -35,6 +35,8 @@ MAX_IMAGE_PIXELS = "LAMBDAFLOW_MAX_IMAGE_PIXELS"
 FETCH_CONCURRENCY = "LAMBDAFLOW_FETCH_CONCURRENCY"
 SPLIT_BUDGET_S = "LAMBDAFLOW_SPLIT_BUDGET_S"
 TRACING = "LAMBDAFLOW_TRACING"
+PROGRESS_POLL_S = "LAMBDAFLOW_PROGRESS_POLL_S"
+STALL_TIMEOUT_S = "LAMBDAFLOW_STALL_TIMEOUT_S"
 
 DEFAULT_MODEL_PATH = (
     Path(__file__).resolve().parent.parent / "models" / "efficientnet_lite0_int8.tflite"
@@ -105,6 +107,10 @@ class Settings:
     split_budget_s: float | None = _setting(SPLIT_BUDGET_S, None, _positive_float)
     """Overrides the Split pass budget derived from the invocation's remaining time."""
     is_tracing_enabled: bool = _setting(TRACING, False, _parse_bool)
+    progress_poll_s: int = _setting(PROGRESS_POLL_S, 15, _positive_int)
+    """Seconds the state machine waits between progress checks of a run."""
+    stall_timeout_s: float = _setting(STALL_TIMEOUT_S, 1800.0, _positive_float)
+    """A run whose counted lines do not move for this long is finalized as partial."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

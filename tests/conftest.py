@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import boto3
 import pytest
 
 from pipeline.local.emulator import Emulator, start_emulator
+
+if TYPE_CHECKING:
+    from pipeline.local.stack import LocalStack
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +38,39 @@ def bucket(s3) -> str:
     name = f"test-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=name)
     return name
+
+
+LOCAL_STACK_PARAMETERS = {
+    # Short timeouts so a crashed chunk comes back in seconds (visibility = 6 x timeout).
+    "ClassifyTimeoutSeconds": "10",
+    "WorkVisibilityTimeoutSeconds": "60",
+    "StallTimeoutSeconds": "120",
+    "ChunkItems": "4",  # several chunks from a dozen lines
+}
+
+
+@pytest.fixture(scope="session")
+def local_stack(emulator: Emulator) -> Iterator[LocalStack]:
+    """The embedded stack built from template.yaml, shared by the integration and e2e tests.
+
+    Classify runs through `tests.e2e.faulty_classify`, a wrapper that delegates to the real
+    handler and crashes only on chunks a test marks, so faults are injected without touching
+    production code. Failed batches come back after 1 s instead of the visibility timeout.
+    Imported here: samtranslator is slow to import, and unit-only runs never need it.
+    """
+    from pipeline.local.poller import PollerOptions  # noqa: PLC0415
+    from pipeline.local.stack import LocalStack, StackOptions  # noqa: PLC0415
+
+    options = StackOptions(
+        name="lf-test",
+        parameters=LOCAL_STACK_PARAMETERS,
+        workers=2,
+        handler_overrides={"ClassifyFunction": "tests.e2e.faulty_classify.handler"},
+        poller=PollerOptions(redelivery_delay_s=1),
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        stack = LocalStack.start(options, emulator=emulator)
+        for name, value in stack.function_env.items():
+            mp.setenv(name, value)  # restored at the end: in-process handlers import with these
+        yield stack
+        stack.stop()

@@ -12,10 +12,10 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from moto.core.config import default_user_config
-from moto.dynamodb.models import DynamoDBBackend
-from moto.server import ThreadedMotoServer
+if TYPE_CHECKING:
+    from moto.server import ThreadedMotoServer
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ def _serialize_dynamodb_writes() -> None:
     chunk counting double-counted under two threads. Real DynamoDB serializes transactions; one
     lock around the backend's write methods restores that for the server in this process.
     """
+    from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415  # see start_emulator
+
     for name in _DYNAMODB_WRITE_METHODS:
         method = getattr(DynamoDBBackend, name)
         if getattr(method, "_lambdaflow_locked", False):
@@ -84,9 +86,18 @@ class Emulator:
 
 
 def start_emulator(port: int = 0) -> Emulator:
-    """Start moto on 127.0.0.1 (never 0.0.0.0, its default) at `port`, 0 meaning a free one."""
+    """Start moto on 127.0.0.1 (never 0.0.0.0, its default) at `port`, 0 meaning a free one.
+
+    moto is imported here, not at module level: it takes seconds to import, and every
+    `lambdaflow` command imports this module for its constants.
+    """
+    from moto.core.config import default_user_config  # noqa: PLC0415
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415
+
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     default_user_config["lambda"] = {"use_docker": False}
+    # werkzeug logs every request at INFO; the pipeline's own logs are what a person wants to see.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     _serialize_dynamodb_writes()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -1,0 +1,51 @@
+"""Lambda (WorkQueue): classify each chunk message; report only crashed chunks as failures."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+import orjson
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from botocore.config import Config
+
+from pipeline.chunking import Chunk
+from pipeline.config import Settings
+from pipeline.ledger import RunLedger
+from pipeline.model import get_classifier
+from pipeline.worker import ChunkWorker, fetch_client_config
+
+logger = Logger()
+settings = Settings.from_env()
+settings.require("results_bucket", "failure_queue_url", "runs_table")
+_retries = Config(retries={"mode": "standard", "max_attempts": 5})
+worker = ChunkWorker(
+    s3=boto3.client("s3", config=fetch_client_config(settings)),
+    sqs=boto3.client("sqs", config=_retries),
+    ledger=RunLedger(boto3.client("dynamodb", config=_retries), settings.runs_table),
+    classifier=get_classifier(settings),  # once per execution environment, at cold start
+    settings=settings,
+    pool=ThreadPoolExecutor(max_workers=settings.fetch_concurrency),
+)
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord) -> None:
+    """One chunk; raising fails just this record (it comes back, then goes to the WorkDLQ)."""
+    report = worker.process(Chunk.from_message(orjson.loads(record.body)))
+    logger.info("chunk done", extra={"run": report.run, "chunk": report.chunk, "ok": report.ok})
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Partial batch response (Powertools): only crashed chunks are retried."""
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

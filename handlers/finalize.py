@@ -1,0 +1,28 @@
+"""Lambda (Step Functions task): write the run summary (_SUCCESS.json or _PARTIAL.json)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+
+from pipeline.config import Settings
+from pipeline.finalize import finalize_run
+from pipeline.ledger import RunLedger
+
+logger = Logger()
+settings = Settings.from_env()
+settings.require("results_bucket", "runs_table")
+s3 = boto3.client("s3")
+ledger = RunLedger(boto3.client("dynamodb"), settings.runs_table)
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The state in; the run summary out (also the execution's output)."""
+    logger.append_keys(run=event["run"])
+    return finalize_run(
+        event, ledger=ledger, s3=s3, results_bucket=settings.results_bucket, now=time.time()
+    )

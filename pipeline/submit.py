@@ -1,0 +1,83 @@
+"""Submit a manifest to a stack and follow its run to the summary.
+
+Submitting is an ordinary PUT into the input bucket — the same S3 event path a user's own upload
+takes — so `lambdaflow run` exercises the whole flow rather than calling the state machine. The
+run id follows from the stored object (bucket, key, ETag), exactly as ingest derives it.
+
+Knows nothing of the CLI or of the local stack: it works against AWS as well.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pipeline.ingest import ManifestObject
+from pipeline.ledger import RunLedger, UnknownRunError
+from pipeline.manifest_source import split_s3_uri
+from pipeline.runs import RunState
+from pipeline.summary import read_summary
+
+MANIFEST_PREFIX = "manifests/"
+
+
+class RunTimeoutError(TimeoutError):
+    """The run did not finish in time; it goes on: follow it with `lambdaflow status RUN`."""
+
+
+def submit_manifest(s3: Any, input_bucket: str, source: str) -> ManifestObject:
+    """Put a local file (or copy an `s3://` object) into the input bucket; return the object.
+
+    An `s3://` URI already in the input bucket is taken as it is: its upload already started
+    its run.
+    """
+    if source.startswith("s3://"):
+        bucket, key = split_s3_uri(source)
+        if bucket != input_bucket:
+            target = MANIFEST_PREFIX + key.rsplit("/", 1)[-1]
+            s3.copy_object(
+                Bucket=input_bucket, Key=target, CopySource={"Bucket": bucket, "Key": key}
+            )
+            key = target
+    else:
+        path = Path(source)
+        key = MANIFEST_PREFIX + path.name
+        s3.upload_file(str(path), input_bucket, key)
+    head = s3.head_object(Bucket=input_bucket, Key=key)
+    return ManifestObject(
+        bucket=input_bucket,
+        key=key,
+        etag=head["ETag"].strip('"'),
+        version_id=head.get("VersionId"),
+        size=head.get("ContentLength"),
+    )
+
+
+def watch_run(
+    *,
+    ledger: RunLedger,
+    s3: Any,
+    results_bucket: str,
+    run: str,
+    on_progress: Callable[[RunState | None], None],
+    poll_s: float = 0.5,
+    timeout_s: float = 3600.0,
+) -> dict[str, Any]:
+    """Report the run's ledger state every `poll_s` until its summary exists; return it.
+
+    Raises:
+        RunTimeoutError: no summary after `timeout_s`.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        summary = read_summary(s3, results_bucket, run)
+        try:
+            on_progress(ledger.get_run(run))  # once more after the summary: the final counts
+        except UnknownRunError:
+            on_progress(None)  # Split has not started the run yet
+        if summary is not None:
+            return summary
+        time.sleep(poll_s)
+    raise RunTimeoutError(f"run {run} did not finish within {timeout_s:.0f}s")

@@ -1,0 +1,67 @@
+"""template.yaml and the state machine definition, checked offline (STYLE.md §10)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from pipeline.local.template import load_sam_template, translate_template
+
+ROOT = Path(__file__).resolve().parents[2]
+ASL = ROOT / "statemachine" / "pipeline.asl.json"
+
+
+def test_cfn_lint_is_clean():
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    result = subprocess.run(
+        [str(cfn_lint), str(ROOT / "template.yaml")], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_task_retries_and_catches():
+    states = json.loads(ASL.read_text())["States"]
+    tasks = {name: s for name, s in states.items() if s["Type"] == "Task"}
+    assert set(tasks) == {"Split", "Progress", "Finalize"}
+    for name, state in tasks.items():
+        assert state["Retry"][0]["ErrorEquals"] == ["States.ALL"], name
+        assert state["Catch"], name
+
+
+def test_definition_substitutions_match_the_placeholders():
+    placeholders = set(re.findall(r"\$\{(\w+)\}", ASL.read_text()))
+    machine = load_sam_template()["Resources"]["PipelineStateMachine"]["Properties"]
+    assert machine["DefinitionUri"] == "statemachine/pipeline.asl.json"
+    assert set(machine["DefinitionSubstitutions"]) == placeholders
+
+
+def test_every_sqs_event_source_reports_item_failures_with_enough_visibility():
+    template = translate_template()
+    resources = template["Resources"]
+    mappings = [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert len(mappings) == 2
+    params = {k: v.get("Default") for k, v in template["Parameters"].items()}
+    for mapping in mappings:
+        props = mapping["Properties"]
+        assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        queue = resources[props["EventSourceArn"]["Fn::GetAtt"][0]]["Properties"]
+        function = resources[props["FunctionName"]["Ref"]]["Properties"]
+        visibility, timeout = queue["VisibilityTimeout"], function["Timeout"]
+        visibility = params[visibility["Ref"]] if isinstance(visibility, dict) else visibility
+        timeout = params[timeout["Ref"]] if isinstance(timeout, dict) else timeout
+        assert int(visibility) >= 6 * int(timeout)
+        max_receive = queue["RedrivePolicy"]["maxReceiveCount"]
+        max_receive = params[max_receive["Ref"]] if isinstance(max_receive, dict) else max_receive
+        assert int(max_receive) >= 5
+
+
+def test_every_function_and_the_state_machine_are_traced():
+    resources = translate_template()["Resources"]
+    for resource in resources.values():
+        if resource["Type"] == "AWS::Lambda::Function":
+            assert resource["Properties"]["TracingConfig"] == {"Mode": "Active"}
+        if resource["Type"] == "AWS::StepFunctions::StateMachine":
+            assert resource["Properties"]["TracingConfiguration"] == {"Enabled": True}
