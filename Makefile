@@ -37,10 +37,9 @@ test-integration: setup ## Tests across the local HTTP emulator
 test-e2e: setup ## The whole flow on the embedded stack
 	$(VENV)/bin/pytest tests/e2e
 
-lint: setup ## ruff check + format check + cfn-lint
+lint: setup lint-template ## ruff check + format check + template checks (cfn-lint, sam, checkov)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/cfn-lint template.yaml
 
 fmt: setup ## Format and auto-fix
 	$(VENV)/bin/ruff format .

@@ -158,10 +158,13 @@ def xray_tracer(
         return Tracer(None)
     from aws_xray_sdk.core import patch, xray_recorder  # noqa: PLC0415  # lazy: only when on
 
-    options: dict[str, Any] = {"context_missing": "IGNORE_ERROR"}
+    # sampling=False: segments we open are always recorded. On Lambda the service decides (the
+    # facade segment) and this setting is not consulted; locally it keeps the SDK's sampler
+    # from polling the daemon's TCP sampling endpoint, which the UDP stand-in does not serve.
+    xray_recorder.configure(context_missing="IGNORE_ERROR", sampling=False)
     if daemon_address:
-        options["daemon_address"] = daemon_address  # else AWS_XRAY_DAEMON_ADDRESS / default
-    xray_recorder.configure(**options)
+        # configure(daemon_address=…) lets AWS_XRAY_DAEMON_ADDRESS win; an explicit one must.
+        xray_recorder.emitter.set_daemon_address(daemon_address)
     sdk_logger = logging.getLogger("aws_xray_sdk.core.recorder")
     if _is_not_missing_segment_noise not in sdk_logger.filters:
         sdk_logger.addFilter(_is_not_missing_segment_noise)

@@ -8,10 +8,12 @@ a thread pool, real JPEG decodes, batched "classify" spans, a real S3 PUT for th
 from __future__ import annotations
 
 import io
+import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+import boto3
 import numpy as np
 import orjson
 import pytest
@@ -20,9 +22,11 @@ from typer.testing import CliRunner
 
 from pipeline import tracing
 from pipeline.cli import app
+from pipeline.local.state import StackInfo, write_state
 from pipeline.local.xray import MAX_DATAGRAM_BYTES, start_xray_relay, xray_client
+from pipeline.stack_outputs import REQUIRED_OUTPUTS
 from pipeline.traces import load_run_traces
-from pipeline.tracing import StageClock, Tracer, xray_tracer
+from pipeline.tracing import StageClock, xray_tracer
 from tests.wait import wait_until
 
 pytestmark = pytest.mark.integration
@@ -39,9 +43,10 @@ def relay(emulator):
 
 @pytest.fixture
 def traced(relay):
+    previous = tracing._active  # in-process handlers of the session's stack installed theirs
     tracing.configure(xray_tracer(is_enabled=True, patch_sdk=True, daemon_address=relay.address))
     yield relay
-    tracing.configure(Tracer(None))
+    tracing.configure(previous)
 
 
 @pytest.fixture(scope="module")
@@ -192,3 +197,39 @@ def test_a_thousand_item_chunk_stays_under_the_segment_size_limit(
     # AND per-image detail would not have fitted: aggregation is what keeps it under the limit
     per_image = [{"key": k, "labels": [["tabby", 0.81]] * 5, "fetch_s": 0.01} for k in keys]
     assert len(orjson.dumps(per_image)) > XRAY_SEGMENT_LIMIT_BYTES
+
+
+def test_the_cli_reads_the_local_stack_from_its_state_file(  # noqa: PLR0917  # fixtures
+    emulator, s3, bucket, traced, pool, tmp_path, monkeypatch
+):
+    # GIVEN a `lambdaflow up` publishing its endpoint here, and no endpoint in the environment
+    run = f"run-{uuid.uuid4().hex[:8]}"
+    _classify_chunk(s3, bucket, run, 2, _put_images(s3, bucket, 3), pool)
+    _read_when(emulator, run, lambda r: 2 in r.chunks)
+    monkeypatch.chdir(tmp_path)
+    outputs = {"InputBucketName": "in", "ResultsBucketName": "out"}
+    write_state(StackInfo("lf", outputs, endpoint_url=emulator.endpoint_url, pid=os.getpid()))
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    # WHEN traces runs THEN it found the emulator through the state file
+    result = CliRunner().invoke(app, ["traces", run, "--json", "--since-hours", "1"])
+    assert result.exit_code == 0, result.output
+    assert [c["chunk"] for c in orjson.loads(result.stdout)["chunks"]] == [2]
+
+
+def test_the_cli_resolves_a_deployed_stack_by_name(emulator, s3, bucket, traced, pool):
+    run = f"run-{uuid.uuid4().hex[:8]}"
+    _classify_chunk(s3, bucket, run, 5, _put_images(s3, bucket, 3), pool)
+    _read_when(emulator, run, lambda r: 5 in r.chunks)
+    name = f"lf-{uuid.uuid4().hex[:8]}"
+    body = {
+        "Resources": {"B": {"Type": "AWS::S3::Bucket"}},
+        "Outputs": {key: {"Value": "x"} for key in REQUIRED_OUTPUTS},
+    }
+    boto3.client("cloudformation").create_stack(
+        StackName=name, TemplateBody=orjson.dumps(body).decode()
+    )
+    runner = CliRunner()
+    found = runner.invoke(app, ["traces", run, "--stack", name, "--json", "--since-hours", "1"])
+    assert found.exit_code == 0, found.output
+    missing = runner.invoke(app, ["traces", run, "--stack", "lf-no-such-stack"])
+    assert missing.exit_code == 1 and "no stack 'lf-no-such-stack'" in missing.output

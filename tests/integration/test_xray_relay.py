@@ -12,7 +12,7 @@ from botocore.config import Config
 
 from pipeline import tracing
 from pipeline.local.xray import XRayRelay, start_xray_relay, xray_client
-from pipeline.tracing import Tracer, xray_tracer
+from pipeline.tracing import xray_tracer
 from tests.wait import wait_until
 
 pytestmark = pytest.mark.integration
@@ -29,10 +29,11 @@ def relay(emulator):
 @pytest.fixture
 def traced(relay):
     """The process-wide tracer pointed at the relay, restored to off afterwards."""
+    previous = tracing._active  # in-process handlers of the session's stack installed theirs
     tracer = xray_tracer(is_enabled=True, patch_sdk=False, daemon_address=relay.address)
     tracing.configure(tracer)
     yield tracer
-    tracing.configure(Tracer(None))
+    tracing.configure(previous)
 
 
 def _send(address: str, payload: bytes) -> None:
