@@ -163,8 +163,11 @@ def xray_tracer(
     # from polling the daemon's TCP sampling endpoint, which the UDP stand-in does not serve.
     xray_recorder.configure(context_missing="IGNORE_ERROR", sampling=False)
     if daemon_address:
-        # configure(daemon_address=…) lets AWS_XRAY_DAEMON_ADDRESS win; an explicit one must.
-        xray_recorder.emitter.set_daemon_address(daemon_address)
+        # The SDK's setters let AWS_XRAY_DAEMON_ADDRESS win over any address given in code (it
+        # is Lambda's contract); an explicit address here must win, so set it directly.
+        host, _, port = daemon_address.rpartition(":")
+        emitter = xray_recorder.emitter
+        emitter._ip, emitter._port = host, int(port)  # see above
     sdk_logger = logging.getLogger("aws_xray_sdk.core.recorder")
     if _is_not_missing_segment_noise not in sdk_logger.filters:
         sdk_logger.addFilter(_is_not_missing_segment_noise)
