@@ -21,6 +21,7 @@ from collections.abc import Mapping
 
 from aws_lambda_powertools import Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 NAMESPACE = "lambdaflow"
 SERVICE = "lambdaflow"
@@ -43,6 +44,8 @@ def record_chunk(
     if seconds > 0:
         rate = round(items / seconds, 3)
         target.add_metric(name="ImagesPerSecond", unit=MetricUnit.CountPerSecond, value=rate)
+    if is_metrics_disabled():  # single_metric would print anyway (Powertools 3.37)
+        return
     for stage, count in sorted(failed_by_stage.items()):
         if count <= 0:
             continue

@@ -40,3 +40,11 @@ def test_a_clean_chunk_emits_no_failure_lines(capsys):
     metrics.flush_metrics()
     docs = _emf_lines(capsys.readouterr().out)
     assert [_metric_names(d) for d in docs] == [{"ImagesClassified", "ChunkSeconds"}]
+
+
+def test_metrics_switched_off_print_nothing(capsys, monkeypatch):
+    # POWERTOOLS_METRICS_DISABLED: what the local stack sets unless its logging is verbose
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    record_chunk(metrics, ok=1, failed_by_stage={"decode": 2}, seconds=1.0)
+    metrics.flush_metrics()
+    assert capsys.readouterr().out == ""
