@@ -164,6 +164,11 @@ class ChunkSpan:
         """The same chunk `iter_chunks` cuts from the same records."""
         return Chunk(self.run, self.number, tuple(self.records()))
 
+    def to_message(self) -> dict[str, Any]:
+        """`self.to_chunk().to_message()`, built without record objects (what Split sends)."""
+        items = [item for batch, start, stop in self.pieces for item in batch.items(start, stop)]
+        return {"v": MESSAGE_VERSION, "run": self.run, "chunk": self.number, "items": items}
+
     def resume_after(self) -> tuple[int, int]:
         """(line, offset) a reader restarts at to continue right after the chunk's last record."""
         batch, _, stop = self.pieces[-1]

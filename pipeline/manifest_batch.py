@@ -25,14 +25,15 @@ from pipeline.manifest_parse import ManifestRecord
 
 
 def _ordinary(special: bytes) -> bytes:
-    """Bytes that carry no structure: printable ASCII but `special`, and all non-ASCII.
+    r"""Bytes that carry no structure: printable ASCII but `special`, and all non-ASCII.
 
     Deleting them with `bytes.translate` leaves a line's skeleton. Control bytes, DEL, `"`
     and `\\` are never ordinary: they would need JSON escaping, so a line holding one takes the
     reference path and the chunk-size arithmetic below stays exact.
     """
     excluded = set(special) | set(b'"\\')
-    return bytes(b for b in range(256) if (0x20 <= b < 0x7F and b not in excluded) or b >= 0x80)
+    printable = set(range(ord(" "), ord("~") + 1)) - excluded
+    return bytes(b for b in range(256) if b in printable or not chr(b).isascii())
 
 
 _CSV_ORDINARY = _ordinary(b",%+")  # `%`/`+` would need URL-decoding; `,` is the skeleton
@@ -77,6 +78,10 @@ class RecordBatch(Protocol):
         """Build records [start, stop)."""
         ...
 
+    def items(self, start: int, stop: int) -> list[list[object]]:
+        """Chunk message items `[line, bucket, key(, version)]` of records [start, stop)."""
+        ...
+
     def item_bytes(self, start: int, stop: int) -> int:
         """Exact sum of `len(orjson.dumps(item))` of the chunk items of records [start, stop)."""
         ...
@@ -115,6 +120,11 @@ class DenseBatch:
             for i, row in enumerate(self.rows[start:stop], start)
         ]
 
+    def items(self, start: int, stop: int) -> list[list[object]]:
+        """Chunk message items built straight from the rows (no record objects)."""
+        parse, line = self.parse_row, self.first_line
+        return [[line + i, *parse(row)] for i, row in enumerate(self.rows[start:stop], start)]
+
     def item_bytes(self, start: int, stop: int) -> int:
         """Sum of item sizes, from the line lengths and the line numbers' digits."""
         first = self.first_line
@@ -148,18 +158,22 @@ def _item(record: ManifestRecord) -> list[object]:
 class ListedBatch:
     """Records the reference parser built line by line, with their restart points."""
 
-    items: list[ManifestRecord]
+    listed: list[ManifestRecord]
     resume: list[tuple[int, int]]
     failures: tuple[ManifestLineError, ...]
     end_line: int
     end_offset: int
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.listed)
 
     def records(self, start: int, stop: int) -> list[ManifestRecord]:
         """Records [start, stop)."""
-        return self.items[start:stop]
+        return self.listed[start:stop]
+
+    def items(self, start: int, stop: int) -> list[list[object]]:
+        """Chunk message items of records [start, stop)."""
+        return [_item(r) for r in self.listed[start:stop]]
 
     def item_bytes(self, start: int, stop: int) -> int:
         """Sum of item sizes, serialized (this path is the slow one anyway)."""
@@ -168,7 +182,7 @@ class ListedBatch:
     def item_sizes(self, start: int, stop: int) -> list[int]:
         """Item sizes one by one, serialized."""
         dumps = orjson.dumps
-        return [len(dumps(_item(r))) for r in self.items[start:stop]]
+        return [len(dumps(_item(r))) for r in self.listed[start:stop]]
 
     def resume_after(self, index: int) -> tuple[int, int]:
         """The restart point recorded after record `index`."""
@@ -265,7 +279,7 @@ def _all_start_with_a_bucket(data: bytes, n: int, buckets: Sequence[bytes], fmt:
 
 
 def dense_csv_batch(data: bytes, lines: list[bytes], shape: DenseShape) -> DenseBatch | None:
-    """A `DenseBatch` when every line is `bucket,key` the reference parser takes verbatim.
+    r"""A `DenseBatch` when every line is `bucket,key` the reference parser takes verbatim.
 
     Proof, for the `n` newline-terminated lines of `data`: what is left after deleting ordinary
     bytes is exactly `",\\n" * n` (one comma a line; no quote, `%`, `+`, CR, control byte or

@@ -34,7 +34,7 @@ class HeadStream:
         if self.offset != 0:
             return
         while len(self._head) < len(BOM):  # a short read must not hide a BOM
-            more = self._stream.read(BLOCK_BYTES)
+            more = self._stream.read(len(BOM) - len(self._head))
             if not more:
                 break
             self._head += more
