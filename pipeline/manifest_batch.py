@@ -15,7 +15,8 @@ kinds yield exactly what `RecordReader` iteration yields. Pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Protocol
 
 import orjson
@@ -23,28 +24,6 @@ import orjson
 from pipeline.failures import ManifestLineError, ManifestReadError
 from pipeline.manifest_parse import ManifestRecord
 
-
-def _ordinary(special: bytes) -> bytes:
-    r"""Bytes that carry no structure: printable ASCII but `special`, and all non-ASCII.
-
-    Deleting them with `bytes.translate` leaves a line's skeleton. Control bytes, DEL, `"`
-    and `\\` are never ordinary: they would need JSON escaping, so a line holding one takes the
-    reference path and the chunk-size arithmetic below stays exact.
-    """
-    excluded = set(special) | set(b'"\\')
-    printable = set(range(ord(" "), ord("~") + 1)) - excluded
-    return bytes(b for b in range(256) if b in printable or not chr(b).isascii())
-
-
-_CSV_ORDINARY = _ordinary(b",%+")  # `%`/`+` would need URL-decoding; `,` is the skeleton
-_CSV_SKELETON = b",\n"
-_CSV_ITEM_DELTA = 7
-"""`[line,"b","k"]` is the row `b,k` (len - 1 comma) + brackets, 4 quotes, 2 commas + digits."""
-_JSONL_ORDINARY = _ordinary(b"{}:,")
-_JSONL_SKELETON = b'{"":"","":""}\n'
-_JSONL_KEY, _JSONL_END, _JSONL_EMPTY_KEY = b'","key":"', b'"}\n', b'","key":""}'
-_JSONL_ITEM_DELTA = -14
-"""The row `{"bucket":"b","key":"k"}` is 22 bytes more than b + k; its item is 8 more."""
 LISTED_BATCH_ITEMS = 4096
 """Most items a `ListedBatch` holds (a batch of lines holds one read block anyway)."""
 MAX_DENSE_BUCKETS = 8
@@ -107,10 +86,20 @@ class DenseBatch:
     parse_row: Callable[[bytes], tuple[str, str]]
     end_line: int
     end_offset: int
+    escaped: bytes | None = None
     failures: tuple[ManifestLineError, ...] = ()
+    _starts: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def _escapes(self, start: int, stop: int) -> int:
+        """How many `%XX` escapes rows [start, stop) hold (each decodes to one byte)."""
+        if self.escaped is None:
+            return 0
+        if not self._starts:  # row start offsets in `escaped`, built once, when first needed
+            self._starts.extend(accumulate(map((1).__add__, self.lengths), initial=0))
+        return self.escaped.count(b"%", self._starts[start], self._starts[stop])
 
     def records(self, start: int, stop: int) -> list[ManifestRecord]:
         """Build records [start, stop) from their rows."""
@@ -132,13 +121,14 @@ class DenseBatch:
             sum(self.lengths[start:stop])
             + self.item_delta * (stop - start)
             + digit_count_sum(first + start, first + stop)
+            - 2 * self._escapes(start, stop)
         )
 
     def item_sizes(self, start: int, stop: int) -> list[int]:
         """Item sizes one by one."""
         delta, first = self.item_delta, self.first_line
         return [
-            length + delta + len(str(first + i))
+            length + delta + len(str(first + i)) - 2 * self._escapes(i, i + 1)
             for i, length in enumerate(self.lengths[start:stop], start)
         ]
 
@@ -189,36 +179,6 @@ class ListedBatch:
         return self.resume[index]
 
 
-@dataclass(frozen=True, slots=True)
-class DenseShape:
-    """What a dense check needs besides the block: where it sits and what is already known."""
-
-    first_line: int
-    start_offset: int
-    buckets: Sequence[bytes]
-    max_line_bytes: int
-
-    def batch(
-        self, lines: list[bytes], item_delta: int, parse_row: Callable[[bytes], tuple[str, str]]
-    ) -> DenseBatch | None:
-        """The batch, unless a line is over the length limit (it must become a failure)."""
-        lengths = list(map(len, lines))
-        if not lengths or max(lengths) > self.max_line_bytes:
-            return None
-        n = len(lines)
-        end_offset = self.start_offset + sum(lengths) + n
-        return DenseBatch(
-            self.first_line,
-            self.start_offset,
-            lines,
-            lengths,
-            item_delta,
-            parse_row,
-            end_line=self.first_line + n,
-            end_offset=end_offset,
-        )
-
-
 def group_items(
     items: Iterator[ManifestRecord | ManifestLineError],
     resume_point: Callable[[], tuple[int, int]],
@@ -246,69 +206,3 @@ def group_items(
         raise
     if records or failures:
         yield ListedBatch(records, resume, tuple(failures), *resume_point())
-
-
-def _csv_row(row: bytes) -> tuple[str, str]:
-    bucket, key = row.decode().split(",")
-    return bucket, key
-
-
-def _jsonl_row(row: bytes) -> tuple[str, str]:
-    parts = row.decode().split('"')
-    return parts[3], parts[7]
-
-
-def _is_utf8(data: bytes) -> bool:
-    if data.isascii():
-        return True
-    try:
-        data.decode()
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _count_line_starts(data: bytes, prefix: bytes) -> int:
-    """How many lines of `data` (newline-terminated) start with `prefix`."""
-    return data.count(b"\n" + prefix) + data.startswith(prefix)
-
-
-def _all_start_with_a_bucket(data: bytes, n: int, buckets: Sequence[bytes], fmt: bytes) -> bool:
-    """True when each of the `n` lines starts with `fmt % bucket` for one of `buckets`."""
-    return sum(_count_line_starts(data, fmt % bucket) for bucket in buckets) == n
-
-
-def dense_csv_batch(data: bytes, lines: list[bytes], shape: DenseShape) -> DenseBatch | None:
-    r"""A `DenseBatch` when every line is `bucket,key` the reference parser takes verbatim.
-
-    Proof, for the `n` newline-terminated lines of `data`: what is left after deleting ordinary
-    bytes is exactly `",\\n" * n` (one comma a line; no quote, `%`, `+`, CR, control byte or
-    blank line), every line starts `bucket,` with an already-validated bucket, no key is empty,
-    and the bytes are UTF-8. Else None: the caller parses line by line.
-    """
-    n = len(lines)
-    if data.translate(None, _CSV_ORDINARY) != _CSV_SKELETON * n or b",\n" in data:
-        return None
-    if not _all_start_with_a_bucket(data, n, shape.buckets, b"%b,") or not _is_utf8(data):
-        return None
-    return shape.batch(lines, _CSV_ITEM_DELTA, _csv_row)
-
-
-def dense_jsonl_batch(data: bytes, lines: list[bytes], shape: DenseShape) -> DenseBatch | None:
-    """A `DenseBatch` when every line is exactly `{"bucket":"B","key":"K"}` with plain strings.
-
-    Proof: the skeleton left after deleting ordinary bytes is `{"":"","":""}` a line (no
-    backslash, so no escapes; no control byte); each line starts `{"bucket":"B","` with a
-    validated bucket B; `","key":"` and a closing `"}` + newline occur once a line; no key
-    is empty; the bytes are UTF-8.
-    """
-    n = len(lines)
-    if data.translate(None, _JSONL_ORDINARY) != _JSONL_SKELETON * n:
-        return None
-    if data.count(_JSONL_KEY) != n or data.count(_JSONL_END) != n or _JSONL_EMPTY_KEY in data:
-        return None
-    if not _all_start_with_a_bucket(data, n, shape.buckets, b'{"bucket":"%b","'):
-        return None
-    if not _is_utf8(data):
-        return None
-    return shape.batch(lines, _JSONL_ITEM_DELTA, _jsonl_row)

@@ -16,15 +16,8 @@ from typing import BinaryIO
 import orjson
 
 from pipeline.failures import ManifestLineError, ManifestReadError
-from pipeline.manifest_batch import (
-    MAX_DENSE_BUCKETS,
-    DenseBatch,
-    DenseShape,
-    RecordBatch,
-    dense_csv_batch,
-    dense_jsonl_batch,
-    group_items,
-)
+from pipeline.manifest_batch import MAX_DENSE_BUCKETS, DenseBatch, RecordBatch, group_items
+from pipeline.manifest_dense import DenseShape, dense_csv_batch, dense_jsonl_batch
 from pipeline.manifest_format import ManifestFormat, sniff_format
 from pipeline.manifest_json_array import ArraySplitter
 from pipeline.manifest_lines import (

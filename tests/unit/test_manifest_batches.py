@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from urllib.parse import quote_plus
 
 import orjson
 import pytest
@@ -66,6 +67,19 @@ CSV_ODD = [
     b"bkt-1,tab\tkey",
     b"bkt-1," + b"x" * 200,
     b"s3://bkt-1/k",
+    b"bkt-1,a%2",
+    b"bkt-1,%%41",
+    b"bkt-1,a%0Ab",
+    b"bkt-1,a%22b",
+    b"bkt-1,a%5cb",
+    b"bkt-1,a%7Fb",
+    b"bkt-1,%C3%A9",
+    b"bkt-1,%C3",
+    b"bkt-1,%e2%82",
+    b"bkt-1,a+b%2Bc%2f%20",
+    b"bkt-1,k\rx",
+    b"bkt-1,\r",
+    b"bkt-1,\xc3\xa9+%41",
 ]
 JSONL_ODD = [
     b"",
@@ -94,6 +108,10 @@ JSONL_ODD = [
 
 def _csv_plain(b: str, k: str) -> bytes:
     return f"{b},{k}".encode()
+
+
+def _csv_encoded(b: str, k: str) -> bytes:
+    return f"{b},{quote_plus(k, safe='/')}".encode()
 
 
 def _jsonl_plain(b: str, k: str) -> bytes:
@@ -145,11 +163,13 @@ def _manifest(draw, fmt: ManifestFormat) -> bytes:
         if kind < 7:  # mostly plain rows, so whole blocks can be dense
             rows.append(plain(draw(bucket), draw(plain_key)))
         elif kind < 9:
-            rows.append(plain(draw(bucket), draw(any_key)))
+            encoded = fmt is ManifestFormat.CSV and draw(st.booleans())
+            rows.append((_csv_encoded if encoded else plain)(draw(bucket), draw(any_key)))
         else:
             rows.append(draw(st.sampled_from(odd)))
     bom = b"\xef\xbb\xbf" if draw(st.booleans()) else b""
-    return bom + b"\n".join(rows) + (b"\n" if draw(st.booleans()) else b"")
+    eol = b"\r\n" if fmt is ManifestFormat.CSV and draw(st.booleans()) else b"\n"
+    return bom + eol.join(rows) + (eol if draw(st.booleans()) else b"")
 
 
 @st.composite
@@ -161,6 +181,15 @@ def manifests(draw):
 def _batches(data: bytes, fmt: ManifestFormat, block: int) -> tuple[list, RecordReader]:
     reader = RecordReader(io.BytesIO(data), fmt, max_line_bytes=LIMIT, block_bytes=block)
     return list(reader.iter_batches()), reader
+
+
+def _assert_exact_sizes(batches) -> None:
+    for batch in batches:
+        items = batch.items(0, len(batch))
+        sizes = [len(orjson.dumps(item)) for item in items]
+        assert batch.item_sizes(0, len(batch)) == sizes
+        assert batch.item_bytes(0, len(batch)) == sum(sizes)
+        assert [batch.item_bytes(i, i + 1) for i in range(len(batch))] == sizes
 
 
 def _flatten(batches) -> list[tuple]:
@@ -243,37 +272,55 @@ def test_chunk_spans_cut_exactly_what_iter_chunks_cuts(case, chunk_items, cap):
         assert span.count == len(chunk.items)
 
 
-ODD_CASES = [(ManifestFormat.CSV, odd) for odd in CSV_ODD] + [
-    (ManifestFormat.JSON_LINES, odd) for odd in JSONL_ODD
+ODD_CASES = [(ManifestFormat.CSV, odd, eol) for odd in CSV_ODD for eol in (b"\n", b"\r\n")] + [
+    (ManifestFormat.JSON_LINES, odd, b"\n") for odd in JSONL_ODD
 ]
 
 
-@pytest.mark.parametrize(("fmt", "odd"), ODD_CASES, ids=[repr(o)[:40] for _, o in ODD_CASES])
-def test_one_irregular_line_among_plain_ones_reads_as_the_reference_says(fmt, odd):
-    # GIVEN plain rows around one irregular line, all in one read block
-    plain = _csv_plain if fmt is ManifestFormat.CSV else _jsonl_plain
-    rows = [plain("bkt-1", f"k{i}") for i in range(6)]
-    data = b"\n".join([*rows[:3], odd, *rows[3:]]) + b"\n"
-    # WHEN read as batches / THEN exactly the reference items, whether the block went dense
-    assert _flatten(_batches(data, fmt, 1 << 20)[0]) == _reference(data, fmt, LIMIT)
+@pytest.mark.parametrize(
+    ("fmt", "odd", "eol"), ODD_CASES, ids=[repr(o + e)[:40] for _, o, e in ODD_CASES]
+)
+def test_one_irregular_line_among_plain_ones_reads_as_the_reference_says(fmt, odd, eol):
+    # GIVEN plain (here: URL-encoded) rows around one irregular line, all in one read block
+    plain = _csv_encoded if fmt is ManifestFormat.CSV else _jsonl_plain
+    rows = [plain("bkt-1", f"dir/k {i}:x") for i in range(6)]
+    data = eol.join([*rows[:3], odd, *rows[3:]]) + eol
+    # WHEN read as batches
+    batches = _batches(data, fmt, 1 << 20)[0]
+    # THEN exactly the reference items and item sizes, whether the block went dense or not
+    assert _flatten(batches) == _reference(data, fmt, LIMIT)
+    _assert_exact_sizes(batches)
+
+
+def test_a_cr_inside_every_line_is_not_taken_for_crlf():
+    data = b"bkt-1,first\n" + b"".join(b"bkt-1,k%d\rx\n" % i for i in range(5))
+    batches = _batches(data, ManifestFormat.CSV, 1 << 20)[0]
+    assert _flatten(batches) == _reference(data, ManifestFormat.CSV, LIMIT)
+    _assert_exact_sizes(batches)
 
 
 def test_a_plain_manifest_is_read_in_dense_batches():
-    # GIVEN a plain Batch Operations CSV and a plain JSON Lines manifest
+    # GIVEN plain and URL-encoded CRLF Batch Operations CSVs, and a plain JSON Lines manifest
     rows = [("bkt-1", f"photos/{i:05d}-é.jpg") for i in range(5000)]
-    cases = {
-        ManifestFormat.CSV: b"".join(_csv_plain(b, k) + b"\n" for b, k in rows),
-        ManifestFormat.JSON_LINES: b"".join(_jsonl_plain(b, k) + b"\n" for b, k in rows),
-    }
-    for fmt, data in cases.items():
+    ascii_rows = [("bkt-1", f"photos/{i:05d} (1)+.jpg") for i in range(5000)]
+    cases = [
+        (ManifestFormat.CSV, b"".join(_csv_plain(b, k) + b"\n" for b, k in rows), rows),
+        (
+            ManifestFormat.CSV,
+            b"".join(_csv_encoded(b, k) + b"\r\n" for b, k in ascii_rows),
+            ascii_rows,
+        ),
+        (ManifestFormat.JSON_LINES, b"".join(_jsonl_plain(b, k) + b"\n" for b, k in rows), rows),
+    ]
+    for fmt, data, expected in cases:
         # WHEN read in 4 KiB blocks
         batches, reader = _batches(data, fmt, 4096)
         # THEN all but each block's first (straddling) line come dense, and nothing differs
         dense = sum(len(b) for b in batches if isinstance(b, DenseBatch))
         listed = sum(len(b) for b in batches if isinstance(b, ListedBatch))
-        assert dense + listed == len(rows)
-        assert dense > 0.95 * len(rows)
-        assert _flatten(batches) == [("ok", n, b, k, None) for n, (b, k) in enumerate(rows, 1)]
+        assert dense + listed == len(expected)
+        assert dense > 0.95 * len(expected)
+        assert _flatten(batches) == [("ok", n, b, k, None) for n, (b, k) in enumerate(expected, 1)]
         assert reader.position.offset == len(data)
 
 
