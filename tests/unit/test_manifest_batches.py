@@ -20,8 +20,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.chunking import iter_chunk_spans, iter_chunks
+from pipeline.cli.scan import EXAMPLES_PER_ERROR, SCAN_RUN_ID, scan_manifest
+from pipeline.config import Settings
+from pipeline.cost import sqs_units
 from pipeline.failures import ManifestLineError, ManifestReadError
-from pipeline.manifest import ManifestFormat, ManifestReader, ManifestRecord, RecordReader
+from pipeline.manifest import (
+    ManifestFormat,
+    ManifestReader,
+    ManifestRecord,
+    RecordReader,
+    iter_manifest,
+)
 from pipeline.manifest_batch import DenseBatch, ListedBatch, digit_count_sum
 from pipeline.manifest_parse import detect_csv_layout, parse_csv_row, parse_json_value
 from pipeline.manifest_source import DecodedStream
@@ -383,3 +392,45 @@ def test_a_json_array_comes_in_listed_batches():
 @given(lo=st.integers(1, 10**7), width=st.integers(0, 10**4))
 def test_digit_count_sum_counts_the_digits_of_a_range(lo, width):
     assert digit_count_sum(lo, lo + width) == sum(len(str(n)) for n in range(lo, lo + width))
+
+
+@PROPS
+@given(case=manifests(), gz=st.booleans())
+def test_scan_reports_what_the_item_path_and_iter_chunks_give(tmp_path_factory, case, gz):
+    # GIVEN a generated manifest file, plain or gzip
+    _, data, _ = case
+    path = tmp_path_factory.mktemp("scan") / "m"
+    path.write_bytes(gzip.compress(data) if gz else data)
+    settings_ = Settings.from_env(
+        {"LAMBDAFLOW_CHUNK_ITEMS": "7", "LAMBDAFLOW_MAX_LINE_BYTES": "120"}
+    )
+    # WHEN scanned (the batch fast path)
+    report = scan_manifest(str(path), settings=settings_)
+    # THEN its counts equal the item-by-item read cut by iter_chunks
+    items = list(iter_manifest(str(path), max_line_bytes=120))
+    records = [i for i in items if isinstance(i, ManifestRecord)]
+    chunks = list(
+        iter_chunks(
+            records, run=SCAN_RUN_ID, chunk_items=7, chunk_max_bytes=settings_.chunk_max_bytes
+        )
+    )
+    assert report.complete
+    assert (report.records, report.failed, report.chunks) == (
+        len(records),
+        len(items) - len(records),
+        len(chunks),
+    )
+    assert report.chunk_sqs_units == sum(
+        sqs_units(len(orjson.dumps(c.to_message()))) for c in chunks
+    )
+    assert report.failure_examples == _first_lines_by_error(items)
+
+
+def _first_lines_by_error(items) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for item in items:
+        if isinstance(item, ManifestLineError):
+            lines = out.setdefault(item.error, [])
+            if len(lines) < EXAMPLES_PER_ERROR:
+                lines.append(item.line)
+    return out
