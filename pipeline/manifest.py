@@ -6,7 +6,11 @@ decompressed stream → items, from any restart point: the seam a resumable read
 `manifest_lines` / `manifest_json_array` (lines / array elements with exact byte offsets),
 `manifest_parse` (one line → a record or an error) and `manifest_inventory` (S3 Inventory
 manifest.json → its parts). The format is sniffed from the first decompressed bytes, never
-trusted from the name.
+trusted from the name (`manifest_format`).
+
+Two ways to read, same records: iterate (one `ManifestRecord`/`ManifestLineError` at a time,
+`position` after each), or `iter_batches()` (a read block at a time: `manifest_batch`,
+`manifest_dense`), the fast path `scan` and Split use with `chunking.iter_chunk_spans`.
 
 A bad line is yielded as a `ManifestLineError` and the stream goes on; a stream that breaks
 (truncated or corrupt gzip) raises `ManifestReadError` after every record before the break.
@@ -64,8 +68,9 @@ __all__ = [
 class ManifestReader:
     """Stream one manifest, with the counters a progress display and `scan` need.
 
-    Iterate it once. `position` after any item is where a resumed reader starts;
-    `compressed_bytes`/`uncompressed_bytes`/`lines_read` grow as it reads.
+    Iterate it once, by items or by `iter_batches()`. `position` after any item (or batch) is
+    where a resumed reader starts; `compressed_bytes`/`uncompressed_bytes`/`lines_read` grow as
+    it reads.
     """
 
     def __init__(

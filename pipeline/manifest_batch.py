@@ -10,6 +10,11 @@ follows from the line lengths alone. Such a block becomes a `DenseBatch`, whose 
 built only when someone asks (Split sending a chunk; `scan` never does). Any block that is not
 proved plain goes line by line through the reference parser into a `ListedBatch`, so both
 kinds yield exactly what `RecordReader` iteration yields. Pure: no I/O.
+
+STYLE deviation, measured: on the hot path records stay raw row bytes, and restart points are
+`(line, offset)` tuples, not frozen dataclasses. One `ManifestRecord` costs ~0.5-0.8 µs here
+while the whole dense path costs ~0.2 µs a line; a `Position` per record would cost the same
+again. Records and `Position`s are still what callers get (`records()`, `reader.position`).
 """
 
 from __future__ import annotations
@@ -76,7 +81,13 @@ class RecordBatch(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class DenseBatch:
-    """Consecutive lines, each one record of a proved plain shape; records built on demand."""
+    """Consecutive lines, each one record of a proved plain shape; records built on demand.
+
+    `rows[i]` is line `first_line + i` less its last `line_extra` bytes (the newline, and for
+    JSON Lines the closing `"}` too), `lengths[i]` its length; `item_delta` turns a row length
+    into its chunk item's JSON size (with the line number's digits and 2 less a `%XX` escape
+    counted in `escaped`, the block's bytes, when its keys are URL-encoded).
+    """
 
     first_line: int
     start_offset: int
@@ -86,6 +97,7 @@ class DenseBatch:
     parse_row: Callable[[bytes], tuple[str, str]]
     end_line: int
     end_offset: int
+    line_extra: int = 1
     escaped: bytes | None = None
     failures: tuple[ManifestLineError, ...] = ()
     _starts: list[int] = field(default_factory=list)
@@ -98,7 +110,8 @@ class DenseBatch:
         if self.escaped is None:
             return 0
         if not self._starts:  # row start offsets in `escaped`, built once, when first needed
-            self._starts.extend(accumulate(map((1).__add__, self.lengths), initial=0))
+            extra = self.line_extra
+            self._starts.extend(accumulate(map(extra.__add__, self.lengths), initial=0))
         return self.escaped.count(b"%", self._starts[start], self._starts[stop])
 
     def records(self, start: int, stop: int) -> list[ManifestRecord]:
@@ -134,7 +147,8 @@ class DenseBatch:
 
     def resume_after(self, index: int) -> tuple[int, int]:
         """The line after row `index` and the offset past its newline."""
-        offset = self.start_offset + sum(self.lengths[: index + 1]) + index + 1
+        row_bytes = sum(self.lengths[: index + 1])
+        offset = self.start_offset + row_bytes + (index + 1) * self.line_extra
         return self.first_line + index + 1, offset
 
 

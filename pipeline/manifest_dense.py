@@ -34,9 +34,10 @@ _CSV_ITEM_DELTA = 7
 """`[line,"b","k"]` is the row `b,k` (len - 1 comma) + brackets, 4 quotes, 2 commas + digits."""
 _JSONL_ORDINARY = _ordinary(b"{}:,")
 _JSONL_SKELETON = b'{"":"","":""}\n'
-_JSONL_KEY, _JSONL_END, _JSONL_EMPTY_KEY = b'","key":"', b'"}\n', b'","key":""}'
-_JSONL_ITEM_DELTA = -14
-"""The row `{"bucket":"b","key":"k"}` is 22 bytes more than b + k; its item is 8 more."""
+_JSONL_END, _JSONL_EMPTY_KEY = b'"}\n', b'","key":""}'
+_JSONL_PREFIX_BYTES = len('{"bucket":"","key":"')
+_JSONL_ITEM_DELTA = 8 - _JSONL_PREFIX_BYTES
+"""A row `{"bucket":"b","key":"k` is b + k + 20 bytes; its item `[n,"b","k"]` b + k + 8."""
 _ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}")
 _HARD_ESCAPE = re.compile(rb"%(?:[0189A-Fa-f][0-9A-Fa-f]|22|5[Cc]|7[Ff])")
 """Escapes whose byte is not plain ASCII in JSON: control, `"`, `\\`, DEL, or non-ASCII."""
@@ -51,30 +52,42 @@ class DenseShape:
     buckets: Sequence[bytes]
     max_line_bytes: int
 
-    def batch(
-        self,
-        lines: list[bytes],
-        item_delta: int,
-        parse_row: Callable[[bytes], tuple[str, str]],
-        escaped: bytes | None = None,
-    ) -> DenseBatch | None:
-        """The batch, unless a line is over the length limit (it must become a failure)."""
-        lengths = list(map(len, lines))
-        if not lengths or max(lengths) > self.max_line_bytes:
+    def batch(self, data: bytes, rows: list[bytes], form: _Form) -> DenseBatch | None:
+        """The batch, unless a line is over the length limit (it must become a failure).
+
+        A row no longer than `form.min_row_bytes` may be `bucket,` with an empty key: then
+        `form.empty_key` is searched for (a slow multi-byte search, so only when needed).
+        """
+        lengths = list(map(len, rows))
+        if max(lengths) + form.line_extra - 1 > self.max_line_bytes:
             return None
-        n = len(lines)
-        end_offset = self.start_offset + sum(lengths) + n
+        shortest = max(map(len, self.buckets)) + form.min_row_bytes
+        if min(lengths) <= shortest and form.empty_key in data:
+            return None
         return DenseBatch(
             self.first_line,
             self.start_offset,
-            lines,
+            rows,
             lengths,
-            item_delta,
-            parse_row,
-            end_line=self.first_line + n,
-            end_offset=end_offset,
-            escaped=escaped,
+            form.item_delta,
+            form.parse_row,
+            end_line=self.first_line + len(rows),
+            end_offset=self.start_offset + len(data),
+            line_extra=form.line_extra,
+            escaped=data if form.is_escaped else None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Form:
+    """How rows of one proved shape are measured and parsed."""
+
+    item_delta: int
+    parse_row: Callable[[bytes], tuple[str, str]]
+    line_extra: int
+    min_row_bytes: int  # a row of the bucket plus this many bytes has an empty key
+    empty_key: bytes
+    is_escaped: bool = False
 
 
 def _csv_row(row: bytes) -> tuple[str, str]:
@@ -127,20 +140,20 @@ def _has_plain_escapes(data: bytes) -> bool:
     return len(_ESCAPE.findall(data)) == data.count(b"%") and _HARD_ESCAPE.search(data) is None
 
 
-def dense_csv_batch(data: bytes, lines: list[bytes], shape: DenseShape) -> DenseBatch | None:
+def dense_csv_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
     r"""A `DenseBatch` when every line is a `bucket,key` row with a simply encoded key.
 
-        Proof, for the `n` newline-terminated lines of `data`: what is left after deleting ordinary
-        bytes is exactly `",
-    " * n`, or `",
-    " * n` with a CR ending every line (one comma a
-        line; no quote, backslash, control byte or blank line), every line starts `bucket,` with
-        an already-validated bucket, no key is empty, the bytes are UTF-8, and every `%` is an
-        escape of a plain ASCII byte (`+` is a space: same length). Else None.
+    Proof, for the `n` newline-terminated lines of `data`: what is left after deleting ordinary
+    bytes is exactly `",\n" * n`, or `",\r\n" * n` with a CR ending every line (one comma
+    a line; no quote, backslash, control byte or blank line), every line starts `bucket,` with
+    an already-validated bucket, no key is empty, the bytes are UTF-8, and every `%` is an
+    escape of a plain ASCII byte (`+` is a space: same length). Else None.
     """
-    n, is_crlf = len(lines), b"\r" in data
+    rows = data.split(b"\n")
+    rows.pop()
+    n, is_crlf = len(rows), b"\r" in data
     skeleton = _CSV_SKELETON_CRLF if is_crlf else _CSV_SKELETON
-    if data.translate(None, _CSV_ORDINARY) != skeleton * n or skeleton in data:
+    if data.translate(None, _CSV_ORDINARY) != skeleton * n:
         return None
     if is_crlf and data.count(b"\r\n") != n:
         return None
@@ -153,25 +166,29 @@ def dense_csv_batch(data: bytes, lines: list[bytes], shape: DenseShape) -> Dense
         parse = _csv_encoded_row
     else:
         parse = _csv_crlf_row if is_crlf else _csv_row
-    escaped = data if is_escaped else None
-    return shape.batch(lines, _CSV_ITEM_DELTA - is_crlf, parse, escaped)
+    form = _Form(_CSV_ITEM_DELTA - is_crlf, parse, 1, 1 + is_crlf, skeleton, is_escaped)
+    return shape.batch(data, rows, form)
 
 
-def dense_jsonl_batch(data: bytes, lines: list[bytes], shape: DenseShape) -> DenseBatch | None:
+_JSONL_FORM = _Form(_JSONL_ITEM_DELTA, _jsonl_row, 3, _JSONL_PREFIX_BYTES, _JSONL_EMPTY_KEY)
+
+
+def dense_jsonl_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
     """A `DenseBatch` when every line is exactly `{"bucket":"B","key":"K"}` with plain strings.
 
-    Proof: the skeleton left after deleting ordinary bytes is `{"":"","":""}` a line (no
-    backslash, so no escapes; no control byte); each line starts `{"bucket":"B","` with a
-    validated bucket B; `","key":"` and a closing `"}` + newline occur once a line; no key
-    is empty; the bytes are UTF-8.
+    Proof: splitting at `"}` + newline leaves one row a line (so each line ends so: its only
+    `}`); the skeleton left after deleting ordinary bytes is `{"":"","":""}` a line (no
+    backslash, so no escapes; no control byte); each line starts `{"bucket":"B","key":"` with a
+    validated bucket B; no key is empty; the bytes are UTF-8.
     """
-    n = len(lines)
+    rows = data.split(_JSONL_END)
+    if rows.pop():
+        return None
+    n = len(rows)
     if data.translate(None, _JSONL_ORDINARY) != _JSONL_SKELETON * n:
         return None
-    if data.count(_JSONL_KEY) != n or data.count(_JSONL_END) != n or _JSONL_EMPTY_KEY in data:
-        return None
-    if not _all_start_with_a_bucket(data, n, shape.buckets, b'{"bucket":"%b","'):
+    if not _all_start_with_a_bucket(data, n, shape.buckets, b'{"bucket":"%b","key":"'):
         return None
     if not _is_utf8(data):
         return None
-    return shape.batch(lines, _JSONL_ITEM_DELTA, _jsonl_row)
+    return shape.batch(data, rows, _JSONL_FORM)

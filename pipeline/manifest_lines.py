@@ -118,21 +118,19 @@ class LineSplitter:
             length = skipped + first if skipped else len(line)  # type: ignore[arg-type]
             start, offset = offset, offset + length + 1
             self.end = offset
-            yield LineRun(start, offset, [line], None)
+            yield LineRun(start, offset, None, line)
             last = block.rfind(b"\n")
             if last > first:
                 data = block[first + 1 : last + 1]
-                lines = data.split(b"\n")
-                lines.pop()
                 start, offset = offset, offset + len(data)
                 self.end = offset
-                yield LineRun(start, offset, lines, data)
+                yield LineRun(start, offset, data)
             pending, skipped = block[last + 1 :], 0
             if len(pending) > limit:
                 skipped, pending = len(pending), b""
         if skipped or pending:
             self.end = offset + (skipped or len(pending))
-            yield LineRun(offset, self.end, [None if skipped else pending], None)
+            yield LineRun(offset, self.end, None, None if skipped else pending)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,11 +140,19 @@ class LineRun:
     Attributes:
         start: Uncompressed offset of the first line.
         end: Offset just past the last line (its newline included, when it has one).
-        lines: The lines without their newlines; None is an over-long line read past.
-        data: The lines joined, each with its newline, when they came whole from one read.
+        data: The lines, each with its newline, when they came whole from one read.
+        line: Otherwise the run's one line, without newline; None when over-long, read past.
     """
 
     start: int
     end: int
-    lines: list[bytes | None]
     data: bytes | None
+    line: bytes | None = None
+
+    def lines(self) -> list[bytes | None]:
+        """The lines without their newlines (a dense check splits `data` its own way)."""
+        if self.data is None:
+            return [self.line]
+        lines: list[bytes | None] = self.data.split(b"\n")  # type: ignore[assignment]
+        lines.pop()
+        return lines

@@ -4,6 +4,7 @@ This is the seam between reading bytes (local file, S3, gzip, a resumable zran r
 parsing them: give `RecordReader` a binary stream, a format and where it starts (line number,
 uncompressed offset, CSV layout) and it yields records and line errors in constant memory. After
 any item, `reader.position` says where a later reader should start to continue right after it.
+`iter_batches()` yields the same items a read block at a time (see `pipeline.manifest_batch`).
 Knows nothing of gzip, S3 or smart_open.
 """
 
@@ -187,9 +188,9 @@ class RecordReader:
             if dense is None:
                 yield from self._run_items(run)
                 continue
-            line, offset = dense.first_line, dense.start_offset
+            line, offset, extra = dense.first_line, dense.start_offset, dense.line_extra
             for record, length in zip(dense.records(0, len(dense)), dense.lengths, strict=True):
-                line, offset = line + 1, offset + length + 1
+                line, offset = line + 1, offset + length + extra
                 self._next_line, self._next_offset = line, offset
                 yield record
             self._line_after = dense.end_line
@@ -200,16 +201,16 @@ class RecordReader:
             return None
         shape = DenseShape(self._line_after, run.start, self._buckets, self._max_line_bytes)
         if self._fmt is ManifestFormat.JSON_LINES:
-            return dense_jsonl_batch(run.data, run.lines, shape)  # type: ignore[arg-type]
+            return dense_jsonl_batch(run.data, shape)
         if self._layout is not None and self._layout.kind is CsvKind.BATCH:
-            return dense_csv_batch(run.data, run.lines, shape)  # type: ignore[arg-type]
+            return dense_csv_batch(run.data, shape)
         return None
 
     def _run_items(self, run: LineRun) -> Iterator[Item]:
         """Parse a run line by line, exactly as iteration does, keeping `position` exact."""
         n, end = self._line_after - 1, run.start
         try:
-            for raw in run.lines:
+            for raw in run.lines():
                 n += 1
                 end = run.end if run.data is None else end + len(raw) + 1  # type: ignore[arg-type]
                 item = self._line_item(raw, n)

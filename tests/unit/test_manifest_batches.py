@@ -434,3 +434,19 @@ def _first_lines_by_error(items) -> dict[str, list[int]]:
             if len(lines) < EXAMPLES_PER_ERROR:
                 lines.append(item.line)
     return out
+
+
+@pytest.mark.parametrize("fmt", [ManifestFormat.CSV, ManifestFormat.JSON_LINES])
+@pytest.mark.parametrize("extra", [-1, 0, 1, 2])
+def test_lines_at_the_length_limit_read_as_the_reference_says(fmt, extra):
+    # GIVEN plain rows and one whose line is `extra` bytes longer than the limit
+    plain = _csv_plain if fmt is ManifestFormat.CSV else _jsonl_plain
+    base = len(plain("bkt-1", ""))
+    rows = [plain("bkt-1", f"k{i}") for i in range(6)]
+    rows.insert(3, plain("bkt-1", "z" * (LIMIT + extra - base)))
+    data = b"\n".join(rows) + b"\n"
+    assert len(rows[3]) == LIMIT + extra
+    # WHEN read as batches / THEN a line over the limit is a failure, one at it a record
+    batches = _batches(data, fmt, 1 << 20)[0]
+    assert _flatten(batches) == _reference(data, fmt, LIMIT)
+    assert any(isinstance(b, DenseBatch) for b in batches) == (extra <= 0)

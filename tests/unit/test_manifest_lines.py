@@ -72,8 +72,8 @@ def runs(data: bytes, step: int, limit: int, head: int, block: int) -> list:
     for run in splitter.iter_runs(block):
         offset = run.start
         if run.data is not None:
-            assert run.data == b"".join(line + b"\n" for line in run.lines)
-        for line in run.lines:
+            assert run.data == b"".join(line + b"\n" for line in run.lines())
+        for line in run.lines():
             offset = run.end if line is None else offset + len(line) + 1
             out.append((None if line is None or len(line) > limit else line, min(offset, run.end)))
         assert offset in (run.end, run.end + 1)  # +1: the last line had no newline
