@@ -126,8 +126,17 @@ def _count_line_starts(data: bytes, prefix: bytes) -> int:
 
 
 def _all_start_with_a_bucket(data: bytes, n: int, buckets: Sequence[bytes], fmt: bytes) -> bool:
-    """True when each of the `n` lines starts with `fmt % bucket` for one of `buckets`."""
-    return sum(_count_line_starts(data, fmt % bucket) for bucket in buckets) == n
+    """True when each of the `n` lines starts with `fmt % bucket` for one of `buckets`.
+
+    A line can match one bucket only (`fmt` ends the bucket with a byte no bucket name holds),
+    so the counts add up to `n` exactly when every line matched; stop as soon as they do.
+    """
+    matched = 0
+    for bucket in buckets:
+        matched += _count_line_starts(data, fmt % bucket)
+        if matched == n:
+            return True
+    return False
 
 
 def _has_plain_escapes(data: bytes) -> bool:
