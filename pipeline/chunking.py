@@ -169,10 +169,13 @@ class ChunkSpan:
         items = [item for batch, start, stop in self.pieces for item in batch.items(start, stop)]
         return {"v": MESSAGE_VERSION, "run": self.run, "chunk": self.number, "items": items}
 
-    def resume_after(self) -> tuple[int, int]:
-        """(line, offset) a reader restarts at to continue right after the chunk's last record."""
+    def resume_after(self) -> tuple[int, int, int]:
+        """(line, offset, part) a reader restarts at to continue after the chunk's last record.
+
+        With the CSV layout in force, these make the `Position` a resumed reader starts at.
+        """
         batch, _, stop = self.pieces[-1]
-        return batch.resume_after(stop - 1)
+        return (*batch.resume_after(stop - 1), batch.part)
 
 
 class _SpanCutter:

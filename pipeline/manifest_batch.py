@@ -55,6 +55,7 @@ class RecordBatch(Protocol):
     failures: Sequence[ManifestLineError]
     end_line: int
     end_offset: int
+    part: int  # the file the batch was read from (S3 Inventory parts; 0 otherwise)
 
     def __len__(self) -> int: ...  # the number of records (failures not counted)
 
@@ -99,6 +100,7 @@ class DenseBatch:
     end_offset: int
     line_extra: int = 1
     escaped: bytes | None = None
+    part: int = 0
     failures: tuple[ManifestLineError, ...] = ()
     _starts: list[int] = field(default_factory=list)
 
@@ -167,6 +169,7 @@ class ListedBatch:
     failures: tuple[ManifestLineError, ...]
     end_line: int
     end_offset: int
+    part: int = 0
 
     def __len__(self) -> int:
         return len(self.listed)
@@ -196,6 +199,7 @@ class ListedBatch:
 def group_items(
     items: Iterator[ManifestRecord | ManifestLineError],
     resume_point: Callable[[], tuple[int, int]],
+    part: int = 0,
 ) -> Iterator[ListedBatch]:
     """Collect items into `ListedBatch`es; on a broken stream, hand on what was read first.
 
@@ -212,11 +216,11 @@ def group_items(
             else:
                 failures.append(item)
             if len(records) + len(failures) >= LISTED_BATCH_ITEMS:
-                yield ListedBatch(records, resume, tuple(failures), *resume_point())
+                yield ListedBatch(records, resume, tuple(failures), *resume_point(), part)
                 records, resume, failures = [], [], []
     except ManifestReadError:
         if records or failures:
-            yield ListedBatch(records, resume, tuple(failures), *resume_point())
+            yield ListedBatch(records, resume, tuple(failures), *resume_point(), part)
         raise
     if records or failures:
-        yield ListedBatch(records, resume, tuple(failures), *resume_point())
+        yield ListedBatch(records, resume, tuple(failures), *resume_point(), part)

@@ -51,6 +51,7 @@ class DenseShape:
     start_offset: int
     buckets: Sequence[bytes]
     max_line_bytes: int
+    part: int = 0
 
     def batch(self, data: bytes, rows: list[bytes], form: _Form) -> DenseBatch | None:
         """The batch, unless a line is over the length limit (it must become a failure).
@@ -75,6 +76,7 @@ class DenseShape:
             end_offset=self.start_offset + len(data),
             line_extra=form.line_extra,
             escaped=data if form.is_escaped else None,
+            part=self.part,
         )
 
 

@@ -161,12 +161,12 @@ class RecordReader:
         """
         try:
             if self._fmt is ManifestFormat.JSON_ARRAY:
-                yield from group_items(self._iter_json_array(), self._resume_point)
+                yield from group_items(self._iter_json_array(), self._resume_point, self._part)
                 return
             for run in self._lines.iter_runs(self._block_bytes):
                 dense = self._dense(run)
                 if dense is None:
-                    yield from group_items(self._run_items(run), self._resume_point)
+                    yield from group_items(self._run_items(run), self._resume_point, self._part)
                     continue
                 self._line_after = dense.end_line
                 self._next_line, self._next_offset = dense.end_line, dense.end_offset
@@ -199,7 +199,9 @@ class RecordReader:
         """The run as a `DenseBatch`, when it is proved plain; else None."""
         if run.data is None or not self._buckets:
             return None
-        shape = DenseShape(self._line_after, run.start, self._buckets, self._max_line_bytes)
+        shape = DenseShape(
+            self._line_after, run.start, self._buckets, self._max_line_bytes, self._part
+        )
         if self._fmt is ManifestFormat.JSON_LINES:
             return dense_jsonl_batch(run.data, shape)
         if self._layout is not None and self._layout.kind is CsvKind.BATCH:

@@ -371,12 +371,15 @@ def test_manifest_reader_batches_an_inventory_report_like_its_items(tmp_path):
     source = str(tmp_path / "manifest.json")
     # WHEN read both ways / THEN the same records, numbered across the parts, same counters
     with ManifestReader(source) as reader:
-        batched = _flatten(list(reader.iter_batches()))
+        batches = list(reader.iter_batches())
+        batched = _flatten(batches)
         counters = (reader.lines_read, reader.uncompressed_bytes, reader.position)
     with ManifestReader(source) as reader:
         assert batched == [as_tuple(i) for i in reader]
         assert counters == (reader.lines_read, reader.uncompressed_bytes, reader.position)
     assert [t[1] for t in batched] == list(range(1, 101))
+    parts = {(b.part, r.line > 50) for b in batches for r in b.records(0, len(b))}
+    assert parts == {(0, False), (1, True)}
 
 
 def test_a_json_array_comes_in_listed_batches():
@@ -450,3 +453,29 @@ def test_lines_at_the_length_limit_read_as_the_reference_says(fmt, extra):
     batches = _batches(data, fmt, 1 << 20)[0]
     assert _flatten(batches) == _reference(data, fmt, LIMIT)
     assert any(isinstance(b, DenseBatch) for b in batches) == (extra <= 0)
+
+
+@PROPS
+@given(case=manifests(), chunk_items=st.integers(1, 9))
+def test_a_reader_resumed_after_any_chunk_span_reads_exactly_the_rest(case, chunk_items):
+    # GIVEN the chunk spans of a manifest and all its records
+    fmt, data, block = case
+    batches, reader = _batches(data, fmt, block)
+    records = [r for b in batches for r in b.records(0, len(b))]
+    spans = iter_chunk_spans(batches, run="r", chunk_items=chunk_items, chunk_max_bytes=10**6)
+    done = 0
+    for span in spans:
+        done += span.count
+        # WHEN a new reader starts where the span says
+        line, offset, part = span.resume_after()
+        resumed = RecordReader(
+            io.BytesIO(data[offset:]),
+            fmt,
+            first_line=line,
+            start_offset=offset,
+            layout=reader.position.layout,
+            max_line_bytes=LIMIT,
+        )
+        # THEN it yields exactly the records after the span's last one
+        assert part == 0
+        assert [r for r in resumed if isinstance(r, ManifestRecord)] == records[done:]
