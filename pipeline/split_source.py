@@ -17,6 +17,7 @@ from typing import Any
 from pipeline.checkpoint import Checkpoint, ResumableStream, open_resumable
 from pipeline.failures import ManifestReadError
 from pipeline.indexstore import IndexStore
+from pipeline.manifest_batch import RecordBatch
 from pipeline.manifest_inventory import (
     InventoryManifest,
     parse_inventory,
@@ -26,7 +27,6 @@ from pipeline.manifest_inventory import (
 from pipeline.manifest_parse import CsvKind, CsvLayout
 from pipeline.manifest_stream import (
     SNIFF_BYTES,
-    Item,
     ManifestFormat,
     Position,
     RecordReader,
@@ -69,7 +69,7 @@ def layout_from_dict(data: Mapping[str, Any] | None) -> CsvLayout | None:
 
 
 class ManifestCursor:
-    """Iterate the items of one pass; `position` and `stream` are those of the current part.
+    """Iterate one pass's record batches; `position` and `stream` belong to the current part.
 
     Args:
         source: `s3://bucket/key` or a local path of the manifest (or Inventory manifest.json).
@@ -120,7 +120,7 @@ class ManifestCursor:
         """Compressed bytes fetched by this pass so far, over every object it opened."""
         return sum(getattr(r, "bytes_fetched", 0) for r in self._readers)
 
-    def __iter__(self) -> Iterator[Item]:
+    def __iter__(self) -> Iterator[RecordBatch]:
         if self.format is ManifestFormat.INVENTORY:
             yield from self._iter_inventory(self._read_inventory(None))
             return
@@ -145,7 +145,9 @@ class ManifestCursor:
         )
         return OneReadStream(self.stream)
 
-    def _iter_part(self, stream: OneReadStream, start: Position, head: bytes) -> Iterator[Item]:
+    def _iter_part(
+        self, stream: OneReadStream, start: Position, head: bytes
+    ) -> Iterator[RecordBatch]:
         assert self.format is not None  # sniffed or restored before any part is read
         fmt = ManifestFormat.CSV if self.format is ManifestFormat.INVENTORY else self.format
         self.reader = RecordReader(
@@ -158,7 +160,7 @@ class ManifestCursor:
             part=start.part,
             head=head,
         )
-        yield from self.reader
+        yield from self.reader.iter_batches()
 
     def _read_inventory(self, head: bytes | None) -> InventoryManifest:
         """manifest.json is small and read whole on every pass (its parts are not)."""
@@ -172,7 +174,7 @@ class ManifestCursor:
         self.format = ManifestFormat.INVENTORY
         return inventory
 
-    def _iter_inventory(self, inventory: InventoryManifest) -> Iterator[Item]:
+    def _iter_inventory(self, inventory: InventoryManifest) -> Iterator[RecordBatch]:
         start = self._end
         if start.layout is None:
             start = Position(start.line, start.offset, start.part, inventory.layout)
@@ -183,21 +185,20 @@ class ManifestCursor:
             checkpoint = self._checkpoint if part == resume_part else None
             if checkpoint is None:
                 start = Position(start.line, 0, part, inventory.layout)
-            if self.reader is not None:
-                self.stream_done()
+            self._close_stream()  # manifest.json's, or the previous part's
             yield from self._iter_part(self._open(location, checkpoint, part), start, b"")
             assert self.reader is not None  # set by _iter_part
             start = Position(start.line + self.reader.lines_read, 0, part + 1, inventory.layout)
         self._end = start
 
-    def stream_done(self) -> None:
-        """Close the current part's stream (its fetched bytes stay counted)."""
+    def _close_stream(self) -> None:
+        """Close the current stream (its fetched bytes stay counted by its reader)."""
         if self.stream is not None:
             self.stream.close()
 
     def close(self) -> None:
         """Close every stream and reader this pass opened."""
-        self.stream_done()
+        self._close_stream()
         for reader in self._readers:
             close = getattr(reader, "close", None)
             if close is not None:

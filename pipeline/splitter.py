@@ -30,12 +30,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from pipeline.checkpoint import Checkpoint, StreamKind, take_checkpoint
-from pipeline.chunking import Chunk, iter_chunks
+from pipeline.chunk_encoding import encode_span
+from pipeline.chunking import ChunkSpan, iter_chunk_spans
 from pipeline.failures import FailureRecord, ManifestReadError
-from pipeline.manifest_parse import ManifestRecord
+from pipeline.manifest_batch import RecordBatch
 from pipeline.manifest_stream import Position
 from pipeline.split_sinks import ChunkMessage, ChunkSink, ParseFailureWriter
 from pipeline.split_source import ManifestCursor, OpenReader, ReaderKnobs, layout_to_dict
@@ -128,31 +127,27 @@ class SplitOutcome:
 
 
 class _Pass:
-    """The state of one pass: the records feed, the failures met, where it may stop."""
+    """The state of one pass: the batch feed, the parse failures met, where it may stop."""
 
     def __init__(
         self, run: str, cursor: ManifestCursor, totals: _Totals, failures: ParseFailureWriter
     ) -> None:
         self.run, self.cursor, self.totals, self.failures = run, cursor, totals, failures
         self.pending: list[FailureRecord] = []
-        self.last_line = 0
-        self.positions: dict[int, Position] | None = None
+        self.current: RecordBatch | None = None
         self.is_exhausted = False
         self.reason: str | None = None
         self.stop: Position | None = None
 
-    def records(self) -> Iterator[ManifestRecord]:
-        """Records in line order; parse failures go to `pending`, a broken manifest to `reason`."""
-        pending, run, record_type, cursor = self.pending, self.run, ManifestRecord, self.cursor
+    def batches(self) -> Iterator[RecordBatch]:
+        """Record batches in line order; failures go to `pending`, a broken manifest to `reason`."""
+        pending, run = self.pending, self.run
         try:
-            for item in cursor:
-                if type(item) is record_type:
-                    self.last_line = item.line  # type: ignore[union-attr]
-                    if self.positions is not None:
-                        self.positions[item.line] = cursor.position  # type: ignore[union-attr]
-                    yield item  # type: ignore[misc]
-                else:
-                    pending.append(FailureRecord.from_exception(item, run=run, line=item.line))  # type: ignore[arg-type]
+            for batch in self.cursor:
+                for error in batch.failures:
+                    pending.append(FailureRecord.from_exception(error, run=run, line=error.line))  # type: ignore[arg-type]
+                self.current = batch
+                yield batch
         except ManifestReadError as exc:
             if exc.error in TRANSIENT_READ_ERRORS:
                 raise
@@ -160,15 +155,13 @@ class _Pass:
             logger.warning("manifest broke: %s", self.reason, extra={"run": run})
         self.is_exhausted = True
 
-    def emit(self, chunk: Chunk, sink: ChunkSink) -> None:
+    def emit(self, message: ChunkMessage, sink: ChunkSink) -> None:
         """Write the chunk's parse part, then hand the chunk's message to the sink."""
-        last_line = chunk.items[-1].line
-        mine = self.take_failures(last_line)
+        mine = self.take_failures(message.last_line)
         if mine:
-            self.failures.write(self.run, chunk.number, mine)
-        body = orjson.dumps(chunk.to_message())
-        sink.send(ChunkMessage(chunk.number, body, len(chunk.items), last_line))
-        self.totals.add(len(chunk.items), mine)
+            self.failures.write(self.run, message.number, mine)
+        sink.send(message)
+        self.totals.add(message.count, mine)
 
     def take_failures(self, last_line: int) -> list[FailureRecord]:
         """The pending failures up to `last_line` (the rest belong to the next chunk)."""
@@ -183,29 +176,16 @@ class _Pass:
         del pending[: len(taken)]
         return taken
 
-    def stop_position(self, chunk: Chunk) -> Position | None:
-        """Where the next pass starts if this pass stops after `chunk`; None: not here.
+    def stop_position(self, span: ChunkSpan, resume: tuple[int, int, int]) -> Position | None:
+        """Where the next pass starts if this pass stops after `span`; None at the very end.
 
-        Normally the chunk took every record read so far, and the reader's position is just
-        past its last item. A chunk cut short by its byte cap leaves records behind it; from
-        then on this pass remembers each record's position, so a later chunk can stop.
+        A span is yielded while its last batch is the one being read, so that batch's part
+        is the cursor's current part, whose stream the checkpoint is taken from.
         """
-        if self.is_exhausted:
+        if self.is_exhausted or span.pieces[-1][0] is not self.current:
             return None
-        end = chunk.items[-1].line
-        current = self.cursor.position
-        if end == self.last_line:
-            position: Position | None = current
-        elif self.positions is None:
-            self.positions = {}
-            return None
-        else:
-            position = self.positions.get(end)
-        if self.positions:
-            self.positions = {k: v for k, v in self.positions.items() if k > end}
-        if position is None or position.part != current.part:
-            return None
-        return position
+        line, offset, part = resume
+        return Position(line, offset, part, self.cursor.position.layout)
 
 
 def split_pass(
@@ -294,17 +274,18 @@ def _cut(
 ) -> int:
     """Send chunks until the manifest ends or the deadline passes at a stop; the next number."""
     next_chunk = first_chunk
-    chunks = iter_chunks(
-        work.records(),
+    spans = iter_chunk_spans(
+        work.batches(),
         run=work.run,
         chunk_items=options.chunk_items,
         chunk_max_bytes=options.chunk_max_bytes,
         first_chunk=first_chunk,
     )
-    for chunk in chunks:
-        work.emit(chunk, sink)
-        next_chunk = chunk.number + 1
-        position = work.stop_position(chunk)
+    for span in spans:
+        resume = span.resume_after()
+        work.emit(ChunkMessage(span.number, encode_span(span), span.count, resume[0] - 1), sink)
+        next_chunk = span.number + 1
+        position = work.stop_position(span, resume)
         if position is not None:
             work.stop = position
             if clock() >= deadline:

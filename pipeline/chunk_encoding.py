@@ -1,0 +1,70 @@
+"""Encode a chunk span straight into its WorkQueue message bytes, without building records.
+
+Split sends every line of the manifest, so building one `ManifestRecord` and one item list a
+line just to serialize them costs more than decompressing (~3 µs a line against ~0.2). A
+`DenseBatch` whose rows are verbatim (`bucket,key`, with or without a CR, or
+`{"bucket":"B","key":"K"}`, proved to hold no character JSON would escape) has its items in
+the rows themselves: they are rewritten with a few whole-block `bytes.replace` calls and joined
+with their line numbers. Any other batch (URL-encoded keys, listed batches) goes through
+`batch.items` and orjson. Either way the bytes equal
+`orjson.dumps(span.to_chunk().to_message())` exactly (a property test holds them to it).
+Pure: knows nothing of SQS.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from pipeline.chunking import MESSAGE_VERSION, ChunkSpan
+from pipeline.manifest_batch import DenseBatch, RecordBatch
+from pipeline.manifest_dense import _csv_crlf_row, _csv_row, _jsonl_row
+
+_VERBATIM_ROWS = {_csv_row: (False, b""), _csv_crlf_row: (False, b"\r"), _jsonl_row: (True, b"")}
+"""Row parsers whose fields are the row's bytes as they are: (is JSON Lines, line end dropped).
+
+Private names of `manifest_dense`, imported on purpose: this encoding is only valid for rows
+those parsers take verbatim, and a renamed parser must fail the import, not fall back quietly."""
+
+_JSONL_OPEN = b'{"bucket":'
+_JSONL_KEY = b',"key":'
+
+
+def encode_span(span: ChunkSpan) -> bytes:
+    """The exact JSON message of `span`: `{"v":1,"run":…,"chunk":N,"items":[[line,b,k],…]}`."""
+    envelope = orjson.dumps(
+        {"v": MESSAGE_VERSION, "run": span.run, "chunk": span.number, "items": []}
+    )
+    items = b",".join(_items(batch, start, stop) for batch, start, stop in span.pieces)
+    return envelope[:-2] + items + b"]}"
+
+
+def _items(batch: RecordBatch, start: int, stop: int) -> bytes:
+    """Items [start, stop) of `batch`, comma-separated, without the enclosing brackets."""
+    if isinstance(batch, DenseBatch) and stop > start:
+        shape = _VERBATIM_ROWS.get(batch.parse_row)
+        if shape is not None:
+            rows = batch.rows[start:stop]
+            return _dense_items(rows, batch.first_line + start, *shape)
+    return orjson.dumps(batch.items(start, stop))[1:-1]
+
+
+def _dense_items(rows: list[bytes], first_line: int, is_jsonl: bool, line_end: bytes) -> bytes:
+    """Rows proved plain → `[line,"bucket","key"]` items, by whole-block rewrites.
+
+    A dense CSV row is `bucket,key` with exactly one comma; a dense JSON Lines row is exactly
+    `{"bucket":"B","key":"K"}` (its `"}` possibly cut off already). Neither holds a quote,
+    backslash or control byte inside its strings, so the JSON strings are the row's own bytes.
+    The rows become one `%`-format template with a `%d` where each line number goes, filled by
+    a single format call (1.5x faster than formatting item by item); a `%` is doubled first.
+    """
+    block = b"\n".join(rows).replace(b"%", b"%%")
+    if line_end:
+        block = block.replace(line_end, b"")  # a CR only ever ends a row of such a batch
+    if is_jsonl:
+        # `{"bucket":"B","key":"K` (a batch may also keep each row's closing `"}`) → `"B","K"`
+        fields = block.replace(_JSONL_OPEN, b"").replace(_JSONL_KEY, b",").replace(b'"}', b"")
+        template = b"[%d," + fields.replace(b"\n", b'"],[%d,') + b'"]'
+    else:
+        fields = block.replace(b",", b'","')
+        template = b'[%d,"' + fields.replace(b"\n", b'"],[%d,"') + b'"]'
+    return template % tuple(range(first_line, first_line + len(rows)))

@@ -1,0 +1,80 @@
+"""`encode_span` writes exactly the bytes orjson writes for the same chunk, on every path."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.chunk_encoding import encode_span
+from pipeline.chunking import iter_chunk_spans
+from pipeline.manifest_batch import DenseBatch
+from pipeline.manifest_stream import ManifestFormat, RecordReader
+
+_PLAIN = st.text(st.sampled_from("abcXYZ019/._-~!*'()é中"), min_size=1, max_size=12)
+_ENCODED = st.lists(st.sampled_from(["a", "%20", "+", "%2F", "%C3%A9", "b/c"]), min_size=1).map(
+    "".join
+)
+_ANY = st.text(st.characters(codec="utf-8", exclude_characters="\n\r"), min_size=1, max_size=12)
+
+
+class _Trickle(io.BytesIO):
+    """Short reads, so a small manifest spans many read blocks (and dense batches)."""
+
+    def read(self, size: int = -1) -> bytes:
+        return super().read(min(size if size >= 0 else 1 << 30, 700))
+
+
+def _spans(data: bytes, fmt: ManifestFormat, chunk_items: int):
+    reader = RecordReader(_Trickle(data), fmt)
+    return iter_chunk_spans(
+        reader.iter_batches(), run="r", chunk_items=chunk_items, chunk_max_bytes=10**6
+    )
+
+
+def _assert_encoded_like_orjson(data: bytes, fmt: ManifestFormat, chunk_items: int) -> int:
+    dense = 0
+    for span in _spans(data, fmt, chunk_items):
+        assert encode_span(span) == orjson.dumps(span.to_chunk().to_message())
+        dense += sum(isinstance(batch, DenseBatch) for batch, _, _ in span.pieces)
+    return dense
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    keys=st.lists(st.one_of(_PLAIN, _ENCODED, _ANY), min_size=1, max_size=300),
+    chunk_items=st.integers(1, 50),
+    line_end=st.sampled_from([b"\n", b"\r\n"]),
+)
+def test_csv_spans_encode_exactly(keys, chunk_items, line_end):
+    rows = [f"bkt-{i % 3},{key}".encode() for i, key in enumerate(keys)]
+    _assert_encoded_like_orjson(line_end.join(rows) + line_end, ManifestFormat.CSV, chunk_items)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    keys=st.lists(st.one_of(_PLAIN, _ANY), min_size=1, max_size=300),
+    chunk_items=st.integers(1, 50),
+)
+def test_jsonl_spans_encode_exactly(keys, chunk_items):
+    rows = [
+        json.dumps(
+            {"bucket": f"bkt-{i % 2}", "key": key}, ensure_ascii=False, separators=(",", ":")
+        ).encode()
+        for i, key in enumerate(keys)
+    ]
+    _assert_encoded_like_orjson(b"\n".join(rows) + b"\n", ManifestFormat.JSON_LINES, chunk_items)
+
+
+def test_plain_manifests_take_the_dense_path():
+    # GIVEN many plain rows (the shape of a real Batch Operations manifest)
+    csv = b"".join(b"bkt-%d,images/%07d.jpg\n" % (i % 4, i) for i in range(3_000))
+    crlf = csv.replace(b"\n", b"\r\n")
+    jsonl = b"".join(b'{"bucket":"bkt","key":"k/%07d%%.jpg"}\n' % i for i in range(3_000))
+    # WHEN encoded THEN identical to orjson, and through dense batches
+    assert _assert_encoded_like_orjson(csv, ManifestFormat.CSV, 97) > 0
+    assert _assert_encoded_like_orjson(crlf, ManifestFormat.CSV, 97) > 0
+    assert _assert_encoded_like_orjson(jsonl, ManifestFormat.JSON_LINES, 97) > 0
