@@ -36,7 +36,9 @@ from pipeline.ledger import RunLedger
 from pipeline.manifest import ManifestRecord
 from pipeline.model import Classifier
 from pipeline.parts import PartKind, ResultRow, chunk_part
+from pipeline.replay_chunks import ReplayMark
 from pipeline.results import write_failure_part, write_result_part
+from pipeline.retries import data_path_config
 
 logger = logging.getLogger(__name__)
 
@@ -48,13 +50,10 @@ NOT_ALLOWED = "BucketNotAllowed"
 def fetch_client_config(settings: Settings) -> Config:
     """The S3 client config for image GETs.
 
-    Adaptive retries absorb SlowDown (FACTS.md); the connection pool is as wide as the fetch
-    thread pool, so no thread waits for a socket.
+    Adaptive retries absorb SlowDown (`pipeline/retries.py`); the connection pool is as wide
+    as the fetch thread pool, so no thread waits for a socket.
     """
-    return Config(
-        retries={"mode": "adaptive", "max_attempts": 6},
-        max_pool_connections=settings.fetch_concurrency + 4,
-    )
+    return data_path_config(max_pool_connections=settings.fetch_concurrency + 4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,37 +114,57 @@ class ChunkWorker:
         )
         return decoder.decode(data)
 
-    def process(self, chunk: Chunk) -> ChunkReport:
-        """Label every item of `chunk`, write both parts, send failures, count it once."""
+    def process(self, chunk: Chunk, replay: ReplayMark | None = None) -> ChunkReport:
+        """Label every item of `chunk`, write both parts, send failures, count it once.
+
+        A replay chunk (`replay` given) writes its round's parts, gives a line that fails again
+        `attempts = previous + 1`, and moves its lines out of their previous failures in the
+        ledger (`pipeline/replay_chunks.py`).
+        """
         started = time.monotonic()
+        replay_round = replay.replay_round if replay else 0
         rows: list[ResultRow] = []
         failures: list[FailureRecord] = []
         for item, outcome in self._labelled(chunk):
             if isinstance(outcome, BaseException):
-                failures.append(_failure(chunk.run, item, outcome))
+                attempts = replay.attempts_for(item.line) if replay else 1
+                failures.append(_failure(chunk.run, item, outcome, attempts))
             else:
                 rows.append(ResultRow(item.line, item.bucket, item.key, outcome, item.version_id))
         bucket = self.settings.results_bucket
-        write_result_part(self.s3, bucket, chunk.run, chunk.number, rows)
-        failures_part = chunk_part(PartKind.FAILURES, chunk.run, chunk.number)
+        write_result_part(self.s3, bucket, chunk.run, chunk.number, rows, replay_round=replay_round)
+        failures_part = chunk_part(
+            PartKind.FAILURES, chunk.run, chunk.number, replay_round=replay_round
+        )
         write_failure_part(self.s3, bucket, failures_part, failures)
         if failures:
             send_failures(self.sqs, self.settings.failure_queue_url, failures)
         seconds = time.monotonic() - started
         report = ChunkReport(chunk.run, chunk.number, len(rows), tuple(failures), seconds, False)
-        is_counted = self.ledger.record_chunk(
-            chunk.run,
-            chunk.number,
-            ok=report.ok,
-            failed=len(failures),
-            failed_by_stage=report.failed_by_stage,
-            failed_by_error=report.failed_by_error,
-            seconds=seconds,
-            images=report.ok,
-        )
+        is_counted = self._count(report, replay)
         if not is_counted:
             logger.info("chunk %d was already counted", chunk.number, extra={"run": chunk.run})
         return ChunkReport(chunk.run, chunk.number, report.ok, report.failures, seconds, is_counted)
+
+    def _count(self, report: ChunkReport, replay: ReplayMark | None) -> bool:
+        """Count the chunk in the ledger once (a replay chunk under its round's marker)."""
+        if replay is not None:
+            counts = replay.counts(
+                failures=report.failures, ok=report.ok, seconds=report.seconds, images=report.ok
+            )
+            return self.ledger.record_replay_chunk(
+                report.run, replay.replay_round, report.chunk, counts
+            )
+        return self.ledger.record_chunk(
+            report.run,
+            report.chunk,
+            ok=report.ok,
+            failed=len(report.failures),
+            failed_by_stage=report.failed_by_stage,
+            failed_by_error=report.failed_by_error,
+            seconds=report.seconds,
+            images=report.ok,
+        )
 
     def _labelled(
         self, chunk: Chunk
@@ -207,7 +226,7 @@ def _as_pairs(labels: tuple[Any, ...]) -> tuple[tuple[str, float], ...]:
     return tuple((label.name, round(float(label.score), 5)) for label in labels)
 
 
-def _failure(run: str, item: ManifestRecord, exc: BaseException) -> FailureRecord:
+def _failure(run: str, item: ManifestRecord, exc: BaseException, attempts: int) -> FailureRecord:
     return FailureRecord.from_exception(
-        exc, run=run, line=item.line, bucket=item.bucket, key=item.key
+        exc, run=run, line=item.line, bucket=item.bucket, key=item.key, attempts=attempts
     )
