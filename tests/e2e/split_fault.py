@@ -1,0 +1,67 @@
+"""Kill Split mid-pass, without touching production code: a botocore hook on its SQS client.
+
+Split runs in this process (the local stack dispatches Step Functions' Lambda tasks in-process),
+so a `before-parameter-build` hook on the Split handler's SQS client sees every chunk batch it
+sends. For a run whose chunks name a key containing `marker`, the second SendMessageBatch of the
+run raises, once: the first batch of chunks is on the WorkQueue, the rest is not, and the Lambda
+invocation ends with an error — what Step Functions sees of a Split killed mid-pass. The state
+machine's Retry runs Split again.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+EVENT = "before-parameter-build.sqs.SendMessageBatch"
+
+
+class SplitKilledError(RuntimeError):
+    """The injected death of a Split pass."""
+
+
+@dataclass
+class SplitKills:
+    marker: str
+    calls: Counter[str] = field(default_factory=Counter)
+    killed: set[str] = field(default_factory=set)
+
+    def hook(self, params: dict[str, Any], **_: Any) -> None:
+        bodies = [json.loads(entry["MessageBody"]) for entry in params.get("Entries", [])]
+        if not bodies or not any(self.marker in str(b.get("items")) for b in bodies):
+            return
+        run = bodies[0]["run"]
+        self.calls[run] += 1
+        if self.calls[run] == 2 and run not in self.killed:
+            self.killed.add(run)
+            raise SplitKilledError(f"split of {run} killed after its first chunk batch")
+
+
+def _split_sqs_clients() -> list[Any]:
+    module = importlib.import_module("handlers.split")
+    found = []
+    for value in vars(module).values():
+        meta = getattr(value, "meta", None)
+        service = getattr(getattr(meta, "service_model", None), "service_name", None)
+        if service == "sqs":
+            found.append(value)
+    assert found, "handlers.split has no module-level SQS client to hook"
+    return found
+
+
+@contextmanager
+def kill_split_once(marker: str) -> Iterator[SplitKills]:
+    kills = SplitKills(marker)
+    clients = _split_sqs_clients()
+    for client in clients:
+        client.meta.events.register(EVENT, kills.hook)
+    try:
+        yield kills
+    finally:
+        for client in clients:
+            client.meta.events.unregister(EVENT, kills.hook)
