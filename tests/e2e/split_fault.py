@@ -2,7 +2,7 @@
 
 Split runs in this process (the local stack dispatches Step Functions' Lambda tasks in-process),
 so a `before-parameter-build` hook on the Split handler's SQS client sees every chunk batch it
-sends. For a run whose chunks name a key containing `marker`, the second SendMessageBatch of the
+sends. For a run whose first chunks name a key containing `marker`, the second SendMessageBatch of the
 run raises, once: the first batch of chunks is on the WorkQueue, the rest is not, and the Lambda
 invocation ends with an error — what Step Functions sees of a Split killed mid-pass. The state
 machine's Retry runs Split again.
@@ -29,13 +29,18 @@ class SplitKilledError(RuntimeError):
 class SplitKills:
     marker: str
     calls: Counter[str] = field(default_factory=Counter)
+    targets: set[str] = field(default_factory=set)
     killed: set[str] = field(default_factory=set)
 
     def hook(self, params: dict[str, Any], **_: Any) -> None:
         bodies = [json.loads(entry["MessageBody"]) for entry in params.get("Entries", [])]
-        if not bodies or not any(self.marker in str(b.get("items")) for b in bodies):
+        if not bodies:
             return
         run = bodies[0]["run"]
+        if any(self.marker in str(b.get("items")) for b in bodies):
+            self.targets.add(run)
+        if run not in self.targets:
+            return
         self.calls[run] += 1
         if self.calls[run] == 2 and run not in self.killed:
             self.killed.add(run)

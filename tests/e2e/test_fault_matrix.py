@@ -175,7 +175,7 @@ def row_poison_chunk(m: Matrix) -> None:
 
 def row_split_killed(m: Matrix) -> None:
     m.put_image("split-kill.jpg", m.photo("astronaut.jpg"))
-    lines = [*m.good(47), m.uri("split-kill.jpg")]  # 12 chunks: two SendMessageBatch calls
+    lines = [m.uri("split-kill.jpg"), *m.good(47)]  # 12 chunks: two SendMessageBatch calls
     with kill_split_once(marker="split-kill") as kills:
         run = m.drop(lines)
         summary = m.summary(run)
