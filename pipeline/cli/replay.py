@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.cli.app import app
+from pipeline.cli.run_view import summary_table
 from pipeline.cli.stack_target import use_stack
 from pipeline.config import Settings
 from pipeline.failures import Stage
@@ -53,13 +54,9 @@ def build_replayer(info: StackInfo, settings: Settings) -> Replayer:
 def _table(reports: list[RunReplay], *, dry_run: bool) -> Table:
     verb = "would replay" if dry_run else "replayed"
     table = Table(title=f"lambdaflow replay: {verb}")
-    for name in ("run", "round", "lines", "chunks", "by error", "WorkDLQ chunks", "now"):
+    for name in ("run", "round", "lines", "chunks", "by error", "WorkDLQ chunks"):
         table.add_column(name)
     for r in reports:
-        now = "-"
-        if r.summary:
-            s = r.summary
-            now = f"{s['status']}: ok {s['ok']} / failed {s['failed']} of {s['lines']}"
         errors = ", ".join(f"{code} {count}" for code, count in sorted(r.by_error.items()))
         if r.unreplayable:
             errors += f" (+{r.unreplayable} parse, not replayable)"
@@ -70,7 +67,6 @@ def _table(reports: list[RunReplay], *, dry_run: bool) -> Table:
             str(r.chunks),
             errors or "-",
             str(len(r.dlq_chunks)),
-            now,
         )
     return table
 
@@ -126,4 +122,8 @@ def replay(  # noqa: PLR0917  # typer: one parameter per documented CLI option
     if not reports:
         console.print("nothing to replay")
         return
-    Console().print(_table(reports, dry_run=dry_run))
+    out = Console()
+    out.print(_table(reports, dry_run=dry_run))
+    for report in reports:  # each replayed run's new summary (what its summary file now says)
+        if report.summary:
+            out.print(summary_table(report.summary))

@@ -2,10 +2,10 @@
 
 Split runs in this process (the local stack dispatches Step Functions' Lambda tasks in-process),
 so a `before-parameter-build` hook on the Split handler's SQS client sees every chunk batch it
-sends. For a run whose first chunks name a key containing `marker`, the second SendMessageBatch of the
-run raises, once: the first batch of chunks is on the WorkQueue, the rest is not, and the Lambda
-invocation ends with an error — what Step Functions sees of a Split killed mid-pass. The state
-machine's Retry runs Split again.
+sends. For a run whose first chunks name a key containing `marker`, the run's second
+SendMessageBatch raises, once: the first batch of chunks is on the WorkQueue, the rest is not,
+and the Lambda invocation ends with an error — what Step Functions sees of a Split killed
+mid-pass. The state machine's Retry runs Split again.
 """
 
 from __future__ import annotations
