@@ -76,24 +76,26 @@ def move_messages(
     moved: list[ParkedChunk] = []
     kept: list[str] = []
     seen: set[str] = set()
-    while limit is None or len(moved) < limit:
-        messages = _receive(sqs, dlq_url)
-        fresh = [m for m in messages if m["MessageId"] not in seen]
-        if not fresh:
-            break
-        for message in fresh:
-            seen.add(message["MessageId"])
-            parked = parked_chunk(message["Body"])
-            wanted = (run is None or parked.run == run) and (limit is None or len(moved) < limit)
-            if not wanted or dry_run:
-                kept.append(message["ReceiptHandle"])
-                if wanted:
-                    moved.append(parked)
-                continue
-            _send(sqs, work_url, message["Body"])
-            sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
-            moved.append(parked)
-    _release(sqs, dlq_url, kept)
+    try:
+        while limit is None or len(moved) < limit:
+            fresh = [m for m in _receive(sqs, dlq_url) if m["MessageId"] not in seen]
+            if not fresh:
+                break
+            for message in fresh:
+                seen.add(message["MessageId"])
+                parked = parked_chunk(message["Body"])
+                wanted = (run is None or parked.run == run) and (
+                    limit is None or len(moved) < limit
+                )
+                if not wanted or dry_run:
+                    kept.append(message["ReceiptHandle"])
+                    moved.extend([parked] if wanted else [])
+                    continue
+                _send(sqs, work_url, message["Body"])  # raises: the message stays in the DLQ
+                sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
+                moved.append(parked)
+    finally:
+        _release(sqs, dlq_url, kept)
     return moved
 
 
