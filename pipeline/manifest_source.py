@@ -23,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from isal import igzip, igzip_lib, isal_zlib
 
 from pipeline.failures import ManifestReadError
+from pipeline.gzip_stream import GzipMembers
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -148,9 +149,7 @@ class DecodedStream:
         self._name = name
         self._counter = _CountingReader(raw)
         self.is_gzip = self._counter.peek_magic() == GZIP_MAGIC
-        self._inner: Any = (
-            igzip.IGzipFile(fileobj=self._counter, mode="rb") if self.is_gzip else self._counter
-        )
+        self._inner: Any = GzipMembers(self._counter) if self.is_gzip else self._counter
 
     @property
     def compressed_bytes(self) -> int:
