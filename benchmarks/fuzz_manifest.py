@@ -20,11 +20,13 @@ a fixed seed (reproducible).
 from __future__ import annotations
 
 import argparse
+import atexit
 import gzip
 import json
 import os
 import random
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -35,6 +37,7 @@ SUFFIXES = (".csv", ".csv.gz", ".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndj
 WORK = Path(
     tempfile.mkdtemp(prefix="fuzz-manifest-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None)
 )
+atexit.register(shutil.rmtree, WORK, ignore_errors=True)
 CRASHES = Path("fuzz-crashes")
 STARTED = time.perf_counter()
 STATS = {"inputs": 0, "records": 0, "line_errors": 0, "read_errors": 0, "unexpected": 0}
@@ -146,6 +149,7 @@ def run_atheris(count: int) -> None:
         guarded(data)
         if STATS["inputs"] >= count:
             report("atheris")
+            shutil.rmtree(WORK, ignore_errors=True)  # os._exit skips atexit
             os._exit(1 if STATS["unexpected"] else 0)  # libFuzzer treats SystemExit as a crash
 
     atheris.Setup(
