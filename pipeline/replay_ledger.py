@@ -111,14 +111,14 @@ class ReplayLedger:
         return current.replay_round + 1
 
     def settle(self, state: RunState) -> RunStatus:
-        """Re-decide a finished run's status after a replay; return it (RUNNING: untouched).
+        """Re-decide a finished run's status after a replay; return it (RUNNING/FAILED: kept).
 
         A run finalized as stalled whose chunks are now all counted (the WorkDLQ was replayed)
         loses its stall reason; any other reason (a truncated manifest) stays true and keeps
         the run PARTIAL.
         """
-        if state.status is RunStatus.RUNNING:
-            return state.status  # Finalize has not run yet: it will count the replays itself
+        if state.status in {RunStatus.RUNNING, RunStatus.FAILED}:
+            return state.status  # RUNNING: Finalize will count the replays itself
         reason = state.reason
         if reason and reason.startswith(STALL_REASON_PREFIX) and state.pending == 0:
             reason = None
