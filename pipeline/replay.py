@@ -37,7 +37,7 @@ from pipeline.replay_chunks import ReplayChunk, is_replayable, iter_replay_chunk
 from pipeline.replay_ledger import ReplayLedger
 from pipeline.results import iter_failure_records
 from pipeline.summary import build_summary, write_summary
-from pipeline.work_dlq import ParkedChunk, move_messages
+from pipeline.work_dlq import ParkedChunk, move_messages, queue_arn, start_move_task
 from pipeline.work_queue import send_chunks
 
 
@@ -72,6 +72,8 @@ class ReplayTargets:
     failure_queue_url: str
     chunk_items: int = 500
     chunk_max_bytes: int = 900 * 1024
+    use_move_task: bool = False
+    """On AWS: move the whole WorkDLQ with SQS's StartMessageMoveTask (moto lacks it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +158,20 @@ class Replayer:
     def replay_dlq(
         self, run: str | None, *, limit: int | None = None, dry_run: bool = False
     ) -> list[ParkedChunk]:
-        """Move the WorkDLQ's chunks (of `run`, or all) back to the WorkQueue."""
+        """Move the WorkDLQ's chunks (of `run`, or all) back to the WorkQueue.
+
+        On AWS, for the whole queue, SQS's own move task does the moving: the parked chunks are
+        listed first (received and released), then `StartMessageMoveTask` moves every message.
+        """
+        if self.targets.use_move_task and run is None and limit is None and not dry_run:
+            parked = self.replay_dlq(None, dry_run=True)
+            if parked:
+                start_move_task(
+                    self.sqs,
+                    queue_arn(self.sqs, self.targets.work_dlq_url),
+                    queue_arn(self.sqs, self.targets.work_queue_url),
+                )
+            return parked
         return move_messages(
             self.sqs,
             self.targets.work_dlq_url,

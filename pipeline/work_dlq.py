@@ -112,6 +112,12 @@ def start_move_task(sqs: SQSClient, dlq_arn: str, work_arn: str) -> str:
     return str(response["TaskHandle"])
 
 
+def queue_arn(sqs: SQSClient, queue_url: str) -> str:
+    """The ARN of a queue (what `StartMessageMoveTask` takes)."""
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    return str(attributes["Attributes"]["QueueArn"])
+
+
 def _receive(sqs: SQSClient, queue_url: str) -> list[dict[str, Any]]:
     return sqs.receive_message(
         QueueUrl=queue_url,

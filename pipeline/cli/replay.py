@@ -47,6 +47,7 @@ def build_replayer(info: StackInfo, settings: Settings) -> Replayer:
             failure_queue_url=outputs["FailureQueueUrl"],
             chunk_items=settings.chunk_items,
             chunk_max_bytes=settings.chunk_max_bytes,
+            use_move_task=info.endpoint_url is None,  # a deployed stack: SQS's own move task
         ),
     )
 
