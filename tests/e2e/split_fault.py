@@ -10,6 +10,7 @@ mid-pass. The state machine's Retry runs Split again.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 from collections import Counter
@@ -47,15 +48,22 @@ class SplitKills:
             raise SplitKilledError(f"split of {run} killed after its first chunk batch")
 
 
+def _is_sqs_client(value: Any) -> bool:
+    meta = getattr(value, "meta", None)
+    return getattr(getattr(meta, "service_model", None), "service_name", None) == "sqs"
+
+
 def _split_sqs_clients() -> list[Any]:
+    """The SQS clients the Split handler holds: module globals, or attributes of one."""
     module = importlib.import_module("handlers.split")
     found = []
     for value in vars(module).values():
-        meta = getattr(value, "meta", None)
-        service = getattr(getattr(meta, "service_model", None), "service_name", None)
-        if service == "sqs":
+        if _is_sqs_client(value):
             found.append(value)
-    assert found, "handlers.split has no module-level SQS client to hook"
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            fields = (getattr(value, f.name) for f in dataclasses.fields(value))
+            found.extend(field_value for field_value in fields if _is_sqs_client(field_value))
+    assert found, "handlers.split holds no SQS client to hook"
     return found
 
 
