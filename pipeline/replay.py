@@ -33,33 +33,19 @@ from typing import Any
 from pipeline.failure_queue import acknowledge_failures
 from pipeline.failures import FailureRecord
 from pipeline.ledger import RunLedger
-from pipeline.replay_chunks import ReplayChunk, is_replayable, iter_replay_chunks
+from pipeline.replay_chunks import ReplayChunk, ReplayFilter, iter_replay_chunks, select_failures
 from pipeline.replay_ledger import ReplayLedger
 from pipeline.results import iter_failure_records
 from pipeline.summary import build_summary, write_summary
 from pipeline.work_dlq import ParkedChunk, move_messages, queue_arn, start_move_task
 from pipeline.work_queue import send_chunks
 
+SEND_GROUP = 10
+"""Replay chunks per SendMessageBatch (SQS's entry limit): what a broken send can give back."""
+
 
 class ReplayTimeoutError(TimeoutError):
     """Replayed chunks were not all counted in time; they go on: re-run replay to see."""
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayFilter:
-    """Which failure records to replay; None means "any"."""
-
-    stage: str | None = None
-    error: str | None = None
-    is_retryable_only: bool = False
-
-    def matches(self, record: FailureRecord) -> bool:
-        """True when `record` passes every filter."""
-        return (
-            (self.stage is None or record.stage.value == self.stage)
-            and (self.error is None or record.error == self.error)
-            and (record.retryable or not self.is_retryable_only)
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,23 +92,6 @@ class RunReplay:
         }
 
 
-def select_failures(
-    records: Iterable[FailureRecord], flt: ReplayFilter, *, limit: int | None
-) -> tuple[list[FailureRecord], int]:
-    """The replayable records passing `flt` (at most `limit`), and how many matched unreplayable."""
-    matching = (r for r in records if flt.matches(r))
-    chosen: list[FailureRecord] = []
-    unreplayable = 0
-    for record in matching:
-        if limit is not None and len(chosen) >= limit:
-            break
-        if is_replayable(record):
-            chosen.append(record)
-        else:
-            unreplayable += 1
-    return chosen, unreplayable
-
-
 @dataclass(frozen=True, slots=True)
 class Replayer:
     """The replay operations over injected clients (S3, SQS) and the ledger's table."""
@@ -147,13 +116,33 @@ class Replayer:
         chunks = self._chunks(chosen, replay_round=0)  # numbered before the round is known
         replay_round = self.replays.claim_round(run, chunks=len(chunks))
         chunks = self._chunks(chosen, replay_round=replay_round)
+        sent = self._send(run, chunks)
+        attempts = {r.line: r.attempts for r in chosen}
         acknowledged = acknowledge_failures(
-            self.sqs, self.targets.failure_queue_url, {(run, r.line): r.attempts for r in chosen}
+            self.sqs,
+            self.targets.failure_queue_url,
+            {(run, item.line): attempts[item.line] for c in sent for item in c.chunk.items},
         )
-        send_chunks(self.sqs, self.targets.work_queue_url, chunks)  # type: ignore[arg-type]
         return RunReplay(
             run, replay_round, lines, len(chunks), by_error, unreplayable, acknowledged=acknowledged
         )
+
+    def _send(self, run: str, chunks: list[ReplayChunk]) -> list[ReplayChunk]:
+        """Send the round's chunks; if sending breaks, give back the claim of the unsent ones.
+
+        Their lines keep their old failure records (never touched), so a later replay takes
+        them again; the next round is not blocked by chunks that will never be counted.
+        """
+        sent: list[ReplayChunk] = []
+        try:
+            for start in range(0, len(chunks), SEND_GROUP):
+                group = chunks[start : start + SEND_GROUP]
+                send_chunks(self.sqs, self.targets.work_queue_url, group)  # type: ignore[arg-type]
+                sent.extend(group)
+        except Exception:
+            self.replays.release(run, chunks=len(chunks) - len(sent))
+            raise
+        return sent
 
     def replay_dlq(
         self, run: str | None, *, limit: int | None = None, dry_run: bool = False

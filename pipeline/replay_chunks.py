@@ -14,6 +14,7 @@ line that fails again `attempts = prior + 1` — without reading anything back. 
 numbers are dense from 0 in line order within a round, so the same selection always yields the
 same chunks and a redelivered replay chunk overwrites its own parts.
 
+Also here: which failure records a replay selects (`ReplayFilter`, `select_failures`).
 Pure: no client, no clock.
 """
 
@@ -176,3 +177,37 @@ def iter_replay_chunks(
 def _prepend(first: ManifestRecord, rest: Iterator[ManifestRecord]) -> Iterator[ManifestRecord]:
     yield first
     yield from rest
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayFilter:
+    """Which failure records to replay; None means "any"."""
+
+    stage: str | None = None
+    error: str | None = None
+    is_retryable_only: bool = False
+
+    def matches(self, record: FailureRecord) -> bool:
+        """True when `record` passes every filter."""
+        return (
+            (self.stage is None or record.stage.value == self.stage)
+            and (self.error is None or record.error == self.error)
+            and (record.retryable or not self.is_retryable_only)
+        )
+
+
+def select_failures(
+    records: Iterable[FailureRecord], flt: ReplayFilter, *, limit: int | None
+) -> tuple[list[FailureRecord], int]:
+    """The replayable records passing `flt` (at most `limit`), and how many matched unreplayable."""
+    matching = (r for r in records if flt.matches(r))
+    chosen: list[FailureRecord] = []
+    unreplayable = 0
+    for record in matching:
+        if limit is not None and len(chosen) >= limit:
+            break
+        if is_replayable(record):
+            chosen.append(record)
+        else:
+            unreplayable += 1
+    return chosen, unreplayable

@@ -110,6 +110,17 @@ class ReplayLedger:
             raise write_error_from(exc, f"claiming a replay round of run {run}") from exc
         return current.replay_round + 1
 
+    def release(self, run: str, *, chunks: int) -> None:
+        """Give back `chunks` claimed replay chunks that were never sent (a broken send)."""
+        if chunks <= 0:
+            return
+        self._client.update_item(
+            TableName=self._table,
+            Key=run_key(run),
+            UpdateExpression="ADD replay_chunks_sent :minus",
+            ExpressionAttributeValues={":minus": n(-chunks)},
+        )
+
     def settle(self, state: RunState) -> RunStatus:
         """Re-decide a finished run's status after a replay; return it (RUNNING/FAILED: kept).
 

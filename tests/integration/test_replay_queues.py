@@ -66,6 +66,19 @@ def test_a_round_is_claimed_only_when_the_previous_one_was_fully_counted(dynamod
     assert replays.claim_round(RUN, chunks=1) == 2
 
 
+def test_chunks_never_sent_are_given_back_so_the_next_round_is_not_blocked(dynamodb, table):
+    ledger, replays = RunLedger(dynamodb, table), ReplayLedger(dynamodb, table)
+    ledger.start_run(RUN, manifest="s3://in/m.csv")
+    assert replays.claim_round(RUN, chunks=3) == 1
+    one = ChunkCounts(
+        ok=1, failed=0, replaced_by_stage={"fetch": 1}, replaced_by_error={"NoSuchKey": 1}
+    )
+    ledger.record_replay_chunk(RUN, 1, 0, one)  # chunk 0 was sent and counted ...
+    replays.release(RUN, chunks=2)  # ... then the send broke: chunks 1 and 2 never went out
+    assert replays.progress(RUN).is_settled
+    assert replays.claim_round(RUN, chunks=1) == 2
+
+
 def test_a_stalled_run_whose_chunks_all_counted_settles_as_succeeded(dynamodb, table):
     ledger, replays = RunLedger(dynamodb, table), ReplayLedger(dynamodb, table)
     ledger.start_run(RUN, manifest="s3://in/m.csv")
