@@ -248,10 +248,10 @@ def replay_runs(
     if source is not ReplaySource.ITEMS:
         only = runs[0] if len(runs) == 1 else None
         for parked in replayer.replay_dlq(only, limit=limit, dry_run=dry_run):
-            if parked.run in runs or only is None:
+            if parked.run in runs:  # moved either way; a run the ledger lacks is not followed
                 dlq.setdefault(parked.run, []).append(parked)
         if not dry_run:
-            replayer.wait_settled([r for r in dlq if r], timeout_s=timeout_s)
+            replayer.wait_settled(list(dlq), timeout_s=timeout_s)
     reports: dict[str, RunReplay] = {}
     used = 0
     for run in runs if source is not ReplaySource.DLQ else []:
@@ -265,7 +265,7 @@ def replay_runs(
     if not dry_run:
         replayer.wait_settled([r for r, rep in reports.items() if rep.chunks], timeout_s=timeout_s)
     done: list[RunReplay] = []
-    for run in sorted(set(reports) | {r for r in dlq if r}):
+    for run in sorted(set(reports) | set(dlq)):
         report = reports.get(run, RunReplay(run))
         summary = None if dry_run else replayer.refresh_summary(run, now=time.time())
         done.append(replace(report, dlq_chunks=tuple(dlq.get(run, ())), summary=summary))
