@@ -215,6 +215,48 @@ def report_gil(bench: Bench, photos: list[Path]) -> None:
         print(f"  {name:30} {gil_probe(call):6.2f} s   (holds the GIL: ~0.1-0.3 s)")
 
 
+def jpeg_paths(decoder: ImageDecoder) -> dict[str, Callable[[bytes], object]]:
+    """Pillow + draft (ours) and the optional libjpeg-turbo wrappers, each ending in the same
+    crop + bilinear resize, so only the JPEG decode differs."""
+    from PIL import Image  # noqa: PLC0415
+
+    paths: dict[str, Callable[[bytes], object]] = {"Pillow + draft (ours)": decoder.decode}
+    try:
+        import simplejpeg  # noqa: PLC0415  # optional: `uv pip install simplejpeg`
+    except ImportError:
+        print("  simplejpeg: not installed (uv pip install simplejpeg to compare)")
+    else:
+        for name, fast in (("simplejpeg", False), ("simplejpeg fastdct+fastupsample", True)):
+            paths[name] = lambda data, fast=fast: decoder._crop_resize(
+                Image.fromarray(simplejpeg.decode_jpeg(data, "RGB", fast, fast))
+            )
+    try:
+        from turbojpeg import TurboJPEG  # noqa: PLC0415  # optional: `uv pip install pyturbojpeg`
+
+        turbo = TurboJPEG()
+    except (ImportError, RuntimeError, OSError) as exc:
+        print(f"  PyTurboJPEG: not usable here ({str(exc).splitlines()[0]})")
+    else:
+        paths["PyTurboJPEG"] = lambda data: decoder._crop_resize(
+            Image.fromarray(turbo.decode(data)[..., ::-1])
+        )
+    return paths
+
+
+def report_jpeg(photos: list[Path], repeat: int) -> None:
+    print("\nJPEG decode to the 224 px tensor, ms CPU per image (median of passes)")
+    blobs = [p.read_bytes() for p in photos]
+    paths = jpeg_paths(ImageDecoder())
+    runs: dict[str, list[Pass]] = {name: [] for name in paths}
+    for _ in range(repeat):
+        for name, decode in paths.items():
+            runs[name].append(timed(len(blobs), lambda d=decode: [d(b) for b in blobs]))
+    ours = statistics.median(p.per_cpu_s for p in runs["Pillow + draft (ours)"])
+    for name, passes in runs.items():
+        rate = statistics.median(p.per_cpu_s for p in passes)
+        print(f"  {name:34} {1000 / rate:5.2f} ms  ({rate / ours:.2f}x ours)")
+
+
 def compare(bench: Bench, latencies_ms: list[float], repeat: int, concurrency: int) -> None:
     print(
         f"\n{len(bench.items)} photo objects, {repeat} interleaved passes, medians; "
@@ -273,6 +315,7 @@ def main() -> None:
     bench, proc = setup(photos, cpus=args.cpus, interpreters=args.interpreters)
     try:
         report_gil(bench, photos)
+        report_jpeg(photos, args.repeat)
         latencies = [float(x) for x in args.latency_ms.split(",")]
         compare(bench, latencies, args.repeat, args.concurrency)
         if args.sweep:

@@ -38,10 +38,11 @@ every size costs the same per image until the GIL-serial share caps threads, so 
 SPLIT_MEMORY_MB = 1024
 """The split function's memory (template.yaml)."""
 
-IMAGES_PER_VCPU_S = 66.0
+IMAGES_PER_VCPU_S = 65.0
 """MEASURED: images one vCPU labels per second in the whole classify worker — GET, decode,
-invoke, result part, ledger — on the ImageNet sample mix (benchmarks/worker.py, median CPU-s per
-image at 30 ms GET latency; BENCHMARKS.md "Classify worker"). The model alone does ~100."""
+invoke, result part, ledger — on the ImageNet sample mix: 64.9 per CPU-second at 30 ms GET
+latency (benchmarks/worker.py, 2026-11-26; 63-70 over four runs; BENCHMARKS.md "Classify
+worker"). The model alone does ~103: inference is two thirds of the bill."""
 SPLIT_LINES_PER_S = 210_000.0
 """MEASURED: manifest lines per second one Split pass turns into chunks (BENCHMARKS.md
 "Manifest scan": `lambdaflow scan` runs the same reader and chunker)."""
