@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from pipeline.manifest_parse import ManifestRecord
+
+if TYPE_CHECKING:
+    from pipeline.manifest_batch import RecordBatch
 
 MESSAGE_VERSION = 1
 _ITEM_WITH_VERSION = 4
@@ -133,3 +136,119 @@ def iter_chunks(
         yield Chunk(run, number, tuple(pending[:n]))
         number += 1
         del pending[:n]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkSpan:
+    """A chunk cut from record batches without building its records (`iter_chunk_spans`).
+
+    Attributes:
+        run: The run id.
+        number: The chunk number.
+        count: How many records it holds.
+        message_bytes: Exact `len(orjson.dumps(self.to_chunk().to_message()))`.
+        pieces: (batch, start, stop) slices of the batches its records come from, in order.
+    """
+
+    run: str
+    number: int
+    count: int
+    message_bytes: int
+    pieces: tuple[tuple[RecordBatch, int, int], ...]
+
+    def records(self) -> list[ManifestRecord]:
+        """Build the chunk's records."""
+        return [r for batch, start, stop in self.pieces for r in batch.records(start, stop)]
+
+    def to_chunk(self) -> Chunk:
+        """The same chunk `iter_chunks` cuts from the same records."""
+        return Chunk(self.run, self.number, tuple(self.records()))
+
+    def to_message(self) -> dict[str, Any]:
+        """`self.to_chunk().to_message()`, built without record objects (what Split sends)."""
+        items = [item for batch, start, stop in self.pieces for item in batch.items(start, stop)]
+        return {"v": MESSAGE_VERSION, "run": self.run, "chunk": self.number, "items": items}
+
+    def resume_after(self) -> tuple[int, int, int]:
+        """(line, offset, part) a reader restarts at to continue after the chunk's last record.
+
+        With the CSV layout in force, these make the `Position` a resumed reader starts at.
+        """
+        batch, _, stop = self.pieces[-1]
+        return (*batch.resume_after(stop - 1), batch.part)
+
+
+class _SpanCutter:
+    """Greedy cutting state of `iter_chunk_spans`: the open chunk and its size so far."""
+
+    def __init__(self, run: str, number: int, chunk_items: int, cap: int) -> None:
+        self.run, self.number, self.chunk_items, self.cap = run, number, chunk_items, cap
+        self._open()
+
+    def _open(self) -> None:
+        self.count, self.pieces = 0, []
+        self.size = _envelope_bytes(self.run, self.number)  # "[]" included; +1 comma an item
+
+    def close(self) -> ChunkSpan:
+        span = ChunkSpan(self.run, self.number, self.count, self.size, tuple(self.pieces))
+        self.number += 1
+        self._open()
+        return span
+
+    def take(self, batch: RecordBatch, start: int, stop: int) -> int:
+        """Add the longest prefix of records [start, stop) that fits; return where it ended."""
+        stop = min(stop, start + self.chunk_items - self.count)
+        fit = stop - start
+        added = batch.item_bytes(start, stop) + fit - (self.count == 0)
+        if self.size + added > self.cap:
+            fit, added = self._fitting(batch.item_sizes(start, stop))
+            if fit == 0 and self.count == 0:
+                line = batch.records(start, start + 1)[0].line
+                raise ValueError(
+                    f"line {line} alone makes a {self.size + added}-byte message, over "
+                    f"chunk_max_bytes={self.cap}; raise the limit"
+                )
+        if fit:
+            self.pieces.append((batch, start, start + fit))
+            self.count, self.size = self.count + fit, self.size + added
+        return start + fit
+
+    def _fitting(self, sizes: list[int]) -> tuple[int, int]:
+        """How many of `sizes` still fit and the bytes they add (or the first one's, if none)."""
+        added = 0
+        for n, item in enumerate(sizes):
+            more = item + (1 if self.count + n else 0)
+            if self.size + added + more > self.cap:
+                return n, added or more
+            added += more
+        return len(sizes), added
+
+
+def iter_chunk_spans(
+    batches: Iterable[RecordBatch],
+    *,
+    run: str,
+    chunk_items: int,
+    chunk_max_bytes: int,
+    first_chunk: int = 0,
+) -> Iterator[ChunkSpan]:
+    """Cut record batches into exactly the chunks `iter_chunks` cuts from the same records.
+
+    The fast path of chunking: sizes come from `batch.item_bytes` (arithmetic on line
+    lengths for a dense batch) instead of serializing, and no record is built; call
+    `span.to_chunk()` for the ones you send.
+
+    Raises:
+        ValueError: for non-positive limits, or a record that alone would overflow a message.
+    """
+    if chunk_items <= 0 or chunk_max_bytes <= 0:
+        raise ValueError("chunk_items and chunk_max_bytes must be positive")
+    cutter = _SpanCutter(run, first_chunk, chunk_items, chunk_max_bytes)
+    for batch in batches:
+        start, stop = 0, len(batch)
+        while start < stop:
+            start = cutter.take(batch, start, stop)
+            if cutter.count == chunk_items or start < stop:
+                yield cutter.close()
+    if cutter.count:
+        yield cutter.close()

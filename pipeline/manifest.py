@@ -6,7 +6,11 @@ decompressed stream → items, from any restart point: the seam a resumable read
 `manifest_lines` / `manifest_json_array` (lines / array elements with exact byte offsets),
 `manifest_parse` (one line → a record or an error) and `manifest_inventory` (S3 Inventory
 manifest.json → its parts). The format is sniffed from the first decompressed bytes, never
-trusted from the name.
+trusted from the name (`manifest_format`).
+
+Two ways to read, same records: iterate (one `ManifestRecord`/`ManifestLineError` at a time,
+`position` after each), or `iter_batches()` (a read block at a time: `manifest_batch`,
+`manifest_dense`), the fast path `scan` and Split use with `chunking.iter_chunk_spans`.
 
 A bad line is yielded as a `ManifestLineError` and the stream goes on; a stream that breaks
 (truncated or corrupt gzip) raises `ManifestReadError` after every record before the break.
@@ -14,13 +18,14 @@ A bad line is yielded as a `ManifestLineError` and the stream goes on; a stream 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
 from pipeline.failures import ManifestLineError, ManifestReadError
+from pipeline.manifest_batch import RecordBatch
 from pipeline.manifest_inventory import parse_inventory, part_source, read_bounded
 from pipeline.manifest_parse import CsvLayout, ManifestRecord
 from pipeline.manifest_source import S3_SCHEME, DecodedStream, open_decoded, source_size
@@ -52,6 +57,7 @@ __all__ = [
     "ManifestReader",
     "ManifestRecord",
     "Position",
+    "RecordBatch",
     "RecordReader",
     "iter_manifest",
     "iter_records_from_stream",
@@ -62,8 +68,9 @@ __all__ = [
 class ManifestReader:
     """Stream one manifest, with the counters a progress display and `scan` need.
 
-    Iterate it once. `position` after any item is where a resumed reader starts;
-    `compressed_bytes`/`uncompressed_bytes`/`lines_read` grow as it reads.
+    Iterate it once, by items or by `iter_batches()`. `position` after any item (or batch) is
+    where a resumed reader starts; `compressed_bytes`/`uncompressed_bytes`/`lines_read` grow as
+    it reads.
     """
 
     def __init__(
@@ -113,18 +120,31 @@ class ManifestReader:
         return self._reader.position
 
     def __iter__(self) -> Iterator[Item]:
+        return self._iterate(iter)
+
+    def iter_batches(self) -> Iterator[RecordBatch]:
+        """Yield the same records and line errors as iteration, a read block at a time.
+
+        See `RecordReader.iter_batches`; feed them to `pipeline.chunking.iter_chunk_spans`.
+        """
+        return self._iterate(RecordReader.iter_batches)
+
+    def _iterate(self, each: Callable[[RecordReader], Iterator[Any]]) -> Iterator[Any]:
+        """Open, sniff and read every part with `each` (items, or batches of them)."""
         self._stream = open_decoded(self.source, client=self._client)
         head = _read_head(self._stream)
         self.format = sniff_format(head)
         if self.format is ManifestFormat.INVENTORY:
-            yield from self._iter_inventory(head)
+            yield from self._iter_inventory(head, each)
             return
         self._reader = RecordReader(
             self._stream, self.format, head=head, max_line_bytes=self._max_line_bytes
         )
-        yield from self._reader
+        yield from each(self._reader)
 
-    def _iter_inventory(self, head: bytes) -> Iterator[Item]:
+    def _iter_inventory(
+        self, head: bytes, each: Callable[[RecordReader], Iterator[Any]]
+    ) -> Iterator[Any]:
         assert self._stream is not None  # set by __iter__
         inventory = parse_inventory(read_bounded(head, self._stream.read))
         self._finish_part()
@@ -140,7 +160,7 @@ class ManifestReader:
                 max_line_bytes=self._max_line_bytes,
                 part=part,
             )
-            yield from self._reader
+            yield from each(self._reader)
             self._finish_part()
 
     def _finish_part(self) -> None:

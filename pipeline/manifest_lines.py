@@ -9,6 +9,7 @@ runs ahead of the line it hands out (FACTS.md, resuming gzip).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import BinaryIO
 
 DEFAULT_MAX_LINE_BYTES = 64 * 1024
@@ -33,7 +34,7 @@ class HeadStream:
         if self.offset != 0:
             return
         while len(self._head) < len(BOM):  # a short read must not hide a BOM
-            more = self._stream.read(BLOCK_BYTES)
+            more = self._stream.read(len(BOM) - len(self._head))
             if not more:
                 break
             self._head += more
@@ -90,3 +91,68 @@ class LineSplitter:
         if skipped or pending:
             self.end = offset + (skipped or len(pending))
             yield None if skipped else pending
+
+    def iter_runs(self, block_bytes: int = BLOCK_BYTES) -> Iterator[LineRun]:
+        """Iterate the same lines as `iter(self)`, a read block's worth at a time.
+
+        The fast path of `RecordReader.iter_batches`: a run that carries `data` (its lines,
+        each with its newline, as one bytes object) can be checked and measured whole by C
+        string methods instead of line by line. A line that straddles two reads comes alone,
+        without `data`. Lines in `data` are handed on whatever their length (they are in
+        memory already); a longer-than-limit line straddling reads is None, never held.
+        """
+        self._source.skip_bom()
+        read, limit = self._source.read, self._limit
+        offset, pending, skipped = self._source.offset, b"", 0
+        while block := read(block_bytes):
+            first = block.find(b"\n")
+            if first < 0:
+                if skipped:
+                    skipped += len(block)
+                else:
+                    pending += block
+                    if len(pending) > limit:
+                        skipped, pending = len(pending), b""
+                continue
+            line: bytes | None = None if skipped else pending + block[:first]
+            length = skipped + first if skipped else len(line)  # type: ignore[arg-type]
+            start, offset = offset, offset + length + 1
+            self.end = offset
+            yield LineRun(start, offset, None, line)
+            last = block.rfind(b"\n")
+            if last > first:
+                data = block[first + 1 : last + 1]
+                start, offset = offset, offset + len(data)
+                self.end = offset
+                yield LineRun(start, offset, data)
+            pending, skipped = block[last + 1 :], 0
+            if len(pending) > limit:
+                skipped, pending = len(pending), b""
+        if skipped or pending:
+            self.end = offset + (skipped or len(pending))
+            yield LineRun(offset, self.end, None, None if skipped else pending)
+
+
+@dataclass(frozen=True, slots=True)
+class LineRun:
+    """Consecutive lines of one read block, as `LineSplitter.iter_runs` yields them.
+
+    Attributes:
+        start: Uncompressed offset of the first line.
+        end: Offset just past the last line (its newline included, when it has one).
+        data: The lines, each with its newline, when they came whole from one read.
+        line: Otherwise the run's one line, without newline; None when over-long, read past.
+    """
+
+    start: int
+    end: int
+    data: bytes | None
+    line: bytes | None = None
+
+    def lines(self) -> list[bytes | None]:
+        """The lines without their newlines (a dense check splits `data` its own way)."""
+        if self.data is None:
+            return [self.line]
+        lines: list[bytes | None] = self.data.split(b"\n")  # type: ignore[assignment]
+        lines.pop()
+        return lines

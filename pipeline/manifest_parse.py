@@ -118,7 +118,7 @@ def _unpercent(match: re.Match[str]) -> str:
     return bytes.fromhex(match.group().replace("%", "")).decode()
 
 
-def _decode_key(key: str, line: int) -> str | ManifestLineError:
+def decode_key(key: str, line: int) -> str | ManifestLineError:
     """`urllib.parse.unquote_plus` with strict UTF-8, 1.2-2x faster on the hot path."""
     if "+" in key:
         key = key.replace("+", " ")
@@ -139,7 +139,7 @@ def decode_line(raw: bytes, line: int) -> str | ManifestLineError:
 
 
 def _parse_batch_fields(fields: list[str], line: int) -> ManifestRecord | ManifestLineError:
-    key = _decode_key(fields[1], line)
+    key = decode_key(fields[1], line)
     if isinstance(key, ManifestLineError):
         return key
     return _record(line, fields[0], key, fields[2] if len(fields) == _BATCH_MAX_FIELDS else None)
@@ -176,7 +176,7 @@ def _parse_columns(
         return record
     key = fields[layout.key_col]
     if layout.is_key_encoded:
-        key = _decode_key(key, line)
+        key = decode_key(key, line)
         if isinstance(key, ManifestLineError):
             return key
     return _record(line, fields[layout.bucket_col], key, version)

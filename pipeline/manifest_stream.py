@@ -4,6 +4,7 @@ This is the seam between reading bytes (local file, S3, gzip, a resumable zran r
 parsing them: give `RecordReader` a binary stream, a format and where it starts (line number,
 uncompressed offset, CSV layout) and it yields records and line errors in constant memory. After
 any item, `reader.position` says where a later reader should start to continue right after it.
+`iter_batches()` yields the same items a read block at a time (see `pipeline.manifest_batch`).
 Knows nothing of gzip, S3 or smart_open.
 """
 
@@ -11,14 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import BinaryIO
 
 import orjson
 
 from pipeline.failures import ManifestLineError, ManifestReadError
+from pipeline.manifest_batch import MAX_DENSE_BUCKETS, DenseBatch, RecordBatch, group_items
+from pipeline.manifest_dense import DenseShape, dense_csv_batch, dense_jsonl_batch
+from pipeline.manifest_format import ManifestFormat, sniff_format
 from pipeline.manifest_json_array import ArraySplitter
-from pipeline.manifest_lines import BOM, DEFAULT_MAX_LINE_BYTES, HeadStream, LineSplitter
+from pipeline.manifest_lines import (
+    BLOCK_BYTES,
+    DEFAULT_MAX_LINE_BYTES,
+    HeadStream,
+    LineRun,
+    LineSplitter,
+)
 from pipeline.manifest_parse import (
     CsvKind,
     CsvLayout,
@@ -28,18 +37,19 @@ from pipeline.manifest_parse import (
     parse_json_value,
 )
 
+__all__ = [  # ManifestFormat and sniff_format moved to manifest_format; importable here still
+    "SNIFF_BYTES",
+    "Item",
+    "ManifestFormat",
+    "Position",
+    "RecordReader",
+    "iter_records_from_stream",
+    "sniff_format",
+]
+
 SNIFF_BYTES = 64 * 1024
 
 Item = ManifestRecord | ManifestLineError
-
-
-class ManifestFormat(StrEnum):
-    """The manifest formats of DESIGN.md, as sniffed from the first decompressed bytes."""
-
-    CSV = "csv"
-    JSON_LINES = "jsonl"
-    JSON_ARRAY = "json"
-    INVENTORY = "inventory"  # an S3 Inventory manifest.json: a list of gzip CSV parts
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,26 +70,6 @@ class Position:
     layout: CsvLayout | None = None
 
 
-def sniff_format(head: bytes) -> ManifestFormat:
-    """Tell the format from the first decompressed bytes, never from the name.
-
-    `[` starts a JSON array, `{` JSON Lines, unless the first object (or, pretty-printed, the
-    head) carries an S3 Inventory `fileSchema`; anything else is CSV.
-    """
-    text = head.removeprefix(BOM).lstrip()
-    if text.startswith(b"["):
-        return ManifestFormat.JSON_ARRAY
-    if not text.startswith(b"{"):
-        return ManifestFormat.CSV
-    try:
-        first = orjson.loads(text.split(b"\n", 1)[0])
-    except orjson.JSONDecodeError:
-        is_inventory = b'"fileSchema"' in text
-    else:
-        is_inventory = isinstance(first, dict) and "fileSchema" in first
-    return ManifestFormat.INVENTORY if is_inventory else ManifestFormat.JSON_LINES
-
-
 class RecordReader:
     """Iterate one decompressed manifest stream; see the module docstring.
 
@@ -92,6 +82,7 @@ class RecordReader:
         max_line_bytes: Longer lines become `LineTooLong` failures, read past in constant memory.
         part: Reported back in `position`.
         head: Bytes already read from `stream` (for sniffing) that logically come first.
+        block_bytes: Read size of the line formats (tests use small ones to cross blocks).
     """
 
     def __init__(
@@ -105,16 +96,19 @@ class RecordReader:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         part: int = 0,
         head: bytes = b"",
+        block_bytes: int = BLOCK_BYTES,
     ) -> None:
         if fmt is ManifestFormat.INVENTORY:
             raise ValueError("an Inventory manifest.json lists parts; read it with iter_manifest")
         self._fmt = fmt
         self._max_line_bytes, self._part, self._layout = max_line_bytes, part, layout
-        self._first_line = first_line
+        self._first_line, self._block_bytes = first_line, block_bytes
         self._next_line, self._next_offset = first_line, start_offset
         self._line_after = first_line
         self._source = HeadStream(head, stream, start_offset=start_offset)
         self._lines = LineSplitter(self._source, max_line_bytes=max_line_bytes)
+        self._buckets: list[bytes] = []  # validated buckets the dense checks try
+        self._bucket_names: set[str] = set()
 
     @property
     def position(self) -> Position:
@@ -132,23 +126,133 @@ class RecordReader:
         return max(self._line_after, self._next_line) - self._first_line
 
     def __iter__(self) -> Iterator[Item]:
-        items = self._iter_json_array() if self._fmt is ManifestFormat.JSON_ARRAY else None
-        if items is None:
-            lines = iter(self._lines)
-            is_csv = self._fmt is ManifestFormat.CSV
-            items = self._iter_csv(lines) if is_csv else self._iter_json_lines(lines)
+        if self._fmt is ManifestFormat.JSON_ARRAY:
+            items = self._iter_json_array()
+        else:
+            items = self._iter_line_items()
         try:
             yield from items
         except ManifestReadError as exc:
-            if exc.line is not None:
+            located = self._located(exc)
+            if located is exc:
                 raise
-            line = self._line_after
-            raise ManifestReadError(
-                f"{exc.message} while reading line {line}; every line before it was read",
-                error=exc.error,
-                line=line,
-                compressed_offset=exc.compressed_offset,
-            ) from exc
+            raise located from exc
+
+    def _located(self, exc: ManifestReadError) -> ManifestReadError:
+        """The error with the line at which the stream broke, if it does not say already."""
+        if exc.line is not None:
+            return exc
+        line = self._line_after
+        return ManifestReadError(
+            f"{exc.message} while reading line {line}; every line before it was read",
+            error=exc.error,
+            line=line,
+            compressed_offset=exc.compressed_offset,
+        )
+
+    def iter_batches(self) -> Iterator[RecordBatch]:
+        """Yield the same records and line errors as iteration, a read block at a time.
+
+        The fast path (see `pipeline.manifest_batch`): a block proved to be one plain shape
+        becomes a `DenseBatch` without a Python object per line; any other block is parsed line
+        by line into a `ListedBatch`. `position` is exact after each batch; inside a batch,
+        `batch.resume_after(i)` gives the restart point after record i. Use either this or
+        iteration on one reader, not both.
+        """
+        try:
+            if self._fmt is ManifestFormat.JSON_ARRAY:
+                yield from group_items(self._iter_json_array(), self._resume_point, self._part)
+                return
+            for run in self._lines.iter_runs(self._block_bytes):
+                dense = self._dense(run)
+                if dense is None:
+                    yield from group_items(self._run_items(run), self._resume_point, self._part)
+                    continue
+                self._line_after = dense.end_line
+                self._next_line, self._next_offset = dense.end_line, dense.end_offset
+                yield dense
+        except ManifestReadError as exc:
+            located = self._located(exc)
+            if located is exc:
+                raise
+            raise located from exc
+
+    def _resume_point(self) -> tuple[int, int]:
+        """(line, offset) of `position`, without building one."""
+        return self._next_line, self._next_offset
+
+    def _iter_line_items(self) -> Iterator[Item]:
+        """Yield line items one by one; proved-plain blocks skip the per-line parser."""
+        for run in self._lines.iter_runs(self._block_bytes):
+            dense = self._dense(run)
+            if dense is None:
+                yield from self._run_items(run)
+                continue
+            line, offset, extra = dense.first_line, dense.start_offset, dense.line_extra
+            for record, length in zip(dense.records(0, len(dense)), dense.lengths, strict=True):
+                line, offset = line + 1, offset + length + extra
+                self._next_line, self._next_offset = line, offset
+                yield record
+            self._line_after = dense.end_line
+
+    def _dense(self, run: LineRun) -> DenseBatch | None:
+        """The run as a `DenseBatch`, when it is proved plain; else None."""
+        if run.data is None or not self._buckets:
+            return None
+        shape = DenseShape(
+            self._line_after, run.start, self._buckets, self._max_line_bytes, self._part
+        )
+        if self._fmt is ManifestFormat.JSON_LINES:
+            return dense_jsonl_batch(run.data, shape)
+        if self._layout is not None and self._layout.kind is CsvKind.BATCH:
+            return dense_csv_batch(run.data, shape)
+        return None
+
+    def _run_items(self, run: LineRun) -> Iterator[Item]:
+        """Parse a run line by line, exactly as iteration does, keeping `position` exact."""
+        n, end = self._line_after - 1, run.start
+        try:
+            for raw in run.lines():
+                n += 1
+                end = run.end if run.data is None else end + len(raw) + 1  # type: ignore[arg-type]
+                item = self._line_item(raw, n)
+                if item is None:
+                    continue
+                if isinstance(item, ManifestRecord) and item.bucket not in self._bucket_names:
+                    self._learn_bucket(item.bucket)
+                self._next_line, self._next_offset = n + 1, end
+                yield item
+        finally:
+            self._line_after = n + 1
+
+    def _line_item(self, raw: bytes | None, n: int) -> Item | None:
+        """Line `n` as a record or an error; None for a blank line or the header row."""
+        if raw is None or len(raw) > self._max_line_bytes:
+            return self._too_long(n)
+        if not raw or raw.isspace():
+            return None
+        if self._fmt is ManifestFormat.JSON_LINES:
+            try:
+                return parse_json_value(orjson.loads(raw), n)
+            except orjson.JSONDecodeError as exc:
+                return _bad_json_line(raw, n, exc)
+        return self._csv_item(raw, n)
+
+    def _csv_item(self, raw: bytes, n: int) -> Item | None:
+        """A non-blank CSV line as a record or an error; None for the header row."""
+        try:
+            text = raw.decode().removesuffix("\r")
+        except UnicodeDecodeError as exc:
+            return _not_utf8(n, exc)
+        if self._layout is None and self._detect_layout(text, n):
+            return None
+        return parse_csv_row(text, n, self._layout)  # type: ignore[arg-type]
+
+    def _learn_bucket(self, bucket: str) -> None:
+        """Remember a validated bucket, so the next blocks naming it can be dense."""
+        if len(self._buckets) < MAX_DENSE_BUCKETS:
+            self._bucket_names.add(bucket)
+            self._buckets.append(bucket.encode())
 
     def _too_long(self, line: int) -> ManifestLineError:
         return ManifestLineError(
@@ -158,29 +262,6 @@ class RecordReader:
             line=line,
         )
 
-    def _iter_csv(self, lines: Iterator[bytes | None]) -> Iterator[Item]:
-        n = self._next_line - 1
-        try:
-            for raw in lines:
-                n += 1
-                if raw is None:
-                    item: Item = self._too_long(n)
-                elif not raw or raw.isspace():
-                    continue
-                else:
-                    try:
-                        text = raw.decode().removesuffix("\r")
-                    except UnicodeDecodeError as exc:
-                        item = _not_utf8(n, exc)
-                    else:
-                        if self._layout is None and self._detect_layout(text, n):
-                            continue
-                        item = parse_csv_row(text, n, self._layout)  # type: ignore[arg-type]
-                self._next_line, self._next_offset = n + 1, self._lines.end
-                yield item
-        finally:
-            self._line_after = n + 1
-
     def _detect_layout(self, text: str, line: int) -> bool:
         """Set the layout from the first non-blank line; True when that line is a header."""
         layout = detect_csv_layout(text, line)
@@ -188,26 +269,6 @@ class RecordReader:
             raise ManifestReadError(layout.message, error=layout.error, line=line)
         self._layout = layout
         return layout.kind is CsvKind.HEADER
-
-    def _iter_json_lines(self, lines: Iterator[bytes | None]) -> Iterator[Item]:
-        n = self._next_line - 1
-        loads, decode_error = orjson.loads, orjson.JSONDecodeError
-        try:
-            for raw in lines:
-                n += 1
-                if raw is None:
-                    item: Item = self._too_long(n)
-                elif not raw or raw.isspace():
-                    continue
-                else:
-                    try:
-                        item = parse_json_value(loads(raw), n)
-                    except decode_error as exc:
-                        item = _bad_json_line(raw, n, exc)
-                self._next_line, self._next_offset = n + 1, self._lines.end
-                yield item
-        finally:
-            self._line_after = n + 1
 
     def _iter_json_array(self) -> Iterator[Item]:
         """Yield array elements; element number (index + 1) is the line identity."""

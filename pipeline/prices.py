@@ -44,8 +44,10 @@ invoke, result part, ledger — on the ImageNet sample mix: 64.9 per CPU-second 
 latency (benchmarks/worker.py, 2026-11-26; 63-70 over four runs; BENCHMARKS.md "Classify
 worker"). The model alone does ~103: inference is two thirds of the bill."""
 SPLIT_LINES_PER_S = 210_000.0
-"""MEASURED: manifest lines per second one Split pass turns into chunks (BENCHMARKS.md
-"Manifest scan": `lambdaflow scan` runs the same reader and chunker)."""
+"""MEASURED: manifest lines per second one Split pass turns into chunks with the per-line reader
+and `iter_chunks` it uses today (BENCHMARKS.md "Manifest scan", history: 0.21 M lines/s). Scan's
+block fast path runs 1.8-2.5 M lines/s; a Split on it would then be bound by its sequential
+SendMessageBatch calls (~40/s x 5,000 lines), about this same rate (see "The billion-line plan")."""
 SPLIT_PASS_S = 720.0
 """One Split invocation's time budget (~12 minutes), i.e. one state-machine loop."""
 

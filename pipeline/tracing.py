@@ -9,6 +9,11 @@ no allocation, no SDK call. `MemoryRecorder` is the fake for unit tests.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
@@ -130,6 +135,16 @@ class Tracer:
         return Span(self._recorder, name, annotations, metadata)
 
 
+def _is_not_missing_segment_noise(record: logging.LogRecord) -> bool:
+    """Drop the SDK's per-call warning for a call made outside any segment.
+
+    With boto3 patched, every AWS call on a thread without a segment (the fetch pool's S3 GETs,
+    timed by `StageClock` instead) makes the SDK log this at WARNING even with
+    ``context_missing="IGNORE_ERROR"``: a thousand lines per chunk that say nothing.
+    """
+    return not str(record.msg).startswith("No segment found, cannot begin subsegment")
+
+
 def xray_tracer(
     *, is_enabled: bool, patch_sdk: bool = True, daemon_address: str | None = None
 ) -> Tracer:
@@ -143,10 +158,19 @@ def xray_tracer(
         return Tracer(None)
     from aws_xray_sdk.core import patch, xray_recorder  # noqa: PLC0415  # lazy: only when on
 
-    options: dict[str, Any] = {"context_missing": "IGNORE_ERROR"}
+    # sampling=False: segments we open are always recorded. On Lambda the service decides (the
+    # facade segment) and this setting is not consulted; locally it keeps the SDK's sampler
+    # from polling the daemon's TCP sampling endpoint, which the UDP stand-in does not serve.
+    xray_recorder.configure(context_missing="IGNORE_ERROR", sampling=False)
     if daemon_address:
-        options["daemon_address"] = daemon_address  # else AWS_XRAY_DAEMON_ADDRESS / default
-    xray_recorder.configure(**options)
+        # The SDK's setters let AWS_XRAY_DAEMON_ADDRESS win over any address given in code (it
+        # is Lambda's contract); an explicit address here must win, so set it directly.
+        host, _, port = daemon_address.rpartition(":")
+        emitter = xray_recorder.emitter
+        emitter._ip, emitter._port = host, int(port)  # see above
+    sdk_logger = logging.getLogger("aws_xray_sdk.core.recorder")
+    if _is_not_missing_segment_noise not in sdk_logger.filters:
+        sdk_logger.addFilter(_is_not_missing_segment_noise)
     if patch_sdk:
         patch(("botocore",))
     return Tracer(xray_recorder)
@@ -212,3 +236,75 @@ class MemoryRecorder:
     def end_subsegment(self) -> None:
         """Close the innermost open span."""
         self._open.pop().is_closed = True
+
+
+class _Invocation:
+    """A root segment around one local invocation; see `invocation`."""
+
+    __slots__ = ("_name", "_recorder")
+
+    def __init__(self, recorder: Any, name: str) -> None:
+        self._recorder = recorder
+        self._name = name
+
+    def __enter__(self) -> None:
+        # sampling=1: every local invocation is traced (the SDK's default rule keeps only one
+        # trace a second, and a local run wants them all; on AWS the service decides).
+        self._recorder.begin_segment(self._name, sampling=1)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._recorder.end_segment()
+
+
+def invocation(name: str) -> _Invocation | _NoopSpan:
+    """A root segment named `name` around one invocation, for the local stack only.
+
+    On Lambda the service opens the function's segment and the SDK adds subsegments to it; the
+    local runtime has no such service, so it wraps each handler call in this. With tracing off
+    (or a recorder that cannot open segments, like `MemoryRecorder`) it does nothing.
+    """
+    recorder = _active._recorder  # same module
+    if recorder is None or not hasattr(recorder, "begin_segment"):
+        return NOOP_SPAN
+    return _Invocation(recorder, name)
+
+
+class StageClock:
+    """Per-stage busy time and counts, summed across threads, for one span's metadata.
+
+    A chunk fetches and decodes its images on a thread pool: a subsegment per image would put
+    thousands of entries in one trace (X-Ray caps a segment document at 64 KB) and the SDK's
+    thread-local context does not follow pool threads anyway. Workers time each step here
+    instead, and the chunk span carries the sums: ``span.metadata("stages", clock.snapshot())``,
+    which `pipeline.traces` reads back as busy seconds per stage.
+    """
+
+    __slots__ = ("_counts", "_lock", "_seconds")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seconds: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
+
+    def add(self, stage: str, seconds: float, count: int = 1) -> None:
+        """Account `seconds` of work (and `count` items) to `stage`; thread-safe."""
+        with self._lock:
+            self._seconds[stage] = self._seconds.get(stage, 0.0) + seconds
+            self._counts[stage] = self._counts.get(stage, 0) + count
+
+    @contextlib.contextmanager
+    def measure(self, stage: str) -> Iterator[None]:
+        """Time the body as one item of `stage` (counted even when it raises)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(stage, time.perf_counter() - started)
+
+    def snapshot(self) -> dict[str, dict[str, float | int]]:
+        """``{stage: {"s": busy_seconds, "n": items}}`` — a few bytes per stage, any chunk size."""
+        with self._lock:
+            return {
+                stage: {"s": round(seconds, 6), "n": self._counts[stage]}
+                for stage, seconds in self._seconds.items()
+            }

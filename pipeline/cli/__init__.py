@@ -11,6 +11,7 @@ from pipeline.cli import demo as _demo  # noqa: F401  # registers its command
 from pipeline.cli import results as _results  # noqa: F401  # registers results + failures
 from pipeline.cli import run as _run  # noqa: F401  # registers its command
 from pipeline.cli import scan as _scan  # noqa: F401  # registers its command
+from pipeline.cli import traces as _traces  # noqa: F401  # registers its command
 from pipeline.cli import up as _up  # noqa: F401  # registers its command
 from pipeline.cli import version as _version  # noqa: F401  # registers its command
 from pipeline.cli.app import app

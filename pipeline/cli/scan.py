@@ -1,6 +1,7 @@
 """`lambdaflow scan SOURCE [--json]`: dry-run a manifest and say what a run would do and cost.
 
-Streams the manifest exactly as Split will (same reader, same chunking), counting lines,
+Streams the manifest exactly as Split will (same reader, same chunk cuts: the batch fast path
+`ManifestReader.iter_batches` → `iter_chunk_spans` cuts what `iter_chunks` cuts), counting lines,
 records, failures by error code with the first line numbers, bytes, speed, peak memory and
 chunks, and estimates the AWS cost. Exit 0 when the manifest was read to its end (bad lines are
 data), 1 with one line on stderr when it could not be.
@@ -21,12 +22,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from pipeline.chunking import iter_chunks
+from pipeline.chunking import iter_chunk_spans
 from pipeline.cli.app import app
 from pipeline.config import Settings
 from pipeline.cost import CostEstimate, estimate_cost, sqs_units
 from pipeline.failures import ConfigError, ManifestLineError, ManifestReadError
-from pipeline.manifest import Item, ManifestReader, ManifestRecord
+from pipeline.manifest import ManifestReader, RecordBatch
 
 EXAMPLES_PER_ERROR = 5
 PROGRESS_EVERY_CHUNKS = 16
@@ -83,13 +84,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _records(items: Iterator[Item], report: ScanReport) -> Iterator[ManifestRecord]:
-    """Pass records on to chunking and tally failures."""
-    for item in items:
-        if isinstance(item, ManifestRecord):
-            yield item
-        else:
-            report.count_failure(item)
+def _batches(batches: Iterator[RecordBatch], report: ScanReport) -> Iterator[RecordBatch]:
+    """Pass record batches on to chunking and tally their failures."""
+    for batch in batches:
+        for failure in batch.failures:
+            report.count_failure(failure)
+        yield batch
 
 
 def scan_manifest(
@@ -100,16 +100,16 @@ def scan_manifest(
     started = time.perf_counter()
     reader = ManifestReader(source, client=client, max_line_bytes=settings.max_line_bytes)
     try:
-        chunks = iter_chunks(
-            _records(iter(reader), report),
+        chunks = iter_chunk_spans(
+            _batches(reader.iter_batches(), report),
             run=SCAN_RUN_ID,
             chunk_items=settings.chunk_items,
             chunk_max_bytes=settings.chunk_max_bytes,
         )
         for chunk in chunks:
             report.chunks += 1
-            report.records += len(chunk.items)
-            report.chunk_sqs_units += sqs_units(len(orjson.dumps(chunk.to_message())))
+            report.records += chunk.count
+            report.chunk_sqs_units += sqs_units(chunk.message_bytes)
             if tick is not None and report.chunks % PROGRESS_EVERY_CHUNKS == 0:
                 tick(reader)
         report.complete = True

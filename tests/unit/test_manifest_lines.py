@@ -61,3 +61,37 @@ def test_end_offsets_and_long_lines():
 def test_bom_only_stripped_at_offset_zero():
     stream = HeadStream(b"", io.BytesIO(b"\xef\xbb\xbfab\n"), start_offset=10)
     assert list(LineSplitter(stream)) == [b"\xef\xbb\xbfab"]
+
+
+def runs(data: bytes, step: int, limit: int, head: int, block: int) -> list:
+    """`iter_runs` flattened to (line or None when over `limit`, offset past it)."""
+    splitter = LineSplitter(
+        HeadStream(data[:head], Trickle(data[head:], step)), max_line_bytes=limit
+    )
+    out = []
+    for run in splitter.iter_runs(block):
+        offset = run.start
+        if run.data is not None:
+            assert run.data == b"".join(line + b"\n" for line in run.lines())
+        for line in run.lines():
+            offset = run.end if line is None else offset + len(line) + 1
+            out.append((None if line is None or len(line) > limit else line, min(offset, run.end)))
+        assert offset in (run.end, run.end + 1)  # +1: the last line had no newline
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.lists(
+        st.sampled_from([b"a", b"bb", b"\n", b"\r\n", b"x" * 30, b"\xef\xbb\xbf"]), max_size=40
+    ).map(b"".join),
+    step=st.integers(1, 64),
+    limit=st.integers(0, 40),
+    head=st.integers(0, 10),
+    block=st.integers(1, 64),
+)
+def test_line_runs_hold_the_same_lines_and_offsets_as_line_iteration(
+    data, step, limit, head, block
+):
+    head = min(head, len(data))
+    assert runs(data, step, limit, head, block) == reference(data, limit)

@@ -1,0 +1,205 @@
+"""Prove a block of manifest lines to be one plain shape, with C-speed byte operations.
+
+The checks behind `DenseBatch` (see `pipeline.manifest_batch` for why): each takes the bytes
+of whole newline-terminated lines and returns a batch only when every line is one the
+reference parser (`pipeline.manifest_parse`) would turn into a record verbatim, so the two
+paths can never disagree; otherwise None, and the caller parses line by line. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pipeline.manifest_batch import DenseBatch
+from pipeline.manifest_parse import decode_key
+
+
+def _ordinary(special: bytes) -> bytes:
+    r"""Bytes that carry no structure: printable ASCII but `special`, and all non-ASCII.
+
+    Deleting them with `bytes.translate` leaves a line's skeleton. Control bytes, DEL, `"`
+    and `\\` are never ordinary: they would need JSON escaping, so a line holding one takes the
+    reference path and the chunk-size arithmetic below stays exact.
+    """
+    excluded = set(special) | set(b'"\\')
+    printable = set(range(ord(" "), ord("~") + 1)) - excluded
+    return bytes(b for b in range(256) if b in printable or not chr(b).isascii())
+
+
+_CSV_ORDINARY = _ordinary(b",")
+_CSV_SKELETON, _CSV_SKELETON_CRLF = b",\n", b",\r\n"
+_CSV_ITEM_DELTA = 7
+"""`[line,"b","k"]` is the row `b,k` (len - 1 comma) + brackets, 4 quotes, 2 commas + digits."""
+_JSONL_ORDINARY = _ordinary(b"{}:,")
+_JSONL_SKELETON = b'{"":"","":""}\n'
+_JSONL_END, _JSONL_EMPTY_KEY = b'"}\n', b'","key":""}'
+_JSONL_PREFIX_BYTES = len('{"bucket":"","key":"')
+_JSONL_ITEM_DELTA = 8 - _JSONL_PREFIX_BYTES
+"""A row `{"bucket":"b","key":"k` is b + k + 20 bytes; its item `[n,"b","k"]` b + k + 8."""
+_ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}")
+_HARD_ESCAPE = re.compile(rb"%(?:[0189A-Fa-f][0-9A-Fa-f]|22|5[Cc]|7[Ff])")
+"""Escapes whose byte is not plain ASCII in JSON: control, `"`, `\\`, DEL, or non-ASCII."""
+
+
+@dataclass(frozen=True, slots=True)
+class DenseShape:
+    """What a dense check needs besides the block: where it sits and what is already known."""
+
+    first_line: int
+    start_offset: int
+    buckets: Sequence[bytes]
+    max_line_bytes: int
+    part: int = 0
+
+    def batch(self, data: bytes, rows: list[bytes], form: _Form) -> DenseBatch | None:
+        """The batch, unless a line is over the length limit (it must become a failure).
+
+        A row no longer than `form.min_row_bytes` may be `bucket,` with an empty key: then
+        `form.empty_key` is searched for (a slow multi-byte search, so only when needed).
+        """
+        lengths = list(map(len, rows))
+        if max(lengths) + form.line_extra - 1 > self.max_line_bytes:
+            return None
+        shortest = max(map(len, self.buckets)) + form.min_row_bytes
+        if min(lengths) <= shortest and form.empty_key in data:
+            return None
+        return DenseBatch(
+            self.first_line,
+            self.start_offset,
+            rows,
+            lengths,
+            form.item_delta,
+            form.parse_row,
+            end_line=self.first_line + len(rows),
+            end_offset=self.start_offset + len(data),
+            line_extra=form.line_extra,
+            escaped=data if form.is_escaped else None,
+            part=self.part,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Form:
+    """How rows of one proved shape are measured and parsed."""
+
+    item_delta: int
+    parse_row: Callable[[bytes], tuple[str, str]]
+    line_extra: int
+    min_row_bytes: int  # a row of the bucket plus this many bytes has an empty key
+    empty_key: bytes
+    is_escaped: bool = False
+
+
+def _csv_row(row: bytes) -> tuple[str, str]:
+    bucket, key = row.decode().split(",")
+    return bucket, key
+
+
+def _csv_crlf_row(row: bytes) -> tuple[str, str]:
+    bucket, key = row[:-1].decode().split(",")
+    return bucket, key
+
+
+def _csv_encoded_row(row: bytes) -> tuple[str, str]:
+    bucket, key = row.decode().removesuffix("\r").split(",")
+    return bucket, decode_key(key, 0)  # type: ignore[return-value]  # proved decodable
+
+
+def _jsonl_row(row: bytes) -> tuple[str, str]:
+    parts = row.decode().split('"')
+    return parts[3], parts[7]
+
+
+def _is_utf8(data: bytes) -> bool:
+    if data.isascii():
+        return True
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _count_line_starts(data: bytes, prefix: bytes) -> int:
+    """How many lines of `data` (newline-terminated) start with `prefix`."""
+    return data.count(b"\n" + prefix) + data.startswith(prefix)
+
+
+def _all_start_with_a_bucket(data: bytes, n: int, buckets: Sequence[bytes], fmt: bytes) -> bool:
+    """True when each of the `n` lines starts with `fmt % bucket` for one of `buckets`.
+
+    A line can match one bucket only (`fmt` ends the bucket with a byte no bucket name holds),
+    so the counts add up to `n` exactly when every line matched; stop as soon as they do.
+    """
+    matched = 0
+    for bucket in buckets:
+        matched += _count_line_starts(data, fmt % bucket)
+        if matched == n:
+            return True
+    return False
+
+
+def _has_plain_escapes(data: bytes) -> bool:
+    """True when every `%` starts an escape of a plain ASCII byte.
+
+    Then each escape decodes to one byte that JSON writes as itself, so a key's item size is
+    its row length less 2 bytes an escape, and every run of escapes is valid UTF-8 (the
+    reference parser decodes each run on its own: `manifest_parse.decode_key`).
+    """
+    return len(_ESCAPE.findall(data)) == data.count(b"%") and _HARD_ESCAPE.search(data) is None
+
+
+def dense_csv_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
+    r"""A `DenseBatch` when every line is a `bucket,key` row with a simply encoded key.
+
+    Proof, for the `n` newline-terminated lines of `data`: what is left after deleting ordinary
+    bytes is exactly `",\n" * n`, or `",\r\n" * n` with a CR ending every line (one comma
+    a line; no quote, backslash, control byte or blank line), every line starts `bucket,` with
+    an already-validated bucket, no key is empty, the bytes are UTF-8, and every `%` is an
+    escape of a plain ASCII byte (`+` is a space: same length). Else None.
+    """
+    rows = data.split(b"\n")
+    rows.pop()
+    n, is_crlf = len(rows), b"\r" in data
+    skeleton = _CSV_SKELETON_CRLF if is_crlf else _CSV_SKELETON
+    if data.translate(None, _CSV_ORDINARY) != skeleton * n:
+        return None
+    if is_crlf and data.count(b"\r\n") != n:
+        return None
+    if not _all_start_with_a_bucket(data, n, shape.buckets, b"%b,") or not _is_utf8(data):
+        return None
+    is_escaped = b"%" in data
+    if is_escaped and not _has_plain_escapes(data):
+        return None
+    if is_escaped or b"+" in data:
+        parse = _csv_encoded_row
+    else:
+        parse = _csv_crlf_row if is_crlf else _csv_row
+    form = _Form(_CSV_ITEM_DELTA - is_crlf, parse, 1, 1 + is_crlf, skeleton, is_escaped)
+    return shape.batch(data, rows, form)
+
+
+_JSONL_FORM = _Form(_JSONL_ITEM_DELTA, _jsonl_row, 3, _JSONL_PREFIX_BYTES, _JSONL_EMPTY_KEY)
+
+
+def dense_jsonl_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
+    """A `DenseBatch` when every line is exactly `{"bucket":"B","key":"K"}` with plain strings.
+
+    Proof: splitting at `"}` + newline leaves one row a line (so each line ends so: its only
+    `}`); the skeleton left after deleting ordinary bytes is `{"":"","":""}` a line (no
+    backslash, so no escapes; no control byte); each line starts `{"bucket":"B","key":"` with a
+    validated bucket B; no key is empty; the bytes are UTF-8.
+    """
+    rows = data.split(_JSONL_END)
+    if rows.pop():
+        return None
+    n = len(rows)
+    if data.translate(None, _JSONL_ORDINARY) != _JSONL_SKELETON * n:
+        return None
+    if not _all_start_with_a_bucket(data, n, shape.buckets, b'{"bucket":"%b","key":"'):
+        return None
+    if not _is_utf8(data):
+        return None
+    return shape.batch(data, rows, _JSONL_FORM)

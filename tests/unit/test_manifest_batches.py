@@ -1,0 +1,481 @@
+"""The batch fast path yields exactly what the line-by-line reference parser yields.
+
+`RecordReader.iter_batches` (dense blocks proved by byte operations, the rest parsed line by
+line) and `iter_chunk_spans` (chunk sizes by arithmetic) are checked against an independent
+reference built here from `str.split` and the per-line parser, on generated manifests that mix
+plain rows with every irregularity the dense checks must refuse, over tiny read blocks so lines
+straddle blocks everywhere.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from urllib.parse import quote_plus
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.chunking import iter_chunk_spans, iter_chunks
+from pipeline.cli.scan import EXAMPLES_PER_ERROR, SCAN_RUN_ID, scan_manifest
+from pipeline.config import Settings
+from pipeline.cost import sqs_units
+from pipeline.failures import ManifestLineError, ManifestReadError
+from pipeline.manifest import (
+    ManifestFormat,
+    ManifestReader,
+    ManifestRecord,
+    RecordReader,
+    iter_manifest,
+)
+from pipeline.manifest_batch import DenseBatch, ListedBatch, digit_count_sum
+from pipeline.manifest_parse import detect_csv_layout, parse_csv_row, parse_json_value
+from pipeline.manifest_source import DecodedStream
+from tests.unit.manifest_helpers import as_tuple
+
+PROPS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+LIMIT = 120
+BUCKETS = [f"bkt-{i}" for i in range(10)]  # more than the dense checks try (8)
+
+plain_key = st.text(
+    st.characters(
+        blacklist_categories=("Cs", "Cc"), blacklist_characters=',%+"\\{}:\r\n\x7f\u2028\u2029'
+    ),
+    min_size=1,
+    max_size=30,
+)
+any_key = st.text(st.characters(blacklist_categories=("Cs",)), min_size=0, max_size=30)
+bucket = st.sampled_from(BUCKETS[:3]) | st.sampled_from(BUCKETS)
+
+CSV_ODD = [
+    b"",
+    b"  ",
+    b"\r",
+    b'"bkt-1","a,b"',
+    b"bkt-1,a%20b",
+    b"bkt-1,a+b",
+    b"bkt-1,%ff",
+    b"bkt-1,",
+    b",k",
+    b"bkt-1,k,v1",
+    b"bkt-1,k,",
+    b"bkt-1,k\r",
+    b"bkt-1,k,v,x",
+    b"bad",
+    b"\xff\xfe,k",
+    b"bkt-1,\xc3(",
+    b"b!d,k",
+    b" bkt-1,k",
+    b"!bkt-1,k",
+    b"xbkt-1,k",
+    b"bkt-1,tab\tkey",
+    b"bkt-1," + b"x" * 200,
+    b"s3://bkt-1/k",
+    b"bkt-1,a%2",
+    b"bkt-1,%%41",
+    b"bkt-1,a%0Ab",
+    b"bkt-1,a%22b",
+    b"bkt-1,a%5cb",
+    b"bkt-1,a%7Fb",
+    b"bkt-1,%C3%A9",
+    b"bkt-1,%C3",
+    b"bkt-1,%e2%82",
+    b"bkt-1,a+b%2Bc%2f%20",
+    b"bkt-1,k\rx",
+    b"bkt-1,\r",
+    b"bkt-1,\xc3\xa9+%41",
+]
+JSONL_ODD = [
+    b"",
+    b" ",
+    b'{"uri":"s3://bkt-1/x"}',
+    b"{oops}",
+    b"[1]",
+    b'"s3://bkt-1/y"',
+    b'{"bucket":"bkt-1","key":""}',
+    b' {"bucket":"bkt-1","key":"a"}',
+    b'{"bucket":"bkt-1","key":"a"} ',
+    b'{"bucket":"bkt-1","key":"a"}x',
+    b'x{"bucket":"bkt-1","key":"a"}',
+    b'{"bucket":"bkt-1","key":"a" }',
+    b'{"bucket":"!bkt-1","key":"a"}',
+    b'{"bucket":"bkt-1","key":"a","version_id":"v"}',
+    b'{"key":"a","bucket":"bkt-1"}',
+    b'{"bucket":"bkt-1","key":"a\\u0041"}',
+    b'{"bucket":"b!d","key":"a"}',
+    b'{"bucket":"bkt-1","kez":"a"}',
+    b'{"bucket":"bkt-1","key":"\xff"}',
+    b'{"bucket":"bkt-1","key":"' + b"y" * 200 + b'"}',
+    b'{"bucket":"bkt-1","key":"a"}\r',
+]
+
+
+def _csv_plain(b: str, k: str) -> bytes:
+    return f"{b},{k}".encode()
+
+
+def _csv_encoded(b: str, k: str) -> bytes:
+    return f"{b},{quote_plus(k, safe='/')}".encode()
+
+
+def _jsonl_plain(b: str, k: str) -> bytes:
+    return orjson.dumps({"bucket": b, "key": k})
+
+
+def _json_line(raw: bytes, n: int) -> tuple:
+    try:
+        return as_tuple(parse_json_value(orjson.loads(raw), n))
+    except orjson.JSONDecodeError:
+        try:
+            raw.decode()
+        except UnicodeDecodeError:
+            return ("err", n, "NotUtf8")
+        return ("err", n, "BadJson")
+
+
+def _reference(data: bytes, fmt: ManifestFormat, limit: int) -> list[tuple]:
+    """Items of a whole manifest, one line at a time, with no block or dense logic at all."""
+    lines = data.removeprefix(b"\xef\xbb\xbf").split(b"\n")
+    if not lines[-1]:
+        lines.pop()
+    out, layout = [], None
+    for n, raw in enumerate(lines, 1):
+        if len(raw) > limit:
+            out.append(("err", n, "LineTooLong"))
+        elif not raw or raw.isspace():
+            continue
+        elif fmt is ManifestFormat.JSON_LINES:
+            out.append(_json_line(raw, n))
+        else:
+            try:
+                text = raw.decode().removesuffix("\r")
+            except UnicodeDecodeError:
+                out.append(("err", n, "NotUtf8"))
+                continue
+            if layout is None:
+                layout = detect_csv_layout(text, n)
+                assert not isinstance(layout, ManifestLineError)
+            out.append(as_tuple(parse_csv_row(text, n, layout)))
+    return out
+
+
+def _manifest(draw, fmt: ManifestFormat) -> bytes:
+    plain, odd = (_csv_plain, CSV_ODD) if fmt is ManifestFormat.CSV else (_jsonl_plain, JSONL_ODD)
+    rows = [plain("bkt-1", "first")]
+    for _ in range(draw(st.integers(0, 60))):
+        kind = draw(st.integers(0, 9))
+        if kind < 7:  # mostly plain rows, so whole blocks can be dense
+            rows.append(plain(draw(bucket), draw(plain_key)))
+        elif kind < 9:
+            encoded = fmt is ManifestFormat.CSV and draw(st.booleans())
+            rows.append((_csv_encoded if encoded else plain)(draw(bucket), draw(any_key)))
+        else:
+            rows.append(draw(st.sampled_from(odd)))
+    bom = b"\xef\xbb\xbf" if draw(st.booleans()) else b""
+    eol = b"\r\n" if fmt is ManifestFormat.CSV and draw(st.booleans()) else b"\n"
+    return bom + eol.join(rows) + (eol if draw(st.booleans()) else b"")
+
+
+@st.composite
+def manifests(draw):
+    fmt = draw(st.sampled_from([ManifestFormat.CSV, ManifestFormat.JSON_LINES]))
+    return fmt, _manifest(draw, fmt), draw(st.integers(8, 400))
+
+
+def _batches(data: bytes, fmt: ManifestFormat, block: int) -> tuple[list, RecordReader]:
+    reader = RecordReader(io.BytesIO(data), fmt, max_line_bytes=LIMIT, block_bytes=block)
+    return list(reader.iter_batches()), reader
+
+
+def _assert_exact_sizes(batches) -> None:
+    for batch in batches:
+        items = batch.items(0, len(batch))
+        sizes = [len(orjson.dumps(item)) for item in items]
+        assert batch.item_sizes(0, len(batch)) == sizes
+        assert batch.item_bytes(0, len(batch)) == sum(sizes)
+        assert [batch.item_bytes(i, i + 1) for i in range(len(batch))] == sizes
+
+
+def _flatten(batches) -> list[tuple]:
+    items = [as_tuple(r) for b in batches for r in b.records(0, len(b))]
+    items += [as_tuple(f) for b in batches for f in b.failures]
+    return sorted(items, key=lambda t: t[1])
+
+
+@PROPS
+@given(case=manifests())
+def test_batches_and_items_equal_the_line_by_line_reference(case):
+    # GIVEN a manifest mixing plain rows and irregular ones, read in tiny blocks
+    fmt, data, block = case
+    # WHEN read as batches, and as items
+    batches, reader = _batches(data, fmt, block)
+    items = [as_tuple(i) for i in RecordReader(io.BytesIO(data), fmt, max_line_bytes=LIMIT)]
+    # THEN both equal the reference, and the batch reader ends where the item reader does
+    expected = _reference(data, fmt, LIMIT)
+    assert items == expected
+    assert _flatten(batches) == expected
+    full = RecordReader(io.BytesIO(data), fmt, max_line_bytes=LIMIT, block_bytes=block)
+    list(full)
+    assert (reader.position, reader.lines_read) == (full.position, full.lines_read)
+
+
+@PROPS
+@given(case=manifests())
+def test_batch_restart_points_and_item_sizes_match_the_item_reader(case):
+    # GIVEN the restart point the item reader reports after each record
+    fmt, data, block = case
+    item_reader = RecordReader(io.BytesIO(data), fmt, max_line_bytes=LIMIT, block_bytes=block)
+    expected = [
+        (
+            (item.line, item.bucket, item.key),
+            (item_reader.position.line, item_reader.position.offset),
+        )
+        for item in item_reader
+        if isinstance(item, ManifestRecord)
+    ]
+    # WHEN the same records come in batches
+    got, sizes = [], []
+    for batch in _batches(data, fmt, block)[0]:
+        for i, record in enumerate(batch.records(0, len(batch))):
+            got.append(((record.line, record.bucket, record.key), batch.resume_after(i)))
+        sizes += [
+            (batch.item_sizes(i, i + 1)[0], batch.item_bytes(i, i + 1), len(orjson.dumps(item)))
+            for i, item in enumerate(batch.items(0, len(batch)))
+        ]
+        assert batch.item_bytes(0, len(batch)) == sum(batch.item_sizes(0, len(batch)))
+    # THEN every record restarts at the same point, and every size is the serialized size
+    assert got == expected
+    assert all(a == b == c for a, b, c in sizes)
+
+
+@PROPS
+@given(case=manifests(), chunk_items=st.integers(1, 12), cap=st.integers(40, 700))
+def test_chunk_spans_cut_exactly_what_iter_chunks_cuts(case, chunk_items, cap):
+    # GIVEN the records of a manifest, as items and as batches
+    fmt, data, block = case
+    records = [
+        i
+        for i in RecordReader(io.BytesIO(data), fmt, max_line_bytes=LIMIT)
+        if isinstance(i, ManifestRecord)
+    ]
+    limits = {"run": "run-1", "chunk_items": chunk_items, "chunk_max_bytes": cap}
+    # WHEN both are cut into chunks
+    try:
+        expected = list(iter_chunks(records, **limits, first_chunk=3))
+    except ValueError as exc:
+        with pytest.raises(ValueError, match=str(exc).split(" alone")[0]):
+            list(iter_chunk_spans(_batches(data, fmt, block)[0], **limits, first_chunk=3))
+        return
+    spans = list(iter_chunk_spans(_batches(data, fmt, block)[0], **limits, first_chunk=3))
+    # THEN the cuts, the records, the messages and their sizes agree exactly
+    assert [s.to_chunk() for s in spans] == expected
+    for span, chunk in zip(spans, expected, strict=True):
+        message = chunk.to_message()
+        assert span.to_message() == message
+        assert span.message_bytes == len(orjson.dumps(message))
+        assert span.count == len(chunk.items)
+
+
+ODD_CASES = [(ManifestFormat.CSV, odd, eol) for odd in CSV_ODD for eol in (b"\n", b"\r\n")] + [
+    (ManifestFormat.JSON_LINES, odd, b"\n") for odd in JSONL_ODD
+]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "odd", "eol"), ODD_CASES, ids=[repr(o + e)[:40] for _, o, e in ODD_CASES]
+)
+def test_one_irregular_line_among_plain_ones_reads_as_the_reference_says(fmt, odd, eol):
+    # GIVEN plain (here: URL-encoded) rows around one irregular line, all in one read block
+    plain = _csv_encoded if fmt is ManifestFormat.CSV else _jsonl_plain
+    rows = [plain("bkt-1", f"dir/k {i}:x") for i in range(6)]
+    data = eol.join([*rows[:3], odd, *rows[3:]]) + eol
+    # WHEN read as batches
+    batches = _batches(data, fmt, 1 << 20)[0]
+    # THEN exactly the reference items and item sizes, whether the block went dense or not
+    assert _flatten(batches) == _reference(data, fmt, LIMIT)
+    _assert_exact_sizes(batches)
+
+
+def test_a_cr_inside_every_line_is_not_taken_for_crlf():
+    data = b"bkt-1,first\n" + b"".join(b"bkt-1,k%d\rx\n" % i for i in range(5))
+    batches = _batches(data, ManifestFormat.CSV, 1 << 20)[0]
+    assert _flatten(batches) == _reference(data, ManifestFormat.CSV, LIMIT)
+    _assert_exact_sizes(batches)
+
+
+def test_a_plain_manifest_is_read_in_dense_batches():
+    # GIVEN plain and URL-encoded CRLF Batch Operations CSVs, and a plain JSON Lines manifest
+    rows = [("bkt-1", f"photos/{i:05d}-é.jpg") for i in range(5000)]
+    ascii_rows = [("bkt-1", f"photos/{i:05d} (1)+.jpg") for i in range(5000)]
+    cases = [
+        (ManifestFormat.CSV, b"".join(_csv_plain(b, k) + b"\n" for b, k in rows), rows),
+        (
+            ManifestFormat.CSV,
+            b"".join(_csv_encoded(b, k) + b"\r\n" for b, k in ascii_rows),
+            ascii_rows,
+        ),
+        (ManifestFormat.JSON_LINES, b"".join(_jsonl_plain(b, k) + b"\n" for b, k in rows), rows),
+    ]
+    for fmt, data, expected in cases:
+        # WHEN read in 4 KiB blocks
+        batches, reader = _batches(data, fmt, 4096)
+        # THEN all but each block's first (straddling) line come dense, and nothing differs
+        dense = sum(len(b) for b in batches if isinstance(b, DenseBatch))
+        listed = sum(len(b) for b in batches if isinstance(b, ListedBatch))
+        assert dense + listed == len(expected)
+        assert dense > 0.95 * len(expected)
+        assert _flatten(batches) == [("ok", n, b, k, None) for n, (b, k) in enumerate(expected, 1)]
+        assert reader.position.offset == len(data)
+
+
+def test_a_broken_gzip_stream_yields_every_batch_before_the_break_then_the_same_error():
+    # GIVEN a gzip manifest cut in the middle
+    data = b"".join(b"bkt-1,photos/%06d.jpg\n" % i for i in range(200_000))
+    packed = gzip.compress(data)
+    cut = io.BytesIO(packed[: len(packed) // 2])
+
+    def read(batched: bool) -> tuple[list, ManifestReadError]:
+        stream = DecodedStream(io.BytesIO(cut.getvalue()), name="cut")
+        reader = RecordReader(stream, ManifestFormat.CSV)
+        out = []
+        with pytest.raises(ManifestReadError) as info:
+            if batched:
+                for batch in reader.iter_batches():
+                    out += [r.line for r in batch.records(0, len(batch))]
+            else:
+                out.extend(r.line for r in reader)
+        return out, info.value
+
+    # WHEN read as batches and as items / THEN the same lines, then the same located error
+    (by_batch, batch_error), (by_item, item_error) = read(True), read(False)
+    assert by_batch == by_item == list(range(1, len(by_item) + 1))
+    assert len(by_item) > 10_000
+    assert (batch_error.error, batch_error.line) == (item_error.error, item_error.line)
+    assert item_error.line == len(by_item) + 1
+
+
+def test_manifest_reader_batches_an_inventory_report_like_its_items(tmp_path):
+    # GIVEN an S3 Inventory report with two gzip CSV parts
+    (tmp_path / "data").mkdir()
+    for i in range(2):
+        rows = "".join(f'"bkt-1","k{i}-{n}","1"\n' for n in range(50))
+        (tmp_path / "data" / f"p{i}.csv.gz").write_bytes(gzip.compress(rows.encode()))
+    doc = {"fileFormat": "CSV", "fileSchema": "Bucket, Key, Size"}
+    doc["files"] = [{"key": f"data/p{i}.csv.gz"} for i in range(2)]
+    (tmp_path / "manifest.json").write_text(json.dumps(doc))
+    source = str(tmp_path / "manifest.json")
+    # WHEN read both ways / THEN the same records, numbered across the parts, same counters
+    with ManifestReader(source) as reader:
+        batches = list(reader.iter_batches())
+        batched = _flatten(batches)
+        counters = (reader.lines_read, reader.uncompressed_bytes, reader.position)
+    with ManifestReader(source) as reader:
+        assert batched == [as_tuple(i) for i in reader]
+        assert counters == (reader.lines_read, reader.uncompressed_bytes, reader.position)
+    assert [t[1] for t in batched] == list(range(1, 101))
+    parts = {(b.part, r.line > 50) for b in batches for r in b.records(0, len(b))}
+    assert parts == {(0, False), (1, True)}
+
+
+def test_a_json_array_comes_in_listed_batches():
+    data = json.dumps([f"s3://bkt-1/k{i}" for i in range(10_000)] + [7]).encode()
+    batches, _ = _batches(data, ManifestFormat.JSON_ARRAY, 4096)
+    assert all(isinstance(b, ListedBatch) for b in batches)
+    assert len(batches) > 1
+    flat = _flatten(batches)
+    assert flat[-1] == ("err", 10_001, "NotAnObject")
+    assert [t[3] for t in flat[:-1]] == [f"k{i}" for i in range(10_000)]
+
+
+@given(lo=st.integers(1, 10**7), width=st.integers(0, 10**4))
+def test_digit_count_sum_counts_the_digits_of_a_range(lo, width):
+    assert digit_count_sum(lo, lo + width) == sum(len(str(n)) for n in range(lo, lo + width))
+
+
+@PROPS
+@given(case=manifests(), gz=st.booleans())
+def test_scan_reports_what_the_item_path_and_iter_chunks_give(tmp_path_factory, case, gz):
+    # GIVEN a generated manifest file, plain or gzip
+    _, data, _ = case
+    path = tmp_path_factory.mktemp("scan") / "m"
+    path.write_bytes(gzip.compress(data) if gz else data)
+    settings_ = Settings.from_env(
+        {"LAMBDAFLOW_CHUNK_ITEMS": "7", "LAMBDAFLOW_MAX_LINE_BYTES": "120"}
+    )
+    # WHEN scanned (the batch fast path)
+    report = scan_manifest(str(path), settings=settings_)
+    # THEN its counts equal the item-by-item read cut by iter_chunks
+    items = list(iter_manifest(str(path), max_line_bytes=120))
+    records = [i for i in items if isinstance(i, ManifestRecord)]
+    chunks = list(
+        iter_chunks(
+            records, run=SCAN_RUN_ID, chunk_items=7, chunk_max_bytes=settings_.chunk_max_bytes
+        )
+    )
+    assert report.complete
+    assert (report.records, report.failed, report.chunks) == (
+        len(records),
+        len(items) - len(records),
+        len(chunks),
+    )
+    assert report.chunk_sqs_units == sum(
+        sqs_units(len(orjson.dumps(c.to_message()))) for c in chunks
+    )
+    assert report.failure_examples == _first_lines_by_error(items)
+
+
+def _first_lines_by_error(items) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for item in items:
+        if isinstance(item, ManifestLineError):
+            lines = out.setdefault(item.error, [])
+            if len(lines) < EXAMPLES_PER_ERROR:
+                lines.append(item.line)
+    return out
+
+
+@pytest.mark.parametrize("fmt", [ManifestFormat.CSV, ManifestFormat.JSON_LINES])
+@pytest.mark.parametrize("extra", [-1, 0, 1, 2])
+def test_lines_at_the_length_limit_read_as_the_reference_says(fmt, extra):
+    # GIVEN plain rows and one whose line is `extra` bytes longer than the limit
+    plain = _csv_plain if fmt is ManifestFormat.CSV else _jsonl_plain
+    base = len(plain("bkt-1", ""))
+    rows = [plain("bkt-1", f"k{i}") for i in range(6)]
+    rows.insert(3, plain("bkt-1", "z" * (LIMIT + extra - base)))
+    data = b"\n".join(rows) + b"\n"
+    assert len(rows[3]) == LIMIT + extra
+    # WHEN read as batches / THEN a line over the limit is a failure, one at it a record
+    batches = _batches(data, fmt, 1 << 20)[0]
+    assert _flatten(batches) == _reference(data, fmt, LIMIT)
+    assert any(isinstance(b, DenseBatch) for b in batches) == (extra <= 0)
+
+
+@PROPS
+@given(case=manifests(), chunk_items=st.integers(1, 9))
+def test_a_reader_resumed_after_any_chunk_span_reads_exactly_the_rest(case, chunk_items):
+    # GIVEN the chunk spans of a manifest and all its records
+    fmt, data, block = case
+    batches, reader = _batches(data, fmt, block)
+    records = [r for b in batches for r in b.records(0, len(b))]
+    spans = iter_chunk_spans(batches, run="r", chunk_items=chunk_items, chunk_max_bytes=10**6)
+    done = 0
+    for span in spans:
+        done += span.count
+        # WHEN a new reader starts where the span says
+        line, offset, part = span.resume_after()
+        resumed = RecordReader(
+            io.BytesIO(data[offset:]),
+            fmt,
+            first_line=line,
+            start_offset=offset,
+            layout=reader.position.layout,
+            max_line_bytes=LIMIT,
+        )
+        # THEN it yields exactly the records after the span's last one
+        assert part == 0
+        assert [r for r in resumed if isinstance(r, ManifestRecord)] == records[done:]
