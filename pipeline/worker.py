@@ -177,12 +177,16 @@ class ChunkWorker:
         decoder = self.decoder
         window = WINDOW_PER_THREAD * max(1, self.settings.fetch_concurrency)
         in_flight: deque[tuple[ManifestRecord, Future[Labels]]] = deque()
-        for item in sorted(chunk.items, key=attrgetter("line")):
-            in_flight.append((item, self.pool.submit(self.label, item, decoder)))
-            if len(in_flight) >= window:
+        try:
+            for item in sorted(chunk.items, key=attrgetter("line")):
+                in_flight.append((item, self.pool.submit(self.label, item, decoder)))
+                if len(in_flight) >= window:
+                    yield _settled(*in_flight.popleft())
+            while in_flight:
                 yield _settled(*in_flight.popleft())
-        while in_flight:
-            yield _settled(*in_flight.popleft())
+        finally:  # a write failed mid-chunk: the chunk will be redone, drop the queued work
+            for _, future in in_flight:
+                future.cancel()
 
 
 def _settled(
