@@ -308,7 +308,7 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=1, help="cores the worker may use")
     parser.add_argument("--interpreters", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=16, help="fetch pool width")
-    parser.add_argument("--latency-ms", default="0,30", help="comma list of GET latencies")
+    parser.add_argument("--latency-ms", default="0,30,60", help="comma list of GET latencies")
     parser.add_argument("--sweep", default="1,2,4,8,16,32", help="pool widths ('' to skip)")
     args = parser.parse_args()
     photos = sorted(args.images.glob("*.JPEG"))[: args.limit]
