@@ -11,17 +11,17 @@ config, so the policy changes in one place.
 
 from __future__ import annotations
 
+from typing import Any
+
 from botocore.config import Config
 
 DATA_PATH_MAX_ATTEMPTS = 6
 """Total tries per call (first + 5 retries): ~0.2^6 = 6e-5 residual for a 20 % 503 rate."""
 
 
-def data_path_config(*, max_pool_connections: int | None = None) -> Config:
-    """The botocore config for S3/SQS/DynamoDB clients that move chunks, images and results."""
-    if max_pool_connections is None:
-        return Config(retries={"mode": "adaptive", "max_attempts": DATA_PATH_MAX_ATTEMPTS})
-    return Config(
-        retries={"mode": "adaptive", "max_attempts": DATA_PATH_MAX_ATTEMPTS},
-        max_pool_connections=max_pool_connections,
-    )
+def data_path_config(**options: Any) -> Config:
+    """The botocore config for S3/SQS/DynamoDB clients that move chunks, images and results.
+
+    `options` are further `botocore.config.Config` options (pool size, validation).
+    """
+    return Config(retries={"mode": "adaptive", "max_attempts": DATA_PATH_MAX_ATTEMPTS}, **options)
