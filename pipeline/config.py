@@ -27,6 +27,7 @@ STATE_MACHINE_ARN = "LAMBDAFLOW_STATE_MACHINE_ARN"
 MODEL_PATH = "LAMBDAFLOW_MODEL_PATH"
 TOP_K = "LAMBDAFLOW_TOP_K"
 NUM_THREADS = "LAMBDAFLOW_NUM_THREADS"
+INTERPRETERS = "LAMBDAFLOW_INTERPRETERS"
 CHUNK_ITEMS = "LAMBDAFLOW_CHUNK_ITEMS"
 CHUNK_MAX_BYTES = "LAMBDAFLOW_CHUNK_MAX_BYTES"
 MAX_LINE_BYTES = "LAMBDAFLOW_MAX_LINE_BYTES"
@@ -97,6 +98,9 @@ class Settings:
     model_path: Path = _setting(MODEL_PATH, DEFAULT_MODEL_PATH, Path)  # noqa: RUF009  # returns a field()
     top_k: int = _setting(TOP_K, 5, _positive_int)
     num_threads: int = _setting(NUM_THREADS, 1, _positive_int)
+    interpreters: int = _setting(INTERPRETERS, 1, _positive_int)
+    """Model interpreters per process, one per vCPU the classify function has (invoke releases
+    the GIL, so N interpreters on N threads use N cores; BENCHMARKS.md "Right-sizing")."""
     chunk_items: int = _setting(CHUNK_ITEMS, 500, _positive_int)
     chunk_max_bytes: int = _setting(CHUNK_MAX_BYTES, 900 * 1024, _positive_int)
     """Cap on a chunk message's JSON size, under SQS's 1 MiB with room for the envelope."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
+import queue
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,26 +46,44 @@ class Label:
 
 
 class Classifier:
-    """One LiteRT interpreter and its labels; `classify` is serialised by a lock.
+    """One or more LiteRT interpreters of one model, and its labels; safe to call from threads.
 
-    A LiteRT interpreter is not thread-safe, while decoding is (Pillow releases the GIL): callers
-    decode on threads and hand batches here. Build it with `load` or `get_classifier`.
+    A LiteRT interpreter is not thread-safe, so each call borrows one interpreter from a queue of
+    `replicas` and returns it after its invokes. `Interpreter.invoke` releases the GIL (measured:
+    benchmarks/worker.py "GIL"), so N replicas called from N threads run on N cores: the way to
+    use a multi-vCPU Lambda, where XNNPACK's own `num_threads` gains nothing on 224 px.
+    Build it with `load` or `get_classifier`.
     """
 
-    def __init__(self, interpreter: Any, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+    def __init__(
+        self,
+        interpreter: Any,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        replicas: Sequence[Any] = (),
+    ) -> None:
         self._interpreter = interpreter
-        self._lock = threading.Lock()
+        first = interpreter.get_input_details()[0]
+        self.input_size = int(first["shape"][1])
+        self.batch_size = batch_size
+        self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for one in (interpreter, *replicas):
+            self._resize(one, batch_size)
+            self._free.put(one)
+        self.replicas = 1 + len(replicas)
         self._input = interpreter.get_input_details()[0]
         self._output = interpreter.get_output_details()[0]
-        self.input_size = int(self._input["shape"][1])
-        self.batch_size = batch_size
-        self._resize(batch_size)
 
     @classmethod
     def load(
-        cls, model_path: Path, *, num_threads: int = 1, batch_size: int = DEFAULT_BATCH_SIZE
+        cls,
+        model_path: Path,
+        *,
+        num_threads: int = 1,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        replicas: int = 1,
     ) -> Classifier:
-        """Load a `.tflite` image classifier with XNNPACK on `num_threads` threads.
+        """Load a `.tflite` image classifier: `replicas` interpreters, XNNPACK on `num_threads`.
 
         Raises:
             ConfigError: the file is missing or is not a usable model: a deploy problem, so it
@@ -77,13 +95,22 @@ class Classifier:
                 "committed one with `make model`"
             )
         try:
-            interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
-            classifier = cls(interpreter, batch_size=batch_size)
+            interpreters = [
+                Interpreter(model_path=str(model_path), num_threads=num_threads)
+                for _ in range(max(1, replicas))
+            ]
+            classifier = cls(interpreters[0], batch_size=batch_size, replicas=interpreters[1:])
         except (ValueError, RuntimeError, IndexError) as exc:
             raise ConfigError(f"{model_path} is not a usable .tflite model: {exc}") from exc
         if int(classifier._output["shape"][-1]) != NUM_CLASSES:
             raise ConfigError(f"{model_path} does not output {NUM_CLASSES} ImageNet classes")
-        logger.info("loaded %s (%d threads, batch %d)", model_path, num_threads, batch_size)
+        logger.info(
+            "loaded %s (%d interpreters x %d threads, batch %d)",
+            model_path,
+            classifier.replicas,
+            num_threads,
+            batch_size,
+        )
         return classifier
 
     def classify(self, images: Sequence[np.ndarray], *, top_k: int = 5) -> list[tuple[Label, ...]]:
@@ -107,29 +134,34 @@ class Classifier:
                     f"image shape {image.shape} is not the model's {expected}", error="BadInput"
                 )
         rows = []
-        with self._lock:
+        interpreter = self._free.get()  # blocks while every replica is busy
+        try:
             for start in range(0, len(images), self.batch_size):
-                rows.append(self._invoke(images[start : start + self.batch_size]))
+                rows.append(self._invoke(interpreter, images[start : start + self.batch_size]))
+        finally:
+            self._free.put(interpreter)
         return np.concatenate(rows)[: len(images)]
 
-    def _invoke(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        batch = np.zeros(self._input["shape"], dtype=np.float32)  # a short batch is zero-padded
-        for i, image in enumerate(images):
-            batch[i] = image
+    def _invoke(self, interpreter: Any, images: Sequence[np.ndarray]) -> np.ndarray:
+        if len(images) == 1 and self.batch_size == 1:  # the default path: no batch copy
+            batch = np.ascontiguousarray(images[0], dtype=np.float32)[np.newaxis]
+        else:
+            batch = np.zeros(self._input["shape"], dtype=np.float32)  # short batch: zero-padded
+            for i, image in enumerate(images):
+                batch[i] = image
         try:
-            self._interpreter.set_tensor(self._input["index"], batch)
-            self._interpreter.invoke()
-            return self._interpreter.get_tensor(self._output["index"]).copy()
+            interpreter.set_tensor(self._input["index"], batch)
+            interpreter.invoke()
+            return interpreter.get_tensor(self._output["index"]).copy()
         except (ValueError, RuntimeError) as exc:
             raise ClassifyError(f"interpreter failed: {exc}", error="InterpreterFailed") from exc
 
-    def _resize(self, batch_size: int) -> None:
+    def _resize(self, interpreter: Any, batch_size: int) -> None:
+        details = interpreter.get_input_details()[0]
         shape = [batch_size, self.input_size, self.input_size, 3]
-        if list(self._input["shape"]) != shape:
-            self._interpreter.resize_tensor_input(self._input["index"], shape)
-        self._interpreter.allocate_tensors()
-        self._input = self._interpreter.get_input_details()[0]
-        self._output = self._interpreter.get_output_details()[0]
+        if list(details["shape"]) != shape:
+            interpreter.resize_tensor_input(details["index"], shape)
+        interpreter.allocate_tensors()
 
 
 def top_labels(probabilities: np.ndarray, top_k: int) -> tuple[Label, ...]:
@@ -150,9 +182,11 @@ def label_name(index: int) -> str:
 
 def get_classifier(settings: Settings) -> Classifier:
     """The process-wide classifier for these settings: loaded once, at first use."""
-    return _cached_classifier(settings.model_path.resolve(), settings.num_threads)
+    return _cached_classifier(
+        settings.model_path.resolve(), settings.num_threads, settings.interpreters
+    )
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_classifier(model_path: Path, num_threads: int) -> Classifier:
-    return Classifier.load(model_path, num_threads=num_threads)
+def _cached_classifier(model_path: Path, num_threads: int, replicas: int) -> Classifier:
+    return Classifier.load(model_path, num_threads=num_threads, replicas=replicas)

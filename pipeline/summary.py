@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from pipeline.aws_errors import error_code, write_error_from
 from pipeline.failures import SCHEMA_VERSION
+from pipeline.prices import CHUNK_WRITE_UNITS, Prices, split_passes, transitions
 from pipeline.runs import RunState, RunStatus
 
 if TYPE_CHECKING:
@@ -23,7 +24,23 @@ if TYPE_CHECKING:
 else:
     S3Client = Any
 
+__all__ = [
+    "LedgerInvariantError",
+    "Prices",
+    "RunSummary",
+    "build_summary",
+    "estimate_cost",
+    "final_status",
+    "read_summary",
+    "summary_key",
+    "write_summary",
+]
+
 UNPROCESSED_STAGE = "unprocessed"
+PROGRESS_POLL_S = 15.0
+"""The template's default ProgressPollSeconds, for counting the state machine's polls."""
+_GET_STAGES = ("fetch", "decode", "classify")
+"""Failed items that still made their S3 GET (a 404 bills like a 200)."""
 UNPROCESSED_ERROR = "NotProcessed"
 SUCCESS_NAME = "_SUCCESS.json"
 PARTIAL_NAME = "_PARTIAL.json"
@@ -31,23 +48,6 @@ PARTIAL_NAME = "_PARTIAL.json"
 
 class LedgerInvariantError(ValueError):
     """The ledger counted more lines than were split: something was counted twice."""
-
-
-@dataclass(frozen=True, slots=True)
-class Prices:
-    """US-East list prices (2026) the cost estimate uses; pass your own for other regions.
-
-    Lambda arm64 is $0.0000133334 per GB-second (x86: 0.0000166667); classify runs at
-    `memory_mb` (1,769 MB = one vCPU). Per chunk: one SQS send + receive + delete, two S3 PUTs
-    (results and failures parts), a 2-item DynamoDB transaction (4 write units).
-    """
-
-    lambda_gb_s: float = 0.0000133334
-    memory_mb: int = 1769
-    s3_get: float = 0.40 / 1e6
-    s3_put: float = 5.0 / 1e6
-    sqs_request: float = 0.40 / 1e6
-    dynamodb_write_unit: float = 0.625 / 1e6
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,14 +90,35 @@ class RunSummary:
         return data
 
 
-def estimate_cost(state: RunState, prices: Prices) -> dict[str, float]:
-    """Dollars by service for what the ledger counted, plus their total."""
+def estimate_cost(
+    state: RunState,
+    prices: Prices,
+    *,
+    now: float | None = None,
+    poll_s: float = PROGRESS_POLL_S,
+) -> dict[str, float]:
+    """Dollars by service for what the ledger counted, plus their total.
+
+    From measured figures: Lambda duration is the chunk handlers' own summed seconds
+    (`compute_s`, what Lambda bills) plus Split's lines at its measured rate; requests are the
+    ledger's counts — one GET per image that reached S3, two part writes, one invocation, one
+    send/receive/delete and one 4-unit ledger transaction per chunk, one FailureQueue send per
+    failed line (an upper bound: sends are batched) — and Step Functions transitions follow
+    from Split's passes and the run's wall time over the poll interval. Keys: ``lambda``,
+    ``lambda_requests``, ``s3``, ``sqs``, ``dynamodb``, ``step_functions``, ``total``.
+    """
     chunks = state.chunks_done + state.replay_chunks_done
+    gets = state.images + sum(state.failed_by_stage.get(stage, 0) for stage in _GET_STAGES)
+    passes = split_passes(state.lines)
+    end = now if now is not None else (state.finished_at or state.started_at)
+    steps = transitions(split_passes=passes, wall_s=state.wall_s(end), poll_s=poll_s)
     cost = {
-        "lambda": state.compute_s * prices.memory_mb / 1024 * prices.lambda_gb_s,
-        "s3": state.images * prices.s3_get + 2 * chunks * prices.s3_put,
+        "lambda": prices.lambda_usd(state.compute_s) + prices.split_usd(state.lines),
+        "lambda_requests": (chunks + passes) * prices.lambda_request,
+        "s3": gets * prices.s3_get + 2 * chunks * prices.s3_put,
         "sqs": (3 * chunks + state.failed) * prices.sqs_request,
-        "dynamodb": 4 * chunks * prices.dynamodb_write_unit,
+        "dynamodb": CHUNK_WRITE_UNITS * chunks * prices.dynamodb_write_unit,
+        "step_functions": steps * prices.sfn_transition,
     }
     cost = {name: round(value, 6) for name, value in cost.items()}
     cost["total"] = round(sum(cost.values()), 6)
@@ -144,7 +165,7 @@ def build_summary(state: RunState, *, now: float, prices: Prices | None = None) 
         chunks=state.chunks_sent,
         seconds=seconds,
         images_per_s=round(state.images / seconds, 2) if seconds > 0 else 0.0,
-        cost_usd=estimate_cost(state, prices or Prices()),
+        cost_usd=estimate_cost(state, prices or Prices(), now=now),
         reason=state.reason or (f"{pending} lines never counted" if pending else None),
     )
 

@@ -6,9 +6,19 @@ to *write* (results, failures, the FailureQueue, the ledger) raises, so the chun
 comes back and the whole chunk is redone: its part keys are deterministic and the ledger's chunk
 marker is conditional, so a redelivery overwrites the same parts and counts nothing twice.
 
-Fetch + decode run on a bounded thread pool (S3 GETs wait on the network; Pillow releases the
-GIL); at most `window` images are in flight or decoded-but-unclassified, so memory is bounded by
-the window, not the chunk. The interpreter gets mini-batches in line order.
+How it keeps the interpreter busy (BENCHMARKS.md "Classify worker"): each image is one task on
+the bounded thread pool — GET, decode, invoke — because all three release the GIL (S3 waits on
+the network; Pillow decodes and LiteRT invokes in C with the GIL released, measured). The pool's
+threads keep GETs in flight while others decode or wait for one of the classifier's interpreters
+(one per vCPU), so no interpreter waits for the network and a multi-vCPU Lambda uses every core.
+Invokes are per image: batching measured slower with XNNPACK on one core.
+
+Results stream into the gzip part as they finish, in line order, without buffering the chunk:
+the items are put in line order first (Split already sends them so), tasks are submitted in
+that order, and the head of a window of futures is written as soon as it is done. A slow GET
+holds back only the rows behind it within the window (labels, a few hundred bytes each); memory
+is bounded by the window and the pool, not the chunk. Failure records are kept (the report
+returns them) and written sorted at the end.
 
 Knows nothing of Lambda or SQS events: it takes a `Chunk` and injected clients.
 """
@@ -21,6 +31,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -36,24 +47,30 @@ from pipeline.ledger import RunLedger
 from pipeline.manifest import ManifestRecord
 from pipeline.model import Classifier
 from pipeline.parts import PartKind, ResultRow, chunk_part
-from pipeline.results import write_failure_part, write_result_part
+from pipeline.replay_chunks import ReplayMark
+from pipeline.results import PartWriter, write_failure_part
+from pipeline.retries import data_path_config
 
 logger = logging.getLogger(__name__)
 
-CLASSIFY_BATCH = 16
-"""Images per interpreter call: big enough to amortise the call, small enough to stay flat."""
+WINDOW_PER_THREAD = 4
+"""Futures ahead of the head of line, per pool thread: room for a slow GET's neighbours to
+finish (a done future holds only its labels) while the window still bounds a chunk's memory."""
 NOT_ALLOWED = "BucketNotAllowed"
+
+Labels = tuple[tuple[str, float], ...]
 
 
 def fetch_client_config(settings: Settings) -> Config:
     """The S3 client config for image GETs.
 
-    Adaptive retries absorb SlowDown (FACTS.md); the connection pool is as wide as the fetch
-    thread pool, so no thread waits for a socket.
+    Adaptive retries absorb SlowDown (`pipeline/retries.py`); the connection pool is as wide
+    as the fetch thread pool, so no thread waits for a socket. Parameter validation is off: the
+    worker builds every request itself, and botocore's validation is CPU spent per GET on a
+    1-vCPU function.
     """
-    return Config(
-        retries={"mode": "adaptive", "max_attempts": 6},
-        max_pool_connections=settings.fetch_concurrency + 4,
+    return data_path_config(
+        max_pool_connections=settings.fetch_concurrency + 4, parameter_validation=False
     )
 
 
@@ -115,99 +132,100 @@ class ChunkWorker:
         )
         return decoder.decode(data)
 
-    def process(self, chunk: Chunk) -> ChunkReport:
-        """Label every item of `chunk`, write both parts, send failures, count it once."""
+    def label(self, item: ManifestRecord, decoder: ImageDecoder) -> Labels:
+        """Fetch, decode and classify one image: one pool task, every step GIL-free at its core."""
+        image = self.load(item, decoder)
+        (labels,) = self.classifier.classify([image], top_k=self.settings.top_k)
+        return _as_pairs(labels)
+
+    def process(self, chunk: Chunk, replay: ReplayMark | None = None) -> ChunkReport:
+        """Label every item of `chunk`, write both parts, send failures, count it once.
+
+        A replay chunk (`replay` given) writes its round's parts, gives a line that fails again
+        `attempts = previous + 1`, and moves its lines out of their previous failures in the
+        ledger (`pipeline/replay_chunks.py`).
+        """
         started = time.monotonic()
-        rows: list[ResultRow] = []
+        replay_round = replay.replay_round if replay else 0
+        ok = 0
         failures: list[FailureRecord] = []
-        for item, outcome in self._labelled(chunk):
-            if isinstance(outcome, BaseException):
-                failures.append(_failure(chunk.run, item, outcome))
-            else:
-                rows.append(ResultRow(item.line, item.bucket, item.key, outcome, item.version_id))
         bucket = self.settings.results_bucket
-        write_result_part(self.s3, bucket, chunk.run, chunk.number, rows)
-        failures_part = chunk_part(PartKind.FAILURES, chunk.run, chunk.number)
+        results_part = chunk_part(
+            PartKind.RESULTS, chunk.run, chunk.number, replay_round=replay_round
+        )
+        with PartWriter(self.s3, bucket, results_part.key) as part:
+            for item, outcome in self._labelled(chunk):
+                if isinstance(outcome, BaseException):
+                    attempts = replay.attempts_for(item.line) if replay else 1
+                    failures.append(_failure(chunk.run, item, outcome, attempts))
+                    continue
+                row = ResultRow(item.line, item.bucket, item.key, outcome, item.version_id)
+                part.write(row.to_dict())
+                ok += 1
+        failures_part = chunk_part(
+            PartKind.FAILURES, chunk.run, chunk.number, replay_round=replay_round
+        )
         write_failure_part(self.s3, bucket, failures_part, failures)
         if failures:
             send_failures(self.sqs, self.settings.failure_queue_url, failures)
         seconds = time.monotonic() - started
-        report = ChunkReport(chunk.run, chunk.number, len(rows), tuple(failures), seconds, False)
-        is_counted = self.ledger.record_chunk(
-            chunk.run,
-            chunk.number,
-            ok=report.ok,
-            failed=len(failures),
-            failed_by_stage=report.failed_by_stage,
-            failed_by_error=report.failed_by_error,
-            seconds=seconds,
-            images=report.ok,
-        )
+        report = ChunkReport(chunk.run, chunk.number, ok, tuple(failures), seconds, False)
+        is_counted = self._count(report, replay)
         if not is_counted:
             logger.info("chunk %d was already counted", chunk.number, extra={"run": chunk.run})
         return ChunkReport(chunk.run, chunk.number, report.ok, report.failures, seconds, is_counted)
 
-    def _labelled(
-        self, chunk: Chunk
-    ) -> Iterator[tuple[ManifestRecord, tuple[tuple[str, float], ...] | BaseException]]:
-        """(item, labels or the exception) in line order, classifying in mini-batches."""
-        batch: list[tuple[ManifestRecord, np.ndarray]] = []
-        for item, loaded in self._loaded(chunk):
-            if isinstance(loaded, BaseException):
-                yield item, loaded
-                continue
-            batch.append((item, loaded))
-            if len(batch) == CLASSIFY_BATCH:
-                yield from self._classify(batch)
-                batch = []
-        yield from self._classify(batch)
+    def _count(self, report: ChunkReport, replay: ReplayMark | None) -> bool:
+        """Count the chunk in the ledger once (a replay chunk under its round's marker)."""
+        if replay is not None:
+            counts = replay.counts(
+                failures=report.failures, ok=report.ok, seconds=report.seconds, images=report.ok
+            )
+            return self.ledger.record_replay_chunk(
+                report.run, replay.replay_round, report.chunk, counts
+            )
+        return self.ledger.record_chunk(
+            report.run,
+            report.chunk,
+            ok=report.ok,
+            failed=len(report.failures),
+            failed_by_stage=report.failed_by_stage,
+            failed_by_error=report.failed_by_error,
+            seconds=report.seconds,
+            images=report.ok,
+        )
 
-    def _loaded(self, chunk: Chunk) -> Iterator[tuple[ManifestRecord, np.ndarray | BaseException]]:
+    def _labelled(self, chunk: Chunk) -> Iterator[tuple[ManifestRecord, Labels | BaseException]]:
+        """(item, labels or the exception) in line order, as soon as the head of line is done."""
         decoder = self.decoder
-        window = max(CLASSIFY_BATCH, 2 * self.settings.fetch_concurrency)
-        in_flight: deque[tuple[ManifestRecord, Future[np.ndarray]]] = deque()
-        for item in chunk.items:
-            in_flight.append((item, self.pool.submit(self.load, item, decoder)))
-            if len(in_flight) >= window:
-                yield _settled(*in_flight.popleft())
-        while in_flight:
-            yield _settled(*in_flight.popleft())
-
-    def _classify(
-        self, batch: list[tuple[ManifestRecord, np.ndarray]]
-    ) -> Iterator[tuple[ManifestRecord, tuple[tuple[str, float], ...] | BaseException]]:
-        if not batch:
-            return
-        top_k = self.settings.top_k
+        window = WINDOW_PER_THREAD * max(1, self.settings.fetch_concurrency)
+        in_flight: deque[tuple[ManifestRecord, Future[Labels]]] = deque()
         try:
-            labels = self.classifier.classify([image for _, image in batch], top_k=top_k)
-        except Exception:  # isolate the image the interpreter chokes on: one at a time
-            for item, image in batch:
-                try:
-                    (one,) = self.classifier.classify([image], top_k=top_k)
-                except Exception as exc:
-                    yield item, exc
-                else:
-                    yield item, _as_pairs(one)
-            return
-        for (item, _), found in zip(batch, labels, strict=True):
-            yield item, _as_pairs(found)
+            for item in sorted(chunk.items, key=attrgetter("line")):
+                in_flight.append((item, self.pool.submit(self.label, item, decoder)))
+                if len(in_flight) >= window:
+                    yield _settled(*in_flight.popleft())
+            while in_flight:
+                yield _settled(*in_flight.popleft())
+        finally:  # a write failed mid-chunk: the chunk will be redone, drop the queued work
+            for _, future in in_flight:
+                future.cancel()
 
 
 def _settled(
-    item: ManifestRecord, future: Future[np.ndarray]
-) -> tuple[ManifestRecord, np.ndarray | BaseException]:
+    item: ManifestRecord, future: Future[Labels]
+) -> tuple[ManifestRecord, Labels | BaseException]:
     try:
         return item, future.result()
     except Exception as exc:
         return item, exc
 
 
-def _as_pairs(labels: tuple[Any, ...]) -> tuple[tuple[str, float], ...]:
+def _as_pairs(labels: tuple[Any, ...]) -> Labels:
     return tuple((label.name, round(float(label.score), 5)) for label in labels)
 
 
-def _failure(run: str, item: ManifestRecord, exc: BaseException) -> FailureRecord:
+def _failure(run: str, item: ManifestRecord, exc: BaseException, attempts: int) -> FailureRecord:
     return FailureRecord.from_exception(
-        exc, run=run, line=item.line, bucket=item.bucket, key=item.key
+        exc, run=run, line=item.line, bucket=item.bucket, key=item.key, attempts=attempts
     )

@@ -123,7 +123,10 @@ def scan_manifest(
     report.uncompressed_bytes = reader.uncompressed_bytes
     report.seconds = time.perf_counter() - started
     report.cost = estimate_cost(
-        images=report.records, chunks=report.chunks, chunk_sqs_units=report.chunk_sqs_units
+        images=report.records,
+        chunks=report.chunks,
+        chunk_sqs_units=report.chunk_sqs_units,
+        lines=report.lines,  # Split reads bad lines too
     )
     return report
 

@@ -81,18 +81,57 @@ def test_running_run_is_timed_until_now():
 
 
 def test_cost_uses_compute_seconds_and_memory():
-    cost = estimate_cost(
-        _state(),
-        Prices(
-            lambda_gb_s=1.0,
-            memory_mb=1024,
-            s3_get=0.0,
-            s3_put=0.0,
-            sqs_request=0.0,
-            dynamodb_write_unit=0.0,
-        ),
+    free = Prices(
+        lambda_gb_s=1.0,
+        memory_mb=1024,
+        s3_get=0.0,
+        s3_put=0.0,
+        sqs_request=0.0,
+        dynamodb_write_unit=0.0,
+        lambda_request=0.0,
+        sfn_transition=0.0,
+        split_memory_mb=0,
     )
-    assert cost == {"lambda": 40.0, "s3": 0.0, "sqs": 0.0, "dynamodb": 0.0, "total": 40.0}
+    cost = estimate_cost(_state(), free)
+    assert cost == {
+        "lambda": 40.0,
+        "lambda_requests": 0.0,
+        "s3": 0.0,
+        "sqs": 0.0,
+        "dynamodb": 0.0,
+        "step_functions": 0.0,
+        "total": 40.0,
+    }
+
+
+def test_cost_counts_requests_from_the_ledger():
+    # GIVEN prices of one dollar per request of each kind and nothing else
+    unit = Prices(
+        lambda_gb_s=0.0,
+        s3_get=1.0,
+        s3_put=0.0,
+        sqs_request=0.0,
+        dynamodb_write_unit=0.0,
+        lambda_request=1.0,
+        sfn_transition=1.0,
+        split_memory_mb=0,
+    )
+    # WHEN a 20 s run of 4 chunks is costed with a 5 s poll
+    cost = estimate_cost(_state(), unit, poll_s=5.0)
+    # THEN a GET per image plus per failed fetch (a 404 bills), never per parse failure
+    assert cost["s3"] == 97 + 7
+    # one invocation per chunk plus one Split pass
+    assert cost["lambda_requests"] == 4 + 1
+    # Split + IsSplitDone, 4 polls of 3 states, Finalize + end
+    assert cost["step_functions"] == 2 + 4 * 3 + 2
+    assert cost["total"] == pytest.approx(sum(v for k, v in cost.items() if k != "total"))
+
+
+def test_summary_cost_defaults_to_the_documented_prices():
+    summary = build_summary(_state(), now=999.0)
+    assert summary.cost_usd == estimate_cost(_state(), Prices())
+    assert set(summary.cost_usd) >= {"lambda", "s3", "sqs", "step_functions", "total"}
+    assert 0 < summary.cost_usd["total"] < 0.01
 
 
 def test_summary_key_by_status():

@@ -1,0 +1,114 @@
+"""`ChunkWorker` against the emulator: rows stream into the part in line order, failures are data.
+
+Real S3/SQS/DynamoDB over HTTP, the real model, the bundled photos.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+import pytest
+
+from pipeline.chunking import Chunk
+from pipeline.config import DEFAULT_MODEL_PATH, Settings
+from pipeline.images import ImageDecoder
+from pipeline.ledger import RunLedger
+from pipeline.ledger_items import table_definition
+from pipeline.manifest import ManifestRecord
+from pipeline.model import Classifier
+from pipeline.worker import ChunkWorker, fetch_client_config
+from tests import photos
+
+NAMES = ("coffee", "chelsea", "rocket", "astronaut")
+
+
+@pytest.fixture(scope="module")
+def two_interpreters() -> Classifier:
+    return Classifier.load(DEFAULT_MODEL_PATH, replicas=2)
+
+
+@pytest.fixture
+def worker(emulator, bucket, two_interpreters):
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    sqs = boto3.client("sqs")
+    queue = sqs.create_queue(QueueName=name)["QueueUrl"]
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.create_table(**table_definition(name))
+    settings = Settings.from_env(
+        {},
+        results_bucket=bucket,
+        source_buckets=frozenset({bucket}),
+        failure_queue_url=queue,
+        runs_table=name,
+        fetch_concurrency=3,  # a window of 12: the chunk below is longer than one window
+    )
+    s3 = boto3.client("s3", config=fetch_client_config(settings))
+    for image in NAMES:
+        s3.put_object(Bucket=bucket, Key=f"{image}.jpg", Body=photos.photo_bytes(image))
+    s3.put_object(Bucket=bucket, Key="not-an-image.jpg", Body=b"plain text")
+    ledger = RunLedger(dynamodb, name)
+    with ThreadPoolExecutor(3) as pool:
+        yield ChunkWorker(s3, sqs, ledger, two_interpreters, settings, pool)
+
+
+def _part_rows(s3, bucket: str, key: str) -> list[dict]:
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return [json.loads(line) for line in gzip.decompress(body).splitlines()]
+
+
+def test_rows_are_streamed_in_line_order_and_failures_are_records(worker, s3, bucket):
+    # GIVEN a chunk longer than the worker's window, its items out of line order, with a
+    # missing key, a non-image and a bucket off the allowlist among the photos
+    keys = [f"{NAMES[n % 4]}.jpg" for n in range(30)]
+    items = [ManifestRecord(line, bucket, key) for line, key in enumerate(keys, start=10)]
+    items += [
+        ManifestRecord(3, bucket, "missing.jpg"),
+        ManifestRecord(7, bucket, "not-an-image.jpg"),
+        ManifestRecord(5, "someone-elses-bucket", "coffee.jpg"),
+    ]
+    items.reverse()
+    run = f"r{uuid.uuid4().hex[:8]}"
+    worker.ledger.start_run(run, manifest="s3://in/m.csv")
+    # WHEN it is processed
+    report = worker.process(Chunk(run, 0, tuple(items)))
+    # THEN every photo has a row, in line order, with the photo's labels
+    rows = _part_rows(s3, bucket, f"results/{run}/part-00000000.jsonl.gz")
+    assert [row["line"] for row in rows] == list(range(10, 40))
+    coffee = [row for row in rows if row["key"] == "coffee.jpg"]
+    assert {row["labels"][0][0] for row in coffee} == {"espresso"}
+    # and each bad item is a failure record, also in line order, counted once
+    failures = _part_rows(s3, bucket, f"failures/{run}/part-00000000.jsonl.gz")
+    assert [(f["line"], f["error"]) for f in failures] == [
+        (3, "NoSuchKey"),
+        (5, "BucketNotAllowed"),
+        (7, "NotAnImage"),
+    ]
+    assert (report.ok, len(report.failures), report.is_counted) == (30, 3, True)
+    state = worker.ledger.get_run(run)
+    assert (state.ok, state.failed) == (30, 3)
+
+
+def test_a_redelivered_chunk_overwrites_its_part_and_counts_nothing_twice(worker, s3, bucket):
+    items = tuple(ManifestRecord(n, bucket, f"{NAMES[n % 4]}.jpg") for n in range(1, 6))
+    run = f"r{uuid.uuid4().hex[:8]}"
+    worker.ledger.start_run(run, manifest="s3://in/m.csv")
+    first = worker.process(Chunk(run, 4, items))
+    again = worker.process(Chunk(run, 4, items))
+    assert (first.is_counted, again.is_counted) == (True, False)
+    rows = _part_rows(s3, bucket, f"results/{run}/part-00000004.jsonl.gz")
+    assert [row["line"] for row in rows] == [1, 2, 3, 4, 5]
+    assert worker.ledger.get_run(run).ok == 5
+
+
+def test_replicas_give_the_same_labels_as_one_interpreter(two_interpreters):
+    images = [ImageDecoder().decode(photos.photo_bytes(name)) for name in NAMES]
+    one = Classifier.load(DEFAULT_MODEL_PATH)
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda image: two_interpreters.predict([image]), images * 3))
+    for image, probabilities in zip(images * 3, threaded, strict=True):
+        assert (one.predict([image]) == probabilities).all()
+    assert two_interpreters.replicas == 2
