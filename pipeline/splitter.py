@@ -25,10 +25,8 @@ import bisect
 import logging
 import math
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from pipeline.checkpoint import Checkpoint, StreamKind, take_checkpoint
 from pipeline.chunk_encoding import encode_span
@@ -37,12 +35,20 @@ from pipeline.failures import FailureRecord, ManifestReadError
 from pipeline.manifest_batch import RecordBatch
 from pipeline.manifest_stream import Position
 from pipeline.split_sinks import ChunkMessage, ChunkSink, ParseFailureWriter
-from pipeline.split_source import ManifestCursor, OpenReader, ReaderKnobs, layout_to_dict
+from pipeline.split_source import ManifestCursor, OpenReader, layout_to_dict
+from pipeline.split_values import (
+    PassStats,
+    SplitOptions,
+    SplitOutcome,
+    SplitTotals,
+    outcome_of,
+)
 
 if TYPE_CHECKING:
-    from pipeline.config import Settings
     from pipeline.indexstore import IndexStore
     from pipeline.ledger import RunLedger
+
+__all__ = ["TRANSIENT_READ_ERRORS", "SplitOptions", "SplitOutcome", "split_pass"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,87 +56,11 @@ TRANSIENT_READ_ERRORS = frozenset({"ReadInterrupted"})
 """Read errors a retried pass can get past: they fail the pass instead of ending the split."""
 
 
-@dataclass(frozen=True, slots=True)
-class SplitOptions:
-    """How a pass cuts and how long it may run (`budget_s` None: to the end of the manifest)."""
-
-    chunk_items: int = 500
-    chunk_max_bytes: int = 900 * 1024
-    max_line_bytes: int = 64 * 1024
-    budget_s: float | None = None
-    knobs: ReaderKnobs = field(default_factory=ReaderKnobs)
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, budget_s: float | None) -> SplitOptions:
-        """The chunk and line limits from `Settings`, with the pass's budget."""
-        return cls(
-            chunk_items=settings.chunk_items,
-            chunk_max_bytes=settings.chunk_max_bytes,
-            max_line_bytes=settings.max_line_bytes,
-            budget_s=budget_s,
-        )
-
-
-@dataclass(slots=True)
-class _Totals:
-    """Counts since the manifest's start, up to the last chunk sent (kept in the checkpoint)."""
-
-    lines: int = 0
-    records: int = 0
-    parse_failures: Counter[str] = field(default_factory=Counter)
-    passes: int = 0
-
-    @classmethod
-    def from_extra(cls, extra: Mapping[str, Any]) -> _Totals:
-        return cls(
-            lines=int(extra.get("lines", 0)),
-            records=int(extra.get("records", 0)),
-            parse_failures=Counter(extra.get("parse_failures", {})),
-            passes=int(extra.get("passes", 0)),
-        )
-
-    def add(self, records: int, failures: list[FailureRecord]) -> None:
-        self.records += records
-        self.lines += records + len(failures)
-        for record in failures:
-            self.parse_failures[record.error] += 1
-
-    def to_extra(self) -> dict[str, Any]:
-        return {
-            "lines": self.lines,
-            "records": self.records,
-            "parse_failures": dict(sorted(self.parse_failures.items())),
-            "passes": self.passes,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class SplitOutcome:
-    """What one pass did; totals (`lines`, `records`, …) count from the manifest's start.
-
-    `lines` is records plus parse failures: what the ledger's ok + failed will add up to.
-    `reason` is set when the manifest broke and the split ended early (the run is partial).
-    """
-
-    checkpoint: Checkpoint
-    is_done: bool
-    lines: int
-    records: int
-    parse_failures: dict[str, int]
-    chunks_sent: int
-    passes: int
-    pass_lines: int
-    pass_chunks: int
-    bytes_fetched: int
-    seconds: float
-    reason: str | None = None
-
-
 class _Pass:
     """The state of one pass: the batch feed, the parse failures met, where it may stop."""
 
     def __init__(
-        self, run: str, cursor: ManifestCursor, totals: _Totals, failures: ParseFailureWriter
+        self, run: str, cursor: ManifestCursor, totals: SplitTotals, failures: ParseFailureWriter
     ) -> None:
         self.run, self.cursor, self.totals, self.failures = run, cursor, totals, failures
         self.pending: list[FailureRecord] = []
@@ -210,10 +140,10 @@ def split_pass(
         ResultWriteError | ThrottledError: the sink, the failure parts or the ledger failed.
     """
     started = clock()
-    totals = _Totals.from_extra(checkpoint.extra if checkpoint else {})
+    totals = SplitTotals.from_extra(checkpoint.extra if checkpoint else {})
     first_chunk = checkpoint.next_chunk if checkpoint else 0
     if checkpoint is not None and checkpoint.extra.get("done"):
-        return _outcome(checkpoint, totals, _PassStats(0, 0, 0, clock() - started))
+        return outcome_of(checkpoint, totals, PassStats(0, 0, 0, clock() - started))
     if ledger is not None and checkpoint is None:
         ledger.start_run(run, manifest=source)
     budget = math.inf if options.budget_s is None else options.budget_s
@@ -248,10 +178,10 @@ def split_pass(
             parse_failures_by_error=dict(totals.parse_failures),
             reason=work.reason,
         )
-    stats = _PassStats(
+    stats = PassStats(
         totals.lines - lines_before, next_chunk - first_chunk, fetched, clock() - started
     )
-    outcome = _outcome(new, totals, stats)
+    outcome = outcome_of(new, totals, stats)
     logger.info(
         "split pass %d: %d chunks, %d lines in total, done=%s",
         totals.passes,
@@ -322,30 +252,4 @@ def _next_checkpoint(work: _Pass, next_chunk: int) -> Checkpoint:
         uncompressed_offset=stop.offset,
         next_chunk=next_chunk,
         extra=extra,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _PassStats:
-    lines: int
-    chunks: int
-    bytes_fetched: int
-    seconds: float
-
-
-def _outcome(checkpoint: Checkpoint, totals: _Totals, stats: _PassStats) -> SplitOutcome:
-    extra = checkpoint.extra
-    return SplitOutcome(
-        checkpoint=checkpoint,
-        is_done=bool(extra.get("done")),
-        lines=totals.lines,
-        records=totals.records,
-        parse_failures=dict(sorted(totals.parse_failures.items())),
-        chunks_sent=checkpoint.next_chunk,
-        passes=totals.passes,
-        pass_lines=stats.lines,
-        pass_chunks=stats.chunks,
-        bytes_fetched=stats.bytes_fetched,
-        seconds=stats.seconds,
-        reason=extra.get("reason"),
     )
