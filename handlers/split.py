@@ -12,11 +12,11 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
-from botocore.config import Config
 
 from pipeline.checkpoint import Checkpoint
 from pipeline.config import Settings
 from pipeline.ledger import RunLedger
+from pipeline.retries import data_path_config
 from pipeline.split import SplitState
 from pipeline.split_aws import AwsSplit, ManifestRef
 
@@ -26,7 +26,7 @@ BUDGET_MARGIN_S = 60.0
 logger = Logger()
 settings = Settings.from_env()
 settings.require("results_bucket", "work_queue_url", "runs_table")
-_retries = Config(retries={"mode": "standard", "max_attempts": 5})
+_retries = data_path_config()
 _dynamodb = boto3.client("dynamodb", config=_retries)
 split = AwsSplit(
     s3=boto3.client("s3", config=_retries),
