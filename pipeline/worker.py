@@ -142,7 +142,11 @@ class ChunkWorker:
     def _timed_label(
         self, item: ManifestRecord, decoder: ImageDecoder, clock: StageClock
     ) -> Labels:
-        """`label`, each step measured into `clock` (a step that raises still counts)."""
+        """`label`, each step measured into `clock` (a step that raises still counts).
+
+        `classify` includes waiting for a free interpreter: with more pool threads than
+        replicas, busy classify time far above decode's says the interpreters are the limit.
+        """
         self._check_allowed(item)
         with clock.measure("fetch"):
             data = self._fetch(item)
