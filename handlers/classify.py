@@ -14,14 +14,14 @@ from aws_lambda_powertools.utilities.batch import (
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from botocore.config import Config
 
 from handlers._metrics import metrics, record_chunk
 from pipeline import tracing
-from pipeline.chunking import Chunk
 from pipeline.config import Settings
 from pipeline.ledger import RunLedger
 from pipeline.model import get_classifier
+from pipeline.replay_chunks import parse_work_message
+from pipeline.retries import data_path_config
 from pipeline.tracing import xray_tracer
 from pipeline.worker import ChunkWorker, fetch_client_config
 
@@ -29,7 +29,7 @@ logger = Logger()
 settings = Settings.from_env()
 tracing.configure(xray_tracer(is_enabled=settings.is_tracing_enabled))
 settings.require("results_bucket", "failure_queue_url", "runs_table")
-_retries = Config(retries={"mode": "standard", "max_attempts": 5})
+_retries = data_path_config()
 worker = ChunkWorker(
     s3=boto3.client("s3", config=fetch_client_config(settings)),
     sqs=boto3.client("sqs", config=_retries),
@@ -42,8 +42,8 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def record_handler(record: SQSRecord) -> None:
-    """One chunk; raising fails just this record (it comes back, then goes to the WorkDLQ)."""
-    report = worker.process(Chunk.from_message(orjson.loads(record.body)))
+    """One chunk (or replay chunk); raising fails just this record (then the WorkDLQ)."""
+    report = worker.process(*parse_work_message(orjson.loads(record.body)))
     record_chunk(
         metrics, ok=report.ok, failed_by_stage=report.failed_by_stage, seconds=report.seconds
     )

@@ -9,7 +9,7 @@ fault — raises, so the chunk fails and SQS redelivers it rather than losing a 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -121,3 +121,60 @@ def _send_batch(
             error=codes[0] or "SenderFault",
         )
     return [int(f["Id"]) for f in failed]
+
+
+DRAIN_VISIBILITY_S = 60
+"""How long a drain hides the messages it looked at; those it keeps are released at once."""
+
+
+def acknowledge_failures(
+    client: SQSClient, queue_url: str, replayed: Mapping[tuple[str, int], int]
+) -> int:
+    """Delete the FailureQueue messages a replay supersedes; return how many were deleted.
+
+    `replayed` maps (run, line) to the attempts of the record being replayed: a message for
+    that line with at most those attempts is deleted (duplicates included); anything else —
+    other runs, other lines, a newer failure — is released (visibility 0) untouched. Once the
+    replay's chunks have run, the queue again holds exactly the latest failure of each line
+    that still has no result.
+    """
+    deleted = 0
+    kept: dict[str, str] = {}
+    seen: set[str] = set()
+    while True:
+        messages = client.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=BATCH_ENTRIES,
+            VisibilityTimeout=DRAIN_VISIBILITY_S,
+            WaitTimeSeconds=1,  # long poll: an empty answer means empty, not "unlucky sample"
+        ).get("Messages", [])
+        fresh = [m for m in messages if m["MessageId"] not in seen]
+        if not fresh:
+            break
+        for message in fresh:
+            seen.add(message["MessageId"])
+            if _is_superseded(message["Body"], replayed):
+                client.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+                deleted += 1
+            else:
+                kept[message["MessageId"]] = message["ReceiptHandle"]
+    _release(client, queue_url, list(kept.values()))
+    return deleted
+
+
+def _is_superseded(body: str, replayed: Mapping[tuple[str, int], int]) -> bool:
+    try:
+        record = orjson.loads(body)
+        attempts = replayed.get((str(record["run"]), int(record["line"])))
+        return attempts is not None and int(record.get("attempts", 1)) <= attempts
+    except (ValueError, KeyError, TypeError):
+        return False  # not a failure record: not ours to judge
+
+
+def _release(client: SQSClient, queue_url: str, handles: list[str]) -> None:
+    for start in range(0, len(handles), BATCH_ENTRIES):
+        entries = [
+            {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+            for i, handle in enumerate(handles[start : start + BATCH_ENTRIES])
+        ]
+        client.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)

@@ -2,11 +2,11 @@
 
 The I/O edge of manifest reading: smart_open with an injected boto3 client for `s3://`, the
 builtin `open` for paths. Compression is detected from the first two bytes (`1f 8b`), never
-from the name, and decoded with ISA-L's `igzip` (2x stdlib gzip here; see BENCHMARKS.md). We
-use the single-threaded `igzip` rather than `igzip_threaded`: the threaded reader drops the
-decompressed tail of the block in which a truncated stream breaks, and the contract is to
-yield every line before the break. Reading errors (truncated or corrupt gzip, a dropped
-connection) become one `ManifestReadError` carrying the compressed offset reached.
+from the name, and decoded with ISA-L's decompressor (2x stdlib gzip here; see BENCHMARKS.md)
+driven by `pipeline.gzip_stream.GzipMembers`, not `igzip.IGzipFile`/`igzip_threaded`: both of
+those drop the decompressed tail of the block in which a truncated stream breaks, and the
+contract is to yield every line before the break. Reading errors (truncated or corrupt gzip,
+a dropped connection) become one `ManifestReadError` carrying the compressed offset reached.
 
 Importing this module also makes smart_open use ISA-L for every `.gz` it opens by name.
 """
@@ -23,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from isal import igzip, igzip_lib, isal_zlib
 
 from pipeline.failures import ManifestReadError
+from pipeline.gzip_stream import GzipMembers
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -148,9 +149,7 @@ class DecodedStream:
         self._name = name
         self._counter = _CountingReader(raw)
         self.is_gzip = self._counter.peek_magic() == GZIP_MAGIC
-        self._inner: Any = (
-            igzip.IGzipFile(fileobj=self._counter, mode="rb") if self.is_gzip else self._counter
-        )
+        self._inner: Any = GzipMembers(self._counter) if self.is_gzip else self._counter
 
     @property
     def compressed_bytes(self) -> int:

@@ -54,7 +54,9 @@ from pipeline.ledger import RunLedger
 from pipeline.manifest import ManifestRecord
 from pipeline.model import Classifier
 from pipeline.parts import PartKind, ResultRow, chunk_part
+from pipeline.replay_chunks import ReplayMark
 from pipeline.results import PartWriter, write_failure_part
+from pipeline.retries import data_path_config
 from pipeline.tracing import NOOP_SPAN, StageClock, span
 
 logger = logging.getLogger(__name__)
@@ -70,14 +72,13 @@ Labels = tuple[tuple[str, float], ...]
 def fetch_client_config(settings: Settings) -> Config:
     """The S3 client config for image GETs.
 
-    Adaptive retries absorb SlowDown (FACTS.md); the connection pool is as wide as the fetch
-    thread pool, so no thread waits for a socket. Parameter validation is off: the worker builds
-    every request itself, and botocore's validation is CPU spent per GET on a 1-vCPU function.
+    Adaptive retries absorb SlowDown (`pipeline/retries.py`); the connection pool is as wide
+    as the fetch thread pool, so no thread waits for a socket. Parameter validation is off: the
+    worker builds every request itself, and botocore's validation is CPU spent per GET on a
+    1-vCPU function.
     """
-    return Config(
-        retries={"mode": "adaptive", "max_attempts": 6},
-        max_pool_connections=settings.fetch_concurrency + 4,
-        parameter_validation=False,
+    return data_path_config(
+        max_pool_connections=settings.fetch_concurrency + 4, parameter_validation=False
     )
 
 
@@ -174,11 +175,17 @@ class ChunkWorker:
             version_id=item.version_id,
         )
 
-    def process(self, chunk: Chunk) -> ChunkReport:
-        """Label every item of `chunk` in one `chunk` span annotated with its run and number."""
+    def process(self, chunk: Chunk, replay: ReplayMark | None = None) -> ChunkReport:
+        """Label every item of `chunk`, write both parts, send failures, count it once.
+
+        A replay chunk (`replay` given) writes its round's parts, gives a line that fails again
+        `attempts = previous + 1`, and moves its lines out of their previous failures in the
+        ledger (`pipeline/replay_chunks.py`). All of it is one `chunk` span annotated with the
+        run and chunk number.
+        """
         with span("chunk", annotations={"run": chunk.run, "chunk": chunk.number}) as chunk_span:
             clock = None if chunk_span is NOOP_SPAN else StageClock()  # off: nothing to time
-            report = self._process(chunk, clock)
+            report = self._process(chunk, replay, clock)
             chunk_span.metadata("items", len(chunk.items))
             chunk_span.metadata("ok", report.ok)
             chunk_span.metadata("failed", len(report.failures))
@@ -186,18 +193,25 @@ class ChunkWorker:
                 chunk_span.metadata("stages", clock.snapshot())  # a few bytes, any chunk size
             return report
 
-    def _process(self, chunk: Chunk, clock: StageClock | None) -> ChunkReport:
-        """Label every item of `chunk`, write both parts, send failures, count it once."""
+    def _process(
+        self, chunk: Chunk, replay: ReplayMark | None, clock: StageClock | None
+    ) -> ChunkReport:
+        """`process` inside its span: `clock` is None with tracing off."""
         started = time.monotonic()
+        replay_round = replay.replay_round if replay else 0
         failures: list[FailureRecord] = []
         bucket = self.settings.results_bucket
-        results_part = chunk_part(PartKind.RESULTS, chunk.run, chunk.number)
+        results_part = chunk_part(
+            PartKind.RESULTS, chunk.run, chunk.number, replay_round=replay_round
+        )
         part = PartWriter(self.s3, bucket, results_part.key)
         with contextlib.ExitStack() as on_error:
             on_error.push(part)  # labelling raised: the part is discarded, never uploaded
-            ok = self._stream_rows(chunk, clock, part, failures)
+            ok = self._stream_rows(chunk, replay, clock, part, failures)
             upload = on_error.pop_all()  # labelled: closing the part is its upload, timed below
-        failures_part = chunk_part(PartKind.FAILURES, chunk.run, chunk.number)
+        failures_part = chunk_part(
+            PartKind.FAILURES, chunk.run, chunk.number, replay_round=replay_round
+        )
         with span("write_results", metadata={"rows": ok, "failures": len(failures)}):
             upload.close()  # gzip trailer + PUT of the results part
             write_failure_part(self.s3, bucket, failures_part, failures)
@@ -207,16 +221,7 @@ class ChunkWorker:
         seconds = time.monotonic() - started
         report = ChunkReport(chunk.run, chunk.number, ok, tuple(failures), seconds, False)
         with span("ledger"):
-            is_counted = self.ledger.record_chunk(
-                chunk.run,
-                chunk.number,
-                ok=report.ok,
-                failed=len(failures),
-                failed_by_stage=report.failed_by_stage,
-                failed_by_error=report.failed_by_error,
-                seconds=seconds,
-                images=report.ok,
-            )
+            is_counted = self._count(report, replay)
         if not is_counted:
             logger.info("chunk %d was already counted", chunk.number, extra={"run": chunk.run})
         return ChunkReport(chunk.run, chunk.number, report.ok, report.failures, seconds, is_counted)
@@ -224,6 +229,7 @@ class ChunkWorker:
     def _stream_rows(
         self,
         chunk: Chunk,
+        replay: ReplayMark | None,
         clock: StageClock | None,
         part: PartWriter,
         failures: list[FailureRecord],
@@ -232,12 +238,33 @@ class ChunkWorker:
         ok = 0
         for item, outcome in self._labelled(chunk, clock):
             if isinstance(outcome, BaseException):
-                failures.append(_failure(chunk.run, item, outcome))
+                attempts = replay.attempts_for(item.line) if replay else 1
+                failures.append(_failure(chunk.run, item, outcome, attempts))
                 continue
             row = ResultRow(item.line, item.bucket, item.key, outcome, item.version_id)
             part.write(row.to_dict())
             ok += 1
         return ok
+
+    def _count(self, report: ChunkReport, replay: ReplayMark | None) -> bool:
+        """Count the chunk in the ledger once (a replay chunk under its round's marker)."""
+        if replay is not None:
+            counts = replay.counts(
+                failures=report.failures, ok=report.ok, seconds=report.seconds, images=report.ok
+            )
+            return self.ledger.record_replay_chunk(
+                report.run, replay.replay_round, report.chunk, counts
+            )
+        return self.ledger.record_chunk(
+            report.run,
+            report.chunk,
+            ok=report.ok,
+            failed=len(report.failures),
+            failed_by_stage=report.failed_by_stage,
+            failed_by_error=report.failed_by_error,
+            seconds=report.seconds,
+            images=report.ok,
+        )
 
     def _labelled(
         self, chunk: Chunk, clock: StageClock | None
@@ -271,7 +298,7 @@ def _as_pairs(labels: tuple[Any, ...]) -> Labels:
     return tuple((label.name, round(float(label.score), 5)) for label in labels)
 
 
-def _failure(run: str, item: ManifestRecord, exc: BaseException) -> FailureRecord:
+def _failure(run: str, item: ManifestRecord, exc: BaseException, attempts: int) -> FailureRecord:
     return FailureRecord.from_exception(
-        exc, run=run, line=item.line, bucket=item.bucket, key=item.key
+        exc, run=run, line=item.line, bucket=item.bucket, key=item.key, attempts=attempts
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pipeline.cli import classify as _classify  # noqa: F401  # registers its command
 from pipeline.cli import demo as _demo  # noqa: F401  # registers its command
+from pipeline.cli import replay as _replay  # noqa: F401  # registers its command
 from pipeline.cli import results as _results  # noqa: F401  # registers results + failures
 from pipeline.cli import run as _run  # noqa: F401  # registers its command
 from pipeline.cli import scan as _scan  # noqa: F401  # registers its command

@@ -1,20 +1,28 @@
 """The classify handler with faults a test can ask for, chosen by the chunk's image keys.
 
 A chunk holding a key that contains `crash-once` raises on its first delivery only (the
-message's ApproximateReceiveCount is 1); one holding `poison` raises on every delivery. Every
-other chunk goes to the real `handlers.classify.handler` untouched. Each injected crash leaves a
+message's ApproximateReceiveCount is 1); one holding `poison` raises on every delivery until the
+test "fixes the cause" by writing `test-faults/<run>/cured`. Image GETs of keys containing
+`flaky-` are answered HTTP 503 SlowDown one time in five (deterministically, by URL and attempt)
+through a botocore `before-send` hook on the real handler's S3 client — production code is
+untouched, and the SDK's adaptive retries must absorb them. Every other chunk goes to the real
+`handlers.classify.handler` untouched. Each injected crash leaves a
 marker object `test-faults/<run>/chunk-<n>-receive-<count>` in the results bucket, so a test
 can prove the crash happened (worker processes share no memory with the test).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib
 import json
 import os
 from typing import Any
 
 import boto3
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
 
 if "LAMBDAFLOW_RESULTS_BUCKET" in os.environ:
     # Loaded as a function's handler (the stack applied its environment): import the real one
@@ -24,6 +32,9 @@ if "LAMBDAFLOW_RESULTS_BUCKET" in os.environ:
 
 CRASH_ONCE = "crash-once"
 POISON = "poison"
+FLAKY = "flaky-"
+SLOWDOWN_EVERY = 5
+"""One GET attempt in five of a flaky key is answered 503 SlowDown (20 %)."""
 
 
 class InjectedCrashError(RuntimeError):
@@ -40,12 +51,62 @@ def _crash(record: dict[str, Any], why: str) -> None:
     raise InjectedCrashError(why)
 
 
+class _Raw:
+    """Just enough of urllib3's response for botocore to read a canned body."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, *_: Any, **__: Any) -> Any:
+        yield self._body
+
+
+_attempts: dict[str, int] = {}
+
+
+def _slowdown(request: Any, **_: Any) -> AWSResponse | None:
+    """Answer 503 SlowDown to one in five attempts of a flaky GET; leave a marker for the test."""
+    url = str(request.url)
+    if FLAKY not in url:
+        return None
+    attempt = _attempts[url] = _attempts.get(url, 0) + 1
+    digest = hashlib.sha256(f"{url}#{attempt}".encode()).digest()
+    if digest[0] % SLOWDOWN_EVERY:
+        return None
+    marker = f"test-faults/slowdown/{hashlib.sha256(url.encode()).hexdigest()[:16]}-{attempt}"
+    _marker_client().put_object(Bucket=os.environ["LAMBDAFLOW_RESULTS_BUCKET"], Key=marker)
+    body = b"<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>"
+    return AWSResponse(url, 503, {"Content-Type": "application/xml"}, _Raw(body))
+
+
+@functools.cache
+def _marker_client() -> Any:
+    return boto3.client("s3")
+
+
+@functools.cache
+def _real_handler() -> Any:
+    real = importlib.import_module("handlers.classify")
+    real.worker.s3.meta.events.register("before-send.s3.GetObject", _slowdown)
+    return real.handler
+
+
+def _is_cured(record: dict[str, Any]) -> bool:
+    run = json.loads(record["body"])["run"]
+    try:
+        _marker_client().head_object(
+            Bucket=os.environ["LAMBDAFLOW_RESULTS_BUCKET"], Key=f"test-faults/{run}/cured"
+        )
+    except ClientError:
+        return False
+    return True
+
+
 def handler(event: dict[str, Any], context: Any) -> Any:
     for record in event.get("Records", []):
         body = record.get("body", "")
-        if POISON in body:
+        if POISON in body and not _is_cured(record):
             _crash(record, "poison chunk")
         if CRASH_ONCE in body and record["attributes"].get("ApproximateReceiveCount") == "1":
             _crash(record, "crash on first delivery")
-    real = importlib.import_module("handlers.classify")
-    return real.handler(event, context)
+    return _real_handler()(event, context)

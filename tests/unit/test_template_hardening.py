@@ -122,7 +122,7 @@ def test_every_dead_letter_queue_and_the_work_backlog_have_alarms(template):
         (a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0], a["Properties"]["MetricName"])
         for a in _of_type(template, "AWS::CloudWatch::Alarm").values()
     }
-    for dlq in dlqs:
+    for dlq in (*dlqs, "FailureQueue"):  # the FailureQueue is the dead-letter queue of items
         assert (dlq, "ApproximateNumberOfMessagesVisible") in watched
     assert ("WorkQueue", "ApproximateAgeOfOldestMessage") in watched
 

@@ -1,0 +1,130 @@
+"""`lambdaflow replay`: re-run failed lines and WorkDLQ chunks; print what moved and the summary."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import boto3
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.cli.app import app
+from pipeline.cli.run_view import summary_table
+from pipeline.cli.stack_target import use_stack
+from pipeline.config import Settings
+from pipeline.failures import Stage
+from pipeline.ledger import RunLedger, UnknownRunError
+from pipeline.local.state import StackInfo
+from pipeline.replay import (
+    Replayer,
+    ReplayFilter,
+    ReplaySource,
+    ReplayTargets,
+    ReplayTimeoutError,
+    RunReplay,
+    replay_runs,
+)
+from pipeline.replay_ledger import ReplayInProgressError, ReplayLedger
+
+
+def build_replayer(info: StackInfo, settings: Settings) -> Replayer:
+    """A `Replayer` on the stack behind `info` (its SDK environment is already set)."""
+    outputs = info.outputs
+    dynamodb = boto3.client("dynamodb")
+    table = outputs["RunsTableName"]
+    return Replayer(
+        s3=boto3.client("s3"),
+        sqs=boto3.client("sqs"),
+        ledger=RunLedger(dynamodb, table),
+        replays=ReplayLedger(dynamodb, table),
+        targets=ReplayTargets(
+            results_bucket=info.results_bucket,
+            work_queue_url=outputs["WorkQueueUrl"],
+            work_dlq_url=outputs["WorkDLQUrl"],
+            failure_queue_url=outputs["FailureQueueUrl"],
+            chunk_items=settings.chunk_items,
+            chunk_max_bytes=settings.chunk_max_bytes,
+            use_move_task=info.endpoint_url is None,  # a deployed stack: SQS's own move task
+        ),
+    )
+
+
+def _table(reports: list[RunReplay], *, dry_run: bool) -> Table:
+    verb = "would replay" if dry_run else "replayed"
+    table = Table(title=f"lambdaflow replay: {verb}")
+    for name in ("run", "round", "lines", "chunks", "by error", "WorkDLQ chunks"):
+        table.add_column(name)
+    for r in reports:
+        errors = ", ".join(f"{code} {count}" for code, count in sorted(r.by_error.items()))
+        if r.unreplayable:
+            errors += f" (+{r.unreplayable} parse, not replayable)"
+        table.add_row(
+            r.run,
+            str(r.replay_round or "-"),
+            str(len(r.lines)),
+            str(r.chunks),
+            errors or "-",
+            str(len(r.dlq_chunks)),
+        )
+    return table
+
+
+@app.command()
+def replay(  # noqa: PLR0917  # typer: one parameter per documented CLI option
+    run: Annotated[str | None, typer.Option(help="Only this run (default: every run).")] = None,
+    stage: Annotated[
+        str | None, typer.Option(help="Only failures at this stage (fetch, decode, …).")
+    ] = None,
+    error: Annotated[str | None, typer.Option(help="Only failures with this error code.")] = None,
+    retryable_only: Annotated[
+        bool, typer.Option("--retryable-only", help="Only failures marked retryable.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count and show what would be replayed.")
+    ] = False,
+    limit: Annotated[
+        int | None, typer.Option(help="Replay at most N lines (and N chunks).")
+    ] = None,
+    source: Annotated[
+        ReplaySource, typer.Option(help="items: failed lines; dlq: WorkDLQ chunks; all: both.")
+    ] = ReplaySource.ALL,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the replay.")] = 600.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Replay failed lines (as new chunks of their run) and poison chunks (from the WorkDLQ)."""
+    if stage is not None and stage not in {s.value for s in Stage}:
+        raise typer.BadParameter(f"unknown stage {stage!r}", param_hint="--stage")
+    console = Console(stderr=True)
+    with use_stack(start_if_missing=False) as info:
+        replayer = build_replayer(info, Settings.from_env())
+        try:
+            runs = [run] if run else [state.run for state in replayer.ledger.iter_runs()]
+            if run:
+                replayer.ledger.get_run(run)
+            reports = replay_runs(
+                replayer,
+                runs,
+                ReplayFilter(stage=stage, error=error, is_retryable_only=retryable_only),
+                source=source,
+                limit=limit,
+                dry_run=dry_run,
+                timeout_s=timeout,
+            )
+        except (UnknownRunError, ReplayInProgressError, ReplayTimeoutError) as exc:
+            console.print(f"[red]{exc}")
+            raise typer.Exit(1) from exc
+    if as_json:
+        body = {"dry_run": dry_run, "runs": [r.to_dict() for r in reports]}
+        sys.stdout.write(orjson.dumps(body).decode() + "\n")
+        return
+    if not reports:
+        console.print("nothing to replay")
+        return
+    out = Console()
+    out.print(_table(reports, dry_run=dry_run))
+    for report in reports:  # each replayed run's new summary (what its summary file now says)
+        if report.summary:
+            out.print(summary_table(report.summary))

@@ -1,0 +1,272 @@
+"""`lambdaflow replay`: give failed lines and poison chunks another go, counting nothing twice.
+
+Source of truth. What to replay is read from the run's failures parts (`iter_failure_records`):
+they are durable, hold every failure of every line (parse failures included), and their reader
+already returns each line once, as its latest record, and drops lines a replay has since
+labelled. The FailureQueue is the user-visible dead-letter *feed* of item failures (at least
+once, for alarms and consumers); it is kept consistent with the parts, not read for decisions:
+a replay deletes the queue's messages for the lines it replays (`acknowledge_failures`), and
+a line that fails again sends its new record (attempts + 1). So after a replay has run, the
+queue holds the latest failure of each line still without a result, like the parts say.
+
+Item failures. The selected records (filters: stage, error code, retryable only; parse
+failures have no object to read and are never replayed) become replay chunks of the same run in
+a new round (`pipeline/replay_chunks.py`), claimed in the ledger first so two replays of one
+run never overlap (`pipeline/replay_ledger.py`). The classify workers write the round's parts
+and move each line failed → ok (or to its new failure) in the ledger.
+
+Poison chunks. WorkDLQ messages go back to the WorkQueue (`pipeline/work_dlq.py`), unchanged.
+
+Afterwards each touched run is re-settled and its summary file rewritten, so `_SUCCESS.json` /
+`_PARTIAL.json` stays true (a run still RUNNING is left to its own Finalize).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from pipeline.failure_queue import acknowledge_failures
+from pipeline.failures import FailureRecord
+from pipeline.ledger import RunLedger
+from pipeline.replay_chunks import ReplayChunk, ReplayFilter, iter_replay_chunks, select_failures
+from pipeline.replay_ledger import ReplayLedger
+from pipeline.results import iter_failure_records
+from pipeline.summary import build_summary, write_summary
+from pipeline.work_dlq import ParkedChunk, move_messages, queue_arn, start_move_task
+from pipeline.work_queue import send_chunks
+
+SEND_GROUP = 10
+"""Replay chunks per SendMessageBatch (SQS's entry limit): what a broken send can give back."""
+
+
+class ReplayTimeoutError(TimeoutError):
+    """Replayed chunks were not all counted in time; they go on: re-run replay to see."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayTargets:
+    """Where the stack keeps things, and how big a replay chunk may be."""
+
+    results_bucket: str
+    work_queue_url: str
+    work_dlq_url: str
+    failure_queue_url: str
+    chunk_items: int = 500
+    chunk_max_bytes: int = 900 * 1024
+    use_move_task: bool = False
+    """On AWS: move the whole WorkDLQ with SQS's StartMessageMoveTask (moto lacks it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunReplay:
+    """What a replay did (or, dry, would do) for one run."""
+
+    run: str
+    replay_round: int = 0
+    lines: tuple[int, ...] = ()
+    chunks: int = 0
+    by_error: dict[str, int] = field(default_factory=dict)
+    unreplayable: int = 0
+    """Selected records with no object to read again (parse failures): reported, not sent."""
+    dlq_chunks: tuple[ParkedChunk, ...] = ()
+    acknowledged: int = 0
+    summary: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape `lambdaflow replay --json` prints, one per run."""
+        return {
+            "run": self.run,
+            "replay_round": self.replay_round,
+            "lines": len(self.lines),
+            "chunks": self.chunks,
+            "by_error": self.by_error,
+            "unreplayable": self.unreplayable,
+            "dlq_chunks": len(self.dlq_chunks),
+            "failure_queue_acknowledged": self.acknowledged,
+            "summary": self.summary,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Replayer:
+    """The replay operations over injected clients (S3, SQS) and the ledger's table."""
+
+    s3: Any
+    sqs: Any
+    ledger: RunLedger
+    replays: ReplayLedger
+    targets: ReplayTargets
+
+    def replay_items(
+        self, run: str, flt: ReplayFilter, *, limit: int | None = None, dry_run: bool = False
+    ) -> RunReplay:
+        """Send the run's matching failed lines as a new replay round (or count them, dry)."""
+        failures = iter_failure_records(self.s3, self.targets.results_bucket, run)
+        chosen, unreplayable = select_failures(failures, flt, limit=limit)
+        by_error = dict(Counter(r.error for r in chosen))
+        lines = tuple(r.line for r in chosen)
+        if not chosen or dry_run:
+            chunks = len(self._chunks(chosen, replay_round=1)) if chosen else 0
+            return RunReplay(run, 0, lines, chunks, by_error, unreplayable)
+        chunks = self._chunks(chosen, replay_round=0)  # numbered before the round is known
+        replay_round = self.replays.claim_round(run, chunks=len(chunks))
+        chunks = self._chunks(chosen, replay_round=replay_round)
+        sent = self._send(run, chunks)
+        attempts = {r.line: r.attempts for r in chosen}
+        acknowledged = acknowledge_failures(
+            self.sqs,
+            self.targets.failure_queue_url,
+            {(run, item.line): attempts[item.line] for c in sent for item in c.chunk.items},
+        )
+        return RunReplay(
+            run, replay_round, lines, len(chunks), by_error, unreplayable, acknowledged=acknowledged
+        )
+
+    def _send(self, run: str, chunks: list[ReplayChunk]) -> list[ReplayChunk]:
+        """Send the round's chunks; if sending breaks, give back the claim of the unsent ones.
+
+        Their lines keep their old failure records (never touched), so a later replay takes
+        them again; the next round is not blocked by chunks that will never be counted.
+        """
+        sent: list[ReplayChunk] = []
+        try:
+            for start in range(0, len(chunks), SEND_GROUP):
+                group = chunks[start : start + SEND_GROUP]
+                send_chunks(self.sqs, self.targets.work_queue_url, group)  # type: ignore[arg-type]
+                sent.extend(group)
+        except Exception:
+            self.replays.release(run, chunks=len(chunks) - len(sent))
+            raise
+        return sent
+
+    def replay_dlq(
+        self, run: str | None, *, limit: int | None = None, dry_run: bool = False
+    ) -> list[ParkedChunk]:
+        """Move the WorkDLQ's chunks (of `run`, or all) back to the WorkQueue.
+
+        On AWS, for the whole queue, SQS's own move task does the moving: the parked chunks are
+        listed first (received and released), then `StartMessageMoveTask` moves every message.
+        """
+        if self.targets.use_move_task and run is None and limit is None and not dry_run:
+            parked = self.replay_dlq(None, dry_run=True)
+            if parked:
+                start_move_task(
+                    self.sqs,
+                    queue_arn(self.sqs, self.targets.work_dlq_url),
+                    queue_arn(self.sqs, self.targets.work_queue_url),
+                )
+            return parked
+        return move_messages(
+            self.sqs,
+            self.targets.work_dlq_url,
+            self.targets.work_queue_url,
+            run=run,
+            limit=limit,
+            dry_run=dry_run,
+        )
+
+    def is_settled(self, run: str) -> bool:
+        """Every chunk of the run, first deliveries and replays, has been counted."""
+        state = self.ledger.get_run(run)
+        first_done = not state.is_split_done or state.chunks_done >= state.chunks_sent
+        return first_done and self.replays.progress(run).is_settled
+
+    def wait_settled(self, runs: Iterable[str], *, timeout_s: float, poll_s: float = 0.5) -> None:
+        """Block until every run is settled.
+
+        Raises:
+            ReplayTimeoutError: some run was not settled within `timeout_s`.
+        """
+        pending = set(runs)
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            pending = {run for run in pending if not self.is_settled(run)}
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                raise ReplayTimeoutError(
+                    f"replayed chunks of {', '.join(sorted(pending))} not all counted after "
+                    f"{timeout_s:.0f}s; they go on — re-run `lambdaflow replay --dry-run` to see"
+                )
+            time.sleep(poll_s)
+
+    def refresh_summary(self, run: str, *, now: float) -> dict[str, Any] | None:
+        """Re-settle the run and rewrite its summary file; None while the run is RUNNING."""
+        self.replays.settle(self.ledger.get_run(run))
+        state = self.ledger.get_run(run)
+        if state.finished_at is None:
+            return None
+        summary = build_summary(state, now=now)
+        write_summary(self.s3, self.targets.results_bucket, run, summary)
+        return summary.to_dict()
+
+    def _chunks(self, records: list[FailureRecord], *, replay_round: int) -> list[ReplayChunk]:
+        return list(
+            iter_replay_chunks(
+                records,
+                replay_round=max(1, replay_round),
+                chunk_items=self.targets.chunk_items,
+                chunk_max_bytes=self.targets.chunk_max_bytes,
+            )
+        )
+
+
+class ReplaySource(StrEnum):
+    """What `lambdaflow replay` replays: item failures, WorkDLQ chunks, or both."""
+
+    ALL = "all"
+    ITEMS = "items"
+    DLQ = "dlq"
+
+
+def replay_runs(
+    replayer: Replayer,
+    runs: Iterable[str],
+    flt: ReplayFilter,
+    *,
+    source: ReplaySource = ReplaySource.ALL,
+    limit: int | None = None,
+    dry_run: bool = False,
+    timeout_s: float = 600.0,
+) -> list[RunReplay]:
+    """Replay `runs`: WorkDLQ chunks first (their lines have no records yet), then items.
+
+    Each phase waits until what it sent is counted, then every touched run's summary is
+    rewritten. `limit` caps the lines replayed over all runs (WorkDLQ chunks: the chunks).
+
+    Raises:
+        ReplayTimeoutError: sent chunks not all counted within `timeout_s` (each phase).
+        ReplayInProgressError: a run's previous replay round is unfinished.
+    """
+    runs = list(runs)
+    dlq: dict[str, list[ParkedChunk]] = {}
+    if source is not ReplaySource.ITEMS:
+        only = runs[0] if len(runs) == 1 else None
+        for parked in replayer.replay_dlq(only, limit=limit, dry_run=dry_run):
+            if parked.run in runs:  # moved either way; a run the ledger lacks is not followed
+                dlq.setdefault(parked.run, []).append(parked)
+        if not dry_run:
+            replayer.wait_settled(list(dlq), timeout_s=timeout_s)
+    reports: dict[str, RunReplay] = {}
+    used = 0
+    for run in runs if source is not ReplaySource.DLQ else []:
+        left = None if limit is None else max(0, limit - used)
+        if left == 0:
+            break
+        report = replayer.replay_items(run, flt, limit=left, dry_run=dry_run)
+        used += len(report.lines)
+        if report.lines or report.unreplayable:
+            reports[run] = report
+    if not dry_run:
+        replayer.wait_settled([r for r, rep in reports.items() if rep.chunks], timeout_s=timeout_s)
+    done: list[RunReplay] = []
+    for run in sorted(set(reports) | set(dlq)):
+        report = reports.get(run, RunReplay(run))
+        summary = None if dry_run else replayer.refresh_summary(run, now=time.time())
+        done.append(replace(report, dlq_chunks=tuple(dlq.get(run, ())), summary=summary))
+    return done

@@ -1,0 +1,213 @@
+"""Replay chunks: failed lines re-sent to the WorkQueue as new chunks of the same run.
+
+A replay chunk is an ordinary chunk message (`pipeline.chunking.Chunk.to_message`) plus two
+fields, so a reader that knows nothing of replays still reads the items:
+
+    {"v":1, "run":…, "chunk":N, "items":[[line,bucket,key],…],
+     "replay":R, "prior":[[stage,error,attempts],…]}      (prior[i] belongs to items[i])
+
+`replay` is the round (1, 2, …): the worker writes the round's parts
+(`results|failures/<run>/replay-RRRR-NNNNNNNN.jsonl.gz`) and counts the chunk under the ledger's
+`REPLAY#R#N` marker. `prior` is what each line's latest failure record said, so the worker can
+move the line out of exactly that stage and error in the ledger (never counted twice) and give a
+line that fails again `attempts = prior + 1` — without reading anything back. Replay chunk
+numbers are dense from 0 in line order within a round, so the same selection always yields the
+same chunks and a redelivered replay chunk overwrites its own parts.
+
+Also here: which failure records a replay selects (`ReplayFilter`, `select_failures`).
+Pure: no client, no clock.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.chunking import Chunk, iter_chunks
+from pipeline.failures import FailureRecord
+from pipeline.ledger_items import ChunkCounts
+from pipeline.manifest_parse import ManifestRecord
+
+REPLAY_FIELD = "replay"
+PRIOR_FIELD = "prior"
+PRIOR_SHARE = 2
+"""A replay chunk's items get half of `chunk_max_bytes`: `prior` must fit in the other half."""
+
+
+@dataclass(frozen=True, slots=True)
+class PriorFailure:
+    """What a replayed line's latest failure record said."""
+
+    stage: str
+    error: str
+    attempts: int
+
+    def to_list(self) -> list[Any]:
+        """The compact message form `[stage, error, attempts]`."""
+        return [self.stage, self.error, self.attempts]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayMark:
+    """The replay half of a chunk message: its round and each line's prior failure."""
+
+    replay_round: int
+    prior: Mapping[int, PriorFailure] = field(default_factory=dict)
+
+    def attempts_for(self, line: int) -> int:
+        """`attempts` of a record written for `line` in this round: previous + 1."""
+        previous = self.prior.get(line)
+        return (previous.attempts if previous else 0) + 1
+
+    def counts(
+        self, *, failures: Iterable[FailureRecord], ok: int, seconds: float, images: int
+    ) -> ChunkCounts:
+        """The ledger counts of this replay chunk, replacing every line's prior failure."""
+        failed = list(failures)
+        return ChunkCounts(
+            ok=ok,
+            failed=len(failed),
+            failed_by_stage=dict(Counter(f.stage.value for f in failed)),
+            failed_by_error=dict(Counter(f.error for f in failed)),
+            seconds=seconds,
+            images=images,
+            replaced_by_stage=dict(Counter(p.stage for p in self.prior.values())),
+            replaced_by_error=dict(Counter(p.error for p in self.prior.values())),
+        )
+
+
+def is_replayable(record: FailureRecord) -> bool:
+    """A record names an object to read again; a parse failure (no key) has nothing to replay."""
+    return bool(record.bucket) and bool(record.key)
+
+
+def replay_message(chunk: Chunk, mark: ReplayMark) -> dict[str, Any]:
+    """The WorkQueue body of a replay chunk (the chunk message plus `replay` and `prior`)."""
+    message = chunk.to_message()
+    message[REPLAY_FIELD] = mark.replay_round
+    message[PRIOR_FIELD] = [mark.prior[item.line].to_list() for item in chunk.items]
+    return message
+
+
+def parse_work_message(body: dict[str, Any]) -> tuple[Chunk, ReplayMark | None]:
+    """Read any WorkQueue body: the chunk, and its replay mark when it is a replay chunk.
+
+    Raises:
+        ValueError: a malformed message (a poison message: it fails until the WorkDLQ).
+    """
+    chunk = Chunk.from_message(body)
+    if body.get(REPLAY_FIELD) is None:
+        return chunk, None
+    replay_round = int(body[REPLAY_FIELD])
+    prior = body.get(PRIOR_FIELD) or []
+    if replay_round < 1 or len(prior) != len(chunk.items):
+        raise ValueError(
+            f"replay chunk {chunk.number}: round {replay_round} with {len(prior)} prior records "
+            f"for {len(chunk.items)} items"
+        )
+    by_line = {
+        item.line: PriorFailure(str(stage), str(error), int(attempts))
+        for item, (stage, error, attempts) in zip(chunk.items, prior, strict=True)
+    }
+    return chunk, ReplayMark(replay_round, by_line)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayChunk:
+    """One replay chunk to send: duck-types `Chunk` for `pipeline.work_queue.send_chunks`."""
+
+    chunk: Chunk
+    mark: ReplayMark
+
+    @property
+    def number(self) -> int:
+        """The replay chunk number (dense from 0 within the round)."""
+        return self.chunk.number
+
+    def to_message(self) -> dict[str, Any]:
+        """The WorkQueue body."""
+        return replay_message(self.chunk, self.mark)
+
+
+def iter_replay_chunks(
+    records: Iterable[FailureRecord],
+    *,
+    replay_round: int,
+    chunk_items: int,
+    chunk_max_bytes: int,
+) -> Iterator[ReplayChunk]:
+    """Cut replayable failure records (one run, line order) into the round's replay chunks.
+
+    Raises:
+        ValueError: records of several runs, out of line order, or without a key.
+    """
+    prior: dict[int, PriorFailure] = {}
+    runs: set[str] = set()
+
+    def manifest_records() -> Iterator[ManifestRecord]:
+        previous = 0
+        for record in records:
+            if not is_replayable(record) or record.line <= previous:
+                raise ValueError(f"line {record.line}: not replayable or out of line order")
+            previous = record.line
+            runs.add(record.run)
+            if len(runs) > 1:
+                raise ValueError(f"replay chunks are per run, got {sorted(runs)}")
+            prior[record.line] = PriorFailure(record.stage.value, record.error, record.attempts)
+            yield ManifestRecord(record.line, str(record.bucket), str(record.key))
+
+    source = manifest_records()
+    first = next(source, None)
+    if first is None:
+        return
+    run = next(iter(runs))
+    chunks = iter_chunks(
+        _prepend(first, source),
+        run=run,
+        chunk_items=chunk_items,
+        chunk_max_bytes=max(1, chunk_max_bytes // PRIOR_SHARE),
+    )
+    for chunk in chunks:
+        mark = ReplayMark(replay_round, {item.line: prior.pop(item.line) for item in chunk.items})
+        yield ReplayChunk(chunk, mark)
+
+
+def _prepend(first: ManifestRecord, rest: Iterator[ManifestRecord]) -> Iterator[ManifestRecord]:
+    yield first
+    yield from rest
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayFilter:
+    """Which failure records to replay; None means "any"."""
+
+    stage: str | None = None
+    error: str | None = None
+    is_retryable_only: bool = False
+
+    def matches(self, record: FailureRecord) -> bool:
+        """True when `record` passes every filter."""
+        return (
+            (self.stage is None or record.stage.value == self.stage)
+            and (self.error is None or record.error == self.error)
+            and (record.retryable or not self.is_retryable_only)
+        )
+
+
+def select_failures(
+    records: Iterable[FailureRecord], flt: ReplayFilter, *, limit: int | None
+) -> tuple[list[FailureRecord], int]:
+    """The replayable records passing `flt` (at most `limit`), and how many matched unreplayable."""
+    matching = (r for r in records if flt.matches(r))
+    chosen: list[FailureRecord] = []
+    unreplayable = 0
+    for record in matching:
+        if limit is not None and len(chosen) >= limit:
+            break
+        if is_replayable(record):
+            chosen.append(record)
+        else:
+            unreplayable += 1
+    return chosen, unreplayable

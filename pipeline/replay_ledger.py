@@ -1,0 +1,164 @@
+"""The replay's own attributes on a run's ledger item: the round claim and the re-settled status.
+
+Run item attributes (beside `pipeline/ledger.py`'s):
+
+    replay_round        the last claimed replay round (1, 2, …)
+    replay_chunks_sent  replay chunks sent over all rounds (ADDed by each claim)
+    replay_chunks_done  replay chunks counted (ADDed by `RunLedger.record_replay_chunk`)
+
+One replay per run at a time: a claim is one conditional UpdateItem that takes round
+`replay_round + 1` only if every replay chunk sent before was counted. Two replays of the same
+lines in flight at once would each move the lines out of the same failure and count them twice;
+the claim makes that impossible, and it makes round numbers dense and unique without reading
+the parts. A round whose chunk is stuck in the WorkDLQ blocks the next claim until the WorkDLQ
+is replayed (the message says so).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from pipeline.aws_errors import error_code, write_error_from
+from pipeline.ledger_items import n, run_key
+from pipeline.runs import RunState, RunStatus
+from pipeline.summary import final_status
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+else:
+    DynamoDBClient = Any
+
+STALL_REASON_PREFIX = "stalled"
+"""Finalize's reason for a run whose chunks were not all counted in time (`pipeline/finalize`).
+
+The only reason a replay can make untrue: once every chunk is counted, the run is settled."""
+
+
+class ReplayInProgressError(RuntimeError):
+    """A replay of this run is unfinished: wait for it, or replay the WorkDLQ first."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayProgress:
+    """How far the run's replays got."""
+
+    replay_round: int
+    sent: int
+    done: int
+
+    @property
+    def is_settled(self) -> bool:
+        """Every replay chunk sent so far has been counted."""
+        return self.done >= self.sent
+
+
+class ReplayLedger:
+    """Claims replay rounds and re-settles a run's end status, on the ledger's table."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    def progress(self, run: str) -> ReplayProgress:
+        """The run's replay round and chunk counts, read consistently."""
+        item = self._client.get_item(
+            TableName=self._table,
+            Key=run_key(run),
+            ConsistentRead=True,
+            ProjectionExpression="replay_round, replay_chunks_sent, replay_chunks_done",
+        ).get("Item", {})
+        return ReplayProgress(
+            replay_round=_int(item, "replay_round"),
+            sent=_int(item, "replay_chunks_sent"),
+            done=_int(item, "replay_chunks_done"),
+        )
+
+    def claim_round(self, run: str, *, chunks: int) -> int:
+        """Take the next replay round for `chunks` replay chunks; return its number.
+
+        Raises:
+            ReplayInProgressError: a previous round still has chunks not counted.
+            ResultWriteError | ThrottledError: DynamoDB refused the write.
+        """
+        current = self.progress(run)
+        if not current.is_settled:
+            raise _in_progress(run, current)
+        condition = (
+            "attribute_exists(pk) AND "
+            "(attribute_not_exists(replay_round) OR replay_round = :previous) AND "
+            "(attribute_not_exists(replay_chunks_sent) OR replay_chunks_sent <= :done)"
+        )
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=run_key(run),
+                UpdateExpression="SET replay_round = :round ADD replay_chunks_sent :chunks",
+                ConditionExpression=condition,
+                ExpressionAttributeValues={
+                    ":round": n(current.replay_round + 1),
+                    ":previous": n(current.replay_round),
+                    ":chunks": n(chunks),
+                    ":done": n(current.done),
+                },
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise _in_progress(run, self.progress(run)) from exc
+            raise write_error_from(exc, f"claiming a replay round of run {run}") from exc
+        return current.replay_round + 1
+
+    def release(self, run: str, *, chunks: int) -> None:
+        """Give back `chunks` claimed replay chunks that were never sent (a broken send)."""
+        if chunks <= 0:
+            return
+        self._client.update_item(
+            TableName=self._table,
+            Key=run_key(run),
+            UpdateExpression="ADD replay_chunks_sent :minus",
+            ExpressionAttributeValues={":minus": n(-chunks)},
+        )
+
+    def settle(self, state: RunState) -> RunStatus:
+        """Re-decide a finished run's status after a replay; return it (RUNNING/FAILED: kept).
+
+        A run finalized as stalled whose chunks are now all counted (the WorkDLQ was replayed)
+        loses its stall reason; any other reason (a truncated manifest) stays true and keeps
+        the run PARTIAL.
+        """
+        if state.status in {RunStatus.RUNNING, RunStatus.FAILED}:
+            return state.status  # RUNNING: Finalize will count the replays itself
+        reason = state.reason
+        if reason and reason.startswith(STALL_REASON_PREFIX) and state.pending == 0:
+            reason = None
+        status = final_status(
+            RunState(**{**_fields(state), "status": RunStatus.RUNNING, "reason": reason})
+        )
+        expression = "SET #status = :status" + (" REMOVE reason" if reason is None else "")
+        self._client.update_item(
+            TableName=self._table,
+            Key=run_key(state.run),
+            UpdateExpression=expression,
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":status": {"S": status.value}},
+        )
+        return status
+
+
+def _fields(state: RunState) -> dict[str, Any]:
+    return {name: getattr(state, name) for name in RunState.__dataclass_fields__}
+
+
+def _int(item: dict[str, Any], name: str) -> int:
+    attr = item.get(name)
+    return int(attr["N"]) if attr else 0
+
+
+def _in_progress(run: str, progress: ReplayProgress) -> ReplayInProgressError:
+    return ReplayInProgressError(
+        f"run {run}: replay round {progress.replay_round} is unfinished ({progress.done} of "
+        f"{progress.sent} replay chunks counted); wait for it, or replay the WorkDLQ "
+        "(`lambdaflow replay --source dlq`) if a replay chunk was parked there"
+    )

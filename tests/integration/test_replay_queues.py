@@ -1,0 +1,157 @@
+"""Replay's adapters over the moto server: round claims, the WorkDLQ move, FailureQueue acks."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from pipeline.failure_queue import acknowledge_failures
+from pipeline.failures import ResultWriteError
+from pipeline.ledger import RunLedger
+from pipeline.ledger_items import ChunkCounts, table_definition
+from pipeline.replay_ledger import ReplayInProgressError, ReplayLedger
+from pipeline.runs import RunStatus
+from pipeline.summary import UNPROCESSED_STAGE
+from pipeline.work_dlq import move_messages
+
+pytestmark = pytest.mark.integration
+
+RUN, OTHER = "a" * 20, "b" * 20
+
+
+@pytest.fixture
+def dynamodb(emulator):
+    return boto3.client("dynamodb", endpoint_url=emulator.endpoint_url)
+
+
+@pytest.fixture
+def table(dynamodb) -> str:
+    name = f"runs-{uuid.uuid4().hex[:10]}"
+    dynamodb.create_table(**table_definition(name))
+    return name
+
+
+@pytest.fixture
+def sqs(emulator):
+    return boto3.client("sqs", endpoint_url=emulator.endpoint_url)
+
+
+def _queue(sqs) -> str:
+    return sqs.create_queue(QueueName=f"q-{uuid.uuid4().hex[:10]}")["QueueUrl"]
+
+
+def _bodies(sqs, url: str) -> list[dict]:
+    found = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+    return [json.loads(m["Body"]) for m in found.get("Messages", [])]
+
+
+def test_a_round_is_claimed_only_when_the_previous_one_was_fully_counted(dynamodb, table):
+    ledger, replays = RunLedger(dynamodb, table), ReplayLedger(dynamodb, table)
+    ledger.start_run(RUN, manifest="s3://in/m.csv")
+    assert replays.claim_round(RUN, chunks=2) == 1
+    with pytest.raises(ReplayInProgressError, match="0 of 2"):
+        replays.claim_round(RUN, chunks=1)
+    one = ChunkCounts(
+        ok=1, failed=0, replaced_by_stage={"fetch": 1}, replaced_by_error={"NoSuchKey": 1}
+    )
+    ledger.record_replay_chunk(RUN, 1, 0, one)
+    assert not replays.progress(RUN).is_settled
+    ledger.record_replay_chunk(RUN, 1, 1, one)
+    assert ledger.record_replay_chunk(RUN, 1, 1, one) is False  # a redelivery counts nothing
+    assert replays.progress(RUN).is_settled
+    assert replays.claim_round(RUN, chunks=1) == 2
+
+
+def test_chunks_never_sent_are_given_back_so_the_next_round_is_not_blocked(dynamodb, table):
+    ledger, replays = RunLedger(dynamodb, table), ReplayLedger(dynamodb, table)
+    ledger.start_run(RUN, manifest="s3://in/m.csv")
+    assert replays.claim_round(RUN, chunks=3) == 1
+    one = ChunkCounts(
+        ok=1, failed=0, replaced_by_stage={"fetch": 1}, replaced_by_error={"NoSuchKey": 1}
+    )
+    ledger.record_replay_chunk(RUN, 1, 0, one)  # chunk 0 was sent and counted ...
+    replays.release(RUN, chunks=2)  # ... then the send broke: chunks 1 and 2 never went out
+    assert replays.progress(RUN).is_settled
+    assert replays.claim_round(RUN, chunks=1) == 2
+
+
+def test_a_stalled_run_whose_chunks_all_counted_settles_as_succeeded(dynamodb, table):
+    ledger, replays = RunLedger(dynamodb, table), ReplayLedger(dynamodb, table)
+    ledger.start_run(RUN, manifest="s3://in/m.csv")
+    ledger.record_split_progress(RUN, lines_split=2, chunks_sent=1, is_done=True)
+    ledger.mark_finished(RUN, RunStatus.PARTIAL, reason="stalled: no chunk was counted …")
+    assert replays.settle(ledger.get_run(RUN)) is RunStatus.PARTIAL  # still 2 lines missing
+    ledger.record_chunk(
+        RUN, 0, ok=2, failed=0, failed_by_stage={}, failed_by_error={}, seconds=0.1, images=2
+    )
+    assert replays.settle(ledger.get_run(RUN)) is RunStatus.SUCCEEDED
+    state = ledger.get_run(RUN)
+    assert (state.status, state.reason, state.pending) == (RunStatus.SUCCEEDED, None, 0)
+    assert UNPROCESSED_STAGE not in state.failed_by_stage
+
+
+def test_a_truncated_manifest_stays_partial_after_a_replay(dynamodb, table):
+    ledger, replays = RunLedger(dynamodb, table), ReplayLedger(dynamodb, table)
+    ledger.start_run(RUN, manifest="s3://in/m.csv.gz")
+    ledger.record_split_progress(
+        RUN, lines_split=0, chunks_sent=0, is_done=True, reason="TruncatedGzip: cut short"
+    )
+    ledger.mark_finished(RUN, RunStatus.PARTIAL)
+    assert replays.settle(ledger.get_run(RUN)) is RunStatus.PARTIAL
+    assert ledger.get_run(RUN).reason == "TruncatedGzip: cut short"
+
+
+def test_the_dlq_move_takes_only_the_runs_chunks_and_deletes_after_sending(sqs):
+    dlq, work = _queue(sqs), _queue(sqs)
+    for run, chunk in ((RUN, 0), (OTHER, 0), (RUN, 3)):
+        body = {"v": 1, "run": run, "chunk": chunk, "items": [[1, "b", "k"]]}
+        sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps(body))
+    planned = move_messages(sqs, dlq, work, run=RUN, dry_run=True)
+    assert sorted(c.chunk for c in planned) == [0, 3]
+    assert _bodies(sqs, work) == []
+    moved = move_messages(sqs, dlq, work, run=RUN)
+    assert sorted((c.run, c.chunk) for c in moved) == [(RUN, 0), (RUN, 3)]
+    assert sorted(b["chunk"] for b in _bodies(sqs, work)) == [0, 3]
+    assert [b["run"] for b in _bodies(sqs, dlq)] == [OTHER]  # released at once, untouched
+
+
+def test_a_failed_send_leaves_the_message_in_the_dlq(sqs):
+    dlq = _queue(sqs)
+    sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps({"v": 1, "run": RUN, "chunk": 0}))
+    missing = dlq.rsplit("/", 1)[0] + "/no-such-queue"
+    with pytest.raises(ResultWriteError, match="no-such-queue"):
+        move_messages(sqs, dlq, missing, run=RUN)
+    attributes = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"]
+    held = int(attributes["ApproximateNumberOfMessages"])
+    held += int(attributes["ApproximateNumberOfMessagesNotVisible"])
+    assert held == 1  # still in the DLQ (hidden until its visibility timeout), never lost
+
+
+def test_acknowledge_deletes_only_superseded_records_of_the_replayed_lines(sqs):
+    queue = _queue(sqs)
+    for run, line, attempts in ((RUN, 1, 1), (RUN, 1, 1), (RUN, 2, 1), (RUN, 3, 2), (OTHER, 1, 1)):
+        body = {
+            "v": 1,
+            "run": run,
+            "line": line,
+            "attempts": attempts,
+            "stage": "fetch",
+            "error": "NoSuchKey",
+        }
+        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(body))
+    sqs.send_message(QueueUrl=queue, MessageBody="not json")
+    deleted = acknowledge_failures(sqs, queue, {(RUN, 1): 1, (RUN, 3): 1})
+    assert deleted == 2  # both copies of line 1; line 3's newer record (attempts 2) stays
+    left = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=0)
+    bodies = sorted(m["Body"] for m in left.get("Messages", []))
+    assert len(bodies) == 4
+    assert "not json" in bodies
+
+
+def test_client_errors_are_not_swallowed_by_the_claim(dynamodb):
+    with pytest.raises(ClientError):
+        ReplayLedger(dynamodb, "no-such-table").claim_round(RUN, chunks=1)
