@@ -15,15 +15,19 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from handlers._metrics import metrics, record_chunk
+from pipeline import tracing
 from pipeline.config import Settings
 from pipeline.ledger import RunLedger
 from pipeline.model import get_classifier
 from pipeline.replay_chunks import parse_work_message
 from pipeline.retries import data_path_config
+from pipeline.tracing import xray_tracer
 from pipeline.worker import ChunkWorker, fetch_client_config
 
 logger = Logger()
 settings = Settings.from_env()
+tracing.configure(xray_tracer(is_enabled=settings.is_tracing_enabled))
 settings.require("results_bucket", "failure_queue_url", "runs_table")
 _retries = data_path_config()
 worker = ChunkWorker(
@@ -40,9 +44,13 @@ processor = BatchProcessor(event_type=EventType.SQS)
 def record_handler(record: SQSRecord) -> None:
     """One chunk (or replay chunk); raising fails just this record (then the WorkDLQ)."""
     report = worker.process(*parse_work_message(orjson.loads(record.body)))
+    record_chunk(
+        metrics, ok=report.ok, failed_by_stage=report.failed_by_stage, seconds=report.seconds
+    )
     logger.info("chunk done", extra={"run": report.run, "chunk": report.chunk, "ok": report.ok})
 
 
+@metrics.log_metrics  # one EMF line per invocation (CloudWatch metrics from the log)
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Partial batch response (Powertools): only crashed chunks are retried."""

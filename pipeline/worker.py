@@ -20,11 +20,18 @@ holds back only the rows behind it within the window (labels, a few hundred byte
 is bounded by the window and the pool, not the chunk. Failure records are kept (the report
 returns them) and written sorted at the end.
 
+Traced (with tracing on) as one `chunk` span annotated with the run and chunk number, holding
+`write_results`, `send_failures` and `ledger` spans. The per-image steps run on pool threads,
+where the SDK's thread-local context does not follow and a subsegment per image would overflow
+X-Ray's 64 KB document: each task adds its fetch/decode/classify time to a `StageClock`, and the
+chunk span carries the sums (`pipeline.tracing`). With tracing off no clock exists at all.
+
 Knows nothing of Lambda or SQS events: it takes a `Chunk` and injected clients.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import Counter, deque
@@ -50,6 +57,7 @@ from pipeline.parts import PartKind, ResultRow, chunk_part
 from pipeline.replay_chunks import ReplayMark
 from pipeline.results import PartWriter, write_failure_part
 from pipeline.retries import data_path_config
+from pipeline.tracing import NOOP_SPAN, StageClock, span
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +124,40 @@ class ChunkWorker:
 
     def load(self, item: ManifestRecord, decoder: ImageDecoder) -> np.ndarray:
         """Fetch and decode one image; never reads a bucket off the allowlist."""
+        self._check_allowed(item)
+        return decoder.decode(self._fetch(item))
+
+    def label(
+        self, item: ManifestRecord, decoder: ImageDecoder, clock: StageClock | None = None
+    ) -> Labels:
+        """Fetch, decode and classify one image: one pool task, every step GIL-free at its core.
+
+        With a `clock` (tracing on) each step's time is added to it, from this pool thread.
+        """
+        if clock is not None:
+            return self._timed_label(item, decoder, clock)
+        image = self.load(item, decoder)
+        (labels,) = self.classifier.classify([image], top_k=self.settings.top_k)
+        return _as_pairs(labels)
+
+    def _timed_label(
+        self, item: ManifestRecord, decoder: ImageDecoder, clock: StageClock
+    ) -> Labels:
+        """`label`, each step measured into `clock` (a step that raises still counts).
+
+        `classify` includes waiting for a free interpreter: with more pool threads than
+        replicas, busy classify time far above decode's says the interpreters are the limit.
+        """
+        self._check_allowed(item)
+        with clock.measure("fetch"):
+            data = self._fetch(item)
+        with clock.measure("decode"):
+            image = decoder.decode(data)
+        with clock.measure("classify"):
+            (labels,) = self.classifier.classify([image], top_k=self.settings.top_k)
+        return _as_pairs(labels)
+
+    def _check_allowed(self, item: ManifestRecord) -> None:
         if item.bucket not in self.settings.source_buckets:
             raise ImageFetchError(
                 f"bucket {item.bucket!r} is not on the allowlist (LAMBDAFLOW_SOURCE_BUCKETS): "
@@ -123,57 +165,86 @@ class ChunkWorker:
                 error=NOT_ALLOWED,
                 line=item.line,
             )
-        data = fetch_image(
+
+    def _fetch(self, item: ManifestRecord) -> bytes:
+        return fetch_image(
             self.s3,
             item.bucket,
             item.key,
             max_bytes=self.settings.max_image_bytes,
             version_id=item.version_id,
         )
-        return decoder.decode(data)
-
-    def label(self, item: ManifestRecord, decoder: ImageDecoder) -> Labels:
-        """Fetch, decode and classify one image: one pool task, every step GIL-free at its core."""
-        image = self.load(item, decoder)
-        (labels,) = self.classifier.classify([image], top_k=self.settings.top_k)
-        return _as_pairs(labels)
 
     def process(self, chunk: Chunk, replay: ReplayMark | None = None) -> ChunkReport:
         """Label every item of `chunk`, write both parts, send failures, count it once.
 
         A replay chunk (`replay` given) writes its round's parts, gives a line that fails again
         `attempts = previous + 1`, and moves its lines out of their previous failures in the
-        ledger (`pipeline/replay_chunks.py`).
+        ledger (`pipeline/replay_chunks.py`). All of it is one `chunk` span annotated with the
+        run and chunk number.
         """
+        with span("chunk", annotations={"run": chunk.run, "chunk": chunk.number}) as chunk_span:
+            clock = None if chunk_span is NOOP_SPAN else StageClock()  # off: nothing to time
+            report = self._process(chunk, replay, clock)
+            chunk_span.metadata("items", len(chunk.items))
+            chunk_span.metadata("ok", report.ok)
+            chunk_span.metadata("failed", len(report.failures))
+            if clock is not None:
+                chunk_span.metadata("stages", clock.snapshot())  # a few bytes, any chunk size
+            return report
+
+    def _process(
+        self, chunk: Chunk, replay: ReplayMark | None, clock: StageClock | None
+    ) -> ChunkReport:
+        """`process` inside its span: `clock` is None with tracing off."""
         started = time.monotonic()
         replay_round = replay.replay_round if replay else 0
-        ok = 0
         failures: list[FailureRecord] = []
         bucket = self.settings.results_bucket
         results_part = chunk_part(
             PartKind.RESULTS, chunk.run, chunk.number, replay_round=replay_round
         )
-        with PartWriter(self.s3, bucket, results_part.key) as part:
-            for item, outcome in self._labelled(chunk):
-                if isinstance(outcome, BaseException):
-                    attempts = replay.attempts_for(item.line) if replay else 1
-                    failures.append(_failure(chunk.run, item, outcome, attempts))
-                    continue
-                row = ResultRow(item.line, item.bucket, item.key, outcome, item.version_id)
-                part.write(row.to_dict())
-                ok += 1
+        part = PartWriter(self.s3, bucket, results_part.key)
+        with contextlib.ExitStack() as on_error:
+            on_error.push(part)  # labelling raised: the part is discarded, never uploaded
+            ok = self._stream_rows(chunk, replay, clock, part, failures)
+            upload = on_error.pop_all()  # labelled: closing the part is its upload, timed below
         failures_part = chunk_part(
             PartKind.FAILURES, chunk.run, chunk.number, replay_round=replay_round
         )
-        write_failure_part(self.s3, bucket, failures_part, failures)
+        with span("write_results", metadata={"rows": ok, "failures": len(failures)}):
+            upload.close()  # gzip trailer + PUT of the results part
+            write_failure_part(self.s3, bucket, failures_part, failures)
         if failures:
-            send_failures(self.sqs, self.settings.failure_queue_url, failures)
+            with span("send_failures", metadata={"records": len(failures)}):
+                send_failures(self.sqs, self.settings.failure_queue_url, failures)
         seconds = time.monotonic() - started
         report = ChunkReport(chunk.run, chunk.number, ok, tuple(failures), seconds, False)
-        is_counted = self._count(report, replay)
+        with span("ledger"):
+            is_counted = self._count(report, replay)
         if not is_counted:
             logger.info("chunk %d was already counted", chunk.number, extra={"run": chunk.run})
         return ChunkReport(chunk.run, chunk.number, report.ok, report.failures, seconds, is_counted)
+
+    def _stream_rows(
+        self,
+        chunk: Chunk,
+        replay: ReplayMark | None,
+        clock: StageClock | None,
+        part: PartWriter,
+        failures: list[FailureRecord],
+    ) -> int:
+        """Write each labelled item's row to `part` in line order; collect the failures."""
+        ok = 0
+        for item, outcome in self._labelled(chunk, clock):
+            if isinstance(outcome, BaseException):
+                attempts = replay.attempts_for(item.line) if replay else 1
+                failures.append(_failure(chunk.run, item, outcome, attempts))
+                continue
+            row = ResultRow(item.line, item.bucket, item.key, outcome, item.version_id)
+            part.write(row.to_dict())
+            ok += 1
+        return ok
 
     def _count(self, report: ChunkReport, replay: ReplayMark | None) -> bool:
         """Count the chunk in the ledger once (a replay chunk under its round's marker)."""
@@ -195,14 +266,16 @@ class ChunkWorker:
             images=report.ok,
         )
 
-    def _labelled(self, chunk: Chunk) -> Iterator[tuple[ManifestRecord, Labels | BaseException]]:
+    def _labelled(
+        self, chunk: Chunk, clock: StageClock | None
+    ) -> Iterator[tuple[ManifestRecord, Labels | BaseException]]:
         """(item, labels or the exception) in line order, as soon as the head of line is done."""
         decoder = self.decoder
         window = WINDOW_PER_THREAD * max(1, self.settings.fetch_concurrency)
         in_flight: deque[tuple[ManifestRecord, Future[Labels]]] = deque()
         try:
             for item in sorted(chunk.items, key=attrgetter("line")):
-                in_flight.append((item, self.pool.submit(self.label, item, decoder)))
+                in_flight.append((item, self.pool.submit(self.label, item, decoder, clock)))
                 if len(in_flight) >= window:
                     yield _settled(*in_flight.popleft())
             while in_flight:

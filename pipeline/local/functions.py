@@ -26,6 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline import tracing
+
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[Any, Any], Any]
@@ -114,7 +116,15 @@ def load_handler(function: LocalFunction) -> Handler:
     os.environ.update(function.env)
     module_name, _, attr = function.handler.rpartition(".")
     module = importlib.import_module(module_name)
-    return getattr(module, attr)
+    handler = getattr(module, attr)
+
+    def traced(event: Any, context: Any) -> Any:
+        # Lambda's service opens each invocation's X-Ray segment; locally the runtime does (a
+        # no-op unless the handler turned tracing on at import).
+        with tracing.invocation(function.name):
+            return handler(event, context)
+
+    return traced
 
 
 class LocalFunctionRegistry:

@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 ACCOUNT_ID = "123456789012"
 """moto's default account."""
+_QUALIFIED_ARN_COLONS = 7
+"""arn:aws:lambda:region:account:function:name:qualifier"""
 
 
 @dataclass(slots=True)
@@ -79,6 +81,9 @@ class Provisioner:
             "AWS::StepFunctions::StateMachine": self._state_machine,
             "AWS::CloudWatch::Alarm": self._alarm,
             "AWS::Logs::LogGroup": self._log_group,
+            "AWS::S3::BucketPolicy": self._bucket_policy,
+            "AWS::Lambda::Version": self._version,
+            "AWS::Lambda::Alias": self._alias,
         }
         self._notifications: list[tuple[str, dict[str, Any]]] = []
 
@@ -214,11 +219,41 @@ class Provisioner:
         )
         return PhysicalResource(ref=name, attributes={"Arn": arn})
 
+    def _bucket_policy(self, logical_id: str, props: dict[str, Any]) -> PhysicalResource:
+        """Apply the policy minus its TLS-only statements.
+
+        The emulator speaks plain HTTP on 127.0.0.1 and moto enforces bucket policies, so an
+        `aws:SecureTransport` deny would refuse every request.
+        """
+        statements = [
+            st
+            for st in props["PolicyDocument"]["Statement"]
+            if "aws:SecureTransport" not in json.dumps(st)
+        ]
+        if statements:
+            policy = json.dumps({**props["PolicyDocument"], "Statement": statements})
+            self._client("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=policy)
+        return PhysicalResource(ref=self._name(logical_id))
+
+    def _local_function(self, name_or_arn: str) -> LocalFunction:
+        """A function of this stack by name, ARN, or alias/version ARN (`…:function:f:live`)."""
+        if name_or_arn.count(":") == _QUALIFIED_ARN_COLONS:
+            name_or_arn = name_or_arn.rsplit(":", 1)[0]
+        return next(f for f in self._stack.functions.values() if name_or_arn in (f.name, f.arn))
+
+    def _version(self, logical_id: str, props: dict[str, Any]) -> PhysicalResource:
+        """AutoPublishAlias's version: locally the code is the checkout, so always version 1."""
+        function = self._local_function(props["FunctionName"])
+        return PhysicalResource(ref=f"{function.arn}:1", attributes={"Version": "1"})
+
+    def _alias(self, logical_id: str, props: dict[str, Any]) -> PhysicalResource:
+        """An alias is its qualified ARN; the local dispatch strips the qualifier to invoke."""
+        function = self._local_function(props["FunctionName"])
+        arn = f"{function.arn}:{props['Name']}"
+        return PhysicalResource(ref=arn, attributes={"AliasArn": arn})
+
     def _mapping(self, logical_id: str, props: dict[str, Any]) -> PhysicalResource:
-        function_name = props["FunctionName"]
-        function = next(
-            f for f in self._stack.functions.values() if function_name in (f.name, f.arn)
-        )
+        function = self._local_function(props["FunctionName"])
         queue_arn = props["EventSourceArn"]
         queue_url = next(
             r.ref for r in self._stack.resources.values() if r.attributes.get("Arn") == queue_arn

@@ -26,6 +26,7 @@ from pipeline.local.poller import PollerOptions
 from pipeline.local.provision import ProvisionedStack, Provisioner
 from pipeline.local.template import DEFAULT_TEMPLATE, translate_template
 from pipeline.local.workers import ProcessPool, ThreadPoller, start_pollers
+from pipeline.local.xray import XRayRelay, start_xray_relay
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ class LocalStack:
     options: StackOptions
     owns_emulator: bool
     runners: list[ProcessPool | ThreadPoller] = field(default_factory=list)
+    relay: XRayRelay | None = None
+    """The X-Ray daemon stand-in the functions send their segments to."""
 
     @classmethod
     def start(
@@ -89,9 +92,20 @@ class LocalStack:
             template
         )
         _apply_overrides(provisioned, options.handler_overrides)
-        _apply_runtime_env(provisioned, {"POWERTOOLS_LOG_LEVEL": options.log_level})
+        relay = start_xray_relay(emulator.endpoint_url, port=0)
+        runtime_env = {
+            "POWERTOOLS_LOG_LEVEL": options.log_level,
+            # EMF metric lines go to stdout like any log line: only when logging is verbose.
+            "POWERTOOLS_METRICS_DISABLED": str(options.log_level not in {"DEBUG", "INFO"}).lower(),
+            **relay.env,
+        }
+        _apply_runtime_env(provisioned, runtime_env)
         stack = cls(
-            emulator=emulator, provisioned=provisioned, options=options, owns_emulator=owns_emulator
+            emulator=emulator,
+            provisioned=provisioned,
+            options=options,
+            owns_emulator=owns_emulator,
+            relay=relay,
         )
         install_invoke_dispatch()
         for function in provisioned.functions.values():
@@ -133,6 +147,9 @@ class LocalStack:
         self.runners = []
         for function in self.provisioned.functions.values():
             REGISTRY.unregister(function)
+        if self.relay is not None:
+            self.relay.stop()  # forwards what it still holds before the emulator goes
+            self.relay = None
         if self.owns_emulator:
             self.emulator.stop()
 

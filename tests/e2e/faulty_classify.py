@@ -24,6 +24,12 @@ import boto3
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
+if "LAMBDAFLOW_RESULTS_BUCKET" in os.environ:
+    # Loaded as a function's handler (the stack applied its environment): import the real one
+    # now, as Lambda's cold start does, so its tracing is on before the first invocation. Tests
+    # that import this module only for its constants have no such environment.
+    importlib.import_module("handlers.classify")
+
 CRASH_ONCE = "crash-once"
 POISON = "poison"
 FLAKY = "flaky-"

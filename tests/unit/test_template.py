@@ -48,7 +48,10 @@ def test_every_sqs_event_source_reports_item_failures_with_enough_visibility():
         props = mapping["Properties"]
         assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         queue = resources[props["EventSourceArn"]["Fn::GetAtt"][0]]["Properties"]
-        function = resources[props["FunctionName"]["Ref"]]["Properties"]
+        target = resources[props["FunctionName"]["Ref"]]
+        if target["Type"] == "AWS::Lambda::Alias":  # AutoPublishAlias: the mapping calls `live`
+            target = resources[target["Properties"]["FunctionName"]["Ref"]]
+        function = target["Properties"]
         visibility, timeout = queue["VisibilityTimeout"], function["Timeout"]
         visibility = params[visibility["Ref"]] if isinstance(visibility, dict) else visibility
         timeout = params[timeout["Ref"]] if isinstance(timeout, dict) else timeout

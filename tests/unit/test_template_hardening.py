@@ -2,8 +2,8 @@
 
 Asserted on the template as SAM translates it (what CloudFormation deploys), with the optional
 parts switched on (an images bucket, an allowlist, an alarm topic). test_template.py covers the
-event-source and ASL halves of §10; this file covers encryption, access, IAM scope, alarms,
-logging and Outputs. cfn-lint, `sam validate --lint` and checkov run in `make lint`.
+event-source and ASL halves of §10; this file covers encryption, access, IAM scope, aliases,
+alarms, logging and Outputs. cfn-lint, `sam validate --lint` and checkov run in `make lint`.
 """
 
 from __future__ import annotations
@@ -143,6 +143,20 @@ def test_functions_are_arm64_traced_and_json_logged(template):
         assert props["Runtime"] in {"python3.12", "python3.13"}, name
         assert props["TracingConfig"] == {"Mode": "Active"}, name
         assert props["LoggingConfig"]["LogFormat"] == "JSON", name
+
+
+def test_every_function_is_published_behind_the_live_alias_and_called_through_it(template):
+    functions = _of_type(template, "AWS::Lambda::Function")
+    aliases = _of_type(template, "AWS::Lambda::Alias")
+    aliased = {a["Properties"]["FunctionName"]["Ref"]: k for k, a in aliases.items()}
+    assert set(aliased) == set(functions)
+    assert {a["Properties"]["Name"] for a in aliases.values()} == {"live"}
+    for mapping in _of_type(template, "AWS::Lambda::EventSourceMapping").values():
+        assert mapping["Properties"]["FunctionName"]["Ref"] in aliases  # never $LATEST
+    substitutions = template["Resources"]["PipelineStateMachine"]["Properties"][
+        "DefinitionSubstitutions"
+    ]
+    assert {v["Ref"] for v in substitutions.values()} <= set(aliases)
 
 
 def test_classify_scaling_knobs_are_parameters(template):
