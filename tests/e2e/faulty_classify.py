@@ -3,8 +3,8 @@
 A chunk holding a key that contains `crash-once` raises on its first delivery only (the
 message's ApproximateReceiveCount is 1); one holding `poison` raises on every delivery until the
 test "fixes the cause" by writing `test-faults/<run>/cured`. Image GETs of keys containing
-`flaky-` are answered HTTP 503 SlowDown one time in five (deterministically, by URL and attempt)
-through a botocore `before-send` hook on the real handler's S3 client — production code is
+`flaky-` are answered HTTP 503 SlowDown one time in five (deterministically, by key number and
+attempt) through a botocore `before-send` hook on the real handler's S3 client — production code is
 untouched, and the SDK's adaptive retries must absorb them. Every other chunk goes to the real
 `handlers.classify.handler` untouched. Each injected crash leaves a
 marker object `test-faults/<run>/chunk-<n>-receive-<count>` in the results bucket, so a test
@@ -18,6 +18,7 @@ import hashlib
 import importlib
 import json
 import os
+import re
 from typing import Any
 
 import boto3
@@ -70,8 +71,11 @@ def _slowdown(request: Any, **_: Any) -> AWSResponse | None:
     if FLAKY not in url:
         return None
     attempt = _attempts[url] = _attempts.get(url, 0) + 1
-    digest = hashlib.sha256(f"{url}#{attempt}".encode()).digest()
-    if digest[0] % SLOWDOWN_EVERY:
+    # Keyed on the flaky key's number, not on a hash of the (random-bucket) URL: attempt a of
+    # `flaky-N` fails when (N + a) % 5 == 0, so 20 % of attempts fail and every run injects
+    # some (the first attempt of flaky-4 always), however the keys are spread over workers.
+    number = re.search(rf"{FLAKY}(\d+)", url)
+    if number is None or (int(number.group(1)) + attempt) % SLOWDOWN_EVERY:
         return None
     marker = f"test-faults/slowdown/{hashlib.sha256(url.encode()).hexdigest()[:16]}-{attempt}"
     _marker_client().put_object(Bucket=os.environ["LAMBDAFLOW_RESULTS_BUCKET"], Key=marker)
