@@ -13,12 +13,14 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 
+from pipeline import tracing
 from pipeline.checkpoint import Checkpoint
 from pipeline.config import Settings
 from pipeline.ledger import RunLedger
 from pipeline.retries import data_path_config
 from pipeline.split import SplitState
 from pipeline.split_aws import AwsSplit, ManifestRef
+from pipeline.tracing import xray_tracer
 
 BUDGET_MARGIN_S = 60.0
 """Left after the budget for the last chunk, the flush, the checkpoint and the ledger write."""
@@ -26,6 +28,7 @@ BUDGET_MARGIN_S = 60.0
 logger = Logger()
 settings = Settings.from_env()
 settings.require("results_bucket", "work_queue_url", "runs_table")
+tracing.configure(xray_tracer(is_enabled=settings.is_tracing_enabled))
 _retries = data_path_config()
 _dynamodb = boto3.client("dynamodb", config=_retries)
 split = AwsSplit(

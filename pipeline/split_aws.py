@@ -20,6 +20,7 @@ from pipeline.ranged import S3ObjectReader
 from pipeline.split_sinks import S3ParseFailureWriter, SqsChunkSink
 from pipeline.split_source import OpenReader
 from pipeline.splitter import SplitOptions, SplitOutcome, split_pass
+from pipeline.tracing import span
 
 if TYPE_CHECKING:
     from pipeline.config import Settings
@@ -94,8 +95,26 @@ class AwsSplit:
         clock: Callable[[], float] | None = None,
     ) -> SplitOutcome:
         """One pass from `checkpoint` for at most `budget_s` seconds (see `split_pass`)."""
-        settings = self.settings
         extra = {"clock": clock} if clock is not None else {}
+        with span("split", annotations={"run": run}) as traced:
+            outcome = self._split(run, manifest, checkpoint, budget_s=budget_s, extra=extra)
+            traced.metadata("lines", outcome.pass_lines)
+            traced.metadata("chunks", outcome.pass_chunks)
+            traced.metadata("bytes_fetched", outcome.bytes_fetched)
+            traced.metadata("is_done", outcome.is_done)
+        return outcome
+
+    def _split(
+        self,
+        run: str,
+        manifest: ManifestRef,
+        checkpoint: Checkpoint | None,
+        *,
+        budget_s: float | None,
+        extra: dict[str, Any],
+    ) -> SplitOutcome:
+        """Wire the AWS adapters into the core pass."""
+        settings = self.settings
         return split_pass(
             manifest.uri,
             checkpoint,
