@@ -19,25 +19,21 @@ from pipeline.sqs_batch import (
 QUEUE = SqsQueue("url", name="TestQueue", noun="test messages", refused_hint="shrink them")
 
 
-class FakeSqs:
-    """Records each call's ids; `fail` maps an id to how many calls fail it (HTTP 200)."""
+class ScriptedSqs:
+    """Answers call k with the k-th scripted list of failed ids (HTTP 200), then with none."""
 
-    def __init__(self, fail: dict[str, int] | None = None, sender_fault: bool = False) -> None:
+    def __init__(self, *failed_ids: list[str], sender_fault: bool = False) -> None:
+        self.script = list(failed_ids)
+        self.sender_fault = sender_fault
         self.calls: list[list[str]] = []
         self.accepted: list[str] = []
-        self.fail = dict(fail or {})
-        self.sender_fault = sender_fault
 
     def send_message_batch(self, QueueUrl: str, Entries: list[dict]) -> dict:
         assert QueueUrl == "url"
+        failing = set(self.script[len(self.calls)]) if len(self.calls) < len(self.script) else set()
         self.calls.append([e["Id"] for e in Entries])
-        failed = []
-        for entry in Entries:
-            if self.fail.get(entry["Id"], 0) > 0:
-                self.fail[entry["Id"]] -= 1
-                failed.append({"Id": entry["Id"], "SenderFault": self.sender_fault, "Code": "C"})
-            else:
-                self.accepted.append(entry["MessageBody"])
+        self.accepted += [e["MessageBody"] for e in Entries if e["Id"] not in failing]
+        failed = [{"Id": i, "SenderFault": self.sender_fault, "Code": "C"} for i in failing]
         return {"Failed": failed}
 
 
@@ -51,7 +47,7 @@ def _policy(sleeps: list[float], attempts: int = 4) -> ResendPolicy:
 
 def test_only_the_entries_sqs_failed_are_resent_after_a_backoff():
     # GIVEN SQS failing entry 2 twice and entry 5 once, accepting the rest
-    sqs = FakeSqs(fail={"2": 2, "5": 1})
+    sqs = ScriptedSqs(["2", "5"], ["2"])
     sleeps: list[float] = []
     # WHEN one batch of eight is sent
     sent = send_batch(sqs, QUEUE, _entries(8), _policy(sleeps))
@@ -63,14 +59,14 @@ def test_only_the_entries_sqs_failed_are_resent_after_a_backoff():
 
 
 def test_a_sender_fault_raises_at_once_with_the_queues_hint():
-    sqs = FakeSqs(fail={"1": 1}, sender_fault=True)
+    sqs = ScriptedSqs(["1"], sender_fault=True)
     with pytest.raises(ResultWriteError, match=r"TestQueue refused 1 test messages.*shrink them"):
         send_batch(sqs, QUEUE, _entries(3), _policy([]))
     assert len(sqs.calls) == 1
 
 
 def test_entries_failing_every_attempt_raise_retryable_after_the_last():
-    sqs = FakeSqs(fail={"0": 99})
+    sqs = ScriptedSqs(*[["0"]] * 99)
     sleeps: list[float] = []
     with pytest.raises(ThrottledError) as caught:
         send_batch(sqs, QUEUE, _entries(2), _policy(sleeps, attempts=3))
@@ -97,7 +93,7 @@ def test_a_refused_call_maps_through_the_write_error_mapping(code, raised):
 
 
 def test_an_empty_batch_makes_no_call():
-    sqs = FakeSqs()
+    sqs = ScriptedSqs()
     assert send_batch(sqs, QUEUE, [], _policy([])).calls == 0
     assert sqs.calls == []
 
