@@ -1,9 +1,9 @@
 """Send item failure records to the FailureQueue, none dropped silently.
 
-`SendMessageBatch` takes at most 10 entries and a capped total size, and it can fail *some*
-entries while accepting the rest (HTTP 200 with a `Failed` list). Failed entries that are not the
-sender's fault are retried with backoff; whatever still fails — or is refused as the sender's
-fault — raises, so the chunk fails and SQS redelivers it rather than losing a record.
+`SendMessageBatch` can fail *some* entries while accepting the rest; `pipeline.sqs_batch` re-sends
+those with backoff and raises for whatever still fails, or is refused as the sender's fault, so
+the chunk fails and SQS redelivers it rather than losing a record. This module says only what a
+FailureQueue message is and how big its batches may be.
 """
 
 from __future__ import annotations
@@ -14,17 +14,16 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from botocore.exceptions import ClientError
 
-from pipeline.aws_errors import write_error_from
-from pipeline.failures import FailureRecord, ResultWriteError, Stage, ThrottledError
+from pipeline.failures import FailureRecord
+from pipeline.sqs_batch import BATCH_ENTRIES, ResendPolicy, SqsEntry, SqsQueue, send_batch
+from pipeline.sqs_batch import iter_batches as iter_entry_batches
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 else:
     SQSClient = Any
 
-BATCH_ENTRIES = 10
 BATCH_BYTES = 256 * 1024
 """The batch cap: SQS's default queue limit (a queue raised to 1 MiB accepts more)."""
 MESSAGE_CHARS = 4096
@@ -50,21 +49,22 @@ def message_body(record: FailureRecord) -> str:
 
 def iter_batches(
     bodies: Sequence[str], *, max_entries: int = BATCH_ENTRIES, max_bytes: int = BATCH_BYTES
-) -> Iterator[list[int]]:
-    """Group body indexes into batches of at most `max_entries` entries and `max_bytes` bytes."""
-    batch: list[int] = []
-    size = 0
-    for index, body in enumerate(bodies):
-        body_bytes = len(body.encode())
-        if body_bytes > max_bytes:
-            raise ValueError(f"failure record of {body_bytes} bytes exceeds {max_bytes}")
-        if batch and (len(batch) == max_entries or size + body_bytes > max_bytes):
-            yield batch
-            batch, size = [], 0
-        batch.append(index)
-        size += body_bytes
-    if batch:
-        yield batch
+) -> Iterator[list[SqsEntry]]:
+    """Batch the bodies (ids are their indexes) by `pipeline.sqs_batch`'s one rule.
+
+    Raises:
+        ValueError: a body over `max_bytes`: `message_body` caps records, so it is a bug, and
+            it is raised rather than sent to be refused or left out.
+    """
+
+    def entries() -> Iterator[SqsEntry]:
+        for index, body in enumerate(bodies):
+            entry = SqsEntry.of(index, body)
+            if entry.size_bytes > max_bytes:
+                raise ValueError(f"failure record of {entry.size_bytes} bytes exceeds {max_bytes}")
+            yield entry
+
+    return iter_entry_batches(entries(), max_bytes=max_bytes, max_entries=max_entries)
 
 
 def send_failures(
@@ -78,49 +78,23 @@ def send_failures(
     """Send every record, in batches, retrying failed entries until each was accepted.
 
     Raises:
-        ThrottledError: SQS kept throttling (stage ``write``, retryable).
+        ThrottledError: SQS kept failing entries (stage ``write``, retryable).
         ResultWriteError: SQS refused a call, or refused entries as the sender's fault.
     """
+    queue = SqsQueue(
+        queue_url,
+        name="FailureQueue",
+        noun="failure records",
+        refused_hint="fix the queue's MaximumMessageSize or the record",
+    )
+    resend = ResendPolicy(ATTEMPTS, backoff_s, time.sleep)
     bodies = [message_body(record) for record in records]
     calls = retried = 0
     for batch in iter_batches(bodies, max_bytes=max_bytes):
-        pending = batch
-        for attempt in range(ATTEMPTS):
-            if attempt:
-                time.sleep(backoff_s(attempt))
-                retried += len(pending)
-            pending = _send_batch(client, queue_url, bodies, pending)
-            calls += 1
-            if not pending:
-                break
-        else:
-            raise ThrottledError(
-                f"FailureQueue kept failing {len(pending)} entries after {ATTEMPTS} attempts",
-                stage=Stage.WRITE,
-                error="SendMessageBatchFailed",
-            )
+        sent = send_batch(client, queue, batch, resend)
+        calls += sent.calls
+        retried += sent.resent
     return SendReport(sent=len(bodies), calls=calls, retried=retried)
-
-
-def _send_batch(
-    client: SQSClient, queue_url: str, bodies: Sequence[str], indexes: list[int]
-) -> list[int]:
-    """Send `indexes`; return those SQS failed through no fault of ours (to retry)."""
-    entries = [{"Id": str(i), "MessageBody": bodies[i]} for i in indexes]
-    try:
-        response = client.send_message_batch(QueueUrl=queue_url, Entries=entries)
-    except ClientError as exc:
-        raise write_error_from(exc, f"sending failure records to {queue_url}") from exc
-    failed = response.get("Failed", [])
-    refused = [f for f in failed if f.get("SenderFault")]
-    if refused:
-        codes = sorted({f.get("Code", "") for f in refused})
-        raise ResultWriteError(
-            f"FailureQueue refused {len(refused)} records ({', '.join(codes)}): fix the queue's "
-            "MaximumMessageSize or the record",
-            error=codes[0] or "SenderFault",
-        )
-    return [int(f["Id"]) for f in failed]
 
 
 DRAIN_VISIBILITY_S = 60

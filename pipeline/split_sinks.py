@@ -14,18 +14,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from botocore.exceptions import ClientError
-
-from pipeline.aws_errors import write_error_from
 from pipeline.config import SQS_MAX_MESSAGE_BYTES
-from pipeline.failures import FailureRecord, ResultWriteError, Stage, ThrottledError
+from pipeline.failures import FailureRecord
 from pipeline.parts import parse_failures_part
 from pipeline.results import write_failure_part
+from pipeline.sqs_batch import BatchBuffer, ResendPolicy, SqsEntry, SqsQueue, send_batch
 
-BATCH_ENTRIES = 10
-"""SendMessageBatch takes at most ten entries..."""
 BATCH_BYTES = SQS_MAX_MESSAGE_BYTES
-"""...and at most 1 MiB in total, the same cap as one message."""
+"""SendMessageBatch takes at most 1 MiB in total, the same cap as one message."""
 SEND_ATTEMPTS = 6
 
 
@@ -84,30 +80,40 @@ class SqsChunkSink:
     """Chunk messages to the WorkQueue, ten per `SendMessageBatch`, none dropped.
 
     SQS may accept some entries of a batch and fail others (HTTP 200 with `Failed`); entries
-    failed through no fault of ours are re-sent with backoff until `SEND_ATTEMPTS`, then the
-    pass fails (and Step Functions retries it from its checkpoint, re-sending the same chunk
+    failed through no fault of ours are re-sent with backoff until `attempts`, then the pass
+    fails (and Step Functions retries it from its checkpoint, re-sending the same chunk
     numbers). A sender-fault entry (too big, say) fails the pass at once: retrying cannot help.
+    Both are `pipeline.sqs_batch`'s semantics; this sink only streams chunks into its batches.
     """
 
     def __init__(
-        self, client: Any, queue_url: str, *, sleep: Callable[[float], None] = time.sleep
+        self,
+        client: Any,
+        queue_url: str,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        attempts: int = SEND_ATTEMPTS,
+        backoff_s: Callable[[int], float] = lambda attempt: min(5.0, 0.1 * 2**attempt),
     ) -> None:
         self._client = client
-        self._queue_url = queue_url
-        self._sleep = sleep
-        self._batch: list[tuple[str, str]] = []
-        self._batch_bytes = 0
+        self._queue = SqsQueue(
+            queue_url,
+            name="WorkQueue",
+            noun="chunk messages",
+            refused_hint="lower LAMBDAFLOW_CHUNK_MAX_BYTES or raise the queue's MaximumMessageSize",
+        )
+        self._resend = ResendPolicy(attempts, backoff_s, sleep)
+        self._buffer = BatchBuffer(max_bytes=BATCH_BYTES)
         self.sent = 0
 
     def send(self, message: ChunkMessage) -> None:
         """Buffer the message; send the batch once it is full."""
-        body = message.body.decode()
-        if self._batch and (
-            len(self._batch) == BATCH_ENTRIES or self._batch_bytes + len(body) > BATCH_BYTES
-        ):
-            self.flush()
-        self._batch.append((str(message.number), body))
-        self._batch_bytes += len(body)
+        self.send_body(message.number, message.body)
+
+    def send_body(self, number: int, body: bytes) -> None:
+        """`send` for a chunk's bare message (number and JSON body), as a replay cuts them."""
+        if closed := self._buffer.add(SqsEntry.of(number, body)):
+            self._send(closed)
 
     def flush(self) -> None:
         """Send the buffered batch, re-sending failed entries.
@@ -116,40 +122,11 @@ class SqsChunkSink:
             ThrottledError: entries kept failing on SQS's side (retryable).
             ResultWriteError: SQS refused the call, or an entry as the sender's fault.
         """
-        pending, self._batch, self._batch_bytes = self._batch, [], 0
-        count = len(pending)
-        for attempt in range(SEND_ATTEMPTS):
-            if not pending:
-                break
-            if attempt:
-                self._sleep(min(5.0, 0.1 * 2**attempt))
-            pending = self._send(pending)
-        if pending:
-            raise ThrottledError(
-                f"WorkQueue kept failing {len(pending)} chunk messages after {SEND_ATTEMPTS} "
-                "attempts; the Split pass is retried from its checkpoint",
-                stage=Stage.WRITE,
-                error="SendMessageBatchFailed",
-            )
-        self.sent += count
+        self._send(self._buffer.take())
 
-    def _send(self, batch: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """One SendMessageBatch; return the entries to send again."""
-        entries = [{"Id": number, "MessageBody": body} for number, body in batch]
-        try:
-            response = self._client.send_message_batch(QueueUrl=self._queue_url, Entries=entries)
-        except ClientError as exc:
-            raise write_error_from(exc, f"sending chunks to {self._queue_url}") from exc
-        failed = response.get("Failed", [])
-        refused = sorted({f.get("Code", "SenderFault") for f in failed if f.get("SenderFault")})
-        if refused:
-            raise ResultWriteError(
-                f"WorkQueue refused chunk messages ({', '.join(refused)}): lower "
-                "LAMBDAFLOW_CHUNK_MAX_BYTES or raise the queue's MaximumMessageSize",
-                error=refused[0],
-            )
-        retry = {f["Id"] for f in failed}
-        return [entry for entry in batch if entry[0] in retry]
+    def _send(self, batch: list[SqsEntry]) -> None:
+        send_batch(self._client, self._queue, batch, self._resend)
+        self.sent += len(batch)
 
 
 class S3ParseFailureWriter:

@@ -8,7 +8,9 @@ import pytest
 from pipeline.chunking import Chunk
 from pipeline.failures import ResultWriteError, ThrottledError
 from pipeline.manifest import ManifestRecord
-from pipeline.work_queue import BATCH_BYTES, BATCH_ENTRIES, _batches, send_chunks
+from pipeline.split_sinks import BATCH_BYTES
+from pipeline.sqs_batch import BATCH_ENTRIES
+from pipeline.work_queue import send_chunks
 
 
 def _chunk(number: int, key_bytes: int = 10) -> Chunk:
@@ -23,10 +25,14 @@ class FakeSqs:
         self.fail_once = set(fail_once)
         self.sender_fault = sender_fault
         self.sent: list[int] = []
+        self.batches: list[list[tuple[int, bytes]]] = []
         self.calls = 0
 
     def send_message_batch(self, QueueUrl: str, Entries: list[dict]) -> dict:
         self.calls += 1
+        self.batches.append(
+            [(orjson.loads(e["MessageBody"])["chunk"], e["MessageBody"].encode()) for e in Entries]
+        )
         failed = [e for e in Entries if e["Id"] in self.fail_once]
         self.fail_once -= {e["Id"] for e in failed}
         self.sent += [orjson.loads(e["MessageBody"])["chunk"] for e in Entries if e not in failed]
@@ -37,10 +43,17 @@ class FakeSqs:
         }
 
 
+def _batches(chunks) -> list[list[tuple[int, bytes]]]:
+    """The (number, body) batches `send_chunks` sent, as SQS saw them."""
+    sqs = FakeSqs()
+    send_chunks(sqs, "url", chunks)
+    return sqs.batches
+
+
 def test_batches_hold_at_most_ten_entries_and_one_mebibyte():
-    small = list(_batches(_chunk(n) for n in range(25)))
+    small = _batches(_chunk(n) for n in range(25))
     assert [len(b) for b in small] == [10, 10, 5]
-    big = list(_batches(_chunk(n, key_bytes=300_000) for n in range(7)))
+    big = _batches(_chunk(n, key_bytes=300_000) for n in range(7))
     assert all(sum(len(body) for _, body in b) <= BATCH_BYTES for b in big)
     assert all(len(b) <= BATCH_ENTRIES for b in big)
     assert [n for b in big for n, _ in b] == list(range(7))
@@ -58,11 +71,10 @@ def test_an_entry_refused_as_the_senders_fault_raises():
         send_chunks(FakeSqs(fail_once={"0"}, sender_fault=True), "url", [_chunk(0)])
 
 
-def test_an_entry_that_keeps_failing_raises_retryable(monkeypatch):
+def test_an_entry_that_keeps_failing_raises_retryable():
     class AlwaysFailing(FakeSqs):
         def send_message_batch(self, QueueUrl: str, Entries: list[dict]) -> dict:
             return {"Failed": [{"Id": e["Id"], "SenderFault": False} for e in Entries]}
 
-    monkeypatch.setattr("pipeline.work_queue.time.sleep", lambda _s: None)
     with pytest.raises(ThrottledError):
-        send_chunks(AlwaysFailing(), "url", [_chunk(0)])
+        send_chunks(AlwaysFailing(), "url", [_chunk(0)], sleep=lambda _s: None)
