@@ -137,7 +137,7 @@ class Replayer:
         try:
             for start in range(0, len(chunks), SEND_GROUP):
                 group = chunks[start : start + SEND_GROUP]
-                send_chunks(self.sqs, self.targets.work_queue_url, group)  # type: ignore[arg-type]
+                send_chunks(self.sqs, self.targets.work_queue_url, group)
                 sent.extend(group)
         except Exception:
             self.replays.release(run, chunks=len(chunks) - len(sent))
