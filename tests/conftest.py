@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import boto3
 import pytest
 
+from pipeline.ledger_items import table_definition
 from pipeline.local.emulator import Emulator, start_emulator
 
 if TYPE_CHECKING:
@@ -79,3 +80,23 @@ def local_stack(emulator: Emulator) -> Iterator[LocalStack]:
             mp.setenv(name, value)  # restored at the end: in-process handlers import with these
         yield stack
         stack.stop()
+
+
+@pytest.fixture
+def sqs(emulator: Emulator):
+    """A boto3 SQS client that crosses the wire to the emulator."""
+    return boto3.client("sqs", endpoint_url=emulator.endpoint_url)
+
+
+@pytest.fixture
+def dynamodb(emulator: Emulator):
+    """A boto3 DynamoDB client that crosses the wire to the emulator."""
+    return boto3.client("dynamodb", endpoint_url=emulator.endpoint_url)
+
+
+@pytest.fixture
+def table(dynamodb) -> str:
+    """A fresh runs table with the ledger's schema (the one template.yaml declares)."""
+    name = f"runs-{uuid.uuid4().hex[:10]}"
+    dynamodb.create_table(**table_definition(name))
+    return name

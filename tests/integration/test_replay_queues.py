@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import uuid
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 from pipeline.failure_queue import acknowledge_failures
 from pipeline.failures import ResultWriteError
 from pipeline.ledger import RunLedger
-from pipeline.ledger_items import ChunkCounts, table_definition
+from pipeline.ledger_items import ChunkCounts
 from pipeline.replay_ledger import ReplayInProgressError, ReplayLedger
 from pipeline.runs import RunStatus
 from pipeline.summary import UNPROCESSED_STAGE
@@ -21,23 +20,6 @@ from pipeline.work_dlq import move_messages
 pytestmark = pytest.mark.integration
 
 RUN, OTHER = "a" * 20, "b" * 20
-
-
-@pytest.fixture
-def dynamodb(emulator):
-    return boto3.client("dynamodb", endpoint_url=emulator.endpoint_url)
-
-
-@pytest.fixture
-def table(dynamodb) -> str:
-    name = f"runs-{uuid.uuid4().hex[:10]}"
-    dynamodb.create_table(**table_definition(name))
-    return name
-
-
-@pytest.fixture
-def sqs(emulator):
-    return boto3.client("sqs", endpoint_url=emulator.endpoint_url)
 
 
 def _queue(sqs) -> str:

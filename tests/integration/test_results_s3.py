@@ -170,11 +170,6 @@ def test_summary_markers_are_exclusive(s3, bucket):
 
 
 @pytest.fixture
-def sqs(emulator):
-    return boto3.client("sqs", endpoint_url=emulator.endpoint_url)
-
-
-@pytest.fixture
 def queue_url(sqs, bucket) -> str:
     return sqs.create_queue(QueueName=f"failures-{bucket}")["QueueUrl"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import uuid
 
 import boto3
 import orjson
@@ -11,7 +10,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from pipeline.ledger import RunLedger, UnknownRunError
-from pipeline.ledger_items import ChunkCounts, table_definition
+from pipeline.ledger_items import ChunkCounts
 from pipeline.runs import RunStatus, run_id
 from pipeline.summary import build_summary
 
@@ -24,18 +23,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def dynamodb(emulator):
-    return boto3.client("dynamodb", endpoint_url=emulator.endpoint_url)
-
-
-@pytest.fixture
-def table(dynamodb) -> str:
-    name = f"runs-{uuid.uuid4().hex[:10]}"
-    dynamodb.create_table(**table_definition(name))
-    return name
 
 
 @pytest.fixture
