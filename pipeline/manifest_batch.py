@@ -107,14 +107,23 @@ class DenseBatch:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def _row_starts(self) -> list[int]:
+        """Offset of each row's line from the batch start (and of the end), built once.
+
+        Chunk cutting asks for `item_bytes` and `resume_after` once per chunk; prefix sums make
+        each an O(1) lookup instead of a sum over the batch's lines so far.
+        """
+        if not self._starts:
+            extra = self.line_extra
+            self._starts.extend(accumulate(map(extra.__add__, self.lengths), initial=0))
+        return self._starts
+
     def _escapes(self, start: int, stop: int) -> int:
         """How many `%XX` escapes rows [start, stop) hold (each decodes to one byte)."""
         if self.escaped is None:
             return 0
-        if not self._starts:  # row start offsets in `escaped`, built once, when first needed
-            extra = self.line_extra
-            self._starts.extend(accumulate(map(extra.__add__, self.lengths), initial=0))
-        return self.escaped.count(b"%", self._starts[start], self._starts[stop])
+        starts = self._row_starts()
+        return self.escaped.count(b"%", starts[start], starts[stop])
 
     def records(self, start: int, stop: int) -> list[ManifestRecord]:
         """Build records [start, stop) from their rows."""
@@ -131,9 +140,10 @@ class DenseBatch:
 
     def item_bytes(self, start: int, stop: int) -> int:
         """Sum of item sizes, from the line lengths and the line numbers' digits."""
-        first = self.first_line
+        first, starts = self.first_line, self._row_starts()
+        row_bytes = starts[stop] - starts[start] - self.line_extra * (stop - start)
         return (
-            sum(self.lengths[start:stop])
+            row_bytes
             + self.item_delta * (stop - start)
             + digit_count_sum(first + start, first + stop)
             - 2 * self._escapes(start, stop)
@@ -149,9 +159,7 @@ class DenseBatch:
 
     def resume_after(self, index: int) -> tuple[int, int]:
         """The line after row `index` and the offset past its newline."""
-        row_bytes = sum(self.lengths[: index + 1])
-        offset = self.start_offset + row_bytes + (index + 1) * self.line_extra
-        return self.first_line + index + 1, offset
+        return self.first_line + index + 1, self.start_offset + self._row_starts()[index + 1]
 
 
 def _item(record: ManifestRecord) -> list[object]:
