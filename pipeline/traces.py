@@ -37,6 +37,11 @@ BATCH_GET_MAX_IDS = 5
 """BatchGetTraces takes at most five trace ids per call."""
 SUMMARY_WINDOW = timedelta(hours=24)
 """GetTraceSummaries' largest time range per call."""
+WINDOW_OVERLAP = timedelta(minutes=30)
+"""How much consecutive summary windows overlap: more than the longest trace (a Lambda runs at
+most 15 minutes), so a trace that straddles a window boundary is still whole inside one window.
+The emulator lists a trace only if it starts and ends inside the window, in whole seconds; on AWS
+the overlap just costs a few duplicate ids, which are dropped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,14 +257,28 @@ def run_filter_expression(run: str) -> str:
     return f'annotation.run = "{run}"'
 
 
+def summary_windows(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """Cut `[start, end]` into GetTraceSummaries windows of at most 24 hours.
+
+    They overlap by `WINDOW_OVERLAP`, so any trace shorter than that lies wholly inside one.
+    """
+    windows: list[tuple[datetime, datetime]] = []
+    step = SUMMARY_WINDOW - WINDOW_OVERLAP
+    window_start = start
+    while True:
+        window_end = min(end, window_start + SUMMARY_WINDOW)
+        windows.append((window_start, window_end))
+        if window_end >= end:
+            return windows
+        window_start += step
+
+
 def iter_trace_ids(
     client: Any, *, start: datetime, end: datetime, filter_expression: str | None
 ) -> Iterator[str]:
-    """Ids of the traces between `start` and `end`, a 24-hour window per call, deduplicated."""
+    """Ids of the traces between `start` and `end`, one call per summary window, each once."""
     seen: set[str] = set()
-    window_start = start
-    while window_start < end:
-        window_end = min(end, window_start + SUMMARY_WINDOW)
+    for window_start, window_end in summary_windows(start, end):
         kwargs: dict[str, Any] = {"StartTime": window_start, "EndTime": window_end}
         if filter_expression:
             kwargs["FilterExpression"] = filter_expression
@@ -268,7 +287,6 @@ def iter_trace_ids(
                 if summary["Id"] not in seen:
                     seen.add(summary["Id"])
                     yield summary["Id"]
-        window_start = window_end
 
 
 def iter_trace_documents(client: Any, trace_ids: Iterable[str]) -> Iterator[dict[str, Any]]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import itertools
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from rich.console import Console
@@ -11,7 +13,15 @@ from rich.console import Console
 from pipeline import tracing
 from pipeline.cli.traces import is_aws_endpoint, render
 from pipeline.local.xray import parse_datagram
-from pipeline.traces import aggregate_run, flatten_documents, run_filter_expression
+from pipeline.traces import (
+    SUMMARY_WINDOW,
+    WINDOW_OVERLAP,
+    aggregate_run,
+    flatten_documents,
+    iter_trace_ids,
+    run_filter_expression,
+    summary_windows,
+)
 from pipeline.tracing import NOOP_SPAN, MemoryRecorder, StageClock, Tracer
 
 
@@ -168,3 +178,55 @@ def test_invocation_is_a_noop_without_a_segment_capable_recorder():
         assert tracing.invocation("f") is NOOP_SPAN
     finally:
         tracing.configure(Tracer(None))
+
+
+@pytest.mark.parametrize(
+    "span",
+    [
+        timedelta(minutes=5),
+        SUMMARY_WINDOW,
+        SUMMARY_WINDOW + timedelta(minutes=5),
+        timedelta(days=7),
+    ],
+)
+def test_summary_windows_cover_the_range_within_the_limit_and_overlap(span):
+    start = datetime(2026, 11, 26, 12, 0, 0, 500_000, tzinfo=UTC)
+    windows = summary_windows(start, start + span)
+    assert windows[0][0] == start and windows[-1][1] == start + span
+    assert all(a < b <= a + SUMMARY_WINDOW for a, b in windows)
+    assert all(
+        later_start <= earlier_end - WINDOW_OVERLAP
+        for (_, earlier_end), (later_start, _) in itertools.pairwise(windows)
+    )
+
+
+class _ContainmentXRay:
+    """GetTraceSummaries as the emulator answers it: a trace is listed only if it starts after
+    and ends before the window, both truncated to whole seconds."""
+
+    def __init__(self, traces):
+        self.traces = traces
+        self.calls = []
+
+    def get_paginator(self, name):
+        assert name == "get_trace_summaries"
+        return self
+
+    def paginate(self, *, StartTime, EndTime):
+        self.calls.append((StartTime, EndTime))
+        lo, hi = int(StartTime.timestamp()), int(EndTime.timestamp())
+        ids = [t for t, (a, b) in self.traces.items() if lo < a.timestamp() and b.timestamp() < hi]
+        yield {"TraceSummaries": [{"Id": t} for t in ids]}
+
+
+def test_a_trace_straddling_a_window_boundary_is_found_once():
+    """The CI flake: a 24 h look-back plus clock skew is two windows; a trace that started before
+    the first window's end and ended after it was in neither."""
+    now = datetime(2026, 11, 26, 12, 0, 0, 400_000, tzinfo=UTC)
+    start, end = now - SUMMARY_WINDOW, now + timedelta(minutes=5)
+    straddling = (now - timedelta(seconds=2), now + timedelta(milliseconds=300))
+    old = (start + timedelta(minutes=1), start + timedelta(minutes=2))
+    client = _ContainmentXRay({"straddling": straddling, "old": old})
+    ids = list(iter_trace_ids(client, start=start, end=end, filter_expression=None))
+    assert sorted(ids) == ["old", "straddling"]
+    assert len(client.calls) == 2
