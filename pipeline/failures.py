@@ -136,7 +136,8 @@ class FailureRecord:
     """One line that produced no label, and why; the body of a FailureQueue message.
 
     `(run, line)` is the identity: a replay that succeeds replaces the record with a result, one
-    that fails again writes the record with `attempts` increased.
+    that fails again writes the record with `attempts` increased. `version_id` is the object
+    version the manifest named, so a replay reads that version again and not the latest one.
     """
 
     run: str
@@ -148,6 +149,7 @@ class FailureRecord:
     message: str
     retryable: bool
     attempts: int = 1
+    version_id: str | None = None
     v: int = SCHEMA_VERSION
 
     @classmethod
@@ -161,6 +163,7 @@ class FailureRecord:
         key: str | None = None,
         attempts: int = 1,
         stage: Stage | None = None,
+        version_id: str | None = None,
     ) -> FailureRecord:
         """Map any exception to a record: the single mapping point of the project.
 
@@ -178,6 +181,7 @@ class FailureRecord:
                 message=exc.message,
                 retryable=exc.retryable,
                 attempts=attempts,
+                version_id=version_id,
             )
         logger.error(
             "unexpected error on line %s: %s",
@@ -195,12 +199,18 @@ class FailureRecord:
             message=f"{type(exc).__name__}: {exc}",
             retryable=True,
             attempts=attempts,
+            version_id=version_id,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape of DESIGN.md's failure record contract (`v` first)."""
+        """The JSON shape of DESIGN.md's failure record contract (`v` first).
+
+        `version_id` only when the manifest gave one, as in a result row.
+        """
         data = asdict(self)
         data["stage"] = self.stage.value
+        if self.version_id is None:
+            del data["version_id"]
         return {"v": data.pop("v"), **data}
 
     @classmethod
@@ -216,5 +226,6 @@ class FailureRecord:
             message=data.get("message", ""),
             retryable=bool(data.get("retryable", False)),
             attempts=int(data.get("attempts", 1)),
+            version_id=data.get("version_id") or None,
             v=int(data.get("v", SCHEMA_VERSION)),
         )

@@ -3,7 +3,7 @@
 A replay chunk is an ordinary chunk message (`pipeline.chunking.Chunk.to_message`) plus two
 fields, so a reader that knows nothing of replays still reads the items:
 
-    {"v":1, "run":…, "chunk":N, "items":[[line,bucket,key],…],
+    {"v":1, "run":…, "chunk":N, "items":[[line,bucket,key[,version_id]],…],
      "replay":R, "prior":[[stage,error,attempts],…]}      (prior[i] belongs to items[i])
 
 `replay` is the round (1, 2, …): the worker writes the round's parts
@@ -156,7 +156,9 @@ def iter_replay_chunks(
             if len(runs) > 1:
                 raise ValueError(f"replay chunks are per run, got {sorted(runs)}")
             prior[record.line] = PriorFailure(record.stage.value, record.error, record.attempts)
-            yield ManifestRecord(record.line, str(record.bucket), str(record.key))
+            yield ManifestRecord(
+                record.line, str(record.bucket), str(record.key), record.version_id
+            )
 
     source = manifest_records()
     first = next(source, None)

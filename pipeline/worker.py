@@ -300,5 +300,11 @@ def _as_pairs(labels: tuple[Any, ...]) -> Labels:
 
 def _failure(run: str, item: ManifestRecord, exc: BaseException, attempts: int) -> FailureRecord:
     return FailureRecord.from_exception(
-        exc, run=run, line=item.line, bucket=item.bucket, key=item.key, attempts=attempts
+        exc,
+        run=run,
+        line=item.line,
+        bucket=item.bucket,
+        key=item.key,
+        attempts=attempts,
+        version_id=item.version_id,
     )

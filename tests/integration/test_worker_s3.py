@@ -20,6 +20,7 @@ from pipeline.ledger import RunLedger
 from pipeline.ledger_items import table_definition
 from pipeline.manifest import ManifestRecord
 from pipeline.model import Classifier
+from pipeline.replay_chunks import iter_replay_chunks, parse_work_message
 from pipeline.worker import ChunkWorker, fetch_client_config
 from tests import photos
 
@@ -102,6 +103,39 @@ def test_a_redelivered_chunk_overwrites_its_part_and_counts_nothing_twice(worker
     rows = _part_rows(s3, bucket, f"results/{run}/part-00000004.jsonl.gz")
     assert [row["line"] for row in rows] == [1, 2, 3, 4, 5]
     assert worker.ledger.get_run(run).ok == 5
+
+
+def test_a_replay_reads_the_version_the_manifest_named_not_the_latest(worker, s3, bucket):
+    # GIVEN a versioned key whose first version is not an image and whose latest is a photo
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    first = s3.put_object(Bucket=bucket, Key="flip.jpg", Body=b"plain text")["VersionId"]
+    latest = s3.put_object(Bucket=bucket, Key="flip.jpg", Body=photos.photo_bytes("coffee"))
+    items = (
+        ManifestRecord(1, bucket, "flip.jpg", first),
+        ManifestRecord(2, bucket, "flip.jpg", latest["VersionId"]),
+    )
+    run = f"r{uuid.uuid4().hex[:8]}"
+    worker.ledger.start_run(run, manifest="s3://in/m.csv")
+    # WHEN the chunk is processed and its failure is replayed
+    report = worker.process(Chunk(run, 0, items))
+    (failure,) = report.failures
+    assert (failure.line, failure.error, failure.version_id) == (1, "NotAnImage", first)
+    (replay,) = iter_replay_chunks(
+        report.failures, replay_round=1, chunk_items=10, chunk_max_bytes=10**5
+    )
+    replayed = worker.process(*parse_work_message(json.loads(json.dumps(replay.to_message()))))
+    # THEN the replay read the named version again (it fails again) rather than the photo
+    (again,) = replayed.failures
+    assert (again.line, again.error, again.version_id, again.attempts) == (
+        1,
+        "NotAnImage",
+        first,
+        2,
+    )
+    rows = _part_rows(s3, bucket, f"results/{run}/part-00000000.jsonl.gz")
+    assert [(row["line"], row["version_id"]) for row in rows] == [(2, latest["VersionId"])]
+    state = worker.ledger.get_run(run)
+    assert (state.ok, state.failed) == (1, 1)
 
 
 def test_replicas_give_the_same_labels_as_one_interpreter(two_interpreters):

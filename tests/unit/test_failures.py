@@ -55,3 +55,21 @@ def test_record_round_trips_through_its_json_shape():
     assert next(iter(data)) == "v"
     assert data["stage"] == "fetch"
     assert FailureRecord.from_dict(data) == record
+
+
+def test_a_version_id_is_kept_only_when_the_manifest_named_one():
+    unversioned = FailureRecord.from_exception(
+        ImageFetchError("gone", error="NoSuchKey"), run="r", line=9, bucket="b", key="k"
+    )
+    assert "version_id" not in unversioned.to_dict()
+    versioned = FailureRecord.from_exception(
+        ImageFetchError("gone", error="NoSuchKey"),
+        run="r",
+        line=9,
+        bucket="b",
+        key="k",
+        version_id="3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY",
+    )
+    data = versioned.to_dict()
+    assert data["version_id"] == "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"
+    assert FailureRecord.from_dict(data) == versioned

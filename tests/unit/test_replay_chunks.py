@@ -150,3 +150,24 @@ def test_every_selected_line_is_in_exactly_one_replay_chunk(lines, chunk_items):
     assert got == sorted(lines)
     assert [c.number for c in chunks] == list(range(len(chunks)))
     assert all(len(c.chunk.items) <= chunk_items for c in chunks)
+
+
+def test_a_replay_chunk_names_the_version_each_line_failed_on():
+    versioned = FailureRecord(
+        run=RUN,
+        line=4,
+        bucket="bkt",
+        key="k.jpg",
+        stage=Stage.FETCH,
+        error="Throttled",
+        message="m",
+        retryable=True,
+        version_id="v1",
+    )
+    (replay,) = iter_replay_chunks(
+        [record(2), versioned], replay_round=1, chunk_items=10, chunk_max_bytes=10**6
+    )
+    body = orjson.loads(orjson.dumps(replay.to_message()))
+    assert body["items"] == [[2, "bkt", "k.jpg"], [4, "bkt", "k.jpg", "v1"]]
+    chunk, _ = parse_work_message(body)
+    assert [item.version_id for item in chunk.items] == [None, "v1"]
