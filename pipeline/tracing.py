@@ -163,17 +163,24 @@ def xray_tracer(
     # from polling the daemon's TCP sampling endpoint, which the UDP stand-in does not serve.
     xray_recorder.configure(context_missing="IGNORE_ERROR", sampling=False)
     if daemon_address:
-        # The SDK's setters let AWS_XRAY_DAEMON_ADDRESS win over any address given in code (it
-        # is Lambda's contract); an explicit address here must win, so set it directly.
-        host, _, port = daemon_address.rpartition(":")
-        emitter = xray_recorder.emitter
-        emitter._ip, emitter._port = host, int(port)  # see above
+        _point_emitter(xray_recorder, daemon_address)
     sdk_logger = logging.getLogger("aws_xray_sdk.core.recorder")
     if _is_not_missing_segment_noise not in sdk_logger.filters:
         sdk_logger.addFilter(_is_not_missing_segment_noise)
     if patch_sdk:
         patch(("botocore",))
     return Tracer(xray_recorder)
+
+
+def _point_emitter(recorder: Any, daemon_address: str) -> None:
+    """Send the SDK's segments to `daemon_address` ("host:port") from now on.
+
+    The SDK's setters let AWS_XRAY_DAEMON_ADDRESS win over any address given in code (it is
+    Lambda's contract); an explicit address here must win, so it is set directly.
+    """
+    host, _, port = daemon_address.rpartition(":")
+    emitter = recorder.emitter
+    emitter._ip, emitter._port = host, int(port)  # see above
 
 
 _active = Tracer(None)
@@ -241,13 +248,16 @@ class MemoryRecorder:
 class _Invocation:
     """A root segment around one local invocation; see `invocation`."""
 
-    __slots__ = ("_name", "_recorder")
+    __slots__ = ("_daemon_address", "_name", "_recorder")
 
-    def __init__(self, recorder: Any, name: str) -> None:
+    def __init__(self, recorder: Any, name: str, daemon_address: str | None) -> None:
         self._recorder = recorder
         self._name = name
+        self._daemon_address = daemon_address
 
     def __enter__(self) -> None:
+        if self._daemon_address:
+            _point_emitter(self._recorder, self._daemon_address)
         # sampling=1: every local invocation is traced (the SDK's default rule keeps only one
         # trace a second, and a local run wants them all; on AWS the service decides).
         self._recorder.begin_segment(self._name, sampling=1)
@@ -256,17 +266,23 @@ class _Invocation:
         self._recorder.end_segment()
 
 
-def invocation(name: str) -> _Invocation | _NoopSpan:
+def invocation(name: str, *, daemon_address: str | None = None) -> _Invocation | _NoopSpan:
     """A root segment named `name` around one invocation, for the local stack only.
 
     On Lambda the service opens the function's segment and the SDK adds subsegments to it; the
     local runtime has no such service, so it wraps each handler call in this. With tracing off
     (or a recorder that cannot open segments, like `MemoryRecorder`) it does nothing.
+
+    `daemon_address` is the function's AWS_XRAY_DAEMON_ADDRESS. On Lambda each function has a
+    process (and an SDK) of its own; locally the functions share the host process's one SDK,
+    which read the variable once, when first imported (perhaps before the stack set it), and
+    which anything else in the process may point elsewhere. So each invocation points the SDK
+    at its function's daemon again.
     """
     recorder = _active._recorder  # same module
     if recorder is None or not hasattr(recorder, "begin_segment"):
         return NOOP_SPAN
-    return _Invocation(recorder, name)
+    return _Invocation(recorder, name, daemon_address)
 
 
 class StageClock:

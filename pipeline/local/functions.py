@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline import tracing
+from pipeline.local.xray import DAEMON_ADDRESS_VARIABLE
 
 logger = logging.getLogger(__name__)
 
@@ -117,11 +118,12 @@ def load_handler(function: LocalFunction) -> Handler:
     module_name, _, attr = function.handler.rpartition(".")
     module = importlib.import_module(module_name)
     handler = getattr(module, attr)
+    daemon_address = function.env.get(DAEMON_ADDRESS_VARIABLE)
 
     def traced(event: Any, context: Any) -> Any:
         # Lambda's service opens each invocation's X-Ray segment; locally the runtime does (a
         # no-op unless the handler turned tracing on at import).
-        with tracing.invocation(function.name):
+        with tracing.invocation(function.name, daemon_address=daemon_address):
             return handler(event, context)
 
     return traced

@@ -32,6 +32,9 @@ from pipeline.local.emulator import DUMMY_CREDENTIALS, LOCAL_REGION
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+DAEMON_ADDRESS_VARIABLE = "AWS_XRAY_DAEMON_ADDRESS"
+"""Where Lambda tells the X-Ray SDK its daemon listens (`host:port`)."""
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_PORT = 2000
@@ -130,7 +133,7 @@ class XRayRelay:
     @property
     def env(self) -> dict[str, str]:
         """What a traced process needs to send here (the SDK reads it, as on Lambda)."""
-        return {"AWS_XRAY_DAEMON_ADDRESS": self.address}
+        return {DAEMON_ADDRESS_VARIABLE: self.address}
 
     @property
     def stats(self) -> RelayStats:

@@ -61,12 +61,16 @@ def test_a_run_leaves_a_trace_per_chunk_with_its_stages(local_stack):
     assert summary["chunks"] == 3
     # WHEN its traces are read back from the emulator's X-Ray
     result = wait_until(
-        lambda: (t := _traces(run)) and len(t.chunks) == 3 and t,
+        lambda: (t := _traces(run)) and len(t.chunks) == 3 and ("split",) in t.run_level.stages,
         30,
         interval_s=0.5,
-        what="a trace for each chunk",
+        what="a trace for each chunk and for the split",
     )
-    # THEN each chunk's span carries run + chunk, its stages, and per-image busy time
+    result = _traces(run)
+    # THEN the split's span carries what it split
+    split = result.run_level.stages[("split",)]
+    assert (split.metadata["lines"], split.metadata["chunks"]) == (9, 3)
+    # AND each chunk's span carries run + chunk, its stages, and per-image busy time
     stages = {("chunk",), ("chunk", "write_results"), ("chunk", "ledger")}
     for number in (0, 1):  # four photos each
         chunk = result.chunks[number]
