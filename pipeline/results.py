@@ -113,6 +113,14 @@ class PartWriter:
         finally:
             self._spool.close()
 
+    def discard(self) -> None:
+        """Drop what was written: nothing is uploaded (for a writer never exited)."""
+        try:
+            with contextlib.suppress(Exception):
+                self._buffer.close()
+        finally:
+            self._spool.close()
+
     def _upload(self) -> None:
         size = self._spool.tell()
         self._spool.seek(0)

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from pipeline.config import SQS_MAX_MESSAGE_BYTES
 from pipeline.failures import FailureRecord
 from pipeline.parts import parse_failures_part
-from pipeline.results import write_failure_part
+from pipeline.results import PartWriter
 from pipeline.sqs_batch import BatchBuffer, ResendPolicy, SqsEntry, SqsQueue, send_batch
 
 BATCH_BYTES = SQS_MAX_MESSAGE_BYTES
@@ -48,10 +48,23 @@ class ChunkSink(Protocol):
 
 
 class ParseFailureWriter(Protocol):
-    """Stores the parse failures met while chunk `chunk` was cut, under that chunk's number."""
+    """Streams the parse failures met while chunk `chunk` was cut into that chunk's parse part.
 
-    def write(self, run: str, chunk: int, records: Sequence[FailureRecord]) -> None:
-        """Write `records` (non-empty, in line order) as the parse part of `chunk`."""
+    A chunk's failures may come in several `append`s, so a long run of malformed lines is never
+    held whole in memory; `close` stores the part (nothing when none came); `abort` drops every
+    part not closed yet, so a failed pass never leaves half a part behind.
+    """
+
+    def append(self, run: str, chunk: int, records: Sequence[FailureRecord]) -> None:
+        """Add `records` (in line order, after any appended before) to the part of `chunk`."""
+        ...
+
+    def close(self, run: str, chunk: int) -> None:
+        """Store (or, on a retried pass, overwrite) the part of `chunk`, if anything came."""
+        ...
+
+    def abort(self) -> None:
+        """Drop the parts not closed yet."""
         ...
 
 
@@ -130,15 +143,38 @@ class SqsChunkSink:
 
 
 class S3ParseFailureWriter:
-    """Parse parts in the results bucket, at `failures/<run>/parse-NNNNNNNN.jsonl.gz`."""
+    """Parse parts in the results bucket, at `failures/<run>/parse-NNNNNNNN.jsonl.gz`.
+
+    Records stream into the part's gzip spool as they come; the PUT happens at `close`.
+    """
 
     def __init__(self, client: Any, bucket: str) -> None:
         self._client = client
         self._bucket = bucket
+        self._open: dict[int, PartWriter] = {}
 
-    def write(self, run: str, chunk: int, records: Sequence[FailureRecord]) -> None:
-        """Write (or, on a retried pass, overwrite) the parse part of `chunk`."""
-        write_failure_part(self._client, self._bucket, parse_failures_part(run, chunk), records)
+    def append(self, run: str, chunk: int, records: Sequence[FailureRecord]) -> None:
+        """Write `records` into the part of `chunk`, opening it on the first."""
+        if not records:
+            return
+        writer = self._open.get(chunk)
+        if writer is None:
+            key = parse_failures_part(run, chunk).key
+            writer = self._open[chunk] = PartWriter(self._client, self._bucket, key)
+        for record in records:
+            writer.write(record.to_dict())
+
+    def close(self, run: str, chunk: int) -> None:
+        """Upload the part of `chunk` (gzip trailer + PUT), if it was opened."""
+        writer = self._open.pop(chunk, None)
+        if writer is not None:
+            with writer:  # a clean exit is the upload
+                pass
+
+    def abort(self) -> None:
+        """Discard every open part unsent."""
+        while self._open:
+            self._open.popitem()[1].discard()
 
 
 class MemoryParseFailureWriter:
@@ -146,7 +182,22 @@ class MemoryParseFailureWriter:
 
     def __init__(self) -> None:
         self.parts: dict[int, list[FailureRecord]] = {}
+        self._open: dict[int, list[FailureRecord]] = {}
+        self.largest_append = 0
+        """The most records one `append` carried: how much a pass held at once."""
 
-    def write(self, run: str, chunk: int, records: Sequence[FailureRecord]) -> None:
-        """Keep the records; a retried pass replaces the same chunk's part, as S3 would."""
-        self.parts[chunk] = list(records)
+    def append(self, run: str, chunk: int, records: Sequence[FailureRecord]) -> None:
+        """Keep the records in the open part of `chunk`."""
+        if not records:
+            return
+        self._open.setdefault(chunk, []).extend(records)
+        self.largest_append = max(self.largest_append, len(records))
+
+    def close(self, run: str, chunk: int) -> None:
+        """A retried pass replaces the same chunk's part, as S3 would."""
+        if chunk in self._open:
+            self.parts[chunk] = self._open.pop(chunk)
+
+    def abort(self) -> None:
+        """Forget the open parts."""
+        self._open.clear()

@@ -21,7 +21,6 @@ ledger's split progress is absolute and idempotent. Knows nothing of Lambda.
 
 from __future__ import annotations
 
-import bisect
 import logging
 import math
 import time
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING
 from pipeline.checkpoint import Checkpoint, StreamKind, take_checkpoint
 from pipeline.chunk_encoding import encode_span
 from pipeline.chunking import ChunkSpan, iter_chunk_spans
+from pipeline.failure_backlog import FailureBacklog
 from pipeline.failures import FailureRecord, ManifestReadError
 from pipeline.manifest_batch import RecordBatch
 from pipeline.manifest_stream import Position
@@ -56,26 +56,50 @@ TRANSIENT_READ_ERRORS = frozenset({"ReadInterrupted"})
 """Read errors a retried pass can get past: they fail the pass instead of ending the split."""
 
 
+NOT_A_MANIFEST_LINES = 10_000
+"""When this many lines have failed to parse before any line named an image, the object is taken
+to be the wrong file (a TSV, a report, a log): Split ends with reason `NotAManifest` (the run is
+partial, the failures so far are recorded) instead of writing a failure record for each of its
+perhaps billion lines, and never ending, since a pass can only stop after a chunk."""
+
+
 class _Pass:
-    """The state of one pass: the batch feed, the parse failures met, where it may stop."""
+    """The state of one pass: the batch feed, the parse failures met, where it may stop.
+
+    A parse failure belongs to the chunk of the next good line after it, or, after the last
+    good line, to a part of its own after the last chunk: it waits in `backlog` (bounded
+    memory, spilled to disk) until that chunk is cut, then streams into the chunk's part.
+    """
 
     def __init__(
-        self, run: str, cursor: ManifestCursor, totals: SplitTotals, failures: ParseFailureWriter
+        self,
+        run: str,
+        cursor: ManifestCursor,
+        totals: SplitTotals,
+        failures: ParseFailureWriter,
+        backlog: FailureBacklog,
     ) -> None:
         self.run, self.cursor, self.totals, self.failures = run, cursor, totals, failures
-        self.pending: list[FailureRecord] = []
+        self.backlog = backlog
         self.current: RecordBatch | None = None
         self.is_exhausted = False
         self.reason: str | None = None
         self.stop: Position | None = None
 
     def batches(self) -> Iterator[RecordBatch]:
-        """Record batches in line order; failures go to `pending`, a broken manifest to `reason`."""
-        pending, run = self.pending, self.run
+        """Record batches in line order; failures go to `backlog`, a broken manifest to `reason`."""
+        backlog, run = self.backlog, self.run
+        is_unproven = self.totals.records == 0  # no line named an image yet, in any pass
         try:
             for batch in self.cursor:
                 for error in batch.failures:
-                    pending.append(FailureRecord.from_exception(error, run=run, line=error.line))  # type: ignore[arg-type]
+                    backlog.add(FailureRecord.from_exception(error, run=run, line=error.line))  # type: ignore[arg-type]
+                if is_unproven:
+                    is_unproven = not len(batch)
+                    if is_unproven and len(backlog) >= NOT_A_MANIFEST_LINES:
+                        self.reason = _not_a_manifest(len(backlog))
+                        logger.warning("%s", self.reason, extra={"run": run})
+                        break
                 self.current = batch
                 yield batch
         except ManifestReadError as exc:
@@ -87,24 +111,16 @@ class _Pass:
 
     def emit(self, message: ChunkMessage, sink: ChunkSink) -> None:
         """Write the chunk's parse part, then hand the chunk's message to the sink."""
-        mine = self.take_failures(message.last_line)
-        if mine:
-            self.failures.write(self.run, message.number, mine)
+        self.write_failures(message.number, message.last_line)
         sink.send(message)
-        self.totals.add(message.count, mine)
+        self.totals.add(message.count, [])
 
-    def take_failures(self, last_line: int) -> list[FailureRecord]:
-        """The pending failures up to `last_line` (the rest belong to the next chunk)."""
-        pending = self.pending
-        if not pending:
-            return []
-        if pending[-1].line <= last_line:
-            taken = pending[:]
-        else:
-            cut = bisect.bisect_right([r.line for r in pending], last_line)
-            taken = pending[:cut]
-        del pending[: len(taken)]
-        return taken
+    def write_failures(self, chunk: int, last_line: float) -> None:
+        """Stream the waiting failures up to `last_line` into the parse part of `chunk`."""
+        for group in self.backlog.pop_through(last_line):
+            self.failures.append(self.run, chunk, group)
+            self.totals.add(0, group)
+        self.failures.close(self.run, chunk)
 
     def stop_position(self, span: ChunkSpan, resume: tuple[int, int, int]) -> Position | None:
         """Where the next pass starts if this pass stops after `span`; None at the very end.
@@ -157,16 +173,17 @@ def split_pass(
     )
     totals.passes += 1
     lines_before = totals.lines
-    work = _Pass(run, cursor, totals, failures)
+    backlog = FailureBacklog()
+    work = _Pass(run, cursor, totals, failures, backlog)
     try:
         next_chunk = _cut(work, sink, options, first_chunk, deadline=started + budget, clock=clock)
-        if work.is_exhausted and work.pending:  # malformed lines after the last chunk
-            trailing = work.take_failures(work.pending[-1].line)
-            failures.write(run, next_chunk, trailing)
-            totals.add(0, trailing)
+        if work.is_exhausted:  # malformed lines after the last chunk, if any
+            work.write_failures(next_chunk, math.inf)
         sink.flush()
         new = _next_checkpoint(work, next_chunk)
     finally:
+        failures.abort()  # a part still open here was not finished: never store half of one
+        backlog.close()
         fetched = cursor.bytes_fetched
         cursor.close()
     if ledger is not None:
@@ -221,6 +238,14 @@ def _cut(
             if clock() >= deadline:
                 break
     return next_chunk
+
+
+def _not_a_manifest(failed: int) -> str:
+    return (
+        f"NotAManifest: the first {failed:,} lines that are not blank all failed to parse and "
+        "none names an image, so this is not a manifest of image keys; the rest was not read "
+        "(see the parse failures for why each line failed)"
+    )
 
 
 def _next_checkpoint(work: _Pass, next_chunk: int) -> Checkpoint:

@@ -10,9 +10,11 @@ import boto3
 import pytest
 
 from pipeline.checkpoint import Checkpoint
+from pipeline.failures import FailureRecord, Stage
 from pipeline.indexstore import S3IndexStore
 from pipeline.ledger import RunLedger
 from pipeline.ledger_items import table_definition
+from pipeline.parts import parse_failures_part
 from pipeline.ranged import S3ObjectReader
 from pipeline.results import iter_failure_records
 from pipeline.runs import RunStatus
@@ -190,3 +192,22 @@ def test_redelivered_chunks_count_once_in_the_ledger_and_summary(world):
     summary = build_summary(state, now=state.started_at + 10)
     assert summary.status is RunStatus.SUCCEEDED
     assert summary.ok + summary.failed == summary.lines == N_LINES
+
+
+def test_a_parse_part_is_stored_whole_on_close_and_never_half_on_abort(s3, bucket):
+    # GIVEN a chunk's parse failures streamed in two appends, and another chunk's left open
+    records = [
+        FailureRecord(RUN, line, None, None, Stage.PARSE, "BadFieldCount", "m", False)
+        for line in range(1, 8)
+    ]
+    writer = S3ParseFailureWriter(s3, bucket)
+    writer.append(RUN, 4, records[:3])
+    writer.append(RUN, 4, records[3:5])
+    writer.close(RUN, 4)
+    writer.append(RUN, 5, records[5:])
+    # WHEN the pass fails and aborts
+    writer.abort()
+    # THEN chunk 4's part holds all five records in order; chunk 5 has no part at all
+    assert [r.line for r in iter_failure_records(s3, bucket, RUN)] == [1, 2, 3, 4, 5]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == [parse_failures_part(RUN, 4).key]

@@ -1,3 +1,5 @@
+from dataclasses import fields
+
 import pytest
 
 from pipeline.failures import (
@@ -71,5 +73,6 @@ def test_a_version_id_is_kept_only_when_the_manifest_named_one():
         version_id="3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY",
     )
     data = versioned.to_dict()
+    assert list(data) == ["v", *(f.name for f in fields(FailureRecord) if f.name != "v")]
     assert data["version_id"] == "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"
     assert FailureRecord.from_dict(data) == versioned

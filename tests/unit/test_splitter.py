@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from pipeline.failure_backlog import GROUP_RECORDS
 from pipeline.indexstore import LocalIndexStore
 from pipeline.ranged import LocalFileReader
 from pipeline.split_sinks import ChunkMessage, CountingSink, MemoryParseFailureWriter
@@ -189,6 +190,60 @@ def test_a_truncated_gzip_ends_the_split_after_everything_before_the_break(tmp_p
     seen = sorted(set(one.lines) | failed)
     assert seen == list(range(1, len(seen) + 1))
     assert N_LINES // 3 < len(seen) < N_LINES
+
+
+def _gzip_rows(path, rows: list[bytes]) -> str:
+    path.write_bytes(gzip.compress(b"\n".join(rows) + b"\n", mtime=0))
+    return str(path)
+
+
+def test_a_long_run_of_malformed_lines_goes_to_the_chunk_after_it_in_any_passes(tmp_path):
+    # GIVEN 30,000 malformed lines between good rows, and 3,000 more at the very end
+    good = [b"bkt,images/%06d.jpg" % i for i in range(400)]
+    bad = [b"images\tkey-%06d.jpg\twhatever" % i for i in range(33_000)]
+    source = _gzip_rows(
+        tmp_path / "m.csv.gz", good[:200] + bad[:30_000] + good[200:] + bad[30_000:]
+    )
+    store = LocalIndexStore(tmp_path / "idx")
+    # WHEN split in one pass, in tiny passes, and in passes of which one dies mid-way
+    one = run_chain(source, LocalFileReader, store, SplitOptions(97, knobs=SMALL_KNOBS))
+    tiny = SplitOptions(97, budget_s=0.0, knobs=SMALL_KNOBS)
+    many = run_chain(source, LocalFileReader, store, tiny)
+    killed = run_chain(source, LocalFileReader, store, tiny, kill={2: 0})
+    # THEN all three give the same chunks and parse parts, every line exactly once
+    assert many.chunks == one.chunks == killed.chunks
+    assert many.parse_parts == one.parse_parts == killed.parse_parts
+    failed = [line for part in one.parse_parts.values() for line, _ in part]
+    assert sorted(one.lines + failed) == list(range(1, 33_401))
+    assert sorted(len(part) for part in one.parse_parts.values())[-2:] == [3_000, 30_000]
+    assert one.outcomes[-1].lines == killed.outcomes[-1].lines == 33_400
+    assert one.outcomes[-1].reason is None
+    # AND they reached their part in bounded groups (streamed, never one 30,000-record list)
+    assert one.failures.largest_append <= GROUP_RECORDS
+
+
+def test_an_object_that_is_not_a_manifest_ends_the_split_early(tmp_path):
+    # GIVEN a TSV report: 50,000 lines, none of them an image reference
+    rows = [b"2026-11-26\treport\t%06d" % i for i in range(50_000)]
+    source = _gzip_rows(tmp_path / "report.csv.gz", rows)
+    store = LocalIndexStore(tmp_path / "idx")
+    # WHEN it is split
+    chain = run_chain(source, LocalFileReader, store, SplitOptions(97, knobs=SMALL_KNOBS))
+    # THEN the split is done early and says why; what was read is recorded, nothing sent
+    last = chain.outcomes[-1]
+    assert last.is_done and last.reason.startswith("NotAManifest")
+    assert chain.sent == []
+    failed = [line for part in chain.parse_parts.values() for line, _ in part]
+    assert failed == list(range(1, last.lines + 1))
+    assert 10_000 <= last.lines < 50_000
+
+
+def test_malformed_lines_before_the_first_good_one_below_the_limit_are_only_failures(tmp_path):
+    rows = [b"junk\t%d" % i for i in range(9_000)] + [b"bkt,k%d.jpg" % i for i in range(500)]
+    source = _gzip_rows(tmp_path / "m.csv.gz", rows)
+    chain = run_chain(source, LocalFileReader, LocalIndexStore(tmp_path / "idx"), SplitOptions(97))
+    last = chain.outcomes[-1]
+    assert (last.reason, last.lines, last.records) == (None, 9_500, 500)
 
 
 def test_a_missing_manifest_is_done_with_its_reason(tmp_path):
