@@ -18,6 +18,7 @@ from pipeline.cli.run_view import RunProgress, summary_table
 from pipeline.cli.stack_target import use_stack
 from pipeline.ledger import RunLedger
 from pipeline.local.state import StackInfo
+from pipeline.runs import RunStatus
 from pipeline.submit import RunTimeoutError, submit_manifest, watch_run
 
 
@@ -68,7 +69,12 @@ def run(
         int | None, typer.Option(help="Classify processes of an embedded stack (default: cores).")
     ] = None,
 ) -> None:
-    """Label every image of MANIFEST on the running stack (or an embedded one, started now)."""
+    """Label every image of MANIFEST on the running stack (or an embedded one, started now).
+
+    Exits 0 when every line was read and has a result or a failure record (bad lines and bad
+    images are data), 1 when the run is partial (the manifest broke or was not a manifest, or
+    the run stalled: the summary says why), failed, or timed out.
+    """
     console = Console(stderr=as_json)
     with stdout_reserved() as out, use_stack(start_if_missing=True, workers=workers) as info:
         try:
@@ -80,3 +86,9 @@ def run(
             out.write(orjson.dumps(summary).decode() + "\n")
     if not as_json:
         console.print(summary_table(summary))
+    status = summary.get("status")
+    if status != RunStatus.SUCCEEDED.value:
+        # Partial is not "done": a script chaining on `run` must not take it for a full result.
+        reason = summary.get("reason") or "see `lambdaflow status`"
+        typer.echo(f"run {summary['run']} is {str(status).lower()}: {reason}", err=True)
+        raise typer.Exit(1)

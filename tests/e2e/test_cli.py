@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -113,3 +114,19 @@ def test_up_json_prints_the_stack_and_ctrl_c_stops_it_cleanly(tmp_path):
         if process.poll() is None:
             process.kill()
     wait_until(lambda: process.poll() is not None, 5)
+
+
+def test_run_of_a_file_that_is_not_a_manifest_is_partial_says_why_and_exits_1(stack_dir):
+    # GIVEN a gzip TSV report dropped by mistake (12,000 lines, not one image reference)
+    report = stack_dir / "report.csv.gz"
+    rows = b"".join(b"2026-11-26\tdaily\t%06d\n" % i for i in range(12_000))
+    report.write_bytes(gzip.compress(rows))
+    # WHEN it is run
+    done = _lambdaflow("run", str(report), "--json", cwd=stack_dir)
+    # THEN the run ends early as partial, with the reason, and the command exits 1
+    summary = json.loads(done.stdout)
+    assert (summary["status"], summary["ok"], summary["chunks"]) == ("PARTIAL", 0, 0)
+    assert summary["reason"].startswith("NotAManifest")
+    assert summary["failed"] == summary["lines"] >= 10_000
+    assert done.returncode == 1
+    assert f"run {summary['run']} is partial: NotAManifest" in done.stderr.splitlines()[-1]
