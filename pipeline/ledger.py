@@ -170,6 +170,19 @@ class RunLedger:
         marker = chunk_marker(chunk, replay_round=replay_round)
         return self._record(run, marker, counts, {"replay_chunks_done": 1})
 
+    def is_chunk_counted(self, run: str, chunk: int, *, replay_round: int = 0) -> bool:
+        """Whether the chunk's marker exists (read consistently).
+
+        A delivery of a counted chunk has nothing left to do: its parts were written before it
+        was counted. Re-doing it would only cost a classify, and where the world changed in
+        between (an image uploaded since) it would rewrite parts the counts no longer match.
+        """
+        key = {**run_key(run), "sk": {"S": chunk_marker(chunk, replay_round=replay_round)}}
+        found = self._client.get_item(
+            TableName=self._table, Key=key, ConsistentRead=True, ProjectionExpression="sk"
+        )
+        return "Item" in found
+
     def get_run(self, run: str) -> RunState:
         """The run's state, read consistently.
 

@@ -84,7 +84,12 @@ def fetch_client_config(settings: Settings) -> Config:
 
 @dataclass(frozen=True, slots=True)
 class ChunkReport:
-    """What one chunk produced; `is_counted` is False when the ledger had already counted it."""
+    """What one delivery of a chunk produced.
+
+    `is_counted` is False when the ledger had already counted the chunk: found counted before any
+    work (a duplicate delivery: nothing done, `ok` 0 and no failures), or counted by a duplicate
+    running at the same time (the work was done, only its counts were refused).
+    """
 
     run: str
     chunk: int
@@ -199,6 +204,13 @@ class ChunkWorker:
         """`process` inside its span: `clock` is None with tracing off."""
         started = time.monotonic()
         replay_round = replay.replay_round if replay else 0
+        with span("ledger_check"):
+            is_done = self.ledger.is_chunk_counted(
+                chunk.run, chunk.number, replay_round=replay_round
+            )
+        if is_done:  # a duplicate delivery: its parts and counts stand as they are
+            logger.info("chunk %d was already counted", chunk.number, extra={"run": chunk.run})
+            return ChunkReport(chunk.run, chunk.number, 0, (), time.monotonic() - started, False)
         failures: list[FailureRecord] = []
         bucket = self.settings.results_bucket
         results_part = chunk_part(
@@ -222,8 +234,8 @@ class ChunkWorker:
         report = ChunkReport(chunk.run, chunk.number, ok, tuple(failures), seconds, False)
         with span("ledger"):
             is_counted = self._count(report, replay)
-        if not is_counted:
-            logger.info("chunk %d was already counted", chunk.number, extra={"run": chunk.run})
+        if not is_counted:  # a duplicate delivered at the same time counted it first
+            logger.info("chunk %d was counted meanwhile", chunk.number, extra={"run": chunk.run})
         return ChunkReport(chunk.run, chunk.number, report.ok, report.failures, seconds, is_counted)
 
     def _stream_rows(

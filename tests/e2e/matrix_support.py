@@ -167,6 +167,18 @@ class Matrix:
             )
         return [body for body in seen.values() if body.get("run") == run]
 
+    def wait_work_queue_drained(self, timeout_s: float = 90) -> None:
+        """Until the WorkQueue holds no message, visible or in flight (all were handled)."""
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+
+        def drained() -> bool:
+            found = self.sqs.get_queue_attributes(
+                QueueUrl=self.outputs["WorkQueueUrl"], AttributeNames=names
+            )["Attributes"]
+            return all(found[name] == "0" for name in names)
+
+        wait_until(drained, timeout_s, interval_s=0.3, what="the WorkQueue to drain")
+
     def parked(self, run: str) -> list[dict[str, Any]]:
         """WorkDLQ chunks of `run` (looked at, then released at once)."""
         url = self.outputs["WorkDLQUrl"]

@@ -93,16 +93,24 @@ def test_rows_are_streamed_in_line_order_and_failures_are_records(worker, s3, bu
     assert (state.ok, state.failed) == (30, 3)
 
 
-def test_a_redelivered_chunk_overwrites_its_part_and_counts_nothing_twice(worker, s3, bucket):
+def test_a_redelivered_chunk_that_was_counted_changes_nothing(worker, s3, bucket):
+    # GIVEN a chunk processed and counted
     items = tuple(ManifestRecord(n, bucket, f"{NAMES[n % 4]}.jpg") for n in range(1, 6))
     run = f"r{uuid.uuid4().hex[:8]}"
     worker.ledger.start_run(run, manifest="s3://in/m.csv")
     first = worker.process(Chunk(run, 4, items))
+    # WHEN the world changes (an image is deleted) and the same chunk is delivered again
+    s3.delete_object(Bucket=bucket, Key=f"{NAMES[1]}.jpg")
     again = worker.process(Chunk(run, 4, items))
-    assert (first.is_counted, again.is_counted) == (True, False)
+    # THEN the duplicate did nothing: its part and the counts stand, no failure was made
+    assert (first.is_counted, first.ok) == (True, 5)
+    assert (again.is_counted, again.ok, again.failures) == (False, 0, ())
     rows = _part_rows(s3, bucket, f"results/{run}/part-00000004.jsonl.gz")
     assert [row["line"] for row in rows] == [1, 2, 3, 4, 5]
-    assert worker.ledger.get_run(run).ok == 5
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"failures/{run}/")
+    assert listed["KeyCount"] == 0
+    state = worker.ledger.get_run(run)
+    assert (state.ok, state.failed) == (5, 0)
 
 
 def test_a_replay_reads_the_version_the_manifest_named_not_the_latest(worker, s3, bucket):
