@@ -33,6 +33,7 @@ from pipeline.chunking import ChunkSpan, iter_chunk_spans
 from pipeline.failure_backlog import FailureBacklog
 from pipeline.failures import FailureRecord, ManifestReadError
 from pipeline.manifest_batch import RecordBatch
+from pipeline.manifest_guard import refusing_non_manifests
 from pipeline.manifest_stream import Position
 from pipeline.split_sinks import ChunkMessage, ChunkSink, ParseFailureWriter
 from pipeline.split_source import ManifestCursor, OpenReader, layout_to_dict
@@ -54,13 +55,6 @@ logger = logging.getLogger(__name__)
 
 TRANSIENT_READ_ERRORS = frozenset({"ReadInterrupted"})
 """Read errors a retried pass can get past: they fail the pass instead of ending the split."""
-
-
-NOT_A_MANIFEST_LINES = 10_000
-"""When this many lines have failed to parse before any line named an image, the object is taken
-to be the wrong file (a TSV, a report, a log): Split ends with reason `NotAManifest` (the run is
-partial, the failures so far are recorded) instead of writing a failure record for each of its
-perhaps billion lines, and never ending, since a pass can only stop after a chunk."""
 
 
 class _Pass:
@@ -89,17 +83,13 @@ class _Pass:
     def batches(self) -> Iterator[RecordBatch]:
         """Record batches in line order; failures go to `backlog`, a broken manifest to `reason`."""
         backlog, run = self.backlog, self.run
-        is_unproven = self.totals.records == 0  # no line named an image yet, in any pass
+        # Only until a line names an image, which can only be in a first pass: a later one may
+        # well start in a long run of malformed lines after a chunk.
+        source = refusing_non_manifests(self.cursor) if not self.totals.records else self.cursor
         try:
-            for batch in self.cursor:
+            for batch in source:
                 for error in batch.failures:
                     backlog.add(FailureRecord.from_exception(error, run=run, line=error.line))  # type: ignore[arg-type]
-                if is_unproven:
-                    is_unproven = not len(batch)
-                    if is_unproven and len(backlog) >= NOT_A_MANIFEST_LINES:
-                        self.reason = _not_a_manifest(len(backlog))
-                        logger.warning("%s", self.reason, extra={"run": run})
-                        break
                 self.current = batch
                 yield batch
         except ManifestReadError as exc:
@@ -238,14 +228,6 @@ def _cut(
             if clock() >= deadline:
                 break
     return next_chunk
-
-
-def _not_a_manifest(failed: int) -> str:
-    return (
-        f"NotAManifest: the first {failed:,} lines that are not blank all failed to parse and "
-        "none names an image, so this is not a manifest of image keys; the rest was not read "
-        "(see the parse failures for why each line failed)"
-    )
 
 
 def _next_checkpoint(work: _Pass, next_chunk: int) -> Checkpoint:

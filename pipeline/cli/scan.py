@@ -4,7 +4,8 @@ Streams the manifest exactly as Split will (same reader, same chunk cuts: the ba
 `ManifestReader.iter_batches` → `iter_chunk_spans` cuts what `iter_chunks` cuts), counting lines,
 records, failures by error code with the first line numbers, bytes, speed, peak memory and
 chunks, and estimates the AWS cost. Exit 0 when the manifest was read to its end (bad lines are
-data), 1 with one line on stderr when it could not be.
+data), 1 with one line on stderr when it could not be, or when it is not a manifest at all
+(`pipeline/manifest_guard.py`, as Split).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pipeline.config import Settings
 from pipeline.cost import CostEstimate, estimate_cost, sqs_units
 from pipeline.failures import ConfigError, ManifestLineError, ManifestReadError
 from pipeline.manifest import ManifestReader, RecordBatch
+from pipeline.manifest_guard import refusing_non_manifests
 
 EXAMPLES_PER_ERROR = 5
 PROGRESS_EVERY_CHUNKS = 16
@@ -101,7 +103,7 @@ def scan_manifest(
     reader = ManifestReader(source, client=client, max_line_bytes=settings.max_line_bytes)
     try:
         chunks = iter_chunk_spans(
-            _batches(reader.iter_batches(), report),
+            _batches(refusing_non_manifests(reader.iter_batches()), report),
             run=SCAN_RUN_ID,
             chunk_items=settings.chunk_items,
             chunk_max_bytes=settings.chunk_max_bytes,

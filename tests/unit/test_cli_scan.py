@@ -91,3 +91,17 @@ def test_progress_scan_ticks_and_matches_plain_scan(tmp_path):
     plain = scan_manifest(str(path), settings=settings)
     assert (with_bar.records, with_bar.chunks, with_bar.complete) == (100, 50, True)
     assert (plain.records, plain.chunks, plain.lines) == (100, 50, 100)
+
+
+def test_scan_of_a_file_that_is_not_a_manifest_stops_early_and_exits_1(tmp_path):
+    # GIVEN a TSV report of 30,000 lines, not one of them an image reference
+    path = tmp_path / "report.csv.gz"
+    path.write_bytes(gzip.compress(b"".join(b"2026-11-26\tx\t%d\n" % i for i in range(30_000))))
+    # WHEN scanned
+    result = _scan(str(path), "--json")
+    # THEN it stops after about the first 10,000 lines and says why
+    assert result.exit_code == 1
+    report = orjson.loads(result.stdout)
+    assert report["records"] == 0 and report["complete"] is False
+    assert 10_000 <= report["failed"] == report["lines"] < 30_000
+    assert "not a manifest" in result.stderr.strip().splitlines()[-1]
