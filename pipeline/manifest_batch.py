@@ -49,7 +49,8 @@ class RecordBatch(Protocol):
     """Records of consecutive lines, in line order, as `RecordReader.iter_batches` yields.
 
     `failures` are the bad lines among them; `end_line`/`end_offset` is `RecordReader.position`
-    after the batch (line number and offset just past its last item).
+    after the batch (line number and offset just past its last item). A batch may be empty (no
+    record, no failure): a block of blank lines only, its `end_line` just past them.
     """
 
     failures: Sequence[ManifestLineError]

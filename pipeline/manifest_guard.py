@@ -3,9 +3,10 @@
 A user who drops the wrong file (a TSV report, a log) into the input bucket should hear so at
 once, not get a failure record for each of its perhaps billion lines; and Split could never
 finish such a file, since a pass can only stop after a chunk. So when `NOT_A_MANIFEST_LINES`
-lines have failed to parse before any line named an image, reading stops with a
-`ManifestReadError` ("NotAManifest"): Split ends the run as partial with that reason, `scan`
-exits 1 with it. Once one line has named an image, nothing more is counted.
+lines have failed to parse (or a million lines, blank ones included) before any line named an
+image, reading stops with a `ManifestReadError` ("NotAManifest"): Split ends the run as partial
+with that reason, `scan` exits 1 with it. Once one line has named an image, nothing more is
+counted.
 """
 
 from __future__ import annotations
@@ -17,19 +18,27 @@ from pipeline.manifest_batch import RecordBatch
 
 NOT_A_MANIFEST_LINES = 10_000
 """Failed lines before any good one after which an object is taken not to be a manifest."""
+NOT_A_MANIFEST_BLANK_LINES = 1_000_000
+"""Lines of any kind (blank ones too) before any good one: a gzip of nothing but newlines (a
+"blank-line bomb": 10 MB of it is 10 billion lines) is refused in a fraction of a second."""
 NOT_A_MANIFEST = "NotAManifest"
 
 
 def refusing_non_manifests(
-    batches: Iterable[RecordBatch], *, limit: int = NOT_A_MANIFEST_LINES
+    batches: Iterable[RecordBatch],
+    *,
+    limit: int = NOT_A_MANIFEST_LINES,
+    blank_limit: int = NOT_A_MANIFEST_BLANK_LINES,
 ) -> Iterator[RecordBatch]:
-    """Pass `batches` on; raise once `limit` lines failed before any record.
+    """Pass `batches` on; raise once too many lines came before any record.
 
-    The batch that crosses the limit is still passed on (its failures are recorded); the error
-    comes when the next one is asked for.
+    Too many: `limit` lines failed, or `blank_limit` lines of any kind were read.
+
+    The batch that crosses a limit is still passed on (its failures are recorded); the error
+    comes when the next one is asked for. Line numbers start at 1 (a first pass).
 
     Raises:
-        ManifestReadError: error "NotAManifest", with the count in the message.
+        ManifestReadError: error "NotAManifest", with the counts in the message.
     """
     source = iter(batches)
     failed = 0
@@ -39,9 +48,11 @@ def refusing_non_manifests(
             yield from source
             return
         failed += len(batch.failures)
-        if failed >= limit:
+        lines = batch.end_line - 1
+        if failed >= limit or lines >= blank_limit:
             raise ManifestReadError(
-                f"none of the first {failed:,} lines that are not blank names an image (each "
-                "failed to parse), so this is not a manifest of image keys; the rest was not read",
+                f"none of the first {lines:,} lines names an image ({failed:,} failed to parse, "
+                "the rest are blank), so this is not a manifest of image keys; the rest was not "
+                "read",
                 error=NOT_A_MANIFEST,
             )

@@ -17,7 +17,13 @@ from typing import BinaryIO
 import orjson
 
 from pipeline.failures import ManifestLineError, ManifestReadError
-from pipeline.manifest_batch import MAX_DENSE_BUCKETS, DenseBatch, RecordBatch, group_items
+from pipeline.manifest_batch import (
+    MAX_DENSE_BUCKETS,
+    DenseBatch,
+    ListedBatch,
+    RecordBatch,
+    group_items,
+)
 from pipeline.manifest_dense import DenseShape, dense_csv_batch, dense_jsonl_batch
 from pipeline.manifest_format import ManifestFormat, sniff_format
 from pipeline.manifest_json_array import ArraySplitter
@@ -166,7 +172,7 @@ class RecordReader:
             for run in self._lines.iter_runs(self._block_bytes):
                 dense = self._dense(run)
                 if dense is None:
-                    yield from group_items(self._run_items(run), self._resume_point, self._part)
+                    yield from self._listed_batches(run)
                     continue
                 self._line_after = dense.end_line
                 self._next_line, self._next_offset = dense.end_line, dense.end_offset
@@ -176,6 +182,20 @@ class RecordReader:
             if located is exc:
                 raise
             raise located from exc
+
+    def _listed_batches(self, run: LineRun) -> Iterator[RecordBatch]:
+        """The run parsed line by line, in batches; one empty batch if it is all blank lines.
+
+        The empty batch says how far the reading got (its `end_line`): a gzip of nothing but
+        newlines would otherwise read for minutes without a sign, past every guard
+        (`pipeline.manifest_guard`). The reader's `position` stays after the last item.
+        """
+        is_blank = True
+        for batch in group_items(self._run_items(run), self._resume_point, self._part):
+            is_blank = False
+            yield batch
+        if is_blank:
+            yield ListedBatch([], [], (), self._line_after, run.end, self._part)
 
     def _resume_point(self) -> tuple[int, int]:
         """(line, offset) of `position`, without building one."""
@@ -210,6 +230,9 @@ class RecordReader:
 
     def _run_items(self, run: LineRun) -> Iterator[Item]:
         """Parse a run line by line, exactly as iteration does, keeping `position` exact."""
+        if run.data is not None and not run.data.strip():  # blank lines only: nothing to parse
+            self._line_after += run.data.count(b"\n")  # at C speed, not a Python loop a line
+            return
         n, end = self._line_after - 1, run.start
         try:
             for raw in run.lines():

@@ -16,9 +16,19 @@ class Batch:
 
     records: int
     failures: list[ManifestLineError] = field(default_factory=list)
+    end_line: int = 1
 
     def __len__(self) -> int:
         return self.records
+
+
+def _numbered(batches: list[Batch], blanks: int = 0) -> list[Batch]:
+    """Give each batch its `end_line`, as if each held its records, failures and `blanks`."""
+    line = 1
+    for batch in batches:
+        line += batch.records + len(batch.failures) + blanks
+        batch.end_line = line
+    return batches
 
 
 def _bad(n: int) -> Batch:
@@ -26,7 +36,7 @@ def _bad(n: int) -> Batch:
 
 
 def test_the_batch_crossing_the_limit_is_passed_on_then_reading_stops():
-    batches = [_bad(6), _bad(6), _bad(6)]
+    batches = _numbered([_bad(6), _bad(6), _bad(6)])
     passed = []
     with pytest.raises(ManifestReadError) as caught:
         passed.extend(refusing_non_manifests(iter(batches), limit=10))
@@ -36,10 +46,15 @@ def test_the_batch_crossing_the_limit_is_passed_on_then_reading_stops():
 
 
 def test_once_a_line_names_an_image_nothing_more_is_counted():
-    batches = [_bad(9), Batch(1), _bad(100), Batch(0), _bad(100)]
+    batches = _numbered([_bad(9), Batch(1), _bad(100), Batch(0), _bad(100)])
     assert list(refusing_non_manifests(iter(batches), limit=10)) == batches
 
 
-def test_batches_of_blank_lines_only_count_nothing():
-    batches = [Batch(0), Batch(0), _bad(3), Batch(2)]
-    assert list(refusing_non_manifests(batches, limit=3 + 1)) == batches
+def test_blank_lines_count_only_toward_the_blank_limit():
+    # GIVEN batches of 30 blank lines each (and 3 bad lines): 93 lines before the records
+    batches = _numbered([Batch(0), _bad(3), Batch(0), Batch(2)], blanks=30)
+    # THEN they pass a failure limit of 4 with a blank limit above 93
+    assert list(refusing_non_manifests(batches, limit=4, blank_limit=100)) == batches
+    # AND a blank limit under it stops the reading after the batch that crosses it
+    with pytest.raises(ManifestReadError, match="first 63 lines"):
+        list(refusing_non_manifests(batches, limit=4, blank_limit=50))

@@ -238,6 +238,35 @@ def test_an_object_that_is_not_a_manifest_ends_the_split_early(tmp_path):
     assert 10_000 <= last.lines < 50_000
 
 
+def test_a_blank_line_bomb_is_refused_after_a_million_lines(tmp_path):
+    # GIVEN 3 million newlines (3 KB of gzip) before one good row
+    path = tmp_path / "bomb.csv.gz"
+    path.write_bytes(gzip.compress(b"\n" * 3_000_000 + b"bkt,k.jpg\n"))
+    # WHEN split
+    chain = run_chain(str(path), LocalFileReader, LocalIndexStore(tmp_path / "idx"), SplitOptions())
+    # THEN it is refused without reading it all: nothing sent, nothing failed, the reason kept
+    last = chain.outcomes[-1]
+    assert last.is_done and last.reason.startswith("NotAManifest: none of the first")
+    assert (chain.sent, last.lines) == ([], 0)
+    assert 1_000_000 <= int(last.reason.split()[5].replace(",", "")) < 3_000_000
+
+
+def test_a_long_blank_stretch_between_records_keeps_every_line_number(tmp_path):
+    # GIVEN 300 rows, 2 million blank lines (many whole blocks of them, CRLF ones too), 300 rows
+    rows = [b"bkt,k%d.jpg" % i for i in range(600)]
+    body = b"\n".join(rows[:300]) + b"\n" + b"\n" * 1_000_000 + b"\r\n" * 1_000_000
+    source = _gzip_rows(tmp_path / "m.csv.gz", [body + b"\n".join(rows[300:])])
+    store = LocalIndexStore(tmp_path / "idx")
+    # WHEN split in one pass and in tiny passes
+    one = run_chain(source, LocalFileReader, store, SplitOptions(97, knobs=SMALL_KNOBS))
+    tiny = SplitOptions(97, budget_s=0.0, knobs=SMALL_KNOBS)
+    many = run_chain(source, LocalFileReader, store, tiny)
+    # THEN the rows after the stretch keep their true line numbers, in both
+    expected = [*range(1, 301), *range(2_000_301, 2_000_601)]
+    assert one.lines == many.lines == expected
+    assert many.chunks == one.chunks
+
+
 def test_malformed_lines_before_the_first_good_one_below_the_limit_are_only_failures(tmp_path):
     rows = [b"junk\t%d" % i for i in range(9_000)] + [b"bkt,k%d.jpg" % i for i in range(500)]
     source = _gzip_rows(tmp_path / "m.csv.gz", rows)
