@@ -77,6 +77,10 @@ def render_table(rows: list[dict[str, Any]]) -> Table:
             eta,
             f"{row['cost_usd']:.4f}",
         )
+    reasons = [f"{row['run']}: {row['reason']}" for row in rows if row.get("reason")]
+    if reasons:  # why a run is PARTIAL or FAILED: the table alone would not say
+        table.caption = "\n".join(reasons)
+        table.caption_justify = "left"
     return table
 
 

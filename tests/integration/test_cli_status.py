@@ -96,7 +96,7 @@ def test_status_table_and_watch_of_finished_runs_render_and_return(ledger):
     ledger.start_run("run-d", manifest="s3://in/d.csv.gz")
     ledger.record_split_progress("run-d", lines_split=5, chunks_sent=1, is_done=True)
     _chunk(ledger, "run-d", 0, ok=4, failed=1)
-    ledger.mark_finished("run-d", RunStatus.PARTIAL, reason="1 failed")
+    ledger.mark_finished("run-d", RunStatus.PARTIAL, reason="stalled: 1 chunk never counted")
     # WHEN shown as a table, and watched
     table = _status(ledger)
     watched = _status(ledger, "--watch", "--interval", "0.01")
@@ -105,6 +105,7 @@ def test_status_table_and_watch_of_finished_runs_render_and_return(ledger):
         assert result.exit_code == 0, result.output
         assert "run-d" in result.stdout
         assert "PARTIAL" in result.stdout
+        assert "run-d: stalled: 1 chunk never counted" in result.stdout  # why, under the table
 
 
 def test_status_without_a_table_says_how_to_find_one(emulator, monkeypatch):
