@@ -27,6 +27,7 @@ from pipeline.replay import Replayer, ReplayFilter, ReplaySource, ReplayTargets,
 from pipeline.replay_ledger import ReplayLedger
 from pipeline.results import iter_failure_records, iter_result_rows
 from pipeline.summary import read_summary
+from tests.queues import messages_held
 from tests.wait import wait_until
 
 PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "images"
@@ -169,15 +170,13 @@ class Matrix:
 
     def wait_work_queue_drained(self, timeout_s: float = 90) -> None:
         """Until the WorkQueue holds no message, visible or in flight (all were handled)."""
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-
-        def drained() -> bool:
-            found = self.sqs.get_queue_attributes(
-                QueueUrl=self.outputs["WorkQueueUrl"], AttributeNames=names
-            )["Attributes"]
-            return all(found[name] == "0" for name in names)
-
-        wait_until(drained, timeout_s, interval_s=0.3, what="the WorkQueue to drain")
+        url = self.outputs["WorkQueueUrl"]
+        wait_until(
+            lambda: messages_held(self.sqs, url) == 0,
+            timeout_s,
+            interval_s=0.3,
+            what="the WorkQueue to drain",
+        )
 
     def parked(self, run: str) -> list[dict[str, Any]]:
         """WorkDLQ chunks of `run` (looked at, then released at once)."""

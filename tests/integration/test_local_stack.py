@@ -21,6 +21,7 @@ from pipeline.local.template import translate_template
 from pipeline.local.workers import ProcessPool
 from pipeline.submit import submit_manifest
 from tests.integration import lambda_fakes
+from tests.queues import messages_held
 from tests.wait import wait_until
 
 pytestmark = pytest.mark.integration
@@ -226,14 +227,6 @@ def _executions(stack) -> list[dict]:
     return sfn.list_executions(stateMachineArn=stack.outputs["StateMachineArn"])["executions"]
 
 
-def _queue_is_drained(url: str) -> bool:
-    attributes = boto3.client("sqs").get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return all(value == "0" for value in attributes.values())
-
-
 def test_dropping_a_manifest_starts_one_execution_and_a_duplicate_none(local_stack):
     # GIVEN an object dropped into the input bucket (a key that needs URL-decoding)
     s3 = boto3.client("s3")
@@ -260,7 +253,7 @@ def test_dropping_a_manifest_starts_one_execution_and_a_duplicate_none(local_sta
         ]
     }
     boto3.client("sqs").send_message(QueueUrl=ingest_url, MessageBody=json.dumps(notification))
-    wait_until(lambda: _queue_is_drained(ingest_url), 20)
+    wait_until(lambda: messages_held(boto3.client("sqs"), ingest_url) == 0, 20)
     # THEN there is still exactly one execution for that run
     assert [e["name"] for e in _executions(local_stack)].count(run) == 1
 

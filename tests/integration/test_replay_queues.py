@@ -16,6 +16,7 @@ from pipeline.replay_ledger import ReplayInProgressError, ReplayLedger
 from pipeline.runs import RunStatus
 from pipeline.summary import UNPROCESSED_STAGE
 from pipeline.work_dlq import move_messages
+from tests.queues import messages_held
 
 pytestmark = pytest.mark.integration
 
@@ -107,10 +108,7 @@ def test_a_failed_send_leaves_the_message_in_the_dlq(sqs):
     missing = dlq.rsplit("/", 1)[0] + "/no-such-queue"
     with pytest.raises(ResultWriteError, match="no-such-queue"):
         move_messages(sqs, dlq, missing, run=RUN)
-    attributes = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"]
-    held = int(attributes["ApproximateNumberOfMessages"])
-    held += int(attributes["ApproximateNumberOfMessagesNotVisible"])
-    assert held == 1  # still in the DLQ (hidden until its visibility timeout), never lost
+    assert messages_held(sqs, dlq) == 1  # still in the DLQ (hidden until its visibility timeout)
 
 
 def test_acknowledge_deletes_only_superseded_records_of_the_replayed_lines(sqs):
