@@ -103,18 +103,17 @@ class PartWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if exc_type is not None:
+            self.discard()  # the caller's error propagates
+            return
         try:
-            if exc_type is None:
-                self._buffer.close()  # flushes into the gzip stream and writes its trailer
-                self._upload()
-            else:
-                with contextlib.suppress(Exception):  # discarding: the caller's error propagates
-                    self._buffer.close()
+            self._buffer.close()  # flushes into the gzip stream and writes its trailer
+            self._upload()
         finally:
             self._spool.close()
 
     def discard(self) -> None:
-        """Drop what was written: nothing is uploaded (for a writer never exited)."""
+        """Drop what was written: nothing is uploaded."""
         try:
             with contextlib.suppress(Exception):
                 self._buffer.close()
