@@ -15,20 +15,16 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from handlers._cold_start import cold_start
 from handlers._metrics import metrics, record_chunk
-from pipeline import tracing
-from pipeline.config import Settings
 from pipeline.ledger import RunLedger
 from pipeline.model import get_classifier
 from pipeline.replay_chunks import parse_work_message
 from pipeline.retries import data_path_config
-from pipeline.tracing import xray_tracer
 from pipeline.worker import ChunkWorker, fetch_client_config
 
 logger = Logger()
-settings = Settings.from_env()
-tracing.configure(xray_tracer(is_enabled=settings.is_tracing_enabled))
-settings.require("results_bucket", "failure_queue_url", "runs_table")
+settings = cold_start("results_bucket", "failure_queue_url", "runs_table")
 _retries = data_path_config()
 worker = ChunkWorker(
     s3=boto3.client("s3", config=fetch_client_config(settings)),

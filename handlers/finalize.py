@@ -8,16 +8,12 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 
-from pipeline import tracing
-from pipeline.config import Settings
+from handlers._cold_start import cold_start
 from pipeline.finalize import finalize_run
 from pipeline.ledger import RunLedger
-from pipeline.tracing import xray_tracer
 
 logger = Logger()
-settings = Settings.from_env()
-tracing.configure(xray_tracer(is_enabled=settings.is_tracing_enabled))
-settings.require("results_bucket", "runs_table")
+settings = cold_start("results_bucket", "runs_table")
 s3 = boto3.client("s3")
 ledger = RunLedger(boto3.client("dynamodb"), settings.runs_table)
 

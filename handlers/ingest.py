@@ -14,15 +14,11 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from pipeline import tracing
-from pipeline.config import Settings
+from handlers._cold_start import cold_start
 from pipeline.ingest import iter_created_objects, start_run
-from pipeline.tracing import xray_tracer
 
 logger = Logger()
-settings = Settings.from_env()
-tracing.configure(xray_tracer(is_enabled=settings.is_tracing_enabled))
-settings.require("state_machine_arn")
+settings = cold_start("state_machine_arn")
 sfn = boto3.client("stepfunctions")
 processor = BatchProcessor(event_type=EventType.SQS)
 

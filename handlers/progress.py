@@ -8,16 +8,12 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 
-from pipeline import tracing
-from pipeline.config import Settings
+from handlers._cold_start import cold_start
 from pipeline.ledger import RunLedger
 from pipeline.progress import check_progress
-from pipeline.tracing import xray_tracer
 
 logger = Logger()
-settings = Settings.from_env()
-tracing.configure(xray_tracer(is_enabled=settings.is_tracing_enabled))
-settings.require("runs_table")
+settings = cold_start("runs_table")
 ledger = RunLedger(boto3.client("dynamodb"), settings.runs_table)
 
 

@@ -13,22 +13,18 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 
-from pipeline import tracing
+from handlers._cold_start import cold_start
 from pipeline.checkpoint import Checkpoint
-from pipeline.config import Settings
 from pipeline.ledger import RunLedger
 from pipeline.retries import data_path_config
 from pipeline.split import SplitState
 from pipeline.split_aws import AwsSplit, ManifestRef
-from pipeline.tracing import xray_tracer
 
 BUDGET_MARGIN_S = 60.0
 """Left after the budget for the last chunk, the flush, the checkpoint and the ledger write."""
 
 logger = Logger()
-settings = Settings.from_env()
-settings.require("results_bucket", "work_queue_url", "runs_table")
-tracing.configure(xray_tracer(is_enabled=settings.is_tracing_enabled))
+settings = cold_start("results_bucket", "work_queue_url", "runs_table")
 _retries = data_path_config()
 _dynamodb = boto3.client("dynamodb", config=_retries)
 split = AwsSplit(
