@@ -13,8 +13,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from pipeline.cli.stack_target import stack_info
-from pipeline.local.state import STATE_FILE, write_state
+from pipeline.local.state import STATE_FILE
 from tests.wait import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -34,13 +33,6 @@ def _lambdaflow(*args: str, cwd: Path, timeout_s: float = 120) -> subprocess.Com
         timeout=timeout_s,
         check=False,
     )
-
-
-@pytest.fixture
-def stack_dir(local_stack, tmp_path) -> Path:
-    """A directory where `lambdaflow up` would have published the session's stack."""
-    write_state(stack_info(local_stack), tmp_path / STATE_FILE)
-    return tmp_path
 
 
 def test_run_json_prints_only_the_summary_then_results_and_failures_read_it(local_stack, stack_dir):

@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import boto3
 import pytest
 
-from pipeline.cli.stack_target import stack_info
-from pipeline.local.state import STATE_FILE, write_state
 from pipeline.results import iter_result_rows
 from tests.e2e.test_cli import PHOTO, _lambdaflow
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def stack_dir(local_stack, tmp_path) -> Path:
-    """A directory where `lambdaflow up` would have published the session's stack."""
-    write_state(stack_info(local_stack), tmp_path / STATE_FILE)
-    return tmp_path
 
 
 def test_replay_dry_run_then_real_replay_moves_lines_from_failed_to_ok(local_stack, stack_dir):
