@@ -38,6 +38,7 @@ from pipeline.manifest_parse import (
     CsvKind,
     CsvLayout,
     ManifestRecord,
+    decode_line,
     detect_csv_layout,
     parse_csv_row,
     parse_json_value,
@@ -263,10 +264,10 @@ class RecordReader:
 
     def _csv_item(self, raw: bytes, n: int) -> Item | None:
         """A non-blank CSV line as a record or an error; None for the header row."""
-        try:
-            text = raw.decode().removesuffix("\r")
-        except UnicodeDecodeError as exc:
-            return _not_utf8(n, exc)
+        decoded = decode_line(raw, n)
+        if isinstance(decoded, ManifestLineError):
+            return decoded
+        text = decoded.removesuffix("\r")
         if self._layout is None and self._detect_layout(text, n):
             return None
         return parse_csv_row(text, n, self._layout)  # type: ignore[arg-type]
@@ -314,17 +315,10 @@ class RecordReader:
             self._line_after = n + 1
 
 
-def _not_utf8(line: int, exc: UnicodeDecodeError) -> ManifestLineError:
-    return ManifestLineError(
-        f"line {line}: not UTF-8 at byte {exc.start}", error="NotUtf8", line=line
-    )
-
-
 def _bad_json_line(raw: bytes, line: int, exc: Exception) -> ManifestLineError:
-    try:
-        raw.decode()
-    except UnicodeDecodeError as err:
-        return _not_utf8(line, err)
+    decoded = decode_line(raw, line)
+    if isinstance(decoded, ManifestLineError):
+        return decoded  # not UTF-8 says more than the JSON error would
     return ManifestLineError(f"line {line}: not a JSON object ({exc})", error="BadJson", line=line)
 
 
