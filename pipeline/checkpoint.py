@@ -125,11 +125,6 @@ class ResumableStream(io.BufferedReader):
         self.index_store = index_store
         self.start_offset = raw.tell()
 
-    @property
-    def compressed_position(self) -> int:
-        """How far into the compressed object the reading has got (for error messages)."""
-        return self.source.tell()
-
 
 def open_resumable(
     reader: ObjectReader,

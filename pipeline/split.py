@@ -30,11 +30,6 @@ class SplitState:
     resume: dict[str, Any] | None = None
     """Where the next pass starts (issue 9's seek point); None means "from the start"."""
 
-    @property
-    def manifest_uri(self) -> str:
-        """`s3://bucket/key` of the manifest."""
-        return f"s3://{self.manifest['bucket']}/{self.manifest['key']}"
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SplitState:
         """Read the state machine's state (the execution input on the first pass)."""
