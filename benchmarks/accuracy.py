@@ -16,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+from pipeline.classify.images import ImageDecoder
+from pipeline.classify.model import Classifier
 from pipeline.config import DEFAULT_MODEL_PATH
 from pipeline.failures import PipelineError
-from pipeline.images import ImageDecoder
-from pipeline.model import Classifier
 
 
 def read_labels(path: Path) -> dict[str, int]:

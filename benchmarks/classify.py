@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from pipeline.classify.images import CROP_FRACTION, ImageDecoder
+from pipeline.classify.model import Classifier
 from pipeline.config import DEFAULT_MODEL_PATH
-from pipeline.images import CROP_FRACTION, ImageDecoder
-from pipeline.model import Classifier
 
 BIG_SIZE = (4000, 3000)
 BATCH_SIZES = (1, 4, 8, 16, 32)

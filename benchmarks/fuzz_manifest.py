@@ -6,12 +6,12 @@
 
 Each input is written as a manifest file (its name's suffix and the line limit are taken from
 the input's first bytes, so every format's sniffing and the gzip path are reached) and read to
-the end through `pipeline.manifest.iter_manifest` — exactly what `scan` and Split do. Allowed:
-records and `ManifestLineError` items with strictly increasing line numbers, and at most one
-`ManifestReadError` at the end (a truncated or corrupt stream). Anything else is an unexpected
+the end through `pipeline.manifest.reader.iter_manifest` — exactly what `scan` and Split do.
+Allowed: records and `ManifestLineError` items with strictly increasing line numbers, and at most
+one `ManifestReadError` at the end (a truncated or corrupt stream). Anything else is an unexpected
 exception: the input is saved to `fuzz-crashes/` and the run fails.
 
-Engines: `atheris` (coverage-guided libFuzzer, `pipeline.manifest*` instrumented, seeded with
+Engines: `atheris` (coverage-guided libFuzzer, `pipeline.manifest.reader*` instrumented, seeded with
 valid manifests of every format) when it imports; else `mutate` — byte flips, splices, cuts,
 inserted newlines / NULs / invalid UTF-8, gzip wrapping and truncation of valid manifests, from
 a fixed seed (reproducible).
@@ -58,7 +58,7 @@ def seeds() -> list[bytes]:
 def check_one(data: bytes) -> None:
     """Read `data` as a manifest; raise AssertionError/anything on an unexpected outcome."""
     from pipeline.failures import ManifestLineError, ManifestReadError  # noqa: PLC0415
-    from pipeline.manifest import ManifestRecord, iter_manifest  # noqa: PLC0415
+    from pipeline.manifest.reader import ManifestRecord, iter_manifest  # noqa: PLC0415
 
     selector = data[0] if data else 0
     path = WORK / f"m{SUFFIXES[selector % len(SUFFIXES)]}"
@@ -138,7 +138,7 @@ def run_atheris(count: int) -> None:
     import atheris  # noqa: PLC0415
 
     with atheris.instrument_imports(include=["pipeline"]):
-        import pipeline.manifest  # noqa: F401, PLC0415
+        import pipeline.manifest.reader  # noqa: F401, PLC0415
 
     corpus = WORK / "corpus"
     corpus.mkdir()
@@ -161,7 +161,7 @@ def run_atheris(count: int) -> None:
 
 def huge_line(gigabytes: float) -> dict[str, float]:
     """A gzip manifest: a line, one `gigabytes` line without a newline, a line — streamed."""
-    from pipeline.manifest import iter_manifest  # noqa: PLC0415
+    from pipeline.manifest.reader import iter_manifest  # noqa: PLC0415
 
     size = int(gigabytes * 1024**3)
     path = WORK / "huge-line.csv.gz"

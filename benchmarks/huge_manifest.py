@@ -5,7 +5,7 @@
     python benchmarks/huge_manifest.py --size-gb 1 --s3   # through the moto S3 server instead
 
 Generates a gzip CSV manifest of N GB (compressed), streamed to disk, then reads it through
-the resumable reader (`pipeline.checkpoint`) over the same ranged-reader seam the S3 path uses,
+the resumable reader (`pipeline.gzip.checkpoint`) over the same ranged-reader seam the S3 path uses,
 backed by the local file (moto cannot serve 20 GB: FACTS.md). Each pass is a new Python process
 that resumes from the stored checkpoint, counts lines into a null sink until its time budget is
 spent, and checkpoints at the end of its last whole line. Reports passes, lines/s, compressed
@@ -34,9 +34,9 @@ from isal import isal_zlib
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.checkpoint import Checkpoint, open_resumable, take_checkpoint  # noqa: E402
-from pipeline.indexstore import LocalIndexStore, S3IndexStore  # noqa: E402
-from pipeline.ranged import LocalFileReader, S3ObjectReader  # noqa: E402
+from pipeline.gzip.checkpoint import Checkpoint, open_resumable, take_checkpoint  # noqa: E402
+from pipeline.gzip.index_store import LocalIndexStore, S3IndexStore  # noqa: E402
+from pipeline.gzip.ranged import LocalFileReader, S3ObjectReader  # noqa: E402
 
 GB = 1_000_000_000
 MB = 1_000_000

@@ -15,8 +15,8 @@ import io
 import json
 import time
 
-from pipeline.parts import ResultRow
-from pipeline.results import PartWriter
+from pipeline.parts.layout import ResultRow
+from pipeline.parts.store import PartWriter
 
 
 class NullS3:

@@ -16,8 +16,8 @@ cheaper per image only if its vCPUs do proportionally more work. This machine ha
 
 Cost per million images, all-in = compute (memory GB x $/GB-s x seconds per image x 10^6) +
 one S3 GET per image + per-chunk requests (500-image chunks: invocation, two part PUTs, SQS
-send/receive/delete, 4 DynamoDB write units) + Split, from `pipeline.prices`. Compute uses the
-CPU-seconds (what a dedicated vCPU bills when the pipeline keeps it busy); the wall-clock
+send/receive/delete, 4 DynamoDB write units) + Split, from `pipeline.observe.prices`. Compute uses
+the CPU-seconds (what a dedicated vCPU bills when the pipeline keeps it busy); the wall-clock
 figure of this shared machine is printed beside it as an upper bound.
 """
 
@@ -34,8 +34,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import worker as harness  # benchmarks/worker.py, same directory
 
-from pipeline import prices
-from pipeline.images import ImageDecoder
+from pipeline.classify.images import ImageDecoder
+from pipeline.observe import prices
 
 SIZES_MB = (1769, 3538, 5307, 7076, 8845, 10240)
 CHUNK_ITEMS = 500

@@ -4,7 +4,8 @@
 
 A model, not a run: it combines the rates measured on this machine (each with its source in
 BENCHMARKS.md) with AWS's documented limits, and prints one table per concurrency. Measured
-inputs (defaults come from `pipeline.prices`, so the product's estimates and this plan agree):
+inputs (defaults come from `pipeline.observe.prices`, so the product's estimates and this plan
+agree):
 
 - Split, one stream: `SPLIT_LINES_PER_S` manifest lines/s turned into chunk messages ("Manifest
   scan": `lambdaflow scan` is the same reader + chunker), in ~12-minute passes;
@@ -26,7 +27,7 @@ import argparse
 import math
 from dataclasses import dataclass
 
-from pipeline import prices
+from pipeline.observe import prices
 
 S3_GETS_PER_PREFIX_S = 5500
 ACCOUNT_CONCURRENCY = 1000

@@ -3,7 +3,7 @@
     python benchmarks/split_huge.py --path /work/huge/manifest-21gb.csv.gz --budget-s 120
     python benchmarks/split_huge.py --size-gb 1 --keep --path /tmp/huge-1gb.csv.gz --s3
 
-Each pass is a new Python process running `pipeline.splitter.split_pass` (decompress, parse,
+Each pass is a new Python process running `pipeline.split.passes.split_pass` (decompress, parse,
 cut chunks, encode each chunk message) from the checkpoint the previous pass stored, through
 the same ranged-reader seam the S3 path uses: backed by the local file (moto cannot serve
 20 GB, FACTS.md) or, with ``--s3``, by the embedded stack's S3 (keep that <= ~1 GB). The
@@ -31,11 +31,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from huge_manifest import GB, MB, _peak_rss_mb, generate  # noqa: E402
 
-from pipeline.checkpoint import Checkpoint  # noqa: E402
-from pipeline.indexstore import LocalIndexStore, S3IndexStore  # noqa: E402
-from pipeline.ranged import LocalFileReader, S3ObjectReader  # noqa: E402
-from pipeline.split_sinks import CountingSink, MemoryParseFailureWriter  # noqa: E402
-from pipeline.splitter import SplitOptions, split_pass  # noqa: E402
+from pipeline.gzip.checkpoint import Checkpoint  # noqa: E402
+from pipeline.gzip.index_store import LocalIndexStore, S3IndexStore  # noqa: E402
+from pipeline.gzip.ranged import LocalFileReader, S3ObjectReader  # noqa: E402
+from pipeline.split.passes import SplitOptions, split_pass  # noqa: E402
+from pipeline.split.sinks import CountingSink, MemoryParseFailureWriter  # noqa: E402
 
 
 def run_pass(source: str, state: Path, budget_s: float) -> dict[str, object]:

@@ -14,7 +14,7 @@ import argparse
 import contextlib
 import time
 
-from pipeline.tracing import MemoryRecorder, Tracer, xray_tracer
+from pipeline.observe.tracing import MemoryRecorder, Tracer, xray_tracer
 
 IMAGE_WORK_S = 0.010
 

@@ -44,16 +44,16 @@ import boto3
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from classify import naive_decode  # benchmarks/classify.py, same directory
 
-from pipeline.chunking import Chunk
+from pipeline.classify.images import ImageDecoder
+from pipeline.classify.model import Classifier
+from pipeline.classify.worker import ChunkWorker, fetch_client_config
 from pipeline.config import DEFAULT_MODEL_PATH, Settings
-from pipeline.images import ImageDecoder
-from pipeline.ledger import RunLedger
-from pipeline.ledger_items import table_definition
-from pipeline.manifest import ManifestRecord
-from pipeline.model import Classifier
-from pipeline.parts import ResultRow
-from pipeline.results import write_result_part
-from pipeline.worker import ChunkWorker, fetch_client_config
+from pipeline.ledger.items import table_definition
+from pipeline.ledger.table import RunLedger
+from pipeline.manifest.reader import ManifestRecord
+from pipeline.parts.layout import ResultRow
+from pipeline.parts.store import write_result_part
+from pipeline.split.chunking import Chunk
 
 EMULATOR_CODE = (
     "import threading; from pipeline.local.emulator import start_emulator; "

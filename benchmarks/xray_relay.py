@@ -18,10 +18,10 @@ import time
 
 from aws_xray_sdk.core import xray_recorder
 
-from pipeline import tracing
 from pipeline.local.emulator import start_emulator
 from pipeline.local.xray import BATCH_SIZE, start_xray_relay, xray_client
-from pipeline.tracing import StageClock, xray_tracer
+from pipeline.observe import tracing
+from pipeline.observe.tracing import StageClock, xray_tracer
 
 BATCHES_PER_CHUNK = 32
 

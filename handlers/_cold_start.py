@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pipeline import tracing
 from pipeline.config import Settings
-from pipeline.tracing import xray_tracer
+from pipeline.observe import tracing
+from pipeline.observe.tracing import xray_tracer
 
 
 def cold_start(*required: str) -> Settings:

@@ -17,11 +17,11 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from handlers._cold_start import cold_start
 from handlers._metrics import metrics, record_chunk
-from pipeline.ledger import RunLedger
-from pipeline.model import get_classifier
-from pipeline.replay_chunks import parse_work_message
-from pipeline.retries import data_path_config
-from pipeline.worker import ChunkWorker, fetch_client_config
+from pipeline.aws.retries import data_path_config
+from pipeline.classify.model import get_classifier
+from pipeline.classify.worker import ChunkWorker, fetch_client_config
+from pipeline.ledger.table import RunLedger
+from pipeline.split.work_message import parse_work_message
 
 logger = Logger()
 settings = cold_start("results_bucket", "failure_queue_url", "runs_table")

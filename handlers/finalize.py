@@ -9,8 +9,8 @@ import boto3
 from aws_lambda_powertools import Logger
 
 from handlers._cold_start import cold_start
-from pipeline.finalize import finalize_run
-from pipeline.ledger import RunLedger
+from pipeline.ledger.finalize import finalize_run
+from pipeline.ledger.table import RunLedger
 
 logger = Logger()
 settings = cold_start("results_bucket", "runs_table")

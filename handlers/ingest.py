@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from handlers._cold_start import cold_start
-from pipeline.ingest import iter_created_objects, start_run
+from pipeline.ledger.ingest import iter_created_objects, start_run
 
 logger = Logger()
 settings = cold_start("state_machine_arn")

@@ -9,8 +9,8 @@ import boto3
 from aws_lambda_powertools import Logger
 
 from handlers._cold_start import cold_start
-from pipeline.ledger import RunLedger
-from pipeline.progress import check_progress
+from pipeline.ledger.progress import check_progress
+from pipeline.ledger.table import RunLedger
 
 logger = Logger()
 settings = cold_start("runs_table")

@@ -2,7 +2,7 @@
 
 A pass works for the invocation's remaining time minus a margin (`LAMBDAFLOW_SPLIT_BUDGET_S`
 overrides it, so tests force many passes), then returns `done: false` and the checkpoint in
-`split.resume`; the state machine loops Split until `done` (pipeline/splitter.py).
+`split.resume`; the state machine loops Split until `done` (pipeline/split/passes.py).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import boto3
 from aws_lambda_powertools import Logger
 
 from handlers._cold_start import cold_start
-from pipeline.checkpoint import Checkpoint
-from pipeline.ledger import RunLedger
-from pipeline.retries import data_path_config
-from pipeline.split import SplitState
-from pipeline.split_aws import AwsSplit, ManifestRef
+from pipeline.aws.retries import data_path_config
+from pipeline.gzip.checkpoint import Checkpoint
+from pipeline.ledger.table import RunLedger
+from pipeline.split.aws_pass import AwsSplit, ManifestRef
+from pipeline.split.state import SplitState
 
 BUDGET_MARGIN_S = 60.0
 """Left after the budget for the last chunk, the flush, the checkpoint and the ledger write."""

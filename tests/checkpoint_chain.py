@@ -12,9 +12,9 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
-from pipeline.checkpoint import Checkpoint, open_resumable, take_checkpoint
-from pipeline.indexstore import IndexStore
-from pipeline.ranged import ObjectReader
+from pipeline.gzip.checkpoint import Checkpoint, open_resumable, take_checkpoint
+from pipeline.gzip.index_store import IndexStore
+from pipeline.gzip.ranged import ObjectReader
 
 SMALL = {
     "spacing_bytes": 64 * 1024,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import boto3
 import pytest
 
-from pipeline.ledger_items import table_definition
+from pipeline.ledger.items import table_definition
 from pipeline.local.emulator import Emulator, start_emulator
 
 if TYPE_CHECKING:

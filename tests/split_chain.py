@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from pipeline.checkpoint import Checkpoint
-from pipeline.indexstore import IndexStore
-from pipeline.split_sinks import ChunkMessage, CountingSink, MemoryParseFailureWriter
-from pipeline.split_source import OpenReader, ReaderKnobs
-from pipeline.splitter import SplitOptions, SplitOutcome, split_pass
+from pipeline.gzip.checkpoint import Checkpoint
+from pipeline.gzip.index_store import IndexStore
+from pipeline.split.passes import SplitOptions, SplitOutcome, split_pass
+from pipeline.split.sinks import ChunkMessage, CountingSink, MemoryParseFailureWriter
+from pipeline.split.source import OpenReader, ReaderKnobs
 
 SMALL_KNOBS = ReaderKnobs(
     spacing_bytes=64 * 1024, block_bytes=64 * 1024, cache_bytes=1024 * 1024,

@@ -1,9 +1,9 @@
 """Send item failure records to the FailureQueue, none dropped silently.
 
-`SendMessageBatch` can fail *some* entries while accepting the rest; `pipeline.sqs_batch` re-sends
-those with backoff and raises for whatever still fails, or is refused as the sender's fault, so
-the chunk fails and SQS redelivers it rather than losing a record. This module says only what a
-FailureQueue message is and how big its batches may be.
+`SendMessageBatch` can fail *some* entries while accepting the rest; `pipeline.aws.sqs_batch`
+re-sends those with backoff and raises for whatever still fails, or is refused as the sender's
+fault, so the chunk fails and SQS redelivers it rather than losing a record. This module says only
+what a FailureQueue message is and how big its batches may be.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from pipeline.aws.sqs_batch import BATCH_ENTRIES, ResendPolicy, SqsEntry, SqsQueue, send_batch
+from pipeline.aws.sqs_batch import iter_batches as iter_entry_batches
 from pipeline.failures import FailureRecord
-from pipeline.sqs_batch import BATCH_ENTRIES, ResendPolicy, SqsEntry, SqsQueue, send_batch
-from pipeline.sqs_batch import iter_batches as iter_entry_batches
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -50,7 +50,7 @@ def message_body(record: FailureRecord) -> str:
 def iter_batches(
     bodies: Sequence[str], *, max_entries: int = BATCH_ENTRIES, max_bytes: int = BATCH_BYTES
 ) -> Iterator[list[SqsEntry]]:
-    """Batch the bodies (ids are their indexes) by `pipeline.sqs_batch`'s one rule.
+    """Batch the bodies (ids are their indexes) by `pipeline.aws.sqs_batch`'s one rule.
 
     Raises:
         ValueError: a body over `max_bytes`: `message_body` caps records, so it is a bug, and

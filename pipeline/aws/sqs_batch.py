@@ -9,11 +9,11 @@ the HTTP status loses messages. Here:
   unit of work (a chunk, a Split pass, a replay) fails and is retried rather than dropping it;
 - entries refused as the sender's fault (too big, say) raise `ResultWriteError` at once, with the
   queue's hint: re-sending the same bytes cannot help;
-- a call SQS refuses altogether becomes `pipeline.aws_errors.write_error_from`'s error.
+- a call SQS refuses altogether becomes `pipeline.aws.errors.write_error_from`'s error.
 
-The FailureQueue sender (`pipeline.failure_queue`) and the WorkQueue's chunk sink
-(`pipeline.split_sinks.SqsChunkSink`, which `pipeline.work_queue.send_chunks` uses too) are thin
-users of it; each says only which queue, how big a batch, and how patiently to re-send.
+The FailureQueue sender (`pipeline.aws.failure_queue`) and the WorkQueue's chunk sink
+(`pipeline.split.sinks.SqsChunkSink`, which `pipeline.split.work_queue.send_chunks` uses too) are
+thin users of it; each says only which queue, how big a batch, and how patiently to re-send.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from pipeline.aws_errors import write_error_from
+from pipeline.aws.errors import write_error_from
 from pipeline.failures import ResultWriteError, Stage, ThrottledError
 
 if TYPE_CHECKING:

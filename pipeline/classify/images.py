@@ -4,7 +4,8 @@ One job: turn untrusted bytes into a float32 ``[size, size, 3]`` RGB array in 0.
 the preprocessing the model's reference accuracy was measured with (FACTS.md "The model"): JPEG
 draft decoding, EXIF orientation, RGB, a central crop of 0.875 of the short side, a bilinear
 resize. Every way bytes can be unusable becomes an `ImageDecodeError` with a stable ``error`` code,
-never a crash and never a silent skip. Knows nothing of S3 (see `pipeline.fetch`) or of the model.
+never a crash and never a silent skip. Knows nothing of S3 (see `pipeline.classify.fetch`) or of
+the model.
 """
 
 from __future__ import annotations

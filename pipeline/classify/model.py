@@ -1,6 +1,6 @@
 """The LiteRT image classifier: load once per process, batch-infer, top-k with label names.
 
-Takes model input as made by `pipeline.images` (float32 ``[size, size, 3]`` RGB 0..255; the
+Takes model input as made by `pipeline.classify.images` (float32 ``[size, size, 3]`` RGB 0..255; the
 model scales it and applies softmax itself, see models/README.md) and returns ImageNet labels.
 Knows nothing of S3, decoding or Lambda.
 """

@@ -24,7 +24,7 @@ Traced (with tracing on) as one `chunk` span annotated with the run and chunk nu
 `write_results`, `send_failures` and `ledger` spans. The per-image steps run on pool threads,
 where the SDK's thread-local context does not follow and a subsegment per image would overflow
 X-Ray's 64 KB document: each task adds its fetch/decode/classify time to a `StageClock`, and the
-chunk span carries the sums (`pipeline.tracing`). With tracing off no clock exists at all.
+chunk span carries the sums (`pipeline.observe.tracing`). With tracing off no clock exists at all.
 
 Knows nothing of Lambda or SQS events: it takes a `Chunk` and injected clients.
 """
@@ -44,20 +44,20 @@ from typing import Any
 import numpy as np
 from botocore.config import Config
 
-from pipeline.chunking import Chunk
+from pipeline.aws.failure_queue import send_failures
+from pipeline.aws.retries import data_path_config
+from pipeline.classify.fetch import fetch_image
+from pipeline.classify.images import ImageDecoder
+from pipeline.classify.model import Classifier
 from pipeline.config import Settings
-from pipeline.failure_queue import send_failures
 from pipeline.failures import FailureRecord, ImageFetchError
-from pipeline.fetch import fetch_image
-from pipeline.images import ImageDecoder
-from pipeline.ledger import RunLedger
-from pipeline.manifest import ManifestRecord
-from pipeline.model import Classifier
-from pipeline.parts import PartKind, ResultRow, chunk_part
-from pipeline.replay_chunks import ReplayMark
-from pipeline.results import PartWriter, write_failure_part
-from pipeline.retries import data_path_config
-from pipeline.tracing import NOOP_SPAN, StageClock, span
+from pipeline.ledger.table import RunLedger
+from pipeline.manifest.reader import ManifestRecord
+from pipeline.observe.tracing import NOOP_SPAN, StageClock, span
+from pipeline.parts.layout import PartKind, ResultRow, chunk_part
+from pipeline.parts.store import PartWriter, write_failure_part
+from pipeline.split.chunking import Chunk
+from pipeline.split.work_message import ReplayMark
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ Labels = tuple[tuple[str, float], ...]
 def fetch_client_config(settings: Settings) -> Config:
     """The S3 client config for image GETs.
 
-    Adaptive retries absorb SlowDown (`pipeline/retries.py`); the connection pool is as wide
+    Adaptive retries absorb SlowDown (`pipeline/aws/retries.py`); the connection pool is as wide
     as the fetch thread pool, so no thread waits for a socket. Parameter validation is off: the
     worker builds every request itself, and botocore's validation is CPU spent per GET on a
     1-vCPU function.
@@ -185,7 +185,7 @@ class ChunkWorker:
 
         A replay chunk (`replay` given) writes its round's parts, gives a line that fails again
         `attempts = previous + 1`, and moves its lines out of their previous failures in the
-        ledger (`pipeline/replay_chunks.py`). All of it is one `chunk` span annotated with the
+        ledger (`pipeline/replay/chunks.py`). All of it is one `chunk` span annotated with the
         run and chunk number.
         """
         with span("chunk", annotations={"run": chunk.run, "chunk": chunk.number}) as chunk_span:

@@ -18,12 +18,12 @@ import typer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 
+from pipeline.classify.fetch import fetch_image, read_local_image
+from pipeline.classify.images import ImageDecoder
+from pipeline.classify.model import Classifier, Label, get_classifier
 from pipeline.cli.app import app
 from pipeline.config import Settings
 from pipeline.failures import ClassifyError, ConfigError, PipelineError
-from pipeline.fetch import fetch_image, read_local_image
-from pipeline.images import ImageDecoder
-from pipeline.model import Classifier, Label, get_classifier
 
 GROUP_SIZE = 32
 """Images read, decoded and classified together: bounds memory for long argument lists."""

@@ -15,8 +15,8 @@ from pipeline.cli.app import app
 from pipeline.cli.run import run_manifest, stdout_reserved
 from pipeline.cli.run_view import summary_table
 from pipeline.cli.stack_target import use_stack
-from pipeline.demo import DemoManifest, upload_demo_images, write_demo_manifest
-from pipeline.results import iter_failure_records, iter_result_rows
+from pipeline.local.demo_data import DemoManifest, upload_demo_images, write_demo_manifest
+from pipeline.parts.store import iter_failure_records, iter_result_rows
 
 DEMO_MANIFEST = Path(".lambdaflow") / "demo-manifest.csv.gz"
 

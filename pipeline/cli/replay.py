@@ -16,9 +16,10 @@ from pipeline.cli.run_view import summary_table
 from pipeline.cli.stack_target import use_stack
 from pipeline.config import Settings
 from pipeline.failures import Stage
-from pipeline.ledger import RunLedger, UnknownRunError
+from pipeline.ledger.table import RunLedger, UnknownRunError
 from pipeline.local.state import StackInfo
-from pipeline.replay import (
+from pipeline.replay.ledger import ReplayInProgressError, ReplayLedger
+from pipeline.replay.replayer import (
     Replayer,
     ReplayFilter,
     ReplaySource,
@@ -27,7 +28,6 @@ from pipeline.replay import (
     RunReplay,
     replay_runs,
 )
-from pipeline.replay_ledger import ReplayInProgressError, ReplayLedger
 
 
 def build_replayer(info: StackInfo, settings: Settings) -> Replayer:

@@ -12,7 +12,7 @@ import typer
 
 from pipeline.cli.app import app
 from pipeline.cli.stack_target import use_stack
-from pipeline.results import iter_failure_records, iter_result_rows
+from pipeline.parts.store import iter_failure_records, iter_result_rows
 
 _Limit = Annotated[int | None, typer.Option(help="Print at most this many rows.")]
 

@@ -16,10 +16,10 @@ from rich.console import Console
 from pipeline.cli.app import app
 from pipeline.cli.run_view import RunProgress, summary_table
 from pipeline.cli.stack_target import use_stack
-from pipeline.ledger import RunLedger
+from pipeline.ledger.runs import RunStatus
+from pipeline.ledger.submit import RunTimeoutError, submit_manifest, watch_run
+from pipeline.ledger.table import RunLedger
 from pipeline.local.state import StackInfo
-from pipeline.runs import RunStatus
-from pipeline.submit import RunTimeoutError, submit_manifest, watch_run
 
 
 @contextmanager

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipeline.runs import RunState
+from pipeline.ledger.runs import RunState
 
 
 class RunProgress:

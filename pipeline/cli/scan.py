@@ -5,7 +5,7 @@ Streams the manifest exactly as Split will (same reader, same chunk cuts: the ba
 records, failures by error code with the first line numbers, bytes, speed, peak memory and
 chunks, and estimates the AWS cost. Exit 0 when the manifest was read to its end (bad lines are
 data), 1 with one line on stderr when it could not be, or when it is not a manifest at all
-(`pipeline/manifest_guard.py`, as Split).
+(`pipeline/manifest/guard.py`, as Split).
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from pipeline.chunking import iter_chunk_spans
 from pipeline.cli.app import app
 from pipeline.config import Settings
-from pipeline.cost import CostEstimate, estimate_cost, sqs_units
 from pipeline.failures import ConfigError, ManifestLineError, ManifestReadError
-from pipeline.manifest import ManifestReader, RecordBatch
-from pipeline.manifest_guard import refusing_non_manifests
+from pipeline.manifest.guard import refusing_non_manifests
+from pipeline.manifest.reader import ManifestReader, RecordBatch
+from pipeline.observe.cost import CostEstimate, estimate_cost, sqs_units
+from pipeline.split.chunking import iter_chunk_spans
 
 EXAMPLES_PER_ERROR = 5
 PROGRESS_EVERY_CHUNKS = 16

@@ -1,6 +1,6 @@
 """`lambdaflow status [RUN] [--watch] [--json]`: every run (or one) as the ledger counts it.
 
-Reads the DynamoDB run ledger (`pipeline/ledger.py`) of the stack a running `lambdaflow up`
+Reads the DynamoDB run ledger (`pipeline/ledger/table.py`) of the stack a running `lambdaflow up`
 publishes in this directory, or of the table named by `--table` / `LAMBDAFLOW_RUNS_TABLE`
 (the SDK's `AWS_ENDPOINT_URL` points it at an emulator). Per run: manifest, state, lines split
 (`+` while Split is still going), chunks done/sent, ok/failed, images/s, ETA and the cost so
@@ -23,10 +23,10 @@ from rich.table import Table
 
 from pipeline.cli.app import app
 from pipeline.config import Settings
-from pipeline.ledger import RunLedger, UnknownRunError
+from pipeline.ledger.runs import RunState, RunStatus
+from pipeline.ledger.summary import Prices, estimate_cost
+from pipeline.ledger.table import RunLedger, UnknownRunError
 from pipeline.local.state import find_running_stack
-from pipeline.runs import RunState, RunStatus
-from pipeline.summary import Prices, estimate_cost
 
 RUNS_TABLE_OUTPUT = "RunsTableName"
 """The template output naming the ledger table (what a running local stack publishes)."""

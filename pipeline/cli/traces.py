@@ -11,11 +11,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.aws.stack_outputs import describe_deployed_stack
 from pipeline.cli.app import app
 from pipeline.failures import ConfigError
 from pipeline.local.state import find_running_stack
-from pipeline.stack_outputs import describe_deployed_stack
-from pipeline.traces import Breakdown, RunTraces, load_run_traces
+from pipeline.observe.traces import Breakdown, RunTraces, load_run_traces
 
 _AWS_DOMAIN = ".amazonaws.com"
 _CLOCK_SKEW = timedelta(minutes=5)

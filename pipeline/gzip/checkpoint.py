@@ -3,13 +3,13 @@
 gzip cannot be seeked, and one Lambda invocation lasts 15 minutes, so a Split pass must resume
 where the previous one stopped without re-reading the compressed bytes before that place. For a
 gzip manifest the checkpoint is a zran seek point (indexed_gzip): compressed offset, bit offset
-and the 32 KiB window before it, trimmed out of indexed_gzip's export (`pipeline/gzindex.py`)
+and the 32 KiB window before it, trimmed out of indexed_gzip's export (`pipeline/gzip/index.py`)
 and stored through an `IndexStore`; the next pass imports it, seeks to the next line's
 uncompressed offset and fetches only from that seek point on. A plain manifest resumes at a byte
 offset. FACTS.md ("Resuming gzip across invocations") has the measurements behind the choices.
 
 The stream is bytes from a given uncompressed offset: line parsing, chunking and the time budget
-belong to the caller (`pipeline/manifest.py`, the Split handler). Knows nothing of Lambda.
+belong to the caller (`pipeline/manifest/reader.py`, the Split handler). Knows nothing of Lambda.
 """
 
 from __future__ import annotations
@@ -23,15 +23,15 @@ from enum import StrEnum
 from typing import Any
 
 from pipeline.failures import ManifestReadError
-from pipeline.gzindex import IndexFormatError, ZranIndex
-from pipeline.indexstore import IndexStore
-from pipeline.ranged import (
+from pipeline.gzip.index import IndexFormatError, ZranIndex
+from pipeline.gzip.index_store import IndexStore
+from pipeline.gzip.ranged import (
     DEFAULT_BLOCK_BYTES,
     DEFAULT_CACHE_BYTES,
     ObjectReader,
     RangedRawFile,
 )
-from pipeline.zranraw import DEFAULT_SPACING_BYTES, ZranRaw
+from pipeline.gzip.zran import DEFAULT_SPACING_BYTES, ZranRaw
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Read byte ranges of one object, from S3 or a local file, and count every byte fetched.
 
-This is the seam under resumable manifest reading (`pipeline/checkpoint.py`): the decompressor
+This is the seam under resumable manifest reading (`pipeline/gzip/checkpoint.py`): the decompressor
 sees a seekable file, the file asks an `ObjectReader` for blocks, and the reader counts what
 crossed the wire, so tests and benchmarks can prove that a resumed pass never re-read the
 compressed bytes before its checkpoint. Knows nothing of gzip, manifests or Lambda.

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 from indexed_gzip import IndexedGzipFile
 
 from pipeline.failures import ManifestReadError, PipelineError
-from pipeline.gzindex import ZranIndex
+from pipeline.gzip.index import ZranIndex
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
 
-    from pipeline.ranged import RangedRawFile
+    from pipeline.gzip.ranged import RangedRawFile
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Finish a run: settle its end status in the ledger and write its summary beside the results.
 
 A run that stalled, or whose execution failed past its retries (the state carries `error`), is
-PARTIAL with the reason; otherwise the ledger decides (`pipeline.summary.final_status`). The
+PARTIAL with the reason; otherwise the ledger decides (`pipeline.ledger.summary.final_status`). The
 summary always has ok + failed == lines: lines never counted are reported as unprocessed.
 
 Knows nothing of Lambda: the ledger, the S3 client and the clock are passed in.
@@ -13,9 +13,9 @@ import json
 import logging
 from typing import Any
 
-from pipeline.ledger import RunLedger, UnknownRunError
-from pipeline.runs import RunStatus
-from pipeline.summary import build_summary, final_status, write_summary
+from pipeline.ledger.runs import RunStatus
+from pipeline.ledger.summary import build_summary, final_status, write_summary
+from pipeline.ledger.table import RunLedger, UnknownRunError
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from urllib.parse import unquote_plus
 from botocore.exceptions import ClientError
 
 from pipeline.failures import SCHEMA_VERSION
-from pipeline.runs import run_id
+from pipeline.ledger.runs import run_id
 
 logger = logging.getLogger(__name__)
 

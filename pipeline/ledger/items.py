@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.failures import Stage
-from pipeline.runs import RunState, RunStatus
+from pipeline.ledger.runs import RunState, RunStatus
 
 STAGE_PREFIX = "stage#"
 ERROR_PREFIX = "error#"

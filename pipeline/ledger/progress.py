@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.runs import RunState
+from pipeline.ledger.runs import RunState
 
 
 def check_progress(

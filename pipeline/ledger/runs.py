@@ -3,7 +3,8 @@
 A run is one manifest object at one version. Its id is derived, never allocated, so every part of
 the flow (the S3 event, Step Functions' execution name, the ledger, the result keys) agrees on it
 without talking to each other, and a duplicate event finds the run already there. The DynamoDB
-ledger that stores `RunState` lives in `pipeline/ledger.py`, the summary in `pipeline/summary.py`.
+ledger that stores `RunState` lives in `pipeline/ledger/table.py`, the summary in
+`pipeline/ledger/summary.py`.
 """
 
 from __future__ import annotations

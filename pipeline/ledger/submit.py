@@ -14,11 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline.ingest import ManifestObject
-from pipeline.ledger import RunLedger, UnknownRunError
-from pipeline.manifest_source import split_s3_uri
-from pipeline.runs import RunState
-from pipeline.summary import read_summary
+from pipeline.ledger.ingest import ManifestObject
+from pipeline.ledger.runs import RunState
+from pipeline.ledger.summary import read_summary
+from pipeline.ledger.table import RunLedger, UnknownRunError
+from pipeline.manifest.source import split_s3_uri
 
 MANIFEST_PREFIX = "manifests/"
 

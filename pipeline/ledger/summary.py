@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from botocore.exceptions import ClientError
 
-from pipeline.aws_errors import error_code, write_error_from
+from pipeline.aws.errors import error_code, write_error_from
 from pipeline.failures import SCHEMA_VERSION
-from pipeline.prices import CHUNK_WRITE_UNITS, Prices, split_passes, transitions
-from pipeline.runs import RunState, RunStatus
+from pipeline.ledger.runs import RunState, RunStatus
+from pipeline.observe.prices import CHUNK_WRITE_UNITS, Prices, split_passes, transitions
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from pipeline.aws_errors import error_code, write_error_from
-from pipeline.ledger_items import (
+from pipeline.aws.errors import error_code, write_error_from
+from pipeline.ledger.items import (
     ChunkCounts,
     chunk_marker,
     counter_update,
@@ -34,7 +34,7 @@ from pipeline.ledger_items import (
     run_key,
     state_from_item,
 )
-from pipeline.runs import RunState, RunStatus
+from pipeline.ledger.runs import RunState, RunStatus
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -21,7 +21,7 @@ from typing import Any
 
 from PIL import Image, ImageEnhance, ImageOps
 
-PHOTOS_DIR = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "images"
+PHOTOS_DIR = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "images"
 DEMO_PREFIX = "demo"
 MALFORMED_LINE = "this line is not an image reference"
 MIRROR_PROBABILITY = 0.5

@@ -26,8 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline import tracing
 from pipeline.local.xray import DAEMON_ADDRESS_VARIABLE
+from pipeline.observe import tracing
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from typing import Protocol
 import orjson
 
 from pipeline.failures import ManifestLineError, ManifestReadError
-from pipeline.manifest_parse import ManifestRecord
+from pipeline.manifest.parse import ManifestRecord
 
 LISTED_BATCH_ITEMS = 4096
 """Most items a `ListedBatch` holds (a batch of lines holds one read block anyway)."""

@@ -1,8 +1,8 @@
 """Prove a block of manifest lines to be one plain shape, with C-speed byte operations.
 
-The checks behind `DenseBatch` (see `pipeline.manifest_batch` for why): each takes the bytes
+The checks behind `DenseBatch` (see `pipeline.manifest.batch` for why): each takes the bytes
 of whole newline-terminated lines and returns a batch only when every line is one the
-reference parser (`pipeline.manifest_parse`) would turn into a record verbatim, so the two
+reference parser (`pipeline.manifest.parse`) would turn into a record verbatim, so the two
 paths can never disagree; otherwise None, and the caller parses line by line. Pure: no I/O.
 """
 
@@ -12,8 +12,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pipeline.manifest_batch import DenseBatch
-from pipeline.manifest_parse import decode_key
+from pipeline.manifest.batch import DenseBatch
+from pipeline.manifest.parse import decode_key
 
 
 def _ordinary(special: bytes) -> bytes:

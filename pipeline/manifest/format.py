@@ -10,7 +10,7 @@ from enum import StrEnum
 
 import orjson
 
-from pipeline.manifest_lines import BOM
+from pipeline.manifest.lines import BOM
 
 
 class ManifestFormat(StrEnum):

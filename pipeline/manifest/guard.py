@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from pipeline.failures import ManifestReadError
-from pipeline.manifest_batch import RecordBatch
+from pipeline.manifest.batch import RecordBatch
 
 NOT_A_MANIFEST_LINES = 10_000
 """Failed lines before any good one after which an object is taken not to be a manifest."""

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator
 
 from pipeline.failures import ManifestReadError
-from pipeline.manifest_lines import BLOCK_BYTES, HeadStream
+from pipeline.manifest.lines import BLOCK_BYTES, HeadStream
 
 _TOKEN_RE = re.compile(rb'["\[\]{},]')
 _STRING_REST_RE = re.compile(rb'(?:[^"\\]++|\\.)*+', re.DOTALL)

@@ -25,11 +25,11 @@ import boto3
 from botocore.config import Config
 
 from pipeline.failures import ManifestLineError, ManifestReadError
-from pipeline.manifest_batch import RecordBatch
-from pipeline.manifest_inventory import parse_inventory, part_source, read_bounded
-from pipeline.manifest_parse import CsvLayout, ManifestRecord
-from pipeline.manifest_source import S3_SCHEME, DecodedStream, open_decoded, source_size
-from pipeline.manifest_stream import (
+from pipeline.manifest.batch import RecordBatch
+from pipeline.manifest.inventory import parse_inventory, part_source, read_bounded
+from pipeline.manifest.parse import CsvLayout, ManifestRecord
+from pipeline.manifest.source import S3_SCHEME, DecodedStream, open_decoded, source_size
+from pipeline.manifest.stream import (
     DEFAULT_MAX_LINE_BYTES,
     SNIFF_BYTES,
     Item,
@@ -125,7 +125,7 @@ class ManifestReader:
     def iter_batches(self) -> Iterator[RecordBatch]:
         """Yield the same records and line errors as iteration, a read block at a time.
 
-        See `RecordReader.iter_batches`; feed them to `pipeline.chunking.iter_chunk_spans`.
+        See `RecordReader.iter_batches`; feed them to `pipeline.split.chunking.iter_chunk_spans`.
         """
         return self._iterate(RecordReader.iter_batches)
 

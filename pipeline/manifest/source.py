@@ -3,7 +3,7 @@
 The I/O edge of manifest reading: smart_open with an injected boto3 client for `s3://`, the
 builtin `open` for paths. Compression is detected from the first two bytes (`1f 8b`), never
 from the name, and decoded with ISA-L's decompressor (2x stdlib gzip here; see BENCHMARKS.md)
-driven by `pipeline.gzip_stream.GzipMembers`, not `igzip.IGzipFile`/`igzip_threaded`: both of
+driven by `pipeline.gzip.members.GzipMembers`, not `igzip.IGzipFile`/`igzip_threaded`: both of
 those drop the decompressed tail of the block in which a truncated stream breaks, and the
 contract is to yield every line before the break. Reading errors (truncated or corrupt gzip,
 a dropped connection) become one `ManifestReadError` carrying the compressed offset reached.
@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from isal import igzip, igzip_lib, isal_zlib
 
 from pipeline.failures import ManifestReadError
-from pipeline.gzip_stream import GzipMembers
+from pipeline.gzip.members import GzipMembers
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

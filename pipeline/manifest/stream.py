@@ -4,7 +4,7 @@ This is the seam between reading bytes (local file, S3, gzip, a resumable zran r
 parsing them: give `RecordReader` a binary stream, a format and where it starts (line number,
 uncompressed offset, CSV layout) and it yields records and line errors in constant memory. After
 any item, `reader.position` says where a later reader should start to continue right after it.
-`iter_batches()` yields the same items a read block at a time (see `pipeline.manifest_batch`).
+`iter_batches()` yields the same items a read block at a time (see `pipeline.manifest.batch`).
 Knows nothing of gzip, S3 or smart_open.
 """
 
@@ -17,24 +17,24 @@ from typing import BinaryIO
 import orjson
 
 from pipeline.failures import ManifestLineError, ManifestReadError
-from pipeline.manifest_batch import (
+from pipeline.manifest.batch import (
     MAX_DENSE_BUCKETS,
     DenseBatch,
     ListedBatch,
     RecordBatch,
     group_items,
 )
-from pipeline.manifest_dense import DenseShape, dense_csv_batch, dense_jsonl_batch
-from pipeline.manifest_format import ManifestFormat, sniff_format
-from pipeline.manifest_json_array import ArraySplitter
-from pipeline.manifest_lines import (
+from pipeline.manifest.dense import DenseShape, dense_csv_batch, dense_jsonl_batch
+from pipeline.manifest.format import ManifestFormat, sniff_format
+from pipeline.manifest.json_array import ArraySplitter
+from pipeline.manifest.lines import (
     BLOCK_BYTES,
     DEFAULT_MAX_LINE_BYTES,
     HeadStream,
     LineRun,
     LineSplitter,
 )
-from pipeline.manifest_parse import (
+from pipeline.manifest.parse import (
     CsvKind,
     CsvLayout,
     ManifestRecord,
@@ -82,7 +82,7 @@ class RecordReader:
 
     Args:
         stream: Decompressed bytes, positioned at `start_offset` (minus `head`).
-        fmt: The format; `INVENTORY` is not a stream format (see `pipeline.manifest_inventory`).
+        fmt: The format; `INVENTORY` is not a stream format (see `pipeline.manifest.inventory`).
         first_line: Line (element) number of the first line in the stream.
         start_offset: Uncompressed offset of the stream's first byte (a BOM is stripped only at 0).
         layout: The CSV layout; None detects it from the first non-blank line.
@@ -160,7 +160,7 @@ class RecordReader:
     def iter_batches(self) -> Iterator[RecordBatch]:
         """Yield the same records and line errors as iteration, a read block at a time.
 
-        The fast path (see `pipeline.manifest_batch`): a block proved to be one plain shape
+        The fast path (see `pipeline.manifest.batch`): a block proved to be one plain shape
         becomes a `DenseBatch` without a Python object per line; any other block is parsed line
         by line into a `ListedBatch`. `position` is exact after each batch; inside a batch,
         `batch.resume_after(i)` gives the restart point after record i. Use either this or
@@ -189,7 +189,7 @@ class RecordReader:
 
         The empty batch says how far the reading got (its `end_line`): a gzip of nothing but
         newlines would otherwise read for minutes without a sign, past every guard
-        (`pipeline.manifest_guard`). The reader's `position` stays after the last item.
+        (`pipeline.manifest.guard`). The reader's `position` stays after the last item.
         """
         is_blank = True
         for batch in group_items(self._run_items(run), self._resume_point, self._part):

@@ -1,8 +1,8 @@
 """Estimate what classifying a manifest will cost on AWS, before running it: pure arithmetic.
 
 `lambdaflow scan` calls `estimate_cost` with what it counted (records, chunks, message sizes).
-Prices and the measured throughput come from `pipeline.prices`, the one module the run summary
-uses too, so the prediction and the bill after the run are the same formula over different
+Prices and the measured throughput come from `pipeline.observe.prices`, the one module the run
+summary uses too, so the prediction and the bill after the run are the same formula over different
 inputs: here the throughput is the benchmark's images per vCPU-second, there it is the
 ledger's measured seconds. Knows nothing of boto3 or of the clock.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from pipeline.prices import (
+from pipeline.observe.prices import (
     CHUNK_WRITE_UNITS,
     CLASSIFY_MEMORY_MB,
     IMAGES_PER_VCPU_S,

@@ -1,7 +1,7 @@
 """AWS prices and measured rates behind every cost figure: one module, documented constants.
 
-Both estimates use it: `pipeline.cost` (what `lambdaflow scan` predicts before a run) and
-`pipeline.summary` (what the run summary and `lambdaflow status` report from the ledger's
+Both estimates use it: `pipeline.observe.cost` (what `lambdaflow scan` predicts before a run) and
+`pipeline.ledger.summary` (what the run summary and `lambdaflow status` report from the ledger's
 measured durations and counts). Prices are AWS list prices for **us-east-1**, Lambda on
 **arm64**, read from the public pricing pages on **2026-11-26**, without free tiers; pass your
 own `Prices` for another region or architecture. Pure values: knows nothing of runs or clients.

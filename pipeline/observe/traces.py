@@ -1,8 +1,8 @@
 """Where a run's time went, read back from its stored X-Ray traces.
 
 The workers mark the span of each unit of work with the annotations `run` (and `chunk` for a
-chunk); `pipeline.tracing` makes those spans. This module finds the traces of one run through
-the X-Ray API (an injected client: AWS, or the local emulator behind the stack's daemon
+chunk); `pipeline.observe.tracing` makes those spans. This module finds the traces of one run
+through the X-Ray API (an injected client: AWS, or the local emulator behind the stack's daemon
 stand-in), rebuilds each span tree from the documents — nested subsegments, and the subsegments
 the SDK streams as documents of their own — and sums, per chunk and overall:
 
@@ -30,7 +30,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 METADATA_NAMESPACE = "lambdaflow"
-"""The namespace `pipeline.tracing.Span.metadata` writes to."""
+"""The namespace `pipeline.observe.tracing.Span.metadata` writes to."""
 STAGES_KEY = "stages"
 """Metadata key of a `StageClock.snapshot()`."""
 BATCH_GET_MAX_IDS = 5

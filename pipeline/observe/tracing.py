@@ -292,7 +292,7 @@ class StageClock:
     thousands of entries in one trace (X-Ray caps a segment document at 64 KB) and the SDK's
     thread-local context does not follow pool threads anyway. Workers time each step here
     instead, and the chunk span carries the sums: ``span.metadata("stages", clock.snapshot())``,
-    which `pipeline.traces` reads back as busy seconds per stage.
+    which `pipeline.observe.traces` reads back as busy seconds per stage.
     """
 
     __slots__ = ("_counts", "_lock", "_seconds")

@@ -8,7 +8,7 @@ redelivered chunk overwrites its own part and never adds a second one):
     failures/<run>/part-NNNNNNNN.jsonl.gz             item failures of chunk N
     failures/<run>/parse-NNNNNNNN.jsonl.gz            parse failures met while cutting chunk N
     failures/<run>/replay-RRRR-NNNNNNNN.jsonl.gz      failures of replay round R, chunk N
-    results/<run>/_SUCCESS.json | _PARTIAL.json       the run summary (pipeline/summary.py)
+    results/<run>/_SUCCESS.json | _PARTIAL.json       the run summary (pipeline/ledger/summary.py)
 
 A *series* is the parts of one writer: first deliveries, parse failures, or one replay round.
 Within a series chunk numbers follow line order, which is what lets the readers merge lazily.

@@ -3,7 +3,8 @@
 Writing: rows go through a 1 MiB buffer into isal gzip (level 1: FACTS.md measured gzip level 9
 35x slower for 3.5 % less size) in a spooled temporary file, and one PutObject publishes the part
 when the block exits cleanly. An exception inside the block uploads nothing: a part is whole or
-absent. Keys are deterministic (`pipeline/parts.py`), so a redelivered chunk overwrites its part.
+absent. Keys are deterministic (`pipeline/parts/layout.py`), so a redelivered chunk overwrites its
+part.
 
 Reading: each series (first deliveries, parse failures, one per replay round) is one
 line-ordered stream, and a heap merges the series lazily, so memory and open GETs grow with the
@@ -33,9 +34,9 @@ import orjson
 from botocore.exceptions import ClientError
 from isal import igzip
 
-from pipeline.aws_errors import error_code, write_error_from
+from pipeline.aws.errors import error_code, write_error_from
 from pipeline.failures import FailureRecord
-from pipeline.parts import (
+from pipeline.parts.layout import (
     PartKind,
     PartName,
     ResultRow,

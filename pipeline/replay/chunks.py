@@ -1,18 +1,13 @@
 """Replay chunks: failed lines re-sent to the WorkQueue as new chunks of the same run.
 
-A replay chunk is an ordinary chunk message (`pipeline.chunking.Chunk.to_message`) plus two
-fields, so a reader that knows nothing of replays still reads the items:
-
-    {"v":1, "run":…, "chunk":N, "items":[[line,bucket,key[,version_id]],…],
-     "replay":R, "prior":[[stage,error,attempts],…]}      (prior[i] belongs to items[i])
-
-`replay` is the round (1, 2, …): the worker writes the round's parts
-(`results|failures/<run>/replay-RRRR-NNNNNNNN.jsonl.gz`) and counts the chunk under the ledger's
-`REPLAY#R#N` marker. `prior` is what each line's latest failure record said, so the worker can
-move the line out of exactly that stage and error in the ledger (never counted twice) and give a
-line that fails again `attempts = prior + 1` — without reading anything back. Replay chunk
-numbers are dense from 0 in line order within a round, so the same selection always yields the
-same chunks and a redelivered replay chunk overwrites its own parts.
+A replay chunk is an ordinary chunk message plus `replay` and `prior`
+(`pipeline.split.work_message` has the form). `replay` is the round (1, 2, …): the worker writes
+the round's parts (`results|failures/<run>/replay-RRRR-NNNNNNNN.jsonl.gz`) and counts the chunk
+under the ledger's `REPLAY#R#N` marker. `prior` is what each line's latest failure record said, so
+the worker can move the line out of exactly that stage and error in the ledger (never counted
+twice) and give a line that fails again `attempts = prior + 1` — without reading anything back.
+Replay chunk numbers are dense from 0 in line order within a round, so the same selection always
+yields the same chunks and a redelivered replay chunk overwrites its own parts.
 
 Also here: which failure records a replay selects (`ReplayFilter`, `select_failures`).
 Pure: no client, no clock.
@@ -20,62 +15,17 @@ Pure: no client, no clock.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from pipeline.chunking import Chunk, iter_chunks
 from pipeline.failures import FailureRecord
-from pipeline.ledger_items import ChunkCounts
-from pipeline.manifest_parse import ManifestRecord
+from pipeline.manifest.parse import ManifestRecord
+from pipeline.split.chunking import Chunk, iter_chunks
+from pipeline.split.work_message import PriorFailure, ReplayMark, replay_message
 
-REPLAY_FIELD = "replay"
-PRIOR_FIELD = "prior"
 PRIOR_SHARE = 2
 """A replay chunk's items get half of `chunk_max_bytes`: `prior` must fit in the other half."""
-
-
-@dataclass(frozen=True, slots=True)
-class PriorFailure:
-    """What a replayed line's latest failure record said."""
-
-    stage: str
-    error: str
-    attempts: int
-
-    def to_list(self) -> list[Any]:
-        """The compact message form `[stage, error, attempts]`."""
-        return [self.stage, self.error, self.attempts]
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayMark:
-    """The replay half of a chunk message: its round and each line's prior failure."""
-
-    replay_round: int
-    prior: Mapping[int, PriorFailure] = field(default_factory=dict)
-
-    def attempts_for(self, line: int) -> int:
-        """`attempts` of a record written for `line` in this round: previous + 1."""
-        previous = self.prior.get(line)
-        return (previous.attempts if previous else 0) + 1
-
-    def counts(
-        self, *, failures: Iterable[FailureRecord], ok: int, seconds: float, images: int
-    ) -> ChunkCounts:
-        """The ledger counts of this replay chunk, replacing every line's prior failure."""
-        failed = list(failures)
-        return ChunkCounts(
-            ok=ok,
-            failed=len(failed),
-            failed_by_stage=dict(Counter(f.stage.value for f in failed)),
-            failed_by_error=dict(Counter(f.error for f in failed)),
-            seconds=seconds,
-            images=images,
-            replaced_by_stage=dict(Counter(p.stage for p in self.prior.values())),
-            replaced_by_error=dict(Counter(p.error for p in self.prior.values())),
-        )
 
 
 def is_replayable(record: FailureRecord) -> bool:
@@ -83,40 +33,9 @@ def is_replayable(record: FailureRecord) -> bool:
     return bool(record.bucket) and bool(record.key)
 
 
-def replay_message(chunk: Chunk, mark: ReplayMark) -> dict[str, Any]:
-    """The WorkQueue body of a replay chunk (the chunk message plus `replay` and `prior`)."""
-    message = chunk.to_message()
-    message[REPLAY_FIELD] = mark.replay_round
-    message[PRIOR_FIELD] = [mark.prior[item.line].to_list() for item in chunk.items]
-    return message
-
-
-def parse_work_message(body: dict[str, Any]) -> tuple[Chunk, ReplayMark | None]:
-    """Read any WorkQueue body: the chunk, and its replay mark when it is a replay chunk.
-
-    Raises:
-        ValueError: a malformed message (a poison message: it fails until the WorkDLQ).
-    """
-    chunk = Chunk.from_message(body)
-    if body.get(REPLAY_FIELD) is None:
-        return chunk, None
-    replay_round = int(body[REPLAY_FIELD])
-    prior = body.get(PRIOR_FIELD) or []
-    if replay_round < 1 or len(prior) != len(chunk.items):
-        raise ValueError(
-            f"replay chunk {chunk.number}: round {replay_round} with {len(prior)} prior records "
-            f"for {len(chunk.items)} items"
-        )
-    by_line = {
-        item.line: PriorFailure(str(stage), str(error), int(attempts))
-        for item, (stage, error, attempts) in zip(chunk.items, prior, strict=True)
-    }
-    return chunk, ReplayMark(replay_round, by_line)
-
-
 @dataclass(frozen=True, slots=True)
 class ReplayChunk:
-    """One replay chunk to send: duck-types `Chunk` for `pipeline.work_queue.send_chunks`."""
+    """One replay chunk to send: duck-types `Chunk` for `pipeline.split.work_queue.send_chunks`."""
 
     chunk: Chunk
     mark: ReplayMark

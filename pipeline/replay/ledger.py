@@ -1,6 +1,6 @@
 """The replay's own attributes on a run's ledger item: the round claim and the re-settled status.
 
-Run item attributes (beside `pipeline/ledger.py`'s):
+Run item attributes (beside `pipeline/ledger/table.py`'s):
 
     replay_round        the last claimed replay round (1, 2, …)
     replay_chunks_sent  replay chunks sent over all rounds (ADDed by each claim)
@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from pipeline.aws_errors import error_code, write_error_from
-from pipeline.ledger_items import n, run_key
-from pipeline.runs import RunState, RunStatus
-from pipeline.summary import final_status
+from pipeline.aws.errors import error_code, write_error_from
+from pipeline.ledger.items import n, run_key
+from pipeline.ledger.runs import RunState, RunStatus
+from pipeline.ledger.summary import final_status
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -11,11 +11,11 @@ queue holds the latest failure of each line still without a result, like the par
 
 Item failures. The selected records (filters: stage, error code, retryable only; parse
 failures have no object to read and are never replayed) become replay chunks of the same run in
-a new round (`pipeline/replay_chunks.py`), claimed in the ledger first so two replays of one
-run never overlap (`pipeline/replay_ledger.py`). The classify workers write the round's parts
+a new round (`pipeline/replay/chunks.py`), claimed in the ledger first so two replays of one
+run never overlap (`pipeline/replay/ledger.py`). The classify workers write the round's parts
 and move each line failed → ok (or to its new failure) in the ledger.
 
-Poison chunks. WorkDLQ messages go back to the WorkQueue (`pipeline/work_dlq.py`), unchanged.
+Poison chunks. WorkDLQ messages go back to the WorkQueue (`pipeline/replay/work_dlq.py`), unchanged.
 
 Afterwards each touched run is re-settled and its summary file rewritten, so `_SUCCESS.json` /
 `_PARTIAL.json` stays true (a run still RUNNING is left to its own Finalize).
@@ -30,15 +30,15 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from pipeline.failure_queue import acknowledge_failures
+from pipeline.aws.failure_queue import acknowledge_failures
 from pipeline.failures import FailureRecord
-from pipeline.ledger import RunLedger
-from pipeline.replay_chunks import ReplayChunk, ReplayFilter, iter_replay_chunks, select_failures
-from pipeline.replay_ledger import ReplayLedger
-from pipeline.results import iter_failure_records
-from pipeline.summary import build_summary, write_summary
-from pipeline.work_dlq import ParkedChunk, move_messages, queue_arn, start_move_task
-from pipeline.work_queue import send_chunks
+from pipeline.ledger.summary import build_summary, write_summary
+from pipeline.ledger.table import RunLedger
+from pipeline.parts.store import iter_failure_records
+from pipeline.replay.chunks import ReplayChunk, ReplayFilter, iter_replay_chunks, select_failures
+from pipeline.replay.ledger import ReplayLedger
+from pipeline.replay.work_dlq import ParkedChunk, move_messages, queue_arn, start_move_task
+from pipeline.split.work_queue import send_chunks
 
 SEND_GROUP = 10
 """Replay chunks per SendMessageBatch (SQS's entry limit): what a broken send can give back."""

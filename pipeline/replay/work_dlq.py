@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from botocore.exceptions import ClientError
 
-from pipeline.aws_errors import write_error_from
+from pipeline.aws.errors import write_error_from
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

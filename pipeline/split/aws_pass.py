@@ -13,18 +13,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pipeline.checkpoint import Checkpoint
-from pipeline.indexstore import S3IndexStore
-from pipeline.manifest_source import split_s3_uri
-from pipeline.ranged import S3ObjectReader
-from pipeline.split_sinks import S3ParseFailureWriter, SqsChunkSink
-from pipeline.split_source import OpenReader
-from pipeline.splitter import SplitOptions, SplitOutcome, split_pass
-from pipeline.tracing import span
+from pipeline.gzip.checkpoint import Checkpoint
+from pipeline.gzip.index_store import S3IndexStore
+from pipeline.gzip.ranged import S3ObjectReader
+from pipeline.manifest.source import split_s3_uri
+from pipeline.observe.tracing import span
+from pipeline.split.passes import SplitOptions, SplitOutcome, split_pass
+from pipeline.split.sinks import S3ParseFailureWriter, SqsChunkSink
+from pipeline.split.source import OpenReader
 
 if TYPE_CHECKING:
     from pipeline.config import Settings
-    from pipeline.ledger import RunLedger
+    from pipeline.ledger.table import RunLedger
 
 CHECKPOINT_PREFIX = "checkpoints"
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import orjson
 
-from pipeline.chunking import MESSAGE_VERSION, ChunkSpan
-from pipeline.manifest_batch import DenseBatch, RecordBatch
-from pipeline.manifest_dense import _csv_crlf_row, _csv_row, _jsonl_row
+from pipeline.manifest.batch import DenseBatch, RecordBatch
+from pipeline.manifest.dense import _csv_crlf_row, _csv_row, _jsonl_row
+from pipeline.split.chunking import MESSAGE_VERSION, ChunkSpan
 
 _VERBATIM_ROWS = {_csv_row: (False, b""), _csv_crlf_row: (False, b"\r"), _jsonl_row: (True, b"")}
 """Row parsers whose fields are the row's bytes as they are: (is JSON Lines, line end dropped).

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from pipeline.manifest_parse import ManifestRecord
+from pipeline.manifest.parse import ManifestRecord
 
 if TYPE_CHECKING:
-    from pipeline.manifest_batch import RecordBatch
+    from pipeline.manifest.batch import RecordBatch
 
 MESSAGE_VERSION = 1
 _ITEM_WITH_VERSION = 4

@@ -2,7 +2,7 @@
 
 A 20 GB gzip manifest is ~1 billion lines and a Lambda lives 15 minutes, so Split works in
 passes. Each pass resumes decompression at its checkpoint's seek point (never re-reading the
-compressed bytes before it, `pipeline/checkpoint.py`), restarts the record reader at the
+compressed bytes before it, `pipeline/gzip/checkpoint.py`), restarts the record reader at the
 checkpoint's line, cuts chunks numbered on from `next_chunk`, and hands them to a `ChunkSink`.
 When the budget is spent it stops at a chunk boundary, flushes the sink, and checkpoints exactly
 at the end of the last item of the last chunk sent.
@@ -27,17 +27,17 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from pipeline.checkpoint import Checkpoint, StreamKind, take_checkpoint
-from pipeline.chunk_encoding import encode_span
-from pipeline.chunking import ChunkSpan, iter_chunk_spans
-from pipeline.failure_backlog import FailureBacklog
 from pipeline.failures import FailureRecord, ManifestReadError
-from pipeline.manifest_batch import RecordBatch
-from pipeline.manifest_guard import refusing_non_manifests
-from pipeline.manifest_stream import Position
-from pipeline.split_sinks import ChunkMessage, ChunkSink, ParseFailureWriter
-from pipeline.split_source import ManifestCursor, OpenReader, layout_to_dict
-from pipeline.split_values import (
+from pipeline.gzip.checkpoint import Checkpoint, StreamKind, take_checkpoint
+from pipeline.manifest.batch import RecordBatch
+from pipeline.manifest.guard import refusing_non_manifests
+from pipeline.manifest.stream import Position
+from pipeline.split.chunk_encoding import encode_span
+from pipeline.split.chunking import ChunkSpan, iter_chunk_spans
+from pipeline.split.failure_backlog import FailureBacklog
+from pipeline.split.sinks import ChunkMessage, ChunkSink, ParseFailureWriter
+from pipeline.split.source import ManifestCursor, OpenReader, layout_to_dict
+from pipeline.split.values import (
     PassStats,
     SplitOptions,
     SplitOutcome,
@@ -46,8 +46,8 @@ from pipeline.split_values import (
 )
 
 if TYPE_CHECKING:
-    from pipeline.indexstore import IndexStore
-    from pipeline.ledger import RunLedger
+    from pipeline.gzip.index_store import IndexStore
+    from pipeline.ledger.table import RunLedger
 
 __all__ = ["TRANSIENT_READ_ERRORS", "SplitOptions", "SplitOutcome", "split_pass"]
 

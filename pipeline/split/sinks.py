@@ -1,6 +1,6 @@
 """Where a Split pass puts what it cuts: chunk messages (a `ChunkSink`) and parse failures.
 
-These are the seams of `pipeline/splitter.py`: on AWS the chunks go to the WorkQueue through
+These are the seams of `pipeline/split/passes.py`: on AWS the chunks go to the WorkQueue through
 `SqsChunkSink` and the parse failures to `failures/<run>/parse-NNNNNNNN.jsonl.gz`; a benchmark
 swaps in `CountingSink` (classifying a billion images is not what it measures). A sink may
 buffer, so the splitter calls `flush` before it checkpoints: only what a sink confirmed sent
@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pipeline.aws.sqs_batch import BatchBuffer, ResendPolicy, SqsEntry, SqsQueue, send_batch
 from pipeline.config import SQS_MAX_MESSAGE_BYTES
 from pipeline.failures import FailureRecord
-from pipeline.parts import parse_failures_part
-from pipeline.results import PartWriter
-from pipeline.sqs_batch import BatchBuffer, ResendPolicy, SqsEntry, SqsQueue, send_batch
+from pipeline.parts.layout import parse_failures_part
+from pipeline.parts.store import PartWriter
 
 BATCH_BYTES = SQS_MAX_MESSAGE_BYTES
 """SendMessageBatch takes at most 1 MiB in total, the same cap as one message."""
@@ -96,7 +96,7 @@ class SqsChunkSink:
     failed through no fault of ours are re-sent with backoff until `attempts`, then the pass
     fails (and Step Functions retries it from its checkpoint, re-sending the same chunk
     numbers). A sender-fault entry (too big, say) fails the pass at once: retrying cannot help.
-    Both are `pipeline.sqs_batch`'s semantics; this sink only streams chunks into its batches.
+    Both are `pipeline.aws.sqs_batch`'s semantics; this sink only streams chunks into its batches.
     """
 
     def __init__(

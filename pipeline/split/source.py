@@ -1,6 +1,6 @@
 """The manifest as one Split pass reads it: items from a checkpoint on, across Inventory parts.
 
-A pass opens the manifest through the resumable reader (`pipeline/checkpoint.py`) at the
+A pass opens the manifest through the resumable reader (`pipeline/gzip/checkpoint.py`) at the
 checkpoint, restarts `RecordReader` at the checkpoint's line, offset and CSV layout, and for an
 S3 Inventory report walks its parts from the checkpoint's part on, numbering lines on across
 parts. Format, layout and part are decided once, on the first pass, and travel in the
@@ -14,25 +14,25 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pipeline.checkpoint import Checkpoint, ResumableStream, open_resumable
 from pipeline.failures import ManifestReadError
-from pipeline.indexstore import IndexStore
-from pipeline.manifest_batch import RecordBatch
-from pipeline.manifest_inventory import (
+from pipeline.gzip.checkpoint import Checkpoint, ResumableStream, open_resumable
+from pipeline.gzip.index_store import IndexStore
+from pipeline.gzip.ranged import ObjectReader
+from pipeline.manifest.batch import RecordBatch
+from pipeline.manifest.inventory import (
     InventoryManifest,
     parse_inventory,
     part_source,
     read_bounded,
 )
-from pipeline.manifest_parse import CsvKind, CsvLayout
-from pipeline.manifest_stream import (
+from pipeline.manifest.parse import CsvKind, CsvLayout
+from pipeline.manifest.stream import (
     SNIFF_BYTES,
     ManifestFormat,
     Position,
     RecordReader,
     sniff_format,
 )
-from pipeline.ranged import ObjectReader
 
 _BIG_READ = 1024 * 1024
 

@@ -1,8 +1,8 @@
 """The state machine's state around Split: the run, its manifest, and the checkpoint.
 
-Each Split pass (pipeline/splitter.py, on AWS through pipeline/split_aws.py) takes this state and
-returns it with the next checkpoint in `resume` and `done` set once the manifest was read to its
-end (or broke: then `reason` says why and the run is finalized as partial). The state machine
+Each Split pass (pipeline/split/passes.py, on AWS through pipeline/split/aws_pass.py) takes this
+state and returns it with the next checkpoint in `resume` and `done` set once the manifest was read
+to its end (or broke: then `reason` says why and the run is finalized as partial). The state machine
 loops Split while `done` is false, so a manifest of any size is split in passes that each fit in
 one invocation. Knows nothing of Lambda.
 """

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pipeline.checkpoint import Checkpoint
 from pipeline.failures import FailureRecord
-from pipeline.split_source import ReaderKnobs
+from pipeline.gzip.checkpoint import Checkpoint
+from pipeline.split.source import ReaderKnobs
 
 if TYPE_CHECKING:
     from pipeline.config import Settings

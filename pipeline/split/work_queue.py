@@ -1,7 +1,7 @@
 """Send a list of chunks (a replay's) to the WorkQueue, none lost.
 
-Chunks have one path to the WorkQueue, `pipeline.split_sinks.SqsChunkSink` (batches of ten
-under 1 MiB; entries SQS failed are re-sent with backoff, see `pipeline.sqs_batch`); this is it
+Chunks have one path to the WorkQueue, `pipeline.split.sinks.SqsChunkSink` (batches of ten
+under 1 MiB; entries SQS failed are re-sent with backoff, see `pipeline.aws.sqs_batch`); this is it
 for a caller that has its chunks in hand rather than streaming them. Anything still failing
 raises, so the caller fails and is retried — re-sending the same chunk numbers, which overwrite
 the same result parts.
@@ -15,13 +15,13 @@ from typing import Any, Protocol
 
 import orjson
 
-from pipeline.split_sinks import SqsChunkSink
+from pipeline.split.sinks import SqsChunkSink
 
 ATTEMPTS = 5
 
 
 class ChunkToSend(Protocol):
-    """What `send_chunks` needs of a chunk: `pipeline.chunking.Chunk`, or a replay's chunk."""
+    """What `send_chunks` needs of a chunk: `pipeline.split.chunking.Chunk`, or a replay's chunk."""
 
     @property
     def number(self) -> int:

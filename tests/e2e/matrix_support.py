@@ -20,13 +20,19 @@ from typing import Any
 import boto3
 
 from pipeline.failures import FailureRecord
-from pipeline.ingest import ManifestObject
-from pipeline.ledger import RunLedger
-from pipeline.parts import ResultRow
-from pipeline.replay import Replayer, ReplayFilter, ReplaySource, ReplayTargets, replay_runs
-from pipeline.replay_ledger import ReplayLedger
-from pipeline.results import iter_failure_records, iter_result_rows
-from pipeline.summary import read_summary
+from pipeline.ledger.ingest import ManifestObject
+from pipeline.ledger.summary import read_summary
+from pipeline.ledger.table import RunLedger
+from pipeline.parts.layout import ResultRow
+from pipeline.parts.store import iter_failure_records, iter_result_rows
+from pipeline.replay.ledger import ReplayLedger
+from pipeline.replay.replayer import (
+    Replayer,
+    ReplayFilter,
+    ReplaySource,
+    ReplayTargets,
+    replay_runs,
+)
 from tests.queues import messages_held
 from tests.wait import wait_until
 

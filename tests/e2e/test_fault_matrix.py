@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from pipeline.chunking import Chunk
-from pipeline.ingest import ManifestObject
-from pipeline.manifest_parse import ManifestRecord
-from pipeline.parts import PartKind, chunk_part
-from pipeline.replay import ReplaySource
+from pipeline.ledger.ingest import ManifestObject
+from pipeline.manifest.parse import ManifestRecord
+from pipeline.parts.layout import PartKind, chunk_part
+from pipeline.replay.replayer import ReplaySource
+from pipeline.split.chunking import Chunk
 from tests.e2e.faulty_classify import FLAKY, POISON
 from tests.e2e.matrix_support import (
     Matrix,

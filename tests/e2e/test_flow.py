@@ -15,10 +15,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from pipeline.ingest import ManifestObject
-from pipeline.parts import PartKind, chunk_part
-from pipeline.results import iter_failure_records, iter_result_rows
-from pipeline.summary import read_summary
+from pipeline.ledger.ingest import ManifestObject
+from pipeline.ledger.summary import read_summary
+from pipeline.parts.layout import PartKind, chunk_part
+from pipeline.parts.store import iter_failure_records, iter_result_rows
 from tests.e2e.faulty_classify import CRASH_ONCE, POISON
 from tests.wait import wait_until
 

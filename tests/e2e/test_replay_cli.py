@@ -7,7 +7,7 @@ import json
 import boto3
 import pytest
 
-from pipeline.results import iter_result_rows
+from pipeline.parts.store import iter_result_rows
 from tests.e2e.test_cli import PHOTO, _lambdaflow
 
 pytestmark = pytest.mark.e2e

@@ -8,7 +8,7 @@ import uuid
 import boto3
 import pytest
 
-from pipeline.ingest import ManifestObject
+from pipeline.ledger.ingest import ManifestObject
 from tests.e2e.budgeted_split import ONE_CHUNK_PASSES
 from tests.e2e.test_flow import PHOTOS, lines_of, photos, wait_for_summary  # noqa: F401  # fixture
 

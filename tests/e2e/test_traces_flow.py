@@ -15,16 +15,16 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from pipeline import tracing
-from pipeline.chunking import Chunk
+from pipeline.classify.model import Classifier
+from pipeline.classify.worker import ChunkWorker, fetch_client_config
 from pipeline.cli import app
 from pipeline.config import DEFAULT_MODEL_PATH, Settings
-from pipeline.ledger import RunLedger
-from pipeline.manifest import ManifestRecord
-from pipeline.model import Classifier
-from pipeline.traces import load_run_traces
-from pipeline.tracing import xray_tracer
-from pipeline.worker import ChunkWorker, fetch_client_config
+from pipeline.ledger.table import RunLedger
+from pipeline.manifest.reader import ManifestRecord
+from pipeline.observe import tracing
+from pipeline.observe.traces import load_run_traces
+from pipeline.observe.tracing import xray_tracer
+from pipeline.split.chunking import Chunk
 from tests.e2e.test_flow import (
     PHOTOS,
     drop_manifest,

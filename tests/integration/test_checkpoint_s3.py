@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.checkpoint import StreamKind, open_resumable
 from pipeline.failures import ManifestReadError
-from pipeline.indexstore import S3IndexStore
-from pipeline.ranged import S3ObjectReader
+from pipeline.gzip.checkpoint import StreamKind, open_resumable
+from pipeline.gzip.index_store import S3IndexStore
+from pipeline.gzip.ranged import S3ObjectReader
 from tests.checkpoint_chain import SMALL, gzip_single, manifest_text, run_chain
 
 pytestmark = pytest.mark.integration

@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.ledger import RunLedger
-from pipeline.ledger_items import table_definition
+from pipeline.ledger.items import table_definition
+from pipeline.ledger.runs import RunStatus
+from pipeline.ledger.table import RunLedger
 from pipeline.local.state import StackInfo, write_state
-from pipeline.runs import RunStatus
 
 pytestmark = pytest.mark.integration
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.classify.fetch import fetch_image
+from pipeline.classify.images import ImageDecoder
+from pipeline.classify.model import get_classifier
 from pipeline.config import Settings
 from pipeline.failures import FailureRecord, ImageDecodeError, ImageFetchError, Stage
-from pipeline.fetch import fetch_image
-from pipeline.images import ImageDecoder
-from pipeline.model import get_classifier
 from tests import photos
 
 pytestmark = pytest.mark.integration

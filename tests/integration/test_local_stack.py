@@ -9,7 +9,8 @@ import uuid
 import boto3
 import pytest
 
-from pipeline.ingest import ManifestObject
+from pipeline.ledger.ingest import ManifestObject
+from pipeline.ledger.submit import submit_manifest
 from pipeline.local.functions import (
     REGISTRY,
     EventSourceMapping,
@@ -19,7 +20,6 @@ from pipeline.local.functions import (
 from pipeline.local.poller import PollerOptions, SqsPoller
 from pipeline.local.template import translate_template
 from pipeline.local.workers import ProcessPool
-from pipeline.submit import submit_manifest
 from tests.integration import lambda_fakes
 from tests.queues import messages_held
 from tests.wait import wait_until

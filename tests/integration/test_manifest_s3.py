@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.failures import ManifestReadError
-from pipeline.manifest import ManifestFormat, ManifestReader, ManifestRecord, iter_manifest
+from pipeline.manifest.reader import ManifestFormat, ManifestReader, ManifestRecord, iter_manifest
 
 pytestmark = pytest.mark.integration
 

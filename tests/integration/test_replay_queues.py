@@ -8,14 +8,14 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from pipeline.failure_queue import acknowledge_failures
+from pipeline.aws.failure_queue import acknowledge_failures
 from pipeline.failures import ResultWriteError
-from pipeline.ledger import RunLedger
-from pipeline.ledger_items import ChunkCounts
-from pipeline.replay_ledger import ReplayInProgressError, ReplayLedger
-from pipeline.runs import RunStatus
-from pipeline.summary import UNPROCESSED_STAGE
-from pipeline.work_dlq import move_messages
+from pipeline.ledger.items import ChunkCounts
+from pipeline.ledger.runs import RunStatus
+from pipeline.ledger.summary import UNPROCESSED_STAGE
+from pipeline.ledger.table import RunLedger
+from pipeline.replay.ledger import ReplayInProgressError, ReplayLedger
+from pipeline.replay.work_dlq import move_messages
 from tests.queues import messages_held
 
 pytestmark = pytest.mark.integration

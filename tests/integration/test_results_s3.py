@@ -10,9 +10,11 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
-from pipeline.failure_queue import message_body, send_failures
+from pipeline.aws.failure_queue import message_body, send_failures
 from pipeline.failures import FailureRecord, ResultWriteError, Stage, ThrottledError
-from pipeline.results import (
+from pipeline.ledger.runs import RunStatus
+from pipeline.ledger.summary import RunSummary, read_summary, write_summary
+from pipeline.parts.store import (
     PartKind,
     PartOrderError,
     PartWriter,
@@ -24,8 +26,6 @@ from pipeline.results import (
     write_failure_part,
     write_result_part,
 )
-from pipeline.runs import RunStatus
-from pipeline.summary import RunSummary, read_summary, write_summary
 
 pytestmark = pytest.mark.integration
 

@@ -9,10 +9,10 @@ import orjson
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from pipeline.ledger import RunLedger, UnknownRunError
-from pipeline.ledger_items import ChunkCounts
-from pipeline.runs import RunStatus, run_id
-from pipeline.summary import build_summary
+from pipeline.ledger.items import ChunkCounts
+from pipeline.ledger.runs import RunStatus, run_id
+from pipeline.ledger.summary import build_summary
+from pipeline.ledger.table import RunLedger, UnknownRunError
 
 pytestmark = pytest.mark.integration
 

@@ -9,12 +9,12 @@ import uuid
 import boto3
 import pytest
 
-from pipeline.checkpoint import Checkpoint
 from pipeline.config import Settings
-from pipeline.ledger import RunLedger
-from pipeline.ledger_items import table_definition
-from pipeline.results import iter_failure_records
-from pipeline.split_aws import AwsSplit, ManifestRef
+from pipeline.gzip.checkpoint import Checkpoint
+from pipeline.ledger.items import table_definition
+from pipeline.ledger.table import RunLedger
+from pipeline.parts.store import iter_failure_records
+from pipeline.split.aws_pass import AwsSplit, ManifestRef
 
 pytestmark = pytest.mark.integration
 

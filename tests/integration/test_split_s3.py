@@ -9,18 +9,18 @@ import uuid
 import boto3
 import pytest
 
-from pipeline.checkpoint import Checkpoint
 from pipeline.failures import FailureRecord, Stage
-from pipeline.indexstore import S3IndexStore
-from pipeline.ledger import RunLedger
-from pipeline.ledger_items import table_definition
-from pipeline.parts import parse_failures_part
-from pipeline.ranged import S3ObjectReader
-from pipeline.results import iter_failure_records
-from pipeline.runs import RunStatus
-from pipeline.split_sinks import ChunkMessage, S3ParseFailureWriter, SqsChunkSink
-from pipeline.splitter import SplitOptions, split_pass
-from pipeline.summary import build_summary
+from pipeline.gzip.checkpoint import Checkpoint
+from pipeline.gzip.index_store import S3IndexStore
+from pipeline.gzip.ranged import S3ObjectReader
+from pipeline.ledger.items import table_definition
+from pipeline.ledger.runs import RunStatus
+from pipeline.ledger.summary import build_summary
+from pipeline.ledger.table import RunLedger
+from pipeline.parts.layout import parse_failures_part
+from pipeline.parts.store import iter_failure_records
+from pipeline.split.passes import SplitOptions, split_pass
+from pipeline.split.sinks import ChunkMessage, S3ParseFailureWriter, SqsChunkSink
 from tests.checkpoint_chain import manifest_text
 from tests.split_chain import SMALL_KNOBS, SinkDied, tick_clock
 

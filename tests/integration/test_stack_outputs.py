@@ -8,8 +8,8 @@ import uuid
 import boto3
 import pytest
 
+from pipeline.aws.stack_outputs import REQUIRED_OUTPUTS, describe_deployed_stack
 from pipeline.failures import ConfigError
-from pipeline.stack_outputs import REQUIRED_OUTPUTS, describe_deployed_stack
 
 pytestmark = pytest.mark.integration
 

@@ -1,8 +1,8 @@
 """`lambdaflow traces` end to end: real SDK spans → relay → moto's X-Ray → the breakdown.
 
 Until the classify handler is wired to tracing, `_classify_chunk` does what a chunk does with
-the same span design (pipeline.tracing's `span`, `invocation` and `StageClock`): real S3 GETs on
-a thread pool, real JPEG decodes, batched "classify" spans, a real S3 PUT for the results.
+the same span design (pipeline.observe.tracing's `span`, `invocation` and `StageClock`): real S3
+GETs on a thread pool, real JPEG decodes, batched "classify" spans, a real S3 PUT for the results.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from pipeline import tracing
+from pipeline.aws.stack_outputs import REQUIRED_OUTPUTS
 from pipeline.cli import app
 from pipeline.local.state import StackInfo, write_state
 from pipeline.local.xray import MAX_DATAGRAM_BYTES, start_xray_relay, xray_client
-from pipeline.stack_outputs import REQUIRED_OUTPUTS
-from pipeline.traces import load_run_traces
-from pipeline.tracing import StageClock, xray_tracer
+from pipeline.observe import tracing
+from pipeline.observe.traces import load_run_traces
+from pipeline.observe.tracing import StageClock, xray_tracer
 from tests.wait import wait_until
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ import socket
 import pytest
 from aws_xray_sdk.core import xray_recorder
 
-from pipeline import tracing
-from pipeline.tracing import xray_tracer
+from pipeline.observe import tracing
+from pipeline.observe.tracing import xray_tracer
 
 pytestmark = pytest.mark.integration
 

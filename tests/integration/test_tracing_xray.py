@@ -8,7 +8,7 @@ import orjson
 import pytest
 from aws_xray_sdk.core import xray_recorder
 
-from pipeline.tracing import xray_tracer
+from pipeline.observe.tracing import xray_tracer
 
 pytestmark = pytest.mark.integration
 

@@ -13,15 +13,16 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 import pytest
 
-from pipeline.chunking import Chunk
+from pipeline.classify.images import ImageDecoder
+from pipeline.classify.model import Classifier
+from pipeline.classify.worker import ChunkWorker, fetch_client_config
 from pipeline.config import DEFAULT_MODEL_PATH, Settings
-from pipeline.images import ImageDecoder
-from pipeline.ledger import RunLedger
-from pipeline.ledger_items import table_definition
-from pipeline.manifest import ManifestRecord
-from pipeline.model import Classifier
-from pipeline.replay_chunks import iter_replay_chunks, parse_work_message
-from pipeline.worker import ChunkWorker, fetch_client_config
+from pipeline.ledger.items import table_definition
+from pipeline.ledger.table import RunLedger
+from pipeline.manifest.reader import ManifestRecord
+from pipeline.replay.chunks import iter_replay_chunks
+from pipeline.split.chunking import Chunk
+from pipeline.split.work_message import parse_work_message
 from tests import photos
 
 NAMES = ("coffee", "chelsea", "rocket", "astronaut")

@@ -10,9 +10,9 @@ import orjson
 import pytest
 from botocore.config import Config
 
-from pipeline import tracing
 from pipeline.local.xray import XRayRelay, start_xray_relay, xray_client
-from pipeline.tracing import xray_tracer
+from pipeline.observe import tracing
+from pipeline.observe.tracing import xray_tracer
 from tests.wait import wait_until
 
 pytestmark = pytest.mark.integration

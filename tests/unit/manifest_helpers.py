@@ -6,7 +6,7 @@ import gzip
 from pathlib import Path
 
 from pipeline.failures import ManifestLineError
-from pipeline.manifest import ManifestRecord, iter_manifest
+from pipeline.manifest.reader import ManifestRecord, iter_manifest
 
 
 def as_tuple(item: ManifestRecord | ManifestLineError) -> tuple:

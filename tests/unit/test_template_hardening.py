@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from pipeline.aws.stack_outputs import REQUIRED_OUTPUTS
 from pipeline.local.template import load_sam_template, translate_template
-from pipeline.stack_outputs import REQUIRED_OUTPUTS
 
 PARAMETERS = {
     "CreateImagesBucket": "true",

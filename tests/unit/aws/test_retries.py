@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from pipeline.aws.retries import DATA_PATH_MAX_ATTEMPTS, data_path_config
+from pipeline.classify.worker import fetch_client_config
 from pipeline.config import Settings
-from pipeline.retries import DATA_PATH_MAX_ATTEMPTS, data_path_config
-from pipeline.worker import fetch_client_config
 
 
 def test_data_path_clients_retry_adaptively_within_a_bounded_budget():

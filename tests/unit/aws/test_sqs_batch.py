@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from pipeline.failures import ResultWriteError, Stage, ThrottledError
-from pipeline.sqs_batch import (
+from pipeline.aws.sqs_batch import (
     BatchBuffer,
     ResendPolicy,
     SqsEntry,
@@ -15,6 +14,7 @@ from pipeline.sqs_batch import (
     iter_batches,
     send_batch,
 )
+from pipeline.failures import ResultWriteError, Stage, ThrottledError
 
 QUEUE = SqsQueue("url", name="TestQueue", noun="test messages", refused_hint="shrink them")
 

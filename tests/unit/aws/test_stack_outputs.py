@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from pipeline.aws.stack_outputs import REQUIRED_OUTPUTS, describe_deployed_stack
 from pipeline.failures import ConfigError
-from pipeline.stack_outputs import REQUIRED_OUTPUTS, describe_deployed_stack
 
 
 class _FakeCloudFormation:

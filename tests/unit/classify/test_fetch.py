@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
+from pipeline.classify.fetch import map_client_error
 from pipeline.failures import FailureRecord, ImageFetchError, Stage, ThrottledError
-from pipeline.fetch import map_client_error
 
 
 def client_error(code: str, status: int) -> ClientError:

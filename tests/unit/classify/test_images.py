@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from pipeline.classify.images import CROP_FRACTION, ImageDecoder
 from pipeline.config import Settings
 from pipeline.failures import FailureRecord, ImageDecodeError, Stage
-from pipeline.images import CROP_FRACTION, ImageDecoder
 from tests import photos
 
 DECODER = ImageDecoder()

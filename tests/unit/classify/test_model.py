@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.classify.images import ImageDecoder
+from pipeline.classify.model import Classifier, Label, get_classifier, top_labels
 from pipeline.config import DEFAULT_MODEL_PATH, Settings
 from pipeline.failures import ClassifyError, ConfigError, FailureRecord, Stage
-from pipeline.images import ImageDecoder
-from pipeline.model import Classifier, Label, get_classifier, top_labels
 from tests import photos
 
 MODEL_SHA256 = "db4f4e7448643aaf5d249a7253a7b35634917a0d4da120bad8e1104e2df103f8"

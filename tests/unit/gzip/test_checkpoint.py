@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.checkpoint import Checkpoint, StreamKind, open_resumable, take_checkpoint
 from pipeline.failures import ManifestReadError
-from pipeline.gzindex import ZranIndex
-from pipeline.indexstore import LocalIndexStore
-from pipeline.ranged import LocalFileReader
+from pipeline.gzip.checkpoint import Checkpoint, StreamKind, open_resumable, take_checkpoint
+from pipeline.gzip.index import ZranIndex
+from pipeline.gzip.index_store import LocalIndexStore
+from pipeline.gzip.ranged import LocalFileReader
 from tests.checkpoint_chain import (
     SMALL,
     bgzf_like,

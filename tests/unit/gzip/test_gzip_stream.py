@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.failures import ManifestReadError
-from pipeline.gzip_stream import DECODE_ERRORS, GzipMembers
-from pipeline.manifest import ManifestRecord, iter_manifest
+from pipeline.gzip.members import DECODE_ERRORS, GzipMembers
+from pipeline.manifest.reader import ManifestRecord, iter_manifest
 
 LINES = [f"s3://bkt-1/photos/k{i}.jpg" for i in range(60)]
 

@@ -8,9 +8,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pipeline.failures import ManifestReadError, ThrottledError
-from pipeline.gzindex import IndexFormatError, ZranIndex
-from pipeline.ranged import LocalFileReader, RangedRawFile, S3ObjectReader
-from pipeline.zranraw import ZranRaw
+from pipeline.gzip.index import IndexFormatError, ZranIndex
+from pipeline.gzip.ranged import LocalFileReader, RangedRawFile, S3ObjectReader
+from pipeline.gzip.zran import ZranRaw
 from tests.checkpoint_chain import gzip_members, manifest_text
 
 

@@ -1,13 +1,13 @@
 import pytest
 
-from pipeline.ledger_items import (
+from pipeline.ledger.items import (
     ChunkCounts,
     chunk_marker,
     counter_update,
     run_key,
     state_from_item,
 )
-from pipeline.runs import RunStatus
+from pipeline.ledger.runs import RunStatus
 
 
 def _adds(update: dict) -> dict[str, int]:

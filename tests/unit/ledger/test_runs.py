@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.runs import RunState, RunStatus, is_run_id, run_id
+from pipeline.ledger.runs import RunState, RunStatus, is_run_id, run_id
 
 SFN_NAME = re.compile(r"^[0-9A-Za-z_-]{1,80}$")
 

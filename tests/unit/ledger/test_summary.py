@@ -1,7 +1,7 @@
 import pytest
 
-from pipeline.runs import RunState, RunStatus
-from pipeline.summary import (
+from pipeline.ledger.runs import RunState, RunStatus
+from pipeline.ledger.summary import (
     LedgerInvariantError,
     Prices,
     build_summary,

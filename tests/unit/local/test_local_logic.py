@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from pipeline.finalize import _partial_reason
-from pipeline.ingest import ManifestObject, execution_input, iter_created_objects
+from pipeline.ledger.finalize import _partial_reason
+from pipeline.ledger.ingest import ManifestObject, execution_input, iter_created_objects
+from pipeline.ledger.progress import check_progress
+from pipeline.ledger.runs import RunState, RunStatus
 from pipeline.local.intrinsics import PhysicalResource, Resolver, TemplateError, find_dependencies
 from pipeline.local.poller import failed_message_ids
-from pipeline.progress import check_progress
-from pipeline.runs import RunState, RunStatus
 
 
 def _resolver() -> Resolver:

@@ -19,21 +19,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.chunking import iter_chunk_spans, iter_chunks
 from pipeline.cli.scan import EXAMPLES_PER_ERROR, SCAN_RUN_ID, scan_manifest
 from pipeline.config import Settings
-from pipeline.cost import sqs_units
 from pipeline.failures import ManifestLineError, ManifestReadError
-from pipeline.manifest import (
+from pipeline.manifest.batch import DenseBatch, ListedBatch, digit_count_sum
+from pipeline.manifest.parse import detect_csv_layout, parse_csv_row, parse_json_value
+from pipeline.manifest.reader import (
     ManifestFormat,
     ManifestReader,
     ManifestRecord,
     RecordReader,
     iter_manifest,
 )
-from pipeline.manifest_batch import DenseBatch, ListedBatch, digit_count_sum
-from pipeline.manifest_parse import detect_csv_layout, parse_csv_row, parse_json_value
-from pipeline.manifest_source import DecodedStream
+from pipeline.manifest.source import DecodedStream
+from pipeline.observe.cost import sqs_units
+from pipeline.split.chunking import iter_chunk_spans, iter_chunks
 from tests.unit.manifest_helpers import as_tuple
 
 PROPS = settings(

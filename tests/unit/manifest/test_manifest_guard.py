@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from pipeline.failures import ManifestLineError, ManifestReadError
-from pipeline.manifest_guard import refusing_non_manifests
+from pipeline.manifest.guard import refusing_non_manifests
 
 
 @dataclass

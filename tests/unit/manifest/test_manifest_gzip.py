@@ -10,9 +10,9 @@ import pytest
 import smart_open
 from isal import igzip
 
-import pipeline.manifest_source  # noqa: F401  # registers the ISA-L compressor
+import pipeline.manifest.source  # noqa: F401  # registers the ISA-L compressor
 from pipeline.failures import ManifestReadError
-from pipeline.manifest import ManifestRecord, iter_manifest
+from pipeline.manifest.reader import ManifestRecord, iter_manifest
 from tests.unit.manifest_helpers import as_tuple, read_all
 
 LINES = [b"bkt,img/%06d.jpg\n" % i for i in range(20_000)]

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from pipeline.failures import ManifestReadError
-from pipeline.manifest import ManifestReader
+from pipeline.manifest.reader import ManifestReader
 from tests.unit.manifest_helpers import as_tuple, read_all
 
 SCHEMA = "Bucket, Key, VersionId, IsLatest, Size"

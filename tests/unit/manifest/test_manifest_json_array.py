@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.failures import ManifestReadError
-from pipeline.manifest_json_array import ArraySplitter
-from pipeline.manifest_lines import HeadStream
-from tests.unit.test_manifest_lines import Trickle
+from pipeline.manifest.json_array import ArraySplitter
+from pipeline.manifest.lines import HeadStream
+from tests.unit.manifest.test_manifest_lines import Trickle
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=12),

@@ -7,7 +7,7 @@ import io
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.manifest_lines import HeadStream, LineSplitter
+from pipeline.manifest.lines import HeadStream, LineSplitter
 
 
 class Trickle:

@@ -11,8 +11,8 @@ import zlib
 import psutil
 
 from pipeline.failures import ManifestLineError
-from pipeline.manifest import ManifestFormat, RecordReader
-from pipeline.manifest_source import DecodedStream
+from pipeline.manifest.reader import ManifestFormat, RecordReader
+from pipeline.manifest.source import DecodedStream
 
 LINES = 1_200_000
 LONG_LINE_AT = 600_000

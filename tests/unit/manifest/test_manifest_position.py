@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from pipeline.manifest import ManifestFormat, ManifestReader, RecordReader, sniff_format
-from pipeline.manifest_source import open_decoded
+from pipeline.manifest.reader import ManifestFormat, ManifestReader, RecordReader, sniff_format
+from pipeline.manifest.source import open_decoded
 from tests.unit.manifest_helpers import as_tuple, write
 
 LINE_CASES = {

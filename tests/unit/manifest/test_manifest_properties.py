@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from pipeline.failures import ManifestLineError, ManifestReadError
-from pipeline.manifest import ManifestRecord, iter_manifest
+from pipeline.manifest.reader import ManifestRecord, iter_manifest
 
 _counter = itertools.count()
 BUCKET = "bkt-1"

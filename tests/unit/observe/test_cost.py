@@ -1,10 +1,10 @@
-"""The cost estimate is plain arithmetic over the documented prices in `pipeline.prices`."""
+"""The cost estimate is plain arithmetic over the documented prices in `pipeline.observe.prices`."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipeline import cost, prices
+from pipeline.observe import cost, prices
 
 
 def test_a_million_images_costs_compute_plus_gets():

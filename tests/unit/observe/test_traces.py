@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rich.console import Console
 
-from pipeline import tracing
 from pipeline.cli.traces import is_aws_endpoint, render
 from pipeline.local.xray import parse_datagram
-from pipeline.traces import (
+from pipeline.observe import tracing
+from pipeline.observe.traces import (
     SUMMARY_WINDOW,
     WINDOW_OVERLAP,
     aggregate_run,
@@ -22,7 +22,7 @@ from pipeline.traces import (
     run_filter_expression,
     summary_windows,
 )
-from pipeline.tracing import NOOP_SPAN, MemoryRecorder, StageClock, Tracer
+from pipeline.observe.tracing import NOOP_SPAN, MemoryRecorder, StageClock, Tracer
 
 
 def _seg(id_, name, start, end, *, subs=(), annotations=None, metadata=None, **extra):

@@ -1,7 +1,7 @@
 import pytest
 
-from pipeline import tracing
-from pipeline.tracing import NOOP_SPAN, MemoryRecorder, Tracer, xray_tracer
+from pipeline.observe import tracing
+from pipeline.observe.tracing import NOOP_SPAN, MemoryRecorder, Tracer, xray_tracer
 
 
 def test_spans_nest_with_annotations_and_metadata():

@@ -2,9 +2,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.failure_queue import MESSAGE_CHARS, iter_batches, message_body
+from pipeline.aws.failure_queue import MESSAGE_CHARS, iter_batches, message_body
 from pipeline.failures import FailureRecord, Stage
-from pipeline.parts import (
+from pipeline.parts.layout import (
     PartKind,
     PartName,
     ResultRow,

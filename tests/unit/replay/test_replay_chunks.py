@@ -7,15 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.chunking import Chunk
 from pipeline.failures import FailureRecord, ImageFetchError, Stage
-from pipeline.manifest_parse import ManifestRecord
-from pipeline.replay import ReplayFilter, select_failures
-from pipeline.replay_chunks import (
-    is_replayable,
-    iter_replay_chunks,
-    parse_work_message,
-)
+from pipeline.manifest.parse import ManifestRecord
+from pipeline.replay.chunks import is_replayable, iter_replay_chunks
+from pipeline.replay.replayer import ReplayFilter, select_failures
+from pipeline.split.chunking import Chunk
+from pipeline.split.work_message import parse_work_message
 
 RUN = "0123456789abcdef0123"
 

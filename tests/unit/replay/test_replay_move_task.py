@@ -7,7 +7,7 @@ import json
 import boto3
 from botocore.stub import Stubber
 
-from pipeline.replay import Replayer, ReplayTargets
+from pipeline.replay.replayer import Replayer, ReplayTargets
 
 DLQ = "https://sqs.us-east-1.amazonaws.com/123456789012/work-dlq"
 WORK = "https://sqs.us-east-1.amazonaws.com/123456789012/work"

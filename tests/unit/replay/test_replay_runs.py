@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.replay import ReplayFilter, ReplaySource, RunReplay, replay_runs
-from pipeline.work_dlq import ParkedChunk
+from pipeline.replay.replayer import ReplayFilter, ReplaySource, RunReplay, replay_runs
+from pipeline.replay.work_dlq import ParkedChunk
 
 A, B, C = "a" * 20, "b" * 20, "c" * 20
 

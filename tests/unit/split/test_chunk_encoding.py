@@ -9,10 +9,10 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.chunk_encoding import encode_span
-from pipeline.chunking import iter_chunk_spans
-from pipeline.manifest_batch import DenseBatch
-from pipeline.manifest_stream import ManifestFormat, RecordReader
+from pipeline.manifest.batch import DenseBatch
+from pipeline.manifest.stream import ManifestFormat, RecordReader
+from pipeline.split.chunk_encoding import encode_span
+from pipeline.split.chunking import iter_chunk_spans
 
 _PLAIN = st.text(st.sampled_from("abcXYZ019/._-~!*'()é中"), min_size=1, max_size=12)
 _ENCODED = st.lists(st.sampled_from(["a", "%20", "+", "%2F", "%C3%A9", "b/c"]), min_size=1).map(

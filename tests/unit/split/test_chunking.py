@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.chunking import Chunk, iter_chunks
-from pipeline.manifest import ManifestRecord
+from pipeline.manifest.reader import ManifestRecord
+from pipeline.split.chunking import Chunk, iter_chunks
 
 
 def _records(n: int, key_len: int = 10) -> list[ManifestRecord]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.failure_backlog import GROUP_RECORDS, FailureBacklog
 from pipeline.failures import FailureRecord, Stage
+from pipeline.split.failure_backlog import GROUP_RECORDS, FailureBacklog
 
 
 def _record(line: int) -> FailureRecord:

@@ -6,7 +6,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pipeline.failures import ResultWriteError, ThrottledError
-from pipeline.split_sinks import BATCH_BYTES, SEND_ATTEMPTS, ChunkMessage, SqsChunkSink
+from pipeline.split.sinks import BATCH_BYTES, SEND_ATTEMPTS, ChunkMessage, SqsChunkSink
 
 
 class FakeSqs:

@@ -8,11 +8,11 @@ import random
 
 import pytest
 
-from pipeline.failure_backlog import GROUP_RECORDS
-from pipeline.indexstore import LocalIndexStore
-from pipeline.ranged import LocalFileReader
-from pipeline.split_sinks import ChunkMessage, CountingSink, MemoryParseFailureWriter
-from pipeline.splitter import SplitOptions, split_pass
+from pipeline.gzip.index_store import LocalIndexStore
+from pipeline.gzip.ranged import LocalFileReader
+from pipeline.split.failure_backlog import GROUP_RECORDS
+from pipeline.split.passes import SplitOptions, split_pass
+from pipeline.split.sinks import ChunkMessage, CountingSink, MemoryParseFailureWriter
 from tests.split_chain import SMALL_KNOBS, RecordingSink, run_chain, tick_clock
 
 N_LINES = 3000

@@ -5,12 +5,12 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from pipeline.chunking import Chunk
+from pipeline.aws.sqs_batch import BATCH_ENTRIES
 from pipeline.failures import ResultWriteError, ThrottledError
-from pipeline.manifest import ManifestRecord
-from pipeline.split_sinks import BATCH_BYTES
-from pipeline.sqs_batch import BATCH_ENTRIES
-from pipeline.work_queue import send_chunks
+from pipeline.manifest.reader import ManifestRecord
+from pipeline.split.chunking import Chunk
+from pipeline.split.sinks import BATCH_BYTES
+from pipeline.split.work_queue import send_chunks
 
 
 def _chunk(number: int, key_bytes: int = 10) -> Chunk:
