@@ -56,7 +56,7 @@ pr: lint test ## The gate before a merge
 clean: ## Remove the venv and caches
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .hypothesis
 
-# ---- template checks and packaging (issue 7) -------------------------------------------------
+# ---- template checks and packaging ---------------------------------------------------------
 # checkov and the SAM CLI pin boto3/click versions the project cannot share (checkov: boto3
 # 1.35; sam: boto3 1.43 with crt), and they conflict with each other: each gets its own venv
 # under .venv-tools, installed from a hash-pinned requirements file (tools/*.txt, compiled from

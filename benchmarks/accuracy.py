@@ -1,7 +1,7 @@
 """Top-1 / top-5 accuracy of the classifier on labelled photos: checks the preprocessing.
 
     .venv/bin/python benchmarks/accuracy.py \
-        --images ../shared/data/imagenet-samples --labels ../shared/data/imagenet-samples.csv
+        --images PHOTOS --labels PHOTOS.csv
 
 The CSV has a `file` column (a path whose file name is looked up in --images) and a
 `class_index` column (ImageNet-1k order). Reference with correct preprocessing on the 500-photo

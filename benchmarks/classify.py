@@ -1,6 +1,6 @@
 """Images/s per core: decode + classify vs inference alone (the bound) vs a naive loop.
 
-    .venv/bin/python benchmarks/classify.py --images ../shared/data/imagenet-samples
+    .venv/bin/python benchmarks/classify.py --images PHOTOS
 
 Everything runs on one thread with `num_threads=1` (one Lambda vCPU); image bytes are read into
 memory first, so S3/disk time is not counted. Two workloads, each measured side by side:

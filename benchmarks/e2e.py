@@ -1,10 +1,10 @@
 """Images/s of `lambdaflow run` on the embedded stack vs `lambdaflow classify` from local disk.
 
-One command, from the checkout in /work/main (or pass --photos):
-`.venv/bin/python benchmarks/e2e.py --photos ../shared/data/imagenet-samples [--copies 2]`.
+One command, from the checkout (PHOTOS is a folder of JPEG photos):
+`.venv/bin/python benchmarks/e2e.py --photos PHOTOS [--copies 2]`.
 
 Both paths label the same ~1,000 photo objects (the 500 ImageNet sample photos in
-../shared/data/imagenet-samples, twice, under two prefixes) with the same model, in the same run:
+PHOTOS, twice, under two prefixes) with the same model, in the same run:
 
 - baseline: `lambdaflow classify PATH...` over the local files (one process, no AWS at all);
 - stack: the photos in the stack's images bucket, a manifest PUT into its input bucket, and the
@@ -30,7 +30,6 @@ from pathlib import Path
 import boto3
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PHOTOS = Path("../shared/data/imagenet-samples")
 """Relative to the working directory, like the other benchmarks (run from the checkout)."""
 
 
@@ -92,7 +91,7 @@ def stack_run(paths: list[Path], copies: int, workers: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS)
+    parser.add_argument("--photos", type=Path, required=True, help="a folder of JPEG photos")
     parser.add_argument("--copies", type=int, default=2)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()

@@ -6,11 +6,11 @@
 
 Generates a gzip CSV manifest of N GB (compressed), streamed to disk, then reads it through
 the resumable reader (`pipeline.gzip.checkpoint`) over the same ranged-reader seam the S3 path uses,
-backed by the local file (moto cannot serve 20 GB: FACTS.md). Each pass is a new Python process
-that resumes from the stored checkpoint, counts lines into a null sink until its time budget is
-spent, and checkpoints at the end of its last whole line. Reports passes, lines/s, compressed
-MB/s, the peak RSS of a pass, bytes fetched / object size, and `gzip -dc FILE | wc -l` on the
-same file side by side (target: ours >= 0.8x its lines/s). With ``--s3`` the manifest is put
+backed by the local file (moto loads a whole object into RAM per GET). Each pass is a new Python
+process that resumes from the stored checkpoint, counts lines into a null sink until its time
+budget is spent, and checkpoints at the end of its last whole line. Reports passes, lines/s,
+compressed MB/s, the peak RSS of a pass, bytes fetched / object size, and `gzip -dc FILE | wc -l`
+on the same file side by side (target: ours >= 0.8x its lines/s). With ``--s3`` the manifest is put
 into the embedded stack's S3 (moto on 127.0.0.1) and each pass reads it with one streaming GET
 and stores its checkpoint index there (keep that <= ~1 GB: moto loads the object per GET).
 """

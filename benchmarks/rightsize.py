@@ -1,6 +1,6 @@
 """Cost per million images at each Lambda memory size, from the worker measured on 1 and 2 cores.
 
-    .venv/bin/python benchmarks/rightsize.py --images ../shared/data/imagenet-samples
+    .venv/bin/python benchmarks/rightsize.py --images PHOTOS
 
 Lambda gives one vCPU per 1,769 MB, up to 6 at 10,240 MB, and bills GB-seconds, so a size is
 cheaper per image only if its vCPUs do proportionally more work. This machine has 2 cores, so:
@@ -133,7 +133,7 @@ def table(one: dict, two: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=Path, default=Path("../shared/data/imagenet-samples"))
+    parser.add_argument("--images", type=Path, required=True, help="a folder of JPEG photos")
     parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--latency-ms", type=float, default=30.0)

@@ -17,8 +17,9 @@ agree):
 Documented limits used: S3 5,500 GET/s per partitioned prefix; Lambda account concurrency
 1,000 by default (shared by every function in the region); SQS standard queues have no
 practical message-rate limit; DynamoDB 1,000 write units/s on one item's partition.
-Anchors: Step Functions Distributed Map at $25 per million transitions (FACTS.md) and SageMaker
-Batch Transform on a 4-vCPU CPU instance (its hourly price is an input: --sagemaker-usd-h).
+Anchors: Step Functions Distributed Map at $25 per million transitions (AWS list price) and
+SageMaker Batch Transform on a 4-vCPU CPU instance (its hourly price is an input:
+--sagemaker-usd-h).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 Each pass is a new Python process running `pipeline.split.passes.split_pass` (decompress, parse,
 cut chunks, encode each chunk message) from the checkpoint the previous pass stored, through
 the same ranged-reader seam the S3 path uses: backed by the local file (moto cannot serve
-20 GB, FACTS.md) or, with ``--s3``, by the embedded stack's S3 (keep that <= ~1 GB). The
+20 GB) or, with ``--s3``, by the embedded stack's S3 (keep that <= ~1 GB). The
 sender is swapped for `CountingSink` (it encodes each message and counts it). Reports passes,
 lines/s, compressed MB/s, the peak RSS of a pass, bytes fetched / object size, and the same
 machine's `gzip -dc | wc -l` lines/s on the same file (``--baseline-gb N``: on its first N GB

@@ -1,6 +1,6 @@
 """The classify worker vs the inference-only bound vs a naive worker, on the embedded S3.
 
-    .venv/bin/python benchmarks/worker.py --images ../shared/data/imagenet-samples
+    .venv/bin/python benchmarks/worker.py --images PHOTOS
 
 One command, every figure side by side in the same run (passes interleaved, medians):
 
@@ -302,7 +302,7 @@ def sweep(bench: Bench, widths: list[int], latency_ms: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=Path, default=Path("../shared/data/imagenet-samples"))
+    parser.add_argument("--images", type=Path, required=True, help="a folder of JPEG photos")
     parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--cpus", type=int, default=1, help="cores the worker may use")

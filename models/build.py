@@ -43,8 +43,8 @@ EXPECTED_SHA256 = {
 """What this script produced on 2026-11-26 (models/README.md); tests pin the committed int8 file.
 
 Tensor names inside a .tflite embed the wrapper's qualified name, so renaming the wrapper class
-changes the bytes (not the weights or the outputs); that is the likely reason FACTS.md lists a
-different sha256 (a differently named wrapper)."""
+changes the bytes (not the weights or the outputs); that is the likely reason an earlier build
+listed a different sha256 (a differently named wrapper)."""
 
 
 def sha256_of(path: Path) -> str:

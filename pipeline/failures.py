@@ -22,7 +22,7 @@ SCHEMA_VERSION = 1
 
 
 class Stage(StrEnum):
-    """Where in the flow an item failed (DESIGN.md's failure record contract)."""
+    """Where in the flow an item failed (the failure record's `stage`)."""
 
     PARSE = "parse"
     FETCH = "fetch"
@@ -203,7 +203,7 @@ class FailureRecord:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape of DESIGN.md's failure record contract (`v` first).
+        """The JSON shape of the failure record contract (`v` first).
 
         `version_id` only when the manifest gave one, as in a result row.
         """

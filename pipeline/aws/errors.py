@@ -1,6 +1,6 @@
 """Translate botocore `ClientError`s raised while writing into the pipeline's error hierarchy.
 
-Only adapters catch `ClientError` (STYLE.md §4). The results writers, the failure-queue sender and
+Only adapters catch `ClientError`. The results writers, the failure-queue sender and
 the runs ledger all write; they share this one mapping, by error code and never by message text,
 so "throttled, try again later" and "broken, look at it" are told apart the same way everywhere.
 """

@@ -1,7 +1,7 @@
 """The one retry policy of the data path: botocore's `adaptive` mode with a bounded budget.
 
-S3 answers 503 SlowDown while a prefix re-partitions and SQS/DynamoDB throttle under bursts
-(FACTS.md): `adaptive` retries those with exponential backoff *and* a client-side token bucket
+S3 answers 503 SlowDown while a prefix re-partitions and SQS/DynamoDB throttle under bursts:
+`adaptive` retries those with exponential backoff *and* a client-side token bucket
 that slows the whole client down while the service sheds load, so a burst of image GETs backs
 off together instead of hammering. The budget is bounded: what still fails after
 `DATA_PATH_MAX_ATTEMPTS` tries becomes a retryable failure record (`ThrottledError`), which

@@ -3,7 +3,7 @@
 Commands never guess endpoints: a running `lambdaflow up` in this directory publishes its
 endpoint and outputs (`pipeline.local.state`); without one, `run` and `demo` start the embedded
 stack for their own duration, while read-only commands (`results`, `failures`) say how to start
-one. Pointing the same commands at a deployed AWS stack (issue 7's `--stack NAME`) only needs a
+one. Pointing the same commands at a deployed AWS stack (`--stack NAME`) only needs a
 `StackInfo` built from CloudFormation outputs.
 """
 

@@ -6,7 +6,7 @@ gzip manifest the checkpoint is a zran seek point (indexed_gzip): compressed off
 and the 32 KiB window before it, trimmed out of indexed_gzip's export (`pipeline/gzip/index.py`)
 and stored through an `IndexStore`; the next pass imports it, seeks to the next line's
 uncompressed offset and fetches only from that seek point on. A plain manifest resumes at a byte
-offset. FACTS.md ("Resuming gzip across invocations") has the measurements behind the choices.
+offset. BENCHMARKS.md ("Split") has the measurements behind the choices.
 
 The stream is bytes from a given uncompressed offset: line parsing, chunking and the time budget
 belong to the caller (`pipeline/manifest/reader.py`, the Split handler). Knows nothing of Lambda.

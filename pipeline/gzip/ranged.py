@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_BLOCK_BYTES = 1024 * 1024
-"""S3 ranged-GET block: measured 1.04x the object fetched over a 3-pass chain (FACTS.md)."""
+"""S3 ranged-GET block: measured 1.04x the object fetched over a 3-pass chain."""
 
 DEFAULT_CACHE_BYTES = 32 * 1024 * 1024
 """Blocks kept behind the read position. zran restarts every read at its last seek point, so it
@@ -52,7 +52,7 @@ class ObjectReader(Protocol):
 class LocalFileReader:
     """An `ObjectReader` over a local file: the stand-in for S3 past moto's size limits.
 
-    moto loads a whole object into RAM on every GET (FACTS.md), so 20 GB+ logic is exercised
+    moto loads a whole object into RAM on every GET (moto 5.2.5), so 20 GB+ logic is exercised
     through this adapter with the same reading code above it.
     """
 

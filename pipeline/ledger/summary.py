@@ -1,4 +1,4 @@
-"""The run summary (DESIGN.md "Run summary"): built from a `RunState`, written beside the results.
+"""The run summary: built from a `RunState`, written beside the results.
 
 `ok + failed == lines`, always: lines the ledger never saw counted (a chunk stuck in the WorkDLQ
 when a stall timeout finalized the run) are reported as failed with stage ``unprocessed`` and
@@ -69,7 +69,7 @@ class RunSummary:
     reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape: DESIGN.md's keys, plus `status` and, when set, `reason`."""
+        """The JSON shape: the documented keys, plus `status` and, when set, `reason`."""
         data: dict[str, Any] = {
             "v": SCHEMA_VERSION,
             "run": self.run,

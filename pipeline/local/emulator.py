@@ -1,7 +1,7 @@
 """Start and stop moto's HTTP server on 127.0.0.1, configured the way the pipeline needs it.
 
 Real Step Functions execution is switched on and Lambda's Docker backend off before any resource
-exists (FACTS.md: the config must be set first, and `MOTO_PORT` must equal the server's port for
+exists (the config must be set first, and `MOTO_PORT` must equal the server's port for
 Step Functions tasks to call back into it).
 """
 

@@ -1,6 +1,6 @@
 """Lambda's SQS event source mapping, for the local stack: receive, invoke, settle.
 
-moto's own mapping fires only inside SendMessage and never retries (FACTS.md), so the local stack
+moto's own mapping fires only inside SendMessage and never retries (moto 5.2.5), so the local stack
 polls each mapped queue itself with the semantics a handler sees on AWS:
 
 - a batch is up to `BatchSize` messages, gathered for at most `MaximumBatchingWindowInSeconds`;

@@ -2,7 +2,7 @@
 
 Resources are created directly through the service APIs rather than through moto's
 CloudFormation, because that one silently drops bucket notifications, queue policies, state
-machine DefinitionSubstitutions and tracing (FACTS.md). Walking the template ourselves keeps it
+machine DefinitionSubstitutions and tracing (moto 5.2.5). Walking the template ourselves keeps it
 the single source of truth: a resource added to template.yaml appears locally, and a resource
 type this module cannot create is reported in `ProvisionedStack.skipped` instead of vanishing.
 

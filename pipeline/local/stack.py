@@ -6,7 +6,7 @@ per event source mapping. `lambdaflow up`, `run`, `demo` and the integration tes
 
 Seams for later work: `StackOptions.handler_overrides` swaps a function's `Handler:` (tests inject
 faults through a wrapper handler, never by editing production code), and `on_started` hooks let a
-future X-Ray daemon stand-in (issue 7) start with the stack.
+the X-Ray daemon stand-in start with the stack.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A local stand-in for the X-Ray daemon: UDP on 127.0.0.1 → `PutTraceSegments` on the emulator.
 
-No registry ships the X-Ray daemon (FACTS.md), yet aws-xray-sdk only ever talks UDP to one. This
+No registry ships the X-Ray daemon, yet aws-xray-sdk only ever talks UDP to one. This
 relay speaks the daemon's wire protocol — each datagram is the header line
 `{"format": "json", "version": 1}` followed by one segment (or subsegment) document — and
 forwards the documents in batches to the X-Ray API of the emulator, where `lambdaflow traces`

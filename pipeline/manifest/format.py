@@ -14,7 +14,7 @@ from pipeline.manifest.lines import BOM
 
 
 class ManifestFormat(StrEnum):
-    """The manifest formats of DESIGN.md, as sniffed from the first decompressed bytes."""
+    """The manifest formats README lists, as sniffed from the first decompressed bytes."""
 
     CSV = "csv"
     JSON_LINES = "jsonl"

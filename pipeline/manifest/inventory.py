@@ -80,7 +80,7 @@ def part_source(manifest_source: str, inventory: InventoryManifest, key: str) ->
 
     S3 Inventory writes manifest.json and its parts to the same destination bucket, so parts are
     read only from the manifest's own bucket: an uploaded manifest.json naming another bucket
-    must not make us read it (DESIGN.md "Security"). Locally, the part is looked for as `key`
+    must not make us read it (the source-bucket allowlist). Locally, the part is looked for as `key`
     under each ancestor of manifest.json (a downloaded destination prefix), then beside it and
     in a `data/` folder beside it; absolute keys and `..` are refused.
 

@@ -3,7 +3,7 @@
 Lines are found by `bytes.split` on 1 MiB blocks (the line search runs in C); a line longer
 than the limit is read past without being held, and reported as None so the caller can record
 it as a failure at its line number. Offsets are counted, never taken from `tell()`: a reader
-runs ahead of the line it hands out (FACTS.md, resuming gzip).
+runs ahead of the line it hands out (the reader's `tell()` runs ahead).
 """
 
 from __future__ import annotations

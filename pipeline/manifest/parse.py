@@ -35,7 +35,7 @@ _VERSION_COLUMNS = frozenset({"version_id", "versionid", "version"})
 
 @dataclass(frozen=True, slots=True)
 class ManifestRecord:
-    """One image reference; `line` is its identity in the run (DESIGN.md "Line identity")."""
+    """One image reference; `line` is its identity in the run (results and failures carry it)."""
 
     line: int
     bucket: str

@@ -41,7 +41,7 @@ from pipeline.manifest.stream import (
 )
 
 _S3_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
-"""FACTS.md: `standard` retries ride out S3's 503 SlowDown; `legacy` does not."""
+"""`standard` retries ride out S3's 503 SlowDown; `legacy` does not."""
 
 if TYPE_CHECKING:
     from types import TracebackType

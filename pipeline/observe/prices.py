@@ -31,7 +31,7 @@ DYNAMODB_WRITE_UNIT_USD = 0.625 / 1_000_000
 """DynamoDB on-demand, per write request unit (a 2-item transaction of small items is 4)."""
 
 MB_PER_VCPU = 1769
-"""Lambda allocates one vCPU per 1,769 MB (FACTS.md), up to 6 at 10,240 MB."""
+"""Lambda allocates one vCPU per 1,769 MB, up to 6 at 10,240 MB."""
 CLASSIFY_MEMORY_MB = 1769
 """The classify function's memory: the cheapest size measured (BENCHMARKS.md "Right-sizing":
 every size costs the same per image until the GIL-serial share caps threads, so one vCPU)."""

@@ -12,7 +12,7 @@ the SDK streams as documents of their own — and sums, per chunk and overall:
   fetch and decode run concurrently, so their busy seconds can exceed the chunk's wall time);
 - the numeric `lambdaflow` metadata (items, bytes), summed.
 
-The emulator's X-Ray cannot filter (FACTS.md: FilterExpression fails, summaries are shallow), so
+The emulator's X-Ray cannot filter (moto 5.2.5: FilterExpression fails, summaries are shallow), so
 filtering on the server is optional and the annotations are always checked here as well.
 Knows nothing of Lambda or of the CLI.
 """

@@ -100,7 +100,7 @@ def parse_failures_part(run: str, chunk: int) -> PartName:
 
 @dataclass(frozen=True, slots=True)
 class ResultRow:
-    """One labelled manifest line (DESIGN.md "Result row"); labels are top-k, best first."""
+    """One labelled manifest line; labels are top-k, best first."""
 
     line: int
     bucket: str

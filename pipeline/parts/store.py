@@ -1,6 +1,6 @@
 """Write a run's parts atomically and read them back, each line once, in line order.
 
-Writing: rows go through a 1 MiB buffer into isal gzip (level 1: FACTS.md measured gzip level 9
+Writing: rows go through a 1 MiB buffer into isal gzip (level 1: gzip level 9 measured
 35x slower for 3.5 % less size) in a spooled temporary file, and one PutObject publishes the part
 when the block exits cleanly. An exception inside the block uploads nothing: a part is whole or
 absent. Keys are deterministic (`pipeline/parts/layout.py`), so a redelivered chunk overwrites its

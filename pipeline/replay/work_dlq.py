@@ -8,7 +8,7 @@ chunk is written and counted exactly once, whether it is a first delivery or a r
 Two ways to move:
 - `move_messages`: receive → send → delete, filtered by run. The message is deleted from the
   DLQ only after SendMessage succeeded, so a crash in between leaves a duplicate (harmless, see
-  above), never a loss. This is the local path (moto has no `StartMessageMoveTask`, FACTS.md)
+  above), never a loss. This is the local path (moto 5.2.5 has no `StartMessageMoveTask`)
   and the only one that can pick one run's chunks.
 - `start_move_task`: SQS's own `StartMessageMoveTask` (AWS, all messages, ≤ 500 msg/s).
 """

@@ -28,7 +28,7 @@ class SplitState:
     parse_failures: dict[str, int] = field(default_factory=dict)
     reason: str | None = None
     resume: dict[str, Any] | None = None
-    """Where the next pass starts (issue 9's seek point); None means "from the start"."""
+    """Where the next pass starts (a seek point); None means "from the start"."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SplitState:

@@ -111,7 +111,7 @@ def _read(emulator, run: str):
         run,
         start=now - timedelta(hours=1),
         end=now + timedelta(minutes=5),
-        is_server_filtered=False,  # the emulator cannot filter (FACTS.md)
+        is_server_filtered=False,  # the emulator cannot filter (moto 5.2.5)
     )
 
 

@@ -1,4 +1,4 @@
-"""tools/lambda.txt — the Lambda's dependencies — stays what uv.lock says (STYLE.md §9)."""
+"""tools/lambda.txt — the Lambda's dependencies — stays what uv.lock says."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""template.yaml and the state machine definition, checked offline (STYLE.md §10)."""
+"""template.yaml and the state machine definition, checked offline."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""template.yaml is deployable as it stands: the STYLE.md §10 checklist and issue 7's hardening.
+"""template.yaml is deployable as it stands: the hardening checklist.
 
 Asserted on the template as SAM translates it (what CloudFormation deploys), with the optional
 parts switched on (an images bucket, an allowlist, an alarm topic). test_template.py covers the

@@ -26,7 +26,7 @@ def test_a_million_images_costs_compute_plus_gets():
         est.dynamodb_usd,
     )
     assert est.total_usd == pytest.approx(sum(parts), abs=1e-5)
-    # FACTS.md: ~$0.0000230 per arm64 vCPU-second
+    # AWS list price: ~$0.0000230 per arm64 vCPU-second
     assert classify / vcpu_s == pytest.approx(0.0000230, rel=0.01)
 
 
