@@ -15,7 +15,8 @@ from pipeline.aws.stack_outputs import describe_deployed_stack
 from pipeline.cli.app import app
 from pipeline.failures import ConfigError
 from pipeline.local.state import find_running_stack
-from pipeline.observe.traces import Breakdown, RunTraces, load_run_traces
+from pipeline.observe.trace_search import load_run_traces
+from pipeline.observe.traces import Breakdown, RunTraces
 
 _AWS_DOMAIN = ".amazonaws.com"
 _CLOCK_SKEW = timedelta(minutes=5)

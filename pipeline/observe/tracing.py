@@ -5,6 +5,9 @@ imports it. Callers write ``with span("fetch", annotations={"run": run, "chunk":
 may add ``s.metadata("bytes", total)`` once they know it. With tracing off, or with no segment
 active (outside Lambda, no local daemon), `span` returns one shared do-nothing object: no import,
 no allocation, no SDK call. `MemoryRecorder` is the fake for unit tests.
+
+Past the ~300-line guide on purpose: the seam is only worth having if every X-Ray detail (the
+recorder, the emitter's daemon address, the Lambda invocation segment) lives behind it.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from pipeline.config import DEFAULT_MODEL_PATH, Settings
 from pipeline.ledger.table import RunLedger
 from pipeline.manifest.reader import ManifestRecord
 from pipeline.observe import tracing
-from pipeline.observe.traces import load_run_traces
+from pipeline.observe.trace_search import load_run_traces
 from pipeline.observe.tracing import xray_tracer
 from pipeline.split.chunking import Chunk
 from tests.e2e.test_flow import (

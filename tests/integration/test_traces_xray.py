@@ -25,7 +25,7 @@ from pipeline.cli import app
 from pipeline.local.state import StackInfo, write_state
 from pipeline.local.xray import MAX_DATAGRAM_BYTES, start_xray_relay, xray_client
 from pipeline.observe import tracing
-from pipeline.observe.traces import load_run_traces
+from pipeline.observe.trace_search import load_run_traces
 from pipeline.observe.tracing import StageClock, xray_tracer
 from tests.wait import wait_until
 

@@ -13,15 +13,14 @@ from rich.console import Console
 from pipeline.cli.traces import is_aws_endpoint, render
 from pipeline.local.xray import parse_datagram
 from pipeline.observe import tracing
-from pipeline.observe.traces import (
+from pipeline.observe.trace_search import (
     SUMMARY_WINDOW,
     WINDOW_OVERLAP,
-    aggregate_run,
-    flatten_documents,
     iter_trace_ids,
     run_filter_expression,
     summary_windows,
 )
+from pipeline.observe.traces import aggregate_run, flatten_documents
 from pipeline.observe.tracing import NOOP_SPAN, MemoryRecorder, StageClock, Tracer
 
 
