@@ -9,7 +9,6 @@ Knows nothing of S3, decoding or Lambda.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import queue
@@ -25,11 +24,13 @@ from pipeline.classify.images import ImageDecoder
 from pipeline.classify.model_spec import (
     ModelSpec,
     Preprocessing,
+    check_image_model,
     file_sha256,
+    first_line,
     imagenet_labels,
     model_file,
     read_labels,
-    resolve_spec,
+    spec_from_settings,
 )
 from pipeline.config import Settings
 from pipeline.failures import ClassifyError, ConfigError
@@ -44,10 +45,6 @@ logger = logging.getLogger(__name__)
 NUM_CLASSES = 1000
 """ImageNet-1k: the presets' outputs, and a user model's when it brings no labels file."""
 
-INPUT_DTYPES = (np.float32, np.uint8, np.int8)
-IMAGE_RANK, RGB, MIN_SIDE = 4, 3, 8
-"""An image input is ``[1, N, N, 3]`` with N at least 8; an output ``[1, classes]``, 2 or more."""
-OUTPUT_RANK, MIN_CLASSES = 2, 2
 NO_PREPROCESSING = Preprocessing()
 """The defaults: crop 0.875, bilinear, no normalisation (the presets scale inside the model)."""
 
@@ -140,8 +137,8 @@ class Classifier:
                 for _ in range(max(1, replicas))
             ]
         except (ValueError, RuntimeError) as exc:
-            raise ConfigError(f"{model_path} is not a .tflite model: {_first_line(exc)}") from exc
-        _check_image_model(model_path, interpreters[0])
+            raise ConfigError(f"{model_path} is not a .tflite model: {first_line(exc)}") from exc
+        check_image_model(model_path, interpreters[0])
         identity = ModelIdentity(name or str(model_path), file_sha256(model_path))
         try:
             classifier = cls(
@@ -153,7 +150,7 @@ class Classifier:
                 replicas=interpreters[1:],
             )
         except (ValueError, RuntimeError, IndexError) as exc:
-            raise ConfigError(f"{model_path} cannot be loaded: {_first_line(exc)}") from exc
+            raise ConfigError(f"{model_path} cannot be loaded: {first_line(exc)}") from exc
         classes = int(classifier._output["shape"][-1])
         if classes != len(classifier.labels):
             source = "ImageNet-1k" if labels is None else "the labels file"
@@ -256,36 +253,6 @@ class Classifier:
         interpreter.allocate_tensors()
 
 
-def _check_image_model(model_path: Path, interpreter: Any) -> None:
-    """An image classifier takes one ``[1, N, N, 3]`` image and gives one ``[1, classes]`` row."""
-    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
-    if len(inputs) != 1 or len(outputs) < 1:
-        raise ConfigError(
-            f"{model_path} is not an image classifier: {len(inputs)} inputs, {len(outputs)} outputs"
-        )
-    shape, dtype = [int(n) for n in inputs[0]["shape"]], np.dtype(inputs[0]["dtype"])
-    if len(shape) != IMAGE_RANK or shape[3] != RGB or shape[1] != shape[2] or shape[1] < MIN_SIDE:
-        raise ConfigError(
-            f"{model_path} is not an image classifier: input shape {shape}, expected [1, N, N, 3]"
-        )
-    if dtype not in INPUT_DTYPES:
-        raise ConfigError(
-            f"{model_path} is not an image classifier: input dtype {dtype}, expected "
-            "float32, uint8 or int8"
-        )
-    out_shape = [int(n) for n in outputs[0]["shape"]]
-    if len(out_shape) != OUTPUT_RANK or out_shape[1] < MIN_CLASSES:
-        raise ConfigError(
-            f"{model_path} is not an image classifier: output shape {out_shape}, "
-            "expected [1, classes]"
-        )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def top_labels(
     probabilities: np.ndarray, top_k: int, labels: Sequence[str] | None = None
 ) -> tuple[Label, ...]:
@@ -322,24 +289,6 @@ def load_spec(
         batch_size=batch_size,
         replicas=replicas,
     )
-
-
-def spec_from_settings(settings: Settings) -> ModelSpec:
-    """The model spec the settings describe (LAMBDAFLOW_MODEL, _LABELS, _MODEL_SHA256 …).
-
-    Each preprocessing setting that is set replaces the preset's (or the default) value.
-    """
-    base = resolve_spec(
-        settings.model, labels=settings.labels or None, sha256=settings.model_sha256 or None
-    )
-    given = base.preprocessing
-    preprocessing = Preprocessing(
-        crop_fraction=settings.crop_fraction or given.crop_fraction,
-        resize_filter=settings.resize_filter or given.resize_filter,
-        mean=settings.input_mean or given.mean,
-        std=settings.input_std or given.std,
-    )
-    return dataclasses.replace(base, preprocessing=preprocessing)
 
 
 def get_classifier(settings: Settings) -> Classifier:

