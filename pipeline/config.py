@@ -84,6 +84,15 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """`parse`, with a blank value meaning unset (a template parameter left empty)."""
+
+    def parse_or_none(raw: str) -> Any:
+        return None if not raw.strip() else parse(raw)
+
+    return parse_or_none
+
+
 def _fraction(raw: str) -> float:
     value = float(raw)
     if not 0 < value <= 1:
@@ -140,10 +149,10 @@ class Settings:
     """Path / s3:// URI of the model's labels file, one class name a line (empty: ImageNet-1k)."""
     model_sha256: str = _setting(MODEL_SHA256, "")
     """Expected sha256 of the model file, checked at load (a preset's is pinned)."""
-    crop_fraction: float | None = _setting(CROP_FRACTION, None, _fraction)
-    resize_filter: str | None = _setting(RESIZE_FILTER, None, _resize_filter)
-    input_mean: tuple[float, ...] | None = _setting(INPUT_MEAN, None, _channel_values)
-    input_std: tuple[float, ...] | None = _setting(INPUT_STD, None, _positive_channels)
+    crop_fraction: float | None = _setting(CROP_FRACTION, None, _optional(_fraction))
+    resize_filter: str | None = _setting(RESIZE_FILTER, None, _optional(_resize_filter))
+    input_mean: tuple[float, ...] | None = _setting(INPUT_MEAN, None, _optional(_channel_values))
+    input_std: tuple[float, ...] | None = _setting(INPUT_STD, None, _optional(_positive_channels))
     """Preprocessing of a user's model; unset: the preset's (or 0.875, bilinear, 0, 1)."""
     top_k: int = _setting(TOP_K, 5, _positive_int)
     num_threads: int = _setting(NUM_THREADS, 1, _positive_int)

@@ -32,24 +32,32 @@ def _print_human(info: StackInfo) -> None:
 
 
 def model_parameters(model: str | None, labels: str | None) -> dict[str, str]:
-    """The template parameters for `--model`/`--labels`, the model loaded once here to check it.
+    """The template parameters of the workers' model, loaded once here to check it.
 
-    A local path is made absolute (the workers may run elsewhere). A bad spec exits 2 with its
-    one line before any stack starts, instead of in every worker.
+    `--model`/`--labels` win over this shell's LAMBDAFLOW_MODEL, _LABELS, _MODEL_SHA256 and the
+    preprocessing settings, which are passed on too (the template sets the workers' variables,
+    so an exported one would not reach them otherwise). A local path is made absolute. A bad
+    spec exits 2 with its one line before any stack starts, instead of in every worker.
     """
-    if model is None and labels is None:
-        return {}
     from pipeline.classify.model import load_spec  # noqa: PLC0415  # imports LiteRT
 
-    uri = model or "efficientnet-lite0"
-    parameters = {"ModelUri": _absolute(uri), "LabelsUri": _absolute(labels or "")}
+    given = {"model": model, "labels": labels}
     try:
-        settings = Settings.from_env(model=parameters["ModelUri"], labels=parameters["LabelsUri"])
+        settings = Settings.from_env(**{k: _absolute(v) for k, v in given.items() if v})
         load_spec(spec_from_settings(settings))  # checked, then dropped: the workers load it
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    return parameters
+    crop = settings.crop_fraction
+    return {
+        "ModelUri": _absolute(settings.model),
+        "LabelsUri": _absolute(settings.labels),
+        "ModelSha256": settings.model_sha256,
+        "ModelCropFraction": "" if crop is None else str(crop),
+        "ModelResizeFilter": settings.resize_filter or "",
+        "ModelInputMean": ",".join(map(str, settings.input_mean or ())),
+        "ModelInputStd": ",".join(map(str, settings.input_std or ())),
+    }
 
 
 def _absolute(uri: str) -> str:
