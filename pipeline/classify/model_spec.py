@@ -104,7 +104,7 @@ def resolve_spec(
     Raises:
         ConfigError: an unknown preset name, or a sha256 that contradicts a preset's pin.
     """
-    model = model.strip()
+    model, sha256 = model.strip(), sha256.strip().lower() if sha256 else None
     preset = PRESETS.get(model)
     if preset is not None:
         if sha256 and sha256 != preset.sha256:
@@ -125,7 +125,7 @@ def resolve_spec(
         name=model,
         model_uri=model,
         labels_uri=labels,
-        sha256=sha256.lower() if sha256 else None,
+        sha256=sha256,
         preprocessing=preprocessing or Preprocessing(),
     )
 
