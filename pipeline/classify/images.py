@@ -59,19 +59,32 @@ class ImageDecoder:
             own guard (`Image.MAX_IMAGE_PIXELS`, ~89 M by default) applies too: its
             DecompressionBombWarning is this same error, never just a logged warning.
         max_bytes: Larger inputs are refused without being parsed.
+        crop_fraction: Share of the short side the central crop keeps (the model's recipe).
+        resample: Pillow filter of the resize (the model's recipe).
     """
 
     input_size: int = DEFAULT_INPUT_SIZE
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_bytes: int = DEFAULT_MAX_BYTES
+    crop_fraction: float = CROP_FRACTION
+    resample: Image.Resampling = Image.Resampling.BILINEAR
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, input_size: int) -> ImageDecoder:
-        """The decoder for a model's input size, with the limits configured in `settings`."""
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        input_size: int,
+        crop_fraction: float = CROP_FRACTION,
+        resample: Image.Resampling = Image.Resampling.BILINEAR,
+    ) -> ImageDecoder:
+        """The decoder for a model's input and preprocessing, with the limits in `settings`."""
         return cls(
             input_size=input_size,
             max_pixels=settings.max_image_pixels,
             max_bytes=settings.max_image_bytes,
+            crop_fraction=crop_fraction,
+            resample=resample,
         )
 
     def decode(self, data: bytes) -> np.ndarray:
@@ -143,7 +156,7 @@ class ImageDecoder:
         at least input_size pixels: never an upscale.
         """
         if image.format == "JPEG":
-            side = math.ceil(self.input_size / CROP_FRACTION)
+            side = math.ceil(self.input_size / self.crop_fraction)
             image.draft("RGB", (side, side))
         try:
             image.load()  # a fresh image sits on its first frame: animated GIF/WebP/APNG too
@@ -162,13 +175,13 @@ class ImageDecoder:
             ) from exc
 
     def _crop_resize(self, image: Image.Image) -> np.ndarray:
-        """Central crop of 0.875 of the short side and bilinear resize, in one resampling pass."""
+        """Central crop (0.875 of the short side) and resize (bilinear), in one resampling pass."""
         width, height = image.size
-        crop = min(width, height) * CROP_FRACTION
+        crop = min(width, height) * self.crop_fraction
         left, top = (width - crop) / 2, (height - crop) / 2
         resized = image.resize(
             (self.input_size, self.input_size),
-            Image.Resampling.BILINEAR,
+            self.resample,
             box=(left, top, left + crop, top + crop),
         )
         return np.asarray(resized, dtype=np.float32)

@@ -122,10 +122,8 @@ class ChunkWorker:
 
     @property
     def decoder(self) -> ImageDecoder:
-        """Decoder within the configured byte and pixel limits."""
-        return ImageDecoder(
-            max_pixels=self.settings.max_image_pixels, max_bytes=self.settings.max_image_bytes
-        )
+        """The model's decoder (input size, crop, filter) within the configured limits."""
+        return self.classifier.decoder(self.settings)
 
     def load(self, item: ManifestRecord, decoder: ImageDecoder) -> np.ndarray:
         """Fetch and decode one image; never reads a bucket off the allowlist."""
@@ -253,7 +251,9 @@ class ChunkWorker:
                 attempts = replay.attempts_for(item.line) if replay else 1
                 failures.append(_failure(chunk.run, item, outcome, attempts))
                 continue
-            row = ResultRow(item.line, item.bucket, item.key, outcome, item.version_id)
+            row = ResultRow(
+                item.line, item.bucket, item.key, outcome, item.version_id, self.classifier.identity
+            )
             part.write(row.to_dict())
             ok += 1
         return ok

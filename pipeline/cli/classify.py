@@ -1,4 +1,7 @@
-"""`lambdaflow classify IMAGE... [--top K] [--json]`: label local files and s3:// objects.
+"""`lambdaflow classify IMAGE... [--model M] [--labels F] [--top K] [--json]`: label images.
+
+Local files and s3:// objects; the model is a preset name or a user's `.tflite` (with its labels
+file), and every row names it and its sha256.
 
 A failed image is data: it is printed as an error row and the exit code stays 0. Only usage
 errors (bad arguments, bad settings: 2) and work that cannot be done at all (no model, S3
@@ -19,8 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 
 from pipeline.classify.fetch import fetch_image, read_local_image
-from pipeline.classify.images import ImageDecoder
-from pipeline.classify.model import Classifier, Label, get_classifier
+from pipeline.classify.model import Classifier, Label, ModelIdentity, get_classifier
 from pipeline.cli.app import app
 from pipeline.config import Settings
 from pipeline.failures import ClassifyError, ConfigError, PipelineError
@@ -62,17 +64,26 @@ class Outcome:
     path: str
     labels: tuple[Label, ...] = ()
     error: PipelineError | None = None
+    model: ModelIdentity | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The `--json` row: ``{"path", "labels": [[name, score], …]}`` or with ``error``."""
+        """The `--json` row: ``{"path", "labels": [[name, score], …], "model", "model_sha256"}``.
+
+        A failed image has ``error``, ``stage`` and ``message`` instead of the labels.
+        """
         if self.error is not None:
-            return {
+            row = {
                 "path": self.path,
                 "error": self.error.error,
                 "stage": self.error.stage.value,
                 "message": self.error.message,
             }
-        return {"path": self.path, "labels": [[lb.name, round(lb.score, 6)] for lb in self.labels]}
+        else:
+            labels = [[lb.name, round(lb.score, 6)] for lb in self.labels]
+            row = {"path": self.path, "labels": labels}
+        if self.model is not None:
+            row |= {"model": self.model.name, "model_sha256": self.model.sha256}
+        return row
 
     def to_text(self) -> str:
         """The human rendering: the path, then one ``score  name`` line per label."""
@@ -95,11 +106,28 @@ def classify(
         typer.Option("--top", min=1, max=1000, help="Labels per image [LAMBDAFLOW_TOP_K]."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON list.")] = False,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="efficientnet-lite0 (default), efficientnet-lite2, or the path / s3:// URI of "
+            "a .tflite image classifier [LAMBDAFLOW_MODEL].",
+        ),
+    ] = None,
+    labels: Annotated[
+        str | None,
+        typer.Option(
+            "--labels",
+            help="The model's labels file (path or s3://), one class name a line "
+            "[LAMBDAFLOW_LABELS; default: ImageNet-1k].",
+        ),
+    ] = None,
 ) -> None:
-    """Classify images with the ImageNet model; failed images are reported, not fatal."""
+    """Classify images with an image model; failed images are reported, not fatal."""
     sources = [Source.parse(text) for text in images]
+    given = {"model": model, "labels": labels}
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env(**{k: v for k, v in given.items() if v is not None})
     except ConfigError as exc:
         _fail(str(exc), USAGE_ERROR)
     try:
@@ -119,7 +147,7 @@ def classify(
 def _classify_all(
     sources: Sequence[Source], classifier: Classifier, settings: Settings, top_k: int
 ) -> Iterator[Outcome]:
-    decoder = ImageDecoder.from_settings(settings, input_size=classifier.input_size)
+    decoder = classifier.decoder(settings)
     reader = _Reader(settings.max_image_bytes)
     for start in range(0, len(sources), GROUP_SIZE):
         group = sources[start : start + GROUP_SIZE]
@@ -137,7 +165,7 @@ def _classify_all(
             found = []
         labels = dict(zip(decoded, found, strict=False))
         for i, source in enumerate(group):
-            yield Outcome(source.text, labels.get(i, ()), failed.get(i))
+            yield Outcome(source.text, labels.get(i, ()), failed.get(i), classifier.identity)
 
 
 class _Reader:

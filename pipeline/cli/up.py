@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from pipeline.classify.model_spec import PRESETS, spec_from_settings
 from pipeline.cli.app import app
 from pipeline.cli.stack_target import embedded_stack, stack_info
+from pipeline.config import Settings
+from pipeline.failures import ConfigError
 from pipeline.local.state import StackInfo, clear_state, find_running_stack, write_state
 
 
@@ -27,6 +31,41 @@ def _print_human(info: StackInfo) -> None:
     typer.echo("\nOther lambdaflow commands in this directory use this stack. Ctrl-C stops it.")
 
 
+def model_parameters(model: str | None, labels: str | None) -> dict[str, str]:
+    """The template parameters of the workers' model, loaded once here to check it.
+
+    `--model`/`--labels` win over this shell's LAMBDAFLOW_MODEL, _LABELS, _MODEL_SHA256 and the
+    preprocessing settings, which are passed on too (the template sets the workers' variables,
+    so an exported one would not reach them otherwise). A local path is made absolute. A bad
+    spec exits 2 with its one line before any stack starts, instead of in every worker.
+    """
+    from pipeline.classify.model import load_spec  # noqa: PLC0415  # imports LiteRT
+
+    given = {"model": model, "labels": labels}
+    try:
+        settings = Settings.from_env(**{k: _absolute(v) for k, v in given.items() if v})
+        load_spec(spec_from_settings(settings))  # checked, then dropped: the workers load it
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    crop = settings.crop_fraction
+    return {
+        "ModelUri": _absolute(settings.model),
+        "LabelsUri": _absolute(settings.labels),
+        "ModelSha256": settings.model_sha256,
+        "ModelCropFraction": "" if crop is None else str(crop),
+        "ModelResizeFilter": settings.resize_filter or "",
+        "ModelInputMean": ",".join(map(str, settings.input_mean or ())),
+        "ModelInputStd": ",".join(map(str, settings.input_std or ())),
+    }
+
+
+def _absolute(uri: str) -> str:
+    if not uri or uri.startswith("s3://") or uri in PRESETS or not Path(uri).exists():
+        return uri
+    return str(Path(uri).resolve())
+
+
 @app.command()
 def up(
     port: Annotated[int, typer.Option(help="Port for the emulator; 0 picks a free one.")] = 0,
@@ -36,8 +75,21 @@ def up(
     workers: Annotated[
         int | None, typer.Option(help="Classify worker processes (default: CPU cores).")
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="The workers' model: efficientnet-lite0 (default), efficientnet-lite2, or the "
+            "path / s3:// URI of a .tflite image classifier (template parameter ModelUri).",
+        ),
+    ] = None,
+    labels: Annotated[
+        str | None,
+        typer.Option("--labels", help="The model's labels file, one class name a line."),
+    ] = None,
 ) -> None:
     """Run the embedded local AWS stack (moto + template.yaml + pollers) until Ctrl-C."""
+    parameters = model_parameters(model, labels)
     running = find_running_stack()
     if running is not None:
         typer.echo(
@@ -48,7 +100,9 @@ def up(
         raise typer.Exit(1)
     from pipeline.local.stack import StackOptions  # noqa: PLC0415  # slow import: see stack_target
 
-    options = StackOptions() if workers is None else StackOptions(workers=workers)
+    options = StackOptions(parameters=parameters)
+    if workers is not None:
+        options = StackOptions(parameters=parameters, workers=workers)
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())

@@ -99,6 +99,14 @@ def parse_failures_part(run: str, chunk: int) -> PartName:
 
 
 @dataclass(frozen=True, slots=True)
+class RowModel:
+    """The model a results row names (read back from a part)."""
+
+    name: str
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
 class ResultRow:
     """One labelled manifest line; labels are top-k, best first."""
 
@@ -107,6 +115,9 @@ class ResultRow:
     key: str
     labels: tuple[tuple[str, float], ...]
     version_id: str | None = None
+    model: Any = None
+    """What labelled it: anything with `name` and `sha256` (a `ModelIdentity`), so a run can be
+    reproduced. Repeated on every row: gzip stores the repeat in a few bytes (BENCHMARKS.md)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of the contract; `version_id` only when the manifest gave one."""
@@ -114,6 +125,9 @@ class ResultRow:
         if self.version_id is not None:
             data["version_id"] = self.version_id
         data["labels"] = [[name, score] for name, score in self.labels]
+        if self.model is not None:
+            data["model"] = self.model.name
+            data["model_sha256"] = self.model.sha256
         return data
 
     @classmethod
@@ -125,4 +139,7 @@ class ResultRow:
             key=data["key"],
             labels=tuple((str(name), float(score)) for name, score in data["labels"]),
             version_id=data.get("version_id"),
+            model=RowModel(data["model"], data.get("model_sha256", ""))
+            if "model" in data
+            else None,
         )

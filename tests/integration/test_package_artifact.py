@@ -94,3 +94,10 @@ def test_the_artifact_has_no_cli_or_local_stack_and_fits_lambda(twin):
     assert not (twin.path / "pipeline" / "local").exists()
     assert not (twin.path / "pipeline" / "cli").exists()
     assert twin.unzipped_bytes < package.UNZIPPED_LIMIT_BYTES
+
+
+def test_the_artifact_carries_every_preset_model(twin):
+    from pipeline.classify.model_spec import PRESETS, file_sha256  # noqa: PLC0415
+
+    for preset in PRESETS.values():
+        assert file_sha256(twin.path / "models" / preset.file) == preset.sha256

@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import pytest
 
 from pipeline.config import Settings
@@ -10,7 +8,8 @@ def test_defaults_need_no_environment():
     settings = Settings.from_env({})
     assert settings.top_k == 5
     assert settings.source_buckets == frozenset()
-    assert settings.model_path.name.endswith(".tflite")
+    assert settings.model == "efficientnet-lite0"
+    assert (settings.labels, settings.model_sha256, settings.crop_fraction) == ("", "", None)
 
 
 def test_environment_is_parsed_and_overrides_win():
@@ -18,13 +17,35 @@ def test_environment_is_parsed_and_overrides_win():
         "LAMBDAFLOW_TOP_K": "3",
         "LAMBDAFLOW_SOURCE_BUCKETS": "a, b,,c",
         "LAMBDAFLOW_TRACING": "true",
-        "LAMBDAFLOW_MODEL_PATH": "/tmp/m.tflite",
+        "LAMBDAFLOW_MODEL": "/tmp/m.tflite",
+        "LAMBDAFLOW_LABELS": "s3://b/labels.txt",
+        "LAMBDAFLOW_CROP_FRACTION": "1",
+        "LAMBDAFLOW_RESIZE_FILTER": "Bicubic",
+        "LAMBDAFLOW_INPUT_MEAN": "123.7,116.3,103.5",
+        "LAMBDAFLOW_INPUT_STD": "58",
     }
     settings = Settings.from_env(env, top_k=7)
     assert settings.top_k == 7
     assert settings.source_buckets == {"a", "b", "c"}
     assert settings.is_tracing_enabled is True
-    assert settings.model_path == Path("/tmp/m.tflite")
+    assert (settings.model, settings.labels) == ("/tmp/m.tflite", "s3://b/labels.txt")
+    assert (settings.crop_fraction, settings.resize_filter) == (1.0, "bicubic")
+    assert (settings.input_mean, settings.input_std) == ((123.7, 116.3, 103.5), (58.0,))
+
+
+def test_bad_preprocessing_settings_are_reported_together():
+    env = {
+        "LAMBDAFLOW_CROP_FRACTION": "1.5",
+        "LAMBDAFLOW_RESIZE_FILTER": "smooth",
+        "LAMBDAFLOW_INPUT_MEAN": "1,2",
+        "LAMBDAFLOW_INPUT_STD": "0",
+    }
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    message = str(info.value)
+    for name in env:
+        assert name in message
+    assert len(message.splitlines()) == 1
 
 
 def test_every_problem_is_reported_at_once():

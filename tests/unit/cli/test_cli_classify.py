@@ -77,9 +77,9 @@ def test_bad_settings_exit_2_with_one_line():
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_missing_model_exits_1_with_the_fix(tmp_path):
+def test_missing_model_exits_1_with_one_line(tmp_path):
     result = run(
-        str(photos.photo_path("coffee")), env={"LAMBDAFLOW_MODEL_PATH": str(tmp_path / "m.tflite")}
+        str(photos.photo_path("coffee")), env={"LAMBDAFLOW_MODEL": str(tmp_path / "m.tflite")}
     )
     assert result.exit_code == 1
-    assert "make model" in result.stderr
+    assert result.stderr.strip() == f"error: model file not found: {tmp_path / 'm.tflite'}"
