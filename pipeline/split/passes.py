@@ -174,7 +174,7 @@ def split_pass(
     finally:
         failures.abort()  # a part still open here was not finished: never store half of one
         backlog.close()
-        fetched = cursor.bytes_fetched
+        fetched, decoded = cursor.bytes_fetched, cursor.uncompressed_bytes
         cursor.close()
     if ledger is not None:
         ledger.record_split_progress(
@@ -186,7 +186,7 @@ def split_pass(
             reason=work.reason,
         )
     stats = PassStats(
-        totals.lines - lines_before, next_chunk - first_chunk, fetched, clock() - started
+        totals.lines - lines_before, next_chunk - first_chunk, fetched, clock() - started, decoded
     )
     outcome = outcome_of(new, totals, stats)
     logger.info(

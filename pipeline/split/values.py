@@ -97,6 +97,7 @@ class SplitOutcome:
     bytes_fetched: int
     seconds: float
     reason: str | None = None
+    pass_bytes_decoded: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,7 @@ class PassStats:
     chunks: int
     bytes_fetched: int
     seconds: float
+    bytes_decoded: int = 0
 
 
 def outcome_of(checkpoint: Checkpoint, totals: SplitTotals, stats: PassStats) -> SplitOutcome:
@@ -125,4 +127,5 @@ def outcome_of(checkpoint: Checkpoint, totals: SplitTotals, stats: PassStats) ->
         bytes_fetched=stats.bytes_fetched,
         seconds=stats.seconds,
         reason=extra.get("reason"),
+        pass_bytes_decoded=stats.bytes_decoded,
     )
