@@ -59,6 +59,7 @@ class ScanReport:
     uncompressed_bytes: int = 0
     seconds: float = 0.0
     cost: CostEstimate | None = None
+    warnings: list[str] = field(default_factory=list)
     shown_records: list[ManifestRecord] = field(default_factory=list)
     shown_failures: list[FailureRecord] = field(default_factory=list)
 
@@ -130,6 +131,7 @@ def _fill(report: ScanReport, done: DryRun) -> None:
     report.error = outcome.reason
     report.compressed_bytes = outcome.bytes_fetched
     report.uncompressed_bytes = outcome.pass_bytes_decoded
+    report.warnings = list(done.warnings)
     report.shown_records = chunks.shown
     report.shown_failures = failures.shown
 
@@ -177,6 +179,8 @@ def _print_human(report: ScanReport, *, stderr: bool = False) -> None:
         console.print(f"  {name:<12} {data[name]}")
     for code, count in report.failures_by_error.most_common():
         console.print(f"  {code:<20} {count:>10}  first lines {report.failure_examples[code]}")
+    for warning in report.warnings:
+        console.print(f"  warning      {warning}")
     if report.cost:
         console.print(f"  est. cost    ${report.cost.total_usd:.4f} ({report.cost.prices_as_of})")
 

@@ -10,6 +10,7 @@ Knows nothing of the command line.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ from pipeline.split.sinks import ChunkMessage
 DRY_RUN_ID = "scan0000000000000"
 """Stand-in run id of a run id's length, so message sizes (and chunk cuts) match a real run."""
 EXAMPLES_PER_ERROR = 5
+_READING_LOGGERS = ("pipeline.gzip.", "pipeline.manifest.")
+"""Warnings from these are about the manifest's bytes (the split's own are in its outcome)."""
 _S3_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 """`standard` retries ride out S3's 503 SlowDown; `legacy` does not."""
 
@@ -145,13 +148,30 @@ class Opener:
         return reader
 
 
+class _Warnings(logging.Handler):
+    """Collects what the reading logged as warnings (trailing garbage ignored, say).
+
+    Attached to the `pipeline` logger for the pass, it also keeps those lines off stderr
+    (logging's last-resort handler): the command reports them itself.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith(_READING_LOGGERS):
+            self.messages.append(record.getMessage())
+
+
 @dataclass(frozen=True, slots=True)
 class DryRun:
-    """What one whole Split pass over the manifest would have sent."""
+    """What one whole Split pass over the manifest would have sent, and what it warned."""
 
     outcome: SplitOutcome
     chunks: CountingChunks
     failures: CountingFailures
+    warnings: tuple[str, ...] = ()
 
     @property
     def lines(self) -> int:
@@ -185,14 +205,20 @@ def dry_run(
         on_chunk = lambda sink: tick(sink.chunks, open_reader.bytes_fetched)  # noqa: E731
     chunks = CountingChunks(show=show, on_chunk=on_chunk)
     failures = CountingFailures(show=show)
-    outcome = split_pass(
-        source,
-        None,
-        run=DRY_RUN_ID,
-        options=options,
-        open_reader=open_reader,
-        sink=chunks,
-        failures=failures,
-        index_store=_MemoryIndexStore(),
-    )
-    return DryRun(outcome, chunks, failures)
+    warnings = _Warnings()
+    logger = logging.getLogger("pipeline")
+    logger.addHandler(warnings)
+    try:
+        outcome = split_pass(
+            source,
+            None,
+            run=DRY_RUN_ID,
+            options=options,
+            open_reader=open_reader,
+            sink=chunks,
+            failures=failures,
+            index_store=_MemoryIndexStore(),
+        )
+    finally:
+        logger.removeHandler(warnings)
+    return DryRun(outcome, chunks, failures, tuple(warnings.messages))
