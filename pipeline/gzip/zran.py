@@ -38,6 +38,8 @@ _TAIL_BYTES = 64 * 1024
 _CRC_CHECK_MAX_BYTES = 64 * 1024 * 1024
 """Largest last member whose CRC is recomputed to tell trailing garbage from a cut stream."""
 _GZIP_MAGIC = b"\x1f\x8b"
+_RECOVER_MAX_BYTES = 16 * 1024 * 1024
+"""Largest object decoded again with zlib to recover the bytes zran dropped at a break."""
 
 _TRIM_EVERY_POINTS = 64
 """Shed old seek points once this many spacings were read since the last trim (2 MiB windows)."""
@@ -74,6 +76,7 @@ class ZranRaw(io.RawIOBase):
         self._last_trim = offset
         self._is_verified = False
         self.trailing_garbage_bytes = 0
+        self._after_break: tuple[bytes, PipelineError] | None = None
         """Bytes after the last member's trailer that were ignored, as `gzip -d` ignores them."""
 
     @classmethod
@@ -101,16 +104,20 @@ class ZranRaw(io.RawIOBase):
             )
             if index is not None:
                 igz.import_index(fileobj=io.BytesIO(index.to_bytes()))
-            igz.seek(offset)
         except (OSError, ValueError) as exc:
             raise _read_error(exc, source) from exc
-        return cls(
+        raw = cls(
             igz,
             source,
             offset=offset,
             spacing_bytes=spacing_bytes,
             keep_behind_bytes=keep_behind_bytes,
         )
+        try:
+            igz.seek(offset)
+        except (OSError, ValueError) as exc:  # a resumed pass seeking into a broken end
+            raw._break(exc)
+        return raw
 
     def readable(self) -> bool:
         """Always readable."""
@@ -127,16 +134,76 @@ class ZranRaw(io.RawIOBase):
             # 0.8 compressed bytes per decompressed byte when it next expands: a short first
             # read keeps that guess (and the index's first gap) within one spacing.
             buffer = memoryview(buffer).cast("B")[: self._spacing_bytes]
+        if self._after_break is not None:
+            return self._serve_after_break(buffer)
         try:
             n = self._igz.readinto(buffer)
         except (OSError, ValueError) as exc:
-            raise _read_error(exc, self._source) from exc
+            self._break(exc)
+            return self._serve_after_break(buffer)
         self._pos += n
         if n == 0 and len(memoryview(buffer)) > 0 and not self._is_verified:
             self._verify_end()
         if self._pos - self._last_trim >= self._trim_every_bytes:
             self._shed_points()
         return n
+
+    def _break(self, exc: Exception) -> None:
+        """After a zran failure: what zlib still recovers past `_pos`, and the error to raise."""
+        error = _read_error(exc, self._source)
+        tail, is_cut = self._recover_tail()
+        if is_cut and isinstance(error, ManifestReadError):
+            error = _truncated(
+                f"the gzip stream ends early: {self._pos + len(tail)} bytes decompressed, then "
+                "the object stops; it is truncated, upload it again",
+                self._source.size_bytes,
+            )
+        self._after_break = (tail, error)
+
+    def _serve_after_break(self, buffer: Buffer) -> int:
+        """Hand out what was recovered past a break, then raise the break's error."""
+        assert self._after_break is not None  # set by readinto
+        tail, error = self._after_break
+        if not tail:
+            raise error
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), len(tail))
+        view[:n] = tail[:n]
+        self._after_break = (tail[n:], error)
+        self._pos += n
+        return n
+
+    def _recover_tail(self) -> tuple[bytes, bool]:
+        """The bytes past `_pos` that zlib still decodes when zran broke near the end.
+
+        zran drops the whole read in which the stream breaks: a gzip cut inside its 8-byte
+        trailer loses up to a read buffer (all of a small manifest). An object up to
+        `_RECOVER_MAX_BYTES` is decoded again from its start with zlib, which hands over every
+        byte before the break, as `gzip -d` does; a bigger one keeps the loss (README).
+        Also says whether the object simply stops inside a member (truncated, not corrupt).
+        """
+        size = self._source.size_bytes
+        if size > _RECOVER_MAX_BYTES:
+            return b"", False
+        kept = bytearray()
+        produced, decoder = 0, zlib.decompressobj(31)
+        self._source.seek(0)
+        pending = b""
+        while piece := pending or self._source.read(1024 * 1024):
+            pending = b""
+            try:
+                out = decoder.decompress(piece)
+            except zlib.error:
+                return bytes(kept), False
+            if produced + len(out) > self._pos:
+                kept += out[max(0, self._pos - produced) :]
+            produced += len(out)
+            if decoder.eof:  # another member may follow (NUL padding and garbage end it)
+                pending = decoder.unused_data.lstrip(b"\0")
+                if pending and not pending.startswith(_GZIP_MAGIC):
+                    return bytes(kept), False
+                decoder = zlib.decompressobj(31)
+        return bytes(kept), not decoder.eof
 
     def export_index(self) -> ZranIndex:
         """Every seek point zran holds now (no I/O: the points are in memory)."""

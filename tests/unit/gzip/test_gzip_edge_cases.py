@@ -5,6 +5,8 @@
 - NUL padding after the last member: gzip exits 0; every line, complete.
 - a second member cut inside its header: gzip gives every byte before it and exits 1
   ("unexpected end of file"); every line, and the manifest is truncated.
+- a gzip cut inside its 8-byte trailer: gzip gives every byte and exits 1; every line (zran
+  drops the read it breaks in, so objects up to 16 MiB are decoded again by zlib), truncated.
 - a single 0x1f byte, the magic alone, a cut header: gzip gives nothing and exits 1;
   truncated, never read as a text manifest.
 
@@ -43,6 +45,7 @@ CASES = {
     "single_1f": (b"\x1f", 1, False, False),
     "magic_only": (b"\x1f\x8b", 1, False, False),
     "cut_header": (GOOD[:5], 1, False, False),
+    "cut_in_trailer": (GOOD[:-4], 1, True, False),
 }
 
 
