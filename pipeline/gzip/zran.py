@@ -5,6 +5,9 @@ windows per 10 GB at 4 MiB spacing, so a long pass would grow without bound. Thi
 every point but point 0 and those near the read position as it goes (export, trim, import), so
 memory stays flat. It also turns zran's errors into `ManifestReadError` with the compressed
 offset where the stream broke. Knows nothing of checkpoints' storage or of lines.
+
+Longer than ~300 lines on purpose: the end-of-stream checks (trailer, trailing garbage proved by
+its CRC) and the recovery of what zran drops at a break all read the same zran state and source.
 """
 
 from __future__ import annotations

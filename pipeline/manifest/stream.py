@@ -6,6 +6,10 @@ uncompressed offset, CSV layout) and it yields records and line errors in consta
 any item, `reader.position` says where a later reader should start to continue right after it.
 `iter_batches()` yields the same items a read block at a time (see `pipeline.manifest.batch`).
 Knows nothing of gzip, S3 or smart_open.
+
+Longer than ~300 lines on purpose: the line-by-line path, the block fast path and the joining of
+CSV records that span lines (`pipeline.manifest.quoted`) share one reader's position state, which
+must move only past whole records; split across modules, that state would leak between them.
 """
 
 from __future__ import annotations
