@@ -26,12 +26,23 @@ settings = cold_start("state_machine_arn")
 sfn = boto3.client("stepfunctions")
 s3 = boto3.client("s3")
 processor = BatchProcessor(event_type=EventType.SQS)
-policy = ChecksumPolicy(wait_s=settings.inventory_checksum_wait_s)
+TIMEOUT_MARGIN_S = 5.0
+"""Time kept free of checksum waits, so a batch never runs into the function's timeout."""
 
 
-def record_handler(record: SQSRecord) -> None:
+def _policy(lambda_context: Any) -> ChecksumPolicy:
+    """Wait for a late manifest.checksum at most the setting, and never past the timeout."""
+    wait_s = settings.inventory_checksum_wait_s
+    if lambda_context is not None:
+        remaining_s = lambda_context.get_remaining_time_in_millis() / 1000 - TIMEOUT_MARGIN_S
+        wait_s = max(0.0, min(wait_s, remaining_s))
+    return ChecksumPolicy(wait_s=wait_s)
+
+
+def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
     """Start a run for every manifest the notification names; log every object skipped."""
     notification = json.loads(record.body)
+    policy = _policy(lambda_context)
     for done in ingest_notification(s3, sfn, settings.state_machine_arn, notification, policy):
         decision = done.decision
         extra = {"manifest": decision.obj.uri, "reason": decision.reason}
