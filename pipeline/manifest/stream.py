@@ -251,7 +251,21 @@ class RecordReader:
             for raw in run.lines():
                 n += 1
                 end = run.end if run.data is None else end + len(raw) + 1  # type: ignore[arg-type]
-                yield from self._take(raw, n, end)
+                if self._open is not None:
+                    yield from self._take(raw, n, end)
+                    continue
+                # `_take` inlined for the line that opens no record: this runs once a line
+                item = self._line_item(raw, n)
+                if item is None:
+                    continue
+                if isinstance(item, ManifestRecord):
+                    if item.bucket not in self._bucket_names:
+                        self._learn_bucket(item.bucket)
+                elif self._opens_record(raw, item):
+                    self._open = OpenRecord([(raw, n, end)])  # type: ignore[list-item]
+                    continue
+                self._next_line, self._next_offset = n + 1, end
+                yield item
         finally:
             self._line_after = n + 1
 
