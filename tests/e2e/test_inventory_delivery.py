@@ -138,3 +138,34 @@ def test_an_inventory_delivery_whose_checksum_does_not_match_starts_no_run(local
     assert not {obj.run for obj in every} & _executions(local_stack)
     # AND nothing was parked as a failure: a refusal is a decision, not a crash
     assert messages_held(sqs, dlq) == parked_before
+
+
+def test_a_parquet_inventory_is_one_run_refused_with_a_reason_to_choose_csv(local_stack):
+    # GIVEN a Parquet report (its parts are never read: the manifest says what they are)
+    s3 = boto3.client("s3")
+    dest = local_stack.outputs["InputBucketName"]
+    base = f"inventory/src/parquet-{uuid.uuid4().hex[:8]}"
+    part = f"{base}/data/{uuid.uuid4()}.parquet"
+    _put(s3, dest, part, b"PAR1 not really parquet PAR1")
+    doc = {
+        "fileFormat": "Parquet",
+        "fileSchema": "message s3.inventory { }",
+        "files": [{"key": part}],
+    }
+    body = json.dumps(doc).encode()
+    manifest = _put(s3, dest, f"{base}/2026-12-03T01-00Z/manifest.json", body)
+    _put(
+        s3,
+        dest,
+        f"{base}/2026-12-03T01-00Z/manifest.checksum",
+        hashlib.md5(body).hexdigest().encode(),
+    )
+    # THEN its one run ends partial at once, saying to choose CSV
+    summary = wait_until(
+        lambda: read_summary(s3, local_stack.outputs["ResultsBucketName"], manifest.run),
+        RUN_TIMEOUT_S,
+        interval_s=0.3,
+    )
+    assert summary["status"] == "PARTIAL"
+    assert "choose CSV" in summary["reason"]
+    assert summary["lines"] == 0
