@@ -135,6 +135,11 @@ class RecordReader:
         return self._source.offset
 
     @property
+    def next_line_read(self) -> int:
+        """The number of the first physical line not read yet (blank and header lines count)."""
+        return max(self._line_after, self._next_line)
+
+    @property
     def lines_read(self) -> int:
         """Lines (array elements) read: exact at the end, else up to the last item yielded."""
         return max(self._line_after, self._next_line) - self._first_line

@@ -175,8 +175,8 @@ class DryRun:
 
     @property
     def lines(self) -> int:
-        """Lines read up to the last one Split would send (blank and header lines included)."""
-        return self.outcome.checkpoint.next_line - 1
+        """Physical lines read, blank and header lines included (to the break, if it broke)."""
+        return self.outcome.lines_read
 
     @property
     def format(self) -> str | None:

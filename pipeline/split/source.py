@@ -118,6 +118,13 @@ class ManifestCursor:
         return self.reader.position if self.reader is not None else self._end
 
     @property
+    def lines_read(self) -> int:
+        """Physical lines read so far, over every part (blank and header lines included)."""
+        if self.reader is None:
+            return self._end.line - 1
+        return self.reader.next_line_read - 1
+
+    @property
     def uncompressed_bytes(self) -> int:
         """Decompressed bytes parsed by this pass so far, over every part."""
         reader = self.reader

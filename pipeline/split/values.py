@@ -98,6 +98,8 @@ class SplitOutcome:
     seconds: float
     reason: str | None = None
     pass_bytes_decoded: int = 0
+    lines_read: int = 0
+    """Physical lines read up to where this pass stopped (blank and header lines included)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,7 @@ class PassStats:
     bytes_fetched: int
     seconds: float
     bytes_decoded: int = 0
+    lines_read: int = 0
 
 
 def outcome_of(checkpoint: Checkpoint, totals: SplitTotals, stats: PassStats) -> SplitOutcome:
@@ -128,4 +131,5 @@ def outcome_of(checkpoint: Checkpoint, totals: SplitTotals, stats: PassStats) ->
         seconds=stats.seconds,
         reason=extra.get("reason"),
         pass_bytes_decoded=stats.bytes_decoded,
+        lines_read=stats.lines_read,
     )
