@@ -6,7 +6,7 @@
 
 Each input is written as a manifest file (its name's suffix and the line limit are taken from
 the input's first bytes, so every format's sniffing and the gzip path are reached) and read to
-the end through `pipeline.manifest.reader.iter_manifest` — exactly what `scan` and Split do.
+the end through `pipeline.manifest.reader.iter_manifest` — the record reader Split and `scan` use.
 Allowed: records and `ManifestLineError` items with strictly increasing line numbers, and at most
 one `ManifestReadError` at the end (a truncated or corrupt stream). Anything else is an unexpected
 exception: the input is saved to `fuzz-crashes/` and the run fails.

@@ -44,6 +44,7 @@ SPLIT_BUDGET_S = "LAMBDAFLOW_SPLIT_BUDGET_S"
 TRACING = "LAMBDAFLOW_TRACING"
 PROGRESS_POLL_S = "LAMBDAFLOW_PROGRESS_POLL_S"
 STALL_TIMEOUT_S = "LAMBDAFLOW_STALL_TIMEOUT_S"
+INVENTORY_CHECKSUM_WAIT_S = "LAMBDAFLOW_INVENTORY_CHECKSUM_WAIT_S"
 
 DEFAULT_MODEL_PATH = (
     Path(__file__).resolve().parent.parent / "models" / "efficientnet_lite0_int8.tflite"
@@ -173,6 +174,8 @@ class Settings:
     """Seconds the state machine waits between progress checks of a run."""
     stall_timeout_s: float = _setting(STALL_TIMEOUT_S, 1800.0, _positive_float)
     """A run whose counted lines do not move for this long is finalized as partial."""
+    inventory_checksum_wait_s: float = _setting(INVENTORY_CHECKSUM_WAIT_S, 10.0, _positive_float)
+    """How long ingest waits for an S3 Inventory manifest.checksum written after manifest.json."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -1,11 +1,13 @@
-"""`lambdaflow scan SOURCE [--json]`: dry-run a manifest and say what a run would do and cost.
+"""`lambdaflow scan SOURCE [--json] [--show N]`: dry-run a manifest: what a run would do, cost.
 
-Streams the manifest exactly as Split will (same reader, same chunk cuts: the batch fast path
-`ManifestReader.iter_batches` → `iter_chunk_spans` cuts what `iter_chunks` cuts), counting lines,
-records, failures by error code with the first line numbers, bytes, speed, peak memory and
-chunks, and estimates the AWS cost. Exit 0 when the manifest was read to its end (bad lines are
-data), 1 with one line on stderr when it could not be, or when it is not a manifest at all
-(`pipeline/manifest/guard.py`, as Split).
+Runs Split's own pass over the manifest (`pipeline/split/dry_run.py`: the same ranged reader,
+indexed_gzip, record reader, not-a-manifest guard and chunk cuts), with sinks that count instead
+of sending, so scan's lines, records, failures and chunks are what Split would produce, a
+truncated manifest included. Reports failures by error code with the first line numbers, bytes,
+speed, peak memory and chunks, and estimates the AWS cost; `--show N` prints the first N records
+exactly as Split would send them, and the first N failures, as JSON Lines. Exit 0 when the
+manifest was read to its end (bad lines are data), 1 with one line on stderr when it could not
+be, or when it is not a manifest at all (`pipeline/manifest/guard.py`, as Split).
 """
 
 from __future__ import annotations
@@ -14,27 +16,28 @@ import resource
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any
 
+import boto3
 import orjson
 import typer
+from botocore.config import Config
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pipeline.cli.app import app
 from pipeline.config import Settings
-from pipeline.failures import ConfigError, ManifestLineError, ManifestReadError
-from pipeline.manifest.guard import refusing_non_manifests
-from pipeline.manifest.reader import ManifestReader, RecordBatch
-from pipeline.observe.cost import CostEstimate, estimate_cost, sqs_units
-from pipeline.split.chunking import iter_chunk_spans
+from pipeline.failures import ConfigError, FailureRecord, ManifestReadError
+from pipeline.manifest.parse import ManifestRecord
+from pipeline.manifest.source import S3_SCHEME, source_size
+from pipeline.observe.cost import CostEstimate, estimate_cost
+from pipeline.split.dry_run import DRY_RUN_ID, EXAMPLES_PER_ERROR, DryRun, dry_run
+from pipeline.split.values import SplitOptions
 
-EXAMPLES_PER_ERROR = 5
+SCAN_RUN_ID = DRY_RUN_ID
+__all__ = ["EXAMPLES_PER_ERROR", "SCAN_RUN_ID", "ScanReport", "scan_manifest"]
 PROGRESS_EVERY_CHUNKS = 16
-SCAN_RUN_ID = "scan0000000000000"
-"""Stand-in run id of a run's length, so message sizes (and chunk cuts) match a real run."""
 
 
 @dataclass(slots=True)
@@ -56,19 +59,15 @@ class ScanReport:
     uncompressed_bytes: int = 0
     seconds: float = 0.0
     cost: CostEstimate | None = None
-
-    def count_failure(self, failure: ManifestLineError) -> None:
-        """Tally a bad line, keeping the first few line numbers of each error code."""
-        self.failed += 1
-        self.failures_by_error[failure.error] += 1
-        examples = self.failure_examples.setdefault(failure.error, [])
-        if len(examples) < EXAMPLES_PER_ERROR and failure.line is not None:
-            examples.append(failure.line)
+    warnings: list[str] = field(default_factory=list)
+    shown_records: list[ManifestRecord] = field(default_factory=list)
+    shown_failures: list[FailureRecord] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The `--json` object."""
         data = asdict(self)
-        data.pop("cost")
+        for name in ("cost", "shown_records", "shown_failures"):
+            data.pop(name)
         data["failures_by_error"] = dict(self.failures_by_error)
         data["bytes"] = {
             "compressed": data.pop("compressed_bytes"),
@@ -86,43 +85,27 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _batches(batches: Iterator[RecordBatch], report: ScanReport) -> Iterator[RecordBatch]:
-    """Pass record batches on to chunking and tally their failures."""
-    for batch in batches:
-        for failure in batch.failures:
-            report.count_failure(failure)
-        yield batch
-
-
 def scan_manifest(
-    source: str, *, settings: Settings, client: Any = None, tick: Any = None
+    source: str, *, settings: Settings, client: Any = None, tick: Any = None, show: int = 0
 ) -> ScanReport:
-    """Stream `source` the way Split does and report; never raises for a broken stream."""
+    """Run Split's pass over `source`, sending nothing, and report; never raises for a break.
+
+    `tick(compressed_bytes)` is called every few chunks; `show` records and failures are kept.
+    """
     report = ScanReport(source=source)
     started = time.perf_counter()
-    reader = ManifestReader(source, client=client, max_line_bytes=settings.max_line_bytes)
+
+    def each_chunk(chunks: int, fetched: int) -> None:
+        if tick is not None and chunks % PROGRESS_EVERY_CHUNKS == 0:
+            tick(fetched)
+
+    options = SplitOptions.from_settings(settings, budget_s=None)
     try:
-        chunks = iter_chunk_spans(
-            _batches(refusing_non_manifests(reader.iter_batches()), report),
-            run=SCAN_RUN_ID,
-            chunk_items=settings.chunk_items,
-            chunk_max_bytes=settings.chunk_max_bytes,
-        )
-        for chunk in chunks:
-            report.chunks += 1
-            report.records += chunk.count
-            report.chunk_sqs_units += sqs_units(chunk.message_bytes)
-            if tick is not None and report.chunks % PROGRESS_EVERY_CHUNKS == 0:
-                tick(reader)
-        report.complete = True
-    except ManifestReadError as exc:
-        report.error = exc.message
-    finally:
-        reader.close()
-    report.format = reader.format.value if reader.format else None
-    report.lines = reader.lines_read
-    report.compressed_bytes = reader.compressed_bytes
-    report.uncompressed_bytes = reader.uncompressed_bytes
+        done = dry_run(source, options=options, client=client, show=show, tick=each_chunk)
+    except ManifestReadError as exc:  # a transient read error: Split would retry the pass
+        report.error = f"{exc.error}: {exc.message}"
+    else:
+        _fill(report, done)
     report.seconds = time.perf_counter() - started
     report.cost = estimate_cost(
         images=report.records,
@@ -133,28 +116,71 @@ def scan_manifest(
     return report
 
 
-def _scan_with_progress(source: str, settings: Settings) -> ScanReport:
+def _fill(report: ScanReport, done: DryRun) -> None:
+    """Copy a dry run's counts into the report."""
+    outcome, chunks, failures = done.outcome, done.chunks, done.failures
+    report.format = done.format
+    report.lines = done.lines
+    report.records = chunks.records
+    report.chunks = chunks.chunks
+    report.chunk_sqs_units = chunks.sqs_units
+    report.failed = sum(failures.by_error.values())
+    report.failures_by_error = failures.by_error
+    report.failure_examples = failures.examples
+    report.complete = outcome.reason is None
+    report.error = outcome.reason
+    report.compressed_bytes = outcome.bytes_fetched
+    report.uncompressed_bytes = outcome.pass_bytes_decoded
+    report.warnings = list(done.warnings)
+    report.shown_records = chunks.shown
+    report.shown_failures = failures.shown
+
+
+def _s3_client(source: str) -> Any:
+    """A client for an `s3://` source (standard retries ride out 503 SlowDown), else None."""
+    if not source.startswith(S3_SCHEME):
+        return None
+    return boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 5}))
+
+
+def _scan_with_progress(source: str, settings: Settings, show: int = 0) -> ScanReport:
     console = Console(stderr=True)
     columns = (TextColumn("scan"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    client = _s3_client(source)
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("scan", total=None)
 
-        def tick(reader: ManifestReader) -> None:
+        def tick(fetched: int) -> None:
             if bar.tasks[task].total is None:
-                bar.update(task, total=reader.size_bytes() or 0)
-            bar.update(task, completed=reader.compressed_bytes)
+                bar.update(task, total=source_size(source, client=client) or 0)
+            bar.update(task, completed=fetched)
 
-        return scan_manifest(source, settings=settings, tick=tick)
+        return scan_manifest(source, settings=settings, client=client, tick=tick, show=show)
 
 
-def _print_human(report: ScanReport) -> None:
-    console = Console()
+def shown_lines(report: ScanReport) -> list[bytes]:
+    """`--show`: the records as Split sends them, then the failures, as JSON Lines."""
+    rows: list[bytes] = [
+        orjson.dumps({"line": r.line, "bucket": r.bucket, "key": r.key, "version": r.version_id})
+        for r in report.shown_records
+    ]
+    rows += [
+        orjson.dumps({"line": f.line, "error": f.error, "message": f.message})
+        for f in report.shown_failures
+    ]
+    return rows
+
+
+def _print_human(report: ScanReport, *, stderr: bool = False) -> None:
+    console = Console(stderr=stderr)
     data = report.to_dict()
     console.print(f"[bold]{report.source}[/] ({report.format})")
     for name in ("lines", "records", "failed", "chunks", "bytes", "lines_per_s", "peak_rss_mb"):
         console.print(f"  {name:<12} {data[name]}")
     for code, count in report.failures_by_error.most_common():
         console.print(f"  {code:<20} {count:>10}  first lines {report.failure_examples[code]}")
+    for warning in report.warnings:
+        console.print(f"  warning      {warning}")
     if report.cost:
         console.print(f"  est. cost    ${report.cost.total_usd:.4f} ({report.cost.prices_as_of})")
 
@@ -163,6 +189,15 @@ def _print_human(report: ScanReport) -> None:
 def scan(
     source: Annotated[str, typer.Argument(help="Manifest path or s3://bucket/key")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    show: Annotated[
+        int,
+        typer.Option(
+            "--show",
+            min=0,
+            help="Print the first N records (line, bucket, key, version) and the first N "
+            "failures as JSON Lines; the summary goes to stderr (with --json: a last line)",
+        ),
+    ] = 0,
 ) -> None:
     """Dry-run a manifest: lines, records, bad lines, chunks, speed and estimated cost."""
     try:
@@ -170,14 +205,16 @@ def scan(
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    if as_json or not sys.stderr.isatty():
-        report = scan_manifest(source, settings=settings)
+    if as_json or show or not sys.stderr.isatty():
+        report = scan_manifest(source, settings=settings, client=_s3_client(source), show=show)
     else:
         report = _scan_with_progress(source, settings)
+    for row in shown_lines(report):
+        typer.echo(row.decode())
     if as_json:
         typer.echo(orjson.dumps(report.to_dict()).decode())
     elif report.format is not None:
-        _print_human(report)
+        _print_human(report, stderr=bool(show))
     if not report.complete:
         typer.echo(f"error: {report.error}", err=True)
         raise typer.Exit(1)

@@ -236,7 +236,10 @@ def _sniff(source: RangedRawFile) -> StreamKind:
     """Tell gzip from plain by the magic bytes, never by the object's name."""
     head = source.read(2) or b""
     source.seek(0)
-    return StreamKind.GZIP if head == _GZIP_MAGIC else StreamKind.PLAIN
+    # A lone 0x1f byte is a gzip cut inside its magic (`gzip -d`: unexpected end of file), not
+    # a one-line text manifest: it is read as gzip and fails as truncated.
+    is_gzip = head == _GZIP_MAGIC or (head == _GZIP_MAGIC[:1] and source.size_bytes == 1)
+    return StreamKind.GZIP if is_gzip else StreamKind.PLAIN
 
 
 def _load_index(checkpoint: Checkpoint | None, store: IndexStore | None) -> ZranIndex | None:

@@ -13,11 +13,15 @@ rest of the input as the decompressor's unconsumed tail.
 
 from __future__ import annotations
 
+import logging
 import zlib
 from typing import BinaryIO
 
 from isal import igzip_lib, isal_zlib
 
+logger = logging.getLogger(__name__)
+
+GZIP_MAGIC = b"\x1f\x8b"
 GZIP_WBITS = 31
 """zlib's "gzip container" window bits."""
 RAW_BLOCK_BYTES = 128 * 1024
@@ -33,6 +37,7 @@ class GzipMembers:
         self._decoder = isal_zlib.decompressobj(GZIP_WBITS)
         self._pending = b""
         self._error: BaseException | None = None
+        self._is_done = False  # trailing garbage was met: the stream is over
 
     def read(self, size: int = -1) -> bytes:
         """Up to `size` decoded bytes (all, if negative); b"" only at the clean end.
@@ -61,10 +66,20 @@ class GzipMembers:
 
     def _step(self, limit: int) -> bytes:
         """Decode one piece of at most `limit` bytes (0: no limit); b"" at the clean end."""
-        while True:
+        while not self._is_done:
             if self._decoder.eof:  # a member ended: another may follow (or zero padding)
                 rest = self._decoder.unused_data.lstrip(b"\0") or self._next_member_bytes()
+                while 0 < len(rest) < len(GZIP_MAGIC) and (more := self._raw.read(self._block)):
+                    rest += more
                 if not rest:
+                    return b""
+                if not GZIP_MAGIC.startswith(rest[: len(GZIP_MAGIC)]):
+                    # What `gzip -d` does: "decompression OK, trailing garbage ignored".
+                    logger.warning(
+                        "trailing garbage after the last gzip member was ignored "
+                        "(gzip -d: decompression OK, trailing garbage ignored)"
+                    )
+                    self._is_done = True
                     return b""
                 self._decoder = isal_zlib.decompressobj(GZIP_WBITS)
                 self._pending = rest
@@ -75,6 +90,7 @@ class GzipMembers:
             out = self._decoder.decompress(data, limit)
             if out:
                 return out
+        return b""
 
     def _next_member_bytes(self) -> bytes:
         while True:

@@ -200,6 +200,11 @@ class S3ObjectReader:
                     f"{where} changed since the run started; submit it again as a new run",
                     error="ManifestChanged",
                 ) from exc
+            if code in {"NoSuchKey", "404"}:  # HEAD answers a bare 404
+                raise ManifestReadError(
+                    f"cannot open manifest {where}: no such object; check the name",
+                    error="NoSuchKey",
+                ) from exc
             raise ManifestReadError(f"cannot read {where}: {code}", error=code) from exc
 
 

@@ -50,7 +50,10 @@ def parse_inventory(data: bytes) -> InventoryManifest:
     if not isinstance(doc, dict):
         raise _bad("not a JSON object")
     if str(doc.get("fileFormat", "CSV")).upper() != "CSV":
-        raise _bad(f"fileFormat {doc.get('fileFormat')!r} is not supported; configure CSV")
+        raise _bad(
+            f"fileFormat {doc.get('fileFormat')!r}: only CSV inventories are read; choose CSV as "
+            "the Inventory configuration's output format (Parquet and ORC are refused)"
+        )
     names = str(doc.get("fileSchema", "")).split(",")
     layout = layout_from_names(names, kind=CsvKind.SCHEMA, is_key_encoded=True)
     if layout is None or layout.uri_col is not None:

@@ -10,7 +10,8 @@ trusted from the name (`manifest_format`).
 
 Two ways to read, same records: iterate (one `ManifestRecord`/`ManifestLineError` at a time,
 `position` after each), or `iter_batches()` (a read block at a time: `manifest_batch`,
-`manifest_dense`), the fast path `scan` and Split use with `chunking.iter_chunk_spans`.
+`manifest_dense`), the fast path Split (and so `scan`) uses with `chunking.iter_chunk_spans`;
+Split reads through `pipeline/split/source.py`, which drives the same `RecordReader`.
 
 A bad line is yielded as a `ManifestLineError` and the stream goes on; a stream that breaks
 (truncated or corrupt gzip) raises `ManifestReadError` after every record before the break.

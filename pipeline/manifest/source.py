@@ -148,7 +148,9 @@ class DecodedStream:
         self._raw = raw
         self._name = name
         self._counter = _CountingReader(raw)
-        self.is_gzip = self._counter.peek_magic() == GZIP_MAGIC
+        magic = self._counter.peek_magic()
+        # A lone 0x1f is a gzip cut inside its magic (`gzip -d`: unexpected end of file).
+        self.is_gzip = magic == GZIP_MAGIC or magic == GZIP_MAGIC[:1]
         self._inner: Any = GzipMembers(self._counter) if self.is_gzip else self._counter
 
     @property

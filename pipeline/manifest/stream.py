@@ -6,10 +6,15 @@ uncompressed offset, CSV layout) and it yields records and line errors in consta
 any item, `reader.position` says where a later reader should start to continue right after it.
 `iter_batches()` yields the same items a read block at a time (see `pipeline.manifest.batch`).
 Knows nothing of gzip, S3 or smart_open.
+
+Longer than ~300 lines on purpose: the line-by-line path, the block fast path and the joining of
+CSV records that span lines (`pipeline.manifest.quoted`) share one reader's position state, which
+must move only past whole records; split across modules, that state would leak between them.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -43,6 +48,7 @@ from pipeline.manifest.parse import (
     parse_csv_row,
     parse_json_value,
 )
+from pipeline.manifest.quoted import OpenRecord, ends_inside_quotes
 
 __all__ = [  # ManifestFormat and sniff_format moved to manifest_format; importable here still
     "SNIFF_BYTES",
@@ -115,6 +121,7 @@ class RecordReader:
         self._source = HeadStream(head, stream, start_offset=start_offset)
         self._lines = LineSplitter(self._source, max_line_bytes=max_line_bytes)
         self._buckets: list[bytes] = []  # validated buckets the dense checks try
+        self._open: OpenRecord | None = None  # a CSV record whose quoted field spans lines
         self._bucket_names: set[str] = set()
 
     @property
@@ -126,6 +133,11 @@ class RecordReader:
     def uncompressed_bytes(self) -> int:
         """Uncompressed offset reached so far (read ahead of the last item by up to a block)."""
         return self._source.offset
+
+    @property
+    def next_line_read(self) -> int:
+        """The number of the first physical line not read yet (blank and header lines count)."""
+        return max(self._line_after, self._next_line)
 
     @property
     def lines_read(self) -> int:
@@ -178,6 +190,7 @@ class RecordReader:
                 self._line_after = dense.end_line
                 self._next_line, self._next_offset = dense.end_line, dense.end_offset
                 yield dense
+            yield from group_items(self._flush_open(), self._resume_point, self._part)
         except ManifestReadError as exc:
             located = self._located(exc)
             if located is exc:
@@ -215,10 +228,11 @@ class RecordReader:
                 self._next_line, self._next_offset = line, offset
                 yield record
             self._line_after = dense.end_line
+        yield from self._flush_open()
 
     def _dense(self, run: LineRun) -> DenseBatch | None:
         """The run as a `DenseBatch`, when it is proved plain; else None."""
-        if run.data is None or not self._buckets:
+        if run.data is None or not self._buckets or self._open is not None:
             return None
         shape = DenseShape(
             self._line_after, run.start, self._buckets, self._max_line_bytes, self._part
@@ -230,24 +244,100 @@ class RecordReader:
         return None
 
     def _run_items(self, run: LineRun) -> Iterator[Item]:
-        """Parse a run line by line, exactly as iteration does, keeping `position` exact."""
-        if run.data is not None and not run.data.strip():  # blank lines only: nothing to parse
-            self._line_after += run.data.count(b"\n")  # at C speed, not a Python loop a line
+        """Parse a run line by line, exactly as iteration does, keeping `position` exact.
+
+        `position` moves only past whole records: never inside a record still open.
+        """
+        if self._open is None and run.data is not None and not run.data.strip():
+            self._line_after += run.data.count(b"\n")  # blank lines only: counted at C speed
             return
         n, end = self._line_after - 1, run.start
         try:
             for raw in run.lines():
                 n += 1
                 end = run.end if run.data is None else end + len(raw) + 1  # type: ignore[arg-type]
+                if self._open is not None:
+                    yield from self._take(raw, n, end)
+                    continue
+                # `_take` inlined for the line that opens no record: this runs once a line
                 item = self._line_item(raw, n)
                 if item is None:
                     continue
-                if isinstance(item, ManifestRecord) and item.bucket not in self._bucket_names:
-                    self._learn_bucket(item.bucket)
+                if isinstance(item, ManifestRecord):
+                    if item.bucket not in self._bucket_names:
+                        self._learn_bucket(item.bucket)
+                elif self._opens_record(raw, item):
+                    self._open = OpenRecord([(raw, n, end)])  # type: ignore[list-item]
+                    continue
                 self._next_line, self._next_offset = n + 1, end
                 yield item
         finally:
             self._line_after = n + 1
+
+    def _take(self, raw: bytes | None, n: int, end: int) -> Iterator[Item]:
+        """Physical line `n` (ending at `end`): an item, a part of an open record, or nothing."""
+        queue: deque[tuple[bytes | None, int, int]] = deque([(raw, n, end)])
+        while queue:
+            raw, n, end = queue.popleft()
+            record = self._open
+            if record is None:
+                item = self._line_item(raw, n)
+                if self._opens_record(raw, item):
+                    self._open = OpenRecord([(raw, n, end)])  # type: ignore[list-item]
+                else:
+                    yield from self._emit(item, n, end)
+                continue
+            if raw is None or record.size + 1 + len(raw) > self._max_line_bytes:
+                queue.appendleft((raw, n, end))
+                queue.extendleft(reversed(self._give_up()))
+                yield from self._emit_first_alone(record)
+                continue
+            record.lines.append((raw, n, end))
+            joined = record.joined()
+            item = self._line_item(joined, record.first_line)
+            if self._opens_record(joined, item):
+                continue
+            if isinstance(item, ManifestLineError):
+                queue.extendleft(reversed(self._give_up()))
+                yield from self._emit_first_alone(record)
+                continue
+            self._open = None
+            yield from self._emit(item, n, end)
+
+    def _opens_record(self, raw: bytes | None, item: Item | None) -> bool:
+        """Whether a CSV line (or joined lines) failed only because a quoted field is open."""
+        if raw is None or not isinstance(item, ManifestLineError) or item.error != "BadCsv":
+            return False
+        return ends_inside_quotes(raw.decode("utf-8", "replace"))
+
+    def _give_up(self) -> list[tuple[bytes | None, int, int]]:
+        """Drop the open record; its lines after the first, to be read again one by one."""
+        record, self._open = self._open, None
+        assert record is not None  # only called with a record open
+        return list(record.lines[1:])
+
+    def _emit_first_alone(self, record: OpenRecord) -> Iterator[Item]:
+        """The first line of a record given up, parsed alone (the failure it always was)."""
+        raw, n, end = record.lines[0]
+        yield from self._emit(self._line_item(raw, n), n, end)
+
+    def _emit(self, item: Item | None, n: int, end: int) -> Iterator[Item]:
+        """Yield `item` (None: a blank or header line) and move `position` past line `n`."""
+        if item is None:
+            return
+        if isinstance(item, ManifestRecord) and item.bucket not in self._bucket_names:
+            self._learn_bucket(item.bucket)
+        self._next_line, self._next_offset = n + 1, end
+        yield item
+
+    def _flush_open(self) -> Iterator[Item]:
+        """At the end of the stream, a record still open is given up (see `_take`)."""
+        while self._open is not None:
+            record = self._open
+            rest = self._give_up()
+            yield from self._emit_first_alone(record)
+            for raw, n, end in rest:
+                yield from self._take(raw, n, end)
 
     def _line_item(self, raw: bytes | None, n: int) -> Item | None:
         """Line `n` as a record or an error; None for a blank line or the header row."""

@@ -174,7 +174,11 @@ def split_pass(
     finally:
         failures.abort()  # a part still open here was not finished: never store half of one
         backlog.close()
-        fetched = cursor.bytes_fetched
+        fetched, decoded, lines_read = (
+            cursor.bytes_fetched,
+            cursor.uncompressed_bytes,
+            cursor.lines_read,
+        )
         cursor.close()
     if ledger is not None:
         ledger.record_split_progress(
@@ -186,7 +190,12 @@ def split_pass(
             reason=work.reason,
         )
     stats = PassStats(
-        totals.lines - lines_before, next_chunk - first_chunk, fetched, clock() - started
+        totals.lines - lines_before,
+        next_chunk - first_chunk,
+        fetched,
+        clock() - started,
+        decoded,
+        lines_read,
     )
     outcome = outcome_of(new, totals, stats)
     logger.info(

@@ -27,7 +27,11 @@ SEND_ATTEMPTS = 6
 
 @dataclass(frozen=True, slots=True)
 class ChunkMessage:
-    """One chunk as sent: its number, its exact JSON message, how many items, its last line."""
+    """One chunk as sent: its number, its exact JSON message, how many items, its last line.
+
+    `last_line` is the last physical line the chunk covers: past its last record's number when
+    that record is a CSV row spanning lines (parse failures up to it belong to this chunk).
+    """
 
     number: int
     body: bytes

@@ -103,6 +103,8 @@ class ManifestCursor:
         self._readers: list[ObjectReader] = []
         self.stream: ResumableStream | None = None
         self.reader: RecordReader | None = None
+        self._decoded_done = 0
+        self._counted: RecordReader | None = None
         self._end: Position = Position(
             checkpoint.next_line if checkpoint else 1,
             checkpoint.uncompressed_offset if checkpoint else 0,
@@ -114,6 +116,22 @@ class ManifestCursor:
     def position(self) -> Position:
         """The restart point just past the last item yielded (in the current part)."""
         return self.reader.position if self.reader is not None else self._end
+
+    @property
+    def lines_read(self) -> int:
+        """Physical lines read so far, over every part (blank and header lines included)."""
+        if self.reader is None:
+            return self._end.line - 1
+        return self.reader.next_line_read - 1
+
+    @property
+    def uncompressed_bytes(self) -> int:
+        """Decompressed bytes parsed by this pass so far, over every part."""
+        reader = self.reader
+        current = (
+            reader.uncompressed_bytes if reader is not None and reader is not self._counted else 0
+        )
+        return self._decoded_done + current
 
     @property
     def bytes_fetched(self) -> int:
@@ -161,6 +179,8 @@ class ManifestCursor:
             head=head,
         )
         yield from self.reader.iter_batches()
+        self._decoded_done += self.reader.uncompressed_bytes
+        self._counted = self.reader
 
     def _read_inventory(self, head: bytes | None) -> InventoryManifest:
         """manifest.json is small and read whole on every pass (its parts are not)."""

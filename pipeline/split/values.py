@@ -97,6 +97,9 @@ class SplitOutcome:
     bytes_fetched: int
     seconds: float
     reason: str | None = None
+    pass_bytes_decoded: int = 0
+    lines_read: int = 0
+    """Physical lines read up to where this pass stopped (blank and header lines included)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,8 @@ class PassStats:
     chunks: int
     bytes_fetched: int
     seconds: float
+    bytes_decoded: int = 0
+    lines_read: int = 0
 
 
 def outcome_of(checkpoint: Checkpoint, totals: SplitTotals, stats: PassStats) -> SplitOutcome:
@@ -125,4 +130,6 @@ def outcome_of(checkpoint: Checkpoint, totals: SplitTotals, stats: PassStats) ->
         bytes_fetched=stats.bytes_fetched,
         seconds=stats.seconds,
         reason=extra.get("reason"),
+        pass_bytes_decoded=stats.bytes_decoded,
+        lines_read=stats.lines_read,
     )

@@ -87,7 +87,7 @@ def test_buckets_are_encrypted_private_and_tls_only(template):
                 "RestrictPublicBuckets",
             )
         ), name
-        (deny,) = [s for s in policies[name]["Statement"] if s["Effect"] == "Deny"]
+        (deny,) = [s for s in policies[name]["Statement"] if s.get("Effect") == "Deny"]
         assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}, name
         assert deny["Principal"] == "*" and deny["Action"] == "s3:*"
         assert len(deny["Resource"]) == 2  # the bucket and its objects

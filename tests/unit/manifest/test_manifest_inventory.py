@@ -66,9 +66,10 @@ def test_inventory_streams_every_part_in_order_with_dense_lines(tmp_path, pretty
     assert reader.uncompressed_bytes == len(PART0) + len(PART1) + len(PART2)
 
 
-def test_inventory_with_orc_parts_is_refused(tmp_path):
-    manifest = _inventory(tmp_path, [PART0], fmt="ORC")
-    with pytest.raises(ManifestReadError, match="ORC") as info:
+@pytest.mark.parametrize("fmt", ["ORC", "Parquet"])
+def test_inventory_with_orc_or_parquet_parts_is_refused_saying_to_choose_csv(tmp_path, fmt):
+    manifest = _inventory(tmp_path, [PART0], fmt=fmt)
+    with pytest.raises(ManifestReadError, match=f"{fmt}.*choose CSV") as info:
         read_all(manifest)
     assert info.value.error == "BadInventory"
 

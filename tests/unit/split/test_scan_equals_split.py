@@ -1,0 +1,134 @@
+"""`scan` counts what Split sends — lines, records, failures, chunks — truncated manifests included.
+
+Split here is the state machine's way: many short passes, each from a checkpoint through its JSON
+form (`tests/split_chain.py`). scan is one dry-run pass of the same code. A truncated manifest
+is where they used to differ: scan counted only the chunks finished before the break (a file cut
+after 386 good lines reported 0 records) while Split sends the records before the break.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import zlib
+
+import pytest
+
+from pipeline.cli.scan import scan_manifest
+from pipeline.config import Settings
+from pipeline.gzip.index_store import LocalIndexStore
+from pipeline.gzip.ranged import LocalFileReader
+from pipeline.split.passes import SplitOptions
+from tests.split_chain import SMALL_KNOBS, run_chain, tick_clock
+
+CHUNK = 97
+
+
+def _rows(n: int, seed: int = 7) -> bytes:
+    """CSV rows with a bad line now and then, a blank line, and URL-encoded keys."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        roll = rng.random()
+        if roll < 0.03:
+            out.append(b"not-a-row\n")
+        elif roll < 0.05:
+            out.append(b"\n")
+        else:
+            out.append(b"bkt,dir/k%06d-%d%%20x.jpg\n" % (i, rng.randrange(10**6)))
+    return b"".join(out)
+
+
+def _compare(source: str, tmp_path, *, min_passes: int = 2) -> tuple[object, object]:
+    """Scan and a many-pass Split of `source`; assert they agree, return both."""
+    report = scan_manifest(source, settings=Settings.from_env({}, chunk_items=CHUNK))
+    options = SplitOptions(CHUNK, budget_s=3, knobs=SMALL_KNOBS)
+    store = LocalIndexStore(tmp_path / f"idx-{random.random()}")
+    chain = run_chain(source, LocalFileReader, store, options, clock=tick_clock())
+    last = chain.outcomes[-1]
+    parsed_failures = sum(len(part) for part in chain.failures.parts.values())
+    assert report.records == last.records == len(chain.lines)
+    assert report.chunks == last.chunks_sent == len(chain.chunks)
+    assert report.failed == parsed_failures == sum(last.parse_failures.values())
+    assert dict(report.failures_by_error) == last.parse_failures
+    assert report.records + report.failed == last.lines
+    assert report.complete is (last.reason is None)
+    assert report.error == last.reason
+    assert len(chain.outcomes) >= min_passes  # Split really resumed
+    return report, chain
+
+
+@pytest.mark.parametrize("cut", [0.1, 0.37, 0.5, 0.83, 0.999])
+def test_scan_equals_split_on_a_truncated_gzip(tmp_path, cut):
+    blob = gzip.compress(_rows(20_000), compresslevel=6)
+    path = tmp_path / "m.csv.gz"
+    path.write_bytes(blob[: int(len(blob) * cut)])
+    report, _ = _compare(str(path), tmp_path)
+    assert report.complete is False
+    assert "Truncated" in report.error or "Corrupt" in report.error
+    assert report.records > 0
+
+
+def _cut_after_lines(blob: bytes, rows: bytes, lines: int) -> bytes:
+    """The shortest prefix of `blob` whose decodable bytes hold `lines` whole lines."""
+    want = sum(len(r) + 1 for r in rows.split(b"\n")[:lines])
+    for size in range(len(blob)):
+        if len(zlib.decompressobj(31).decompress(blob[:size])) >= want:
+            return blob[:size]
+    raise AssertionError("the data never held that many lines")
+
+
+def test_a_manifest_cut_after_386_good_lines_reports_386_records(tmp_path):
+    # GIVEN a gzip of 1,000 good lines, cut just after its 386th line
+    rows = b"".join(b"bkt,k%d.jpg\n" % i for i in range(1_000))
+    path = tmp_path / "m.csv.gz"
+    path.write_bytes(_cut_after_lines(gzip.compress(rows), rows, 386))
+    # WHEN scanned with Split's default chunk size (500: not one full chunk)
+    report = scan_manifest(str(path), settings=Settings.from_env({}))
+    # THEN the 386 records Split would send are counted, in the one chunk it would send
+    assert (report.records, report.chunks, report.complete) == (386, 1, False)
+    assert report.lines == 386
+
+
+def test_scan_equals_split_on_a_whole_gzip_and_a_plain_file(tmp_path):
+    rows = _rows(20_000, seed=3)
+    (tmp_path / "m.csv.gz").write_bytes(gzip.compress(rows))
+    (tmp_path / "m.csv").write_bytes(rows)
+    for name in ("m.csv.gz", "m.csv"):
+        report, _ = _compare(str(tmp_path / name), tmp_path)
+        assert report.complete is True
+        assert report.lines == rows.count(b"\n")
+        assert report.uncompressed_bytes == len(rows)
+
+
+def test_scan_equals_split_on_an_inventory_with_a_truncated_part(tmp_path):
+    # GIVEN an Inventory report whose second of three parts is cut short
+    keys = []
+    for i, seed in enumerate((1, 2, 3)):
+        body = _rows(6_000, seed=seed).replace(b"bkt,", b'"bkt","').replace(b".jpg\n", b'.jpg"\n')
+        blob = gzip.compress(body)
+        key = f"inv/src/cfg/data/part-{i}.csv.gz"
+        (tmp_path / key).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / key).write_bytes(blob[: len(blob) // 2] if i == 1 else blob)
+        keys.append(key)
+    doc = {"fileFormat": "CSV", "fileSchema": "Bucket, Key", "files": [{"key": k} for k in keys]}
+    manifest = tmp_path / "inv/src/cfg/2026-12-03T01-00Z/manifest.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(json.dumps(doc))
+    # THEN scan and Split agree, and both stop at the break in part 1
+    report, _ = _compare(str(manifest), tmp_path)
+    assert report.format == "inventory"
+    assert report.complete is False
+    assert 6_000 * 0.9 < report.records < 12_000
+
+
+@pytest.mark.parametrize("cut", [1, 4, 8])
+def test_a_gzip_cut_inside_its_trailer_keeps_every_line(tmp_path, cut):
+    # zran drops the read in which the stream breaks; the reader decodes small objects again
+    rows = b"".join(b"bkt,k%d.jpg\n" % i for i in range(386))
+    path = tmp_path / "m.csv.gz"
+    path.write_bytes(gzip.compress(rows)[:-cut])
+    report, _ = _compare(str(path), tmp_path, min_passes=1)
+    assert (report.records, report.chunks, report.complete) == (386, 4, False)
+    assert report.error.startswith("TruncatedManifest")
