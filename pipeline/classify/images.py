@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import struct
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -48,6 +52,24 @@ _BACKGROUND_RGB = (255, 255, 255)
 _HEADER_ERRORS = (SyntaxError, ValueError, struct.error, IndexError, TypeError, KeyError)
 """What Pillow's format plugins raise on a header they recognise but cannot parse."""
 
+_UNSUPPORTED = re.compile(
+    r"unsupported|not supported|not available|cannot find loader|ghostscript|unimplemented"
+    r"|not implemented|unknown (?:compression|pixel)",
+    re.IGNORECASE,
+)
+"""Pillow's words for an intact image no decoder here reads (it has no exception type for it):
+EPS without Ghostscript, WMF/EMF, some BMP bit-field layouts, DDS pixel formats, a codec not
+built in."""
+
+_MESSAGE_CHARS = 300
+"""Longest exception text kept in a record (some plugins put whole headers in theirs)."""
+
+HEAVY_DECODE_BYTES = 64 * 1024 * 1024
+"""Decoded size (after JPEG draft) above which an image is decoded alone in this process: two
+80 M-pixel decodes at once would need ~1.3 GB; one at a time keeps a process's peak under ~700 MB
+however many such files a call or a chunk holds."""
+_HEAVY_DECODE = threading.Lock()
+
 
 @dataclass(frozen=True, slots=True)
 class ImageDecoder:
@@ -77,6 +99,10 @@ class ImageDecoder:
     def decode(self, data: bytes) -> np.ndarray:
         """Decode one image into a float32 ``[input_size, input_size, 3]`` RGB array (0..255).
 
+        Every exception Pillow (or numpy) raises becomes an `ImageDecodeError`, raised outside the
+        ``except`` block that caught it: the error carries no ``__cause__`` or ``__context__``,
+        so keeping it (or the record made from it) never keeps the decoder's buffers alive.
+
         Raises:
             ImageDecodeError: with ``error`` one of EmptyObject, ObjectTooLarge, NotAnImage,
                 CorruptImage, TruncatedImage, TooManyPixels, UnsupportedImage.
@@ -89,11 +115,26 @@ class ImageDecoder:
                 "(raise LAMBDAFLOW_MAX_IMAGE_BYTES to accept it)",
                 error=OBJECT_TOO_LARGE,
             )
-        image = self._open(data)
+        failure: ImageDecodeError | None = None
+        phase = "header"
         try:
-            return self._crop_resize(self._load_rgb(image))
-        finally:
-            image.close()
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image = self._open(data)
+                try:
+                    phase = "data"
+                    self._draft(image)
+                    with _heavy_decode(image):
+                        image.load()  # a fresh image sits on its first frame: animations too
+                        phase = "convert"
+                        return self._crop_resize(self._oriented_rgb(image))
+                finally:
+                    image.close()
+        except ImageDecodeError as exc:
+            failure = ImageDecodeError(exc.message, error=exc.error)
+        except Exception as exc:  # untrusted bytes: any failure is this image's
+            failure = decode_failure(exc, phase)
+        raise failure
 
     @property
     def pixel_limit(self) -> int:
@@ -108,21 +149,7 @@ class ImageDecoder:
 
     def _open(self, data: bytes) -> Image.Image:
         """Read only the header, and refuse a decompression bomb before any pixel is decoded."""
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                image = Image.open(io.BytesIO(data))
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-            raise ImageDecodeError(str(exc), error=TOO_MANY_PIXELS) from exc
-        except UnidentifiedImageError as exc:
-            raise ImageDecodeError(
-                "not an image Pillow can read (JPEG, PNG, WebP, GIF, TIFF, BMP …)",
-                error=NOT_AN_IMAGE,
-            ) from exc
-        except (OSError, EOFError) as exc:
-            raise ImageDecodeError(f"truncated image header: {exc}", error=TRUNCATED_IMAGE) from exc
-        except _HEADER_ERRORS as exc:
-            raise ImageDecodeError(f"corrupt image header: {exc}", error=CORRUPT_IMAGE) from exc
+        image = Image.open(io.BytesIO(data))
         width, height = image.size
         limit = self.pixel_limit
         if width * height > limit:
@@ -134,32 +161,21 @@ class ImageDecoder:
             )
         return image
 
-    def _load_rgb(self, image: Image.Image) -> Image.Image:
-        """Decode the pixels (reduced by JPEG draft), apply EXIF orientation, convert to RGB.
+    def _draft(self, image: Image.Image) -> None:
+        """Let libjpeg decode at 1/2, 1/4 or 1/8 scale: what matters for speed on big photos.
 
-        `draft` lets libjpeg decode at 1/2, 1/4 or 1/8 scale: the one change that matters for
-        speed on big photos (12 MP: ~30 vs ~134 ms). Pillow picks the largest reduction that keeps
-        both sides at least the requested size, so asking for input_size / 0.875 keeps the crop
-        at least input_size pixels: never an upscale.
+        12 MP: ~30 vs ~134 ms. Pillow picks the largest reduction that keeps both sides at least
+        the requested size, so asking for input_size / 0.875 keeps the crop at least input_size
+        pixels: never an upscale.
         """
         if image.format == "JPEG":
             side = math.ceil(self.input_size / CROP_FRACTION)
             image.draft("RGB", (side, side))
-        try:
-            image.load()  # a fresh image sits on its first frame: animated GIF/WebP/APNG too
-        except (OSError, EOFError) as exc:  # the decoder ran out of data or met garbage
-            raise ImageDecodeError(
-                f"truncated or corrupt image data: {exc}", error=TRUNCATED_IMAGE
-            ) from exc
-        except _HEADER_ERRORS as exc:
-            raise ImageDecodeError(f"corrupt image: {exc}", error=CORRUPT_IMAGE) from exc
-        try:
-            ImageOps.exif_transpose(image, in_place=True)
-            return _to_rgb(image)
-        except (OSError, ValueError, *_HEADER_ERRORS) as exc:
-            raise ImageDecodeError(
-                f"cannot convert {image.mode} image to RGB: {exc}", error=UNSUPPORTED_IMAGE
-            ) from exc
+
+    def _oriented_rgb(self, image: Image.Image) -> Image.Image:
+        """Apply the EXIF orientation and convert the decoded pixels to RGB."""
+        ImageOps.exif_transpose(image, in_place=True)
+        return _to_rgb(image)
 
     def _crop_resize(self, image: Image.Image) -> np.ndarray:
         """Central crop of 0.875 of the short side and bilinear resize, in one resampling pass."""
@@ -194,3 +210,43 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (*_BACKGROUND_RGB, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image.convert("RGB")
+
+
+@contextmanager
+def _heavy_decode(image: Image.Image) -> Iterator[None]:
+    """Hold the process-wide heavy-decode lock while a big image is decoded and resized."""
+    width, height = image.size
+    if width * height * 4 <= HEAVY_DECODE_BYTES:  # Pillow stores up to 4 bytes per pixel
+        yield
+        return
+    with _HEAVY_DECODE:
+        yield
+
+
+def decode_failure(exc: BaseException, phase: str) -> ImageDecodeError:
+    """The typed decode error for whatever Pillow raised, keeping only its text.
+
+    `phase` is where it was raised: ``header`` (opening), ``data`` (decoding the pixels) or
+    ``convert`` (orientation and colour conversion). Returned, not raised, so the caller raises it
+    outside its ``except`` block, with no chain back to `exc` and its frames.
+    """
+    text = f"{exc}"[:_MESSAGE_CHARS] or type(exc).__name__
+    if isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning):
+        code, message = TOO_MANY_PIXELS, text
+    elif isinstance(exc, MemoryError):
+        code, message = TOO_MANY_PIXELS, "ran out of memory decoding it"
+    elif isinstance(exc, UnidentifiedImageError):
+        code = NOT_AN_IMAGE
+        message = "not an image Pillow can read (JPEG, PNG, WebP, GIF, TIFF, BMP …)"
+    elif isinstance(exc, NotImplementedError) or _UNSUPPORTED.search(text):
+        code, message = UNSUPPORTED_IMAGE, f"an image format no decoder here reads: {text}"
+    elif phase == "convert" and isinstance(exc, OSError | ValueError | _HEADER_ERRORS):
+        code, message = UNSUPPORTED_IMAGE, f"cannot convert the image to RGB: {text}"
+    elif isinstance(exc, OSError | EOFError):
+        where = "header" if phase == "header" else "image data"
+        code, message = TRUNCATED_IMAGE, f"truncated or corrupt {where}: {text}"
+    elif isinstance(exc, _HEADER_ERRORS):
+        code, message = CORRUPT_IMAGE, f"corrupt image: {text}"
+    else:
+        code, message = CORRUPT_IMAGE, f"corrupt image ({type(exc).__name__}): {text}"
+    return ImageDecodeError(message, error=code)

@@ -7,8 +7,12 @@ unreachable: 1) exit non-zero, each with one clear line on stderr.
 
 from __future__ import annotations
 
+import os
+import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -22,11 +26,12 @@ from pipeline.classify.fetch import fetch_image, read_local_image
 from pipeline.classify.images import ImageDecoder
 from pipeline.classify.model import Classifier, Label, get_classifier
 from pipeline.cli.app import app
+from pipeline.cli.stack_target import StackOption, use_s3_of
 from pipeline.config import Settings
-from pipeline.failures import ClassifyError, ConfigError, PipelineError
+from pipeline.failures import ConfigError, PipelineError
 
-GROUP_SIZE = 32
-"""Images read, decoded and classified together: bounds memory for long argument lists."""
+WINDOW_PER_JOB = 4
+"""Images in flight per job: keeps every core busy while bounding memory for long lists."""
 
 USAGE_ERROR = 2
 WORK_FAILED = 1
@@ -57,29 +62,41 @@ class Source:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What happened to one argument: its labels, or the error that stopped it."""
+    """What happened to one argument: its labels, or the error that stopped it.
+
+    The error is kept as strings, never as the exception: an exception holds its traceback and
+    with it the decoder's frames and buffers, so a call of many failing images would grow by
+    each one's decode memory.
+    """
 
     path: str
     labels: tuple[Label, ...] = ()
-    error: PipelineError | None = None
+    error: str | None = None
+    stage: str | None = None
+    message: str | None = None
+
+    @classmethod
+    def failed(cls, path: str, exc: BaseException) -> Outcome:
+        """The row of an image that could not be labelled, from any exception."""
+        if isinstance(exc, PipelineError):
+            return cls(path, error=exc.error, stage=exc.stage.value, message=exc.message)
+        return cls(path, error="internal", stage="decode", message=f"{type(exc).__name__}: {exc}")
 
     def to_json(self) -> dict[str, Any]:
         """The `--json` row: ``{"path", "labels": [[name, score], …]}`` or with ``error``."""
         if self.error is not None:
             return {
                 "path": self.path,
-                "error": self.error.error,
-                "stage": self.error.stage.value,
-                "message": self.error.message,
+                "error": self.error,
+                "stage": self.stage,
+                "message": self.message,
             }
         return {"path": self.path, "labels": [[lb.name, round(lb.score, 6)] for lb in self.labels]}
 
     def to_text(self) -> str:
         """The human rendering: the path, then one ``score  name`` line per label."""
         if self.error is not None:
-            return (
-                f"{self.path}: {self.error.error} ({self.error.stage.value}): {self.error.message}"
-            )
+            return f"{self.path}: {self.error} ({self.stage}): {self.message}"
         lines = [self.path, *(f"  {lb.score:.4f}  {lb.name} ({lb.index})" for lb in self.labels)]
         return "\n".join(lines)
 
@@ -95,6 +112,11 @@ def classify(
         typer.Option("--top", min=1, max=1000, help="Labels per image [LAMBDAFLOW_TOP_K]."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON list.")] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", min=1, max=64, help="Images decoded and classified at once."),
+    ] = None,
+    stack: StackOption = None,
 ) -> None:
     """Classify images with the ImageNet model; failed images are reported, not fatal."""
     sources = [Source.parse(text) for text in images]
@@ -102,56 +124,95 @@ def classify(
         settings = Settings.from_env()
     except ConfigError as exc:
         _fail(str(exc), USAGE_ERROR)
+    if any(source.bucket for source in sources):
+        use_s3_of(stack)  # s3:// arguments: the stack found here, without exported variables
+    jobs = jobs or available_cores()
     try:
-        classifier = get_classifier(settings)
+        classifier = _load_classifier(settings, replicas=jobs)
     except ConfigError as exc:
         _fail(str(exc), WORK_FAILED)
+    labeller = _Labeller(classifier, settings, top or settings.top_k)
     try:
-        outcomes = list(_classify_all(sources, classifier, settings, top or settings.top_k))
+        outcomes = labeller.label_all(sources, jobs=jobs)
+        if as_json:
+            rows = [o.to_json() for o in outcomes]
+            typer.echo(orjson.dumps(rows).decode())
+        else:
+            for outcome in outcomes:
+                typer.echo(outcome.to_text())
     except BotoCoreError as exc:  # no credentials, endpoint unreachable: nothing can be read
         _fail(f"cannot reach S3: {exc}", WORK_FAILED)
-    if as_json:
-        typer.echo(orjson.dumps([o.to_json() for o in outcomes]).decode())
-    else:
-        typer.echo("\n".join(o.to_text() for o in outcomes))
 
 
-def _classify_all(
-    sources: Sequence[Source], classifier: Classifier, settings: Settings, top_k: int
-) -> Iterator[Outcome]:
-    decoder = ImageDecoder.from_settings(settings, input_size=classifier.input_size)
-    reader = _Reader(settings.max_image_bytes)
-    for start in range(0, len(sources), GROUP_SIZE):
-        group = sources[start : start + GROUP_SIZE]
-        decoded: dict[int, Any] = {}
-        failed: dict[int, PipelineError] = {}
-        for i, source in enumerate(group):
+def available_cores() -> int:
+    """The cores this process may run on (its affinity, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _load_classifier(settings: Settings, *, replicas: int) -> Classifier:
+    """The model, with one interpreter per job (invoke releases the GIL: one per core)."""
+    return get_classifier(replace(settings, interpreters=max(replicas, settings.interpreters)))
+
+
+class _Labeller:
+    """Reads, decodes and classifies one image per task, `jobs` tasks at once, in order.
+
+    Threads, not processes: Pillow's decoders and LiteRT's invoke run with the GIL released
+    (BENCHMARKS.md "classify CLI"), so two threads use two cores, the model is loaded once, and
+    start-up stays that of one process. Every exception of a task becomes that image's row.
+    """
+
+    def __init__(self, classifier: Classifier, settings: Settings, top_k: int) -> None:
+        self._classifier = classifier
+        self._decoder = ImageDecoder.from_settings(settings, input_size=classifier.input_size)
+        self._reader = _Reader(settings.max_image_bytes)
+        self._top_k = top_k
+
+    def label_all(self, sources: Sequence[Source], *, jobs: int) -> Iterator[Outcome]:
+        """One outcome per source, in order, with at most `WINDOW_PER_JOB` x jobs in flight."""
+        window = WINDOW_PER_JOB * jobs
+        with ThreadPoolExecutor(jobs, thread_name_prefix="classify") as pool:
+            in_flight: deque[Future[Outcome]] = deque()
             try:
-                decoded[i] = decoder.decode(reader.read(source))
-            except PipelineError as exc:
-                failed[i] = exc
+                for source in sources:
+                    in_flight.append(pool.submit(self.label, source))
+                    if len(in_flight) >= window:
+                        yield in_flight.popleft().result()
+                while in_flight:
+                    yield in_flight.popleft().result()
+            finally:
+                for future in in_flight:
+                    future.cancel()
+
+    def label(self, source: Source) -> Outcome:
+        """Read, decode and classify one source; any failure is its row (BotoCoreError aside)."""
         try:
-            found = classifier.classify(list(decoded.values()), top_k=top_k)
-        except ClassifyError as exc:
-            failed.update(dict.fromkeys(decoded, exc))
-            found = []
-        labels = dict(zip(decoded, found, strict=False))
-        for i, source in enumerate(group):
-            yield Outcome(source.text, labels.get(i, ()), failed.get(i))
+            image = self._decoder.decode(self._reader.read(source))
+            labels = self._classifier.classify([image], top_k=self._top_k)[0]
+        except BotoCoreError:  # S3 itself unreachable: the whole call fails, said once
+            raise
+        except Exception as exc:  # untrusted files: every failure is data
+            return Outcome.failed(source.text, exc)
+        return Outcome(source.text, labels)
 
 
 class _Reader:
-    """Reads local files, and S3 objects through one client made on first use."""
+    """Reads local files, and S3 objects through one client made on first use (thread-safe)."""
 
     def __init__(self, max_bytes: int) -> None:
         self._max_bytes = max_bytes
         self._client: Any = None
+        self._lock = threading.Lock()
 
     def read(self, source: Source) -> bytes:
         if source.bucket is None or source.key is None:
             return read_local_image(Path(source.text), max_bytes=self._max_bytes)
-        if self._client is None:
-            self._client = boto3.client("s3", config=Config(retries={"mode": "standard"}))
+        with self._lock:
+            if self._client is None:
+                self._client = boto3.client("s3", config=Config(retries={"mode": "standard"}))
         return fetch_image(self._client, source.bucket, source.key, max_bytes=self._max_bytes)
 
 

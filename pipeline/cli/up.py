@@ -11,7 +11,13 @@ import typer
 
 from pipeline.cli.app import app
 from pipeline.cli.stack_target import embedded_stack, stack_info
-from pipeline.local.state import StackInfo, clear_state, find_running_stack, write_state
+from pipeline.local.state import (
+    STATE_FILE,
+    StackInfo,
+    clear_state,
+    find_running_stack,
+    write_state,
+)
 
 
 def _print_human(info: StackInfo) -> None:
@@ -38,7 +44,7 @@ def up(
     ] = None,
 ) -> None:
     """Run the embedded local AWS stack (moto + template.yaml + pollers) until Ctrl-C."""
-    running = find_running_stack()
+    running = find_running_stack(STATE_FILE)
     if running is not None:
         typer.echo(
             f"A stack is already up here (pid {running.pid}, {running.endpoint_url}): "
