@@ -154,3 +154,14 @@ def corpus() -> dict[str, tuple[bytes, str | None]]:
     for orientation in range(1, 9):
         files[f"exif orientation {orientation}"] = (exif_rotated(orientation), None)
     return files
+
+
+def png_cut_after_big_rows(side: int = 6_000, keep: float = 0.8) -> bytes:
+    """A `side`² RGBA PNG of real (flat) rows whose pixel stream stops at `keep` of its length.
+
+    Pillow allocates and fills most of the image (~side² x 4 bytes) before finding the end: a
+    failure that costs real memory, so keeping anything of it per image would show.
+    """
+    row = b"\x00" + b"\x80\x40\x20\xff" * side
+    stream = zlib.compress(row * side, 1)
+    return png_header_only(side, side, idat=stream[: int(len(stream) * keep)])

@@ -70,6 +70,13 @@ HEAVY_DECODE_BYTES = 64 * 1024 * 1024
 however many such files a call or a chunk holds."""
 _HEAVY_DECODE = threading.Lock()
 
+PILLOW_BLOCK_BYTES = 64 * 1024 * 1024
+"""Pillow's image memory block (16 MiB by default), raised over glibc's 32 MiB ceiling for its
+dynamic mmap threshold: a big image's blocks are then mmap'd and given back to the system when it
+is freed, instead of staying in a per-thread malloc arena (measured: a call over 24 large failing
+PNGs peaked at 479 MB with 16 MiB blocks, 325 MB with these, 301 MB for 2 of them)."""
+Image.core.set_block_size(PILLOW_BLOCK_BYTES)
+
 
 @dataclass(frozen=True, slots=True)
 class ImageDecoder:
