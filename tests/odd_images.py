@@ -135,7 +135,10 @@ def corpus() -> dict[str, tuple[bytes, str | None]]:
     bomb = png_header_only(500_000, 500_000)
     files: dict[str, tuple[bytes, str | None]] = {
         "fuzz png 88 M pixels, one row of data": (fuzz_png(), "TruncatedImage"),
-        "fuzz png greyscale, no data": (png_header_only(9_000, 9_000, mode_byte=0), "TruncatedImage"),
+        "fuzz png greyscale, no data": (
+            png_header_only(9_000, 9_000, mode_byte=0),
+            "TruncatedImage",
+        ),
         "bomb png": (bomb, "TooManyPixels"),
         "bomb icns hiding a 250 G-pixel png": (icns_with_png(bomb), "TooManyPixels"),
         "bomb ico hiding a 250 G-pixel png": (ico_with_png(bomb), "TooManyPixels"),

@@ -19,7 +19,8 @@ MB = 1024 * 1024
 PROBE = """
 import resource, subprocess, sys
 out = subprocess.run(sys.argv[1:], capture_output=True, check=False)
-sys.stdout.write(str(out.returncode) + " " + str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) + "\\n")
+peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+sys.stdout.write(f"{out.returncode} {peak_kb}\\n")
 sys.stdout.write(out.stdout.decode())
 """
 LAMBDAFLOW = str(Path(sys.executable).with_name("lambdaflow"))
@@ -45,6 +46,7 @@ def test_many_failing_images_keep_peak_memory_flat(tmp_path):
     code_few, rows_few, peak_few = classify_peak([*paths[:2], good])
     code_many, rows_many, peak_many = classify_peak([*paths, good])
     assert (code_few, code_many) == (0, 0)
+    assert len(rows_few) == 3
     assert [row.get("error") for row in rows_many] == ["TruncatedImage"] * 16 + [None]
     assert rows_many[-1]["labels"][0][0] == "espresso"
     assert peak_many < 1024 * MB
