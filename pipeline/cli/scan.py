@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pipeline.cli.app import app
+from pipeline.cli.stack_target import StackOption, use_s3_of
 from pipeline.config import Settings
 from pipeline.failures import ConfigError, ManifestLineError, ManifestReadError
 from pipeline.manifest.guard import refusing_non_manifests
@@ -163,8 +164,11 @@ def _print_human(report: ScanReport) -> None:
 def scan(
     source: Annotated[str, typer.Argument(help="Manifest path or s3://bucket/key")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    stack: StackOption = None,
 ) -> None:
     """Dry-run a manifest: lines, records, bad lines, chunks, speed and estimated cost."""
+    if source.startswith("s3://"):
+        use_s3_of(stack)  # the stack found here, without exported variables
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
