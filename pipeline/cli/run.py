@@ -44,6 +44,30 @@ def stdout_reserved() -> Iterator[TextIO]:
         os.close(saved)
 
 
+def refuse_wrong_file(path: str) -> None:
+    """Refuse a local file that is no manifest (an image, an archive) before any stack is used.
+
+    Split refuses it the same way in its first block; saying so here spares the upload, the run
+    and, without a running stack, starting one.
+
+    Raises:
+        CliError: what the file is ("a JPEG image, not a manifest").
+    """
+    from pipeline.failures import ManifestReadError  # noqa: PLC0415
+    from pipeline.manifest.guard import refuse_binary  # noqa: PLC0415
+    from pipeline.manifest.source import open_decoded  # noqa: PLC0415
+    from pipeline.manifest.stream import SNIFF_BYTES  # noqa: PLC0415
+
+    try:
+        stream = open_decoded(path)
+        try:
+            refuse_binary(stream.read(SNIFF_BYTES))
+        finally:
+            stream.close()
+    except ManifestReadError as exc:
+        raise CliError(f"{path}: {exc.error}: {exc.message}") from None
+
+
 def submit(info: StackInfo, manifest: str) -> ManifestObject:
     """Put `manifest` into the stack's input bucket (the real S3 event path starts the run).
 
@@ -119,6 +143,8 @@ def run(
     """
     if not manifest.startswith("s3://") and not Path(manifest).is_file():
         raise CliError(f"{manifest}: no such file")
+    if not manifest.startswith("s3://"):
+        refuse_wrong_file(manifest)
     console = Console(stderr=as_json)
     with (
         stdout_reserved() as out,
