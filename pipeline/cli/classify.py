@@ -14,21 +14,20 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-import boto3
-import orjson
 import typer
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError
 
-from pipeline.classify.fetch import fetch_image, read_local_image
-from pipeline.classify.images import ImageDecoder
-from pipeline.classify.model import Classifier, Label, get_classifier
 from pipeline.cli.app import app
 from pipeline.cli.stack_target import StackOption, use_s3_of
-from pipeline.config import Settings
 from pipeline.failures import ConfigError, PipelineError
+
+if TYPE_CHECKING:
+    from pipeline.classify.model import Classifier, Label
+    from pipeline.config import Settings
+
+# Imported when the command runs (numpy, Pillow, LiteRT; boto3 only for an s3:// argument): the
+# command's start-up is part of its speed (BENCHMARKS.md "classify CLI"), and --help's.
 
 WINDOW_PER_JOB = 4
 """Images in flight per job: keeps every core busy while bounding memory for long lists."""
@@ -119,6 +118,10 @@ def classify(
     stack: StackOption = None,
 ) -> None:
     """Classify images with the ImageNet model; failed images are reported, not fatal."""
+    import orjson  # noqa: PLC0415  # see the imports above
+
+    from pipeline.config import Settings  # noqa: PLC0415
+
     sources = [Source.parse(text) for text in images]
     try:
         settings = Settings.from_env()
@@ -140,8 +143,8 @@ def classify(
         else:
             for outcome in outcomes:
                 typer.echo(outcome.to_text())
-    except BotoCoreError as exc:  # no credentials, endpoint unreachable: nothing can be read
-        _fail(f"cannot reach S3: {exc}", WORK_FAILED)
+    except _S3Unreachable as exc:  # no credentials, endpoint unreachable: nothing can be read
+        _fail(f"cannot reach S3: {exc.__cause__}", WORK_FAILED)
 
 
 def available_cores() -> int:
@@ -154,6 +157,8 @@ def available_cores() -> int:
 
 def _load_classifier(settings: Settings, *, replicas: int) -> Classifier:
     """The model, with one interpreter per job (invoke releases the GIL: one per core)."""
+    from pipeline.classify.model import get_classifier  # noqa: PLC0415
+
     return get_classifier(replace(settings, interpreters=max(replicas, settings.interpreters)))
 
 
@@ -166,6 +171,8 @@ class _Labeller:
     """
 
     def __init__(self, classifier: Classifier, settings: Settings, top_k: int) -> None:
+        from pipeline.classify.images import ImageDecoder  # noqa: PLC0415
+
         self._classifier = classifier
         self._decoder = ImageDecoder.from_settings(settings, input_size=classifier.input_size)
         self._reader = _Reader(settings.max_image_bytes)
@@ -192,9 +199,11 @@ class _Labeller:
         try:
             image = self._decoder.decode(self._reader.read(source))
             labels = self._classifier.classify([image], top_k=self._top_k)[0]
-        except BotoCoreError:  # S3 itself unreachable: the whole call fails, said once
+        except _S3Unreachable:
             raise
         except Exception as exc:  # untrusted files: every failure is data
+            if _is_botocore_error(exc):  # S3 itself unreachable: the whole call fails, said once
+                raise _S3Unreachable from exc
             return Outcome.failed(source.text, exc)
         return Outcome(source.text, labels)
 
@@ -208,12 +217,29 @@ class _Reader:
         self._lock = threading.Lock()
 
     def read(self, source: Source) -> bytes:
+        from pipeline.classify.fetch import fetch_image, read_local_image  # noqa: PLC0415
+
         if source.bucket is None or source.key is None:
             return read_local_image(Path(source.text), max_bytes=self._max_bytes)
         with self._lock:
             if self._client is None:
+                import boto3  # noqa: PLC0415  # ~0.5 s: only a call with s3:// arguments pays it
+                from botocore.config import Config  # noqa: PLC0415
+
                 self._client = boto3.client("s3", config=Config(retries={"mode": "standard"}))
         return fetch_image(self._client, source.bucket, source.key, max_bytes=self._max_bytes)
+
+
+class _S3Unreachable(Exception):
+    """botocore's own error (no credentials, no endpoint): the call fails, not the image."""
+
+
+def _is_botocore_error(exc: BaseException) -> bool:
+    """A `BotoCoreError`, recognised without importing botocore for calls that never use it."""
+    return any(
+        cls.__name__ == "BotoCoreError" and cls.__module__ == "botocore.exceptions"
+        for cls in type(exc).__mro__
+    )
 
 
 def _fail(message: str, code: int) -> NoReturn:
