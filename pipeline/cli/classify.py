@@ -158,8 +158,10 @@ def available_cores() -> int:
 def _load_classifier(settings: Settings, *, replicas: int) -> Classifier:
     """The model, with one interpreter per job (invoke releases the GIL: one per core)."""
     from pipeline.classify.model import get_classifier  # noqa: PLC0415
+    from pipeline.local.quiet import native_stderr_silenced  # noqa: PLC0415
 
-    return get_classifier(replace(settings, interpreters=max(replicas, settings.interpreters)))
+    with native_stderr_silenced():  # LiteRT's "INFO: Created … delegate" line
+        return get_classifier(replace(settings, interpreters=max(replicas, settings.interpreters)))
 
 
 class _Labeller:
