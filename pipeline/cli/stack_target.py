@@ -146,9 +146,15 @@ def embedded_stack(options: StackOptions | None = None, *, port: int = 0) -> Ite
 
 @contextmanager
 def use_stack(
-    *, start_if_missing: bool, workers: int | None = None, stack: str | None = None
+    *,
+    start_if_missing: bool,
+    workers: int | None = None,
+    stack: str | None = None,
+    announce: bool = True,
 ) -> Iterator[StackInfo]:
     """The stack found (see `find_stack`), or (if allowed) a throwaway embedded one, said.
+
+    `announce=False`: the caller says it itself (the demo, whose whole point is that stack).
 
     Raises:
         CliError: no stack was found and this command may not start one.
@@ -159,7 +165,8 @@ def use_stack(
         return
     if not start_if_missing:
         raise CliError(NO_STACK)
-    typer.echo(THROWAWAY, err=True)
+    if announce:
+        typer.echo(THROWAWAY, err=True)
     from pipeline.local.stack import StackOptions  # noqa: PLC0415  # see embedded_stack
 
     options = StackOptions() if workers is None else StackOptions(workers=workers)
