@@ -70,6 +70,20 @@ HEAVY_DECODE_BYTES = 64 * 1024 * 1024
 however many such files a call or a chunk holds."""
 _HEAVY_DECODE = threading.Lock()
 
+_ORIENTATION = 0x0112
+_ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+"""EXIF orientation → the transpose that shows it upright (as `ImageOps.exif_transpose` does)."""
+REDUCING_GAP = 2
+"""A big image is reduced while its crop stays at least this many times the model's input."""
+
 PILLOW_BLOCK_BYTES = 64 * 1024 * 1024
 """Pillow's image memory block (16 MiB by default), raised over glibc's 32 MiB ceiling for its
 dynamic mmap threshold: a big image's blocks are then mmap'd and given back to the system when it
@@ -180,9 +194,37 @@ class ImageDecoder:
             image.draft("RGB", (side, side))
 
     def _oriented_rgb(self, image: Image.Image) -> Image.Image:
-        """Apply the EXIF orientation and convert the decoded pixels to RGB."""
-        ImageOps.exif_transpose(image, in_place=True)
-        return _to_rgb(image)
+        """Apply the EXIF orientation and convert the decoded pixels to RGB (big ones reduced)."""
+        shrunk = self._shrunk(image)
+        if shrunk is None:
+            ImageOps.exif_transpose(image, in_place=True)
+            return _to_rgb(image)
+        return _to_rgb(shrunk)
+
+    def _shrunk(self, image: Image.Image) -> Image.Image | None:
+        """A big decoded image reduced by an integer factor (box filter), already oriented.
+
+        Only above `HEAVY_DECODE_BYTES`, where orientation and colour conversion would each copy
+        hundreds of MB (an 88 M-pixel RGBA PNG peaked at 1.7 GB): reducing first keeps the crop
+        at least twice the input size, as Pillow's own `reducing_gap=2` does, so the final
+        bilinear resize sees the same picture. None when the image is not big enough to shrink.
+        """
+        width, height = image.size
+        factor = int(min(width, height) * CROP_FRACTION) // (REDUCING_GAP * self.input_size)
+        if width * height * 4 <= HEAVY_DECODE_BYTES or factor < REDUCING_GAP:
+            return None
+        orientation = image.getexif().get(_ORIENTATION, 1)
+        if image.mode in {"P", "PA"}:  # averaging palette indexes would mean nothing
+            has_alpha = image.mode == "PA" or "transparency" in image.info
+            image = image.convert("RGBA" if has_alpha else "RGB")
+        elif image.mode == "1":
+            image = image.convert("L")
+        elif image.mode in _SIXTEEN_BIT_MODES:
+            image = image.convert("I")  # same levels, a mode `reduce` takes
+        reduced = image.reduce(factor)
+        reduced.info.pop("exif", None)
+        method = _ORIENTATION_TRANSPOSE.get(orientation)
+        return reduced if method is None else reduced.transpose(method)
 
     def _crop_resize(self, image: Image.Image) -> np.ndarray:
         """Central crop of 0.875 of the short side and bilinear resize, in one resampling pass."""

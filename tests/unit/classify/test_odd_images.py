@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from pipeline.classify.images import ImageDecoder
 from pipeline.failures import ImageDecodeError
-from tests import odd_images
+from tests import odd_images, photos
 
 DECODER = ImageDecoder()
 CORPUS = odd_images.corpus()
@@ -48,3 +50,31 @@ def test_a_big_image_failing_midway_is_a_truncated_image():
     with pytest.raises(ImageDecodeError) as caught:
         DECODER.decode(odd_images.png_cut_after_big_rows(side=3_000))
     assert caught.value.error == "TruncatedImage"
+
+
+def _big(mode: str, orientation: int = 1) -> tuple[bytes, np.ndarray]:
+    """A 4,200 px square photo (17.6 M pixels: a heavy decode) in `mode`, and its small twin."""
+    base = photos.photo("coffee").resize((4_200, 4_200), Image.Resampling.BILINEAR)
+    photo = base
+    if mode == "P":
+        photo = base.quantize(64)
+    elif mode == "I;16":
+        base = base.convert("L")
+        photo = Image.fromarray(np.asarray(base, dtype=np.uint16) * 257)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = photos.encode(photo, "PNG", exif=exif.tobytes(), compress_level=1)
+    small = (photo if mode == "P" else base).convert("RGB").resize((1_050, 1_050))
+    turn = {1: None, 3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_270}[orientation]
+    upright = small if turn is None else small.transpose(turn)
+    return data, DECODER.decode(photos.encode(upright, "PNG"))
+
+
+@pytest.mark.parametrize(("mode", "orientation"), [("RGB", 6), ("P", 1), ("I;16", 3)])
+def test_a_big_image_is_reduced_first_and_shows_the_same_upright_picture(mode, orientation):
+    # GIVEN a heavy image (reduced before its colour conversion, to bound memory)
+    data, small_twin = _big(mode, orientation)
+    # WHEN it is decoded THEN it is the same picture, upright, as its small twin
+    decoded = DECODER.decode(data)
+    assert decoded.shape == (224, 224, 3)
+    assert float(np.abs(decoded - small_twin).mean()) < 8
