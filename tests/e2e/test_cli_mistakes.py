@@ -175,3 +175,60 @@ def test_ctrl_c_during_run_says_the_run_continues_and_how_to_follow_it(
     last = stderr.strip().splitlines()[-1]
     assert f"run {run} continues on the stack" in last
     assert f"lambdaflow status {run} --watch" in last
+
+
+def _aws_env(**extra: str) -> dict[str, str]:
+    """The SDK pointed at the emulator as if it were AWS itself (no local state file)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAMBDAFLOW_")}
+    return {**env, **extra}
+
+
+@pytest.fixture
+def deployed_stack_name(local_stack) -> str:
+    """A CloudFormation stack whose Outputs are the session stack's: a "deployed" stack."""
+    name = f"deployed-{uuid.uuid4().hex[:8]}"
+    template = {
+        "Resources": {"Marker": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {k: {"Value": v} for k, v in local_stack.outputs.items()},
+    }
+    boto3.client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(template))
+    return name
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_a_deployed_stack_is_reached_by_name_from_any_directory(tmp_path, deployed_stack_name, how):
+    args, env = (["--stack", deployed_stack_name], _aws_env())
+    if how == "environment":
+        args, env = ([], _aws_env(LAMBDAFLOW_STACK=deployed_stack_name))
+
+    def lambdaflow(*command: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [LAMBDAFLOW, *command, *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    listed = lambdaflow("status", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert isinstance(json.loads(listed.stdout), list)
+    unknown = lambdaflow("results", "0123456789abcdef0123")
+    assert unknown.returncode == 1
+    assert "no run '0123456789abcdef0123'" in _one_line(unknown)
+
+
+def test_an_unknown_stack_name_is_one_line(tmp_path):
+    done = subprocess.run(
+        [LAMBDAFLOW, "results", "abc", "--stack", "no-such-stack"],
+        cwd=tmp_path,
+        env=_aws_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "no stack 'no-such-stack'" in _one_line(done)
