@@ -232,3 +232,16 @@ def test_an_unknown_stack_name_is_one_line(tmp_path):
     )
     assert done.returncode == 1
     assert "no stack 'no-such-stack'" in _one_line(done)
+
+
+def test_split_refuses_an_image_dropped_as_a_manifest_in_its_first_block(subdir, images_bucket):
+    # GIVEN a JPEG in S3, given to `run` as a manifest (no local check: Split reads it)
+    key = f"mistakes/{uuid.uuid4().hex}/photo.jpg"
+    boto3.client("s3").put_object(Bucket=images_bucket, Key=key, Body=PHOTO.read_bytes())
+    done = _lambdaflow("run", f"s3://{images_bucket}/{key}", "--json", cwd=subdir)
+    # THEN the run ends at once as partial, naming what the file is, and `run` exits 1
+    summary = json.loads(done.stdout)
+    assert (summary["status"], summary["lines"], summary["chunks"]) == ("PARTIAL", 0, 0)
+    assert summary["reason"] == "NotAManifest: a JPEG image, not a manifest"
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].endswith("a JPEG image, not a manifest")
