@@ -83,6 +83,11 @@ _ORIENTATION_TRANSPOSE = {
 """EXIF orientation → the transpose that shows it upright (as `ImageOps.exif_transpose` does)."""
 REDUCING_GAP = 2
 """A big image is reduced while its crop stays at least this many times the model's input."""
+SHRINK_PIXELS = 4_000_000
+"""Images with more pixels are reduced before orientation and colour conversion (JPEGs are
+already reduced by draft decoding): a 16 M-pixel RGBA PNG cost ~300 MB converted whole."""
+_STRIP_ROWS = 32
+"""Output rows per strip of `_reduce_in_strips`."""
 
 PILLOW_BLOCK_BYTES = 64 * 1024 * 1024
 """Pillow's image memory block (16 MiB by default), raised over glibc's 32 MiB ceiling for its
@@ -204,25 +209,18 @@ class ImageDecoder:
     def _shrunk(self, image: Image.Image) -> Image.Image | None:
         """A big decoded image reduced by an integer factor (box filter), already oriented.
 
-        Only above `HEAVY_DECODE_BYTES`, where orientation and colour conversion would each copy
-        hundreds of MB (an 88 M-pixel RGBA PNG peaked at 1.7 GB): reducing first keeps the crop
-        at least twice the input size, as Pillow's own `reducing_gap=2` does, so the final
-        bilinear resize sees the same picture. None when the image is not big enough to shrink.
+        Only above `SHRINK_PIXELS`, where orientation and colour conversion would each copy tens
+        to hundreds of MB (an 88 M-pixel RGBA PNG peaked at 1.7 GB): reducing first, a strip at
+        a time, costs only the strips beyond the decoded pixels. The crop stays at least twice
+        the input size, as Pillow's own `reducing_gap=2` does, so the final bilinear resize sees
+        the same picture. None when the image is not big enough to shrink.
         """
         width, height = image.size
         factor = int(min(width, height) * CROP_FRACTION) // (REDUCING_GAP * self.input_size)
-        if width * height * 4 <= HEAVY_DECODE_BYTES or factor < REDUCING_GAP:
+        if width * height <= SHRINK_PIXELS or factor < REDUCING_GAP:
             return None
         orientation = image.getexif().get(_ORIENTATION, 1)
-        if image.mode in {"P", "PA"}:  # averaging palette indexes would mean nothing
-            has_alpha = image.mode == "PA" or "transparency" in image.info
-            image = image.convert("RGBA" if has_alpha else "RGB")
-        elif image.mode == "1":
-            image = image.convert("L")
-        elif image.mode in _SIXTEEN_BIT_MODES:
-            image = image.convert("I")  # same levels, a mode `reduce` takes
-        reduced = image.reduce(factor)
-        reduced.info.pop("exif", None)
+        reduced = _reduce_in_strips(image, factor)
         method = _ORIENTATION_TRANSPOSE.get(orientation)
         return reduced if method is None else reduced.transpose(method)
 
@@ -259,6 +257,38 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (*_BACKGROUND_RGB, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image.convert("RGB")
+
+
+def _reduce_in_strips(image: Image.Image, factor: int) -> Image.Image:
+    """`image.reduce(factor)`, made a strip of rows at a time.
+
+    Pillow's own `reduce` first copies a whole RGBA image into premultiplied RGBa (and a palette
+    or 16-bit image must be converted to a reducible mode first): whole-image copies. A strip
+    is cropped, converted and reduced on its own, so the extra memory is one strip's.
+    """
+    width, height = image.size
+    rows = factor * _STRIP_ROWS
+    out: Image.Image | None = None
+    for top in range(0, height, rows):
+        strip = _reducible(image.crop((0, top, width, min(top + rows, height)))).reduce(factor)
+        if out is None:
+            out = Image.new(strip.mode, (-(-width // factor), -(-height // factor)))
+        out.paste(strip, (0, top // factor))
+    assert out is not None  # height > 0
+    return out
+
+
+def _reducible(image: Image.Image) -> Image.Image:
+    """`image` in a mode `Image.reduce` averages meaningfully, keeping what the mode means."""
+    mode = image.mode
+    if mode in {"P", "PA"}:  # averaging palette indexes would mean nothing
+        has_alpha = mode == "PA" or "transparency" in image.info
+        return image.convert("RGBA" if has_alpha else "RGB")
+    if mode == "1":
+        return image.convert("L")
+    if mode in _SIXTEEN_BIT_MODES:
+        return image.convert("I")  # the same levels, in a mode `reduce` takes
+    return image
 
 
 @contextmanager
