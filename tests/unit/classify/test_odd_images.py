@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.classify.images import ImageDecoder
+from pipeline.classify.images import ImageDecoder, _reduce_in_strips
 from pipeline.failures import ImageDecodeError
 from tests import odd_images, photos
 
@@ -78,3 +78,14 @@ def test_a_big_image_is_reduced_first_and_shows_the_same_upright_picture(mode, o
     decoded = DECODER.decode(data)
     assert decoded.shape == (224, 224, 3)
     assert float(np.abs(decoded - small_twin).mean()) < 8
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L"])
+def test_reducing_in_strips_is_pillows_reduce(mode):
+    image = photos.photo("chelsea").convert(mode).resize((1_001, 703))
+    if mode == "RGBA":
+        image.putalpha(Image.linear_gradient("L").resize(image.size))
+    whole = image.reduce(3)
+    strips = _reduce_in_strips(image, 3)
+    assert (strips.mode, strips.size) == (whole.mode, whole.size)
+    assert np.array_equal(np.asarray(strips), np.asarray(whole))
