@@ -17,7 +17,8 @@ help: ## List the targets
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(VENV)/bin/pip install -q "uv>=0.5"; }
-	$(UV) sync --locked --python $(VENV)/bin/python
+	$(UV) sync --locked --compile-bytecode --python $(VENV)/bin/python
+	@$(VENV)/bin/python -m compileall -q pipeline handlers  # start-up: no compiling per command
 	@touch $@
 
 setup: $(VENV)/.synced ## Create .venv and install the locked dependencies (nothing else)

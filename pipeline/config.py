@@ -45,6 +45,7 @@ TRACING = "LAMBDAFLOW_TRACING"
 PROGRESS_POLL_S = "LAMBDAFLOW_PROGRESS_POLL_S"
 STALL_TIMEOUT_S = "LAMBDAFLOW_STALL_TIMEOUT_S"
 INVENTORY_CHECKSUM_WAIT_S = "LAMBDAFLOW_INVENTORY_CHECKSUM_WAIT_S"
+STACK = "LAMBDAFLOW_STACK"
 
 DEFAULT_MODEL_PATH = (
     Path(__file__).resolve().parent.parent / "models" / "efficientnet_lite0_int8.tflite"
@@ -176,6 +177,8 @@ class Settings:
     """A run whose counted lines do not move for this long is finalized as partial."""
     inventory_checksum_wait_s: float = _setting(INVENTORY_CHECKSUM_WAIT_S, 10.0, _positive_float)
     """How long ingest waits for an S3 Inventory manifest.checksum written after manifest.json."""
+    stack: str = _setting(STACK, "")
+    """The deployed stack CLI commands talk to when no `--stack` is given (name or ARN)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

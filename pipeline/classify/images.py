@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import struct
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -47,6 +51,50 @@ _BACKGROUND_RGB = (255, 255, 255)
 
 _HEADER_ERRORS = (SyntaxError, ValueError, struct.error, IndexError, TypeError, KeyError)
 """What Pillow's format plugins raise on a header they recognise but cannot parse."""
+
+_UNSUPPORTED = re.compile(
+    r"unsupported|not supported|not available|cannot find loader|ghostscript|unimplemented"
+    r"|not implemented|unknown (?:compression|pixel)",
+    re.IGNORECASE,
+)
+"""Pillow's words for an intact image no decoder here reads (it has no exception type for it):
+EPS without Ghostscript, WMF/EMF, some BMP bit-field layouts, DDS pixel formats, a codec not
+built in."""
+
+_MESSAGE_CHARS = 300
+"""Longest exception text kept in a record (some plugins put whole headers in theirs)."""
+
+HEAVY_DECODE_BYTES = 64 * 1024 * 1024
+"""Decoded size (after JPEG draft) above which an image is decoded alone in this process: two
+80 M-pixel decodes at once would need ~1.3 GB; one at a time keeps a process's peak under ~700 MB
+however many such files a call or a chunk holds."""
+_HEAVY_DECODE = threading.Lock()
+
+_ORIENTATION = 0x0112
+_ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+"""EXIF orientation → the transpose that shows it upright (as `ImageOps.exif_transpose` does)."""
+REDUCING_GAP = 2
+"""A big image is reduced while its crop stays at least this many times the model's input."""
+SHRINK_PIXELS = 4_000_000
+"""Images with more pixels are reduced before orientation and colour conversion (JPEGs are
+already reduced by draft decoding): a 16 M-pixel RGBA PNG cost ~300 MB converted whole."""
+_STRIP_ROWS = 32
+"""Output rows per strip of `_reduce_in_strips`."""
+
+PILLOW_BLOCK_BYTES = 64 * 1024 * 1024
+"""Pillow's image memory block (16 MiB by default), raised over glibc's 32 MiB ceiling for its
+dynamic mmap threshold: a big image's blocks are then mmap'd and given back to the system when it
+is freed, instead of staying in a per-thread malloc arena (measured: a call over 24 large failing
+PNGs peaked at 479 MB with 16 MiB blocks, 325 MB with these, 301 MB for 2 of them)."""
+Image.core.set_block_size(PILLOW_BLOCK_BYTES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +138,10 @@ class ImageDecoder:
     def decode(self, data: bytes) -> np.ndarray:
         """Decode one image into a float32 ``[input_size, input_size, 3]`` RGB array (0..255).
 
+        Every exception Pillow (or numpy) raises becomes an `ImageDecodeError`, raised outside the
+        ``except`` block that caught it: the error carries no ``__cause__`` or ``__context__``,
+        so keeping it (or the record made from it) never keeps the decoder's buffers alive.
+
         Raises:
             ImageDecodeError: with ``error`` one of EmptyObject, ObjectTooLarge, NotAnImage,
                 CorruptImage, TruncatedImage, TooManyPixels, UnsupportedImage.
@@ -102,11 +154,26 @@ class ImageDecoder:
                 "(raise LAMBDAFLOW_MAX_IMAGE_BYTES to accept it)",
                 error=OBJECT_TOO_LARGE,
             )
-        image = self._open(data)
+        failure: ImageDecodeError | None = None
+        phase = "header"
         try:
-            return self._crop_resize(self._load_rgb(image))
-        finally:
-            image.close()
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image = self._open(data)
+                try:
+                    phase = "data"
+                    self._draft(image)
+                    with _heavy_decode(image):
+                        image.load()  # a fresh image sits on its first frame: animations too
+                        phase = "convert"
+                        return self._crop_resize(self._oriented_rgb(image))
+                finally:
+                    image.close()
+        except ImageDecodeError as exc:
+            failure = ImageDecodeError(exc.message, error=exc.error)
+        except Exception as exc:  # untrusted bytes: any failure is this image's
+            failure = decode_failure(exc, phase)
+        raise failure
 
     @property
     def pixel_limit(self) -> int:
@@ -121,21 +188,7 @@ class ImageDecoder:
 
     def _open(self, data: bytes) -> Image.Image:
         """Read only the header, and refuse a decompression bomb before any pixel is decoded."""
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                image = Image.open(io.BytesIO(data))
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-            raise ImageDecodeError(str(exc), error=TOO_MANY_PIXELS) from exc
-        except UnidentifiedImageError as exc:
-            raise ImageDecodeError(
-                "not an image Pillow can read (JPEG, PNG, WebP, GIF, TIFF, BMP …)",
-                error=NOT_AN_IMAGE,
-            ) from exc
-        except (OSError, EOFError) as exc:
-            raise ImageDecodeError(f"truncated image header: {exc}", error=TRUNCATED_IMAGE) from exc
-        except _HEADER_ERRORS as exc:
-            raise ImageDecodeError(f"corrupt image header: {exc}", error=CORRUPT_IMAGE) from exc
+        image = Image.open(io.BytesIO(data))
         width, height = image.size
         limit = self.pixel_limit
         if width * height > limit:
@@ -147,32 +200,42 @@ class ImageDecoder:
             )
         return image
 
-    def _load_rgb(self, image: Image.Image) -> Image.Image:
-        """Decode the pixels (reduced by JPEG draft), apply EXIF orientation, convert to RGB.
+    def _draft(self, image: Image.Image) -> None:
+        """Let libjpeg decode at 1/2, 1/4 or 1/8 scale: what matters for speed on big photos.
 
-        `draft` lets libjpeg decode at 1/2, 1/4 or 1/8 scale: the one change that matters for
-        speed on big photos (12 MP: ~30 vs ~134 ms). Pillow picks the largest reduction that keeps
-        both sides at least the requested size, so asking for input_size / 0.875 keeps the crop
-        at least input_size pixels: never an upscale.
+        12 MP: ~30 vs ~134 ms. Pillow picks the largest reduction that keeps both sides at least
+        the requested size, so asking for input_size / 0.875 keeps the crop at least input_size
+        pixels: never an upscale.
         """
         if image.format == "JPEG":
             side = math.ceil(self.input_size / self.crop_fraction)
             image.draft("RGB", (side, side))
-        try:
-            image.load()  # a fresh image sits on its first frame: animated GIF/WebP/APNG too
-        except (OSError, EOFError) as exc:  # the decoder ran out of data or met garbage
-            raise ImageDecodeError(
-                f"truncated or corrupt image data: {exc}", error=TRUNCATED_IMAGE
-            ) from exc
-        except _HEADER_ERRORS as exc:
-            raise ImageDecodeError(f"corrupt image: {exc}", error=CORRUPT_IMAGE) from exc
-        try:
+
+    def _oriented_rgb(self, image: Image.Image) -> Image.Image:
+        """Apply the EXIF orientation and convert the decoded pixels to RGB (big ones reduced)."""
+        shrunk = self._shrunk(image)
+        if shrunk is None:
             ImageOps.exif_transpose(image, in_place=True)
             return _to_rgb(image)
-        except (OSError, ValueError, *_HEADER_ERRORS) as exc:
-            raise ImageDecodeError(
-                f"cannot convert {image.mode} image to RGB: {exc}", error=UNSUPPORTED_IMAGE
-            ) from exc
+        return _to_rgb(shrunk)
+
+    def _shrunk(self, image: Image.Image) -> Image.Image | None:
+        """A big decoded image reduced by an integer factor (box filter), already oriented.
+
+        Only above `SHRINK_PIXELS`, where orientation and colour conversion would each copy tens
+        to hundreds of MB (an 88 M-pixel RGBA PNG peaked at 1.7 GB): reducing first, a strip at
+        a time, costs only the strips beyond the decoded pixels. The crop stays at least twice
+        the input size, as Pillow's own `reducing_gap=2` does, so the final bilinear resize sees
+        the same picture. None when the image is not big enough to shrink.
+        """
+        width, height = image.size
+        factor = int(min(width, height) * CROP_FRACTION) // (REDUCING_GAP * self.input_size)
+        if width * height <= SHRINK_PIXELS or factor < REDUCING_GAP:
+            return None
+        orientation = image.getexif().get(_ORIENTATION, 1)
+        reduced = _reduce_in_strips(image, factor)
+        method = _ORIENTATION_TRANSPOSE.get(orientation)
+        return reduced if method is None else reduced.transpose(method)
 
     def _crop_resize(self, image: Image.Image) -> np.ndarray:
         """Central crop (0.875 of the short side) and resize (bilinear), in one resampling pass."""
@@ -207,3 +270,75 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (*_BACKGROUND_RGB, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image.convert("RGB")
+
+
+def _reduce_in_strips(image: Image.Image, factor: int) -> Image.Image:
+    """`image.reduce(factor)`, made a strip of rows at a time.
+
+    Pillow's own `reduce` first copies a whole RGBA image into premultiplied RGBa (and a palette
+    or 16-bit image must be converted to a reducible mode first): whole-image copies. A strip
+    is cropped, converted and reduced on its own, so the extra memory is one strip's.
+    """
+    width, height = image.size
+    rows = factor * _STRIP_ROWS
+    out: Image.Image | None = None
+    for top in range(0, height, rows):
+        strip = _reducible(image.crop((0, top, width, min(top + rows, height)))).reduce(factor)
+        if out is None:
+            out = Image.new(strip.mode, (-(-width // factor), -(-height // factor)))
+        out.paste(strip, (0, top // factor))
+    assert out is not None  # height > 0
+    return out
+
+
+def _reducible(image: Image.Image) -> Image.Image:
+    """`image` in a mode `Image.reduce` averages meaningfully, keeping what the mode means."""
+    mode = image.mode
+    if mode in {"P", "PA"}:  # averaging palette indexes would mean nothing
+        has_alpha = mode == "PA" or "transparency" in image.info
+        return image.convert("RGBA" if has_alpha else "RGB")
+    if mode == "1":
+        return image.convert("L")
+    if mode in _SIXTEEN_BIT_MODES:
+        return image.convert("I")  # the same levels, in a mode `reduce` takes
+    return image
+
+
+@contextmanager
+def _heavy_decode(image: Image.Image) -> Iterator[None]:
+    """Hold the process-wide heavy-decode lock while a big image is decoded and resized."""
+    width, height = image.size
+    if width * height * 4 <= HEAVY_DECODE_BYTES:  # Pillow stores up to 4 bytes per pixel
+        yield
+        return
+    with _HEAVY_DECODE:
+        yield
+
+
+def decode_failure(exc: BaseException, phase: str) -> ImageDecodeError:
+    """The typed decode error for whatever Pillow raised, keeping only its text.
+
+    `phase` is where it was raised: ``header`` (opening), ``data`` (decoding the pixels) or
+    ``convert`` (orientation and colour conversion). Returned, not raised, so the caller raises it
+    outside its ``except`` block, with no chain back to `exc` and its frames.
+    """
+    text = f"{exc}"[:_MESSAGE_CHARS] or type(exc).__name__
+    if isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning):
+        code, message = TOO_MANY_PIXELS, text
+    elif isinstance(exc, MemoryError):
+        code, message = TOO_MANY_PIXELS, "ran out of memory decoding it"
+    elif isinstance(exc, UnidentifiedImageError):
+        code = NOT_AN_IMAGE
+        message = "not an image Pillow can read (JPEG, PNG, WebP, GIF, TIFF, BMP …)"
+    elif isinstance(exc, NotImplementedError) or _UNSUPPORTED.search(text):
+        code, message = UNSUPPORTED_IMAGE, f"an image format no decoder here reads: {text}"
+    elif phase == "convert" and isinstance(exc, OSError | ValueError | _HEADER_ERRORS):
+        code, message = UNSUPPORTED_IMAGE, f"cannot convert the image to RGB: {text}"
+    elif isinstance(exc, OSError | EOFError):
+        where = "header" if phase == "header" else "image data"
+        code, message = TRUNCATED_IMAGE, f"truncated or corrupt {where}: {text}"
+    elif isinstance(exc, _HEADER_ERRORS):
+        code, message = CORRUPT_IMAGE, f"corrupt image: {text}"
+    else:
+        code, message = CORRUPT_IMAGE, f"corrupt image ({type(exc).__name__}): {text}"
+    return ImageDecodeError(message, error=code)

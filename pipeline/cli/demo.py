@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
+import textwrap
 from pathlib import Path
 from typing import Annotated
 
@@ -12,13 +15,17 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.cli.app import app
+from pipeline.cli.errors import CliError
 from pipeline.cli.run import run_manifest, stdout_reserved
 from pipeline.cli.run_view import summary_table
 from pipeline.cli.stack_target import use_stack
 from pipeline.local.demo_data import DemoManifest, upload_demo_images, write_demo_manifest
+from pipeline.local.state import StackInfo
 from pipeline.parts.store import iter_failure_records, iter_result_rows
 
 DEMO_MANIFEST = Path(".lambdaflow") / "demo-manifest.csv.gz"
+MESSAGE_CHARS = 160
+"""A failure message longer than this is shortened at a word, with an ellipsis (then wrapped)."""
 
 
 def _labels_table(s3: object, bucket: str, run: str, sample: int) -> Table:
@@ -35,14 +42,26 @@ def _labels_table(s3: object, bucket: str, run: str, sample: int) -> Table:
     return table
 
 
+def short_message(text: str) -> str:
+    """`text`, or when longer than `MESSAGE_CHARS`, cut at a word with an ellipsis."""
+    return textwrap.shorten(text, MESSAGE_CHARS, placeholder=" …")
+
+
 def _failures_table(s3: object, bucket: str, run: str, manifest: DemoManifest) -> Table:
     table = Table(title="every failure, with its reason")
     for column in ("line", "planted", "stage", "error", "message"):
-        table.add_column(column, overflow="ellipsis", no_wrap=column != "message")
+        if column == "message":  # the reason matters most: the room left, wrapped at words
+            table.add_column(column, overflow="fold", min_width=32, ratio=1)
+        else:
+            table.add_column(column, overflow="ellipsis", no_wrap=True, max_width=16)
     for record in iter_failure_records(s3, bucket, run):
         planted = manifest.planted.get(record.line, "NOT PLANTED")
         table.add_row(
-            str(record.line), planted, record.stage.value, record.error, record.message[:120]
+            str(record.line),
+            planted,
+            record.stage.value,
+            record.error,
+            short_message(record.message),
         )
     return table
 
@@ -57,25 +76,55 @@ def demo(
     ] = None,
 ) -> None:
     """Upload real photos + variants, drop a manifest with planted faults, show the whole run."""
-    with stdout_reserved() as out, use_stack(start_if_missing=True, workers=workers) as info:
+    Console().print("[bold]lambdaflow demo[/]: the whole flow on the embedded local AWS stack")
+    with stdout_reserved() as out, contextlib.ExitStack() as stack:
         console = Console(file=out)
-        s3 = boto3.client("s3")
-        images = info.images_bucket
-        if images is None:
-            raise typer.BadParameter("the stack has no images bucket (CreateImagesBucket=true)")
-        console.print(f"[bold]uploading {4 * per_photo} photos to s3://{images}/ …")
-        keys = upload_demo_images(s3, images, per_photo)
-        manifest = write_demo_manifest(DEMO_MANIFEST, images, keys)
+        with console.status("starting the local AWS stack (moto + template.yaml) …"):
+            target = use_stack(start_if_missing=True, workers=workers, announce=False)
+            info = stack.enter_context(target)
+        is_throwaway = info.pid == os.getpid()
         console.print(
-            f"[bold]manifest[/] {manifest.path}: {manifest.lines} lines, "
-            f"{len(manifest.planted)} planted to fail; dropping it into s3://{info.input_bucket}/"
+            f"stack up at {info.endpoint_url or 'AWS'}"
+            + (" (started for the demo: it stops with it)" if is_throwaway else "")
         )
-        summary = run_manifest(info, str(manifest.path), console, timeout_s=600)
-        console.print(summary_table(summary))
-        console.print(_labels_table(s3, info.results_bucket, summary["run"], sample=10))
-        console.print(_failures_table(s3, info.results_bucket, summary["run"], manifest))
+        summary, manifest = _run_demo(info, console, per_photo)
+        _show(info, console, summary, manifest, is_throwaway=is_throwaway)
+
+
+def _run_demo(info: StackInfo, console: Console, per_photo: int) -> tuple[dict, DemoManifest]:
+    """Upload the photos, write the manifest with its planted faults, run it to its summary."""
+    s3 = boto3.client("s3")
+    images = info.images_bucket
+    if images is None:
+        raise CliError("the stack has no images bucket (deploy it with CreateImagesBucket=true)")
+    with console.status(f"making {4 * per_photo} photos and uploading them to s3://{images}/ …"):
+        keys = upload_demo_images(s3, images, per_photo)
+    console.print(f"uploaded {len(keys)} photos to s3://{images}/")
+    manifest = write_demo_manifest(DEMO_MANIFEST, images, keys)
+    console.print(
+        f"[bold]manifest[/] {manifest.path}: {manifest.lines} lines, "
+        f"{len(manifest.planted)} planted to fail; dropping it into s3://{info.input_bucket}/"
+    )
+    return run_manifest(info, str(manifest.path), console, timeout_s=600), manifest
+
+
+def _show(
+    info: StackInfo, console: Console, summary: dict, manifest: DemoManifest, *, is_throwaway: bool
+) -> None:
+    """The summary, a sample of labels, every failure, and commands that work afterwards."""
+    s3 = boto3.client("s3")
+    run = summary["run"]
+    console.print(summary_table(summary))
+    console.print(_labels_table(s3, info.results_bucket, run, sample=10))
+    console.print(_failures_table(s3, info.results_bucket, run, manifest))
+    if is_throwaway:
         console.print(
-            f"All rows: `lambdaflow results {summary['run']}`, all failures: "
-            f"`lambdaflow failures {summary['run']}` (against a stack kept up by `lambdaflow up`; "
-            "without one, the demo's stack stops with it)."
+            "The demo's stack stopped with it, and its results with it. To keep a stack and "
+            "explore the rows: run `lambdaflow up` in one terminal, then in another (same "
+            "directory) `lambdaflow demo`, `lambdaflow results RUN`, `lambdaflow failures RUN`."
+        )
+    else:
+        console.print(
+            f"All rows: `lambdaflow results {run}`; all failures: `lambdaflow failures {run}`; "
+            f"the run: `lambdaflow status {run}`."
         )

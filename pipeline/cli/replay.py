@@ -13,7 +13,7 @@ from rich.table import Table
 
 from pipeline.cli.app import app
 from pipeline.cli.run_view import summary_table
-from pipeline.cli.stack_target import use_stack
+from pipeline.cli.stack_target import StackOption, use_stack
 from pipeline.config import Settings
 from pipeline.failures import Stage
 from pipeline.ledger.table import RunLedger, UnknownRunError
@@ -93,12 +93,13 @@ def replay(  # noqa: PLR0917  # typer: one parameter per documented CLI option
     ] = ReplaySource.ALL,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the replay.")] = 600.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    stack: StackOption = None,
 ) -> None:
     """Replay failed lines (as new chunks of their run) and poison chunks (from the WorkDLQ)."""
     if stage is not None and stage not in {s.value for s in Stage}:
         raise typer.BadParameter(f"unknown stage {stage!r}", param_hint="--stage")
     console = Console(stderr=True)
-    with use_stack(start_if_missing=False) as info:
+    with use_stack(start_if_missing=False, stack=stack) as info:
         replayer = build_replayer(info, Settings.from_env())
         try:
             runs = [run] if run else [state.run for state in replayer.ledger.iter_runs()]

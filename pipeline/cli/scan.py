@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pipeline.cli.app import app
+from pipeline.cli.stack_target import StackOption, use_s3_of
 from pipeline.config import Settings
 from pipeline.failures import ConfigError, FailureRecord, ManifestReadError
 from pipeline.manifest.parse import ManifestRecord
@@ -198,8 +199,11 @@ def scan(
             "failures as JSON Lines; the summary goes to stderr (with --json: a last line)",
         ),
     ] = 0,
+    stack: StackOption = None,
 ) -> None:
     """Dry-run a manifest: lines, records, bad lines, chunks, speed and estimated cost."""
+    if source.startswith("s3://"):
+        use_s3_of(stack)  # the stack found here, without exported variables
     try:
         settings = Settings.from_env()
     except ConfigError as exc:

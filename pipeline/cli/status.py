@@ -1,10 +1,11 @@
 """`lambdaflow status [RUN] [--watch] [--json]`: every run (or one) as the ledger counts it.
 
-Reads the DynamoDB run ledger (`pipeline/ledger/table.py`) of the stack a running `lambdaflow up`
-publishes in this directory, or of the table named by `--table` / `LAMBDAFLOW_RUNS_TABLE`
-(the SDK's `AWS_ENDPOINT_URL` points it at an emulator). Per run: manifest, state, lines split
-(`+` while Split is still going), chunks done/sent, ok/failed, images/s, ETA and the cost so
-far. `--watch` redraws a live table until every shown run has finished. Exit 1 with one line on
+Reads the DynamoDB run ledger (`pipeline/ledger/table.py`) of the stack found (`--stack NAME`,
+LAMBDAFLOW_STACK, or a running `lambdaflow up` in this directory or a parent), or of the table
+named by `--table` / `LAMBDAFLOW_RUNS_TABLE` (the SDK's `AWS_ENDPOINT_URL` points it at an
+emulator). Per run: manifest, state, lines split (`+` while Split is still going), chunks
+done/sent, ok/failed, images/s, ETA and the cost so far. `--watch` redraws a live table until
+every shown run has finished. Exit 1 with one line on
 stderr when no ledger can be found or the run is unknown.
 """
 
@@ -22,11 +23,12 @@ from rich.live import Live
 from rich.table import Table
 
 from pipeline.cli.app import app
+from pipeline.cli.errors import CliError
+from pipeline.cli.stack_target import StackOption, find_stack
 from pipeline.config import Settings
 from pipeline.ledger.runs import RunState, RunStatus
 from pipeline.ledger.summary import Prices, estimate_cost
 from pipeline.ledger.table import RunLedger, UnknownRunError
-from pipeline.local.state import find_running_stack
 
 RUNS_TABLE_OUTPUT = "RunsTableName"
 """The template output naming the ledger table (what a running local stack publishes)."""
@@ -90,34 +92,26 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-def _local_stack_table() -> tuple[str, str | None] | None:
-    """(table, endpoint) of the stack a `lambdaflow up` here publishes, if one is running."""
-    info = find_running_stack()
-    if info is None or RUNS_TABLE_OUTPUT not in info.outputs:
-        return None
-    return info.outputs[RUNS_TABLE_OUTPUT], info.endpoint_url
+def open_ledger(table: str | None, stack: str | None = None) -> RunLedger:
+    """The ledger of `--table`, else of the stack found, else of the settings.
 
-
-def open_ledger(table: str | None) -> RunLedger:
-    """The ledger of `--table`, else of the running local stack, else of the settings.
+    The stack found: `--stack`, LAMBDAFLOW_STACK, or a local `lambdaflow up` here or in a parent
+    (`stack_target.find_stack`).
 
     Raises:
-        typer.Exit: no table can be found (with a hint on stderr).
+        CliError: no table can be found (with a hint).
     """
-    endpoint = None
     if table is None:
-        local = _local_stack_table()
-        if local is not None:
-            table, endpoint = local
+        info = find_stack(stack)
+        if info is not None:
+            table = info.outputs.get(RUNS_TABLE_OUTPUT)
     table = table or Settings.from_env().runs_table
     if not table:
-        typer.echo(
-            "No run ledger found: start `lambdaflow up` here, or pass --table "
-            "(or set LAMBDAFLOW_RUNS_TABLE, with AWS_ENDPOINT_URL for a local emulator).",
-            err=True,
+        raise CliError(
+            "no run ledger found: start `lambdaflow up` here, or pass --stack NAME or --table "
+            "(or set LAMBDAFLOW_RUNS_TABLE, with AWS_ENDPOINT_URL for a local emulator)"
         )
-        raise typer.Exit(1)
-    return RunLedger(boto3.client("dynamodb", endpoint_url=endpoint), table)
+    return RunLedger(boto3.client("dynamodb"), table)
 
 
 def read_rows(ledger: RunLedger, run: str | None, now: float) -> list[dict[str, Any]]:
@@ -140,7 +134,7 @@ def watch(
 
 
 @app.command()
-def status(
+def status(  # noqa: PLR0917  # typer: one parameter per documented CLI option
     run: Annotated[str | None, typer.Argument(help="One run id; every run when omitted.")] = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print JSON instead of a table.")
@@ -150,17 +144,17 @@ def status(
     ] = False,
     interval_s: Annotated[float, typer.Option("--interval", help="Seconds between reads.")] = 2.0,
     table: Annotated[str | None, typer.Option(help="The DynamoDB runs table to read.")] = None,
+    stack: StackOption = None,
 ) -> None:
     """Show every run, or one: lines split, chunks done, ok/failed, images/s, ETA and cost."""
-    ledger = open_ledger(table)
+    ledger = open_ledger(table, stack)
     try:
         if is_watching and not json_out:
             watch(lambda: read_rows(ledger, run, time.time()), Console(), interval_s)
             return
         rows = read_rows(ledger, run, time.time())
     except UnknownRunError as exc:
-        typer.echo(f"{exc}; `lambdaflow status` lists every run", err=True)
-        raise typer.Exit(1) from exc
+        raise CliError(f"{exc}; `lambdaflow status` lists every run") from None
     if json_out:
         payload: Any = rows[0] if run else rows
         typer.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())

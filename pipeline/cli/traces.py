@@ -11,10 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.aws.stack_outputs import describe_deployed_stack
 from pipeline.cli.app import app
+from pipeline.cli.stack_target import StackOption, find_stack
 from pipeline.failures import ConfigError
-from pipeline.local.state import find_running_stack
 from pipeline.observe.trace_search import load_run_traces
 from pipeline.observe.traces import Breakdown, RunTraces
 
@@ -132,25 +131,16 @@ def read_traces(client: Any, run: str, since_hours: float) -> RunTraces:
 def xray_client_for(stack: str | None) -> Any:
     """The X-Ray client for a command: a deployed stack's, the local stack's, or the SDK's.
 
-    With `stack`, X-Ray in that stack's region; else the emulator of the `lambdaflow up`
-    running in this directory; else whatever the SDK's own configuration says
-    (AWS_ENDPOINT_URL, AWS_REGION, a profile).
+    With `stack` (or LAMBDAFLOW_STACK), X-Ray in that stack's region; else the emulator of the
+    `lambdaflow up` running in this directory or a parent; else whatever the SDK's own
+    configuration says (AWS_ENDPOINT_URL, AWS_REGION, a profile).
 
     Raises:
         ConfigError: `stack` is not a usable deployed stack.
     """
-    if stack:
-        deployed = describe_deployed_stack(boto3.client("cloudformation"), stack)
-        return boto3.client("xray", region_name=deployed.region)
-    local = find_running_stack()
-    if local is not None and local.endpoint_url:
-        return boto3.client(
-            "xray",
-            endpoint_url=local.endpoint_url,
-            region_name=local.region,
-            aws_access_key_id=local.client_env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=local.client_env["AWS_SECRET_ACCESS_KEY"],
-        )
+    info = find_stack(stack)  # a local stack's endpoint and credentials are applied here
+    if info is not None and info.endpoint_url is None:
+        return boto3.client("xray", region_name=info.region)
     return boto3.client("xray")
 
 
@@ -162,9 +152,7 @@ def traces(
     since_hours: Annotated[
         float, typer.Option(help="How far back to look for the run's traces.", min=0.01)
     ] = 24.0,
-    stack: Annotated[
-        str | None, typer.Option(help="A deployed stack's name (default: the local stack).")
-    ] = None,
+    stack: StackOption = None,
 ) -> None:
     """Show where a run's time went (fetch vs decode vs classify vs write) from X-Ray.
 

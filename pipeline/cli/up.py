@@ -15,7 +15,13 @@ from pipeline.cli.app import app
 from pipeline.cli.stack_target import embedded_stack, stack_info
 from pipeline.config import Settings
 from pipeline.failures import ConfigError
-from pipeline.local.state import StackInfo, clear_state, find_running_stack, write_state
+from pipeline.local.state import (
+    STATE_FILE,
+    StackInfo,
+    clear_state,
+    find_running_stack,
+    write_state,
+)
 
 
 def _print_human(info: StackInfo) -> None:
@@ -90,7 +96,7 @@ def up(
 ) -> None:
     """Run the embedded local AWS stack (moto + template.yaml + pollers) until Ctrl-C."""
     parameters = model_parameters(model, labels)
-    running = find_running_stack()
+    running = find_running_stack(STATE_FILE)
     if running is not None:
         typer.echo(
             f"A stack is already up here (pid {running.pid}, {running.endpoint_url}): "

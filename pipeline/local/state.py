@@ -1,7 +1,7 @@
 """Where a running `lambdaflow up` says where it is, so other commands can find it.
 
-`lambdaflow up` writes `.lambdaflow/stack.json` in its working directory; `run`, `results`,
-`failures` (and later `status`, `replay`, `traces`) read it. A file left behind by a stack that
+`lambdaflow up` writes `.lambdaflow/stack.json` in its working directory; every other command
+run there or in a subfolder reads it. A file left behind by a stack that
 died is recognised as stale (its process is gone or its endpoint does not answer) and ignored.
 """
 
@@ -116,8 +116,25 @@ def _answers(endpoint_url: str) -> bool:
     return False
 
 
-def find_running_stack(path: Path = STATE_FILE) -> StackInfo | None:
-    """The stack a `lambdaflow up` is running, or None when there is none (or only a stale file)."""
+def state_file_here(start: Path | None = None) -> Path | None:
+    """The state file of this directory or the nearest parent that has one, if any."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / STATE_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_running_stack(path: Path | None = None) -> StackInfo | None:
+    """The stack a `lambdaflow up` is running, or None when there is none (or only a stale file).
+
+    Without `path`, the state file of this directory or the nearest parent that has one: a
+    command run from a subfolder of the project finds the stack, as git finds its repository.
+    """
+    path = path or state_file_here()
+    if path is None:
+        return None
     try:
         info = StackInfo.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError):

@@ -24,6 +24,7 @@ import boto3
 
 from pipeline.local.functions import REGISTRY, EventSourceMapping, LambdaContext, load_handler
 from pipeline.local.poller import PollerOptions, SqsPoller
+from pipeline.local.quiet import native_stderr_silenced
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,8 @@ def run_worker_process(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(env)
     logging.basicConfig(level=os.environ.get("LAMBDAFLOW_LOCAL_LOG_LEVEL", "WARNING"))
-    handler = load_handler(mapping.function)
+    with native_stderr_silenced():  # the model's load: LiteRT's INFO line, not for people
+        handler = load_handler(mapping.function)
 
     def invoke(event: dict[str, Any]) -> Any:
         busy_since.value = time.time()

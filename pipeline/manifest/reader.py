@@ -27,6 +27,7 @@ from botocore.config import Config
 
 from pipeline.failures import ManifestLineError, ManifestReadError
 from pipeline.manifest.batch import RecordBatch
+from pipeline.manifest.guard import refuse_binary
 from pipeline.manifest.inventory import parse_inventory, part_source, read_bounded
 from pipeline.manifest.parse import CsvLayout, ManifestRecord
 from pipeline.manifest.source import S3_SCHEME, DecodedStream, open_decoded, source_size
@@ -134,6 +135,7 @@ class ManifestReader:
         """Open, sniff and read every part with `each` (items, or batches of them)."""
         self._stream = open_decoded(self.source, client=self._client)
         head = _read_head(self._stream)
+        refuse_binary(head)  # the wrong file, named, in the first block
         self.format = sniff_format(head)
         if self.format is ManifestFormat.INVENTORY:
             yield from self._iter_inventory(head, each)

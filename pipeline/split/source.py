@@ -19,6 +19,7 @@ from pipeline.gzip.checkpoint import Checkpoint, ResumableStream, open_resumable
 from pipeline.gzip.index_store import IndexStore
 from pipeline.gzip.ranged import ObjectReader
 from pipeline.manifest.batch import RecordBatch
+from pipeline.manifest.guard import refuse_binary
 from pipeline.manifest.inventory import (
     InventoryManifest,
     parse_inventory,
@@ -146,6 +147,7 @@ class ManifestCursor:
         head = b""
         if self.format is None:
             head = stream.read_head(SNIFF_BYTES)
+            refuse_binary(head)  # the wrong file, named, in the first block
             self.format = sniff_format(head)
             if self.format is ManifestFormat.INVENTORY:
                 yield from self._iter_inventory(self._read_inventory(head))

@@ -105,11 +105,14 @@ def test_missing_file_is_a_read_error(tmp_path):
 
 
 def test_zlib_raw_stream_is_not_mistaken_for_gzip(tmp_path):
-    # A zlib stream starts 78 9c, not 1f 8b: it is read as (bad) CSV bytes, never crashes.
+    # A zlib stream starts 78 9c, not 1f 8b: never decompressed, it is binary data, refused as
+    # not a manifest in its first block (it used to be read as hundreds of bad CSV lines).
     path = tmp_path / "m.csv"
     path.write_bytes(zlib.compress(b"bkt,a.jpg\n" * 50))
-    items = read_all(path)
-    assert all(kind == "err" for kind, *_ in items)
+    assert b"\x00" in path.read_bytes()
+    with pytest.raises(ManifestReadError) as caught:
+        read_all(path)
+    assert caught.value.message == "binary data (NUL bytes), not a manifest"
 
 
 def test_records_are_plain_values():

@@ -1,0 +1,94 @@
+"""The one error path, lazy commands, `--version`, and a `--help` that imports little."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from pipeline import __version__
+from pipeline.cli import app
+from pipeline.cli.app import COMMANDS
+from pipeline.cli.errors import CliError
+
+runner = CliRunner()
+
+
+def test_every_command_is_listed_with_its_own_one_line_help():
+    group = typer.main.get_command(app)
+    for name, (module, short) in COMMANDS.items():
+        command = group.load(name)  # type: ignore[attr-defined]
+        assert command.callback.__module__ == module
+        assert command.help.strip().splitlines()[0] == short
+    names = {i.name or i.callback.__name__ for i in app.registered_commands}
+    assert names == set(COMMANDS)
+
+
+def test_help_lists_every_command_without_importing_any():
+    probe = (
+        "import sys\n"
+        "from pipeline.cli import main\n"
+        "sys.argv = ['lambdaflow', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('boto3', 'numpy', 'PIL', 'rich', 'moto', 'pipeline.cli.classify')"
+        " if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert all(f"  {name} " in out for name in COMMANDS)
+    assert out.splitlines()[-1] == "HEAVY []"
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert (result.exit_code, result.stdout) == (0, f"lambdaflow {__version__}\n")
+
+
+@pytest.mark.parametrize(
+    "args", [["nope"], ["run"], ["scan", "--bogus", "x"], ["results"], ["classify", "--top", "x"]]
+)
+def test_usage_mistakes_are_one_line_and_exit_2(args):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "--help" in lines[0]
+
+
+def _boom(kind: str) -> None:
+    if kind == "unexpected":
+        raise RuntimeError("the disk\nis on fire")
+    raise CliError("no such thing", 1)
+
+
+@pytest.fixture
+def boom_app():
+    app.command("boom-for-test")(_boom)
+    yield
+    app.registered_commands[:] = [i for i in app.registered_commands if i.callback is not _boom]
+
+
+def _invoke_boom(*args: str):
+    return runner.invoke(app, ["boom-for-test", *args])
+
+
+def test_an_unexpected_error_is_one_line_that_says_how_to_see_the_traceback(boom_app):
+    result = _invoke_boom("unexpected")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: unexpected RuntimeError: the disk is on fire (run with --debug for the traceback)"
+    ]
+    debug = _invoke_boom("unexpected", "--debug")
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert debug.stderr.splitlines()[-1].startswith("error: unexpected RuntimeError")
+
+
+def test_an_anticipated_error_is_its_message_and_code(boom_app):
+    result = _invoke_boom("anticipated")
+    assert (result.exit_code, result.stderr) == (1, "error: no such thing\n")
