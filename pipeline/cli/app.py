@@ -54,7 +54,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "classify": (
         "pipeline.cli.classify",
-        "Classify images with the ImageNet model; failed images are reported, not fatal.",
+        "Classify images with an image model; failed images are reported, not fatal.",
     ),
     "demo": (
         "pipeline.cli.demo",
