@@ -65,6 +65,7 @@ __all__ = [
     "parse_failures_part",
     "parse_part_key",
     "write_failure_part",
+    "write_records",
     "write_result_part",
 ]
 
@@ -184,6 +185,24 @@ def write_failure_part(
         for record in ordered:
             writer.write(record.to_dict())
     return name
+
+
+def write_records(client: S3Client, bucket: str, key: str, records: Iterable[FailureRecord]) -> int:
+    """Write failure records, sorted by line, to `key` (a staging key); nothing when none.
+
+    Returns the rows written.
+
+    Raises:
+        ResultWriteError: S3 refused the write (after the SDK's retries).
+        ThrottledError: S3 kept answering SlowDown (stage ``write``, retryable).
+    """
+    ordered = sorted(records, key=lambda r: r.line)
+    if not ordered:
+        return 0
+    with PartWriter(client, bucket, key) as writer:
+        for record in ordered:
+            writer.write(record.to_dict())
+    return len(ordered)
 
 
 def _delete_if_present(client: S3Client, bucket: str, key: str) -> None:
