@@ -54,7 +54,7 @@ def read_raw(s3: Any, bucket: str, run: str) -> RawParts:
 def assert_exactly_once_raw(
     s3: Any, bucket: str, run: str, lines: int, summary: dict[str, Any] | None = None
 ) -> RawParts:
-    """Read raw: each line at most once in results, exactly once in results ∪ failures.
+    """Read raw: each line at most once in results, exactly once in results + failures.
 
     With a summary, its ok and failed must equal the raw row counts too.
     """

@@ -16,9 +16,10 @@ from pipeline.cli.run_view import summary_table
 from pipeline.cli.stack_target import use_stack
 from pipeline.config import Settings
 from pipeline.failures import Stage
+from pipeline.ledger.runs import RunStatus
 from pipeline.ledger.table import RunLedger, UnknownRunError
 from pipeline.local.state import StackInfo
-from pipeline.replay.ledger import ReplayInProgressError, ReplayLedger
+from pipeline.replay.ledger import ReplayInProgressError, ReplayLedger, RunStillRunningError
 from pipeline.replay.replayer import (
     Replayer,
     ReplayFilter,
@@ -72,6 +73,17 @@ def _table(reports: list[RunReplay], *, dry_run: bool) -> Table:
     return table
 
 
+def _every_run(replayer: Replayer, console: Console, *, skip_running: bool) -> list[str]:
+    """Every run in the ledger; without --wait a running one is skipped, with one line."""
+    runs = []
+    for state in replayer.ledger.iter_runs():
+        if skip_running and state.status is RunStatus.RUNNING:
+            console.print(f"run {state.run} is still running: skipped (or pass --wait)")
+            continue
+        runs.append(state.run)
+    return runs
+
+
 @app.command()
 def replay(  # noqa: PLR0917  # typer: one parameter per documented CLI option
     run: Annotated[str | None, typer.Option(help="Only this run (default: every run).")] = None,
@@ -91,7 +103,15 @@ def replay(  # noqa: PLR0917  # typer: one parameter per documented CLI option
     source: Annotated[
         ReplaySource, typer.Option(help="items: failed lines; dlq: WorkDLQ chunks; all: both.")
     ] = ReplaySource.ALL,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the replay.")] = 600.0,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the replay (and, with --wait, the run).")
+    ] = 600.0,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="Wait (up to --timeout) for a running run to finish, then replay it."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Replay failed lines (as new chunks of their run) and poison chunks (from the WorkDLQ)."""
@@ -101,7 +121,7 @@ def replay(  # noqa: PLR0917  # typer: one parameter per documented CLI option
     with use_stack(start_if_missing=False) as info:
         replayer = build_replayer(info, Settings.from_env())
         try:
-            runs = [run] if run else [state.run for state in replayer.ledger.iter_runs()]
+            runs = [run] if run else _every_run(replayer, console, skip_running=not wait)
             if run:
                 replayer.ledger.get_run(run)
             reports = replay_runs(
@@ -112,8 +132,14 @@ def replay(  # noqa: PLR0917  # typer: one parameter per documented CLI option
                 limit=limit,
                 dry_run=dry_run,
                 timeout_s=timeout,
+                wait=wait,
             )
-        except (UnknownRunError, ReplayInProgressError, ReplayTimeoutError) as exc:
+        except (
+            UnknownRunError,
+            ReplayInProgressError,
+            ReplayTimeoutError,
+            RunStillRunningError,
+        ) as exc:
             console.print(f"[red]{exc}")
             raise typer.Exit(1) from exc
     if as_json:

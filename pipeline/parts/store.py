@@ -59,6 +59,7 @@ __all__ = [
     "ResultRow",
     "Series",
     "chunk_part",
+    "iter_failure_entries",
     "iter_failure_records",
     "iter_result_rows",
     "list_parts",
@@ -233,6 +234,7 @@ class _Entry:
     rank: tuple[int, int]
     is_result: bool
     row: dict[str, Any]
+    part: PartName
 
 
 def list_parts(client: S3Client, bucket: str, kind: PartKind, run: str) -> list[PartName]:
@@ -276,7 +278,7 @@ def _series_entries(
                 )
             previous = line
             attempts = 0 if is_result else int(row.get("attempts", 1))
-            yield _Entry(line, (part.round, attempts), is_result, row)
+            yield _Entry(line, (part.round, attempts), is_result, row, part)
 
 
 def _merged(
@@ -299,6 +301,14 @@ def iter_result_rows(client: S3Client, bucket: str, run: str) -> Iterator[Result
 
 def iter_failure_records(client: S3Client, bucket: str, run: str) -> Iterator[FailureRecord]:
     """Every line of `run` that still has no result, as its latest failure record, line order."""
+    for record, _ in iter_failure_entries(client, bucket, run):
+        yield record
+
+
+def iter_failure_entries(
+    client: S3Client, bucket: str, run: str
+) -> Iterator[tuple[FailureRecord, PartName]]:
+    """`iter_failure_records`, each record with the part it was read from (its origin)."""
     failures = list_parts(client, bucket, PartKind.FAILURES, run)
     replay_results = [
         p for p in list_parts(client, bucket, PartKind.RESULTS, run) if p.series is Series.REPLAY
@@ -310,4 +320,4 @@ def iter_failure_records(client: S3Client, bucket: str, run: str) -> Iterator[Fa
         if any(entry.is_result for entry in entries):
             continue  # a replay succeeded: the line is a result now
         best = max(entries, key=attrgetter("rank"))
-        yield FailureRecord.from_dict(best.row)
+        yield FailureRecord.from_dict(best.row), best.part

@@ -1,4 +1,6 @@
-"""Two deliveries of one chunk that see different worlds, interleaved step by step (race 1).
+"""The three races of "exactly once where users look", each forced deterministically.
+
+Race 1 — two deliveries of one chunk that see different worlds, interleaved step by step.
 
 SQS is at least once, and a retried Split pass re-sends chunks a few seconds later: one copy
 meets a missing (or throttled) image, the other succeeds. The interleaving below is the one that
@@ -7,6 +9,13 @@ then A finishes writing, A counts, B finds the chunk counted. Read raw afterward
 be in exactly one of results/failures and the ledger must agree with the rows — whichever copy
 won. A delivery that dies between the ledger write and the publish is rolled forward by the next
 delivery, or by Finalize.
+
+Race 2 — a replay asked for while the run is still running: the replayer refuses a running run,
+the ledger refuses to claim a round for one and to count a replay chunk whose origin chunk is not
+counted, and parts of a chunk whose ledger write failed are never visible to be replayed.
+
+Race 3 — after a replay succeeds, the failure parts read raw no longer hold the labelled line,
+also when the replayer crashed before pruning (the next replay finishes it).
 
 Real S3, SQS and DynamoDB over HTTP (the emulator), the real worker and model; the interleaving
 is forced with botocore event hooks on each delivery's own clients, never by editing the code.
@@ -20,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
+import orjson
 import pytest
 from botocore.awsrequest import AWSResponse
 
@@ -28,10 +38,14 @@ from pipeline.classify.worker import ChunkWorker, fetch_client_config
 from pipeline.config import DEFAULT_MODEL_PATH, Settings
 from pipeline.ledger.commit import CommitTargets
 from pipeline.ledger.finalize import finalize_run
-from pipeline.ledger.items import table_definition
-from pipeline.ledger.table import RunLedger
+from pipeline.ledger.items import ChunkCounts, table_definition
+from pipeline.ledger.table import OriginNotCountedError, RunLedger
 from pipeline.manifest.reader import ManifestRecord
+from pipeline.replay.chunks import ReplayFilter
+from pipeline.replay.ledger import ReplayLedger, RunStillRunningError
+from pipeline.replay.replayer import Replayer, ReplayTargets, replay_runs
 from pipeline.split.chunking import Chunk
+from pipeline.split.work_message import parse_work_message
 from tests import photos
 from tests.raw_parts import assert_exactly_once_raw, read_raw
 
@@ -101,7 +115,22 @@ def world(emulator, bucket, classifier):
     chunk = Chunk(
         run, 0, (ManifestRecord(1, bucket, "coffee.jpg"), ManifestRecord(2, bucket, "chelsea.jpg"))
     )
+    work_queue = sqs.create_queue(QueueName=f"{name}-work")["QueueUrl"]
+    replayer = Replayer(
+        s3=s3,
+        sqs=sqs,
+        ledger=RunLedger(boto3.client("dynamodb"), name),
+        replays=ReplayLedger(boto3.client("dynamodb"), name),
+        targets=ReplayTargets(
+            results_bucket=bucket,
+            work_queue_url=work_queue,
+            work_dlq_url=work_queue,
+            failure_queue_url=queue,
+        ),
+    )
     yield {
+        "replayer": replayer,
+        "work_queue": work_queue,
         "delivery": delivery,
         "chunk": chunk,
         "bucket": bucket,
@@ -233,3 +262,131 @@ def test_finalize_publishes_a_commit_whose_delivery_died(world):
     assert summary["status"] == "SUCCEEDED"
     raw = assert_exactly_once_raw(world["s3"], world["bucket"], run, 2, summary)
     assert raw.staged == []
+
+
+# -- race 2: replay while the run is running ------------------------------------------------
+
+
+def _fail_ledger_write_once(worker: ChunkWorker) -> None:
+    calls = {"n": 0}
+
+    def hook(**_: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("the ledger write never arrived")
+
+    worker.ledger.client.meta.events.register("before-call.dynamodb.TransactWriteItems", hook)
+
+
+def _run_replay_chunks(world: dict[str, Any], worker: ChunkWorker) -> None:
+    """Deliver the replay round's chunk messages, as the WorkQueue's poller would."""
+    sqs = world["sqs"]
+    while messages := sqs.receive_message(QueueUrl=world["work_queue"], MaxNumberOfMessages=10).get(
+        "Messages", []
+    ):
+        for message in messages:
+            worker.process(*parse_work_message(orjson.loads(message["Body"])))
+            sqs.delete_message(QueueUrl=world["work_queue"], ReceiptHandle=message["ReceiptHandle"])
+
+
+def _finish(world: dict[str, Any], run: str) -> dict[str, Any]:
+    ledger = world["replayer"].ledger
+    ledger.record_split_progress(run, lines_split=2, chunks_sent=1, is_done=True)
+    return finalize_run(
+        {"run": run, "manifest": {"uri": "s3://in/m.csv"}},
+        ledger=ledger,
+        s3=world["s3"],
+        results_bucket=world["bucket"],
+        now=10**10,
+    )
+
+
+def test_a_replay_of_a_running_run_is_refused_and_counts_nothing_twice(world):
+    # GIVEN a delivery whose image is missing and whose ledger write fails (the function died)
+    run, chunk = world["chunk"].run, world["chunk"]
+    a = world["delivery"]()
+    a.s3.meta.events.register("before-send.s3.GetObject", _missing("chelsea.jpg"))
+    _fail_ledger_write_once(a)
+    with pytest.raises(ConnectionError):
+        a.process(chunk)
+    # THEN none of its parts is visible: there is nothing a replay could read
+    assert read_raw(world["s3"], world["bucket"], run).failures == []
+    # WHEN a replay is asked for while the run is running THEN it is refused, in the replayer
+    replayer = world["replayer"]
+    with pytest.raises(RunStillRunningError, match=f"run {run} is still running"):
+        replay_runs(replayer, [run], ReplayFilter())
+    # AND in the ledger, whoever asks
+    with pytest.raises(RunStillRunningError):
+        replayer.replays.claim_round(run, chunks=1)
+    # WHEN the original comes back (counted once), the run finishes, and the image is back
+    again = world["delivery"]()
+    again.s3.meta.events.register("before-send.s3.GetObject", _missing("chelsea.jpg"))
+    assert again.process(chunk).is_counted
+    assert _finish(world, run)["failed"] == 1
+    report = replayer.replay_items(run, ReplayFilter())
+    _run_replay_chunks(world, world["delivery"]())
+    summary = replayer.refresh_summary(run, now=10**10, keys=report.origin_keys)
+    # THEN the line moved once: the summary and the raw parts agree, each line once
+    assert (summary["status"], summary["ok"], summary["failed"], summary["lines"]) == (
+        "SUCCEEDED",
+        2,
+        0,
+        2,
+    )
+    assert_exactly_once_raw(world["s3"], world["bucket"], run, 2, summary)
+
+
+def test_the_ledger_counts_a_replay_chunk_only_once_its_origin_chunk_is_counted(world):
+    run = world["chunk"].run
+    ledger = world["replayer"].ledger
+    moved = ChunkCounts(
+        ok=1,
+        failed=0,
+        seconds=0.1,
+        images=1,
+        replaced_by_stage={"fetch": 1},
+        replaced_by_error={"NoSuchKey": 1},
+    )
+    with pytest.raises(OriginNotCountedError):
+        ledger.record_replay_chunk(run, 1, 0, moved, origins=[(0, 0)])
+    state = ledger.get_run(run)
+    assert (state.ok, state.failed, state.replay_chunks_done) == (0, 0, 0)
+    ledger.record_chunk(
+        run,
+        0,
+        ok=1,
+        failed=1,
+        failed_by_stage={"fetch": 1},
+        failed_by_error={"NoSuchKey": 1},
+        seconds=0.1,
+        images=1,
+    )
+    assert ledger.record_replay_chunk(run, 1, 0, moved, origins=[(0, 0)])
+    state = ledger.get_run(run)
+    assert (state.ok, state.failed, state.replay_chunks_done) == (2, 0, 1)
+
+
+# -- race 3: the failure view after a replay, read raw ----------------------------------------
+
+
+def test_a_replay_crashed_before_pruning_is_pruned_by_the_next_replay(world):
+    # GIVEN a finished run whose line 2 failed, replayed successfully, and a replayer that
+    # crashed after the round was counted and before it pruned the failure part
+    run, chunk = world["chunk"].run, world["chunk"]
+    first = world["delivery"]()
+    first.s3.meta.events.register("before-send.s3.GetObject", _missing("chelsea.jpg"))
+    first.process(chunk)
+    _finish(world, run)
+    replayer = world["replayer"]
+    replayer.replay_items(run, ReplayFilter())
+    _run_replay_chunks(world, world["delivery"]())
+    raw = read_raw(world["s3"], world["bucket"], run)
+    assert raw.result_lines[2] == raw.failure_lines[2] == 1  # the stale view a crash leaves
+    # WHEN the next replay runs (nothing left to select) THEN it prunes the counted round first
+    assert replay_runs(replayer, [run], ReplayFilter()) == []
+    state = replayer.ledger.get_run(run)
+    raw = assert_exactly_once_raw(
+        world["s3"], world["bucket"], run, 2, {"ok": state.ok, "failed": state.failed}
+    )
+    assert raw.failures == []
+    assert replayer.replays.progress(run).is_pruned
