@@ -15,8 +15,6 @@ from typing import Any
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
     IncompleteReadError,
     ReadTimeoutError,
     ResponseStreamingError,
@@ -41,17 +39,16 @@ _NOT_FOUND_CODES = {"404": "NoSuchKey", "NotFound": "NoSuchKey", "403": "AccessD
 
 NETWORK_ERRORS = (
     ReadTimeoutError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
     ConnectionClosedError,
     ResponseStreamingError,
     IncompleteReadError,
     ProtocolError,
-    ConnectionError,
-    TimeoutError,
+    ConnectionResetError,
 )
-"""Transport failures on a GET (raised by the call or while streaming the body): the network
-broke, not the object. They are fetch failures that a replay can retry, never `internal`."""
+"""Transport failures of a GET under way (raised by the call or while streaming the body): the
+network broke, not the object. They are fetch failures that a replay can retry, never
+`internal`. An endpoint that cannot be reached at all is not one of them: every image would
+fail the same way, so it stays an error of the chunk (redelivered), not of its lines."""
 """HEAD-style responses carry only the HTTP status as the code: name it like GET would."""
 
 

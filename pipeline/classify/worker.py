@@ -298,8 +298,7 @@ class ChunkWorker:
             result_rows=commit.result_rows,
             failure_rows=commit.failure_rows,
         )
-        with span("publish", metadata={"failures": len(failures)}):
-            finish_commit(self.targets, chunk.run, marker, failures=failures)
+        finish_commit(self.targets, chunk.run, marker, failures=failures)
         if not replay_round:
             resettle_if_finished(self.ledger, self.s3, self.settings.results_bucket, chunk.run)
 

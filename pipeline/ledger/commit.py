@@ -27,6 +27,7 @@ from typing import Any
 from pipeline.aws.failure_queue import send_failures
 from pipeline.failures import FailureRecord
 from pipeline.ledger.items import CommittedChunk
+from pipeline.observe.tracing import span
 from pipeline.parts.commit import (
     delete_staged,
     is_staged,
@@ -86,11 +87,13 @@ def finish_commit(
             if marker.failure_rows
             else []
         )
-    published = [publish_part(targets.s3, targets.bucket, p, marker.attempt) for p in parts]
+    with span("publish", metadata={"parts": len(parts)}):
+        published = [publish_part(targets.s3, targets.bucket, p, marker.attempt) for p in parts]
     if parts and not any(published):
         return False  # nothing staged any more: an earlier follow-up finished
     if failures:
-        send_failures(targets.sqs, targets.failure_queue_url, failures)
+        with span("send_failures", metadata={"records": len(failures)}):
+            send_failures(targets.sqs, targets.failure_queue_url, failures)
     delete_staged(targets.s3, targets.bucket, parts, marker.attempt)
     return True
 
