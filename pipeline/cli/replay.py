@@ -73,12 +73,17 @@ def _table(reports: list[RunReplay], *, dry_run: bool) -> Table:
     return table
 
 
-def _every_run(replayer: Replayer, console: Console, *, skip_running: bool) -> list[str]:
+def _every_run(
+    replayer: Replayer, console: Console, *, skip_running: bool, skipped: list[str]
+) -> list[str]:
     """Every run in the ledger; without --wait a running one is skipped, with one line."""
     runs = []
     for state in replayer.ledger.iter_runs():
         if skip_running and state.status is RunStatus.RUNNING:
-            console.print(f"run {state.run} is still running: skipped (or pass --wait)")
+            console.print(
+                f"run {state.run} is still running: not replayed (or pass --wait)", soft_wrap=True
+            )
+            skipped.append(state.run)
             continue
         runs.append(state.run)
     return runs
@@ -118,10 +123,20 @@ def replay(  # noqa: PLR0917  # typer: one parameter per documented CLI option
     if stage is not None and stage not in {s.value for s in Stage}:
         raise typer.BadParameter(f"unknown stage {stage!r}", param_hint="--stage")
     console = Console(stderr=True)
+    skipped: list[str] = []  # running runs left out of an every-run replay: exit 1 at the end
     with use_stack(start_if_missing=False) as info:
         replayer = build_replayer(info, Settings.from_env())
         try:
-            runs = [run] if run else _every_run(replayer, console, skip_running=not wait)
+            runs = (
+                [run]
+                if run
+                else _every_run(
+                    replayer,
+                    console,
+                    skip_running=not wait and source is not ReplaySource.DLQ,
+                    skipped=skipped,
+                )
+            )
             if run:
                 replayer.ledger.get_run(run)
             reports = replay_runs(
@@ -140,8 +155,14 @@ def replay(  # noqa: PLR0917  # typer: one parameter per documented CLI option
             ReplayTimeoutError,
             RunStillRunningError,
         ) as exc:
-            console.print(f"[red]{exc}")
+            console.print(f"[red]{exc}", soft_wrap=True)  # one line, however narrow the terminal
             raise typer.Exit(1) from exc
+    _print(reports, dry_run=dry_run, as_json=as_json, console=console)
+    if skipped:
+        raise typer.Exit(1)
+
+
+def _print(reports: list[RunReplay], *, dry_run: bool, as_json: bool, console: Console) -> None:
     if as_json:
         body = {"dry_run": dry_run, "runs": [r.to_dict() for r in reports]}
         sys.stdout.write(orjson.dumps(body).decode() + "\n")
