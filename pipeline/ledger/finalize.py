@@ -140,7 +140,10 @@ def resettle_if_finished(ledger: RunLedger, s3: Any, results_bucket: str, run: s
     A chunk can be counted after Finalize (a stall timeout gave up on it; it came back from the
     WorkDLQ): the run's status and summary must follow, or the summary would lie.
     """
-    state = ledger.get_run(run)
+    try:
+        state = ledger.get_run(run)
+    except UnknownRunError:
+        return False  # counted for a run the ledger never started: nothing to settle
     if state.finished_at is None and state.status is RunStatus.RUNNING:
         return False
     settle_run(ledger, s3, results_bucket, run, now=time.time())
