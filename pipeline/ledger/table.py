@@ -17,7 +17,8 @@ staged parts are committed, with their row counts (`ChunkCommit`): only that att
 ever published (`pipeline/ledger/commit.py`). A replay chunk is counted only if the chunks its
 lines came from are counted (a `ConditionCheck` on each origin marker). Split progress is written
 as absolute values guarded by a monotonic condition, so a Split retried from an older checkpoint
-cannot move it backwards.
+cannot move it backwards. (Past the ~300-line guide: every write to the run item stays in one
+adapter; the marker reads are in `pipeline/ledger/markers.py`.)
 """
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ line-ordered stream, and a heap merges the series lazily, so memory and open GET
 number of series, not with the size of the run. Supersession, so every line comes out once:
 - a result supersedes a failure for the same line (a replay that succeeded);
 - among failures, the later replay round wins, then the higher `attempts`.
-Within one round a chunk writes its results and failures parts together (a redelivery overwrites
-both, and an empty failures part is deleted), so a line can only be in both when a replay
-succeeded: the failure reader anti-joins against replay results only and never reads the (large)
-first-delivery results.
+Within one round a chunk's results and failures parts are published together from the one
+delivery the ledger counted (`pipeline/parts/commit.py`), so a line can only be in both between a
+replay round being counted and its pruning: the failure reader anti-joins against replay results
+only and never reads the (large) first-delivery results.
 """
 
 from __future__ import annotations

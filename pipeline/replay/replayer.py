@@ -18,7 +18,9 @@ and move each line failed → ok (or to its new failure) in the ledger.
 Poison chunks. WorkDLQ messages go back to the WorkQueue (`pipeline/replay/work_dlq.py`), unchanged.
 
 Afterwards each touched run is re-settled and its summary file rewritten, so `_SUCCESS.json` /
-`_PARTIAL.json` stays true (a run still RUNNING is left to its own Finalize).
+`_PARTIAL.json` stays true (a run still RUNNING is left to its own Finalize). Past the ~300-line
+guide: the round's whole life (select, claim, send, wait, prune, settle) stays readable in one
+place; pruning itself is `pipeline/replay/prune.py`.
 """
 
 from __future__ import annotations
