@@ -139,6 +139,12 @@ def replay(  # noqa: PLR0917  # typer: one parameter per documented CLI option
             )
             if run:
                 replayer.ledger.get_run(run)
+            if wait and source is not ReplaySource.DLQ:
+                for running in (r for r in runs if replayer.is_running(r)):
+                    console.print(
+                        f"run {running} is still running: waiting up to {timeout:.0f}s for it",
+                        soft_wrap=True,
+                    )
             reports = replay_runs(
                 replayer,
                 runs,
