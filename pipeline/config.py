@@ -46,6 +46,8 @@ PROGRESS_POLL_S = "LAMBDAFLOW_PROGRESS_POLL_S"
 STALL_TIMEOUT_S = "LAMBDAFLOW_STALL_TIMEOUT_S"
 INVENTORY_CHECKSUM_WAIT_S = "LAMBDAFLOW_INVENTORY_CHECKSUM_WAIT_S"
 STACK = "LAMBDAFLOW_STACK"
+WORK_VISIBILITY_TIMEOUT_S = "LAMBDAFLOW_WORK_VISIBILITY_TIMEOUT_S"
+WORK_MAX_RECEIVE_COUNT = "LAMBDAFLOW_WORK_MAX_RECEIVE_COUNT"
 
 DEFAULT_MODEL_PATH = (
     Path(__file__).resolve().parent.parent / "models" / "efficientnet_lite0_int8.tflite"
@@ -173,12 +175,36 @@ class Settings:
     is_tracing_enabled: bool = _setting(TRACING, False, _parse_bool)
     progress_poll_s: int = _setting(PROGRESS_POLL_S, 15, _positive_int)
     """Seconds the state machine waits between progress checks of a run."""
-    stall_timeout_s: float = _setting(STALL_TIMEOUT_S, 1800.0, _positive_float)
+    stall_timeout_s: float = _setting(STALL_TIMEOUT_S, 10800.0, _positive_float)
     """A run whose counted lines do not move for this long is finalized as partial."""
     inventory_checksum_wait_s: float = _setting(INVENTORY_CHECKSUM_WAIT_S, 10.0, _positive_float)
     """How long ingest waits for an S3 Inventory manifest.checksum written after manifest.json."""
     stack: str = _setting(STACK, "")
     """The deployed stack CLI commands talk to when no `--stack` is given (name or ARN)."""
+    work_visibility_timeout_s: float | None = _setting(
+        WORK_VISIBILITY_TIMEOUT_S, None, _positive_float
+    )
+    """The WorkQueue's visibility timeout (template.yaml), to check the stall timeout against."""
+    work_max_receive_count: int | None = _setting(WORK_MAX_RECEIVE_COUNT, None, _positive_int)
+    """The WorkQueue's maxReceiveCount (template.yaml), to check the stall timeout against."""
+
+    def stall_problem(self) -> str | None:
+        """Why the stall timeout is too short, if it is.
+
+        A chunk whose handler crashes is retried `maxReceiveCount` times, each after the
+        visibility timeout, before SQS parks it in the WorkDLQ. A stall timeout shorter than that
+        finalizes the run while the chunk can still come back and be counted.
+        """
+        if self.work_visibility_timeout_s is None or self.work_max_receive_count is None:
+            return None
+        retries_s = self.work_visibility_timeout_s * self.work_max_receive_count
+        if self.stall_timeout_s > retries_s:
+            return None
+        return (
+            f"{STALL_TIMEOUT_S}={self.stall_timeout_s:g} must exceed the WorkQueue's visibility "
+            f"timeout x maxReceiveCount = {self.work_visibility_timeout_s:g} x "
+            f"{self.work_max_receive_count} = {retries_s:g} s (raise StallTimeoutSeconds)"
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -203,9 +229,12 @@ class Settings:
                 problems.append(f"{f.metadata['env']}={raw!r}: {exc}")
         unknown = set(overrides) - {f.name for f in fields(cls)}
         problems.extend(f"unknown setting {name!r}" for name in sorted(unknown))
+        settings = None if problems else cls(**values)
+        if settings is not None and (stall := settings.stall_problem()):
+            problems.append(stall)
         if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems))
-        return cls(**values)
+        return settings  # type: ignore[return-value]  # not None: no problems
 
     def require(self, *names: str) -> None:
         """Fail fast when a part that needs AWS names runs without them.

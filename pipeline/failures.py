@@ -127,6 +127,19 @@ class ThrottledError(PipelineError):
         self.stage = stage  # type: ignore[misc]  # per-instance: fetch or write
 
 
+class ImageNetworkError(PipelineError):
+    """The connection broke while reading an image (a read timeout, a reset, a cut body).
+
+    Stage fetch and retryable: the object may be fine and the network was not, so
+    `replay --stage fetch` or `--retryable-only` picks it up. `error` is the transport error's
+    name (``ReadTimeoutError``, ``ConnectionClosedError`` …).
+    """
+
+    stage = Stage.FETCH
+    retryable = True
+    default_code = "NetworkError"
+
+
 class ConfigError(Exception):
     """Settings are invalid at cold start: crash loudly, never a failure record."""
 

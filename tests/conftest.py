@@ -45,7 +45,7 @@ LOCAL_STACK_PARAMETERS = {
     # Short timeouts so a crashed chunk comes back in seconds (visibility = 6 x timeout).
     "ClassifyTimeoutSeconds": "10",
     "WorkVisibilityTimeoutSeconds": "60",
-    "StallTimeoutSeconds": "120",
+    "StallTimeoutSeconds": "330",  # > visibility x maxReceiveCount (60 x 5), as Settings requires
     "ChunkItems": "4",  # several chunks from a dozen lines
 }
 

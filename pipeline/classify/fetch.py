@@ -12,9 +12,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    IncompleteReadError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+from urllib3.exceptions import ProtocolError
 
-from pipeline.failures import ImageFetchError, Stage, ThrottledError
+from pipeline.failures import ImageFetchError, ImageNetworkError, Stage, ThrottledError
 
 S3Client = Any
 """A boto3 S3 client (typed as Any: no SDK stubs are locked; `types-boto3-s3` would fit here)."""
@@ -29,6 +36,19 @@ THROTTLING_CODES = frozenset(
 """S3 codes that mean "later will work": the SDK has already backed off and retried them."""
 
 _NOT_FOUND_CODES = {"404": "NoSuchKey", "NotFound": "NoSuchKey", "403": "AccessDenied"}
+
+NETWORK_ERRORS = (
+    ReadTimeoutError,
+    ConnectionClosedError,
+    ResponseStreamingError,
+    IncompleteReadError,
+    ProtocolError,
+    ConnectionResetError,
+)
+"""Transport failures of a GET under way (raised by the call or while streaming the body): the
+network broke, not the object. They are fetch failures that a replay can retry, never
+`internal`. An endpoint that cannot be reached at all is not one of them: every image would
+fail the same way, so it stays an error of the chunk (redelivered), not of its lines."""
 """HEAD-style responses carry only the HTTP status as the code: name it like GET would."""
 
 
@@ -48,6 +68,7 @@ def fetch_image(
     Raises:
         ImageFetchError: ``error`` is S3's code (NoSuchKey, AccessDenied, NoSuchBucket,
             NoSuchVersion, InvalidObjectState …) or ObjectTooLarge.
+        ImageNetworkError: stage fetch, retryable: a read timeout or a reset connection.
         ThrottledError: stage fetch, when S3 still throttles after the SDK's retries.
     """
     params: dict[str, str] = {"Bucket": bucket, "Key": key}
@@ -64,6 +85,8 @@ def fetch_image(
             data = body.read(max_bytes + 1)
     except ClientError as exc:
         raise map_client_error(exc, bucket=bucket, key=key) from exc
+    except NETWORK_ERRORS as exc:
+        raise network_error(exc, bucket=bucket, key=key) from exc
     if len(data) > max_bytes:
         raise _too_large(bucket, key, len(data), max_bytes)
     return data
@@ -85,6 +108,15 @@ def map_client_error(
     code = _NOT_FOUND_CODES.get(code, code)
     message = error.get("Message") or code
     return ImageFetchError(f"cannot read {where}: {code}: {message}", error=code)
+
+
+def network_error(exc: BaseException, *, bucket: str, key: str) -> ImageNetworkError:
+    """A transport failure reading s3://bucket/key, named by the exception's type."""
+    name = type(exc).__name__
+    logger.warning("network error reading s3://%s/%s: %s", bucket, key, name)
+    return ImageNetworkError(
+        f"reading s3://{bucket}/{key} broke off ({name}: {exc}): replay later", error=name
+    )
 
 
 def _too_large(bucket: str, key: str, size: int, max_bytes: int) -> ImageFetchError:

@@ -3,8 +3,10 @@
 Per item, anything that goes wrong — a bucket off the allowlist, a missing key, a corrupt image —
 becomes a `FailureRecord` and the chunk still succeeds (item failures are data). Only a failure
 to *write* (results, failures, the FailureQueue, the ledger) raises, so the chunk's message
-comes back and the whole chunk is redone: its part keys are deterministic and the ledger's chunk
-marker is conditional, so a redelivery overwrites the same parts and counts nothing twice.
+comes back and the whole chunk is redone. Each delivery stages its parts under its own attempt
+id; the ledger's conditional chunk marker counts the chunk once and names the attempt whose parts
+are then published (`pipeline/ledger/commit.py`), so two deliveries that saw different worlds
+can never both show, and a crash after the count never loses a part.
 
 How it keeps the interpreter busy (BENCHMARKS.md "Classify worker"): each image is one task on
 the bounded thread pool — GET, decode, invoke — because all three release the GIL (S3 waits on
@@ -26,7 +28,10 @@ where the SDK's thread-local context does not follow and a subsegment per image 
 X-Ray's 64 KB document: each task adds its fetch/decode/classify time to a `StageClock`, and the
 chunk span carries the sums (`pipeline.observe.tracing`). With tracing off no clock exists at all.
 
-Knows nothing of Lambda or SQS events: it takes a `Chunk` and injected clients.
+Knows nothing of Lambda or SQS events: it takes a `Chunk` and injected clients. Past the
+~300-line guide on purpose: the delivery's steps (stage, count, publish or discard) read in one
+place, in the order they run; the commit's S3 and ledger halves live in `parts/commit.py` and
+`ledger/commit.py`.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import uuid
 from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -44,18 +50,22 @@ from typing import Any
 import numpy as np
 from botocore.config import Config
 
-from pipeline.aws.failure_queue import send_failures
 from pipeline.aws.retries import data_path_config
 from pipeline.classify.fetch import fetch_image
 from pipeline.classify.images import ImageDecoder
 from pipeline.classify.model import Classifier
 from pipeline.config import Settings
 from pipeline.failures import FailureRecord, ImageFetchError
+from pipeline.ledger.commit import DUPLICATE_WAIT_S, CommitTargets, finish_commit, roll_forward
+from pipeline.ledger.finalize import resettle_if_finished
+from pipeline.ledger.items import ChunkCommit, CommittedChunk
+from pipeline.ledger.markers import committed_chunk
 from pipeline.ledger.table import RunLedger
 from pipeline.manifest.reader import ManifestRecord
 from pipeline.observe.tracing import NOOP_SPAN, StageClock, span
-from pipeline.parts.layout import PartKind, ResultRow, chunk_part
-from pipeline.parts.store import PartWriter, write_failure_part
+from pipeline.parts.commit import delete_staged, part_names
+from pipeline.parts.layout import ResultRow
+from pipeline.parts.store import PartWriter, write_records
 from pipeline.split.chunking import Chunk
 from pipeline.split.work_message import ReplayMark
 
@@ -119,6 +129,8 @@ class ChunkWorker:
     classifier: Classifier
     settings: Settings
     pool: ThreadPoolExecutor
+    duplicate_wait_s: float = DUPLICATE_WAIT_S
+    """How long a duplicate delivery gives a live winner to finish its commit (then does it)."""
 
     @property
     def decoder(self) -> ImageDecoder:
@@ -199,42 +211,105 @@ class ChunkWorker:
     def _process(
         self, chunk: Chunk, replay: ReplayMark | None, clock: StageClock | None
     ) -> ChunkReport:
-        """`process` inside its span: `clock` is None with tracing off."""
+        """`process` inside its span: `clock` is None with tracing off.
+
+        The commit protocol (`pipeline/ledger/commit.py`): parts are staged under this
+        delivery's own attempt id, the ledger's conditional write counts the chunk and names the
+        attempt, and only then are the parts published and the failures sent. A delivery that
+        finds the chunk counted — before or after its work — writes nothing where users look;
+        it only finishes the winner's commit if the winner died half-way.
+        """
         started = time.monotonic()
         replay_round = replay.replay_round if replay else 0
         with span("ledger_check"):
-            is_done = self.ledger.is_chunk_counted(
-                chunk.run, chunk.number, replay_round=replay_round
+            marker = committed_chunk(
+                self.ledger, chunk.run, chunk.number, replay_round=replay_round
             )
-        if is_done:  # a duplicate delivery: its parts and counts stand as they are
+        if marker is not None:  # a duplicate delivery: its parts and counts stand as they are
             logger.info("chunk %d was already counted", chunk.number, extra={"run": chunk.run})
+            roll_forward(self.targets, chunk.run, marker, wait_s=self.duplicate_wait_s)
             return ChunkReport(chunk.run, chunk.number, 0, (), time.monotonic() - started, False)
+        attempt = self.new_attempt()
         failures: list[FailureRecord] = []
-        bucket = self.settings.results_bucket
-        results_part = chunk_part(
-            PartKind.RESULTS, chunk.run, chunk.number, replay_round=replay_round
+        ok = self._stage(chunk, replay, clock, attempt, failures)
+        seconds = time.monotonic() - started
+        report = ChunkReport(chunk.run, chunk.number, ok, tuple(failures), seconds, False)
+        commit = ChunkCommit(attempt, len(chunk.items), ok, len(failures))
+        with span("ledger"):
+            is_counted = self._count(report, replay, commit)
+        if is_counted:
+            self._publish(chunk, replay_round, commit, failures)
+        else:  # a duplicate delivered at the same time counted it first
+            logger.info("chunk %d was counted meanwhile", chunk.number, extra={"run": chunk.run})
+            self._discard(chunk, replay_round, attempt)
+        return ChunkReport(chunk.run, chunk.number, report.ok, report.failures, seconds, is_counted)
+
+    def new_attempt(self) -> str:
+        """A fresh attempt id for one delivery (random: two deliveries never share one)."""
+        return uuid.uuid4().hex[:16]
+
+    @property
+    def targets(self) -> CommitTargets:
+        """Where committed parts and failure records go."""
+        return CommitTargets(
+            self.s3, self.sqs, self.settings.results_bucket, self.settings.failure_queue_url
         )
-        part = PartWriter(self.s3, bucket, results_part.key)
+
+    def _stage(
+        self,
+        chunk: Chunk,
+        replay: ReplayMark | None,
+        clock: StageClock | None,
+        attempt: str,
+        failures: list[FailureRecord],
+    ) -> int:
+        """Label the chunk into this attempt's staged parts; return the result rows."""
+        replay_round = replay.replay_round if replay else 0
+        results_part, failures_part = part_names(chunk.run, chunk.number, replay_round)
+        bucket = self.settings.results_bucket
+        part = PartWriter(self.s3, bucket, results_part.staging_key(attempt))
         with contextlib.ExitStack() as on_error:
             on_error.push(part)  # labelling raised: the part is discarded, never uploaded
             ok = self._stream_rows(chunk, replay, clock, part, failures)
             upload = on_error.pop_all()  # labelled: closing the part is its upload, timed below
-        failures_part = chunk_part(
-            PartKind.FAILURES, chunk.run, chunk.number, replay_round=replay_round
-        )
         with span("write_results", metadata={"rows": ok, "failures": len(failures)}):
-            upload.close()  # gzip trailer + PUT of the results part
-            write_failure_part(self.s3, bucket, failures_part, failures)
-        if failures:
-            with span("send_failures", metadata={"records": len(failures)}):
-                send_failures(self.sqs, self.settings.failure_queue_url, failures)
-        seconds = time.monotonic() - started
-        report = ChunkReport(chunk.run, chunk.number, ok, tuple(failures), seconds, False)
-        with span("ledger"):
-            is_counted = self._count(report, replay)
-        if not is_counted:  # a duplicate delivered at the same time counted it first
-            logger.info("chunk %d was counted meanwhile", chunk.number, extra={"run": chunk.run})
-        return ChunkReport(chunk.run, chunk.number, report.ok, report.failures, seconds, is_counted)
+            if ok:
+                upload.close()  # gzip trailer + PUT of the staged results part
+            else:
+                part.discard()  # no rows: no part
+            write_records(self.s3, bucket, failures_part.staging_key(attempt), failures)
+        return ok
+
+    def _publish(
+        self,
+        chunk: Chunk,
+        replay_round: int,
+        commit: ChunkCommit,
+        failures: list[FailureRecord],
+    ) -> None:
+        """The winner's follow-up: publish, send the failures, drop the staging; re-settle."""
+        marker = CommittedChunk(
+            chunk=chunk.number,
+            replay_round=replay_round,
+            ok=commit.result_rows,
+            failed=commit.failure_rows,
+            replaced=0,
+            attempt=commit.attempt,
+            items=commit.items,
+            result_rows=commit.result_rows,
+            failure_rows=commit.failure_rows,
+        )
+        finish_commit(self.targets, chunk.run, marker, failures=failures)
+        if not replay_round:
+            resettle_if_finished(self.ledger, self.s3, self.settings.results_bucket, chunk.run)
+
+    def _discard(self, chunk: Chunk, replay_round: int, attempt: str) -> None:
+        """A loser's clean-up, then finish the winner's commit if it died half-way."""
+        parts = part_names(chunk.run, chunk.number, replay_round)
+        delete_staged(self.s3, self.settings.results_bucket, parts, attempt)
+        marker = committed_chunk(self.ledger, chunk.run, chunk.number, replay_round=replay_round)
+        if marker is not None:
+            roll_forward(self.targets, chunk.run, marker, wait_s=self.duplicate_wait_s)
 
     def _stream_rows(
         self,
@@ -258,14 +333,19 @@ class ChunkWorker:
             ok += 1
         return ok
 
-    def _count(self, report: ChunkReport, replay: ReplayMark | None) -> bool:
+    def _count(self, report: ChunkReport, replay: ReplayMark | None, commit: ChunkCommit) -> bool:
         """Count the chunk in the ledger once (a replay chunk under its round's marker)."""
         if replay is not None:
             counts = replay.counts(
                 failures=report.failures, ok=report.ok, seconds=report.seconds, images=report.ok
             )
             return self.ledger.record_replay_chunk(
-                report.run, replay.replay_round, report.chunk, counts
+                report.run,
+                replay.replay_round,
+                report.chunk,
+                counts,
+                commit=commit,
+                origins=replay.origins,
             )
         return self.ledger.record_chunk(
             report.run,
@@ -276,6 +356,7 @@ class ChunkWorker:
             failed_by_error=report.failed_by_error,
             seconds=report.seconds,
             images=report.ok,
+            commit=commit,
         )
 
     def _labelled(

@@ -16,9 +16,10 @@ from pipeline.cli.run_view import summary_table
 from pipeline.cli.stack_target import StackOption, use_stack
 from pipeline.config import Settings
 from pipeline.failures import Stage
+from pipeline.ledger.runs import RunStatus
 from pipeline.ledger.table import RunLedger, UnknownRunError
 from pipeline.local.state import StackInfo
-from pipeline.replay.ledger import ReplayInProgressError, ReplayLedger
+from pipeline.replay.ledger import ReplayInProgressError, ReplayLedger, RunStillRunningError
 from pipeline.replay.replayer import (
     Replayer,
     ReplayFilter,
@@ -72,6 +73,22 @@ def _table(reports: list[RunReplay], *, dry_run: bool) -> Table:
     return table
 
 
+def _every_run(
+    replayer: Replayer, console: Console, *, skip_running: bool, skipped: list[str]
+) -> list[str]:
+    """Every run in the ledger; without --wait a running one is skipped, with one line."""
+    runs = []
+    for state in replayer.ledger.iter_runs():
+        if skip_running and state.status is RunStatus.RUNNING:
+            console.print(
+                f"run {state.run} is still running: not replayed (or pass --wait)", soft_wrap=True
+            )
+            skipped.append(state.run)
+            continue
+        runs.append(state.run)
+    return runs
+
+
 @app.command()
 def replay(  # noqa: PLR0917  # typer: one parameter per documented CLI option
     run: Annotated[str | None, typer.Option(help="Only this run (default: every run).")] = None,
@@ -91,7 +108,15 @@ def replay(  # noqa: PLR0917  # typer: one parameter per documented CLI option
     source: Annotated[
         ReplaySource, typer.Option(help="items: failed lines; dlq: WorkDLQ chunks; all: both.")
     ] = ReplaySource.ALL,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the replay.")] = 600.0,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the replay (and, with --wait, the run).")
+    ] = 600.0,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="Wait (up to --timeout) for a running run to finish, then replay it."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     stack: StackOption = None,
 ) -> None:
@@ -99,12 +124,28 @@ def replay(  # noqa: PLR0917  # typer: one parameter per documented CLI option
     if stage is not None and stage not in {s.value for s in Stage}:
         raise typer.BadParameter(f"unknown stage {stage!r}", param_hint="--stage")
     console = Console(stderr=True)
+    skipped: list[str] = []  # running runs left out of an every-run replay: exit 1 at the end
     with use_stack(start_if_missing=False, stack=stack) as info:
         replayer = build_replayer(info, Settings.from_env())
         try:
-            runs = [run] if run else [state.run for state in replayer.ledger.iter_runs()]
+            runs = (
+                [run]
+                if run
+                else _every_run(
+                    replayer,
+                    console,
+                    skip_running=not wait and source is not ReplaySource.DLQ,
+                    skipped=skipped,
+                )
+            )
             if run:
                 replayer.ledger.get_run(run)
+            if wait and source is not ReplaySource.DLQ:
+                for running in (r for r in runs if replayer.is_running(r)):
+                    console.print(
+                        f"run {running} is still running: waiting up to {timeout:.0f}s for it",
+                        soft_wrap=True,
+                    )
             reports = replay_runs(
                 replayer,
                 runs,
@@ -113,10 +154,22 @@ def replay(  # noqa: PLR0917  # typer: one parameter per documented CLI option
                 limit=limit,
                 dry_run=dry_run,
                 timeout_s=timeout,
+                wait=wait,
             )
-        except (UnknownRunError, ReplayInProgressError, ReplayTimeoutError) as exc:
-            console.print(f"[red]{exc}")
+        except (
+            UnknownRunError,
+            ReplayInProgressError,
+            ReplayTimeoutError,
+            RunStillRunningError,
+        ) as exc:
+            console.print(f"[red]{exc}", soft_wrap=True)  # one line, however narrow the terminal
             raise typer.Exit(1) from exc
+    _print(reports, dry_run=dry_run, as_json=as_json, console=console)
+    if skipped:
+        raise typer.Exit(1)
+
+
+def _print(reports: list[RunReplay], *, dry_run: bool, as_json: bool, console: Console) -> None:
     if as_json:
         body = {"dry_run": dry_run, "runs": [r.to_dict() for r in reports]}
         sys.stdout.write(orjson.dumps(body).decode() + "\n")

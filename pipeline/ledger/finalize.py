@@ -1,23 +1,45 @@
-"""Finish a run: settle its end status in the ledger and write its summary beside the results.
+"""Finish a run: roll its commits forward, check its counts, settle its status, write its summary.
 
 A run that stalled, or whose execution failed past its retries (the state carries `error`), is
-PARTIAL with the reason; otherwise the ledger decides (`pipeline.ledger.summary.final_status`). The
-summary always has ok + failed == lines: lines never counted are reported as unprocessed.
+PARTIAL with the reason; a run whose counts are impossible — negative, `ok > lines`,
+`ok + failed != lines` once every chunk is counted, or counters that disagree with the chunk
+markers (the committed parts' row counts) — is FAILED with a reason naming the chunk; otherwise
+the ledger decides (`pipeline.ledger.summary.final_status`). Before that, every committed chunk
+whose delivery died between the ledger write and the publish is published from its marker, and
+the staged parts of losing deliveries are deleted.
 
-Knows nothing of Lambda: the ledger, the S3 client and the clock are passed in.
+The same settling runs again whenever a finished run's counts move: a chunk counted after a stall
+timeout (`resettle_if_finished`, from the worker) or a replay round (`pipeline/replay`).
+
+Knows nothing of Lambda: the ledger, the clients and the clock are passed in.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
-from pipeline.ledger.runs import RunStatus
-from pipeline.ledger.summary import build_summary, final_status, write_summary
+from pipeline.ledger.commit import CommitTargets, finish_commit
+from pipeline.ledger.invariants import marker_problems
+from pipeline.ledger.markers import committed_chunk, iter_committed_chunks
+from pipeline.ledger.runs import RunState, RunStatus
+from pipeline.ledger.summary import build_summary, final_status, invariant_problems, write_summary
 from pipeline.ledger.table import RunLedger, UnknownRunError
+from pipeline.parts.commit import iter_staged
+from pipeline.parts.layout import PartName
 
 logger = logging.getLogger(__name__)
+
+STALL_REASON_PREFIX = "stalled"
+INVARIANT_REASON_PREFIX = "impossible counts"
+SETTLED_REASONS = (STALL_REASON_PREFIX, INVARIANT_REASON_PREFIX)
+"""Reasons that settling decides again each time (other reasons, a truncated manifest, stay)."""
+ABANDONED_AFTER_S = 60.0
+"""Finalize rolls forward a committed attempt's staging only once it is this old: younger, its
+delivery is most likely still publishing it (and if it died, its message comes back)."""
+SUMMARY_REWRITES = 5
 
 
 def _partial_reason(state: dict[str, Any]) -> str | None:
@@ -40,19 +62,125 @@ def _cause_message(cause: str) -> str:
 
 
 def finalize_run(
-    state: dict[str, Any], *, ledger: RunLedger, s3: Any, results_bucket: str, now: float
+    state: dict[str, Any],
+    *,
+    ledger: RunLedger,
+    s3: Any,
+    results_bucket: str,
+    now: float,
+    targets: CommitTargets | None = None,
 ) -> dict[str, Any]:
-    """Write `_SUCCESS.json` or `_PARTIAL.json`; return the summary object."""
+    """Roll commits forward, settle the run, write `_SUCCESS.json` or `_PARTIAL.json`.
+
+    Returns the summary object. `targets` (the S3 and SQS clients, the FailureQueue) enables the
+    roll-forward of abandoned commits; without it only the counts are settled.
+    """
     run = state["run"]
     try:
-        run_state = ledger.get_run(run)
+        ledger.get_run(run)
     except UnknownRunError:  # Split failed before it could start the run
         ledger.start_run(run, manifest=state["manifest"]["uri"])
-        run_state = ledger.get_run(run)
-    reason = _partial_reason(state)
-    status = RunStatus.PARTIAL if reason else final_status(run_state)
-    ledger.mark_finished(run, status, reason=reason or run_state.reason)
-    summary = build_summary(ledger.get_run(run), now=now)
-    key = write_summary(s3, results_bucket, run, summary)
-    logger.info("run finished %s: %s", summary.status, key, extra={"run": run})
+    if targets is not None:
+        sweep_staging(targets, ledger, run, now=now)
+    summary = settle_run(ledger, s3, results_bucket, run, now=now, reason=_partial_reason(state))
+    logger.info("run finished %s", summary["status"], extra={"run": run})
+    return summary
+
+
+def settle_run(
+    ledger: RunLedger,
+    s3: Any,
+    results_bucket: str,
+    run: str,
+    *,
+    now: float,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """Decide the run's end status from the ledger and its markers; write its summary.
+
+    `reason` (the execution failed, it stalled) makes the run PARTIAL. Written, then read back:
+    if counts moved meanwhile (a late chunk), the summary is written again from the new state, so
+    the last summary written always includes every count made before it.
+    """
+    state = ledger.get_run(run)
+    for _ in range(SUMMARY_REWRITES):
+        problems = marker_problems(state, iter_committed_chunks(ledger, run))
+        status, why = settled_status(state, problems, reason)
+        ledger.mark_finished(run, status, reason=why, clear_reason=why is None)
+        settled = ledger.get_run(run)
+        summary = build_summary(settled, now=now)
+        write_summary(s3, results_bucket, run, summary)
+        state = ledger.get_run(run)
+        if _counts(state) == _counts(settled):
+            return summary.to_dict()
     return summary.to_dict()
+
+
+def settled_status(
+    state: RunState, problems: list[str], reason: str | None = None
+) -> tuple[RunStatus, str | None]:
+    """The end status and reason of a finished run, from its counts and marker problems."""
+    problems = invariant_problems(state) + problems
+    if problems:
+        return RunStatus.FAILED, f"{INVARIANT_REASON_PREFIX}: " + "; ".join(problems[:5])
+    kept = reason or state.reason
+    if kept and kept.startswith(INVARIANT_REASON_PREFIX):
+        kept = None  # decided again above, from the counts as they are now
+    if kept and kept.startswith(STALL_REASON_PREFIX) and state.is_complete and state.pending == 0:
+        kept = None  # a stall that every chunk has since been counted past
+    if kept:
+        return RunStatus.PARTIAL, kept
+    running = RunState(**{**_fields(state), "status": RunStatus.RUNNING, "reason": None})
+    return final_status(running), None
+
+
+def resettle_if_finished(ledger: RunLedger, s3: Any, results_bucket: str, run: str) -> bool:
+    """After a chunk was counted: if its run is already finished, settle it again.
+
+    A chunk can be counted after Finalize (a stall timeout gave up on it; it came back from the
+    WorkDLQ): the run's status and summary must follow, or the summary would lie.
+    """
+    try:
+        state = ledger.get_run(run)
+    except UnknownRunError:
+        return False  # counted for a run the ledger never started: nothing to settle
+    if state.finished_at is None and state.status is RunStatus.RUNNING:
+        return False
+    settle_run(ledger, s3, results_bucket, run, now=time.time())
+    return True
+
+
+def sweep_staging(targets: CommitTargets, ledger: RunLedger, run: str, *, now: float) -> int:
+    """Finish abandoned commits and delete losers' staged parts; return objects handled.
+
+    For each staged object: its chunk counted with this attempt → roll the commit forward (once
+    it is `ABANDONED_AFTER_S` old); counted with another attempt → a loser's, delete it; not
+    counted → leave it (its delivery may still win; the bucket's lifecycle rule ends the rest).
+    """
+    handled = 0
+    markers: dict[tuple[int, int], Any] = {}
+    for obj in iter_staged(targets.s3, targets.bucket, run):
+        part: PartName = obj.staged.part
+        where = (part.round, part.chunk)
+        if where not in markers:
+            markers[where] = committed_chunk(ledger, run, part.chunk, replay_round=part.round)
+        marker = markers[where]
+        if marker is None:
+            continue
+        if marker.attempt != obj.staged.attempt:
+            targets.s3.delete_object(
+                Bucket=targets.bucket, Key=part.staging_key(obj.staged.attempt)
+            )
+            handled += 1
+        elif now - obj.last_modified_s >= ABANDONED_AFTER_S and finish_commit(targets, run, marker):
+            logger.warning("rolled %s forward at Finalize", marker.label, extra={"run": run})
+            handled += 1
+    return handled
+
+
+def _counts(state: RunState) -> tuple[int, ...]:
+    return (state.ok, state.failed, state.lines, state.chunks_done, state.replay_chunks_done)
+
+
+def _fields(state: RunState) -> dict[str, Any]:
+    return {name: getattr(state, name) for name in RunState.__dataclass_fields__}

@@ -58,8 +58,92 @@ class ChunkCounts:
             "failed_by_error": _count_map(self.failed_by_error),
             "seconds": n(self.seconds),
             "images": n(self.images),
+            "replaced": n(self.replaced_total),
             "recorded_at": n(now),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkCommit:
+    """Which delivery's parts a chunk marker commits, and the rows those parts hold.
+
+    Written into the marker by the same conditional Put that counts the chunk, so the ledger
+    names exactly one attempt per chunk (its staged parts are the ones published) and Finalize
+    can check the counts against the parts' row counts without reading the parts.
+    """
+
+    attempt: str
+    items: int
+    result_rows: int
+    failure_rows: int
+
+    def to_item(self) -> dict[str, Any]:
+        """The marker attributes of the commit."""
+        return {
+            "attempt": {"S": self.attempt},
+            "items": n(self.items),
+            "result_rows": n(self.result_rows),
+            "failure_rows": n(self.failure_rows),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedChunk:
+    """A chunk marker read back: what was counted and which attempt's parts are the product.
+
+    `attempt` is "" for a marker written before markers named their attempt.
+    """
+
+    chunk: int
+    replay_round: int
+    ok: int
+    failed: int
+    replaced: int
+    attempt: str
+    items: int
+    result_rows: int
+    failure_rows: int
+
+    @property
+    def label(self) -> str:
+        """How messages name it: `chunk 7` or `replay round 2 chunk 0`."""
+        if self.replay_round:
+            return f"replay round {self.replay_round} chunk {self.chunk}"
+        return f"chunk {self.chunk}"
+
+    def problems(self) -> list[str]:
+        """Where the counted values disagree with the committed parts or the chunk's lines."""
+        found = []
+        if self.ok != self.result_rows or self.failed != self.failure_rows:
+            found.append(
+                f"{self.label} counted ok {self.ok} failed {self.failed} but its committed parts "
+                f"hold {self.result_rows} result and {self.failure_rows} failure rows"
+            )
+        if self.ok + self.failed != self.items:
+            found.append(
+                f"{self.label} counted {self.ok + self.failed} lines but holds {self.items}"
+            )
+        return found
+
+
+def committed_from_item(item: Mapping[str, Any]) -> CommittedChunk:
+    """A `CommittedChunk` from a marker item (`CHUNK#…` or `REPLAY#…`)."""
+    parts = item["sk"]["S"].split("#")
+    replay_round, chunk = (
+        (int(parts[1]), int(parts[2])) if parts[0] == "REPLAY" else (0, int(parts[1]))
+    )
+    ok, failed = int(_num(item, "ok")), int(_num(item, "failed"))
+    return CommittedChunk(
+        chunk=chunk,
+        replay_round=replay_round,
+        ok=ok,
+        failed=failed,
+        replaced=int(_num(item, "replaced")),
+        attempt=item.get("attempt", {}).get("S", ""),
+        items=int(_num(item, "items", ok + failed)),
+        result_rows=int(_num(item, "result_rows", ok)),
+        failure_rows=int(_num(item, "failure_rows", failed)),
+    )
 
 
 def n(value: float) -> dict[str, str]:

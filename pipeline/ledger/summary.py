@@ -31,6 +31,7 @@ __all__ = [
     "build_summary",
     "estimate_cost",
     "final_status",
+    "invariant_problems",
     "read_summary",
     "summary_key",
     "write_summary",
@@ -125,9 +126,31 @@ def estimate_cost(
     return cost
 
 
+def invariant_problems(state: RunState) -> list[str]:
+    """What is impossible in the run's counts: each one means a line was counted twice or lost.
+
+    Negative counts, `ok > lines`, `ok + failed > lines`, and — once every chunk is counted and
+    nothing else explains it — `ok + failed != lines`.
+    """
+    ok, failed, lines = state.ok, state.failed, state.lines
+    found = []
+    if ok < 0 or failed < 0:
+        found.append(f"negative counts: ok {ok}, failed {failed}")
+    if ok > lines:
+        found.append(f"ok {ok} > lines {lines}")
+    if ok + failed > lines:
+        found.append(f"ok {ok} + failed {failed} > lines {lines}")
+    elif state.is_complete and not state.reason and ok + failed != lines:
+        found.append(f"every chunk is counted, yet ok {ok} + failed {failed} != lines {lines}")
+    return found
+
+
 def final_status(state: RunState) -> RunStatus:
-    """The end state a finished run gets: SUCCEEDED only if every line is accounted for."""
-    if state.status is RunStatus.FAILED:
+    """The end state a finished run gets: SUCCEEDED only if every line is accounted for.
+
+    A run whose counts are impossible (`invariant_problems`) is FAILED, never SUCCEEDED.
+    """
+    if state.status is RunStatus.FAILED or invariant_problems(state):
         return RunStatus.FAILED
     if state.is_complete and state.pending == 0 and not state.reason:
         return RunStatus.SUCCEEDED
@@ -137,14 +160,16 @@ def final_status(state: RunState) -> RunStatus:
 def build_summary(state: RunState, *, now: float, prices: Prices | None = None) -> RunSummary:
     """The summary of `state`, with ok + failed == lines.
 
+    A run already marked FAILED (Finalize found its counts impossible) is summarised with its
+    raw counts and its reason, so the user sees what is wrong instead of a tidy total.
+
     Raises:
-        LedgerInvariantError: more lines counted than split (a double count somewhere).
+        LedgerInvariantError: impossible counts in a run not marked FAILED.
     """
-    pending = state.pending
-    if pending < 0:
-        raise LedgerInvariantError(
-            f"run {state.run}: ok {state.ok} + failed {state.failed} > lines {state.lines}"
-        )
+    problems = invariant_problems(state)
+    if problems and state.status is not RunStatus.FAILED:
+        raise LedgerInvariantError(f"run {state.run}: " + "; ".join(problems))
+    pending = 0 if problems else max(0, state.pending)
     by_stage, by_error = dict(state.failed_by_stage), dict(state.failed_by_error)
     if pending:
         by_stage[UNPROCESSED_STAGE] = by_stage.get(UNPROCESSED_STAGE, 0) + pending

@@ -12,21 +12,27 @@ Table schema (template.yaml must match; PAY_PER_REQUEST):
 
 Exactly-once counting: a chunk's counts go to the run item in one transaction with the
 conditional Put of its marker, so a redelivered (or concurrently duplicated) chunk is refused
-whole and `record_chunk` returns False. Split progress is written as absolute values guarded by a
-monotonic condition, so a Split retried from an older checkpoint cannot move it backwards.
+whole and `record_chunk` returns False. The marker also names the delivery (`attempt`) whose
+staged parts are committed, with their row counts (`ChunkCommit`): only that attempt's parts are
+ever published (`pipeline/ledger/commit.py`). A replay chunk is counted only if the chunks its
+lines came from are counted (a `ConditionCheck` on each origin marker). Split progress is written
+as absolute values guarded by a monotonic condition, so a Split retried from an older checkpoint
+cannot move it backwards. (Past the ~300-line guide: every write to the run item stays in one
+adapter; the marker reads are in `pipeline/ledger/markers.py`.)
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from pipeline.aws.errors import error_code, write_error_from
 from pipeline.ledger.items import (
+    ChunkCommit,
     ChunkCounts,
     chunk_marker,
     counter_update,
@@ -49,6 +55,18 @@ class UnknownRunError(LookupError):
     """No run item exists for the id: check it with `lambdaflow status` (lists every run)."""
 
 
+class OriginNotCountedError(RuntimeError):
+    """A replay chunk names lines of a chunk the ledger has not counted: it must not count yet.
+
+    Raised instead of counting, so the replay chunk's message comes back (and, if the origin is
+    never counted, ends in the WorkDLQ) rather than counting a line twice.
+    """
+
+
+Origin = tuple[int, int]
+"""(replay round, chunk) of the chunk a replayed line's failure came from (round 0: first)."""
+
+
 class RunLedger:
     """The ledger adapter over an injected low-level boto3 DynamoDB client."""
 
@@ -58,6 +76,16 @@ class RunLedger:
         self._client = client
         self._table = table
         self._clock = clock
+
+    @property
+    def client(self) -> DynamoDBClient:
+        """The DynamoDB client (for the marker reads in `pipeline/ledger/markers.py`)."""
+        return self._client
+
+    @property
+    def table(self) -> str:
+        """The table's name."""
+        return self._table
 
     def start_run(self, run: str, *, manifest: str) -> bool:
         """Create the run item (RUNNING); True if new, False if it already existed."""
@@ -134,8 +162,11 @@ class RunLedger:
         failed_by_error: Mapping[str, int],
         seconds: float,
         images: int,
+        commit: ChunkCommit | None = None,
     ) -> bool:
         """Count a first-delivery chunk once; False if it was already counted.
+
+        `commit` names the delivery whose staged parts this count commits.
 
         Raises:
             ValueError: `failed` disagrees with the breakdowns.
@@ -149,16 +180,28 @@ class RunLedger:
             seconds=seconds,
             images=images,
         )
-        return self._record(run, chunk_marker(chunk), counts, {"chunks_done": 1})
+        return self._record(run, chunk_marker(chunk), counts, {"chunks_done": 1}, commit=commit)
 
     def record_replay_chunk(
-        self, run: str, replay_round: int, chunk: int, counts: ChunkCounts
+        self,
+        run: str,
+        replay_round: int,
+        chunk: int,
+        counts: ChunkCounts,
+        *,
+        commit: ChunkCommit | None = None,
+        origins: Sequence[Origin] = (),
     ) -> bool:
         """Count a replay chunk once, moving its lines from their previous failures.
 
         A replayed line was counted failed under its old record's stage and error: this removes
         it there (`counts.replaced_by_*`, whose total must equal `ok + failed`) and adds it as
         ok, or as failed under its new stage and error. `failed` and `lines` never double.
+        The count is conditional on every marker in `origins` existing: a line is moved only
+        out of a failure the ledger has counted.
+
+        Raises:
+            OriginNotCountedError: an origin chunk is not counted (yet).
         """
         if replay_round < 1:
             raise ValueError("replay rounds start at 1")
@@ -168,7 +211,10 @@ class RunLedger:
                 f"{counts.replaced_total} replaced failures; pass the records' stage/error counts"
             )
         marker = chunk_marker(chunk, replay_round=replay_round)
-        return self._record(run, marker, counts, {"replay_chunks_done": 1})
+        checks = [chunk_marker(c, replay_round=r) for r, c in sorted(set(origins))]
+        return self._record(
+            run, marker, counts, {"replay_chunks_done": 1}, commit=commit, checks=checks
+        )
 
     def is_chunk_counted(self, run: str, chunk: int, *, replay_round: int = 0) -> bool:
         """Whether the chunk's marker exists (read consistently).
@@ -213,13 +259,25 @@ class RunLedger:
         """Every run, newest first."""
         return list(self.iter_runs())
 
-    def mark_finished(self, run: str, status: RunStatus, *, reason: str | None = None) -> None:
-        """Set the end status (the first finish time is kept, so wall time survives replays)."""
+    def mark_finished(
+        self,
+        run: str,
+        status: RunStatus,
+        *,
+        reason: str | None = None,
+        clear_reason: bool = False,
+    ) -> None:
+        """Set the end status (the first finish time is kept, so wall time survives replays).
+
+        `clear_reason` removes a reason that no longer holds (a stall since counted past).
+        """
         values: dict[str, Any] = {":status": {"S": status.value}, ":now": n(self._clock())}
         expression = "SET #status = :status, finished_at = if_not_exists(finished_at, :now)"
         if reason is not None:
             expression += ", reason = :reason"
             values[":reason"] = {"S": reason}
+        elif clear_reason:
+            expression += " REMOVE reason"
         try:
             self._update(
                 run_key(run),
@@ -231,28 +289,51 @@ class RunLedger:
         except _AlreadyDone as exc:
             raise UnknownRunError(f"no run {run!r} in table {self._table}") from exc
 
-    def _record(self, run: str, marker: str, counts: ChunkCounts, extra: Mapping[str, int]) -> bool:
+    def _record(
+        self,
+        run: str,
+        marker: str,
+        counts: ChunkCounts,
+        extra: Mapping[str, int],
+        *,
+        commit: ChunkCommit | None = None,
+        checks: Sequence[str] = (),
+    ) -> bool:
         now = self._clock()
         update = counter_update(run_key(run), counts, extra, now)
+        item = {**run_key(run), "sk": {"S": marker}, **counts.to_item(now)}
         put = {
             "TableName": self._table,
-            "Item": {**run_key(run), "sk": {"S": marker}, **counts.to_item(now)},
+            "Item": {**item, **(commit.to_item() if commit else {})},
             "ConditionExpression": "attribute_not_exists(sk)",
         }
         update["TableName"] = self._table
+        items: list[dict[str, Any]] = [{"Put": put}, {"Update": update}]
+        items += [{"ConditionCheck": self._exists(run, sk)} for sk in checks]
         for attempt in range(TRANSACTION_ATTEMPTS):
             try:
-                self._client.transact_write_items(TransactItems=[{"Put": put}, {"Update": update}])
+                self._client.transact_write_items(TransactItems=items)
             except ClientError as exc:
                 outcome = _cancellation(exc)
                 if outcome == "counted":
                     return False
+                if outcome == "origin":
+                    raise OriginNotCountedError(
+                        f"{marker} of run {run}: a chunk its lines came from is not counted"
+                    ) from exc
                 if outcome != "conflict" or attempt == TRANSACTION_ATTEMPTS - 1:
                     raise write_error_from(exc, f"recording {marker} of run {run}") from exc
                 _backoff(attempt)  # another chunk's transaction holds the run item
             else:
                 return True
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _exists(self, run: str, sk: str) -> dict[str, Any]:
+        return {
+            "TableName": self._table,
+            "Key": {**run_key(run), "sk": {"S": sk}},
+            "ConditionExpression": "attribute_exists(sk)",
+        }
 
     def _update(
         self,
@@ -293,15 +374,20 @@ class _AlreadyDone(Exception):
 
 
 def _cancellation(exc: ClientError) -> str:
-    """Why a transaction was cancelled: "counted" (marker exists), "conflict" or "other".
+    """Why a transaction was cancelled: "counted", "origin", "conflict" or "other".
 
-    Read from `CancellationReasons`, in item order (the marker Put is first), never from text.
+    "counted": the marker exists; "origin": an origin marker of a replay chunk is missing.
+
+    Read from `CancellationReasons`, in item order (the marker Put first, the run item's Update,
+    then the origin checks), never from text.
     """
     if error_code(exc) != "TransactionCanceledException":
         return "other"
     codes = [r.get("Code", "") for r in exc.response.get("CancellationReasons", [])]
     if codes and codes[0] == "ConditionalCheckFailed":
         return "counted"
+    if "ConditionalCheckFailed" in codes[2:]:
+        return "origin"
     if "TransactionConflict" in codes:
         return "conflict"
     return "other"

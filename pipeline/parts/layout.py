@@ -10,6 +10,14 @@ redelivered chunk overwrites its own part and never adds a second one):
     failures/<run>/replay-RRRR-NNNNNNNN.jsonl.gz      failures of replay round R, chunk N
     results/<run>/_SUCCESS.json | _PARTIAL.json       the run summary (pipeline/ledger/summary.py)
 
+    staging/<run>/<stem>/<attempt>/results.jsonl.gz  one delivery's parts before the ledger
+    staging/<run>/<stem>/<attempt>/failures.jsonl.gz   counted them (`<stem>`: part-N, replay-R-N)
+
+Only a committed delivery's parts ever reach `results/` or `failures/` (`pipeline/parts/commit.py`):
+every delivery writes under its own attempt id in `staging/`, outside both prefixes, so a query
+engine reading `results/<run>/*.jsonl.gz` and `failures/<run>/*.jsonl.gz` never sees the work
+of a delivery that lost the ledger's conditional write.
+
 A *series* is the parts of one writer: first deliveries, parse failures, or one replay round.
 Within a series chunk numbers follow line order, which is what lets the readers merge lazily.
 """
@@ -20,6 +28,9 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+STAGING_PREFIX = "staging"
+"""Top-level prefix of uncommitted parts; never under `results/` or `failures/`."""
 
 
 class PartKind(StrEnum):
@@ -48,14 +59,20 @@ class PartName:
     round: int = 0
 
     @property
+    def stem(self) -> str:
+        """The file name without its suffix: `part-NNNNNNNN`, `replay-RRRR-NNNNNNNN` …."""
+        if self.series is Series.REPLAY:
+            return f"replay-{self.round:04d}-{self.chunk:08d}"
+        return f"{self.series.value}-{self.chunk:08d}"
+
+    @property
     def key(self) -> str:
         """The S3 key of this part."""
-        stem = (
-            f"replay-{self.round:04d}-{self.chunk:08d}"
-            if self.series is Series.REPLAY
-            else f"{self.series.value}-{self.chunk:08d}"
-        )
-        return f"{self.kind.value}/{self.run}/{stem}.jsonl.gz"
+        return f"{self.kind.value}/{self.run}/{self.stem}.jsonl.gz"
+
+    def staging_key(self, attempt: str) -> str:
+        """Where delivery `attempt` stages this part until the ledger has counted it."""
+        return f"{STAGING_PREFIX}/{self.run}/{self.stem}/{attempt}/{self.kind.value}.jsonl.gz"
 
     def __post_init__(self) -> None:
         if self.chunk < 0 or self.round < 0 or (self.series is Series.REPLAY) != (self.round > 0):
@@ -81,6 +98,39 @@ def parse_part_key(key: str) -> PartName | None:
         chunk=int(match["chunk"]),
         round=replay_round,
     )
+
+
+_STAGING_RE = re.compile(
+    r"^staging/(?P<run>[^/]+)/(?:part|replay-(?P<round>\d{4}))-(?P<chunk>\d{8})/"
+    r"(?P<attempt>[0-9A-Za-z_-]+)/(?P<kind>results|failures)\.jsonl\.gz$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StagedPart:
+    """A parsed staging key: which part, and which delivery (`attempt`) wrote it."""
+
+    part: PartName
+    attempt: str
+
+
+def parse_staging_key(key: str) -> StagedPart | None:
+    """The `StagedPart` of a key under `staging/`, or None for anything else."""
+    match = _STAGING_RE.match(key)
+    if match is None:
+        return None
+    part = chunk_part(
+        PartKind(match["kind"]),
+        match["run"],
+        int(match["chunk"]),
+        replay_round=int(match["round"] or 0),
+    )
+    return StagedPart(part, match["attempt"])
+
+
+def staging_run_prefix(run: str) -> str:
+    """The prefix holding every staged part of `run`."""
+    return f"{STAGING_PREFIX}/{run}/"
 
 
 def chunk_part(kind: PartKind, run: str, chunk: int, *, replay_round: int = 0) -> PartName:

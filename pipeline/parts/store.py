@@ -11,10 +11,10 @@ line-ordered stream, and a heap merges the series lazily, so memory and open GET
 number of series, not with the size of the run. Supersession, so every line comes out once:
 - a result supersedes a failure for the same line (a replay that succeeded);
 - among failures, the later replay round wins, then the higher `attempts`.
-Within one round a chunk writes its results and failures parts together (a redelivery overwrites
-both, and an empty failures part is deleted), so a line can only be in both when a replay
-succeeded: the failure reader anti-joins against replay results only and never reads the (large)
-first-delivery results.
+Within one round a chunk's results and failures parts are published together from the one
+delivery the ledger counted (`pipeline/parts/commit.py`), so a line can only be in both between a
+replay round being counted and its pruning: the failure reader anti-joins against replay results
+only and never reads the (large) first-delivery results.
 """
 
 from __future__ import annotations
@@ -59,12 +59,14 @@ __all__ = [
     "ResultRow",
     "Series",
     "chunk_part",
+    "iter_failure_entries",
     "iter_failure_records",
     "iter_result_rows",
     "list_parts",
     "parse_failures_part",
     "parse_part_key",
     "write_failure_part",
+    "write_records",
     "write_result_part",
 ]
 
@@ -186,6 +188,24 @@ def write_failure_part(
     return name
 
 
+def write_records(client: S3Client, bucket: str, key: str, records: Iterable[FailureRecord]) -> int:
+    """Write failure records, sorted by line, to `key` (a staging key); nothing when none.
+
+    Returns the rows written.
+
+    Raises:
+        ResultWriteError: S3 refused the write (after the SDK's retries).
+        ThrottledError: S3 kept answering SlowDown (stage ``write``, retryable).
+    """
+    ordered = sorted(records, key=lambda r: r.line)
+    if not ordered:
+        return 0
+    with PartWriter(client, bucket, key) as writer:
+        for record in ordered:
+            writer.write(record.to_dict())
+    return len(ordered)
+
+
 def _delete_if_present(client: S3Client, bucket: str, key: str) -> None:
     """Delete `key` only if it exists.
 
@@ -214,6 +234,7 @@ class _Entry:
     rank: tuple[int, int]
     is_result: bool
     row: dict[str, Any]
+    part: PartName
 
 
 def list_parts(client: S3Client, bucket: str, kind: PartKind, run: str) -> list[PartName]:
@@ -257,7 +278,7 @@ def _series_entries(
                 )
             previous = line
             attempts = 0 if is_result else int(row.get("attempts", 1))
-            yield _Entry(line, (part.round, attempts), is_result, row)
+            yield _Entry(line, (part.round, attempts), is_result, row, part)
 
 
 def _merged(
@@ -280,6 +301,14 @@ def iter_result_rows(client: S3Client, bucket: str, run: str) -> Iterator[Result
 
 def iter_failure_records(client: S3Client, bucket: str, run: str) -> Iterator[FailureRecord]:
     """Every line of `run` that still has no result, as its latest failure record, line order."""
+    for record, _ in iter_failure_entries(client, bucket, run):
+        yield record
+
+
+def iter_failure_entries(
+    client: S3Client, bucket: str, run: str
+) -> Iterator[tuple[FailureRecord, PartName]]:
+    """`iter_failure_records`, each record with the part it was read from (its origin)."""
     failures = list_parts(client, bucket, PartKind.FAILURES, run)
     replay_results = [
         p for p in list_parts(client, bucket, PartKind.RESULTS, run) if p.series is Series.REPLAY
@@ -291,4 +320,4 @@ def iter_failure_records(client: S3Client, bucket: str, run: str) -> Iterator[Fa
         if any(entry.is_result for entry in entries):
             continue  # a replay succeeded: the line is a result now
         best = max(entries, key=attrgetter("rank"))
-        yield FailureRecord.from_dict(best.row)
+        yield FailureRecord.from_dict(best.row), best.part

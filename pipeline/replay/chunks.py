@@ -15,7 +15,7 @@ Pure: no client, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,11 @@ from pipeline.split.work_message import PriorFailure, ReplayMark, replay_message
 
 PRIOR_SHARE = 2
 """A replay chunk's items get half of `chunk_max_bytes`: `prior` must fit in the other half."""
+MAX_ORIGINS = 64
+"""Distinct origin chunks per replay chunk: each is one ConditionCheck in the ledger's
+transaction, which DynamoDB caps at 100 items."""
+
+Origin = tuple[int, int]
 
 
 def is_replayable(record: FailureRecord) -> bool:
@@ -56,14 +61,20 @@ def iter_replay_chunks(
     replay_round: int,
     chunk_items: int,
     chunk_max_bytes: int,
+    origins: Mapping[int, Origin] | None = None,
 ) -> Iterator[ReplayChunk]:
     """Cut replayable failure records (one run, line order) into the round's replay chunks.
+
+    `origins` maps a line to the (round, chunk) whose failure part it was read from; each
+    replay chunk names its distinct origins (at most `MAX_ORIGINS`, so the ledger's
+    transaction — the marker, the run item and one check per origin — fits DynamoDB's limit).
 
     Raises:
         ValueError: records of several runs, out of line order, or without a key.
     """
     prior: dict[int, PriorFailure] = {}
     runs: set[str] = set()
+    where = origins or {}
 
     def manifest_records() -> Iterator[ManifestRecord]:
         previous = 0
@@ -79,25 +90,42 @@ def iter_replay_chunks(
                 record.line, str(record.bucket), str(record.key), record.version_id
             )
 
-    source = manifest_records()
-    first = next(source, None)
-    if first is None:
-        return
-    run = next(iter(runs))
-    chunks = iter_chunks(
-        _prepend(first, source),
-        run=run,
-        chunk_items=chunk_items,
-        chunk_max_bytes=max(1, chunk_max_bytes // PRIOR_SHARE),
-    )
-    for chunk in chunks:
-        mark = ReplayMark(replay_round, {item.line: prior.pop(item.line) for item in chunk.items})
-        yield ReplayChunk(chunk, mark)
+    number = 0
+    for segment in _segments(manifest_records(), where):
+        chunks = iter_chunks(
+            segment,
+            run=next(iter(runs)),
+            chunk_items=chunk_items,
+            chunk_max_bytes=max(1, chunk_max_bytes // PRIOR_SHARE),
+            first_chunk=number,
+        )
+        for chunk in chunks:
+            lines = [item.line for item in chunk.items]
+            mark = ReplayMark(
+                replay_round,
+                {line: prior.pop(line) for line in lines},
+                tuple(sorted({where[line] for line in lines if line in where})),
+            )
+            number = chunk.number + 1
+            yield ReplayChunk(chunk, mark)
 
 
-def _prepend(first: ManifestRecord, rest: Iterator[ManifestRecord]) -> Iterator[ManifestRecord]:
-    yield first
-    yield from rest
+def _segments(
+    records: Iterator[ManifestRecord], origins: Mapping[int, Origin]
+) -> Iterator[list[ManifestRecord]]:
+    """Consecutive runs of records with at most `MAX_ORIGINS` distinct origins each."""
+    segment: list[ManifestRecord] = []
+    seen: set[Origin] = set()
+    for record in records:
+        origin = origins.get(record.line)
+        if origin is not None and origin not in seen and len(seen) >= MAX_ORIGINS:
+            yield segment
+            segment, seen = [], set()
+        segment.append(record)
+        if origin is not None:
+            seen.add(origin)
+    if segment:
+        yield segment
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,11 @@ Run item attributes (beside `pipeline/ledger/table.py`'s):
     replay_round        the last claimed replay round (1, 2, …)
     replay_chunks_sent  replay chunks sent over all rounds (ADDed by each claim)
     replay_chunks_done  replay chunks counted (ADDed by `RunLedger.record_replay_chunk`)
+    replay_pruned       the last round whose lines were removed from the earlier failure parts
+
+A round is claimed only on a finished run (status not RUNNING: every counted chunk's parts are
+published, so the failure view is final) and only once the previous round is pruned, so a
+replay that crashed after its chunks were counted is finished — pruned — before the next one.
 
 One replay per run at a time: a claim is one conditional UpdateItem that takes round
 `replay_round + 1` only if every replay chunk sent before was counted. Two replays of the same
@@ -41,6 +46,10 @@ class ReplayInProgressError(RuntimeError):
     """A replay of this run is unfinished: wait for it, or replay the WorkDLQ first."""
 
 
+class RunStillRunningError(RuntimeError):
+    """The run has not finished: its failure parts are not final, so its lines cannot replay."""
+
+
 @dataclass(frozen=True, slots=True)
 class ReplayProgress:
     """How far the run's replays got."""
@@ -48,6 +57,12 @@ class ReplayProgress:
     replay_round: int
     sent: int
     done: int
+    pruned: int = 0
+
+    @property
+    def is_pruned(self) -> bool:
+        """The last round's lines are gone from the earlier failure parts."""
+        return self.pruned >= self.replay_round
 
     @property
     def is_settled(self) -> bool:
@@ -68,47 +83,88 @@ class ReplayLedger:
             TableName=self._table,
             Key=run_key(run),
             ConsistentRead=True,
-            ProjectionExpression="replay_round, replay_chunks_sent, replay_chunks_done",
+            ProjectionExpression=(
+                "replay_round, replay_chunks_sent, replay_chunks_done, replay_pruned"
+            ),
         ).get("Item", {})
+        replay_round = _int(item, "replay_round")
         return ReplayProgress(
-            replay_round=_int(item, "replay_round"),
+            replay_round=replay_round,
             sent=_int(item, "replay_chunks_sent"),
             done=_int(item, "replay_chunks_done"),
+            # a run replayed before rounds were pruned has no attribute: count it as pruned
+            pruned=_int(item, "replay_pruned") if "replay_pruned" in item else replay_round,
         )
 
     def claim_round(self, run: str, *, chunks: int) -> int:
         """Take the next replay round for `chunks` replay chunks; return its number.
 
         Raises:
-            ReplayInProgressError: a previous round still has chunks not counted.
+            RunStillRunningError: the run has not finished (the guard is in the condition).
+            ReplayInProgressError: a previous round still has chunks not counted, or is not
+                pruned yet.
             ResultWriteError | ThrottledError: DynamoDB refused the write.
         """
         current = self.progress(run)
-        if not current.is_settled:
+        if not (current.is_settled and current.is_pruned):
             raise _in_progress(run, current)
         condition = (
-            "attribute_exists(pk) AND "
+            "attribute_exists(pk) AND #status <> :running AND "
             "(attribute_not_exists(replay_round) OR replay_round = :previous) AND "
+            "(attribute_not_exists(replay_pruned) OR replay_pruned = :previous) AND "
             "(attribute_not_exists(replay_chunks_sent) OR replay_chunks_sent <= :done)"
         )
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key=run_key(run),
-                UpdateExpression="SET replay_round = :round ADD replay_chunks_sent :chunks",
+                UpdateExpression=(
+                    "SET replay_round = :round, replay_pruned = :previous "
+                    "ADD replay_chunks_sent :chunks"
+                ),
                 ConditionExpression=condition,
+                ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
                     ":round": n(current.replay_round + 1),
                     ":previous": n(current.replay_round),
                     ":chunks": n(chunks),
                     ":done": n(current.done),
+                    ":running": {"S": RunStatus.RUNNING.value},
                 },
             )
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
-                raise _in_progress(run, self.progress(run)) from exc
+                raise self._refusal(run) from exc
             raise write_error_from(exc, f"claiming a replay round of run {run}") from exc
         return current.replay_round + 1
+
+    def mark_pruned(self, run: str, replay_round: int) -> None:
+        """Record that round `replay_round`'s lines are gone from the earlier failure parts."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=run_key(run),
+                UpdateExpression="SET replay_pruned = :round",
+                ConditionExpression="attribute_not_exists(replay_pruned) OR replay_pruned < :round",
+                ExpressionAttributeValues={":round": n(replay_round)},
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":  # else: marked already
+                raise write_error_from(
+                    exc, f"marking round {replay_round} of {run} pruned"
+                ) from exc
+
+    def _refusal(self, run: str) -> Exception:
+        item = self._client.get_item(
+            TableName=self._table,
+            Key=run_key(run),
+            ConsistentRead=True,
+            ProjectionExpression="#status",
+            ExpressionAttributeNames={"#status": "status"},
+        ).get("Item", {})
+        if item.get("status", {}).get("S", RunStatus.RUNNING.value) == RunStatus.RUNNING.value:
+            return still_running(run)
+        return _in_progress(run, self.progress(run))
 
     def release(self, run: str, *, chunks: int) -> None:
         """Give back `chunks` claimed replay chunks that were never sent (a broken send)."""
@@ -154,6 +210,14 @@ def _fields(state: RunState) -> dict[str, Any]:
 def _int(item: dict[str, Any], name: str) -> int:
     attr = item.get(name)
     return int(attr["N"]) if attr else 0
+
+
+def still_running(run: str) -> RunStillRunningError:
+    """The one-line refusal for a run that has not finished."""
+    return RunStillRunningError(
+        f"run {run} is still running: its lines can be replayed once it has finished "
+        "(`lambdaflow status`), or pass --wait to wait for it"
+    )
 
 
 def _in_progress(run: str, progress: ReplayProgress) -> ReplayInProgressError:

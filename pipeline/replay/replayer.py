@@ -18,25 +18,35 @@ and move each line failed → ok (or to its new failure) in the ledger.
 Poison chunks. WorkDLQ messages go back to the WorkQueue (`pipeline/replay/work_dlq.py`), unchanged.
 
 Afterwards each touched run is re-settled and its summary file rewritten, so `_SUCCESS.json` /
-`_PARTIAL.json` stays true (a run still RUNNING is left to its own Finalize).
+`_PARTIAL.json` stays true (a run still RUNNING is left to its own Finalize). Past the ~300-line
+guide: the round's whole life (select, claim, send, wait, prune, settle) stays readable in one
+place; pruning itself is `pipeline/replay/prune.py`.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 from pipeline.aws.failure_queue import acknowledge_failures
 from pipeline.failures import FailureRecord
-from pipeline.ledger.summary import build_summary, write_summary
+from pipeline.ledger.finalize import settle_run
+from pipeline.ledger.runs import RunStatus
 from pipeline.ledger.table import RunLedger
-from pipeline.parts.store import iter_failure_records
-from pipeline.replay.chunks import ReplayChunk, ReplayFilter, iter_replay_chunks, select_failures
-from pipeline.replay.ledger import ReplayLedger
+from pipeline.parts.store import iter_failure_entries
+from pipeline.replay.chunks import (
+    Origin,
+    ReplayChunk,
+    ReplayFilter,
+    iter_replay_chunks,
+    select_failures,
+)
+from pipeline.replay.ledger import ReplayLedger, still_running
+from pipeline.replay.prune import prune_round
 from pipeline.replay.work_dlq import ParkedChunk, move_messages, queue_arn, start_move_task
 from pipeline.split.work_queue import send_chunks
 
@@ -76,6 +86,8 @@ class RunReplay:
     dlq_chunks: tuple[ParkedChunk, ...] = ()
     acknowledged: int = 0
     summary: dict[str, Any] | None = None
+    origin_keys: frozenset[str] = frozenset()
+    """The failure parts the replayed records were read from (pruned once the round counts)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape `lambdaflow replay --json` prints, one per run."""
@@ -105,9 +117,22 @@ class Replayer:
     def replay_items(
         self, run: str, flt: ReplayFilter, *, limit: int | None = None, dry_run: bool = False
     ) -> RunReplay:
-        """Send the run's matching failed lines as a new replay round (or count them, dry)."""
-        failures = iter_failure_records(self.s3, self.targets.results_bucket, run)
-        chosen, unreplayable = select_failures(failures, flt, limit=limit)
+        """Send the run's matching failed lines as a new replay round (or count them, dry).
+
+        A previous round that was counted but not pruned (its replayer crashed) is pruned
+        first, so the failure view this round selects from is the current one.
+        """
+        if not dry_run:
+            self.finish_pruning(run)
+        origins: dict[int, Origin] = {}
+        keys: dict[int, str] = {}
+
+        def failures() -> Iterator[FailureRecord]:
+            for record, part in iter_failure_entries(self.s3, self.targets.results_bucket, run):
+                origins[record.line], keys[record.line] = (part.round, part.chunk), part.key
+                yield record
+
+        chosen, unreplayable = select_failures(failures(), flt, limit=limit)
         by_error = dict(Counter(r.error for r in chosen))
         lines = tuple(r.line for r in chosen)
         if not chosen or dry_run:
@@ -115,7 +140,7 @@ class Replayer:
             return RunReplay(run, 0, lines, chunks, by_error, unreplayable)
         chunks = self._chunks(chosen, replay_round=0)  # numbered before the round is known
         replay_round = self.replays.claim_round(run, chunks=len(chunks))
-        chunks = self._chunks(chosen, replay_round=replay_round)
+        chunks = self._chunks(chosen, replay_round=replay_round, origins=origins)
         sent = self._send(run, chunks)
         attempts = {r.line: r.attempts for r in chosen}
         acknowledged = acknowledge_failures(
@@ -124,7 +149,14 @@ class Replayer:
             {(run, item.line): attempts[item.line] for c in sent for item in c.chunk.items},
         )
         return RunReplay(
-            run, replay_round, lines, len(chunks), by_error, unreplayable, acknowledged=acknowledged
+            run,
+            replay_round,
+            lines,
+            len(chunks),
+            by_error,
+            unreplayable,
+            acknowledged=acknowledged,
+            origin_keys=frozenset(keys[line] for line in lines),
         )
 
     def _send(self, run: str, chunks: list[ReplayChunk]) -> list[ReplayChunk]:
@@ -195,23 +227,63 @@ class Replayer:
                 )
             time.sleep(poll_s)
 
-    def refresh_summary(self, run: str, *, now: float) -> dict[str, Any] | None:
-        """Re-settle the run and rewrite its summary file; None while the run is RUNNING."""
-        self.replays.settle(self.ledger.get_run(run))
-        state = self.ledger.get_run(run)
-        if state.finished_at is None:
-            return None
-        summary = build_summary(state, now=now)
-        write_summary(self.s3, self.targets.results_bucket, run, summary)
-        return summary.to_dict()
+    def finish_pruning(self, run: str, *, keys: frozenset[str] | None = None) -> int:
+        """Prune the run's last round out of the earlier failure parts, once it is counted.
 
-    def _chunks(self, records: list[FailureRecord], *, replay_round: int) -> list[ReplayChunk]:
+        Returns the rows removed (0 when there is nothing to prune or the round is unfinished).
+        """
+        progress = self.replays.progress(run)
+        if progress.is_pruned or not progress.is_settled:
+            return 0
+        removed = prune_round(
+            self.s3, self.targets.results_bucket, run, progress.replay_round, keys=keys
+        )
+        self.replays.mark_pruned(run, progress.replay_round)
+        return removed
+
+    def refresh_summary(
+        self, run: str, *, now: float, keys: frozenset[str] | None = None
+    ) -> dict[str, Any] | None:
+        """Prune the counted round, re-settle the run, rewrite its summary; None if RUNNING."""
+        if self.is_running(run):
+            return None
+        self.finish_pruning(run, keys=keys)
+        return settle_run(self.ledger, self.s3, self.targets.results_bucket, run, now=now)
+
+    def is_running(self, run: str) -> bool:
+        """The run has not finished: its failure parts are not final yet."""
+        return self.ledger.get_run(run).status is RunStatus.RUNNING
+
+    def wait_finished(self, runs: Iterable[str], *, timeout_s: float, poll_s: float = 1.0) -> None:
+        """Block until no run of `runs` is RUNNING (`--wait`).
+
+        Raises:
+            ReplayTimeoutError: a run was still running after `timeout_s` (nothing replayed).
+        """
+        pending = set(runs)
+        deadline = time.monotonic() + timeout_s
+        while pending := {run for run in pending if self.is_running(run)}:
+            if time.monotonic() >= deadline:
+                raise ReplayTimeoutError(
+                    f"run {', '.join(sorted(pending))} still running after {timeout_s:.0f}s: "
+                    "nothing of it was replayed; try again once it has finished"
+                )
+            time.sleep(poll_s)
+
+    def _chunks(
+        self,
+        records: list[FailureRecord],
+        *,
+        replay_round: int,
+        origins: dict[int, Origin] | None = None,
+    ) -> list[ReplayChunk]:
         return list(
             iter_replay_chunks(
                 records,
                 replay_round=max(1, replay_round),
                 chunk_items=self.targets.chunk_items,
                 chunk_max_bytes=self.targets.chunk_max_bytes,
+                origins=origins,
             )
         )
 
@@ -233,17 +305,28 @@ def replay_runs(
     limit: int | None = None,
     dry_run: bool = False,
     timeout_s: float = 600.0,
+    wait: bool = False,
 ) -> list[RunReplay]:
     """Replay `runs`: WorkDLQ chunks first (their lines have no records yet), then items.
 
-    Each phase waits until what it sent is counted, then every touched run's summary is
-    rewritten. `limit` caps the lines replayed over all runs (WorkDLQ chunks: the chunks).
+    Failed lines are replayed only from finished runs: a running run's failure parts are not
+    final (chunks still being counted). A running run is refused at once (`RunStillRunningError`)
+    unless `wait`, which first waits up to `timeout_s` for it to finish. WorkDLQ chunks move at
+    any time (another delivery of a chunk is always safe). Each phase waits until what it sent
+    is counted; then every touched run's last round is pruned from its earlier failure parts
+    and its summary rewritten. `limit` caps the lines replayed over all runs (WorkDLQ chunks:
+    the chunks).
 
     Raises:
-        ReplayTimeoutError: sent chunks not all counted within `timeout_s` (each phase).
+        RunStillRunningError: a run whose items would be replayed has not finished.
+        ReplayTimeoutError: a wait (for a running run, or for sent chunks) passed `timeout_s`.
         ReplayInProgressError: a run's previous replay round is unfinished.
     """
     runs = list(runs)
+    with_items = source is not ReplaySource.DLQ
+    running = [run for run in runs if replayer.is_running(run)] if with_items else []
+    if running and not wait:
+        raise still_running(", ".join(running))
     dlq: dict[str, list[ParkedChunk]] = {}
     if source is not ReplaySource.ITEMS:
         only = runs[0] if len(runs) == 1 else None
@@ -252,9 +335,29 @@ def replay_runs(
                 dlq.setdefault(parked.run, []).append(parked)
         if not dry_run:
             replayer.wait_settled(list(dlq), timeout_s=timeout_s)
+    if running:
+        replayer.wait_finished(running, timeout_s=timeout_s)
+    reports = _replay_items(replayer, runs if with_items else [], flt, limit, dry_run)
+    if not dry_run:
+        replayer.wait_settled([r for r, rep in reports.items() if rep.chunks], timeout_s=timeout_s)
+    done: list[RunReplay] = []
+    for run in sorted(set(reports) | set(dlq)):
+        report = reports.get(run, RunReplay(run))
+        summary = None
+        if not dry_run:
+            keys = report.origin_keys if report.replay_round else None
+            summary = replayer.refresh_summary(run, now=time.time(), keys=keys)
+        done.append(replace(report, dlq_chunks=tuple(dlq.get(run, ())), summary=summary))
+    return done
+
+
+def _replay_items(
+    replayer: Replayer, runs: list[str], flt: ReplayFilter, limit: int | None, dry_run: bool
+) -> dict[str, RunReplay]:
+    """The item phase: each run's matching failures, sharing `limit`."""
     reports: dict[str, RunReplay] = {}
     used = 0
-    for run in runs if source is not ReplaySource.DLQ else []:
+    for run in runs:
         left = None if limit is None else max(0, limit - used)
         if left == 0:
             break
@@ -262,11 +365,4 @@ def replay_runs(
         used += len(report.lines)
         if report.lines or report.unreplayable:
             reports[run] = report
-    if not dry_run:
-        replayer.wait_settled([r for r, rep in reports.items() if rep.chunks], timeout_s=timeout_s)
-    done: list[RunReplay] = []
-    for run in sorted(set(reports) | set(dlq)):
-        report = reports.get(run, RunReplay(run))
-        summary = None if dry_run else replayer.refresh_summary(run, now=time.time())
-        done.append(replace(report, dlq_chunks=tuple(dlq.get(run, ())), summary=summary))
-    return done
+    return reports

@@ -21,6 +21,7 @@ ledger's split progress is absolute and idempotent. Knows nothing of Lambda.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.failures import FailureRecord, ManifestReadError
 from pipeline.gzip.checkpoint import Checkpoint, StreamKind, take_checkpoint
+from pipeline.ledger.markers import pin_chunk_plan
 from pipeline.manifest.batch import RecordBatch
 from pipeline.manifest.guard import refusing_non_manifests
 from pipeline.manifest.stream import Position
@@ -146,6 +148,7 @@ def split_pass(
         ResultWriteError | ThrottledError: the sink, the failure parts or the ledger failed.
     """
     started = clock()
+    options = pinned_options(options, checkpoint, ledger, run)
     totals = SplitTotals.from_extra(checkpoint.extra if checkpoint else {})
     first_chunk = checkpoint.next_chunk if checkpoint else 0
     if checkpoint is not None and checkpoint.extra.get("done"):
@@ -170,7 +173,7 @@ def split_pass(
         if work.is_exhausted:  # malformed lines after the last chunk, if any
             work.write_failures(next_chunk, math.inf)
         sink.flush()
-        new = _next_checkpoint(work, next_chunk)
+        new = _next_checkpoint(work, next_chunk, plan_of(options))
     finally:
         failures.abort()  # a part still open here was not finished: never store half of one
         backlog.close()
@@ -239,12 +242,36 @@ def _cut(
     return next_chunk
 
 
-def _next_checkpoint(work: _Pass, next_chunk: int) -> Checkpoint:
+def plan_of(options: SplitOptions) -> dict[str, int]:
+    """The chunk plan: what decides where chunks are cut, so what must never change mid-run."""
+    return {
+        "chunk_items": options.chunk_items,
+        "chunk_max_bytes": options.chunk_max_bytes,
+        "max_line_bytes": options.max_line_bytes,
+    }
+
+
+def pinned_options(
+    options: SplitOptions, checkpoint: Checkpoint | None, ledger: RunLedger | None, run: str
+) -> SplitOptions:
+    """`options` with the run's pinned chunk plan, so every pass cuts chunks the same way.
+
+    A later pass takes the plan from its checkpoint; a first pass (a retried one too) from
+    the run item, where the first pass to get there stored its own (`pin_chunk_plan`). A
+    redeploy with another `ChunkItems` mid-run then cannot renumber chunks already sent.
+    """
+    plan = dict(checkpoint.extra.get("plan") or {}) if checkpoint is not None else {}
+    if not plan and ledger is not None and checkpoint is None:
+        plan = pin_chunk_plan(ledger, run, plan_of(options))
+    return dataclasses.replace(options, **plan) if plan else options
+
+
+def _next_checkpoint(work: _Pass, next_chunk: int, plan: dict[str, int]) -> Checkpoint:
     """At the last stop (mid-manifest), or a final one carrying only the totals."""
     cursor, totals = work.cursor, work.totals
     fmt = cursor.format.value if cursor.format is not None else None  # None: never opened
     if work.is_exhausted or work.stop is None or cursor.stream is None:
-        extra = {"format": fmt, **totals.to_extra(), "done": True}
+        extra = {"format": fmt, "plan": plan, **totals.to_extra(), "done": True}
         if work.reason:
             extra["reason"] = work.reason
         return Checkpoint(
@@ -258,6 +285,7 @@ def _next_checkpoint(work: _Pass, next_chunk: int) -> Checkpoint:
     stop = work.stop
     extra = {
         "format": fmt,
+        "plan": plan,
         "layout": layout_to_dict(stop.layout),
         "part": stop.part,
         **totals.to_extra(),

@@ -4,7 +4,11 @@ A replay chunk is an ordinary chunk message (`pipeline.split.chunking.Chunk.to_m
 fields, so a reader that knows nothing of replays still reads the items:
 
     {"v":1, "run":…, "chunk":N, "items":[[line,bucket,key[,version_id]],…],
-     "replay":R, "prior":[[stage,error,attempts],…]}      (prior[i] belongs to items[i])
+     "replay":R, "prior":[[stage,error,attempts],…],      (prior[i] belongs to items[i])
+     "origins":[[round,chunk],…]}                         (the chunks the failures came from)
+
+`origins` lets the ledger count a replay chunk only if every chunk its lines' failures came
+from is counted (older messages without it are counted without that check).
 
 Split produces the plain form, replay (`pipeline.replay.chunks`) the marked one, and the worker
 reads both through `parse_work_message`: the type lives here, below both, so neither the worker
@@ -24,6 +28,7 @@ from pipeline.split.chunking import Chunk
 
 REPLAY_FIELD = "replay"
 PRIOR_FIELD = "prior"
+ORIGINS_FIELD = "origins"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +50,8 @@ class ReplayMark:
 
     replay_round: int
     prior: Mapping[int, PriorFailure] = field(default_factory=dict)
+    origins: tuple[tuple[int, int], ...] = ()
+    """(round, chunk) of every chunk whose failure parts these lines came from."""
 
     def attempts_for(self, line: int) -> int:
         """`attempts` of a record written for `line` in this round: previous + 1."""
@@ -73,6 +80,8 @@ def replay_message(chunk: Chunk, mark: ReplayMark) -> dict[str, Any]:
     message = chunk.to_message()
     message[REPLAY_FIELD] = mark.replay_round
     message[PRIOR_FIELD] = [mark.prior[item.line].to_list() for item in chunk.items]
+    if mark.origins:
+        message[ORIGINS_FIELD] = [list(origin) for origin in mark.origins]
     return message
 
 
@@ -96,4 +105,5 @@ def parse_work_message(body: dict[str, Any]) -> tuple[Chunk, ReplayMark | None]:
         item.line: PriorFailure(str(stage), str(error), int(attempts))
         for item, (stage, error, attempts) in zip(chunk.items, prior, strict=True)
     }
-    return chunk, ReplayMark(replay_round, by_line)
+    origins = tuple((int(r), int(c)) for r, c in body.get(ORIGINS_FIELD) or [])
+    return chunk, ReplayMark(replay_round, by_line, origins)

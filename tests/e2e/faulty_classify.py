@@ -6,7 +6,9 @@ test "fixes the cause" by writing `test-faults/<run>/cured`. Image GETs of keys 
 `flaky-` are answered HTTP 503 SlowDown one time in five (deterministically, by key number and
 attempt) through a botocore `before-send` hook on the real handler's S3 client — production code is
 untouched, and the SDK's adaptive retries must absorb them. Every other chunk goes to the real
-`handlers.classify.handler` untouched. Each injected crash leaves a
+`handlers.classify.handler` untouched. A duplicate chunk message a test marks `"copy": "dup"`
+sees GETs of `transient-` keys refused (AccessDenied), so two copies of one chunk meet different
+worlds. Each injected crash leaves a
 marker object `test-faults/<run>/chunk-<n>-receive-<count>` in the results bucket, so a test
 can prove the crash happened (worker processes share no memory with the test).
 """
@@ -34,6 +36,10 @@ if "LAMBDAFLOW_RESULTS_BUCKET" in os.environ:
 CRASH_ONCE = "crash-once"
 POISON = "poison"
 FLAKY = "flaky-"
+TRANSIENT = "transient-"
+"""Keys whose GET is refused (AccessDenied) in a duplicate copy of a chunk only: a chunk
+message carrying `"copy": "dup"` (a field the worker ignores) sees another world."""
+DUP = "dup"
 SLOWDOWN_EVERY = 5
 """One GET attempt in five of a flaky key is answered 503 SlowDown (20 %)."""
 
@@ -63,6 +69,18 @@ class _Raw:
 
 
 _attempts: dict[str, int] = {}
+_copy: dict[str, str | None] = {"current": None}
+"""Which copy of a chunk this process is handling (batch size 1: one chunk per invocation)."""
+
+
+def _transient(request: Any, **_: Any) -> AWSResponse | None:
+    """In a duplicate copy, GETs of `transient-` keys are refused: that copy fails the line."""
+    if _copy["current"] != DUP or TRANSIENT not in str(request.url):
+        return None
+    if request.method != "GET":
+        return None
+    body = b"<Error><Code>AccessDenied</Code><Message>not now</Message></Error>"
+    return AWSResponse(str(request.url), 403, {"Content-Type": "application/xml"}, _Raw(body))
 
 
 def _slowdown(request: Any, **_: Any) -> AWSResponse | None:
@@ -92,6 +110,7 @@ def _marker_client() -> Any:
 def _real_handler() -> Any:
     real = importlib.import_module("handlers.classify")
     real.worker.s3.meta.events.register("before-send.s3.GetObject", _slowdown)
+    real.worker.s3.meta.events.register("before-send.s3.GetObject", _transient)
     return real.handler
 
 
@@ -113,4 +132,5 @@ def handler(event: dict[str, Any], context: Any) -> Any:
             _crash(record, "poison chunk")
         if CRASH_ONCE in body and record["attributes"].get("ApproximateReceiveCount") == "1":
             _crash(record, "crash on first delivery")
+        _copy["current"] = json.loads(body).get("copy") if body.startswith("{") else None
     return _real_handler()(event, context)

@@ -34,6 +34,7 @@ from pipeline.replay.replayer import (
     replay_runs,
 )
 from tests.queues import messages_held
+from tests.raw_parts import assert_exactly_once_raw
 from tests.wait import wait_until
 
 PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "images"
@@ -131,7 +132,18 @@ class Matrix:
         )
 
     def assert_exactly_once(self, run: str, expected: int, *, results_only: bool = False) -> Lines:
-        """The invariant: lines 1..expected each exactly once across results + failures."""
+        """The invariant: lines 1..expected each exactly once across results + failures.
+
+        Checked twice: raw, as a query engine reads every object under `results/<run>/` and
+        `failures/<run>/` (no de-duplication), and through the CLI's readers.
+        """
+        assert_exactly_once_raw(
+            self.s3,
+            self.results_bucket,
+            run,
+            expected,
+            read_summary(self.s3, self.results_bucket, run),
+        )
         got = self.lines(run)
         everything = Counter(got.ok + got.failed)
         assert sorted(everything) == list(range(1, expected + 1)), everything

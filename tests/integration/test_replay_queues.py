@@ -35,6 +35,7 @@ def _bodies(sqs, url: str) -> list[dict]:
 def test_a_round_is_claimed_only_when_the_previous_one_was_fully_counted(dynamodb, table):
     ledger, replays = RunLedger(dynamodb, table), ReplayLedger(dynamodb, table)
     ledger.start_run(RUN, manifest="s3://in/m.csv")
+    ledger.mark_finished(RUN, RunStatus.SUCCEEDED)  # rounds are claimed on finished runs only
     assert replays.claim_round(RUN, chunks=2) == 1
     with pytest.raises(ReplayInProgressError, match="0 of 2"):
         replays.claim_round(RUN, chunks=1)
@@ -46,12 +47,16 @@ def test_a_round_is_claimed_only_when_the_previous_one_was_fully_counted(dynamod
     ledger.record_replay_chunk(RUN, 1, 1, one)
     assert ledger.record_replay_chunk(RUN, 1, 1, one) is False  # a redelivery counts nothing
     assert replays.progress(RUN).is_settled
+    with pytest.raises(ReplayInProgressError):  # counted, but not yet pruned from the parts
+        replays.claim_round(RUN, chunks=1)
+    replays.mark_pruned(RUN, 1)
     assert replays.claim_round(RUN, chunks=1) == 2
 
 
 def test_chunks_never_sent_are_given_back_so_the_next_round_is_not_blocked(dynamodb, table):
     ledger, replays = RunLedger(dynamodb, table), ReplayLedger(dynamodb, table)
     ledger.start_run(RUN, manifest="s3://in/m.csv")
+    ledger.mark_finished(RUN, RunStatus.SUCCEEDED)
     assert replays.claim_round(RUN, chunks=3) == 1
     one = ChunkCounts(
         ok=1, failed=0, replaced_by_stage={"fetch": 1}, replaced_by_error={"NoSuchKey": 1}
@@ -59,6 +64,7 @@ def test_chunks_never_sent_are_given_back_so_the_next_round_is_not_blocked(dynam
     ledger.record_replay_chunk(RUN, 1, 0, one)  # chunk 0 was sent and counted ...
     replays.release(RUN, chunks=2)  # ... then the send broke: chunks 1 and 2 never went out
     assert replays.progress(RUN).is_settled
+    replays.mark_pruned(RUN, 1)
     assert replays.claim_round(RUN, chunks=1) == 2
 
 

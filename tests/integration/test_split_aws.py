@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import uuid
@@ -92,3 +93,25 @@ def test_a_manifest_replaced_mid_run_ends_the_split_with_the_reason(aws, s3, buc
     assert "ManifestChanged" in second.reason
     assert second.lines == first.lines
     assert aws.ledger.get_run("run-changed").reason == second.reason
+
+
+def test_a_redeploy_with_another_chunk_size_mid_run_keeps_the_run_s_chunk_plan(aws, s3, bucket):
+    # GIVEN a run whose first pass cut 150-line chunks
+    manifest = _put_manifest(s3, bucket, seed=3)
+    first = aws.run_pass("run-pinned", manifest, None, budget_s=0.0)
+    # WHEN the stack is redeployed with 400-line chunks: a retried first pass and a later pass
+    redeployed = AwsSplit(
+        s3=aws.s3,
+        sqs=aws.sqs,
+        ledger=aws.ledger,
+        settings=dataclasses.replace(aws.settings, chunk_items=400),
+    )
+    retried = redeployed.run_pass("run-pinned", manifest, None, budget_s=0.0)
+    later = redeployed.run_pass("run-pinned", manifest, first.checkpoint, budget_s=0.0)
+    # THEN every chunk is still cut at 150 lines: chunk numbers mean the same lines throughout
+    sizes = {
+        body["chunk"]: len(body["items"]) for body in _drain(aws.sqs, aws.settings.work_queue_url)
+    }
+    assert sizes == {0: 150, 1: 150}
+    assert (first.chunks_sent, retried.chunks_sent, later.chunks_sent) == (1, 1, 2)
+    assert later.checkpoint.extra["plan"]["chunk_items"] == 150

@@ -63,3 +63,16 @@ def test_require_names_missing_variables():
     settings.require("input_bucket")
     with pytest.raises(ConfigError, match="LAMBDAFLOW_RESULTS_BUCKET"):
         settings.require("input_bucket", "results_bucket")
+
+
+def test_a_stall_timeout_shorter_than_a_chunk_s_retries_is_refused():
+    # a crashing chunk comes back every visibility timeout, maxReceiveCount times
+    env = {
+        "LAMBDAFLOW_STALL_TIMEOUT_S": "1800",
+        "LAMBDAFLOW_WORK_VISIBILITY_TIMEOUT_S": "1800",
+        "LAMBDAFLOW_WORK_MAX_RECEIVE_COUNT": "5",
+    }
+    with pytest.raises(ConfigError, match="must exceed the WorkQueue's visibility timeout"):
+        Settings.from_env(env)
+    settings = Settings.from_env({**env, "LAMBDAFLOW_STALL_TIMEOUT_S": "9001"})
+    assert settings.stall_timeout_s == 9001

@@ -68,3 +68,28 @@ def test_every_function_and_the_state_machine_are_traced():
             assert resource["Properties"]["TracingConfig"] == {"Mode": "Active"}
         if resource["Type"] == "AWS::StepFunctions::StateMachine":
             assert resource["Properties"]["TracingConfiguration"] == {"Enabled": True}
+
+
+def test_the_stall_timeout_outlasts_a_crashing_chunk_s_retries_and_every_function_checks_it():
+    template = translate_template()
+    params = {
+        k: int(v.get("Default", 0))
+        for k, v in template["Parameters"].items()
+        if v.get("Type") == "Number"
+    }
+    assert params["StallTimeoutSeconds"] > (
+        params["WorkVisibilityTimeoutSeconds"] * params["WorkMaxReceiveCount"]
+    )
+    # CloudFormation rules cannot compare numbers: every function gets the three values and
+    # Settings refuses a bad combination at cold start (tests/unit/test_config.py)
+    env = load_sam_template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["LAMBDAFLOW_STALL_TIMEOUT_S"] == {"Ref": "StallTimeoutSeconds"}
+    assert env["LAMBDAFLOW_WORK_VISIBILITY_TIMEOUT_S"] == {"Ref": "WorkVisibilityTimeoutSeconds"}
+    assert env["LAMBDAFLOW_WORK_MAX_RECEIVE_COUNT"] == {"Ref": "WorkMaxReceiveCount"}
+
+
+def test_staging_is_outside_the_query_prefixes_and_expires():
+    bucket = load_sam_template()["Resources"]["ResultsBucket"]["Properties"]
+    rules = {r["Id"]: r for r in bucket["LifecycleConfiguration"]["Rules"]}
+    assert rules["ExpireAbandonedStaging"]["Prefix"] == "staging/"
+    assert rules["ExpireAbandonedStaging"]["ExpirationInDays"] > 0

@@ -31,9 +31,18 @@ class FakeReplayer:
     def wait_settled(self, runs: list[str], *, timeout_s: float) -> None:
         self.calls.append(("wait", sorted(runs)))
 
-    def refresh_summary(self, run: str, *, now: float) -> dict:
+    def refresh_summary(self, run: str, *, now: float, keys=None) -> dict:
         self.calls.append(("summary", run))
         return {"run": run}
+
+    running: set[str] = field(default_factory=set)
+
+    def is_running(self, run: str) -> bool:
+        return run in self.running
+
+    def wait_finished(self, runs: list[str], *, timeout_s: float) -> None:
+        self.calls.append(("wait_finished", sorted(runs)))
+        self.running -= set(runs)
 
 
 def test_the_dlq_goes_first_and_is_waited_for_then_items_share_the_limit():
@@ -62,4 +71,28 @@ def test_source_selects_the_phase():
     dlq_only = FakeReplayer({A: 1}, parked=[ParkedChunk(A, 0, 0, 1)])
     (report,) = replay_runs(dlq_only, [A], ReplayFilter(), source=ReplaySource.DLQ)  # type: ignore[arg-type]
     assert "items" not in [c[0] for c in dlq_only.calls]
+    assert [p.chunk for p in report.dlq_chunks] == [0]
+
+
+def test_a_running_run_is_refused_before_anything_moves_unless_asked_to_wait():
+    from pipeline.replay.ledger import RunStillRunningError  # noqa: PLC0415
+
+    fake = FakeReplayer({A: 2}, parked=[ParkedChunk(A, 0, 0, 1)], running={A})
+    try:
+        replay_runs(fake, [A], ReplayFilter())  # type: ignore[arg-type]
+    except RunStillRunningError as exc:
+        assert f"run {A} is still running" in str(exc)
+    else:
+        raise AssertionError("a running run was not refused")
+    assert fake.calls == []  # refused before the WorkDLQ moved or anything was read
+    waited = FakeReplayer({A: 2}, parked=[ParkedChunk(A, 0, 0, 1)], running={A})
+    (report,) = replay_runs(waited, [A], ReplayFilter(), wait=True)  # type: ignore[arg-type]
+    names = [c[0] for c in waited.calls]
+    assert names.index("dlq") < names.index("wait_finished") < names.index("items")
+    assert len(report.lines) == 2
+
+
+def test_the_dlq_moves_even_while_the_run_is_running():
+    fake = FakeReplayer({A: 2}, parked=[ParkedChunk(A, 0, 0, 1)], running={A})
+    (report,) = replay_runs(fake, [A], ReplayFilter(), source=ReplaySource.DLQ)  # type: ignore[arg-type]
     assert [p.chunk for p in report.dlq_chunks] == [0]

@@ -1,0 +1,64 @@
+"""Reading chunk markers back, and pinning a run's chunk plan: the ledger's commit records.
+
+Kept apart from `pipeline/ledger/table.py` (which writes counts) because these reads serve
+other jobs: the worker and Finalize roll a committed attempt forward from its marker, Finalize
+cross-checks the run's counters against every marker, and Split reads the chunk plan it must
+keep for the whole run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
+
+from pipeline.ledger.items import CommittedChunk, chunk_marker, committed_from_item, n, run_key
+
+if TYPE_CHECKING:
+    from pipeline.ledger.table import RunLedger
+
+
+def committed_chunk(
+    ledger: RunLedger, run: str, chunk: int, *, replay_round: int = 0
+) -> CommittedChunk | None:
+    """The chunk's marker (read consistently), or None while it is not counted."""
+    key = {**run_key(run), "sk": {"S": chunk_marker(chunk, replay_round=replay_round)}}
+    item = ledger.client.get_item(TableName=ledger.table, Key=key, ConsistentRead=True).get("Item")
+    return committed_from_item(item) if item else None
+
+
+def iter_committed_chunks(ledger: RunLedger, run: str) -> Iterator[CommittedChunk]:
+    """Every chunk marker of the run: first deliveries, then replay chunks by round."""
+    paginator = ledger.client.get_paginator("query")
+    for prefix in ("CHUNK#", "REPLAY#"):
+        pages = paginator.paginate(
+            TableName=ledger.table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": run_key(run)["pk"], ":prefix": {"S": prefix}},
+            ConsistentRead=True,
+        )
+        for page in pages:
+            yield from (committed_from_item(item) for item in page.get("Items", []))
+
+
+def pin_chunk_plan(ledger: RunLedger, run: str, plan: Mapping[str, int]) -> dict[str, int]:
+    """Store the run's chunk plan once (the first writer wins); return the plan in force.
+
+    Split cuts every pass — a retried first pass too — with the plan returned here, so a
+    redeploy with another chunk size mid-run cannot renumber chunks it already sent.
+    """
+    names = {f"#k{i}": f"plan_{name}" for i, name in enumerate(plan)}
+    values = {f":v{i}": n(value) for i, value in enumerate(plan.values())}
+    sets = ", ".join(f"#k{i} = if_not_exists(#k{i}, :v{i})" for i in range(len(plan)))
+    response = ledger.client.update_item(
+        TableName=ledger.table,
+        Key=run_key(run),
+        UpdateExpression="SET " + sets,
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=values,
+        ReturnValues="ALL_NEW",
+    )
+    stored = response.get("Attributes", {})
+    return {
+        name: int(stored[f"plan_{name}"]["N"]) if f"plan_{name}" in stored else value
+        for name, value in plan.items()
+    }

@@ -1,0 +1,392 @@
+"""The three races of "exactly once where users look", each forced deterministically.
+
+Race 1 — two deliveries of one chunk that see different worlds, interleaved step by step.
+
+SQS is at least once, and a retried Split pass re-sends chunks a few seconds later: one copy
+meets a missing (or throttled) image, the other succeeds. The interleaving below is the one that
+broke the promise before the commit protocol: A writes its first part, B writes all of its own,
+then A finishes writing, A counts, B finds the chunk counted. Read raw afterwards, the line must
+be in exactly one of results/failures and the ledger must agree with the rows — whichever copy
+won. A delivery that dies between the ledger write and the publish is rolled forward by the next
+delivery, or by Finalize.
+
+Race 2 — a replay asked for while the run is still running: the replayer refuses a running run,
+the ledger refuses to claim a round for one and to count a replay chunk whose origin chunk is not
+counted, and parts of a chunk whose ledger write failed are never visible to be replayed.
+
+Race 3 — after a replay succeeds, the failure parts read raw no longer hold the labelled line,
+also when the replayer crashed before pruning (the next replay finishes it).
+
+Real S3, SQS and DynamoDB over HTTP (the emulator), the real worker and model; the interleaving
+is forced with botocore event hooks on each delivery's own clients, never by editing the code.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+import orjson
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from pipeline.classify.model import Classifier
+from pipeline.classify.worker import ChunkWorker, fetch_client_config
+from pipeline.config import DEFAULT_MODEL_PATH, Settings
+from pipeline.ledger.commit import CommitTargets
+from pipeline.ledger.finalize import finalize_run
+from pipeline.ledger.items import ChunkCounts, table_definition
+from pipeline.ledger.table import OriginNotCountedError, RunLedger
+from pipeline.manifest.reader import ManifestRecord
+from pipeline.replay.chunks import ReplayFilter
+from pipeline.replay.ledger import ReplayLedger, RunStillRunningError
+from pipeline.replay.replayer import Replayer, ReplayTargets, replay_runs
+from pipeline.split.chunking import Chunk
+from pipeline.split.work_message import parse_work_message
+from tests import photos
+from tests.raw_parts import assert_exactly_once_raw, read_raw
+
+pytestmark = pytest.mark.integration
+
+WAIT_S = 20
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, *_: Any, **__: Any) -> Any:
+        yield self._body
+
+
+def _missing(key: str):
+    """A before-send hook: this client's GETs of `key` answer 404 NoSuchKey (its world)."""
+
+    def hook(request: Any, **_: Any) -> AWSResponse | None:
+        if request.method == "GET" and str(request.url).split("?")[0].endswith("/" + key):
+            body = b"<Error><Code>NoSuchKey</Code><Message>gone</Message></Error>"
+            return AWSResponse(request.url, 404, {}, _Raw(body))
+        return None
+
+    return hook
+
+
+@pytest.fixture(scope="module")
+def classifier() -> Classifier:
+    return Classifier.load(DEFAULT_MODEL_PATH)
+
+
+@pytest.fixture
+def world(emulator, bucket, classifier):
+    name = f"race-{uuid.uuid4().hex[:10]}"
+    sqs = boto3.client("sqs")
+    queue = sqs.create_queue(QueueName=name)["QueueUrl"]
+    boto3.client("dynamodb").create_table(**table_definition(name))
+    settings = Settings.from_env(
+        {},
+        results_bucket=bucket,
+        source_buckets=frozenset({bucket}),
+        failure_queue_url=queue,
+        runs_table=name,
+        fetch_concurrency=2,
+    )
+    s3 = boto3.client("s3")
+    for image in ("coffee", "chelsea"):
+        s3.put_object(Bucket=bucket, Key=f"{image}.jpg", Body=photos.photo_bytes(image))
+    pool = ThreadPoolExecutor(2)
+
+    def delivery() -> ChunkWorker:
+        """A worker with clients of its own, as a second Lambda environment would have."""
+        return ChunkWorker(
+            boto3.client("s3", config=fetch_client_config(settings)),
+            sqs,
+            RunLedger(boto3.client("dynamodb"), name),
+            classifier,
+            settings,
+            pool,
+            duplicate_wait_s=0.5,
+        )
+
+    run = f"r{uuid.uuid4().hex[:8]}"
+    RunLedger(boto3.client("dynamodb"), name).start_run(run, manifest="s3://in/m.csv")
+    chunk = Chunk(
+        run, 0, (ManifestRecord(1, bucket, "coffee.jpg"), ManifestRecord(2, bucket, "chelsea.jpg"))
+    )
+    work_queue = sqs.create_queue(QueueName=f"{name}-work")["QueueUrl"]
+    replayer = Replayer(
+        s3=s3,
+        sqs=sqs,
+        ledger=RunLedger(boto3.client("dynamodb"), name),
+        replays=ReplayLedger(boto3.client("dynamodb"), name),
+        targets=ReplayTargets(
+            results_bucket=bucket,
+            work_queue_url=work_queue,
+            work_dlq_url=work_queue,
+            failure_queue_url=queue,
+        ),
+    )
+    yield {
+        "replayer": replayer,
+        "work_queue": work_queue,
+        "delivery": delivery,
+        "chunk": chunk,
+        "bucket": bucket,
+        "s3": s3,
+        "sqs": sqs,
+        "queue": queue,
+        "table": name,
+        "settings": settings,
+    }
+    pool.shutdown()
+
+
+def _interleave(a: ChunkWorker, b: ChunkWorker) -> tuple[dict[str, Any], Any]:
+    """A writes its first part; B writes all of its own and reaches its ledger write; A goes
+    on to the end (its count wins); then B's ledger write: the schedule that showed a line
+    twice before the commit protocol."""
+    a_wrote_once, b_at_ledger, a_done = threading.Event(), threading.Event(), threading.Event()
+
+    def a_after_put(**_: Any) -> None:
+        a_wrote_once.set()
+
+    def a_before_ledger(**_: Any) -> None:
+        assert b_at_ledger.wait(WAIT_S)
+
+    def b_before_write(**_: Any) -> None:
+        assert a_wrote_once.wait(WAIT_S)
+
+    def b_before_ledger(**_: Any) -> None:
+        b_at_ledger.set()
+        assert a_done.wait(WAIT_S)
+
+    a.s3.meta.events.register("after-call.s3.PutObject", a_after_put)
+    a.ledger.client.meta.events.register("before-call.dynamodb.TransactWriteItems", a_before_ledger)
+    for op in ("PutObject", "DeleteObject", "HeadObject"):
+        b.s3.meta.events.register(f"before-call.s3.{op}", b_before_write)
+    b.ledger.client.meta.events.register("before-call.dynamodb.TransactWriteItems", b_before_ledger)
+    outcome: dict[str, Any] = {}
+
+    def deliver(name: str, worker: ChunkWorker, chunk: Chunk) -> None:
+        try:
+            outcome[name] = worker.process(chunk)
+        finally:
+            if name == "a":
+                a_done.set()
+
+    return outcome, deliver
+
+
+@pytest.mark.parametrize("missing_in", ["a", "b"], ids=["first-copy-misses", "second-copy-misses"])
+def test_two_deliveries_in_different_worlds_show_each_line_once_read_raw(world, missing_in):
+    # GIVEN two deliveries of chunk 0: in one of them, line 2's image is missing
+    a, b = world["delivery"](), world["delivery"]()
+    (a if missing_in == "a" else b).s3.meta.events.register(
+        "before-send.s3.GetObject", _missing("chelsea.jpg")
+    )
+    outcome, deliver = _interleave(a, b)
+    # WHEN they run interleaved: A writes a part, B writes everything, A counts, B is refused
+    threads = [
+        threading.Thread(target=deliver, args=(name, worker, world["chunk"]))
+        for name, worker in (("a", a), ("b", b))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # THEN exactly one counted, and the raw parts hold what the ledger counted, each line once
+    assert (outcome["a"].is_counted, outcome["b"].is_counted) == (True, False)
+    state = RunLedger(boto3.client("dynamodb"), world["table"]).get_run(world["chunk"].run)
+    summary = {"ok": state.ok, "failed": state.failed}
+    raw = assert_exactly_once_raw(world["s3"], world["bucket"], world["chunk"].run, 2, summary)
+    assert (state.ok, state.failed) == ((1, 1) if missing_in == "a" else (2, 0))
+    assert raw.staged == []  # the winner published and cleaned up, the loser removed its own
+
+
+def test_a_delivery_that_dies_after_the_count_is_published_by_the_next_one(world):
+    # GIVEN a delivery that counts the chunk, then dies before publishing (its PUT fails)
+    a, b = world["delivery"](), world["delivery"]()
+    a.s3.meta.events.register("before-send.s3.GetObject", _missing("chelsea.jpg"))
+
+    def crash_on_publish(params: dict[str, Any], **_: Any) -> None:
+        if params.get("IfNoneMatch") == "*":
+            raise ConnectionError("the function died here")
+
+    a.s3.meta.events.register("provide-client-params.s3.PutObject", crash_on_publish)
+    with pytest.raises(ConnectionError):
+        a.process(world["chunk"])
+    run = world["chunk"].run
+    assert read_raw(world["s3"], world["bucket"], run).failures == []  # nothing published yet
+    # WHEN the message comes back (the image exists again in this delivery's world)
+    again = b.process(world["chunk"])
+    # THEN it does nothing of its own but publishes the winner's parts and sends its failures
+    assert not again.is_counted
+    state = RunLedger(boto3.client("dynamodb"), world["table"]).get_run(run)
+    raw = assert_exactly_once_raw(
+        world["s3"], world["bucket"], run, 2, {"ok": state.ok, "failed": state.failed}
+    )
+    assert [r["line"] for r in raw.failures] == [2]
+    assert raw.staged == []
+    sent = world["sqs"].receive_message(QueueUrl=world["queue"], MaxNumberOfMessages=10)
+    assert [m["Body"].count('"line":2') for m in sent.get("Messages", [])] == [1]
+
+
+def test_finalize_publishes_a_commit_whose_delivery_died(world):
+    # GIVEN a delivery that counted the chunk and died before publishing, and no redelivery
+    a = world["delivery"]()
+
+    def crash_on_publish(params: dict[str, Any], **_: Any) -> None:
+        if params.get("IfNoneMatch") == "*":
+            raise ConnectionError("the function died here")
+
+    a.s3.meta.events.register("provide-client-params.s3.PutObject", crash_on_publish)
+    with pytest.raises(ConnectionError):
+        a.process(world["chunk"])
+    run = world["chunk"].run
+    ledger = RunLedger(boto3.client("dynamodb"), world["table"])
+    ledger.record_split_progress(run, lines_split=2, chunks_sent=1, is_done=True)
+    # WHEN Finalize runs (later than the abandon grace)
+    settings = world["settings"]
+    targets = CommitTargets(world["s3"], world["sqs"], world["bucket"], settings.failure_queue_url)
+    summary = finalize_run(
+        {"run": run, "manifest": {"uri": "s3://in/m.csv"}},
+        ledger=ledger,
+        s3=world["s3"],
+        results_bucket=world["bucket"],
+        now=10**10,
+        targets=targets,
+    )
+    # THEN the committed parts are published and the run SUCCEEDED with matching raw rows
+    assert summary["status"] == "SUCCEEDED"
+    raw = assert_exactly_once_raw(world["s3"], world["bucket"], run, 2, summary)
+    assert raw.staged == []
+
+
+# -- race 2: replay while the run is running ------------------------------------------------
+
+
+def _fail_ledger_write_once(worker: ChunkWorker) -> None:
+    calls = {"n": 0}
+
+    def hook(**_: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("the ledger write never arrived")
+
+    worker.ledger.client.meta.events.register("before-call.dynamodb.TransactWriteItems", hook)
+
+
+def _run_replay_chunks(world: dict[str, Any], worker: ChunkWorker) -> None:
+    """Deliver the replay round's chunk messages, as the WorkQueue's poller would."""
+    sqs = world["sqs"]
+    while messages := sqs.receive_message(QueueUrl=world["work_queue"], MaxNumberOfMessages=10).get(
+        "Messages", []
+    ):
+        for message in messages:
+            worker.process(*parse_work_message(orjson.loads(message["Body"])))
+            sqs.delete_message(QueueUrl=world["work_queue"], ReceiptHandle=message["ReceiptHandle"])
+
+
+def _finish(world: dict[str, Any], run: str) -> dict[str, Any]:
+    ledger = world["replayer"].ledger
+    ledger.record_split_progress(run, lines_split=2, chunks_sent=1, is_done=True)
+    return finalize_run(
+        {"run": run, "manifest": {"uri": "s3://in/m.csv"}},
+        ledger=ledger,
+        s3=world["s3"],
+        results_bucket=world["bucket"],
+        now=10**10,
+    )
+
+
+def test_a_replay_of_a_running_run_is_refused_and_counts_nothing_twice(world):
+    # GIVEN a delivery whose image is missing and whose ledger write fails (the function died)
+    run, chunk = world["chunk"].run, world["chunk"]
+    a = world["delivery"]()
+    a.s3.meta.events.register("before-send.s3.GetObject", _missing("chelsea.jpg"))
+    _fail_ledger_write_once(a)
+    with pytest.raises(ConnectionError):
+        a.process(chunk)
+    # THEN none of its parts is visible: there is nothing a replay could read
+    assert read_raw(world["s3"], world["bucket"], run).failures == []
+    # WHEN a replay is asked for while the run is running THEN it is refused, in the replayer
+    replayer = world["replayer"]
+    with pytest.raises(RunStillRunningError, match=f"run {run} is still running"):
+        replay_runs(replayer, [run], ReplayFilter())
+    # AND in the ledger, whoever asks
+    with pytest.raises(RunStillRunningError):
+        replayer.replays.claim_round(run, chunks=1)
+    # WHEN the original comes back (counted once), the run finishes, and the image is back
+    again = world["delivery"]()
+    again.s3.meta.events.register("before-send.s3.GetObject", _missing("chelsea.jpg"))
+    assert again.process(chunk).is_counted
+    assert _finish(world, run)["failed"] == 1
+    report = replayer.replay_items(run, ReplayFilter())
+    _run_replay_chunks(world, world["delivery"]())
+    summary = replayer.refresh_summary(run, now=10**10, keys=report.origin_keys)
+    # THEN the line moved once: the summary and the raw parts agree, each line once
+    assert (summary["status"], summary["ok"], summary["failed"], summary["lines"]) == (
+        "SUCCEEDED",
+        2,
+        0,
+        2,
+    )
+    assert_exactly_once_raw(world["s3"], world["bucket"], run, 2, summary)
+
+
+def test_the_ledger_counts_a_replay_chunk_only_once_its_origin_chunk_is_counted(world):
+    run = world["chunk"].run
+    ledger = world["replayer"].ledger
+    moved = ChunkCounts(
+        ok=1,
+        failed=0,
+        seconds=0.1,
+        images=1,
+        replaced_by_stage={"fetch": 1},
+        replaced_by_error={"NoSuchKey": 1},
+    )
+    with pytest.raises(OriginNotCountedError):
+        ledger.record_replay_chunk(run, 1, 0, moved, origins=[(0, 0)])
+    state = ledger.get_run(run)
+    assert (state.ok, state.failed, state.replay_chunks_done) == (0, 0, 0)
+    ledger.record_chunk(
+        run,
+        0,
+        ok=1,
+        failed=1,
+        failed_by_stage={"fetch": 1},
+        failed_by_error={"NoSuchKey": 1},
+        seconds=0.1,
+        images=1,
+    )
+    assert ledger.record_replay_chunk(run, 1, 0, moved, origins=[(0, 0)])
+    state = ledger.get_run(run)
+    assert (state.ok, state.failed, state.replay_chunks_done) == (2, 0, 1)
+
+
+# -- race 3: the failure view after a replay, read raw ----------------------------------------
+
+
+def test_a_replay_crashed_before_pruning_is_pruned_by_the_next_replay(world):
+    # GIVEN a finished run whose line 2 failed, replayed successfully, and a replayer that
+    # crashed after the round was counted and before it pruned the failure part
+    run, chunk = world["chunk"].run, world["chunk"]
+    first = world["delivery"]()
+    first.s3.meta.events.register("before-send.s3.GetObject", _missing("chelsea.jpg"))
+    first.process(chunk)
+    _finish(world, run)
+    replayer = world["replayer"]
+    replayer.replay_items(run, ReplayFilter())
+    _run_replay_chunks(world, world["delivery"]())
+    raw = read_raw(world["s3"], world["bucket"], run)
+    assert raw.result_lines[2] == raw.failure_lines[2] == 1  # the stale view a crash leaves
+    # WHEN the next replay runs (nothing left to select) THEN it prunes the counted round first
+    assert replay_runs(replayer, [run], ReplayFilter()) == []
+    state = replayer.ledger.get_run(run)
+    raw = assert_exactly_once_raw(
+        world["s3"], world["bucket"], run, 2, {"ok": state.ok, "failed": state.failed}
+    )
+    assert raw.failures == []
+    assert replayer.replays.progress(run).is_pruned

@@ -1,0 +1,110 @@
+"""The FailureQueue drain against an in-memory SQS that models visibility and `OverLimit`.
+
+A pure fake (unit layer): the drain's job is bookkeeping — what it has seen, what it holds,
+when holds lapse — and the fake keeps SQS's rules for exactly that: a received message is
+invisible until its visibility lapses, past `in_flight_limit` held messages a receive fails
+with OverLimit, and every receive takes `receive_s` of the fake clock.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from botocore.exceptions import ClientError
+
+from pipeline.aws.failure_queue import acknowledge_failures
+
+
+class FakeQueue:
+    def __init__(self, bodies: list[str], *, receive_s: float, in_flight_limit: int = 120_000):
+        self.now = 0.0
+        self.receive_s = receive_s
+        self.limit = in_flight_limit
+        self.messages = {str(i): body for i, body in enumerate(bodies)}
+        self.visible_at = dict.fromkeys(self.messages, 0.0)
+        self.handles: dict[str, str] = {}
+        self.deleted: list[str] = []
+        self.random = random.Random(7)
+
+    def clock(self) -> float:
+        return self.now
+
+    def receive_message(self, *, VisibilityTimeout, MaxNumberOfMessages, **_):
+        self.now += self.receive_s
+        in_flight = sum(1 for at in self.visible_at.values() if at > self.now)
+        if in_flight >= self.limit:
+            error = {"Error": {"Code": "OverLimit", "Message": "too many in flight"}}
+            raise ClientError(error, "ReceiveMessage")
+        visible = sorted((m for m, at in self.visible_at.items() if at <= self.now), key=int)
+        # SQS samples its servers: any visible message may come back, in no order
+        ready = self.random.sample(visible, min(MaxNumberOfMessages, len(visible)))
+        out = []
+        for message_id in ready:
+            self.visible_at[message_id] = self.now + VisibilityTimeout
+            handle = f"{message_id}@{self.now}"
+            self.handles[handle] = message_id
+            out.append(
+                {
+                    "MessageId": message_id,
+                    "ReceiptHandle": handle,
+                    "Body": self.messages[message_id],
+                }
+            )
+        return {"Messages": out}
+
+    def delete_message(self, *, ReceiptHandle, **_):
+        message_id = self.handles[ReceiptHandle]
+        self.deleted.append(message_id)
+        del self.messages[message_id], self.visible_at[message_id]
+
+    def change_message_visibility_batch(self, *, Entries, **_):
+        for entry in Entries:
+            message_id = self.handles[entry["ReceiptHandle"]]
+            if message_id in self.visible_at:
+                self.visible_at[message_id] = self.now + entry["VisibilityTimeout"]
+
+
+def _bodies(run: str, lines: range) -> list[str]:
+    return [json.dumps({"run": run, "line": line, "attempts": 1}) for line in lines]
+
+
+def test_a_drain_longer_than_the_visibility_timeout_still_sees_every_message():
+    # GIVEN 400 failure messages of another run and 20 of ours at the end; each receive takes
+    # a second, so the drain lasts far longer than the 60 s it hides messages for
+    queue = FakeQueue(_bodies("other", range(400)) + _bodies("ours", range(20)), receive_s=1.0)
+    replayed = {("ours", line): 1 for line in range(20)}
+    # WHEN the replay acknowledges its lines
+    deleted = acknowledge_failures(queue, "q", replayed, clock=queue.clock)
+    # THEN every one of ours was deleted, and everything else is visible again
+    assert deleted == 20
+    assert sorted(json.loads(b)["run"] for b in queue.messages.values()) == ["other"] * 400
+    assert all(at <= queue.now for at in queue.visible_at.values())
+
+
+def test_overlimit_releases_what_the_drain_holds_and_the_drain_goes_on():
+    # GIVEN SQS refuses receives past 50 messages in flight
+    queue = FakeQueue(
+        _bodies("other", range(120)) + _bodies("ours", range(5)),
+        receive_s=0.1,
+        in_flight_limit=50,
+    )
+    deleted = acknowledge_failures(
+        queue, "q", {("ours", line): 1 for line in range(5)}, clock=queue.clock
+    )
+    assert deleted == 5
+    assert all(at <= queue.now for at in queue.visible_at.values())
+
+
+def test_what_the_drain_holds_is_released_when_it_fails_half_way():
+    queue = FakeQueue(_bodies("other", range(30)) + _bodies("ours", range(1)), receive_s=0.1)
+
+    def broken_delete(**_):
+        raise RuntimeError("SQS went away")
+
+    queue.delete_message = broken_delete  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        acknowledge_failures(queue, "q", {("ours", 0): 1}, clock=queue.clock)
+    held = [m for m, at in queue.visible_at.items() if at > queue.now]
+    assert held == []  # everything it had received was released, the failed delete's too
