@@ -38,6 +38,7 @@ SPLIT_BUDGET_S = "LAMBDAFLOW_SPLIT_BUDGET_S"
 TRACING = "LAMBDAFLOW_TRACING"
 PROGRESS_POLL_S = "LAMBDAFLOW_PROGRESS_POLL_S"
 STALL_TIMEOUT_S = "LAMBDAFLOW_STALL_TIMEOUT_S"
+LOCAL_MAX_HISTORY_EVENTS = "LAMBDAFLOW_LOCAL_MAX_HISTORY_EVENTS"
 
 DEFAULT_MODEL_PATH = (
     Path(__file__).resolve().parent.parent / "models" / "efficientnet_lite0_int8.tflite"
@@ -115,6 +116,8 @@ class Settings:
     """Seconds the state machine waits between progress checks of a run."""
     stall_timeout_s: float = _setting(STALL_TIMEOUT_S, 1800.0, _positive_float)
     """A run whose counted lines do not move for this long is finalized as partial."""
+    local_max_history_events: int = _setting(LOCAL_MAX_HISTORY_EVENTS, 25_000, _positive_int)
+    """The local stack's Step Functions history quota (AWS: 25,000); tests lower it."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -6,14 +6,20 @@ Table schema (template.yaml must match; PAY_PER_REQUEST):
     GSI "ByKind" kind (S, HASH), started_at (N, RANGE), projection ALL — sparse: only run items
                  carry `kind`, so listing runs never scans chunk markers.
 
-    run item     pk="RUN#<run>"  sk="META"   kind="run", manifest, status, started_at, counters
+    run item     pk="RUN#<run>"  sk="META"   kind="run", manifest, status, started_at, split
+                                             progress, `wait_token` once the execution waits
+    counter shard pk="RUN#<run>#SHARD#<k:02d>" sk="COUNTS"   ok, failed, breakdowns, chunks_done…
     chunk marker pk="RUN#<run>"  sk="CHUNK#<n:08d>"                 first delivery of chunk n
     replay mark  pk="RUN#<run>"  sk="REPLAY#<round:04d>#<n:08d>"    replay round R, chunk n
 
-Exactly-once counting: a chunk's counts go to the run item in one transaction with the
-conditional Put of its marker, so a redelivered (or concurrently duplicated) chunk is refused
-whole and `record_chunk` returns False. Split progress is written as absolute values guarded by a
-monotonic condition, so a Split retried from an older checkpoint cannot move it backwards.
+Exactly-once counting: a chunk's counts go to its counter shard (`items.shard_of(chunk)`, never
+the one run item every chunk would fight over) in one transaction with the conditional Put of its
+marker, so a redelivered (or concurrently duplicated) chunk is refused
+whole and `record_chunk` returns False. Readers sum the shards into the run item
+(`items.sum_shards`). A transaction cancelled by `TransactionConflict` (another one held the
+shard) is retried here with jittered backoff: botocore does not retry it. Split progress is
+written as absolute values guarded by a monotonic condition, so a Split retried from an older
+checkpoint cannot move it backwards.
 """
 
 from __future__ import annotations
@@ -26,13 +32,18 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from pipeline.aws.errors import error_code, write_error_from
+from pipeline.failures import Stage, ThrottledError
 from pipeline.ledger.items import (
+    COUNTER_SHARDS,
     ChunkCounts,
     chunk_marker,
     counter_update,
     n,
     run_key,
+    shard_key,
+    shard_of,
     state_from_item,
+    sum_shards,
 )
 from pipeline.ledger.runs import RunState, RunStatus
 
@@ -42,7 +53,11 @@ else:
     DynamoDBClient = Any
 
 RUNS_INDEX = "ByKind"
-TRANSACTION_ATTEMPTS = 8
+TRANSACTION_ATTEMPTS = 12
+"""Tries of a write that meets `TransactionConflict`; with the backoff below that is ~10 s of
+jittered waiting at worst, far past any contention 16 shards see (RELIABILITY.md measures it)."""
+BACKOFF_BASE_S = 0.01
+BACKOFF_CAP_S = 2.0
 
 
 class UnknownRunError(LookupError):
@@ -58,6 +73,8 @@ class RunLedger:
         self._client = client
         self._table = table
         self._clock = clock
+        self.conflict_retries = 0
+        """`TransactionConflict`s met and retried by this ledger (for measurements and logs)."""
 
     def start_run(self, run: str, *, manifest: str) -> bool:
         """Create the run item (RUNNING); True if new, False if it already existed."""
@@ -149,7 +166,7 @@ class RunLedger:
             seconds=seconds,
             images=images,
         )
-        return self._record(run, chunk_marker(chunk), counts, {"chunks_done": 1})
+        return self._record(run, chunk, chunk_marker(chunk), counts, {"chunks_done": 1})
 
     def record_replay_chunk(
         self, run: str, replay_round: int, chunk: int, counts: ChunkCounts
@@ -168,7 +185,7 @@ class RunLedger:
                 f"{counts.replaced_total} replaced failures; pass the records' stage/error counts"
             )
         marker = chunk_marker(chunk, replay_round=replay_round)
-        return self._record(run, marker, counts, {"replay_chunks_done": 1})
+        return self._record(run, chunk, marker, counts, {"replay_chunks_done": 1})
 
     def is_chunk_counted(self, run: str, chunk: int, *, replay_round: int = 0) -> bool:
         """Whether the chunk's marker exists (read consistently).
@@ -189,12 +206,11 @@ class RunLedger:
         Raises:
             UnknownRunError: no run item has this id.
         """
-        item = self._client.get_item(
-            TableName=self._table, Key=run_key(run), ConsistentRead=True
-        ).get("Item")
-        if item is None or "started_at" not in item:
+        items = self._get_consistent([run_key(run), *_shard_keys(run)])
+        meta = items.pop(_key_id(run_key(run)), None)
+        if meta is None or "started_at" not in meta:
             raise UnknownRunError(f"no run {run!r} in table {self._table}")
-        return state_from_item(item)
+        return state_from_item(sum_shards(meta, items.values()))
 
     def iter_runs(self) -> Iterator[RunState]:
         """Every run, newest first (through the sparse `ByKind` index)."""
@@ -207,11 +223,38 @@ class RunLedger:
             ScanIndexForward=False,
         )
         for page in pages:
-            yield from (state_from_item(item) for item in page.get("Items", []))
+            for meta in page.get("Items", []):
+                shards = self._get_consistent(_shard_keys(meta["run"]["S"]))
+                yield state_from_item(sum_shards(meta, shards.values()))
 
     def list_runs(self) -> list[RunState]:
         """Every run, newest first."""
         return list(self.iter_runs())
+
+    def store_wait_token(self, run: str, token: str) -> None:
+        """Keep the task token the execution now waits on in the run item.
+
+        A newer one replaces it: each re-armed wait has its own token.
+        """
+        self._update(
+            run_key(run),
+            "SET #token = :token, updated_at = :now",
+            {"#token": "wait_token"},
+            {":token": {"S": token}, ":now": n(self._clock())},
+        )
+
+    def wait_token(self, run: str) -> str | None:
+        """The task token the run's execution waits on, if it waits yet (one consistent read)."""
+        item = self._client.get_item(
+            TableName=self._table,
+            Key=run_key(run),
+            ConsistentRead=True,
+            ProjectionExpression="wait_token, #status",
+            ExpressionAttributeNames={"#status": "status"},
+        ).get("Item", {})
+        if item.get("status", {}).get("S", RunStatus.RUNNING.value) != RunStatus.RUNNING.value:
+            return None
+        return item.get("wait_token", {}).get("S")
 
     def mark_finished(self, run: str, status: RunStatus, *, reason: str | None = None) -> None:
         """Set the end status (the first finish time is kept, so wall time survives replays)."""
@@ -231,9 +274,11 @@ class RunLedger:
         except _AlreadyDone as exc:
             raise UnknownRunError(f"no run {run!r} in table {self._table}") from exc
 
-    def _record(self, run: str, marker: str, counts: ChunkCounts, extra: Mapping[str, int]) -> bool:
+    def _record(
+        self, run: str, chunk: int, marker: str, counts: ChunkCounts, extra: Mapping[str, int]
+    ) -> bool:
         now = self._clock()
-        update = counter_update(run_key(run), counts, extra, now)
+        update = counter_update(shard_key(run, shard_of(chunk)), counts, extra, now)
         put = {
             "TableName": self._table,
             "Item": {**run_key(run), "sk": {"S": marker}, **counts.to_item(now)},
@@ -249,10 +294,25 @@ class RunLedger:
                     return False
                 if outcome != "conflict" or attempt == TRANSACTION_ATTEMPTS - 1:
                     raise write_error_from(exc, f"recording {marker} of run {run}") from exc
-                _backoff(attempt)  # another chunk's transaction holds the run item
+                self.conflict_retries += 1
+                _backoff(attempt)  # another chunk's transaction holds the shard
             else:
                 return True
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _get_consistent(self, keys: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Items by key id, read consistently with BatchGetItem (unprocessed keys retried)."""
+        found: dict[str, dict[str, Any]] = {}
+        request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
+        for attempt in range(TRANSACTION_ATTEMPTS):
+            response = self._client.batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(self._table, []):
+                found[_key_id(item)] = item
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                return found
+            _backoff(attempt)
+        raise ThrottledError(f"DynamoDB kept keys of {self._table} unprocessed", stage=Stage.WRITE)
 
     def _update(
         self,
@@ -279,13 +339,22 @@ class RunLedger:
                     raise _AlreadyDone from exc
                 if code != "TransactionConflictException" or attempt == TRANSACTION_ATTEMPTS - 1:
                     raise write_error_from(exc, f"updating {key} in {self._table}") from exc
+                self.conflict_retries += 1
                 _backoff(attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _backoff(attempt: int) -> None:
-    """Full-jitter exponential backoff (10 ms doubling), so conflicting writers spread out."""
-    time.sleep(random.uniform(0, 0.01 * 2**attempt))
+    """Full-jitter exponential backoff (10 ms doubling, capped), so conflicting writers spread."""
+    time.sleep(random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)))
+
+
+def _shard_keys(run: str) -> list[dict[str, Any]]:
+    return [shard_key(run, shard) for shard in range(COUNTER_SHARDS)]
+
+
+def _key_id(item: Mapping[str, Any]) -> str:
+    return f"{item['pk']['S']}\0{item['sk']['S']}"
 
 
 class _AlreadyDone(Exception):
