@@ -53,11 +53,11 @@ else:
     DynamoDBClient = Any
 
 RUNS_INDEX = "ByKind"
-TRANSACTION_ATTEMPTS = 12
+TRANSACTION_ATTEMPTS = 16
 """Tries of a write that meets `TransactionConflict`; with the backoff below that is ~10 s of
 jittered waiting at worst, far past any contention 16 shards see (RELIABILITY.md measures it)."""
 BACKOFF_BASE_S = 0.01
-BACKOFF_CAP_S = 2.0
+BACKOFF_CAP_S = 1.0
 
 
 class UnknownRunError(LookupError):
