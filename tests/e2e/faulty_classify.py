@@ -5,8 +5,9 @@ message's ApproximateReceiveCount is 1); one holding `poison` raises on every de
 test "fixes the cause" by writing `test-faults/<run>/cured`. Image GETs of keys containing
 `flaky-` are answered HTTP 503 SlowDown one time in five (deterministically, by key number and
 attempt) through a botocore `before-send` hook on the real handler's S3 client — production code is
-untouched, and the SDK's adaptive retries must absorb them. A chunk holding a key that contains `slow-<N>s` sleeps N seconds before
-it is classified (a run that keeps its execution waiting). Every other chunk goes to the real
+untouched, and the SDK's adaptive retries must absorb them. A chunk holding a key that contains
+`slow-<N>s` sleeps N seconds before it is classified (a run that keeps its execution waiting).
+Every other chunk goes to the real
 `handlers.classify.handler` untouched. Each injected crash leaves a
 marker object `test-faults/<run>/chunk-<n>-receive-<count>` in the results bucket, so a test
 can prove the crash happened (worker processes share no memory with the test).
