@@ -20,6 +20,9 @@ whole and `record_chunk` returns False. Readers sum the shards into the run item
 shard) is retried here with jittered backoff: botocore does not retry it. Split progress is
 written as absolute values guarded by a monotonic condition, so a Split retried from an older
 checkpoint cannot move it backwards.
+
+Longer than the house's ~300 lines on purpose: it is the one DynamoDB adapter of the ledger, and
+every write with its conflict retry lives here so the exactly-once protocol reads in one place.
 """
 
 from __future__ import annotations
