@@ -13,9 +13,10 @@ Table schema (template.yaml must match; PAY_PER_REQUEST):
     replay mark  pk="RUN#<run>"  sk="REPLAY#<round:04d>#<n:08d>"    replay round R, chunk n
 
 Exactly-once counting: a chunk's counts go to its counter shard (`items.shard_of(chunk)`, never
-the one run item every chunk would fight over) in one transaction with the conditional Put of its
-marker, so a redelivered (or concurrently duplicated) chunk is refused
-whole and `record_chunk` returns False. Readers sum the shards into the run item
+the one run item every chunk would fight over; a replay chunk's go to the run item, where its
+round's claim reads them) in one transaction with the conditional Put of its marker, so a
+redelivered (or concurrently duplicated) chunk is refused whole and `record_chunk` returns
+False. Readers sum the shards into the run item
 (`items.sum_shards`). A transaction cancelled by `TransactionConflict` (another one held the
 shard) is retried here with jittered backoff: botocore does not retry it. Split progress is
 written as absolute values guarded by a monotonic condition, so a Split retried from an older
@@ -169,7 +170,8 @@ class RunLedger:
             seconds=seconds,
             images=images,
         )
-        return self._record(run, chunk, chunk_marker(chunk), counts, {"chunks_done": 1})
+        shard = shard_key(run, shard_of(chunk))
+        return self._record(run, shard, chunk_marker(chunk), counts, {"chunks_done": 1})
 
     def record_replay_chunk(
         self, run: str, replay_round: int, chunk: int, counts: ChunkCounts
@@ -188,7 +190,9 @@ class RunLedger:
                 f"{counts.replaced_total} replaced failures; pass the records' stage/error counts"
             )
         marker = chunk_marker(chunk, replay_round=replay_round)
-        return self._record(run, chunk, marker, counts, {"replay_chunks_done": 1})
+        # On the run item, not a shard: a replay round's claim (pipeline/replay/ledger.py) is
+        # conditioned on `replay_chunks_done` there, and replays are far fewer than chunks.
+        return self._record(run, run_key(run), marker, counts, {"replay_chunks_done": 1})
 
     def is_chunk_counted(self, run: str, chunk: int, *, replay_round: int = 0) -> bool:
         """Whether the chunk's marker exists (read consistently).
@@ -278,10 +282,16 @@ class RunLedger:
             raise UnknownRunError(f"no run {run!r} in table {self._table}") from exc
 
     def _record(
-        self, run: str, chunk: int, marker: str, counts: ChunkCounts, extra: Mapping[str, int]
+        self,
+        run: str,
+        counter: Mapping[str, Any],
+        marker: str,
+        counts: ChunkCounts,
+        extra: Mapping[str, int],
     ) -> bool:
+        """The marker's conditional Put and the ADD to the `counter` item, in one transaction."""
         now = self._clock()
-        update = counter_update(shard_key(run, shard_of(chunk)), counts, extra, now)
+        update = counter_update(counter, counts, extra, now)
         put = {
             "TableName": self._table,
             "Item": {**run_key(run), "sk": {"S": marker}, **counts.to_item(now)},
