@@ -21,8 +21,9 @@ import functools
 import itertools
 import json
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 _SINGLE_WRITES = ("put_item", "update_item", "delete_item")
 _claims: dict[tuple[str, str], int] = {}
@@ -36,10 +37,10 @@ _applying = threading.local()
 
 
 class ConflictStats:
-    """How many conflicts the local stack returned (tests measure contention with it)."""
+    """How many conflicts the local stack returned, by table (tests measure contention)."""
 
-    transactions_cancelled = 0
-    writes_refused = 0
+    transactions_cancelled: ClassVar[Counter[str]] = Counter()
+    writes_refused: ClassVar[Counter[str]] = Counter()
 
 
 def install_transaction_conflicts() -> None:
@@ -80,7 +81,7 @@ def _transaction(method: Callable[..., Any], backend: Any, *args: Any, **kwargs:
     with _claims_lock:
         busy = {key for key in keys if key is not None and key in _claims}
         if busy:
-            ConflictStats.transactions_cancelled += 1
+            ConflictStats.transactions_cancelled.update({table for table, _ in busy})
             reasons = [
                 ("TransactionConflict", "Transaction is ongoing for the item", None)
                 if key in busy
@@ -116,7 +117,7 @@ def _single_write(method: Callable[..., Any], backend: Any, *args: Any, **kwargs
         key = _key_id(table_name, kwargs.get("key", args[1] if len(args) > 1 else {}))
     with _claims_lock:
         if key in _claims:
-            ConflictStats.writes_refused += 1
+            ConflictStats.writes_refused[table_name] += 1
             raise DynamodbException(
                 "com.amazonaws.dynamodb.v20120810#TransactionConflictException",
                 "Transaction is ongoing for the item",

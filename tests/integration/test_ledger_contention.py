@@ -102,7 +102,7 @@ def test_the_ledger_retries_a_conflict_until_its_chunk_is_counted(ledger, dynamo
 def test_many_concurrent_completions_conflict_and_count_every_chunk_once(ledger, emulator, table):
     # GIVEN 240 chunks, each delivered twice, counted by 16 concurrent workers
     chunks, workers = 240, 16
-    before = ConflictStats.transactions_cancelled
+    before = ConflictStats.transactions_cancelled[table]
     ledgers = [
         RunLedger(boto3.client("dynamodb", endpoint_url=emulator.endpoint_url), table)
         for _ in range(workers)
@@ -113,7 +113,7 @@ def test_many_concurrent_completions_conflict_and_count_every_chunk_once(ledger,
         counted = list(pool.map(lambda d: _record(*d), deliveries))
     elapsed = time.monotonic() - started
     # THEN conflicts really happened, were retried, and every chunk counted exactly once
-    conflicts = ConflictStats.transactions_cancelled - before
+    conflicts = ConflictStats.transactions_cancelled[table] - before
     retries = sum(each.conflict_retries for each in ledgers)
     print(
         f"\n{chunks} chunks x2 deliveries, {workers} threads, {COUNTER_SHARDS} shards: "
