@@ -20,19 +20,24 @@ from handlers._metrics import metrics, record_chunk
 from pipeline.aws.retries import data_path_config
 from pipeline.classify.model import get_classifier
 from pipeline.classify.worker import ChunkWorker, fetch_client_config
+from pipeline.ledger.completion import CompletionSignal
 from pipeline.ledger.table import RunLedger
 from pipeline.split.work_message import parse_work_message
 
 logger = Logger()
 settings = cold_start("results_bucket", "failure_queue_url", "runs_table")
 _retries = data_path_config()
+ledger = RunLedger(boto3.client("dynamodb", config=_retries), settings.runs_table)
 worker = ChunkWorker(
     s3=boto3.client("s3", config=fetch_client_config(settings)),
     sqs=boto3.client("sqs", config=_retries),
-    ledger=RunLedger(boto3.client("dynamodb", config=_retries), settings.runs_table),
+    ledger=ledger,
     classifier=get_classifier(settings),  # once per execution environment, at cold start
     settings=settings,
     pool=ThreadPoolExecutor(max_workers=settings.fetch_concurrency),
+)
+completion = CompletionSignal(
+    ledger, boto3.client("stepfunctions"), stall_timeout_s=settings.stall_timeout_s
 )
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -44,6 +49,8 @@ def record_handler(record: SQSRecord) -> None:
         metrics, ok=report.ok, failed_by_stage=report.failed_by_stage, seconds=report.seconds
     )
     logger.info("chunk done", extra={"run": report.run, "chunk": report.chunk, "ok": report.ok})
+    # Also for a chunk counted earlier: its first worker may have died before signalling.
+    completion.after_chunk(report.run)
 
 
 @metrics.log_metrics  # one EMF line per invocation (CloudWatch metrics from the log)

@@ -48,6 +48,7 @@ INVENTORY_CHECKSUM_WAIT_S = "LAMBDAFLOW_INVENTORY_CHECKSUM_WAIT_S"
 STACK = "LAMBDAFLOW_STACK"
 WORK_VISIBILITY_TIMEOUT_S = "LAMBDAFLOW_WORK_VISIBILITY_TIMEOUT_S"
 WORK_MAX_RECEIVE_COUNT = "LAMBDAFLOW_WORK_MAX_RECEIVE_COUNT"
+LOCAL_MAX_HISTORY_EVENTS = "LAMBDAFLOW_LOCAL_MAX_HISTORY_EVENTS"
 
 DEFAULT_MODEL_PATH = (
     Path(__file__).resolve().parent.parent / "models" / "efficientnet_lite0_int8.tflite"
@@ -205,6 +206,9 @@ class Settings:
             f"timeout x maxReceiveCount = {self.work_visibility_timeout_s:g} x "
             f"{self.work_max_receive_count} = {retries_s:g} s (raise StallTimeoutSeconds)"
         )
+
+    local_max_history_events: int = _setting(LOCAL_MAX_HISTORY_EVENTS, 25_000, _positive_int)
+    """The local stack's Step Functions history quota (AWS: 25,000); tests lower it."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

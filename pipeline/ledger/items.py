@@ -8,7 +8,7 @@ absolute totals while chunks add deltas; reading the item adds the two together.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,15 @@ from pipeline.ledger.runs import RunState, RunStatus
 STAGE_PREFIX = "stage#"
 ERROR_PREFIX = "error#"
 PARSE_ERROR_PREFIX = "parse_error#"
+
+COUNTER_SHARDS = 16
+"""Counter items per run. Chunk completions ADD to shard `chunk % COUNTER_SHARDS`, so 1,000
+concurrent functions meet on one item ~60 times less often than on a single run item (DynamoDB
+cancels two transactions on one item at once with `TransactionConflict`), and each shard lives
+under its own partition key. Fixed, not a setting: every reader must sum the same shards for the
+run's whole life. Summing them is one BatchGetItem of 17 keys (the limit is 100)."""
+SUMMED_COUNTERS = ("ok", "failed", "images", "compute_s", "chunks_done", "replay_chunks_done")
+"""Numeric attributes a shard carries, besides the `stage#`/`error#` breakdowns."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +165,34 @@ def run_key(run: str) -> dict[str, dict[str, str]]:
     return {"pk": {"S": f"RUN#{run}"}, "sk": {"S": "META"}}
 
 
+def shard_key(run: str, shard: int) -> dict[str, dict[str, str]]:
+    """The primary key of one of the run's counter shards (its own partition key)."""
+    return {"pk": {"S": f"RUN#{run}#SHARD#{shard:02d}"}, "sk": {"S": "COUNTS"}}
+
+
+def shard_of(chunk: int) -> int:
+    """The shard a chunk's counts go to: by its number, so a redelivery hits the same one."""
+    return chunk % COUNTER_SHARDS
+
+
+def sum_shards(meta: Mapping[str, Any], shards: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The run item with its shards' counters added in.
+
+    Runs written before sharding keep their counters on the run item itself: those are the
+    starting values.
+    """
+    totals = {name: _num(meta, name) for name in meta if _is_summed(name)}
+    for shard in shards:
+        for name in shard:
+            if _is_summed(name):
+                totals[name] = totals.get(name, 0) + _num(shard, name)
+    return {**meta, **{name: n(value) for name, value in totals.items()}}
+
+
+def _is_summed(name: str) -> bool:
+    return name in SUMMED_COUNTERS or name.startswith((STAGE_PREFIX, ERROR_PREFIX))
+
+
 def chunk_marker(chunk: int, *, replay_round: int = 0) -> str:
     """The sort key of a chunk marker (`CHUNK#…` or `REPLAY#<round>#…`)."""
     if replay_round:
@@ -237,6 +274,7 @@ def state_from_item(item: Mapping[str, Any]) -> RunState:
         compute_s=_num(item, "compute_s"),
         images=int(_num(item, "images")),
         reason=item.get("reason", {}).get("S"),
+        wait_token=item.get("wait_token", {}).get("S"),
     )
 
 

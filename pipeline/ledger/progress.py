@@ -1,15 +1,18 @@
-"""The state machine's wait loop: is every chunk counted, or has the run stalled?
+"""The state machine's check around its wait: is every chunk counted, or has the run stalled?
 
-Progress reads the ledger and returns the state with `complete`, `stalled` and `poll_s` (the
-Wait state's `SecondsPath`). Stall detection needs memory between polls, and the state machine's
-state is that memory: `progress.counted` and `progress.changed_at` ride along, so the check
-stays a pure function of (state, ledger reading, clock).
+Progress runs once when Split is done and again whenever the wait for the last chunk ends (a
+worker completed it, or its heartbeat timed out: pipeline/ledger/completion.py). It returns the
+state with `complete`, `stalled` and `heartbeat_s` (the wait task's `HeartbeatSecondsPath`: the
+stall timeout). Stall detection needs memory between checks, and the state machine's state is
+that memory: `progress.counted` and `progress.changed_at` ride along, so the check stays a pure
+function of (state, ledger reading, clock). `poll_s` stays in the output for older definitions.
 
 Knows nothing of Lambda: the handler passes the ledger's `RunState` and the time.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pipeline.ledger.runs import RunState
@@ -31,6 +34,7 @@ def check_progress(
         "complete": complete,
         "stalled": stalled,
         "poll_s": poll_s,
+        "heartbeat_s": max(1, math.ceil(stall_timeout_s)),
         "progress": {
             "counted": counted,
             "changed_at": changed_at,

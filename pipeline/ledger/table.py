@@ -6,19 +6,28 @@ Table schema (template.yaml must match; PAY_PER_REQUEST):
     GSI "ByKind" kind (S, HASH), started_at (N, RANGE), projection ALL — sparse: only run items
                  carry `kind`, so listing runs never scans chunk markers.
 
-    run item     pk="RUN#<run>"  sk="META"   kind="run", manifest, status, started_at, counters
+    run item     pk="RUN#<run>"  sk="META"   kind="run", manifest, status, started_at, split
+                                             progress, `wait_token` once the execution waits
+    counter shard pk="RUN#<run>#SHARD#<k:02d>" sk="COUNTS"   ok, failed, breakdowns, chunks_done…
     chunk marker pk="RUN#<run>"  sk="CHUNK#<n:08d>"                 first delivery of chunk n
     replay mark  pk="RUN#<run>"  sk="REPLAY#<round:04d>#<n:08d>"    replay round R, chunk n
 
-Exactly-once counting: a chunk's counts go to the run item in one transaction with the
-conditional Put of its marker, so a redelivered (or concurrently duplicated) chunk is refused
-whole and `record_chunk` returns False. The marker also names the delivery (`attempt`) whose
-staged parts are committed, with their row counts (`ChunkCommit`): only that attempt's parts are
-ever published (`pipeline/ledger/commit.py`). A replay chunk is counted only if the chunks its
-lines came from are counted (a `ConditionCheck` on each origin marker). Split progress is written
-as absolute values guarded by a monotonic condition, so a Split retried from an older checkpoint
-cannot move it backwards. (Past the ~300-line guide: every write to the run item stays in one
-adapter; the marker reads are in `pipeline/ledger/markers.py`.)
+Exactly-once counting: a chunk's counts go to its counter shard (`items.shard_of(chunk)`, never
+the one run item every chunk would fight over; a replay chunk's go to the run item, where its
+round's claim reads them) in one transaction with the conditional Put of its marker, so a
+redelivered (or concurrently duplicated) chunk is refused whole and `record_chunk` returns
+False. Readers sum the shards into the run item (`items.sum_shards`). The marker also names the
+delivery (`attempt`) whose staged parts are committed, with their row counts (`ChunkCommit`):
+only that attempt's parts are ever published (`pipeline/ledger/commit.py`). A replay chunk is
+counted only if the chunks its lines came from are counted (a `ConditionCheck` on each origin
+marker). A transaction cancelled by `TransactionConflict` (another one held the item) is
+retried here with jittered backoff: botocore does not retry it. Split progress is written as
+absolute values guarded by a monotonic condition, so a Split retried from an older checkpoint
+cannot move it backwards.
+
+Longer than the house's ~300 lines on purpose: it is the one DynamoDB adapter of the ledger, and
+every write with its conflict retry lives here so the exactly-once protocol reads in one place
+(the marker reads are in `pipeline/ledger/markers.py`).
 """
 
 from __future__ import annotations
@@ -31,14 +40,19 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from pipeline.aws.errors import error_code, write_error_from
+from pipeline.failures import Stage, ThrottledError
 from pipeline.ledger.items import (
+    COUNTER_SHARDS,
     ChunkCommit,
     ChunkCounts,
     chunk_marker,
     counter_update,
     n,
     run_key,
+    shard_key,
+    shard_of,
     state_from_item,
+    sum_shards,
 )
 from pipeline.ledger.runs import RunState, RunStatus
 
@@ -48,7 +62,11 @@ else:
     DynamoDBClient = Any
 
 RUNS_INDEX = "ByKind"
-TRANSACTION_ATTEMPTS = 8
+TRANSACTION_ATTEMPTS = 16
+"""Tries of a write that meets `TransactionConflict`; with the backoff below that is ~10 s of
+jittered waiting at worst, far past any contention 16 shards see (RELIABILITY.md measures it)."""
+BACKOFF_BASE_S = 0.01
+BACKOFF_CAP_S = 1.0
 
 
 class UnknownRunError(LookupError):
@@ -76,6 +94,8 @@ class RunLedger:
         self._client = client
         self._table = table
         self._clock = clock
+        self.conflict_retries = 0
+        """`TransactionConflict`s met and retried by this ledger (for measurements and logs)."""
 
     @property
     def client(self) -> DynamoDBClient:
@@ -180,7 +200,10 @@ class RunLedger:
             seconds=seconds,
             images=images,
         )
-        return self._record(run, chunk_marker(chunk), counts, {"chunks_done": 1}, commit=commit)
+        shard = shard_key(run, shard_of(chunk))
+        return self._record(
+            run, shard, chunk_marker(chunk), counts, {"chunks_done": 1}, commit=commit
+        )
 
     def record_replay_chunk(
         self,
@@ -212,8 +235,16 @@ class RunLedger:
             )
         marker = chunk_marker(chunk, replay_round=replay_round)
         checks = [chunk_marker(c, replay_round=r) for r, c in sorted(set(origins))]
+        # On the run item, not a shard: a replay round's claim (pipeline/replay/ledger.py) is
+        # conditioned on `replay_chunks_done` there, and replays are far fewer than chunks.
         return self._record(
-            run, marker, counts, {"replay_chunks_done": 1}, commit=commit, checks=checks
+            run,
+            run_key(run),
+            marker,
+            counts,
+            {"replay_chunks_done": 1},
+            commit=commit,
+            checks=checks,
         )
 
     def is_chunk_counted(self, run: str, chunk: int, *, replay_round: int = 0) -> bool:
@@ -235,12 +266,11 @@ class RunLedger:
         Raises:
             UnknownRunError: no run item has this id.
         """
-        item = self._client.get_item(
-            TableName=self._table, Key=run_key(run), ConsistentRead=True
-        ).get("Item")
-        if item is None or "started_at" not in item:
+        items = self._get_consistent([run_key(run), *_shard_keys(run)])
+        meta = items.pop(_key_id(run_key(run)), None)
+        if meta is None or "started_at" not in meta:
             raise UnknownRunError(f"no run {run!r} in table {self._table}")
-        return state_from_item(item)
+        return state_from_item(sum_shards(meta, items.values()))
 
     def iter_runs(self) -> Iterator[RunState]:
         """Every run, newest first (through the sparse `ByKind` index)."""
@@ -253,11 +283,38 @@ class RunLedger:
             ScanIndexForward=False,
         )
         for page in pages:
-            yield from (state_from_item(item) for item in page.get("Items", []))
+            for meta in page.get("Items", []):
+                shards = self._get_consistent(_shard_keys(meta["run"]["S"]))
+                yield state_from_item(sum_shards(meta, shards.values()))
 
     def list_runs(self) -> list[RunState]:
         """Every run, newest first."""
         return list(self.iter_runs())
+
+    def store_wait_token(self, run: str, token: str) -> None:
+        """Keep the task token the execution now waits on in the run item.
+
+        A newer one replaces it: each re-armed wait has its own token.
+        """
+        self._update(
+            run_key(run),
+            "SET #token = :token, updated_at = :now",
+            {"#token": "wait_token"},
+            {":token": {"S": token}, ":now": n(self._clock())},
+        )
+
+    def wait_token(self, run: str) -> str | None:
+        """The task token the run's execution waits on, if it waits yet (one consistent read)."""
+        item = self._client.get_item(
+            TableName=self._table,
+            Key=run_key(run),
+            ConsistentRead=True,
+            ProjectionExpression="wait_token, #status",
+            ExpressionAttributeNames={"#status": "status"},
+        ).get("Item", {})
+        if item.get("status", {}).get("S", RunStatus.RUNNING.value) != RunStatus.RUNNING.value:
+            return None
+        return item.get("wait_token", {}).get("S")
 
     def mark_finished(
         self,
@@ -292,6 +349,7 @@ class RunLedger:
     def _record(
         self,
         run: str,
+        counter: Mapping[str, Any],
         marker: str,
         counts: ChunkCounts,
         extra: Mapping[str, int],
@@ -299,8 +357,9 @@ class RunLedger:
         commit: ChunkCommit | None = None,
         checks: Sequence[str] = (),
     ) -> bool:
+        """The marker's conditional Put and the ADD to the `counter` item, in one transaction."""
         now = self._clock()
-        update = counter_update(run_key(run), counts, extra, now)
+        update = counter_update(counter, counts, extra, now)
         item = {**run_key(run), "sk": {"S": marker}, **counts.to_item(now)}
         put = {
             "TableName": self._table,
@@ -323,7 +382,8 @@ class RunLedger:
                     ) from exc
                 if outcome != "conflict" or attempt == TRANSACTION_ATTEMPTS - 1:
                     raise write_error_from(exc, f"recording {marker} of run {run}") from exc
-                _backoff(attempt)  # another chunk's transaction holds the run item
+                self.conflict_retries += 1
+                _backoff(attempt)  # another chunk's transaction holds the shard
             else:
                 return True
         raise AssertionError("unreachable")  # pragma: no cover
@@ -334,6 +394,20 @@ class RunLedger:
             "Key": {**run_key(run), "sk": {"S": sk}},
             "ConditionExpression": "attribute_exists(sk)",
         }
+
+    def _get_consistent(self, keys: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Items by key id, read consistently with BatchGetItem (unprocessed keys retried)."""
+        found: dict[str, dict[str, Any]] = {}
+        request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
+        for attempt in range(TRANSACTION_ATTEMPTS):
+            response = self._client.batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(self._table, []):
+                found[_key_id(item)] = item
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                return found
+            _backoff(attempt)
+        raise ThrottledError(f"DynamoDB kept keys of {self._table} unprocessed", stage=Stage.WRITE)
 
     def _update(
         self,
@@ -360,13 +434,22 @@ class RunLedger:
                     raise _AlreadyDone from exc
                 if code != "TransactionConflictException" or attempt == TRANSACTION_ATTEMPTS - 1:
                     raise write_error_from(exc, f"updating {key} in {self._table}") from exc
+                self.conflict_retries += 1
                 _backoff(attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _backoff(attempt: int) -> None:
-    """Full-jitter exponential backoff (10 ms doubling), so conflicting writers spread out."""
-    time.sleep(random.uniform(0, 0.01 * 2**attempt))
+    """Full-jitter exponential backoff (10 ms doubling, capped), so conflicting writers spread."""
+    time.sleep(random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)))
+
+
+def _shard_keys(run: str) -> list[dict[str, Any]]:
+    return [shard_key(run, shard) for shard in range(COUNTER_SHARDS)]
+
+
+def _key_id(item: Mapping[str, Any]) -> str:
+    return f"{item['pk']['S']}\0{item['sk']['S']}"
 
 
 class _AlreadyDone(Exception):

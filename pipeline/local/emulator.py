@@ -2,17 +2,20 @@
 
 Real Step Functions execution is switched on and Lambda's Docker backend off before any resource
 exists (the config must be set first, and `MOTO_PORT` must equal the server's port for
-Step Functions tasks to call back into it).
+Step Functions tasks to call back into it). AWS's DynamoDB transaction conflicts and its Step
+Functions quotas are installed on moto's backends (dynamodb_conflicts.py, quotas.py).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from pipeline.config import Settings
+from pipeline.local.dynamodb_conflicts import install_transaction_conflicts
+from pipeline.local.quotas import install_step_functions_quotas
 
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
@@ -25,41 +28,6 @@ DUMMY_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "testing",  # moto accepts any credentials
     "AWS_DEFAULT_REGION": LOCAL_REGION,
 }
-
-
-_DYNAMODB_WRITE_METHODS = (
-    "put_item",
-    "update_item",
-    "delete_item",
-    "transact_write_items",
-    "batch_write_item",
-)
-_dynamodb_lock = threading.RLock()
-
-
-def _serialize_dynamodb_writes() -> None:
-    """Give moto's DynamoDB the isolation real DynamoDB has (moto 5.2.5 lacks it).
-
-    moto checks a transaction's conditions and applies it without a lock, and rolls a failed one
-    back by restoring a copy of the whole table taken before it started, so two concurrent
-    requests can both pass a condition or erase each other's writes: the ledger's exactly-once
-    chunk counting double-counted under two threads. Real DynamoDB serializes transactions; one
-    lock around the backend's write methods restores that for the server in this process.
-    """
-    from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415  # see start_emulator
-
-    for name in _DYNAMODB_WRITE_METHODS:
-        method = getattr(DynamoDBBackend, name)
-        if getattr(method, "_lambdaflow_locked", False):
-            continue
-
-        @functools.wraps(method)
-        def locked(*args: object, _method: object = method, **kwargs: object) -> object:
-            with _dynamodb_lock:
-                return _method(*args, **kwargs)  # type: ignore[operator]
-
-        locked._lambdaflow_locked = True  # type: ignore[attr-defined]
-        setattr(DynamoDBBackend, name, locked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +66,9 @@ def start_emulator(port: int = 0) -> Emulator:
     default_user_config["lambda"] = {"use_docker": False}
     # werkzeug logs every request at INFO; the pipeline's own logs are what a person wants to see.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    _serialize_dynamodb_writes()
+    # AWS's isolation and conflicts, and its Step Functions quotas, which moto lacks.
+    install_transaction_conflicts()
+    install_step_functions_quotas(Settings.from_env().local_max_history_events)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, bound_port = server.get_host_and_port()

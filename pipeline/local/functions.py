@@ -32,6 +32,8 @@ from pipeline.observe import tracing
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[Any, Any], Any]
+TIMEOUT_ERROR = "Sandbox.Timedout"
+"""The errorType Lambda reports for an invocation that ran past the function's Timeout."""
 _QUALIFIED_ARN_COLONS = 7
 """arn:aws:lambda:region:account:function:name:qualifier"""
 
@@ -168,20 +170,37 @@ class LocalFunctionRegistry:
 
         An exception becomes Lambda's error payload (`errorType`, `errorMessage`, `stackTrace`)
         with FunctionError `Unhandled`, which Step Functions turns into a task failure whose error
-        name is the exception's class name.
+        name is the exception's class name. An invocation past the function's `Timeout` fails as
+        on Lambda (`Sandbox.Timedout`); its thread cannot be killed, so it runs on, unseen.
         """
         event = json.loads(payload) if payload else {}
-        try:
-            result = self.handler_of(function)(event, LambdaContext(function))
-        except Exception as exc:
-            logger.warning("%s failed: %s", function.name, exc, exc_info=True)
+        outcome: dict[str, Any] = {}
+        runner = threading.Thread(
+            target=self._run, args=(function, event, outcome), daemon=True, name=function.name
+        )
+        runner.start()
+        runner.join(function.timeout_s)
+        if runner.is_alive():  # Lambda kills it; a thread cannot be killed, its result is dropped
+            logger.warning("%s timed out after %s s", function.name, function.timeout_s)
             error = {
+                "errorType": TIMEOUT_ERROR,
+                "errorMessage": f"Task timed out after {function.timeout_s:.2f} seconds",
+            }
+            return json.dumps(error).encode(), "Unhandled"
+        if "error" in outcome:
+            return json.dumps(outcome["error"]).encode(), "Unhandled"
+        return json.dumps(outcome["result"]).encode(), None
+
+    def _run(self, function: LocalFunction, event: Any, outcome: dict[str, Any]) -> None:
+        try:
+            outcome["result"] = self.handler_of(function)(event, LambdaContext(function))
+        except Exception as exc:  # becomes Lambda's error payload
+            logger.warning("%s failed: %s", function.name, exc, exc_info=True)
+            outcome["error"] = {
                 "errorType": type(exc).__name__,
                 "errorMessage": str(exc),
                 "stackTrace": traceback.format_exception(exc),
             }
-            return json.dumps(error).encode(), "Unhandled"
-        return json.dumps(result).encode(), None
 
 
 REGISTRY = LocalFunctionRegistry()

@@ -53,8 +53,9 @@ SPLIT_PASS_S = 720.0
 
 TRANSITIONS_PER_SPLIT_PASS = 2
 """Split, IsSplitDone (statemachine/pipeline.asl.json)."""
-TRANSITIONS_PER_POLL = 3
-"""WaitForChunks, Progress, AreChunksDone."""
+TRANSITIONS_WAIT = 5
+"""Progress, AreChunksDone, AwaitChunks (one callback task however long it waits), Progress,
+AreChunksDone: the wait no longer polls (pipeline/ledger/completion.py)."""
 TRANSITIONS_FIXED = 2
 """Finalize (or FinalizePartial) and the end state."""
 CHUNK_WRITE_UNITS = 4
@@ -95,9 +96,11 @@ def split_passes(lines: int) -> int:
     return max(1, math.ceil(lines / SPLIT_LINES_PER_S / SPLIT_PASS_S))
 
 
-def transitions(*, split_passes: int, wall_s: float, poll_s: float) -> int:
-    """Step Functions transitions of one run: Split loops, progress polls, Finalize."""
-    polls = math.ceil(wall_s / poll_s) if poll_s > 0 else 0
-    return (
-        TRANSITIONS_PER_SPLIT_PASS * split_passes + TRANSITIONS_PER_POLL * polls + TRANSITIONS_FIXED
-    )
+def transitions(*, split_passes: int, wall_s: float = 0.0, poll_s: float = 0.0) -> int:
+    """Step Functions transitions of one run: Split loops, the wait, Finalize.
+
+    `wall_s` and `poll_s` no longer change it (the execution waits in one callback task instead
+    of polling); they stay accepted so callers need not change.
+    """
+    del wall_s, poll_s
+    return TRANSITIONS_PER_SPLIT_PASS * split_passes + TRANSITIONS_WAIT + TRANSITIONS_FIXED

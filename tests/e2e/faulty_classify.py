@@ -5,10 +5,11 @@ message's ApproximateReceiveCount is 1); one holding `poison` raises on every de
 test "fixes the cause" by writing `test-faults/<run>/cured`. Image GETs of keys containing
 `flaky-` are answered HTTP 503 SlowDown one time in five (deterministically, by key number and
 attempt) through a botocore `before-send` hook on the real handler's S3 client — production code is
-untouched, and the SDK's adaptive retries must absorb them. Every other chunk goes to the real
-`handlers.classify.handler` untouched. A duplicate chunk message a test marks `"copy": "dup"`
-sees GETs of `transient-` keys refused (AccessDenied), so two copies of one chunk meet different
-worlds. Each injected crash leaves a
+untouched, and the SDK's adaptive retries must absorb them. A chunk holding a key that contains
+`slow-<N>s` sleeps N seconds before it is classified (a run that keeps its execution waiting).
+Every other chunk goes to the real `handlers.classify.handler` untouched. A duplicate chunk
+message a test marks `"copy": "dup"` sees GETs of `transient-` keys refused (AccessDenied), so
+two copies of one chunk meet different worlds. Each injected crash leaves a
 marker object `test-faults/<run>/chunk-<n>-receive-<count>` in the results bucket, so a test
 can prove the crash happened (worker processes share no memory with the test).
 """
@@ -21,6 +22,7 @@ import importlib
 import json
 import os
 import re
+import time
 from typing import Any
 
 import boto3
@@ -34,6 +36,7 @@ if "LAMBDAFLOW_RESULTS_BUCKET" in os.environ:
     importlib.import_module("handlers.classify")
 
 CRASH_ONCE = "crash-once"
+SLOW = re.compile(r"slow-(\d+)s")
 POISON = "poison"
 FLAKY = "flaky-"
 TRANSIENT = "transient-"
@@ -132,5 +135,7 @@ def handler(event: dict[str, Any], context: Any) -> Any:
             _crash(record, "poison chunk")
         if CRASH_ONCE in body and record["attributes"].get("ApproximateReceiveCount") == "1":
             _crash(record, "crash on first delivery")
+        if slow := SLOW.search(body):
+            time.sleep(int(slow.group(1)))
         _copy["current"] = json.loads(body).get("copy") if body.startswith("{") else None
     return _real_handler()(event, context)

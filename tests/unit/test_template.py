@@ -25,10 +25,27 @@ def test_cfn_lint_is_clean():
 def test_every_task_retries_and_catches():
     states = json.loads(ASL.read_text())["States"]
     tasks = {name: s for name, s in states.items() if s["Type"] == "Task"}
-    assert set(tasks) == {"Split", "Progress", "Finalize"}
+    assert set(tasks) == {"Split", "Progress", "AwaitChunks", "Finalize"}
     for name, state in tasks.items():
-        assert state["Retry"][0]["ErrorEquals"] == ["States.ALL"], name
+        if name != "AwaitChunks":
+            assert state["Retry"][0]["ErrorEquals"] == ["States.ALL"], name
         assert state["Catch"], name
+
+
+def test_the_wait_for_chunks_is_one_callback_task_with_stall_detection():
+    """A Retry on States.ALL would swallow the heartbeat timeout that detects a stall."""
+    states = json.loads(ASL.read_text())["States"]
+    assert not [name for name, s in states.items() if s["Type"] == "Wait"]
+    wait = states["AwaitChunks"]
+    assert wait["Resource"].endswith(".waitForTaskToken")
+    assert wait["HeartbeatSecondsPath"] == "$.heartbeat_s"
+    for retry in wait["Retry"]:
+        assert not {"States.ALL", "States.Timeout", "States.HeartbeatTimeout"} & set(
+            retry["ErrorEquals"]
+        )
+    timeout = wait["Catch"][0]
+    assert "States.HeartbeatTimeout" in timeout["ErrorEquals"]
+    assert timeout["Next"] == "Progress"
 
 
 def test_definition_substitutions_match_the_placeholders():

@@ -34,6 +34,10 @@ UNSCOPED_ALLOWED = {
     "logs:PutResourcePolicy",
     "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
+    # Task tokens of service integrations (AwaitChunks' .waitForTaskToken) cannot be scoped by
+    # IAM to a state machine: Step Functions' callback APIs take no resource for them.
+    "states:SendTaskSuccess",
+    "states:SendTaskHeartbeat",
 }
 
 

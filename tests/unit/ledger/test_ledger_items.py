@@ -1,11 +1,15 @@
 import pytest
 
 from pipeline.ledger.items import (
+    COUNTER_SHARDS,
     ChunkCounts,
     chunk_marker,
     counter_update,
     run_key,
+    shard_key,
+    shard_of,
     state_from_item,
+    sum_shards,
 )
 from pipeline.ledger.runs import RunStatus
 
@@ -95,3 +99,24 @@ def test_state_adds_parse_failures_to_chunk_failures():
     )
     assert state.failed_by_stage == {"fetch": 2, "parse": 2}
     assert state.failed_by_error == {"BadCsv": 2, "NoSuchKey": 2}
+
+
+def test_a_chunk_always_counts_on_the_same_shard_and_shards_spread():
+    assert {shard_of(c) for c in range(COUNTER_SHARDS * 3)} == set(range(COUNTER_SHARDS))
+    assert shard_of(5) == shard_of(5 + COUNTER_SHARDS) == 5
+    keys = {shard_key("r", k)["pk"]["S"] for k in range(COUNTER_SHARDS)}
+    assert len(keys) == COUNTER_SHARDS  # each shard under its own partition key
+
+
+def test_summing_shards_adds_every_counter_to_the_run_item():
+    meta = {"run": {"S": "r"}, "ok": {"N": "2"}, "lines_split": {"N": "40"}, "error#X": {"N": "1"}}
+    shards = [
+        {"ok": {"N": "10"}, "failed": {"N": "1"}, "chunks_done": {"N": "3"}, "error#X": {"N": "1"}},
+        {"ok": {"N": "5"}, "compute_s": {"N": "1.5"}, "chunks_done": {"N": "2"}},
+    ]
+    summed = sum_shards(meta, shards)
+    assert float(summed["ok"]["N"]) == 17  # a run written before sharding keeps its own counts
+    assert float(summed["chunks_done"]["N"]) == 5
+    assert float(summed["error#X"]["N"]) == 2
+    assert float(summed["compute_s"]["N"]) == 1.5
+    assert summed["lines_split"] == {"N": "40"}  # Split's absolute values are not summed

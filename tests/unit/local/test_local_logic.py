@@ -127,6 +127,7 @@ def test_progress_is_complete_only_when_split_is_done_and_every_chunk_counted():
     assert not check_progress(state, running, now=1, stall_timeout_s=60, poll_s=3)["complete"]
     after = check_progress(state, done, now=2, stall_timeout_s=60, poll_s=3)
     assert (after["complete"], after["stalled"], after["poll_s"]) == (True, False, 3)
+    assert after["heartbeat_s"] == 60  # the wait's HeartbeatSecondsPath: the stall timeout
 
 
 def test_progress_stalls_only_when_nothing_was_counted_for_the_timeout():

@@ -1,0 +1,136 @@
+"""The local stack meets AWS's hard quotas where AWS would (README, "How the local stack…").
+
+Step Functions' 25,000 history events (lowered here) and 256 KiB state payloads fail the
+execution; SQS refuses a message over the queue's 1 MiB; DynamoDB refuses an item over 400 KB;
+a Step Functions task that runs past its function's Timeout fails as `Sandbox.Timedout`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from pipeline.config import SQS_MAX_MESSAGE_BYTES
+from pipeline.local import quotas
+from pipeline.local.functions import REGISTRY, TIMEOUT_ERROR, LocalFunction
+from tests.wait import wait_until
+
+pytestmark = pytest.mark.integration
+
+ROLE = "arn:aws:iam::123456789012:role/quota-test"
+DYNAMODB_MAX_ITEM_BYTES = 400 * 1024
+
+
+@pytest.fixture
+def sfn(emulator):
+    return boto3.client("stepfunctions", endpoint_url=emulator.endpoint_url)
+
+
+@pytest.fixture
+def lowered_history_quota() -> Iterator[int]:
+    saved = quotas.LIMITS.max_history_events
+    quotas.LIMITS.max_history_events = 40
+    yield 40
+    quotas.LIMITS.max_history_events = saved
+
+
+def _execute(sfn, definition: dict, payload: dict | None = None) -> tuple[dict, list[dict]]:
+    name = f"quota-{uuid.uuid4().hex[:8]}"
+    machine = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE)
+    arn = sfn.start_execution(
+        stateMachineArn=machine["stateMachineArn"], name=name, input=json.dumps(payload or {})
+    )["executionArn"]
+
+    def ended() -> dict | None:
+        described = sfn.describe_execution(executionArn=arn)
+        return None if described["status"] == "RUNNING" else described
+
+    execution = wait_until(ended, 60, interval_s=0.2, what="the execution to end")
+    return execution, sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+
+
+def test_a_polling_loop_fails_at_the_history_quota_and_no_catch_sees_it(sfn, lowered_history_quota):
+    # GIVEN a loop that would wait forever, every state caught
+    loop = {
+        "StartAt": "Wait",
+        "States": {
+            "Wait": {"Type": "Wait", "Seconds": 0, "Next": "Check"},
+            "Check": {"Type": "Pass", "Next": "Again"},
+            "Again": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.done", "IsPresent": True, "Next": "End"}],
+                "Default": "Wait",
+            },
+            "End": {"Type": "Succeed"},
+        },
+    }
+    # WHEN it runs
+    execution, events = _execute(sfn, loop)
+    # THEN it fails as AWS fails it, at the quota
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == quotas.HISTORY_QUOTA_ERROR
+    assert "maximum number of history events" in execution["cause"]
+    assert lowered_history_quota <= len(events) <= lowered_history_quota + 5
+
+
+def test_a_state_output_over_256_kib_fails_the_execution(sfn):
+    big = {
+        "StartAt": "Grow",
+        "States": {
+            "Grow": {
+                "Type": "Pass",
+                "Parameters": {"blob.$": "$.blob", "again.$": "$.blob"},
+                "End": True,
+            }
+        },
+    }
+    blob = "x" * (quotas.MAX_STATE_PAYLOAD_BYTES // 2 + 10)  # input fits, output does not
+    execution, _ = _execute(sfn, big, {"blob": blob})
+    assert (execution["status"], execution["error"]) == ("FAILED", quotas.PAYLOAD_QUOTA_ERROR)
+
+
+def test_sqs_refuses_a_message_over_the_queue_maximum(sqs):
+    url = sqs.create_queue(
+        QueueName=f"q-{uuid.uuid4().hex[:8]}",
+        Attributes={"MaximumMessageSize": str(SQS_MAX_MESSAGE_BYTES)},
+    )["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="x" * SQS_MAX_MESSAGE_BYTES)
+    with pytest.raises(ClientError):
+        sqs.send_message(QueueUrl=url, MessageBody="x" * (SQS_MAX_MESSAGE_BYTES + 1))
+
+
+def test_dynamodb_refuses_an_item_over_400_kb(dynamodb, table):
+    key = {"pk": {"S": "RUN#big"}, "sk": {"S": "META"}}
+    dynamodb.put_item(TableName=table, Item={**key, "v": {"S": "x" * 300_000}})
+    with pytest.raises(ClientError) as refused:
+        dynamodb.put_item(
+            TableName=table, Item={**key, "v": {"S": "x" * (DYNAMODB_MAX_ITEM_BYTES + 1)}}
+        )
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+
+
+def sleepy(event: float, context: object) -> str:
+    """A Lambda handler that takes `event` seconds."""
+    time.sleep(event)
+    return "woke"
+
+
+def test_a_function_past_its_timeout_fails_as_lambda_does():
+    slow = LocalFunction(
+        logical_id="Slow",
+        name="slow",
+        arn="arn:aws:lambda:us-east-1:123456789012:function:slow",
+        handler="tests.integration.test_local_quotas.sleepy",
+        env={},
+        timeout_s=1,
+    )
+    payload, error = REGISTRY.invoke(slow, b"3")
+    assert error == "Unhandled"
+    assert json.loads(payload)["errorType"] == TIMEOUT_ERROR
+    assert REGISTRY.invoke(slow, b"0.1") == (b'"woke"', None)
