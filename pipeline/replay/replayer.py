@@ -32,7 +32,6 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from pipeline.aws.failure_queue import acknowledge_failures
 from pipeline.failures import FailureRecord
 from pipeline.ledger.finalize import settle_run
 from pipeline.ledger.runs import RunStatus
@@ -45,6 +44,7 @@ from pipeline.replay.chunks import (
     iter_replay_chunks,
     select_failures,
 )
+from pipeline.replay.failure_drain import acknowledge_failures
 from pipeline.replay.ledger import ReplayLedger, still_running
 from pipeline.replay.prune import prune_round
 from pipeline.replay.work_dlq import ParkedChunk, move_messages, queue_arn, start_move_task

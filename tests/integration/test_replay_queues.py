@@ -8,12 +8,12 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from pipeline.aws.failure_queue import acknowledge_failures
 from pipeline.failures import ResultWriteError
 from pipeline.ledger.items import ChunkCounts
 from pipeline.ledger.runs import RunStatus
 from pipeline.ledger.summary import UNPROCESSED_STAGE
 from pipeline.ledger.table import RunLedger
+from pipeline.replay.failure_drain import acknowledge_failures
 from pipeline.replay.ledger import ReplayInProgressError, ReplayLedger
 from pipeline.replay.work_dlq import move_messages
 from tests.queues import messages_held

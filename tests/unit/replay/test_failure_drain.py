@@ -14,7 +14,7 @@ import random
 import pytest
 from botocore.exceptions import ClientError
 
-from pipeline.aws.failure_queue import acknowledge_failures
+from pipeline.replay.failure_drain import acknowledge_failures
 
 
 class FakeQueue:
