@@ -21,7 +21,7 @@ import logging
 import time
 from typing import Any
 
-from pipeline.ledger.commit import CommitTargets, finish_commit
+from pipeline.ledger.commit import CommitTargets, roll_forward
 from pipeline.ledger.invariants import marker_problems
 from pipeline.ledger.markers import committed_chunk, iter_committed_chunks
 from pipeline.ledger.runs import RunState, RunStatus
@@ -37,8 +37,8 @@ INVARIANT_REASON_PREFIX = "impossible counts"
 SETTLED_REASONS = (STALL_REASON_PREFIX, INVARIANT_REASON_PREFIX)
 """Reasons that settling decides again each time (other reasons, a truncated manifest, stay)."""
 ABANDONED_AFTER_S = 60.0
-"""Finalize rolls forward a committed attempt's staging only once it is this old: younger, its
-delivery is most likely still publishing it (and if it died, its message comes back)."""
+"""Finalize rolls forward a committed attempt's staging only once it is this old; younger, its
+delivery is most likely still publishing it, and Finalize waits for that (at most this long)."""
 SUMMARY_REWRITES = 5
 
 
@@ -153,8 +153,11 @@ def resettle_if_finished(ledger: RunLedger, s3: Any, results_bucket: str, run: s
 def sweep_staging(targets: CommitTargets, ledger: RunLedger, run: str, *, now: float) -> int:
     """Finish abandoned commits and delete losers' staged parts; return objects handled.
 
-    For each staged object: its chunk counted with this attempt → roll the commit forward (once
-    it is `ABANDONED_AFTER_S` old); counted with another attempt → a loser's, delete it; not
+    For each staged object: its chunk counted with this attempt → wait until its delivery has
+    published it, or roll the commit forward once it is `ABANDONED_AFTER_S` old (the summary is
+    written after this: a run is settled only when every counted chunk's parts are readable, even
+    when the last chunk's count ended the wait a moment before its parts were published);
+    counted with another attempt → a loser's, delete it; not
     counted → leave it (its delivery may still win; the bucket's lifecycle rule ends the rest).
     """
     handled = 0
@@ -172,7 +175,12 @@ def sweep_staging(targets: CommitTargets, ledger: RunLedger, run: str, *, now: f
                 Bucket=targets.bucket, Key=part.staging_key(obj.staged.attempt)
             )
             handled += 1
-        elif now - obj.last_modified_s >= ABANDONED_AFTER_S and finish_commit(targets, run, marker):
+        elif roll_forward(
+            targets,
+            run,
+            marker,
+            wait_s=max(0.0, ABANDONED_AFTER_S - (now - obj.last_modified_s)),
+        ):
             logger.warning("rolled %s forward at Finalize", marker.label, extra={"run": run})
             handled += 1
     return handled

@@ -24,6 +24,7 @@ is forced with botocore event hooks on each delivery's own clients, never by edi
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -261,6 +262,42 @@ def test_finalize_publishes_a_commit_whose_delivery_died(world):
     # THEN the committed parts are published and the run SUCCEEDED with matching raw rows
     assert summary["status"] == "SUCCEEDED"
     raw = assert_exactly_once_raw(world["s3"], world["bucket"], run, 2, summary)
+    assert raw.staged == []
+
+
+def test_finalize_waits_for_a_live_winner_to_publish_before_the_summary(world):
+    # GIVEN a delivery that counted the last chunk and is still publishing (slowly) when the
+    # count ends the execution's wait and Finalize starts
+    a = world["delivery"]()
+    counted = threading.Event()
+
+    def slow_publish(params: dict[str, Any], **_: Any) -> None:
+        if params.get("IfNoneMatch") == "*":
+            counted.set()
+            time.sleep(1.5)
+
+    a.s3.meta.events.register("provide-client-params.s3.PutObject", slow_publish)
+    delivery = threading.Thread(target=a.process, args=(world["chunk"],))
+    delivery.start()
+    assert counted.wait(30)
+    run = world["chunk"].run
+    ledger = RunLedger(boto3.client("dynamodb"), world["table"])
+    ledger.record_split_progress(run, lines_split=2, chunks_sent=1, is_done=True)
+    # WHEN Finalize runs now, its staging fresh
+    settings = world["settings"]
+    targets = CommitTargets(world["s3"], world["sqs"], world["bucket"], settings.failure_queue_url)
+    summary = finalize_run(
+        {"run": run, "manifest": {"uri": "s3://in/m.csv"}},
+        ledger=ledger,
+        s3=world["s3"],
+        results_bucket=world["bucket"],
+        now=time.time(),
+        targets=targets,
+    )
+    # THEN the summary is written only once the parts are readable: raw rows match it at once
+    raw = assert_exactly_once_raw(world["s3"], world["bucket"], run, 2, summary)
+    delivery.join(30)
+    assert summary["status"] == "SUCCEEDED"
     assert raw.staged == []
 
 

@@ -99,6 +99,33 @@ def test_the_ledger_retries_a_conflict_until_its_chunk_is_counted(ledger, dynamo
     assert (state.chunks_done, state.ok, state.failed) == (2, 6, 2)
 
 
+class _Stalls:
+    """Hold the emulator's apply lock for `hold_s` every `every_s`, as a busy partition would.
+
+    Transactions that arrive meanwhile wait with their items claimed, so 16 workers over 16
+    shards (and each chunk's second delivery) meet each other for certain, not only when the
+    scheduler happens to line them up: on a quiet or a loaded machine alike.
+    """
+
+    def __init__(self, *, every_s: float = 0.1, hold_s: float = 0.05) -> None:
+        self._every_s, self._hold_s = every_s, hold_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every_s):
+            with dynamodb_conflicts._apply_lock:
+                time.sleep(self._hold_s)
+
+    def __enter__(self) -> _Stalls:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
 def test_many_concurrent_completions_conflict_and_count_every_chunk_once(ledger, emulator, table):
     # GIVEN 240 chunks, each delivered twice, counted by 16 concurrent workers
     chunks, workers = 240, 16
@@ -109,7 +136,7 @@ def test_many_concurrent_completions_conflict_and_count_every_chunk_once(ledger,
     ]
     deliveries = [(ledgers[i % workers], chunk) for i, chunk in enumerate(list(range(chunks)) * 2)]
     started = time.monotonic()
-    with ThreadPoolExecutor(workers) as pool:
+    with _Stalls(), ThreadPoolExecutor(workers) as pool:
         counted = list(pool.map(lambda d: _record(*d), deliveries))
     elapsed = time.monotonic() - started
     # THEN conflicts really happened, were retried, and every chunk counted exactly once
