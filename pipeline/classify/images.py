@@ -6,6 +6,9 @@ JPEG draft decoding, EXIF orientation, RGB, a central crop of 0.875 of the short
 resize. Every way bytes can be unusable becomes an `ImageDecodeError` with a stable ``error`` code,
 never a crash and never a silent skip. Knows nothing of S3 (see `pipeline.classify.fetch`) or of
 the model.
+
+Past the ~300-line guide on purpose: every way untrusted bytes can fail (bombs in each format,
+formats no decoder here reads, truncation) maps to its stable error code in this one place.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ applies the spec's normalisation, quantises it when the model takes uint8/int8 i
 scale and zero point), and returns the model's class names. Which model and labels is the spec's
 business (`pipeline.classify.model_spec`); this module checks the model fits them at load.
 Knows nothing of S3, decoding or Lambda.
+
+Just past the ~300-line guide: loading, checking and invoking the interpreter stay together, so
+one module owns LiteRT.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Breakdown counters are flat attributes (`stage#fetch`, `error#NoSuchKey`) rather
 `ADD` on a flat attribute needs nothing to exist first, and a replay can subtract from one.
 Parse failures are kept apart (`parse_failed`, `parse_error#<code>`) because Split writes them as
 absolute totals while chunks add deltas; reading the item adds the two together.
+
+Past the ~300-line guide: every item shape of the ledger (run, counter shards, chunk and replay
+markers) lives here, so the table's schema reads whole in one file.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ Within one round a chunk's results and failures parts are published together fro
 delivery the ledger counted (`pipeline/parts/commit.py`), so a line can only be in both between a
 replay round being counted and its pruning: the failure reader anti-joins against replay results
 only and never reads the (large) first-delivery results.
+
+Past the ~300-line guide: the writer and the readers of a part stay together, so the format one
+writes and the order the other assumes cannot drift apart.
 """
 
 from __future__ import annotations
