@@ -107,7 +107,7 @@ class _Stalls:
     scheduler happens to line them up: on a quiet or a loaded machine alike.
     """
 
-    def __init__(self, *, every_s: float = 0.1, hold_s: float = 0.05) -> None:
+    def __init__(self, *, every_s: float = 0.5, hold_s: float = 0.05) -> None:
         self._every_s, self._hold_s = every_s, hold_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
