@@ -88,7 +88,8 @@ class DenseBatch:
     `rows[i]` is line `first_line + i` less its last `line_extra` bytes (the newline, and for
     JSON Lines the closing `"}` too), `lengths[i]` its length; `item_delta` turns a row length
     into its chunk item's JSON size (with the line number's digits and 2 less a `%XX` escape
-    counted in `escaped`, the block's bytes, when its keys are URL-encoded).
+    counted in `escaped`, the block's bytes, when its keys are URL-encoded). `buckets` holds
+    every bucket its rows name (and maybe more): the chunk encoder rewrites `s3://B/` prefixes.
     """
 
     first_line: int
@@ -102,6 +103,7 @@ class DenseBatch:
     line_extra: int = 1
     escaped: bytes | None = None
     part: int = 0
+    buckets: tuple[bytes, ...] = ()
     failures: tuple[ManifestLineError, ...] = ()
     _starts: list[int] = field(default_factory=list)
 

@@ -29,7 +29,12 @@ from pipeline.manifest.batch import (
     RecordBatch,
     group_items,
 )
-from pipeline.manifest.dense import DenseShape, dense_csv_batch, dense_jsonl_batch
+from pipeline.manifest.dense import (
+    DenseShape,
+    dense_csv_batch,
+    dense_jsonl_batch,
+    dense_uri_batch,
+)
 from pipeline.manifest.format import ManifestFormat, sniff_format
 from pipeline.manifest.json_array import ArraySplitter
 from pipeline.manifest.lines import (
@@ -239,8 +244,12 @@ class RecordReader:
         )
         if self._fmt is ManifestFormat.JSON_LINES:
             return dense_jsonl_batch(run.data, shape)
-        if self._layout is not None and self._layout.kind is CsvKind.BATCH:
+        if self._layout is None:
+            return None
+        if self._layout.kind is CsvKind.BATCH:
             return dense_csv_batch(run.data, shape)
+        if self._layout.kind is CsvKind.URI:
+            return dense_uri_batch(run.data, shape)
         return None
 
     def _run_items(self, run: LineRun) -> Iterator[Item]:
