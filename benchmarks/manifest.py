@@ -9,9 +9,9 @@ Inventory report (manifest.json + quoted, URL-encoded CSV parts), JSON Lines wit
 For each file it measures, side by side in this one run and `--repeat` times each (medians):
 `gzip -dc FILE | wc -l` (for an Inventory report: its parts) and `lambdaflow scan FILE --json`,
 both as whole processes (wall time, the CLI's start-up included). Prints medians, the ratio
-scan / `gzip -dc | wc -l` (≥ 1.0× is the target), scan's own timer, and scan's peak RSS at both
+scan / `gzip -dc | wc -l` (≥ 1.0x is the target), scan's own timer, and scan's peak RSS at both
 sizes (flat is the target). For the large URI manifest it also times Python ISA-L counting
-newlines in process (the issue's second target: scan ≥ 0.5× that rate).
+newlines in process (the issue's second target: scan ≥ 0.5x that rate).
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ def main() -> None:
                 print(
                     f"| {shape} | {mb} MB ({m['gz_mb']:.1f} MB gz) | {m['lines']:,} "
                     f"| {m['raw_s']:.2f} s | {m['scan_s']:.2f} s | {m['own_s']:.2f} s "
-                    f"| **{m['ratio']:.2f}×** | {m['lines'] / m['scan_s'] / 1e6:.2f} "
+                    f"| **{m['ratio']:.2f}x** | {m['lines'] / m['scan_s'] / 1e6:.2f} "
                     f"| {m['rss']:.1f} MB |",
                     flush=True,
                 )
@@ -192,7 +192,7 @@ def main() -> None:
                     isal = statistics.median(isal_count(path) for _ in range(args.repeat))
                     print(
                         f"|  ↳ Python ISA-L line count in process: {isal:.2f} s; scan's own "
-                        f"timer / it: {isal / m['own_s']:.2f}× | | | | | | | | |",
+                        f"timer / it: {isal / m['own_s']:.2f}x | | | | | | | | |",
                         flush=True,
                     )
                 for p in raw_files:
