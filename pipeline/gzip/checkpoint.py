@@ -160,6 +160,8 @@ def open_resumable(
     Raises:
         ManifestReadError: The object or the checkpoint index cannot be read, or is corrupt.
     """
+    if not checkpoints and checkpoint is None:
+        cache_bytes = 2 * block_bytes  # ISA-L reads forward only: no zran seeks back to serve
     source = RangedRawFile(reader, block_bytes=block_bytes, cache_bytes=cache_bytes)
     buffer_bytes = max(read_buffer_bytes or 16 * spacing_bytes, spacing_bytes)
     kind = checkpoint.kind if checkpoint is not None else _sniff(source)
