@@ -127,6 +127,11 @@ def _jsonl_row(row: bytes) -> tuple[str, str]:
     return parts[3], parts[7]
 
 
+def _jsonl_key_first_row(row: bytes) -> tuple[str, str]:
+    parts = row.decode().split('"')
+    return parts[7], parts[3]
+
+
 def _is_utf8(data: bytes) -> bool:
     if data.isascii():
         return True
@@ -247,3 +252,36 @@ def dense_uri_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
     # `s3://B/` (+ CR) is a row with an empty key: 6 bytes (7 with a CR) more than its bucket
     form = _Form(_URI_ITEM_DELTA - is_crlf, parse, 1, 6 + is_crlf, b"/" + skeleton)
     return shape.batch(data, rows, form)
+
+
+_JSONL_KEY_FIRST_OPEN = b'{"key":"'
+_JSONL_KEY_FIRST_FORM = _Form(
+    _JSONL_ITEM_DELTA, _jsonl_key_first_row, 3, _JSONL_PREFIX_BYTES, b'{"key":"",'
+)
+
+
+def dense_jsonl_key_first_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
+    """A `DenseBatch` when every line is exactly `{"key":"K","bucket":"B"}` with plain strings.
+
+    The same proof as `dense_jsonl_batch`, with the bucket at the end: one row a line split at
+    `"}` + newline, the skeleton `{"":"","":""}` a line (so exactly 8 quotes, no backslash or
+    control byte, and neither string holds `{}:,`), every line starts `{"key":"` and ends
+    `","bucket":"B"}` with a validated bucket B (one line end per line: it holds the line's
+    only `}`), no key is empty, the bytes are UTF-8.
+    """
+    rows = data.split(_JSONL_END)
+    if rows.pop():
+        return None
+    n = len(rows)
+    if data.translate(None, _JSONL_ORDINARY) != _JSONL_SKELETON * n:
+        return None
+    if _count_line_starts(data, _JSONL_KEY_FIRST_OPEN) != n:
+        return None
+    ends = 0
+    for bucket in shape.buckets:
+        ends += data.count(b'","bucket":"%b"}\n' % bucket)
+        if ends == n:
+            break
+    if ends != n or not _is_utf8(data):
+        return None
+    return shape.batch(data, rows, _JSONL_KEY_FIRST_FORM)

@@ -149,6 +149,24 @@ JSONL_ODD = [
 ]
 
 
+JSONL_KEY_FIRST_ODD = [
+    *JSONL_ODD,
+    b'{"key":"","bucket":"bkt-1"}',
+    b'{"key":"a","bucket":"bkt-9"}',
+    b'{"key":"a","bucket":"b!d"}',
+    b'{"key":"a","bucket":"bkt-1","x":1}',
+    b'{"key":"a","key":"b","bucket":"bkt-1"}',
+    b'{"key":"a}","bucket":"bkt-1"}',
+    b'{"key":"a","bucket":"bkt-1"} ',
+    b'{"key":"a","bucket":"bkt-1"}x',
+    b'{"key":"a\\u0041","bucket":"bkt-1"}',
+    b'{"key":"a","bucket":"bkt-1x"}',
+    b'{"key":"a","bucket":"bkt-1"',
+    b'{"key" :"a","bucket":"bkt-1"}',
+    b'{"key":"\xc3(","bucket":"bkt-1"}',
+]
+
+
 def _csv_plain(b: str, k: str) -> bytes:
     return f"{b},{k}".encode()
 
@@ -163,6 +181,10 @@ def _uri_plain(b: str, k: str) -> bytes:
 
 def _jsonl_plain(b: str, k: str) -> bytes:
     return orjson.dumps({"bucket": b, "key": k})
+
+
+def _jsonl_key_first(b: str, k: str) -> bytes:
+    return orjson.dumps({"key": k, "bucket": b})
 
 
 def _json_line(raw: bytes, n: int) -> tuple:
@@ -206,6 +228,7 @@ SHAPES = {  # shape: (format, plain row, irregular rows)
     "csv": (ManifestFormat.CSV, _csv_plain, CSV_ODD),
     "uri": (ManifestFormat.CSV, _uri_plain, URI_ODD),
     "jsonl": (ManifestFormat.JSON_LINES, _jsonl_plain, JSONL_ODD),
+    "jsonl-key-first": (ManifestFormat.JSON_LINES, _jsonl_key_first, JSONL_KEY_FIRST_ODD),
 }
 
 
@@ -330,6 +353,7 @@ ODD_CASES = [
     *[("csv", odd, eol) for odd in CSV_ODD for eol in (b"\n", b"\r\n")],
     *[("uri", odd, eol) for odd in URI_ODD for eol in (b"\n", b"\r\n")],
     *[("jsonl", odd, b"\n") for odd in JSONL_ODD],
+    *[("jsonl-key-first", odd, b"\n") for odd in JSONL_KEY_FIRST_ODD],
 ]
 
 
@@ -340,7 +364,8 @@ def test_one_irregular_line_among_plain_ones_reads_as_the_reference_says(shape, 
     # GIVEN plain (CSV: URL-encoded) rows around one irregular line, all in one read block
     fmt, plain, _ = SHAPES[shape]
     plain = _csv_encoded if shape == "csv" else plain
-    rows = [plain("bkt-1", f"dir/k {i}:x") for i in range(6)]
+    sep = "." if fmt is ManifestFormat.JSON_LINES else ":"  # a `:` keeps JSON from dense
+    rows = [plain("bkt-1", f"dir/k {i}{sep}x") for i in range(6)]
     data = eol.join([*rows[:3], odd, *rows[3:]]) + eol
     # WHEN read as batches
     batches = _batches(data, fmt, 1 << 20)[0]
@@ -372,6 +397,7 @@ def test_a_plain_manifest_is_read_in_dense_batches():
         (ManifestFormat.JSON_LINES, b"".join(_jsonl_plain(b, k) + b"\n" for b, k in rows), rows),
         (ManifestFormat.CSV, b"".join(_uri_plain(b, k) + b"\n" for b, k in uri_rows), uri_rows),
         (ManifestFormat.CSV, b"".join(_uri_plain(b, k) + b"\r\n" for b, k in rows), rows),
+        (ManifestFormat.JSON_LINES, b"".join(_jsonl_key_first(*r) + b"\n" for r in rows), rows),
     ]
     for fmt, data, expected in cases:
         # WHEN read in 4 KiB blocks
