@@ -140,6 +140,15 @@ class ImageNetworkError(PipelineError):
     default_code = "NetworkError"
 
 
+class NotPlainGzip(Exception):  # a signal, not a failure: never reported
+    """A pass reading with ISA-L met a gzip that is not plain members to its end.
+
+    Raised by `pipeline.gzip.first_pass.FirstPassRaw` and caught by `pipeline.split.dry_run`,
+    which reads the manifest again through zran, so irregular gzips read exactly as Split reads
+    them. Not a `PipelineError`: no failure record is ever made of it.
+    """
+
+
 class ConfigError(Exception):
     """Settings are invalid at cold start: crash loudly, never a failure record."""
 

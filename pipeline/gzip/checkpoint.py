@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 from pipeline.failures import ManifestReadError
+from pipeline.gzip.first_pass import FirstPassRaw
 from pipeline.gzip.index import IndexFormatError, ZranIndex
 from pipeline.gzip.index_store import IndexStore
 from pipeline.gzip.ranged import (
@@ -135,6 +136,7 @@ def open_resumable(
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
     read_buffer_bytes: int | None = None,
+    checkpoints: bool = True,
 ) -> ResumableStream:
     """Open the manifest's decompressed bytes at ``checkpoint`` (or at 0 when it is None).
 
@@ -151,10 +153,15 @@ def open_resumable(
         cache_bytes: Fetched blocks kept for zran's backward seeks (keep >= ~32 MiB).
         read_buffer_bytes: Decompressed bytes per zran read (each read restarts inflating at
             the last seek point, so bigger reads cost less); at least ``spacing_bytes``.
+        checkpoints: False for a pass that reads to the end and never checkpoints (`scan`):
+            a gzip from offset 0 is then inflated by ISA-L, raising `NotPlainGzip` if it is
+            not plain (`pipeline/gzip/first_pass.py`); `take_checkpoint` refuses the stream.
 
     Raises:
         ManifestReadError: The object or the checkpoint index cannot be read, or is corrupt.
     """
+    if not checkpoints and checkpoint is None:
+        cache_bytes = 2 * block_bytes  # ISA-L reads forward only: no zran seeks back to serve
     source = RangedRawFile(reader, block_bytes=block_bytes, cache_bytes=cache_bytes)
     buffer_bytes = max(read_buffer_bytes or 16 * spacing_bytes, spacing_bytes)
     kind = checkpoint.kind if checkpoint is not None else _sniff(source)
@@ -163,6 +170,8 @@ def open_resumable(
     if kind is StreamKind.PLAIN:
         source.seek(offset)
         raw = source
+    elif not checkpoints and not offset:
+        raw = FirstPassRaw(source)
     else:
         index = _load_index(checkpoint, index_store)
         raw = ZranRaw.open(
@@ -210,6 +219,8 @@ def take_checkpoint(
         "kind": stream.kind,
         "extra": dict(extra or {}),
     }
+    if isinstance(raw, FirstPassRaw):
+        raise ValueError("this stream was opened with checkpoints=False: it has no seek points")
     if not isinstance(raw, ZranRaw):
         return Checkpoint(compressed_offset=uncompressed_offset, **common)
     if stream.index_store is None:

@@ -1,15 +1,15 @@
 """Records a read block at a time: the fast path from decompressed bytes to chunks.
 
-Building one frozen `ManifestRecord` per line, parsing it and serializing it to size its chunk
-costs ~1.5 µs a line, five times what decompression costs (BENCHMARKS.md, "Manifest scan").
-Most manifests are one plain shape line after line (`bucket,key` or
-`{"bucket":"…","key":"…"}`), so a whole block of lines can be *proved* to be that shape with a
-few C-speed byte operations (`bytes.translate`, `count`, `startswith`), and then every fact a
-chunk needs — count, line numbers, restart offsets, the exact JSON size of each chunk item —
-follows from the line lengths alone. Such a block becomes a `DenseBatch`, whose records are
-built only when someone asks (Split sending a chunk; `scan` never does). Any block that is not
-proved plain goes line by line through the reference parser into a `ListedBatch`, so both
-kinds yield exactly what `RecordReader` iteration yields. Pure: no I/O.
+Building one frozen `ManifestRecord` per line, parsing it and serializing it to size its chunk costs
+~1.5 µs a line, five times what decompression costs (BENCHMARKS.md, "Manifest scan"). Most manifests
+are one plain shape line after line (`bucket,key`, `s3://bucket/key`, `{"bucket":"…","key":"…"}` or
+`{"key":"…","bucket":"…"}`), so a whole block of lines can be *proved* to be that shape with a few
+C-speed byte operations (`bytes.translate`, `count`, `startswith`), and then every fact a chunk
+needs — count, line numbers, restart offsets, the exact JSON size of each chunk item — follows from
+the line lengths alone. Such a block becomes a `DenseBatch`, whose records are built only when
+someone asks (Split sending a chunk; `scan` never does). Any block that is not proved plain goes
+line by line through the reference parser into a `ListedBatch`, so both kinds yield exactly what
+`RecordReader` iteration yields. Pure: no I/O.
 
 STYLE deviation, measured: on the hot path records stay raw row bytes, and restart points are
 `(line, offset)` tuples, not frozen dataclasses. One `ManifestRecord` costs ~0.5-0.8 µs here
@@ -88,7 +88,8 @@ class DenseBatch:
     `rows[i]` is line `first_line + i` less its last `line_extra` bytes (the newline, and for
     JSON Lines the closing `"}` too), `lengths[i]` its length; `item_delta` turns a row length
     into its chunk item's JSON size (with the line number's digits and 2 less a `%XX` escape
-    counted in `escaped`, the block's bytes, when its keys are URL-encoded).
+    counted in `escaped`, the block's bytes, when its keys are URL-encoded). `buckets` holds
+    every bucket its rows name (and maybe more): the chunk encoder rewrites `s3://B/` prefixes.
     """
 
     first_line: int
@@ -102,6 +103,7 @@ class DenseBatch:
     line_extra: int = 1
     escaped: bytes | None = None
     part: int = 0
+    buckets: tuple[bytes, ...] = ()
     failures: tuple[ManifestLineError, ...] = ()
     _starts: list[int] = field(default_factory=list)
 

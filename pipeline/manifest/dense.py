@@ -38,6 +38,10 @@ _JSONL_END, _JSONL_EMPTY_KEY = b'"}\n', b'","key":""}'
 _JSONL_PREFIX_BYTES = len('{"bucket":"","key":"')
 _JSONL_ITEM_DELTA = 8 - _JSONL_PREFIX_BYTES
 """A row `{"bucket":"b","key":"k` is b + k + 20 bytes; its item `[n,"b","k"]` b + k + 8."""
+_URI_ORDINARY = _ordinary(b"")
+_URI_SCHEME = b"s3://"
+_URI_ITEM_DELTA = 2
+"""A row `s3://b/k` is b + k + 6 bytes; its item `[n,"b","k"]` b + k + 8 + digits."""
 _ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}")
 _HARD_ESCAPE = re.compile(rb"%(?:[0189A-Fa-f][0-9A-Fa-f]|22|5[Cc]|7[Ff])")
 """Escapes whose byte is not plain ASCII in JSON: control, `"`, `\\`, DEL, or non-ASCII."""
@@ -77,6 +81,7 @@ class DenseShape:
             line_extra=form.line_extra,
             escaped=data if form.is_escaped else None,
             part=self.part,
+            buckets=tuple(self.buckets),
         )
 
 
@@ -107,9 +112,24 @@ def _csv_encoded_row(row: bytes) -> tuple[str, str]:
     return bucket, decode_key(key, 0)  # type: ignore[return-value]  # proved decodable
 
 
+def _uri_row(row: bytes) -> tuple[str, str]:
+    bucket, _, key = row[5:].decode().partition("/")
+    return bucket, key
+
+
+def _uri_crlf_row(row: bytes) -> tuple[str, str]:
+    bucket, _, key = row[5:-1].decode().partition("/")
+    return bucket, key
+
+
 def _jsonl_row(row: bytes) -> tuple[str, str]:
     parts = row.decode().split('"')
     return parts[3], parts[7]
+
+
+def _jsonl_key_first_row(row: bytes) -> tuple[str, str]:
+    parts = row.decode().split('"')
+    return parts[7], parts[3]
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -203,3 +223,65 @@ def dense_jsonl_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
     if not _is_utf8(data):
         return None
     return shape.batch(data, rows, _JSONL_FORM)
+
+
+def dense_uri_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
+    r"""A `DenseBatch` when every line is `s3://bucket/key` with a validated bucket.
+
+    The reference parser (`parse.parse_csv_row` with the URI layout) takes such a line's key
+    literally — `%`, `+` and `,` included — once the line is UTF-8 and its one trailing CR is
+    dropped. Proof, for the `n` newline-terminated lines of `data`: deleting ordinary bytes
+    leaves exactly `"\n" * n`, or `"\r\n" * n` with a CR ending every line (so no quote — a
+    line starting with one is CSV-quoted —, backslash or control byte, which JSON would escape),
+    every line starts `s3://bucket/` with an already-validated bucket (a bucket name holds no
+    `/`, so a line matches one bucket at most), no key is empty, the bytes are UTF-8. Else None.
+    """
+    rows = data.split(b"\n")
+    rows.pop()
+    n, is_crlf = len(rows), b"\r" in data
+    skeleton = b"\r\n" if is_crlf else b"\n"
+    if data.translate(None, _URI_ORDINARY) != skeleton * n:
+        return None
+    if is_crlf and data.count(b"\r\n") != n:
+        return None
+    if not _all_start_with_a_bucket(data, n, shape.buckets, _URI_SCHEME + b"%b/"):
+        return None
+    if not _is_utf8(data):
+        return None
+    parse = _uri_crlf_row if is_crlf else _uri_row
+    # `s3://B/` (+ CR) is a row with an empty key: 6 bytes (7 with a CR) more than its bucket
+    form = _Form(_URI_ITEM_DELTA - is_crlf, parse, 1, 6 + is_crlf, b"/" + skeleton)
+    return shape.batch(data, rows, form)
+
+
+_JSONL_KEY_FIRST_OPEN = b'{"key":"'
+_JSONL_KEY_FIRST_FORM = _Form(
+    _JSONL_ITEM_DELTA, _jsonl_key_first_row, 3, _JSONL_PREFIX_BYTES, b'{"key":"",'
+)
+
+
+def dense_jsonl_key_first_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
+    """A `DenseBatch` when every line is exactly `{"key":"K","bucket":"B"}` with plain strings.
+
+    The same proof as `dense_jsonl_batch`, with the bucket at the end: one row a line split at
+    `"}` + newline, the skeleton `{"":"","":""}` a line (so exactly 8 quotes, no backslash or
+    control byte, and neither string holds `{}:,`), every line starts `{"key":"` and ends
+    `","bucket":"B"}` with a validated bucket B (one line end per line: it holds the line's
+    only `}`), no key is empty, the bytes are UTF-8.
+    """
+    rows = data.split(_JSONL_END)
+    if rows.pop():
+        return None
+    n = len(rows)
+    if data.translate(None, _JSONL_ORDINARY) != _JSONL_SKELETON * n:
+        return None
+    if _count_line_starts(data, _JSONL_KEY_FIRST_OPEN) != n:
+        return None
+    ends = 0
+    for bucket in shape.buckets:
+        ends += data.count(b'","bucket":"%b"}\n' % bucket)
+        if ends == n:
+            break
+    if ends != n or not _is_utf8(data):
+        return None
+    return shape.batch(data, rows, _JSONL_KEY_FIRST_FORM)

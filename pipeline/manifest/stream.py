@@ -29,7 +29,13 @@ from pipeline.manifest.batch import (
     RecordBatch,
     group_items,
 )
-from pipeline.manifest.dense import DenseShape, dense_csv_batch, dense_jsonl_batch
+from pipeline.manifest.dense import (
+    DenseShape,
+    dense_csv_batch,
+    dense_jsonl_batch,
+    dense_jsonl_key_first_batch,
+    dense_uri_batch,
+)
 from pipeline.manifest.format import ManifestFormat, sniff_format
 from pipeline.manifest.json_array import ArraySplitter
 from pipeline.manifest.lines import (
@@ -61,6 +67,8 @@ __all__ = [  # ManifestFormat and sniff_format moved to manifest_format; importa
 ]
 
 SNIFF_BYTES = 64 * 1024
+_DENSE_CSV = {CsvKind.BATCH: dense_csv_batch, CsvKind.URI: dense_uri_batch}
+"""The CSV layouts a block can be proved dense for (header and Inventory rows never are)."""
 
 Item = ManifestRecord | ManifestLineError
 
@@ -238,10 +246,13 @@ class RecordReader:
             self._line_after, run.start, self._buckets, self._max_line_bytes, self._part
         )
         if self._fmt is ManifestFormat.JSON_LINES:
-            return dense_jsonl_batch(run.data, shape)
-        if self._layout is not None and self._layout.kind is CsvKind.BATCH:
-            return dense_csv_batch(run.data, shape)
-        return None
+            is_key_first = run.data.startswith(b'{"key"')
+            check = dense_jsonl_key_first_batch if is_key_first else dense_jsonl_batch
+        elif self._layout is not None and self._layout.kind in _DENSE_CSV:
+            check = _DENSE_CSV[self._layout.kind]
+        else:
+            return None
+        return check(run.data, shape)
 
     def _run_items(self, run: LineRun) -> Iterator[Item]:
         """Parse a run line by line, exactly as iteration does, keeping `position` exact.

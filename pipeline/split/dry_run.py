@@ -1,15 +1,17 @@
 """A Split pass that sends nothing: what `lambdaflow scan` runs, so scan reads exactly as Split.
 
-`dry_run` calls `split_pass` itself — the ranged reader, indexed_gzip, the record reader, the
-not-a-manifest guard, the chunk cuts and the handling of a manifest that breaks — with sinks that
-count instead of sending: chunk messages are built byte for byte and counted (and the first few
-decoded back for `scan --show`), parse failures are tallied by error code. A truncated manifest
-therefore counts the records Split would send before the break, in the chunks it would send them.
-Knows nothing of the command line.
+`dry_run` calls `split_pass` itself — the ranged reader, the record reader (gzip inflated by
+ISA-L when the file is plain, else by zran as in Split), the not-a-manifest guard, the chunk
+cuts and the handling of a manifest that breaks — with sinks that count instead of sending:
+chunk messages are sized exactly (their bytes built only for the first few, decoded back for
+`scan --show`), parse failures are tallied by error code. A truncated manifest therefore counts
+the records Split would send before the break, in the chunks it would send them. Knows nothing
+of the command line.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -21,7 +23,7 @@ import boto3
 import orjson
 from botocore.config import Config
 
-from pipeline.failures import FailureRecord, ManifestReadError
+from pipeline.failures import FailureRecord, ManifestReadError, NotPlainGzip
 from pipeline.gzip.ranged import LocalFileReader, ObjectReader, S3ObjectReader
 from pipeline.manifest.parse import ManifestRecord
 from pipeline.manifest.source import S3_SCHEME, split_s3_uri
@@ -65,13 +67,23 @@ class CountingChunks:
     sqs_units: int = 0
     shown: list[ManifestRecord] = field(default_factory=list)
 
+    @property
+    def wants_body(self) -> bool:
+        """Encoded messages only while records are still wanted for `--show`.
+
+        Counting needs only sizes, which Split computes exactly without encoding
+        (`ChunkSpan.message_bytes`, property-tested against orjson); encoding would be a fifth
+        of scan's time.
+        """
+        return len(self.shown) < self.show
+
     def send(self, message: ChunkMessage) -> None:
         """Count one message; decode it while records are still wanted for `--show`."""
         self.chunks += 1
         self.records += message.count
-        self.message_bytes += len(message.body)
-        self.sqs_units += sqs_units(len(message.body))
-        if len(self.shown) < self.show:
+        self.message_bytes += message.body_bytes
+        self.sqs_units += sqs_units(message.body_bytes)
+        if message.body and len(self.shown) < self.show:
             items = Chunk.from_message(orjson.loads(message.body)).items
             self.shown.extend(items[: self.show - len(self.shown)])
         if self.on_chunk is not None:
@@ -194,11 +206,30 @@ def dry_run(
 ) -> DryRun:
     """Run Split's pass over `source` to its end (or its break), sending nothing.
 
-    `tick(chunks, compressed_bytes)` is called after every chunk (for a progress bar).
+    `tick(chunks, compressed_bytes)` is called after every chunk (for a progress bar). A pass
+    to the end takes no checkpoint, so a gzip is read with ISA-L (`pipeline/gzip/first_pass.py`)
+    while it is plain; one that is not (truncated, corrupt, padded) is read again from the start
+    the way Split reads it, through zran, so its counts and its error are Split's.
 
     Raises:
         ManifestReadError: only a transient read error Split itself would retry.
     """
+    if options.budget_s is not None:
+        return _one_pass(source, options, client, show, tick)
+    fast = dataclasses.replace(options, knobs=dataclasses.replace(options.knobs, checkpoints=False))
+    try:
+        return _one_pass(source, fast, client, show, tick)
+    except NotPlainGzip:
+        return _one_pass(source, options, client, show, tick)
+
+
+def _one_pass(
+    source: str,
+    options: SplitOptions,
+    client: Any,
+    show: int,
+    tick: Callable[[int, int], None] | None,
+) -> DryRun:
     open_reader = Opener(client)
     on_chunk = None
     if tick is not None:

@@ -31,12 +31,20 @@ class ChunkMessage:
 
     `last_line` is the last physical line the chunk covers: past its last record's number when
     that record is a CSV row spanning lines (parse failures up to it belong to this chunk).
+    `size` is `len(body)`; a sink that only counts (`wants_body` False: `scan`'s) gets an empty
+    `body` and the exact size computed without encoding (`ChunkSpan.message_bytes`).
     """
 
     number: int
     body: bytes
     count: int
     last_line: int
+    size: int | None = None
+
+    @property
+    def body_bytes(self) -> int:
+        """The message's size in bytes, encoded or not."""
+        return len(self.body) if self.size is None else self.size
 
 
 class ChunkSink(Protocol):

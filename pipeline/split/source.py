@@ -49,6 +49,8 @@ class ReaderKnobs:
     block_bytes: int = 1024 * 1024
     cache_bytes: int = 32 * 1024 * 1024
     read_buffer_bytes: int | None = None
+    checkpoints: bool = True
+    """False only for a pass that never checkpoints (`scan`): ISA-L inflates a first pass."""
 
     def as_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `open_resumable`."""

@@ -90,6 +90,40 @@ CSV_ODD = [
     b"bkt-1,\r",
     b"bkt-1,\xc3\xa9+%41",
 ]
+URI_ODD = [
+    b"",
+    b" ",
+    b"\r",
+    b"s3://bkt-1/",
+    b"s3://bkt-1/\r",
+    b"s3://bkt-1",
+    b"s3:/bkt-1/k",
+    b"S3://bkt-1/k",
+    b" s3://bkt-1/k",
+    b"s3://bkt-1/k ",
+    b"s3://bkt-1/a,b",
+    b"s3://bkt-1/a%20b+c%ff%",
+    b'"s3://bkt-1/quoted"',
+    b'"s3://bkt-1/a,b",x',
+    b'"s3://bkt-1/open',
+    b's3://bkt-1/a"b',
+    b"s3://bkt-1/a\\b",
+    b"s3://bkt-1/tab\tkey",
+    b"s3://bkt-1/k\rx",
+    b"s3://bkt-1/k\x7f",
+    b"s3://bkt-1/\xc3\xa9\xe4\xb8\xad",
+    b"s3://bkt-1/\xff",
+    b"s3://bkt-1/\xc3(",
+    b"s3://b!d/k",
+    b"s3://x/k",
+    b"s3://bkt-1x/k",
+    b"s3://bkt-9/k",
+    b"s3://bkt-1//",
+    b"s3:///k",
+    b"s3://bkt-1/" + b"x" * 200,
+    b"bkt-1,k",
+    b'{"uri":"s3://bkt-1/k"}',
+]
 JSONL_ODD = [
     b"",
     b" ",
@@ -115,6 +149,24 @@ JSONL_ODD = [
 ]
 
 
+JSONL_KEY_FIRST_ODD = [
+    *JSONL_ODD,
+    b'{"key":"","bucket":"bkt-1"}',
+    b'{"key":"a","bucket":"bkt-9"}',
+    b'{"key":"a","bucket":"b!d"}',
+    b'{"key":"a","bucket":"bkt-1","x":1}',
+    b'{"key":"a","key":"b","bucket":"bkt-1"}',
+    b'{"key":"a}","bucket":"bkt-1"}',
+    b'{"key":"a","bucket":"bkt-1"} ',
+    b'{"key":"a","bucket":"bkt-1"}x',
+    b'{"key":"a\\u0041","bucket":"bkt-1"}',
+    b'{"key":"a","bucket":"bkt-1x"}',
+    b'{"key":"a","bucket":"bkt-1"',
+    b'{"key" :"a","bucket":"bkt-1"}',
+    b'{"key":"\xc3(","bucket":"bkt-1"}',
+]
+
+
 def _csv_plain(b: str, k: str) -> bytes:
     return f"{b},{k}".encode()
 
@@ -123,8 +175,16 @@ def _csv_encoded(b: str, k: str) -> bytes:
     return f"{b},{quote_plus(k, safe='/')}".encode()
 
 
+def _uri_plain(b: str, k: str) -> bytes:
+    return f"s3://{b}/{k}".encode()
+
+
 def _jsonl_plain(b: str, k: str) -> bytes:
     return orjson.dumps({"bucket": b, "key": k})
+
+
+def _jsonl_key_first(b: str, k: str) -> bytes:
+    return orjson.dumps({"key": k, "bucket": b})
 
 
 def _json_line(raw: bytes, n: int) -> tuple:
@@ -164,15 +224,23 @@ def _reference(data: bytes, fmt: ManifestFormat, limit: int) -> list[tuple]:
     return out
 
 
-def _manifest(draw, fmt: ManifestFormat) -> bytes:
-    plain, odd = (_csv_plain, CSV_ODD) if fmt is ManifestFormat.CSV else (_jsonl_plain, JSONL_ODD)
+SHAPES = {  # shape: (format, plain row, irregular rows)
+    "csv": (ManifestFormat.CSV, _csv_plain, CSV_ODD),
+    "uri": (ManifestFormat.CSV, _uri_plain, URI_ODD),
+    "jsonl": (ManifestFormat.JSON_LINES, _jsonl_plain, JSONL_ODD),
+    "jsonl-key-first": (ManifestFormat.JSON_LINES, _jsonl_key_first, JSONL_KEY_FIRST_ODD),
+}
+
+
+def _manifest(draw, shape: str) -> bytes:
+    fmt, plain, odd = SHAPES[shape]
     rows = [plain("bkt-1", "first")]
     for _ in range(draw(st.integers(0, 60))):
         kind = draw(st.integers(0, 9))
         if kind < 7:  # mostly plain rows, so whole blocks can be dense
             rows.append(plain(draw(bucket), draw(plain_key)))
         elif kind < 9:
-            encoded = fmt is ManifestFormat.CSV and draw(st.booleans())
+            encoded = shape == "csv" and draw(st.booleans())
             rows.append((_csv_encoded if encoded else plain)(draw(bucket), draw(any_key)))
         else:
             rows.append(draw(st.sampled_from(odd)))
@@ -183,8 +251,8 @@ def _manifest(draw, fmt: ManifestFormat) -> bytes:
 
 @st.composite
 def manifests(draw):
-    fmt = draw(st.sampled_from([ManifestFormat.CSV, ManifestFormat.JSON_LINES]))
-    return fmt, _manifest(draw, fmt), draw(st.integers(8, 400))
+    shape = draw(st.sampled_from(sorted(SHAPES)))
+    return SHAPES[shape][0], _manifest(draw, shape), draw(st.integers(8, 400))
 
 
 def _batches(data: bytes, fmt: ManifestFormat, block: int) -> tuple[list, RecordReader]:
@@ -281,18 +349,23 @@ def test_chunk_spans_cut_exactly_what_iter_chunks_cuts(case, chunk_items, cap):
         assert span.count == len(chunk.items)
 
 
-ODD_CASES = [(ManifestFormat.CSV, odd, eol) for odd in CSV_ODD for eol in (b"\n", b"\r\n")] + [
-    (ManifestFormat.JSON_LINES, odd, b"\n") for odd in JSONL_ODD
+ODD_CASES = [
+    *[("csv", odd, eol) for odd in CSV_ODD for eol in (b"\n", b"\r\n")],
+    *[("uri", odd, eol) for odd in URI_ODD for eol in (b"\n", b"\r\n")],
+    *[("jsonl", odd, b"\n") for odd in JSONL_ODD],
+    *[("jsonl-key-first", odd, b"\n") for odd in JSONL_KEY_FIRST_ODD],
 ]
 
 
 @pytest.mark.parametrize(
-    ("fmt", "odd", "eol"), ODD_CASES, ids=[repr(o + e)[:40] for _, o, e in ODD_CASES]
+    ("shape", "odd", "eol"), ODD_CASES, ids=[f"{s}-{o + e!r}"[:44] for s, o, e in ODD_CASES]
 )
-def test_one_irregular_line_among_plain_ones_reads_as_the_reference_says(fmt, odd, eol):
-    # GIVEN plain (here: URL-encoded) rows around one irregular line, all in one read block
-    plain = _csv_encoded if fmt is ManifestFormat.CSV else _jsonl_plain
-    rows = [plain("bkt-1", f"dir/k {i}:x") for i in range(6)]
+def test_one_irregular_line_among_plain_ones_reads_as_the_reference_says(shape, odd, eol):
+    # GIVEN plain (CSV: URL-encoded) rows around one irregular line, all in one read block
+    fmt, plain, _ = SHAPES[shape]
+    plain = _csv_encoded if shape == "csv" else plain
+    sep = "." if fmt is ManifestFormat.JSON_LINES else ":"  # a `:` keeps JSON from dense
+    rows = [plain("bkt-1", f"dir/k {i}{sep}x") for i in range(6)]
     data = eol.join([*rows[:3], odd, *rows[3:]]) + eol
     # WHEN read as batches
     batches = _batches(data, fmt, 1 << 20)[0]
@@ -309,9 +382,11 @@ def test_a_cr_inside_every_line_is_not_taken_for_crlf():
 
 
 def test_a_plain_manifest_is_read_in_dense_batches():
-    # GIVEN plain and URL-encoded CRLF Batch Operations CSVs, and a plain JSON Lines manifest
+    # GIVEN plain and URL-encoded CRLF Batch Operations CSVs, plain JSON Lines, URI lines
     rows = [("bkt-1", f"photos/{i:05d}-é.jpg") for i in range(5000)]
     ascii_rows = [("bkt-1", f"photos/{i:05d} (1)+.jpg") for i in range(5000)]
+    # URI keys are literal: `%`, `+` and `,` stay as they are; a second bucket now and then
+    uri_rows = [(f"bkt-{i % 7 == 0:d}", f"a/{i:05d} %41+,é.jpg") for i in range(5000)]
     cases = [
         (ManifestFormat.CSV, b"".join(_csv_plain(b, k) + b"\n" for b, k in rows), rows),
         (
@@ -320,6 +395,9 @@ def test_a_plain_manifest_is_read_in_dense_batches():
             ascii_rows,
         ),
         (ManifestFormat.JSON_LINES, b"".join(_jsonl_plain(b, k) + b"\n" for b, k in rows), rows),
+        (ManifestFormat.CSV, b"".join(_uri_plain(b, k) + b"\n" for b, k in uri_rows), uri_rows),
+        (ManifestFormat.CSV, b"".join(_uri_plain(b, k) + b"\r\n" for b, k in rows), rows),
+        (ManifestFormat.JSON_LINES, b"".join(_jsonl_key_first(*r) + b"\n" for r in rows), rows),
     ]
     for fmt, data, expected in cases:
         # WHEN read in 4 KiB blocks
@@ -439,11 +517,11 @@ def _first_lines_by_error(items) -> dict[str, list[int]]:
     return out
 
 
-@pytest.mark.parametrize("fmt", [ManifestFormat.CSV, ManifestFormat.JSON_LINES])
+@pytest.mark.parametrize("shape", sorted(SHAPES))
 @pytest.mark.parametrize("extra", [-1, 0, 1, 2])
-def test_lines_at_the_length_limit_read_as_the_reference_says(fmt, extra):
+def test_lines_at_the_length_limit_read_as_the_reference_says(shape, extra):
     # GIVEN plain rows and one whose line is `extra` bytes longer than the limit
-    plain = _csv_plain if fmt is ManifestFormat.CSV else _jsonl_plain
+    fmt, plain, _ = SHAPES[shape]
     base = len(plain("bkt-1", ""))
     rows = [plain("bkt-1", f"k{i}") for i in range(6)]
     rows.insert(3, plain("bkt-1", "z" * (LIMIT + extra - base)))

@@ -69,12 +69,29 @@ def test_jsonl_spans_encode_exactly(keys, chunk_items):
     _assert_encoded_like_orjson(b"\n".join(rows) + b"\n", ManifestFormat.JSON_LINES, chunk_items)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    keys=st.lists(st.one_of(_PLAIN, _ENCODED, _ANY), min_size=1, max_size=300),
+    chunk_items=st.integers(1, 50),
+    line_end=st.sampled_from([b"\n", b"\r\n"]),
+    buckets=st.sampled_from([["bkt"], ["a", "a.b", "a-b"], [f"b{i}" for i in range(10)]]),
+)
+def test_uri_spans_encode_exactly(keys, chunk_items, line_end, buckets):
+    # buckets that prefix one another, and more of them than a dense check tries (8)
+    rows = [f"s3://{buckets[i % len(buckets)]}/{key}".encode() for i, key in enumerate(keys)]
+    _assert_encoded_like_orjson(line_end.join(rows) + line_end, ManifestFormat.CSV, chunk_items)
+
+
 def test_plain_manifests_take_the_dense_path():
     # GIVEN many plain rows (the shape of a real Batch Operations manifest)
     csv = b"".join(b"bkt-%d,images/%07d.jpg\n" % (i % 4, i) for i in range(3_000))
     crlf = csv.replace(b"\n", b"\r\n")
     jsonl = b"".join(b'{"bucket":"bkt","key":"k/%07d%%.jpg"}\n' % i for i in range(3_000))
+    uris = b"".join(b"s3://bkt-%d/i/%07d%%41+,.jpg\n" % (i % 3, i) for i in range(3_000))
     # WHEN encoded THEN identical to orjson, and through dense batches
     assert _assert_encoded_like_orjson(csv, ManifestFormat.CSV, 97) > 0
     assert _assert_encoded_like_orjson(crlf, ManifestFormat.CSV, 97) > 0
     assert _assert_encoded_like_orjson(jsonl, ManifestFormat.JSON_LINES, 97) > 0
+    assert _assert_encoded_like_orjson(uris, ManifestFormat.CSV, 97) > 0
+    crlf_uris = uris.replace(b"\n", b"\r\n")
+    assert _assert_encoded_like_orjson(crlf_uris, ManifestFormat.CSV, 97) > 0

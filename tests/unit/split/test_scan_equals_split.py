@@ -132,3 +132,48 @@ def test_a_gzip_cut_inside_its_trailer_keeps_every_line(tmp_path, cut):
     report, _ = _compare(str(path), tmp_path, min_passes=1)
     assert (report.records, report.chunks, report.complete) == (386, 4, False)
     assert report.error.startswith("TruncatedManifest")
+
+
+def _members(rows: bytes, parts: int) -> bytes:
+    step = len(rows) // parts + 1
+    return b"".join(gzip.compress(rows[i : i + step]) for i in range(0, len(rows), step))
+
+
+_ZRAN_CORRUPT_BUG = pytest.mark.xfail(
+    strict=True,
+    reason="pre-existing (integ 53a4754, zran path alone): a byte flipped mid-stream reads as "
+    "'raw readinto() returned invalid length -4' at line 1 in one pass, but as a trailer "
+    "mismatch at line 19541 in a chain of passes",
+)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        "members",
+        "nul-padded",
+        "trailing-garbage",
+        pytest.param("flipped-byte", marks=_ZRAN_CORRUPT_BUG),
+        "lone-1f",
+    ],
+)
+def test_scan_equals_split_on_gzips_that_are_not_one_plain_member(tmp_path, shape):
+    # GIVEN a gzip that scan's ISA-L reading serves itself (members) or hands to zran (others)
+    rows = _rows(20_000, seed=5)
+    blob = _members(rows, 3) if shape == "members" else gzip.compress(rows)
+    if shape == "nul-padded":
+        blob += b"\0" * 1000
+    elif shape == "trailing-garbage":
+        blob += b"not gzip at all\n"
+    elif shape == "flipped-byte":
+        middle = len(blob) // 2
+        blob = blob[:middle] + bytes([blob[middle] ^ 0xFF]) + blob[middle + 1 :]
+    elif shape == "lone-1f":
+        blob += b"\x1f"
+    path = tmp_path / "m.csv.gz"
+    path.write_bytes(blob)
+    # WHEN scanned, and split in many passes / THEN the same counts, error and warnings' effect
+    report, _ = _compare(str(path), tmp_path)
+    if shape in ("members", "nul-padded", "trailing-garbage"):
+        assert report.complete is True
+        assert report.lines == rows.count(b"\n")
