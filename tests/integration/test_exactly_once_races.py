@@ -234,6 +234,29 @@ def test_a_delivery_that_dies_after_the_count_is_published_by_the_next_one(world
     assert [m["Body"].count('"line":2') for m in sent.get("Messages", [])] == [1]
 
 
+def _finalize(
+    world: dict[str, Any],
+    run: str,
+    *,
+    now: float,
+    ledger: RunLedger | None = None,
+    is_rolling: bool = True,
+) -> dict[str, Any]:
+    """Split done (2 lines, 1 chunk), then Finalize at `now`, rolling commits forward or not."""
+    ledger = ledger or RunLedger(boto3.client("dynamodb"), world["table"])
+    ledger.record_split_progress(run, lines_split=2, chunks_sent=1, is_done=True)
+    queue = world["settings"].failure_queue_url
+    targets = CommitTargets(world["s3"], world["sqs"], world["bucket"], queue)
+    return finalize_run(
+        {"run": run, "manifest": {"uri": "s3://in/m.csv"}},
+        ledger=ledger,
+        s3=world["s3"],
+        results_bucket=world["bucket"],
+        now=now,
+        targets=targets if is_rolling else None,
+    )
+
+
 def test_finalize_publishes_a_commit_whose_delivery_died(world):
     # GIVEN a delivery that counted the chunk and died before publishing, and no redelivery
     a = world["delivery"]()
@@ -246,19 +269,8 @@ def test_finalize_publishes_a_commit_whose_delivery_died(world):
     with pytest.raises(ConnectionError):
         a.process(world["chunk"])
     run = world["chunk"].run
-    ledger = RunLedger(boto3.client("dynamodb"), world["table"])
-    ledger.record_split_progress(run, lines_split=2, chunks_sent=1, is_done=True)
     # WHEN Finalize runs (later than the abandon grace)
-    settings = world["settings"]
-    targets = CommitTargets(world["s3"], world["sqs"], world["bucket"], settings.failure_queue_url)
-    summary = finalize_run(
-        {"run": run, "manifest": {"uri": "s3://in/m.csv"}},
-        ledger=ledger,
-        s3=world["s3"],
-        results_bucket=world["bucket"],
-        now=10**10,
-        targets=targets,
-    )
+    summary = _finalize(world, run, now=10**10)
     # THEN the committed parts are published and the run SUCCEEDED with matching raw rows
     assert summary["status"] == "SUCCEEDED"
     raw = assert_exactly_once_raw(world["s3"], world["bucket"], run, 2, summary)
@@ -281,19 +293,8 @@ def test_finalize_waits_for_a_live_winner_to_publish_before_the_summary(world):
     delivery.start()
     assert counted.wait(30)
     run = world["chunk"].run
-    ledger = RunLedger(boto3.client("dynamodb"), world["table"])
-    ledger.record_split_progress(run, lines_split=2, chunks_sent=1, is_done=True)
     # WHEN Finalize runs now, its staging fresh
-    settings = world["settings"]
-    targets = CommitTargets(world["s3"], world["sqs"], world["bucket"], settings.failure_queue_url)
-    summary = finalize_run(
-        {"run": run, "manifest": {"uri": "s3://in/m.csv"}},
-        ledger=ledger,
-        s3=world["s3"],
-        results_bucket=world["bucket"],
-        now=time.time(),
-        targets=targets,
-    )
+    summary = _finalize(world, run, now=time.time())
     # THEN the summary is written only once the parts are readable: raw rows match it at once
     raw = assert_exactly_once_raw(world["s3"], world["bucket"], run, 2, summary)
     delivery.join(30)
@@ -327,15 +328,7 @@ def _run_replay_chunks(world: dict[str, Any], worker: ChunkWorker) -> None:
 
 
 def _finish(world: dict[str, Any], run: str) -> dict[str, Any]:
-    ledger = world["replayer"].ledger
-    ledger.record_split_progress(run, lines_split=2, chunks_sent=1, is_done=True)
-    return finalize_run(
-        {"run": run, "manifest": {"uri": "s3://in/m.csv"}},
-        ledger=ledger,
-        s3=world["s3"],
-        results_bucket=world["bucket"],
-        now=10**10,
-    )
+    return _finalize(world, run, now=10**10, ledger=world["replayer"].ledger, is_rolling=False)
 
 
 def test_a_replay_of_a_running_run_is_refused_and_counts_nothing_twice(world):
