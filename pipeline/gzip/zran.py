@@ -43,6 +43,8 @@ _CRC_CHECK_MAX_BYTES = 64 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 _RECOVER_MAX_BYTES = 16 * 1024 * 1024
 """Largest object decoded again with zlib to recover the bytes zran dropped at a break."""
+_RECOVER_STEP_BYTES = 64 * 1024
+"""Output of one zlib call when recovering: a corrupt stream loses at most this before its break."""
 
 _TRIM_EVERY_POINTS = 64
 """Shed old seek points once this many spacings were read since the last trim (2 MiB windows)."""
@@ -194,13 +196,16 @@ class ZranRaw(io.RawIOBase):
         pending = b""
         while piece := pending or self._source.read(1024 * 1024):
             pending = b""
-            try:
-                out = decoder.decompress(piece)
-            except zlib.error:
-                return bytes(kept), False
-            if produced + len(out) > self._pos:
-                kept += out[max(0, self._pos - produced) :]
-            produced += len(out)
+            out = b"-"
+            while piece or len(out) == _RECOVER_STEP_BYTES:  # a full step may hold back output
+                try:  # small outputs: an error drops only the step it happens in
+                    out = decoder.decompress(piece, _RECOVER_STEP_BYTES)
+                except zlib.error:
+                    return bytes(kept), False
+                if produced + len(out) > self._pos:
+                    kept += out[max(0, self._pos - produced) :]
+                produced += len(out)
+                piece = decoder.unconsumed_tail
             if decoder.eof:  # another member may follow (NUL padding and garbage end it)
                 pending = decoder.unused_data.lstrip(b"\0")
                 if pending and not pending.startswith(_GZIP_MAGIC):

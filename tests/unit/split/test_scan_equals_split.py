@@ -141,9 +141,9 @@ def _members(rows: bytes, parts: int) -> bytes:
 
 _ZRAN_CORRUPT_BUG = pytest.mark.xfail(
     strict=True,
-    reason="pre-existing (integ 53a4754, zran path alone): a byte flipped mid-stream reads as "
-    "'raw readinto() returned invalid length -4' at line 1 in one pass, but as a trailer "
-    "mismatch at line 19541 in a chain of passes",
+    reason="a byte flipped mid-stream: in one pass zran fails ('raw readinto() returned invalid "
+    "length -4') and zlib recovers all but its last 64 KiB step (9,993 records), while a chain of "
+    "passes reads to the end and reports a trailer mismatch (9,997 records); both refuse the file",
 )
 
 
