@@ -19,12 +19,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any
 
-import boto3
 import orjson
 import typer
-from botocore.config import Config
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pipeline.cli.app import app
 from pipeline.cli.stack_target import StackOption, use_s3_of
@@ -141,10 +137,23 @@ def _s3_client(source: str) -> Any:
     """A client for an `s3://` source (standard retries ride out 503 SlowDown), else None."""
     if not source.startswith(S3_SCHEME):
         return None
+    import boto3  # noqa: PLC0415  # lazy: a local manifest needs no AWS SDK (a third of start-up)
+    from botocore.config import Config  # noqa: PLC0415
+
     return boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 5}))
 
 
 def _scan_with_progress(source: str, settings: Settings, show: int = 0) -> ScanReport:
+    # rich is imported only for a terminal: `--json` and pipes never draw (a tenth of start-up)
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     console = Console(stderr=True)
     columns = (TextColumn("scan"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
     client = _s3_client(source)
@@ -173,6 +182,8 @@ def shown_lines(report: ScanReport) -> list[bytes]:
 
 
 def _print_human(report: ScanReport, *, stderr: bool = False) -> None:
+    from rich.console import Console  # noqa: PLC0415  # lazy: see _scan_with_progress
+
     console = Console(stderr=stderr)
     data = report.to_dict()
     console.print(f"[bold]{report.source}[/] ({report.format})")
