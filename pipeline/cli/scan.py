@@ -93,12 +93,13 @@ def scan_manifest(
     started = time.perf_counter()
 
     def each_chunk(chunks: int, fetched: int) -> None:
-        if tick is not None and chunks % PROGRESS_EVERY_CHUNKS == 0:
+        if chunks % PROGRESS_EVERY_CHUNKS == 0:
             tick(fetched)
 
     options = SplitOptions.from_settings(settings, budget_s=None)
+    on_chunk = each_chunk if tick is not None else None  # no per-chunk call when nobody draws
     try:
-        done = dry_run(source, options=options, client=client, show=show, tick=each_chunk)
+        done = dry_run(source, options=options, client=client, show=show, tick=on_chunk)
     except ManifestReadError as exc:  # a transient read error: Split would retry the pass
         report.error = f"{exc.error}: {exc.message}"
     else:

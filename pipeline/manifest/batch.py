@@ -36,10 +36,17 @@ LISTED_BATCH_ITEMS = 4096
 MAX_DENSE_BUCKETS = 8
 """Buckets a dense check tries (each costs one `count` over the block)."""
 _NEWLINE = 10
+_POWERS_OF_TEN = [10**d for d in range(40)]
 
 
 def digit_count_sum(lo: int, hi: int) -> int:
-    """Sum of the decimal digit counts of the integers in [lo, hi) (lo >= 1)."""
+    """Sum of the decimal digit counts of the integers in [lo, hi) (lo >= 1).
+
+    Called once a chunk: the common case, lo and hi - 1 of one digit count, is one step.
+    """
+    digits = len(str(lo))
+    if hi <= _POWERS_OF_TEN[digits]:
+        return max(0, hi - lo) * digits
     total, low, digits = 0, 1, 1
     while low < hi:
         high = low * 10
