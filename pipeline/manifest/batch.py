@@ -22,14 +22,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import numpy.typing as npt
 import orjson
 
 from pipeline.failures import ManifestLineError, ManifestReadError
 from pipeline.manifest.parse import ManifestRecord
+
+if TYPE_CHECKING:
+    import numpy.typing as npt  # its import alone costs ~40 ms
 
 LISTED_BATCH_ITEMS = 4096
 """Most items a `ListedBatch` holds (a batch of lines holds one read block anyway)."""
