@@ -154,7 +154,7 @@ class DenseBatch:
         Straight from `data` when the batch has it: its lines less the last newline, so a
         JSON Lines row keeps its closing `"}` (the chunk encoder drops it either way).
         """
-        if self.data is None or self.given_rows is not None:
+        if self.data is None or self.given_rows is not None or stop <= start:
             return b"\n".join(self.rows[start:stop])
         starts = self.starts
         return self.data[starts[start] : starts[stop] - 1]
