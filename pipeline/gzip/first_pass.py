@@ -62,6 +62,7 @@ class FirstPassRaw(io.RawIOBase):
         super().__init__()
         self._pos = 0
         self._is_done = False
+        self._error: BaseException | None = None
         self._view = memoryview(b"")  # what is left of the block being served
         self._ready: queue.Queue[bytes | BaseException] = queue.Queue(_AHEAD)
         self._stop = threading.Event()
@@ -86,11 +87,13 @@ class FirstPassRaw(io.RawIOBase):
             ManifestReadError: the object could not be read.
         """
         if not self._view:
+            if self._error is not None:
+                raise self._error  # again: a broken stream never reads as a clean end
             if self._is_done:
                 return 0
             block = self._ready.get()
             if isinstance(block, BaseException):
-                self._is_done = True
+                self._error = block
                 raise block
             if not block:
                 self._is_done = True

@@ -107,3 +107,6 @@ def test_every_byte_before_a_break_comes_before_the_error(tmp_path):
     # THEN what came first is the data's own beginning, several blocks of it, in order
     assert len(got) > 2 * (1 << 20)
     assert data.startswith(got)
+    # AND a read after the error raises it again, never a clean end
+    with pytest.raises(NotPlainGzip):
+        raw.readinto(buffer)
