@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import statistics
 import subprocess
@@ -107,19 +108,26 @@ def inventory(root: Path, target_bytes: int, name: str) -> tuple[Path, list[Path
     return manifest, parts, records
 
 
-def timed_shell(cmd: str) -> tuple[float, int]:
-    started = time.perf_counter()
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_shell(cmd: str) -> tuple[float, int, float]:
+    """Wall seconds, the count printed, CPU seconds of the pipeline's processes."""
+    cpu, started = _children_cpu_s(), time.perf_counter()
     out = subprocess.run(cmd, shell=True, check=True, capture_output=True, text=True).stdout
-    return time.perf_counter() - started, int(out.strip())
+    return time.perf_counter() - started, int(out.strip()), _children_cpu_s() - cpu
 
 
-def timed_scan(path: Path) -> tuple[float, dict]:
+def timed_scan(path: Path) -> tuple[float, dict, float]:
+    """Wall seconds, the `--json` report, CPU seconds of the process."""
     exe = Path(sys.executable).with_name("lambdaflow")
-    started = time.perf_counter()
+    cpu, started = _children_cpu_s(), time.perf_counter()
     out = subprocess.run(
         [str(exe), "scan", str(path), "--json"], check=True, capture_output=True, text=True
     ).stdout
-    return time.perf_counter() - started, json.loads(out)
+    return time.perf_counter() - started, json.loads(out), _children_cpu_s() - cpu
 
 
 def isal_count(path: Path) -> float:
@@ -134,19 +142,24 @@ def isal_count(path: Path) -> float:
 def measure(path: Path, raw_files: list[Path], records: int, repeat: int) -> dict:
     """Medians of `gzip -dc | wc -l` and of `scan`, alternated run by run."""
     cmd = f"gzip -dc {' '.join(map(str, raw_files))} | wc -l"
-    raw_s, scan_s, report = [], [], {}
+    raw_s, scan_s, own_s, raw_cpu, scan_cpu, report = [], [], [], [], [], {}
     for _ in range(repeat):
-        secs, lines = timed_shell(cmd)
+        secs, lines, cpu = timed_shell(cmd)
         raw_s.append(secs)
-        secs, report = timed_scan(path)
+        raw_cpu.append(cpu)
+        secs, report, cpu = timed_scan(path)
         scan_s.append(secs)
+        scan_cpu.append(cpu)
+        own_s.append(report["seconds"])
         assert report["complete"] and report["records"] == records, (path, report)
     raw, scan = statistics.median(raw_s), statistics.median(scan_s)
     return {
         "lines": lines,
         "raw_s": raw,
         "scan_s": scan,
-        "own_s": report["seconds"],
+        "own_s": statistics.median(own_s),
+        "raw_cpu": statistics.median(raw_cpu),
+        "scan_cpu": statistics.median(scan_cpu),
         "ratio": raw / scan,
         "rss": report["peak_rss_mb"],
         "gz_mb": sum(p.stat().st_size for p in raw_files) / 1e6,
@@ -175,8 +188,10 @@ def main() -> None:
             sys.exit(f"need ~{need_gb:.1f} GB free in {tmp}")
         root = Path(tmp)
         header = "| shape | size | lines | gzip -dc \\| wc -l | scan (process) | scan own timer "
-        print(header + "| scan / gzip -dc \\| wc -l | scan M lines/s | peak RSS |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print(
+            header + "| scan / gzip -dc \\| wc -l | scan M lines/s | peak RSS | CPU s wc / scan |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for shape in shapes:
             for mb, tag in ((args.small_mb, "small"), (args.mb, "large")):
                 path, raw_files, records = build(root, shape, mb, tag)
@@ -185,14 +200,14 @@ def main() -> None:
                     f"| {shape} | {mb} MB ({m['gz_mb']:.1f} MB gz) | {m['lines']:,} "
                     f"| {m['raw_s']:.2f} s | {m['scan_s']:.2f} s | {m['own_s']:.2f} s "
                     f"| **{m['ratio']:.2f}x** | {m['lines'] / m['scan_s'] / 1e6:.2f} "
-                    f"| {m['rss']:.1f} MB |",
+                    f"| {m['rss']:.1f} MB | {m['raw_cpu']:.2f} / {m['scan_cpu']:.2f} |",
                     flush=True,
                 )
                 if shape == "s3:// URIs" and tag == "large":
                     isal = statistics.median(isal_count(path) for _ in range(args.repeat))
                     print(
                         f"|  ↳ Python ISA-L line count in process: {isal:.2f} s; scan's own "
-                        f"timer / it: {isal / m['own_s']:.2f}x | | | | | | | | |",
+                        f"timer / it: {isal / m['own_s']:.2f}x | | | | | | | | | |",
                         flush=True,
                     )
                 for p in raw_files:

@@ -11,8 +11,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
+from typing import TYPE_CHECKING
 
-from pipeline.manifest.batch import DenseBatch
+import numpy as np
+
+from pipeline.manifest.batch import DenseBatch, line_starts
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 from pipeline.manifest.parse import decode_key
 
 
@@ -39,6 +46,8 @@ _JSONL_PREFIX_BYTES = len('{"bucket":"","key":"')
 _JSONL_ITEM_DELTA = 8 - _JSONL_PREFIX_BYTES
 """A row `{"bucket":"b","key":"k` is b + k + 20 bytes; its item `[n,"b","k"]` b + k + 8."""
 _URI_ORDINARY = _ordinary(b"")
+_FIRST_PRINTABLE, _CR, _NEWLINE = ord(" "), ord("\r"), ord("\n")
+_WORD, _WORDS = 8, np.dtype("<u8")
 _URI_SCHEME = b"s3://"
 _URI_ITEM_DELTA = 2
 """A row `s3://b/k` is b + k + 6 bytes; its item `[n,"b","k"]` b + k + 8 + digits."""
@@ -57,31 +66,51 @@ class DenseShape:
     max_line_bytes: int
     part: int = 0
 
-    def batch(self, data: bytes, rows: list[bytes], form: _Form) -> DenseBatch | None:
+    def batch(
+        self,
+        data: bytes,
+        rows: list[bytes] | None,
+        form: _Form,
+        *,
+        starts: npt.NDArray[np.int64] | None = None,
+    ) -> DenseBatch | None:
         """The batch, unless a line is over the length limit (it must become a failure).
 
-        A row no longer than `form.min_row_bytes` may be `bucket,` with an empty key: then
-        `form.empty_key` is searched for (a slow multi-byte search, so only when needed).
+        `rows` are the rows a check built already, or None: then each row is its line less
+        `form.line_extra` bytes (cut from `data` at `form.row_end` only if someone asks), and
+        the lengths come from the newline positions alone. A row no longer than
+        `form.min_row_bytes` may be `bucket,` with an empty key: then `form.empty_key` is
+        searched for (a slow multi-byte search, so only when needed). `starts` are
+        `line_starts(data)`, when the check computed them already.
         """
-        lengths = list(map(len, rows))
-        if max(lengths) + form.line_extra - 1 > self.max_line_bytes:
+        if rows is None:
+            starts = line_starts(data) if starts is None else starts
+            widths = np.diff(starts)  # each line with its newline
+            longest, shortest_row = int(widths.max()) - 1, int(widths.min()) - form.line_extra
+        else:
+            lengths = list(map(len, rows))
+            starts = list(accumulate(map(form.line_extra.__add__, lengths), initial=0))
+            longest, shortest_row = max(lengths) + form.line_extra - 1, min(lengths)
+        if longest > self.max_line_bytes:
             return None
         shortest = max(map(len, self.buckets)) + form.min_row_bytes
-        if min(lengths) <= shortest and form.empty_key in data:
+        if shortest_row <= shortest and form.empty_key in data:
             return None
         return DenseBatch(
             self.first_line,
             self.start_offset,
-            rows,
-            lengths,
+            starts,
             form.item_delta,
             form.parse_row,
-            end_line=self.first_line + len(rows),
+            end_line=self.first_line + len(starts) - 1,
             end_offset=self.start_offset + len(data),
             line_extra=form.line_extra,
             escaped=data if form.is_escaped else None,
             part=self.part,
             buckets=tuple(self.buckets),
+            data=data,
+            row_end=form.row_end,
+            given_rows=rows,
         )
 
 
@@ -95,6 +124,7 @@ class _Form:
     min_row_bytes: int  # a row of the bucket plus this many bytes has an empty key
     empty_key: bytes
     is_escaped: bool = False
+    row_end: bytes = b"\n"  # where `data` is split into rows (when no rows are given)
 
 
 def _csv_row(row: bytes) -> tuple[str, str]:
@@ -161,6 +191,64 @@ def _all_start_with_a_bucket(data: bytes, n: int, buckets: Sequence[bytes], fmt:
     return False
 
 
+def _lines_start_with_a_bucket(
+    data: bytes, starts: npt.NDArray[np.int64], buckets: Sequence[bytes], fmt: bytes
+) -> bool:
+    """`_all_start_with_a_bucket`, vectorized over the known line starts.
+
+    Each line's first bytes are read as little-endian 8-byte words at the line starts (a
+    19-byte prefix is three numpy gathers) instead of searching the whole block for each
+    prefix. Exact: every line is longer than each prefix (else the search answers), so the
+    words read lie inside the line.
+    """
+    heads = starts[:-1]
+    prefixes = [fmt % bucket for bucket in buckets]
+    if not prefixes or int(np.diff(starts).min()) <= max(_WORD, *map(len, prefixes)):
+        return _all_start_with_a_bucket(data, len(heads), buckets, fmt)
+    words = np.ndarray((len(data) - _WORD + 1,), _WORDS, data, strides=(1,))
+    matched = np.zeros(len(heads), bool)
+    for prefix in prefixes:
+        hit = np.ones(len(heads), bool)
+        for offset in (*range(0, len(prefix) - _WORD, _WORD), max(0, len(prefix) - _WORD)):
+            piece = prefix[offset : offset + _WORD]
+            word, value = words[heads + offset], int.from_bytes(piece, "little")
+            if len(piece) < _WORD:
+                word &= (1 << 8 * len(piece)) - 1
+            hit &= word == value
+        matched |= hit
+        if matched.all():
+            return True
+    return False
+
+
+def _uri_line_starts(data: bytes, is_crlf: bool) -> npt.NDArray[np.int64] | None:
+    r"""`line_starts(data)` when only the line ends are not `_URI_ORDINARY` bytes; else None.
+
+    The same fact as `data.translate(None, _URI_ORDINARY) == b"\n" * n` (or `b"\r\n" * n`
+    with a CR ending every line), with the line starts found in the same pass: no quote,
+    backslash or DEL (`in` is a memchr), and the control bytes, found by one numpy compare,
+    are exactly the newlines (or CR, newline pairs).
+    """
+    if b'"' in data or b"\\" in data or b"\x7f" in data:
+        return None
+    block = np.frombuffer(data, np.uint8)
+    controls = np.flatnonzero(block < _FIRST_PRINTABLE)
+    if not is_crlf:
+        ends = controls
+    elif len(controls) % 2 or not (block[controls[::2]] == _CR).all():
+        return None
+    else:
+        ends = controls[1::2]
+        if not (ends - controls[::2] == 1).all():
+            return None
+    if not (block[ends] == _NEWLINE).all():
+        return None
+    starts = np.empty(len(ends) + 1, np.int64)
+    starts[0] = 0
+    np.add(ends, 1, out=starts[1:])
+    return starts
+
+
 def _has_plain_escapes(data: bytes) -> bool:
     """True when every `%` starts an escape of a plain ASCII byte.
 
@@ -180,15 +268,18 @@ def dense_csv_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
     an already-validated bucket, no key is empty, the bytes are UTF-8, and every `%` is an
     escape of a plain ASCII byte (`+` is a space: same length). Else None.
     """
-    rows = data.split(b"\n")
-    rows.pop()
-    n, is_crlf = len(rows), b"\r" in data
+    is_crlf = b"\r" in data
     skeleton = _CSV_SKELETON_CRLF if is_crlf else _CSV_SKELETON
-    if data.translate(None, _CSV_ORDINARY) != skeleton * n:
+    left = data.translate(None, _CSV_ORDINARY)
+    n = left.count(b"\n")  # every line's newline is left (`data` is whole lines)
+    if left != skeleton * n:
         return None
     if is_crlf and data.count(b"\r\n") != n:
         return None
-    if not _all_start_with_a_bucket(data, n, shape.buckets, b"%b,") or not _is_utf8(data):
+    starts = line_starts(data)
+    if not _lines_start_with_a_bucket(data, starts, shape.buckets, b"%b,"):
+        return None
+    if not _is_utf8(data):
         return None
     is_escaped = b"%" in data
     if is_escaped and not _has_plain_escapes(data):
@@ -198,31 +289,32 @@ def dense_csv_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
     else:
         parse = _csv_crlf_row if is_crlf else _csv_row
     form = _Form(_CSV_ITEM_DELTA - is_crlf, parse, 1, 1 + is_crlf, skeleton, is_escaped)
-    return shape.batch(data, rows, form)
+    return shape.batch(data, None, form, starts=starts)
 
 
-_JSONL_FORM = _Form(_JSONL_ITEM_DELTA, _jsonl_row, 3, _JSONL_PREFIX_BYTES, _JSONL_EMPTY_KEY)
+_JSONL_FORM = _Form(
+    _JSONL_ITEM_DELTA, _jsonl_row, 3, _JSONL_PREFIX_BYTES, _JSONL_EMPTY_KEY, row_end=_JSONL_END
+)
 
 
 def dense_jsonl_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
     """A `DenseBatch` when every line is exactly `{"bucket":"B","key":"K"}` with plain strings.
 
-    Proof: splitting at `"}` + newline leaves one row a line (so each line ends so: its only
-    `}`); the skeleton left after deleting ordinary bytes is `{"":"","":""}` a line (no
-    backslash, so no escapes; no control byte); each line starts `{"bucket":"B","key":"` with a
+    Proof: `"}` + newline occurs once a line (so each line ends so: its only `}`); the
+    skeleton left after deleting ordinary bytes is `{"":"","":""}` a line (no backslash, so no
+    escapes; no control byte); each line starts `{"bucket":"B","key":"` with a
     validated bucket B; no key is empty; the bytes are UTF-8.
     """
-    rows = data.split(_JSONL_END)
-    if rows.pop():
+    left = data.translate(None, _JSONL_ORDINARY)
+    n = left.count(b"\n")
+    if left != _JSONL_SKELETON * n or data.count(_JSONL_END) != n:
         return None
-    n = len(rows)
-    if data.translate(None, _JSONL_ORDINARY) != _JSONL_SKELETON * n:
-        return None
-    if not _all_start_with_a_bucket(data, n, shape.buckets, b'{"bucket":"%b","key":"'):
+    starts = line_starts(data)
+    if not _lines_start_with_a_bucket(data, starts, shape.buckets, b'{"bucket":"%b","key":"'):
         return None
     if not _is_utf8(data):
         return None
-    return shape.batch(data, rows, _JSONL_FORM)
+    return shape.batch(data, None, _JSONL_FORM, starts=starts)
 
 
 def dense_uri_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
@@ -236,44 +328,44 @@ def dense_uri_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
     every line starts `s3://bucket/` with an already-validated bucket (a bucket name holds no
     `/`, so a line matches one bucket at most), no key is empty, the bytes are UTF-8. Else None.
     """
-    rows = data.split(b"\n")
-    rows.pop()
-    n, is_crlf = len(rows), b"\r" in data
+    is_crlf = b"\r" in data
     skeleton = b"\r\n" if is_crlf else b"\n"
-    if data.translate(None, _URI_ORDINARY) != skeleton * n:
+    starts = _uri_line_starts(data, is_crlf)
+    if starts is None:
         return None
-    if is_crlf and data.count(b"\r\n") != n:
-        return None
-    if not _all_start_with_a_bucket(data, n, shape.buckets, _URI_SCHEME + b"%b/"):
+    if not _lines_start_with_a_bucket(data, starts, shape.buckets, _URI_SCHEME + b"%b/"):
         return None
     if not _is_utf8(data):
         return None
     parse = _uri_crlf_row if is_crlf else _uri_row
     # `s3://B/` (+ CR) is a row with an empty key: 6 bytes (7 with a CR) more than its bucket
     form = _Form(_URI_ITEM_DELTA - is_crlf, parse, 1, 6 + is_crlf, b"/" + skeleton)
-    return shape.batch(data, rows, form)
+    return shape.batch(data, None, form, starts=starts)
 
 
 _JSONL_KEY_FIRST_OPEN = b'{"key":"'
 _JSONL_KEY_FIRST_FORM = _Form(
-    _JSONL_ITEM_DELTA, _jsonl_key_first_row, 3, _JSONL_PREFIX_BYTES, b'{"key":"",'
+    _JSONL_ITEM_DELTA,
+    _jsonl_key_first_row,
+    3,
+    _JSONL_PREFIX_BYTES,
+    b'{"key":"",',
+    row_end=_JSONL_END,
 )
 
 
 def dense_jsonl_key_first_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
     """A `DenseBatch` when every line is exactly `{"key":"K","bucket":"B"}` with plain strings.
 
-    The same proof as `dense_jsonl_batch`, with the bucket at the end: one row a line split at
-    `"}` + newline, the skeleton `{"":"","":""}` a line (so exactly 8 quotes, no backslash or
+    The same proof as `dense_jsonl_batch`, with the bucket at the end: `"}` + newline once a
+    line, the skeleton `{"":"","":""}` a line (so exactly 8 quotes, no backslash or
     control byte, and neither string holds `{}:,`), every line starts `{"key":"` and ends
     `","bucket":"B"}` with a validated bucket B (one line end per line: it holds the line's
     only `}`), no key is empty, the bytes are UTF-8.
     """
-    rows = data.split(_JSONL_END)
-    if rows.pop():
-        return None
-    n = len(rows)
-    if data.translate(None, _JSONL_ORDINARY) != _JSONL_SKELETON * n:
+    left = data.translate(None, _JSONL_ORDINARY)
+    n = left.count(b"\n")
+    if left != _JSONL_SKELETON * n or data.count(_JSONL_END) != n:
         return None
     if _count_line_starts(data, _JSONL_KEY_FIRST_OPEN) != n:
         return None
@@ -284,4 +376,4 @@ def dense_jsonl_key_first_batch(data: bytes, shape: DenseShape) -> DenseBatch | 
             break
     if ends != n or not _is_utf8(data):
         return None
-    return shape.batch(data, rows, _JSONL_KEY_FIRST_FORM)
+    return shape.batch(data, None, _JSONL_KEY_FIRST_FORM)

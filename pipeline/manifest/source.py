@@ -8,17 +8,20 @@ those drop the decompressed tail of the block in which a truncated stream breaks
 contract is to yield every line before the break. Reading errors (truncated or corrupt gzip,
 a dropped connection) become one `ManifestReadError` carrying the compressed offset reached.
 
-Importing this module also makes smart_open use ISA-L for every `.gz` it opens by name.
+smart_open (with boto3 behind it, a quarter second to import) is imported on the first `s3://`
+open only: a local manifest (`lambdaflow scan FILE`) never needs it. From then on smart_open uses
+ISA-L for every `.gz` it opens by name (`smart_open_lib`).
 """
 
 from __future__ import annotations
 
 import logging
 import zlib
+from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-import smart_open
 from botocore.exceptions import BotoCoreError, ClientError
 from isal import igzip, igzip_lib, isal_zlib
 
@@ -51,7 +54,13 @@ def _open_gz(file_obj: BinaryIO, mode: str, **kwargs: Any) -> BinaryIO:
     return igzip.open(file_obj, mode, **kwargs)  # type: ignore[return-value]
 
 
-smart_open.register_compressor(".gz", _open_gz)
+@cache
+def smart_open_lib() -> ModuleType:
+    """smart_open, imported on first use, with ISA-L registered for `.gz` names."""
+    import smart_open  # noqa: PLC0415  # lazy: see the module docstring
+
+    smart_open.register_compressor(".gz", _open_gz)
+    return smart_open
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -79,7 +88,7 @@ def open_source(source: str, *, client: S3Client | None = None) -> BinaryIO:
     """
     try:
         if source.startswith(S3_SCHEME):
-            return smart_open.open(
+            return smart_open_lib().open(
                 source,
                 "rb",
                 compression="disable",

@@ -50,15 +50,12 @@ def _items(batch: RecordBatch, start: int, stop: int) -> bytes:
     if isinstance(batch, DenseBatch) and stop > start:
         shape = _VERBATIM_ROWS.get(batch.parse_row)
         if shape is not None:
-            rows = batch.rows[start:stop]
-            return _dense_items(rows, batch.first_line + start, *shape, batch.buckets)
+            return _dense_items(batch, start, stop, *shape)
     return orjson.dumps(batch.items(start, stop))[1:-1]
 
 
-def _dense_items(
-    rows: list[bytes], first_line: int, kind: str, line_end: bytes, buckets: tuple[bytes, ...]
-) -> bytes:
-    """Rows proved plain → `[line,"bucket","key"]` items, by whole-block rewrites.
+def _dense_items(batch: DenseBatch, start: int, stop: int, kind: str, line_end: bytes) -> bytes:
+    """Rows [start, stop) of `batch`, proved plain → `[line,"bucket","key"]` items.
 
     A dense CSV row is `bucket,key` with exactly one comma; a dense JSON Lines row is exactly
     `{"bucket":"B","key":"K"}` (its `"}` possibly cut off already); a dense URI row is
@@ -68,7 +65,7 @@ def _dense_items(
     The rows become one `%`-format template with a `%d` where each line number goes, filled by
     a single format call (1.5x faster than formatting item by item); a `%` is doubled first.
     """
-    block = b"\n".join(rows).replace(b"%", b"%%")
+    block = batch.joined_rows(start, stop).replace(b"%", b"%%")
     if line_end:
         block = block.replace(line_end, b"")  # a CR only ever ends a row of such a batch
     if kind == _JSONL:
@@ -77,10 +74,11 @@ def _dense_items(
         template = b"[%d," + fields.replace(b"\n", b'"],[%d,') + b'"]'
     elif kind == _URI:
         block = b"\n" + block  # every row, the first too, now starts newline + `s3://B/`
-        for bucket in buckets:
+        for bucket in batch.buckets:
             block = block.replace(b"\ns3://%b/" % bucket, b'\n"%b","' % bucket)
         template = b"[%d," + block[1:].replace(b"\n", b'"],[%d,') + b'"]'
     else:
         fields = block.replace(b",", b'","')
         template = b'[%d,"' + fields.replace(b"\n", b'"],[%d,"') + b'"]'
-    return template % tuple(range(first_line, first_line + len(rows)))
+    first = batch.first_line
+    return template % tuple(range(first + start, first + stop))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -74,8 +75,14 @@ class Chunk:
 
 
 def _envelope_bytes(run: str, number: int) -> int:
-    """JSON size of a chunk message with no items."""
-    return len(orjson.dumps({"v": MESSAGE_VERSION, "run": run, "chunk": number, "items": []}))
+    """JSON size of a chunk message with no items: chunk 0's, with `number`'s digits for `0`."""
+    return _envelope_base(run) + len(str(number)) - 1
+
+
+@lru_cache(maxsize=64)
+def _envelope_base(run: str) -> int:
+    """JSON size of a run's chunk message with no items and chunk number 0 (once a run)."""
+    return len(orjson.dumps({"v": MESSAGE_VERSION, "run": run, "chunk": 0, "items": []}))
 
 
 def _fitting_prefix(records: list[ManifestRecord], run: str, number: int, cap: int) -> int:

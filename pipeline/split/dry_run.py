@@ -19,9 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import orjson
-from botocore.config import Config
 
 from pipeline.failures import FailureRecord, ManifestReadError, NotPlainGzip
 from pipeline.gzip.ranged import LocalFileReader, ObjectReader, S3ObjectReader
@@ -37,7 +35,7 @@ DRY_RUN_ID = "scan0000000000000"
 EXAMPLES_PER_ERROR = 5
 _READING_LOGGERS = ("pipeline.gzip.", "pipeline.manifest.")
 """Warnings from these are about the manifest's bytes (the split's own are in its outcome)."""
-_S3_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+_S3_RETRIES = {"mode": "standard", "max_attempts": 5}
 """`standard` retries ride out S3's 503 SlowDown; `legacy` does not."""
 
 
@@ -143,7 +141,11 @@ class Opener:
         reader: ObjectReader
         if location.startswith(S3_SCHEME):
             if self._client is None:
-                self._client = boto3.client("s3", config=_S3_CONFIG)
+                # lazy: a local manifest needs no AWS SDK (boto3 is a third of scan's start-up)
+                import boto3  # noqa: PLC0415
+                from botocore.config import Config  # noqa: PLC0415
+
+                self._client = boto3.client("s3", config=Config(retries=_S3_RETRIES))
             bucket, key = split_s3_uri(location)
             reader = S3ObjectReader(self._client, bucket, key, streaming=True)
         else:

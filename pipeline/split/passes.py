@@ -109,7 +109,8 @@ class _Pass:
 
     def write_failures(self, chunk: int, last_line: float) -> None:
         """Stream the waiting failures up to `last_line` into the parse part of `chunk`."""
-        for group in self.backlog.pop_through(last_line):
+        groups = self.backlog.pop_through(last_line) if self.backlog else ()
+        for group in groups:
             self.failures.append(self.run, chunk, group)
             self.totals.add(0, group)
         self.failures.close(self.run, chunk)
@@ -237,10 +238,11 @@ def _cut(
         message = ChunkMessage(span.number, body, span.count, resume[0] - 1, span.message_bytes)
         work.emit(message, sink)
         next_chunk = span.number + 1
-        position = work.stop_position(span, resume)
-        if position is not None:
-            work.stop = position
-            if clock() >= deadline:
+        # The stop matters only where the pass stops: a pass that runs to the end takes none
+        if clock() >= deadline:
+            position = work.stop_position(span, resume)
+            if position is not None:
+                work.stop = position
                 break
     return next_chunk
 

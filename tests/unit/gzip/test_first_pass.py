@@ -76,3 +76,37 @@ def test_a_stream_without_checkpoints_refuses_to_take_one(tmp_path):
     assert stream.read() == b"bkt,k\n" * 100
     with pytest.raises(ValueError, match="checkpoints=False"):
         take_checkpoint(stream, next_line=101, uncompressed_offset=600, next_chunk=1)
+
+
+def test_closing_mid_stream_stops_the_inflating_thread(tmp_path):
+    # GIVEN a gzip far bigger than the blocks the inflating thread may hold ready
+    path = tmp_path / "m.gz"
+    path.write_bytes(gzip.compress(os.urandom(1 << 16).hex().encode() * 200, compresslevel=1))
+    raw = FirstPassRaw(RangedRawFile(LocalFileReader(path)))
+    buffer = bytearray(1 << 16)
+    assert raw.readinto(buffer) > 0
+    # WHEN the reader closes after one read
+    raw.close()
+    # THEN the thread, blocked on a full queue, has ended
+    assert not raw._thread.is_alive()
+    assert raw.closed
+
+
+def test_every_byte_before_a_break_comes_before_the_error(tmp_path):
+    # GIVEN a gzip cut in the middle of many blocks of output
+    data = b"".join(b"bkt,photos/%09d.jpg\n" % i for i in range(400_000))
+    blob = gzip.compress(data)
+    path = tmp_path / "m.gz"
+    path.write_bytes(blob[: len(blob) // 2])
+    raw = FirstPassRaw(RangedRawFile(LocalFileReader(path)))
+    got, buffer = bytearray(), bytearray(1 << 16)
+    # WHEN read until it raises
+    with pytest.raises(NotPlainGzip):
+        while n := raw.readinto(buffer):
+            got += buffer[:n]
+    # THEN what came first is the data's own beginning, several blocks of it, in order
+    assert len(got) > 2 * (1 << 20)
+    assert data.startswith(got)
+    # AND a read after the error raises it again, never a clean end
+    with pytest.raises(NotPlainGzip):
+        raw.readinto(buffer)

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.manifest.reader import ManifestRecord
-from pipeline.split.chunking import Chunk, iter_chunks
+from pipeline.split.chunking import Chunk, _envelope_bytes, iter_chunks
 
 
 def _records(n: int, key_len: int = 10) -> list[ManifestRecord]:
@@ -93,3 +93,10 @@ def test_chunking_is_deterministic_lossless_and_bounded(keys, chunk_items, cap):
         assert 1 <= len(chunk.items) <= chunk_items
         assert len(orjson.dumps(chunk.to_message())) <= cap
         assert Chunk.from_message(chunk.to_message()) == chunk
+
+
+@given(run=st.text(max_size=40), number=st.integers(0, 10**12))
+def test_the_envelope_size_is_the_empty_messages_json_size(run, number):
+    # the size is computed once a run and adjusted by the chunk number's digits
+    empty = {"v": 1, "run": run, "chunk": number, "items": []}
+    assert _envelope_bytes(run, number) == len(orjson.dumps(empty))
