@@ -36,6 +36,7 @@ from pipeline.manifest.dense import (
     dense_jsonl_key_first_batch,
     dense_uri_batch,
 )
+from pipeline.manifest.dense_columns import columns_check
 from pipeline.manifest.format import ManifestFormat, sniff_format
 from pipeline.manifest.json_array import ArraySplitter
 from pipeline.manifest.lines import (
@@ -68,7 +69,7 @@ __all__ = [  # ManifestFormat and sniff_format moved to manifest_format; importa
 
 SNIFF_BYTES = 64 * 1024
 _DENSE_CSV = {CsvKind.BATCH: dense_csv_batch, CsvKind.URI: dense_uri_batch}
-"""The CSV layouts a block can be proved dense for (header and Inventory rows never are)."""
+"""The CSV layouts of `pipeline.manifest.dense`; header and Inventory: `columns_check`."""
 
 Item = ManifestRecord | ManifestLineError
 
@@ -250,6 +251,8 @@ class RecordReader:
             check = dense_jsonl_key_first_batch if is_key_first else dense_jsonl_batch
         elif self._layout is not None and self._layout.kind in _DENSE_CSV:
             check = _DENSE_CSV[self._layout.kind]
+        elif (columns := columns_check(self._layout)) is not None:
+            check = columns  # header CSV and Inventory rows (`pipeline.manifest.dense_columns`)
         else:
             return None
         return check(run.data, shape)
