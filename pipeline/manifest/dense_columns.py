@@ -11,27 +11,25 @@ check here proves, for a whole block, that every line is one the reference parse
 Columns after the key make an item's size (`[line,"bucket","key"]`) no function of its line
 length, so such a block is a `ColumnsBatch`: a `DenseBatch` whose item sizes come from the
 key lengths (one `bytes.split` on the field separator) instead. Pure: no I/O.
+
+Reaches into `pipeline.manifest.dense` for its byte-class helpers on purpose: one definition of
+what a plain byte is serves every dense check.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from functools import partial
 from itertools import accumulate, repeat
-from operator import add, sub
+from operator import add
 
 from pipeline.manifest.batch import DenseBatch, digit_count_sum
-from pipeline.manifest.dense import (
-    DenseShape,
-    _count_line_starts,
-    _Form,
-    _has_plain_escapes,
-    _is_utf8,
-    _ordinary,
-)
+from pipeline.manifest.dense import DenseShape, _count_line_starts, _Form, _is_utf8, _ordinary
 from pipeline.manifest.parse import CsvKind, CsvLayout, decode_key
 
+DenseCheck = Callable[[bytes, DenseShape], DenseBatch | None]
 _ORDINARY = _ordinary(b",")
 """Field bytes: printable ASCII but `,` `"` `\\`, and all non-ASCII (see `dense._ordinary`)."""
 _QUOTED_SEP = b'","'
@@ -39,29 +37,39 @@ _BARE_SEP = b","
 _ITEM_EXTRA = len('[,"",""]')
 _NEVER_EMPTY = -(2**62)
 """`_Form.min_row_bytes` that skips `DenseShape.batch`'s empty-key search: done here."""
+_NOT_PLAIN_ESCAPE = re.compile(rb"%(?:(?![2-7][0-9A-Fa-f])|22|5[Cc]|7[Ff])")
+"""A `%` that is no escape of a plain ASCII byte (control, `"`, `\\`, DEL and non-ASCII are
+not: see `dense._HARD_ESCAPE`); one search, where a `findall` would build a list."""
 
 
 @dataclass(frozen=True, slots=True)
 class ColumnsBatch(DenseBatch):
-    """A `DenseBatch` whose chunk item sizes are given, not derived from the line lengths.
+    """A `DenseBatch` whose item sizes come from its keys, not from its line lengths.
 
-    `item_starts[i]` is the sum of the item sizes of rows [0, i), line-number digits left out
-    (they are added by range, as `DenseBatch` does).
+    `key_starts[i]` is the sum of the key bytes of rows [0, i) (plus their bucket bytes when the
+    block's buckets differ in length; else those are in `item_delta`), escapes undecoded.
     """
 
-    item_starts: list[int] | None = None
+    key_starts: Sequence[int] = ()
 
     def item_bytes(self, start: int, stop: int) -> int:
-        """Sum of item sizes: key and bucket bytes by prefix sums, plus the line digits."""
-        starts, first = self.item_starts, self.first_line
-        assert starts is not None  # always built with them
-        return starts[stop] - starts[start] + digit_count_sum(first + start, first + stop)
+        """Sum of item sizes: keys by prefix sums, the rest per item, the lines' digits."""
+        keys, first = self.key_starts, self.first_line
+        return (
+            keys[stop]
+            - keys[start]
+            + self.item_delta * (stop - start)
+            + digit_count_sum(first + start, first + stop)
+            - 2 * self._escapes(start, stop)
+        )
 
     def item_sizes(self, start: int, stop: int) -> list[int]:
         """Item sizes one by one."""
-        starts, first = self.item_starts, self.first_line
-        assert starts is not None  # always built with them
-        return [starts[i + 1] - starts[i] + len(str(first + i)) for i in range(start, stop)]
+        keys, first, delta = self.key_starts, self.first_line, self.item_delta
+        return [
+            keys[i + 1] - keys[i] + delta + len(str(first + i)) - 2 * self._escapes(i, i + 1)
+            for i in range(start, stop)
+        ]
 
 
 def _quoted_row(row: bytes) -> tuple[str, str]:
@@ -84,7 +92,6 @@ def _bare_encoded_row(row: bytes) -> tuple[str, str]:
     return bucket, decode_key(key, 0)  # type: ignore[return-value]  # proved decodable
 
 
-DenseCheck = Callable[[bytes, DenseShape], DenseBatch | None]
 _PARSERS = {
     (True, False): _quoted_row,
     (True, True): _quoted_encoded_row,
@@ -107,84 +114,120 @@ def columns_check(layout: CsvLayout | None) -> DenseCheck | None:
     return partial(dense_columns_batch, is_key_encoded=layout.is_key_encoded)
 
 
-def _row_skeleton(first: bytes) -> tuple[bool, int, bool] | None:
-    r"""(quoted, columns, CRLF) of a row skeleton `"",""(,"")*\r?\n` or `,+\r?\n`; else None."""
-    is_crlf = first.endswith(b"\r\n")
-    body = first[: -1 - is_crlf]
-    columns = body.count(b",") + 1
-    if columns >= 2 and body == b",".join(repeat(b'""', columns)):  # noqa: PLR2004
-        return True, columns, is_crlf
-    if columns >= 2 and body == b"," * (columns - 1):  # noqa: PLR2004
-        return False, columns, is_crlf
-    return None
-
-
-def _bucket_bytes(data: bytes, n: int, buckets: Sequence[bytes], prefix: bytes) -> int | None:
-    """The length shared by the buckets every line starts with (`prefix % bucket`).
-
-    0 when every line starts with a validated bucket but their lengths differ; None when
-    some line starts with none (a bucket name holds no `"` or `,`: one match a line at most).
-    """
-    matched, lengths = 0, set()
-    for bucket in buckets:
-        count = _count_line_starts(data, prefix % bucket)
-        if count:
-            matched, lengths = matched + count, lengths | {len(bucket)}
-        if matched == n:
-            return lengths.pop() if len(lengths) == 1 else 0
-    return None
-
-
 @dataclass(frozen=True, slots=True)
 class _Rows:
     """What the proof found out about a block's rows."""
 
     is_quoted: bool
     columns: int
-    is_crlf: bool
-    bucket_bytes: int  # 0: buckets of different lengths
+    eol: bytes
+    bucket_bytes: int = 0  # 0: the block's buckets differ in length
+
+
+def _row_form(skeleton: bytes) -> _Rows | None:
+    r"""The form of a row skeleton `"",""(,"")*\r?\n` or `,+\r?\n`; else None."""
+    eol = b"\r\n" if skeleton.endswith(b"\r\n") else b"\n"
+    body = skeleton[: -len(eol)]
+    columns = body.count(b",") + 1
+    if columns < 2:  # noqa: PLR2004
+        return None
+    if body == b",".join(repeat(b'""', columns)):
+        return _Rows(True, columns, eol)
+    if body == b"," * (columns - 1):
+        return _Rows(False, columns, eol)
+    return None
+
+
+def _quoted_bucket_bytes(data: bytes, n: int, buckets: Sequence[bytes], eol: bytes) -> set[int]:
+    """Lengths of the buckets starting the rows; empty unless every row is proved framed.
+
+    Framed: each line starts `"B","` with a validated bucket B and ends with `"` + `eol`.
+    Every line boundary but the last is counted once in `"` eol `"B","` (a bucket holds no
+    `"`: a boundary matches one bucket at most), the first line's start and the last line's
+    end are looked at directly.
+    """
+    lengths = {len(b) for b in buckets if data.startswith(b'"%b","' % b)}
+    if not lengths or not data.endswith(b'"' + eol):
+        return set()
+    matched = 0
+    for bucket in buckets:
+        if matched == n - 1:
+            break
+        count = data.count(b'"%b"%b","' % (eol, bucket))
+        if count:
+            matched, lengths = matched + count, lengths | {len(bucket)}
+    return lengths if matched == n - 1 else set()
+
+
+def _bare_bucket_bytes(data: bytes, n: int, buckets: Sequence[bytes], eol: bytes) -> set[int]:
+    """Lengths of the buckets starting the rows (`B,`); empty unless every row starts so."""
+    if eol == b"\r\n" and data.count(eol) != n:
+        return set()
+    matched, lengths = 0, set()
+    for bucket in buckets:
+        if matched == n:
+            break
+        count = _count_line_starts(data, b"%b," % bucket)
+        if count:
+            matched, lengths = matched + count, lengths | {len(bucket)}
+    return lengths if matched == n else set()
 
 
 def _prove(data: bytes, n: int, buckets: Sequence[bytes]) -> _Rows | None:
     """The rows' form when every line is proved a plain row of it (see `dense_columns_batch`)."""
     skeleton = data.translate(None, _ORDINARY)
     first = skeleton[: skeleton.find(b"\n") + 1]
-    form = _row_skeleton(first)
+    form = _row_form(first)
     if form is None or skeleton != first * n:
         return None
-    is_quoted, columns, is_crlf = form
-    eol = b"\r\n" if is_crlf else b"\n"
-    if is_crlf and data.count(eol) != n:
+    framing = _quoted_bucket_bytes if form.is_quoted else _bare_bucket_bytes
+    lengths = framing(data, n, buckets, form.eol)
+    if not lengths or not _is_utf8(data):
         return None
-    if is_quoted and (data.count(_QUOTED_SEP) != n * (columns - 1) or data.count(b'"' + eol) != n):
-        return None
-    bucket_bytes = _bucket_bytes(data, n, buckets, b'"%b","' if is_quoted else b"%b,")
-    if bucket_bytes is None or not _is_utf8(data):
-        return None
-    return _Rows(is_quoted, columns, is_crlf, bucket_bytes)
+    bucket_bytes = lengths.pop() if len(lengths) == 1 else 0
+    return _Rows(form.is_quoted, form.columns, form.eol, bucket_bytes)
 
 
-def _bucket_lengths(rows: list[bytes], form: _Rows) -> Iterable[int]:
-    """Each row's bucket length (per row only when the block's buckets differ in length)."""
-    if form.bucket_bytes:
-        return repeat(form.bucket_bytes)
-    if form.is_quoted:
-        return [row.index(b'"', 1) - 1 for row in rows]
-    return [row.index(b",") for row in rows]
+def _keys(data: bytes, rows: list[bytes], form: _Rows) -> list[bytes] | None:
+    """Each row's key, as bytes holding it and nothing else that may hold a `%` or be empty.
 
-
-def _keys(data: bytes, rows: list[bytes], form: _Rows) -> tuple[list[bytes], list[int]]:
-    """Bytes holding each row's key and nothing else that may hold a `%`, and key lengths.
-
-    Past two columns, the key is every (c - 1)th piece of the block split at the field
-    separator; with two, the row less its bucket field and punctuation.
+    Past two columns, every (c - 1)th piece of the block split at the field separator (for
+    quoted rows, a piece count of one more than the separators proves every comma sits between
+    two quotes); with two columns, the rows themselves. None: not proved.
     """
+    if form.columns == 2:  # noqa: PLR2004
+        return rows
+    step = form.columns - 1
+    pieces = data.split(_QUOTED_SEP if form.is_quoted else _BARE_SEP)
+    if len(pieces) != len(rows) * step + 1:
+        return None
+    return pieces[1::step]
+
+
+def _has_empty_key(data: bytes, keys: list[bytes], form: _Rows) -> bool:
+    """Whether a key is empty: an empty piece, or (two columns) a line ending `",""` / `,`."""
     if form.columns > 2:  # noqa: PLR2004
-        keys = data.split(_QUOTED_SEP if form.is_quoted else _BARE_SEP)[1 :: form.columns - 1]
-        return keys, list(map(len, keys))
-    punctuation = (5 if form.is_quoted else 1) + form.is_crlf  # `"B","K"` / `B,K`, and a CR
-    lengths = map(sub, map(len, rows), map(punctuation.__add__, _bucket_lengths(rows, form)))
-    return rows, list(lengths)
+        return b"" in keys
+    return (b'",""' if form.is_quoted else b",") + form.eol in data
+
+
+def _key_starts(rows: list[bytes], keys: list[bytes], form: _Rows) -> tuple[list[int], int]:
+    """Prefix sums of key bytes, and the bytes every item adds (see `ColumnsBatch`).
+
+    With two columns the key bytes are the row's less its punctuation (`"B","K"`, `B,K`, and
+    a CR), so they hold the bucket's too; past two, the block's bucket bytes are added to each
+    item when they are one length, else found row by row (rare) and added to the key bytes.
+    """
+    if form.columns == 2:  # noqa: PLR2004
+        punctuation = (5 if form.is_quoted else 1) + (form.eol == b"\r\n")
+        return list(accumulate(map(punctuation.__rsub__, map(len, rows)), initial=0)), _ITEM_EXTRA
+    if form.bucket_bytes:
+        return list(accumulate(map(len, keys), initial=0)), _ITEM_EXTRA + form.bucket_bytes
+    if form.is_quoted:
+        bucket_bytes = [row.index(b'"', 1) - 1 for row in rows]
+    else:
+        bucket_bytes = [row.index(b",") for row in rows]
+    return list(accumulate(map(add, map(len, keys), bucket_bytes), initial=0)), _ITEM_EXTRA
 
 
 def dense_columns_batch(
@@ -195,32 +238,31 @@ def dense_columns_batch(
     Proof, for the `n` newline-terminated lines of `data`: deleting field bytes (`_ORDINARY`)
     leaves the first line's skeleton — `"",""` plus `,""` a further column, or c - 1 commas,
     then `\n` or `\r\n` — once a line (so each line has c fields, no quote inside a field, no
-    backslash or control byte, a CR only as the last byte of every line, or of none); for
-    quoted rows every comma sits between two quotes (`","` occurs once a comma) and every line
-    ends with a quote, so each field is exactly `"F"`; every line starts with a validated
-    bucket's field; no key is empty; the bytes are UTF-8; URL-encoded keys hold only escapes of
-    plain ASCII bytes. Then `parse_csv_row` reads bucket and key from the fields as they are
-    (URL-decoded when encoded), and an item is bucket + key + 8 bytes and the line's digits.
+    backslash or control byte, a CR only as the last byte of every line, or of none); quoted
+    rows are framed (every line starts `"B","` with a validated bucket B and ends with `"`, and
+    every comma sits between two quotes), so each field is exactly `"F"`; bare rows start `B,`;
+    no key is empty; the bytes are UTF-8; URL-encoded keys hold only escapes of plain ASCII
+    bytes, and no `%` lies outside the keys. Then `parse_csv_row` reads bucket and key from the
+    fields as they are (URL-decoded when encoded), and an item is bucket + key + 8 bytes, the
+    line's digits, less 2 bytes an escape.
     """
     rows = data.split(b"\n")
     rows.pop()
     form = _prove(data, len(rows), shape.buckets)
     if form is None:
         return None
+    keys = _keys(data, rows, form)
+    if keys is None or _has_empty_key(data, keys, form):
+        return None
     is_escaped = is_key_encoded and b"%" in data
-    if is_escaped and not _has_plain_escapes(data):
+    if is_escaped and (
+        _NOT_PLAIN_ESCAPE.search(data) or data.count(b"%") != b"".join(keys).count(b"%")
+    ):
         return None
-    keys, key_bytes = _keys(data, rows, form)
-    if 0 in key_bytes:
-        return None
-    if is_escaped:  # each escape is 3 bytes for one
-        key_bytes = list(
-            map(sub, key_bytes, map((2).__mul__, map(bytes.count, keys, repeat(b"%"))))
-        )
-    sizes = map(add, key_bytes, map(_ITEM_EXTRA.__add__, _bucket_lengths(rows, form)))
+    key_starts, delta = _key_starts(rows, keys, form)
     parse = _PARSERS[form.is_quoted, is_key_encoded]
-    batch = shape.batch(data, rows, _Form(0, parse, 1, _NEVER_EMPTY, b""))
+    batch = shape.batch(data, rows, _Form(delta, parse, 1, _NEVER_EMPTY, b"", is_escaped))
     if batch is None:
         return None
     base = {f.name: getattr(batch, f.name) for f in fields(batch) if f.init}
-    return ColumnsBatch(**base, item_starts=list(accumulate(sizes, initial=0)))
+    return ColumnsBatch(**base, key_starts=key_starts)

@@ -241,7 +241,9 @@ class RecordReader:
 
     def _dense(self, run: LineRun) -> DenseBatch | None:
         """The run as a `DenseBatch`, when it is proved plain; else None."""
-        if run.data is None or not self._buckets or self._open is not None:
+        if run.data is None or self._open is not None:
+            return None
+        if not self._buckets and not self._learn_first_bucket(run.data):
             return None
         shape = DenseShape(
             self._line_after, run.start, self._buckets, self._max_line_bytes, self._part
@@ -256,6 +258,19 @@ class RecordReader:
         else:
             return None
         return check(run.data, shape)
+
+    def _learn_first_bucket(self, data: bytes) -> bool:
+        """Validate the bucket of the block's first line, if it is a record; True if known now.
+
+        After a header row the first block would else go line by line: no bucket is known yet.
+        Parsing the line is pure, so it is parsed here and again, densely or not, below.
+        """
+        if self._fmt is not ManifestFormat.JSON_LINES and self._layout is None:
+            return False  # the first line may set the layout: only `_run_items` reads it
+        item = self._line_item(data[: data.find(b"\n")], self._line_after)
+        if isinstance(item, ManifestRecord):
+            self._learn_bucket(item.bucket)
+        return bool(self._buckets)
 
     def _run_items(self, run: LineRun) -> Iterator[Item]:
         """Parse a run line by line, exactly as iteration does, keeping `position` exact.

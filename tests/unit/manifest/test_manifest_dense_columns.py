@@ -38,7 +38,7 @@ BUCKETS = [f"bkt-{i}" for i in range(10)] + ["bucket-long-name"]
 HEADER = layout_from_names(["Bucket", "Key", "Size"], kind=CsvKind.HEADER, is_key_encoded=False)
 SCHEMA = layout_from_names(["Bucket", "Key", "Size"], kind=CsvKind.SCHEMA, is_key_encoded=True)
 
-bucket = st.sampled_from(BUCKETS[:2]) | st.sampled_from(BUCKETS)
+bucket = st.sampled_from(BUCKETS[:2]) | st.sampled_from(BUCKETS[-2:]) | st.sampled_from(BUCKETS)
 ESCAPES = ["%41", "%2F", "%2b", "%20", "%C3%A9", "%0A", "%22", "%5C", "%7F", "%80", "%e2%82", "%"]
 nasty_key = st.lists(
     st.sampled_from([*'ab/é中😀 ,"+%\\\r\n\t\x7f\x00', *ESCAPES]), max_size=12
@@ -350,6 +350,10 @@ def test_plain_header_and_inventory_manifests_are_read_dense(header, row, layout
     assert _flatten(batches) == [("ok", n, b, k, None) for n, (b, k) in enumerate(keys, first)]
     assert reader.position.offset == len(data)
     assert all(isinstance(b, ColumnsBatch) for b in batches if isinstance(b, DenseBatch))
+    for batch in batches:
+        sizes = [len(orjson.dumps(item)) for item in batch.items(0, len(batch))]
+        assert batch.item_sizes(0, len(batch)) == sizes
+        assert batch.item_bytes(0, len(batch)) == sum(sizes)
 
 
 @pytest.mark.parametrize(
