@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from functools import partial
 from itertools import accumulate, repeat
-from operator import add
+from operator import le
 
 from pipeline.manifest.batch import DenseBatch, digit_count_sum
 from pipeline.manifest.dense import DenseShape, _count_line_starts, _Form, _is_utf8, _ordinary
@@ -44,10 +44,11 @@ not: see `dense._HARD_ESCAPE`); one search, where a `findall` would build a list
 
 @dataclass(frozen=True, slots=True)
 class ColumnsBatch(DenseBatch):
-    """A `DenseBatch` whose item sizes come from its keys, not from its line lengths.
+    """A `DenseBatch` whose item sizes come from where its keys end, not from its line lengths.
 
-    `key_starts[i]` is the sum of the key bytes of rows [0, i) (plus their bucket bytes when the
-    block's buckets differ in length; else those are in `item_delta`), escapes undecoded.
+    `key_starts[i]` is the sum over rows [0, i) of the offset in its row where the key ends
+    (see `_locate_keys`); an item is that plus `item_delta` and its line digits, less 2 bytes
+    an escape (counted in the key bytes: no `%` lies outside the keys).
     """
 
     key_starts: Sequence[int] = ()
@@ -188,46 +189,62 @@ def _prove(data: bytes, n: int, buckets: Sequence[bytes]) -> _Rows | None:
     return _Rows(form.is_quoted, form.columns, form.eol, bucket_bytes)
 
 
-def _keys(data: bytes, rows: list[bytes], form: _Rows) -> list[bytes] | None:
-    """Each row's key, as bytes holding it and nothing else that may hold a `%` or be empty.
+@dataclass(frozen=True, slots=True)
+class _Keys:
+    """Where each row's key lies: `starts`/`ends` row offsets (ends: None with two columns)."""
 
-    Past two columns, every (c - 1)th piece of the block split at the field separator (for
-    quoted rows, a piece count of one more than the separators proves every comma sits between
-    two quotes); with two columns, the rows themselves. None: not proved.
+    starts: Sequence[int]
+    ends: list[int] | None
+    sums: list[int]  # prefix sums of `ends` (two columns: of the row lengths, ends None)
+    delta: int  # an item's size less its line digits is a row's `ends` (length) + delta
+
+
+def _locate_keys(data: bytes, rows: list[bytes], form: _Rows) -> _Keys | None:
+    """Find each row's key with one mapped `bytes.find`; None when one is empty or not proved.
+
+    A key starts after its bucket field and ends at the first separator after it (keys hold no
+    quote or comma). An item `[n,"B","K"]` is B + K + 8 bytes and the digits, and B + K is the
+    key's end less 4 (`"B","`) or 1 (`B,`) whatever the bucket, so the items' sizes are prefix
+    sums of the key ends. With two columns the key ends the row: a row's length stands for its
+    key end. Past three quoted columns every comma must sit between two quotes (`","` counted
+    once a comma), so the first `","` after a key's start is its end; with three it is found
+    only there, or not at all.
     """
+    before_key = 4 if form.is_quoted else 1
+    delta = _ITEM_EXTRA - before_key
     if form.columns == 2:  # noqa: PLR2004
-        return rows
-    step = form.columns - 1
-    pieces = data.split(_QUOTED_SEP if form.is_quoted else _BARE_SEP)
-    if len(pieces) != len(rows) * step + 1:
+        if (b'",""' if form.is_quoted else b",") + form.eol in data:  # an empty key
+            return None
+        after_key = (1 if form.is_quoted else 0) + (form.eol == b"\r\n")  # `"`, CR
+        sums = list(accumulate(map(len, rows), initial=0))
+        return _Keys((), None, sums, delta - after_key)
+    sep = _QUOTED_SEP if form.is_quoted else _BARE_SEP
+    is_framed = not form.is_quoted or form.columns == 3  # noqa: PLR2004
+    if not is_framed and data.count(sep) != len(rows) * (form.columns - 1):
         return None
-    return pieces[1::step]
-
-
-def _has_empty_key(data: bytes, keys: list[bytes], form: _Rows) -> bool:
-    """Whether a key is empty: an empty piece, or (two columns) a line ending `",""` / `,`."""
-    if form.columns > 2:  # noqa: PLR2004
-        return b"" in keys
-    return (b'",""' if form.is_quoted else b",") + form.eol in data
-
-
-def _key_starts(rows: list[bytes], keys: list[bytes], form: _Rows) -> tuple[list[int], int]:
-    """Prefix sums of key bytes, and the bytes every item adds (see `ColumnsBatch`).
-
-    With two columns the key bytes are the row's less its punctuation (`"B","K"`, `B,K`, and
-    a CR), so they hold the bucket's too; past two, the block's bucket bytes are added to each
-    item when they are one length, else found row by row (rare) and added to the key bytes.
-    """
-    if form.columns == 2:  # noqa: PLR2004
-        punctuation = (5 if form.is_quoted else 1) + (form.eol == b"\r\n")
-        return list(accumulate(map(punctuation.__rsub__, map(len, rows)), initial=0)), _ITEM_EXTRA
     if form.bucket_bytes:
-        return list(accumulate(map(len, keys), initial=0)), _ITEM_EXTRA + form.bucket_bytes
-    if form.is_quoted:
-        bucket_bytes = [row.index(b'"', 1) - 1 for row in rows]
-    else:
-        bucket_bytes = [row.index(b",") for row in rows]
-    return list(accumulate(map(add, map(len, keys), bucket_bytes), initial=0)), _ITEM_EXTRA
+        starts: Sequence[int] = repeat(form.bucket_bytes + before_key)
+        ends = list(map(bytes.find, rows, repeat(sep), starts))
+        if min(ends) <= form.bucket_bytes + before_key:
+            return None
+    else:  # rare: the block's buckets differ in length, found row by row
+        first = b'"' if form.is_quoted else b","
+        after = 3 if form.is_quoted else 1  # `","` / `,` from the bucket's end to its key
+        starts = [row.index(first, 1) + after for row in rows]
+        ends = list(map(bytes.find, rows, repeat(sep), starts))
+        if any(map(le, ends, starts)):
+            return None
+    return _Keys(starts, ends, list(accumulate(ends, initial=0)), delta)
+
+
+def _escapes_only_in_keys(data: bytes, rows: list[bytes], keys: _Keys) -> bool:
+    """True when every `%` is a plain escape and lies inside a key (the batch counts them)."""
+    if _NOT_PLAIN_ESCAPE.search(data):
+        return False
+    if keys.ends is None:
+        return True  # two columns: nothing but the bucket (no `%`) besides the key
+    in_keys = sum(map(bytes.count, rows, repeat(b"%"), keys.starts, keys.ends))
+    return in_keys == data.count(b"%")
 
 
 def dense_columns_batch(
@@ -251,18 +268,15 @@ def dense_columns_batch(
     form = _prove(data, len(rows), shape.buckets)
     if form is None:
         return None
-    keys = _keys(data, rows, form)
-    if keys is None or _has_empty_key(data, keys, form):
+    keys = _locate_keys(data, rows, form)
+    if keys is None:
         return None
     is_escaped = is_key_encoded and b"%" in data
-    if is_escaped and (
-        _NOT_PLAIN_ESCAPE.search(data) or data.count(b"%") != b"".join(keys).count(b"%")
-    ):
+    if is_escaped and not _escapes_only_in_keys(data, rows, keys):
         return None
-    key_starts, delta = _key_starts(rows, keys, form)
     parse = _PARSERS[form.is_quoted, is_key_encoded]
-    batch = shape.batch(data, rows, _Form(delta, parse, 1, _NEVER_EMPTY, b"", is_escaped))
+    batch = shape.batch(data, rows, _Form(keys.delta, parse, 1, _NEVER_EMPTY, b"", is_escaped))
     if batch is None:
         return None
     base = {f.name: getattr(batch, f.name) for f in fields(batch) if f.init}
-    return ColumnsBatch(**base, key_starts=key_starts)
+    return ColumnsBatch(**base, key_starts=keys.sums)
