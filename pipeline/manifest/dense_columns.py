@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from functools import partial
 from itertools import accumulate, repeat
-from operator import le
+from operator import le, sub
 
 from pipeline.manifest.batch import DenseBatch, digit_count_sum
 from pipeline.manifest.dense import DenseShape, _count_line_starts, _Form, _is_utf8, _ordinary
@@ -40,15 +40,16 @@ _NEVER_EMPTY = -(2**62)
 _NOT_PLAIN_ESCAPE = re.compile(rb"%(?:(?![2-7][0-9A-Fa-f])|22|5[Cc]|7[Ff])")
 """A `%` that is no escape of a plain ASCII byte (control, `"`, `\\`, DEL and non-ASCII are
 not: see `dense._HARD_ESCAPE`); one search, where a `findall` would build a list."""
+_COMMON_ESCAPES = (b"%2F", b"%2B", b"%20")
 
 
 @dataclass(frozen=True, slots=True)
 class ColumnsBatch(DenseBatch):
     """A `DenseBatch` whose item sizes come from where its keys end, not from its line lengths.
 
-    `key_starts[i]` is the sum over rows [0, i) of the offset in its row where the key ends
-    (see `_locate_keys`); an item is that plus `item_delta` and its line digits, less 2 bytes
-    an escape (counted in the key bytes: no `%` lies outside the keys).
+    `key_starts[i]` is the sum over rows [0, i) of the offset in its row where the key ends,
+    less 2 bytes an escape in the key (see `_locate_keys`, `_item_sums`); an item is that plus
+    `item_delta` and its line digits (two columns: less 2 bytes a `%` in `escaped`).
     """
 
     key_starts: Sequence[int] = ()
@@ -237,14 +238,26 @@ def _locate_keys(data: bytes, rows: list[bytes], form: _Rows) -> _Keys | None:
     return _Keys(starts, ends, list(accumulate(ends, initial=0)), delta)
 
 
-def _escapes_only_in_keys(data: bytes, rows: list[bytes], keys: _Keys) -> bool:
-    """True when every `%` is a plain escape and lies inside a key (the batch counts them)."""
-    if _NOT_PLAIN_ESCAPE.search(data):
-        return False
-    if keys.ends is None:
-        return True  # two columns: nothing but the bucket (no `%`) besides the key
-    in_keys = sum(map(bytes.count, rows, repeat(b"%"), keys.starts, keys.ends))
-    return in_keys == data.count(b"%")
+def _plain_escapes(data: bytes) -> bool:
+    """True when every `%` starts an escape of a plain ASCII byte (see `_NOT_PLAIN_ESCAPE`).
+
+    S3 Inventory escapes `/` (and `+`, and a space, when not written `+`) in nearly every key:
+    when the `%`s are all of those, a count or two proves it, cheaper than the search.
+    """
+    total, covered = data.count(b"%"), 0
+    for escape in _COMMON_ESCAPES:
+        covered += data.count(escape)
+        if covered == total:
+            return True
+    return _NOT_PLAIN_ESCAPE.search(data) is None
+
+
+def _item_sums(rows: list[bytes], keys: _Keys, is_escaped: bool) -> list[int]:
+    """Prefix sums of the key ends, each less 2 bytes an escape in its key (`ColumnsBatch`)."""
+    if keys.ends is None or not is_escaped:
+        return keys.sums
+    escapes = map(bytes.count, rows, repeat(b"%"), keys.starts, keys.ends)
+    return list(accumulate(map(sub, keys.ends, map((2).__mul__, escapes)), initial=0))
 
 
 def dense_columns_batch(
@@ -259,7 +272,7 @@ def dense_columns_batch(
     rows are framed (every line starts `"B","` with a validated bucket B and ends with `"`, and
     every comma sits between two quotes), so each field is exactly `"F"`; bare rows start `B,`;
     no key is empty; the bytes are UTF-8; URL-encoded keys hold only escapes of plain ASCII
-    bytes, and no `%` lies outside the keys. Then `parse_csv_row` reads bucket and key from the
+    bytes (each counted in its key). Then `parse_csv_row` reads bucket and key from the
     fields as they are (URL-decoded when encoded), and an item is bucket + key + 8 bytes, the
     line's digits, less 2 bytes an escape.
     """
@@ -272,11 +285,14 @@ def dense_columns_batch(
     if keys is None:
         return None
     is_escaped = is_key_encoded and b"%" in data
-    if is_escaped and not _escapes_only_in_keys(data, rows, keys):
+    if is_escaped and not _plain_escapes(data):
         return None
+    sums = _item_sums(rows, keys, is_escaped)
     parse = _PARSERS[form.is_quoted, is_key_encoded]
-    batch = shape.batch(data, rows, _Form(keys.delta, parse, 1, _NEVER_EMPTY, b"", is_escaped))
+    is_counted_later = is_escaped and keys.ends is None  # two columns: `%`s only in keys
+    form_ = _Form(keys.delta, parse, 1, _NEVER_EMPTY, b"", is_counted_later)
+    batch = shape.batch(data, rows, form_)
     if batch is None:
         return None
     base = {f.name: getattr(batch, f.name) for f in fields(batch) if f.init}
-    return ColumnsBatch(**base, key_starts=keys.sums)
+    return ColumnsBatch(**base, key_starts=sums)

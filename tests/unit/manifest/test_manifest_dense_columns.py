@@ -160,7 +160,7 @@ def manifests(draw):
     for _ in range(draw(st.integers(0, 50))):
         kind = draw(st.integers(0, 9))
         if kind < 7:  # mostly plain rows, so whole blocks can be dense
-            rest = [draw(st.text("0123456789", max_size=6)) for _ in range(width)]
+            rest = [draw(st.text("0123456789%+ ", max_size=6)) for _ in range(width)]
             rows.append(_row(draw(bucket), draw(plain_key), rest, quoted=quoted, encoded=True))
         elif kind < 9:
             encoded = is_inventory and draw(st.booleans())
