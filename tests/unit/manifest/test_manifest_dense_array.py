@@ -204,14 +204,8 @@ def test_a_reader_resumed_after_any_span_reads_exactly_the_rest(case, chunk_item
     for span in iter_chunk_spans(batches, run="r", chunk_items=chunk_items, chunk_max_bytes=10**6):
         done += span.count
         line, offset, _ = span.resume_after()
-        resumed = RecordReader(
-            io.BytesIO(data[offset:]),
-            ManifestFormat.JSON_ARRAY,
-            first_line=line,
-            start_offset=offset,
-            max_line_bytes=LIMIT,
-        )
-        assert [r for r in resumed if isinstance(r, ManifestRecord)] == records[done:]
+        rest, _ = _read(data[offset:], block, first_line=line, start_offset=offset)
+        assert [r for b in rest for r in b.records(0, len(b))] == records[done:]
 
 
 @pytest.mark.parametrize("sep", SEPARATORS)
