@@ -13,7 +13,7 @@ constant memory and yielded as None. A stream that ends inside the array raises
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from pipeline.failures import ManifestReadError
 from pipeline.manifest.lines import BLOCK_BYTES, HeadStream
@@ -37,13 +37,22 @@ def _broken(message: str) -> ManifestReadError:
     return ManifestReadError(f"JSON array {message}", error="BadJson")
 
 
+DenseSpan = Callable[[bytes, int], object | None]
+"""Proves a span of whole elements (its bytes, its offset) plain: a batch of them, or None."""
+
+
 class ArraySplitter:
     """Iterate the raw bytes of each element of a JSON array (None: longer than the limit).
 
     `end` is the offset just past the last element yielded: where a resumed reader starts.
+    With `dense`, once a buffer fill, the span from the last element's end to the last `"}`
+    read is offered to it; what it returns (a batch of those elements, proved plain) is
+    yielded in their place, else they are split one by one (`pipeline.manifest.dense_array`).
     """
 
-    def __init__(self, source: HeadStream, *, max_element_bytes: int) -> None:
+    def __init__(
+        self, source: HeadStream, *, max_element_bytes: int, dense: DenseSpan | None = None
+    ) -> None:
         self._source = source
         self._limit = max_element_bytes
         self._is_resumed = source.offset > 0
@@ -51,6 +60,8 @@ class ArraySplitter:
         self._base = source.offset  # absolute offset of self._buf[0]
         self._i = 0  # scan position in self._buf
         self.end = source.offset
+        self._dense = dense
+        self._dense_tried = source.offset  # buffer end at the last offer: one offer a fill
 
     def _more(self) -> bool:
         """Read a block, first dropping what is consumed; False at the end of the stream."""
@@ -74,15 +85,14 @@ class ArraySplitter:
 
     def __iter__(self) -> Iterator[bytes | None]:
         is_after_element = self._is_resumed
-        if not self._is_resumed:
-            self._source.skip_bom()
-            self._base = self._source.offset
-            if self._next_byte() != ord("["):
-                raise _broken("does not start with [")
-            self._i += 1
-            if self._next_byte() == ord("]"):
-                return self._close()
+        if not self._is_resumed and self._open_is_empty():
+            return self._close()
         while True:
+            if is_after_element and self._dense is not None:
+                batch = self._offer_span()
+                if batch is not None:
+                    yield batch  # type: ignore[misc]  # a batch of elements, not one
+                    continue
             byte = self._next_byte()
             if byte is None:
                 raise _broken("ends before its closing ]")
@@ -94,6 +104,30 @@ class ArraySplitter:
                 self._i += 1
             yield self._element()
             is_after_element = True
+
+    def _open_is_empty(self) -> bool:
+        """Consume the opening `[` (a BOM before it); True when `]` comes next."""
+        self._source.skip_bom()
+        self._base = self._source.offset
+        if self._next_byte() != ord("["):
+            raise _broken("does not start with [")
+        self._i += 1
+        return self._next_byte() == ord("]")
+
+    def _offer_span(self) -> object | None:
+        """Offer the elements read past the last one yielded to `dense`; its batch, or None."""
+        buffer_end = self._base + len(self._buf)
+        if buffer_end <= self._dense_tried:
+            return None
+        self._dense_tried = buffer_end
+        last = self._buf.rfind(b'"}', self._i)
+        if last < 0:
+            return None
+        batch = self._dense(self._buf[self._i : last + 2], self._base + self._i)  # type: ignore[misc]
+        if batch is not None:
+            self._i = last + 2
+            self.end = self._base + self._i
+        return batch
 
     def _close(self) -> None:
         """Consume the closing ] and refuse anything but whitespace after it."""

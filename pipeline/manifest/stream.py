@@ -10,6 +10,8 @@ Knows nothing of gzip, S3 or smart_open.
 Longer than ~300 lines on purpose: the line-by-line path, the block fast path and the joining of
 CSV records that span lines (`pipeline.manifest.quoted`) share one reader's position state, which
 must move only past whole records; split across modules, that state would leak between them.
+The same holds for JSON arrays, whose proved-plain spans (`pipeline.manifest.dense_array`) come
+between elements read one by one.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import groupby
 from typing import BinaryIO
 
 import orjson
@@ -36,6 +39,8 @@ from pipeline.manifest.dense import (
     dense_jsonl_key_first_batch,
     dense_uri_batch,
 )
+from pipeline.manifest.dense_array import dense_array_batch
+from pipeline.manifest.dense_columns import columns_check
 from pipeline.manifest.format import ManifestFormat, sniff_format
 from pipeline.manifest.json_array import ArraySplitter
 from pipeline.manifest.lines import (
@@ -68,7 +73,7 @@ __all__ = [  # ManifestFormat and sniff_format moved to manifest_format; importa
 
 SNIFF_BYTES = 64 * 1024
 _DENSE_CSV = {CsvKind.BATCH: dense_csv_batch, CsvKind.URI: dense_uri_batch}
-"""The CSV layouts a block can be proved dense for (header and Inventory rows never are)."""
+"""The CSV layouts of `pipeline.manifest.dense`; header and Inventory: `columns_check`."""
 
 Item = ManifestRecord | ManifestLineError
 
@@ -188,7 +193,7 @@ class RecordReader:
         """
         try:
             if self._fmt is ManifestFormat.JSON_ARRAY:
-                yield from group_items(self._iter_json_array(), self._resume_point, self._part)
+                yield from self._array_batches()
                 return
             for run in self._lines.iter_runs(self._block_bytes):
                 dense = self._dense(run)
@@ -240,7 +245,9 @@ class RecordReader:
 
     def _dense(self, run: LineRun) -> DenseBatch | None:
         """The run as a `DenseBatch`, when it is proved plain; else None."""
-        if run.data is None or not self._buckets or self._open is not None:
+        if run.data is None or self._open is not None:
+            return None
+        if not self._buckets and not self._learn_first_bucket(run.data):
             return None
         shape = DenseShape(
             self._line_after, run.start, self._buckets, self._max_line_bytes, self._part
@@ -250,9 +257,24 @@ class RecordReader:
             check = dense_jsonl_key_first_batch if is_key_first else dense_jsonl_batch
         elif self._layout is not None and self._layout.kind in _DENSE_CSV:
             check = _DENSE_CSV[self._layout.kind]
+        elif (columns := columns_check(self._layout)) is not None:
+            check = columns  # header CSV and Inventory rows (`pipeline.manifest.dense_columns`)
         else:
             return None
         return check(run.data, shape)
+
+    def _learn_first_bucket(self, data: bytes) -> bool:
+        """Validate the bucket of the block's first line, if it is a record; True if known now.
+
+        After a header row the first block would else go line by line: no bucket is known yet.
+        Parsing the line is pure, so it is parsed here and again, densely or not, below.
+        """
+        if self._fmt is not ManifestFormat.JSON_LINES and self._layout is None:
+            return False  # the first line may set the layout: only `_run_items` reads it
+        item = self._line_item(data[: data.find(b"\n")], self._line_after)
+        if isinstance(item, ManifestRecord):
+            self._learn_bucket(item.bucket)
+        return bool(self._buckets)
 
     def _run_items(self, run: LineRun) -> Iterator[Item]:
         """Parse a run line by line, exactly as iteration does, keeping `position` exact.
@@ -395,13 +417,41 @@ class RecordReader:
         self._layout = layout
         return layout.kind is CsvKind.HEADER
 
-    def _iter_json_array(self) -> Iterator[Item]:
-        """Yield array elements; element number (index + 1) is the line identity."""
+    def _array_batches(self) -> Iterator[RecordBatch]:
+        """Array elements in batches: spans proved plain dense, the rest element by element."""
+        pieces = self._iter_json_array(dense=True)
+        for is_dense, group in groupby(pieces, key=_is_dense):
+            if is_dense:
+                yield from group  # type: ignore[misc]
+            else:
+                yield from group_items(group, self._resume_point, self._part)  # type: ignore[arg-type]
+
+    def _dense_span(self, span: bytes, start: int) -> DenseBatch | None:
+        """A span of whole elements as a `DenseBatch`, when proved plain (`ArraySplitter`)."""
+        if not self._buckets:
+            return None
+        shape = DenseShape(self._next_line, start, self._buckets, self._max_line_bytes)
+        return dense_array_batch(span, shape)
+
+    def _iter_json_array(self, *, dense: bool = False) -> Iterator[Item]:
+        """Yield array elements; element number (index + 1) is the line identity.
+
+        With `dense`, spans of elements proved plain come as one `DenseBatch` each.
+        """
         n = self._next_line - 1
-        elements = ArraySplitter(self._source, max_element_bytes=self._max_line_bytes)
+        elements = ArraySplitter(
+            self._source,
+            max_element_bytes=self._max_line_bytes,
+            dense=self._dense_span if dense else None,
+        )
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
         try:
             for raw in elements:
+                if isinstance(raw, DenseBatch):
+                    n = raw.end_line - 1
+                    self._next_line, self._next_offset = raw.end_line, raw.end_offset
+                    yield raw  # type: ignore[misc]
+                    continue
                 n += 1
                 if raw is None:
                     item: Item = self._too_long(n)
@@ -410,10 +460,16 @@ class RecordReader:
                         item = parse_json_value(loads(raw), n)
                     except decode_error as exc:
                         item = _bad_json_line(raw, n, exc)
+                if isinstance(item, ManifestRecord) and item.bucket not in self._bucket_names:
+                    self._learn_bucket(item.bucket)
                 self._next_line, self._next_offset = n + 1, elements.end
                 yield item
         finally:
             self._line_after = n + 1
+
+
+def _is_dense(piece: Item | DenseBatch) -> bool:
+    return isinstance(piece, DenseBatch)
 
 
 def _bad_json_line(raw: bytes, line: int, exc: Exception) -> ManifestLineError:

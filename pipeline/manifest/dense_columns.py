@@ -1,0 +1,298 @@
+"""Prove a block of header-CSV or S3 Inventory rows plain, with C-speed byte operations.
+
+The dense checks of `pipeline.manifest.dense` cover rows that are nothing but `bucket,key`;
+a header CSV (`"Bucket","Key","Size"` then `"b","k","123"`) and an S3 Inventory part (every
+field quoted, keys URL-encoded, `fileSchema` naming the columns) carry more columns, so their
+rows went line by line through the reference parser at ~1/20 of the decompression speed. The
+check here proves, for a whole block, that every line is one the reference parser
+(`parse.parse_csv_row` with the block's layout) turns into a record verbatim: bucket in column
+0, key in column 1, no version column, and every field either all quoted or all bare.
+
+Columns after the key make an item's size (`[line,"bucket","key"]`) no function of its line
+length, so such a block is a `ColumnsBatch`: a `DenseBatch` whose item sizes come from the
+key lengths (one `bytes.split` on the field separator) instead. Pure: no I/O.
+
+Reaches into `pipeline.manifest.dense` for its byte-class helpers on purpose: one definition of
+what a plain byte is serves every dense check.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from functools import partial
+from itertools import accumulate, repeat
+from operator import le, sub
+
+from pipeline.manifest.batch import DenseBatch, digit_count_sum
+from pipeline.manifest.dense import DenseShape, _count_line_starts, _Form, _is_utf8, _ordinary
+from pipeline.manifest.parse import CsvKind, CsvLayout, decode_key
+
+DenseCheck = Callable[[bytes, DenseShape], DenseBatch | None]
+_ORDINARY = _ordinary(b",")
+"""Field bytes: printable ASCII but `,` `"` `\\`, and all non-ASCII (see `dense._ordinary`)."""
+_QUOTED_SEP = b'","'
+_BARE_SEP = b","
+_ITEM_EXTRA = len('[,"",""]')
+_NEVER_EMPTY = -(2**62)
+"""`_Form.min_row_bytes` that skips `DenseShape.batch`'s empty-key search: done here."""
+_NOT_PLAIN_ESCAPE = re.compile(rb"%(?:(?![2-7][0-9A-Fa-f])|22|5[Cc]|7[Ff])")
+"""A `%` that is no escape of a plain ASCII byte (control, `"`, `\\`, DEL and non-ASCII are
+not: see `dense._HARD_ESCAPE`); one search, where a `findall` would build a list."""
+_COMMON_ESCAPES = (b"%2F", b"%2B", b"%20")
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnsBatch(DenseBatch):
+    """A `DenseBatch` whose item sizes come from where its keys end, not from its line lengths.
+
+    `key_starts[i]` is the sum over rows [0, i) of the offset in its row where the key ends,
+    less 2 bytes an escape in the key (see `_locate_keys`, `_item_sums`); an item is that plus
+    `item_delta` and its line digits (two columns: less 2 bytes a `%` in `escaped`).
+    """
+
+    key_starts: Sequence[int] = ()
+
+    def item_bytes(self, start: int, stop: int) -> int:
+        """Sum of item sizes: keys by prefix sums, the rest per item, the lines' digits."""
+        keys, first = self.key_starts, self.first_line
+        return (
+            keys[stop]
+            - keys[start]
+            + self.item_delta * (stop - start)
+            + digit_count_sum(first + start, first + stop)
+            - 2 * self._escapes(start, stop)
+        )
+
+    def item_sizes(self, start: int, stop: int) -> list[int]:
+        """Item sizes one by one."""
+        keys, first, delta = self.key_starts, self.first_line, self.item_delta
+        return [
+            keys[i + 1] - keys[i] + delta + len(str(first + i)) - 2 * self._escapes(i, i + 1)
+            for i in range(start, stop)
+        ]
+
+
+def _quoted_row(row: bytes) -> tuple[str, str]:
+    parts = row.decode().split('"', 4)
+    return parts[1], parts[3]
+
+
+def _quoted_encoded_row(row: bytes) -> tuple[str, str]:
+    parts = row.decode().split('"', 4)
+    return parts[1], decode_key(parts[3], 0)  # type: ignore[return-value]  # proved decodable
+
+
+def _bare_row(row: bytes) -> tuple[str, str]:
+    parts = row.decode().split(",", 2)
+    return parts[0], parts[1].removesuffix("\r")
+
+
+def _bare_encoded_row(row: bytes) -> tuple[str, str]:
+    bucket, key = _bare_row(row)
+    return bucket, decode_key(key, 0)  # type: ignore[return-value]  # proved decodable
+
+
+_PARSERS = {
+    (True, False): _quoted_row,
+    (True, True): _quoted_encoded_row,
+    (False, False): _bare_row,
+    (False, True): _bare_encoded_row,
+}
+
+
+def columns_check(layout: CsvLayout | None) -> DenseCheck | None:
+    """The dense check for blocks read with `layout`, or None when none applies.
+
+    Only header and Inventory (schema) layouts with the bucket in column 0, the key in column
+    1 and no version column: the rows every header CSV and Inventory report we write hold.
+    """
+    if layout is None or layout.kind not in (CsvKind.HEADER, CsvKind.SCHEMA):
+        return None
+    columns = (layout.bucket_col, layout.key_col, layout.uri_col, layout.version_col)
+    if columns != (0, 1, None, None):
+        return None
+    return partial(dense_columns_batch, is_key_encoded=layout.is_key_encoded)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """What the proof found out about a block's rows."""
+
+    is_quoted: bool
+    columns: int
+    eol: bytes
+    bucket_bytes: int = 0  # 0: the block's buckets differ in length
+
+
+def _row_form(skeleton: bytes) -> _Rows | None:
+    r"""The form of a row skeleton `"",""(,"")*\r?\n` or `,+\r?\n`; else None."""
+    eol = b"\r\n" if skeleton.endswith(b"\r\n") else b"\n"
+    body = skeleton[: -len(eol)]
+    columns = body.count(b",") + 1
+    if columns < 2:  # noqa: PLR2004
+        return None
+    if body == b",".join(repeat(b'""', columns)):
+        return _Rows(True, columns, eol)
+    if body == b"," * (columns - 1):
+        return _Rows(False, columns, eol)
+    return None
+
+
+def _quoted_bucket_bytes(data: bytes, n: int, buckets: Sequence[bytes], eol: bytes) -> set[int]:
+    """Lengths of the buckets starting the rows; empty unless every row is proved framed.
+
+    Framed: each line starts `"B","` with a validated bucket B and ends with `"` + `eol`.
+    Every line boundary but the last is counted once in `"` eol `"B","` (a bucket holds no
+    `"`: a boundary matches one bucket at most), the first line's start and the last line's
+    end are looked at directly.
+    """
+    lengths = {len(b) for b in buckets if data.startswith(b'"%b","' % b)}
+    if not lengths or not data.endswith(b'"' + eol):
+        return set()
+    matched = 0
+    for bucket in buckets:
+        if matched == n - 1:
+            break
+        count = data.count(b'"%b"%b","' % (eol, bucket))
+        if count:
+            matched, lengths = matched + count, lengths | {len(bucket)}
+    return lengths if matched == n - 1 else set()
+
+
+def _bare_bucket_bytes(data: bytes, n: int, buckets: Sequence[bytes], eol: bytes) -> set[int]:
+    """Lengths of the buckets starting the rows (`B,`); empty unless every row starts so."""
+    if eol == b"\r\n" and data.count(eol) != n:
+        return set()
+    matched, lengths = 0, set()
+    for bucket in buckets:
+        if matched == n:
+            break
+        count = _count_line_starts(data, b"%b," % bucket)
+        if count:
+            matched, lengths = matched + count, lengths | {len(bucket)}
+    return lengths if matched == n else set()
+
+
+def _prove(data: bytes, n: int, buckets: Sequence[bytes]) -> _Rows | None:
+    """The rows' form when every line is proved a plain row of it (see `dense_columns_batch`)."""
+    skeleton = data.translate(None, _ORDINARY)
+    first = skeleton[: skeleton.find(b"\n") + 1]
+    form = _row_form(first)
+    if form is None or skeleton != first * n:
+        return None
+    framing = _quoted_bucket_bytes if form.is_quoted else _bare_bucket_bytes
+    lengths = framing(data, n, buckets, form.eol)
+    if not lengths or not _is_utf8(data):
+        return None
+    bucket_bytes = lengths.pop() if len(lengths) == 1 else 0
+    return _Rows(form.is_quoted, form.columns, form.eol, bucket_bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class _Keys:
+    """Where each row's key lies: `starts`/`ends` row offsets (ends: None with two columns)."""
+
+    starts: Sequence[int]
+    ends: list[int] | None
+    sums: list[int]  # prefix sums of `ends` (two columns: of the row lengths, ends None)
+    delta: int  # an item's size less its line digits is a row's `ends` (length) + delta
+
+
+def _locate_keys(data: bytes, rows: list[bytes], form: _Rows) -> _Keys | None:
+    """Find each row's key with one mapped `bytes.find`; None when one is empty or not proved.
+
+    A key starts after its bucket field and ends at the first separator after it (keys hold no
+    quote or comma). An item `[n,"B","K"]` is B + K + 8 bytes and the digits, and B + K is the
+    key's end less 4 (`"B","`) or 1 (`B,`) whatever the bucket, so the items' sizes are prefix
+    sums of the key ends. With two columns the key ends the row: a row's length stands for its
+    key end. Past three quoted columns every comma must sit between two quotes (`","` counted
+    once a comma), so the first `","` after a key's start is its end; with three it is found
+    only there, or not at all.
+    """
+    before_key = 4 if form.is_quoted else 1
+    delta = _ITEM_EXTRA - before_key
+    if form.columns == 2:  # noqa: PLR2004
+        if (b'",""' if form.is_quoted else b",") + form.eol in data:  # an empty key
+            return None
+        after_key = (1 if form.is_quoted else 0) + (form.eol == b"\r\n")  # `"`, CR
+        sums = list(accumulate(map(len, rows), initial=0))
+        return _Keys((), None, sums, delta - after_key)
+    sep = _QUOTED_SEP if form.is_quoted else _BARE_SEP
+    is_framed = not form.is_quoted or form.columns == 3  # noqa: PLR2004
+    if not is_framed and data.count(sep) != len(rows) * (form.columns - 1):
+        return None
+    if form.bucket_bytes:
+        starts: Sequence[int] = repeat(form.bucket_bytes + before_key)
+        ends = list(map(bytes.find, rows, repeat(sep), starts))
+        if min(ends) <= form.bucket_bytes + before_key:
+            return None
+    else:  # rare: the block's buckets differ in length, found row by row
+        first = b'"' if form.is_quoted else b","
+        after = 3 if form.is_quoted else 1  # `","` / `,` from the bucket's end to its key
+        starts = [row.index(first, 1) + after for row in rows]
+        ends = list(map(bytes.find, rows, repeat(sep), starts))
+        if any(map(le, ends, starts)):
+            return None
+    return _Keys(starts, ends, list(accumulate(ends, initial=0)), delta)
+
+
+def _plain_escapes(data: bytes) -> bool:
+    """True when every `%` starts an escape of a plain ASCII byte (see `_NOT_PLAIN_ESCAPE`).
+
+    S3 Inventory escapes `/` (and `+`, and a space, when not written `+`) in nearly every key:
+    when the `%`s are all of those, a count or two proves it, cheaper than the search.
+    """
+    total, covered = data.count(b"%"), 0
+    for escape in _COMMON_ESCAPES:
+        covered += data.count(escape)
+        if covered == total:
+            return True
+    return _NOT_PLAIN_ESCAPE.search(data) is None
+
+
+def _item_sums(rows: list[bytes], keys: _Keys, is_escaped: bool) -> list[int]:
+    """Prefix sums of the key ends, each less 2 bytes an escape in its key (`ColumnsBatch`)."""
+    if keys.ends is None or not is_escaped:
+        return keys.sums
+    escapes = map(bytes.count, rows, repeat(b"%"), keys.starts, keys.ends)
+    return list(accumulate(map(sub, keys.ends, map((2).__mul__, escapes)), initial=0))
+
+
+def dense_columns_batch(
+    data: bytes, shape: DenseShape, *, is_key_encoded: bool
+) -> DenseBatch | None:
+    r"""A batch when every line is a row of c ≥ 2 fields, bucket then key, all quoted or all bare.
+
+    Proof, for the `n` newline-terminated lines of `data`: deleting field bytes (`_ORDINARY`)
+    leaves the first line's skeleton — `"",""` plus `,""` a further column, or c - 1 commas,
+    then `\n` or `\r\n` — once a line (so each line has c fields, no quote inside a field, no
+    backslash or control byte, a CR only as the last byte of every line, or of none); quoted
+    rows are framed (every line starts `"B","` with a validated bucket B and ends with `"`, and
+    every comma sits between two quotes), so each field is exactly `"F"`; bare rows start `B,`;
+    no key is empty; the bytes are UTF-8; URL-encoded keys hold only escapes of plain ASCII
+    bytes (each counted in its key). Then `parse_csv_row` reads bucket and key from the
+    fields as they are (URL-decoded when encoded), and an item is bucket + key + 8 bytes, the
+    line's digits, less 2 bytes an escape.
+    """
+    rows = data.split(b"\n")
+    rows.pop()
+    form = _prove(data, len(rows), shape.buckets)
+    if form is None:
+        return None
+    keys = _locate_keys(data, rows, form)
+    if keys is None:
+        return None
+    is_escaped = is_key_encoded and b"%" in data
+    if is_escaped and not _plain_escapes(data):
+        return None
+    sums = _item_sums(rows, keys, is_escaped)
+    parse = _PARSERS[form.is_quoted, is_key_encoded]
+    is_counted_later = is_escaped and keys.ends is None  # two columns: `%`s only in keys
+    form_ = _Form(keys.delta, parse, 1, _NEVER_EMPTY, b"", is_counted_later)
+    batch = shape.batch(data, rows, form_)
+    if batch is None:
+        return None
+    base = {f.name: getattr(batch, f.name) for f in fields(batch) if f.init}
+    return ColumnsBatch(**base, key_starts=sums)
