@@ -123,7 +123,9 @@ def self_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_command(workdir: Path, manifest: Path, up_pid: int, expected: int) -> tuple[float, float, dict]:
+def run_command(
+    workdir: Path, manifest: Path, up_pid: int, expected: int
+) -> tuple[float, float, dict]:
     """Wall and CPU seconds of `lambdaflow run MANIFEST --json`, and its summary."""
     cpu_before = tree_cpu_s(up_pid) + children_cpu_s()
     started = time.perf_counter()
@@ -160,7 +162,7 @@ def write_manifest(workdir: Path, name: str, bucket: str, keys: list[str]) -> Pa
     return manifest
 
 
-def main() -> None:  # noqa: PLR0915  # one linear script: start, upload, rounds, report
+def main() -> None:
     """Start the stack, upload, then alternate loop and command for --rounds rounds."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=Path, required=True, help="a folder of JPEG photos")

@@ -32,8 +32,10 @@ def install_dispatch_cache() -> None:
 
 
 def _memoised(lookup: Any) -> Any:
-    """`lookup(self, host)` remembered per dispatcher and host (a None answer too: moto then
-    infers the host from the request)."""
+    """`lookup(self, host)` remembered per dispatcher and host.
+
+    A None answer is remembered too: moto then infers the host from the request's signature.
+    """
 
     @functools.wraps(lookup)
     def get_backend_for_host(self: Any, host: str | None) -> Any:
