@@ -1,125 +1,233 @@
-"""Images/s of `lambdaflow run` on the embedded stack vs `lambdaflow classify` from local disk.
+"""`lambdaflow run` on a running `lambdaflow up` vs a plain single-process loop, same photos.
 
 One command, from the checkout (PHOTOS is a folder of JPEG photos):
-`.venv/bin/python benchmarks/e2e.py --photos PHOTOS [--copies 2]`.
 
-Both paths label the same ~1,000 photo objects (the 500 ImageNet sample photos in
-PHOTOS, twice, under two prefixes) with the same model, in the same run:
+    .venv/bin/python benchmarks/e2e.py --photos PHOTOS [--images 1200] [--rounds 5]
 
-- baseline: `lambdaflow classify PATH...` over the local files (one process, no AWS at all);
-- stack: the photos in the stack's images bucket, a manifest PUT into its input bucket, and the
-  whole flow (S3 event → ingest → Step Functions → Split → WorkQueue → classify worker processes
-  → parts, ledger → Finalize), timed from the PUT until the summary exists.
+The stack is used the way the README tells people to use it: `lambdaflow up` runs in the
+background (started once, in a scratch directory, before any timing: its start-up is not paid
+per run and is reported apart), the photos sit in its images bucket under `copy-<n>/` prefixes
+(--images cycles the folder's photos: 1,200 = 500 + 500 + 200), and each round times a fresh
+`lambdaflow run MANIFEST --json` from spawn to exit: interpreter start, imports, the manifest's
+PUT, the S3 event → ingest → Step Functions → Split → WorkQueue → classify worker processes →
+parts + ledger → Finalize, and the command seeing `_SUCCESS.json`. Every round gets its own
+manifest file (a new run id), so no round reuses another's work.
 
-Reported: images/s for both, the ratio, and CPU-seconds per image for both (the machine is shared,
-so CPU per image is the figure that does not depend on neighbours). Stack start-up is one-time
-and reported separately.
+The baseline is the plain way to label the same photos in one process, with no AWS at all: the
+model loaded once (not timed), then per image read the local file, draft-decode it
+(`ImageDecoder.decode`, the workers' own Pillow decode) and invoke the model, on one thread.
+
+Rounds alternate which goes first; each round's ratio is loop seconds / run seconds (> 1: the
+stack is faster) and the medians are the result. CPU-seconds per round: the loop's (this
+process), and the whole stack's (the `up` process tree: moto, Step Functions, the ingest poller,
+the classify workers) plus the `run` command's own.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
+import signal
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
+import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
-"""Relative to the working directory, like the other benchmarks (run from the checkout)."""
+from pipeline.classify.images import ImageDecoder
+from pipeline.classify.model import Classifier
+from pipeline.config import DEFAULT_MODEL_PATH
+
+LAMBDAFLOW = str(Path(sys.executable).with_name("lambdaflow"))
+PHOTO_SUFFIXES = {".jpg", ".jpeg"}
 
 
-def _children_cpu_s() -> float:
+@dataclass(frozen=True, slots=True)
+class Round:
+    """One round's two timings (wall and CPU seconds)."""
+
+    loop_s: float
+    loop_cpu_s: float
+    run_s: float
+    run_cpu_s: float
+    stack_images_per_s: float
+
+    @property
+    def ratio(self) -> float:
+        """Loop seconds over run seconds: > 1 when the stack is faster."""
+        return self.loop_s / self.run_s
+
+
+def photos_in(folder: Path) -> list[Path]:
+    """Every JPEG of `folder`, by name."""
+    found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES)
+    if not found:
+        raise SystemExit(f"no JPEG photos in {folder}")
+    return found
+
+
+def objects_for(paths: list[Path], images: int) -> list[tuple[str, Path]]:
+    """`images` (key, file) pairs: the photos cycled, copy n under `copy-<n>/`."""
+    return [
+        (f"copy-{i // len(paths)}/{paths[i % len(paths)].name}", paths[i % len(paths)])
+        for i in range(images)
+    ]
+
+
+def start_up(workdir: Path, workers: int | None) -> tuple[subprocess.Popen[str], dict]:
+    """Start `lambdaflow up --json` in `workdir`; return the process and its JSON line."""
+    extra = [] if workers is None else ["--workers", str(workers)]
+    up = subprocess.Popen(
+        [LAMBDAFLOW, "up", "--json", *extra],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    assert up.stdout is not None
+    for line in up.stdout:
+        if line.startswith("{"):
+            return up, json.loads(line)
+    raise SystemExit("lambdaflow up ended without printing its JSON line")
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a live process and every live descendant."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def children_cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
 
-def _self_cpu_s() -> float:
+def self_cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
 
-def baseline(paths: list[Path]) -> tuple[float, float]:
-    """Wall seconds and CPU seconds of `lambdaflow classify` over `paths`."""
-    cli = Path(sys.executable).parent / "lambdaflow"
-    cpu_before = _children_cpu_s()
+def run_command(
+    workdir: Path, manifest: Path, up_pid: int, expected: int
+) -> tuple[float, float, dict]:
+    """Wall and CPU seconds of `lambdaflow run MANIFEST --json`, and its summary."""
+    cpu_before = tree_cpu_s(up_pid) + children_cpu_s()
     started = time.perf_counter()
     done = subprocess.run(
-        [str(cli), "classify", "--json", *map(str, paths)], capture_output=True, check=True
+        [LAMBDAFLOW, "run", str(manifest), "--json"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     wall = time.perf_counter() - started
-    assert done.stdout.count(b'"labels"') == len(paths), "baseline did not label every photo"
-    return wall, _children_cpu_s() - cpu_before
+    cpu = tree_cpu_s(up_pid) + children_cpu_s() - cpu_before
+    if done.returncode != 0:
+        raise SystemExit(f"lambdaflow run failed ({done.returncode}): {done.stderr[-2000:]}")
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    if summary["ok"] != expected:
+        raise SystemExit(f"only {summary['ok']} of {expected} lines labelled: {summary}")
+    return wall, cpu, summary
 
 
-def stack_run(paths: list[Path], copies: int, workers: int) -> dict:
-    from rich.console import Console  # noqa: PLC0415
-
-    from pipeline.cli.run import run_manifest  # noqa: PLC0415  # after the env is set
-    from pipeline.cli.stack_target import embedded_stack, stack_info  # noqa: PLC0415
-    from pipeline.local.stack import StackOptions  # noqa: PLC0415
-
+def single_thread_loop(classifier: Classifier, paths: list[Path]) -> tuple[float, float]:
+    """Wall and CPU seconds to read, draft-decode and classify every path, one after another."""
+    decoder = ImageDecoder(input_size=classifier.input_size)
+    cpu_before = self_cpu_s()
     started = time.perf_counter()
-    with embedded_stack(StackOptions(workers=workers)) as stack:
-        startup_s = time.perf_counter() - started
-        info = stack_info(stack)
-        s3 = boto3.client("s3")
-        objects = [(f"bench/{copy}/{path.name}", path) for copy in range(copies) for path in paths]
-        keys = [key for key, _ in objects]
+    for path in paths:
+        classifier.classify([decoder.decode(path.read_bytes())], top_k=5)
+    return time.perf_counter() - started, self_cpu_s() - cpu_before
 
-        def upload(item: tuple[str, Path]) -> None:
-            s3.put_object(Bucket=info.images_bucket, Key=item[0], Body=item[1].read_bytes())
 
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(upload, objects))
-        manifest = ROOT / ".lambdaflow" / "bench-manifest.csv"
-        manifest.parent.mkdir(exist_ok=True)
-        manifest.write_text("".join(f"s3://{info.images_bucket}/{k}\n" for k in keys))
-        cpu_before = _self_cpu_s() + _children_cpu_s()
-        wall_started = time.perf_counter()
-        summary = run_manifest(info, str(manifest), Console(stderr=True, quiet=True), 1800)
-        wall = time.perf_counter() - wall_started
-        # Worker processes are children of this process; their CPU is counted once they exit.
-    cpu = _self_cpu_s() + _children_cpu_s() - cpu_before
-    assert summary["ok"] == len(keys), summary
-    return {"startup_s": startup_s, "wall_s": wall, "cpu_s": cpu, "summary": summary}
+def write_manifest(workdir: Path, name: str, bucket: str, keys: list[str]) -> Path:
+    manifest = workdir / name
+    manifest.write_text("".join(f"s3://{bucket}/{key}\n" for key in keys))
+    return manifest
 
 
 def main() -> None:
+    """Start the stack, upload, then alternate loop and command for --rounds rounds."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=Path, required=True, help="a folder of JPEG photos")
-    parser.add_argument("--copies", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--images", type=int, default=1200)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=None, help="lambdaflow up --workers")
     args = parser.parse_args()
-    paths = sorted(args.photos.glob("*.JPEG")) + sorted(args.photos.glob("*.jpg"))
-    if not paths:
-        parser.error(f"no photos in {args.photos}: pass --photos DIR")
-    images = len(paths) * args.copies
-    base_wall, base_cpu = baseline(paths * args.copies)
-    stack = stack_run(paths, args.copies, args.workers)
-    base_rate, stack_rate = images / base_wall, images / stack["wall_s"]
+    objects = objects_for(photos_in(args.photos), args.images)
+    classifier = Classifier.load(DEFAULT_MODEL_PATH, num_threads=1)
+    with tempfile.TemporaryDirectory(prefix="lambdaflow-e2e-") as scratch:
+        workdir = Path(scratch)
+        started = time.perf_counter()
+        up, info = start_up(workdir, args.workers)
+        startup_s = time.perf_counter() - started
+        try:
+            os.environ.update(info["env"])
+            s3 = boto3.client("s3")
+            bucket = info["images_bucket"]
+            with ThreadPoolExecutor(8) as pool:
+                list(
+                    pool.map(
+                        lambda o: s3.put_object(Bucket=bucket, Key=o[0], Body=o[1].read_bytes()),
+                        objects,
+                    )
+                )
+            keys = [key for key, _ in objects]
+            # Warm-up, untimed: the workers' model load and the first-use costs of every path.
+            warm = write_manifest(workdir, "warm-up.csv", bucket, keys[:40])
+            run_command(workdir, warm, up.pid, 40)
+            single_thread_loop(classifier, [p for _, p in objects[:20]])
+            rounds = []
+            print(
+                f"{'round':>5} {'loop s':>7} {'run s':>7} {'ratio':>6} "
+                f"{'loop CPU s':>10} {'stack CPU s':>11} {'ledger img/s':>12}"
+            )
+            for number in range(1, args.rounds + 1):
+                manifest = write_manifest(workdir, f"round-{number}.csv", bucket, keys)
+                loop_first = number % 2 == 1
+                if loop_first:
+                    loop_s, loop_cpu = single_thread_loop(classifier, [p for _, p in objects])
+                run_s, run_cpu, summary = run_command(workdir, manifest, up.pid, len(keys))
+                if not loop_first:
+                    loop_s, loop_cpu = single_thread_loop(classifier, [p for _, p in objects])
+                rounds.append(Round(loop_s, loop_cpu, run_s, run_cpu, summary["images_per_s"]))
+                r = rounds[-1]
+                print(
+                    f"{number:>5} {r.loop_s:>7.2f} {r.run_s:>7.2f} {r.ratio:>6.2f} "
+                    f"{r.loop_cpu_s:>10.2f} {r.run_cpu_s:>11.2f} {r.stack_images_per_s:>12}"
+                )
+        finally:
+            os.killpg(up.pid, signal.SIGINT)
+            up.wait(60)
+    median = statistics.median
     print(
-        f"images: {images} ({len(paths)} photos x {args.copies}), load avg {os.getloadavg()[0]:.1f}"
+        f"images: {len(objects)}; stack start-up (once, not timed per run): {startup_s:.1f} s; "
+        f"load average now {os.getloadavg()[0]:.1f}"
     )
     print(
-        f"baseline  lambdaflow classify (1 process, local disk): {base_rate:6.1f} img/s, "
-        f"{1000 * base_cpu / images:.1f} ms CPU/img"
+        f"median loop {median(r.loop_s for r in rounds):.2f} s, "
+        f"median run {median(r.run_s for r in rounds):.2f} s, "
+        f"median ratio (loop / run, > 1 = stack faster) {median(r.ratio for r in rounds):.2f}"
     )
     print(
-        f"stack     lambdaflow run ({args.workers} workers, whole flow): {stack_rate:6.1f} img/s, "
-        f"{1000 * stack['cpu_s'] / images:.1f} ms CPU/img (incl. moto + Step Functions)"
-    )
-    print(
-        f"ratio     stack / baseline images/s: {stack_rate / base_rate:.2f}x; "
-        f"CPU per image: {stack['cpu_s'] / base_cpu:.2f}x"
-    )
-    print(
-        f"stack start-up (one-time): {stack['startup_s']:.1f} s; "
-        f"summary images/s (ledger start → finish): {stack['summary']['images_per_s']}"
+        f"CPU ms per image: loop {1000 * median(r.loop_cpu_s for r in rounds) / len(objects):.1f}, "
+        f"stack + command {1000 * median(r.run_cpu_s for r in rounds) / len(objects):.1f}"
     )
 
 

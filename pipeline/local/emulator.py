@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pipeline.config import Settings
+from pipeline.local.dispatch_cache import install_dispatch_cache
 from pipeline.local.dynamodb_conflicts import install_transaction_conflicts
 from pipeline.local.quotas import install_step_functions_quotas
 
@@ -69,6 +70,7 @@ def start_emulator(port: int = 0) -> Emulator:
     # AWS's isolation and conflicts, and its Step Functions quotas, which moto lacks.
     install_transaction_conflicts()
     install_step_functions_quotas(Settings.from_env().local_max_history_events)
+    install_dispatch_cache()  # ~1 ms of CPU less per request (see dispatch_cache)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, bound_port = server.get_host_and_port()
