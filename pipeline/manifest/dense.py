@@ -221,6 +221,18 @@ def _lines_start_with_a_bucket(
     return False
 
 
+def _lines_end_with(data: bytes, starts: npt.NDArray[np.int64], end: bytes) -> bool:
+    """True when every line (`starts`: `line_starts(data)`) ends with `end`, newline included.
+
+    One gather a byte of `end` at the known line ends, where `data.count(end)` was a byte
+    search of the whole block (~10x slower for a 3-byte `end`). Exact for lines of at least
+    `len(end)` bytes, which the skeleton checks before it guarantee.
+    """
+    block = np.frombuffer(data, np.uint8)
+    after = starts[1:]
+    return all(bool((block[after - back] == byte).all()) for back, byte in enumerate(end[::-1], 1))
+
+
 def _uri_line_starts(data: bytes, is_crlf: bool) -> npt.NDArray[np.int64] | None:
     r"""`line_starts(data)` when only the line ends are not `_URI_ORDINARY` bytes; else None.
 
@@ -300,16 +312,18 @@ _JSONL_FORM = _Form(
 def dense_jsonl_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
     """A `DenseBatch` when every line is exactly `{"bucket":"B","key":"K"}` with plain strings.
 
-    Proof: `"}` + newline occurs once a line (so each line ends so: its only `}`); the
-    skeleton left after deleting ordinary bytes is `{"":"","":""}` a line (no backslash, so no
-    escapes; no control byte); each line starts `{"bucket":"B","key":"` with a
-    validated bucket B; no key is empty; the bytes are UTF-8.
+    Proof: the skeleton left after deleting ordinary bytes is `{"":"","":""}` a line (no
+    backslash, so no escapes; no control byte); every line ends `"}` + newline (so its only
+    `}` ends it); each line starts `{"bucket":"B","key":"` with a validated bucket B; no key
+    is empty; the bytes are UTF-8.
     """
     left = data.translate(None, _JSONL_ORDINARY)
     n = left.count(b"\n")
-    if left != _JSONL_SKELETON * n or data.count(_JSONL_END) != n:
+    if left != _JSONL_SKELETON * n:
         return None
     starts = line_starts(data)
+    if not _lines_end_with(data, starts, _JSONL_END):
+        return None
     if not _lines_start_with_a_bucket(data, starts, shape.buckets, b'{"bucket":"%b","key":"'):
         return None
     if not _is_utf8(data):
@@ -365,7 +379,10 @@ def dense_jsonl_key_first_batch(data: bytes, shape: DenseShape) -> DenseBatch | 
     """
     left = data.translate(None, _JSONL_ORDINARY)
     n = left.count(b"\n")
-    if left != _JSONL_SKELETON * n or data.count(_JSONL_END) != n:
+    if left != _JSONL_SKELETON * n:
+        return None
+    starts = line_starts(data)
+    if not _lines_end_with(data, starts, _JSONL_END):
         return None
     if _count_line_starts(data, _JSONL_KEY_FIRST_OPEN) != n:
         return None
@@ -376,4 +393,4 @@ def dense_jsonl_key_first_batch(data: bytes, shape: DenseShape) -> DenseBatch | 
             break
     if ends != n or not _is_utf8(data):
         return None
-    return shape.batch(data, None, _JSONL_KEY_FIRST_FORM)
+    return shape.batch(data, None, _JSONL_KEY_FIRST_FORM, starts=starts)
