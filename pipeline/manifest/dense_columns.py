@@ -18,7 +18,6 @@ what a plain byte is serves every dense check.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from functools import partial
@@ -42,10 +41,12 @@ _BARE_SEP = b","
 _ITEM_EXTRA = len('[,"",""]')
 _NEVER_EMPTY = -(2**62)
 """`_Form.min_row_bytes` that skips `DenseShape.batch`'s empty-key search: done here."""
-_NOT_PLAIN_ESCAPE = re.compile(rb"%(?:(?![2-7][0-9A-Fa-f])|22|5[Cc]|7[Ff])")
-"""A `%` that is no escape of a plain ASCII byte (control, `"`, `\\`, DEL and non-ASCII are
-not: see `dense._HARD_ESCAPE`); one search, where a `findall` would build a list."""
-_COMMON_ESCAPES = (b"%2F", b"%2B", b"%20")
+_HIGH_DIGIT = np.zeros(256, bool)
+_HIGH_DIGIT[list(b"234567")] = True
+_LOW_DIGIT = np.zeros(256, bool)
+_LOW_DIGIT[list(b"0123456789ABCDEFabcdef")] = True
+_NOT_PLAIN = {ord(high): list(lows) for high, lows in (("2", b"2"), ("5", b"Cc"), ("7", b"Ff"))}
+"""Escapes of `"` (`%22`), `\\` (`%5C`) and DEL (`%7F`): ASCII, but not plain in JSON."""
 _COMMA, _QUOTE, _PERCENT = ord(","), ord('"'), ord("%")
 
 
@@ -237,30 +238,32 @@ def _locate_keys(data: bytes, starts: npt.NDArray[np.int64], form: _Rows) -> _Ke
     return _Keys(key_starts, key_ends, sums, delta)
 
 
-def _plain_escapes(data: bytes) -> bool:
-    """True when every `%` starts an escape of a plain ASCII byte (see `_NOT_PLAIN_ESCAPE`).
+def _plain_escapes(block: npt.NDArray[np.uint8], percents: npt.NDArray[np.intp]) -> bool:
+    r"""True when every `%` (at `percents` in `block`) starts an escape of a plain ASCII byte.
 
-    S3 Inventory escapes `/` (and `+`, and a space, when not written `+`) in nearly every key:
-    when the `%`s are all of those, a count or two proves it, cheaper than the search.
+    That is `%` then a hex pair 20-7F but 22 (`"`), 5C (`\`) and 7F (DEL): control bytes
+    and non-ASCII are not plain either (see `dense._HARD_ESCAPE`). Two gathers of the two
+    bytes after every `%` at once, instead of a regex search or a count per common escape
+    (those cost more than the rest of the proof on Inventory keys, a `%2F` a directory).
     """
-    total, covered = data.count(b"%"), 0
-    for escape in _COMMON_ESCAPES:
-        covered += data.count(escape)
-        if covered == total:
-            return True
-    return _NOT_PLAIN_ESCAPE.search(data) is None
+    if len(percents) and int(percents[-1]) + 2 >= len(block):
+        return False  # a `%` without two bytes after it
+    high, low = block[percents + 1], block[percents + 2]
+    if not (_HIGH_DIGIT[high].all() and _LOW_DIGIT[low].all()):
+        return False
+    return not any(
+        ((high == digit) & np.isin(low, lows)).any() for digit, lows in _NOT_PLAIN.items()
+    )
 
 
-def _item_sums(data: bytes, keys: _Keys, is_escaped: bool) -> npt.NDArray[np.int64]:
+def _item_sums(keys: _Keys, percents: npt.NDArray[np.intp] | None) -> npt.NDArray[np.int64]:
     """Prefix sums of the key ends, each less 2 bytes an escape in its key (`ColumnsBatch`).
 
-    A key's escapes are the `%`s between its start and end: two binary searches a key into
-    the block's sorted `%` positions, no per-row loop.
+    A key's escapes are the `%`s (`percents`, None when no key is URL-encoded) between its
+    start and end: two binary searches a key into the block's `%` positions, no row loop.
     """
-    if keys.ends is None or keys.starts is None or not is_escaped:
+    if keys.ends is None or keys.starts is None or percents is None:
         return keys.sums
-    block = np.frombuffer(data, np.uint8)
-    percents = np.flatnonzero(block == _PERCENT)
     escapes = np.searchsorted(percents, keys.ends) - np.searchsorted(percents, keys.starts)
     sums = keys.sums.copy()
     sums[1:] -= 2 * np.cumsum(escapes)
@@ -291,9 +294,13 @@ def dense_columns_batch(
     if keys is None:
         return None
     is_escaped = is_key_encoded and b"%" in data
-    if is_escaped and not _plain_escapes(data):
-        return None
-    sums = _item_sums(data, keys, is_escaped)
+    percents = None
+    if is_escaped:
+        block = np.frombuffer(data, np.uint8)
+        percents = np.flatnonzero(block == _PERCENT)
+        if not _plain_escapes(block, percents):
+            return None
+    sums = _item_sums(keys, percents)
     parse = _PARSERS[form.is_quoted, is_key_encoded]
     is_counted_later = is_escaped and keys.ends is None  # two columns: `%`s only in keys
     form_ = _Form(keys.delta, parse, 1, _NEVER_EMPTY, b"", is_counted_later)

@@ -424,3 +424,22 @@ def test_escapes_are_counted_in_their_own_key_only(quoted, width, eol):
     assert [batch.item_bytes(i, j) for i in range(n) for j in range(i, n + 1)] == [
         sum(sizes[i:j]) for i in range(n) for j in range(i, n + 1)
     ]
+
+
+@pytest.mark.parametrize("odd", ["a%", "a%2", "a%2g", "a%g2", "a%22", "a%5c", "a%7F", "a%1F"])
+@pytest.mark.parametrize("quoted", [True, False])
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"])
+def test_a_percent_that_is_no_plain_escape_at_the_block_end_reads_as_the_reference_says(
+    odd, quoted, eol
+):
+    # GIVEN two-column Inventory rows whose last key (last bytes of the block) is no plain escape
+    layout = layout_from_names(["Bucket", "Key"], kind=CsvKind.SCHEMA, is_key_encoded=True)
+    keys = [*(f"d%2F{i}" for i in range(20)), odd]
+    fmt = '"bkt-1","{}"' if quoted else "bkt-1,{}"
+    data = eol.join(fmt.format(k).encode() for k in keys) + eol
+    # WHEN read in one block / THEN exactly the reference's items, and sizes where dense
+    batches = list(_reader(data, layout, 1 << 20).iter_batches())
+    assert _flatten(batches) == _reference(data, layout)
+    for batch in batches:
+        sizes = [len(orjson.dumps(item)) for item in batch.items(0, len(batch))]
+        assert batch.item_sizes(0, len(batch)) == sizes
