@@ -18,16 +18,20 @@ what a plain byte is serves every dense check.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from functools import partial
-from itertools import accumulate, repeat
-from operator import le, sub
+from itertools import repeat
+from typing import TYPE_CHECKING
 
-from pipeline.manifest.batch import DenseBatch, digit_count_sum
+import numpy as np
+
+from pipeline.manifest.batch import DenseBatch, digit_count_sum, line_starts
 from pipeline.manifest.dense import DenseShape, _count_line_starts, _Form, _is_utf8, _ordinary
 from pipeline.manifest.parse import CsvKind, CsvLayout, decode_key
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 DenseCheck = Callable[[bytes, DenseShape], DenseBatch | None]
 _ORDINARY = _ordinary(b",")
@@ -37,10 +41,13 @@ _BARE_SEP = b","
 _ITEM_EXTRA = len('[,"",""]')
 _NEVER_EMPTY = -(2**62)
 """`_Form.min_row_bytes` that skips `DenseShape.batch`'s empty-key search: done here."""
-_NOT_PLAIN_ESCAPE = re.compile(rb"%(?:(?![2-7][0-9A-Fa-f])|22|5[Cc]|7[Ff])")
-"""A `%` that is no escape of a plain ASCII byte (control, `"`, `\\`, DEL and non-ASCII are
-not: see `dense._HARD_ESCAPE`); one search, where a `findall` would build a list."""
-_COMMON_ESCAPES = (b"%2F", b"%2B", b"%20")
+_HIGH_DIGIT = np.zeros(256, bool)
+_HIGH_DIGIT[list(b"234567")] = True
+_LOW_DIGIT = np.zeros(256, bool)
+_LOW_DIGIT[list(b"0123456789ABCDEFabcdef")] = True
+_NOT_PLAIN = {ord(high): list(lows) for high, lows in (("2", b"2"), ("5", b"Cc"), ("7", b"Ff"))}
+"""Escapes of `"` (`%22`), `\\` (`%5C`) and DEL (`%7F`): ASCII, but not plain in JSON."""
+_COMMA, _QUOTE, _PERCENT = ord(","), ord('"'), ord("%")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +65,7 @@ class ColumnsBatch(DenseBatch):
         """Sum of item sizes: keys by prefix sums, the rest per item, the lines' digits."""
         keys, first = self.key_starts, self.first_line
         return (
-            keys[stop]
-            - keys[start]
+            int(keys[stop] - keys[start])
             + self.item_delta * (stop - start)
             + digit_count_sum(first + start, first + stop)
             - 2 * self._escapes(start, stop)
@@ -69,7 +75,7 @@ class ColumnsBatch(DenseBatch):
         """Item sizes one by one."""
         keys, first, delta = self.key_starts, self.first_line, self.item_delta
         return [
-            keys[i + 1] - keys[i] + delta + len(str(first + i)) - 2 * self._escapes(i, i + 1)
+            int(keys[i + 1] - keys[i]) + delta + len(str(first + i)) - 2 * self._escapes(i, i + 1)
             for i in range(start, stop)
         ]
 
@@ -123,7 +129,6 @@ class _Rows:
     is_quoted: bool
     columns: int
     eol: bytes
-    bucket_bytes: int = 0  # 0: the block's buckets differ in length
 
 
 def _row_form(skeleton: bytes) -> _Rows | None:
@@ -140,39 +145,35 @@ def _row_form(skeleton: bytes) -> _Rows | None:
     return None
 
 
-def _quoted_bucket_bytes(data: bytes, n: int, buckets: Sequence[bytes], eol: bytes) -> set[int]:
-    """Lengths of the buckets starting the rows; empty unless every row is proved framed.
+def _quoted_framed(data: bytes, n: int, buckets: Sequence[bytes], eol: bytes) -> bool:
+    """True when every row is framed: it starts `"B","` with a validated bucket B, ends `"` eol.
 
-    Framed: each line starts `"B","` with a validated bucket B and ends with `"` + `eol`.
     Every line boundary but the last is counted once in `"` eol `"B","` (a bucket holds no
     `"`: a boundary matches one bucket at most), the first line's start and the last line's
     end are looked at directly.
     """
-    lengths = {len(b) for b in buckets if data.startswith(b'"%b","' % b)}
-    if not lengths or not data.endswith(b'"' + eol):
-        return set()
+    if not any(data.startswith(b'"%b","' % b) for b in buckets):
+        return False
+    if not data.endswith(b'"' + eol):
+        return False
     matched = 0
     for bucket in buckets:
         if matched == n - 1:
             break
-        count = data.count(b'"%b"%b","' % (eol, bucket))
-        if count:
-            matched, lengths = matched + count, lengths | {len(bucket)}
-    return lengths if matched == n - 1 else set()
+        matched += data.count(b'"%b"%b","' % (eol, bucket))
+    return matched == n - 1
 
 
-def _bare_bucket_bytes(data: bytes, n: int, buckets: Sequence[bytes], eol: bytes) -> set[int]:
-    """Lengths of the buckets starting the rows (`B,`); empty unless every row starts so."""
+def _bare_framed(data: bytes, n: int, buckets: Sequence[bytes], eol: bytes) -> bool:
+    """True when every row starts `B,` with a validated bucket B (and a CR ends all or none)."""
     if eol == b"\r\n" and data.count(eol) != n:
-        return set()
-    matched, lengths = 0, set()
+        return False
+    matched = 0
     for bucket in buckets:
         if matched == n:
             break
-        count = _count_line_starts(data, b"%b," % bucket)
-        if count:
-            matched, lengths = matched + count, lengths | {len(bucket)}
-    return lengths if matched == n else set()
+        matched += _count_line_starts(data, b"%b," % bucket)
+    return matched == n
 
 
 def _prove(data: bytes, n: int, buckets: Sequence[bytes]) -> _Rows | None:
@@ -182,82 +183,91 @@ def _prove(data: bytes, n: int, buckets: Sequence[bytes]) -> _Rows | None:
     form = _row_form(first)
     if form is None or skeleton != first * n:
         return None
-    framing = _quoted_bucket_bytes if form.is_quoted else _bare_bucket_bytes
-    lengths = framing(data, n, buckets, form.eol)
-    if not lengths or not _is_utf8(data):
+    framing = _quoted_framed if form.is_quoted else _bare_framed
+    if not framing(data, n, buckets, form.eol) or not _is_utf8(data):
         return None
-    bucket_bytes = lengths.pop() if len(lengths) == 1 else 0
-    return _Rows(form.is_quoted, form.columns, form.eol, bucket_bytes)
+    return form
 
 
 @dataclass(frozen=True, slots=True)
 class _Keys:
-    """Where each row's key lies: `starts`/`ends` row offsets (ends: None with two columns)."""
+    """Where each row's key lies, as absolute offsets in the block (ends: None, two columns)."""
 
-    starts: Sequence[int]
-    ends: list[int] | None
-    sums: list[int]  # prefix sums of `ends` (two columns: of the row lengths, ends None)
+    starts: npt.NDArray[np.int64] | None
+    ends: npt.NDArray[np.int64] | None
+    sums: npt.NDArray[np.int64]  # prefix sums of the key ends' row offsets (two: row lengths)
     delta: int  # an item's size less its line digits is a row's `ends` (length) + delta
 
 
-def _locate_keys(data: bytes, rows: list[bytes], form: _Rows) -> _Keys | None:
-    """Find each row's key with one mapped `bytes.find`; None when one is empty or not proved.
+def _locate_keys(data: bytes, starts: npt.NDArray[np.int64], form: _Rows) -> _Keys | None:
+    """Find every row's key from the block's comma positions; None when one key is empty.
 
-    A key starts after its bucket field and ends at the first separator after it (keys hold no
-    quote or comma). An item `[n,"B","K"]` is B + K + 8 bytes and the digits, and B + K is the
-    key's end less 4 (`"B","`) or 1 (`B,`) whatever the bucket, so the items' sizes are prefix
-    sums of the key ends. With two columns the key ends the row: a row's length stands for its
-    key end. Past three quoted columns every comma must sit between two quotes (`","` counted
-    once a comma), so the first `","` after a key's start is its end; with three it is found
-    only there, or not at all.
+    The proof (`_prove`) leaves commas only between fields: every line holds exactly c - 1,
+    so one numpy search for them, shaped (n, c - 1), gives each row's key start (after the
+    first comma, and its quote) and end (before the second, and its quote). Quoted rows must
+    also have a quote on both sides of every comma, so each field is exactly `"F"` (the
+    framing proved the line's first and last quotes). An item `[n,"B","K"]` is B + K + 8 bytes
+    and the digits, and B + K is the key's end, as an offset in its row, less 4 (`"B","`) or 1
+    (`B,`) whatever the bucket, so the items' sizes are prefix sums of the key ends. With two
+    columns the key ends the row: a row's length stands for its key end.
     """
     before_key = 4 if form.is_quoted else 1
     delta = _ITEM_EXTRA - before_key
+    n = len(starts) - 1
     if form.columns == 2:  # noqa: PLR2004
         if (b'",""' if form.is_quoted else b",") + form.eol in data:  # an empty key
             return None
         after_key = (1 if form.is_quoted else 0) + (form.eol == b"\r\n")  # `"`, CR
-        sums = list(accumulate(map(len, rows), initial=0))
-        return _Keys((), None, sums, delta - after_key)
-    sep = _QUOTED_SEP if form.is_quoted else _BARE_SEP
-    is_framed = not form.is_quoted or form.columns == 3  # noqa: PLR2004
-    if not is_framed and data.count(sep) != len(rows) * (form.columns - 1):
+        return _Keys(None, None, starts - np.arange(n + 1), delta - after_key)
+    block = np.frombuffer(data, np.uint8)
+    commas = np.flatnonzero(block == _COMMA)
+    if len(commas) != n * (form.columns - 1):
         return None
-    if form.bucket_bytes:
-        starts: Sequence[int] = repeat(form.bucket_bytes + before_key)
-        ends = list(map(bytes.find, rows, repeat(sep), starts))
-        if min(ends) <= form.bucket_bytes + before_key:
-            return None
-    else:  # rare: the block's buckets differ in length, found row by row
-        first = b'"' if form.is_quoted else b","
-        after = 3 if form.is_quoted else 1  # `","` / `,` from the bucket's end to its key
-        starts = [row.index(first, 1) + after for row in rows]
-        ends = list(map(bytes.find, rows, repeat(sep), starts))
-        if any(map(le, ends, starts)):
-            return None
-    return _Keys(starts, ends, list(accumulate(ends, initial=0)), delta)
+    if form.is_quoted and not (
+        (block[commas - 1] == _QUOTE).all() and (block[commas + 1] == _QUOTE).all()
+    ):
+        return None
+    commas = commas.reshape(n, form.columns - 1)
+    quoted = int(form.is_quoted)
+    key_starts = commas[:, 0] + (1 + quoted)
+    key_ends = commas[:, 1] - quoted
+    if not (key_ends > key_starts).all():
+        return None
+    sums = np.zeros(n + 1, np.int64)
+    np.cumsum(key_ends - starts[:-1], out=sums[1:])
+    return _Keys(key_starts, key_ends, sums, delta)
 
 
-def _plain_escapes(data: bytes) -> bool:
-    """True when every `%` starts an escape of a plain ASCII byte (see `_NOT_PLAIN_ESCAPE`).
+def _plain_escapes(block: npt.NDArray[np.uint8], percents: npt.NDArray[np.intp]) -> bool:
+    r"""True when every `%` (at `percents` in `block`) starts an escape of a plain ASCII byte.
 
-    S3 Inventory escapes `/` (and `+`, and a space, when not written `+`) in nearly every key:
-    when the `%`s are all of those, a count or two proves it, cheaper than the search.
+    That is `%` then a hex pair 20-7F but 22 (`"`), 5C (`\`) and 7F (DEL): control bytes
+    and non-ASCII are not plain either (see `dense._HARD_ESCAPE`). Two gathers of the two
+    bytes after every `%` at once, instead of a regex search or a count per common escape
+    (those cost more than the rest of the proof on Inventory keys, a `%2F` a directory).
     """
-    total, covered = data.count(b"%"), 0
-    for escape in _COMMON_ESCAPES:
-        covered += data.count(escape)
-        if covered == total:
-            return True
-    return _NOT_PLAIN_ESCAPE.search(data) is None
+    if len(percents) and int(percents[-1]) + 2 >= len(block):
+        return False  # a `%` without two bytes after it
+    high, low = block[percents + 1], block[percents + 2]
+    if not (_HIGH_DIGIT[high].all() and _LOW_DIGIT[low].all()):
+        return False
+    return not any(
+        ((high == digit) & np.isin(low, lows)).any() for digit, lows in _NOT_PLAIN.items()
+    )
 
 
-def _item_sums(rows: list[bytes], keys: _Keys, is_escaped: bool) -> list[int]:
-    """Prefix sums of the key ends, each less 2 bytes an escape in its key (`ColumnsBatch`)."""
-    if keys.ends is None or not is_escaped:
+def _item_sums(keys: _Keys, percents: npt.NDArray[np.intp] | None) -> npt.NDArray[np.int64]:
+    """Prefix sums of the key ends, each less 2 bytes an escape in its key (`ColumnsBatch`).
+
+    A key's escapes are the `%`s (`percents`, None when no key is URL-encoded) between its
+    start and end: two binary searches a key into the block's `%` positions, no row loop.
+    """
+    if keys.ends is None or keys.starts is None or percents is None:
         return keys.sums
-    escapes = map(bytes.count, rows, repeat(b"%"), keys.starts, keys.ends)
-    return list(accumulate(map(sub, keys.ends, map((2).__mul__, escapes)), initial=0))
+    escapes = np.searchsorted(percents, keys.ends) - np.searchsorted(percents, keys.starts)
+    sums = keys.sums.copy()
+    sums[1:] -= 2 * np.cumsum(escapes)
+    return sums
 
 
 def dense_columns_batch(
@@ -276,22 +286,25 @@ def dense_columns_batch(
     fields as they are (URL-decoded when encoded), and an item is bucket + key + 8 bytes, the
     line's digits, less 2 bytes an escape.
     """
-    rows = data.split(b"\n")
-    rows.pop()
-    form = _prove(data, len(rows), shape.buckets)
+    starts = line_starts(data)
+    form = _prove(data, len(starts) - 1, shape.buckets)
     if form is None:
         return None
-    keys = _locate_keys(data, rows, form)
+    keys = _locate_keys(data, starts, form)
     if keys is None:
         return None
     is_escaped = is_key_encoded and b"%" in data
-    if is_escaped and not _plain_escapes(data):
-        return None
-    sums = _item_sums(rows, keys, is_escaped)
+    percents = None
+    if is_escaped:
+        block = np.frombuffer(data, np.uint8)
+        percents = np.flatnonzero(block == _PERCENT)
+        if not _plain_escapes(block, percents):
+            return None
+    sums = _item_sums(keys, percents)
     parse = _PARSERS[form.is_quoted, is_key_encoded]
     is_counted_later = is_escaped and keys.ends is None  # two columns: `%`s only in keys
     form_ = _Form(keys.delta, parse, 1, _NEVER_EMPTY, b"", is_counted_later)
-    batch = shape.batch(data, rows, form_)
+    batch = shape.batch(data, None, form_, starts=starts)
     if batch is None:
         return None
     base = {f.name: getattr(batch, f.name) for f in fields(batch) if f.init}

@@ -152,7 +152,7 @@ def _split_reference(data: bytes, layout: CsvLayout | None) -> list[tuple]:
 def manifests(draw):
     """(data, layout given from outside or None, block size): header CSV or Inventory part."""
     is_inventory = draw(st.booleans())
-    quoted = draw(st.booleans()) or is_inventory
+    quoted = draw(st.booleans()) or (is_inventory and draw(st.booleans()))  # bare ones too
     extra = draw(tail)
     width = len(extra)
     names = ["Bucket", "Key", *(f"c{i}" for i in range(width))]
@@ -393,3 +393,53 @@ def test_inventory_keys_encoded_as_s3_writes_them_decode_like_the_reference():
     batches = list(_reader(data, SCHEMA, 2048).iter_batches())
     assert any(isinstance(b, ColumnsBatch) for b in batches)
     assert [t[3] for t in _flatten(batches)] == keys
+
+
+@pytest.mark.parametrize("quoted", [True, False])
+@pytest.mark.parametrize("width", [0, 1, 2])
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"])
+def test_escapes_are_counted_in_their_own_key_only(quoted, width, eol):
+    # GIVEN Inventory rows whose keys start and end with escapes, and whose other fields
+    # start and end with escapes too (the fields around a key must not add to its count)
+    names = ["Bucket", "Key", *(f"c{i}" for i in range(width))]
+    layout = layout_from_names(names, kind=CsvKind.SCHEMA, is_key_encoded=True)
+    rest = ["%41x%2F", "%20"][:width]
+    keys = [f"%2F{i}a%2B%20" if i % 2 else f"k{i}" for i in range(40)]
+    cells = [[BUCKETS[10], k, *rest] for k in keys]  # one bucket: known after line 1
+    if quoted:
+        data = eol.join(",".join(f'"{c}"' for c in row).encode() for row in cells) + eol
+    else:
+        data = eol.join(",".join(row).encode() for row in cells) + eol
+    # WHEN read dense in one block
+    batches = list(_reader(data, layout, 1 << 20).iter_batches())
+    # THEN all but the first line (read before the bucket is known) are one ColumnsBatch,
+    # whose records and sizes, one by one and over every range, are exactly the reference's
+    assert _flatten(batches) == _reference(data, layout)
+    batch = batches[-1]
+    assert isinstance(batch, ColumnsBatch)
+    assert len(batch) == len(keys) - 1
+    n = len(batch)
+    sizes = [len(orjson.dumps(item)) for item in batch.items(0, n)]
+    assert batch.item_sizes(0, n) == sizes
+    assert [batch.item_bytes(i, j) for i in range(n) for j in range(i, n + 1)] == [
+        sum(sizes[i:j]) for i in range(n) for j in range(i, n + 1)
+    ]
+
+
+@pytest.mark.parametrize("odd", ["a%", "a%2", "a%2g", "a%g2", "a%22", "a%5c", "a%7F", "a%1F"])
+@pytest.mark.parametrize("quoted", [True, False])
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"])
+def test_a_percent_that_is_no_plain_escape_at_the_block_end_reads_as_the_reference_says(
+    odd, quoted, eol
+):
+    # GIVEN two-column Inventory rows whose last key (last bytes of the block) is no plain escape
+    layout = layout_from_names(["Bucket", "Key"], kind=CsvKind.SCHEMA, is_key_encoded=True)
+    keys = [*(f"d%2F{i}" for i in range(20)), odd]
+    fmt = '"bkt-1","{}"' if quoted else "bkt-1,{}"
+    data = eol.join(fmt.format(k).encode() for k in keys) + eol
+    # WHEN read in one block / THEN exactly the reference's items, and sizes where dense
+    batches = list(_reader(data, layout, 1 << 20).iter_batches())
+    assert _flatten(batches) == _reference(data, layout)
+    for batch in batches:
+        sizes = [len(orjson.dumps(item)) for item in batch.items(0, len(batch))]
+        assert batch.item_sizes(0, len(batch)) == sizes
