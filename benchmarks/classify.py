@@ -10,7 +10,7 @@ memory first, so S3/disk time is not counted. Two workloads, each measured side 
 
 Rows: `bound` = inference only on tensors decoded beforehand; `ours` = `ImageDecoder.decode`
 (JPEG draft) + `Classifier.classify`; `naive` = full decode without draft, then the same crop,
-resize and a per-image invoke. Targets (issue 4): ours >= 0.8x bound on the mix, >= 3x naive on
+resize and a per-image invoke. Targets: ours >= 0.8x bound on the mix, >= 3x naive on
 12 MP. A last table compares invoking per image with batched invokes (resized input tensor).
 """
 

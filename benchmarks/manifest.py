@@ -11,7 +11,7 @@ For each file it measures, side by side in this one run and `--repeat` times eac
 both as whole processes (wall time, the CLI's start-up included). Prints medians, the ratio
 scan / `gzip -dc | wc -l` (≥ 1.0x is the target), scan's own timer, and scan's peak RSS at both
 sizes (flat is the target). For the large URI manifest it also times Python ISA-L counting
-newlines in process (the issue's second target: scan ≥ 0.5x that rate).
+newlines in process (the second target: scan ≥ 0.5x that rate).
 """
 
 from __future__ import annotations

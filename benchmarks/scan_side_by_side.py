@@ -5,7 +5,7 @@
 Each round runs `gzip -dc | wc -l`, then each given `lambdaflow` executable (say the main
 checkout's and a branch's), as whole processes; prints the median wall time, the median CPU
 seconds (user + system of the process tree), scan's own timer and peak RSS, and the ratio
-`gzip -dc | wc -l` / scan (≥ 1.0x is issue 17's target). Alternating puts every build under the
+`gzip -dc | wc -l` / scan (≥ 1.0x is the target). Alternating puts every build under the
 same load on a shared machine.
 """
 
