@@ -5,8 +5,13 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import orjson
+import pytest
+
 from pipeline.failures import ManifestLineError
 from pipeline.manifest.reader import ManifestRecord, iter_manifest
+from pipeline.split.chunk_encoding import encode_span
+from pipeline.split.chunking import iter_chunk_spans, iter_chunks
 
 
 def as_tuple(item: ManifestRecord | ManifestLineError) -> tuple:
@@ -24,3 +29,26 @@ def write(tmp_path: Path, name: str, data: bytes, *, is_gzip: bool) -> Path:
 
 def read_all(path: Path | str, **kwargs) -> list[tuple]:
     return [as_tuple(item) for item in iter_manifest(str(path), **kwargs)]
+
+
+def flatten_batches(batches) -> list[tuple]:
+    """Every record and line failure of `batches` as tuples, in line order."""
+    items = [as_tuple(r) for b in batches for r in b.records(0, len(b))]
+    items += [as_tuple(f) for b in batches for f in b.failures]
+    return sorted(items, key=lambda t: t[1])
+
+
+def assert_spans_are_the_chunks(batches, records, *, chunk_items: int, cap: int) -> None:
+    """`iter_chunk_spans` over `batches` cuts, encodes and sizes what `iter_chunks` does."""
+    limits = {"run": "run-1", "chunk_items": chunk_items, "chunk_max_bytes": cap}
+    try:
+        expected = list(iter_chunks(records, **limits, first_chunk=3))
+    except ValueError:
+        with pytest.raises(ValueError):
+            list(iter_chunk_spans(batches, **limits, first_chunk=3))
+        return
+    spans = list(iter_chunk_spans(batches, **limits, first_chunk=3))
+    assert [s.to_chunk() for s in spans] == expected
+    for span, chunk in zip(spans, expected, strict=True):
+        assert encode_span(span) == orjson.dumps(chunk.to_message())
+        assert span.message_bytes == len(orjson.dumps(chunk.to_message()))

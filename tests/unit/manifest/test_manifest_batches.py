@@ -34,7 +34,7 @@ from pipeline.manifest.reader import (
 from pipeline.manifest.source import DecodedStream
 from pipeline.observe.cost import sqs_units
 from pipeline.split.chunking import iter_chunk_spans, iter_chunks
-from tests.unit.manifest_helpers import as_tuple
+from tests.unit.manifest_helpers import as_tuple, flatten_batches
 
 PROPS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -269,12 +269,6 @@ def _assert_exact_sizes(batches) -> None:
         assert [batch.item_bytes(i, i + 1) for i in range(len(batch))] == sizes
 
 
-def _flatten(batches) -> list[tuple]:
-    items = [as_tuple(r) for b in batches for r in b.records(0, len(b))]
-    items += [as_tuple(f) for b in batches for f in b.failures]
-    return sorted(items, key=lambda t: t[1])
-
-
 @PROPS
 @given(case=manifests())
 def test_batches_and_items_equal_the_line_by_line_reference(case):
@@ -286,7 +280,7 @@ def test_batches_and_items_equal_the_line_by_line_reference(case):
     # THEN both equal the reference, and the batch reader ends where the item reader does
     expected = _reference(data, fmt, LIMIT)
     assert items == expected
-    assert _flatten(batches) == expected
+    assert flatten_batches(batches) == expected
     full = RecordReader(io.BytesIO(data), fmt, max_line_bytes=LIMIT, block_bytes=block)
     list(full)
     assert (reader.position, reader.lines_read) == (full.position, full.lines_read)
@@ -370,14 +364,14 @@ def test_one_irregular_line_among_plain_ones_reads_as_the_reference_says(shape, 
     # WHEN read as batches
     batches = _batches(data, fmt, 1 << 20)[0]
     # THEN exactly the reference items and item sizes, whether the block went dense or not
-    assert _flatten(batches) == _reference(data, fmt, LIMIT)
+    assert flatten_batches(batches) == _reference(data, fmt, LIMIT)
     _assert_exact_sizes(batches)
 
 
 def test_a_cr_inside_every_line_is_not_taken_for_crlf():
     data = b"bkt-1,first\n" + b"".join(b"bkt-1,k%d\rx\n" % i for i in range(5))
     batches = _batches(data, ManifestFormat.CSV, 1 << 20)[0]
-    assert _flatten(batches) == _reference(data, ManifestFormat.CSV, LIMIT)
+    assert flatten_batches(batches) == _reference(data, ManifestFormat.CSV, LIMIT)
     _assert_exact_sizes(batches)
 
 
@@ -407,7 +401,9 @@ def test_a_plain_manifest_is_read_in_dense_batches():
         listed = sum(len(b) for b in batches if isinstance(b, ListedBatch))
         assert dense + listed == len(expected)
         assert dense > 0.95 * len(expected)
-        assert _flatten(batches) == [("ok", n, b, k, None) for n, (b, k) in enumerate(expected, 1)]
+        assert flatten_batches(batches) == [
+            ("ok", n, b, k, None) for n, (b, k) in enumerate(expected, 1)
+        ]
         assert reader.position.offset == len(data)
 
 
@@ -450,7 +446,7 @@ def test_manifest_reader_batches_an_inventory_report_like_its_items(tmp_path):
     # WHEN read both ways / THEN the same records, numbered across the parts, same counters
     with ManifestReader(source) as reader:
         batches = list(reader.iter_batches())
-        batched = _flatten(batches)
+        batched = flatten_batches(batches)
         counters = (reader.lines_read, reader.uncompressed_bytes, reader.position)
     with ManifestReader(source) as reader:
         assert batched == [as_tuple(i) for i in reader]
@@ -465,7 +461,7 @@ def test_a_json_array_comes_in_listed_batches():
     batches, _ = _batches(data, ManifestFormat.JSON_ARRAY, 4096)
     assert all(isinstance(b, ListedBatch) for b in batches)
     assert len(batches) > 1
-    flat = _flatten(batches)
+    flat = flatten_batches(batches)
     assert flat[-1] == ("err", 10_001, "NotAnObject")
     assert [t[3] for t in flat[:-1]] == [f"k{i}" for i in range(10_000)]
 
@@ -529,7 +525,7 @@ def test_lines_at_the_length_limit_read_as_the_reference_says(shape, extra):
     assert len(rows[3]) == LIMIT + extra
     # WHEN read as batches / THEN a line over the limit is a failure, one at it a record
     batches = _batches(data, fmt, 1 << 20)[0]
-    assert _flatten(batches) == _reference(data, fmt, LIMIT)
+    assert flatten_batches(batches) == _reference(data, fmt, LIMIT)
     assert any(isinstance(b, DenseBatch) for b in batches) == (extra <= 0)
 
 

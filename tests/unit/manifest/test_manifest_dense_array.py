@@ -20,9 +20,8 @@ from pipeline.manifest import json_array
 from pipeline.manifest.batch import DenseBatch
 from pipeline.manifest.parse import parse_json_value
 from pipeline.manifest.reader import ManifestFormat, ManifestRecord, RecordReader
-from pipeline.split.chunk_encoding import encode_span
-from pipeline.split.chunking import iter_chunk_spans, iter_chunks
-from tests.unit.manifest_helpers import as_tuple
+from pipeline.split.chunking import iter_chunk_spans
+from tests.unit.manifest_helpers import as_tuple, assert_spans_are_the_chunks, flatten_batches
 
 PROPS = settings(max_examples=50, deadline=None)
 LIMIT = 120
@@ -133,12 +132,6 @@ def _items(data: bytes, block: int) -> list:
         return [(item, reader.position) for item in reader]
 
 
-def _flatten(batches) -> list[tuple]:
-    items = [as_tuple(r) for b in batches for r in b.records(0, len(b))]
-    items += [as_tuple(f) for b in batches for f in b.failures]
-    return sorted(items, key=lambda t: t[1])
-
-
 @PROPS
 @given(case=arrays())
 def test_batches_equal_the_reference_and_the_element_reader(case):
@@ -148,7 +141,7 @@ def test_batches_equal_the_reference_and_the_element_reader(case):
     batches, reader = _read(data, block)
     # THEN the records and failures are the reference's, and the element reader's
     expected = _expected(elements)
-    assert _flatten(batches) == expected
+    assert flatten_batches(batches) == expected
     items = _items(data, block)
     assert [as_tuple(item) for item, _ in items] == expected
     assert (reader.position, reader.lines_read) == (items[-1][1], len(elements))
@@ -179,19 +172,8 @@ def test_restart_points_and_item_sizes_equal_the_element_reader(case):
 def test_chunk_spans_cut_and_encode_what_iter_chunks_does(case, chunk_items, cap):
     data, _, block = case
     records = [i for i, _ in _items(data, block) if isinstance(i, ManifestRecord)]
-    limits = {"run": "run-1", "chunk_items": chunk_items, "chunk_max_bytes": cap}
     batches = _read(data, block)[0]
-    try:
-        expected = list(iter_chunks(records, **limits, first_chunk=3))
-    except ValueError:
-        with pytest.raises(ValueError):
-            list(iter_chunk_spans(batches, **limits, first_chunk=3))
-        return
-    spans = list(iter_chunk_spans(batches, **limits, first_chunk=3))
-    assert [s.to_chunk() for s in spans] == expected
-    for span, chunk in zip(spans, expected, strict=True):
-        assert encode_span(span) == orjson.dumps(chunk.to_message())
-        assert span.message_bytes == len(orjson.dumps(chunk.to_message()))
+    assert_spans_are_the_chunks(batches, records, chunk_items=chunk_items, cap=cap)
 
 
 @PROPS
@@ -218,7 +200,7 @@ def test_a_plain_array_is_read_in_dense_batches(sep):
     # THEN all but each buffer's first element come dense, nothing differs, the end is exact
     dense = sum(len(b) for b in batches if isinstance(b, DenseBatch))
     assert dense > 0.95 * len(keys)
-    assert _flatten(batches) == [("ok", n, "bkt-1", k, None) for n, k in enumerate(keys, 1)]
+    assert flatten_batches(batches) == [("ok", n, "bkt-1", k, None) for n, k in enumerate(keys, 1)]
     assert reader.position.offset == len(data) - 1
 
 
@@ -226,4 +208,4 @@ def test_an_array_of_uris_or_other_objects_stays_on_the_element_path():
     data = orjson.dumps([f"s3://bkt-1/k{i}" for i in range(5000)])
     batches, _ = _read(data, 4096)
     assert not any(isinstance(b, DenseBatch) for b in batches)
-    assert [t[3] for t in _flatten(batches)] == [f"k{i}" for i in range(5000)]
+    assert [t[3] for t in flatten_batches(batches)] == [f"k{i}" for i in range(5000)]

@@ -29,9 +29,8 @@ from pipeline.manifest.parse import (
 )
 from pipeline.manifest.quoted import ends_inside_quotes
 from pipeline.manifest.reader import ManifestFormat, ManifestRecord, RecordReader
-from pipeline.split.chunk_encoding import encode_span
-from pipeline.split.chunking import iter_chunk_spans, iter_chunks
-from tests.unit.manifest_helpers import as_tuple
+from pipeline.split.chunking import iter_chunk_spans
+from tests.unit.manifest_helpers import as_tuple, assert_spans_are_the_chunks, flatten_batches
 
 PROPS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LIMIT = 120
@@ -189,12 +188,6 @@ def _reader(data: bytes, layout: CsvLayout | None, block: int, **kwargs) -> Reco
     )
 
 
-def _flatten(batches) -> list[tuple]:
-    items = [as_tuple(r) for b in batches for r in b.records(0, len(b))]
-    items += [as_tuple(f) for b in batches for f in b.failures]
-    return sorted(items, key=lambda t: t[1])
-
-
 @PROPS
 @given(case=manifests())
 def test_batches_equal_the_line_by_line_reference(case):
@@ -205,7 +198,7 @@ def test_batches_equal_the_line_by_line_reference(case):
     batches = list(reader.iter_batches())
     # THEN the records and failures are the reference's, and the reader ends where items do
     expected = _reference(data, layout)
-    assert _flatten(batches) == expected
+    assert flatten_batches(batches) == expected
     lines = data.decode("utf-8", "replace").split("\n")
     if not any(map(ends_inside_quotes, lines)):
         assert expected == _split_reference(data, layout)  # the reference is not circular
@@ -256,20 +249,9 @@ def test_chunk_spans_cut_and_encode_what_iter_chunks_does(case, chunk_items, cap
         )
         if isinstance(i, ManifestRecord)
     ]
-    limits = {"run": "run-1", "chunk_items": chunk_items, "chunk_max_bytes": cap}
     batches = list(_reader(data, layout, block).iter_batches())
-    try:
-        expected = list(iter_chunks(records, **limits, first_chunk=3))
-    except ValueError:
-        with pytest.raises(ValueError):
-            list(iter_chunk_spans(batches, **limits, first_chunk=3))
-        return
     # WHEN both are cut into chunks / THEN the cuts, messages and sizes agree exactly
-    spans = list(iter_chunk_spans(batches, **limits, first_chunk=3))
-    assert [s.to_chunk() for s in spans] == expected
-    for span, chunk in zip(spans, expected, strict=True):
-        assert encode_span(span) == orjson.dumps(chunk.to_message())
-        assert span.message_bytes == len(orjson.dumps(chunk.to_message()))
+    assert_spans_are_the_chunks(batches, records, chunk_items=chunk_items, cap=cap)
 
 
 @PROPS
@@ -310,7 +292,7 @@ def test_one_irregular_line_among_plain_rows_reads_as_the_reference_says(odd, eo
     # WHEN read as batches
     batches = list(_reader(data, layout, 1 << 20).iter_batches())
     # THEN exactly the reference's items and sizes, whether the block went dense or not
-    assert _flatten(batches) == _reference(data, layout)
+    assert flatten_batches(batches) == _reference(data, layout)
     for batch in batches:
         sizes = [len(orjson.dumps(item)) for item in batch.items(0, len(batch))]
         assert batch.item_sizes(0, len(batch)) == sizes
@@ -349,7 +331,9 @@ def test_plain_header_and_inventory_manifests_are_read_dense(header, row, layout
     dense = sum(len(b) for b in batches if isinstance(b, DenseBatch))
     assert dense > 0.95 * len(keys)
     first = 1 + bool(header)
-    assert _flatten(batches) == [("ok", n, b, k, None) for n, (b, k) in enumerate(keys, first)]
+    assert flatten_batches(batches) == [
+        ("ok", n, b, k, None) for n, (b, k) in enumerate(keys, first)
+    ]
     assert reader.position.offset == len(data)
     assert all(isinstance(b, ColumnsBatch) for b in batches if isinstance(b, DenseBatch))
     for batch in batches:
@@ -371,8 +355,8 @@ def test_a_percent_in_a_literal_header_csv_key_stays_literal():
     data = b'"bucket","key","n"\n' + b"".join(b'"bkt-1","a%%41+%d","1"\n' % i for i in range(99))
     batches = list(_reader(data, None, 1024).iter_batches())
     assert any(isinstance(b, ColumnsBatch) for b in batches)
-    assert _flatten(batches) == _reference(data, None)
-    assert _flatten(batches)[-1][3] == "a%41+98"
+    assert flatten_batches(batches) == _reference(data, None)
+    assert flatten_batches(batches)[-1][3] == "a%41+98"
 
 
 @pytest.mark.parametrize("extra", [-1, 0, 1])
@@ -382,7 +366,7 @@ def test_lines_at_the_length_limit_read_as_the_reference_says(extra):
     rows.insert(3, b'"bkt-1","' + b"z" * (LIMIT + extra - base) + b'","1"')
     data = b"\n".join(rows) + b"\n"  # the header read already: its layout is given
     batches = list(_reader(data, HEADER, 1 << 20).iter_batches())
-    assert _flatten(batches) == _reference(data, HEADER)
+    assert flatten_batches(batches) == _reference(data, HEADER)
     assert any(isinstance(b, DenseBatch) for b in batches) == (extra <= 0)
 
 
@@ -392,7 +376,7 @@ def test_inventory_keys_encoded_as_s3_writes_them_decode_like_the_reference():
     data = b"".join(f'"bkt-1","{quote(k, safe="")}","{i}"\n'.encode() for i, k in enumerate(keys))
     batches = list(_reader(data, SCHEMA, 2048).iter_batches())
     assert any(isinstance(b, ColumnsBatch) for b in batches)
-    assert [t[3] for t in _flatten(batches)] == keys
+    assert [t[3] for t in flatten_batches(batches)] == keys
 
 
 @pytest.mark.parametrize("quoted", [True, False])
@@ -414,7 +398,7 @@ def test_escapes_are_counted_in_their_own_key_only(quoted, width, eol):
     batches = list(_reader(data, layout, 1 << 20).iter_batches())
     # THEN all but the first line (read before the bucket is known) are one ColumnsBatch,
     # whose records and sizes, one by one and over every range, are exactly the reference's
-    assert _flatten(batches) == _reference(data, layout)
+    assert flatten_batches(batches) == _reference(data, layout)
     batch = batches[-1]
     assert isinstance(batch, ColumnsBatch)
     assert len(batch) == len(keys) - 1
@@ -439,7 +423,7 @@ def test_a_percent_that_is_no_plain_escape_at_the_block_end_reads_as_the_referen
     data = eol.join(fmt.format(k).encode() for k in keys) + eol
     # WHEN read in one block / THEN exactly the reference's items, and sizes where dense
     batches = list(_reader(data, layout, 1 << 20).iter_batches())
-    assert _flatten(batches) == _reference(data, layout)
+    assert flatten_batches(batches) == _reference(data, layout)
     for batch in batches:
         sizes = [len(orjson.dumps(item)) for item in batch.items(0, len(batch))]
         assert batch.item_sizes(0, len(batch)) == sizes
