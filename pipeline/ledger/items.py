@@ -256,13 +256,18 @@ def _merge(*counts: Mapping[str, int]) -> dict[str, int]:
     return {k: v for k, v in sorted(total.items()) if v}
 
 
+def status_of(item: Mapping[str, Any]) -> RunStatus:
+    """The status a run item holds; an item with none yet is still running (not yet split)."""
+    return RunStatus(item.get("status", {}).get("S", RunStatus.RUNNING.value))
+
+
 def state_from_item(item: Mapping[str, Any]) -> RunState:
     """A `RunState` from a run item; chunk and parse failures added together."""
     parse_failed = int(_num(item, "parse_failed"))
     return RunState(
         run=item["run"]["S"],
         manifest=item.get("manifest", {}).get("S", ""),
-        status=RunStatus(item.get("status", {}).get("S", RunStatus.RUNNING.value)),
+        status=status_of(item),
         started_at=_num(item, "started_at"),
         finished_at=_num(item, "finished_at") if "finished_at" in item else None,
         lines_split=int(_num(item, "lines_split")),

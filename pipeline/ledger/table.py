@@ -52,6 +52,7 @@ from pipeline.ledger.items import (
     shard_key,
     shard_of,
     state_from_item,
+    status_of,
     sum_shards,
 )
 from pipeline.ledger.runs import RunState, RunStatus
@@ -312,7 +313,7 @@ class RunLedger:
             ProjectionExpression="wait_token, #status",
             ExpressionAttributeNames={"#status": "status"},
         ).get("Item", {})
-        if item.get("status", {}).get("S", RunStatus.RUNNING.value) != RunStatus.RUNNING.value:
+        if status_of(item) is not RunStatus.RUNNING:
             return None
         return item.get("wait_token", {}).get("S")
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from pipeline.aws.errors import error_code, write_error_from
-from pipeline.ledger.items import n, run_key
+from pipeline.ledger.items import n, run_key, status_of
 from pipeline.ledger.runs import RunState, RunStatus
 from pipeline.ledger.summary import final_status
 
@@ -162,7 +162,7 @@ class ReplayLedger:
             ProjectionExpression="#status",
             ExpressionAttributeNames={"#status": "status"},
         ).get("Item", {})
-        if item.get("status", {}).get("S", RunStatus.RUNNING.value) == RunStatus.RUNNING.value:
+        if status_of(item) is RunStatus.RUNNING:
             return still_running(run)
         return _in_progress(run, self.progress(run))
 
