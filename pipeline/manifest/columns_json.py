@@ -18,11 +18,12 @@ import numpy as np
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-_HEX_VALUE = np.zeros(256, np.uint8)
-for _value, _digit in enumerate(b"0123456789abcdef"):
-    _HEX_VALUE[_digit] = _value
-for _value, _digit in enumerate(b"ABCDEF", 10):
-    _HEX_VALUE[_digit] = _value
+_HEX_DIGITS = b"0123456789ABCDEFabcdef"
+_PAIR_VALUE = np.zeros(1 << 16, np.uint8)
+"""The byte a `%XX` escape names, indexed by XX read as one little-endian uint16."""
+for _high in _HEX_DIGITS:
+    for _low in _HEX_DIGITS:
+        _PAIR_VALUE[_high | _low << 8] = int(bytes((_high, _low)), 16)
 _KEEP_DROP_KEEP = np.array([True, False, True])
 _SEPARATOR = 0
 """Marks the bare rows' bucket/key comma: no proved row holds a NUL, decoded or not."""
@@ -58,11 +59,11 @@ def json_rows_block(
     lengths[:, 1] = starts[1:] - 1 - kept_ends
     lengths[:, 2] = 1
     keep = np.repeat(np.tile(_KEEP_DROP_KEEP, n), lengths.ravel())
-    if has_escapes:
-        high, low = _HEX_VALUE[block[percents + 1]], _HEX_VALUE[block[percents + 2]]
-        block[percents] = high << 4 | low
-        keep[percents + 1] = False
-        keep[percents + 2] = False
+    if has_escapes:  # two bytes at a time: each escape's hex pair read, then dropped
+        digits = percents + 1  # type: ignore[operator]
+        pairs = np.ndarray((len(block) - 1,), "<u2", block, strides=(1,))
+        block[percents] = _PAIR_VALUE[pairs[digits]]
+        np.ndarray((len(keep) - 1,), "<u2", keep, strides=(1,))[digits] = 0
     if separators is None:
         return block[keep].tobytes()
     block[separators] = _SEPARATOR

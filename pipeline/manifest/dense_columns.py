@@ -31,10 +31,10 @@ from pipeline.manifest.batch import DenseBatch, digit_count_sum
 from pipeline.manifest.columns_json import json_rows_block
 from pipeline.manifest.dense import (
     DenseShape,
+    _all_start_with_a_bucket,
     _Form,
     _is_utf8,
     _lines_end_with,
-    _lines_start_with_a_bucket,
     _ordinary,
 )
 from pipeline.manifest.parse import CsvKind, CsvLayout, decode_key
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 DenseCheck = Callable[[bytes, DenseShape], DenseBatch | None]
 _ORDINARY = _ordinary(b",")
 """Field bytes: printable ASCII but `,` `"` `\\`, and all non-ASCII (see `dense._ordinary`)."""
+_ORDINARY_BUT_PERCENT = _ORDINARY.replace(b"%", b"")
 _ITEM_EXTRA = len('[,"",""]')
 _NEVER_EMPTY = -(2**62)
 """`_Form.min_row_bytes` that skips `DenseShape.batch`'s empty-key search: done here."""
@@ -163,18 +164,21 @@ class _Rows:
     columns: int
     eol: bytes
     n: int
+    escapes: npt.NDArray[np.intp] | None  # `%`s in each row's key, when `%`s were kept
 
 
-def _row_form(data: bytes) -> _Rows | None:
+def _row_form(data: bytes, *, keep_percents: bool) -> _Rows | None:
     r"""The rows' form when each line's skeleton is the first's; else None.
 
     The skeleton is what deleting field bytes (`_ORDINARY`) leaves of a line: `"",""(,"")*`
-    or `,+`, then `\n` or `\r\n`.
+    or `,+`, then `\n` or `\r\n`. With `keep_percents` the `%`s stay in it (one translate
+    still): less them it must be the same, and they give each key's escapes (`_key_escapes`).
     """
-    skeleton = data.translate(None, _ORDINARY)
-    first = skeleton[: skeleton.find(b"\n") + 1]
-    n, rest = divmod(len(skeleton), len(first) or 1)
-    if not first or rest or skeleton != first * n:
+    skeleton = data.translate(None, _ORDINARY_BUT_PERCENT if keep_percents else _ORDINARY)
+    bare = skeleton.replace(b"%", b"") if keep_percents else skeleton
+    first = bare[: bare.find(b"\n") + 1]
+    n, rest = divmod(len(bare), len(first) or 1)
+    if not first or rest or bare != first * n:
         return None
     eol = b"\r\n" if first.endswith(b"\r\n") else b"\n"
     body = first[: -len(eol)]
@@ -182,10 +186,28 @@ def _row_form(data: bytes) -> _Rows | None:
     if columns < 2:  # noqa: PLR2004
         return None
     if body == b",".join(repeat(b'""', columns)):
-        return _Rows(True, columns, eol, n)
-    if body == b"," * (columns - 1):
-        return _Rows(False, columns, eol, n)
-    return None
+        is_quoted = True
+    elif body == b"," * (columns - 1):
+        is_quoted = False
+    else:
+        return None
+    escapes = _key_escapes(skeleton, first, n, columns) if keep_percents else None
+    return _Rows(is_quoted, columns, eol, n, escapes)
+
+
+def _key_escapes(skeleton: bytes, first: bytes, n: int, columns: int) -> npt.NDArray[np.intp]:
+    """Each row's `%`s between its first comma and the comma (or newline) after its key.
+
+    The skeleton with `%`s kept is the first line's (`first`) a row, with a row's `%`s added
+    in its fields: its commas and newlines, shaped (n, c), give each row's key span, longer
+    than the first's by the key's `%`s. Works on the skeleton, a fifth of the block.
+    """
+    sk = np.frombuffer(skeleton, np.uint8)
+    hits = sk == _COMMA
+    hits |= sk == _NEWLINE
+    at = np.flatnonzero(hits).reshape(n, columns)
+    template = np.flatnonzero(np.frombuffer(first.replace(b"\n", b","), np.uint8) == _COMMA)
+    return at[:, 1] - at[:, 0] - int(template[1] - template[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,42 +217,26 @@ class _Fields:
     starts: npt.NDArray[np.int64]  # line starts, `len(data)` last
     commas: npt.NDArray[np.intp]  # (n, c - 1)
     key_ends: npt.NDArray[np.intp]  # just past each key (the comma or quote after it)
-    escapes: npt.NDArray[np.intp] | None  # `%`s in each key, when they are searched for
-    percents: npt.NDArray[np.intp] | None  # every `%` in the block, when searched for
+    is_comma: npt.NDArray[np.bool_]  # the block's commas, as a mask
 
 
-def _find_fields(block: npt.NDArray[np.uint8], form: _Rows, has_escapes: bool) -> _Fields | None:
-    """Every comma and newline (and `%`, with `has_escapes`) from one numpy search.
+def _find_fields(block: npt.NDArray[np.uint8], form: _Rows) -> _Fields | None:
+    """Every comma and newline from one numpy search.
 
-    The skeleton left exactly c - 1 commas then a newline a line, so the search's hits, less
-    the `%`s, shaped (n, c), are each line's commas and newline: the line starts, every key's
-    bounds. A `%` count running over the hits gives the `%`s between a key's two bounds.
+    The skeleton left exactly c - 1 commas then a newline a line, so the search's hits,
+    shaped (n, c), are each line's commas and newline: the line starts, every key's bounds.
     """
     n, c = form.n, form.columns
-    hits = block == _COMMA
-    hits |= block == _NEWLINE
-    if has_escapes:
-        hits |= block == _PERCENT
-    at = np.flatnonzero(hits)
-    escapes = percents = None
-    if has_escapes:
-        is_percent = block[at] == _PERCENT
-        percents = at[is_percent]
-        before = np.cumsum(is_percent)
-        structure = np.flatnonzero(~is_percent)
-        at = at[structure]
-        if len(at) != n * c:
-            return None
-        counts = before[structure].reshape(n, c)
-        escapes = counts[:, 1] - counts[:, 0]
-    elif len(at) != n * c:
+    is_comma = block == _COMMA
+    at = np.flatnonzero(is_comma | (block == _NEWLINE))
+    if len(at) != n * c:
         return None
     fields_ = at.reshape(n, c)
     starts = np.empty(n + 1, np.int64)
     starts[0] = 0
     np.add(fields_[:, -1], 1, out=starts[1:])
     key_ends = fields_[:, 1] - (form.eol == b"\r\n" and c == 2)  # noqa: PLR2004 - a CR ends it
-    return _Fields(starts, fields_[:, :-1], key_ends, escapes, percents)
+    return _Fields(starts, fields_[:, :-1], key_ends, is_comma)
 
 
 def _framed(
@@ -238,23 +244,30 @@ def _framed(
 ) -> bool:
     """True when every line starts with a validated bucket and its fields are framed.
 
-    Quoted: each line starts `"B","`, ends `"` + eol, and every comma sits between two quotes
-    (so each field is exactly `"F"`); bare: each line starts `B,`, and with CRLF the CR sits
-    right before every newline. Gathers at the known line edges and commas, no block search.
+    Quoted: each line starts `"B","` and ends `"` + eol (every line boundary counted once in
+    `"` eol `"B","` — a bucket holds no `"`, so a boundary matches one bucket at most — the
+    block's edges looked at), and every comma sits between two quotes (so each field is
+    exactly `"F"`): as many `","` as commas, counted on masks. Bare: each line starts `B,`,
+    and with CRLF the CR sits right before every newline.
     """
-    starts = found.starts
-    if form.is_quoted:
-        if not _lines_start_with_a_bucket(data, starts, buckets, b'"%b","'):
+    n, eol = form.n, form.eol
+    if not form.is_quoted:
+        if not _all_start_with_a_bucket(data, n, buckets, b"%b,"):
             return False
-        commas = found.commas
-        return (
-            _lines_end_with(data, starts, b'"' + form.eol)
-            and bool((block[commas - 1] == _QUOTE).all())
-            and bool((block[commas + 1] == _QUOTE).all())
-        )
-    if not _lines_start_with_a_bucket(data, starts, buckets, b"%b,"):
+        return eol == b"\n" or _lines_end_with(data, found.starts, eol)
+    if not data.endswith(b'"' + eol) or not any(data.startswith(b'"%b","' % b) for b in buckets):
         return False
-    return form.eol == b"\n" or _lines_end_with(data, starts, form.eol)
+    matched = 0
+    for bucket in buckets:
+        if matched == n - 1:
+            break
+        matched += data.count(b'"%b"%b","' % (eol, bucket))
+    if matched != n - 1:
+        return False
+    is_quote = block == _QUOTE
+    quoted_commas = found.is_comma[1:-1] & is_quote[:-2]
+    quoted_commas &= is_quote[2:]
+    return int(np.count_nonzero(quoted_commas)) == n * (form.columns - 1)
 
 
 def _plain_escapes(data: bytes, percents: npt.NDArray[np.intp]) -> bool:
@@ -288,12 +301,12 @@ def dense_columns_batch(
     `parse_csv_row` reads bucket and key from the fields as they are (URL-decoded when
     encoded), and an item is bucket + key + 8 bytes, the line's digits, less 2 bytes an escape.
     """
-    form = _row_form(data)
+    has_escapes = is_key_encoded and b"%" in data
+    form = _row_form(data, keep_percents=has_escapes)
     if form is None:
         return None
     block = np.frombuffer(data, np.uint8)
-    has_escapes = is_key_encoded and b"%" in data
-    found = _find_fields(block, form, has_escapes)
+    found = _find_fields(block, form)
     if found is None or not _framed(data, block, found, form, shape.buckets):
         return None
     quoted = int(form.is_quoted)
@@ -301,11 +314,12 @@ def dense_columns_batch(
     key_ends = found.key_ends - quoted
     if not (key_ends > key_starts).all() or not _is_utf8(data):
         return None
-    if found.percents is not None and not _plain_escapes(data, found.percents):
+    percents = np.flatnonzero(block == _PERCENT) if has_escapes else None
+    if percents is not None and not _plain_escapes(data, percents):
         return None
     sums = np.zeros(form.n + 1, np.int64)
     row_keys = key_ends - found.starts[:-1]
-    np.cumsum(row_keys if found.escapes is None else row_keys - 2 * found.escapes, out=sums[1:])
+    np.cumsum(row_keys if form.escapes is None else row_keys - 2 * form.escapes, out=sums[1:])
     parse = _PARSERS[form.is_quoted, is_key_encoded]
     form_ = _Form(_ITEM_EXTRA - 1 - 3 * quoted, parse, 1, _NEVER_EMPTY, b"")
     batch = shape.batch(data, None, form_, starts=found.starts)
@@ -317,6 +331,6 @@ def dense_columns_batch(
         item_sums=sums,
         kept_ends=key_ends + quoted,
         separators=None if form.is_quoted else found.commas[:, 0],
-        percents=found.percents,
+        percents=percents,
         is_decoded=is_key_encoded,
     )
