@@ -19,6 +19,7 @@ definition of what a plain byte is serves every dense check.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from functools import partial
@@ -56,6 +57,22 @@ for _high in b"234567":
         if int(bytes((_high, _low)), 16) not in (0x22, 0x5C, 0x7F):  # `"`, `\\`, DEL
             _PLAIN_PAIR[_high | _low << 8] = True
 _COMMA, _QUOTE, _PERCENT, _NEWLINE = ord(","), ord('"'), ord("%"), ord("\n")
+_SCRATCH = threading.local()
+
+
+def _masks(size: int) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Two reusable bool buffers of `size`, this thread's own.
+
+    The checks compare whole blocks byte by byte: a fresh ~1 MB mask each time costs more in
+    page faults than the compare (measured: the same search took 2-4x as long in a process
+    whose allocator handed back fresh pages every block). Two buffers a thread, grown to the
+    largest block, keep that cost away.
+    """
+    buffers = getattr(_SCRATCH, "buffers", None)
+    if buffers is None or len(buffers[0]) < size:
+        buffers = (np.empty(size, bool), np.empty(size, bool))
+        _SCRATCH.buffers = buffers
+    return buffers[0][:size], buffers[1][:size]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +117,8 @@ class ColumnsBatch(DenseBatch):
         is its item less `[`, `,`, `]` and the line digits, so row i starts at `item_sums[i]
         + (item_delta - 2) * i`.
         """
+        if stop <= start:
+            return b""
         if not self._json:
             json = json_rows_block(
                 self.data,  # type: ignore[arg-type]  # a ColumnsBatch always keeps its block
@@ -203,8 +222,9 @@ def _key_escapes(skeleton: bytes, first: bytes, n: int, columns: int) -> npt.NDA
     than the first's by the key's `%`s. Works on the skeleton, a fifth of the block.
     """
     sk = np.frombuffer(skeleton, np.uint8)
-    hits = sk == _COMMA
-    hits |= sk == _NEWLINE
+    hits, newlines = _masks(len(sk))
+    np.equal(sk, _COMMA, out=hits)
+    hits |= np.equal(sk, _NEWLINE, out=newlines)
     at = np.flatnonzero(hits).reshape(n, columns)
     template = np.flatnonzero(np.frombuffer(first.replace(b"\n", b","), np.uint8) == _COMMA)
     return at[:, 1] - at[:, 0] - int(template[1] - template[0])
@@ -217,7 +237,7 @@ class _Fields:
     starts: npt.NDArray[np.int64]  # line starts, `len(data)` last
     commas: npt.NDArray[np.intp]  # (n, c - 1)
     key_ends: npt.NDArray[np.intp]  # just past each key (the comma or quote after it)
-    is_comma: npt.NDArray[np.bool_]  # the block's commas, as a mask
+    is_comma: npt.NDArray[np.bool_]  # the block's commas, as a mask (a `_masks` buffer)
 
 
 def _find_fields(block: npt.NDArray[np.uint8], form: _Rows) -> _Fields | None:
@@ -227,8 +247,10 @@ def _find_fields(block: npt.NDArray[np.uint8], form: _Rows) -> _Fields | None:
     shaped (n, c), are each line's commas and newline: the line starts, every key's bounds.
     """
     n, c = form.n, form.columns
-    is_comma = block == _COMMA
-    at = np.flatnonzero(is_comma | (block == _NEWLINE))
+    is_comma, hits = _masks(len(block))
+    np.equal(block, _COMMA, out=is_comma)
+    np.equal(block, _NEWLINE, out=hits)
+    at = np.flatnonzero(np.logical_or(hits, is_comma, out=hits))
     if len(at) != n * c:
         return None
     fields_ = at.reshape(n, c)
@@ -264,8 +286,9 @@ def _framed(
         matched += data.count(b'"%b"%b","' % (eol, bucket))
     if matched != n - 1:
         return False
-    is_quote = block == _QUOTE
-    quoted_commas = found.is_comma[1:-1] & is_quote[:-2]
+    is_comma, is_quote = _masks(len(block))  # `found.is_comma` is the first
+    np.equal(block, _QUOTE, out=is_quote)
+    quoted_commas = np.logical_and(is_comma[1:-1], is_quote[:-2], out=is_comma[1:-1])
     quoted_commas &= is_quote[2:]
     return int(np.count_nonzero(quoted_commas)) == n * (form.columns - 1)
 
@@ -314,7 +337,9 @@ def dense_columns_batch(
     key_ends = found.key_ends - quoted
     if not (key_ends > key_starts).all() or not _is_utf8(data):
         return None
-    percents = np.flatnonzero(block == _PERCENT) if has_escapes else None
+    percents = None
+    if has_escapes:
+        percents = np.flatnonzero(np.equal(block, _PERCENT, out=_masks(len(block))[0]))
     if percents is not None and not _plain_escapes(data, percents):
         return None
     sums = np.zeros(form.n + 1, np.int64)
