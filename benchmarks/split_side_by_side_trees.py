@@ -8,8 +8,8 @@ Each TREE is a directory holding a `pipeline/` package (say `git archive main pi
 unpacked, and this checkout): it goes first on `PYTHONPATH`, so every build runs with the same
 interpreter and libraries. Each round runs `gzip -dc | wc -l`, then one process per build that
 runs `pipeline.split.passes.split_pass` over FILE to its end with a `CountingSink` (every chunk
-message encoded, nothing sent; `--mode scan`: `dry_run`, which sizes messages without encoding
-them). Prints median wall and CPU seconds (the process's own, start-up included) and the ratio
+message encoded, nothing sent; `--mode scan`: the `lambdaflow scan FILE --json` command). Prints
+median wall and CPU seconds (the process's own, start-up included) and the ratio
 `gzip -dc | wc -l` / it, wall and CPU; alternating puts every build under the same load.
 """
 
@@ -27,18 +27,17 @@ from pathlib import Path
 
 _PASS = """
 import sys
-from pipeline.split.dry_run import Opener, _MemoryIndexStore, dry_run
+from pipeline.split.dry_run import Opener, _MemoryIndexStore
 from pipeline.split.passes import SplitOptions, split_pass
 from pipeline.split.sinks import CountingSink, MemoryParseFailureWriter
-if sys.argv[1] == "scan":
-    print(dry_run(sys.argv[2], options=SplitOptions()).chunks.records)
-else:
-    sink = CountingSink()
-    split_pass(sys.argv[2], None, run="bench0000000000000", options=SplitOptions(),
-               open_reader=Opener(), sink=sink, failures=MemoryParseFailureWriter(),
-               index_store=_MemoryIndexStore())
-    print(sink.items)
+sink = CountingSink()
+split_pass(sys.argv[1], None, run="bench0000000000000", options=SplitOptions(),
+           open_reader=Opener(), sink=sink, failures=MemoryParseFailureWriter(),
+           index_store=_MemoryIndexStore())
+print(sink.items)
 """
+
+_SCAN = "from pipeline.cli import main; main()"
 
 
 def _cpu_s() -> float:
@@ -74,8 +73,11 @@ def main() -> None:
         runs["gzip -dc | wc -l"].append((wall, cpu))
         for tree in args.trees:
             env = dict(os.environ, PYTHONPATH=tree)
-            command = [sys.executable, "-c", _PASS, args.mode, str(args.path)]
-            wall, cpu, counts[tree] = _timed(command, env)
+            command = [sys.executable, "-c", _PASS, str(args.path)]
+            if args.mode == "scan":
+                command = [sys.executable, "-c", _SCAN, "scan", str(args.path), "--json"]
+            wall, cpu, out = _timed(command, env)
+            counts[tree] = str(json.loads(out)["records"]) if args.mode == "scan" else out
             runs[tree].append((wall, cpu))
     base_wall = statistics.median(w for w, _ in runs["gzip -dc | wc -l"])
     base_cpu = statistics.median(c for _, c in runs["gzip -dc | wc -l"])
