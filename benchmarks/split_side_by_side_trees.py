@@ -6,11 +6,12 @@
 FILE is a gzip manifest or an S3 Inventory `manifest.json` (then `gzip -dc` reads its parts).
 Each TREE is a directory holding a `pipeline/` package (say `git archive main pipeline`
 unpacked, and this checkout): it goes first on `PYTHONPATH`, so every build runs with the same
-interpreter and libraries. Each round runs `gzip -dc | wc -l`, then one process per build that
-runs `pipeline.split.passes.split_pass` over FILE to its end with a `CountingSink` (every chunk
-message encoded, nothing sent; `--mode scan`: the `lambdaflow scan FILE --json` command). Prints
-median wall and CPU seconds (the process's own, start-up included) and the ratio
-`gzip -dc | wc -l` / it, wall and CPU; alternating puts every build under the same load.
+interpreter and libraries (`-P`: the current directory never shadows it). Each round runs `gzip
+-dc | wc -l`, then one process per build that runs `pipeline.split.passes.split_pass` over FILE
+to its end with a `CountingSink` (every chunk message encoded, nothing sent; `--mode scan`: the
+`lambdaflow scan FILE --json` command). Prints median wall and CPU seconds (the process's own,
+start-up included) and the ratio `gzip -dc | wc -l` / it, wall and CPU; alternating puts every
+build under the same load.
 """
 
 from __future__ import annotations
@@ -73,9 +74,9 @@ def main() -> None:
         runs["gzip -dc | wc -l"].append((wall, cpu))
         for tree in args.trees:
             env = dict(os.environ, PYTHONPATH=tree)
-            command = [sys.executable, "-c", _PASS, str(args.path)]
+            command = [sys.executable, "-P", "-c", _PASS, str(args.path)]
             if args.mode == "scan":
-                command = [sys.executable, "-c", _SCAN, "scan", str(args.path), "--json"]
+                command = [sys.executable, "-P", "-c", _SCAN, "scan", str(args.path), "--json"]
             wall, cpu, out = _timed(command, env)
             counts[tree] = str(json.loads(out)["records"]) if args.mode == "scan" else out
             runs[tree].append((wall, cpu))
