@@ -5,8 +5,10 @@ line just to serialize them costs more than decompressing (~3 µs a line against
 `DenseBatch` whose rows are verbatim (`bucket,key` or `s3://bucket/key`, with or without a CR,
 or `{"bucket":"B","key":"K"}`, proved to hold no character JSON would escape) has its items in
 the rows themselves: they are rewritten with a few whole-block `bytes.replace` calls and joined
-with their line numbers. Any other batch (URL-encoded keys, listed batches) goes through
-`batch.items` and orjson. Either way the bytes equal
+with their line numbers. A header-CSV or Inventory `ColumnsBatch` hands over its items'
+strings for the whole block, URL-decoded (`ColumnsBatch.json_rows`), joined the same way. Any
+other batch (URL-encoded `bucket,key` rows, listed batches) goes through `batch.items` and
+orjson. Either way the bytes equal
 `orjson.dumps(span.to_chunk().to_message())` exactly (a property test holds them to it).
 Pure: knows nothing of SQS.
 """
@@ -17,6 +19,7 @@ import orjson
 
 from pipeline.manifest.batch import DenseBatch, RecordBatch
 from pipeline.manifest.dense import _csv_crlf_row, _csv_row, _jsonl_row, _uri_crlf_row, _uri_row
+from pipeline.manifest.dense_columns import ColumnsBatch
 from pipeline.split.chunking import MESSAGE_VERSION, ChunkSpan
 
 _CSV, _JSONL, _URI = "csv", "jsonl", "uri"
@@ -47,6 +50,8 @@ def encode_span(span: ChunkSpan) -> bytes:
 
 def _items(batch: RecordBatch, start: int, stop: int) -> bytes:
     """Items [start, stop) of `batch`, comma-separated, without the enclosing brackets."""
+    if isinstance(batch, ColumnsBatch) and stop > start:
+        return _columns_items(batch, start, stop)
     if isinstance(batch, DenseBatch) and stop > start:
         shape = _VERBATIM_ROWS.get(batch.parse_row)
         if shape is not None:
@@ -80,5 +85,18 @@ def _dense_items(batch: DenseBatch, start: int, stop: int, kind: str, line_end: 
     else:
         fields = block.replace(b",", b'","')
         template = b'[%d,"' + fields.replace(b"\n", b'"],[%d,"') + b'"]'
+    first = batch.first_line
+    return template % tuple(range(first + start, first + stop))
+
+
+def _columns_items(batch: ColumnsBatch, start: int, stop: int) -> bytes:
+    """Rows [start, stop) of a header-CSV or Inventory batch → `[line,"bucket","key"]` items.
+
+    `json_rows` gives each row's `"B","K"` as orjson writes it, a newline between rows; the
+    newlines become the item breaks of one `%`-format template (a `%` doubled first), filled
+    with the line numbers by a single format call, as `_dense_items` does.
+    """
+    rows = batch.json_rows(start, stop).replace(b"%", b"%%")
+    template = b"[%d," + rows.replace(b"\n", b"],[%d,") + b"]"
     first = batch.first_line
     return template % tuple(range(first + start, first + stop))

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+from urllib.parse import quote, quote_plus
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.manifest.batch import DenseBatch
+from pipeline.manifest.dense_columns import ColumnsBatch
+from pipeline.manifest.parse import CsvKind, CsvLayout, layout_from_names
 from pipeline.manifest.stream import ManifestFormat, RecordReader
 from pipeline.split.chunk_encoding import encode_span
 from pipeline.split.chunking import iter_chunk_spans
@@ -28,16 +33,18 @@ class _Trickle(io.BytesIO):
         return super().read(min(size if size >= 0 else 1 << 30, 700))
 
 
-def _spans(data: bytes, fmt: ManifestFormat, chunk_items: int):
-    reader = RecordReader(_Trickle(data), fmt)
+def _spans(data: bytes, fmt: ManifestFormat, chunk_items: int, layout: CsvLayout | None = None):
+    reader = RecordReader(_Trickle(data), fmt, layout=layout)
     return iter_chunk_spans(
         reader.iter_batches(), run="r", chunk_items=chunk_items, chunk_max_bytes=10**6
     )
 
 
-def _assert_encoded_like_orjson(data: bytes, fmt: ManifestFormat, chunk_items: int) -> int:
+def _assert_encoded_like_orjson(
+    data: bytes, fmt: ManifestFormat, chunk_items: int, layout: CsvLayout | None = None
+) -> int:
     dense = 0
-    for span in _spans(data, fmt, chunk_items):
+    for span in _spans(data, fmt, chunk_items, layout):
         assert encode_span(span) == orjson.dumps(span.to_chunk().to_message())
         dense += sum(isinstance(batch, DenseBatch) for batch, _, _ in span.pieces)
     return dense
@@ -95,3 +102,92 @@ def test_plain_manifests_take_the_dense_path():
     assert _assert_encoded_like_orjson(uris, ManifestFormat.CSV, 97) > 0
     crlf_uris = uris.replace(b"\n", b"\r\n")
     assert _assert_encoded_like_orjson(crlf_uris, ManifestFormat.CSV, 97) > 0
+
+
+_FIELD = st.lists(
+    st.sampled_from(["7", "x", "%41", "%2F", "%", "+", " ", "é", '"', ","]), max_size=4
+).map("".join)
+
+
+def _columns_manifest(keys, rest, *, quoted, inventory, line_end) -> tuple[bytes, CsvLayout | None]:
+    """A header CSV (its header row first) or an Inventory part (its layout from the schema)."""
+    names = ["Bucket", "Key", *(f"c{i}" for i in range(len(rest)))]
+    out = io.StringIO()
+    style = csv.QUOTE_ALL if quoted else csv.QUOTE_MINIMAL
+    writer = csv.writer(out, quoting=style, lineterminator=line_end.decode())
+    if not inventory:
+        writer.writerow(names)
+    for i, key in enumerate(keys):
+        if inventory:
+            key = quote_plus(key, safe="/") if i % 3 else quote(key, safe="")  # noqa: PLW2901
+        writer.writerow([f"bkt-{i % 3}", key, *rest])
+    layout = None
+    if inventory:
+        layout = layout_from_names(names, kind=CsvKind.SCHEMA, is_key_encoded=True)
+    return out.getvalue().encode(), layout
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    keys=st.lists(st.one_of(_PLAIN, _ENCODED, _ANY), min_size=1, max_size=300),
+    rest=st.lists(_FIELD, max_size=2),
+    chunk_items=st.integers(1, 50),
+    quoted=st.booleans(),
+    inventory=st.booleans(),
+    line_end=st.sampled_from([b"\n", b"\r\n"]),
+)
+def test_header_csv_and_inventory_spans_encode_exactly(  # noqa: PLR0917 - hypothesis draws
+    keys, rest, chunk_items, quoted, inventory, line_end
+):
+    # GIVEN a header CSV or an Inventory part (URL-encoded keys), quoted or bare, 2-4 columns
+    data, layout = _columns_manifest(
+        keys, rest, quoted=quoted, inventory=inventory, line_end=line_end
+    )
+    # WHEN its spans are encoded / THEN byte for byte what orjson writes
+    _assert_encoded_like_orjson(data, ManifestFormat.CSV, chunk_items, layout)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    keys=st.lists(st.one_of(_PLAIN, _ENCODED), min_size=2, max_size=120),
+    rest=st.lists(_FIELD, max_size=2),
+    quoted=st.booleans(),
+    inventory=st.booleans(),
+    line_end=st.sampled_from([b"\n", b"\r\n"]),
+)
+def test_columns_json_rows_are_the_items_strings_over_every_range(
+    keys, rest, quoted, inventory, line_end
+):
+    # GIVEN the dense batches of a header CSV or Inventory part of plain and encoded keys
+    data, layout = _columns_manifest(
+        keys, rest, quoted=quoted, inventory=inventory, line_end=line_end
+    )
+    reader = RecordReader(io.BytesIO(data), ManifestFormat.CSV, layout=layout, block_bytes=512)
+    batches = [b for b in reader.iter_batches() if isinstance(b, ColumnsBatch)]
+    for batch in batches:
+        n = len(batch)
+        strings = [orjson.dumps(item[1:])[1:-1] for item in batch.items(0, n)]
+        # WHEN sliced over any range / THEN the items' `"bucket","key"`, a newline between
+        for i in range(n):
+            for j in range(i, n + 1):
+                assert batch.json_rows(i, j) == b"\n".join(strings[i:j])
+
+
+@pytest.mark.parametrize("quoted", [True, False])
+@pytest.mark.parametrize("inventory", [True, False])
+@pytest.mark.parametrize("line_end", [b"\n", b"\r\n"])
+@pytest.mark.parametrize("rest", [[], ["12"], ["%41x+", "%2F"]])
+def test_plain_header_csv_and_inventory_take_the_columns_path(quoted, inventory, line_end, rest):
+    # GIVEN many plain rows, keys with `+`, `%` and (Inventory) every plain escape class
+    keys = [f"photos/{i:05d} a+b%{chr(32 + i % 95)}é.jpg" for i in range(2_000)]
+    if inventory:  # non-ASCII escapes take the line parser: keep those keys ASCII
+        keys = [k.replace("é", "e") for k in keys]
+    data, layout = _columns_manifest(
+        keys, rest, quoted=quoted, inventory=inventory, line_end=line_end
+    )
+    # WHEN encoded THEN identical to orjson, through ColumnsBatch spans
+    spans = list(_spans(data, ManifestFormat.CSV, 97, layout))
+    for span in spans:
+        assert encode_span(span) == orjson.dumps(span.to_chunk().to_message())
+    columns = sum(isinstance(b, ColumnsBatch) for s in spans for b, _, _ in s.pieces)
+    assert columns > len(spans) // 2

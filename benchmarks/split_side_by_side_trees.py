@@ -1,0 +1,98 @@
+"""One whole Split pass (or scan) per build, in fresh processes, against `gzip -dc | wc -l`.
+
+    .venv/bin/python benchmarks/split_side_by_side_trees.py FILE ROUNDS TREE [TREE …]
+        [--mode split|scan]
+
+FILE is a gzip manifest or an S3 Inventory `manifest.json` (then `gzip -dc` reads its parts).
+Each TREE is a directory holding a `pipeline/` package (say `git archive main pipeline`
+unpacked, and this checkout): it goes first on `PYTHONPATH`, so every build runs with the same
+interpreter and libraries (`-P`: the current directory never shadows it). Each round runs `gzip
+-dc | wc -l`, then one process per build that runs `pipeline.split.passes.split_pass` over FILE
+to its end with a `CountingSink` (every chunk message encoded, nothing sent; `--mode scan`: the
+`lambdaflow scan FILE --json` command). Prints median wall and CPU seconds (the process's own,
+start-up included) and the ratio `gzip -dc | wc -l` / it, wall and CPU; alternating puts every
+build under the same load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+_PASS = """
+import sys
+from pipeline.split.dry_run import Opener, _MemoryIndexStore
+from pipeline.split.passes import SplitOptions, split_pass
+from pipeline.split.sinks import CountingSink, MemoryParseFailureWriter
+sink = CountingSink()
+split_pass(sys.argv[1], None, run="bench0000000000000", options=SplitOptions(),
+           open_reader=Opener(), sink=sink, failures=MemoryParseFailureWriter(),
+           index_store=_MemoryIndexStore())
+print(sink.items)
+"""
+
+_SCAN = "from pipeline.cli import main; main()"
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    before, started = _cpu_s(), time.perf_counter()
+    out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+    return time.perf_counter() - started, _cpu_s() - before, out.strip()
+
+
+def _raw_files(path: Path) -> list[Path]:
+    if path.name != "manifest.json":
+        return [path]
+    return [path.parent / f["key"] for f in json.loads(path.read_text())["files"]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path", type=Path)
+    parser.add_argument("rounds", type=int)
+    parser.add_argument("trees", nargs="+")
+    parser.add_argument("--mode", choices=["split", "scan"], default="split")
+    args = parser.parse_args()
+    raw = " ".join(f"'{p}'" for p in _raw_files(args.path))
+    runs: dict[str, list[tuple[float, float]]] = {"gzip -dc | wc -l": []}
+    runs |= {tree: [] for tree in args.trees}
+    counts: dict[str, str] = {}
+    for _ in range(args.rounds):
+        wall, cpu, counts["gzip -dc | wc -l"] = _timed(["sh", "-c", f"gzip -dc {raw} | wc -l"])
+        runs["gzip -dc | wc -l"].append((wall, cpu))
+        for tree in args.trees:
+            env = dict(os.environ, PYTHONPATH=tree)
+            command = [sys.executable, "-P", "-c", _PASS, str(args.path)]
+            if args.mode == "scan":
+                command = [sys.executable, "-P", "-c", _SCAN, "scan", str(args.path), "--json"]
+            wall, cpu, out = _timed(command, env)
+            counts[tree] = str(json.loads(out)["records"]) if args.mode == "scan" else out
+            runs[tree].append((wall, cpu))
+    base_wall = statistics.median(w for w, _ in runs["gzip -dc | wc -l"])
+    base_cpu = statistics.median(c for _, c in runs["gzip -dc | wc -l"])
+    print(f"| build | {args.mode} items | wall | CPU | gzip -dc \\| wc -l / it (wall, CPU) |")
+    print("|---|---|---|---|---|")
+    for name, timings in runs.items():
+        label = name.replace("|", "\\|")
+        wall = statistics.median(w for w, _ in timings)
+        cpu = statistics.median(c for _, c in timings)
+        print(
+            f"| {label} | {counts[name]} | {wall:.2f} s | {cpu:.2f} s "
+            f"| {base_wall / wall:.2f}x, {base_cpu / cpu:.2f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()
