@@ -67,18 +67,24 @@ def frame_matches(
     in it, and 8 bytes at least. `data` holds at least 8 bytes.
     """
     words = np.ndarray((len(data) - _WORD + 1,), _WORDS, data, strides=(1,))
-    last, short = len(words) - 1, _WORD - len(piece)
-    if short > 0:
+    short = _WORD - len(piece)
+    if short > 0:  # one word, its bytes past the piece masked off
+        word = words[_inside(at - short if backward else at, len(words))]
         if backward:
-            word = words[np.clip(at - short, 0, last)] >> np.uint64(8 * short)
-        else:
-            word = words[np.clip(at, 0, last)] & np.uint64((1 << 8 * len(piece)) - 1)
-        return word == int.from_bytes(piece, "little")
-    hit = np.ones(len(at), bool)
-    for offset in (*range(0, len(piece) - _WORD, _WORD), len(piece) - _WORD):
-        word = words[np.clip(at + offset, 0, last)]
+            return (word >> np.uint64(8 * short)) == int.from_bytes(piece, "little")
+        return (word & np.uint64((1 << 8 * len(piece)) - 1)) == int.from_bytes(piece, "little")
+    hit = words[_inside(at, len(words))] == int.from_bytes(piece[:_WORD], "little")
+    for offset in (*range(_WORD, len(piece) - _WORD, _WORD), len(piece) - _WORD):
+        word = words[_inside(at + offset, len(words))]
         hit &= word == int.from_bytes(piece[offset : offset + _WORD], "little")
     return hit
+
+
+def _inside(at: npt.NDArray[np.int64], size: int) -> npt.NDArray[np.int64]:
+    """`at` clipped into [0, size); `at` ascends, so two reads tell when there is nothing to do."""
+    if len(at) and (at[0] < 0 or at[-1] >= size):
+        return np.clip(at, 0, size - 1)
+    return at
 
 
 def _bucket_needs(

@@ -18,6 +18,7 @@ import orjson
 from pipeline.manifest.batch import DenseBatch, RecordBatch
 from pipeline.manifest.dense import _csv_crlf_row, _csv_row, _jsonl_row, _uri_crlf_row, _uri_row
 from pipeline.split.chunking import MESSAGE_VERSION, ChunkSpan
+from pipeline.split.json_encoding import json_items
 
 _CSV, _JSONL, _URI = "csv", "jsonl", "uri"
 _VERBATIM_ROWS = {
@@ -48,6 +49,9 @@ def encode_span(span: ChunkSpan) -> bytes:
 def _items(batch: RecordBatch, start: int, stop: int) -> bytes:
     """Items [start, stop) of `batch`, comma-separated, without the enclosing brackets."""
     if isinstance(batch, DenseBatch) and stop > start:
+        json = json_items(batch, start, stop)  # JSON records (`pipeline.split.json_encoding`)
+        if json is not None:
+            return json
         shape = _VERBATIM_ROWS.get(batch.parse_row)
         if shape is not None:
             return _dense_items(batch, start, stop, *shape)
