@@ -18,7 +18,6 @@ from pipeline.manifest.dense import (
     DenseShape,
     _all_start_with_a_bucket,
     _Form,
-    _lines_end_with,
     _lines_start_with_a_bucket,
     _uri_line_starts,
     dense_uri_batch,
@@ -76,21 +75,6 @@ def test_the_gathered_prefix_check_equals_the_search(lines, buckets, fmt):
     starts = line_starts(data)
     expected = _all_start_with_a_bucket(data, len(lines), buckets, fmt)
     assert _lines_start_with_a_bucket(data, starts, buckets, fmt) == expected
-
-
-@PROPS
-@given(
-    lines=st.lists(
-        st.one_of(line_body.map(lambda b: b + b'"}'), line_body).filter(lambda b: len(b) >= 2),
-        min_size=1,
-        max_size=30,
-    )
-)
-def test_the_gathered_line_end_check_equals_the_count_it_replaced(lines):
-    # every line at least as long as the end it is checked for (the skeleton guarantees it)
-    data = b"\n".join(lines) + b"\n"
-    expected = data.count(b'"}\n') == len(lines)
-    assert _lines_end_with(data, line_starts(data), b'"}\n') is expected
 
 
 @PROPS
