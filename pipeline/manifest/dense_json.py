@@ -106,6 +106,9 @@ def _bucket_needs(
     for piece in pieces:
         at = anchors - len(piece) if at_end else anchors
         hit = frame_matches(data, at, piece, backward=at_end)
+        if piece is pieces[0] and hit.all():  # the common case: one bucket, every record
+            need.fill(len(piece) + extra)
+            return need
         hit &= need == 0
         need[hit] = len(piece) + extra
         if need.all():
