@@ -39,12 +39,6 @@ _CSV_ORDINARY = _ordinary(b",")
 _CSV_SKELETON, _CSV_SKELETON_CRLF = b",\n", b",\r\n"
 _CSV_ITEM_DELTA = 7
 """`[line,"b","k"]` is the row `b,k` (len - 1 comma) + brackets, 4 quotes, 2 commas + digits."""
-_JSONL_ORDINARY = _ordinary(b"{}:,")
-_JSONL_SKELETON = b'{"":"","":""}\n'
-_JSONL_END, _JSONL_EMPTY_KEY = b'"}\n', b'","key":""}'
-_JSONL_PREFIX_BYTES = len('{"bucket":"","key":"')
-_JSONL_ITEM_DELTA = 8 - _JSONL_PREFIX_BYTES
-"""A row `{"bucket":"b","key":"k` is b + k + 20 bytes; its item `[n,"b","k"]` b + k + 8."""
 _URI_ORDINARY = _ordinary(b"")
 _FIRST_PRINTABLE, _CR, _NEWLINE = ord(" "), ord("\r"), ord("\n")
 _WORD, _WORDS = 8, np.dtype("<u8")
@@ -304,33 +298,6 @@ def dense_csv_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
     return shape.batch(data, None, form, starts=starts)
 
 
-_JSONL_FORM = _Form(
-    _JSONL_ITEM_DELTA, _jsonl_row, 3, _JSONL_PREFIX_BYTES, _JSONL_EMPTY_KEY, row_end=_JSONL_END
-)
-
-
-def dense_jsonl_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
-    """A `DenseBatch` when every line is exactly `{"bucket":"B","key":"K"}` with plain strings.
-
-    Proof: the skeleton left after deleting ordinary bytes is `{"":"","":""}` a line (no
-    backslash, so no escapes; no control byte); every line ends `"}` + newline (so its only
-    `}` ends it); each line starts `{"bucket":"B","key":"` with a validated bucket B; no key
-    is empty; the bytes are UTF-8.
-    """
-    left = data.translate(None, _JSONL_ORDINARY)
-    n = left.count(b"\n")
-    if left != _JSONL_SKELETON * n:
-        return None
-    starts = line_starts(data)
-    if not _lines_end_with(data, starts, _JSONL_END):
-        return None
-    if not _lines_start_with_a_bucket(data, starts, shape.buckets, b'{"bucket":"%b","key":"'):
-        return None
-    if not _is_utf8(data):
-        return None
-    return shape.batch(data, None, _JSONL_FORM, starts=starts)
-
-
 def dense_uri_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
     r"""A `DenseBatch` when every line is `s3://bucket/key` with a validated bucket.
 
@@ -355,42 +322,3 @@ def dense_uri_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
     # `s3://B/` (+ CR) is a row with an empty key: 6 bytes (7 with a CR) more than its bucket
     form = _Form(_URI_ITEM_DELTA - is_crlf, parse, 1, 6 + is_crlf, b"/" + skeleton)
     return shape.batch(data, None, form, starts=starts)
-
-
-_JSONL_KEY_FIRST_OPEN = b'{"key":"'
-_JSONL_KEY_FIRST_FORM = _Form(
-    _JSONL_ITEM_DELTA,
-    _jsonl_key_first_row,
-    3,
-    _JSONL_PREFIX_BYTES,
-    b'{"key":"",',
-    row_end=_JSONL_END,
-)
-
-
-def dense_jsonl_key_first_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
-    """A `DenseBatch` when every line is exactly `{"key":"K","bucket":"B"}` with plain strings.
-
-    The same proof as `dense_jsonl_batch`, with the bucket at the end: `"}` + newline once a
-    line, the skeleton `{"":"","":""}` a line (so exactly 8 quotes, no backslash or
-    control byte, and neither string holds `{}:,`), every line starts `{"key":"` and ends
-    `","bucket":"B"}` with a validated bucket B (one line end per line: it holds the line's
-    only `}`), no key is empty, the bytes are UTF-8.
-    """
-    left = data.translate(None, _JSONL_ORDINARY)
-    n = left.count(b"\n")
-    if left != _JSONL_SKELETON * n:
-        return None
-    starts = line_starts(data)
-    if not _lines_end_with(data, starts, _JSONL_END):
-        return None
-    if _count_line_starts(data, _JSONL_KEY_FIRST_OPEN) != n:
-        return None
-    ends = 0
-    for bucket in shape.buckets:
-        ends += data.count(b'","bucket":"%b"}\n' % bucket)
-        if ends == n:
-            break
-    if ends != n or not _is_utf8(data):
-        return None
-    return shape.batch(data, None, _JSONL_KEY_FIRST_FORM, starts=starts)

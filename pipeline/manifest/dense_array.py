@@ -1,40 +1,47 @@
-"""Prove a span of JSON array elements plain, with C-speed byte operations.
+"""Prove a span of JSON array elements plain, vectorized over the element ends.
 
 A JSON array manifest (`[{"bucket":"b","key":"k"},…]`, one element a line as most writers put
 it) was split element by element and each element parsed by orjson: ~1/20 of the decompression
 speed. `ArraySplitter` offers each buffer's run of whole elements here; when every element is
-exactly `{"bucket":"B","key":"K"}` with plain strings and one separator (`,` with the same
-whitespace around it) between them, the span becomes a `DenseBatch` (see
+exactly `{"bucket":"B","key":"K"}` with a plain key and one separator (`,` with the same
+whitespace around it) before each, the span becomes a `DenseBatch` (see
 `pipeline.manifest.batch`) whose records are exactly what `parse_json_value(orjson.loads(…))`
 gives for each element, with the element numbers, restart offsets (just past each element's
-`}`) and chunk item sizes the element-by-element path gives. Pure: no I/O.
-
-Reaches into `pipeline.manifest.dense` for its byte-class helpers on purpose: one definition of
-what a plain byte is serves every dense check.
+`}`) and chunk item sizes the element-by-element path gives. The proof is the JSON Lines one
+(`pipeline.manifest.dense_json`) with `}` ending a record instead of a newline. Pure: no I/O.
 """
 
 from __future__ import annotations
 
-from pipeline.manifest.batch import DenseBatch
-from pipeline.manifest.dense import DenseShape, _Form, _is_utf8, _ordinary
+from typing import TYPE_CHECKING
 
-_ORDINARY = _ordinary(b"{}:,")
-"""String bytes: printable ASCII but `{}:,"\\`, and all non-ASCII (see `dense._ordinary`)."""
-_ELEMENT_END = b'"}'
-_OPEN = b'{"bucket":"%b","key":"'
-_SKELETON = b'{"":"","":""}'
-_EMPTY_KEY = b'"key":""}'
-_WHITESPACE = b" \t\r\n"
-_PREFIX_BYTES = len(_OPEN % b"")
-_NEVER_EMPTY = -(2**62)
-"""`_Form.min_row_bytes` that skips `DenseShape.batch`'s empty-key search: done here."""
+import numpy as np
+
+from pipeline.manifest.batch import DenseBatch
+from pipeline.manifest.dense import DenseShape, _Form, _is_utf8
+from pipeline.manifest.dense_json import (
+    _BUCKET_OPEN,
+    _CLOSE,
+    _ELEMENT_END,
+    _FIRST_PRINTABLE,
+    _NEVER_EMPTY,
+    _QUOTE,
+    _QUOTES_A_RECORD,
+    _ROW_ITEM_DELTA,
+    _WHITESPACE,
+    _WORD,
+    _bucket_needs,
+)
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 
 def _array_row(row: bytes) -> tuple[str, str]:
     """Bucket and key of `SEP{"bucket":"B","key":"K` (the separator holds no quote).
 
-    Not `dense._jsonl_row`, though the same: the chunk encoder copies rows of that one verbatim,
-    and these carry their separator.
+    Not `dense._jsonl_row`, though the same: the chunk encoder tells batches apart by their
+    row parser, and these rows carry their separator.
     """
     parts = row.decode().split('"')
     return parts[3], parts[7]
@@ -43,32 +50,53 @@ def _array_row(row: bytes) -> tuple[str, str]:
 def dense_array_batch(span: bytes, shape: DenseShape) -> DenseBatch | None:
     r"""A `DenseBatch` when `span` is n elements `{"bucket":"B","key":"K"}`, each after a `SEP`.
 
-    `span` runs from just past an element to just past a later one's `"}`. Proof: split at
-    `"}`, it is n rows and nothing after; `SEP`, the bytes before the first `{`, is whitespace,
-    one comma, whitespace; deleting ordinary bytes leaves the skeleton of `SEP` plus
-    `{"":"","":""}` n times (so no backslash, control byte or `{}:,` inside a string, and a
-    `"}` only at an element's end); every row starts `SEP{"bucket":"B","key":"` with a
-    validated bucket B (the first directly, the others counted after a `"}`: a bucket holds no
-    quote, so one matches a row at most); no key is empty; the bytes are UTF-8. An item is the
-    row less the separator and 12 bytes, plus its number's digits.
+    `span` runs from just past an element to just past a later one's `"}`. Proof: `SEP`, the
+    bytes before the first `{`, is whitespace, one comma, whitespace; the span's `}` bytes
+    (one numpy search) cut it into n rows, the last ending the span; every row starts with
+    `SEP{"bucket":"B","key":"` for a validated bucket B and ends `"}`, gathered at the row
+    starts and ends, with at least one byte between the two (so the key is not empty and
+    the pieces do not overlap); the span holds 8n quotes, and n times the separator's control
+    bytes (the frames' own: none in a key), no backslash or DEL; it is UTF-8. So no `}` lies
+    inside a key either, and the rows are the elements the element path would read. An item
+    is the row less the separator and 12 bytes, plus its number's digits.
     """
-    rows = span.split(_ELEMENT_END)
-    if rows.pop():
+    sep = span[: span.find(b"{")]
+    if len(span) < _WORD or b"{" not in span or sep.strip(_WHITESPACE) != b",":
         return None
-    n, sep = len(rows), span[: span.find(b"{")]
-    if sep.strip(_WHITESPACE) != b"," or not span.startswith(sep + b'{"bucket":"'):
+    starts = _element_starts(span, sep)
+    if starts is None:
         return None
-    if span.translate(None, _ORDINARY) != (sep.translate(None, _ORDINARY) + _SKELETON) * n:
+    opens = [sep + _BUCKET_OPEN % bucket for bucket in shape.buckets]
+    need = _bucket_needs(span, starts[:-1], opens, 1 + len(_ELEMENT_END))
+    if need is None or not (np.diff(starts) >= need).all():
         return None
-    first = span[len(sep) :]
-    if not any(first.startswith(_OPEN % bucket) for bucket in shape.buckets):
+    block = np.frombuffer(span, np.uint8)
+    if not (block[starts[1:] - 2] == _QUOTE).all() or not _is_utf8(span):
         return None
-    matched = 1
-    for bucket in shape.buckets:
-        if matched == n:
-            break
-        matched += span.count(_ELEMENT_END + sep + _OPEN % bucket)
-    if matched != n or _EMPTY_KEY in span or not _is_utf8(span):
+    form = _Form(_ROW_ITEM_DELTA - len(sep), _array_row, 2, _NEVER_EMPTY, b"", row_end=_ELEMENT_END)
+    return shape.batch(span, None, form, starts=starts)
+
+
+def _element_starts(span: bytes, sep: bytes) -> npt.NDArray[np.int64] | None:
+    """Each row's start (just past a `}`; `len(span)` last), unless a key may need escapes.
+
+    The span's `}` bytes end the rows, the last at the span's end; the span holds exactly 8
+    quotes a row, as many control bytes a row as `sep`, and no backslash or DEL. Once every
+    row is proved to start with `sep` and a frame and to end `"}`, those are the frames' own.
+    """
+    if b"\\" in span or b"\x7f" in span:
         return None
-    form = _Form(-_PREFIX_BYTES + 8 - len(sep), _array_row, 2, _NEVER_EMPTY, b"")
-    return shape.batch(span, rows, form)
+    block = np.frombuffer(span, np.uint8)
+    closes = np.flatnonzero(block == _CLOSE)
+    n = len(closes)
+    if not n or closes[-1] != len(span) - 1:
+        return None
+    if int(np.count_nonzero(block == _QUOTE)) != _QUOTES_A_RECORD * n:
+        return None
+    controls = sum(byte < _FIRST_PRINTABLE for byte in sep)
+    if int(np.count_nonzero(block < _FIRST_PRINTABLE)) != controls * n:
+        return None
+    starts = np.empty(n + 1, np.int64)
+    starts[0] = 0
+    np.add(closes, 1, out=starts[1:])
+    return starts

@@ -35,12 +35,11 @@ from pipeline.manifest.batch import (
 from pipeline.manifest.dense import (
     DenseShape,
     dense_csv_batch,
-    dense_jsonl_batch,
-    dense_jsonl_key_first_batch,
     dense_uri_batch,
 )
 from pipeline.manifest.dense_array import dense_array_batch
 from pipeline.manifest.dense_columns import columns_check
+from pipeline.manifest.dense_json import dense_jsonl_lines
 from pipeline.manifest.format import ManifestFormat, sniff_format
 from pipeline.manifest.json_array import ArraySplitter
 from pipeline.manifest.lines import (
@@ -253,9 +252,8 @@ class RecordReader:
             self._line_after, run.start, self._buckets, self._max_line_bytes, self._part
         )
         if self._fmt is ManifestFormat.JSON_LINES:
-            is_key_first = run.data.startswith(b'{"key"')
-            check = dense_jsonl_key_first_batch if is_key_first else dense_jsonl_batch
-        elif self._layout is not None and self._layout.kind in _DENSE_CSV:
+            return dense_jsonl_lines(run.data, shape, key_first=run.data.startswith(b'{"key"'))
+        if self._layout is not None and self._layout.kind in _DENSE_CSV:
             check = _DENSE_CSV[self._layout.kind]
         elif (columns := columns_check(self._layout)) is not None:
             check = columns  # header CSV and Inventory rows (`pipeline.manifest.dense_columns`)

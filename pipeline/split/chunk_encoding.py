@@ -3,9 +3,10 @@
 Split sends every line of the manifest, so building one `ManifestRecord` and one item list a
 line just to serialize them costs more than decompressing (~3 µs a line against ~0.2). A
 `DenseBatch` whose rows are verbatim (`bucket,key` or `s3://bucket/key`, with or without a CR,
-or `{"bucket":"B","key":"K"}`, proved to hold no character JSON would escape) has its items in
+proved to hold no character JSON would escape) has its items in
 the rows themselves: they are rewritten with a few whole-block `bytes.replace` calls and joined
-with their line numbers. A header-CSV or Inventory `ColumnsBatch` hands over its items'
+with their line numbers; dense JSON records are rewritten the same way in
+`pipeline.split.json_encoding`. A header-CSV or Inventory `ColumnsBatch` hands over its items'
 strings for the whole block, URL-decoded (`ColumnsBatch.json_rows`), joined the same way. Any
 other batch (URL-encoded `bucket,key` rows, listed batches) goes through `batch.items` and
 orjson. Either way the bytes equal
@@ -18,15 +19,15 @@ from __future__ import annotations
 import orjson
 
 from pipeline.manifest.batch import DenseBatch, RecordBatch
-from pipeline.manifest.dense import _csv_crlf_row, _csv_row, _jsonl_row, _uri_crlf_row, _uri_row
+from pipeline.manifest.dense import _csv_crlf_row, _csv_row, _uri_crlf_row, _uri_row
 from pipeline.manifest.dense_columns import ColumnsBatch
 from pipeline.split.chunking import MESSAGE_VERSION, ChunkSpan
+from pipeline.split.json_encoding import json_items
 
-_CSV, _JSONL, _URI = "csv", "jsonl", "uri"
+_CSV, _URI = "csv", "uri"
 _VERBATIM_ROWS = {
     _csv_row: (_CSV, b""),
     _csv_crlf_row: (_CSV, b"\r"),
-    _jsonl_row: (_JSONL, b""),
     _uri_row: (_URI, b""),
     _uri_crlf_row: (_URI, b"\r"),
 }
@@ -34,9 +35,6 @@ _VERBATIM_ROWS = {
 
 Private names of `manifest_dense`, imported on purpose: this encoding is only valid for rows
 those parsers take verbatim, and a renamed parser must fail the import, not fall back quietly."""
-
-_JSONL_OPEN = b'{"bucket":'
-_JSONL_KEY = b',"key":'
 
 
 def encode_span(span: ChunkSpan) -> bytes:
@@ -53,6 +51,9 @@ def _items(batch: RecordBatch, start: int, stop: int) -> bytes:
     if isinstance(batch, ColumnsBatch) and stop > start:
         return _columns_items(batch, start, stop)
     if isinstance(batch, DenseBatch) and stop > start:
+        json = json_items(batch, start, stop)  # JSON records (`pipeline.split.json_encoding`)
+        if json is not None:
+            return json
         shape = _VERBATIM_ROWS.get(batch.parse_row)
         if shape is not None:
             return _dense_items(batch, start, stop, *shape)
@@ -62,8 +63,7 @@ def _items(batch: RecordBatch, start: int, stop: int) -> bytes:
 def _dense_items(batch: DenseBatch, start: int, stop: int, kind: str, line_end: bytes) -> bytes:
     """Rows [start, stop) of `batch`, proved plain → `[line,"bucket","key"]` items.
 
-    A dense CSV row is `bucket,key` with exactly one comma; a dense JSON Lines row is exactly
-    `{"bucket":"B","key":"K"}` (its `"}` possibly cut off already); a dense URI row is
+    A dense CSV row is `bucket,key` with exactly one comma; a dense URI row is
     `s3://B/K` with B one of `buckets` (no bucket name holds a `/`, `%` or newline, so the
     prefix `s3://B/` after a newline can only be a row's start). None holds a quote,
     backslash or control byte inside its strings, so the JSON strings are the row's own bytes.
@@ -73,11 +73,7 @@ def _dense_items(batch: DenseBatch, start: int, stop: int, kind: str, line_end: 
     block = batch.joined_rows(start, stop).replace(b"%", b"%%")
     if line_end:
         block = block.replace(line_end, b"")  # a CR only ever ends a row of such a batch
-    if kind == _JSONL:
-        # `{"bucket":"B","key":"K` (a batch may also keep each row's closing `"}`) → `"B","K"`
-        fields = block.replace(_JSONL_OPEN, b"").replace(_JSONL_KEY, b",").replace(b'"}', b"")
-        template = b"[%d," + fields.replace(b"\n", b'"],[%d,') + b'"]'
-    elif kind == _URI:
+    if kind == _URI:
         block = b"\n" + block  # every row, the first too, now starts newline + `s3://B/`
         for bucket in batch.buckets:
             block = block.replace(b"\ns3://%b/" % bucket, b'\n"%b","' % bucket)

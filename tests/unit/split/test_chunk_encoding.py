@@ -18,6 +18,7 @@ from pipeline.manifest.parse import CsvKind, CsvLayout, layout_from_names
 from pipeline.manifest.stream import ManifestFormat, RecordReader
 from pipeline.split.chunk_encoding import encode_span
 from pipeline.split.chunking import iter_chunk_spans
+from pipeline.split.json_encoding import json_items
 
 _PLAIN = st.text(st.sampled_from("abcXYZ019/._-~!*'()é中"), min_size=1, max_size=12)
 _ENCODED = st.lists(st.sampled_from(["a", "%20", "+", "%2F", "%C3%A9", "b/c"]), min_size=1).map(
@@ -76,6 +77,57 @@ def test_jsonl_spans_encode_exactly(keys, chunk_items):
     _assert_encoded_like_orjson(b"\n".join(rows) + b"\n", ManifestFormat.JSON_LINES, chunk_items)
 
 
+_JSON_KEY = st.one_of(
+    _PLAIN,
+    _ANY,
+    st.text(st.sampled_from('ab%{}:,"\\/ \x7f\t\u2028é'), min_size=1, max_size=8),
+)
+"""Keys a dense JSON check takes (`{}:,%`, non-ASCII) and ones it must refuse (escapes)."""
+_JSON_BUCKETS = st.sampled_from([["bkt"], ["bk", "bk.b", "bk-b"], [f"b{i}" for i in range(10)]])
+"""Buckets that prefix one another, and more of them than a dense check tries (8)."""
+
+
+def _json_record(bucket: str, key: str, *, key_first: bool) -> bytes:
+    record = {"key": key, "bucket": bucket} if key_first else {"bucket": bucket, "key": key}
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    keys=st.lists(_JSON_KEY, min_size=1, max_size=300),
+    chunk_items=st.integers(1, 50),
+    buckets=_JSON_BUCKETS,
+    key_first=st.booleans(),
+    mixed=st.booleans(),
+)
+def test_jsonl_spans_of_either_key_order_encode_exactly(
+    keys, chunk_items, buckets, key_first, mixed
+):
+    # runs of one bucket, or a bucket a record (the key-first rewrite needs one per chunk)
+    rows = [
+        _json_record(
+            buckets[i % len(buckets) if mixed else i // 97 % len(buckets)], key, key_first=key_first
+        )
+        for i, key in enumerate(keys)
+    ]
+    _assert_encoded_like_orjson(b"\n".join(rows) + b"\n", ManifestFormat.JSON_LINES, chunk_items)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    keys=st.lists(_JSON_KEY, min_size=1, max_size=300),
+    chunk_items=st.integers(1, 50),
+    buckets=_JSON_BUCKETS,
+    sep=st.sampled_from([",", "\n,", ",\n", ", ", " ,\r\n  ", ",\t"]),
+)
+def test_json_array_spans_encode_exactly(keys, chunk_items, buckets, sep):
+    elements = [
+        _json_record(buckets[i % len(buckets)], key, key_first=False) for i, key in enumerate(keys)
+    ]
+    data = b"[" + sep.encode().join(elements) + b"]"
+    _assert_encoded_like_orjson(data, ManifestFormat.JSON_ARRAY, chunk_items)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     keys=st.lists(st.one_of(_PLAIN, _ENCODED, _ANY), min_size=1, max_size=300),
@@ -94,11 +146,15 @@ def test_plain_manifests_take_the_dense_path():
     csv = b"".join(b"bkt-%d,images/%07d.jpg\n" % (i % 4, i) for i in range(3_000))
     crlf = csv.replace(b"\n", b"\r\n")
     jsonl = b"".join(b'{"bucket":"bkt","key":"k/%07d%%.jpg"}\n' % i for i in range(3_000))
+    key_first = b"".join(b'{"key":"k/%07d%%{}:,.jpg","bucket":"bkt"}\n' % i for i in range(3_000))
+    array = b"[" + jsonl.replace(b"}\n{", b"},\n{").rstrip() + b"]"
     uris = b"".join(b"s3://bkt-%d/i/%07d%%41+,.jpg\n" % (i % 3, i) for i in range(3_000))
     # WHEN encoded THEN identical to orjson, and through dense batches
     assert _assert_encoded_like_orjson(csv, ManifestFormat.CSV, 97) > 0
     assert _assert_encoded_like_orjson(crlf, ManifestFormat.CSV, 97) > 0
     assert _assert_encoded_like_orjson(jsonl, ManifestFormat.JSON_LINES, 97) > 0
+    assert _assert_encoded_like_orjson(key_first, ManifestFormat.JSON_LINES, 97) > 0
+    assert _assert_encoded_like_orjson(array, ManifestFormat.JSON_ARRAY, 97) > 0
     assert _assert_encoded_like_orjson(uris, ManifestFormat.CSV, 97) > 0
     crlf_uris = uris.replace(b"\n", b"\r\n")
     assert _assert_encoded_like_orjson(crlf_uris, ManifestFormat.CSV, 97) > 0
@@ -191,3 +247,41 @@ def test_plain_header_csv_and_inventory_take_the_columns_path(quoted, inventory,
         assert encode_span(span) == orjson.dumps(span.to_chunk().to_message())
     columns = sum(isinstance(b, ColumnsBatch) for s in spans for b, _, _ in s.pieces)
     assert columns > len(spans) // 2
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    keys=st.lists(_JSON_KEY, min_size=1, max_size=200),
+    shape=st.sampled_from(["jsonl", "key-first", "array"]),
+    buckets=st.sampled_from([["bkt"], ["bk", "bk.b", "bk-b"]]),
+    run=st.integers(1, 40),
+    cuts=st.lists(st.integers(0, 200), max_size=6),
+)
+def test_dense_json_batches_take_the_rewrite_and_it_equals_orjson(keys, shape, buckets, run, cuts):
+    # GIVEN dense JSON batches, buckets changing every `run` records
+    named = [buckets[i // run % len(buckets)] for i in range(len(keys))]
+    rows = [
+        _json_record(b, k, key_first=shape == "key-first") for b, k in zip(named, keys, strict=True)
+    ]
+    if shape == "array":
+        data, fmt = b"[" + b",\n".join(rows) + b"]", ManifestFormat.JSON_ARRAY
+    else:
+        data, fmt = b"\n".join(rows) + b"\n", ManifestFormat.JSON_LINES
+    for batch in RecordReader(_Trickle(data), fmt).iter_batches():
+        if not isinstance(batch, DenseBatch):
+            continue
+        # WHEN any range of it is encoded by the rewrite
+        n = len(batch)
+        for start, stop in [
+            (0, n),
+            *((min(c, n), n) for c in cuts),
+            *((0, min(c, n)) for c in cuts),
+        ]:
+            got = json_items(batch, start, stop)
+            # THEN it writes orjson's bytes; only key-first records of mixed buckets are left
+            # to orjson (and an empty range)
+            items = batch.items(start, stop)
+            if stop <= start or (shape == "key-first" and len({i[1] for i in items}) > 1):
+                assert got is None
+            else:
+                assert got == orjson.dumps(items)[1:-1]

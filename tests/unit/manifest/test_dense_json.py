@@ -1,0 +1,266 @@
+"""The vectorized JSON proofs accept exactly the blocks an independent definition calls plain.
+
+`pipeline.manifest.dense_json` (JSON Lines, either key order) and `pipeline.manifest.
+dense_array` (array spans) prove records plain from frame pieces gathered at the record ends
+plus whole-block byte counts. Each is held here to a regular expression written from the
+definition — every record exactly `{"bucket":"B","key":"K"}` (or key first), B one of the
+known buckets, K one or more bytes that are not `"`, backslash, a control byte or DEL, the
+whole UTF-8 — in both directions: a block it accepts must be plain, and a plain block must be
+accepted; accepted blocks give the reference parser's records. Blocks are plain records mixed
+with near misses (a byte flipped, dropped or doubled anywhere) and every awkward key byte.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.manifest.batch import line_starts
+from pipeline.manifest.dense import DenseShape
+from pipeline.manifest.dense_array import dense_array_batch
+from pipeline.manifest.dense_json import (
+    _line_starts_if_only_newlines,
+    dense_jsonl_lines,
+    frame_matches,
+)
+from pipeline.manifest.parse import ManifestRecord, parse_json_value
+
+PROPS = settings(max_examples=400, deadline=None)
+BUCKETS = [b"bk", b"bk.b", b"bk-b", b"images-bucket", b"a-much-longer-bucket-name-here"]
+ASCII_KEY_BYTES = [bytes([b]) for b in b'a/{}:,% "\\\x7f\t\x00\n\r']
+OTHER_KEY_BYTES = [b"\xc3\xa9", b"\xe2\x80\xa8", b"\xf0\x9f\x98\x80", b"\xff", b"\xc3"]
+KEY_BYTES = st.sampled_from([*ASCII_KEY_BYTES, *OTHER_KEY_BYTES])
+SPECIAL = st.sampled_from([b'"', b"\\", b"\x7f", b"\t", b"\x00", b"\r", b"\xff", b"\xc3", b"}"])
+key = st.lists(KEY_BYTES, max_size=12).map(b"".join)
+plain_key = st.lists(
+    st.sampled_from([b"a", b"/", b"{", b"}", b":", b",", b"%", b" ", b"\xc3\xa9", b"\xe2\x80\xa8"]),
+    min_size=1,
+    max_size=12,
+).map(b"".join)
+
+
+def _record(bucket: bytes, k: bytes, key_first: bool) -> bytes:
+    if key_first:
+        return b'{"key":"%b","bucket":"%b"}' % (k, bucket)
+    return b'{"bucket":"%b","key":"%b"}' % (bucket, k)
+
+
+def _mutate(raw: bytes, at: int, how: int, extra: bytes) -> bytes:
+    """A near miss: one byte flipped, dropped or doubled (`how` 0, 1, 2), or `extra` put in."""
+    at %= len(raw)
+    if how == 0:
+        return raw[:at] + bytes([raw[at] ^ (1 << (at % 8))]) + raw[at + 1 :]
+    if how == 1:
+        return raw[:at] + raw[at + 1 :]
+    return raw[:at] + (extra if how == 3 else raw[at : at + 1]) + raw[at:]
+
+
+@st.composite
+def records(draw, key_first: bool, known: list[bytes]) -> list[bytes]:
+    """Plain records of known buckets, mostly with one defect somewhere (or a few)."""
+    n = draw(st.integers(1, 10))
+    fields = [(draw(st.sampled_from(known)), draw(plain_key)) for _ in range(n)]
+    out = [_record(b, k, key_first) for b, k in fields]
+    i, defect = draw(st.integers(0, n - 1)), draw(st.integers(0, 6))
+    bucket, k = fields[i]
+    if defect in (1, 6):  # one more byte in a key: one JSON treats specially, or any
+        at, more = draw(st.integers(0, len(k))), draw(SPECIAL if defect == 1 else KEY_BYTES)
+        out[i] = _record(bucket, k[:at] + more + k[at:], key_first)
+    elif defect == 2:  # an empty key, or any key
+        out[i] = _record(bucket, draw(st.just(b"") | key), key_first)
+    elif defect == 3:  # a byte flipped, dropped or doubled anywhere in a record
+        at, how = draw(st.integers(0, 200)), draw(st.integers(0, 3))
+        out[i] = _mutate(out[i], at, how, draw(KEY_BYTES))
+    elif defect == 4:  # a bucket not known (valid or not), or the other key order
+        other = draw(st.sampled_from([*BUCKETS, b"bk9", b"b", b""]))
+        out[i] = _record(
+            other, k, draw(st.booleans()) != key_first if other in known else key_first
+        )
+    elif defect == 5:  # a few records anything at all
+        for j in draw(st.lists(st.integers(0, n - 1), max_size=3)):
+            out[j] = _record(draw(st.sampled_from(BUCKETS)), draw(key), draw(st.booleans()))
+    return out
+
+
+def _plain_re(key_first: bool, buckets: list[bytes], *, sep: bytes = b"", end: bytes = b"\n"):
+    bucket = b"(?:" + b"|".join(map(re.escape, buckets)) + b")"
+    k = b'[^"\\\\\\x00-\\x1f\\x7f' + (b"}" if not end else b"") + b"]+"
+    body = b'"key":"%b","bucket":"%b"' % (k, bucket) if key_first else None
+    body = body or b'"bucket":"%b","key":"%b"' % (bucket, k)
+    return re.compile(b"(?:" + re.escape(sep) + b"\\{" + body + b"\\}" + re.escape(end) + b")+")
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _reference(raws: list[bytes], first_line: int) -> list[ManifestRecord]:
+    return [parse_json_value(orjson.loads(raw), n) for n, raw in enumerate(raws, first_line)]
+
+
+@PROPS
+@given(
+    data=st.data(),
+    key_first=st.booleans(),
+    known=st.lists(st.sampled_from(BUCKETS), min_size=1, max_size=5, unique=True),
+)
+def test_jsonl_blocks_are_dense_exactly_when_every_line_is_plain(data, key_first, known):
+    # GIVEN newline-terminated lines: plain records, near misses, other key orders
+    lines = [line.replace(b"\n", b"") for line in data.draw(records(key_first, known))]
+    block = b"".join(line + b"\n" for line in lines)
+    # WHEN the block is offered to the dense check
+    shape = DenseShape(7, 100, known, 10_000)
+    batch = dense_jsonl_lines(block, shape, key_first=key_first)
+    # THEN it is taken exactly when the definition calls every line plain
+    plain = _plain_re(key_first, known).fullmatch(block) is not None and _is_utf8(block)
+    assert (batch is not None) == plain
+    if batch is not None:  # and then its records are the reference parser's
+        assert batch.records(0, len(batch)) == _reference(lines, 7)
+        assert batch.resume_after(len(lines) - 1) == (7 + len(lines), 100 + len(block))
+
+
+SEPARATORS = [b",", b"\n,", b",\n", b", ", b" ,\r\n  ", b",\t"]
+NOT_SEPARATORS = [b"", b",,", b" ", b";", b"x,", b",\x00", b"\x0b,"]
+
+
+@PROPS
+@given(
+    data=st.data(),
+    sep=st.sampled_from(SEPARATORS * 3 + NOT_SEPARATORS),
+    known=st.lists(st.sampled_from(BUCKETS), min_size=1, max_size=5, unique=True),
+)
+def test_array_spans_are_dense_exactly_when_every_element_is_plain(data, sep, known):
+    # GIVEN a span of elements, each after a separator (now and then another one)
+    elements = data.draw(records(False, known))
+    seps = [
+        data.draw(st.sampled_from(SEPARATORS + NOT_SEPARATORS))
+        if data.draw(st.integers(0, 9)) == 0
+        else sep
+        for _ in elements
+    ]
+    span = b"".join(s + e for s, e in zip(seps, elements, strict=True))
+    # WHEN offered to the dense check
+    batch = dense_array_batch(span, DenseShape(3, 50, known, 10_000))
+    # THEN it is taken exactly when every element is plain, after the first separator
+    first = span[: span.find(b"{")] if b"{" in span else b"?"
+    pattern = _plain_re(False, known, sep=first, end=b"")
+    plain = first.strip(b" \t\r\n") == b"," and pattern.fullmatch(span) and _is_utf8(span)
+    assert (batch is not None) == bool(plain)
+    if batch is not None:
+        assert batch.records(0, len(batch)) == _reference(elements, 3)
+        ends = np.cumsum([len(s + e) for s, e in zip(seps, elements, strict=True)])
+        assert [batch.resume_after(i)[1] for i in range(len(elements))] == (ends + 50).tolist()
+
+
+@PROPS
+@given(
+    data=st.binary(min_size=8, max_size=80),
+    piece=st.binary(min_size=1, max_size=30),
+    backward=st.booleans(),
+    at=st.lists(st.integers(0, 80), max_size=20),
+    plant=st.integers(0, 80),
+)
+def test_a_gathered_frame_match_is_the_slice_comparison(data, piece, backward, at, plant):
+    # GIVEN the piece planted somewhere (so some offsets match), at offsets where the piece
+    # lies inside `data`, and so does the word read for a piece under 8 bytes
+    if plant + len(piece) <= len(data):
+        data = data[:plant] + piece + data[plant + len(piece) :]
+        at = [*at, plant]
+    fits = (lambda a: a + len(piece) >= 8) if backward else (lambda a: a + 8 <= len(data))
+    at = sorted(a for a in at if a + len(piece) <= len(data) and fits(a))
+    offsets = np.array(at, np.int64)
+    # WHEN matched by gathered words / THEN the answer is the slice comparison's
+    got = frame_matches(data, offsets, piece, backward=backward)
+    assert got.tolist() == [data[a : a + len(piece)] == piece for a in at]
+
+
+@PROPS
+@given(block=st.binary(max_size=60))
+def test_line_starts_come_only_from_a_block_whose_control_bytes_are_its_line_ends(block):
+    # GIVEN any bytes (control bytes anywhere, a last line with or without its newline)
+    starts = _line_starts_if_only_newlines(block)
+    # THEN line starts exactly when every control byte is a newline and one ends the block
+    controls = [b for b in block if b < 0x20]
+    expected = bool(block) and block.endswith(b"\n") and set(controls) == {0x0A}
+    assert (starts is not None) == expected
+    if starts is not None:
+        assert starts.tolist() == line_starts(block).tolist()
+
+
+def test_a_block_or_span_that_does_not_end_a_record_is_refused():
+    shape = DenseShape(1, 0, [b"bk"], 1000)
+    jsonl = b'{"bucket":"bk","key":"a"}\n{"bucket":"bk","key":"b"}\n'
+    assert dense_jsonl_lines(jsonl, shape, key_first=False) is not None
+    assert dense_jsonl_lines(jsonl + b'{"bucket"', shape, key_first=False) is None
+    span = b',{"bucket":"bk","key":"a"},{"bucket":"bk","key":"b"}'
+    assert dense_array_batch(span, shape) is not None
+    for tail in (b",", b" ", b'"', b',{"bucket":"bk","key":"c"'):
+        assert dense_array_batch(span + tail, shape) is None
+
+
+ODD_KEYS = [b"", b'a"b', b'a"', b"a\\b", b"a\\", b"a\x7fb", b"a\tb", b"\x00", b"a\rb", b"\xff"]
+ODD_KEYS += [b"a\xc3", b"\xed\xa0\x80", b"a}b", b"a}", b"}", b"{", b"a:b,c", b"%41+ \xe2\x80\xa8"]
+ODD_FRAMES = [  # (bucket-first, key-first) records of bucket bk, key a, the frame broken
+    (b'{"bucket":"bk","key":"a"x}', b'{"key":"a"x,"bucket":"bk"}'),
+    (b'{"bucket":"bk","key":"a"}x', b'{"key":"a","bucket":"bk"}x'),
+    (b'{"bucket":"bk","key":"a" }', b'{"key":"a","bucket":"bk" }'),
+    (b'{"bucket":"bk","key":"a"', b'{"key":"a","bucket":"bk"'),
+    (b'{"bucket":"bk","kex":"a"}', b'{"kex":"a","bucket":"bk"}'),
+    (b'{"bucket":"bk","key":a"}', b'{"key":a","bucket":"bk"}'),
+    (b'{"bucket":"bk","key":"a"}}', b'{"key":"a","bucket":"bk"}}'),
+    (b'{"bucket":"bk""key":"a"}', b'{"key":"a""bucket":"bk"}'),
+    (b' {"bucket":"bk","key":"a"}', b' {"key":"a","bucket":"bk"}'),
+    (b'{"bucket":"bk","key":"a","x":"y"}', b'{"key":"a","bucket":"bk","x":"y"}'),
+    (b'{"bucket":"bk9","key":"a"}', b'{"key":"a","bucket":"bk9"}'),
+    (b'{"bucket":"b","key":"a"}', b'{"key":"a","bucket":"b"}'),
+]
+
+
+def _one_odd_among_plain(odd: bytes, key_first: bool) -> list[bytes]:
+    before = [_record(b"bk", b"k%d" % i, key_first) for i in range(2)]
+    return [*before, odd, *(_record(b"bk.b", b"k%d" % i, key_first) for i in range(2))]
+
+
+@pytest.mark.parametrize("key_first", [False, True])
+@pytest.mark.parametrize(
+    "odd",
+    [*(("key", k) for k in ODD_KEYS), *(("frame", f) for f in ODD_FRAMES)],
+    ids=lambda o: repr(o)[:30],
+)
+def test_one_odd_line_decides_a_jsonl_block_as_the_definition_says(odd, key_first):
+    kind, value = odd
+    line = _record(b"bk", value, key_first) if kind == "key" else value[key_first]
+    lines = _one_odd_among_plain(line, key_first)
+    block = b"".join(x + b"\n" for x in lines)
+    batch = dense_jsonl_lines(block, DenseShape(1, 0, [b"bk", b"bk.b"], 1000), key_first=key_first)
+    plain = _plain_re(key_first, [b"bk", b"bk.b"]).fullmatch(block) and _is_utf8(block)
+    assert (batch is not None) == bool(plain)
+    if batch is not None:
+        assert batch.records(0, len(batch)) == _reference(lines, 1)
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [*(("key", k) for k in ODD_KEYS), *(("frame", f) for f in ODD_FRAMES)],
+    ids=lambda o: repr(o)[:30],
+)
+def test_one_odd_element_decides_an_array_span_as_the_definition_says(odd):
+    kind, value = odd
+    element = _record(b"bk", value, False) if kind == "key" else value[0]
+    elements = _one_odd_among_plain(element, False)
+    span = b"".join(b",\n" + e for e in elements)
+    batch = dense_array_batch(span, DenseShape(1, 0, [b"bk", b"bk.b"], 1000))
+    pattern = _plain_re(False, [b"bk", b"bk.b"], sep=b",\n", end=b"")
+    plain = pattern.fullmatch(span) and _is_utf8(span)
+    assert (batch is not None) == bool(plain)
+    if batch is not None:
+        assert batch.records(0, len(batch)) == _reference(elements, 1)
