@@ -9,15 +9,29 @@ with their line numbers. Any other batch (URL-encoded keys, listed batches) goes
 `batch.items` and orjson. Either way the bytes equal
 `orjson.dumps(span.to_chunk().to_message())` exactly (a property test holds them to it).
 Pure: knows nothing of SQS.
+
+Measured (BENCHMARKS.md, "Split at decompression speed"): on `bucket,key` and URI rows this
+encoding was half of a Split pass's Python time. What costs is per row, not per byte: a
+multi-byte `bytes.replace` (~90 ns a match in CPython 3.11, against ~17 for a one-byte one) and
+a `%d` (~65 ns: an int object, then its text) against ~20 for a `%b` of ready bytes. So URI rows
+take one multi-byte replace a bucket (the newline merged into it), `bucket,key` rows only
+one-byte replaces, and line numbers are written as their thousands (in the replacement text)
+and a `%b` of the last three digits from a table.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import orjson
 
 from pipeline.manifest.batch import DenseBatch, RecordBatch
 from pipeline.manifest.dense import _csv_crlf_row, _csv_row, _jsonl_row, _uri_crlf_row, _uri_row
 from pipeline.split.chunking import MESSAGE_VERSION, ChunkSpan
+
+if TYPE_CHECKING:
+    from collections.abc import Buffer
 
 _CSV, _JSONL, _URI = "csv", "jsonl", "uri"
 _VERBATIM_ROWS = {
@@ -41,44 +55,101 @@ def encode_span(span: ChunkSpan) -> bytes:
     envelope = orjson.dumps(
         {"v": MESSAGE_VERSION, "run": span.run, "chunk": span.number, "items": []}
     )
-    items = b",".join(_items(batch, start, stop) for batch, start, stop in span.pieces)
-    return envelope[:-2] + items + b"]}"
+    parts: list[Buffer] = [envelope[:-2]]
+    for batch, start, stop in span.pieces:
+        if len(parts) > 1:
+            parts.append(b",")
+        parts += _items(batch, start, stop)
+    parts.append(b"]}")
+    return b"".join(parts)
 
 
-def _items(batch: RecordBatch, start: int, stop: int) -> bytes:
+def _items(batch: RecordBatch, start: int, stop: int) -> list[Buffer]:
     """Items [start, stop) of `batch`, comma-separated, without the enclosing brackets."""
     if isinstance(batch, DenseBatch) and stop > start:
         shape = _VERBATIM_ROWS.get(batch.parse_row)
+        if shape is not None and shape[0] != _JSONL:
+            return _numbered_rows(batch, start, stop, *shape)
         if shape is not None:
-            return _dense_items(batch, start, stop, *shape)
-    return orjson.dumps(batch.items(start, stop))[1:-1]
+            return [_dense_items(batch, start, stop, *shape)]
+    return [orjson.dumps(batch.items(start, stop))[1:-1]]
+
+
+_LOW_DIGITS = (
+    tuple(b"%d" % n for n in range(1000)),
+    tuple(b"%03d" % n for n in range(1000)),
+)
+"""The last three digits of a line number: as they are below 1000, zero-padded above."""
+
+
+def _numbered_rows(
+    batch: DenseBatch, start: int, stop: int, kind: str, line_end: bytes
+) -> list[Buffer]:
+    r"""Rows [start, stop) of a `bucket,key` or URI batch → `[line,"bucket","key"]` items.
+
+    A dense CSV row is `bucket,key` with exactly one comma; a dense URI row is `s3://B/K` with
+    B one of `batch.buckets` (no bucket name holds a `/`, `%` or newline, so `\ns3://B/` can
+    only be a row's start). Neither holds a quote, backslash or control byte, so the JSON
+    strings are the row's own bytes. Each row, with the newline before it, becomes
+    `"],[T%b,"B","K` where T is the thousands of the line numbers of the run of rows being
+    rewritten (so runs end where the thousands change: one or two a chunk), and one format
+    call fills every `%b` from the table of the last three digits (a `%` is doubled first).
+    The first item opens with `[`, so its leading `"],` is cut (by a view, not a copy).
+    """
+    first, lows = batch.first_line, _LOW_DIGITS
+    parts: list[Buffer] = []
+    for a, b in _thousands(first, start, stop):
+        high, low = divmod(first + a, 1000)
+        rows = _rows_after_newline(batch, a, b)
+        if b"%" in rows:
+            rows = rows.replace(b"%", b"%%")
+        if line_end:
+            rows = rows.replace(line_end, b"")  # a CR only ever ends a row of such a batch
+        head = b'"],[%d%%b,"' % high if high else b'"],[%b,"'
+        if kind == _URI:
+            for bucket in batch.buckets:
+                rows = rows.replace(b"\ns3://%b/" % bucket, head + bucket + b'","')
+        else:
+            rows = rows.replace(b",", b'","').replace(b"\n", head)
+        parts.append(rows % lows[high > 0][low : low + b - a])
+    parts[0] = memoryview(parts[0])[3:]
+    parts.append(b'"]')
+    return parts
+
+
+def _thousands(first: int, start: int, stop: int) -> Iterator[tuple[int, int]]:
+    """Rows [start, stop) of a batch whose row 0 is line `first`, cut where line // 1000 changes."""
+    while start < stop:
+        end = min(stop, start + 1000 - (first + start) % 1000)
+        yield start, end
+        start = end
+
+
+def _rows_after_newline(batch: DenseBatch, start: int, stop: int) -> bytes:
+    r"""`b"\n"` + rows [start, stop) as `joined_rows` gives them, copied once.
+
+    Inside a batch read from `data`, the newline before row `start` is the data's own.
+    """
+    if start and batch.data is not None and batch.given_rows is None:
+        starts = batch.starts
+        return batch.data[int(starts[start]) - 1 : int(starts[stop]) - 1]
+    return b"\n" + batch.joined_rows(start, stop)
 
 
 def _dense_items(batch: DenseBatch, start: int, stop: int, kind: str, line_end: bytes) -> bytes:
-    """Rows [start, stop) of `batch`, proved plain → `[line,"bucket","key"]` items.
+    """Rows [start, stop) of a JSON Lines batch, proved plain → `[line,"bucket","key"]` items.
 
-    A dense CSV row is `bucket,key` with exactly one comma; a dense JSON Lines row is exactly
-    `{"bucket":"B","key":"K"}` (its `"}` possibly cut off already); a dense URI row is
-    `s3://B/K` with B one of `buckets` (no bucket name holds a `/`, `%` or newline, so the
-    prefix `s3://B/` after a newline can only be a row's start). None holds a quote,
-    backslash or control byte inside its strings, so the JSON strings are the row's own bytes.
-    The rows become one `%`-format template with a `%d` where each line number goes, filled by
-    a single format call (1.5x faster than formatting item by item); a `%` is doubled first.
+    A dense JSON Lines row is exactly `{"bucket":"B","key":"K"}` (its `"}` possibly cut off
+    already), holding no quote, backslash or control byte inside its strings, so the JSON
+    strings are the row's own bytes. The rows become one `%`-format template with a `%d` where
+    each line number goes, filled by a single format call (1.5x faster than formatting item by
+    item); a `%` is doubled first.
     """
     block = batch.joined_rows(start, stop).replace(b"%", b"%%")
     if line_end:
-        block = block.replace(line_end, b"")  # a CR only ever ends a row of such a batch
-    if kind == _JSONL:
-        # `{"bucket":"B","key":"K` (a batch may also keep each row's closing `"}`) → `"B","K"`
-        fields = block.replace(_JSONL_OPEN, b"").replace(_JSONL_KEY, b",").replace(b'"}', b"")
-        template = b"[%d," + fields.replace(b"\n", b'"],[%d,') + b'"]'
-    elif kind == _URI:
-        block = b"\n" + block  # every row, the first too, now starts newline + `s3://B/`
-        for bucket in batch.buckets:
-            block = block.replace(b"\ns3://%b/" % bucket, b'\n"%b","' % bucket)
-        template = b"[%d," + block[1:].replace(b"\n", b'"],[%d,') + b'"]'
-    else:
-        fields = block.replace(b",", b'","')
-        template = b'[%d,"' + fields.replace(b"\n", b'"],[%d,"') + b'"]'
+        block = block.replace(line_end, b"")
+    # `{"bucket":"B","key":"K` (a batch may also keep each row's closing `"}`) → `"B","K"`
+    fields = block.replace(_JSONL_OPEN, b"").replace(_JSONL_KEY, b",").replace(b'"}', b"")
+    template = b"[%d," + fields.replace(b"\n", b'"],[%d,') + b'"]'
     first = batch.first_line
     return template % tuple(range(first + start, first + stop))
