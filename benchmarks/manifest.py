@@ -156,7 +156,10 @@ def split_pass_here(path: Path) -> dict[str, object]:
             index_store=LocalIndexStore(index),
         )
     assert outcome.is_done, outcome
+    status = Path("/proc/self/status").read_text().splitlines()
+    hwm_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
     return {
+        "peak_rss_mb": hwm_kb / 1024,
         "records": sink.items,
         "lines": outcome.lines,
         "chunks": sink.chunks,
@@ -190,7 +193,7 @@ def measure(path: Path, raw_files: list[Path], records: int, repeat: int) -> dic
     """Medians of `gzip -dc | wc -l`, of `scan` and of a Split pass, alternated run by run."""
     cmd = f"gzip -dc {' '.join(map(str, raw_files))} | wc -l"
     raw_s, scan_s, own_s, raw_cpu, scan_cpu, report = [], [], [], [], [], {}
-    split_s, split_own, split_cpu = [], [], []
+    split_s, split_own, split_cpu, split_rss = [], [], [], 0.0
     for _ in range(repeat):
         secs, lines, cpu = timed_shell(cmd)
         raw_s.append(secs)
@@ -204,6 +207,7 @@ def measure(path: Path, raw_files: list[Path], records: int, repeat: int) -> dic
         split_s.append(secs)
         split_cpu.append(cpu)
         split_own.append(split["seconds"])
+        split_rss = max(split_rss, split["peak_rss_mb"])
         assert split["records"] == records, (path, split)
     raw, scan = statistics.median(raw_s), statistics.median(scan_s)
     split_median = statistics.median(split_s)
@@ -219,6 +223,7 @@ def measure(path: Path, raw_files: list[Path], records: int, repeat: int) -> dic
         "split_own_s": statistics.median(split_own),
         "split_cpu": statistics.median(split_cpu),
         "split_ratio": raw / split_median,
+        "split_rss": split_rss,
         "rss": report["peak_rss_mb"],
         "gz_mb": sum(p.stat().st_size for p in raw_files) / 1e6,
     }
@@ -253,7 +258,7 @@ def main() -> None:
         print(
             "| shape | size | lines | gzip -dc \\| wc -l | scan (process) | scan own timer "
             "| scan / gzip -dc \\| wc -l | Split pass (process) | Split own timer "
-            "| Split / gzip -dc \\| wc -l | scan M lines/s | peak RSS (scan) "
+            "| Split / gzip -dc \\| wc -l | scan M lines/s | peak RSS scan / Split "
             "| CPU s wc / scan / Split |"
         )
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -267,7 +272,7 @@ def main() -> None:
                     f"| {m['raw_s']:.2f} s | {m['scan_s']:.2f} s | {m['own_s']:.2f} s "
                     f"| **{m['ratio']:.2f}x** | {m['split_s']:.2f} s | {m['split_own_s']:.2f} s "
                     f"| **{m['split_ratio']:.2f}x** | {m['lines'] / m['scan_s'] / 1e6:.2f} "
-                    f"| {m['rss']:.1f} MB "
+                    f"| {m['rss']:.1f} / {m['split_rss']:.1f} MB "
                     f"| {m['raw_cpu']:.2f} / {m['scan_cpu']:.2f} / {m['split_cpu']:.2f} |",
                     flush=True,
                 )
