@@ -128,6 +128,10 @@ class ReadAheadRaw(io.RawIOBase):
         if not self.closed:
             self._halt()
             self.inner.close()
+            # a closed stream may outlive its part (a reader keeps it): free its blocks now
+            self._spare.clear()
+            self._held, self._view, self._block = None, memoryview(b""), None
+            self._ready = queue.Queue(1)
         super().close()
 
     def _start(self) -> None:
