@@ -80,6 +80,8 @@ _LOW_DIGITS = (
     tuple(b"%03d" % n for n in range(1000)),
 )
 """The last three digits of a line number: as they are below 1000, zero-padded above."""
+_LOW_DIGITS_OPEN = tuple(tuple(b'%b,"' % low for low in lows) for lows in _LOW_DIGITS)
+"""The same, each followed by the `,"` that opens the bucket string (URI rows)."""
 
 
 def _numbered_rows(
@@ -94,9 +96,11 @@ def _numbered_rows(
     `"],[T%b,"B","K` where T is the thousands of the line numbers of the run of rows being
     rewritten (so runs end where the thousands change: one or two a chunk), and one format
     call fills every `%b` from the table of the last three digits (a `%` is doubled first).
-    The first item opens with `[`, so its leading `"],` is cut (by a view, not a copy).
+    A URI row's `\ns3://B/` becomes `%b%bB","` instead, as long as it (a multi-byte replace
+    costs ~35 % less when it keeps the length): the thousands and the last digits come as two
+    arguments. The first item opens with `[`, so its leading `"],` is cut (a view, not a copy).
     """
-    first, lows = batch.first_line, _LOW_DIGITS
+    first = batch.first_line
     parts: list[Buffer] = []
     for a, b in _thousands(first, start, stop):
         high, low = divmod(first + a, 1000)
@@ -105,13 +109,16 @@ def _numbered_rows(
             rows = rows.replace(b"%", b"%%")
         if line_end:
             rows = rows.replace(line_end, b"")  # a CR only ever ends a row of such a batch
-        head = b'"],[%d%%b,"' % high if high else b'"],[%b,"'
         if kind == _URI:
             for bucket in batch.buckets:
-                rows = rows.replace(b"\ns3://%b/" % bucket, head + bucket + b'","')
+                rows = rows.replace(b"\ns3://%b/" % bucket, b'%%b%%b%b","' % bucket)
+            args = [b'"],[%d' % high if high else b'"],['] * (2 * (b - a))
+            args[1::2] = _LOW_DIGITS_OPEN[high > 0][low : low + b - a]
+            parts.append(rows % tuple(args))
         else:
+            head = b'"],[%d%%b,"' % high if high else b'"],[%b,"'
             rows = rows.replace(b",", b'","').replace(b"\n", head)
-        parts.append(rows % lows[high > 0][low : low + b - a])
+            parts.append(rows % _LOW_DIGITS[high > 0][low : low + b - a])
     parts[0] = memoryview(parts[0])[3:]
     parts.append(b'"]')
     return parts
