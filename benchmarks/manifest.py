@@ -1,6 +1,6 @@
 """`lambdaflow scan` against `gzip -dc | wc -l` for every manifest shape, and flat memory.
 
-    .venv/bin/python benchmarks/manifest.py [--mb 184] [--small-mb 16] [--repeat 3]
+    .venv/bin/python benchmarks/manifest.py [--mb 184] [--small-mb 16] [--repeat 3] [--only URI]
 
 Generates, in a temp dir, one gzip manifest per shape the contracts accept, at two sizes
 (uncompressed): `s3://` URI lines, Batch Operations `bucket,key` CSV, a quoted header CSV, an S3
@@ -8,10 +8,13 @@ Inventory report (manifest.json + quoted, URL-encoded CSV parts), JSON Lines wit
 `{"bucket","key"}` and with `{"key","bucket"}` objects, and a JSON array (one element a line).
 For each file it measures, side by side in this one run and `--repeat` times each (medians):
 `gzip -dc FILE | wc -l` (for an Inventory report: its parts) and `lambdaflow scan FILE --json`,
-both as whole processes (wall time, the CLI's start-up included). Prints medians, the ratio
-scan / `gzip -dc | wc -l` (≥ 1.0x is the target), scan's own timer, and scan's peak RSS at both
-sizes (flat is the target). For the large URI manifest it also times Python ISA-L counting
-newlines in process (the second target: scan ≥ 0.5x that rate).
+both as whole processes (wall time, the CLI's start-up included), and one whole Split pass in a
+fresh process (`pipeline.split.passes.split_pass` from the start to the end, no budget, zran's
+checkpointing reader as Split runs it, every chunk message encoded into a `CountingSink`, as
+`benchmarks/split_huge.py` does). Prints medians, the ratios scan / `gzip -dc | wc -l` and
+Split / `gzip -dc | wc -l` (≥ 1.0x is the target), scan's and Split's own timers, and scan's
+peak RSS at both sizes (flat is the target). For the large URI manifest it also times Python
+ISA-L counting newlines in process (the second target: scan ≥ 0.5x that rate).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from pathlib import Path
 from urllib.parse import quote_plus
 
 from isal import igzip
+
+ROOT = Path(__file__).resolve().parent.parent
 
 BLOCK = 1 << 20
 BUCKET = "images-bucket"
@@ -130,6 +135,51 @@ def timed_scan(path: Path) -> tuple[float, dict, float]:
     return time.perf_counter() - started, json.loads(out), _children_cpu_s() - cpu
 
 
+def split_pass_here(path: Path) -> dict[str, object]:
+    """One Split pass over the whole manifest in this process (the `--split-pass` child)."""
+    sys.path.insert(0, str(ROOT))
+    from pipeline.gzip.index_store import LocalIndexStore  # noqa: PLC0415
+    from pipeline.gzip.ranged import LocalFileReader  # noqa: PLC0415
+    from pipeline.split.passes import SplitOptions, split_pass  # noqa: PLC0415
+    from pipeline.split.sinks import CountingSink, MemoryParseFailureWriter  # noqa: PLC0415
+
+    sink = CountingSink()
+    with tempfile.TemporaryDirectory(prefix="lambdaflow-split-") as index:
+        outcome = split_pass(
+            str(path),
+            None,
+            run="bench",
+            options=SplitOptions(budget_s=None),
+            open_reader=LocalFileReader,
+            sink=sink,
+            failures=MemoryParseFailureWriter(),
+            index_store=LocalIndexStore(index),
+        )
+    assert outcome.is_done, outcome
+    status = Path("/proc/self/status").read_text().splitlines()
+    hwm_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+    return {
+        "peak_rss_mb": hwm_kb / 1024,
+        "records": sink.items,
+        "lines": outcome.lines,
+        "chunks": sink.chunks,
+        "message_bytes": sink.message_bytes,
+        "seconds": outcome.seconds,
+    }
+
+
+def timed_split(path: Path) -> tuple[float, dict, float]:
+    """Wall seconds, the pass's report, CPU seconds of a fresh process running one Split pass."""
+    cpu, started = _children_cpu_s(), time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, __file__, "--split-pass", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return time.perf_counter() - started, json.loads(out), _children_cpu_s() - cpu
+
+
 def isal_count(path: Path) -> float:
     started = time.perf_counter()
     lines = 0
@@ -140,9 +190,10 @@ def isal_count(path: Path) -> float:
 
 
 def measure(path: Path, raw_files: list[Path], records: int, repeat: int) -> dict:
-    """Medians of `gzip -dc | wc -l` and of `scan`, alternated run by run."""
+    """Medians of `gzip -dc | wc -l`, of `scan` and of a Split pass, alternated run by run."""
     cmd = f"gzip -dc {' '.join(map(str, raw_files))} | wc -l"
     raw_s, scan_s, own_s, raw_cpu, scan_cpu, report = [], [], [], [], [], {}
+    split_s, split_own, split_cpu, split_rss = [], [], [], 0.0
     for _ in range(repeat):
         secs, lines, cpu = timed_shell(cmd)
         raw_s.append(secs)
@@ -152,7 +203,14 @@ def measure(path: Path, raw_files: list[Path], records: int, repeat: int) -> dic
         scan_cpu.append(cpu)
         own_s.append(report["seconds"])
         assert report["complete"] and report["records"] == records, (path, report)
+        secs, split, cpu = timed_split(path)
+        split_s.append(secs)
+        split_cpu.append(cpu)
+        split_own.append(split["seconds"])
+        split_rss = max(split_rss, split["peak_rss_mb"])
+        assert split["records"] == records, (path, split)
     raw, scan = statistics.median(raw_s), statistics.median(scan_s)
+    split_median = statistics.median(split_s)
     return {
         "lines": lines,
         "raw_s": raw,
@@ -161,6 +219,11 @@ def measure(path: Path, raw_files: list[Path], records: int, repeat: int) -> dic
         "raw_cpu": statistics.median(raw_cpu),
         "scan_cpu": statistics.median(scan_cpu),
         "ratio": raw / scan,
+        "split_s": split_median,
+        "split_own_s": statistics.median(split_own),
+        "split_cpu": statistics.median(split_cpu),
+        "split_ratio": raw / split_median,
+        "split_rss": split_rss,
         "rss": report["peak_rss_mb"],
         "gz_mb": sum(p.stat().st_size for p in raw_files) / 1e6,
     }
@@ -180,34 +243,45 @@ def main() -> None:
     parser.add_argument("--small-mb", type=int, default=16, help="uncompressed size, small")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each, medians shown")
     parser.add_argument("--only", default="", help="shapes whose name contains this")
+    parser.add_argument("--large-only", action="store_true", help="skip the small size")
+    parser.add_argument("--split-pass", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.split_pass:
+        print(json.dumps(split_pass_here(args.split_pass)))
+        return
     shapes = [s for s in SHAPES if args.only.lower() in s.lower()]
     with tempfile.TemporaryDirectory(prefix="lambdaflow-bench-") as tmp:
         need_gb = (args.mb + args.small_mb) * len(shapes) * 0.15 / 1e3 + 0.1
         if shutil.disk_usage(tmp).free / 1e9 < need_gb * 2:
             sys.exit(f"need ~{need_gb:.1f} GB free in {tmp}")
         root = Path(tmp)
-        header = "| shape | size | lines | gzip -dc \\| wc -l | scan (process) | scan own timer "
         print(
-            header + "| scan / gzip -dc \\| wc -l | scan M lines/s | peak RSS | CPU s wc / scan |"
+            "| shape | size | lines | gzip -dc \\| wc -l | scan (process) | scan own timer "
+            "| scan / gzip -dc \\| wc -l | Split pass (process) | Split own timer "
+            "| Split / gzip -dc \\| wc -l | scan M lines/s | peak RSS scan / Split "
+            "| CPU s wc / scan / Split |"
         )
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for shape in shapes:
-            for mb, tag in ((args.small_mb, "small"), (args.mb, "large")):
+            sizes = ((args.small_mb, "small"), (args.mb, "large"))
+            for mb, tag in sizes[1:] if args.large_only else sizes:
                 path, raw_files, records = build(root, shape, mb, tag)
                 m = measure(path, raw_files, records, args.repeat)
                 print(
                     f"| {shape} | {mb} MB ({m['gz_mb']:.1f} MB gz) | {m['lines']:,} "
                     f"| {m['raw_s']:.2f} s | {m['scan_s']:.2f} s | {m['own_s']:.2f} s "
-                    f"| **{m['ratio']:.2f}x** | {m['lines'] / m['scan_s'] / 1e6:.2f} "
-                    f"| {m['rss']:.1f} MB | {m['raw_cpu']:.2f} / {m['scan_cpu']:.2f} |",
+                    f"| **{m['ratio']:.2f}x** | {m['split_s']:.2f} s | {m['split_own_s']:.2f} s "
+                    f"| **{m['split_ratio']:.2f}x** | {m['lines'] / m['scan_s'] / 1e6:.2f} "
+                    f"| {m['rss']:.1f} / {m['split_rss']:.1f} MB "
+                    f"| {m['raw_cpu']:.2f} / {m['scan_cpu']:.2f} / {m['split_cpu']:.2f} |",
                     flush=True,
                 )
                 if shape == "s3:// URIs" and tag == "large":
                     isal = statistics.median(isal_count(path) for _ in range(args.repeat))
                     print(
                         f"|  ↳ Python ISA-L line count in process: {isal:.2f} s; scan's own "
-                        f"timer / it: {isal / m['own_s']:.2f}x | | | | | | | | | |",
+                        f"timer / it: {isal / m['own_s']:.2f}x; Split's own timer / it: "
+                        f"{isal / m['split_own_s']:.2f}x | | | | | | | | | | | | |",
                         flush=True,
                     )
                 for p in raw_files:

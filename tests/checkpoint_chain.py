@@ -23,6 +23,8 @@ SMALL = {
     "cache_bytes": 1024 * 1024,
 }
 """Small knobs so a ~1 MB test file spans many seek points, blocks and passes."""
+SMALL_AHEAD = {**SMALL, "read_ahead_blocks": 2, "read_ahead_block_bytes": 48 * 1024}
+"""The same, with zran inflating on its own thread a few blocks ahead (as Split reads)."""
 
 
 def manifest_text(n_lines: int, seed: int = 7) -> bytes:

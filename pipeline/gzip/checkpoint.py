@@ -32,6 +32,8 @@ from pipeline.gzip.ranged import (
     ObjectReader,
     RangedRawFile,
 )
+from pipeline.gzip.read_ahead import DEFAULT_BLOCK_BYTES as READ_AHEAD_BLOCK_BYTES
+from pipeline.gzip.read_ahead import ReadAheadRaw
 from pipeline.gzip.zran import DEFAULT_SPACING_BYTES, ZranRaw
 
 logger = logging.getLogger(__name__)
@@ -137,6 +139,8 @@ def open_resumable(
     cache_bytes: int = DEFAULT_CACHE_BYTES,
     read_buffer_bytes: int | None = None,
     checkpoints: bool = True,
+    read_ahead_blocks: int = 0,
+    read_ahead_block_bytes: int = READ_AHEAD_BLOCK_BYTES,
 ) -> ResumableStream:
     """Open the manifest's decompressed bytes at ``checkpoint`` (or at 0 when it is None).
 
@@ -156,6 +160,10 @@ def open_resumable(
         checkpoints: False for a pass that reads to the end and never checkpoints (`scan`):
             a gzip from offset 0 is then inflated by ISA-L, raising `NotPlainGzip` if it is
             not plain (`pipeline/gzip/first_pass.py`); `take_checkpoint` refuses the stream.
+        read_ahead_blocks: When > 0, zran inflates on a thread of its own, up to this many
+            blocks of ``read_ahead_block_bytes`` ahead of the reader
+            (`pipeline/gzip/read_ahead.py`).
+        read_ahead_block_bytes: Decompressed bytes a read of that thread.
 
     Raises:
         ManifestReadError: The object or the checkpoint index cannot be read, or is corrupt.
@@ -174,14 +182,21 @@ def open_resumable(
         raw = FirstPassRaw(source)
     else:
         index = _load_index(checkpoint, index_store)
+        reach = (
+            ReadAheadRaw.reach_bytes(read_ahead_block_bytes, read_ahead_blocks)
+            if read_ahead_blocks
+            else 0
+        )
         raw = ZranRaw.open(
             source,
             spacing_bytes=spacing_bytes,
             index=index,
             offset=offset,
             readbuf_bytes=max(16 * 1024, block_bytes // 4),
-            keep_behind_bytes=2 * buffer_bytes + spacing_bytes,
+            keep_behind_bytes=2 * buffer_bytes + spacing_bytes + reach,
         )
+        if read_ahead_blocks:
+            raw = ReadAheadRaw(raw, block_bytes=read_ahead_block_bytes, ahead=read_ahead_blocks)
     return ResumableStream(
         raw, kind=kind, source=source, index_store=index_store, buffer_bytes=buffer_bytes
     )
@@ -221,11 +236,11 @@ def take_checkpoint(
     }
     if isinstance(raw, FirstPassRaw):
         raise ValueError("this stream was opened with checkpoints=False: it has no seek points")
-    if not isinstance(raw, ZranRaw):
+    if not isinstance(raw, ZranRaw | ReadAheadRaw):
         return Checkpoint(compressed_offset=uncompressed_offset, **common)
     if stream.index_store is None:
         raise ValueError("a gzip checkpoint needs an index_store to keep its seek point in")
-    index = raw.trimmed_index(uncompressed_offset)
+    index = _trimmed_index(raw, uncompressed_offset)
     if not index.points:
         # zran builds no point on its first read from offset 0, so a pass that read one buffer
         # has none: the next pass restarts from byte 0 and re-inflates at most that buffer.
@@ -241,6 +256,15 @@ def take_checkpoint(
             point.uncompressed_offset,
         )
     return Checkpoint(compressed_offset=point.compressed_offset, index_ref=ref, **common)
+
+
+def _trimmed_index(raw: ZranRaw | ReadAheadRaw, uncompressed_offset: int) -> ZranIndex:
+    """The seek points of zran, read while no thread inflates (every read changes them)."""
+    if isinstance(raw, ZranRaw):
+        return raw.trimmed_index(uncompressed_offset)
+    with raw.paused() as inner:
+        assert isinstance(inner, ZranRaw)  # open_resumable reads ahead only over zran
+        return inner.trimmed_index(uncompressed_offset)
 
 
 def _sniff(source: RangedRawFile) -> StreamKind:

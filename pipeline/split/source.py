@@ -51,6 +51,9 @@ class ReaderKnobs:
     read_buffer_bytes: int | None = None
     checkpoints: bool = True
     """False only for a pass that never checkpoints (`scan`): ISA-L inflates a first pass."""
+    read_ahead_blocks: int = 2
+    """zran inflates on its own thread, this many blocks ahead of the parser (0: inline)."""
+    read_ahead_block_bytes: int = 4 * 1024 * 1024
 
     def as_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `open_resumable`."""

@@ -17,6 +17,7 @@ from pipeline.gzip.index_store import LocalIndexStore
 from pipeline.gzip.ranged import LocalFileReader
 from tests.checkpoint_chain import (
     SMALL,
+    SMALL_AHEAD,
     bgzf_like,
     gzip_members,
     gzip_single,
@@ -58,8 +59,9 @@ def _one_pass_lines(text: bytes) -> list[tuple[int, bytes]]:
     return list(enumerate(text.splitlines(keepends=True), start=1))
 
 
+@pytest.mark.parametrize("knobs", [SMALL, SMALL_AHEAD], ids=["inline", "read-ahead"])
 @pytest.mark.parametrize("encoding", sorted(ENCODINGS))
-def test_chained_passes_yield_exactly_the_lines_of_one_pass(tmp_path, encoding):
+def test_chained_passes_yield_exactly_the_lines_of_one_pass(tmp_path, encoding, knobs):
     # GIVEN a manifest and a chain of passes of 25,000 lines each, every pass a fresh reader
     path = _write(tmp_path, encoding)
     readers: list[RecordingReader] = []
@@ -70,14 +72,14 @@ def test_chained_passes_yield_exactly_the_lines_of_one_pass(tmp_path, encoding):
 
     # WHEN the whole manifest is read through checkpoints
     store = LocalIndexStore(tmp_path / "idx")
-    chain = run_chain(open_reader, store, lines_per_pass=25_000)
+    chain = run_chain(open_reader, store, lines_per_pass=25_000, knobs=knobs)
 
     # THEN every line arrives once, in order, with its 1-based number
     assert chain.lines == _one_pass_lines(TEXT)
     assert chain.passes >= 5
     assert chain.checkpoints[-1].next_line == TEXT.count(b"\n") + 1
     # AND a pass resumed from the final checkpoint finds nothing left
-    last = open_resumable(RecordingReader(path), chain.checkpoints[-1], index_store=store, **SMALL)
+    last = open_resumable(RecordingReader(path), chain.checkpoints[-1], index_store=store, **knobs)
     assert last.read() == b""
     # AND the whole chain fetched the object about once: per pass, the block holding the seek
     # point (fetched by both passes) and zran's read-ahead past the last line (a quarter block
@@ -87,8 +89,9 @@ def test_chained_passes_yield_exactly_the_lines_of_one_pass(tmp_path, encoding):
     assert fetched <= size * 1.05 + chain.passes * 2 * SMALL["block_bytes"]
 
 
+@pytest.mark.parametrize("knobs", [SMALL, SMALL_AHEAD], ids=["inline", "read-ahead"])
 @pytest.mark.parametrize("encoding", sorted(ENCODINGS))
-def test_resumed_pass_never_fetches_before_its_seek_point(tmp_path, encoding):
+def test_resumed_pass_never_fetches_before_its_seek_point(tmp_path, encoding, knobs):
     # GIVEN a chain whose readers record every range they fetched
     path = _write(tmp_path, encoding)
     readers: list[RecordingReader] = []
@@ -97,7 +100,9 @@ def test_resumed_pass_never_fetches_before_its_seek_point(tmp_path, encoding):
         readers.append(RecordingReader(path))
         return readers[-1]
 
-    chain = run_chain(open_reader, LocalIndexStore(tmp_path / "idx"), lines_per_pass=20_000)
+    chain = run_chain(
+        open_reader, LocalIndexStore(tmp_path / "idx"), lines_per_pass=20_000, knobs=knobs
+    )
 
     # THEN each resumed pass's first fetched byte is in the block holding its seek point (the
     # bit-aligned point may need the byte before it), never earlier
@@ -111,11 +116,12 @@ def test_resumed_pass_never_fetches_before_its_seek_point(tmp_path, encoding):
     assert offsets[-2] > path.stat().st_size // 2
 
 
-def test_gzip_checkpoint_stores_a_trimmed_index_of_point_zero_and_one_seek_point(tmp_path):
+@pytest.mark.parametrize("knobs", [SMALL, SMALL_AHEAD], ids=["inline", "read-ahead"])
+def test_gzip_checkpoint_stores_a_trimmed_index_of_point_zero_and_one_seek_point(tmp_path, knobs):
     # GIVEN a single-member gzip read for a while
     path = _write(tmp_path, "gzip-6")
     store = LocalIndexStore(tmp_path / "idx")
-    stream = open_resumable(LocalFileReader(path), None, index_store=store, **SMALL)
+    stream = open_resumable(LocalFileReader(path), None, index_store=store, **knobs)
     consumed = len(stream.read(700_000))
 
     # WHEN a checkpoint is taken at the end of what was consumed

@@ -34,18 +34,30 @@ class _Trickle(io.BytesIO):
         return super().read(min(size if size >= 0 else 1 << 30, 700))
 
 
-def _spans(data: bytes, fmt: ManifestFormat, chunk_items: int, layout: CsvLayout | None = None):
-    reader = RecordReader(_Trickle(data), fmt, layout=layout)
+def _spans(
+    data: bytes,
+    fmt: ManifestFormat,
+    chunk_items: int,
+    layout: CsvLayout | None = None,
+    *,
+    first_line: int = 1,
+):
+    reader = RecordReader(_Trickle(data), fmt, layout=layout, first_line=first_line)
     return iter_chunk_spans(
         reader.iter_batches(), run="r", chunk_items=chunk_items, chunk_max_bytes=10**6
     )
 
 
 def _assert_encoded_like_orjson(
-    data: bytes, fmt: ManifestFormat, chunk_items: int, layout: CsvLayout | None = None
+    data: bytes,
+    fmt: ManifestFormat,
+    chunk_items: int,
+    layout: CsvLayout | None = None,
+    *,
+    first_line: int = 1,
 ) -> int:
     dense = 0
-    for span in _spans(data, fmt, chunk_items, layout):
+    for span in _spans(data, fmt, chunk_items, layout, first_line=first_line):
         assert encode_span(span) == orjson.dumps(span.to_chunk().to_message())
         dense += sum(isinstance(batch, DenseBatch) for batch, _, _ in span.pieces)
     return dense
@@ -285,3 +297,24 @@ def test_dense_json_batches_take_the_rewrite_and_it_equals_orjson(keys, shape, b
                 assert got is None
             else:
                 assert got == orjson.dumps(items)[1:-1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    first_line=st.one_of(
+        st.integers(1, 3_000), st.integers(995, 1_005), st.integers(1, 10**12), st.just(999_990)
+    ),
+    rows=st.integers(50, 2_600),
+    chunk_items=st.sampled_from([1, 7, 500, 1_000, 1_001, 2_500]),
+    uri=st.booleans(),
+    line_end=st.sampled_from([b"\n", b"\r\n"]),
+)
+def test_line_numbers_across_thousands_encode_exactly(first_line, rows, chunk_items, uri, line_end):
+    # GIVEN plain rows numbered from anywhere: runs of a chunk cross 1000s, 10**k and 0-padding
+    form = b"s3://bkt-%d/k/%d%%.jpg" if uri else b"bkt-%d,k/%d.jpg"  # a CSV key is URL-encoded
+    data = line_end.join(form % (i % 2, i) for i in range(rows)) + line_end
+    # WHEN cut and encoded THEN identical to orjson, through dense batches
+    assert (
+        _assert_encoded_like_orjson(data, ManifestFormat.CSV, chunk_items, first_line=first_line)
+        > 0
+    )
