@@ -16,13 +16,14 @@ from urllib.parse import quote_plus
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pipeline.cli.scan import EXAMPLES_PER_ERROR, SCAN_RUN_ID, scan_manifest
 from pipeline.config import Settings
 from pipeline.failures import ManifestLineError, ManifestReadError
 from pipeline.manifest.batch import DenseBatch, ListedBatch, digit_count_sum
+from pipeline.manifest.guard import NOT_A_MANIFEST, refuse_binary
 from pipeline.manifest.parse import detect_csv_layout, parse_csv_row, parse_json_value
 from pipeline.manifest.reader import (
     ManifestFormat,
@@ -473,6 +474,9 @@ def test_digit_count_sum_counts_the_digits_of_a_range(lo, width):
 
 @PROPS
 @given(case=manifests(), gz=st.booleans())
+@example(  # found by hypothesis: a NUL after a byte that is not UTF-8 makes it binary data
+    case=(ManifestFormat.CSV, b"s3://bkt-1/first\ns3://bkt-1/\xff\ns3://bkt-0/\x00", 8), gz=False
+)
 def test_scan_reports_what_the_item_path_and_iter_chunks_give(tmp_path_factory, case, gz):
     # GIVEN a generated manifest file, plain or gzip
     _, data, _ = case
@@ -483,7 +487,14 @@ def test_scan_reports_what_the_item_path_and_iter_chunks_give(tmp_path_factory, 
     )
     # WHEN scanned (the batch fast path)
     report = scan_manifest(str(path), settings=settings_)
-    # THEN its counts equal the item-by-item read cut by iter_chunks
+    # THEN binary data (a NUL in text that is not UTF-8) is refused, as Split refuses it: the
+    # whole generated manifest is scan's first block, the one the guard looks at
+    try:
+        refuse_binary(data)
+    except ManifestReadError as refused:
+        assert (report.complete, report.error) == (False, f"{NOT_A_MANIFEST}: {refused.message}")
+        return
+    # AND otherwise its counts equal the item-by-item read cut by iter_chunks
     items = list(iter_manifest(str(path), max_line_bytes=120))
     records = [i for i in items if isinstance(i, ManifestRecord)]
     chunks = list(
