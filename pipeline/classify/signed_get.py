@@ -17,9 +17,12 @@ the SDK's, through `fetch_image`, so nothing about errors, retries or routing is
 - **Credentials**: the client's own credential object (refreshed by `get_frozen_credentials`).
 - **Errors**: any status but 200, a transport error, a short body or a checksum the path cannot
   check → the same GET again through boto3, which retries, parses and raises exactly as before
-  (`fetch_image` maps it to the same failure record). Throttling or a 5xx also puts this getter
-  on boto3 alone for `COOL_OFF_S`, so the adaptive retry mode's token bucket paces every GET
-  while S3 sheds load.
+  (`fetch_image` maps it to the same failure record). Throttling, a 5xx or a transport error
+  also puts this getter on boto3 alone for `COOL_OFF_S`, so the adaptive retry mode's token
+  bucket paces every GET while S3 sheds load (and a broken network path is not tried per GET).
+- **Transport**: no proxy (with one configured, every GET is boto3's); TLS verified against
+  botocore's CA bundle, or ``AWS_CA_BUNDLE``; the client's connect and read timeouts; urllib3
+  does no retries or redirects of its own (a redirect is a non-200: boto3's region redirector).
 - **Integrity**: when botocore asked for response checksums (`x-amz-checksum-mode`), this path
   asks too and verifies CRC32, SHA-1 or SHA-256 itself; another algorithm → boto3 checks it.
 - **Tracing**: a traced process records the GET as the same `aws` subsegment the SDK's botocore
@@ -31,9 +34,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import os
 import re
 import threading
 import time
+import urllib.request
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -150,13 +155,15 @@ class SignedGetter:
             maxsize=pool_size,
             timeout=urllib3.Timeout(connect=config.connect_timeout, read=config.read_timeout),
             retries=False,
-            ca_certs=get_cert_path(True),
+            ca_certs=os.environ.get("AWS_CA_BUNDLE") or get_cert_path(True),
         )
         self._routes: dict[str, Route] = {}
         self._seen = threading.local()
         self._cool_off_s = cool_off_s
         self._sdk_until = 0.0
-        self._is_usable = self._credentials is not None and not config.proxies
+        # A proxy (the client's or the environment's) is botocore's to use: no lean path then.
+        has_proxy = bool(config.proxies or urllib.request.getproxies())
+        self._is_usable = self._credentials is not None and not has_proxy
         if self._is_usable:
             client.meta.events.register("before-send.s3.GetObject", self._remember_request)
 
@@ -203,6 +210,7 @@ class SignedGetter:
                 )
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 logger.debug("lean GET of s3://%s/%s failed (%s): boto3 retries", bucket, key, exc)
+                self._cool_off()
                 return None
             call.status(response.status)
             try:
@@ -210,20 +218,26 @@ class SignedGetter:
             finally:
                 response.release_conn()
 
+    def _cool_off(self) -> None:
+        """Send every GET through boto3 (adaptive retries, its pacing) for the cool-off."""
+        self._sdk_until = time.monotonic() + self._cool_off_s
+
     def _body(self, response: Any, bucket: str, key: str, max_bytes: int) -> bytes | None:
         if response.status != 200:  # noqa: PLR2004  # HTTP 200 OK: anything else is boto3's
             if response.status >= 500 or response.status == 429:  # noqa: PLR2004  # slow down
-                self._sdk_until = time.monotonic() + self._cool_off_s
+                self._cool_off()
             response.drain_conn()
             return None
         size = int(response.headers.get("Content-Length", -1))
         if size > max_bytes:
+            response.close()  # the body stays unread: this connection is not reused
             raise too_large(bucket, key, size, max_bytes)
         try:
             data = response.read(max_bytes + 1)
         except (urllib3.exceptions.HTTPError, OSError):
             return None
         if len(data) > max_bytes:
+            response.close()
             raise too_large(bucket, key, len(data), max_bytes)
         if 0 <= size != len(data) or not _checksum_ok(response.headers, data):
             return None

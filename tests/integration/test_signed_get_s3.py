@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import boto3
 import orjson
 import pytest
 from aws_xray_sdk.core import xray_recorder
@@ -152,7 +153,18 @@ def test_an_unreachable_route_fails_over_to_boto3(s3, bucket, sdk_calls):
     get(getter, bucket, "k.jpg")
     point_at(getter, bucket, "http://127.0.0.1:9/")  # discard port: connection refused
     assert get(getter, bucket, "k.jpg") == b"real"
-    assert sdk_calls == ["k.jpg", "k.jpg"]
+    assert get(getter, bucket, "k.jpg") == b"real"  # cooling off: not tried again per GET
+    assert sdk_calls == ["k.jpg", "k.jpg", "k.jpg"]
+
+
+def test_a_client_behind_a_proxy_never_takes_the_lean_path(emulator, bucket, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # boto3 itself still reaches the emulator
+    s3 = boto3.client("s3", endpoint_url=emulator.endpoint_url)
+    s3.put_object(Bucket=bucket, Key="k.jpg", Body=b"real")
+    getter = SignedGetter(s3, pool_size=4)
+    assert [get(getter, bucket, "k.jpg") for _ in range(2)] == [b"real", b"real"]
+    assert getter.route(bucket) is None
 
 
 def test_a_traced_lean_get_is_the_sdks_aws_subsegment_and_sends_its_header(
