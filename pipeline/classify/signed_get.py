@@ -14,7 +14,10 @@ the SDK's, through `fetch_image`, so nothing about errors, retries or routing is
   region are botocore's own answer. A bucket whose request signed anything this path does not
   reproduce (SSE-C, requester pays, S3 Express sessions, SigV4a, anonymous) is never learned: it
   stays on boto3.
-- **Credentials**: the client's own credential object (refreshed by `get_frozen_credentials`).
+- **Credentials**: the client's own credential object (refreshed by `get_frozen_credentials`),
+  read from its request signer: botocore has no public accessor for it. Should a botocore
+  upgrade drop that attribute, no route is learned and every GET is boto3's (slower, never
+  wrong); tests/unit/classify/test_signed_get.py signs with it.
 - **Errors**: any status but 200, a transport error, a short body or a checksum the path cannot
   check → the same GET again through boto3, which retries, parses and raises exactly as before
   (`fetch_image` maps it to the same failure record). Throttling, a 5xx or a transport error
@@ -56,7 +59,8 @@ from pipeline.observe.tracing import aws_call
 logger = logging.getLogger(__name__)
 
 COOL_OFF_S = 30.0
-"""After a throttle or a 5xx on the lean path, every GET goes through boto3 this long."""
+"""After a throttle, a 5xx or a transport error on the lean path, every GET goes through boto3
+this long."""
 
 _SCOPE = re.compile(r"^AWS4-HMAC-SHA256 Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request,")
 _SIGNED = re.compile(r"SignedHeaders=([^,]+)")
