@@ -12,15 +12,19 @@ One command, every figure side by side in the same run (passes interleaved, medi
 - bound: inference only (`Classifier.predict`, one image per invoke) on tensors decoded
   beforehand, one interpreter, one thread.
 - ours: `ChunkWorker.process` on one chunk of --limit photo objects in a moto S3 bucket: GETs,
-  decode, invoke on the worker's pool, the gzip results part, the ledger write.
+  decode, invoke on the worker's pool, the gzip results part, the ledger write. Its image GETs
+  are the lean signed GETs (`SignedGetter`, the default; the route learned before timing, as a
+  warm Lambda has it).
+- ours-sdk: the same, every image GET through boto3 (`SdkGetter`): the worker before the lean
+  GET, measured side by side.
 - naive: the same objects, one after the other: GET, full decode (no draft), per-image invoke,
   then the same results part (`write_result_part`).
 
 The moto server runs in its own process, pinned to the core the worker does not use (--cpus 1
 emulates a 1-vCPU Lambda, 1,769 MB, with S3 elsewhere), so the worker's CPU-seconds are its own.
-`--latency-ms` adds an S3 first-byte latency to every GET (a sleep in botocore's before-send
-hook: no CPU), because moto on localhost answers in ~2 ms where S3 takes tens of ms; both
-workers get the same latency. `--sweep` sizes the fetch pool: wall images/s of `ours` per
+`--latency-ms` adds an S3 first-byte latency to every image GET (a sleep on the GET's thread
+before it is sent: no CPU), because moto on localhost answers in ~2 ms where S3 takes tens of
+ms; every way gets the same latency. `--sweep` sizes the fetch pool: wall images/s of `ours` per
 pool width at the largest latency.
 """
 
@@ -47,6 +51,7 @@ from classify import naive_decode  # benchmarks/classify.py, same directory
 from pipeline.classify.images import ImageDecoder
 from pipeline.classify.model import Classifier, load_spec
 from pipeline.classify.model_spec import DEFAULT_MODEL, resolve_spec
+from pipeline.classify.signed_get import ImageGetter, SdkGetter, SignedGetter
 from pipeline.classify.worker import ChunkWorker, fetch_client_config
 from pipeline.config import Settings
 from pipeline.ledger.items import table_definition
@@ -74,6 +79,20 @@ class Bench:
     classifier: Classifier
     tensors: tuple
     latency: list  # one mutable cell: the current GET latency in seconds
+    getters: dict  # way -> ImageGetter, built once (a warm Lambda keeps its getter)
+
+
+@dataclass(frozen=True, slots=True)
+class Delayed:
+    """An image getter that waits `latency[0]` seconds first, on the GET's own thread."""
+
+    getter: ImageGetter
+    latency: list
+
+    def get(self, bucket: str, key: str, *, max_bytes: int, version_id: str | None) -> bytes:
+        if self.latency[0]:
+            time.sleep(self.latency[0])
+        return self.getter.get(bucket, key, max_bytes=max_bytes, version_id=version_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,19 +164,24 @@ def setup(
     decoder = classifier.decoder(settings)
     tensors = tuple(decoder.decode(p.read_bytes()) for p in photos)
     latency = [0.0]
-    s3.meta.events.register(
-        "before-send.s3.GetObject", lambda **_: time.sleep(latency[0]) if latency[0] else None
-    )
-    bench = Bench(s3, sqs, RunLedger(dynamodb, name), settings, items, classifier, tensors, latency)
+    signed = SignedGetter(s3, pool_size=68)
+    signed.get(name, photos[0].name, max_bytes=settings.max_image_bytes, version_id=None)
+    assert signed.route(name) is not None, "the lean GET's route was not learned"
+    getters = {"ours": Delayed(signed, latency), "ours-sdk": Delayed(SdkGetter(s3), latency)}
+    ledger = RunLedger(dynamodb, name)
+    bench = Bench(s3, sqs, ledger, settings, items, classifier, tensors, latency, getters)
     return bench, proc
 
 
-def run_ours(bench: Bench, fetch_concurrency: int) -> Pass:
+def run_ours(bench: Bench, fetch_concurrency: int, way: str = "ours") -> Pass:
     settings = replace(bench.settings, fetch_concurrency=fetch_concurrency)
     run = f"ours-{uuid.uuid4().hex[:8]}"
     bench.ledger.start_run(run, manifest="bench")
+    getter = bench.getters[way]
     with ThreadPoolExecutor(fetch_concurrency) as pool:
-        worker = ChunkWorker(bench.s3, bench.sqs, bench.ledger, bench.classifier, settings, pool)
+        worker = ChunkWorker(
+            bench.s3, bench.sqs, bench.ledger, bench.classifier, settings, pool, getter=getter
+        )
         result = timed(len(bench.items), lambda: worker.process(Chunk(run, 0, bench.items)))
     return result
 
@@ -166,6 +190,8 @@ def run_naive(bench: Bench) -> Pass:
     def body() -> None:
         rows = []
         for item in bench.items:
+            if bench.latency[0]:
+                time.sleep(bench.latency[0])
             data = bench.s3.get_object(Bucket=item.bucket, Key=item.key)["Body"].read()
             (labels,) = bench.classifier.classify([naive_decode(data)])
             pairs = tuple((label.name, round(label.score, 5)) for label in labels)
@@ -267,15 +293,16 @@ def compare(bench: Bench, latencies_ms: list[float], repeat: int, concurrency: i
         f"cpus {sorted(os.sched_getaffinity(0))}"
     )
     header = (
-        "latency | way   | img/CPU-s | ms CPU/img | img/s wall | x bound (CPU) | x naive (wall)"
+        "latency | way      | img/CPU-s | ms CPU/img | img/s wall | x bound (CPU) | x naive (wall)"
     )
     print(header)
     for latency_ms in latencies_ms:
         bench.latency[0] = latency_ms / 1000
-        passes: dict[str, list[Pass]] = {"bound": [], "ours": [], "naive": []}
-        for _ in range(repeat):
+        passes: dict[str, list[Pass]] = {"bound": [], "ours": [], "ours-sdk": [], "naive": []}
+        for n in range(repeat):
             passes["bound"].append(run_bound(bench))
-            passes["ours"].append(run_ours(bench, concurrency))
+            for way in ("ours", "ours-sdk") if n % 2 == 0 else ("ours-sdk", "ours"):
+                passes[way].append(run_ours(bench, concurrency, way))
             passes["naive"].append(run_naive(bench))
         med = {
             way: (
@@ -286,7 +313,7 @@ def compare(bench: Bench, latencies_ms: list[float], repeat: int, concurrency: i
         }
         for way, (per_cpu, per_s) in med.items():
             print(
-                f"{latency_ms:5.0f} ms | {way:5} | {per_cpu:9.1f} | {1000 / per_cpu:10.2f} | "
+                f"{latency_ms:5.0f} ms | {way:8} | {per_cpu:9.1f} | {1000 / per_cpu:10.2f} | "
                 f"{per_s:10.1f} | {per_cpu / med['bound'][0]:13.2f} | "
                 f"{per_s / med['naive'][1]:14.2f}"
             )

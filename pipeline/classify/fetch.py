@@ -80,7 +80,7 @@ def fetch_image(
         size = int(response.get("ContentLength", 0))
         if size > max_bytes:
             body.close()
-            raise _too_large(bucket, key, size, max_bytes)
+            raise too_large(bucket, key, size, max_bytes)
         with body:
             data = body.read(max_bytes + 1)
     except ClientError as exc:
@@ -88,7 +88,7 @@ def fetch_image(
     except NETWORK_ERRORS as exc:
         raise network_error(exc, bucket=bucket, key=key) from exc
     if len(data) > max_bytes:
-        raise _too_large(bucket, key, len(data), max_bytes)
+        raise too_large(bucket, key, len(data), max_bytes)
     return data
 
 
@@ -119,7 +119,8 @@ def network_error(exc: BaseException, *, bucket: str, key: str) -> ImageNetworkE
     )
 
 
-def _too_large(bucket: str, key: str, size: int, max_bytes: int) -> ImageFetchError:
+def too_large(bucket: str, key: str, size: int, max_bytes: int) -> ImageFetchError:
+    """The ObjectTooLarge fetch error for s3://bucket/key of `size` bytes."""
     return ImageFetchError(
         f"s3://{bucket}/{key} is {size} bytes, over the {max_bytes}-byte limit "
         "(raise LAMBDAFLOW_MAX_IMAGE_BYTES to accept it)",

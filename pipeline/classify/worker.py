@@ -51,9 +51,9 @@ import numpy as np
 from botocore.config import Config
 
 from pipeline.aws.retries import data_path_config
-from pipeline.classify.fetch import fetch_image
 from pipeline.classify.images import ImageDecoder
 from pipeline.classify.model import Classifier
+from pipeline.classify.signed_get import ImageGetter, SignedGetter
 from pipeline.config import Settings
 from pipeline.failures import FailureRecord, ImageFetchError
 from pipeline.ledger.commit import DUPLICATE_WAIT_S, CommitTargets, finish_commit, roll_forward
@@ -131,6 +131,14 @@ class ChunkWorker:
     pool: ThreadPoolExecutor
     duplicate_wait_s: float = DUPLICATE_WAIT_S
     """How long a duplicate delivery gives a live winner to finish its commit (then does it)."""
+    getter: ImageGetter | None = None
+    """How image GETs are made; None: a `SignedGetter` on `s3` (lean signed GETs once a bucket's
+    route is learned, boto3 for everything else)."""
+
+    def __post_init__(self) -> None:
+        if self.getter is None:  # frozen: set once, here
+            pool_size = self.settings.fetch_concurrency + 4
+            object.__setattr__(self, "getter", SignedGetter(self.s3, pool_size=pool_size))
 
     @property
     def decoder(self) -> ImageDecoder:
@@ -182,8 +190,8 @@ class ChunkWorker:
             )
 
     def _fetch(self, item: ManifestRecord) -> bytes:
-        return fetch_image(
-            self.s3,
+        assert self.getter is not None  # set by __post_init__
+        return self.getter.get(
             item.bucket,
             item.key,
             max_bytes=self.settings.max_image_bytes,

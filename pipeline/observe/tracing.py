@@ -35,7 +35,7 @@ class SubsegmentLike(Protocol):
 class Recorder(Protocol):
     """The part of the X-Ray recorder a span needs (`xray_recorder` satisfies it)."""
 
-    def begin_subsegment(self, name: str) -> SubsegmentLike | None: ...  # noqa: D102
+    def begin_subsegment(self, name: str, namespace: str = "local") -> SubsegmentLike | None: ...  # noqa: D102
     def end_subsegment(self) -> None: ...  # noqa: D102
 
 
@@ -91,6 +91,53 @@ class Span:
         self._recorder.end_subsegment()
 
 
+class AwsCall:
+    """An open ``aws`` subsegment around one AWS call made without botocore (see `aws_call`)."""
+
+    __slots__ = ("_aws", "_name", "_recorder", "_subsegment")
+
+    def __init__(self, recorder: Any, name: str, aws: dict[str, str]) -> None:
+        self._recorder = recorder
+        self._name = name
+        self._aws = aws
+        self._subsegment: Any = None
+
+    def trace_headers(self) -> dict[str, str]:
+        """The ``X-Amzn-Trace-Id`` header naming this subsegment, as the SDK's patch injects."""
+        sub = self._subsegment
+        if sub is None or not hasattr(sub, "trace_id"):
+            return {}
+        sampled = 1 if getattr(sub, "sampled", True) else 0
+        return {"X-Amzn-Trace-Id": f"Root={sub.trace_id};Parent={sub.id};Sampled={sampled}"}
+
+    def status(self, code: int) -> None:
+        """Record the HTTP status (a 4xx marks the subsegment an error, a 5xx a fault)."""
+        if self._subsegment is not None:
+            self._subsegment.put_http_meta("status", code)
+            self._subsegment.apply_status_code(code)
+
+    def __enter__(self) -> AwsCall:
+        try:
+            self._subsegment = self._recorder.begin_subsegment(self._name, "aws")
+        except Exception:  # SDK raises SegmentNotFoundException with no segment
+            self._subsegment = None
+        if self._subsegment is not None:
+            self._subsegment.set_aws(self._aws)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._subsegment is None:
+            return
+        if exc is not None:
+            self._subsegment.add_exception(exc, [], False)  # SDK's positional API
+        self._recorder.end_subsegment()
+
+
 class _NoopSpan:
     """The shared span when tracing is off: every method does nothing."""
 
@@ -100,6 +147,13 @@ class _NoopSpan:
         """Do nothing."""
 
     def metadata(self, key: str, value: Any) -> None:
+        """Do nothing."""
+
+    def trace_headers(self) -> dict[str, str]:
+        """No trace header to inject."""
+        return {}
+
+    def status(self, code: int) -> None:
         """Do nothing."""
 
     def __enter__(self) -> _NoopSpan:
@@ -205,6 +259,21 @@ def span(
     return _active.span(name, annotations=annotations, metadata=metadata)
 
 
+def aws_call(
+    service: str, operation: str, *, region: str, bucket: str, key: str
+) -> AwsCall | _NoopSpan:
+    """The subsegment the SDK's botocore patch records, for an S3 call made without botocore.
+
+    Used by `pipeline.classify.signed_get`: namespace ``aws``, named by the service, with the
+    operation, region, bucket and key, the HTTP status, and the trace header to send.
+    """
+    recorder = _active._recorder  # same module
+    if recorder is None:
+        return NOOP_SPAN
+    aws = {"operation": operation, "region": region, "bucket_name": bucket, "key": key}
+    return AwsCall(recorder, service, aws)
+
+
 @dataclass(slots=True)
 class RecordedSpan:
     """One span as `MemoryRecorder` saw it (mutable: it fills in while open)."""
@@ -215,6 +284,9 @@ class RecordedSpan:
     metadata: dict[str, Any] = field(default_factory=dict)
     error: BaseException | None = None
     is_closed: bool = False
+    namespace: str = "local"
+    aws: dict[str, str] = field(default_factory=dict)
+    http: dict[str, int] = field(default_factory=dict)
 
     def put_annotation(self, key: str, value: AnnotationValue) -> None:
         """Record an annotation."""
@@ -228,6 +300,17 @@ class RecordedSpan:
         """Record the exception that closed the span."""
         self.error = exception
 
+    def set_aws(self, aws: dict[str, str]) -> None:
+        """Record an AWS call's details (operation, region, resource)."""
+        self.aws = dict(aws)
+
+    def put_http_meta(self, key: str, value: int) -> None:
+        """Record an HTTP detail (the status)."""
+        self.http[key] = value
+
+    def apply_status_code(self, status: int) -> None:
+        """Nothing to flag in memory: the status is in `http`."""
+
 
 @dataclass(slots=True)
 class MemoryRecorder:
@@ -236,9 +319,10 @@ class MemoryRecorder:
     spans: list[RecordedSpan] = field(default_factory=list)
     _open: list[RecordedSpan] = field(default_factory=list)
 
-    def begin_subsegment(self, name: str) -> RecordedSpan:
+    def begin_subsegment(self, name: str, namespace: str = "local") -> RecordedSpan:
         """Open a span under the innermost open one."""
-        recorded = RecordedSpan(name=name, parent=self._open[-1].name if self._open else None)
+        parent = self._open[-1].name if self._open else None
+        recorded = RecordedSpan(name=name, parent=parent, namespace=namespace)
         self.spans.append(recorded)
         self._open.append(recorded)
         return recorded

@@ -4,9 +4,12 @@ A chunk holding a key that contains `crash-once` raises on its first delivery on
 message's ApproximateReceiveCount is 1); one holding `poison` raises on every delivery until the
 test "fixes the cause" by writing `test-faults/<run>/cured`. Image GETs of keys containing
 `flaky-` are answered HTTP 503 SlowDown one time in five (deterministically, by key number and
-attempt) through a botocore `before-send` hook on the real handler's S3 client — production code is
-untouched, and the SDK's adaptive retries must absorb them. A chunk holding a key that contains
-`slow-<N>s` sleeps N seconds before it is classified (a run that keeps its execution waiting).
+attempt) through a botocore `before-send` hook on the real handler's S3 client, and the same
+faults reach the worker's lean signed GETs (`pipeline.classify.signed_get`, which skip botocore)
+through a wrapper of their urllib3 pool — production code is untouched, and the SDK's adaptive
+retries must absorb them (a lean GET that meets a fault fails over to the SDK's). A chunk
+holding a key that contains `slow-<N>s` sleeps N seconds before it is classified (a run that
+keeps its execution waiting).
 Every other chunk goes to the real `handlers.classify.handler` untouched. A duplicate chunk
 message a test marks `"copy": "dup"` sees GETs of `transient-` keys refused (AccessDenied), so
 two copies of one chunk meet different worlds. Each injected crash leaves a
@@ -26,6 +29,7 @@ import time
 from typing import Any
 
 import boto3
+import urllib3
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
@@ -109,11 +113,34 @@ def _marker_client() -> Any:
     return boto3.client("s3")
 
 
+class _Request:
+    """The two fields of a request the fault hooks read."""
+
+    def __init__(self, method: str, url: str) -> None:
+        self.method, self.url = method, url
+
+
+class _FaultyHttp:
+    """The lean GET's urllib3 pool, answering the same faults as the botocore hooks."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        fault = _slowdown(_Request(method, url)) or _transient(_Request(method, url))
+        if fault is None:
+            return self._real.request(method, url, **kwargs)
+        body = fault.raw._body
+        headers = {"Content-Length": str(len(body)), **fault.headers}
+        return urllib3.HTTPResponse(body=body, headers=headers, status=fault.status_code)
+
+
 @functools.cache
 def _real_handler() -> Any:
     real = importlib.import_module("handlers.classify")
     real.worker.s3.meta.events.register("before-send.s3.GetObject", _slowdown)
     real.worker.s3.meta.events.register("before-send.s3.GetObject", _transient)
+    real.worker.getter._http = _FaultyHttp(real.worker.getter._http)  # the lean GETs
     return real.handler
 
 

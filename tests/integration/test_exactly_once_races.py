@@ -35,6 +35,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from pipeline.classify.model import Classifier
+from pipeline.classify.signed_get import SdkGetter
 from pipeline.classify.worker import ChunkWorker, fetch_client_config
 from pipeline.config import DEFAULT_MODEL_PATH, Settings
 from pipeline.ledger.commit import CommitTargets
@@ -100,15 +101,21 @@ def world(emulator, bucket, classifier):
     pool = ThreadPoolExecutor(2)
 
     def delivery() -> ChunkWorker:
-        """A worker with clients of its own, as a second Lambda environment would have."""
+        """A worker with clients of its own, as a second Lambda environment would have.
+
+        Its image GETs all go through boto3 (`SdkGetter`): a delivery's world is made by a
+        botocore hook on its client (`_missing`), which the lean signed GET would bypass.
+        """
+        s3 = boto3.client("s3", config=fetch_client_config(settings))
         return ChunkWorker(
-            boto3.client("s3", config=fetch_client_config(settings)),
+            s3,
             sqs,
             RunLedger(boto3.client("dynamodb"), name),
             classifier,
             settings,
             pool,
             duplicate_wait_s=0.5,
+            getter=SdkGetter(s3),
         )
 
     run = f"r{uuid.uuid4().hex[:8]}"
