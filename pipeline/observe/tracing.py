@@ -39,44 +39,25 @@ class Recorder(Protocol):
     def end_subsegment(self) -> None: ...  # noqa: D102
 
 
-class Span:
-    """An open subsegment; annotations are indexed and searchable, metadata is not."""
+class _Subsegment:
+    """A subsegment begun on entry and ended on exit, the exception recorded on it.
 
-    __slots__ = ("_annotations", "_metadata", "_name", "_recorder", "_subsegment")
+    Never raises for tracing's sake: with no segment to hang it on (the SDK raises
+    SegmentNotFoundException) the block runs untraced.
+    """
 
-    def __init__(
-        self,
-        recorder: Recorder,
-        name: str,
-        annotations: dict[str, AnnotationValue] | None,
-        metadata: dict[str, Any] | None,
-    ) -> None:
+    __slots__ = ("_name", "_recorder", "_subsegment")
+
+    def __init__(self, recorder: Recorder, name: str) -> None:
         self._recorder = recorder
-        self._subsegment: SubsegmentLike | None = None
-        self._annotations = annotations
-        self._metadata = metadata
         self._name = name
+        self._subsegment: Any = None
 
-    def annotate(self, key: str, value: AnnotationValue) -> None:
-        """Add an indexed annotation (`run`, `chunk` …); key: letters, digits, underscores."""
-        if self._subsegment is not None:
-            self._subsegment.put_annotation(key, value)
-
-    def metadata(self, key: str, value: Any) -> None:
-        """Add non-indexed detail (counts, bytes)."""
-        if self._subsegment is not None:
-            self._subsegment.put_metadata(key, value, "lambdaflow")
-
-    def __enter__(self) -> Span:
+    def _begin(self, namespace: str) -> None:
         try:
-            self._subsegment = self._recorder.begin_subsegment(self._name)
+            self._subsegment = self._recorder.begin_subsegment(self._name, namespace)
         except Exception:  # SDK raises SegmentNotFoundException with no segment
             self._subsegment = None
-        for key, value in (self._annotations or {}).items():
-            self.annotate(key, value)
-        for key, value in (self._metadata or {}).items():
-            self.metadata(key, value)
-        return self
 
     def __exit__(
         self,
@@ -91,16 +72,49 @@ class Span:
         self._recorder.end_subsegment()
 
 
-class AwsCall:
+class Span(_Subsegment):
+    """An open subsegment; annotations are indexed and searchable, metadata is not."""
+
+    __slots__ = ("_annotations", "_metadata")
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        name: str,
+        annotations: dict[str, AnnotationValue] | None,
+        metadata: dict[str, Any] | None,
+    ) -> None:
+        super().__init__(recorder, name)
+        self._annotations = annotations
+        self._metadata = metadata
+
+    def annotate(self, key: str, value: AnnotationValue) -> None:
+        """Add an indexed annotation (`run`, `chunk` …); key: letters, digits, underscores."""
+        if self._subsegment is not None:
+            self._subsegment.put_annotation(key, value)
+
+    def metadata(self, key: str, value: Any) -> None:
+        """Add non-indexed detail (counts, bytes)."""
+        if self._subsegment is not None:
+            self._subsegment.put_metadata(key, value, "lambdaflow")
+
+    def __enter__(self) -> Span:
+        self._begin("local")
+        for key, value in (self._annotations or {}).items():
+            self.annotate(key, value)
+        for key, value in (self._metadata or {}).items():
+            self.metadata(key, value)
+        return self
+
+
+class AwsCall(_Subsegment):
     """An open ``aws`` subsegment around one AWS call made without botocore (see `aws_call`)."""
 
-    __slots__ = ("_aws", "_name", "_recorder", "_subsegment")
+    __slots__ = ("_aws",)
 
     def __init__(self, recorder: Any, name: str, aws: dict[str, str]) -> None:
-        self._recorder = recorder
-        self._name = name
+        super().__init__(recorder, name)
         self._aws = aws
-        self._subsegment: Any = None
 
     def trace_headers(self) -> dict[str, str]:
         """The ``X-Amzn-Trace-Id`` header naming this subsegment, as the SDK's patch injects."""
@@ -117,25 +131,10 @@ class AwsCall:
             self._subsegment.apply_status_code(code)
 
     def __enter__(self) -> AwsCall:
-        try:
-            self._subsegment = self._recorder.begin_subsegment(self._name, "aws")
-        except Exception:  # SDK raises SegmentNotFoundException with no segment
-            self._subsegment = None
+        self._begin("aws")
         if self._subsegment is not None:
             self._subsegment.set_aws(self._aws)
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._subsegment is None:
-            return
-        if exc is not None:
-            self._subsegment.add_exception(exc, [], False)  # SDK's positional API
-        self._recorder.end_subsegment()
 
 
 class _NoopSpan:

@@ -50,7 +50,7 @@ class _NoSegmentRecorder:
         self.raises = raises
         self.ended = 0
 
-    def begin_subsegment(self, name):
+    def begin_subsegment(self, name, namespace="local"):
         if self.raises:
             raise RuntimeError("SegmentNotFoundException")
 
