@@ -24,7 +24,6 @@ error reach the reader in stream order.
 from __future__ import annotations
 
 import contextlib
-import io
 import queue
 import threading
 from typing import TYPE_CHECKING
@@ -32,10 +31,9 @@ from typing import TYPE_CHECKING
 from isal import isal_zlib
 
 from pipeline.failures import NotPlainGzip
+from pipeline.gzip.block_queue import PUT_WAIT_S, BlockQueueRaw
 
 if TYPE_CHECKING:
-    from collections.abc import Buffer
-
     from pipeline.gzip.ranged import RangedRawFile
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -46,11 +44,9 @@ _OUT_BYTES = 2 * 1024 * 1024
 """Most decompressed bytes one inflate call returns (a 1000:1 member stays bounded)."""
 _AHEAD = 4
 """Decompressed blocks the inflating thread may hold ready (at most ~8 MB)."""
-_PUT_WAIT_S = 0.1
-"""How often a producer blocked on a full queue checks whether the reader closed."""
 
 
-class FirstPassRaw(io.RawIOBase):
+class FirstPassRaw(BlockQueueRaw):
     """Decompressed bytes from offset 0 through ISA-L; `NotPlainGzip` at any irregularity.
 
     Args:
@@ -59,59 +55,18 @@ class FirstPassRaw(io.RawIOBase):
     """
 
     def __init__(self, source: RangedRawFile) -> None:
-        super().__init__()
-        self._pos = 0
-        self._is_done = False
-        self._error: BaseException | None = None
-        self._view = memoryview(b"")  # what is left of the block being served
-        self._ready: queue.Queue[bytes | BaseException] = queue.Queue(_AHEAD)
-        self._stop = threading.Event()
+        super().__init__(start=0, ahead=_AHEAD)
         source.seek(0)
         self._inflater = _Inflater(source)
         self._thread = threading.Thread(target=self._produce, name="isal-inflate", daemon=True)
         self._thread.start()
-
-    def readable(self) -> bool:
-        """Always readable."""
-        return True
-
-    def tell(self) -> int:
-        """The absolute decompressed offset of the next byte this raw stream returns."""
-        return self._pos
-
-    def readinto(self, buffer: Buffer) -> int:
-        """Copy the next inflated bytes into `buffer`; 0 at the clean end.
-
-        Raises:
-            NotPlainGzip: the gzip is not plain members to its end (read it through zran).
-            ManifestReadError: the object could not be read.
-        """
-        if not self._view:
-            if self._error is not None:
-                raise self._error  # again: a broken stream never reads as a clean end
-            if self._is_done:
-                return 0
-            block = self._ready.get()
-            if isinstance(block, BaseException):
-                self._error = block
-                raise block
-            if not block:
-                self._is_done = True
-                return 0
-            self._view = memoryview(block)
-        view = memoryview(buffer).cast("B")
-        n = min(len(view), len(self._view))
-        view[:n] = self._view[:n]
-        self._view = self._view[n:]
-        self._pos += n
-        return n
 
     def close(self) -> None:
         """Stop the inflating thread (it may be blocked on a full queue) and close."""
         self._stop.set()
         while self._thread.is_alive():
             with contextlib.suppress(queue.Empty):
-                self._ready.get(timeout=_PUT_WAIT_S)
+                self._ready.get(timeout=PUT_WAIT_S)
         super().close()
 
     def _produce(self) -> None:
@@ -124,16 +79,6 @@ class FirstPassRaw(io.RawIOBase):
         except BaseException as exc:  # handed to the reader, raised there
             item = exc
         self._put(item)
-
-    def _put(self, item: bytes | BaseException) -> bool:
-        """Queue `item` for the reader; False once the reader closed."""
-        while not self._stop.is_set():
-            try:
-                self._ready.put(item, timeout=_PUT_WAIT_S)
-            except queue.Full:
-                continue
-            return True
-        return False
 
 
 class _Inflater:

@@ -30,22 +30,18 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from collections.abc import Buffer
+from pipeline.gzip.block_queue import BlockQueueRaw
 
 DEFAULT_BLOCK_BYTES = 4 * 1024 * 1024
 """Decompressed bytes a read of the thread (zran costs more per byte below ~4 MiB)."""
 DEFAULT_AHEAD = 2
 """Blocks the thread may hold ready for the reader."""
-_PUT_WAIT_S = 0.1
-"""How often a thread blocked on a full queue checks whether it should stop."""
 
 _Item = memoryview | BaseException
 
 
-class ReadAheadRaw(io.RawIOBase):
+class ReadAheadRaw(BlockQueueRaw):
     """The bytes of `inner` from its current position, read by a thread `ahead` blocks ahead.
 
     Args:
@@ -61,19 +57,13 @@ class ReadAheadRaw(io.RawIOBase):
         block_bytes: int = DEFAULT_BLOCK_BYTES,
         ahead: int = DEFAULT_AHEAD,
     ) -> None:
-        super().__init__()
+        super().__init__(start=inner.tell(), ahead=ahead)
         self.inner = inner
         self._block_bytes = block_bytes
-        self._pos = inner.tell()
-        self._ready: queue.Queue[_Item] = queue.Queue(ahead)
         self._spare: deque[bytearray] = deque()  # blocks the reader finished, for reuse
         self._held: _Item | None = None  # read by the thread, not queued when it stopped
         self._is_last_queued = False  # the end or an error is queued: the thread is done
-        self._view = memoryview(b"")  # what is left of the block being served
         self._block: bytearray | None = None  # the block `_view` serves from
-        self._error: BaseException | None = None
-        self._is_done = False
-        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start()
 
@@ -81,37 +71,6 @@ class ReadAheadRaw(io.RawIOBase):
     def reach_bytes(block_bytes: int = DEFAULT_BLOCK_BYTES, ahead: int = DEFAULT_AHEAD) -> int:
         """How far past the reader's position the thread may have read."""
         return (ahead + 2) * block_bytes
-
-    def readable(self) -> bool:
-        """Always readable."""
-        return True
-
-    def tell(self) -> int:
-        """The absolute offset of the next byte handed to the reader."""
-        return self._pos
-
-    def readinto(self, buffer: Buffer) -> int:
-        """Copy the next bytes into `buffer`; 0 at the end; the inner stream's error at a break."""
-        if not self._view:
-            if self._error is not None:
-                raise self._error  # again: a broken stream never reads as a clean end
-            if self._is_done:
-                return 0
-            self._recycle()
-            item = self._ready.get()
-            if isinstance(item, BaseException):
-                self._error = item
-                raise item
-            if not item:
-                self._is_done = True
-                return 0
-            self._view, self._block = item, item.obj  # type: ignore[assignment]
-        view = memoryview(buffer).cast("B")
-        n = min(len(view), len(self._view))
-        view[:n] = self._view[:n]
-        self._view = self._view[n:]
-        self._pos += n
-        return n
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[io.RawIOBase]:
@@ -168,18 +127,14 @@ class ReadAheadRaw(io.RawIOBase):
             return exc
         return memoryview(block)[:n]
 
-    def _put(self, item: _Item) -> bool:
-        """Queue `item` for the reader; False when told to stop first."""
-        while not self._stop.is_set():
-            try:
-                self._ready.put(item, timeout=_PUT_WAIT_S)
-            except queue.Full:
-                continue
-            return True
-        return False
-
-    def _recycle(self) -> None:
+    def _finished_block(self) -> None:
         """Give the finished block back to the thread (no view of it is left)."""
         if self._block is not None:
             self._spare.append(self._block)
             self._view, self._block = memoryview(b""), None
+
+    def _took_block(self, block: bytes | memoryview) -> memoryview:
+        """Serve the thread's view, keeping its bytearray to hand back once finished."""
+        assert isinstance(block, memoryview)  # the thread queues views of its own blocks
+        self._block = block.obj  # type: ignore[assignment]
+        return block

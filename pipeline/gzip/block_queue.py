@@ -1,0 +1,88 @@
+"""A raw stream served from blocks a producer thread queues: the reader's half, in stream order.
+
+Both inflating threads (`FirstPassRaw`: ISA-L for scan, `ReadAheadRaw`: zran for Split) hand
+their blocks to the reader the same way: a bounded queue (memory stays flat) of blocks, then
+`b""` at the clean end or the exception where the stream broke. The reader must see every byte,
+the end and the error in that order, and a broken stream must never read as a clean end later:
+the error is raised again on every read after it. That contract lives here once; subclasses
+start the thread and decide what a block is.
+"""
+
+from __future__ import annotations
+
+import io
+import queue
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Buffer
+
+PUT_WAIT_S = 0.1
+"""How often a producer blocked on a full queue checks whether it should stop."""
+
+
+class BlockQueueRaw(io.RawIOBase):
+    """Bytes from queued blocks (`bytes` or `memoryview`), then the end or the error.
+
+    Args:
+        start: The absolute offset of the first queued byte (what `tell` starts at).
+        ahead: Blocks queued but not yet taken, at most.
+    """
+
+    def __init__(self, *, start: int, ahead: int) -> None:
+        super().__init__()
+        self._pos = start
+        self._ready: queue.Queue[bytes | memoryview | BaseException] = queue.Queue(ahead)
+        self._stop = threading.Event()
+        self._view = memoryview(b"")  # what is left of the block being served
+        self._error: BaseException | None = None
+        self._is_done = False
+
+    def readable(self) -> bool:
+        """Always readable."""
+        return True
+
+    def tell(self) -> int:
+        """The absolute offset of the next byte handed to the reader."""
+        return self._pos
+
+    def readinto(self, buffer: Buffer) -> int:
+        """The next bytes into `buffer`: 0 at the clean end, the producer's error at a break."""
+        if not self._view:
+            if self._error is not None:
+                raise self._error  # again: a broken stream never reads as a clean end
+            if self._is_done:
+                return 0
+            self._finished_block()
+            item = self._ready.get()
+            if isinstance(item, BaseException):
+                self._error = item
+                raise item
+            if not item:
+                self._is_done = True
+                return 0
+            self._view = self._took_block(item)
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), len(self._view))
+        view[:n] = self._view[:n]
+        self._view = self._view[n:]
+        self._pos += n
+        return n
+
+    def _put(self, item: bytes | memoryview | BaseException) -> bool:
+        """Queue `item` for the reader (the producer's side); False when told to stop first."""
+        while not self._stop.is_set():
+            try:
+                self._ready.put(item, timeout=PUT_WAIT_S)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def _finished_block(self) -> None:
+        """The reader is done with the block it served (no view of it is left): hook."""
+
+    def _took_block(self, block: bytes | memoryview) -> memoryview:
+        """The view to serve `block` from: hook (a subclass may keep the block to reuse)."""
+        return memoryview(block)
