@@ -1,27 +1,44 @@
-"""`gzip -dc FILE | wc -l` against one whole Split pass of one or more source trees, alternated.
+"""One whole Split pass (or scan) per build, in fresh processes, against `gzip -dc | wc -l`.
 
-    .venv/bin/python benchmarks/split_side_by_side.py FILE.gz ROUNDS TREE [TREE …]
+    .venv/bin/python benchmarks/split_side_by_side.py FILE ROUNDS TREE [TREE …]
+        [--mode split|scan]
 
-A TREE is a directory holding a `pipeline` package (this checkout: `.`; the code before a
-change: `git archive BASE pipeline | tar -x -C /tmp/base`). Each round runs
-`gzip -dc | wc -l`, then, for each tree, a fresh Python process (this interpreter, that tree's
-`pipeline`) running `pipeline.split.passes.split_pass` over the whole file with no budget, every
-chunk message encoded into a `CountingSink`, as `benchmarks/split_huge.py` does. Prints the
-median wall time (process start to exit), the median CPU seconds (user + system), the pass's
-own timer, peak RSS, and the ratio `gzip -dc | wc -l` / Split (≥ 1.0x is the target).
-Alternating puts every tree under the same load on a shared machine.
+FILE is a gzip manifest or an S3 Inventory `manifest.json` (then `gzip -dc` reads its parts).
+Each TREE is a directory holding a `pipeline/` package (say `git archive main pipeline`
+unpacked, and this checkout): it goes first on `PYTHONPATH`, so every build runs with the same
+interpreter and libraries (`-P`: the current directory never shadows it). Each round runs `gzip
+-dc | wc -l`, then one process per build that runs `pipeline.split.passes.split_pass` over FILE
+to its end with a `CountingSink` (every chunk message encoded, nothing sent; `--mode scan`: the
+`lambdaflow scan FILE --json` command). Prints median wall and CPU seconds (the process's own,
+start-up included) and the ratio `gzip -dc | wc -l` / it, wall and CPU; alternating puts every
+build under the same load.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+_PASS = """
+import sys
+from pipeline.split.dry_run import Opener, _MemoryIndexStore
+from pipeline.split.passes import SplitOptions, split_pass
+from pipeline.split.sinks import CountingSink, MemoryParseFailureWriter
+sink = CountingSink()
+split_pass(sys.argv[1], None, run="bench0000000000000", options=SplitOptions(),
+           open_reader=Opener(), sink=sink, failures=MemoryParseFailureWriter(),
+           index_store=_MemoryIndexStore())
+print(sink.items)
+"""
+
+_SCAN = "from pipeline.cli import main; main()"
 
 
 def _cpu_s() -> float:
@@ -29,74 +46,52 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def one_pass(tree: str, path: str) -> dict[str, object]:
-    """The child: one Split pass over `path` with `tree`'s code (imported here, after start)."""
-    sys.path.insert(0, tree)
-    from pipeline.gzip.index_store import LocalIndexStore  # noqa: PLC0415
-    from pipeline.gzip.ranged import LocalFileReader  # noqa: PLC0415
-    from pipeline.split.passes import SplitOptions, split_pass  # noqa: PLC0415
-    from pipeline.split.sinks import CountingSink, MemoryParseFailureWriter  # noqa: PLC0415
+def _timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    before, started = _cpu_s(), time.perf_counter()
+    out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+    return time.perf_counter() - started, _cpu_s() - before, out.strip()
 
-    sink = CountingSink()
-    with tempfile.TemporaryDirectory(prefix="lambdaflow-split-") as index:
-        outcome = split_pass(
-            path,
-            None,
-            run="bench",
-            options=SplitOptions(budget_s=None),
-            open_reader=LocalFileReader,
-            sink=sink,
-            failures=MemoryParseFailureWriter(),
-            index_store=LocalIndexStore(index),
-        )
-    assert outcome.is_done, outcome
-    hwm = next(
-        line for line in Path("/proc/self/status").read_text().splitlines() if "VmHWM" in line
-    )
-    return {
-        "records": sink.items,
-        "message_bytes": sink.message_bytes,
-        "seconds": outcome.seconds,
-        "peak_rss_mb": int(hwm.split()[1]) / 1024,
-    }
+
+def _raw_files(path: Path) -> list[Path]:
+    if path.name != "manifest.json":
+        return [path]
+    return [path.parent / f["key"] for f in json.loads(path.read_text())["files"]]
 
 
 def main() -> None:
-    if sys.argv[1] == "--pass":
-        print(json.dumps(one_pass(sys.argv[2], sys.argv[3])))
-        return
-    path, rounds, *trees = sys.argv[1:]
-    commands = {"gzip -dc | wc -l": ["sh", "-c", f"gzip -dc '{path}' | wc -l"]}
-    commands |= {tree: [sys.executable, __file__, "--pass", tree, path] for tree in trees}
-    wall: dict[str, list[float]] = {name: [] for name in commands}
-    cpu: dict[str, list[float]] = {name: [] for name in commands}
-    own: dict[str, list[float]] = {name: [] for name in commands}
-    rss: dict[str, float] = {}
-    reports: dict[str, dict] = {}
-    for _ in range(int(rounds)):
-        for name, command in commands.items():
-            before, started = _cpu_s(), time.perf_counter()
-            out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-            wall[name].append(time.perf_counter() - started)
-            cpu[name].append(_cpu_s() - before)
-            if name in trees:
-                reports[name] = json.loads(out)
-                own[name].append(reports[name]["seconds"])
-                rss[name] = max(rss.get(name, 0.0), reports[name]["peak_rss_mb"])
-    messages = {(r["records"], r["message_bytes"]) for r in reports.values()}
-    assert len(messages) == 1, reports  # every tree sent the same records, the same bytes
-    base = statistics.median(wall["gzip -dc | wc -l"])
-    for name in commands:
-        line = (
-            f"{name}: wall {statistics.median(wall[name]):.2f} s (min {min(wall[name]):.2f}), "
-            f"CPU {statistics.median(cpu[name]):.2f} s"
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path", type=Path)
+    parser.add_argument("rounds", type=int)
+    parser.add_argument("trees", nargs="+")
+    parser.add_argument("--mode", choices=["split", "scan"], default="split")
+    args = parser.parse_args()
+    raw = " ".join(f"'{p}'" for p in _raw_files(args.path))
+    runs: dict[str, list[tuple[float, float]]] = {"gzip -dc | wc -l": []}
+    runs |= {tree: [] for tree in args.trees}
+    counts: dict[str, str] = {}
+    for _ in range(args.rounds):
+        wall, cpu, counts["gzip -dc | wc -l"] = _timed(["sh", "-c", f"gzip -dc {raw} | wc -l"])
+        runs["gzip -dc | wc -l"].append((wall, cpu))
+        for tree in args.trees:
+            env = dict(os.environ, PYTHONPATH=tree)
+            command = [sys.executable, "-P", "-c", _PASS, str(args.path)]
+            if args.mode == "scan":
+                command = [sys.executable, "-P", "-c", _SCAN, "scan", str(args.path), "--json"]
+            wall, cpu, out = _timed(command, env)
+            counts[tree] = str(json.loads(out)["records"]) if args.mode == "scan" else out
+            runs[tree].append((wall, cpu))
+    base_wall = statistics.median(w for w, _ in runs["gzip -dc | wc -l"])
+    base_cpu = statistics.median(c for _, c in runs["gzip -dc | wc -l"])
+    print(f"| build | {args.mode} items | wall | CPU | gzip -dc \\| wc -l / it (wall, CPU) |")
+    print("|---|---|---|---|---|")
+    for name, timings in runs.items():
+        label = name.replace("|", "\\|")
+        wall = statistics.median(w for w, _ in timings)
+        cpu = statistics.median(c for _, c in timings)
+        print(
+            f"| {label} | {counts[name]} | {wall:.2f} s | {cpu:.2f} s "
+            f"| {base_wall / wall:.2f}x, {base_cpu / cpu:.2f}x |"
         )
-        if name in trees:
-            line += (
-                f", own timer {statistics.median(own[name]):.2f} s, peak RSS {rss[name]:.1f} MB,"
-                f" ratio {base / statistics.median(wall[name]):.2f}x"
-            )
-        print(line, flush=True)
 
 
 if __name__ == "__main__":
