@@ -15,6 +15,7 @@ import orjson
 
 from pipeline.gzip.checkpoint import Checkpoint
 from pipeline.gzip.index_store import IndexStore
+from pipeline.split.chunking import Chunk
 from pipeline.split.passes import SplitOptions, SplitOutcome, split_pass
 from pipeline.split.sinks import ChunkMessage, CountingSink, MemoryParseFailureWriter
 from pipeline.split.source import OpenReader, ReaderKnobs
@@ -67,7 +68,7 @@ class Chain:
         by_number: dict[int, tuple[int, ...]] = {}
         for message in self.sent:
             body = orjson.loads(message.body)
-            lines = tuple(item[0] for item in body["items"])
+            lines = tuple(record.line for record in Chunk.from_message(body).items)
             assert body["chunk"] == message.number
             assert len(lines) == message.count
             # the last physical line: a CSV record spanning lines ends after its own number

@@ -22,6 +22,7 @@ import orjson
 from botocore.exceptions import ClientError
 
 from pipeline.aws.errors import write_error_from
+from pipeline.split.chunking import Chunk
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -51,10 +52,18 @@ def parked_chunk(body: str) -> ParkedChunk:
             run=str(data.get("run", "")),
             chunk=int(data.get("chunk", -1)),
             replay_round=int(data.get("replay") or 0),
-            items=len(data.get("items", [])),
+            items=_item_count(data),
         )
     except (ValueError, TypeError, AttributeError):
         return ParkedChunk(run="", chunk=-1, replay_round=0, items=0)
+
+
+def _item_count(data: dict[str, Any]) -> int:
+    """How many lines the chunk carries (v1 items or v2 pieces); 0 when they are unreadable."""
+    try:
+        return len(Chunk.from_message(data).items)
+    except (ValueError, KeyError, TypeError):
+        return 0
 
 
 def move_messages(

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from pipeline.manifest.parse import ManifestRecord
+from pipeline.split.span_message import PIECES, SPAN_MESSAGE_VERSION, read_items, read_pieces
 
 if TYPE_CHECKING:
     from pipeline.manifest.batch import RecordBatch
 
 MESSAGE_VERSION = 1
-_ITEM_WITH_VERSION = 4
+"""The item form (`Chunk.to_message`): what replay sends, and what chunk sizes are cut by."""
 
 
 def _items(records: Iterable[ManifestRecord]) -> list[list[Any]]:
@@ -57,20 +58,22 @@ class Chunk:
 
     @classmethod
     def from_message(cls, body: dict[str, Any]) -> Chunk:
-        """Read a chunk message back.
+        """Read a chunk message back: v1 (`to_message`) or v2 (Split's pieces).
+
+        v2 (`pipeline.split.span_message`) carries each piece's first line and its rows;
+        both give the same chunk.
 
         Raises:
             ValueError: on an unknown version or a malformed item (a poison message: let it
                 fail so SQS moves it to the WorkDLQ).
         """
-        if body.get("v") != MESSAGE_VERSION:
-            raise ValueError(f"chunk message version {body.get('v')!r}, expected 1")
-        items = []
-        for item in body["items"]:
-            if not isinstance(item, list) or len(item) not in (3, _ITEM_WITH_VERSION):
-                raise ValueError(f"chunk item {item!r} is not [line, bucket, key(, version)]")
-            version = item[3] if len(item) == _ITEM_WITH_VERSION else None
-            items.append(ManifestRecord(int(item[0]), str(item[1]), str(item[2]), version))
+        version = body.get("v")
+        if version == MESSAGE_VERSION:
+            items = read_items(body["items"])
+        elif version == SPAN_MESSAGE_VERSION:
+            items = read_pieces(body.get(PIECES))
+        else:
+            raise ValueError(f"chunk message version {version!r}, expected 1 or 2")
         return cls(run=str(body["run"]), number=int(body["chunk"]), items=tuple(items))
 
 
@@ -153,7 +156,8 @@ class ChunkSpan:
         run: The run id.
         number: The chunk number.
         count: How many records it holds.
-        message_bytes: Exact `len(orjson.dumps(self.to_chunk().to_message()))`.
+        message_bytes: Exact `len(orjson.dumps(self.to_chunk().to_message()))`: the v1 size
+            the cut is made by (Split's v2 message is never larger).
         pieces: (batch, start, stop) slices of the batches its records come from, in order.
     """
 
@@ -172,7 +176,11 @@ class ChunkSpan:
         return Chunk(self.run, self.number, tuple(self.records()))
 
     def to_message(self) -> dict[str, Any]:
-        """`self.to_chunk().to_message()`, built without record objects (what Split sends)."""
+        """`self.to_chunk().to_message()` (v1), built without record objects.
+
+        Split sends `pipeline.split.chunk_encoding.encode_span`'s v2 form, which reads back
+        to the same chunk; this is its fallback when v2 would not be smaller.
+        """
         items = [item for batch, start, stop in self.pieces for item in batch.items(start, stop)]
         return {"v": MESSAGE_VERSION, "run": self.run, "chunk": self.number, "items": items}
 

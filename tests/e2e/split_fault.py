@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.split.chunking import Chunk
+
 EVENT = "before-parameter-build.sqs.SendMessageBatch"
 
 
@@ -38,7 +40,8 @@ class SplitKills:
         if not bodies:
             return
         run = bodies[0]["run"]
-        if any(self.marker in str(b.get("items")) for b in bodies):
+        keys = [record.key for b in bodies for record in Chunk.from_message(b).items]
+        if any(self.marker in key for key in keys):
             self.targets.add(run)
         if run not in self.targets:
             return

@@ -19,6 +19,7 @@ from pipeline.ledger.ingest import ManifestObject
 from pipeline.ledger.summary import read_summary
 from pipeline.parts.layout import PartKind, chunk_part
 from pipeline.parts.store import iter_failure_records, iter_result_rows
+from pipeline.split.chunking import Chunk
 from tests.e2e.faulty_classify import CRASH_ONCE, POISON
 from tests.wait import wait_until
 
@@ -195,7 +196,7 @@ def test_a_poison_chunk_ends_in_the_work_dlq(local_stack, photos):
         return next((b for b in bodies if b["run"] == run), None)
 
     chunk = wait_until(parked, 60, interval_s=0.5)
-    assert [item[0] for item in chunk["items"]] == [1, 2]
+    assert [record.line for record in Chunk.from_message(chunk).items] == [1, 2]
     results_bucket = local_stack.outputs["ResultsBucketName"]
     faults = boto3.client("s3").list_objects_v2(Bucket=results_bucket, Prefix=f"test-faults/{run}/")
     receives = sorted(o["Key"].rsplit("-", 1)[1] for o in faults.get("Contents", []))

@@ -16,6 +16,7 @@ from pipeline.ledger.items import table_definition
 from pipeline.ledger.table import RunLedger
 from pipeline.parts.store import iter_failure_records
 from pipeline.split.aws_pass import AwsSplit, ManifestRef
+from pipeline.split.chunking import Chunk
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +67,7 @@ def test_passes_split_an_s3_manifest_into_the_queue_the_ledger_and_parse_parts(a
     # THEN every good line went out once, the bad ones became parse failures, the ledger knows
     bodies = _drain(aws.sqs, aws.settings.work_queue_url)
     assert len(outcomes) == len(bodies) == outcomes[-1].chunks_sent == 14
-    lines = sorted(item[0] for body in bodies for item in body["items"])
+    lines = sorted(r.line for body in bodies for r in Chunk.from_message(body).items)
     failed = sorted(r.line for r in iter_failure_records(s3, bucket, "run-aws"))
     assert failed == [500, 1000, 1500, 2000]
     assert sorted(lines + failed) == list(range(1, N_LINES + 1))
@@ -110,7 +111,8 @@ def test_a_redeploy_with_another_chunk_size_mid_run_keeps_the_run_s_chunk_plan(a
     later = redeployed.run_pass("run-pinned", manifest, first.checkpoint, budget_s=0.0)
     # THEN every chunk is still cut at 150 lines: chunk numbers mean the same lines throughout
     sizes = {
-        body["chunk"]: len(body["items"]) for body in _drain(aws.sqs, aws.settings.work_queue_url)
+        body["chunk"]: len(Chunk.from_message(body).items)
+        for body in _drain(aws.sqs, aws.settings.work_queue_url)
     }
     assert sizes == {0: 150, 1: 150}
     assert (first.chunks_sent, retried.chunks_sent, later.chunks_sent) == (1, 1, 2)

@@ -19,6 +19,7 @@ from pipeline.ledger.summary import build_summary
 from pipeline.ledger.table import RunLedger
 from pipeline.parts.layout import parse_failures_part
 from pipeline.parts.store import iter_failure_records
+from pipeline.split.chunking import Chunk
 from pipeline.split.passes import SplitOptions, split_pass
 from pipeline.split.sinks import ChunkMessage, S3ParseFailureWriter, SqsChunkSink
 from tests.checkpoint_chain import manifest_text
@@ -145,13 +146,14 @@ def test_killed_pass_resumes_from_its_checkpoint_without_rereading_loss_or_doubl
         )
     # AND every chunk number arrived, re-sent ones identical, each line in exactly one chunk
     bodies = _drain(world["sqs"], world["queue"])
-    by_number: dict[int, list] = {}
+    by_number: dict[int, tuple] = {}
     for body in bodies:
-        assert by_number.setdefault(body["chunk"], body["items"]) == body["items"]
+        items = Chunk.from_message(body).items
+        assert by_number.setdefault(body["chunk"], items) == items
     last = outcomes[-1]
     assert len(bodies) == last.chunks_sent + 3
     assert sorted(by_number) == list(range(last.chunks_sent))
-    ok_lines = [item[0] for n in sorted(by_number) for item in by_number[n]]
+    ok_lines = [record.line for n in sorted(by_number) for record in by_number[n]]
     assert ok_lines == sorted(set(ok_lines))
     failed = [r.line for r in iter_failure_records(world["s3"], world["bucket"], RUN)]
     assert sorted(failed) == sorted(BAD)
@@ -174,12 +176,12 @@ def test_redelivered_chunks_count_once_in_the_ledger_and_summary(world):
         ledger.record_chunk(
             RUN,
             body["chunk"],
-            ok=len(body["items"]),
+            ok=len(Chunk.from_message(body).items),
             failed=0,
             failed_by_stage={},
             failed_by_error={},
             seconds=0.1,
-            images=len(body["items"]),
+            images=len(Chunk.from_message(body).items),
         )
         for body in _drain(world["sqs"], world["queue"])
     ]

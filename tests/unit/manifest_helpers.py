@@ -11,7 +11,7 @@ import pytest
 from pipeline.failures import ManifestLineError
 from pipeline.manifest.reader import ManifestRecord, iter_manifest
 from pipeline.split.chunk_encoding import encode_span
-from pipeline.split.chunking import iter_chunk_spans, iter_chunks
+from pipeline.split.chunking import Chunk, iter_chunk_spans, iter_chunks
 
 
 def as_tuple(item: ManifestRecord | ManifestLineError) -> tuple:
@@ -50,5 +50,7 @@ def assert_spans_are_the_chunks(batches, records, *, chunk_items: int, cap: int)
     spans = list(iter_chunk_spans(batches, **limits, first_chunk=3))
     assert [s.to_chunk() for s in spans] == expected
     for span, chunk in zip(spans, expected, strict=True):
-        assert encode_span(span) == orjson.dumps(chunk.to_message())
+        body = encode_span(span)
+        assert Chunk.from_message(orjson.loads(body)) == chunk
         assert span.message_bytes == len(orjson.dumps(chunk.to_message()))
+        assert len(body) <= span.message_bytes

@@ -1,4 +1,8 @@
-"""`encode_span` writes exactly the bytes orjson writes for the same chunk, on every path."""
+"""`encode_span`'s message reads back to exactly the chunk, never larger than v1, on every path.
+
+The contract (`pipeline.split.span_message`): `Chunk.from_message` of what Split sends is
+`span.to_chunk()`, and the message is no larger than the v1 size the chunk was cut by.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +21,14 @@ from pipeline.manifest.dense_columns import ColumnsBatch
 from pipeline.manifest.parse import CsvKind, CsvLayout, layout_from_names
 from pipeline.manifest.stream import ManifestFormat, RecordReader
 from pipeline.split.chunk_encoding import encode_span
-from pipeline.split.chunking import iter_chunk_spans
-from pipeline.split.json_encoding import json_items
+from pipeline.split.chunking import Chunk, ChunkSpan, iter_chunk_spans
 
 _PLAIN = st.text(st.sampled_from("abcXYZ019/._-~!*'()é中"), min_size=1, max_size=12)
 _ENCODED = st.lists(st.sampled_from(["a", "%20", "+", "%2F", "%C3%A9", "b/c"]), min_size=1).map(
     "".join
 )
 _ANY = st.text(st.characters(codec="utf-8", exclude_characters="\n\r"), min_size=1, max_size=12)
+_FIRST_LINE = st.one_of(st.just(1), st.integers(1, 10**12))
 
 
 class _Trickle(io.BytesIO):
@@ -48,7 +52,18 @@ def _spans(
     )
 
 
-def _assert_encoded_like_orjson(
+def _assert_reads_back(span: ChunkSpan) -> dict:
+    """`span`'s message reads back to its chunk, within the v1 size it was cut by."""
+    body = encode_span(span)
+    message = orjson.loads(body)
+    chunk = span.to_chunk()
+    assert Chunk.from_message(message) == chunk
+    assert span.message_bytes == len(orjson.dumps(chunk.to_message()))
+    assert len(body) <= span.message_bytes
+    return message
+
+
+def _assert_all_read_back(
     data: bytes,
     fmt: ManifestFormat,
     chunk_items: int,
@@ -56,11 +71,13 @@ def _assert_encoded_like_orjson(
     *,
     first_line: int = 1,
 ) -> int:
-    dense = 0
+    """Every span reads back exactly; returns how many pieces went as v2 rows (not items)."""
+    rows = 0
     for span in _spans(data, fmt, chunk_items, layout, first_line=first_line):
-        assert encode_span(span) == orjson.dumps(span.to_chunk().to_message())
-        dense += sum(isinstance(batch, DenseBatch) for batch, _, _ in span.pieces)
-    return dense
+        message = _assert_reads_back(span)
+        if message["v"] == 2:
+            rows += sum("items" not in piece for piece in message["pieces"])
+    return rows
 
 
 @settings(max_examples=60, deadline=None)
@@ -68,10 +85,12 @@ def _assert_encoded_like_orjson(
     keys=st.lists(st.one_of(_PLAIN, _ENCODED, _ANY), min_size=1, max_size=300),
     chunk_items=st.integers(1, 50),
     line_end=st.sampled_from([b"\n", b"\r\n"]),
+    first_line=_FIRST_LINE,
 )
-def test_csv_spans_encode_exactly(keys, chunk_items, line_end):
+def test_csv_spans_encode_exactly(keys, chunk_items, line_end, first_line):
     rows = [f"bkt-{i % 3},{key}".encode() for i, key in enumerate(keys)]
-    _assert_encoded_like_orjson(line_end.join(rows) + line_end, ManifestFormat.CSV, chunk_items)
+    data = line_end.join(rows) + line_end
+    _assert_all_read_back(data, ManifestFormat.CSV, chunk_items, first_line=first_line)
 
 
 @settings(max_examples=60, deadline=None)
@@ -86,7 +105,7 @@ def test_jsonl_spans_encode_exactly(keys, chunk_items):
         ).encode()
         for i, key in enumerate(keys)
     ]
-    _assert_encoded_like_orjson(b"\n".join(rows) + b"\n", ManifestFormat.JSON_LINES, chunk_items)
+    _assert_all_read_back(b"\n".join(rows) + b"\n", ManifestFormat.JSON_LINES, chunk_items)
 
 
 _JSON_KEY = st.one_of(
@@ -122,7 +141,7 @@ def test_jsonl_spans_of_either_key_order_encode_exactly(
         )
         for i, key in enumerate(keys)
     ]
-    _assert_encoded_like_orjson(b"\n".join(rows) + b"\n", ManifestFormat.JSON_LINES, chunk_items)
+    _assert_all_read_back(b"\n".join(rows) + b"\n", ManifestFormat.JSON_LINES, chunk_items)
 
 
 @settings(max_examples=80, deadline=None)
@@ -137,7 +156,7 @@ def test_json_array_spans_encode_exactly(keys, chunk_items, buckets, sep):
         _json_record(buckets[i % len(buckets)], key, key_first=False) for i, key in enumerate(keys)
     ]
     data = b"[" + sep.encode().join(elements) + b"]"
-    _assert_encoded_like_orjson(data, ManifestFormat.JSON_ARRAY, chunk_items)
+    _assert_all_read_back(data, ManifestFormat.JSON_ARRAY, chunk_items)
 
 
 @settings(max_examples=60, deadline=None)
@@ -146,11 +165,13 @@ def test_json_array_spans_encode_exactly(keys, chunk_items, buckets, sep):
     chunk_items=st.integers(1, 50),
     line_end=st.sampled_from([b"\n", b"\r\n"]),
     buckets=st.sampled_from([["bkt"], ["a", "a.b", "a-b"], [f"b{i}" for i in range(10)]]),
+    first_line=_FIRST_LINE,
 )
-def test_uri_spans_encode_exactly(keys, chunk_items, line_end, buckets):
+def test_uri_spans_encode_exactly(keys, chunk_items, line_end, buckets, first_line):
     # buckets that prefix one another, and more of them than a dense check tries (8)
     rows = [f"s3://{buckets[i % len(buckets)]}/{key}".encode() for i, key in enumerate(keys)]
-    _assert_encoded_like_orjson(line_end.join(rows) + line_end, ManifestFormat.CSV, chunk_items)
+    data = line_end.join(rows) + line_end
+    _assert_all_read_back(data, ManifestFormat.CSV, chunk_items, first_line=first_line)
 
 
 def test_plain_manifests_take_the_dense_path():
@@ -161,15 +182,15 @@ def test_plain_manifests_take_the_dense_path():
     key_first = b"".join(b'{"key":"k/%07d%%{}:,.jpg","bucket":"bkt"}\n' % i for i in range(3_000))
     array = b"[" + jsonl.replace(b"}\n{", b"},\n{").rstrip() + b"]"
     uris = b"".join(b"s3://bkt-%d/i/%07d%%41+,.jpg\n" % (i % 3, i) for i in range(3_000))
-    # WHEN encoded THEN identical to orjson, and through dense batches
-    assert _assert_encoded_like_orjson(csv, ManifestFormat.CSV, 97) > 0
-    assert _assert_encoded_like_orjson(crlf, ManifestFormat.CSV, 97) > 0
-    assert _assert_encoded_like_orjson(jsonl, ManifestFormat.JSON_LINES, 97) > 0
-    assert _assert_encoded_like_orjson(key_first, ManifestFormat.JSON_LINES, 97) > 0
-    assert _assert_encoded_like_orjson(array, ManifestFormat.JSON_ARRAY, 97) > 0
-    assert _assert_encoded_like_orjson(uris, ManifestFormat.CSV, 97) > 0
+    # WHEN encoded THEN each reads back exactly, most of them through v2 rows
+    assert _assert_all_read_back(csv, ManifestFormat.CSV, 97) > 20
+    assert _assert_all_read_back(crlf, ManifestFormat.CSV, 97) > 20
+    assert _assert_all_read_back(jsonl, ManifestFormat.JSON_LINES, 97) > 20
+    assert _assert_all_read_back(key_first, ManifestFormat.JSON_LINES, 97) > 20
+    assert _assert_all_read_back(array, ManifestFormat.JSON_ARRAY, 97) > 20
+    assert _assert_all_read_back(uris, ManifestFormat.CSV, 97) > 20
     crlf_uris = uris.replace(b"\n", b"\r\n")
-    assert _assert_encoded_like_orjson(crlf_uris, ManifestFormat.CSV, 97) > 0
+    assert _assert_all_read_back(crlf_uris, ManifestFormat.CSV, 97) > 20
 
 
 _FIELD = st.lists(
@@ -212,7 +233,7 @@ def test_header_csv_and_inventory_spans_encode_exactly(  # noqa: PLR0917 - hypot
         keys, rest, quoted=quoted, inventory=inventory, line_end=line_end
     )
     # WHEN its spans are encoded / THEN byte for byte what orjson writes
-    _assert_encoded_like_orjson(data, ManifestFormat.CSV, chunk_items, layout)
+    _assert_all_read_back(data, ManifestFormat.CSV, chunk_items, layout)
 
 
 @settings(max_examples=60, deadline=None)
@@ -255,10 +276,13 @@ def test_plain_header_csv_and_inventory_take_the_columns_path(quoted, inventory,
     )
     # WHEN encoded THEN identical to orjson, through ColumnsBatch spans
     spans = list(_spans(data, ManifestFormat.CSV, 97, layout))
+    pairs = 0
     for span in spans:
-        assert encode_span(span) == orjson.dumps(span.to_chunk().to_message())
+        message = _assert_reads_back(span)
+        pairs += message["v"] == 2 and any("pairs" in p for p in message["pieces"])
     columns = sum(isinstance(b, ColumnsBatch) for s in spans for b, _, _ in s.pieces)
     assert columns > len(spans) // 2
+    assert pairs > len(spans) // 2
 
 
 @settings(max_examples=80, deadline=None)
@@ -269,7 +293,7 @@ def test_plain_header_csv_and_inventory_take_the_columns_path(quoted, inventory,
     run=st.integers(1, 40),
     cuts=st.lists(st.integers(0, 200), max_size=6),
 )
-def test_dense_json_batches_take_the_rewrite_and_it_equals_orjson(keys, shape, buckets, run, cuts):
+def test_dense_json_batches_take_the_rewrite_and_read_back(keys, shape, buckets, run, cuts):
     # GIVEN dense JSON batches, buckets changing every `run` records
     named = [buckets[i // run % len(buckets)] for i in range(len(keys))]
     rows = [
@@ -282,21 +306,26 @@ def test_dense_json_batches_take_the_rewrite_and_it_equals_orjson(keys, shape, b
     for batch in RecordReader(_Trickle(data), fmt).iter_batches():
         if not isinstance(batch, DenseBatch):
             continue
-        # WHEN any range of it is encoded by the rewrite
+        # WHEN any range of it is one span's piece
         n = len(batch)
         for start, stop in [
             (0, n),
-            *((min(c, n), n) for c in cuts),
-            *((0, min(c, n)) for c in cuts),
+            *((min(c, n), n) for c in cuts if min(c, n) < n),
+            *((0, min(c, n)) for c in cuts if min(c, n) > 0),
         ]:
-            got = json_items(batch, start, stop)
-            # THEN it writes orjson's bytes; only key-first records of mixed buckets are left
-            # to orjson (and an empty range)
             items = batch.items(start, stop)
-            if stop <= start or (shape == "key-first" and len({i[1] for i in items}) > 1):
-                assert got is None
-            else:
-                assert got == orjson.dumps(items)[1:-1]
+            v1 = len(orjson.dumps({"v": 1, "run": "r", "chunk": 7, "items": items}))
+            message = _assert_reads_back(
+                ChunkSpan("r", 7, stop - start, v1, ((batch, start, stop),))
+            )
+            # THEN it reads back exactly, as rows of its bucket(s) unless v1 is smaller (a
+            # few records); only key-first records of mixed buckets are left to v1 items
+            mixed = len({i[1] for i in items}) > 1
+            if shape == "key-first" and mixed:
+                assert message["v"] == 1
+            elif stop - start >= 12:  # a piece's own ~40 bytes have paid off by then
+                assert message["v"] == 2
+                assert ("pairs" if mixed else "keys") in message["pieces"][0]
 
 
 @settings(max_examples=40, deadline=None)
@@ -304,17 +333,18 @@ def test_dense_json_batches_take_the_rewrite_and_it_equals_orjson(keys, shape, b
     first_line=st.one_of(
         st.integers(1, 3_000), st.integers(995, 1_005), st.integers(1, 10**12), st.just(999_990)
     ),
-    rows=st.integers(50, 2_600),
+    rows=st.integers(300, 2_600),
     chunk_items=st.sampled_from([1, 7, 500, 1_000, 1_001, 2_500]),
     uri=st.booleans(),
     line_end=st.sampled_from([b"\n", b"\r\n"]),
 )
 def test_line_numbers_across_thousands_encode_exactly(first_line, rows, chunk_items, uri, line_end):
-    # GIVEN plain rows numbered from anywhere: runs of a chunk cross 1000s, 10**k and 0-padding
+    # GIVEN plain rows numbered from anywhere (up to 10**12): chunks cross 1000s and 10**k
     form = b"s3://bkt-%d/k/%d%%.jpg" if uri else b"bkt-%d,k/%d.jpg"  # a CSV key is URL-encoded
     data = line_end.join(form % (i % 2, i) for i in range(rows)) + line_end
-    # WHEN cut and encoded THEN identical to orjson, through dense batches
-    assert (
-        _assert_encoded_like_orjson(data, ManifestFormat.CSV, chunk_items, first_line=first_line)
-        > 0
+    # WHEN cut and encoded THEN each reads back exactly, through v2 rows (a chunk of one line
+    # is smaller as v1)
+    rows_pieces = _assert_all_read_back(
+        data, ManifestFormat.CSV, chunk_items, first_line=first_line
     )
+    assert rows_pieces > 0 if chunk_items > 1 else rows_pieces == 0

@@ -62,7 +62,8 @@ def test_message_contract_and_version_id_only_when_present():
 @pytest.mark.parametrize(
     "body",
     [
-        {"v": 2, "run": "r", "chunk": 0, "items": []},
+        {"v": 2, "run": "r", "chunk": 0, "items": []},  # v2 carries pieces
+        {"v": 3, "run": "r", "chunk": 0, "pieces": []},
         {"v": 1, "run": "r", "chunk": 0, "items": [[1, "b"]]},
         {"v": 1, "run": "r", "chunk": 0, "items": ["s3://b/k"]},
     ],

@@ -16,6 +16,7 @@ import pytest
 
 from pipeline.gzip.index_store import LocalIndexStore
 from pipeline.gzip.ranged import LocalFileReader
+from pipeline.split.chunking import Chunk
 from pipeline.split.passes import SplitOptions
 from tests.split_chain import SMALL_KNOBS, run_chain
 
@@ -55,9 +56,9 @@ def test_tiny_passes_never_cut_a_multi_line_record(tmp_path, is_gzip):
     assert len(many.outcomes) == len(one.chunks) > 100
     assert many.chunks == one.chunks
     sent = [
-        (item[1], item[2])
+        (record.bucket, record.key)
         for message in sorted({m.number: m for m in many.sent}.values(), key=lambda m: m.number)
-        for item in orjson.loads(message.body)["items"]
+        for record in Chunk.from_message(orjson.loads(message.body)).items
     ]
     assert sent == rows
     assert many.failures.parts == {}

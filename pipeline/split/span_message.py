@@ -1,0 +1,132 @@
+r"""The v2 chunk message: each piece of consecutive lines as its first line and its rows.
+
+Split sends every line of the manifest, and writing `[line,"bucket","key"]` a line (v1,
+`Chunk.to_message`) cost more than decompressing it: a line number and a few multi-byte
+replaces a row. Every piece `(batch, start, stop)` of a `ChunkSpan` is consecutive lines, so
+v2 carries a piece's first line number once and its rows in a form that is a whole-block
+rewrite of bytes the dense proof already holds (`pipeline.split.chunk_encoding`):
+
+    {"v":2, "run":…, "chunk":N, "pieces":[PIECE,…]}
+    PIECE, lines L, L+1, … in order:
+      {"line":L,"csv":"b,k\nb,k…"}     `bucket,key` rows, a newline between (no CR)
+      {"line":L,"csv_url":"b,k\n…"}     the same, keys URL-encoded (`+` a space, `%XX`)
+      {"line":L,"uris":"s3://b/k\n…"}  `s3://bucket/key` rows, a newline between
+      {"line":L,"pairs":["b","k",…]}    bucket, key, bucket, key, …
+      {"line":L,"bucket":"B","keys":["k",…]}   every line of the piece in bucket B
+      {"items":[[line,b,k(,version)],…]}        v1 items (any other batch)
+
+A row of `csv` holds exactly one comma, and a `uris` row starts `s3://` and names its bucket
+up to the first `/` (a bucket name holds no `/` or comma); keys are taken verbatim otherwise.
+`read_pieces` turns them back into exactly the records v1 carries, so a worker reads either
+version (`Chunk.from_message`); Split still cuts chunks by their v1 size, and writes v2 only
+when it is no larger (`ChunkSpan.message_bytes`). Pure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.manifest.parse import ManifestRecord, decode_key
+
+SPAN_MESSAGE_VERSION = 2
+PIECES = "pieces"
+LINE, CSV, CSV_URL, URIS, PAIRS, BUCKET, KEYS, ITEMS = (
+    "line",
+    "csv",
+    "csv_url",
+    "uris",
+    "pairs",
+    "bucket",
+    "keys",
+    "items",
+)
+_URI_SCHEME = "s3://"
+_ITEM_WITH_VERSION = 4
+
+
+def read_items(items: list[Any]) -> list[ManifestRecord]:
+    """Records of v1 items `[line, bucket, key(, version)]`.
+
+    Raises:
+        ValueError: on a malformed item.
+    """
+    records = []
+    for item in items:
+        if not isinstance(item, list) or len(item) not in (3, _ITEM_WITH_VERSION):
+            raise ValueError(f"chunk item {item!r} is not [line, bucket, key(, version)]")
+        version = item[3] if len(item) == _ITEM_WITH_VERSION else None
+        records.append(ManifestRecord(int(item[0]), str(item[1]), str(item[2]), version))
+    return records
+
+
+def read_pieces(pieces: object) -> list[ManifestRecord]:
+    """Records of a v2 message's `pieces`, in order.
+
+    Raises:
+        ValueError: on a malformed piece (a poison message: it fails until the WorkDLQ).
+    """
+    if not isinstance(pieces, list):
+        raise ValueError(f"chunk message pieces {str(pieces)[:200]!r} is not a list")
+    records: list[ManifestRecord] = []
+    for piece in pieces:
+        try:
+            records += _read_piece(piece)
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"chunk piece {str(piece)[:200]!r} is malformed: {e!r}") from e
+    return records
+
+
+def _read_piece(piece: dict[str, Any]) -> list[ManifestRecord]:
+    if ITEMS in piece:
+        return read_items(piece[ITEMS])
+    line = piece[LINE]
+    if not isinstance(line, int) or line < 1:
+        raise ValueError(f"chunk piece line {line!r} is not a line number")
+    if KEYS in piece:
+        bucket = _text(piece[BUCKET])
+        return [ManifestRecord(n, bucket, _text(k)) for n, k in enumerate(piece[KEYS], line)]
+    if PAIRS in piece:
+        pairs = piece[PAIRS]
+        if len(pairs) % 2:
+            raise ValueError(f"chunk piece at line {line}: an odd number of pair strings")
+        return [
+            ManifestRecord(n, _text(b), _text(k))
+            for n, (b, k) in enumerate(zip(pairs[::2], pairs[1::2], strict=True), line)
+        ]
+    if URIS in piece:
+        return [ManifestRecord(n, *_uri(row)) for n, row in enumerate(_rows(piece[URIS]), line)]
+    is_encoded = CSV_URL in piece
+    rows = _rows(piece[CSV_URL] if is_encoded else piece[CSV])
+    return [
+        ManifestRecord(n, *_csv(row, is_encoded=is_encoded)) for n, row in enumerate(rows, line)
+    ]
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{value!r} is not a string")
+    return value
+
+
+def _rows(text: object) -> list[str]:
+    return _text(text).split("\n")
+
+
+def _uri(row: str) -> tuple[str, str]:
+    if not row.startswith(_URI_SCHEME):
+        raise ValueError(f"chunk row {row[:200]!r} is not an s3:// URI")
+    bucket, _, key = row[len(_URI_SCHEME) :].partition("/")
+    return bucket, key
+
+
+def _csv(row: str, *, is_encoded: bool) -> tuple[str, str]:
+    fields = row.split(",")
+    if len(fields) != 2:  # noqa: PLR2004 - bucket and key
+        raise ValueError(f"chunk row {row[:200]!r} is not bucket,key")
+    bucket, key = fields
+    if is_encoded:
+        decoded = decode_key(key, 0)
+        if not isinstance(decoded, str):
+            raise ValueError(f"chunk row {row[:200]!r}: {decoded}")
+        key = decoded
+    return bucket, key
