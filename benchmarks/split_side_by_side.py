@@ -8,8 +8,8 @@ Each TREE is a directory holding a `pipeline/` package (say `git archive main pi
 unpacked, and this checkout): it goes first on `PYTHONPATH`, so every build runs with the same
 interpreter and libraries (`-P`: the current directory never shadows it). Each round runs `gzip
 -dc | wc -l`, then one process per build that runs `pipeline.split.passes.split_pass` over FILE
-to its end with a `CountingSink` (every chunk message encoded, nothing sent; `--mode scan`: the
-`lambdaflow scan FILE --json` command). Prints median wall and CPU seconds (the process's own,
+to its end with a `CountingSink` (every chunk message encoded, nothing sent; its items, chunks
+and message bytes are printed; `--mode scan`: the `lambdaflow scan FILE --json` command). Prints median wall and CPU seconds (the process's own,
 start-up included) and the ratio `gzip -dc | wc -l` / it, wall and CPU; alternating puts every
 build under the same load.
 """
@@ -35,7 +35,7 @@ sink = CountingSink()
 split_pass(sys.argv[1], None, run="bench0000000000000", options=SplitOptions(),
            open_reader=Opener(), sink=sink, failures=MemoryParseFailureWriter(),
            index_store=_MemoryIndexStore())
-print(sink.items)
+print(sink.items, sink.chunks, sink.message_bytes)
 """
 
 _SCAN = "from pipeline.cli import main; main()"

@@ -10,8 +10,10 @@ fields, so a reader that knows nothing of replays still reads the items:
 `origins` lets the ledger count a replay chunk only if every chunk its lines' failures came
 from is counted (older messages without it are counted without that check).
 
-Split produces the plain form, replay (`pipeline.replay.chunks`) the marked one, and the worker
-reads both through `parse_work_message`: the type lives here, below both, so neither the worker
+Split produces the plain form, as v2 (`pipeline.split.span_message`: `"v":2` and `"pieces"`,
+each piece a first line number and its rows, instead of `"items"`) wherever that is smaller,
+replay (`pipeline.replay.chunks`) the marked one (always v1 items: `prior[i]` follows them),
+and the worker reads all of them through `parse_work_message`: the type lives here, below both, so neither the worker
 nor replay reaches sideways for it. Pure: no client, no clock.
 """
 
