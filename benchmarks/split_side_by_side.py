@@ -9,9 +9,9 @@ unpacked, and this checkout): it goes first on `PYTHONPATH`, so every build runs
 interpreter and libraries (`-P`: the current directory never shadows it). Each round runs `gzip
 -dc | wc -l`, then one process per build that runs `pipeline.split.passes.split_pass` over FILE
 to its end with a `CountingSink` (every chunk message encoded, nothing sent; its items, chunks
-and message bytes are printed; `--mode scan`: the `lambdaflow scan FILE --json` command). Prints median wall and CPU seconds (the process's own,
-start-up included) and the ratio `gzip -dc | wc -l` / it, wall and CPU; alternating puts every
-build under the same load.
+and message bytes are printed; `--mode scan`: the `lambdaflow scan FILE --json` command).
+Prints median wall and CPU seconds (the process's own, start-up included) and the ratio
+`gzip -dc | wc -l` / it, wall and CPU; alternating puts every build under the same load.
 """
 
 from __future__ import annotations

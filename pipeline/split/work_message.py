@@ -13,8 +13,8 @@ from is counted (older messages without it are counted without that check).
 Split produces the plain form, as v2 (`pipeline.split.span_message`: `"v":2` and `"pieces"`,
 each piece a first line number and its rows, instead of `"items"`) wherever that is smaller,
 replay (`pipeline.replay.chunks`) the marked one (always v1 items: `prior[i]` follows them),
-and the worker reads all of them through `parse_work_message`: the type lives here, below both, so neither the worker
-nor replay reaches sideways for it. Pure: no client, no clock.
+and the worker reads all of them through `parse_work_message`: the type lives here, below
+both, so neither the worker nor replay reaches sideways for it. Pure: no client, no clock.
 """
 
 from __future__ import annotations
