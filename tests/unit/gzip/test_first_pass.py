@@ -19,6 +19,7 @@ from pipeline.failures import NotPlainGzip
 from pipeline.gzip.checkpoint import open_resumable, take_checkpoint
 from pipeline.gzip.first_pass import FirstPassRaw
 from pipeline.gzip.ranged import LocalFileReader, RangedRawFile
+from pipeline.manifest.lines import BLOCK_BYTES
 
 
 def _read_all(path: Path, size: int) -> bytes:
@@ -110,3 +111,19 @@ def test_every_byte_before_a_break_comes_before_the_error(tmp_path):
     # AND a read after the error raises it again, never a clean end
     with pytest.raises(NotPlainGzip):
         raw.readinto(buffer)
+
+
+def test_reads_of_the_record_readers_size_come_as_whole_blocks(tmp_path):
+    # GIVEN a gzip of many MiB whose inflate calls each give ~1.2 MB (a 256 KiB feed)
+    data = b"".join(b"bkt,photos/%09d.jpg\n" % i for i in range(400_000))
+    path = tmp_path / "m.gz"
+    path.write_bytes(gzip.compress(data, compresslevel=3))
+    raw = FirstPassRaw(RangedRawFile(LocalFileReader(path)))
+    buffer = bytearray(BLOCK_BYTES)
+    # WHEN read in reads of the record reader's size
+    sizes = []
+    while n := raw.readinto(buffer):
+        sizes.append(n)
+    # THEN every read but the last is a whole block of that size (no ~0.2 MB rests between)
+    assert sizes[:-1] == [BLOCK_BYTES] * (len(sizes) - 1)
+    assert sum(sizes) == len(data)
