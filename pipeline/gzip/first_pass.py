@@ -65,6 +65,18 @@ class FirstPassRaw(BlockQueueRaw):
         self._thread = threading.Thread(target=self._produce, name="isal-inflate", daemon=True)
         self._thread.start()
 
+    def read_block(self, size: int) -> bytes:
+        """Up to `size` bytes, one block at most: a whole queued block as ISA-L made it.
+
+        `ResumableStream.read1` reads through this: a block handed over as it is costs no
+        copy (`readinto` copies it, ~0.1 ms a MiB, ~0.03 s of a 184 MB scan).
+        """
+        block = self._serving()
+        whole = block.obj
+        data = whole if len(block) <= size and len(block) == len(whole) else bytes(block[:size])
+        self._served(len(data))
+        return data  # type: ignore[return-value]  # the queue holds bytes only
+
     def close(self) -> None:
         """Stop the inflating thread (it may be blocked on a full queue) and close."""
         self._stop.set()
