@@ -6,8 +6,8 @@ bytes next to its commas and newlines. A count is blind to where its bytes are, 
 byte short and another a byte over add up to the right total. These blocks put such a pair among
 plain rows — a field of one quote (shared by its two neighbours' checks) beside a field holding
 an extra quote, a line without its CR beside one with a tab, a row a column short beside one a
-column over, a bare row holding a quote — and hold the batches to the line-by-line reference
-(`test_manifest_dense_columns.py` has the single irregular lines and the properties).
+column over, a bare row holding a quote or a bad bucket — and hold the batches to the
+line-by-line reference (`test_manifest_dense_columns.py`: single irregular lines, properties).
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ QUOTED_PAIRS = [
     # a column short / a column over: as many commas
     (b'"bkt-1","k"', b'"bkt-1","k","1","x"'),
     (b'"bkt-1","k","1","x"', b'"bkt-1","k"'),
+    # and no count at all: a bucket no rule allows, or none
+    (b'"b!d","k","1"', b'"bkt-1","k","1"'),
+    (b'"","k","1"', b'"bkt-1","k","1"'),
 ]
 BARE_PAIRS = [
     (b"bkt-1,k,1x", b"bkt-1,k\tx,1"),
@@ -43,6 +46,9 @@ BARE_PAIRS = [
     (b'bkt-1,a"b,1', b"bkt-1,k,1"),
     (b'bkt-1,"k",1', b"bkt-1,k,1"),
     (b'bkt-1,k,"1"', b"bkt-1,k,1"),
+    # and no count at all: a bucket no rule allows, or none, in a bare row
+    (b"b!d,k,1", b"bkt-1,k,1"),
+    (b",k,1", b"bkt-1,k,1"),
 ]
 CASES = [
     (pair, quoted, eol, inventory)
