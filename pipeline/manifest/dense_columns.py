@@ -13,8 +13,13 @@ length, so such a block is a `ColumnsBatch`: a `DenseBatch` whose item sizes com
 its keys end, found with the line ends by one numpy search, and which hands Split its items'
 JSON strings for a whole block at once (`json_rows`). Pure: no I/O.
 
+The proof builds only the first line's skeleton; the other lines are held to it by counts and
+gathers at the positions one numpy search finds (`dense_columns_batch`), not by deleting the
+field bytes of the whole block: for Inventory rows that halved the proof's cost (BENCHMARKS.md,
+"Inventory scan").
+
 Reaches into `pipeline.manifest.dense` for its byte-class and line-edge helpers on purpose: one
-definition of what a plain byte is serves every dense check. STYLE deviation: ~360 lines, over
+definition of what a plain byte is serves every dense check. STYLE deviation: ~370 lines, over
 the ~300 of the house style, because the proof's steps and the facts the batch keeps from them
 (key ends, escapes, separators) must be read side by side; the JSON building lives apart
 (`pipeline.manifest.columns_json`).
