@@ -11,7 +11,10 @@ interpreter and libraries (`-P`: the current directory never shadows it). Each r
 to its end with a `CountingSink` (every chunk message encoded, nothing sent; its items, chunks
 and message bytes are printed; `--mode scan`: the `lambdaflow scan FILE --json` command).
 Prints median wall and CPU seconds (the process's own, start-up included) and the ratio
-`gzip -dc | wc -l` / it, wall and CPU; alternating puts every build under the same load.
+`gzip -dc | wc -l` / it, wall and CPU (`--mode scan`: and the highest peak RSS scan reported);
+alternating puts every build under the same load. Compile each TREE first (`python -m
+compileall -q TREE/pipeline`): with PYTHONDONTWRITEBYTECODE set, a tree without `__pycache__`
+compiles every module at every start-up.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ def main() -> None:
     runs: dict[str, list[tuple[float, float]]] = {"gzip -dc | wc -l": []}
     runs |= {tree: [] for tree in args.trees}
     counts: dict[str, str] = {}
+    rss: dict[str, float] = {}
     for _ in range(args.rounds):
         wall, cpu, counts["gzip -dc | wc -l"] = _timed(["sh", "-c", f"gzip -dc {raw} | wc -l"])
         runs["gzip -dc | wc -l"].append((wall, cpu))
@@ -78,7 +82,12 @@ def main() -> None:
             if args.mode == "scan":
                 command = [sys.executable, "-P", "-c", _SCAN, "scan", str(args.path), "--json"]
             wall, cpu, out = _timed(command, env)
-            counts[tree] = str(json.loads(out)["records"]) if args.mode == "scan" else out
+            if args.mode == "scan":
+                report = json.loads(out)
+                counts[tree] = str(report["records"])
+                rss[tree] = max(rss.get(tree, 0.0), report["peak_rss_mb"])
+            else:
+                counts[tree] = out
             runs[tree].append((wall, cpu))
     base_wall = statistics.median(w for w, _ in runs["gzip -dc | wc -l"])
     base_cpu = statistics.median(c for _, c in runs["gzip -dc | wc -l"])
@@ -88,9 +97,10 @@ def main() -> None:
         label = name.replace("|", "\\|")
         wall = statistics.median(w for w, _ in timings)
         cpu = statistics.median(c for _, c in timings)
+        peak = f" (peak RSS {rss[name]:.1f} MB)" if name in rss else ""
         print(
             f"| {label} | {counts[name]} | {wall:.2f} s | {cpu:.2f} s "
-            f"| {base_wall / wall:.2f}x, {base_cpu / cpu:.2f}x |"
+            f"| {base_wall / wall:.2f}x, {base_cpu / cpu:.2f}x{peak} |"
         )
 
 

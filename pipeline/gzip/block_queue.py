@@ -49,11 +49,20 @@ class BlockQueueRaw(io.RawIOBase):
 
     def readinto(self, buffer: Buffer) -> int:
         """The next bytes into `buffer`: 0 at the clean end, the producer's error at a break."""
+        block = self._serving()
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), len(block))
+        view[:n] = block[:n]
+        self._served(n)
+        return n
+
+    def _serving(self) -> memoryview:
+        """What is left of the block being served, or the next block; empty at the clean end."""
         if not self._view:
             if self._error is not None:
                 raise self._error  # again: a broken stream never reads as a clean end
             if self._is_done:
-                return 0
+                return self._view
             self._finished_block()
             item = self._ready.get()
             if isinstance(item, BaseException):
@@ -61,14 +70,14 @@ class BlockQueueRaw(io.RawIOBase):
                 raise item
             if not item:
                 self._is_done = True
-                return 0
+                return self._view
             self._view = self._took_block(item)
-        view = memoryview(buffer).cast("B")
-        n = min(len(view), len(self._view))
-        view[:n] = self._view[:n]
+        return self._view
+
+    def _served(self, n: int) -> None:
+        """The reader took the next `n` bytes of the block being served."""
         self._view = self._view[n:]
         self._pos += n
-        return n
 
     def _put(self, item: bytes | memoryview | BaseException) -> bool:
         """Queue `item` for the reader (the producer's side); False when told to stop first."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import logging
+import sys
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -127,6 +128,17 @@ class ResumableStream(io.BufferedReader):
         self.source = source
         self.index_store = index_store
         self.start_offset = raw.tell()
+        self._read_block = raw.read_block if isinstance(raw, FirstPassRaw) else None
+
+    def read1(self, size: int = -1) -> bytes:
+        """At most one raw read, as `BufferedReader.read1`; ISA-L's blocks as they are.
+
+        Over a `FirstPassRaw` with nothing buffered (`tell()` is the raw stream's), a read
+        takes the queued block itself instead of copying it into a new bytes object.
+        """
+        if self._read_block is None or size == 0 or super().tell() != self.raw.tell():
+            return super().read1(size)
+        return self._read_block(size if size >= 0 else sys.maxsize)
 
 
 def open_resumable(

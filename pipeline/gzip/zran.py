@@ -17,13 +17,13 @@ import logging
 import zlib
 from typing import TYPE_CHECKING
 
-from indexed_gzip import IndexedGzipFile
-
 from pipeline.failures import ManifestReadError, PipelineError
 from pipeline.gzip.index import ZranIndex
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
+
+    from indexed_gzip import IndexedGzipFile
 
     from pipeline.gzip.ranged import RangedRawFile
 
@@ -100,6 +100,10 @@ class ZranRaw(io.RawIOBase):
         ``readbuf_bytes`` is zran's compressed read size, and so most of what a pass fetches
         past its last line: keep it a fraction of the fetch block (bigger is ~8% faster).
         """
+        # lazy: scan reads a plain gzip through ISA-L and never needs zran; importing
+        # indexed_gzip (it reads its package metadata) was ~20 ms of every scan's start-up
+        from indexed_gzip import IndexedGzipFile  # noqa: PLC0415
+
         try:
             igz = IndexedGzipFile(
                 fileobj=source,

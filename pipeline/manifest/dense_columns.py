@@ -13,8 +13,13 @@ length, so such a block is a `ColumnsBatch`: a `DenseBatch` whose item sizes com
 its keys end, found with the line ends by one numpy search, and which hands Split its items'
 JSON strings for a whole block at once (`json_rows`). Pure: no I/O.
 
+The proof builds only the first line's skeleton; the other lines are held to it by counts and
+gathers at the positions one numpy search finds (`dense_columns_batch`), not by deleting the
+field bytes of the whole block: for Inventory rows that halved the proof's cost (BENCHMARKS.md,
+"Inventory scan").
+
 Reaches into `pipeline.manifest.dense` for its byte-class and line-edge helpers on purpose: one
-definition of what a plain byte is serves every dense check. STYLE deviation: ~360 lines, over
+definition of what a plain byte is serves every dense check. STYLE deviation: ~370 lines, over
 the ~300 of the house style, because the proof's steps and the facts the batch keeps from them
 (key ends, escapes, separators) must be read side by side; the JSON building lives apart
 (`pipeline.manifest.columns_json`).
@@ -35,10 +40,9 @@ from pipeline.manifest.batch import DenseBatch, digit_count_sum
 from pipeline.manifest.columns_json import json_rows_block
 from pipeline.manifest.dense import (
     DenseShape,
-    _all_start_with_a_bucket,
     _Form,
     _is_utf8,
-    _lines_end_with,
+    _lines_start_with_a_bucket,
     _ordinary,
 )
 from pipeline.manifest.parse import CsvKind, CsvLayout, decode_key
@@ -49,7 +53,6 @@ if TYPE_CHECKING:
 DenseCheck = Callable[[bytes, DenseShape], DenseBatch | None]
 _ORDINARY = _ordinary(b",")
 """Field bytes: printable ASCII but `,` `"` `\\`, and all non-ASCII (see `dense._ordinary`)."""
-_ORDINARY_BUT_PERCENT = _ORDINARY.replace(b"%", b"")
 _ITEM_EXTRA = len('[,"",""]')
 _NEVER_EMPTY = -(2**62)
 """`_Form.min_row_bytes` that skips `DenseShape.batch`'s empty-key search: done here."""
@@ -59,7 +62,8 @@ for _high in b"234567":
     for _low in b"0123456789ABCDEFabcdef":
         if int(bytes((_high, _low)), 16) not in (0x22, 0x5C, 0x7F):  # `"`, `\\`, DEL
             _PLAIN_PAIR[_high | _low << 8] = True
-_COMMA, _QUOTE, _PERCENT, _NEWLINE = ord(","), ord('"'), ord("%"), ord("\n")
+_COMMA, _QUOTE, _PERCENT, _NEWLINE, _CR = ord(","), ord('"'), ord("%"), ord("\n"), ord("\r")
+_FIRST_PRINTABLE = ord(" ")
 _SCRATCH = threading.local()
 
 
@@ -180,135 +184,142 @@ def columns_check(layout: CsvLayout | None) -> DenseCheck | None:
 
 @dataclass(frozen=True, slots=True)
 class _Rows:
-    """What the skeleton told about a block's rows: n lines of c fields, quoted or bare."""
+    """What the first line's skeleton tells: c fields a row, all quoted or all bare, the eol."""
 
     is_quoted: bool
     columns: int
-    eol: bytes
-    n: int
-    escapes: npt.NDArray[np.intp] | None  # `%`s in each row's key, when `%`s were kept
+    is_crlf: bool
 
 
-def _row_form(data: bytes, *, keep_percents: bool) -> _Rows | None:
-    r"""The rows' form when each line's skeleton is the first's; else None.
+def _row_form(line: bytes) -> _Rows | None:
+    r"""The form of the block's first line (its newline included), or None when it is no row.
 
     The skeleton is what deleting field bytes (`_ORDINARY`) leaves of a line: `"",""(,"")*`
-    or `,+`, then `\n` or `\r\n`. With `keep_percents` the `%`s stay in it (one translate
-    still): less them it must be the same, and they give each key's escapes (`_key_escapes`).
+    or `,+`, then `\n` or `\r\n`. Only the first line's is built: the other lines are proved
+    to have the same one by counts and gathers (`_find_fields`, `_controls_are_line_ends`,
+    `_framed`), which cost less than deleting the field bytes of the whole block.
     """
-    skeleton = data.translate(None, _ORDINARY_BUT_PERCENT if keep_percents else _ORDINARY)
-    bare = skeleton.replace(b"%", b"") if keep_percents else skeleton
-    first = bare[: bare.find(b"\n") + 1]
-    n, rest = divmod(len(bare), len(first) or 1)
-    if not first or rest or bare != first * n:
-        return None
-    eol = b"\r\n" if first.endswith(b"\r\n") else b"\n"
-    body = first[: -len(eol)]
+    skeleton = line.translate(None, _ORDINARY)
+    is_crlf = skeleton.endswith(b"\r\n")
+    body = skeleton[: -1 - is_crlf]
     columns = body.count(b",") + 1
     if columns < 2:  # noqa: PLR2004
         return None
     if body == b",".join(repeat(b'""', columns)):
-        is_quoted = True
-    elif body == b"," * (columns - 1):
-        is_quoted = False
-    else:
-        return None
-    escapes = _key_escapes(skeleton, first, n, columns) if keep_percents else None
-    return _Rows(is_quoted, columns, eol, n, escapes)
-
-
-def _key_escapes(skeleton: bytes, first: bytes, n: int, columns: int) -> npt.NDArray[np.intp]:
-    """Each row's `%`s between its first comma and the comma (or newline) after its key.
-
-    The skeleton with `%`s kept is the first line's (`first`) a row, with a row's `%`s added
-    in its fields: its commas and newlines, shaped (n, c), give each row's key span, longer
-    than the first's by the key's `%`s. Works on the skeleton, a fifth of the block.
-    """
-    sk = np.frombuffer(skeleton, np.uint8)
-    hits, newlines = _masks(len(sk))
-    np.equal(sk, _COMMA, out=hits)
-    hits |= np.equal(sk, _NEWLINE, out=newlines)
-    at = np.flatnonzero(hits).reshape(n, columns)
-    template = np.flatnonzero(np.frombuffer(first.replace(b"\n", b","), np.uint8) == _COMMA)
-    return at[:, 1] - at[:, 0] - int(template[1] - template[0])
+        return _Rows(is_quoted=True, columns=columns, is_crlf=is_crlf)
+    if body == b"," * (columns - 1):
+        return _Rows(is_quoted=False, columns=columns, is_crlf=is_crlf)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
 class _Fields:
-    """Where the structure of a block's rows lies, as absolute offsets in the block."""
+    """Where the structure of a block's n rows lies, as absolute offsets in the block."""
 
+    at: npt.NDArray[np.intp]  # (n, c): each row's c - 1 commas, then its newline
     starts: npt.NDArray[np.int64]  # line starts, `len(data)` last
-    commas: npt.NDArray[np.intp]  # (n, c - 1)
-    key_ends: npt.NDArray[np.intp]  # just past each key (the comma or quote after it)
-    is_comma: npt.NDArray[np.bool_]  # the block's commas, as a mask (a `_masks` buffer)
+    percents: npt.NDArray[np.intp] | None  # every `%`, when URL-encoded keys hold one
+    escapes: npt.NDArray[np.intp] | None  # the `%`s in each row's key, then
 
 
-def _find_fields(block: npt.NDArray[np.uint8], form: _Rows) -> _Fields | None:
-    """Every comma and newline from one numpy search.
+def _find_fields(block: npt.NDArray[np.uint8], form: _Rows, *, has_escapes: bool) -> _Fields | None:
+    """Every comma and newline (and `%`, with escapes) from one numpy search.
 
-    The skeleton left exactly c - 1 commas then a newline a line, so the search's hits,
-    shaped (n, c), are each line's commas and newline: the line starts, every key's bounds.
+    The hits, less the `%`s, shaped (n, c) must each end with a newline; once the control
+    bytes are counted (`_controls_are_line_ends`) those are all the newlines, so each row
+    holds c - 1 commas: the line starts and every key's bounds. The `%`s are sorted out of
+    the hits by one gather: a key's escapes are the `%` hits between its first two commas.
     """
-    n, c = form.n, form.columns
-    is_comma, hits = _masks(len(block))
-    np.equal(block, _COMMA, out=is_comma)
+    hits, scratch = _masks(len(block))
     np.equal(block, _NEWLINE, out=hits)
-    at = np.flatnonzero(np.logical_or(hits, is_comma, out=hits))
-    if len(at) != n * c:
+    np.logical_or(hits, np.equal(block, _COMMA, out=scratch), out=hits)
+    if has_escapes:
+        np.logical_or(hits, np.equal(block, _PERCENT, out=scratch), out=hits)
+    at = np.flatnonzero(hits)
+    percents = kept = None
+    if has_escapes:
+        is_percent = np.take(block, at) == _PERCENT
+        percents = np.compress(is_percent, at)
+        kept = np.flatnonzero(~is_percent)  # where each comma and newline is among the hits
+        at = np.take(at, kept)
+    n, rest = divmod(len(at), form.columns)
+    if rest or not n:
         return None
-    fields_ = at.reshape(n, c)
+    at = at.reshape(n, form.columns)
+    newlines = np.ascontiguousarray(at[:, -1])
+    if not (np.take(block, newlines) == _NEWLINE).all():
+        return None
     starts = np.empty(n + 1, np.int64)
     starts[0] = 0
-    np.add(fields_[:, -1], 1, out=starts[1:])
-    key_ends = fields_[:, 1] - (form.eol == b"\r\n" and c == 2)  # noqa: PLR2004 - a CR ends it
-    return _Fields(starts, fields_[:, :-1], key_ends, is_comma)
+    np.add(newlines, 1, out=starts[1:])
+    escapes = None
+    if kept is not None:
+        where = kept.reshape(n, form.columns)
+        escapes = where[:, 1] - where[:, 0] - 1
+    return _Fields(at, starts, percents, escapes)
+
+
+def _controls_are_line_ends(block: npt.NDArray[np.uint8], found: _Fields, form: _Rows) -> bool:
+    """True when the block's control bytes are its rows' newlines, and with CRLF their CRs.
+
+    The n newlines that end the rows are found; as many control bytes in all (one numpy
+    compare) leaves no other newline, CR, tab or NUL; with CRLF, 2n and a CR before each.
+    """
+    n = len(found.at)
+    _, scratch = _masks(len(block))
+    controls = int(np.count_nonzero(np.less(block, _FIRST_PRINTABLE, out=scratch)))
+    if controls != n * (1 + form.is_crlf):
+        return False
+    return not form.is_crlf or bool((np.take(block, found.starts[1:] - 2) == _CR).all())
 
 
 def _framed(
     data: bytes, block: npt.NDArray[np.uint8], found: _Fields, form: _Rows, buckets: Sequence[bytes]
 ) -> bool:
-    """True when every line starts with a validated bucket and its fields are framed.
+    """True when every line starts with a validated bucket and, quoted, each field is `"F"`.
 
-    Quoted: each line starts `"B","` and ends `"` + eol (every line boundary counted once in
-    `"` eol `"B","` — a bucket holds no `"`, so a boundary matches one bucket at most — the
-    block's edges looked at), and every comma sits between two quotes (so each field is
-    exactly `"F"`): as many `","` as commas, counted on masks. Bare: each line starts `B,`,
-    and with CRLF the CR sits right before every newline.
+    Bare: no quote at all, and each line starts `B,`. Quoted: a quote at the line's first
+    byte, on both sides of every comma and before the eol, 2c places a line, distinct because
+    the hits lie at least 3 bytes apart (4 from a last comma to a CRLF's newline); as many
+    quotes in the block as that leaves none inside a field. Each line starts `"B"` with a
+    validated bucket B: its first field is B, and the first line's first byte a quote and its
+    first comma 3 bytes in at least (the gathers cover every other line's).
     """
-    n, eol = form.n, form.eol
     if not form.is_quoted:
-        if not _all_start_with_a_bucket(data, n, buckets, b"%b,"):
-            return False
-        return eol == b"\n" or _lines_end_with(data, found.starts, eol)
-    if not data.endswith(b'"' + eol) or not any(data.startswith(b'"%b","' % b) for b in buckets):
+        return b'"' not in data and _lines_start_with_a_bucket(data, found.starts, buckets, b"%b,")
+    n, c = found.at.shape
+    _, scratch = _masks(len(block))
+    if int(np.count_nonzero(np.equal(block, _QUOTE, out=scratch))) != 2 * c * n:
         return False
-    matched = 0
-    for bucket in buckets:
-        if matched == n - 1:
-            break
-        matched += data.count(b'"%b"%b","' % (eol, bucket))
-    if matched != n - 1:
+    at = found.at.ravel()
+    gaps = np.diff(at)
+    if (gaps < 3).any() or (form.is_crlf and (gaps[c - 2 :: c] < 4).any()):  # noqa: PLR2004
         return False
-    is_comma, is_quote = _masks(len(block))  # `found.is_comma` is the first
-    np.equal(block, _QUOTE, out=is_quote)
-    quoted_commas = np.logical_and(is_comma[1:-1], is_quote[:-2], out=is_comma[1:-1])
-    quoted_commas &= is_quote[2:]
-    return int(np.count_nonzero(quoted_commas)) == n * (form.columns - 1)
+    before = at - 1  # the quote closing each field: before its comma, CR or newline
+    if form.is_crlf:
+        before.reshape(n, c)[:, -1] -= 1
+    if not (np.take(block, before) == _QUOTE).all():
+        return False
+    if not (np.take(block, at[:-1] + 1) == _QUOTE).all():  # after a comma; a line's first
+        return False
+    return _lines_start_with_a_bucket(data, found.starts, buckets, b'"%b"')
 
 
-def _plain_escapes(data: bytes, percents: npt.NDArray[np.intp]) -> bool:
+def _plain_escapes(block: npt.NDArray[np.uint8], percents: npt.NDArray[np.intp]) -> bool:
     r"""True when every `%` (at `percents`) starts an escape of a plain ASCII byte.
 
     That is `%` then a hex pair 20-7F but 22 (`"`), 5C (`\`) and 7F (DEL): control bytes
-    and non-ASCII are not plain either (see `dense._HARD_ESCAPE`). One gather of the two
-    bytes after every `%`, read as one uint16, looked up in a table of the plain pairs.
+    and non-ASCII are not plain either (see `dense._HARD_ESCAPE`). Two byte gathers after
+    every `%`, made one uint16, looked up in a table of the plain pairs.
     """
     if not len(percents):
         return True
-    if int(percents[-1]) + 2 >= len(data):
+    if int(percents[-1]) + 2 >= len(block):
         return False  # a `%` without two bytes after it
-    pairs = np.ndarray((len(data) - 1,), "<u2", data, strides=(1,))
-    return bool(_PLAIN_PAIR[pairs[percents + 1]].all())
+    pairs = np.take(block, percents + 2).astype(np.uint16)
+    pairs <<= 8
+    pairs |= np.take(block, percents + 1)
+    return bool(np.take(_PLAIN_PAIR, pairs).all())
 
 
 def dense_columns_batch(
@@ -316,38 +327,42 @@ def dense_columns_batch(
 ) -> DenseBatch | None:
     r"""A batch when every line is a row of c ≥ 2 fields, bucket then key, all quoted or all bare.
 
-    Proof, for the `n` newline-terminated lines of `data`: deleting field bytes (`_ORDINARY`)
-    leaves the first line's skeleton — `"",""` plus `,""` a further column, or c - 1 commas,
-    then `\n` or `\r\n` — once a line (so each line has c fields, no quote inside a field, no
-    backslash or control byte, a CR only in the last field of every line, or of none); quoted
-    rows are framed (every line starts `"B","` with a validated bucket B and ends with `"` eol,
-    and every comma sits between two quotes), so each field is exactly `"F"`; bare rows start
-    `B,` (and a CR, if any, ends every line); no key is empty; the bytes are UTF-8;
+    Proof, for the `n` newline-terminated lines of `data`: the first line's skeleton (field
+    bytes, `_ORDINARY`, deleted) is `"",""` plus `,""` a further column, or c - 1 commas,
+    then `\n` or `\r\n`; every line has it too — no backslash or DEL in the block, c - 1
+    commas then a newline a line, its control bytes only those newlines (and a CR before each
+    with CRLF), and quoted rows framed (a quote at each line's start, both sides of every
+    comma and before the eol, and no other), so each field is exactly `"F"`; every line starts
+    `"B"` (bare: `B,`) with a validated bucket B; no key is empty; the bytes are UTF-8;
     URL-encoded keys hold only escapes of plain ASCII bytes (each counted in its key). Then
     `parse_csv_row` reads bucket and key from the fields as they are (URL-decoded when
     encoded), and an item is bucket + key + 8 bytes, the line's digits, less 2 bytes an escape.
     """
-    has_escapes = is_key_encoded and b"%" in data
-    form = _row_form(data, keep_percents=has_escapes)
-    if form is None:
+    form = _row_form(data[: data.find(b"\n") + 1])
+    # the non-ordinary bytes neither counted nor searched below (DEL refused as before, though
+    # orjson writes it as it is: the blocks taken stay the skeleton proof's)
+    if form is None or b"\\" in data or b"\x7f" in data:
         return None
     block = np.frombuffer(data, np.uint8)
-    found = _find_fields(block, form)
-    if found is None or not _framed(data, block, found, form, shape.buckets):
+    found = _find_fields(block, form, has_escapes=is_key_encoded and b"%" in data)
+    if (
+        found is None
+        or not _controls_are_line_ends(block, found, form)
+        or not _framed(data, block, found, form, shape.buckets)
+    ):
         return None
     quoted = int(form.is_quoted)
-    key_starts = found.commas[:, 0] + (1 + quoted)
-    key_ends = found.key_ends - quoted
+    key_starts = found.at[:, 0] + (1 + quoted)
+    key_ends = found.at[:, 1] - ((form.is_crlf and form.columns == 2) + quoted)  # noqa: PLR2004
     if not (key_ends > key_starts).all() or not _is_utf8(data):
         return None
-    percents = None
-    if has_escapes:
-        percents = np.flatnonzero(np.equal(block, _PERCENT, out=_masks(len(block))[0]))
-    if percents is not None and not _plain_escapes(data, percents):
+    if found.percents is not None and not _plain_escapes(block, found.percents):
         return None
-    sums = np.zeros(form.n + 1, np.int64)
     row_keys = key_ends - found.starts[:-1]
-    np.cumsum(row_keys if form.escapes is None else row_keys - 2 * form.escapes, out=sums[1:])
+    if found.escapes is not None:
+        row_keys -= 2 * found.escapes
+    sums = np.zeros(len(row_keys) + 1, np.int64)
+    np.cumsum(row_keys, out=sums[1:])
     parse = _PARSERS[form.is_quoted, is_key_encoded]
     form_ = _Form(_ITEM_EXTRA - 1 - 3 * quoted, parse, 1, _NEVER_EMPTY, b"")
     batch = shape.batch(data, None, form_, starts=found.starts)
@@ -358,7 +373,7 @@ def dense_columns_batch(
         **base,
         item_sums=sums,
         kept_ends=key_ends + quoted,
-        separators=None if form.is_quoted else found.commas[:, 0],
-        percents=percents,
+        separators=None if form.is_quoted else found.at[:, 0],
+        percents=found.percents,
         is_decoded=is_key_encoded,
     )

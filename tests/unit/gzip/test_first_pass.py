@@ -19,6 +19,7 @@ from pipeline.failures import NotPlainGzip
 from pipeline.gzip.checkpoint import open_resumable, take_checkpoint
 from pipeline.gzip.first_pass import FirstPassRaw
 from pipeline.gzip.ranged import LocalFileReader, RangedRawFile
+from pipeline.manifest.lines import BLOCK_BYTES
 
 
 def _read_all(path: Path, size: int) -> bytes:
@@ -110,3 +111,63 @@ def test_every_byte_before_a_break_comes_before_the_error(tmp_path):
     # AND a read after the error raises it again, never a clean end
     with pytest.raises(NotPlainGzip):
         raw.readinto(buffer)
+
+
+def test_reads_of_the_record_readers_size_come_as_whole_blocks(tmp_path):
+    # GIVEN a gzip of many MiB whose inflate calls each give ~1.2 MB (a 256 KiB feed)
+    data = b"".join(b"bkt,photos/%09d.jpg\n" % i for i in range(400_000))
+    path = tmp_path / "m.gz"
+    path.write_bytes(gzip.compress(data, compresslevel=3))
+    raw = FirstPassRaw(RangedRawFile(LocalFileReader(path)))
+    buffer = bytearray(BLOCK_BYTES)
+    # WHEN read in reads of the record reader's size
+    sizes = []
+    while n := raw.readinto(buffer):
+        sizes.append(n)
+    # THEN every read but the last is a whole block of that size (no ~0.2 MB rests between)
+    assert sizes[:-1] == [BLOCK_BYTES] * (len(sizes) - 1)
+    assert sum(sizes) == len(data)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    reads=st.lists(st.tuples(st.sampled_from(["read1", "read", "peek"]), st.integers(0, 1 << 21)))
+)
+def test_read1_hands_blocks_over_and_mixes_with_buffered_reads(tmp_path_factory, reads):
+    # GIVEN a first-pass stream of a few MiB (several ISA-L blocks)
+    data = b"".join(b"bkt,photos/%09d.jpg\n" % i for i in range(150_000))
+    path = tmp_path_factory.mktemp("fp") / "m.gz"
+    path.write_bytes(gzip.compress(data, compresslevel=1))
+    stream = open_resumable(LocalFileReader(path), None, index_store=None, checkpoints=False)
+    # WHEN read1 (whole blocks taken as they are), read and peek (through the buffer) mix
+    got = bytearray()
+    for method, size in reads:
+        if method == "peek":
+            stream.peek(size)
+        else:
+            got += getattr(stream, method)(size)
+        assert stream.tell() == len(got)
+    got += stream.read()
+    # THEN the bytes come in order, none lost or repeated
+    assert got == data
+    stream.close()
+
+
+def test_read1_of_the_block_size_takes_the_queued_blocks_themselves(tmp_path):
+    # GIVEN a first-pass stream whose queued blocks are recorded as the reader takes them
+    data = b"".join(b"bkt,photos/%09d.jpg\n" % i for i in range(150_000))
+    path = tmp_path / "m.gz"
+    path.write_bytes(gzip.compress(data, compresslevel=1))
+    stream = open_resumable(LocalFileReader(path), None, index_store=None, checkpoints=False)
+    queued = []
+    took = stream.raw._took_block
+    stream.raw._took_block = lambda block: (queued.append(block), took(block))[1]
+    # WHEN read1 asks for the record reader's read size
+    blocks = []
+    while block := stream.read1(BLOCK_BYTES):
+        blocks.append(block)
+    # THEN each read is a queued block itself, not a copy of it
+    assert b"".join(blocks) == data
+    assert len(blocks) == len(queued) > 1
+    assert all(b is q for b, q in zip(blocks, queued, strict=True))
+    stream.close()
