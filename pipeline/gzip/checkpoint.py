@@ -153,6 +153,7 @@ def open_resumable(
     checkpoints: bool = True,
     read_ahead_blocks: int = 0,
     read_ahead_block_bytes: int = READ_AHEAD_BLOCK_BYTES,
+    readbuf_bytes: int | None = None,
 ) -> ResumableStream:
     """Open the manifest's decompressed bytes at ``checkpoint`` (or at 0 when it is None).
 
@@ -176,6 +177,10 @@ def open_resumable(
             blocks of ``read_ahead_block_bytes`` ahead of the reader
             (`pipeline/gzip/read_ahead.py`).
         read_ahead_block_bytes: Decompressed bytes a read of that thread.
+        readbuf_bytes: zran's compressed read size; None: a quarter of ``block_bytes``. Each
+            zran read restarts at a seek point and refills it through Python (taking the GIL
+            from the parser when zran runs on its read-ahead thread), so a bigger one means
+            fewer refills; it is also about what a pass fetches past its last line.
 
     Raises:
         ManifestReadError: The object or the checkpoint index cannot be read, or is corrupt.
@@ -204,7 +209,7 @@ def open_resumable(
             spacing_bytes=spacing_bytes,
             index=index,
             offset=offset,
-            readbuf_bytes=max(16 * 1024, block_bytes // 4),
+            readbuf_bytes=readbuf_bytes or max(16 * 1024, block_bytes // 4),
             keep_behind_bytes=2 * buffer_bytes + spacing_bytes + reach,
         )
         if read_ahead_blocks:

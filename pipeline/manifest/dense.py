@@ -40,7 +40,7 @@ _CSV_SKELETON, _CSV_SKELETON_CRLF = b",\n", b",\r\n"
 _CSV_ITEM_DELTA = 7
 """`[line,"b","k"]` is the row `b,k` (len - 1 comma) + brackets, 4 quotes, 2 commas + digits."""
 _URI_ORDINARY = _ordinary(b"")
-_FIRST_PRINTABLE, _CR, _NEWLINE = ord(" "), ord("\r"), ord("\n")
+_FIRST_PRINTABLE, _CR, _NEWLINE, _COMMA = ord(" "), ord("\r"), ord("\n"), ord(",")
 _WORD, _WORDS = 8, np.dtype("<u8")
 _URI_SCHEME = b"s3://"
 _URI_ITEM_DELTA = 2
@@ -255,6 +255,25 @@ def _uri_line_starts(data: bytes, is_crlf: bool) -> npt.NDArray[np.int64] | None
     return starts
 
 
+def _csv_line_starts(data: bytes, is_crlf: bool) -> npt.NDArray[np.int64] | None:
+    r"""`line_starts(data)` when the line ends and one comma a line are its only special bytes.
+
+    With the check that every line starts `bucket,` (a bucket name holds no comma), this is the
+    translate proof `data.translate(None, _CSV_ORDINARY) == b",\n" * n` (or `b",\r\n" * n`
+    with a CR ending every line) in one numpy pass instead of two: the controls are exactly
+    the line ends (`_uri_line_starts`, which also finds the starts), and the block holds `n`
+    commas, so with one at the bucket's end of each line there is no other. Else None.
+    """
+    starts = _uri_line_starts(data, is_crlf)
+    # numpy counts a byte ~3x faster than `bytes.count` (a compare, then a popcount)
+    if (
+        starts is None
+        or np.count_nonzero(np.frombuffer(data, np.uint8) == _COMMA) != len(starts) - 1
+    ):
+        return None
+    return starts
+
+
 def _has_plain_escapes(data: bytes) -> bool:
     """True when every `%` starts an escape of a plain ASCII byte.
 
@@ -270,19 +289,16 @@ def dense_csv_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
 
     Proof, for the `n` newline-terminated lines of `data`: what is left after deleting ordinary
     bytes is exactly `",\n" * n`, or `",\r\n" * n` with a CR ending every line (one comma
-    a line; no quote, backslash, control byte or blank line), every line starts `bucket,` with
-    an already-validated bucket, no key is empty, the bytes are UTF-8, and every `%` is an
-    escape of a plain ASCII byte (`+` is a space: same length). Else None.
+    a line; no quote, backslash, control byte or blank line: `_csv_line_starts` with the
+    next check), every line starts `bucket,` with an already-validated bucket, no key is
+    empty, the bytes are UTF-8, and every `%` is an escape of a plain ASCII byte (`+` is a
+    space: same length). Else None.
     """
     is_crlf = b"\r" in data
     skeleton = _CSV_SKELETON_CRLF if is_crlf else _CSV_SKELETON
-    left = data.translate(None, _CSV_ORDINARY)
-    n = left.count(b"\n")  # every line's newline is left (`data` is whole lines)
-    if left != skeleton * n:
+    starts = _csv_line_starts(data, is_crlf)
+    if starts is None:
         return None
-    if is_crlf and data.count(b"\r\n") != n:
-        return None
-    starts = line_starts(data)
     if not _lines_start_with_a_bucket(data, starts, shape.buckets, b"%b,"):
         return None
     if not _is_utf8(data):

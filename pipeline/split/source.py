@@ -54,10 +54,15 @@ class ReaderKnobs:
     read_ahead_blocks: int = 2
     """zran inflates on its own thread, this many blocks ahead of the parser (0: inline)."""
     read_ahead_block_bytes: int = 4 * 1024 * 1024
+    readbuf_bytes: int | None = None
+    """zran's compressed read; None: one fetch block (`block_bytes`). A quarter block (the
+    reader's own default) took ~2.4x the refills through Python, each a GIL hand-over from the
+    parser, and ~8 % more pass time on a 184 MB manifest (BENCHMARKS.md "Split's tail"), for
+    less than a block fetched past a pass's last line, beside the read-ahead's ~4 blocks."""
 
     def as_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `open_resumable`."""
-        return asdict(self)
+        return asdict(self) | {"readbuf_bytes": self.readbuf_bytes or self.block_bytes}
 
 
 def layout_to_dict(layout: CsvLayout | None) -> dict[str, Any] | None:

@@ -14,9 +14,11 @@ from hypothesis import strategies as st
 
 from pipeline.manifest.batch import line_starts
 from pipeline.manifest.dense import (
+    _CSV_ORDINARY,
     _URI_ORDINARY,
     DenseShape,
     _all_start_with_a_bucket,
+    _csv_line_starts,
     _Form,
     _lines_end_with,
     _lines_start_with_a_bucket,
@@ -112,6 +114,47 @@ def test_the_special_byte_check_equals_the_translate_proof(lines, crlf):
     assert (starts is not None) == expected
     if starts is not None:
         assert starts.tolist() == line_starts(data).tolist()
+
+
+csv_body = st.lists(
+    st.sampled_from([b"a", b"k/1.jpg", b",", b"\r", b'"', b"\\", b"\x7f", b"\x01", b"\xc3\xa9"]),
+    max_size=12,
+).map(b"".join)
+csv_line = st.one_of(
+    csv_body,
+    st.tuples(st.sampled_from(BUCKETS), csv_body).map(lambda t: b"%b,%b" % t),
+    st.tuples(st.sampled_from(BUCKETS), csv_body).map(lambda t: b"%b,k%b" % t),
+    st.tuples(st.sampled_from(BUCKETS), st.sampled_from([b"k", b"a/b.jpg", b"x y\r"])).map(
+        lambda t: b"%b,%b" % t
+    ),
+)
+
+
+@PROPS
+@given(
+    lines=st.lists(csv_line, min_size=1, max_size=20),
+    buckets=st.lists(st.sampled_from(BUCKETS), min_size=1, max_size=3, unique=True),
+    crlf=st.booleans(),
+)
+def test_the_csv_comma_count_check_equals_the_translate_proof(lines, buckets, crlf):
+    # the proof `dense_csv_batch` ran before: translate, the skeleton, then the prefixes
+    end = b"\r\n" if crlf else b"\n"
+    data = end.join(lines) + end
+    is_crlf = b"\r" in data
+    n = data.count(b"\n")
+    left = data.translate(None, _CSV_ORDINARY)
+    skeleton = b",\r\n" if is_crlf else b",\n"
+    starts = line_starts(data)
+    expected = (
+        left == skeleton * n
+        and (not is_crlf or data.count(b"\r\n") == n)
+        and _lines_start_with_a_bucket(data, starts, buckets, b"%b,")
+    )
+    found = _csv_line_starts(data, is_crlf)
+    proved = found is not None and _lines_start_with_a_bucket(data, found, buckets, b"%b,")
+    assert proved == expected
+    if found is not None:
+        assert found.tolist() == starts.tolist()
 
 
 def test_a_block_of_many_buckets_passes_and_one_flipped_byte_fails_it():
