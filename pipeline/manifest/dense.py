@@ -35,7 +35,6 @@ def _ordinary(special: bytes) -> bytes:
     return bytes(b for b in range(256) if b in printable or not chr(b).isascii())
 
 
-_CSV_ORDINARY = _ordinary(b",")
 _CSV_SKELETON, _CSV_SKELETON_CRLF = b",\n", b",\r\n"
 _CSV_ITEM_DELTA = 7
 """`[line,"b","k"]` is the row `b,k` (len - 1 comma) + brackets, 4 quotes, 2 commas + digits."""
@@ -215,18 +214,6 @@ def _lines_start_with_a_bucket(
     return False
 
 
-def _lines_end_with(data: bytes, starts: npt.NDArray[np.int64], end: bytes) -> bool:
-    """True when every line (`starts`: `line_starts(data)`) ends with `end`, newline included.
-
-    One gather a byte of `end` at the known line ends, where `data.count(end)` was a byte
-    search of the whole block (~10x slower for a 3-byte `end`). Exact for lines of at least
-    `len(end)` bytes, which the skeleton checks before it guarantee.
-    """
-    block = np.frombuffer(data, np.uint8)
-    after = starts[1:]
-    return all(bool((block[after - back] == byte).all()) for back, byte in enumerate(end[::-1], 1))
-
-
 def _uri_line_starts(data: bytes, is_crlf: bool) -> npt.NDArray[np.int64] | None:
     r"""`line_starts(data)` when only the line ends are not `_URI_ORDINARY` bytes; else None.
 
@@ -259,7 +246,7 @@ def _csv_line_starts(data: bytes, is_crlf: bool) -> npt.NDArray[np.int64] | None
     r"""`line_starts(data)` when the line ends and one comma a line are its only special bytes.
 
     With the check that every line starts `bucket,` (a bucket name holds no comma), this is the
-    translate proof `data.translate(None, _CSV_ORDINARY) == b",\n" * n` (or `b",\r\n" * n`
+    translate proof `data.translate(None, _ordinary(b",")) == b",\n" * n` (or `b",\r\n" * n`
     with a CR ending every line) in one numpy pass instead of two: the controls are exactly
     the line ends (`_uri_line_starts`, which also finds the starts), and the block holds `n`
     commas, so with one at the bucket's end of each line there is no other. Else None.

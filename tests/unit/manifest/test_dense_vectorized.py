@@ -14,14 +14,13 @@ from hypothesis import strategies as st
 
 from pipeline.manifest.batch import line_starts
 from pipeline.manifest.dense import (
-    _CSV_ORDINARY,
     _URI_ORDINARY,
     DenseShape,
     _all_start_with_a_bucket,
     _csv_line_starts,
     _Form,
-    _lines_end_with,
     _lines_start_with_a_bucket,
+    _ordinary,
     _uri_line_starts,
     dense_uri_batch,
 )
@@ -83,21 +82,6 @@ def test_the_gathered_prefix_check_equals_the_search(lines, buckets, fmt):
 @PROPS
 @given(
     lines=st.lists(
-        st.one_of(line_body.map(lambda b: b + b'"}'), line_body).filter(lambda b: len(b) >= 2),
-        min_size=1,
-        max_size=30,
-    )
-)
-def test_the_gathered_line_end_check_equals_the_count_it_replaced(lines):
-    # every line at least as long as the end it is checked for (the skeleton guarantees it)
-    data = b"\n".join(lines) + b"\n"
-    expected = data.count(b'"}\n') == len(lines)
-    assert _lines_end_with(data, line_starts(data), b'"}\n') is expected
-
-
-@PROPS
-@given(
-    lines=st.lists(
         st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"")), min_size=1, max_size=20
     ),
     crlf=st.booleans(),
@@ -142,7 +126,7 @@ def test_the_csv_comma_count_check_equals_the_translate_proof(lines, buckets, cr
     data = end.join(lines) + end
     is_crlf = b"\r" in data
     n = data.count(b"\n")
-    left = data.translate(None, _CSV_ORDINARY)
+    left = data.translate(None, _ordinary(b","))
     skeleton = b",\r\n" if is_crlf else b",\n"
     starts = line_starts(data)
     expected = (
