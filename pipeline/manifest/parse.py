@@ -106,12 +106,23 @@ def _record(
     return ManifestRecord(line, bucket, key, version_id or None)
 
 
+def split_uri(uri: str) -> tuple[str, str] | None:
+    """`s3://bucket/key` as (bucket, key), the key literal (a bucket name holds no `/`).
+
+    None when `uri` does not start `s3://`. Checks nothing else: `parse_uri` validates.
+    """
+    if not uri.startswith(_URI_PREFIX):
+        return None
+    bucket, _, key = uri[len(_URI_PREFIX) :].partition("/")
+    return bucket, key
+
+
 def parse_uri(uri: str, line: int) -> ManifestRecord | ManifestLineError:
     """Read `s3://bucket/key`; the key is taken literally."""
-    if not uri.startswith(_URI_PREFIX):
+    parts = split_uri(uri)
+    if parts is None:
         return _fail("BadUri", f"{uri[:64]!r} does not start with s3://", line)
-    bucket, _, key = uri[len(_URI_PREFIX) :].partition("/")
-    return _record(line, bucket, key, None)
+    return _record(line, *parts, None)
 
 
 def _unpercent(match: re.Match[str]) -> str:

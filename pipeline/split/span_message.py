@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.manifest.parse import ManifestRecord, decode_key
+from pipeline.manifest.parse import ManifestRecord, decode_key, split_uri
 
 SPAN_MESSAGE_VERSION = 2
 PIECES = "pieces"
@@ -40,7 +40,6 @@ LINE, CSV, CSV_URL, URIS, PAIRS, BUCKET, KEYS, ITEMS = (
     "keys",
     "items",
 )
-_URI_SCHEME = "s3://"
 _ITEM_WITH_VERSION = 4
 
 
@@ -113,10 +112,10 @@ def _rows(text: object) -> list[str]:
 
 
 def _uri(row: str) -> tuple[str, str]:
-    if not row.startswith(_URI_SCHEME):
+    parts = split_uri(row)
+    if parts is None:
         raise ValueError(f"chunk row {row[:200]!r} is not an s3:// URI")
-    bucket, _, key = row[len(_URI_SCHEME) :].partition("/")
-    return bucket, key
+    return parts
 
 
 def _csv(row: str, *, is_encoded: bool) -> tuple[str, str]:
