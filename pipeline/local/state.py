@@ -19,7 +19,10 @@ from typing import Any
 from pipeline.local.emulator import DUMMY_CREDENTIALS, LOCAL_REGION
 
 STATE_FILE = Path(".lambdaflow") / "stack.json"
-_PROBE_TIMEOUT_S = 2.0
+_PROBE_TIMEOUT_S = 15.0
+"""How long a live stack's server may take to answer the probe. A stale file's port refuses at
+once, so only a busy stack waits: at 2 s, a `replay --wait` started while the stress test's
+duplicates, crashes and moves kept the stack's one process busy was told there was no stack."""
 
 
 @dataclass(frozen=True, slots=True)
