@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/manifest.py [--mb 184] [--small-mb 16] [--repeat 3] [--only URI]
 
 Generates, in a temp dir, one gzip manifest per shape the contracts accept, at two sizes
-(uncompressed): `s3://` URI lines, Batch Operations `bucket,key` CSV, a quoted header CSV, an S3
+(uncompressed): `s3://` URI lines, Batch Operations `bucket,key` CSV and `bucket,key,version` CSV
+(URL-encoded keys, S3 version ids), a quoted header CSV, an S3
 Inventory report (manifest.json + quoted, URL-encoded CSV parts), JSON Lines with
 `{"bucket","key"}` and with `{"key","bucket"}` objects, and a JSON array (one element a line).
 For each file it measures, side by side in this one run and `--repeat` times each (medians):
@@ -44,10 +45,21 @@ def _key(n: int) -> str:
     return f"photos/{n % 1000:03d}/{n:09d}-{(n * 2654435761) % 2**32:08x}.jpg"
 
 
+def _version(n: int) -> str:
+    """An S3 version id's length and alphabet (32 URL-safe characters; `+`, `.` and `_` too)."""
+    return f"{(n * 0x9E3779B97F4A7C15) % 2**128:032x}"[:24] + f".{n % 97}_+{n % 1000:03d}"
+
+
 SHAPES: dict[str, tuple[str, Callable[[int], str], str, str]] = {
     # name: (file suffix, line of record n, first line, last line)
     "s3:// URIs": (".csv.gz", lambda n: f"s3://{BUCKET}/{_key(n)}\n", "", ""),
     "bucket,key CSV": (".csv.gz", lambda n: f"{BUCKET},{_key(n)}\n", "", ""),
+    "bucket,key,version CSV": (
+        ".csv.gz",
+        lambda n: f"{BUCKET},{quote_plus(_key(n))},{_version(n)}\n",
+        "",
+        "",
+    ),
     "quoted header CSV": (
         ".csv.gz",
         lambda n: f'"{BUCKET}","{_key(n)}","{n}"\n',

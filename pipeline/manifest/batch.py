@@ -115,7 +115,7 @@ class DenseBatch:
     start_offset: int
     starts: Sequence[int]
     item_delta: int
-    parse_row: Callable[[bytes], tuple[str, str]]
+    parse_row: Callable[[bytes], tuple[str, ...]]  # (bucket, key) or (bucket, key, version)
     end_line: int
     end_offset: int
     line_extra: int = 1

@@ -6,7 +6,9 @@ A block that `pipeline.manifest.dense_columns` proved plain holds its items' str
 bytes: each row's `"B","K"` (bare rows: `B,K`) is a known span, the columns after it are
 dropped, and a key's `%XX` escapes (proved escapes of plain ASCII bytes) and `+` decode to one
 byte each. So the whole block becomes `"B","K"` lines with a few numpy passes; the chunk
-encoder slices it. Pure: no I/O.
+encoder slices it. A version column is taken verbatim (the reference parser does not decode
+it), so its values are cut out of the block apart, one a line (`version_lines_block`). Pure:
+no I/O.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ for _high in _HEX_DIGITS:
     for _low in _HEX_DIGITS:
         _PAIR_VALUE[_high | _low << 8] = int(bytes((_high, _low)), 16)
 _KEEP_DROP_KEEP = np.array([True, False, True])
+_DROP_KEEP = np.array([False, True])
+_NEWLINE = ord("\n")
 _SEPARATOR = 0
 """Marks the bare rows' bucket/key comma: no proved row holds a NUL, decoded or not."""
 
@@ -69,3 +73,26 @@ def json_rows_block(
     block[separators] = _SEPARATOR
     rows = block[keep].tobytes().replace(b"\n", b'"\n"')
     return (b'"' + rows[:-1]).replace(b"\0", b'","')
+
+
+def version_lines_block(
+    data: bytes, starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
+) -> bytes:
+    r"""Each row's version `data[starts[i]:ends[i]]`, each followed by `\n`, verbatim.
+
+    The byte at each `ends[i]` (the field's closing quote, comma, CR or newline) is kept as
+    the row's `\n`: one `np.repeat` of drop/keep over the gaps and widths makes the byte
+    mask. Proof obligation (the caller's): no version holds a newline.
+    """
+    n = len(starts)
+    if not n:
+        return b""
+    block = np.frombuffer(data, np.uint8).copy()
+    block[ends] = _NEWLINE
+    lengths = np.empty((n + 1, 2), np.int64)
+    lengths[0, 0] = starts[0]
+    lengths[1:-1, 0] = starts[1:] - ends[:-1] - 1
+    lengths[:-1, 1] = ends - starts + 1
+    lengths[-1] = (len(data) - ends[-1] - 1, 0)
+    keep = np.repeat(np.tile(_DROP_KEEP, n + 1), lengths.ravel())
+    return block[keep].tobytes()

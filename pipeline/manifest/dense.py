@@ -112,7 +112,7 @@ class _Form:
     """How rows of one proved shape are measured and parsed."""
 
     item_delta: int
-    parse_row: Callable[[bytes], tuple[str, str]]
+    parse_row: Callable[[bytes], tuple[str, ...]]
     line_extra: int
     min_row_bytes: int  # a row of the bucket plus this many bytes has an empty key
     empty_key: bytes

@@ -1,12 +1,13 @@
-"""Prove a block of header-CSV or S3 Inventory rows plain, with C-speed byte operations.
+"""Prove a block of header-CSV, S3 Inventory or quoted/versioned Batch rows plain, at C speed.
 
 The dense checks of `pipeline.manifest.dense` cover rows that are nothing but `bucket,key`;
-a header CSV (`"Bucket","Key","Size"` then `"b","k","123"`) and an S3 Inventory part (every
-field quoted, keys URL-encoded, `fileSchema` naming the columns) carry more columns, so their
-rows went line by line through the reference parser at ~1/20 of the decompression speed. The
-check here proves, for a whole block, that every line is one the reference parser
-(`parse.parse_csv_row` with the block's layout) turns into a record verbatim: bucket in column
-0, key in column 1, no version column, and every field either all quoted or all bare.
+a header CSV (`"Bucket","Key","Size"` then `"b","k","123"`), an S3 Inventory part (every
+field quoted, keys URL-encoded, `fileSchema` naming the columns) and S3 Batch Operations rows
+with a version (`bucket,key,version`, maybe quoted) carry more, so their rows went line by
+line through the reference parser at ~1/20 of the decompression speed. The check here proves,
+for a whole block, that every line is one the reference parser (`parse.parse_csv_row` with
+the block's layout) turns into a record verbatim: bucket in column 0, key in column 1, the
+version (if the layout has one) in a later column, and every field all quoted or all bare.
 
 Columns after the key make an item's size (`[line,"bucket","key"]`) no function of its line
 length, so such a block is a `ColumnsBatch`: a `DenseBatch` whose item sizes come from where
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.manifest.batch import DenseBatch, digit_count_sum
-from pipeline.manifest.columns_json import json_rows_block
+from pipeline.manifest.columns_json import json_rows_block, version_lines_block
 from pipeline.manifest.dense import (
     DenseShape,
     _Form,
@@ -91,6 +92,9 @@ class ColumnsBatch(DenseBatch):
     For `json_rows`: `kept_ends[i]` is where row i's `"B","K"` (bare rows: `B,K`) ends in
     `data`, `separators` the bare rows' bucket/key commas (None when quoted), `percents`
     every `%` in `data` when keys are URL-encoded (`is_decoded`; None when none holds one).
+    With a version column, `version_bounds` are where each row's version starts and ends in
+    `data` (empty: no version), and `version_sums[i]` what versions add to items [0, i)
+    (`,"V"`, 3 bytes and the version, when not empty).
     """
 
     item_sums: Sequence[int] = ()
@@ -98,22 +102,36 @@ class ColumnsBatch(DenseBatch):
     separators: Sequence[int] | None = None
     percents: Sequence[int] | None = None
     is_decoded: bool = False
+    version_bounds: tuple[Sequence[int], Sequence[int]] | None = None
+    version_sums: Sequence[int] | None = None
     _json: list[bytes] = field(default_factory=list)
+    _versions: list[tuple[bytes, Sequence[int]]] = field(default_factory=list)
+
+    @property
+    def has_versions(self) -> bool:
+        """Whether the rows have a version column (each may still be empty: no version)."""
+        return self.version_bounds is not None
 
     def item_bytes(self, start: int, stop: int) -> int:
         """Sum of item sizes: keys by prefix sums, the rest per item, the lines' digits."""
-        sums, first = self.item_sums, self.first_line
+        sums, first, versions = self.item_sums, self.first_line, self.version_sums
         return (
             int(sums[stop] - sums[start])
             + self.item_delta * (stop - start)
             + digit_count_sum(first + start, first + stop)
+            + (0 if versions is None else int(versions[stop] - versions[start]))
         )
 
     def item_sizes(self, start: int, stop: int) -> list[int]:
         """Item sizes one by one."""
         sums, first, delta = self.item_sums, self.first_line, self.item_delta
+        versions = self.version_sums
         return [
-            int(sums[i + 1] - sums[i]) + delta + len(str(first + i)) for i in range(start, stop)
+            int(sums[i + 1] - sums[i])
+            + delta
+            + len(str(first + i))
+            + (0 if versions is None else int(versions[i + 1] - versions[i]))
+            for i in range(start, stop)
         ]
 
     def json_rows(self, start: int, stop: int) -> bytes:
@@ -138,6 +156,23 @@ class ColumnsBatch(DenseBatch):
             self._json.append(json)
         sums, step = self.item_sums, self.item_delta - 2
         return self._json[0][int(sums[start]) + step * start : int(sums[stop]) + step * stop - 1]
+
+    def json_versions(self, start: int, stop: int) -> bytes:
+        """Rows [start, stop)'s versions as JSON strings `"V","V",…` (`""`: no version).
+
+        Verbatim, as the reference parser takes them (the proof leaves no byte JSON escapes in
+        them). Cut out of the block for the whole batch once, then sliced and quoted.
+        """
+        if stop <= start or self.version_bounds is None:
+            return b""
+        if not self._versions:
+            starts, ends = self.version_bounds
+            offsets = np.zeros(len(starts) + 1, np.int64)
+            np.cumsum(np.subtract(ends, starts) + 1, out=offsets[1:])
+            lines = version_lines_block(self.data, starts, ends)  # type: ignore[arg-type]
+            self._versions.append((lines, offsets))
+        lines, offsets = self._versions[0]
+        return b'"' + lines[offsets[start] : offsets[stop] - 1].replace(b"\n", b'","') + b'"'
 
 
 def _quoted_row(row: bytes) -> tuple[str, str]:
@@ -168,18 +203,48 @@ _PARSERS = {
 }
 
 
+def _quoted_fields(row: bytes) -> list[str]:
+    return row.decode().split('"')[1::2]
+
+
+def _bare_fields(row: bytes) -> list[str]:
+    return row.decode().removesuffix("\r").split(",")
+
+
+def _versioned_row(
+    row: bytes, *, is_quoted: bool, is_key_encoded: bool, version_col: int
+) -> tuple[str, ...]:
+    """(bucket, key, version), or (bucket, key) when the version field is empty."""
+    cells = _quoted_fields(row) if is_quoted else _bare_fields(row)
+    key = decode_key(cells[1], 0) if is_key_encoded else cells[1]
+    version = cells[version_col]
+    return (cells[0], key, version) if version else (cells[0], key)  # type: ignore[return-value]
+
+
+_BATCH_MAX_COLUMNS = 3
+"""S3 Batch Operations rows: bucket, key and a version (more is `BadFieldCount`)."""
+
+
 def columns_check(layout: CsvLayout | None) -> DenseCheck | None:
     """The dense check for blocks read with `layout`, or None when none applies.
 
-    Only header and Inventory (schema) layouts with the bucket in column 0, the key in column
-    1 and no version column: the rows every header CSV and Inventory report we write hold.
+    Layouts with the bucket in column 0, the key in column 1 and the version, if any, after
+    them: header CSVs, Inventory (schema) reports — with `VersionId` when the report lists
+    versions — and S3 Batch Operations rows quoted or carrying a version (`bucket,key` rows
+    alone take `dense.dense_csv_batch`, which is cheaper).
     """
-    if layout is None or layout.kind not in (CsvKind.HEADER, CsvKind.SCHEMA):
+    if layout is None or layout.kind not in (CsvKind.HEADER, CsvKind.SCHEMA, CsvKind.BATCH):
         return None
-    columns = (layout.bucket_col, layout.key_col, layout.uri_col, layout.version_col)
-    if columns != (0, 1, None, None):
+    if (layout.bucket_col, layout.key_col, layout.uri_col) != (0, 1, None):
         return None
-    return partial(dense_columns_batch, is_key_encoded=layout.is_key_encoded)
+    if layout.version_col is not None and layout.version_col < 2:  # noqa: PLR2004
+        return None
+    return partial(
+        dense_columns_batch,
+        is_key_encoded=layout.is_key_encoded,
+        version_col=layout.version_col,
+        max_columns=_BATCH_MAX_COLUMNS if layout.kind is CsvKind.BATCH else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +388,12 @@ def _plain_escapes(block: npt.NDArray[np.uint8], percents: npt.NDArray[np.intp])
 
 
 def dense_columns_batch(
-    data: bytes, shape: DenseShape, *, is_key_encoded: bool
+    data: bytes,
+    shape: DenseShape,
+    *,
+    is_key_encoded: bool,
+    version_col: int | None = None,
+    max_columns: int | None = None,
 ) -> DenseBatch | None:
     r"""A batch when every line is a row of c ≥ 2 fields, bucket then key, all quoted or all bare.
 
@@ -337,11 +407,16 @@ def dense_columns_batch(
     URL-encoded keys hold only escapes of plain ASCII bytes (each counted in its key). Then
     `parse_csv_row` reads bucket and key from the fields as they are (URL-decoded when
     encoded), and an item is bucket + key + 8 bytes, the line's digits, less 2 bytes an escape.
+    A row of more than `max_columns` fields is no row (Batch Operations: `BadFieldCount`).
+    A version column (`version_col` < c) is taken verbatim, as the parser takes it: its bytes
+    are plain like every field's, an empty one is no version, and another adds `,"V"` to
+    the item.
     """
     form = _row_form(data[: data.find(b"\n") + 1])
-    # the non-ordinary bytes neither counted nor searched below (DEL refused as before, though
-    # orjson writes it as it is: the blocks taken stay the skeleton proof's)
-    if form is None or b"\\" in data or b"\x7f" in data:
+    # too many fields; the non-ordinary bytes neither counted nor searched below (DEL refused
+    # as before, though orjson writes it as it is: the blocks taken stay the skeleton proof's)
+    too_wide = form is not None and form.columns > (max_columns or form.columns)
+    if form is None or too_wide or b"\\" in data or b"\x7f" in data:
         return None
     block = np.frombuffer(data, np.uint8)
     found = _find_fields(block, form, has_escapes=is_key_encoded and b"%" in data)
@@ -363,7 +438,17 @@ def dense_columns_batch(
         row_keys -= 2 * found.escapes
     sums = np.zeros(len(row_keys) + 1, np.int64)
     np.cumsum(row_keys, out=sums[1:])
-    parse = _PARSERS[form.is_quoted, is_key_encoded]
+    bounds = None
+    if version_col is not None and version_col < form.columns:
+        parse: Callable[[bytes], tuple[str, ...]] = partial(
+            _versioned_row,
+            is_quoted=form.is_quoted,
+            is_key_encoded=is_key_encoded,
+            version_col=version_col,
+        )
+        bounds = _version_bounds(found, form, version_col)
+    else:
+        parse = _PARSERS[form.is_quoted, is_key_encoded]
     form_ = _Form(_ITEM_EXTRA - 1 - 3 * quoted, parse, 1, _NEVER_EMPTY, b"")
     batch = shape.batch(data, None, form_, starts=found.starts)
     if batch is None:
@@ -376,4 +461,30 @@ def dense_columns_batch(
         separators=None if form.is_quoted else found.at[:, 0],
         percents=found.percents,
         is_decoded=is_key_encoded,
+        version_bounds=bounds,
+        version_sums=None if bounds is None else _version_sums(*bounds),
     )
+
+
+def _version_bounds(
+    found: _Fields, form: _Rows, column: int
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Where each row's field `column` (≥ 2) starts and ends, its quotes and CR left out.
+
+    Between the comma before it and the comma (or newline) after it, both found by the proof;
+    the last field of a CRLF row ends at its CR (proved to precede the newline).
+    """
+    quoted = int(form.is_quoted)
+    starts = found.at[:, column - 1] + (1 + quoted)
+    ends = found.at[:, column] - (quoted + int(form.is_crlf and column == form.columns - 1))
+    return starts, ends
+
+
+def _version_sums(
+    starts: npt.NDArray[np.intp], ends: npt.NDArray[np.intp]
+) -> npt.NDArray[np.int64]:
+    """Prefix sums of what each version adds to its item: `,"V"`, nothing when it is empty."""
+    widths = ends - starts
+    sums = np.zeros(len(widths) + 1, np.int64)
+    np.cumsum(np.where(widths > 0, widths + len(',""'), 0), out=sums[1:])
+    return sums

@@ -72,7 +72,8 @@ __all__ = [  # ManifestFormat and sniff_format moved to manifest_format; importa
 
 SNIFF_BYTES = 64 * 1024
 _DENSE_CSV = {CsvKind.BATCH: dense_csv_batch, CsvKind.URI: dense_uri_batch}
-"""The CSV layouts of `pipeline.manifest.dense`; header and Inventory: `columns_check`."""
+"""The CSV layouts of `pipeline.manifest.dense`; header, Inventory, and the Batch rows
+`dense_csv_batch` refuses (quoted, versioned): `columns_check`."""
 
 Item = ManifestRecord | ManifestLineError
 
@@ -253,13 +254,14 @@ class RecordReader:
         )
         if self._fmt is ManifestFormat.JSON_LINES:
             return dense_jsonl_lines(run.data, shape, key_first=run.data.startswith(b'{"key"'))
-        if self._layout is not None and self._layout.kind in _DENSE_CSV:
-            check = _DENSE_CSV[self._layout.kind]
-        elif (columns := columns_check(self._layout)) is not None:
-            check = columns  # header CSV and Inventory rows (`pipeline.manifest.dense_columns`)
-        else:
-            return None
-        return check(run.data, shape)
+        kind = None if self._layout is None else self._layout.kind
+        if kind is CsvKind.URI or (kind is CsvKind.BATCH and _is_bare_pair(run.data)):
+            batch = _DENSE_CSV[kind](run.data, shape)
+            if batch is not None or kind is CsvKind.URI:
+                return batch
+        # header CSV, Inventory, quoted or versioned Batch rows (`manifest.dense_columns`)
+        columns = columns_check(self._layout)
+        return None if columns is None else columns(run.data, shape)
 
     def _learn_first_bucket(self, data: bytes) -> bool:
         """Validate the bucket of the block's first line, if it is a record; True if known now.
@@ -464,6 +466,16 @@ class RecordReader:
                 yield item
         finally:
             self._line_after = n + 1
+
+
+def _is_bare_pair(data: bytes) -> bool:
+    """Whether a block's first line is a bare `bucket,key` row: `dense_csv_batch`'s shape.
+
+    Other Batch rows (quoted, or with a version) take the columns check alone: trying the
+    `bucket,key` proof first cost a wasted search over every block of them.
+    """
+    first = data[: data.find(b"\n")]
+    return first.count(b",") == 1 and b'"' not in first
 
 
 def _is_dense(piece: Item | DenseBatch) -> bool:

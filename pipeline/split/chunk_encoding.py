@@ -12,9 +12,11 @@ first line number and its rows as a whole-block rewrite of the bytes the dense p
 - dense JSON records (`{"bucket":"B","key":"K"}` or key first, no byte JSON escapes in a key)
   become the `keys` of their one bucket, or `pairs` `"B","K",…`: one or two replaces of the
   frame between two records (every pattern holds a quote, which no key holds);
-- a header-CSV or Inventory `ColumnsBatch` hands over its `"B","K"` rows (`json_rows`), which
-  become `pairs` by one one-byte replace;
-- any other piece (listed batches, version ids, mixed-bucket key-first records) is v1 items.
+- a header-CSV, Inventory or quoted/versioned Batch `ColumnsBatch` hands over its `"B","K"`
+  rows (`json_rows`), which become `pairs` by one one-byte replace; with a version column,
+  `version_pairs` and its `versions` (`json_versions`), `""` where a row has none;
+- any other piece (listed batches, JSON version ids, mixed-bucket key-first records) is v1
+  items.
 
 A span of nothing but items, or whose v2 message would be larger than its v1 one (a piece of
 one or two lines, `%XX`-heavy keys), is sent as v1: the chunk cut, made by v1 sizes
@@ -40,7 +42,14 @@ from pipeline.manifest.dense import (
 )
 from pipeline.manifest.dense_array import _array_row
 from pipeline.manifest.dense_columns import ColumnsBatch
-from pipeline.split.span_message import CSV, CSV_URL, PIECES, SPAN_MESSAGE_VERSION, URIS
+from pipeline.split.span_message import (
+    CSV,
+    CSV_URL,
+    PIECES,
+    SPAN_MESSAGE_VERSION,
+    URIS,
+    VERSION_PAIRS,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
@@ -90,7 +99,18 @@ def _piece(batch: RecordBatch, start: int, stop: int) -> list[Buffer] | None:  #
         return None
     head = b'{"line":%d,' % (batch.first_line + start)
     if isinstance(batch, ColumnsBatch):
-        return [head, b'"pairs":[', batch.json_rows(start, stop).replace(b"\n", b","), b"]}"]
+        pairs = batch.json_rows(start, stop).replace(b"\n", b",")
+        if batch.has_versions:
+            versions = batch.json_versions(start, stop)
+            return [
+                head,
+                b'"%b":[' % VERSION_PAIRS.encode(),
+                pairs,
+                b'],"versions":[',
+                versions,
+                b"]}",
+            ]
+        return [head, b'"pairs":[', pairs, b"]}"]
     row_strings = _ROW_STRINGS.get(batch.parse_row)
     if row_strings is not None:
         field, has_cr = row_strings

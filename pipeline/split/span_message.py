@@ -12,6 +12,8 @@ rewrite of bytes the dense proof already holds (`pipeline.split.chunk_encoding`)
       {"line":L,"csv_url":"b,k\n…"}     the same, keys URL-encoded (`+` a space, `%XX`)
       {"line":L,"uris":"s3://b/k\n…"}  `s3://bucket/key` rows, a newline between
       {"line":L,"pairs":["b","k",…]}    bucket, key, bucket, key, …
+      {"line":L,"version_pairs":["b","k",…],"versions":["v",…]}   the same, and each
+                                        line's version id ("": none)
       {"line":L,"bucket":"B","keys":["k",…]}   every line of the piece in bucket B
       {"items":[[line,b,k(,version)],…]}        v1 items (any other batch)
 
@@ -40,6 +42,9 @@ LINE, CSV, CSV_URL, URIS, PAIRS, BUCKET, KEYS, ITEMS = (
     "keys",
     "items",
 )
+VERSION_PAIRS, VERSIONS = "version_pairs", "versions"
+"""Not `pairs` plus a `versions` field: a reader that knows `pairs` only must refuse the piece
+(a poison message, to the WorkDLQ), not read it quietly without its versions."""
 _ITEM_WITH_VERSION = 4
 
 
@@ -86,18 +91,25 @@ def _read_piece(piece: dict[str, Any]) -> list[ManifestRecord]:
         return [ManifestRecord(n, bucket, _text(k)) for n, k in enumerate(piece[KEYS], line)]
     if PAIRS in piece:
         pairs = piece[PAIRS]
-        if len(pairs) % 2:
-            raise ValueError(f"chunk piece at line {line}: an odd number of pair strings")
-        return [
-            ManifestRecord(n, _text(b), _text(k))
-            for n, (b, k) in enumerate(zip(pairs[::2], pairs[1::2], strict=True), line)
-        ]
+        return _pairs(pairs, [None] * (len(pairs) // 2), line)
+    if VERSION_PAIRS in piece:
+        versions = [_text(v) or None for v in piece[VERSIONS]]
+        return _pairs(piece[VERSION_PAIRS], versions, line)
     if URIS in piece:
         return [ManifestRecord(n, *_uri(row)) for n, row in enumerate(_rows(piece[URIS]), line)]
     is_encoded = CSV_URL in piece
     rows = _rows(piece[CSV_URL] if is_encoded else piece[CSV])
     return [
         ManifestRecord(n, *_csv(row, is_encoded=is_encoded)) for n, row in enumerate(rows, line)
+    ]
+
+
+def _pairs(pairs: list[Any], versions: list[str | None], line: int) -> list[ManifestRecord]:
+    if len(pairs) != 2 * len(versions):
+        raise ValueError(f"chunk piece at line {line}: not two strings a version")
+    return [
+        ManifestRecord(n, _text(b), _text(k), v)
+        for n, (b, k, v) in enumerate(zip(pairs[::2], pairs[1::2], versions, strict=True), line)
     ]
 
 
