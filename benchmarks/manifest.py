@@ -3,10 +3,10 @@
     .venv/bin/python benchmarks/manifest.py [--mb 184] [--small-mb 16] [--repeat 3] [--only URI]
 
 Generates, in a temp dir, one gzip manifest per shape the contracts accept, at two sizes
-(uncompressed): `s3://` URI lines, Batch Operations `bucket,key` CSV and `bucket,key,version` CSV
-(URL-encoded keys, S3 version ids), a quoted header CSV, an S3
-Inventory report (manifest.json + quoted, URL-encoded CSV parts), JSON Lines with
-`{"bucket","key"}` and with `{"key","bucket"}` objects, and a JSON array (one element a line).
+(uncompressed): `s3://` URI lines, Batch Operations `bucket,key` CSV and `bucket,key,version`
+CSV (URL-encoded keys, S3 version ids), a quoted header CSV, an S3 Inventory report
+(manifest.json + quoted, URL-encoded CSV parts), JSON Lines with `{"bucket","key"}`, with
+`{"key","bucket"}` and with `{"uri"}` objects, and a JSON array (one element a line).
 For each file it measures, side by side in this one run and `--repeat` times each (medians):
 `gzip -dc FILE | wc -l` (for an Inventory report: its parts) and `lambdaflow scan FILE --json`,
 both as whole processes (wall time, the CLI's start-up included), and one whole Split pass in a
@@ -81,6 +81,12 @@ SHAPES: dict[str, tuple[str, Callable[[int], str], str, str]] = {
     "JSON Lines key,bucket": (
         ".jsonl.gz",
         lambda n: f'{{"key":"{_key(n)}","bucket":"{BUCKET}"}}\n',
+        "",
+        "",
+    ),
+    "JSON Lines uri": (
+        ".jsonl.gz",
+        lambda n: f'{{"uri":"s3://{BUCKET}/{_key(n)}"}}\n',
         "",
         "",
     ),

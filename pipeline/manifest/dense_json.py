@@ -48,6 +48,12 @@ _KEY_FIRST_END = b'","bucket":"%b"}\n'
 _LINE_END = b'"}\n'
 _ELEMENT_END = b'"}'
 _WHITESPACE = b" \t\r\n"
+_URI_HEAD = '{"uri":"s3://'
+_URI_OPEN = _URI_HEAD.encode() + b"%b/"
+_URI_QUOTES = 4
+"""`{"uri":"s3://B/K"}`: 4 quotes, none inside a plain string."""
+_URI_ITEM_DELTA = 8 - len(_URI_OPEN % b"")
+"""A row `{"uri":"s3://b/k` is b + k + 14 bytes; its item `[n,"b","k"]` b + k + 8 + digits."""
 _ROW_ITEM_DELTA = 8 - len(_BUCKET_OPEN % b"")
 """A row `{"bucket":"b","key":"k` (or `{"key":"k","bucket":"b`) is b + k + 20 bytes; its item
 `[n,"b","k"]` b + k + 8 + digits."""
@@ -137,6 +143,43 @@ _JSONL_FORM = _Form(_ROW_ITEM_DELTA, _jsonl_row, 3, _NEVER_EMPTY, b"", row_end=_
 _KEY_FIRST_FORM = _Form(
     _ROW_ITEM_DELTA, _jsonl_key_first_row, 3, _NEVER_EMPTY, b"", row_end=_LINE_END
 )
+
+
+def _jsonl_uri_row(row: bytes) -> tuple[str, str]:
+    bucket, _, key = row.decode().removeprefix(_URI_HEAD).partition("/")
+    return bucket, key
+
+
+_URI_FORM = _Form(_URI_ITEM_DELTA, _jsonl_uri_row, 3, _NEVER_EMPTY, b"", row_end=_LINE_END)
+
+
+def dense_jsonl_uri_lines(data: bytes, shape: DenseShape) -> DenseBatch | None:
+    r"""A `DenseBatch` when every line is one plain `{"uri":"s3://B/K"}` record; else None.
+
+    B a validated bucket, K a non-empty JSON string holding no escape or control byte: the
+    reference parser (`parse_json_value` → `parse_uri`) reads the bucket up to the first `/`
+    (a bucket holds none) and takes the rest as the key, verbatim. Proof, as for
+    `dense_jsonl_lines`: the control bytes are exactly the newlines; each line starts with
+    `{"uri":"s3://B/` and ends with `"}` + newline, with a byte between; the block holds 4n
+    quotes (the frames' own) and no backslash or DEL; it is UTF-8.
+    """
+    if len(data) < _WORD or b"\\" in data or b"\x7f" in data:
+        return None
+    starts = _line_starts_if_only_newlines(data)
+    if starts is None:
+        return None
+    n, heads, ends = len(starts) - 1, starts[:-1], starts[1:]
+    block = np.frombuffer(data, np.uint8)
+    if int(np.count_nonzero(block == _QUOTE)) != _URI_QUOTES * n:
+        return None
+    pieces = [_URI_OPEN % bucket for bucket in shape.buckets]
+    need = _bucket_needs(data, heads, pieces, 1 + len(_LINE_END))
+    if need is None or not (np.diff(starts) >= need).all():
+        return None
+    is_framed = frame_matches(data, ends - len(_LINE_END), _LINE_END, backward=True).all()
+    if not is_framed or not _is_utf8(data):
+        return None
+    return shape.batch(data, None, _URI_FORM, starts=starts)
 
 
 def dense_jsonl_lines(data: bytes, shape: DenseShape, *, key_first: bool) -> DenseBatch | None:

@@ -39,7 +39,7 @@ from pipeline.manifest.dense import (
 )
 from pipeline.manifest.dense_array import dense_array_batch
 from pipeline.manifest.dense_columns import columns_check
-from pipeline.manifest.dense_json import dense_jsonl_lines
+from pipeline.manifest.dense_json import dense_jsonl_lines, dense_jsonl_uri_lines
 from pipeline.manifest.format import ManifestFormat, sniff_format
 from pipeline.manifest.json_array import ArraySplitter
 from pipeline.manifest.lines import (
@@ -253,6 +253,8 @@ class RecordReader:
             self._line_after, run.start, self._buckets, self._max_line_bytes, self._part
         )
         if self._fmt is ManifestFormat.JSON_LINES:
+            if run.data.startswith(b'{"uri"'):
+                return dense_jsonl_uri_lines(run.data, shape)
             return dense_jsonl_lines(run.data, shape, key_first=run.data.startswith(b'{"key"'))
         kind = None if self._layout is None else self._layout.kind
         if kind is CsvKind.URI or (kind is CsvKind.BATCH and _is_bare_pair(run.data)):

@@ -9,9 +9,10 @@ first line number and its rows as a whole-block rewrite of the bytes the dense p
 
 - verbatim `bucket,key` and URI rows (`pipeline.manifest.dense`: no quote, backslash or control
   byte but the line ends; UTF-8) are one JSON string: their CRs dropped, newlines written `\n`;
-- dense JSON records (`{"bucket":"B","key":"K"}` or key first, no byte JSON escapes in a key)
-  become the `keys` of their one bucket, or `pairs` `"B","K",…`: one or two replaces of the
-  frame between two records (every pattern holds a quote, which no key holds);
+- dense JSON records (`{"bucket":"B","key":"K"}`, key first or `{"uri":"s3://B/K"}`, no byte
+  JSON escapes in a key) become the `keys` of their one bucket, or `pairs` `"B","K",…`: one
+  or two replaces of the frame between two records (every pattern holds a quote, which no
+  key holds);
 - a header-CSV, Inventory or quoted/versioned Batch `ColumnsBatch` hands over its `"B","K"`
   rows (`json_rows`), which become `pairs` by one one-byte replace; with a version column,
   `version_pairs` and its `versions` (`json_versions`), `""` where a row has none;
@@ -42,6 +43,7 @@ from pipeline.manifest.dense import (
 )
 from pipeline.manifest.dense_array import _array_row
 from pipeline.manifest.dense_columns import ColumnsBatch
+from pipeline.manifest.dense_json import _LINE_END, _URI_OPEN, _jsonl_uri_row
 from pipeline.split.span_message import (
     CSV,
     CSV_URL,
@@ -99,18 +101,7 @@ def _piece(batch: RecordBatch, start: int, stop: int) -> list[Buffer] | None:  #
         return None
     head = b'{"line":%d,' % (batch.first_line + start)
     if isinstance(batch, ColumnsBatch):
-        pairs = batch.json_rows(start, stop).replace(b"\n", b",")
-        if batch.has_versions:
-            versions = batch.json_versions(start, stop)
-            return [
-                head,
-                b'"%b":[' % VERSION_PAIRS.encode(),
-                pairs,
-                b'],"versions":[',
-                versions,
-                b"]}",
-            ]
-        return [head, b'"pairs":[', pairs, b"]}"]
+        return _columns(head, batch, start, stop)
     row_strings = _ROW_STRINGS.get(batch.parse_row)
     if row_strings is not None:
         field, has_cr = row_strings
@@ -123,6 +114,8 @@ def _piece(batch: RecordBatch, start: int, stop: int) -> list[Buffer] | None:  #
     block = batch.data[batch.starts[start] : batch.starts[stop]]
     if batch.parse_row is _jsonl_key_first_row:
         return _key_first(head, block, batch.buckets, stop - start)
+    if batch.parse_row is _jsonl_uri_row:
+        return _uri_records(head, block, batch.buckets, stop - start)
     if batch.parse_row is _jsonl_row:  # `{"bucket":"B","key":"K"}` newline, each
         lead, joint, tail = b"", b"\n", b"\n"
     elif batch.parse_row is _array_row:  # SEP `{"bucket":"B","key":"K"}`, each
@@ -133,6 +126,15 @@ def _piece(batch: RecordBatch, start: int, stop: int) -> list[Buffer] | None:  #
     return _bucket_first(
         head, block[len(lead) : len(block) - len(tail)], joint, batch, stop - start
     )
+
+
+def _columns(head: bytes, batch: ColumnsBatch, start: int, stop: int) -> list[Buffer]:
+    """A `ColumnsBatch`'s rows as `pairs`, or `version_pairs` and their `versions`."""
+    pairs = batch.json_rows(start, stop).replace(b"\n", b",")
+    if not batch.has_versions:
+        return [head, b'"pairs":[', pairs, b"]}"]
+    versions = batch.json_versions(start, stop)
+    return [head, b'"%b":[' % VERSION_PAIRS.encode(), pairs, b'],"versions":[', versions, b"]}"]
 
 
 def _bucket_first(
@@ -152,6 +154,23 @@ def _bucket_first(
             return [head, b'"bucket":"%b","keys":["' % bucket, keys, b'"]}']
     pairs = block[len(_BUCKET_OPEN) : -2].replace(b'"}' + joint + _BUCKET_OPEN, _STRINGS_BREAK)
     return [head, b'"pairs":["', pairs.replace(_KEY_FIELD, _STRINGS_BREAK), b'"]}']
+
+
+def _uri_records(
+    head: bytes, block: bytes, buckets: tuple[bytes, ...], count: int
+) -> list[Buffer] | None:
+    """`{"uri":"s3://B/K"}` records of one bucket as its `keys` (one replace); mixed: None.
+
+    A key may hold `/`, so only the frame `{"uri":"s3://B/` of one bucket, dropped between
+    two keys by one replace, tells where a key starts; mixed buckets (rare) take v1 items.
+    """
+    for bucket in buckets:
+        frame = _URI_OPEN % bucket
+        if len(buckets) > 1 and block.count(frame) != count:
+            continue
+        keys = block[len(frame) : -len(_LINE_END)].replace(_LINE_END + frame, _STRINGS_BREAK)
+        return [head, b'"bucket":"%b","keys":["' % bucket, keys, b'"]}']
+    return None
 
 
 def _key_first(
