@@ -71,9 +71,6 @@ __all__ = [  # ManifestFormat and sniff_format moved to manifest_format; importa
 ]
 
 SNIFF_BYTES = 64 * 1024
-_DENSE_CSV = {CsvKind.BATCH: dense_csv_batch, CsvKind.URI: dense_uri_batch}
-"""The CSV layouts of `pipeline.manifest.dense`; header, Inventory, and the Batch rows
-`dense_csv_batch` refuses (quoted, versioned): `columns_check`."""
 
 Item = ManifestRecord | ManifestLineError
 
@@ -256,14 +253,7 @@ class RecordReader:
             if run.data.startswith(b'{"uri"'):
                 return dense_jsonl_uri_lines(run.data, shape)
             return dense_jsonl_lines(run.data, shape, key_first=run.data.startswith(b'{"key"'))
-        kind = None if self._layout is None else self._layout.kind
-        if kind is CsvKind.URI or (kind is CsvKind.BATCH and _is_bare_pair(run.data)):
-            batch = _DENSE_CSV[kind](run.data, shape)
-            if batch is not None or kind is CsvKind.URI:
-                return batch
-        # header CSV, Inventory, quoted or versioned Batch rows (`manifest.dense_columns`)
-        columns = columns_check(self._layout)
-        return None if columns is None else columns(run.data, shape)
+        return _dense_csv(self._layout, run.data, shape)
 
     def _learn_first_bucket(self, data: bytes) -> bool:
         """Validate the bucket of the block's first line, if it is a record; True if known now.
@@ -468,6 +458,35 @@ class RecordReader:
                 yield item
         finally:
             self._line_after = n + 1
+
+
+def _dense_csv(layout: CsvLayout | None, data: bytes, shape: DenseShape) -> DenseBatch | None:
+    """A CSV block as a `DenseBatch` by the one proof its layout and first line call for."""
+    kind = None if layout is None else layout.kind
+    if kind is CsvKind.URI or _is_uri_column_alone(layout, data):
+        return dense_uri_batch(data, shape)
+    if kind is CsvKind.BATCH and _is_bare_pair(data):
+        batch = dense_csv_batch(data, shape)
+        if batch is not None:
+            return batch
+    # header CSV, Inventory, quoted or versioned Batch rows (`manifest.dense_columns`)
+    columns = columns_check(layout)
+    return None if columns is None else columns(data, shape)
+
+
+def _is_uri_column_alone(layout: CsvLayout | None, data: bytes) -> bool:
+    """Whether a header CSV's rows in `data` are `s3://bucket/key` and nothing else.
+
+    With the URI in the first column and no comma in the block, each row is one field, read
+    as the URI layout reads a line (the key verbatim): a header `uri` then URI lines, as
+    pandas `to_csv` writes a one-column frame, proves as URI lines do.
+    """
+    return (
+        layout is not None
+        and layout.kind is CsvKind.HEADER
+        and layout.uri_col == 0
+        and b"," not in data
+    )
 
 
 def _is_bare_pair(data: bytes) -> bool:
