@@ -14,12 +14,16 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
 import pytest
 
 from pipeline.ledger.table import RunLedger
+from pipeline.local.stack import LocalStack
+from pipeline.local.workers import ProcessPool
 from tests import photos
 from tests.wait import wait_until
 
@@ -139,36 +143,55 @@ def test_run_without_a_stack_says_it_starts_a_throwaway_one(tmp_path):
     assert json.loads(done.stdout)["lines"] == 1
 
 
+@contextmanager
+def _workers_frozen(stack: LocalStack) -> Iterator[None]:
+    """The stack's worker processes stopped (SIGSTOP) inside, continued (SIGCONT) after."""
+    pids = [p.pid for r in stack.runners if isinstance(r, ProcessPool) for p in r.processes]
+    assert pids
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
 def test_ctrl_c_during_run_says_the_run_continues_and_how_to_follow_it(
     local_stack, stack_dir, images_bucket
 ):
-    # GIVEN a run of 120 photos in progress on the stack published here
+    # GIVEN a run of 120 photos in progress on the stack published here, which cannot end
+    # before the Ctrl-C: the stack's classify workers are frozen until then (a run of photos
+    # this size can end between two polls of the ledger on a busy machine)
     s3 = boto3.client("s3")
     key = f"mistakes/{uuid.uuid4().hex}/coffee.jpg"
     s3.put_object(Bucket=images_bucket, Key=key, Body=PHOTO.read_bytes())
     manifest = stack_dir / f"ctrl-c-{uuid.uuid4().hex[:8]}.csv"
     manifest.write_text(f"s3://{images_bucket}/{key}\n" * 120)
     ledger = RunLedger(boto3.client("dynamodb"), local_stack.outputs["RunsTableName"])
-    process = subprocess.Popen(
-        [LAMBDAFLOW, "run", str(manifest)],
-        cwd=stack_dir,
-        env=_clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        run = wait_until(
-            lambda: next((r.run for r in ledger.list_runs() if manifest.name in r.manifest), None),
-            120,
-            what="the run to start",
+    with _workers_frozen(local_stack):
+        process = subprocess.Popen(
+            [LAMBDAFLOW, "run", str(manifest)],
+            cwd=stack_dir,
+            env=_clean_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-        # WHEN the person presses Ctrl-C
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
+        try:
+            run = wait_until(
+                lambda: next(
+                    (r.run for r in ledger.list_runs() if manifest.name in r.manifest), None
+                ),
+                120,
+                what="the run to start",
+            )
+            # WHEN the person presses Ctrl-C
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
     # THEN one line says the run goes on, and how to follow it; the exit code is 130
     assert process.returncode == 130
     assert "Traceback" not in stderr
