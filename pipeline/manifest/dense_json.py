@@ -1,25 +1,26 @@
 """Prove JSON Lines blocks and JSON array spans plain from each record's frame, vectorized.
 
-A plain JSON record is `{"bucket":"B","key":"K"}` (or `{"key":"K","bucket":"B"}`): a fixed
-frame around one validated bucket and one key. The earlier proofs deleted every string byte
-with `bytes.translate` and compared the skeleton left, then counted the frame with `count`
-over the whole block: three C passes over every byte, ~1/3 of `scan`'s time on JSON. Here
-the records are found once (one numpy search for the byte that ends each: the newline, or an
-array element's `}`), and the frame is read at those offsets only: 8-byte words gathered at
-each record's start and end, compared with the frame of each known bucket. What is left to
-prove about the key between the two frame pieces is that it holds no byte JSON treats
-specially inside a string; that is counted over the whole block at once: the block's `"`
-count is exactly the frames' quotes, its control bytes are exactly the record ends (and the
-separators' whitespace), and it holds no backslash or DEL (memchr). Then every record is
-exactly what the reference parser (`orjson.loads` + `parse.parse_json_value`) gives, the
-key taken byte for byte (`{`, `}`, `:`, `,` included: orjson reads them as string bytes),
-so the two paths can never disagree; anything else returns None and goes record by record.
-Pure: no I/O.
+A plain JSON record is `{"bucket":"B","key":"K"}` (or `{"key":"K","bucket":"B"}`, or, in
+JSON Lines, `{"uri":"s3://B/K"}`): a fixed frame around one validated bucket and one key, in
+the spelling of the block's first record (compact, or `json.dumps`'s spaces: `json_spelling`).
+The earlier proofs deleted every string byte with `bytes.translate` and compared the skeleton
+left, then counted the frame with `count` over the whole block: three C passes over every
+byte, ~1/3 of `scan`'s time on JSON. Here the records are found once (one numpy search for the
+byte that ends each: the newline, or an array element's `}`), and the frame is read at those
+offsets only: 8-byte words gathered at each record's start and end, compared with the frame of
+each known bucket. What is left to prove about the key between the two frame pieces is that
+it holds no byte JSON treats specially inside a string; that is counted over the whole block
+at once: the block's `"` count is exactly the frames' quotes, its control bytes are exactly
+the record ends (and the separators' whitespace), and it holds no backslash or DEL (memchr).
+Then every record is exactly what the reference parser (`orjson.loads` +
+`parse.parse_json_value`) gives, the key taken byte for byte (`{`, `}`, `:`, `,` included:
+orjson reads them as string bytes), so the two paths can never disagree; anything else
+returns None and goes record by record. Pure: no I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,6 +33,7 @@ from pipeline.manifest.dense import (
     _jsonl_key_first_row,
     _jsonl_row,
 )
+from pipeline.manifest.json_spelling import COMPACT, SPACED, JsonSpelling
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -42,21 +44,16 @@ _QUOTES_A_RECORD = 8
 """`{"bucket":"B","key":"K"}` in either order: 8 quotes, none inside a plain string."""
 _NEVER_EMPTY = -(2**62)
 """`_Form.min_row_bytes` that skips `DenseShape.batch`'s empty-key search: done here."""
-_BUCKET_OPEN = b'{"bucket":"%b","key":"'
-_KEY_OPEN = b'{"key":"'
-_KEY_FIRST_END = b'","bucket":"%b"}\n'
+_BUCKET_OPEN = COMPACT.bucket_open
 _LINE_END = b'"}\n'
 _ELEMENT_END = b'"}'
 _WHITESPACE = b" \t\r\n"
-_URI_HEAD = '{"uri":"s3://'
-_URI_OPEN = _URI_HEAD.encode() + b"%b/"
 _URI_QUOTES = 4
 """`{"uri":"s3://B/K"}`: 4 quotes, none inside a plain string."""
-_URI_ITEM_DELTA = 8 - len(_URI_OPEN % b"")
-"""A row `{"uri":"s3://b/k` is b + k + 14 bytes; its item `[n,"b","k"]` b + k + 8 + digits."""
-_ROW_ITEM_DELTA = 8 - len(_BUCKET_OPEN % b"")
+_ROW_ITEM_DELTA = COMPACT.row_item_delta
 """A row `{"bucket":"b","key":"k` (or `{"key":"k","bucket":"b`) is b + k + 20 bytes; its item
 `[n,"b","k"]` b + k + 8 + digits."""
+BUCKET_FIRST, KEY_FIRST, URI = "bucket first", "key first", "uri"
 
 
 def frame_matches(
@@ -139,22 +136,53 @@ def _line_starts_if_only_newlines(data: bytes) -> npt.NDArray[np.int64] | None:
     return starts
 
 
-_JSONL_FORM = _Form(_ROW_ITEM_DELTA, _jsonl_row, 3, _NEVER_EMPTY, b"", row_end=_LINE_END)
-_KEY_FIRST_FORM = _Form(
-    _ROW_ITEM_DELTA, _jsonl_key_first_row, 3, _NEVER_EMPTY, b"", row_end=_LINE_END
-)
+def _spaced_row(row: bytes) -> tuple[str, str]:
+    return _jsonl_row(row)  # the same split at the quotes: a function of its own names the form
+
+
+def _spaced_key_first_row(row: bytes) -> tuple[str, str]:
+    return _jsonl_key_first_row(row)
 
 
 def _jsonl_uri_row(row: bytes) -> tuple[str, str]:
-    bucket, _, key = row.decode().removeprefix(_URI_HEAD).partition("/")
+    bucket, _, key = row[len(COMPACT.uri_head) :].decode().partition("/")
     return bucket, key
 
 
-_URI_FORM = _Form(_URI_ITEM_DELTA, _jsonl_uri_row, 3, _NEVER_EMPTY, b"", row_end=_LINE_END)
+def _spaced_uri_row(row: bytes) -> tuple[str, str]:
+    bucket, _, key = row[len(SPACED.uri_head) :].decode().partition("/")
+    return bucket, key
 
 
-def dense_jsonl_uri_lines(data: bytes, shape: DenseShape) -> DenseBatch | None:
+ROW_FORMS: dict[Callable[[bytes], tuple[str, ...]], tuple[str, JsonSpelling]] = {
+    _jsonl_row: (BUCKET_FIRST, COMPACT),
+    _jsonl_key_first_row: (KEY_FIRST, COMPACT),
+    _jsonl_uri_row: (URI, COMPACT),
+    _spaced_row: (BUCKET_FIRST, SPACED),
+    _spaced_key_first_row: (KEY_FIRST, SPACED),
+    _spaced_uri_row: (URI, SPACED),
+}
+"""Each JSON Lines row parser: the record form and spelling its batches hold (the chunk encoder
+rewrites their frames)."""
+_FORMS = {
+    (order, spelling): _Form(
+        spelling.uri_item_delta if order == URI else spelling.row_item_delta,
+        parse,
+        3,
+        _NEVER_EMPTY,
+        b"",
+        row_end=_LINE_END,
+    )
+    for parse, (order, spelling) in ROW_FORMS.items()
+}
+
+
+def dense_jsonl_uri_lines(
+    data: bytes, shape: DenseShape, spelling: JsonSpelling = COMPACT
+) -> DenseBatch | None:
     r"""A `DenseBatch` when every line is one plain `{"uri":"s3://B/K"}` record; else None.
+
+    The record as `spelling` writes it (shown compact).
 
     B a validated bucket, K a non-empty JSON string holding no escape or control byte: the
     reference parser (`parse_json_value` → `parse_uri`) reads the bucket up to the first `/`
@@ -172,21 +200,24 @@ def dense_jsonl_uri_lines(data: bytes, shape: DenseShape) -> DenseBatch | None:
     block = np.frombuffer(data, np.uint8)
     if int(np.count_nonzero(block == _QUOTE)) != _URI_QUOTES * n:
         return None
-    pieces = [_URI_OPEN % bucket for bucket in shape.buckets]
+    pieces = [spelling.uri_head + bucket + b"/" for bucket in shape.buckets]
     need = _bucket_needs(data, heads, pieces, 1 + len(_LINE_END))
     if need is None or not (np.diff(starts) >= need).all():
         return None
     is_framed = frame_matches(data, ends - len(_LINE_END), _LINE_END, backward=True).all()
     if not is_framed or not _is_utf8(data):
         return None
-    return shape.batch(data, None, _URI_FORM, starts=starts)
+    return shape.batch(data, None, _FORMS[URI, spelling], starts=starts)
 
 
-def dense_jsonl_lines(data: bytes, shape: DenseShape, *, key_first: bool) -> DenseBatch | None:
+def dense_jsonl_lines(
+    data: bytes, shape: DenseShape, *, key_first: bool, spelling: JsonSpelling = COMPACT
+) -> DenseBatch | None:
     r"""A `DenseBatch` when every line is one plain JSON record in the one key order; else None.
 
-    A plain record: `{"bucket":"B","key":"K"}` (`{"key":"K","bucket":"B"}` with `key_first`),
-    B a validated bucket, K a non-empty JSON string holding no escape or control byte.
+    A plain record: `{"bucket":"B","key":"K"}` (`{"key":"K","bucket":"B"}` with `key_first`)
+    as `spelling` writes it (shown compact), B a validated bucket, K a non-empty JSON string
+    holding no escape or control byte.
 
     Proof, for the n newline-terminated lines of `data`: the control bytes are exactly the
     newlines (one numpy search, which also gives the line starts); each line starts with
@@ -204,17 +235,18 @@ def dense_jsonl_lines(data: bytes, shape: DenseShape, *, key_first: bool) -> Den
     if not _json_specials_are_the_frames(np.frombuffer(data, np.uint8), n):
         return None
     if key_first:
-        fixed, fixed_at = _KEY_OPEN, heads
-        pieces = [_KEY_FIRST_END % bucket for bucket in shape.buckets]
-        need = _bucket_needs(data, ends, pieces, 1 + len(_KEY_OPEN), at_end=True)
+        fixed, fixed_at = spelling.key_open, heads
+        pieces = [spelling.key_first_end % bucket for bucket in shape.buckets]
+        need = _bucket_needs(data, ends, pieces, 1 + len(fixed), at_end=True)
     else:
         fixed, fixed_at = _LINE_END, ends - len(_LINE_END)
-        pieces = [_BUCKET_OPEN % bucket for bucket in shape.buckets]
+        pieces = [spelling.bucket_open % bucket for bucket in shape.buckets]
         need = _bucket_needs(data, heads, pieces, 1 + len(_LINE_END))
     if need is None or not (np.diff(starts) >= need).all():
         return None
     is_framed = frame_matches(data, fixed_at, fixed, backward=not key_first).all()
     if not is_framed or not _is_utf8(data):
         return None
-    form = _KEY_FIRST_FORM if key_first else _JSONL_FORM
-    return shape.batch(data, None, form, starts=starts)
+    return shape.batch(
+        data, None, _FORMS[KEY_FIRST if key_first else BUCKET_FIRST, spelling], starts=starts
+    )

@@ -42,6 +42,7 @@ from pipeline.manifest.dense_columns import columns_check
 from pipeline.manifest.dense_json import dense_jsonl_lines, dense_jsonl_uri_lines
 from pipeline.manifest.format import ManifestFormat, sniff_format
 from pipeline.manifest.json_array import ArraySplitter
+from pipeline.manifest.json_spelling import spelling_of
 from pipeline.manifest.lines import (
     BLOCK_BYTES,
     DEFAULT_MAX_LINE_BYTES,
@@ -250,9 +251,11 @@ class RecordReader:
             self._line_after, run.start, self._buckets, self._max_line_bytes, self._part
         )
         if self._fmt is ManifestFormat.JSON_LINES:
+            spelling = spelling_of(run.data)
             if run.data.startswith(b'{"uri"'):
-                return dense_jsonl_uri_lines(run.data, shape)
-            return dense_jsonl_lines(run.data, shape, key_first=run.data.startswith(b'{"key"'))
+                return dense_jsonl_uri_lines(run.data, shape, spelling)
+            key_first = run.data.startswith(b'{"key"')
+            return dense_jsonl_lines(run.data, shape, key_first=key_first, spelling=spelling)
         return _dense_csv(self._layout, run.data, shape)
 
     def _learn_first_bucket(self, data: bytes) -> bool:

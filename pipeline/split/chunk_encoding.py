@@ -36,14 +36,13 @@ from pipeline.manifest.dense import (
     _csv_crlf_row,
     _csv_encoded_row,
     _csv_row,
-    _jsonl_key_first_row,
-    _jsonl_row,
     _uri_crlf_row,
     _uri_row,
 )
 from pipeline.manifest.dense_array import _array_row
 from pipeline.manifest.dense_columns import ColumnsBatch
-from pipeline.manifest.dense_json import _LINE_END, _URI_OPEN, _jsonl_uri_row
+from pipeline.manifest.dense_json import _LINE_END, BUCKET_FIRST, KEY_FIRST, ROW_FORMS, URI
+from pipeline.manifest.json_spelling import COMPACT, JsonSpelling
 from pipeline.split.span_message import (
     CSV,
     CSV_URL,
@@ -69,9 +68,6 @@ _ROW_STRINGS = {
 
 Private names of `pipeline.manifest.dense`, imported on purpose: this encoding is only valid
 for rows those proofs take, and a renamed parser must fail the import, not fall back quietly."""
-_BUCKET_OPEN = b'{"bucket":"'
-_KEY_OPEN = b'{"key":"'
-_KEY_FIELD = b'","key":"'
 _STRINGS_BREAK = b'","'
 
 
@@ -112,20 +108,20 @@ def _piece(batch: RecordBatch, start: int, stop: int) -> list[Buffer] | None:  #
     if batch.data is None or batch.given_rows is not None:
         return None
     block = batch.data[batch.starts[start] : batch.starts[stop]]
-    if batch.parse_row is _jsonl_key_first_row:
-        return _key_first(head, block, batch.buckets, stop - start)
-    if batch.parse_row is _jsonl_uri_row:
-        return _uri_records(head, block, batch.buckets, stop - start)
-    if batch.parse_row is _jsonl_row:  # `{"bucket":"B","key":"K"}` newline, each
+    order, spelling = ROW_FORMS.get(batch.parse_row, (None, COMPACT))
+    if order == KEY_FIRST:
+        return _key_first(head, block, batch.buckets, stop - start, spelling)
+    if order == URI:
+        return _uri_records(head, block, batch.buckets, stop - start, spelling)
+    if order == BUCKET_FIRST:  # `{"bucket":"B","key":"K"}` newline, each
         lead, joint, tail = b"", b"\n", b"\n"
     elif batch.parse_row is _array_row:  # SEP `{"bucket":"B","key":"K"}`, each
         lead = joint = batch.data[: batch.data.find(b"{")]
         tail = b""
     else:
         return None
-    return _bucket_first(
-        head, block[len(lead) : len(block) - len(tail)], joint, batch, stop - start
-    )
+    body = block[len(lead) : len(block) - len(tail)]
+    return _bucket_first(head, body, joint, batch, stop - start, spelling)
 
 
 def _columns(head: bytes, batch: ColumnsBatch, start: int, stop: int) -> list[Buffer]:
@@ -137,8 +133,8 @@ def _columns(head: bytes, batch: ColumnsBatch, start: int, stop: int) -> list[Bu
     return [head, b'"%b":[' % VERSION_PAIRS.encode(), pairs, b'],"versions":[', versions, b"]}"]
 
 
-def _bucket_first(
-    head: bytes, block: bytes, joint: bytes, batch: DenseBatch, count: int
+def _bucket_first(  # noqa: PLR0917 - the piece's bytes and how they are spelled
+    head: bytes, block: bytes, joint: bytes, batch: DenseBatch, count: int, spelling: JsonSpelling
 ) -> list[Buffer]:
     """Records `{"bucket":"B","key":"K"}`, `joint` between two, as `keys` of one bucket or `pairs`.
 
@@ -147,17 +143,18 @@ def _bucket_first(
     or the one whose frame is counted `count` times (a frame holds quotes: it matches only a
     record's start).
     """
+    opening, field = spelling.bucket_head, spelling.key_field
     for bucket in batch.buckets:
-        frame = _BUCKET_OPEN + bucket + _KEY_FIELD
+        frame = opening + bucket + field
         if len(batch.buckets) == 1 or block.count(frame) == count:
             keys = block[len(frame) : -2].replace(b'"}' + joint + frame, _STRINGS_BREAK)
             return [head, b'"bucket":"%b","keys":["' % bucket, keys, b'"]}']
-    pairs = block[len(_BUCKET_OPEN) : -2].replace(b'"}' + joint + _BUCKET_OPEN, _STRINGS_BREAK)
-    return [head, b'"pairs":["', pairs.replace(_KEY_FIELD, _STRINGS_BREAK), b'"]}']
+    pairs = block[len(opening) : -2].replace(b'"}' + joint + opening, _STRINGS_BREAK)
+    return [head, b'"pairs":["', pairs.replace(field, _STRINGS_BREAK), b'"]}']
 
 
 def _uri_records(
-    head: bytes, block: bytes, buckets: tuple[bytes, ...], count: int
+    head: bytes, block: bytes, buckets: tuple[bytes, ...], count: int, spelling: JsonSpelling
 ) -> list[Buffer] | None:
     """`{"uri":"s3://B/K"}` records of one bucket as its `keys` (one replace); mixed: None.
 
@@ -165,7 +162,7 @@ def _uri_records(
     two keys by one replace, tells where a key starts; mixed buckets (rare) take v1 items.
     """
     for bucket in buckets:
-        frame = _URI_OPEN % bucket
+        frame = spelling.uri_head + bucket + b"/"
         if len(buckets) > 1 and block.count(frame) != count:
             continue
         keys = block[len(frame) : -len(_LINE_END)].replace(_LINE_END + frame, _STRINGS_BREAK)
@@ -174,17 +171,18 @@ def _uri_records(
 
 
 def _key_first(
-    head: bytes, block: bytes, buckets: tuple[bytes, ...], count: int
+    head: bytes, block: bytes, buckets: tuple[bytes, ...], count: int, spelling: JsonSpelling
 ) -> list[Buffer] | None:
     """Key-first records of one bucket as its `keys` (one replace); mixed buckets: None.
 
     The bucket comes after the key, so only one bucket for the whole piece lets one replace
     drop every frame between two keys; mixed buckets (rare) take v1 items.
     """
+    opening = spelling.key_open
     for bucket in buckets:
-        end = b'","bucket":"%b"}\n' % bucket
+        end = spelling.key_first_end % bucket
         if len(buckets) > 1 and block.count(end) != count:
             continue
-        keys = block[len(_KEY_OPEN) : -len(end)].replace(end + _KEY_OPEN, _STRINGS_BREAK)
+        keys = block[len(opening) : -len(end)].replace(end + opening, _STRINGS_BREAK)
         return [head, b'"bucket":"%b","keys":["' % bucket, keys, b'"]}']
     return None
