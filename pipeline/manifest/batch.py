@@ -95,15 +95,15 @@ class RecordBatch(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class DenseBatch:
-    """Consecutive lines, each one record of a proved plain shape; records built on demand.
+    r"""Consecutive lines, each one record of a proved plain shape; records built on demand.
 
     Row `i` is line `first_line + i` less its last `line_extra` bytes (the newline, and for
     JSON Lines the closing `"}` too); `starts[i]` is that line's offset from the batch start
     (`starts[n]` the batch's length), so a row's length is `starts[i + 1] - starts[i] -
     line_extra`. `item_delta` turns a row length into its chunk item's JSON size (with the line
-    number's digits and 2 less a `%XX` escape counted in `escaped`, the block's bytes, when its
-    keys are URL-encoded). `buckets` holds every bucket its rows name (and maybe more): the
-    chunk encoder rewrites `s3://B/` prefixes.
+    number's digits and `escape_saves` less an `escape` counted in `escaped`, the block's bytes,
+    when its keys are escaped: 2 a `%XX` of URL-encoded keys, 1 a JSON `\/`). `buckets` holds
+    every bucket its rows name (and maybe more): the chunk encoder rewrites `s3://B/` prefixes.
 
     Rows are cut from `data` (split at `row_end`) only when asked for (Split encoding a chunk;
     `scan` never does): counting needs the line starts alone, which come from one vectorized
@@ -120,6 +120,8 @@ class DenseBatch:
     end_offset: int
     line_extra: int = 1
     escaped: bytes | None = None
+    escape: bytes = b"%"
+    escape_saves: int = 2
     part: int = 0
     buckets: tuple[bytes, ...] = ()
     failures: tuple[ManifestLineError, ...] = ()
@@ -163,7 +165,7 @@ class DenseBatch:
         """How many `%XX` escapes rows [start, stop) hold (each decodes to one byte)."""
         if self.escaped is None:
             return 0
-        return self.escaped.count(b"%", self.starts[start], self.starts[stop])
+        return self.escaped.count(self.escape, self.starts[start], self.starts[stop])
 
     def records(self, start: int, stop: int) -> list[ManifestRecord]:
         """Build records [start, stop) from their rows."""
@@ -186,7 +188,7 @@ class DenseBatch:
             row_bytes
             + self.item_delta * count
             + digit_count_sum(first + start, first + stop)
-            - 2 * self._escapes(start, stop)
+            - self.escape_saves * self._escapes(start, stop)
         )
 
     def item_sizes(self, start: int, stop: int) -> list[int]:
@@ -197,7 +199,7 @@ class DenseBatch:
             - extra
             + delta
             + len(str(first + i))
-            - 2 * self._escapes(i, i + 1)
+            - self.escape_saves * self._escapes(i, i + 1)
             for i in range(start, stop)
         ]
 

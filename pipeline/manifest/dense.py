@@ -99,6 +99,8 @@ class DenseShape:
             end_offset=self.start_offset + len(data),
             line_extra=form.line_extra,
             escaped=data if form.is_escaped else None,
+            escape=form.escape,
+            escape_saves=form.escape_saves,
             part=self.part,
             buckets=tuple(self.buckets),
             data=data,
@@ -118,6 +120,8 @@ class _Form:
     empty_key: bytes
     is_escaped: bool = False
     row_end: bytes = b"\n"  # where `data` is split into rows (when no rows are given)
+    escape: bytes = b"%"  # with `is_escaped`: what starts an escape (`%XX`, or JSON's `\/`)
+    escape_saves: int = 2  # bytes an escape is longer than what it decodes to
 
 
 def _csv_row(row: bytes) -> tuple[str, str]:
@@ -147,12 +151,20 @@ def _uri_crlf_row(row: bytes) -> tuple[str, str]:
 
 def _jsonl_row(row: bytes) -> tuple[str, str]:
     parts = row.decode().split('"')
-    return parts[3], parts[7]
+    return parts[3], unescape_slashes(parts[7])
 
 
 def _jsonl_key_first_row(row: bytes) -> tuple[str, str]:
     parts = row.decode().split('"')
-    return parts[7], parts[3]
+    return parts[7], unescape_slashes(parts[3])
+
+
+def unescape_slashes(key: str) -> str:
+    r"""A proved JSON key's `\/` escapes (pandas `to_json` writes every `/` so) as `/`.
+
+    The dense JSON proofs take no other backslash, so this is the key's JSON decoding.
+    """
+    return key.replace("\\/", "/") if "\\" in key else key
 
 
 def _is_utf8(data: bytes) -> bool:

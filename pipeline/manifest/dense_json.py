@@ -21,6 +21,7 @@ returns None and goes record by record. Pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,6 +33,7 @@ from pipeline.manifest.dense import (
     _is_utf8,
     _jsonl_key_first_row,
     _jsonl_row,
+    unescape_slashes,
 )
 from pipeline.manifest.json_spelling import COMPACT, SPACED, JsonSpelling
 
@@ -146,12 +148,12 @@ def _spaced_key_first_row(row: bytes) -> tuple[str, str]:
 
 def _jsonl_uri_row(row: bytes) -> tuple[str, str]:
     bucket, _, key = row[len(COMPACT.uri_head) :].decode().partition("/")
-    return bucket, key
+    return bucket, unescape_slashes(key)
 
 
 def _spaced_uri_row(row: bytes) -> tuple[str, str]:
     bucket, _, key = row[len(SPACED.uri_head) :].decode().partition("/")
-    return bucket, key
+    return bucket, unescape_slashes(key)
 
 
 ROW_FORMS: dict[Callable[[bytes], tuple[str, ...]], tuple[str, JsonSpelling]] = {
@@ -175,6 +177,28 @@ _FORMS = {
     )
     for parse, (order, spelling) in ROW_FORMS.items()
 }
+_SLASH_ESCAPED_FORMS = {
+    form: replace(form, is_escaped=True, escape=b"\\", escape_saves=1) for form in _FORMS.values()
+}
+"""The same forms for blocks whose keys hold `\\/` (each decodes to one byte less)."""
+
+
+def _slash_escapes(data: bytes) -> int | None:
+    r"""How many `\/` escapes `data` holds, when every backslash starts one; else None.
+
+    pandas `to_json` writes every `/` of a string as `\/` (ujson's default), so nearly every
+    S3 key it writes holds some. With every backslash followed by `/`, none starts another
+    escape (`\\/` holds a backslash followed by a backslash).
+    """
+    backslashes = data.count(b"\\")
+    if backslashes and data.count(b"\\/") != backslashes:
+        return None
+    return backslashes
+
+
+def _form(order: str, spelling: JsonSpelling, *, has_escapes: bool) -> _Form:
+    form = _FORMS[order, spelling]
+    return _SLASH_ESCAPED_FORMS[form] if has_escapes else form
 
 
 def dense_jsonl_uri_lines(
@@ -191,7 +215,8 @@ def dense_jsonl_uri_lines(
     `{"uri":"s3://B/` and ends with `"}` + newline, with a byte between; the block holds 4n
     quotes (the frames' own) and no backslash or DEL; it is UTF-8.
     """
-    if len(data) < _WORD or b"\\" in data or b"\x7f" in data:
+    escapes = _slash_escapes(data)
+    if len(data) < _WORD or escapes is None or b"\x7f" in data:
         return None
     starts = _line_starts_if_only_newlines(data)
     if starts is None:
@@ -207,7 +232,8 @@ def dense_jsonl_uri_lines(
     is_framed = frame_matches(data, ends - len(_LINE_END), _LINE_END, backward=True).all()
     if not is_framed or not _is_utf8(data):
         return None
-    return shape.batch(data, None, _FORMS[URI, spelling], starts=starts)
+    form = _form(URI, spelling, has_escapes=escapes > 0)
+    return shape.batch(data, None, form, starts=starts)
 
 
 def dense_jsonl_lines(
@@ -226,7 +252,8 @@ def dense_jsonl_lines(
     byte between the two pieces (so they do not overlap and the key is not empty); the block
     holds 8n quotes (the frames' own: none in a key) and no backslash or DEL; it is UTF-8.
     """
-    if len(data) < _WORD or b"\\" in data or b"\x7f" in data:
+    escapes = _slash_escapes(data)
+    if len(data) < _WORD or escapes is None or b"\x7f" in data:
         return None
     starts = _line_starts_if_only_newlines(data)
     if starts is None:
@@ -247,6 +274,5 @@ def dense_jsonl_lines(
     is_framed = frame_matches(data, fixed_at, fixed, backward=not key_first).all()
     if not is_framed or not _is_utf8(data):
         return None
-    return shape.batch(
-        data, None, _FORMS[KEY_FIRST if key_first else BUCKET_FIRST, spelling], starts=starts
-    )
+    form = _form(KEY_FIRST if key_first else BUCKET_FIRST, spelling, has_escapes=escapes > 0)
+    return shape.batch(data, None, form, starts=starts)

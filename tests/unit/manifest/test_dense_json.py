@@ -89,7 +89,8 @@ def records(draw, key_first: bool, known: list[bytes]) -> list[bytes]:
 
 def _plain_re(key_first: bool, buckets: list[bytes], *, sep: bytes = b"", end: bytes = b"\n"):
     bucket = b"(?:" + b"|".join(map(re.escape, buckets)) + b")"
-    k = b'[^"\\\\\\x00-\\x1f\\x7f' + (b"}" if not end else b"") + b"]+"
+    k = b'[^"\\\\\\x00-\\x1f\\x7f' + (b"}" if not end else b"") + b"]"
+    k = b"(?:" + k + (b"|\\\\/" if end else b"") + b")+"  # JSON Lines: `\/` too (pandas)
     body = b'"key":"%b","bucket":"%b"' % (k, bucket) if key_first else None
     body = body or b'"bucket":"%b","key":"%b"' % (bucket, k)
     return re.compile(b"(?:" + re.escape(sep) + b"\\{" + body + b"\\}" + re.escape(end) + b")+")

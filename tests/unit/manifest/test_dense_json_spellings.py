@@ -18,6 +18,7 @@ import json
 import re
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -42,11 +43,14 @@ from tests.unit.manifest_helpers import as_tuple, assert_spans_are_the_chunks, f
 
 PROPS = settings(max_examples=300, deadline=None)
 ORDERS = ["bucket", "key", "uri"]
-SPELLINGS = {"compact": (b":", b","), "spaced": (b": ", b", ")}
+SPELLINGS = {"compact": (b":", b","), "spaced": (b": ", b", "), "pandas": (b":", b",")}
+r"""pandas `to_json(orient="records", lines=True)`: compact, every `/` of a key written `\/`."""
 
 
 def _record(order: str, spelling: str, bucket: bytes, k: bytes) -> bytes:
     colon, comma = SPELLINGS[spelling]
+    if spelling == "pandas":
+        k = k.replace(b"/", b"\\/")
     if order == "uri":
         return b'{"uri"%b"s3://%b/%b"}' % (colon, bucket, k)
     if order == "key":
@@ -99,7 +103,7 @@ def records(draw, order: str, spelling: str, known: list[bytes]) -> list[bytes]:
 
 def _plain_re(order: str, spelling: str, buckets: list[bytes]) -> re.Pattern[bytes]:
     bucket = b"(?:" + b"|".join(map(re.escape, buckets)) + b")"
-    k = b'[^"\\\\\\x00-\\x1f\\x7f]+'
+    k = b'(?:[^"\\\\\\x00-\\x1f\\x7f]|\\\\/)+'  # `\/` too: pandas writes every `/` so
     one = re.escape(_record(order, spelling, b"\0B\0", b"\0K\0"))
     one = one.replace(re.escape(b"\0B\0"), bucket).replace(re.escape(b"\0K\0"), k)
     return re.compile(b"(?:" + one + b"\\n)+")
@@ -119,7 +123,7 @@ def test_blocks_are_dense_exactly_when_every_line_is_plain_in_the_spelling(
     lines = [line.replace(b"\n", b"") for line in data.draw(records(order, spelling, known))]
     block = b"".join(line + b"\n" for line in lines)
     # WHEN the block is offered to the dense check of its form and spelling
-    frames = COMPACT if spelling == "compact" else SPACED
+    frames = SPACED if spelling == "spaced" else COMPACT
     batch = _check(order, block, DenseShape(7, 100, known, 10_000), frames)
     # THEN it is taken exactly when the definition calls every line plain
     plain = _plain_re(order, spelling, known).fullmatch(block) is not None and _is_utf8(block)
@@ -156,16 +160,30 @@ def test_manifests_read_and_cut_exactly_what_the_line_parser_does(  # noqa: PLR0
     assert_spans_are_the_chunks(batches, expected, chunk_items=chunk_items, cap=5000)
 
 
-def test_json_dumps_lines_of_every_form_are_read_dense():
-    # GIVEN JSON Lines written the way a Python loop writes them: json.dumps, then a newline
+def _json_dumps(obj: dict) -> bytes:
+    return json.dumps(obj, ensure_ascii=False).encode()
+
+
+def _pandas(obj: dict) -> bytes:
+    r"""What pandas `to_json(orient="records", lines=True)` writes: compact, `/` as `\/`."""
+    return orjson.dumps(obj).replace(b"/", b"\\/")
+
+
+@pytest.mark.parametrize(
+    ("write", "spelling", "forms"),
+    [(_json_dumps, SPACED, 3), (_pandas, COMPACT, 2)],  # pandas escapes the uri's `s3://` too
+)
+def test_json_lines_as_python_and_pandas_write_them_are_read_dense(write, spelling, forms):
+    # GIVEN JSON Lines written the way a Python loop (json.dumps) or pandas writes them
     keys = [f"photos/{i:05d} {{x}},y:é.jpg" for i in range(5000)]
-    for obj in (
+    objects = (
         lambda k: {"bucket": "images-bucket", "key": k},
         lambda k: {"key": k, "bucket": "images-bucket"},
         lambda k: {"uri": f"s3://images-bucket/{k}"},
-    ):
-        data = "".join(json.dumps(obj(k), ensure_ascii=False) + "\n" for k in keys).encode()
-        assert spelling_of(data) is SPACED
+    )
+    for obj in objects[:forms]:
+        data = b"".join(write(obj(k)) + b"\n" for k in keys)
+        assert spelling_of(data) is spelling
         # WHEN read in 4 KiB blocks
         reader = RecordReader(io.BytesIO(data), ManifestFormat.JSON_LINES, block_bytes=4096)
         batches = list(reader.iter_batches())
