@@ -4,9 +4,12 @@
 
 Generates, in a temp dir, one gzip manifest per shape the contracts accept, at two sizes
 (uncompressed): `s3://` URI lines, Batch Operations `bucket,key` CSV and `bucket,key,version`
-CSV (URL-encoded keys, S3 version ids), a quoted header CSV, an S3 Inventory report
+CSV (URL-encoded keys, S3 version ids), a `uri,label` header CSV (pandas `to_csv` of a
+listing), a quoted header CSV, an S3 Inventory report
 (manifest.json + quoted, URL-encoded CSV parts), JSON Lines with `{"bucket","key"}`, with
-`{"key","bucket"}` and with `{"uri"}` objects, and a JSON array (one element a line).
+`{"key","bucket"}` and with `{"uri"}` objects, JSON Lines as Python's `json.dumps` writes them
+(a space after `:` and `,`) and as pandas `to_json` does (every `/` escaped `\\/`), and a JSON
+array (one element a line).
 For each file it measures, side by side in this one run and `--repeat` times each (medians):
 `gzip -dc FILE | wc -l` (for an Inventory report: its parts) and `lambdaflow scan FILE --json`,
 both as whole processes (wall time, the CLI's start-up included), and one whole Split pass in a
@@ -60,6 +63,12 @@ SHAPES: dict[str, tuple[str, Callable[[int], str], str, str]] = {
         "",
         "",
     ),
+    "uri,label header CSV": (
+        ".csv.gz",
+        lambda n: f"s3://{BUCKET}/{_key(n)},{n % 1000}\n",
+        "uri,label\n",
+        "",
+    ),
     "quoted header CSV": (
         ".csv.gz",
         lambda n: f'"{BUCKET}","{_key(n)}","{n}"\n',
@@ -81,6 +90,18 @@ SHAPES: dict[str, tuple[str, Callable[[int], str], str, str]] = {
     "JSON Lines key,bucket": (
         ".jsonl.gz",
         lambda n: f'{{"key":"{_key(n)}","bucket":"{BUCKET}"}}\n',
+        "",
+        "",
+    ),
+    "JSON Lines json.dumps": (
+        ".jsonl.gz",
+        lambda n: f'{{"bucket": "{BUCKET}", "key": "{_key(n)}"}}\n',
+        "",
+        "",
+    ),
+    "JSON Lines pandas": (
+        ".jsonl.gz",
+        lambda n: f'{{"bucket":"{BUCKET}","key":"{_key(n)}"}}\n'.replace("/", "\\/"),
         "",
         "",
     ),

@@ -190,8 +190,10 @@ def _slash_escapes(data: bytes) -> int | None:
     S3 key it writes holds some. With every backslash followed by `/`, none starts another
     escape (`\\/` holds a backslash followed by a backslash).
     """
+    if b"\\" not in data:  # the common case: one memchr, no count over the block
+        return 0
     backslashes = data.count(b"\\")
-    if backslashes and data.count(b"\\/") != backslashes:
+    if data.count(b"\\/") != backslashes:
         return None
     return backslashes
 

@@ -40,6 +40,7 @@ from pipeline.manifest.dense import (
 from pipeline.manifest.dense_array import dense_array_batch
 from pipeline.manifest.dense_columns import columns_check
 from pipeline.manifest.dense_json import dense_jsonl_lines, dense_jsonl_uri_lines
+from pipeline.manifest.dense_uri_columns import dense_uri_columns_batch
 from pipeline.manifest.format import ManifestFormat, sniff_format
 from pipeline.manifest.json_array import ArraySplitter
 from pipeline.manifest.json_spelling import spelling_of
@@ -468,6 +469,8 @@ def _dense_csv(layout: CsvLayout | None, data: bytes, shape: DenseShape) -> Dens
     kind = None if layout is None else layout.kind
     if kind is CsvKind.URI or _is_uri_column_alone(layout, data):
         return dense_uri_batch(data, shape)
+    if layout is not None and kind is CsvKind.HEADER and layout.uri_col == 0:
+        return dense_uri_columns_batch(data, shape, version_col=layout.version_col)
     if kind is CsvKind.BATCH and _is_bare_pair(data):
         batch = dense_csv_batch(data, shape)
         if batch is not None:

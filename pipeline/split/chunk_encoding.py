@@ -13,6 +13,8 @@ first line number and its rows as a whole-block rewrite of the bytes the dense p
   JSON escapes in a key) become the `keys` of their one bucket, or `pairs` `"B","K",…`: one
   or two replaces of the frame between two records (every pattern holds a quote, which no
   key holds);
+- a header CSV whose first column is the URI (`UriColumnBatch`) hands over its URIs, sent as
+  `uris` rows;
 - a header-CSV, Inventory or quoted/versioned Batch `ColumnsBatch` hands over its `"B","K"`
   rows (`json_rows`), which become `pairs` by one one-byte replace; with a version column,
   `version_pairs` and its `versions` (`json_versions`), `""` where a row has none;
@@ -42,6 +44,7 @@ from pipeline.manifest.dense import (
 from pipeline.manifest.dense_array import _array_row
 from pipeline.manifest.dense_columns import ColumnsBatch
 from pipeline.manifest.dense_json import _LINE_END, BUCKET_FIRST, KEY_FIRST, ROW_FORMS, URI
+from pipeline.manifest.dense_uri_columns import UriColumnBatch
 from pipeline.manifest.json_spelling import COMPACT, JsonSpelling
 from pipeline.split.span_message import (
     CSV,
@@ -96,7 +99,7 @@ def _piece(batch: RecordBatch, start: int, stop: int) -> list[Buffer] | None:  #
     if not isinstance(batch, DenseBatch) or stop <= start:
         return None
     head = b'{"line":%d,' % (batch.first_line + start)
-    if isinstance(batch, ColumnsBatch):
+    if isinstance(batch, ColumnsBatch | UriColumnBatch):
         return _columns(head, batch, start, stop)
     row_strings = _ROW_STRINGS.get(batch.parse_row)
     if row_strings is not None:
@@ -124,8 +127,12 @@ def _piece(batch: RecordBatch, start: int, stop: int) -> list[Buffer] | None:  #
     return _bucket_first(head, body, joint, batch, stop - start, spelling)
 
 
-def _columns(head: bytes, batch: ColumnsBatch, start: int, stop: int) -> list[Buffer]:
-    """A `ColumnsBatch`'s rows as `pairs`, or `version_pairs` and their `versions`."""
+def _columns(
+    head: bytes, batch: ColumnsBatch | UriColumnBatch, start: int, stop: int
+) -> list[Buffer]:
+    """Rows of some columns as `uris` (URI first), `pairs`, or `version_pairs` and `versions`."""
+    if isinstance(batch, UriColumnBatch):
+        return [head, b'"uris":"', batch.uri_lines(start, stop).replace(b"\n", b"\\n"), b'"}']
     pairs = batch.json_rows(start, stop).replace(b"\n", b",")
     if not batch.has_versions:
         return [head, b'"pairs":[', pairs, b"]}"]

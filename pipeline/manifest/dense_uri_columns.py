@@ -1,0 +1,119 @@
+"""Prove a block of header-CSV rows whose first column is an `s3://` URI plain, at C speed.
+
+A training-set listing is often a header CSV such as `uri,label` (pandas `to_csv`), one
+`s3://bucket/key,cat` a line. The reference parser (`parse.parse_csv_row` with the header's
+layout) splits such a row at its commas and reads the first field as a URI, the key verbatim.
+The check here proves, for a whole block, that every line is such a row: the same number of
+bare fields (no quote), the first one `s3://B/K` with a validated bucket B and a non-empty key.
+Then the items' sizes follow from where each row's first comma lies, and Split sends the URIs
+as they are (`uri_lines`, the v2 `uris` piece). Reuses the header-CSV proof's field search
+(`pipeline.manifest.dense_columns`). A version column in these rows is left to the line
+parser. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from pipeline.manifest.batch import DenseBatch, digit_count_sum
+from pipeline.manifest.columns_json import version_lines_block
+from pipeline.manifest.dense import DenseShape, _Form, _is_utf8, _lines_start_with_a_bucket
+from pipeline.manifest.dense_columns import _controls_are_line_ends, _find_fields, _row_form
+from pipeline.manifest.parse import split_uri
+
+_URI_ITEM_DELTA = len('[,"",""]') - len("s3:///")
+"""A URI `s3://b/k` is b + k + 6 bytes; its item `[n,"b","k"]` b + k + 8 + digits."""
+_SLASH = ord("/")
+_NEVER_EMPTY = -(2**62)
+"""`_Form.min_row_bytes` that skips `DenseShape.batch`'s empty-key search: done here."""
+
+
+def _first_field_uri(row: bytes) -> tuple[str, str]:
+    return split_uri(row.decode().split(",", 1)[0])  # type: ignore[return-value]  # proved
+
+
+@dataclass(frozen=True, slots=True)
+class UriColumnBatch(DenseBatch):
+    """A `DenseBatch` of `s3://B/K,…` rows: item sizes from where each row's URI ends.
+
+    `uri_sums[i]` is the sum of the URI lengths of rows [0, i); `uri_ends[i]` where row i's
+    URI ends in `data` (its first comma).
+    """
+
+    uri_sums: Sequence[int] = ()
+    uri_ends: Sequence[int] = ()
+    _lines: list[tuple[bytes, Sequence[int]]] = field(default_factory=list)
+
+    def item_bytes(self, start: int, stop: int) -> int:
+        """Sum of item sizes: URIs by prefix sums, the rest per item, the lines' digits."""
+        sums, first = self.uri_sums, self.first_line
+        return (
+            int(sums[stop] - sums[start])
+            + self.item_delta * (stop - start)
+            + digit_count_sum(first + start, first + stop)
+        )
+
+    def item_sizes(self, start: int, stop: int) -> list[int]:
+        """Item sizes one by one."""
+        sums, first, delta = self.uri_sums, self.first_line, self.item_delta
+        return [
+            int(sums[i + 1] - sums[i]) + delta + len(str(first + i)) for i in range(start, stop)
+        ]
+
+    def uri_lines(self, start: int, stop: int) -> bytes:
+        r"""Rows [start, stop)'s URIs, `\n` between: cut from the block once, then sliced."""
+        if stop <= start:
+            return b""
+        if not self._lines:
+            starts = np.asarray(self.starts[:-1])
+            offsets = np.zeros(len(starts) + 1, np.int64)
+            np.cumsum(np.subtract(self.uri_ends, starts) + 1, out=offsets[1:])
+            lines = version_lines_block(self.data, starts, self.uri_ends)  # type: ignore[arg-type]
+            self._lines.append((lines, offsets))
+        lines, offsets = self._lines[0]
+        return lines[offsets[start] : offsets[stop] - 1]
+
+
+def dense_uri_columns_batch(
+    data: bytes, shape: DenseShape, *, version_col: int | None
+) -> DenseBatch | None:
+    r"""A batch when every line is `s3://B/K` and c - 1 more bare fields, c ≥ 2; else None.
+
+    Proof, for the n newline-terminated lines of `data`: the first line's skeleton is c - 1
+    commas then `\n` or `\r\n`, and every line has it (`dense_columns`: no quote, backslash
+    or DEL in the block, c - 1 commas then a newline a line, the control bytes only those
+    newlines and their CRs); every line starts `s3://B/` with a validated bucket B; no byte
+    before a line's first comma is `/` (so no key is empty: a key ending in `/`, a folder
+    marker, is left to the line parser too); the bytes are UTF-8. Then the reference parser
+    reads the URI from the first field as it is (no version column among the c fields).
+    """
+    form = _row_form(data[: data.find(b"\n") + 1])
+    if (
+        form is None
+        or form.is_quoted
+        or (version_col is not None and version_col < form.columns)
+        or b'"' in data
+        or b"\\" in data
+        or b"\x7f" in data
+    ):
+        return None
+    block = np.frombuffer(data, np.uint8)
+    found = _find_fields(block, form, has_escapes=False)
+    if found is None or not _controls_are_line_ends(block, found, form):
+        return None
+    uri_ends = found.at[:, 0]
+    if not _lines_start_with_a_bucket(data, found.starts, shape.buckets, b"s3://%b/"):
+        return None
+    if (np.take(block, uri_ends - 1) == _SLASH).any() or not _is_utf8(data):
+        return None
+    sums = np.zeros(len(uri_ends) + 1, np.int64)
+    np.cumsum(uri_ends - found.starts[:-1], out=sums[1:])
+    form_ = _Form(_URI_ITEM_DELTA, _first_field_uri, 1, _NEVER_EMPTY, b"")
+    batch = shape.batch(data, None, form_, starts=found.starts)
+    if batch is None:
+        return None
+    base = {f.name: getattr(batch, f.name) for f in fields(batch) if f.init}
+    return UriColumnBatch(**base, uri_sums=sums, uri_ends=uri_ends)
