@@ -122,6 +122,7 @@ class DenseBatch:
     escaped: bytes | None = None
     escape: bytes = b"%"
     escape_saves: int = 2
+    escape_counts: Sequence[int] | None = None  # escapes before each row, when a proof counted
     part: int = 0
     buckets: tuple[bytes, ...] = ()
     failures: tuple[ManifestLineError, ...] = ()
@@ -162,9 +163,11 @@ class DenseBatch:
         return self.data[starts[start] : starts[stop] - 1]
 
     def _escapes(self, start: int, stop: int) -> int:
-        """How many `%XX` escapes rows [start, stop) hold (each decodes to one byte)."""
+        r"""How many escapes rows [start, stop) hold (`%XX` or `\/`: each decodes to one byte)."""
         if self.escaped is None:
             return 0
+        if self.escape_counts is not None:
+            return int(self.escape_counts[stop] - self.escape_counts[start])
         return self.escaped.count(self.escape, self.starts[start], self.starts[stop])
 
     def records(self, start: int, stop: int) -> list[ManifestRecord]:

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
 _WORD, _WORDS = 8, np.dtype("<u8")
 _QUOTE, _CLOSE, _FIRST_PRINTABLE, _NEWLINE = ord('"'), ord("}"), ord(" "), ord("\n")
+_BACKSLASH, _SLASH = ord("\\"), ord("/")
+_NO_ESCAPES = np.empty(0, np.intp)
 _QUOTES_A_RECORD = 8
 """`{"bucket":"B","key":"K"}` in either order: 8 quotes, none inside a plain string."""
 _NEVER_EMPTY = -(2**62)
@@ -183,19 +185,29 @@ _SLASH_ESCAPED_FORMS = {
 """The same forms for blocks whose keys hold `\\/` (each decodes to one byte less)."""
 
 
-def _slash_escapes(data: bytes) -> int | None:
-    r"""How many `\/` escapes `data` holds, when every backslash starts one; else None.
+def _slash_escapes(data: bytes) -> npt.NDArray[np.intp] | None:
+    r"""Where `data`'s `\/` escapes start, when every backslash starts one; else None.
 
     pandas `to_json` writes every `/` of a string as `\/` (ujson's default), so nearly every
     S3 key it writes holds some. With every backslash followed by `/`, none starts another
     escape (`\\/` holds a backslash followed by a backslash).
     """
-    if b"\\" not in data:  # the common case: one memchr, no count over the block
-        return 0
-    backslashes = data.count(b"\\")
-    if data.count(b"\\/") != backslashes:
+    if b"\\" not in data:  # the common case: one memchr
+        return _NO_ESCAPES
+    block = np.frombuffer(data, np.uint8)
+    at = np.flatnonzero(block == _BACKSLASH)
+    if at[-1] + 1 == len(block) or not (np.take(block, at + 1) == _SLASH).all():
         return None
-    return backslashes
+    return at
+
+
+def _with_escapes(
+    batch: DenseBatch | None, at: npt.NDArray[np.intp], starts: npt.NDArray[np.int64]
+) -> DenseBatch | None:
+    """`batch` with its escapes counted before each row (item sizes need them a chunk)."""
+    if batch is None or not len(at):
+        return batch
+    return replace(batch, escape_counts=np.searchsorted(at, starts))
 
 
 def _form(order: str, spelling: JsonSpelling, *, has_escapes: bool) -> _Form:
@@ -234,8 +246,8 @@ def dense_jsonl_uri_lines(
     is_framed = frame_matches(data, ends - len(_LINE_END), _LINE_END, backward=True).all()
     if not is_framed or not _is_utf8(data):
         return None
-    form = _form(URI, spelling, has_escapes=escapes > 0)
-    return shape.batch(data, None, form, starts=starts)
+    form = _form(URI, spelling, has_escapes=len(escapes) > 0)
+    return _with_escapes(shape.batch(data, None, form, starts=starts), escapes, starts)
 
 
 def dense_jsonl_lines(
@@ -276,5 +288,6 @@ def dense_jsonl_lines(
     is_framed = frame_matches(data, fixed_at, fixed, backward=not key_first).all()
     if not is_framed or not _is_utf8(data):
         return None
-    form = _form(KEY_FIRST if key_first else BUCKET_FIRST, spelling, has_escapes=escapes > 0)
-    return shape.batch(data, None, form, starts=starts)
+    order = KEY_FIRST if key_first else BUCKET_FIRST
+    form = _form(order, spelling, has_escapes=len(escapes) > 0)
+    return _with_escapes(shape.batch(data, None, form, starts=starts), escapes, starts)
