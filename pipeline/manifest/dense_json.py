@@ -201,6 +201,21 @@ def _slash_escapes(data: bytes) -> npt.NDArray[np.intp] | None:
     return at
 
 
+def _lines_and_escapes(
+    data: bytes,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.intp]] | None:
+    r"""A JSON Lines block's line starts and `\/` escapes, or None when it cannot be plain.
+
+    None when the block holds a backslash that starts no `\/`, a DEL, or a control byte that
+    ends no line (the checks every JSON Lines proof begins with).
+    """
+    escapes = _slash_escapes(data)
+    if len(data) < _WORD or escapes is None or b"\x7f" in data:
+        return None
+    starts = _line_starts_if_only_newlines(data)
+    return None if starts is None else (starts, escapes)
+
+
 def _with_escapes(
     batch: DenseBatch | None, at: npt.NDArray[np.intp], starts: npt.NDArray[np.int64]
 ) -> DenseBatch | None:
@@ -229,12 +244,10 @@ def dense_jsonl_uri_lines(
     `{"uri":"s3://B/` and ends with `"}` + newline, with a byte between; the block holds 4n
     quotes (the frames' own) and no backslash or DEL; it is UTF-8.
     """
-    escapes = _slash_escapes(data)
-    if len(data) < _WORD or escapes is None or b"\x7f" in data:
+    lines = _lines_and_escapes(data)
+    if lines is None:
         return None
-    starts = _line_starts_if_only_newlines(data)
-    if starts is None:
-        return None
+    starts, escapes = lines
     n, heads, ends = len(starts) - 1, starts[:-1], starts[1:]
     block = np.frombuffer(data, np.uint8)
     if int(np.count_nonzero(block == _QUOTE)) != _URI_QUOTES * n:
@@ -266,12 +279,10 @@ def dense_jsonl_lines(
     byte between the two pieces (so they do not overlap and the key is not empty); the block
     holds 8n quotes (the frames' own: none in a key) and no backslash or DEL; it is UTF-8.
     """
-    escapes = _slash_escapes(data)
-    if len(data) < _WORD or escapes is None or b"\x7f" in data:
+    lines = _lines_and_escapes(data)
+    if lines is None:
         return None
-    starts = _line_starts_if_only_newlines(data)
-    if starts is None:
-        return None
+    starts, escapes = lines
     n, heads, ends = len(starts) - 1, starts[:-1], starts[1:]
     if not _json_specials_are_the_frames(np.frombuffer(data, np.uint8), n):
         return None

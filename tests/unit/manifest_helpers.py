@@ -54,3 +54,17 @@ def assert_spans_are_the_chunks(batches, records, *, chunk_items: int, cap: int)
         assert Chunk.from_message(orjson.loads(body)) == chunk
         assert span.message_bytes == len(orjson.dumps(chunk.to_message()))
         assert len(body) <= span.message_bytes
+
+
+def share_sent_as(batches, field: str) -> float:
+    """Share of the batches' chunks (97 items each) whose last piece Split sends as v2 `field`.
+
+    Every message is checked to read back to exactly its chunk on the way.
+    """
+    spans = list(iter_chunk_spans(batches, run="r", chunk_items=97, chunk_max_bytes=10**6))
+    sent = 0
+    for span in spans:
+        message = orjson.loads(encode_span(span))
+        assert Chunk.from_message(message) == span.to_chunk()
+        sent += message["v"] == 2 and field in message["pieces"][-1]
+    return sent / len(spans)

@@ -188,10 +188,9 @@ def _reader(data: bytes, layout: CsvLayout | None, block: int, **kwargs) -> Reco
     )
 
 
-@PROPS
-@given(case=manifests())
-def test_batches_equal_the_line_by_line_reference(case):
-    # GIVEN a header CSV or Inventory part mixing plain and nasty rows, read in tiny blocks
+def assert_batches_equal_the_reference(case) -> None:
+    """Batches read in tiny blocks are the line-by-line reference's records and failures."""
+    # GIVEN a CSV manifest mixing plain and nasty rows, read in tiny blocks
     data, layout, block = case
     # WHEN read as batches
     reader = _reader(data, layout, block)
@@ -207,9 +206,8 @@ def test_batches_equal_the_line_by_line_reference(case):
     assert (reader.position, reader.lines_read) == (full.position, full.lines_read)
 
 
-@PROPS
-@given(case=manifests())
-def test_restart_points_and_item_sizes_equal_the_item_reader(case):
+def assert_restart_points_and_item_sizes(case) -> None:
+    """Every batch's item sizes and restart points are the item reader's."""
     # GIVEN the restart point the item reader reports after each record
     data, layout, block = case
     item_reader = _LineByLine(
@@ -237,9 +235,8 @@ def test_restart_points_and_item_sizes_equal_the_item_reader(case):
     assert got == expected
 
 
-@PROPS
-@given(case=manifests(), chunk_items=st.integers(1, 9), cap=st.integers(60, 500))
-def test_chunk_spans_cut_and_encode_what_iter_chunks_does(case, chunk_items, cap):
+def assert_spans_cut_and_encode_as_records_do(case, chunk_items: int, cap: int) -> None:
+    """The batches' chunk spans are cut, encoded and sized as the records' chunks are."""
     # GIVEN the records of a manifest, as items and as batches
     data, layout, block = case
     records = [
@@ -252,6 +249,24 @@ def test_chunk_spans_cut_and_encode_what_iter_chunks_does(case, chunk_items, cap
     batches = list(_reader(data, layout, block).iter_batches())
     # WHEN both are cut into chunks / THEN the cuts, messages and sizes agree exactly
     assert_spans_are_the_chunks(batches, records, chunk_items=chunk_items, cap=cap)
+
+
+@PROPS
+@given(case=manifests())
+def test_batches_equal_the_line_by_line_reference(case):
+    assert_batches_equal_the_reference(case)
+
+
+@PROPS
+@given(case=manifests())
+def test_restart_points_and_item_sizes_equal_the_item_reader(case):
+    assert_restart_points_and_item_sizes(case)
+
+
+@PROPS
+@given(case=manifests(), chunk_items=st.integers(1, 9), cap=st.integers(60, 500))
+def test_chunk_spans_cut_and_encode_what_iter_chunks_does(case, chunk_items, cap):
+    assert_spans_cut_and_encode_as_records_do(case, chunk_items, cap)
 
 
 @PROPS

@@ -9,8 +9,6 @@ the per-line reference parser, on generated manifests mixing plain rows with irr
 
 from __future__ import annotations
 
-import io
-
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,26 +17,23 @@ from hypothesis import strategies as st
 from pipeline.manifest.batch import DenseBatch
 from pipeline.manifest.dense_columns import ColumnsBatch, columns_check
 from pipeline.manifest.parse import BATCH_LAYOUT, CsvKind, layout_from_names
-from pipeline.manifest.quoted import ends_inside_quotes
-from pipeline.manifest.reader import ManifestFormat, ManifestRecord
 from pipeline.split.chunk_encoding import encode_span
 from pipeline.split.chunking import Chunk, iter_chunk_spans
 from pipeline.split.span_message import read_pieces
 from tests.unit.manifest.test_manifest_dense_columns import (
     BUCKETS,
-    LIMIT,
     ODD,
-    _LineByLine,
     _reader,
-    _reference,
     _row,
-    _split_reference,
+    assert_batches_equal_the_reference,
+    assert_restart_points_and_item_sizes,
+    assert_spans_cut_and_encode_as_records_do,
     bucket,
     nasty_key,
     plain_field,
     plain_key,
 )
-from tests.unit.manifest_helpers import as_tuple, assert_spans_are_the_chunks, flatten_batches
+from tests.unit.manifest_helpers import as_tuple, flatten_batches
 
 PROPS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 VERSION_ID = "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY+MTRCxf3vjVBH40Nr8X8gdRQBpUMLUo"
@@ -102,63 +97,19 @@ def versioned_manifests(draw):
 @PROPS
 @given(case=versioned_manifests())
 def test_versioned_batches_equal_the_line_by_line_reference(case):
-    # GIVEN versioned rows mixing plain and nasty ones, read in tiny blocks
-    data, layout, block = case
-    # WHEN read as batches
-    reader = _reader(data, layout, block)
-    batches = list(reader.iter_batches())
-    # THEN the records (versions included) and failures are the reference's
-    expected = _reference(data, layout)
-    assert flatten_batches(batches) == expected
-    lines = data.decode("utf-8", "replace").split("\n")
-    if not any(map(ends_inside_quotes, lines)):
-        assert expected == _split_reference(data, layout)  # the reference is not circular
-    full = _LineByLine(io.BytesIO(data), ManifestFormat.CSV, layout=layout, max_line_bytes=LIMIT)
-    assert [as_tuple(i) for i in full] == expected
-    assert (reader.position, reader.lines_read) == (full.position, full.lines_read)
+    assert_batches_equal_the_reference(case)
 
 
 @PROPS
 @given(case=versioned_manifests())
 def test_versioned_restart_points_and_item_sizes_equal_the_item_reader(case):
-    # GIVEN the restart point the item reader reports after each record
-    data, layout, block = case
-    item_reader = _LineByLine(
-        io.BytesIO(data), ManifestFormat.CSV, layout=layout, max_line_bytes=LIMIT
-    )
-    expected = [
-        (as_tuple(item), (item_reader.position.line, item_reader.position.offset))
-        for item in item_reader
-        if isinstance(item, ManifestRecord)
-    ]
-    # WHEN the same records come in batches
-    got = []
-    for batch in _reader(data, layout, block).iter_batches():
-        items = batch.items(0, len(batch))
-        sizes = [len(orjson.dumps(item)) for item in items]
-        # THEN every size is the serialized size, one by one and by any range
-        assert batch.item_sizes(0, len(batch)) == sizes
-        assert [batch.item_bytes(i, i + 1) for i in range(len(batch))] == sizes
-        assert batch.item_bytes(0, len(batch)) == sum(sizes)
-        recs = batch.records(0, len(batch))
-        got += [(as_tuple(r), batch.resume_after(i)) for i, r in enumerate(recs)]
-    # AND every record restarts where the item reader says
-    assert got == expected
+    assert_restart_points_and_item_sizes(case)
 
 
 @PROPS
 @given(case=versioned_manifests(), chunk_items=st.integers(1, 9), cap=st.integers(60, 500))
 def test_versioned_chunk_spans_cut_and_encode_what_iter_chunks_does(case, chunk_items, cap):
-    data, layout, block = case
-    records = [
-        i
-        for i in _LineByLine(
-            io.BytesIO(data), ManifestFormat.CSV, layout=layout, max_line_bytes=LIMIT
-        )
-        if isinstance(i, ManifestRecord)
-    ]
-    batches = list(_reader(data, layout, block).iter_batches())
-    assert_spans_are_the_chunks(batches, records, chunk_items=chunk_items, cap=cap)
+    assert_spans_cut_and_encode_as_records_do(case, chunk_items, cap)
 
 
 def _versions(i: int) -> str:
