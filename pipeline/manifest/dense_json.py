@@ -1,4 +1,4 @@
-"""Prove JSON Lines blocks and JSON array spans plain from each record's frame, vectorized.
+r"""Prove JSON Lines blocks and JSON array spans plain from each record's frame, vectorized.
 
 A plain JSON record is `{"bucket":"B","key":"K"}` (or `{"key":"K","bucket":"B"}`, or, in
 JSON Lines, `{"uri":"s3://B/K"}`): a fixed frame around one validated bucket and one key, in
@@ -11,11 +11,12 @@ offsets only: 8-byte words gathered at each record's start and end, compared wit
 each known bucket. What is left to prove about the key between the two frame pieces is that
 it holds no byte JSON treats specially inside a string; that is counted over the whole block
 at once: the block's `"` count is exactly the frames' quotes, its control bytes are exactly
-the record ends (and the separators' whitespace), and it holds no backslash or DEL (memchr).
-Then every record is exactly what the reference parser (`orjson.loads` +
-`parse.parse_json_value`) gives, the key taken byte for byte (`{`, `}`, `:`, `,` included:
-orjson reads them as string bytes), so the two paths can never disagree; anything else
-returns None and goes record by record. Pure: no I/O.
+the record ends (and the separators' whitespace), and it holds no DEL and no backslash but
+those of `\/` escapes, which pandas writes for every `/` (JSON Lines only). Then every record
+is exactly what the reference parser (`orjson.loads` + `parse.parse_json_value`) gives, the
+key taken byte for byte (`{`, `}`, `:`, `,` included: orjson reads them as string bytes;
+`\/` read as `/`), so the two paths can never disagree; anything else returns None and goes
+record by record. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -237,12 +238,12 @@ def dense_jsonl_uri_lines(
 
     The record as `spelling` writes it (shown compact).
 
-    B a validated bucket, K a non-empty JSON string holding no escape or control byte: the
-    reference parser (`parse_json_value` → `parse_uri`) reads the bucket up to the first `/`
-    (a bucket holds none) and takes the rest as the key, verbatim. Proof, as for
-    `dense_jsonl_lines`: the control bytes are exactly the newlines; each line starts with
-    `{"uri":"s3://B/` and ends with `"}` + newline, with a byte between; the block holds 4n
-    quotes (the frames' own) and no backslash or DEL; it is UTF-8.
+    B a validated bucket, K a non-empty JSON string holding no control byte and no escape but
+    `\/`: the reference parser (`parse_json_value` → `parse_uri`) reads the bucket up to the
+    first `/` (a bucket holds none) and takes the rest as the key, verbatim but for `\/`.
+    Proof, as for `dense_jsonl_lines`: the control bytes are exactly the newlines; each line
+    starts with `{"uri":"s3://B/` and ends with `"}` + newline, with a byte between; the block
+    holds 4n quotes (the frames' own), no DEL, and no backslash but before a `/`; it is UTF-8.
     """
     lines = _lines_and_escapes(data)
     if lines is None:
@@ -270,14 +271,15 @@ def dense_jsonl_lines(
 
     A plain record: `{"bucket":"B","key":"K"}` (`{"key":"K","bucket":"B"}` with `key_first`)
     as `spelling` writes it (shown compact), B a validated bucket, K a non-empty JSON string
-    holding no escape or control byte.
+    holding no control byte and no escape but `\/` (read as `/`).
 
     Proof, for the n newline-terminated lines of `data`: the control bytes are exactly the
     newlines (one numpy search, which also gives the line starts); each line starts with
     `{"bucket":"B","key":"` and ends with `"}` + newline (key first: starts `{"key":"`, ends
     `","bucket":"B"}` + newline), gathered at the line starts and ends, with at least one
     byte between the two pieces (so they do not overlap and the key is not empty); the block
-    holds 8n quotes (the frames' own: none in a key) and no backslash or DEL; it is UTF-8.
+    holds 8n quotes (the frames' own: none in a key), no DEL, and no backslash but before a
+    `/`; it is UTF-8.
     """
     lines = _lines_and_escapes(data)
     if lines is None:

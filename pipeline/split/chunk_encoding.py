@@ -9,10 +9,10 @@ first line number and its rows as a whole-block rewrite of the bytes the dense p
 
 - verbatim `bucket,key` and URI rows (`pipeline.manifest.dense`: no quote, backslash or control
   byte but the line ends; UTF-8) are one JSON string: their CRs dropped, newlines written `\n`;
-- dense JSON records (`{"bucket":"B","key":"K"}`, key first or `{"uri":"s3://B/K"}`, no byte
-  JSON escapes in a key) become the `keys` of their one bucket, or `pairs` `"B","K",…`: one
-  or two replaces of the frame between two records (every pattern holds a quote, which no
-  key holds);
+- dense JSON records (`{"bucket":"B","key":"K"}`, key first or `{"uri":"s3://B/K"}`, in
+  either spelling, a key holding no JSON escape but pandas' `\/`, kept as it is) become the
+  `keys` of their one bucket, or `pairs` `"B","K",…`: one or two replaces of the frame
+  between two records (every pattern holds a quote, which no key holds);
 - a header CSV whose first column is the URI (`UriColumnBatch`) hands over its URIs, sent as
   `uris` rows;
 - a header-CSV, Inventory or quoted/versioned Batch `ColumnsBatch` hands over its `"B","K"`
