@@ -7,12 +7,13 @@ bytes: each row's `"B","K"` (bare rows: `B,K`) is a known span, the columns afte
 dropped, and a key's `%XX` escapes (proved escapes of plain ASCII bytes) and `+` decode to one
 byte each. So the whole block becomes `"B","K"` lines with a few numpy passes; the chunk
 encoder slices it. A version column is taken verbatim (the reference parser does not decode
-it), so its values are cut out of the block apart, one a line (`version_lines_block`). Pure:
-no I/O.
+it), so its values are cut out of the block apart, one a line (`FieldLines`), as are the URIs
+of a header CSV whose first column is the URI. Pure: no I/O.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -75,14 +76,14 @@ def json_rows_block(
     return (b'"' + rows[:-1]).replace(b"\0", b'","')
 
 
-def version_lines_block(
+def field_lines_block(
     data: bytes, starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
 ) -> bytes:
-    r"""Each row's version `data[starts[i]:ends[i]]`, each followed by `\n`, verbatim.
+    r"""Each row's field `data[starts[i]:ends[i]]`, each followed by `\n`, verbatim.
 
     The byte at each `ends[i]` (the field's closing quote, comma, CR or newline) is kept as
     the row's `\n`: one `np.repeat` of drop/keep over the gaps and widths makes the byte
-    mask. Proof obligation (the caller's): no version holds a newline.
+    mask. Proof obligation (the caller's): no field holds a newline.
     """
     n = len(starts)
     if not n:
@@ -96,3 +97,24 @@ def version_lines_block(
     lengths[-1] = (len(data) - ends[-1] - 1, 0)
     keep = np.repeat(np.tile(_DROP_KEEP, n + 1), lengths.ravel())
     return block[keep].tobytes()
+
+
+@dataclass(frozen=True, slots=True)
+class FieldLines:
+    r"""One field of every row of a block, `\n` after each, cut out once and sliced by rows."""
+
+    lines: bytes
+    offsets: npt.NDArray[np.int64]  # where row i's field starts in `lines`; its length last
+
+    @classmethod
+    def cut(
+        cls, data: bytes, starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
+    ) -> FieldLines:
+        """The fields `data[starts[i]:ends[i]]` (see `field_lines_block`)."""
+        offsets = np.zeros(len(starts) + 1, np.int64)
+        np.cumsum(np.subtract(ends, starts) + 1, out=offsets[1:])
+        return cls(field_lines_block(data, starts, ends), offsets)
+
+    def rows(self, start: int, stop: int) -> bytes:
+        r"""Rows [start, stop)'s fields, `\n` between (start < stop)."""
+        return self.lines[self.offsets[start] : self.offsets[stop] - 1]

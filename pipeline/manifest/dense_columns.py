@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.manifest.batch import DenseBatch, digit_count_sum
-from pipeline.manifest.columns_json import json_rows_block, version_lines_block
+from pipeline.manifest.columns_json import FieldLines, json_rows_block
 from pipeline.manifest.dense import (
     DenseShape,
     _Form,
@@ -84,36 +84,18 @@ def _masks(size: int) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
 
 
 @dataclass(frozen=True, slots=True)
-class ColumnsBatch(DenseBatch):
-    """A `DenseBatch` whose item sizes come from where its keys end, not from its line lengths.
+class SummedBatch(DenseBatch):
+    """A `DenseBatch` whose item sizes come from prefix sums over its rows, not its line lengths.
 
-    `item_sums[i]` is the sum over rows [0, i) of the offset in its row where the key ends,
-    less 2 bytes an escape in the key; an item is that plus `item_delta` and its line digits.
-    For `json_rows`: `kept_ends[i]` is where row i's `"B","K"` (bare rows: `B,K`) ends in
-    `data`, `separators` the bare rows' bucket/key commas (None when quoted), `percents`
-    every `%` in `data` when keys are URL-encoded (`is_decoded`; None when none holds one).
-    With a version column, `version_bounds` are where each row's version starts and ends in
-    `data` (empty: no version), and `version_sums[i]` what versions add to items [0, i)
-    (`,"V"`, 3 bytes and the version, when not empty).
+    Row i's item is `item_sums[i + 1] - item_sums[i]` plus `item_delta` and its line number's
+    digits, plus `version_sums[i + 1] - version_sums[i]` when the rows carry a version column.
     """
 
     item_sums: Sequence[int] = ()
-    kept_ends: Sequence[int] = ()
-    separators: Sequence[int] | None = None
-    percents: Sequence[int] | None = None
-    is_decoded: bool = False
-    version_bounds: tuple[Sequence[int], Sequence[int]] | None = None
     version_sums: Sequence[int] | None = None
-    _json: list[bytes] = field(default_factory=list)
-    _versions: list[tuple[bytes, Sequence[int]]] = field(default_factory=list)
-
-    @property
-    def has_versions(self) -> bool:
-        """Whether the rows have a version column (each may still be empty: no version)."""
-        return self.version_bounds is not None
 
     def item_bytes(self, start: int, stop: int) -> int:
-        """Sum of item sizes: keys by prefix sums, the rest per item, the lines' digits."""
+        """Sum of item sizes: the sums' spans, the rest per item, the lines' digits."""
         sums, first, versions = self.item_sums, self.first_line, self.version_sums
         return (
             int(sums[stop] - sums[start])
@@ -133,6 +115,34 @@ class ColumnsBatch(DenseBatch):
             + (0 if versions is None else int(versions[i + 1] - versions[i]))
             for i in range(start, stop)
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnsBatch(SummedBatch):
+    """A `SummedBatch` of header-CSV, Inventory or Batch rows: sizes from where keys end.
+
+    `item_sums[i]` is the sum over rows [0, i) of the offset in its row where the key ends,
+    less 2 bytes an escape in the key; an item is that plus `item_delta` and its line digits.
+    For `json_rows`: `kept_ends[i]` is where row i's `"B","K"` (bare rows: `B,K`) ends in
+    `data`, `separators` the bare rows' bucket/key commas (None when quoted), `percents`
+    every `%` in `data` when keys are URL-encoded (`is_decoded`; None when none holds one).
+    With a version column, `version_bounds` are where each row's version starts and ends in
+    `data` (empty: no version), and `version_sums[i]` what versions add to items [0, i)
+    (`,"V"`, 3 bytes and the version, when not empty).
+    """
+
+    kept_ends: Sequence[int] = ()
+    separators: Sequence[int] | None = None
+    percents: Sequence[int] | None = None
+    is_decoded: bool = False
+    version_bounds: tuple[Sequence[int], Sequence[int]] | None = None
+    _json: list[bytes] = field(default_factory=list)
+    _versions: list[FieldLines] = field(default_factory=list)
+
+    @property
+    def has_versions(self) -> bool:
+        """Whether the rows have a version column (each may still be empty: no version)."""
+        return self.version_bounds is not None
 
     def json_rows(self, start: int, stop: int) -> bytes:
         r"""Rows [start, stop) as their items' strings `"B","K"`, `\n` between rows.
@@ -166,13 +176,8 @@ class ColumnsBatch(DenseBatch):
         if stop <= start or self.version_bounds is None:
             return b""
         if not self._versions:
-            starts, ends = self.version_bounds
-            offsets = np.zeros(len(starts) + 1, np.int64)
-            np.cumsum(np.subtract(ends, starts) + 1, out=offsets[1:])
-            lines = version_lines_block(self.data, starts, ends)  # type: ignore[arg-type]
-            self._versions.append((lines, offsets))
-        lines, offsets = self._versions[0]
-        return b'"' + lines[offsets[start] : offsets[stop] - 1].replace(b"\n", b'","') + b'"'
+            self._versions.append(FieldLines.cut(self.data, *self.version_bounds))  # type: ignore[arg-type]
+        return b'"' + self._versions[0].rows(start, stop).replace(b"\n", b'","') + b'"'
 
 
 def _quoted_row(row: bytes) -> tuple[str, str]:

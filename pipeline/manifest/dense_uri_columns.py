@@ -18,10 +18,15 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from pipeline.manifest.batch import DenseBatch, digit_count_sum
-from pipeline.manifest.columns_json import version_lines_block
+from pipeline.manifest.batch import DenseBatch
+from pipeline.manifest.columns_json import FieldLines
 from pipeline.manifest.dense import DenseShape, _Form, _is_utf8, _lines_start_with_a_bucket
-from pipeline.manifest.dense_columns import _controls_are_line_ends, _find_fields, _row_form
+from pipeline.manifest.dense_columns import (
+    SummedBatch,
+    _controls_are_line_ends,
+    _find_fields,
+    _row_form,
+)
 from pipeline.manifest.parse import split_uri
 
 _URI_ITEM_DELTA = len('[,"",""]') - len("s3:///")
@@ -36,32 +41,14 @@ def _first_field_uri(row: bytes) -> tuple[str, str]:
 
 
 @dataclass(frozen=True, slots=True)
-class UriColumnBatch(DenseBatch):
-    """A `DenseBatch` of `s3://B/K,…` rows: item sizes from where each row's URI ends.
+class UriColumnBatch(SummedBatch):
+    """A `SummedBatch` of `s3://B/K,…` rows: `item_sums` sums the URI lengths of rows [0, i).
 
-    `uri_sums[i]` is the sum of the URI lengths of rows [0, i); `uri_ends[i]` where row i's
-    URI ends in `data` (its first comma).
+    `uri_ends[i]` is where row i's URI ends in `data` (its first comma).
     """
 
-    uri_sums: Sequence[int] = ()
     uri_ends: Sequence[int] = ()
-    _lines: list[tuple[bytes, Sequence[int]]] = field(default_factory=list)
-
-    def item_bytes(self, start: int, stop: int) -> int:
-        """Sum of item sizes: URIs by prefix sums, the rest per item, the lines' digits."""
-        sums, first = self.uri_sums, self.first_line
-        return (
-            int(sums[stop] - sums[start])
-            + self.item_delta * (stop - start)
-            + digit_count_sum(first + start, first + stop)
-        )
-
-    def item_sizes(self, start: int, stop: int) -> list[int]:
-        """Item sizes one by one."""
-        sums, first, delta = self.uri_sums, self.first_line, self.item_delta
-        return [
-            int(sums[i + 1] - sums[i]) + delta + len(str(first + i)) for i in range(start, stop)
-        ]
+    _lines: list[FieldLines] = field(default_factory=list)
 
     def uri_lines(self, start: int, stop: int) -> bytes:
         r"""Rows [start, stop)'s URIs, `\n` between: cut from the block once, then sliced."""
@@ -69,12 +56,8 @@ class UriColumnBatch(DenseBatch):
             return b""
         if not self._lines:
             starts = np.asarray(self.starts[:-1])
-            offsets = np.zeros(len(starts) + 1, np.int64)
-            np.cumsum(np.subtract(self.uri_ends, starts) + 1, out=offsets[1:])
-            lines = version_lines_block(self.data, starts, self.uri_ends)  # type: ignore[arg-type]
-            self._lines.append((lines, offsets))
-        lines, offsets = self._lines[0]
-        return lines[offsets[start] : offsets[stop] - 1]
+            self._lines.append(FieldLines.cut(self.data, starts, self.uri_ends))  # type: ignore[arg-type]
+        return self._lines[0].rows(start, stop)
 
 
 def dense_uri_columns_batch(
@@ -116,4 +99,4 @@ def dense_uri_columns_batch(
     if batch is None:
         return None
     base = {f.name: getattr(batch, f.name) for f in fields(batch) if f.init}
-    return UriColumnBatch(**base, uri_sums=sums, uri_ends=uri_ends)
+    return UriColumnBatch(**base, item_sums=sums, uri_ends=uri_ends)
