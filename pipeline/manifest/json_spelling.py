@@ -49,6 +49,18 @@ class JsonSpelling:
             uri_head=b'{"uri"' + colon + b'"s3://',
         )
 
+    def bucket_record(self, bucket: bytes) -> tuple[bytes, bytes]:
+        """Opening and closing of a bucket-first record of `bucket` (no line end)."""
+        return self.bucket_head + bucket + self.key_field, b'"}'
+
+    def key_first(self, bucket: bytes) -> tuple[bytes, bytes]:
+        """Opening and closing of a key-first line of `bucket`, its newline included."""
+        return self.key_open, self.key_first_end % bucket
+
+    def uri_record(self, bucket: bytes) -> tuple[bytes, bytes]:
+        """Opening and closing of a `{"uri"}` line of `bucket`, its newline included."""
+        return self.uri_head + bucket + b"/", b'"}\n'
+
     @property
     def row_item_delta(self) -> int:
         """Item size less row size for `{"bucket":"b","key":"k` rows (and key-first ones)."""

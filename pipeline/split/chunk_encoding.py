@@ -43,7 +43,7 @@ from pipeline.manifest.dense import (
 )
 from pipeline.manifest.dense_array import _array_row
 from pipeline.manifest.dense_columns import ColumnsBatch
-from pipeline.manifest.dense_json import _LINE_END, BUCKET_FIRST, KEY_FIRST, ROW_FORMS, URI
+from pipeline.manifest.dense_json import BUCKET_FIRST, KEY_FIRST, ROW_FORMS, URI
 from pipeline.manifest.dense_uri_columns import UriColumnBatch
 from pipeline.manifest.json_spelling import COMPACT, JsonSpelling
 from pipeline.split.span_message import (
@@ -56,7 +56,7 @@ from pipeline.split.span_message import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Buffer
+    from collections.abc import Buffer, Callable
 
     from pipeline.split.chunking import ChunkSpan
 
@@ -112,10 +112,12 @@ def _piece(batch: RecordBatch, start: int, stop: int) -> list[Buffer] | None:  #
         return None
     block = batch.data[batch.starts[start] : batch.starts[stop]]
     order, spelling = ROW_FORMS.get(batch.parse_row, (None, COMPACT))
-    if order == KEY_FIRST:
-        return _key_first(head, block, batch.buckets, stop - start, spelling)
-    if order == URI:
-        return _uri_records(head, block, batch.buckets, stop - start, spelling)
+    if order == KEY_FIRST:  # the bucket comes after the key: mixed buckets take v1 items
+        return _one_bucket_keys(
+            head, block, batch.buckets, stop - start, spelling.key_first, bucket_at_end=True
+        )
+    if order == URI:  # a key may hold `/`: mixed buckets take v1 items
+        return _one_bucket_keys(head, block, batch.buckets, stop - start, spelling.uri_record)
     if order == BUCKET_FIRST:  # `{"bucket":"B","key":"K"}` newline, each
         lead, joint, tail = b"", b"\n", b"\n"
     elif batch.parse_row is _array_row:  # SEP `{"bucket":"B","key":"K"}`, each
@@ -145,51 +147,40 @@ def _bucket_first(  # noqa: PLR0917 - the piece's bytes and how they are spelled
 ) -> list[Buffer]:
     """Records `{"bucket":"B","key":"K"}`, `joint` between two, as `keys` of one bucket or `pairs`.
 
-    The `keys` form drops the whole frame between two keys with one replace (one multi-byte
-    match a record), when every record names the same bucket: the only one the batch may hold,
-    or the one whose frame is counted `count` times (a frame holds quotes: it matches only a
-    record's start).
+    Mixed buckets become `pairs` by two replaces: the frame between two records, then the one
+    between a bucket and its key.
     """
+    keys = _one_bucket_keys(head, block, batch.buckets, count, spelling.bucket_record, joint=joint)
+    if keys is not None:
+        return keys
     opening, field = spelling.bucket_head, spelling.key_field
-    for bucket in batch.buckets:
-        frame = opening + bucket + field
-        if len(batch.buckets) == 1 or block.count(frame) == count:
-            keys = block[len(frame) : -2].replace(b'"}' + joint + frame, _STRINGS_BREAK)
-            return [head, b'"bucket":"%b","keys":["' % bucket, keys, b'"]}']
     pairs = block[len(opening) : -2].replace(b'"}' + joint + opening, _STRINGS_BREAK)
     return [head, b'"pairs":["', pairs.replace(field, _STRINGS_BREAK), b'"]}']
 
 
-def _uri_records(
-    head: bytes, block: bytes, buckets: tuple[bytes, ...], count: int, spelling: JsonSpelling
+def _one_bucket_keys(
+    head: bytes,
+    block: bytes,
+    buckets: tuple[bytes, ...],
+    count: int,
+    frames: Callable[[bytes], tuple[bytes, bytes]],
+    *,
+    joint: bytes = b"",
+    bucket_at_end: bool = False,
 ) -> list[Buffer] | None:
-    """`{"uri":"s3://B/K"}` records of one bucket as its `keys` (one replace); mixed: None.
+    """`count` records `OPENING K CLOSING`, `joint` between two, as one bucket's `keys`; or None.
 
-    A key may hold `/`, so only the frame `{"uri":"s3://B/` of one bucket, dropped between
-    two keys by one replace, tells where a key starts; mixed buckets (rare) take v1 items.
+    `frames(B)` is the opening and closing of bucket B's records; the closing names the bucket
+    with `bucket_at_end`, the opening otherwise. That frame holds quotes, which no key holds,
+    so it matches only at a record's edge: the piece is bucket B's when the batch holds no
+    other bucket, or when B's frame is counted `count` times. One replace (one multi-byte match
+    a record) then drops every frame between two keys. None when no bucket has them all.
     """
     for bucket in buckets:
-        frame = spelling.uri_head + bucket + b"/"
-        if len(buckets) > 1 and block.count(frame) != count:
-            continue
-        keys = block[len(frame) : -len(_LINE_END)].replace(_LINE_END + frame, _STRINGS_BREAK)
-        return [head, b'"bucket":"%b","keys":["' % bucket, keys, b'"]}']
-    return None
-
-
-def _key_first(
-    head: bytes, block: bytes, buckets: tuple[bytes, ...], count: int, spelling: JsonSpelling
-) -> list[Buffer] | None:
-    """Key-first records of one bucket as its `keys` (one replace); mixed buckets: None.
-
-    The bucket comes after the key, so only one bucket for the whole piece lets one replace
-    drop every frame between two keys; mixed buckets (rare) take v1 items.
-    """
-    opening = spelling.key_open
-    for bucket in buckets:
-        end = spelling.key_first_end % bucket
-        if len(buckets) > 1 and block.count(end) != count:
-            continue
-        keys = block[len(opening) : -len(end)].replace(end + opening, _STRINGS_BREAK)
-        return [head, b'"bucket":"%b","keys":["' % bucket, keys, b'"]}']
+        opening, closing = frames(bucket)
+        named = closing if bucket_at_end else opening
+        if len(buckets) == 1 or block.count(named) == count:
+            separator = closing + joint + opening
+            keys = block[len(opening) : -len(closing)].replace(separator, _STRINGS_BREAK)
+            return [head, b'"bucket":"%b","keys":["' % bucket, keys, b'"]}']
     return None
