@@ -101,9 +101,10 @@ class DenseBatch:
     JSON Lines the closing `"}` too); `starts[i]` is that line's offset from the batch start
     (`starts[n]` the batch's length), so a row's length is `starts[i + 1] - starts[i] -
     line_extra`. `item_delta` turns a row length into its chunk item's JSON size (with the line
-    number's digits and `escape_saves` less an `escape` counted in `escaped`, the block's bytes,
-    when its keys are escaped: 2 a `%XX` of URL-encoded keys, 1 a JSON `\/`). `buckets` holds
-    every bucket its rows name (and maybe more): the chunk encoder rewrites `s3://B/` prefixes.
+    number's digits and `escape_saves` less an escape, when its keys are escaped: 2 a `%XX` of
+    URL-encoded keys, counted in `escaped`, the block's bytes; 1 a JSON `\/`, counted before
+    each row in `escape_counts` by the proof). `buckets` holds every bucket its rows name (and
+    maybe more): the chunk encoder rewrites `s3://B/` prefixes.
 
     Rows are cut from `data` (split at `row_end`) only when asked for (Split encoding a chunk;
     `scan` never does): counting needs the line starts alone, which come from one vectorized
@@ -120,7 +121,6 @@ class DenseBatch:
     end_offset: int
     line_extra: int = 1
     escaped: bytes | None = None
-    escape: bytes = b"%"
     escape_saves: int = 2
     escape_counts: Sequence[int] | None = None  # escapes before each row, when a proof counted
     part: int = 0
@@ -168,7 +168,7 @@ class DenseBatch:
             return 0
         if self.escape_counts is not None:
             return int(self.escape_counts[stop] - self.escape_counts[start])
-        return self.escaped.count(self.escape, self.starts[start], self.starts[stop])
+        return self.escaped.count(b"%", self.starts[start], self.starts[stop])
 
     def records(self, start: int, stop: int) -> list[ManifestRecord]:
         """Build records [start, stop) from their rows."""

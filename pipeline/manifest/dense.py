@@ -66,6 +66,7 @@ class DenseShape:
         form: _Form,
         *,
         starts: npt.NDArray[np.int64] | None = None,
+        escape_counts: Sequence[int] | None = None,
     ) -> DenseBatch | None:
         """The batch, unless a line is over the length limit (it must become a failure).
 
@@ -74,7 +75,8 @@ class DenseShape:
         the lengths come from the newline positions alone. A row no longer than
         `form.min_row_bytes` may be `bucket,` with an empty key: then `form.empty_key` is
         searched for (a slow multi-byte search, so only when needed). `starts` are
-        `line_starts(data)`, when the check computed them already.
+        `line_starts(data)`, when the check computed them already; `escape_counts` the
+        escapes before each row, when the check found them (else a chunk counts `%` itself).
         """
         if rows is None:
             starts = line_starts(data) if starts is None else starts
@@ -99,8 +101,8 @@ class DenseShape:
             end_offset=self.start_offset + len(data),
             line_extra=form.line_extra,
             escaped=data if form.is_escaped else None,
-            escape=form.escape,
             escape_saves=form.escape_saves,
+            escape_counts=escape_counts,
             part=self.part,
             buckets=tuple(self.buckets),
             data=data,
@@ -120,8 +122,7 @@ class _Form:
     empty_key: bytes
     is_escaped: bool = False
     row_end: bytes = b"\n"  # where `data` is split into rows (when no rows are given)
-    escape: bytes = b"%"  # with `is_escaped`: what starts an escape (`%XX`, or JSON's `\/`)
-    escape_saves: int = 2  # bytes an escape is longer than what it decodes to
+    escape_saves: int = 2  # with `is_escaped`: bytes an escape (`%XX`, JSON's `\/`) saves
 
 
 def _csv_row(row: bytes) -> tuple[str, str]:

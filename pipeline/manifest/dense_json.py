@@ -181,7 +181,7 @@ _FORMS = {
     for parse, (order, spelling) in ROW_FORMS.items()
 }
 _SLASH_ESCAPED_FORMS = {
-    form: replace(form, is_escaped=True, escape=b"\\", escape_saves=1) for form in _FORMS.values()
+    form: replace(form, is_escaped=True, escape_saves=1) for form in _FORMS.values()
 }
 """The same forms for blocks whose keys hold `\\/` (each decodes to one byte less)."""
 
@@ -217,13 +217,11 @@ def _lines_and_escapes(
     return None if starts is None else (starts, escapes)
 
 
-def _with_escapes(
-    batch: DenseBatch | None, at: npt.NDArray[np.intp], starts: npt.NDArray[np.int64]
-) -> DenseBatch | None:
-    """`batch` with its escapes counted before each row (item sizes need them a chunk)."""
-    if batch is None or not len(at):
-        return batch
-    return replace(batch, escape_counts=np.searchsorted(at, starts))
+def _escape_counts(
+    at: npt.NDArray[np.intp], starts: npt.NDArray[np.int64]
+) -> npt.NDArray[np.intp] | None:
+    """The escapes at `at` counted before each row (item sizes need them a chunk); None: none."""
+    return np.searchsorted(at, starts) if len(at) else None
 
 
 def _form(order: str, spelling: JsonSpelling, *, has_escapes: bool) -> _Form:
@@ -261,7 +259,8 @@ def dense_jsonl_uri_lines(
     if not is_framed or not _is_utf8(data):
         return None
     form = _form(URI, spelling, has_escapes=len(escapes) > 0)
-    return _with_escapes(shape.batch(data, None, form, starts=starts), escapes, starts)
+    counts = _escape_counts(escapes, starts)
+    return shape.batch(data, None, form, starts=starts, escape_counts=counts)
 
 
 def dense_jsonl_lines(
@@ -303,4 +302,5 @@ def dense_jsonl_lines(
         return None
     order = KEY_FIRST if key_first else BUCKET_FIRST
     form = _form(order, spelling, has_escapes=len(escapes) > 0)
-    return _with_escapes(shape.batch(data, None, form, starts=starts), escapes, starts)
+    counts = _escape_counts(escapes, starts)
+    return shape.batch(data, None, form, starts=starts, escape_counts=counts)
