@@ -26,11 +26,11 @@ from pipeline.manifest.dense_json import (
     _FIRST_PRINTABLE,
     _NEVER_EMPTY,
     _QUOTE,
-    _QUOTES_A_RECORD,
     _ROW_ITEM_DELTA,
     _WHITESPACE,
     _WORD,
     _bucket_needs,
+    _json_specials_are_the_frames,
 )
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def _element_starts(span: bytes, sep: bytes) -> npt.NDArray[np.int64] | None:
     n = len(closes)
     if not n or closes[-1] != len(span) - 1:
         return None
-    if int(np.count_nonzero(block == _QUOTE)) != _QUOTES_A_RECORD * n:
+    if not _json_specials_are_the_frames(block, n):
         return None
     controls = sum(byte < _FIRST_PRINTABLE for byte in sep)
     if int(np.count_nonzero(block < _FIRST_PRINTABLE)) != controls * n:

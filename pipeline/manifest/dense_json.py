@@ -124,9 +124,11 @@ def _bucket_needs(
     return None
 
 
-def _json_specials_are_the_frames(block: npt.NDArray[np.uint8], n: int) -> bool:
+def _json_specials_are_the_frames(
+    block: npt.NDArray[np.uint8], n: int, quotes: int = _QUOTES_A_RECORD
+) -> bool:
     """True when `block` holds exactly `n` records' worth of quotes (and the frames hold them)."""
-    return int(np.count_nonzero(block == _QUOTE)) == _QUOTES_A_RECORD * n
+    return int(np.count_nonzero(block == _QUOTE)) == quotes * n
 
 
 def _line_starts_if_only_newlines(data: bytes) -> npt.NDArray[np.int64] | None:
@@ -248,8 +250,7 @@ def dense_jsonl_uri_lines(
         return None
     starts, escapes = lines
     n, heads, ends = len(starts) - 1, starts[:-1], starts[1:]
-    block = np.frombuffer(data, np.uint8)
-    if int(np.count_nonzero(block == _QUOTE)) != _URI_QUOTES * n:
+    if not _json_specials_are_the_frames(np.frombuffer(data, np.uint8), n, _URI_QUOTES):
         return None
     pieces = [spelling.uri_head + bucket + b"/" for bucket in shape.buckets]
     need = _bucket_needs(data, heads, pieces, 1 + len(_LINE_END))
