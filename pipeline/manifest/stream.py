@@ -467,9 +467,13 @@ class RecordReader:
 def _dense_csv(layout: CsvLayout | None, data: bytes, shape: DenseShape) -> DenseBatch | None:
     """A CSV block as a `DenseBatch` by the one proof its layout and first line call for."""
     kind = None if layout is None else layout.kind
-    if kind is CsvKind.URI or _is_uri_column_alone(layout, data):
+    if kind is CsvKind.URI:
         return dense_uri_batch(data, shape)
     if layout is not None and kind is CsvKind.HEADER and layout.uri_col == 0:
+        # No comma in the block: each row is one field, read as a URI line is (the key
+        # verbatim), as pandas `to_csv` writes a one-column frame after its `uri` header.
+        if b"," not in data:
+            return dense_uri_batch(data, shape)
         return dense_uri_columns_batch(data, shape, version_col=layout.version_col)
     if kind is CsvKind.BATCH and _is_bare_pair(data):
         batch = dense_csv_batch(data, shape)
@@ -478,21 +482,6 @@ def _dense_csv(layout: CsvLayout | None, data: bytes, shape: DenseShape) -> Dens
     # header CSV, Inventory, quoted or versioned Batch rows (`manifest.dense_columns`)
     columns = columns_check(layout)
     return None if columns is None else columns(data, shape)
-
-
-def _is_uri_column_alone(layout: CsvLayout | None, data: bytes) -> bool:
-    """Whether a header CSV's rows in `data` are `s3://bucket/key` and nothing else.
-
-    With the URI in the first column and no comma in the block, each row is one field, read
-    as the URI layout reads a line (the key verbatim): a header `uri` then URI lines, as
-    pandas `to_csv` writes a one-column frame, proves as URI lines do.
-    """
-    return (
-        layout is not None
-        and layout.kind is CsvKind.HEADER
-        and layout.uri_col == 0
-        and b"," not in data
-    )
 
 
 def _is_bare_pair(data: bytes) -> bool:
