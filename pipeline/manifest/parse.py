@@ -93,14 +93,22 @@ def _split_fields(text: str, line: int) -> list[str] | ManifestLineError:
         return _fail("BadCsv", f"not valid CSV ({exc}); fix the quoting", line)
 
 
+def is_bucket_name(bucket: str) -> bool:
+    """Whether `bucket` is a bucket name a record may hold (remembered once validated)."""
+    if bucket in _KNOWN_BUCKETS:
+        return True
+    if not _BUCKET_RE.fullmatch(bucket):
+        return False
+    if len(_KNOWN_BUCKETS) < _KNOWN_BUCKETS_MAX:
+        _KNOWN_BUCKETS.add(bucket)
+    return True
+
+
 def _record(
     line: int, bucket: str, key: str, version_id: str | None
 ) -> ManifestRecord | ManifestLineError:
-    if bucket not in _KNOWN_BUCKETS:
-        if not _BUCKET_RE.fullmatch(bucket):
-            return _fail("BadBucket", f"{bucket[:64]!r} is not an S3 bucket name", line)
-        if len(_KNOWN_BUCKETS) < _KNOWN_BUCKETS_MAX:
-            _KNOWN_BUCKETS.add(bucket)
+    if bucket not in _KNOWN_BUCKETS and not is_bucket_name(bucket):
+        return _fail("BadBucket", f"{bucket[:64]!r} is not an S3 bucket name", line)
     if not key:
         return _fail("NoKey", "the object key is empty", line)
     return ManifestRecord(line, bucket, key, version_id or None)

@@ -43,6 +43,7 @@ from pipeline.manifest.dense_json import dense_jsonl_lines, dense_jsonl_uri_line
 from pipeline.manifest.dense_uri_columns import dense_uri_columns_batch
 from pipeline.manifest.format import ManifestFormat, sniff_format
 from pipeline.manifest.json_array import ArraySplitter
+from pipeline.manifest.json_objects import ObjectsBatch, objects_batch
 from pipeline.manifest.json_spelling import spelling_of
 from pipeline.manifest.lines import (
     BLOCK_BYTES,
@@ -234,6 +235,12 @@ class RecordReader:
             if dense is None:
                 yield from self._run_items(run)
                 continue
+            if isinstance(dense, ObjectsBatch):
+                for i, record in enumerate(dense.records(0, len(dense))):
+                    self._next_line, self._next_offset = dense.resume_after(i)
+                    yield record
+                self._line_after = dense.end_line
+                continue
             line, offset, extra = dense.first_line, dense.start_offset, dense.line_extra
             for record, length in zip(dense.records(0, len(dense)), dense.lengths, strict=True):
                 line, offset = line + 1, offset + length + extra
@@ -242,8 +249,8 @@ class RecordReader:
             self._line_after = dense.end_line
         yield from self._flush_open()
 
-    def _dense(self, run: LineRun) -> DenseBatch | None:
-        """The run as a `DenseBatch`, when it is proved plain; else None."""
+    def _dense(self, run: LineRun) -> DenseBatch | ObjectsBatch | None:
+        """The run as one batch, when it is proved plain; else None."""
         if run.data is None or self._open is not None:
             return None
         if not self._buckets and not self._learn_first_bucket(run.data):
@@ -252,11 +259,7 @@ class RecordReader:
             self._line_after, run.start, self._buckets, self._max_line_bytes, self._part
         )
         if self._fmt is ManifestFormat.JSON_LINES:
-            spelling = spelling_of(run.data)
-            if run.data.startswith(b'{"uri"'):
-                return dense_jsonl_uri_lines(run.data, shape, spelling)
-            key_first = run.data.startswith(b'{"key"')
-            return dense_jsonl_lines(run.data, shape, key_first=key_first, spelling=spelling)
+            return _dense_jsonl(run.data, shape)
         return _dense_csv(self._layout, run.data, shape)
 
     def _learn_first_bucket(self, data: bytes) -> bool:
@@ -462,6 +465,17 @@ class RecordReader:
                 yield item
         finally:
             self._line_after = n + 1
+
+
+def _dense_jsonl(data: bytes, shape: DenseShape) -> DenseBatch | ObjectsBatch | None:
+    """A JSON Lines block by its frame proof, or else read whole as objects of any shape."""
+    spelling = spelling_of(data)
+    if data.startswith(b'{"uri"'):
+        dense = dense_jsonl_uri_lines(data, shape, spelling)
+    else:
+        key_first = data.startswith(b'{"key"')
+        dense = dense_jsonl_lines(data, shape, key_first=key_first, spelling=spelling)
+    return dense if dense is not None else objects_batch(data, shape)
 
 
 def _dense_csv(layout: CsvLayout | None, data: bytes, shape: DenseShape) -> DenseBatch | None:
