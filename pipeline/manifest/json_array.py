@@ -45,9 +45,10 @@ class ArraySplitter:
     """Iterate the raw bytes of each element of a JSON array (None: longer than the limit).
 
     `end` is the offset just past the last element yielded: where a resumed reader starts.
-    With `dense`, once a buffer fill, the span from the last element's end to the last `"}`
-    read is offered to it; what it returns (a batch of those elements, proved plain) is
-    yielded in their place, else they are split one by one (`pipeline.manifest.dense_array`).
+    With `dense`, once a buffer fill, the span from the last element's end to the last `}`
+    read (`_span_end`) is offered to it; what it returns (a batch of those elements, proved
+    plain) is yielded in their place, else they are split one by one
+    (`pipeline.manifest.dense_array`, `pipeline.manifest.parsed_json`).
     """
 
     def __init__(
@@ -120,14 +121,34 @@ class ArraySplitter:
         if buffer_end <= self._dense_tried:
             return None
         self._dense_tried = buffer_end
-        last = self._buf.rfind(b'"}', self._i)
-        if last < 0:
+        end = self._span_end()
+        if end <= self._i:
             return None
-        batch = self._dense(self._buf[self._i : last + 2], self._base + self._i)  # type: ignore[misc]
+        batch = self._dense(self._buf[self._i : end], self._base + self._i)  # type: ignore[misc]
         if batch is not None:
-            self._i = last + 2
+            self._i = end
             self.end = self._base + self._i
         return batch
+
+    def _span_end(self) -> int:
+        """Where the span offered ends: past the buffer's last `}`, else before its last `,`.
+
+        The second serves an array of strings (URIs): before the last `",` if any (inside a
+        string that would need an escaped quote), so a key holding a comma does not cut it.
+        Any cut may fall inside an element: then the span is no valid JSON, and the check
+        refuses it.
+        """
+        buf = self._buf
+        end = buf.rfind(b"}", self._i) + 1
+        if end:
+            return end
+        end = buf.rfind(b'",', self._i) + 1
+        if end:
+            return end
+        end = buf.rfind(b",", self._i)
+        while end > self._i and buf[end - 1] in _WS:
+            end -= 1
+        return end
 
     def _close(self) -> None:
         """Consume the closing ] and refuse anything but whitespace after it."""

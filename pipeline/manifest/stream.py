@@ -43,7 +43,6 @@ from pipeline.manifest.dense_json import dense_jsonl_lines, dense_jsonl_uri_line
 from pipeline.manifest.dense_uri_columns import dense_uri_columns_batch
 from pipeline.manifest.format import ManifestFormat, sniff_format
 from pipeline.manifest.json_array import ArraySplitter
-from pipeline.manifest.json_objects import ObjectsBatch, objects_batch
 from pipeline.manifest.json_spelling import spelling_of
 from pipeline.manifest.lines import (
     BLOCK_BYTES,
@@ -61,6 +60,7 @@ from pipeline.manifest.parse import (
     parse_csv_row,
     parse_json_value,
 )
+from pipeline.manifest.parsed_json import ParsedBatch, array_values_batch, objects_batch
 from pipeline.manifest.quoted import OpenRecord, ends_inside_quotes
 
 __all__ = [  # ManifestFormat and sniff_format moved to manifest_format; importable here still
@@ -235,7 +235,7 @@ class RecordReader:
             if dense is None:
                 yield from self._run_items(run)
                 continue
-            if isinstance(dense, ObjectsBatch):
+            if isinstance(dense, ParsedBatch):
                 for i, record in enumerate(dense.records(0, len(dense))):
                     self._next_line, self._next_offset = dense.resume_after(i)
                     yield record
@@ -249,7 +249,7 @@ class RecordReader:
             self._line_after = dense.end_line
         yield from self._flush_open()
 
-    def _dense(self, run: LineRun) -> DenseBatch | ObjectsBatch | None:
+    def _dense(self, run: LineRun) -> DenseBatch | ParsedBatch | None:
         """The run as one batch, when it is proved plain; else None."""
         if run.data is None or self._open is not None:
             return None
@@ -425,12 +425,13 @@ class RecordReader:
             else:
                 yield from group_items(group, self._resume_point, self._part)  # type: ignore[arg-type]
 
-    def _dense_span(self, span: bytes, start: int) -> DenseBatch | None:
-        """A span of whole elements as a `DenseBatch`, when proved plain (`ArraySplitter`)."""
+    def _dense_span(self, span: bytes, start: int) -> DenseBatch | ParsedBatch | None:
+        """A span of whole elements as one batch, when proved plain (`ArraySplitter`)."""
         if not self._buckets:
             return None
         shape = DenseShape(self._next_line, start, self._buckets, self._max_line_bytes)
-        return dense_array_batch(span, shape)
+        dense = dense_array_batch(span, shape)
+        return dense if dense is not None else array_values_batch(span, shape)
 
     def _iter_json_array(self, *, dense: bool = False) -> Iterator[Item]:
         """Yield array elements; element number (index + 1) is the line identity.
@@ -446,7 +447,7 @@ class RecordReader:
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
         try:
             for raw in elements:
-                if isinstance(raw, DenseBatch):
+                if isinstance(raw, DenseBatch | ParsedBatch):
                     n = raw.end_line - 1
                     self._next_line, self._next_offset = raw.end_line, raw.end_offset
                     yield raw  # type: ignore[misc]
@@ -467,7 +468,7 @@ class RecordReader:
             self._line_after = n + 1
 
 
-def _dense_jsonl(data: bytes, shape: DenseShape) -> DenseBatch | ObjectsBatch | None:
+def _dense_jsonl(data: bytes, shape: DenseShape) -> DenseBatch | ParsedBatch | None:
     """A JSON Lines block by its frame proof, or else read whole as objects of any shape."""
     spelling = spelling_of(data)
     if data.startswith(b'{"uri"'):
@@ -508,8 +509,8 @@ def _is_bare_pair(data: bytes) -> bool:
     return first.count(b",") == 1 and b'"' not in first
 
 
-def _is_dense(piece: Item | DenseBatch) -> bool:
-    return isinstance(piece, DenseBatch)
+def _is_dense(piece: Item | DenseBatch | ParsedBatch) -> bool:
+    return isinstance(piece, DenseBatch | ParsedBatch)
 
 
 def _bad_json_line(raw: bytes, line: int, exc: Exception) -> ManifestLineError:

@@ -1,16 +1,18 @@
-"""Read a JSON Lines block of objects of any shape at once, a column at a time.
+"""Read JSON Lines blocks and JSON array spans of any objects, or URIs, a column at a time.
 
-The frame proofs (`pipeline.manifest.dense_json`) take records that are nothing but `bucket`
-and `key`, or `uri`, spelled as the block's first record is. Every other object — one with a
-`version_id`, a `size` or a `label`, fields in another order, spaces of its own — went line by
-line, at ~5 µs a line: `orjson.loads`, `parse_json_value`, a record and a restart point each,
-~1/15 of the decompression speed. Here the block's lines are parsed by orjson in one C-level
-pass, and the records are read out of the objects a column at a time (`bucket`, `key`,
-`uri`, version: `map`s of `itemgetter`, one bucket check per distinct bucket); records and
-restart points are built only when Split asks (`scan` never does). Costs ~0.5-1 µs a line,
-most of it orjson building each object. A block holding a line the reference parser
-(`orjson.loads` + `parse.parse_json_value`) would make a failure, or a line over the length
-limit, returns None and goes line by line, so the two paths never disagree.
+The frame proofs (`pipeline.manifest.dense_json`, `dense_array`) take records that are nothing
+but `bucket` and `key`, or `uri`, spelled as the block's first record is. Every other object —
+one with a `version_id`, a `size` or a `label`, fields in another order, spaces of its own —
+and every array of URI strings, or written on one line or indented (`json.dump`), went record
+by record, at ~5 µs a record: `orjson.loads`, `parse_json_value`, a record and a restart point
+each, ~1/15 of the decompression speed. Here a block's lines (an array span's elements:
+`array_values_batch`) are parsed by orjson in one C-level pass, and the records are read out
+of the values a column at a time (`bucket`, `key`, `uri`, version: `map`s of `itemgetter`,
+one bucket check per distinct bucket); records and restart points are built only when Split
+asks (`scan` never does). Costs ~0.5-1 µs a record, most of it orjson building each object.
+A block holding a record the reference parser (`orjson.loads` + `parse.parse_json_value`)
+would make a failure, or one over the length limit, returns None and goes record by record,
+so the two paths never disagree.
 
 The lines are parsed by one `orjson.loads` of them joined into an array when that is proved
 to read each line as itself, a third cheaper than `map(orjson.loads, lines)`: every line
@@ -43,14 +45,15 @@ if TYPE_CHECKING:
     from pipeline.failures import ManifestLineError
     from pipeline.manifest.dense import DenseShape
 
-_OPEN, _CLOSE = ord("{"), ord("}")
+_OPEN, _CLOSE, _QUOTE = ord("{"), ord("}"), ord('"')
+_WHITESPACE = b" \t\r\n"
 _ITEM_FRAME = len("[,,]")
 """An item `[n,"b","k"]` is the strings' JSON, the line's digits and these 4 bytes."""
 _URI_PREFIX = "s3://"
 
 
 @dataclass(frozen=True, slots=True)
-class ObjectsBatch:
+class ParsedBatch:
     """Consecutive JSON Lines, each one record, its fields already read out by column.
 
     `starts[i]` is line i's offset from `start_offset` (`starts[n]` the block's length);
@@ -109,8 +112,8 @@ class ObjectsBatch:
         return self.first_line + index + 1, self.start_offset + int(self.starts[index + 1])
 
 
-def objects_batch(data: bytes, shape: DenseShape) -> ObjectsBatch | None:
-    r"""The block of `\n`-terminated lines as an `ObjectsBatch`, when proved (module docstring).
+def objects_batch(data: bytes, shape: DenseShape) -> ParsedBatch | None:
+    r"""The block of `\n`-terminated lines as an `ParsedBatch`, when proved (module docstring).
 
     None when a line is not one flat-braced object, is over the length limit, or would be a
     failure: the caller then reads the block line by line.
@@ -120,13 +123,23 @@ def objects_batch(data: bytes, shape: DenseShape) -> ObjectsBatch | None:
     if n == 0 or int(np.diff(starts).max()) - 1 > shape.max_line_bytes:
         return None
     values = _values(data, starts)
+    return None if values is None else _batch(values, data, starts, shape)
+
+
+def _batch(
+    values: list[dict[str, object]] | list[str],
+    data: bytes,
+    starts: npt.NDArray[np.int64],
+    shape: DenseShape,
+) -> ParsedBatch | None:
+    """The values' records as a batch, unless one would be a failure."""
     slashes_only = data.count(b"\\") == data.count(b"\\/")
-    columns = None if values is None else _columns(values, data, slashes_only=slashes_only)
+    columns = _columns(values, data, slashes_only=slashes_only)
     if columns is None:
         return None
     buckets, keys, versions = columns
     is_plain = slashes_only and data.isascii()
-    return ObjectsBatch(
+    return ParsedBatch(
         shape.first_line,
         shape.start_offset,
         starts,
@@ -134,10 +147,66 @@ def objects_batch(data: bytes, shape: DenseShape) -> ObjectsBatch | None:
         keys,
         versions,
         _item_sums(buckets, keys, versions, is_plain=is_plain),
-        shape.first_line + n,
+        shape.first_line + len(values),
         shape.start_offset + len(data),
         shape.part,
     )
+
+
+def array_values_batch(span: bytes, shape: DenseShape) -> ParsedBatch | None:
+    """A span of JSON array elements, all objects of any shape or all URIs, as a batch.
+
+    `span` runs from just past an element to just past a later one (`ArraySplitter`): a
+    separator (whitespace, one `,`, whitespace), then elements and separators. It is read by
+    one orjson parse of it made an array, which reads the elements the splitter would find
+    one by one: the two agree on where each value of valid JSON ends, and a span cut inside
+    an element is no valid array. Where each element ends (its restart point) comes from
+    the delimiters: when the parse gives as many objects as the span holds `{` and `}`,
+    every brace opens or closes one (module docstring), so element i runs from the i-th `{`
+    to the i-th `}`; likewise with as many strings as `"` pairs, every `"` opens or closes one.
+    """
+    bounds = _element_bounds(span)
+    if bounds is None:
+        return None
+    first, opens, closes, kind = bounds
+    n = len(opens)
+    if int((closes - opens).max()) + 1 > shape.max_line_bytes:
+        return None  # an element over the limit must become a failure
+    try:
+        values = orjson.loads(b"[" + span[first:] + b"]")
+    except orjson.JSONDecodeError:
+        return None
+    if len(values) != n or set(map(type, values)) != {kind}:
+        return None
+    starts = np.empty(n + 1, np.int64)
+    starts[0] = 0
+    np.add(closes, 1, out=starts[1:])
+    return _batch(values, span, starts, shape)
+
+
+def _element_bounds(
+    span: bytes,
+) -> tuple[int, npt.NDArray[np.intp], npt.NDArray[np.intp], type] | None:
+    """The first element's offset, each element's delimiters if proved, their type; or None.
+
+    Objects are delimited by braces, strings by quotes; the
+    delimiters must pair up, the last closing the span, the separator before the first be
+    one `,` in whitespace.
+    """
+    delimiter = _OPEN if b"{" in span else _QUOTE
+    first = span.find(bytes((delimiter,)))
+    if first < 0 or span[:first].strip(_WHITESPACE) != b",":
+        return None
+    block = np.frombuffer(span, np.uint8)
+    if delimiter == _OPEN:
+        opens, closes = np.flatnonzero(block == _OPEN), np.flatnonzero(block == _CLOSE)
+        kind: type = dict
+    else:  # an escaped quote would make more quotes than strings: the count refuses it
+        quotes = np.flatnonzero(block == _QUOTE)
+        opens, closes, kind = quotes[0::2], quotes[1::2], str
+    if not len(closes) or len(opens) != len(closes) or closes[-1] != len(span) - 1:
+        return None
+    return first, opens, closes, kind
 
 
 def _values(data: bytes, starts: npt.NDArray[np.int64]) -> list[dict[str, object]] | None:
@@ -171,31 +240,45 @@ def _is_brace_framed(data: bytes, starts: npt.NDArray[np.int64]) -> bool:
 
 
 def _columns(
-    values: list[dict[str, object]], data: bytes, *, slashes_only: bool
+    values: list[dict[str, object]] | list[str], data: bytes, *, slashes_only: bool
 ) -> tuple[list[str], list[str], list[str | None] | None] | None:
     """Buckets, keys and versions as `parse.parse_json_value` reads them; None on any failure.
 
-    Read by C-speed `map`s of `itemgetter` (a comprehension of `dict.get` cost 3x as much):
-    a missing field raises, and the block goes the reference way, which says which line.
+    `values` are all objects or all strings (URIs). Read by C-speed `map`s of `itemgetter`
+    (a comprehension of `dict.get` cost 3x as much): a missing field raises, and the block
+    goes the reference way, which says which line.
     """
+    if isinstance(values[0], str):
+        halves = _uri_columns(values)  # type: ignore[arg-type]
+        return None if halves is None or not _are_records(*halves) else (*halves, None)
     try:
         if not any(map(contains, values, repeat("uri"))):  # `bucket` and `key`
             buckets = list(map(itemgetter("bucket"), values))
             keys = list(map(itemgetter("key"), values))
             if set(map(type, buckets)) != {str} or set(map(type, keys)) != {str}:
                 return None
+            halves = buckets, keys
         else:
-            uris = list(map(itemgetter("uri"), values))
-            if set(map(type, uris)) != {str} or not _all_start(uris, _URI_PREFIX):
-                return None  # a mix, or a `uri` that is no URI
-            buckets, keys = _split_uris(uris)
+            halves = _uri_columns(list(map(itemgetter("uri"), values)))  # type: ignore[assignment]
     except KeyError:
         return None
-    if not all(keys) or not all(map(is_bucket_name, set(buckets))):
+    if halves is None or not _are_records(*halves):
         return None
     if b"ersion" not in data and slashes_only:
-        return buckets, keys, None  # no field is named for a version, nor escaped to be one
-    return buckets, keys, _versions(values)
+        return (*halves, None)  # no field is named for a version, nor escaped to be one
+    return (*halves, _versions(values))  # type: ignore[arg-type]
+
+
+def _uri_columns(uris: list[object]) -> tuple[list[str], list[str]] | None:
+    """Buckets and keys of values that must all be `s3://` URIs; None if one is not."""
+    if set(map(type, uris)) != {str} or not _all_start(uris, _URI_PREFIX):  # type: ignore[arg-type]
+        return None  # a mix, or a `uri` that is no URI
+    return _split_uris(uris)  # type: ignore[arg-type]
+
+
+def _are_records(buckets: list[str], keys: list[str]) -> bool:
+    """Whether every pair is a record: a key, and a bucket with a bucket's name."""
+    return all(keys) and all(map(is_bucket_name, set(buckets)))
 
 
 def _all_start(strings: list[str], prefix: str) -> bool:
@@ -226,7 +309,7 @@ def _versions(values: list[dict[str, object]]) -> list[str | None] | None:
 def _item_sums(
     buckets: list[str], keys: list[str], versions: list[str | None] | None, *, is_plain: bool
 ) -> npt.NDArray[np.int64]:
-    """Prefix sums of the items' JSON sizes, line digits aside (`ObjectsBatch.item_bytes`)."""
+    """Prefix sums of the items' JSON sizes, line digits aside (`ParsedBatch.item_bytes`)."""
     sizes = _string_sizes(buckets, is_plain=is_plain) + _string_sizes(keys, is_plain=is_plain)
     sizes += _ITEM_FRAME
     if versions is not None:  # `,"V"` after the key, when the record has one

@@ -1,6 +1,6 @@
 """JSON Lines objects of any shape, read whole by one orjson call, exactly as line by line.
 
-`pipeline.manifest.json_objects` reads a block whose every line is one flat-braced object by
+`pipeline.manifest.parsed_json` reads a block whose every line is one flat-braced object by
 parsing the lines joined into one array. Held here to the reference parser (`orjson.loads` of
 each line + `parse_json_value`) on objects drawn from every field the contracts read (`bucket`,
 `key`, `uri`, the three version names) and others (`size`, `label`, nested values), in every
@@ -19,14 +19,18 @@ from itertools import chain
 from unittest import mock
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.failures import ManifestReadError
 from pipeline.manifest import stream
 from pipeline.manifest.dense import DenseShape
-from pipeline.manifest.json_objects import ObjectsBatch, objects_batch
 from pipeline.manifest.parse import ManifestRecord, parse_json_value
+from pipeline.manifest.parsed_json import ParsedBatch, objects_batch
 from pipeline.manifest.reader import ManifestFormat, RecordReader
+from tests.unit.manifest.test_manifest_dense_array import _items as array_items
+from tests.unit.manifest.test_manifest_dense_array import _read as array_read
 from tests.unit.manifest_helpers import (
     as_tuple,
     assert_spans_are_the_chunks,
@@ -147,7 +151,7 @@ def _item(record: ManifestRecord) -> list[object]:
     return [record.line, record.bucket, record.key, *version]
 
 
-def _assert_is_the_reference(batch: ObjectsBatch, raws: list[bytes], shape: DenseShape) -> None:
+def _assert_is_the_reference(batch: ParsedBatch, raws: list[bytes], shape: DenseShape) -> None:
     records = batch.records(0, len(batch))
     assert [as_tuple(r) for r in records] == _reference(raws, shape.first_line)
     assert batch.items(0, len(batch)) == [_item(r) for r in records]
@@ -243,7 +247,7 @@ def test_common_object_shapes_are_read_whole_and_sent_as_items():
         reader = RecordReader(io.BytesIO(data), ManifestFormat.JSON_LINES, block_bytes=4096)
         batches = list(reader.iter_batches())
         # THEN all but each block's first (straddling) line are read whole, as the parser does
-        whole = sum(len(b) for b in batches if isinstance(b, ObjectsBatch))
+        whole = sum(len(b) for b in batches if isinstance(b, ParsedBatch))
         assert whole > 0.95 * len(keys)
         expected = [_reference([shape(i, k)], i + 1)[0] for i, k in enumerate(keys)]
         assert flatten_batches(batches) == expected
@@ -297,3 +301,101 @@ def test_a_uri_wins_over_bucket_and_key_and_an_escaped_version_name_is_a_version
     batch = objects_batch(raws[0] + b"\n" + raws[2] + b"\n", shape)
     assert batch is not None
     assert [as_tuple(r) for r in batch.records(0, 2)] == [expected[0], ("ok", 2, "bk", "d", "v1")]
+
+
+@st.composite
+def arrays(draw) -> tuple[bytes, list[bytes], int]:
+    """(array bytes, its elements, read size): objects or URIs, as one line, a line each or
+    indented (`json.dumps(indent=2)`), with a defect or two (`lines`)."""
+    elements = draw(lines(good=False))
+    if draw(st.booleans()):  # URI strings in place of the records
+        elements = [
+            orjson.dumps(f"s3://bk/{k}") for k in draw(st.lists(good_key, min_size=1))
+        ] + draw(st.lists(st.sampled_from([b'"s3://bk"', b'"http://x/y"', b"5"]), max_size=1))
+    if draw(st.booleans()):
+        elements = [
+            json.dumps(orjson.loads(e), indent=2).encode()
+            if e.strip().startswith(b"{") and _is_json(e)
+            else e
+            for e in elements
+        ]
+    sep = draw(st.sampled_from([",", ",\n", ", ", "\n,  "]))
+    body = sep.encode().join(e.strip() or b"0" for e in elements)
+    return b"[" + body + b"]", elements, draw(st.integers(16, 600))
+
+
+def _is_json(raw: bytes) -> bool:
+    try:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=arrays(), chunk_items=st.integers(1, 9))
+def test_arrays_read_restart_and_cut_exactly_as_element_by_element(case, chunk_items):
+    # GIVEN an array of objects of any shape, or URIs, in any layout, through small buffers
+    data, _, block = case
+    # WHEN read in batches, and element by element (iteration never reads spans at once)
+    try:
+        items = array_items(data, block)
+    except ManifestReadError:  # a defect broke the array itself: both readers refuse it
+        with pytest.raises(ManifestReadError):
+            array_read(data, block)
+        return
+    batches, _ = array_read(data, block)
+    # THEN the records, failures, restart points and item sizes are the element reader's
+    assert flatten_batches(batches) == sorted(
+        (as_tuple(item) for item, _ in items), key=lambda t: t[1]
+    )
+    got = []
+    for batch in batches:
+        records = batch.records(0, len(batch))
+        sizes = [len(orjson.dumps(_item(r))) for r in records]
+        assert batch.item_sizes(0, len(batch)) == sizes
+        got += [(as_tuple(r), batch.resume_after(i)) for i, r in enumerate(records)]
+    assert got == [
+        (as_tuple(item), (position.line, position.offset))
+        for item, position in items
+        if isinstance(item, ManifestRecord)
+    ]
+    # AND the chunks are cut, encoded and sized as the element-by-element path does it
+    records = [item for item, _ in items if isinstance(item, ManifestRecord)]
+    assert_spans_are_the_chunks(batches, records, chunk_items=chunk_items, cap=5000)
+
+
+@pytest.mark.parametrize(
+    "dump",
+    [
+        lambda v: json.dumps(v).encode(),  # `json.dump(list, f)`: one line
+        lambda v: json.dumps(v, indent=2).encode(),
+        lambda v: b"[" + b",\n".join(map(orjson.dumps, v)) + b"]",
+    ],
+    ids=["one line", "indented", "a line each"],
+)
+def test_arrays_as_python_writes_them_are_read_at_once(dump):
+    # GIVEN arrays of objects with a size, and of URIs, as Python's json module writes them
+    keys = [f"photos/{i:05d} (1),é.jpg" for i in range(5000)]
+    for values in (
+        [{"bucket": "bkt-1", "key": k, "size": i} for i, k in enumerate(keys)],
+        [f"s3://bkt-1/{k}" for k in keys],
+    ):
+        # WHEN read through 64 KiB buffers
+        batches, _ = array_read(dump(values), 1 << 16)
+        # THEN all but each buffer's first element are read at once, exactly
+        assert sum(len(b) for b in batches if isinstance(b, ParsedBatch)) > 0.95 * len(keys)
+        assert flatten_batches(batches) == [
+            ("ok", n, "bkt-1", k, None) for n, k in enumerate(keys, 1)
+        ]
+
+
+def test_an_array_mixing_objects_and_a_string_with_braces_reads_as_element_by_element():
+    # GIVEN a span whose braces pair up and count its elements, one of which is a string
+    data = b'[{"bucket":"bk","key":"a"}, {"bucket":"bk","key":"b"}, "s3://bk/{", '
+    data += b'{"bucket":"bk","key":"}"}]'
+    # WHEN read in batches THEN exactly as element by element: the string a record too
+    batches, _ = array_read(data, 1 << 16)
+    items = array_items(data, 1 << 16)
+    assert flatten_batches(batches) == [as_tuple(item) for item, _ in items]
+    assert [t[3] for t in flatten_batches(batches)] == ["a", "b", "{", "}"]
