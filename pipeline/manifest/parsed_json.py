@@ -72,6 +72,7 @@ class ParsedBatch:
     end_offset: int
     part: int = 0
     failures: tuple[ManifestLineError, ...] = ()
+    bucket_names: frozenset[str] = frozenset()  # every bucket the records name, once
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -137,8 +138,27 @@ def _batch(
     columns = _columns(values, data, slashes_only=slashes_only)
     if columns is None:
         return None
+    return parsed_batch(columns, starts, data, shape, is_plain=slashes_only and data.isascii())
+
+
+def parsed_batch(
+    columns: tuple[list[str], list[str], list[str | None] | None],
+    starts: npt.NDArray[np.int64],
+    data: bytes,
+    shape: DenseShape,
+    *,
+    is_plain: bool,
+) -> ParsedBatch | None:
+    """The batch of records read out by column (buckets, keys, versions) from `data`.
+
+    None if a pair is no record (an empty key, a bucket without a bucket's name): the
+    reference parser would make it a failure. `is_plain`: no bucket, key or version holds a
+    byte orjson escapes, nor any non-ASCII.
+    """
     buckets, keys, versions = columns
-    is_plain = slashes_only and data.isascii()
+    names = frozenset(buckets)
+    if not all(keys) or not all(map(is_bucket_name, names)):
+        return None
     return ParsedBatch(
         shape.first_line,
         shape.start_offset,
@@ -147,9 +167,10 @@ def _batch(
         keys,
         versions,
         _item_sums(buckets, keys, versions, is_plain=is_plain),
-        shape.first_line + len(values),
+        shape.first_line + len(keys),
         shape.start_offset + len(data),
         shape.part,
+        bucket_names=names,
     )
 
 
@@ -249,8 +270,8 @@ def _columns(
     goes the reference way, which says which line.
     """
     if isinstance(values[0], str):
-        halves = _uri_columns(values)  # type: ignore[arg-type]
-        return None if halves is None or not _are_records(*halves) else (*halves, None)
+        halves = uri_columns(values)  # type: ignore[arg-type]
+        return None if halves is None else (*halves, None)
     try:
         if not any(map(contains, values, repeat("uri"))):  # `bucket` and `key`
             buckets = list(map(itemgetter("bucket"), values))
@@ -259,26 +280,21 @@ def _columns(
                 return None
             halves = buckets, keys
         else:
-            halves = _uri_columns(list(map(itemgetter("uri"), values)))  # type: ignore[assignment]
+            halves = uri_columns(list(map(itemgetter("uri"), values)))  # type: ignore[assignment]
     except KeyError:
         return None
-    if halves is None or not _are_records(*halves):
+    if halves is None:
         return None
     if b"ersion" not in data and slashes_only:
         return (*halves, None)  # no field is named for a version, nor escaped to be one
     return (*halves, _versions(values))  # type: ignore[arg-type]
 
 
-def _uri_columns(uris: list[object]) -> tuple[list[str], list[str]] | None:
+def uri_columns(uris: list[object]) -> tuple[list[str], list[str]] | None:
     """Buckets and keys of values that must all be `s3://` URIs; None if one is not."""
     if set(map(type, uris)) != {str} or not _all_start(uris, _URI_PREFIX):  # type: ignore[arg-type]
         return None  # a mix, or a `uri` that is no URI
     return _split_uris(uris)  # type: ignore[arg-type]
-
-
-def _are_records(buckets: list[str], keys: list[str]) -> bool:
-    """Whether every pair is a record: a key, and a bucket with a bucket's name."""
-    return all(keys) and all(map(is_bucket_name, set(buckets)))
 
 
 def _all_start(strings: list[str], prefix: str) -> bool:
