@@ -3,13 +3,15 @@
     .venv/bin/python benchmarks/manifest.py [--mb 184] [--small-mb 16] [--repeat 3] [--only URI]
 
 Generates, in a temp dir, one gzip manifest per shape the contracts accept, at two sizes
-(uncompressed): `s3://` URI lines, Batch Operations `bucket,key` CSV and `bucket,key,version`
-CSV (URL-encoded keys, S3 version ids), a `uri,label` header CSV (pandas `to_csv` of a
-listing), a quoted header CSV, an S3 Inventory report
+(uncompressed): `s3://` URI lines (bare, and each quoted as `csv.writer` with `QUOTE_ALL`
+writes them), Batch Operations `bucket,key` CSV and `bucket,key,version` CSV (URL-encoded keys,
+S3 version ids), header CSVs with `uri,label` (pandas `to_csv` of a listing), `key,bucket` and
+pandas' index column first (`,uri`), a quoted header CSV, an S3 Inventory report
 (manifest.json + quoted, URL-encoded CSV parts), JSON Lines with `{"bucket","key"}`, with
 `{"key","bucket"}` and with `{"uri"}` objects, JSON Lines as Python's `json.dumps` writes them
-(a space after `:` and `,`) and as pandas `to_json` does (every `/` escaped `\\/`), and a JSON
-array (one element a line).
+(a space after `:` and `,`) and as pandas `to_json` does (every `/` escaped `\\/`), JSON Lines
+with other fields (a size, a version id, a label beside a `uri`), and JSON arrays: one
+element a line, all on one line or indented (as `json.dump` writes them), and of URIs.
 For each file it measures, side by side in this one run and `--repeat` times each (medians):
 `gzip -dc FILE | wc -l` (for an Inventory report: its parts) and `lambdaflow scan FILE --json`,
 both as whole processes (wall time, the CLI's start-up included), and one whole Split pass in a
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
 import shutil
 import statistics
@@ -67,6 +70,24 @@ SHAPES: dict[str, tuple[str, Callable[[int], str], str, str]] = {
         ".csv.gz",
         lambda n: f"s3://{BUCKET}/{_key(n)},{n % 1000}\n",
         "uri,label\n",
+        "",
+    ),
+    "key,bucket header CSV": (
+        ".csv.gz",
+        lambda n: f"{_key(n)},{BUCKET}\n",
+        "key,bucket\n",
+        "",
+    ),
+    "pandas index,uri header CSV": (
+        ".csv.gz",
+        lambda n: f"{n - 1},s3://{BUCKET}/{_key(n)}\n",
+        ",uri\n",
+        "",
+    ),
+    "quoted URI lines": (
+        ".csv.gz",
+        lambda n: f'"s3://{BUCKET}/{_key(n)}"\n',
+        "",
         "",
     ),
     "quoted header CSV": (
@@ -116,6 +137,45 @@ SHAPES: dict[str, tuple[str, Callable[[int], str], str, str]] = {
         lambda n: f'{"[" if n == 1 else ","}{{"bucket":"{BUCKET}","key":"{_key(n)}"}}\n',
         "",
         "]\n",
+    ),
+    "JSON Lines with a size": (
+        ".jsonl.gz",
+        lambda n: f'{{"bucket":"{BUCKET}","key":"{_key(n)}","size":{n * 7919 % 10**7}}}\n',
+        "",
+        "",
+    ),
+    "JSON Lines with a version_id": (
+        ".jsonl.gz",
+        lambda n: f'{{"bucket":"{BUCKET}","key":"{_key(n)}","version_id":"{_version(n)}"}}\n',
+        "",
+        "",
+    ),
+    "JSON Lines uri,label": (
+        ".jsonl.gz",
+        lambda n: f'{{"uri": "s3://{BUCKET}/{_key(n)}", "label": {n % 1000}}}\n',
+        "",
+        "",
+    ),
+    "JSON array on one line": (
+        ".json.gz",
+        lambda n: f'{"[" if n == 1 else ", "}{{"bucket": "{BUCKET}", "key": "{_key(n)}"}}',
+        "",
+        "]",
+    ),
+    "JSON array indented": (
+        ".json.gz",
+        lambda n: (
+            ("[\n" if n == 1 else ",\n")
+            + f'  {{\n    "bucket": "{BUCKET}",\n    "key": "{_key(n)}"\n  }}'
+        ),
+        "",
+        "\n]",
+    ),
+    "JSON array of URIs": (
+        ".json.gz",
+        lambda n: f'{"[" if n == 1 else ", "}"s3://{BUCKET}/{_key(n)}"',
+        "",
+        "]",
     ),
 }
 
@@ -271,7 +331,7 @@ def measure(path: Path, raw_files: list[Path], records: int, repeat: int) -> dic
 def build(root: Path, shape: str, mb: int, tag: str) -> tuple[Path, list[Path], int]:
     if shape == "Inventory CSV":
         return inventory(root, mb * 2**20, f"inventory-{tag}")
-    path = root / f"{shape.replace(' ', '_').replace('/', '').replace(',', '-')}-{tag}"
+    path = root / f"{re.sub(r'[^A-Za-z0-9]+', '_', shape)}-{tag}"  # a safe shell word
     path = path.with_suffix(SHAPES[shape][0])
     return path, [path], generate(path, shape, mb * 2**20)
 
