@@ -267,7 +267,7 @@ class RecordReader:
         """The batch, the buckets a `ParsedBatch` names remembered first.
 
         A dense proof takes known buckets only: without them every later block naming these
-        buckets would be read a column at a time, where a proof is 3-10x cheaper.
+        buckets would be read a column at a time, several times slower than a proof.
         """
         if isinstance(batch, ParsedBatch) and not batch.bucket_names <= self._bucket_names:
             for bucket in batch.bucket_names - self._bucket_names:
