@@ -37,7 +37,8 @@ import numpy as np
 import orjson
 
 from pipeline.manifest.batch import digit_count_sum, line_starts
-from pipeline.manifest.parse import ManifestRecord, is_bucket_name
+from pipeline.manifest.dense_json import _WHITESPACE
+from pipeline.manifest.parse import ManifestRecord, is_bucket_name, split_uri
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
     from pipeline.manifest.dense import DenseShape
 
 _OPEN, _CLOSE, _QUOTE = ord("{"), ord("}"), ord('"')
-_WHITESPACE = b" \t\r\n"
 _ITEM_FRAME = len("[,,]")
 """An item `[n,"b","k"]` is the strings' JSON, the line's digits and these 4 bytes."""
 _URI_PREFIX = "s3://"
@@ -54,7 +54,7 @@ _URI_PREFIX = "s3://"
 
 @dataclass(frozen=True, slots=True)
 class ParsedBatch:
-    """Consecutive JSON Lines, each one record, its fields already read out by column.
+    """Consecutive lines (JSON Lines, CSV) or array elements, each one record, read by column.
 
     `starts[i]` is line i's offset from `start_offset` (`starts[n]` the block's length);
     `item_sums[i]` the JSON size of the chunk items of records [0, i), line digits aside.
@@ -114,7 +114,7 @@ class ParsedBatch:
 
 
 def objects_batch(data: bytes, shape: DenseShape) -> ParsedBatch | None:
-    r"""The block of `\n`-terminated lines as an `ParsedBatch`, when proved (module docstring).
+    r"""The block of `\n`-terminated lines as a `ParsedBatch`, when proved (module docstring).
 
     None when a line is not one flat-braced object, is over the length limit, or would be a
     failure: the caller then reads the block line by line.
@@ -307,12 +307,12 @@ def _split_uris(uris: list[str]) -> tuple[list[str], list[str]]:
     A block's URIs mostly name one bucket: when all start with the first one's `s3://B/`,
     the keys are sliced off by a C-speed `map`, at a third of a `partition` per URI.
     """
-    bucket = uris[0][len(_URI_PREFIX) :].partition("/")[0]
+    bucket, _ = split_uri(uris[0])  # type: ignore[misc]  # the caller checked the prefix
     prefix = f"{_URI_PREFIX}{bucket}/"
     if _all_start(uris, prefix):
         return [bucket] * len(uris), list(map(itemgetter(slice(len(prefix), None)), uris))
-    halves = [uri[len(_URI_PREFIX) :].partition("/") for uri in uris]
-    return [h[0] for h in halves], [h[2] for h in halves]
+    halves = list(map(split_uri, uris))
+    return [h[0] for h in halves], [h[1] for h in halves]  # type: ignore[index]
 
 
 def _versions(values: list[dict[str, object]]) -> list[str | None] | None:
