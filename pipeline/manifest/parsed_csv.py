@@ -29,7 +29,7 @@ import numpy as np
 
 from pipeline.failures import ManifestLineError
 from pipeline.manifest.batch import line_starts
-from pipeline.manifest.parse import CsvKind, CsvLayout, decode_key
+from pipeline.manifest.parse import _BATCH_MAX_FIELDS, CsvKind, CsvLayout, decode_key
 from pipeline.manifest.parsed_json import ParsedBatch, parsed_batch, uri_columns
 
 if TYPE_CHECKING:
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
 _PLAIN = bytes(b for b in range(0x20, 0x7F) if b not in b'"\\')
 """Bytes a field's JSON string holds as they are (orjson escapes the others)."""
-_BATCH_MAX_FIELDS = 3
 _COMMA, _QUOTE = ord(","), ord('"')
 
 
