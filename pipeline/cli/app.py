@@ -17,7 +17,7 @@ import typer
 from typer import _click  # typer >= 0.20 vendors click here
 from typer.core import TyperCommand, TyperGroup
 
-from pipeline.cli.errors import DEBUG_FLAG, debug_requested, exit_code_for
+from pipeline.cli.errors import DEBUG_FLAG, Interrupted, debug_requested, exit_code_for
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "up": (
@@ -85,6 +85,17 @@ class OneErrorPath(TyperGroup):
         if args and args[0] in COMMANDS:
             self.load(args[0])
         return super().resolve_command(ctx, args)
+
+    def invoke(self, ctx: _click.Context) -> Any:
+        """Run the command; a Ctrl-C it did not answer itself becomes `Interrupted`.
+
+        typer turns a bare KeyboardInterrupt into a silent exit 130 before `main` could say
+        so; raised as an ordinary exception, it reaches the one error path and is said.
+        """
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Interrupted from None
 
     def load(self, name: str) -> _click.Command:
         """Import `name`'s module (it registers on `app`) and build its click command."""

@@ -28,6 +28,10 @@ _AWS_HINTS = {
 }
 
 
+class Interrupted(Exception):
+    """Ctrl-C that the command did not turn into its own line (see `OneErrorPath.invoke`)."""
+
+
 class CliError(Exception):
     """An anticipated failure: its message is the whole story, one line."""
 
@@ -60,7 +64,7 @@ def exit_code_for(exc: BaseException, *, debug: bool) -> int:
             hint = f" (see `{ctx.command_path} --help`)"
         say(exc.format_message() + hint)
         return exc.exit_code
-    if isinstance(exc, KeyboardInterrupt | typer.Abort):
+    if isinstance(exc, KeyboardInterrupt | Interrupted | typer.Abort):
         typer.echo("interrupted", err=True)
         return INTERRUPTED
     if debug:

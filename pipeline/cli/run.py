@@ -122,6 +122,15 @@ def interrupted(run: str, *, is_throwaway: bool) -> CliError:
     )
 
 
+def interrupted_upload(manifest: str) -> CliError:
+    """What Ctrl-C during the manifest's upload means: a run starts only from a whole object."""
+    return CliError(
+        f"interrupted during the upload of {manifest}: a run starts only if the upload had "
+        "completed; see `lambdaflow status`",
+        INTERRUPTED,
+    )
+
+
 @app.command()
 def run(
     manifest: Annotated[str, typer.Argument(help="A local manifest file or an s3:// URI.")],
@@ -150,7 +159,10 @@ def run(
         stdout_reserved() as out,
         use_stack(start_if_missing=True, workers=workers, stack=stack) as info,
     ):
-        obj = submit(info, manifest)
+        try:
+            obj = submit(info, manifest)
+        except KeyboardInterrupt:
+            raise interrupted_upload(manifest) from None
         try:
             summary = follow(info, obj, console, timeout)
         except RunTimeoutError as exc:

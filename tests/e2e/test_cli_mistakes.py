@@ -157,6 +157,32 @@ def _workers_frozen(stack: LocalStack) -> Iterator[None]:
             os.kill(pid, signal.SIGCONT)
 
 
+def _stderr_after_ctrl_c(process: subprocess.Popen, timeout_s: float) -> str:
+    """Press Ctrl-C on `process`; its stderr once it ended, or a failure showing where it hung.
+
+    The command runs with PYTHONFAULTHANDLER set: if it outlives `timeout_s`, SIGABRT makes
+    it print every thread's stack, which the failure carries.
+    """
+    process.send_signal(signal.SIGINT)
+    try:
+        return process.communicate(timeout=timeout_s)[1]
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        stacks = process.communicate(timeout=30)[1]
+        pytest.fail(f"still running {timeout_s:.0f} s after Ctrl-C; its threads:\n{stacks}")
+
+
+def _interruptible(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [LAMBDAFLOW, *args],
+        cwd=cwd,
+        env={**_clean_env(), "PYTHONFAULTHANDLER": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def test_ctrl_c_during_run_says_the_run_continues_and_how_to_follow_it(
     local_stack, stack_dir, images_bucket
 ):
@@ -170,14 +196,7 @@ def test_ctrl_c_during_run_says_the_run_continues_and_how_to_follow_it(
     manifest.write_text(f"s3://{images_bucket}/{key}\n" * 120)
     ledger = RunLedger(boto3.client("dynamodb"), local_stack.outputs["RunsTableName"])
     with _workers_frozen(local_stack):
-        process = subprocess.Popen(
-            [LAMBDAFLOW, "run", str(manifest)],
-            cwd=stack_dir,
-            env=_clean_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        process = _interruptible(["run", str(manifest)], stack_dir)
         try:
             run = wait_until(
                 lambda: next(
@@ -187,8 +206,7 @@ def test_ctrl_c_during_run_says_the_run_continues_and_how_to_follow_it(
                 what="the run to start",
             )
             # WHEN the person presses Ctrl-C
-            process.send_signal(signal.SIGINT)
-            _, stderr = process.communicate(timeout=60)
+            stderr = _stderr_after_ctrl_c(process, 60)
         finally:
             if process.poll() is None:
                 process.kill()
@@ -198,6 +216,42 @@ def test_ctrl_c_during_run_says_the_run_continues_and_how_to_follow_it(
     last = stderr.strip().splitlines()[-1]
     assert f"run {run} continues on the stack" in last
     assert f"lambdaflow status {run} --watch" in last
+
+
+def test_ctrl_c_during_the_upload_stops_at_once_and_says_what_became_of_the_run(
+    local_stack, stack_dir
+):
+    # GIVEN `lambdaflow run` of a file large enough that its upload takes a while, caught in
+    # the middle of that upload (its multipart upload is open on the input bucket); a text
+    # file Split would refuse at once, should the upload beat the Ctrl-C and start a run
+    manifest = stack_dir / f"big-{uuid.uuid4().hex[:8]}.csv"
+    line = b"a note, not a line that names an image\n"
+    with manifest.open("wb") as out:
+        for _ in range(160):
+            out.write(line * ((1 << 20) // len(line)))
+    s3 = boto3.client("s3")
+    bucket = local_stack.outputs["InputBucketName"]
+    process = _interruptible(["run", str(manifest)], stack_dir)
+    try:
+        wait_until(
+            lambda: any(
+                u["Key"].endswith(manifest.name)
+                for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+            ),
+            120,
+            what="the manifest's upload to start",
+        )
+        # WHEN the person presses Ctrl-C
+        stderr = _stderr_after_ctrl_c(process, 20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    # THEN the command ends at once, in one line that says whether a run started; code 130
+    assert process.returncode == 130
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert "interrupted" in last
+    assert "upload" in last
 
 
 def _aws_env(**extra: str) -> dict[str, str]:

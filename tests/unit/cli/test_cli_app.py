@@ -64,6 +64,8 @@ def test_usage_mistakes_are_one_line_and_exit_2(args):
 def _boom(kind: str) -> None:
     if kind == "unexpected":
         raise RuntimeError("the disk\nis on fire")
+    if kind == "ctrl-c":
+        raise KeyboardInterrupt
     raise CliError("no such thing", 1)
 
 
@@ -92,3 +94,9 @@ def test_an_unexpected_error_is_one_line_that_says_how_to_see_the_traceback(boom
 def test_an_anticipated_error_is_its_message_and_code(boom_app):
     result = _invoke_boom("anticipated")
     assert (result.exit_code, result.stderr) == (1, "error: no such thing\n")
+
+
+def test_a_ctrl_c_the_command_did_not_answer_is_said_and_exits_130(boom_app):
+    # typer alone would exit 130 without a word
+    result = _invoke_boom("ctrl-c")
+    assert (result.exit_code, result.stderr) == (130, "interrupted\n")
