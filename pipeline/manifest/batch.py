@@ -57,6 +57,48 @@ def digit_count_sum(lo: int, hi: int) -> int:
     return total
 
 
+def summed_item_bytes(
+    sums: Sequence[int],
+    first_line: int,
+    start: int,
+    stop: int,
+    *,
+    delta: int = 0,
+    versions: Sequence[int] | None = None,
+) -> int:
+    """Sum of the sizes of items [start, stop) whose sizes are kept as prefix sums.
+
+    Item i is `sums[i + 1] - sums[i]`, plus `delta`, plus its line number's digits (the line
+    is `first_line + i`), plus `versions[i + 1] - versions[i]` when given: a chunk's size is
+    then a few subtractions, whatever its length.
+    """
+    return (
+        int(sums[stop] - sums[start])
+        + delta * (stop - start)
+        + digit_count_sum(first_line + start, first_line + stop)
+        + (0 if versions is None else int(versions[stop] - versions[start]))
+    )
+
+
+def summed_item_sizes(
+    sums: Sequence[int],
+    first_line: int,
+    start: int,
+    stop: int,
+    *,
+    delta: int = 0,
+    versions: Sequence[int] | None = None,
+) -> list[int]:
+    """The sizes of items [start, stop) one by one (see `summed_item_bytes`)."""
+    return [
+        int(sums[i + 1] - sums[i])
+        + delta
+        + len(str(first_line + i))
+        + (0 if versions is None else int(versions[i + 1] - versions[i]))
+        for i in range(start, stop)
+    ]
+
+
 class RecordBatch(Protocol):
     """Records of consecutive lines, in line order, as `RecordReader.iter_batches` yields.
 

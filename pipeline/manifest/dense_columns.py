@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.manifest.batch import DenseBatch, digit_count_sum
+from pipeline.manifest.batch import DenseBatch, summed_item_bytes, summed_item_sizes
 from pipeline.manifest.columns_json import FieldLines, json_rows_block
 from pipeline.manifest.dense import (
     DenseShape,
@@ -96,25 +96,25 @@ class SummedBatch(DenseBatch):
 
     def item_bytes(self, start: int, stop: int) -> int:
         """Sum of item sizes: the sums' spans, the rest per item, the lines' digits."""
-        sums, first, versions = self.item_sums, self.first_line, self.version_sums
-        return (
-            int(sums[stop] - sums[start])
-            + self.item_delta * (stop - start)
-            + digit_count_sum(first + start, first + stop)
-            + (0 if versions is None else int(versions[stop] - versions[start]))
+        return summed_item_bytes(
+            self.item_sums,
+            self.first_line,
+            start,
+            stop,
+            delta=self.item_delta,
+            versions=self.version_sums,
         )
 
     def item_sizes(self, start: int, stop: int) -> list[int]:
         """Item sizes one by one."""
-        sums, first, delta = self.item_sums, self.first_line, self.item_delta
-        versions = self.version_sums
-        return [
-            int(sums[i + 1] - sums[i])
-            + delta
-            + len(str(first + i))
-            + (0 if versions is None else int(versions[i + 1] - versions[i]))
-            for i in range(start, stop)
-        ]
+        return summed_item_sizes(
+            self.item_sums,
+            self.first_line,
+            start,
+            stop,
+            delta=self.item_delta,
+            versions=self.version_sums,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import orjson
 
-from pipeline.manifest.batch import digit_count_sum, line_starts
+from pipeline.manifest.batch import line_starts, summed_item_bytes, summed_item_sizes
 from pipeline.manifest.dense_json import _WHITESPACE
 from pipeline.manifest.parse import ManifestRecord, is_bucket_name, split_uri
 
@@ -99,14 +99,11 @@ class ParsedBatch:
 
     def item_bytes(self, start: int, stop: int) -> int:
         """Sum of item sizes: the prefix sums' span and the lines' digits."""
-        first = self.first_line
-        spanned = int(self.item_sums[stop] - self.item_sums[start])
-        return spanned + digit_count_sum(first + start, first + stop)
+        return summed_item_bytes(self.item_sums, self.first_line, start, stop)
 
     def item_sizes(self, start: int, stop: int) -> list[int]:
         """Item sizes one by one."""
-        sums, first = self.item_sums, self.first_line
-        return [int(sums[i + 1] - sums[i]) + len(str(first + i)) for i in range(start, stop)]
+        return summed_item_sizes(self.item_sums, self.first_line, start, stop)
 
     def resume_after(self, index: int) -> tuple[int, int]:
         """The line after record `index` and the offset past its newline."""
