@@ -1,6 +1,7 @@
 """`lambdaflow scan` against `gzip -dc | wc -l` for every manifest shape, and flat memory.
 
     .venv/bin/python benchmarks/manifest.py [--mb 184] [--small-mb 16] [--repeat 3] [--only URI]
+    .venv/bin/python benchmarks/manifest.py --profile 8 [--only URI]  # a Split pass's time
 
 Generates, in a temp dir, one gzip manifest per shape the contracts accept, at two sizes
 (uncompressed): `s3://` URI lines (bare, and each quoted as `csv.writer` with `QUOTE_ALL`
@@ -328,6 +329,29 @@ def measure(path: Path, raw_files: list[Path], records: int, repeat: int) -> dic
     }
 
 
+def profile_split(path: Path, raw_files: list[Path], top: int) -> None:
+    """One Split pass in a fresh process under cProfile: the `top` functions by own time.
+
+    Where a pass's time goes beside `gzip -dc | wc -l` on the same file: measure before
+    changing. cProfile slows Python calls, not the numpy and bytes methods they make.
+    """
+    import pstats  # noqa: PLC0415
+
+    raw_s = timed_shell(f"gzip -dc {' '.join(map(str, raw_files))} | wc -l")[0]
+    out = path.parent / "split.prof"
+    command = [sys.executable, "-m", "cProfile", "-o", str(out), __file__, "--split-pass"]
+    report = json.loads(
+        subprocess.run([*command, str(path)], check=True, capture_output=True, text=True).stdout
+    )
+    stats = pstats.Stats(str(out)).stats  # type: ignore[attr-defined]
+    rows = sorted(stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]
+    print(f"Split pass {report['seconds']:.2f} s (own timer), `gzip -dc | wc -l` {raw_s:.2f} s")
+    for (file, line, name), (_, calls, own, *_) in rows:
+        where = f"{Path(file).name}:{line}({name})" if line else name
+        print(f"  {own:6.3f} s  {own / report['seconds']:5.1%}  {calls:>7,} calls  {where}")
+    out.unlink()
+
+
 def build(root: Path, shape: str, mb: int, tag: str) -> tuple[Path, list[Path], int]:
     if shape == "Inventory CSV":
         return inventory(root, mb * 2**20, f"inventory-{tag}")
@@ -343,10 +367,20 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each, medians shown")
     parser.add_argument("--only", default="", help="shapes whose name contains this")
     parser.add_argument("--large-only", action="store_true", help="skip the small size")
+    parser.add_argument(
+        "--profile", type=int, metavar="N", help="instead: profile one Split pass, top N functions"
+    )
     parser.add_argument("--split-pass", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.split_pass:
         print(json.dumps(split_pass_here(args.split_pass)))
+        return
+    if args.profile:
+        with tempfile.TemporaryDirectory(prefix="lambdaflow-bench-") as tmp:
+            for shape in (s for s in SHAPES if args.only.lower() in s.lower()):
+                print(f"## {shape}, {args.mb} MB")
+                path, raw_files, _ = build(Path(tmp), shape, args.mb, "large")
+                profile_split(path, raw_files, args.profile)
         return
     shapes = [s for s in SHAPES if args.only.lower() in s.lower()]
     with tempfile.TemporaryDirectory(prefix="lambdaflow-bench-") as tmp:
