@@ -21,6 +21,10 @@ from pipeline.ledger.table import RunLedger, UnknownRunError
 from pipeline.manifest.source import split_s3_uri
 
 MANIFEST_PREFIX = "manifests/"
+SINGLE_PUT_BYTES = 8 * 2**20
+"""Below this (s3transfer's multipart threshold) a manifest is one PutObject in this thread:
+no transfer threads, so a Ctrl-C ends the command at once (s3transfer cancels its threads'
+requests and waits for them, which botocore may retry: boto/botocore#3268)."""
 
 
 class RunTimeoutError(TimeoutError):
@@ -44,7 +48,11 @@ def submit_manifest(s3: Any, input_bucket: str, source: str) -> ManifestObject:
     else:
         path = Path(source)
         key = MANIFEST_PREFIX + path.name
-        s3.upload_file(str(path), input_bucket, key)
+        if path.stat().st_size < SINGLE_PUT_BYTES:
+            with path.open("rb") as body:
+                s3.put_object(Bucket=input_bucket, Key=key, Body=body)
+        else:
+            s3.upload_file(str(path), input_bucket, key)
     head = s3.head_object(Bucket=input_bucket, Key=key)
     return ManifestObject(
         bucket=input_bucket,
