@@ -30,14 +30,13 @@ import numpy as np
 from pipeline.failures import ManifestLineError
 from pipeline.manifest.batch import line_starts
 from pipeline.manifest.parse import _BATCH_MAX_FIELDS, CsvKind, CsvLayout, decode_key
-from pipeline.manifest.parsed_json import ParsedBatch, parsed_batch, uri_columns
+from pipeline.manifest.parsed_json import PLAIN_JSON_BYTES, ParsedBatch, parsed_batch, uri_columns
 
 if TYPE_CHECKING:
     import numpy.typing as npt
 
     from pipeline.manifest.dense import DenseShape
 
-_PLAIN = bytes(b for b in range(0x20, 0x7F) if b not in b'"\\')
 """Bytes a field's JSON string holds as they are (orjson escapes the others)."""
 _COMMA, _QUOTE = ord(","), ord('"')
 
@@ -84,7 +83,7 @@ def parsed_csv_batch(data: bytes, shape: DenseShape, layout: CsvLayout) -> Parse
     if columns is None:
         return None
     escapes = layout.is_key_encoded and b"%" in data
-    rest = data.translate(None, _PLAIN)
+    rest = data.translate(None, PLAIN_JSON_BYTES)
     is_plain = not escapes and data.isascii() and rest.count(b"\n") == len(rest)
     return parsed_batch(columns, starts, data, shape, is_plain=is_plain)
 

@@ -50,6 +50,8 @@ _OPEN, _CLOSE, _QUOTE = ord("{"), ord("}"), ord('"')
 _ITEM_FRAME = len("[,,]")
 """An item `[n,"b","k"]` is the strings' JSON, the line's digits and these 4 bytes."""
 _URI_PREFIX = "s3://"
+PLAIN_JSON_BYTES = bytes(b for b in range(0x20, 0x7F) if b not in b'"\\')
+"""Bytes orjson writes as they are: printable ASCII but the quote and the backslash."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,12 +324,23 @@ def _versions(values: list[dict[str, object]]) -> list[str | None] | None:
 def _item_sums(
     buckets: list[str], keys: list[str], versions: list[str | None] | None, *, is_plain: bool
 ) -> npt.NDArray[np.int64]:
-    """Prefix sums of the items' JSON sizes, line digits aside (`ParsedBatch.item_bytes`)."""
-    sizes = _string_sizes(buckets, is_plain=is_plain) + _string_sizes(keys, is_plain=is_plain)
+    """Prefix sums of the items' JSON sizes, line digits aside (`ParsedBatch.item_bytes`).
+
+    A bucket name (`is_bucket_name`, which `parsed_batch` checked) is plain ASCII: its JSON
+    is its length and two quotes, whatever the block holds.
+    """
+    sizes = np.fromiter(map(len, buckets), np.int64, len(buckets)) + 2
+    sizes += _string_sizes(keys, is_plain=is_plain)
     sizes += _ITEM_FRAME
     if versions is not None:  # `,"V"` after the key, when the record has one
-        dumps = orjson.dumps
-        sizes += np.fromiter((0 if v is None else len(dumps(v)) + 1 for v in versions), np.int64)
+        present = [v for v in versions if v is not None]
+        if is_plain or _are_plain(present):
+            sizes += np.fromiter((0 if v is None else len(v) + 3 for v in versions), np.int64)
+        else:
+            dumps = orjson.dumps
+            sizes += np.fromiter(
+                (0 if v is None else len(dumps(v)) + 1 for v in versions), np.int64
+            )
     sums = np.zeros(len(sizes) + 1, np.int64)
     np.cumsum(sizes, out=sums[1:])
     return sums
@@ -336,12 +349,23 @@ def _item_sums(
 def _string_sizes(strings: list[str], *, is_plain: bool) -> npt.NDArray[np.int64]:
     r"""`len(orjson.dumps(s))` of each string.
 
-    With `is_plain` that is its length and two quotes (one C-speed `map`): the block is
-    ASCII and its only escapes are `\/` (pandas writes one for every `/`), so no string holds
-    a byte orjson escapes. (Every backslash is followed by `/`, so none is itself escaped:
-    the one escaping it would be followed by a backslash.)
+    With `is_plain` (the caller's proof) or when the strings are plain (`_are_plain`) that is
+    its length and two quotes (one C-speed `map`). `is_plain`: the block is ASCII and its only
+    escapes are `\/` (pandas writes one for every `/`), so no string holds a byte orjson
+    escapes. (Every backslash is followed by `/`, so none is itself escaped: the one escaping
+    it would be followed by a backslash.)
     """
-    if is_plain:
+    if is_plain or _are_plain(strings):
         return np.fromiter(map(len, strings), np.int64, len(strings)) + 2
     dumps = orjson.dumps
     return np.fromiter((len(dumps(s)) for s in strings), np.int64, len(strings))
+
+
+def _are_plain(strings: list[str]) -> bool:
+    r"""Whether every string is printable ASCII without `"` or `\`: orjson escapes none of it.
+
+    One join and two C passes: a third cheaper than `orjson.dumps` of each string, and what a
+    block whose framing quotes hide its plainness (quoted CSV fields) is left to.
+    """
+    joined = "".join(strings).encode()
+    return joined.isascii() and not joined.translate(None, PLAIN_JSON_BYTES)

@@ -41,7 +41,12 @@ PROPS = settings(max_examples=300, deadline=None)
 text = st.text(st.sampled_from(list('ab/{}:,"\\ é\u2028\x00\x7f😀')), max_size=8)
 good_key = st.text(st.sampled_from(list("ab/{}:, é\u2028%+")), min_size=1, max_size=8)
 bucket = st.sampled_from(["bk", "images-bucket", "Legacy_Bucket", "no such bucket", "", "x"])
-version = st.one_of(st.none(), st.just(""), st.text("abc.+_", max_size=6), st.integers(0, 9))
+version = st.one_of(
+    st.none(),
+    st.just(""),
+    st.text(st.sampled_from(list('abc.+_"\\é\x01')), max_size=6),
+    st.integers(0, 9),
+)
 scalar = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.floats(-1, 1), text
 )
