@@ -14,9 +14,10 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import boto3
 import pytest
@@ -31,6 +32,7 @@ pytestmark = pytest.mark.e2e
 
 LAMBDAFLOW = str(Path(sys.executable).parent / "lambdaflow")
 PHOTO = Path(__file__).resolve().parents[1] / "fixtures" / "images" / "coffee.jpg"
+T = TypeVar("T")
 
 
 def _clean_env() -> dict[str, str]:
@@ -157,19 +159,30 @@ def _workers_frozen(stack: LocalStack) -> Iterator[None]:
             os.kill(pid, signal.SIGCONT)
 
 
-def _stderr_after_ctrl_c(process: subprocess.Popen, timeout_s: float) -> str:
-    """Press Ctrl-C on `process`; its stderr once it ended, or a failure showing where it hung.
+def _ctrl_c_once(
+    process: subprocess.Popen, ready: Callable[[], T], what: str, timeout_s: float = 60
+) -> tuple[T, str]:
+    """Once `ready()` answers, press Ctrl-C on `process`: that answer, and the command's last line.
 
-    The command runs with PYTHONFAULTHANDLER set: if it outlives `timeout_s`, SIGABRT makes
-    it print every thread's stack, which the failure carries.
+    The command must end with exit code 130 and no traceback. It runs with PYTHONFAULTHANDLER
+    set: if it outlives `timeout_s` after the Ctrl-C, SIGABRT makes it print every thread's
+    stack, which the failure carries.
     """
-    process.send_signal(signal.SIGINT)
     try:
-        return process.communicate(timeout=timeout_s)[1]
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGABRT)
-        stacks = process.communicate(timeout=30)[1]
-        pytest.fail(f"still running {timeout_s:.0f} s after Ctrl-C; its threads:\n{stacks}")
+        answer = wait_until(ready, 120, what=what)
+        process.send_signal(signal.SIGINT)
+        try:
+            stderr = process.communicate(timeout=timeout_s)[1]
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            stacks = process.communicate(timeout=30)[1]
+            pytest.fail(f"still running {timeout_s:.0f} s after Ctrl-C; its threads:\n{stacks}")
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130
+    assert "Traceback" not in stderr
+    return answer, stderr.strip().splitlines()[-1]
 
 
 def _interruptible(args: list[str], cwd: Path) -> subprocess.Popen:
@@ -197,23 +210,13 @@ def test_ctrl_c_during_run_says_the_run_continues_and_how_to_follow_it(
     ledger = RunLedger(boto3.client("dynamodb"), local_stack.outputs["RunsTableName"])
     with _workers_frozen(local_stack):
         process = _interruptible(["run", str(manifest)], stack_dir)
-        try:
-            run = wait_until(
-                lambda: next(
-                    (r.run for r in ledger.list_runs() if manifest.name in r.manifest), None
-                ),
-                120,
-                what="the run to start",
-            )
-            # WHEN the person presses Ctrl-C
-            stderr = _stderr_after_ctrl_c(process, 60)
-        finally:
-            if process.poll() is None:
-                process.kill()
+        run, last = _ctrl_c_once(
+            process,
+            # WHEN the person presses Ctrl-C once the run started
+            lambda: next((r.run for r in ledger.list_runs() if manifest.name in r.manifest), None),
+            "the run to start",
+        )
     # THEN one line says the run goes on, and how to follow it; the exit code is 130
-    assert process.returncode == 130
-    assert "Traceback" not in stderr
-    last = stderr.strip().splitlines()[-1]
     assert f"run {run} continues on the stack" in last
     assert f"lambdaflow status {run} --watch" in last
 
@@ -232,24 +235,17 @@ def test_ctrl_c_during_the_upload_stops_at_once_and_says_what_became_of_the_run(
     s3 = boto3.client("s3")
     bucket = local_stack.outputs["InputBucketName"]
     process = _interruptible(["run", str(manifest)], stack_dir)
-    try:
-        wait_until(
-            lambda: any(
-                u["Key"].endswith(manifest.name)
-                for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
-            ),
-            120,
-            what="the manifest's upload to start",
-        )
-        # WHEN the person presses Ctrl-C
-        stderr = _stderr_after_ctrl_c(process, 20)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    _, last = _ctrl_c_once(
+        process,
+        # WHEN the person presses Ctrl-C once the upload started
+        lambda: any(
+            u["Key"].endswith(manifest.name)
+            for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        ),
+        "the manifest's upload to start",
+        timeout_s=20,
+    )
     # THEN the command ends at once, in one line that says whether a run started; code 130
-    assert process.returncode == 130
-    assert "Traceback" not in stderr
-    last = stderr.strip().splitlines()[-1]
     assert "interrupted" in last
     assert "upload" in last
 
