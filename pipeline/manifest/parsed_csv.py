@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
     from pipeline.manifest.dense import DenseShape
 
-"""Bytes a field's JSON string holds as they are (orjson escapes the others)."""
 _COMMA, _QUOTE = ord(","), ord('"')
 
 
