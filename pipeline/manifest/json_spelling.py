@@ -2,9 +2,9 @@
 
 orjson, pandas and most tools write `{"bucket":"B","key":"K"}`; Python's `json.dumps` writes
 `{"bucket": "B", "key": "K"}` (a space after each `:` and `,`), which is what JSON Lines
-written by a Python loop look like. The dense JSON proofs (`pipeline.manifest.dense_json`) and
-the chunk encoder work on the fixed bytes around bucket and key, so a spelling is those
-frames, built here once for each. Pure.
+written by a Python loop look like. The dense JSON proofs (`pipeline.manifest.dense_json`) work
+on the fixed bytes around bucket and key, so a spelling is those frames, built here once for
+each. Pure.
 """
 
 from __future__ import annotations
@@ -21,16 +21,12 @@ class JsonSpelling:
 
     Attributes:
         bucket_open: `{"bucket":"%b","key":"`, a bucket-first record's start.
-        bucket_head: `{"bucket":"`.
-        key_field: `","key":"`, between bucket and key.
         key_open: `{"key":"`, a key-first record's start.
         key_first_end: `","bucket":"%b"}` and the newline, a key-first line's end.
         uri_head: `{"uri":"s3://`, a uri record's start (the bucket and `/` follow).
     """
 
     bucket_open: bytes
-    bucket_head: bytes
-    key_field: bytes
     key_open: bytes
     key_first_end: bytes
     uri_head: bytes
@@ -42,24 +38,10 @@ class JsonSpelling:
         key_field = b'"' + comma + b'"key"' + colon + b'"'
         return cls(
             bucket_open=bucket_head + b"%b" + key_field,
-            bucket_head=bucket_head,
-            key_field=key_field,
             key_open=b'{"key"' + colon + b'"',
             key_first_end=b'"' + comma + b'"bucket"' + colon + b'"%b"}\n',
             uri_head=b'{"uri"' + colon + b'"s3://',
         )
-
-    def bucket_record(self, bucket: bytes) -> tuple[bytes, bytes]:
-        """Opening and closing of a bucket-first record of `bucket` (no line end)."""
-        return self.bucket_head + bucket + self.key_field, b'"}'
-
-    def key_first(self, bucket: bytes) -> tuple[bytes, bytes]:
-        """Opening and closing of a key-first line of `bucket`, its newline included."""
-        return self.key_open, self.key_first_end % bucket
-
-    def uri_record(self, bucket: bytes) -> tuple[bytes, bytes]:
-        """Opening and closing of a `{"uri"}` line of `bucket`, its newline included."""
-        return self.uri_head + bucket + b"/", b'"}\n'
 
     @property
     def row_item_delta(self) -> int:

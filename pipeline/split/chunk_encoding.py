@@ -10,21 +10,22 @@ first line number and its rows as a whole-block rewrite of the bytes the dense p
 - verbatim `bucket,key` and URI rows (`pipeline.manifest.dense`: no quote, backslash or control
   byte but the line ends; UTF-8) are one JSON string: their CRs dropped, newlines written `\n`;
 - dense JSON records (`{"bucket":"B","key":"K"}`, key first or `{"uri":"s3://B/K"}`, in
-  either spelling, a key holding no JSON escape but pandas' `\/`, kept as it is) become the
-  `keys` of their one bucket, or `pairs` `"B","K",…`: one or two replaces of the frame
-  between two records (every pattern holds a quote, which no key holds);
+  either spelling, a key holding no JSON escape but pandas' `\/`) are JSON already: their
+  lines become the `objects` of the piece as they are, one newline to one comma (a JSON
+  array's elements keep their own separators). Rewriting them into `keys` or `pairs` cost a
+  multi-byte replace a record, a third of a Split pass;
 - a header CSV whose first column is the URI (`UriColumnBatch`) hands over its URIs, sent as
   `uris` rows;
 - a header-CSV, Inventory or quoted/versioned Batch `ColumnsBatch` hands over its `"B","K"`
   rows (`json_rows`), which become `pairs` by one one-byte replace; with a version column,
   `version_pairs` and its `versions` (`json_versions`), `""` where a row has none;
-- any other piece (listed batches, JSON version ids, mixed-bucket key-first records) is v1
-  items.
+- any other piece (listed batches, JSON version ids) is v1 items.
 
-A span of nothing but items, or whose v2 message would be larger than its v1 one (a piece of
-one or two lines, `%XX`-heavy keys), is sent as v1: the chunk cut, made by v1 sizes
-(`ChunkSpan.message_bytes`), so holds for what is sent. Either reads back to exactly
-`span.to_chunk()` (a property test holds it to that). Pure: knows nothing of SQS.
+A span of nothing but items, or whose v2 message would pass `max_bytes`, is sent as v1, which
+the chunk cut (made by v1 sizes, `ChunkSpan.message_bytes`) keeps within it. A v2 message may
+be larger than v1 (an `objects` record holds its field names); it is still bounded by the
+limit SQS enforces. Either reads back to exactly `span.to_chunk()` (a property test holds it
+to that). Pure: knows nothing of SQS.
 """
 
 from __future__ import annotations
@@ -43,12 +44,12 @@ from pipeline.manifest.dense import (
 )
 from pipeline.manifest.dense_array import _array_row
 from pipeline.manifest.dense_columns import ColumnsBatch
-from pipeline.manifest.dense_json import BUCKET_FIRST, KEY_FIRST, ROW_FORMS, URI
+from pipeline.manifest.dense_json import ROW_FORMS
 from pipeline.manifest.dense_uri_columns import UriColumnBatch
-from pipeline.manifest.json_spelling import COMPACT, JsonSpelling
 from pipeline.split.span_message import (
     CSV,
     CSV_URL,
+    OBJECTS,
     PIECES,
     SPAN_MESSAGE_VERSION,
     URIS,
@@ -56,7 +57,7 @@ from pipeline.split.span_message import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Buffer, Callable
+    from collections.abc import Buffer
 
     from pipeline.split.chunking import ChunkSpan
 
@@ -71,11 +72,14 @@ _ROW_STRINGS = {
 
 Private names of `pipeline.manifest.dense`, imported on purpose: this encoding is only valid
 for rows those proofs take, and a renamed parser must fail the import, not fall back quietly."""
-_STRINGS_BREAK = b'","'
+_OBJECTS_OPEN = b'"%b":[' % OBJECTS.encode()
 
 
-def encode_span(span: ChunkSpan) -> bytes:
-    """The message of `span`: v2 (`pipeline.split.span_message`) unless v1 is no larger."""
+def encode_span(span: ChunkSpan, *, max_bytes: int) -> bytes:
+    """The message of `span`: v2 (`pipeline.split.span_message`) unless it would pass `max_bytes`.
+
+    `max_bytes` is the limit the span was cut by (`chunk_max_bytes`), so v1 always fits it.
+    """
     pieces = [_piece(batch, start, stop) for batch, start, stop in span.pieces]
     if all(piece is None for piece in pieces):
         return orjson.dumps(span.to_message())
@@ -89,7 +93,7 @@ def encode_span(span: ChunkSpan) -> bytes:
         parts += piece or (b'{"items":', orjson.dumps(batch.items(start, stop)), b"}")
     parts.append(b"]}")
     body = b"".join(parts)
-    if len(body) > span.message_bytes:
+    if len(body) > max_bytes:
         return orjson.dumps(span.to_message())
     return body
 
@@ -111,22 +115,12 @@ def _piece(batch: RecordBatch, start: int, stop: int) -> list[Buffer] | None:  #
     if batch.data is None or batch.given_rows is not None:
         return None
     block = batch.data[batch.starts[start] : batch.starts[stop]]
-    order, spelling = ROW_FORMS.get(batch.parse_row, (None, COMPACT))
-    if order == KEY_FIRST:  # the bucket comes after the key: mixed buckets take v1 items
-        return _one_bucket_keys(
-            head, block, batch.buckets, stop - start, spelling.key_first, bucket_at_end=True
-        )
-    if order == URI:  # a key may hold `/`: mixed buckets take v1 items
-        return _one_bucket_keys(head, block, batch.buckets, stop - start, spelling.uri_record)
-    if order == BUCKET_FIRST:  # `{"bucket":"B","key":"K"}` newline, each
-        lead, joint, tail = b"", b"\n", b"\n"
-    elif batch.parse_row is _array_row:  # SEP `{"bucket":"B","key":"K"}`, each
-        lead = joint = batch.data[: batch.data.find(b"{")]
-        tail = b""
-    else:
-        return None
-    body = block[len(lead) : len(block) - len(tail)]
-    return _bucket_first(head, body, joint, batch, stop - start, spelling)
+    if batch.parse_row in ROW_FORMS:  # JSON Lines records, each ending `"}` and a newline
+        return [head, _OBJECTS_OPEN, block[:-1].replace(b"\n", b","), b"]}"]
+    if batch.parse_row is _array_row:  # SEP `{"bucket":"B","key":"K"}`, each
+        separator = batch.data[: batch.data.find(b"{")]  # the same before every element
+        return [head, _OBJECTS_OPEN, block[len(separator) :], b"]}"]
+    return None
 
 
 def _columns(
@@ -140,47 +134,3 @@ def _columns(
         return [head, b'"pairs":[', pairs, b"]}"]
     versions = batch.json_versions(start, stop)
     return [head, b'"%b":[' % VERSION_PAIRS.encode(), pairs, b'],"versions":[', versions, b"]}"]
-
-
-def _bucket_first(  # noqa: PLR0917 - the piece's bytes and how they are spelled
-    head: bytes, block: bytes, joint: bytes, batch: DenseBatch, count: int, spelling: JsonSpelling
-) -> list[Buffer]:
-    """Records `{"bucket":"B","key":"K"}`, `joint` between two, as `keys` of one bucket or `pairs`.
-
-    Mixed buckets become `pairs` by two replaces: the frame between two records, then the one
-    between a bucket and its key.
-    """
-    keys = _one_bucket_keys(head, block, batch.buckets, count, spelling.bucket_record, joint=joint)
-    if keys is not None:
-        return keys
-    opening, field = spelling.bucket_head, spelling.key_field
-    pairs = block[len(opening) : -2].replace(b'"}' + joint + opening, _STRINGS_BREAK)
-    return [head, b'"pairs":["', pairs.replace(field, _STRINGS_BREAK), b'"]}']
-
-
-def _one_bucket_keys(
-    head: bytes,
-    block: bytes,
-    buckets: tuple[bytes, ...],
-    count: int,
-    frames: Callable[[bytes], tuple[bytes, bytes]],
-    *,
-    joint: bytes = b"",
-    bucket_at_end: bool = False,
-) -> list[Buffer] | None:
-    """`count` records `OPENING K CLOSING`, `joint` between two, as one bucket's `keys`; or None.
-
-    `frames(B)` is the opening and closing of bucket B's records; the closing names the bucket
-    with `bucket_at_end`, the opening otherwise. That frame holds quotes, which no key holds,
-    so it matches only at a record's edge: the piece is bucket B's when the batch holds no
-    other bucket, or when B's frame is counted `count` times. One replace (one multi-byte match
-    a record) then drops every frame between two keys. None when no bucket has them all.
-    """
-    for bucket in buckets:
-        opening, closing = frames(bucket)
-        named = closing if bucket_at_end else opening
-        if len(buckets) == 1 or block.count(named) == count:
-            separator = closing + joint + opening
-            keys = block[len(opening) : -len(closing)].replace(separator, _STRINGS_BREAK)
-            return [head, b'"bucket":"%b","keys":["' % bucket, keys, b'"]}']
-    return None

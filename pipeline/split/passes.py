@@ -234,7 +234,8 @@ def _cut(
     for span in spans:
         resume = span.resume_after()
         # A counting sink (`scan`) skips encoding, a fifth of its time: the size is exact anyway
-        body = encode_span(span) if getattr(sink, "wants_body", True) else b""
+        wants_body = getattr(sink, "wants_body", True)
+        body = encode_span(span, max_bytes=options.chunk_max_bytes) if wants_body else b""
         message = ChunkMessage(span.number, body, span.count, resume[0] - 1, span.message_bytes)
         work.emit(message, sink)
         next_chunk = span.number + 1

@@ -14,30 +14,35 @@ rewrite of bytes the dense proof already holds (`pipeline.split.chunk_encoding`)
       {"line":L,"pairs":["b","k",…]}    bucket, key, bucket, key, …
       {"line":L,"version_pairs":["b","k",…],"versions":["v",…]}   the same, and each
                                         line's version id ("": none)
-      {"line":L,"bucket":"B","keys":["k",…]}   every line of the piece in bucket B
+      {"line":L,"objects":[{…},…]}      the manifest's own JSON records, as they were
+      {"line":L,"bucket":"B","keys":["k",…]}   every line of the piece in bucket B (no longer
+                                        sent; read so a message queued before is still read)
       {"items":[[line,b,k(,version)],…]}        v1 items (any other batch)
 
 A row of `csv` holds exactly one comma, and a `uris` row starts `s3://` and names its bucket
 up to the first `/` (a bucket name holds no `/` or comma); keys are taken verbatim otherwise.
+An `objects` record is read as the manifest reader reads a JSON record (`parse_json_value`).
 `read_pieces` turns them back into exactly the records v1 carries, so a worker reads either
 version (`Chunk.from_message`); Split still cuts chunks by their v1 size, and writes v2 only
-when it is no larger (`ChunkSpan.message_bytes`). Pure.
+when it stays within that same limit (`pipeline.split.chunk_encoding`). Pure.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pipeline.manifest.parse import ManifestRecord, decode_key, split_uri
+from pipeline.failures import ManifestLineError
+from pipeline.manifest.parse import ManifestRecord, decode_key, parse_json_value, split_uri
 
 SPAN_MESSAGE_VERSION = 2
 PIECES = "pieces"
-LINE, CSV, CSV_URL, URIS, PAIRS, BUCKET, KEYS, ITEMS = (
+LINE, CSV, CSV_URL, URIS, PAIRS, OBJECTS, BUCKET, KEYS, ITEMS = (
     "line",
     "csv",
     "csv_url",
     "uris",
     "pairs",
+    "objects",
     "bucket",
     "keys",
     "items",
@@ -86,15 +91,16 @@ def _read_piece(piece: dict[str, Any]) -> list[ManifestRecord]:
     line = piece[LINE]
     if not isinstance(line, int) or line < 1:
         raise ValueError(f"chunk piece line {line!r} is not a line number")
+    if OBJECTS in piece:
+        objects = piece[OBJECTS]
+        if not isinstance(objects, list):
+            raise TypeError(f"objects {str(objects)[:200]!r} is not a list")
+        return [_json_record(value, n) for n, value in enumerate(objects, line)]
     if KEYS in piece:
         bucket = _text(piece[BUCKET])
         return [ManifestRecord(n, bucket, _text(k)) for n, k in enumerate(piece[KEYS], line)]
-    if PAIRS in piece:
-        pairs = piece[PAIRS]
-        return _pairs(pairs, [None] * (len(pairs) // 2), line)
-    if VERSION_PAIRS in piece:
-        versions = [_text(v) or None for v in piece[VERSIONS]]
-        return _pairs(piece[VERSION_PAIRS], versions, line)
+    if PAIRS in piece or VERSION_PAIRS in piece:
+        return _pairs_piece(piece, line)
     if URIS in piece:
         return [ManifestRecord(n, *_uri(row)) for n, row in enumerate(_rows(piece[URIS]), line)]
     is_encoded = CSV_URL in piece
@@ -104,6 +110,14 @@ def _read_piece(piece: dict[str, Any]) -> list[ManifestRecord]:
     ]
 
 
+def _pairs_piece(piece: dict[str, Any], line: int) -> list[ManifestRecord]:
+    if PAIRS in piece:
+        pairs = piece[PAIRS]
+        return _pairs(pairs, [None] * (len(pairs) // 2), line)
+    versions = [_text(v) or None for v in piece[VERSIONS]]
+    return _pairs(piece[VERSION_PAIRS], versions, line)
+
+
 def _pairs(pairs: list[Any], versions: list[str | None], line: int) -> list[ManifestRecord]:
     if len(pairs) != 2 * len(versions):
         raise ValueError(f"chunk piece at line {line}: not two strings a version")
@@ -111,6 +125,13 @@ def _pairs(pairs: list[Any], versions: list[str | None], line: int) -> list[Mani
         ManifestRecord(n, _text(b), _text(k), v)
         for n, (b, k, v) in enumerate(zip(pairs[::2], pairs[1::2], versions, strict=True), line)
     ]
+
+
+def _json_record(value: object, line: int) -> ManifestRecord:
+    record = parse_json_value(value, line)
+    if isinstance(record, ManifestLineError):  # Split sends only records it has read
+        raise ValueError(f"chunk object at line {line} is not a record: {record}")
+    return record
 
 
 def _text(value: object) -> str:

@@ -195,5 +195,5 @@ def test_json_lines_as_python_and_pandas_write_them_are_read_dense(write, spelli
         assert flatten_batches(batches) == [
             ("ok", n, "images-bucket", k, None) for n, k in enumerate(keys, 1)
         ]
-        # AND Split sends them as one bucket's keys, not item by item
-        assert share_sent_as(batches, "keys") > 0.9
+        # AND Split sends them as the records they are, not item by item
+        assert share_sent_as(batches, "objects") > 0.9

@@ -169,10 +169,10 @@ def test_plain_versioned_manifests_are_read_dense_and_sent_with_their_versions(n
     # AND the chunks Split sends carry every version, as `version_pairs` pieces
     pieces, records = 0, []
     for span in iter_chunk_spans(batches, run="r", chunk_items=97, chunk_max_bytes=10**6):
-        body = encode_span(span)
+        body = encode_span(span, max_bytes=10**6)
         message = orjson.loads(body)
         assert Chunk.from_message(message) == span.to_chunk()
-        assert len(body) <= span.message_bytes
+        assert len(body) <= 10**6
         pieces += sum("version_pairs" in p for p in message.get("pieces", []))
         records += Chunk.from_message(message).items
     assert [as_tuple(r) for r in records] == expected

@@ -1,7 +1,7 @@
-"""`encode_span`'s message reads back to exactly the chunk, never larger than v1, on every path.
+"""`encode_span`'s message reads back to exactly the chunk, within the cut's limit, on every path.
 
 The contract (`pipeline.split.span_message`): `Chunk.from_message` of what Split sends is
-`span.to_chunk()`, and the message is no larger than the v1 size the chunk was cut by.
+`span.to_chunk()`, and the message is no larger than the limit the chunk was cut by.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ _ENCODED = st.lists(st.sampled_from(["a", "%20", "+", "%2F", "%C3%A9", "b/c"]), 
 )
 _ANY = st.text(st.characters(codec="utf-8", exclude_characters="\n\r"), min_size=1, max_size=12)
 _FIRST_LINE = st.one_of(st.just(1), st.integers(1, 10**12))
+_CAP = 10**6
 
 
 class _Trickle(io.BytesIO):
@@ -48,18 +49,18 @@ def _spans(
 ):
     reader = RecordReader(_Trickle(data), fmt, layout=layout, first_line=first_line)
     return iter_chunk_spans(
-        reader.iter_batches(), run="r", chunk_items=chunk_items, chunk_max_bytes=10**6
+        reader.iter_batches(), run="r", chunk_items=chunk_items, chunk_max_bytes=_CAP
     )
 
 
-def _assert_reads_back(span: ChunkSpan) -> dict:
-    """`span`'s message reads back to its chunk, within the v1 size it was cut by."""
-    body = encode_span(span)
+def _assert_reads_back(span: ChunkSpan, cap: int = _CAP) -> dict:
+    """`span`'s message reads back to its chunk, within the limit it was cut by."""
+    body = encode_span(span, max_bytes=cap)
     message = orjson.loads(body)
     chunk = span.to_chunk()
     assert Chunk.from_message(message) == chunk
     assert span.message_bytes == len(orjson.dumps(chunk.to_message()))
-    assert len(body) <= span.message_bytes
+    assert len(body) <= cap
     return message
 
 
@@ -293,7 +294,7 @@ def test_plain_header_csv_and_inventory_take_the_columns_path(quoted, inventory,
     run=st.integers(1, 40),
     cuts=st.lists(st.integers(0, 200), max_size=6),
 )
-def test_dense_json_batches_take_the_rewrite_and_read_back(keys, shape, buckets, run, cuts):
+def test_dense_json_batches_go_as_their_own_objects_and_read_back(keys, shape, buckets, run, cuts):
     # GIVEN dense JSON batches, buckets changing every `run` records
     named = [buckets[i // run % len(buckets)] for i in range(len(keys))]
     rows = [
@@ -318,14 +319,13 @@ def test_dense_json_batches_take_the_rewrite_and_read_back(keys, shape, buckets,
             message = _assert_reads_back(
                 ChunkSpan("r", 7, stop - start, v1, ((batch, start, stop),))
             )
-            # THEN it reads back exactly, as rows of its bucket(s) unless v1 is smaller (a
-            # few records); only key-first records of mixed buckets are left to v1 items
-            mixed = len({i[1] for i in items}) > 1
-            if shape == "key-first" and mixed:
-                assert message["v"] == 1
-            elif stop - start >= 12:  # a piece's own ~40 bytes have paid off by then
-                assert message["v"] == 2
-                assert ("pairs" if mixed else "keys") in message["pieces"][0]
+            # THEN it reads back exactly, its records sent as the manifest wrote them, in
+            # either key order and with any mix of buckets
+            assert message["v"] == 2
+            assert message["pieces"][0]["objects"] == [
+                json.loads(row)
+                for row in rows[batch.first_line - 1 + start : batch.first_line - 1 + stop]
+            ]
 
 
 @settings(max_examples=40, deadline=None)
@@ -343,8 +343,8 @@ def test_line_numbers_across_thousands_encode_exactly(first_line, rows, chunk_it
     form = b"s3://bkt-%d/k/%d%%.jpg" if uri else b"bkt-%d,k/%d.jpg"  # a CSV key is URL-encoded
     data = line_end.join(form % (i % 2, i) for i in range(rows)) + line_end
     # WHEN cut and encoded THEN each reads back exactly, through v2 rows (a chunk of one line
-    # is smaller as v1)
+    # too: v2 is sent whenever it fits the limit)
     rows_pieces = _assert_all_read_back(
         data, ManifestFormat.CSV, chunk_items, first_line=first_line
     )
-    assert rows_pieces > 0 if chunk_items > 1 else rows_pieces == 0
+    assert rows_pieces > 0

@@ -25,6 +25,8 @@ def test_every_piece_form_reads_back_in_line_order():
                 {"line": 5, "pairs": ["b", "k5", "c", "k6"]},
                 {"line": 10**12, "bucket": "b", "keys": ["é", "k"]},
                 {"items": [[10**12 + 2, "b", "v", "ver1"]]},
+                {"line": 10**12 + 3, "objects": [{"key": "a/\u00e9", "bucket": "bkt"}]},
+                {"line": 10**12 + 4, "objects": [{"uri": "s3://ckt/x y"}, "s3://dkt/z"]},
             )
         )
     )
@@ -44,6 +46,9 @@ def test_every_piece_form_reads_back_in_line_order():
             ManifestRecord(10**12, "b", "é"),
             ManifestRecord(10**12 + 1, "b", "k"),
             ManifestRecord(10**12 + 2, "b", "v", "ver1"),
+            ManifestRecord(10**12 + 3, "bkt", "a/é"),
+            ManifestRecord(10**12 + 4, "ckt", "x y"),
+            ManifestRecord(10**12 + 5, "dkt", "z"),
         ),
     )
 
@@ -68,6 +73,11 @@ def test_a_v1_message_still_reads():
         {"line": 1, "keys": ["k"]},
         {"line": 1},
         {"items": [[1, "b"]]},
+        {"line": 1, "objects": [{"bucket": "bkt"}]},
+        {"line": 1, "objects": [{"bucket": "bkt", "key": ""}]},
+        {"line": 1, "objects": [{"bucket": "b", "key": "k"}]},
+        {"line": 1, "objects": [7]},
+        {"line": 1, "objects": {"s3://b/k": 1}},
         "b,k",
     ],
 )
