@@ -11,8 +11,8 @@ version (if the layout has one) in a later column, and every field all quoted or
 
 Columns after the key make an item's size (`[line,"bucket","key"]`) no function of its line
 length, so such a block is a `ColumnsBatch`: a `DenseBatch` whose item sizes come from where
-its keys end, found with the line ends by one numpy search, and which hands Split its items'
-JSON strings for a whole block at once (`json_rows`). Pure: no I/O.
+its keys end, found with the line ends by one numpy search, and which names the layout its rows
+are read by (`layout`), so Split can send the rows as they are. Pure: no I/O.
 
 The proof builds only the first line's skeleton; the other lines are held to it by counts and
 gathers at the positions one numpy search finds (`dense_columns_batch`), not by deleting the
@@ -22,15 +22,14 @@ field bytes of the whole block: for Inventory rows that halved the proof's cost 
 Reaches into `pipeline.manifest.dense` for its byte-class and line-edge helpers on purpose: one
 definition of what a plain byte is serves every dense check. STYLE deviation: ~370 lines, over
 the ~300 of the house style, because the proof's steps and the facts the batch keeps from them
-(key ends, escapes, separators) must be read side by side; the JSON building lives apart
-(`pipeline.manifest.columns_json`).
+(key ends, escapes) must be read side by side.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from functools import partial
 from itertools import repeat
 from typing import TYPE_CHECKING
@@ -38,7 +37,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.manifest.batch import DenseBatch, summed_item_bytes, summed_item_sizes
-from pipeline.manifest.columns_json import FieldLines, json_rows_block
 from pipeline.manifest.dense import (
     DenseShape,
     _Form,
@@ -123,61 +121,19 @@ class ColumnsBatch(SummedBatch):
 
     `item_sums[i]` is the sum over rows [0, i) of the offset in its row where the key ends,
     less 2 bytes an escape in the key; an item is that plus `item_delta` and its line digits.
-    For `json_rows`: `kept_ends[i]` is where row i's `"B","K"` (bare rows: `B,K`) ends in
-    `data`, `separators` the bare rows' bucket/key commas (None when quoted), `percents`
-    every `%` in `data` when keys are URL-encoded (`is_decoded`; None when none holds one).
-    With a version column, `version_bounds` are where each row's version starts and ends in
-    `data` (empty: no version), and `version_sums[i]` what versions add to items [0, i)
-    (`,"V"`, 3 bytes and the version, when not empty).
+    With a version column, `version_sums[i]` is what versions add to items [0, i) (`,"V"`,
+    3 bytes and the version, when not empty). `layout` reads every row to its record with
+    `parse.parse_csv_row` (bucket in column 0, key in column 1, the version column if any),
+    and `is_quoted` says every field is `"F"`, holding no quote, backslash or control byte.
     """
 
-    kept_ends: Sequence[int] = ()
-    separators: Sequence[int] | None = None
-    percents: Sequence[int] | None = None
-    is_decoded: bool = False
-    version_bounds: tuple[Sequence[int], Sequence[int]] | None = None
-    _json: list[bytes] = field(default_factory=list)
-    _versions: list[FieldLines] = field(default_factory=list)
+    layout: CsvLayout | None = None
+    is_quoted: bool = False
 
     @property
     def has_versions(self) -> bool:
         """Whether the rows have a version column (each may still be empty: no version)."""
-        return self.version_bounds is not None
-
-    def json_rows(self, start: int, stop: int) -> bytes:
-        r"""Rows [start, stop) as their items' strings `"B","K"`, `\n` between rows.
-
-        Exactly what orjson writes for the items' bucket and key (the proof leaves no byte
-        JSON escapes in them). Built for the whole batch once, then sliced: a row's `"B","K"`
-        is its item less `[`, `,`, `]` and the line digits, so row i starts at `item_sums[i]
-        + (item_delta - 2) * i`.
-        """
-        if stop <= start:
-            return b""
-        if not self._json:
-            json = json_rows_block(
-                self.data,  # type: ignore[arg-type]  # a ColumnsBatch always keeps its block
-                self.starts,  # type: ignore[arg-type]
-                self.kept_ends,  # type: ignore[arg-type]
-                self.separators,  # type: ignore[arg-type]
-                self.percents,  # type: ignore[arg-type]
-                is_decoded=self.is_decoded,
-            )
-            self._json.append(json)
-        sums, step = self.item_sums, self.item_delta - 2
-        return self._json[0][int(sums[start]) + step * start : int(sums[stop]) + step * stop - 1]
-
-    def json_versions(self, start: int, stop: int) -> bytes:
-        """Rows [start, stop)'s versions as JSON strings `"V","V",…` (`""`: no version).
-
-        Verbatim, as the reference parser takes them (the proof leaves no byte JSON escapes in
-        them). Cut out of the block for the whole batch once, then sliced and quoted.
-        """
-        if stop <= start or self.version_bounds is None:
-            return b""
-        if not self._versions:
-            self._versions.append(FieldLines.cut(self.data, *self.version_bounds))  # type: ignore[arg-type]
-        return b'"' + self._versions[0].rows(start, stop).replace(b"\n", b'","') + b'"'
+        return self.version_sums is not None
 
 
 def _quoted_row(row: bytes) -> tuple[str, str]:
@@ -459,15 +415,17 @@ def dense_columns_batch(
     if batch is None:
         return None
     base = {f.name: getattr(batch, f.name) for f in fields(batch) if f.init}
+    layout = CsvLayout(
+        CsvKind.SCHEMA,
+        version_col=None if bounds is None else version_col,
+        is_key_encoded=is_key_encoded,
+    )
     return ColumnsBatch(
         **base,
         item_sums=sums,
-        kept_ends=key_ends + quoted,
-        separators=None if form.is_quoted else found.at[:, 0],
-        percents=found.percents,
-        is_decoded=is_key_encoded,
-        version_bounds=bounds,
         version_sums=None if bounds is None else _version_sums(*bounds),
+        layout=layout,
+        is_quoted=form.is_quoted,
     )
 
 

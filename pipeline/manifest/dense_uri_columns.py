@@ -5,21 +5,19 @@ A training-set listing is often a header CSV such as `uri,label` (pandas `to_csv
 layout) splits such a row at its commas and reads the first field as a URI, the key verbatim.
 The check here proves, for a whole block, that every line is such a row: the same number of
 bare fields (no quote), the first one `s3://B/K` with a validated bucket B and a non-empty key.
-Then the items' sizes follow from where each row's first comma lies, and Split sends the URIs
-as they are (`uri_lines`, the v2 `uris` piece). Reuses the header-CSV proof's field search
-(`pipeline.manifest.dense_columns`). A version column in these rows is left to the line
-parser. Pure: no I/O.
+Then the items' sizes follow from where each row's first comma lies, and Split sends the rows
+as they are, with the layout that reads them (`URI_COLUMN_LAYOUT`). Reuses the header-CSV
+proof's field search (`pipeline.manifest.dense_columns`). A version column in these rows is
+left to the line parser. Pure: no I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from pipeline.manifest.batch import DenseBatch
-from pipeline.manifest.columns_json import FieldLines
 from pipeline.manifest.dense import DenseShape, _Form, _is_utf8, _lines_start_with_a_bucket
 from pipeline.manifest.dense_columns import (
     SummedBatch,
@@ -27,7 +25,7 @@ from pipeline.manifest.dense_columns import (
     _find_fields,
     _row_form,
 )
-from pipeline.manifest.parse import split_uri
+from pipeline.manifest.parse import CsvKind, CsvLayout, split_uri
 
 _URI_ITEM_DELTA = len('[,"",""]') - len("s3:///")
 """A URI `s3://b/k` is b + k + 6 bytes; its item `[n,"b","k"]` b + k + 8 + digits."""
@@ -40,24 +38,16 @@ def _first_field_uri(row: bytes) -> tuple[str, str]:
     return split_uri(row.decode().split(",", 1)[0])  # type: ignore[return-value]  # proved
 
 
+URI_COLUMN_LAYOUT = CsvLayout(CsvKind.SCHEMA, uri_col=0, version_col=None, is_key_encoded=False)
+"""What reads a `UriColumnBatch` row: the URI in the first field, taken verbatim."""
+
+
 @dataclass(frozen=True, slots=True)
 class UriColumnBatch(SummedBatch):
-    """A `SummedBatch` of `s3://B/K,…` rows: `item_sums` sums the URI lengths of rows [0, i).
+    """A `SummedBatch` of bare `s3://B/K,…` rows: `item_sums` sums URI lengths, rows [0, i)."""
 
-    `uri_ends[i]` is where row i's URI ends in `data` (its first comma).
-    """
-
-    uri_ends: Sequence[int] = ()
-    _lines: list[FieldLines] = field(default_factory=list)
-
-    def uri_lines(self, start: int, stop: int) -> bytes:
-        r"""Rows [start, stop)'s URIs, `\n` between: cut from the block once, then sliced."""
-        if stop <= start:
-            return b""
-        if not self._lines:
-            starts = np.asarray(self.starts[:-1])
-            self._lines.append(FieldLines.cut(self.data, starts, self.uri_ends))  # type: ignore[arg-type]
-        return self._lines[0].rows(start, stop)
+    layout: CsvLayout = URI_COLUMN_LAYOUT
+    is_quoted: bool = False
 
 
 def dense_uri_columns_batch(
@@ -99,4 +89,4 @@ def dense_uri_columns_batch(
     if batch is None:
         return None
     base = {f.name: getattr(batch, f.name) for f in fields(batch) if f.init}
-    return UriColumnBatch(**base, item_sums=sums, uri_ends=uri_ends)
+    return UriColumnBatch(**base, item_sums=sums)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import csv
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -73,6 +74,24 @@ class CsvLayout:
         if self.uri_col is not None:
             return self.uri_col + 1
         return max(self.bucket_col, self.key_col) + 1
+
+
+def layout_to_dict(layout: CsvLayout | None) -> dict[str, Any] | None:
+    """The JSON form of a CSV layout (a checkpoint's `extra`, a chunk message's CSV piece)."""
+    if layout is None:
+        return None
+    return {**asdict(layout), "kind": layout.kind.value}
+
+
+def layout_from_dict(data: Mapping[str, Any] | None) -> CsvLayout | None:
+    """Read back `layout_to_dict`.
+
+    Raises:
+        TypeError | ValueError: not a layout's JSON form.
+    """
+    if not data:
+        return None
+    return CsvLayout(**{**data, "kind": CsvKind(data["kind"])})
 
 
 BATCH_LAYOUT = CsvLayout(CsvKind.BATCH)
@@ -216,6 +235,13 @@ def parse_csv_row(text: str, line: int, layout: CsvLayout) -> ManifestRecord | M
     fields = _split_fields(text, line)
     if isinstance(fields, ManifestLineError):
         return fields
+    return parse_csv_fields(fields, line, layout)
+
+
+def parse_csv_fields(
+    fields: list[str], line: int, layout: CsvLayout
+) -> ManifestRecord | ManifestLineError:
+    """Parse one CSV row's fields, already split and unquoted (what `parse_csv_row` does next)."""
     return _field_count_problem(fields, line, layout) or _parse_columns(fields, line, layout)
 
 

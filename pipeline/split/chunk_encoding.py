@@ -14,11 +14,12 @@ first line number and its rows as a whole-block rewrite of the bytes the dense p
   lines become the `objects` of the piece as they are, one newline to one comma (a JSON
   array's elements keep their own separators). Rewriting them into `keys` or `pairs` cost a
   multi-byte replace a record, a third of a Split pass;
-- a header CSV whose first column is the URI (`UriColumnBatch`) hands over its URIs, sent as
-  `uris` rows;
-- a header-CSV, Inventory or quoted/versioned Batch `ColumnsBatch` hands over its `"B","K"`
-  rows (`json_rows`), which become `pairs` by one one-byte replace; with a version column,
-  `version_pairs` and its `versions` (`json_versions`), `""` where a row has none;
+- header-CSV, Inventory and quoted or versioned Batch rows (`ColumnsBatch`, and a header CSV
+  whose first column is the URI, `UriColumnBatch`) go as they are, with the layout that reads
+  them: quoted rows (every field `"F"`, no quote, backslash or control byte inside) are JSON
+  arrays of strings already, so one newline-to-`],[` replace makes them `csv_fields`; bare
+  rows are one `csv_rows` string, newlines written `\n`. Cutting the bucket and key out of
+  every row (a numpy compress over the block) cost more than that replace;
 - any other piece (listed batches, JSON version ids) is v1 items.
 
 A span of nothing but items, or whose v2 message would pass `max_bytes`, is sent as v1, which
@@ -30,6 +31,7 @@ to that). Pure: knows nothing of SQS.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import orjson
@@ -46,14 +48,17 @@ from pipeline.manifest.dense_array import _array_row
 from pipeline.manifest.dense_columns import ColumnsBatch
 from pipeline.manifest.dense_json import ROW_FORMS
 from pipeline.manifest.dense_uri_columns import UriColumnBatch
+from pipeline.manifest.parse import CsvLayout, layout_to_dict
 from pipeline.split.span_message import (
     CSV,
+    CSV_FIELDS,
+    CSV_ROWS,
     CSV_URL,
+    LAYOUT,
     OBJECTS,
     PIECES,
     SPAN_MESSAGE_VERSION,
     URIS,
-    VERSION_PAIRS,
 )
 
 if TYPE_CHECKING:
@@ -103,7 +108,7 @@ def _piece(batch: RecordBatch, start: int, stop: int) -> list[Buffer] | None:  #
     if not isinstance(batch, DenseBatch) or stop <= start:
         return None
     head = b'{"line":%d,' % (batch.first_line + start)
-    if isinstance(batch, ColumnsBatch | UriColumnBatch):
+    if isinstance(batch, ColumnsBatch | UriColumnBatch) and batch.layout is not None:
         return _columns(head, batch, start, stop)
     row_strings = _ROW_STRINGS.get(batch.parse_row)
     if row_strings is not None:
@@ -126,11 +131,17 @@ def _piece(batch: RecordBatch, start: int, stop: int) -> list[Buffer] | None:  #
 def _columns(
     head: bytes, batch: ColumnsBatch | UriColumnBatch, start: int, stop: int
 ) -> list[Buffer]:
-    """Rows of some columns as `uris` (URI first), `pairs`, or `version_pairs` and `versions`."""
-    if isinstance(batch, UriColumnBatch):
-        return [head, b'"uris":"', batch.uri_lines(start, stop).replace(b"\n", b"\\n"), b'"}']
-    pairs = batch.json_rows(start, stop).replace(b"\n", b",")
-    if not batch.has_versions:
-        return [head, b'"pairs":[', pairs, b"]}"]
-    versions = batch.json_versions(start, stop)
-    return [head, b'"%b":[' % VERSION_PAIRS.encode(), pairs, b'],"versions":[', versions, b"]}"]
+    """Rows [start, stop) as they are: `csv_fields` when quoted, else `csv_rows`, and a layout."""
+    rows = batch.data[batch.starts[start] : batch.starts[stop] - 1]  # type: ignore[index]
+    if b"\r" in rows:  # a CR only ever ends a row of such a batch
+        rows = rows.replace(b"\r", b"")
+    layout = _layout_field(batch.layout)
+    if batch.is_quoted:
+        return [head, layout, b'"%b":[[' % CSV_FIELDS.encode(), rows.replace(b"\n", b"],["), b"]]}"]
+    return [head, layout, b'"%b":"' % CSV_ROWS.encode(), rows.replace(b"\n", b"\\n"), b'"}']
+
+
+@lru_cache(maxsize=32)
+def _layout_field(layout: CsvLayout) -> bytes:
+    """`"layout":{…},` of a piece: once a layout (`asdict` a chunk cost 10 % of a pass)."""
+    return b'"%b":%b,' % (LAYOUT.encode(), orjson.dumps(layout_to_dict(layout)))

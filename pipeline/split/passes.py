@@ -33,12 +33,13 @@ from pipeline.gzip.checkpoint import Checkpoint, StreamKind, take_checkpoint
 from pipeline.ledger.markers import pin_chunk_plan
 from pipeline.manifest.batch import RecordBatch
 from pipeline.manifest.guard import refusing_non_manifests
+from pipeline.manifest.parse import layout_to_dict
 from pipeline.manifest.stream import Position
 from pipeline.split.chunk_encoding import encode_span
 from pipeline.split.chunking import ChunkSpan, iter_chunk_spans
 from pipeline.split.failure_backlog import FailureBacklog
 from pipeline.split.sinks import ChunkMessage, ChunkSink, ParseFailureWriter
-from pipeline.split.source import ManifestCursor, OpenReader, layout_to_dict
+from pipeline.split.source import ManifestCursor, OpenReader
 from pipeline.split.values import (
     PassStats,
     SplitOptions,

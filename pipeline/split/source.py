@@ -10,7 +10,7 @@ Knows nothing of chunks, sinks or Lambda.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,7 +26,7 @@ from pipeline.manifest.inventory import (
     part_source,
     read_bounded,
 )
-from pipeline.manifest.parse import CsvKind, CsvLayout
+from pipeline.manifest.parse import layout_from_dict
 from pipeline.manifest.stream import (
     SNIFF_BYTES,
     ManifestFormat,
@@ -63,20 +63,6 @@ class ReaderKnobs:
     def as_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `open_resumable`."""
         return asdict(self) | {"readbuf_bytes": self.readbuf_bytes or self.block_bytes}
-
-
-def layout_to_dict(layout: CsvLayout | None) -> dict[str, Any] | None:
-    """The JSON form of a CSV layout (checkpoint `extra`)."""
-    if layout is None:
-        return None
-    return {**asdict(layout), "kind": layout.kind.value}
-
-
-def layout_from_dict(data: Mapping[str, Any] | None) -> CsvLayout | None:
-    """Read back `layout_to_dict`."""
-    if not data:
-        return None
-    return CsvLayout(**{**data, "kind": CsvKind(data["kind"])})
 
 
 class ManifestCursor:

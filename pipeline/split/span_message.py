@@ -11,17 +11,22 @@ rewrite of bytes the dense proof already holds (`pipeline.split.chunk_encoding`)
       {"line":L,"csv":"b,k\nb,k…"}     `bucket,key` rows, a newline between (no CR)
       {"line":L,"csv_url":"b,k\n…"}     the same, keys URL-encoded (`+` a space, `%XX`)
       {"line":L,"uris":"s3://b/k\n…"}  `s3://bucket/key` rows, a newline between
-      {"line":L,"pairs":["b","k",…]}    bucket, key, bucket, key, …
-      {"line":L,"version_pairs":["b","k",…],"versions":["v",…]}   the same, and each
-                                        line's version id ("": none)
+      {"line":L,"layout":{…},"csv_fields":[["f","f",…],…]}   each row's CSV fields,
+                                        read by `parse_csv_fields` with the layout
+      {"line":L,"layout":{…},"csv_rows":"r\n…"}   bare CSV rows, a newline between, read
+                                        by `parse_csv_row` with the layout
       {"line":L,"objects":[{…},…]}      the manifest's own JSON records, as they were
-      {"line":L,"bucket":"B","keys":["k",…]}   every line of the piece in bucket B (no longer
+      {"line":L,"pairs":["b","k",…]}    bucket, key, bucket, key, … (and `version_pairs`
+                                        with `versions`, each line's version id, "": none)
+      {"line":L,"bucket":"B","keys":["k",…]}   every line of the piece in bucket B
+                                        (`pairs`, `version_pairs` and `keys` are no longer
                                         sent; read so a message queued before is still read)
       {"items":[[line,b,k(,version)],…]}        v1 items (any other batch)
 
 A row of `csv` holds exactly one comma, and a `uris` row starts `s3://` and names its bucket
 up to the first `/` (a bucket name holds no `/` or comma); keys are taken verbatim otherwise.
-An `objects` record is read as the manifest reader reads a JSON record (`parse_json_value`).
+`objects`, `csv_fields` and `csv_rows` are read as the manifest reader reads a JSON record or
+a CSV row (`layout` is `parse.layout_to_dict`'s form); one that is not a record is poison.
 `read_pieces` turns them back into exactly the records v1 carries, so a worker reads either
 version (`Chunk.from_message`); Split still cuts chunks by their v1 size, and writes v2 only
 when it stays within that same limit (`pipeline.split.chunk_encoding`). Pure.
@@ -32,10 +37,19 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.failures import ManifestLineError
-from pipeline.manifest.parse import ManifestRecord, decode_key, parse_json_value, split_uri
+from pipeline.manifest.parse import (
+    ManifestRecord,
+    decode_key,
+    layout_from_dict,
+    parse_csv_fields,
+    parse_csv_row,
+    parse_json_value,
+    split_uri,
+)
 
 SPAN_MESSAGE_VERSION = 2
 PIECES = "pieces"
+CSV_FIELDS, CSV_ROWS, LAYOUT = "csv_fields", "csv_rows", "layout"
 LINE, CSV, CSV_URL, URIS, PAIRS, OBJECTS, BUCKET, KEYS, ITEMS = (
     "line",
     "csv",
@@ -92,15 +106,12 @@ def _read_piece(piece: dict[str, Any]) -> list[ManifestRecord]:
     if not isinstance(line, int) or line < 1:
         raise ValueError(f"chunk piece line {line!r} is not a line number")
     if OBJECTS in piece:
-        objects = piece[OBJECTS]
-        if not isinstance(objects, list):
-            raise TypeError(f"objects {str(objects)[:200]!r} is not a list")
-        return [_json_record(value, n) for n, value in enumerate(objects, line)]
-    if KEYS in piece:
-        bucket = _text(piece[BUCKET])
-        return [ManifestRecord(n, bucket, _text(k)) for n, k in enumerate(piece[KEYS], line)]
-    if PAIRS in piece or VERSION_PAIRS in piece:
-        return _pairs_piece(piece, line)
+        objects = _list(piece[OBJECTS])
+        return [_checked(parse_json_value(value, n)) for n, value in enumerate(objects, line)]
+    if LAYOUT in piece:
+        return _csv_piece(piece, line)
+    if KEYS in piece or PAIRS in piece or VERSION_PAIRS in piece:
+        return _earlier_piece(piece, line)
     if URIS in piece:
         return [ManifestRecord(n, *_uri(row)) for n, row in enumerate(_rows(piece[URIS]), line)]
     is_encoded = CSV_URL in piece
@@ -110,7 +121,11 @@ def _read_piece(piece: dict[str, Any]) -> list[ManifestRecord]:
     ]
 
 
-def _pairs_piece(piece: dict[str, Any], line: int) -> list[ManifestRecord]:
+def _earlier_piece(piece: dict[str, Any], line: int) -> list[ManifestRecord]:
+    """`keys`, `pairs` or `version_pairs`: no longer sent, read for messages queued before."""
+    if KEYS in piece:
+        bucket = _text(piece[BUCKET])
+        return [ManifestRecord(n, bucket, _text(k)) for n, k in enumerate(piece[KEYS], line)]
     if PAIRS in piece:
         pairs = piece[PAIRS]
         return _pairs(pairs, [None] * (len(pairs) // 2), line)
@@ -127,11 +142,33 @@ def _pairs(pairs: list[Any], versions: list[str | None], line: int) -> list[Mani
     ]
 
 
-def _json_record(value: object, line: int) -> ManifestRecord:
-    record = parse_json_value(value, line)
+def _csv_piece(piece: dict[str, Any], line: int) -> list[ManifestRecord]:
+    try:
+        layout = layout_from_dict(piece[LAYOUT])
+    except ValueError as e:  # an unknown kind
+        raise ValueError(f"chunk piece at line {line}: {e}") from e
+    if layout is None:
+        raise ValueError(f"chunk piece at line {line} has no layout")
+    if CSV_FIELDS in piece:
+        rows = _list(piece[CSV_FIELDS])
+        return [
+            _checked(parse_csv_fields([_text(f) for f in _list(row)], n, layout))
+            for n, row in enumerate(rows, line)
+        ]
+    rows = _rows(piece[CSV_ROWS])
+    return [_checked(parse_csv_row(row, n, layout)) for n, row in enumerate(rows, line)]
+
+
+def _checked(record: ManifestRecord | ManifestLineError) -> ManifestRecord:
     if isinstance(record, ManifestLineError):  # Split sends only records it has read
-        raise ValueError(f"chunk object at line {line} is not a record: {record}")
+        raise ValueError(f"chunk row is not a record: {record}")
     return record
+
+
+def _list(value: object) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError(f"{str(value)[:200]!r} is not a list")
+    return value
 
 
 def _text(value: object) -> str:

@@ -2,7 +2,7 @@
 
 S3 Batch Operations rows `bucket,key,version` (bare or quoted, keys URL-encoded), header CSVs
 with a `VersionId` column and Inventory reports listing versions are proved plain by
-`pipeline.manifest.dense_columns` and sent as `version_pairs` pieces. These tests hold their
+`pipeline.manifest.dense_columns` and sent as the rows they are. These tests hold their
 batches (records, versions, failures, restart points, item sizes) and their chunk messages to
 the per-line reference parser, on generated manifests mixing plain rows with irregular ones.
 """
@@ -166,39 +166,19 @@ def test_plain_versioned_manifests_are_read_dense_and_sent_with_their_versions(n
     assert all(isinstance(b, ColumnsBatch) and b.has_versions for b in dense)
     assert sum(map(len, dense)) > 0.95 * len(keys)
     assert reader.position.offset == len(data)
-    # AND the chunks Split sends carry every version, as `version_pairs` pieces
+    # AND the chunks Split sends carry every version, in the rows they send as they are
     pieces, records = 0, []
     for span in iter_chunk_spans(batches, run="r", chunk_items=97, chunk_max_bytes=10**6):
         body = encode_span(span, max_bytes=10**6)
         message = orjson.loads(body)
         assert Chunk.from_message(message) == span.to_chunk()
         assert len(body) <= 10**6
-        pieces += sum("version_pairs" in p for p in message.get("pieces", []))
+        pieces += sum(
+            p.get("layout", {}).get("version_col") is not None for p in message.get("pieces", [])
+        )
         records += Chunk.from_message(message).items
     assert [as_tuple(r) for r in records] == expected
     assert pieces > len(dense)
-
-
-@settings(max_examples=40, deadline=None)
-@given(
-    versions=st.lists(plain_version, min_size=1, max_size=60),
-    quoted=st.booleans(),
-    eol=st.sampled_from([b"\n", b"\r\n"]),
-)
-def test_json_versions_are_the_items_versions_over_every_range(versions, quoted, eol):
-    rows = [
-        _row("bkt-1", f"k{i}", [v], quoted=quoted, encoded=True) for i, v in enumerate(versions)
-    ]
-    data = eol.join([b"bkt-1,first,v0", *rows]) + eol
-    batches = list(_reader(data, None, 1 << 20).iter_batches())
-    columns = [b for b in batches if isinstance(b, ColumnsBatch)]
-    assert columns
-    for batch in columns:
-        n = len(batch)
-        strings = [orjson.dumps(item[3] if len(item) == 4 else "") for item in batch.items(0, n)]
-        for i in range(n):
-            for j in range(i + 1, n + 1):
-                assert batch.json_versions(i, j) == b",".join(strings[i:j])
 
 
 def test_batch_rows_of_four_fields_are_left_to_the_line_parser():

@@ -9,6 +9,16 @@ from pipeline.manifest.parse import ManifestRecord
 from pipeline.split.chunking import Chunk
 from pipeline.split.work_message import parse_work_message
 
+_INVENTORY = {
+    "kind": "schema",
+    "bucket_col": 0,
+    "key_col": 1,
+    "uri_col": None,
+    "version_col": 2,
+    "is_key_encoded": True,
+}
+_URI_FIRST = {**_INVENTORY, "uri_col": 0, "version_col": None, "is_key_encoded": False}
+
 
 def _v2(*pieces: dict) -> dict:
     return {"v": 2, "run": "r1", "chunk": 4, "pieces": list(pieces)}
@@ -27,6 +37,16 @@ def test_every_piece_form_reads_back_in_line_order():
                 {"items": [[10**12 + 2, "b", "v", "ver1"]]},
                 {"line": 10**12 + 3, "objects": [{"key": "a/\u00e9", "bucket": "bkt"}]},
                 {"line": 10**12 + 4, "objects": [{"uri": "s3://ckt/x y"}, "s3://dkt/z"]},
+                {
+                    "line": 10**12 + 6,
+                    "layout": _INVENTORY,
+                    "csv_fields": [["bkt", "a%2Fb+c", "v1", "12"], ["bkt", "k", "", "3"]],
+                },
+                {
+                    "line": 10**12 + 8,
+                    "layout": _URI_FIRST,
+                    "csv_rows": "s3://ekt/%41,cat\ns3://ekt/q,",
+                },
             )
         )
     )
@@ -49,6 +69,10 @@ def test_every_piece_form_reads_back_in_line_order():
             ManifestRecord(10**12 + 3, "bkt", "a/é"),
             ManifestRecord(10**12 + 4, "ckt", "x y"),
             ManifestRecord(10**12 + 5, "dkt", "z"),
+            ManifestRecord(10**12 + 6, "bkt", "a/b c", "v1"),
+            ManifestRecord(10**12 + 7, "bkt", "k"),
+            ManifestRecord(10**12 + 8, "ekt", "%41"),
+            ManifestRecord(10**12 + 9, "ekt", "q"),
         ),
     )
 
@@ -78,6 +102,15 @@ def test_a_v1_message_still_reads():
         {"line": 1, "objects": [{"bucket": "b", "key": "k"}]},
         {"line": 1, "objects": [7]},
         {"line": 1, "objects": {"s3://b/k": 1}},
+        {"line": 1, "layout": None, "csv_rows": "s3://bkt/k"},
+        {"line": 1, "layout": {**_URI_FIRST, "kind": "guess"}, "csv_rows": "s3://bkt/k"},
+        {"line": 1, "layout": {**_URI_FIRST, "sep": ";"}, "csv_rows": "s3://bkt/k"},
+        {"line": 1, "layout": _URI_FIRST, "csv_rows": "s3://bkt/k\nhttp://bkt/k"},
+        {"line": 1, "layout": _URI_FIRST, "csv_rows": ["s3://bkt/k"]},
+        {"line": 1, "layout": _INVENTORY, "csv_fields": [["bkt"]]},
+        {"line": 1, "layout": _INVENTORY, "csv_fields": ["bkt", "k"]},
+        {"line": 1, "layout": _INVENTORY, "csv_fields": [["bkt", 7]]},
+        {"line": 1, "layout": _INVENTORY},
         "b,k",
     ],
 )
