@@ -49,11 +49,13 @@ from pipeline.manifest.dense_columns import ColumnsBatch
 from pipeline.manifest.dense_json import ROW_FORMS
 from pipeline.manifest.dense_uri_columns import UriColumnBatch
 from pipeline.manifest.parse import CsvLayout, layout_to_dict
+from pipeline.manifest.parsed_json import ParsedBatch
 from pipeline.split.span_message import (
     CSV,
     CSV_FIELDS,
     CSV_ROWS,
     CSV_URL,
+    KEYS,
     LAYOUT,
     OBJECTS,
     PIECES,
@@ -105,7 +107,11 @@ def encode_span(span: ChunkSpan, *, max_bytes: int) -> bytes:
 
 def _piece(batch: RecordBatch, start: int, stop: int) -> list[Buffer] | None:  # noqa: PLR0911
     """Records [start, stop) of `batch` as a v2 piece, or None where it takes v1 items."""
-    if not isinstance(batch, DenseBatch) or stop <= start:
+    if stop <= start:
+        return None
+    if isinstance(batch, ParsedBatch):
+        return _columns_read(b'{"line":%d,' % (batch.first_line + start), batch, start, stop)
+    if not isinstance(batch, DenseBatch):
         return None
     head = b'{"line":%d,' % (batch.first_line + start)
     if isinstance(batch, ColumnsBatch | UriColumnBatch) and batch.layout is not None:
@@ -139,6 +145,24 @@ def _columns(
     if batch.is_quoted:
         return [head, layout, b'"%b":[[' % CSV_FIELDS.encode(), rows.replace(b"\n", b"],["), b"]]}"]
     return [head, layout, b'"%b":"' % CSV_ROWS.encode(), rows.replace(b"\n", b"\\n"), b'"}']
+
+
+def _columns_read(head: bytes, batch: ParsedBatch, start: int, stop: int) -> list[Buffer]:
+    """Records [start, stop) of a batch read a column at a time, as its columns' slices.
+
+    One bucket and no versions: `{"bucket":B,"keys":[…]}`; else `buckets`, `keys` and, with
+    versions, `versions` (`""`: none). One `orjson.dumps` a column, not a list a record.
+    """
+    keys = orjson.dumps(batch.keys[start:stop])
+    if batch.versions is None and len(batch.bucket_names) == 1:
+        bucket = orjson.dumps(next(iter(batch.bucket_names)))
+        return [head, b'"bucket":', bucket, b',"%b":' % KEYS.encode(), keys, b"}"]
+    parts = [head, b'"buckets":', orjson.dumps(batch.buckets[start:stop]), b',"keys":', keys]
+    if batch.versions is not None:
+        versions = [v or "" for v in batch.versions[start:stop]]
+        parts += [b',"versions":', orjson.dumps(versions)]
+    parts.append(b"}")
+    return parts
 
 
 @lru_cache(maxsize=32)

@@ -19,8 +19,10 @@ rewrite of bytes the dense proof already holds (`pipeline.split.chunk_encoding`)
       {"line":L,"pairs":["b","k",…]}    bucket, key, bucket, key, … (and `version_pairs`
                                         with `versions`, each line's version id, "": none)
       {"line":L,"bucket":"B","keys":["k",…]}   every line of the piece in bucket B
-                                        (`pairs`, `version_pairs` and `keys` are no longer
-                                        sent; read so a message queued before is still read)
+      {"line":L,"buckets":["b",…],"keys":["k",…](,"versions":["v",…])}   the same
+                                        columns, each line's bucket (and version, "": none)
+                                        (`pairs` and `version_pairs` are no longer sent; read
+                                        so a message queued before is still read)
       {"items":[[line,b,k(,version)],…]}        v1 items (any other batch)
 
 A row of `csv` holds exactly one comma, and a `uris` row starts `s3://` and names its bucket
@@ -49,7 +51,7 @@ from pipeline.manifest.parse import (
 
 SPAN_MESSAGE_VERSION = 2
 PIECES = "pieces"
-CSV_FIELDS, CSV_ROWS, LAYOUT = "csv_fields", "csv_rows", "layout"
+CSV_FIELDS, CSV_ROWS, LAYOUT, BUCKETS = "csv_fields", "csv_rows", "layout", "buckets"
 LINE, CSV, CSV_URL, URIS, PAIRS, OBJECTS, BUCKET, KEYS, ITEMS = (
     "line",
     "csv",
@@ -111,7 +113,7 @@ def _read_piece(piece: dict[str, Any]) -> list[ManifestRecord]:
     if LAYOUT in piece:
         return _csv_piece(piece, line)
     if KEYS in piece or PAIRS in piece or VERSION_PAIRS in piece:
-        return _earlier_piece(piece, line)
+        return _listed_piece(piece, line)
     if URIS in piece:
         return [ManifestRecord(n, *_uri(row)) for n, row in enumerate(_rows(piece[URIS]), line)]
     is_encoded = CSV_URL in piece
@@ -121,8 +123,15 @@ def _read_piece(piece: dict[str, Any]) -> list[ManifestRecord]:
     ]
 
 
-def _earlier_piece(piece: dict[str, Any], line: int) -> list[ManifestRecord]:
-    """`keys`, `pairs` or `version_pairs`: no longer sent, read for messages queued before."""
+def _listed_piece(piece: dict[str, Any], line: int) -> list[ManifestRecord]:
+    """`keys` of one bucket or of `buckets`, or the `pairs`/`version_pairs` of earlier Splits."""
+    if KEYS in piece and BUCKETS in piece:
+        keys, buckets = _list(piece[KEYS]), _list(piece[BUCKETS])
+        versions = [_text(v) or None for v in _list(piece.get(VERSIONS, [""] * len(keys)))]
+        if not len(keys) == len(buckets) == len(versions):
+            raise ValueError(f"chunk piece at line {line}: columns of different lengths")
+        pairs = [text for pair in zip(buckets, keys, strict=True) for text in pair]
+        return _pairs(pairs, versions, line)
     if KEYS in piece:
         bucket = _text(piece[BUCKET])
         return [ManifestRecord(n, bucket, _text(k)) for n, k in enumerate(piece[KEYS], line)]

@@ -47,6 +47,13 @@ def test_every_piece_form_reads_back_in_line_order():
                     "layout": _URI_FIRST,
                     "csv_rows": "s3://ekt/%41,cat\ns3://ekt/q,",
                 },
+                {"line": 10**12 + 10, "buckets": ["b", "c"], "keys": ["k", "j"]},
+                {
+                    "line": 10**12 + 12,
+                    "buckets": ["b", "c"],
+                    "keys": ["k", "j"],
+                    "versions": ["", "v"],
+                },
             )
         )
     )
@@ -73,6 +80,10 @@ def test_every_piece_form_reads_back_in_line_order():
             ManifestRecord(10**12 + 7, "bkt", "k"),
             ManifestRecord(10**12 + 8, "ekt", "%41"),
             ManifestRecord(10**12 + 9, "ekt", "q"),
+            ManifestRecord(10**12 + 10, "b", "k"),
+            ManifestRecord(10**12 + 11, "c", "j"),
+            ManifestRecord(10**12 + 12, "b", "k"),
+            ManifestRecord(10**12 + 13, "c", "j", "v"),
         ),
     )
 
@@ -111,6 +122,10 @@ def test_a_v1_message_still_reads():
         {"line": 1, "layout": _INVENTORY, "csv_fields": ["bkt", "k"]},
         {"line": 1, "layout": _INVENTORY, "csv_fields": [["bkt", 7]]},
         {"line": 1, "layout": _INVENTORY},
+        {"line": 1, "buckets": ["b"], "keys": ["k", "j"]},
+        {"line": 1, "buckets": ["b", "c"], "keys": ["k", "j"], "versions": ["v"]},
+        {"line": 1, "buckets": "bc", "keys": ["k", "j"]},
+        {"line": 1, "buckets": ["b"], "keys": [3]},
         "b,k",
     ],
 )
