@@ -136,7 +136,7 @@ def _uri_lines(
     if b'"' not in data:
         return uri_columns(lines)  # type: ignore[arg-type]
     block = np.frombuffer(data, np.uint8)
-    is_one_field = data.count(b'"') == 2 * len(lines) and bool(
+    is_one_field = np.count_nonzero(block == _QUOTE) == 2 * len(lines) and bool(
         (block[starts[:-1]] == _QUOTE).all() and (block[starts[1:] - 2] == _QUOTE).all()
     )
     if is_one_field:

@@ -133,7 +133,8 @@ def _batch(
     shape: DenseShape,
 ) -> ParsedBatch | None:
     """The values' records as a batch, unless one would be a failure."""
-    slashes_only = data.count(b"\\") == data.count(b"\\/")
+    # `in` is one memchr; a `count` scans at ~1.6 GB/s (most blocks hold no backslash)
+    slashes_only = b"\\" not in data or data.count(b"\\") == data.count(b"\\/")
     columns = _columns(values, data, slashes_only=slashes_only)
     if columns is None:
         return None
@@ -253,9 +254,9 @@ def _values(data: bytes, starts: npt.NDArray[np.int64]) -> list[dict[str, object
 def _is_brace_framed(data: bytes, starts: npt.NDArray[np.int64]) -> bool:
     """Whether every line starts with `{`, ends with `}` and holds no other brace."""
     n = len(starts) - 1
-    if data.count(b"{") != n or data.count(b"}") != n:
+    block = np.frombuffer(data, np.uint8)  # numpy counts a byte ~6x as fast as `bytes.count`
+    if np.count_nonzero(block == _OPEN) != n or np.count_nonzero(block == _CLOSE) != n:
         return False
-    block = np.frombuffer(data, np.uint8)
     return bool((block[starts[:-1]] == _OPEN).all() and (block[starts[1:] - 2] == _CLOSE).all())
 
 
