@@ -20,7 +20,10 @@ first line number and its rows as a whole-block rewrite of the bytes the dense p
   arrays of strings already, so one newline-to-`],[` replace makes them `csv_fields`; bare
   rows are one `csv_rows` string, newlines written `\n`. Cutting the bucket and key out of
   every row (a numpy compress over the block) cost more than that replace;
-- any other piece (listed batches, JSON version ids) is v1 items.
+- records read a column at a time (`ParsedBatch`: JSON with other fields, arrays, quoted URI
+  lines, other column orders) go as their columns' slices, `keys` of one bucket or `buckets`,
+  `keys` and `versions`: one `orjson.dumps` a column, not one list a record;
+- any other piece (batches read line by line) is v1 items.
 
 A span of nothing but items, or whose v2 message would pass `max_bytes`, is sent as v1, which
 the chunk cut (made by v1 sizes, `ChunkSpan.message_bytes`) keeps within it. A v2 message may
