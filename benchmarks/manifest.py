@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/manifest.py [--mb 184] [--small-mb 16] [--repeat 3] [--only URI]
     .venv/bin/python benchmarks/manifest.py --profile 8 [--only URI]  # a Split pass's time
+    .venv/bin/python benchmarks/manifest.py --against TREE [--only URI]  # Split, TREE vs this
 
 Generates, in a temp dir, one gzip manifest per shape the contracts accept, at two sizes
 (uncompressed): `s3://` URI lines (bare, and each quoted as `csv.writer` with `QUOTE_ALL`
@@ -22,6 +23,9 @@ checkpointing reader as Split runs it, every chunk message encoded into a `Count
 Split / `gzip -dc | wc -l` (≥ 1.0x is the target), scan's and Split's own timers, and scan's
 peak RSS at both sizes (flat is the target). For the large URI manifest it also times Python
 ISA-L counting newlines in process (the second target: scan ≥ 0.5x that rate).
+`--against TREE` instead alternates, shape by shape at the large size, a Split pass of another
+checkout (TREE: say `git worktree add /tmp/before REV`) with one of this checkout and `gzip -dc
+| wc -l`, `--repeat` rounds, and prints the medians and the speed-up.
 """
 
 from __future__ import annotations
@@ -235,9 +239,9 @@ def timed_scan(path: Path) -> tuple[float, dict, float]:
     return time.perf_counter() - started, json.loads(out), _children_cpu_s() - cpu
 
 
-def split_pass_here(path: Path) -> dict[str, object]:
+def split_pass_here(path: Path, root: Path = ROOT) -> dict[str, object]:
     """One Split pass over the whole manifest in this process (the `--split-pass` child)."""
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(root))
     from pipeline.gzip.index_store import LocalIndexStore  # noqa: PLC0415
     from pipeline.gzip.ranged import LocalFileReader  # noqa: PLC0415
     from pipeline.split.passes import SplitOptions, split_pass  # noqa: PLC0415
@@ -268,11 +272,14 @@ def split_pass_here(path: Path) -> dict[str, object]:
     }
 
 
-def timed_split(path: Path) -> tuple[float, dict, float]:
-    """Wall seconds, the pass's report, CPU seconds of a fresh process running one Split pass."""
+def timed_split(path: Path, root: Path = ROOT) -> tuple[float, dict, float]:
+    """Wall seconds, the pass's report, CPU seconds of a fresh process running one Split pass.
+
+    `root`: the checkout whose `pipeline` the pass runs.
+    """
     cpu, started = _children_cpu_s(), time.perf_counter()
     out = subprocess.run(
-        [sys.executable, __file__, "--split-pass", str(path)],
+        [sys.executable, "-P", __file__, "--split-pass", str(path), "--root", str(root)],
         check=True,
         capture_output=True,
         text=True,
@@ -352,6 +359,36 @@ def profile_split(path: Path, raw_files: list[Path], top: int) -> None:
     out.unlink()
 
 
+def against(tree: Path, shapes: list[str], mb: int, repeat: int) -> None:
+    """Split passes of `tree` and of this checkout, alternated, a shape at a time: medians."""
+    print(
+        "| shape | `gzip -dc \\| wc -l` | TREE (own timer) | this (own timer) "
+        "| ratio to `gzip` | speed-up |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory(prefix="lambdaflow-bench-") as tmp:
+        for shape in shapes:
+            path, raw_files, _ = build(Path(tmp), shape, mb, "large")
+            raw, runs = [], {tree: ([], []), ROOT: ([], [])}
+            for _ in range(repeat):
+                raw.append(timed_shell(f"gzip -dc {' '.join(map(str, raw_files))} | wc -l")[0])
+                for root, (wall, own) in runs.items():
+                    secs, report, _ = timed_split(path, root)
+                    wall.append(secs)
+                    own.append(report["seconds"])
+            gz = statistics.median(raw)
+            (was, was_own), (now, now_own) = (
+                tuple(map(statistics.median, runs[r])) for r in (tree, ROOT)
+            )
+            print(
+                f"| {shape} | {gz:.2f} s | {was:.2f} s ({was_own:.2f}) | {now:.2f} s "
+                f"({now_own:.2f}) | {gz / was:.2f}x → {gz / now:.2f}x | **{was / now:.2f}x** |",
+                flush=True,
+            )
+            for p in raw_files:
+                p.unlink(missing_ok=True)
+
+
 def build(root: Path, shape: str, mb: int, tag: str) -> tuple[Path, list[Path], int]:
     if shape == "Inventory CSV":
         return inventory(root, mb * 2**20, f"inventory-{tag}")
@@ -370,10 +407,18 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=int, metavar="N", help="instead: profile one Split pass, top N functions"
     )
+    parser.add_argument(
+        "--against", type=Path, metavar="TREE", help="instead: Split, TREE's side by side"
+    )
     parser.add_argument("--split-pass", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.split_pass:
-        print(json.dumps(split_pass_here(args.split_pass)))
+        print(json.dumps(split_pass_here(args.split_pass, args.root.resolve())))
+        return
+    if args.against:
+        shapes = [s for s in SHAPES if args.only.lower() in s.lower()]
+        against(args.against.resolve(), shapes, args.mb, args.repeat)
         return
     if args.profile:
         with tempfile.TemporaryDirectory(prefix="lambdaflow-bench-") as tmp:
