@@ -110,13 +110,11 @@ def encode_span(span: ChunkSpan, *, max_bytes: int) -> bytes:
 
 def _piece(batch: RecordBatch, start: int, stop: int) -> list[Buffer] | None:  # noqa: PLR0911
     """Records [start, stop) of `batch` as a v2 piece, or None where it takes v1 items."""
-    if stop <= start:
-        return None
-    if isinstance(batch, ParsedBatch):
-        return _columns_read(b'{"line":%d,' % (batch.first_line + start), batch, start, stop)
-    if not isinstance(batch, DenseBatch):
+    if stop <= start or not isinstance(batch, DenseBatch | ParsedBatch):
         return None
     head = b'{"line":%d,' % (batch.first_line + start)
+    if isinstance(batch, ParsedBatch):
+        return _columns_read(head, batch, start, stop)
     if isinstance(batch, ColumnsBatch | UriColumnBatch) and batch.layout is not None:
         return _columns(head, batch, start, stop)
     row_strings = _ROW_STRINGS.get(batch.parse_row)
