@@ -50,10 +50,29 @@ class SqsEntry:
 
     @classmethod
     def of(cls, entry_id: int | str, body: str | bytes) -> SqsEntry:
-        """The entry for `body` (str, or UTF-8 bytes as orjson writes them)."""
+        """The entry for the JSON `body` (str, or UTF-8 bytes as orjson writes them).
+
+        U+FFFE and U+FFFF are valid UTF-8, so an S3 key may hold them and JSON writers leave
+        them raw, but SQS takes no message holding them (outside `#x20`-`#xFFFD` and the
+        planes above): they are written as JSON escapes, which read back to the same key.
+        """
         if isinstance(body, bytes):
-            return cls(str(entry_id), body.decode(), len(body))
+            if _NONCHARACTER_BYTES[0] in body or _NONCHARACTER_BYTES[1] in body:
+                body = _json_escape_nonchars(body.decode())
+            else:
+                return cls(str(entry_id), body.decode(), len(body))
+        elif _NONCHARACTERS[0] in body or _NONCHARACTERS[1] in body:
+            body = _json_escape_nonchars(body)
         return cls(str(entry_id), body, len(body.encode()))
+
+
+_NONCHARACTERS = ("\ufffe", "\uffff")
+_NONCHARACTER_BYTES = tuple(c.encode() for c in _NONCHARACTERS)
+
+
+def _json_escape_nonchars(body: str) -> str:
+    """`body` with raw U+FFFE and U+FFFF written as JSON escapes (they only occur in strings)."""
+    return body.replace("\ufffe", "\\ufffe").replace("\uffff", "\\uffff")
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from pipeline.config import Settings
 from pipeline.local.dispatch_cache import install_dispatch_cache
 from pipeline.local.dynamodb_conflicts import install_transaction_conflicts
 from pipeline.local.quotas import install_step_functions_quotas
+from pipeline.local.sqs_rules import install_sqs_message_rules
 
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
@@ -67,9 +68,10 @@ def start_emulator(port: int = 0) -> Emulator:
     default_user_config["lambda"] = {"use_docker": False}
     # werkzeug logs every request at INFO; the pipeline's own logs are what a person wants to see.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    # AWS's isolation and conflicts, and its Step Functions quotas, which moto lacks.
+    # AWS's isolation and conflicts, its Step Functions quotas and SQS rules, which moto lacks.
     install_transaction_conflicts()
     install_step_functions_quotas(Settings.from_env().local_max_history_events)
+    install_sqs_message_rules()  # AWS's allowed characters and byte-counted size
     install_dispatch_cache()  # ~1 ms of CPU less per request (see dispatch_cache)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -1,7 +1,8 @@
 """The local stack meets AWS's hard quotas where AWS would (README, "How the local stack…").
 
 Step Functions' 25,000 history events (lowered here) and 256 KiB state payloads fail the
-execution; SQS refuses a message over the queue's 1 MiB; DynamoDB refuses an item over 400 KB;
+execution; SQS refuses a message over the queue's 1 MiB (in UTF-8 bytes) or holding a character
+outside its allowed set (`InvalidMessageContents`); DynamoDB refuses an item over 400 KB;
 a Step Functions task that runs past its function's Timeout fails as `Sandbox.Timedout`.
 """
 
@@ -13,12 +14,16 @@ import uuid
 from collections.abc import Iterator
 
 import boto3
+import orjson
 import pytest
 from botocore.exceptions import ClientError
 
 from pipeline.config import SQS_MAX_MESSAGE_BYTES
 from pipeline.local import quotas
 from pipeline.local.functions import REGISTRY, TIMEOUT_ERROR, LocalFunction
+from pipeline.manifest.parse import ManifestRecord
+from pipeline.split.chunking import Chunk
+from pipeline.split.sinks import ChunkMessage, SqsChunkSink
 from tests.wait import wait_until
 
 pytestmark = pytest.mark.integration
@@ -103,6 +108,55 @@ def test_sqs_refuses_a_message_over_the_queue_maximum(sqs):
     sqs.send_message(QueueUrl=url, MessageBody="x" * SQS_MAX_MESSAGE_BYTES)
     with pytest.raises(ClientError):
         sqs.send_message(QueueUrl=url, MessageBody="x" * (SQS_MAX_MESSAGE_BYTES + 1))
+
+
+def _queue(sqs) -> str:
+    return sqs.create_queue(
+        QueueName=f"q-{uuid.uuid4().hex[:8]}",
+        Attributes={"MaximumMessageSize": str(SQS_MAX_MESSAGE_BYTES)},
+    )["QueueUrl"]
+
+
+def test_sqs_counts_a_message_s_size_in_utf8_bytes(sqs):
+    # GIVEN a body of 2-byte characters: under the cap in characters, over it in bytes
+    url = _queue(sqs)
+    body = "é" * (SQS_MAX_MESSAGE_BYTES // 2 + 1)
+    # WHEN sent alone or in a batch / THEN refused, as AWS counts bytes (moto counts characters)
+    with pytest.raises(ClientError, match="shorter than"):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    with pytest.raises(ClientError, match="shorter than"):
+        sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": "a", "MessageBody": body}])
+    sqs.send_message(QueueUrl=url, MessageBody="é" * (SQS_MAX_MESSAGE_BYTES // 2))
+
+
+@pytest.mark.parametrize("char", ["\uffff", "\ufffe", "\x01", "\x1f"])
+def test_sqs_refuses_a_character_outside_its_allowed_set(sqs, char):
+    url = _queue(sqs)
+    # WHEN a body holds a character XML does not allow / THEN InvalidMessageContents
+    for send in (
+        lambda: sqs.send_message(QueueUrl=url, MessageBody=f"key{char}"),
+        lambda: sqs.send_message_batch(
+            QueueUrl=url, Entries=[{"Id": "a", "MessageBody": f"key{char}"}]
+        ),
+    ):
+        with pytest.raises(ClientError) as raised:
+            send()
+        assert raised.value.response["Error"]["Code"] == "InvalidMessageContents"
+    # AND the characters around them it takes
+    sqs.send_message(QueueUrl=url, MessageBody="\t\n\r \ud7ff\ue000\ufffd\U0010ffff é 中")
+
+
+def test_a_chunk_naming_a_key_with_a_noncharacter_reaches_the_worker_intact(sqs):
+    # GIVEN a chunk whose key holds U+FFFE and U+FFFF (valid UTF-8, so S3 takes such a key)
+    url = _queue(sqs)
+    chunk = Chunk("run", 0, (ManifestRecord(1, "bkt", "a\ufffeb\uffff.jpg"),))
+    # WHEN Split's sink sends it (raw, SQS would refuse it)
+    sink = SqsChunkSink(sqs, url)
+    sink.send(ChunkMessage(0, orjson.dumps(chunk.to_message()), 1, 1))
+    sink.flush()
+    # THEN the worker reads the same key back
+    (message,) = sqs.receive_message(QueueUrl=url)["Messages"]
+    assert Chunk.from_message(json.loads(message["Body"])) == chunk
 
 
 def test_dynamodb_refuses_an_item_over_400_kb(dynamodb, table):

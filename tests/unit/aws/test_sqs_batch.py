@@ -3,6 +3,7 @@ sender faults and exhaustion raised with the right retryability."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from botocore.exceptions import ClientError
 
@@ -115,3 +116,16 @@ def test_the_byte_cap_counts_utf8_bytes_and_an_oversized_entry_goes_alone():
     assert [e.id for e in buffer.add(SqsEntry.of(2, "y" * 500))] == ["1"]
     assert [e.id for e in buffer.take()] == ["2"]
     assert buffer.take() == []
+
+
+@pytest.mark.parametrize("as_bytes", [True, False])
+def test_an_entry_writes_the_noncharacters_sqs_refuses_as_json_escapes(as_bytes):
+    # GIVEN a JSON body naming a key that holds U+FFFE and U+FFFF (valid UTF-8, refused by SQS)
+    record = {"key": "a\ufffeb\uffffé.jpg"}
+    body = orjson.dumps(record)
+    # WHEN it becomes a batch entry
+    entry = SqsEntry.of(3, body if as_bytes else body.decode())
+    # THEN neither is in the body, which still reads back to the same key, sized in bytes
+    assert "\ufffe" not in entry.body and "\uffff" not in entry.body
+    assert orjson.loads(entry.body) == record
+    assert entry.size_bytes == len(entry.body.encode())
