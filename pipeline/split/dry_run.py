@@ -69,9 +69,9 @@ class CountingChunks:
     def wants_body(self) -> bool:
         """Encoded messages only while records are still wanted for `--show`.
 
-        Counting needs only sizes, which Split computes exactly without encoding
-        (`ChunkSpan.message_bytes`, property-tested against orjson); encoding would be a fifth
-        of scan's time.
+        Counting needs only sizes, which Split computes without encoding: each chunk's v1
+        message size (`ChunkSpan.message_bytes`, property-tested against orjson), a floor of what
+        Split sends (`ChunkMessage`); encoding would be a fifth of scan's time.
         """
         return len(self.shown) < self.show
 

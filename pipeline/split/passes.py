@@ -237,7 +237,8 @@ def _cut(
         # A counting sink (`scan`) skips encoding, a fifth of its time: the size is exact anyway
         wants_body = getattr(sink, "wants_body", True)
         body = encode_span(span, max_bytes=options.chunk_max_bytes) if wants_body else b""
-        message = ChunkMessage(span.number, body, span.count, resume[0] - 1, span.message_bytes)
+        size = None if body else span.message_bytes  # no body: the v1 size, without encoding
+        message = ChunkMessage(span.number, body, span.count, resume[0] - 1, size)
         work.emit(message, sink)
         next_chunk = span.number + 1
         # The stop matters only where the pass stops: a pass that runs to the end takes none

@@ -31,8 +31,11 @@ class ChunkMessage:
 
     `last_line` is the last physical line the chunk covers: past its last record's number when
     that record is a CSV row spanning lines (parse failures up to it belong to this chunk).
-    `size` is `len(body)`; a sink that only counts (`wants_body` False: `scan`'s) gets an empty
-    `body` and the exact size computed without encoding (`ChunkSpan.message_bytes`).
+    `size` is None when `body` is the message; a sink that only counts (`wants_body` False:
+    `scan`'s) gets an empty `body` and the size of the chunk's v1 message, computed without
+    encoding (`ChunkSpan.message_bytes`): the message Split sends stays within the same limit
+    but may pass that size by a few bytes a row (`objects` keep their field names, CSV rows
+    their other columns), so such a sink's sizes are a floor.
     """
 
     number: int
