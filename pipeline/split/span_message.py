@@ -126,28 +126,30 @@ def _read_piece(piece: dict[str, Any]) -> list[ManifestRecord]:
 def _listed_piece(piece: dict[str, Any], line: int) -> list[ManifestRecord]:
     """`keys` of one bucket or of `buckets`, or the `pairs`/`version_pairs` of earlier Splits."""
     if KEYS in piece and BUCKETS in piece:
-        keys, buckets = _list(piece[KEYS]), _list(piece[BUCKETS])
+        keys = _list(piece[KEYS])
         versions = [_text(v) or None for v in _list(piece.get(VERSIONS, [""] * len(keys)))]
-        if not len(keys) == len(buckets) == len(versions):
-            raise ValueError(f"chunk piece at line {line}: columns of different lengths")
-        pairs = [text for pair in zip(buckets, keys, strict=True) for text in pair]
-        return _pairs(pairs, versions, line)
+        return _columns(_list(piece[BUCKETS]), keys, versions, line)
     if KEYS in piece:
         bucket = _text(piece[BUCKET])
         return [ManifestRecord(n, bucket, _text(k)) for n, k in enumerate(piece[KEYS], line)]
     if PAIRS in piece:
         pairs = piece[PAIRS]
-        return _pairs(pairs, [None] * (len(pairs) // 2), line)
-    versions = [_text(v) or None for v in piece[VERSIONS]]
-    return _pairs(piece[VERSION_PAIRS], versions, line)
+        return _columns(pairs[::2], pairs[1::2], [None] * (len(pairs) // 2), line)
+    pairs, versions = piece[VERSION_PAIRS], [_text(v) or None for v in piece[VERSIONS]]
+    return _columns(pairs[::2], pairs[1::2], versions, line)
 
 
-def _pairs(pairs: list[Any], versions: list[str | None], line: int) -> list[ManifestRecord]:
-    if len(pairs) != 2 * len(versions):
-        raise ValueError(f"chunk piece at line {line}: not two strings a version")
+def _columns(
+    buckets: list[Any], keys: list[Any], versions: list[str | None], line: int
+) -> list[ManifestRecord]:
+    if not len(buckets) == len(keys) == len(versions):
+        raise ValueError(
+            f"chunk piece at line {line}: {len(buckets)} buckets, {len(keys)} keys and "
+            f"{len(versions)} versions"
+        )
     return [
         ManifestRecord(n, _text(b), _text(k), v)
-        for n, (b, k, v) in enumerate(zip(pairs[::2], pairs[1::2], versions, strict=True), line)
+        for n, (b, k, v) in enumerate(zip(buckets, keys, versions, strict=True), line)
     ]
 
 
