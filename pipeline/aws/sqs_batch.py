@@ -56,23 +56,12 @@ class SqsEntry:
         them raw, but SQS takes no message holding them (outside `#x20`-`#xFFFD` and the
         planes above): they are written as JSON escapes, which read back to the same key.
         """
-        if isinstance(body, bytes):
-            if _NONCHARACTER_BYTES[0] in body or _NONCHARACTER_BYTES[1] in body:
-                body = _json_escape_nonchars(body.decode())
-            else:
-                return cls(str(entry_id), body.decode(), len(body))
-        elif _NONCHARACTERS[0] in body or _NONCHARACTERS[1] in body:
-            body = _json_escape_nonchars(body)
-        return cls(str(entry_id), body, len(body.encode()))
-
-
-_NONCHARACTERS = ("\ufffe", "\uffff")
-_NONCHARACTER_BYTES = tuple(c.encode() for c in _NONCHARACTERS)
-
-
-def _json_escape_nonchars(body: str) -> str:
-    """`body` with raw U+FFFE and U+FFFF written as JSON escapes (they only occur in strings)."""
-    return body.replace("\ufffe", "\\ufffe").replace("\uffff", "\\uffff")
+        text = body.decode() if isinstance(body, bytes) else body
+        if "\ufffe" in text or "\uffff" in text:  # only ever inside a JSON string
+            text = text.replace("\ufffe", "\\ufffe").replace("\uffff", "\\uffff")
+        elif isinstance(body, bytes):
+            return cls(str(entry_id), text, len(body))
+        return cls(str(entry_id), text, len(text.encode()))
 
 
 @dataclass(frozen=True, slots=True)
