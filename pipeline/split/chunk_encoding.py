@@ -58,7 +58,6 @@ from pipeline.split.span_message import (
     CSV_FIELDS,
     CSV_ROWS,
     CSV_URL,
-    KEYS,
     LAYOUT,
     OBJECTS,
     PIECES,
@@ -121,8 +120,7 @@ def _piece(batch: RecordBatch, start: int, stop: int) -> list[Buffer] | None:  #
     if row_strings is not None:
         field, has_cr = row_strings
         rows = batch.joined_rows(start, stop)
-        if has_cr and b"\r" in rows:  # a CR only ever ends a row of such a batch
-            rows = rows.replace(b"\r", b"")
+        rows = _without_crs(rows) if has_cr else rows
         return [head, b'"%b":"' % field, rows.replace(b"\n", b"\\n"), b'"}']
     if batch.data is None or batch.given_rows is not None:
         return None
@@ -139,13 +137,16 @@ def _columns(
     head: bytes, batch: ColumnsBatch | UriColumnBatch, start: int, stop: int
 ) -> list[Buffer]:
     """Rows [start, stop) as they are: `csv_fields` when quoted, else `csv_rows`, and a layout."""
-    rows = batch.data[batch.starts[start] : batch.starts[stop] - 1]  # type: ignore[index]
-    if b"\r" in rows:  # a CR only ever ends a row of such a batch
-        rows = rows.replace(b"\r", b"")
+    rows = _without_crs(batch.data[batch.starts[start] : batch.starts[stop] - 1])  # type: ignore[index]
     layout = _layout_field(batch.layout)
     if batch.is_quoted:
         return [head, layout, b'"%b":[[' % CSV_FIELDS.encode(), rows.replace(b"\n", b"],["), b"]]}"]
     return [head, layout, b'"%b":"' % CSV_ROWS.encode(), rows.replace(b"\n", b"\\n"), b'"}']
+
+
+def _without_crs(rows: bytes) -> bytes:
+    """`rows` with their CRs dropped: a CR only ever ends a row of a proved batch."""
+    return rows.replace(b"\r", b"") if b"\r" in rows else rows
 
 
 def _columns_read(head: bytes, batch: ParsedBatch, start: int, stop: int) -> list[Buffer]:
@@ -157,7 +158,7 @@ def _columns_read(head: bytes, batch: ParsedBatch, start: int, stop: int) -> lis
     keys = orjson.dumps(batch.keys[start:stop])
     if batch.versions is None and len(batch.bucket_names) == 1:
         bucket = orjson.dumps(next(iter(batch.bucket_names)))
-        return [head, b'"bucket":', bucket, b',"%b":' % KEYS.encode(), keys, b"}"]
+        return [head, b'"bucket":', bucket, b',"keys":', keys, b"}"]
     parts = [head, b'"buckets":', orjson.dumps(batch.buckets[start:stop]), b',"keys":', keys]
     if batch.versions is not None:
         versions = [v or "" for v in batch.versions[start:stop]]
