@@ -100,21 +100,18 @@ def test_a_state_output_over_256_kib_fails_the_execution(sfn):
     assert (execution["status"], execution["error"]) == ("FAILED", quotas.PAYLOAD_QUOTA_ERROR)
 
 
-def test_sqs_refuses_a_message_over_the_queue_maximum(sqs):
-    url = sqs.create_queue(
-        QueueName=f"q-{uuid.uuid4().hex[:8]}",
-        Attributes={"MaximumMessageSize": str(SQS_MAX_MESSAGE_BYTES)},
-    )["QueueUrl"]
-    sqs.send_message(QueueUrl=url, MessageBody="x" * SQS_MAX_MESSAGE_BYTES)
-    with pytest.raises(ClientError):
-        sqs.send_message(QueueUrl=url, MessageBody="x" * (SQS_MAX_MESSAGE_BYTES + 1))
-
-
 def _queue(sqs) -> str:
     return sqs.create_queue(
         QueueName=f"q-{uuid.uuid4().hex[:8]}",
         Attributes={"MaximumMessageSize": str(SQS_MAX_MESSAGE_BYTES)},
     )["QueueUrl"]
+
+
+def test_sqs_refuses_a_message_over_the_queue_maximum(sqs):
+    url = _queue(sqs)
+    sqs.send_message(QueueUrl=url, MessageBody="x" * SQS_MAX_MESSAGE_BYTES)
+    with pytest.raises(ClientError):
+        sqs.send_message(QueueUrl=url, MessageBody="x" * (SQS_MAX_MESSAGE_BYTES + 1))
 
 
 def test_sqs_counts_a_message_s_size_in_utf8_bytes(sqs):
