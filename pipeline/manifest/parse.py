@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 from pipeline.failures import ManifestLineError
 
 _BUCKET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,254}")
@@ -290,6 +292,33 @@ def detect_csv_layout(text: str, line: int) -> CsvLayout | ManifestLineError:
     if layout is None:
         return _fail("NoBucketColumn", "the header names a key column but no bucket column", line)
     return layout
+
+
+def parse_json_line(raw: bytes | str, line: int) -> ManifestRecord | ManifestLineError:
+    """One non-blank JSON Lines line, as the reader reads it and a worker reads a raw line.
+
+    A line that is not JSON fails as `BadJson`, or `NotUtf8` when that says more. The error
+    is always worded from the line's bytes, so a line sent as text fails the same way.
+    """
+    try:
+        return parse_json_value(orjson.loads(raw), line)
+    except orjson.JSONDecodeError as exc:
+        if isinstance(raw, str):
+            return parse_json_line(raw.encode(), line)
+        decoded = decode_line(raw, line)
+        if isinstance(decoded, ManifestLineError):
+            return decoded  # not UTF-8 says more than the JSON error would
+        return _fail("BadJson", f"not a JSON object ({exc})", line)
+
+
+def parse_csv_line(
+    raw: bytes | str, line: int, layout: CsvLayout
+) -> ManifestRecord | ManifestLineError:
+    """One non-blank CSV line after the layout is known, as the reader reads it (CR dropped)."""
+    text = decode_line(raw, line) if isinstance(raw, bytes) else raw
+    if isinstance(text, ManifestLineError):
+        return text
+    return parse_csv_row(text.removesuffix("\r"), line, layout)
 
 
 def parse_json_value(value: Any, line: int) -> ManifestRecord | ManifestLineError:

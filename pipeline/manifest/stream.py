@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import BinaryIO
 
-import orjson
-
 from pipeline.failures import ManifestLineError, ManifestReadError
 from pipeline.manifest.batch import (
     MAX_DENSE_BUCKETS,
@@ -57,8 +55,8 @@ from pipeline.manifest.parse import (
     ManifestRecord,
     decode_line,
     detect_csv_layout,
-    parse_csv_row,
-    parse_json_value,
+    parse_csv_line,
+    parse_json_line,
 )
 from pipeline.manifest.parsed_csv import parsed_csv_batch
 from pipeline.manifest.parsed_json import ParsedBatch, array_values_batch, objects_batch
@@ -390,21 +388,18 @@ class RecordReader:
         if not raw or raw.isspace():
             return None
         if self._fmt is ManifestFormat.JSON_LINES:
-            try:
-                return parse_json_value(orjson.loads(raw), n)
-            except orjson.JSONDecodeError as exc:
-                return _bad_json_line(raw, n, exc)
+            return parse_json_line(raw, n)
         return self._csv_item(raw, n)
 
     def _csv_item(self, raw: bytes, n: int) -> Item | None:
         """A non-blank CSV line as a record or an error; None for the header row."""
-        decoded = decode_line(raw, n)
-        if isinstance(decoded, ManifestLineError):
-            return decoded
-        text = decoded.removesuffix("\r")
-        if self._layout is None and self._detect_layout(text, n):
-            return None
-        return parse_csv_row(text, n, self._layout)  # type: ignore[arg-type]
+        if self._layout is None:  # the first non-blank line: a header, or the first row
+            decoded = decode_line(raw, n)
+            if isinstance(decoded, ManifestLineError):
+                return decoded
+            if self._detect_layout(decoded.removesuffix("\r"), n):
+                return None
+        return parse_csv_line(raw, n, self._layout)  # type: ignore[arg-type]
 
     def _learn_bucket(self, bucket: str) -> None:
         """Remember a validated bucket, so the next blocks naming it can be dense."""
@@ -456,7 +451,6 @@ class RecordReader:
             max_element_bytes=self._max_line_bytes,
             dense=self._dense_span if dense else None,
         )
-        loads, decode_error = orjson.loads, orjson.JSONDecodeError
         try:
             for raw in elements:
                 if isinstance(raw, DenseBatch | ParsedBatch):
@@ -468,10 +462,7 @@ class RecordReader:
                 if raw is None:
                     item: Item = self._too_long(n)
                 else:
-                    try:
-                        item = parse_json_value(loads(raw), n)
-                    except decode_error as exc:
-                        item = _bad_json_line(raw, n, exc)
+                    item = parse_json_line(raw, n)
                 if isinstance(item, ManifestRecord) and item.bucket not in self._bucket_names:
                     self._learn_bucket(item.bucket)
                 self._next_line, self._next_offset = n + 1, elements.end
@@ -533,13 +524,6 @@ def _is_bare_pair(data: bytes) -> bool:
 
 def _is_dense(piece: Item | DenseBatch | ParsedBatch) -> bool:
     return isinstance(piece, DenseBatch | ParsedBatch)
-
-
-def _bad_json_line(raw: bytes, line: int, exc: Exception) -> ManifestLineError:
-    decoded = decode_line(raw, line)
-    if isinstance(decoded, ManifestLineError):
-        return decoded  # not UTF-8 says more than the JSON error would
-    return ManifestLineError(f"line {line}: not a JSON object ({exc})", error="BadJson", line=line)
 
 
 def iter_records_from_stream(
