@@ -56,6 +56,15 @@ class ManifestLineError(PipelineError):
     stage = Stage.PARSE
     default_code = "MalformedLine"
 
+    def __eq__(self, other: object) -> bool:
+        """The same failure of the same line: a chunk read twice (a re-sent one) is equal."""
+        if not isinstance(other, ManifestLineError):
+            return NotImplemented
+        return (self.line, self.error, self.message) == (other.line, other.error, other.message)
+
+    def __hash__(self) -> int:
+        return hash((self.line, self.error, self.message))
+
 
 class ManifestReadError(PipelineError):
     """The manifest stream itself broke (truncated or corrupt gzip, unreadable object).

@@ -63,23 +63,45 @@ class Chain:
     deaths: int = 0
 
     @property
-    def chunks(self) -> dict[int, tuple[int, ...]]:
-        """Chunk number → its lines; asserts a re-sent chunk carried the same lines."""
-        by_number: dict[int, tuple[int, ...]] = {}
+    def read_chunks(self) -> dict[int, Chunk]:
+        """Chunk number → the chunk its worker reads; asserts a re-sent chunk was the same."""
+        by_number: dict[int, Chunk] = {}
         for message in self.sent:
             body = orjson.loads(message.body)
-            lines = tuple(record.line for record in Chunk.from_message(body).items)
+            chunk = Chunk.from_message(body)
             assert body["chunk"] == message.number
-            assert len(lines) == message.count
+            assert chunk.lines == message.count
             # the last physical line: a CSV record spanning lines ends after its own number
-            assert lines[-1] <= message.last_line
-            assert by_number.setdefault(message.number, lines) == lines, message.number
+            assert max(_lines(chunk)) <= message.last_line
+            assert by_number.setdefault(message.number, chunk) == chunk, message.number
         return by_number
+
+    @property
+    def chunks(self) -> dict[int, tuple[int, ...]]:
+        """Chunk number → its lines: records, and raw lines that its worker finds no record."""
+        return {number: _lines(chunk) for number, chunk in self.read_chunks.items()}
 
     @property
     def lines(self) -> list[int]:
         """Every record line over the distinct chunks (each once if nothing doubled)."""
-        return [line for _, lines in sorted(self.chunks.items()) for line in lines]
+        chunks = sorted(self.read_chunks.items())
+        return [record.line for _, chunk in chunks for record in chunk.items]
+
+    @property
+    def chunk_failures(self) -> dict[int, list[tuple[int, str]]]:
+        """Chunk number → the raw lines its worker finds no record, as (line, error)."""
+        return {
+            number: [(error.line, error.error) for error in chunk.parse_failures]  # type: ignore[misc]
+            for number, chunk in self.read_chunks.items()
+            if chunk.parse_failures
+        }
+
+    @property
+    def failed(self) -> list[int]:
+        """Every line that is no record, from Split's parse parts and the chunks, sorted."""
+        split = [line for part in self.parse_parts.values() for line, _ in part]
+        workers = [line for part in self.chunk_failures.values() for line, _ in part]
+        return sorted(split + workers)
 
     @property
     def parse_parts(self) -> dict[int, list[tuple[int, str]]]:
@@ -127,3 +149,8 @@ def run_chain(
         if outcome.is_done:
             return chain
     raise AssertionError(f"no end after {max_passes} passes")
+
+
+def _lines(chunk: Chunk) -> tuple[int, ...]:
+    """The lines of a chunk: its records' and its parse failures', in line order."""
+    return tuple(sorted([r.line for r in chunk.items] + [e.line for e in chunk.parse_failures]))  # type: ignore[misc]

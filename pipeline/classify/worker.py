@@ -238,11 +238,14 @@ class ChunkWorker:
             roll_forward(self.targets, chunk.run, marker, wait_s=self.duplicate_wait_s)
             return ChunkReport(chunk.run, chunk.number, 0, (), time.monotonic() - started, False)
         attempt = self.new_attempt()
-        failures: list[FailureRecord] = []
+        failures = [  # raw lines that are no record: this chunk's to record, as Split would
+            FailureRecord.from_exception(error, run=chunk.run, line=error.line)  # type: ignore[arg-type]
+            for error in chunk.parse_failures
+        ]
         ok = self._stage(chunk, replay, clock, attempt, failures)
         seconds = time.monotonic() - started
         report = ChunkReport(chunk.run, chunk.number, ok, tuple(failures), seconds, False)
-        commit = ChunkCommit(attempt, len(chunk.items), ok, len(failures))
+        commit = ChunkCommit(attempt, chunk.lines, ok, len(failures))
         with span("ledger"):
             is_counted = self._count(report, replay, commit)
         if is_counted:
@@ -279,6 +282,8 @@ class ChunkWorker:
         with contextlib.ExitStack() as on_error:
             on_error.push(part)  # labelling raised: the part is discarded, never uploaded
             ok = self._stream_rows(chunk, replay, clock, part, failures)
+            if chunk.parse_failures:
+                failures.sort(key=attrgetter("line"))  # the part in line order, as results
             upload = on_error.pop_all()  # labelled: closing the part is its upload, timed below
         with span("write_results", metadata={"rows": ok, "failures": len(failures)}):
             if ok:

@@ -3,11 +3,14 @@
 Runs Split's own pass over the manifest (`pipeline/split/dry_run.py`: the same ranged reader,
 indexed_gzip, record reader, not-a-manifest guard and chunk cuts), with sinks that count instead
 of sending, so scan's lines, records, failures and chunks are what Split would produce, a
-truncated manifest included. Reports failures by error code with the first line numbers, bytes,
-speed, peak memory and chunks, and estimates the AWS cost; `--show N` prints the first N records
-exactly as Split would send them, and the first N failures, as JSON Lines. Exit 0 when the
-manifest was read to its end (bad lines are data), 1 with one line on stderr when it could not
-be, or when it is not a manifest at all (`pipeline/manifest/guard.py`, as Split).
+truncated manifest included. Scan parses every line (it counts records), where Split sends
+blocks no frame proof takes unparsed for their workers to parse (`manifest/raw_lines.py`); so
+Split's chunks can also hold the malformed lines of such blocks, a few chunks more than
+scan's count when a manifest has many. Reports failures by error code with the first line
+numbers, bytes, speed, peak memory and chunks, and estimates the AWS cost; `--show N` prints
+the first N records exactly as Split would send them, and the first N failures, as JSON Lines.
+Exit 0 when the manifest was read to its end (bad lines are data), 1 with one line on stderr
+when it could not be, or when it is not a manifest at all (`pipeline/manifest/guard.py`, as Split).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 The commit protocol, end to end (RELIABILITY.md "Exactly once where users look"):
 1. every delivery stages its parts under its own attempt id (`pipeline/parts/commit.py`);
 2. the ledger's conditional write counts the chunk and names the attempt (`ChunkCommit`);
-3. the winner finishes the commit here: publish (create-if-absent), send its failure records to
+3. the winner finishes the commit here: publish (create-if-absent), send its failure records (a
+   parse failure names nothing to read again: only its part holds it) to
    the FailureQueue, delete its staging. A loser only deletes its own staging.
 
 Step 3 is idempotent roll-forward: whoever finds a chunk counted with its winner's staging still
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.aws.failure_queue import send_failures
-from pipeline.failures import FailureRecord
+from pipeline.failures import FailureRecord, Stage
 from pipeline.ledger.items import CommittedChunk
 from pipeline.observe.tracing import span
 from pipeline.parts.commit import (
@@ -91,6 +92,8 @@ def finish_commit(
         published = [publish_part(targets.s3, targets.bucket, p, marker.attempt) for p in parts]
     if parts and not any(published):
         return False  # nothing staged any more: an earlier follow-up finished
+    # A line that is no record names nothing to read again: its part holds it, as Split's do
+    failures = [f for f in failures if f.stage is not Stage.PARSE]
     if failures:
         with span("send_failures", metadata={"records": len(failures)}):
             send_failures(targets.sqs, targets.failure_queue_url, failures)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pipeline.failures import Stage
 from pipeline.ledger.items import CommittedChunk
 from pipeline.ledger.runs import RunState
 
@@ -37,7 +36,7 @@ def marker_problems(state: RunState, markers: Iterable[CommittedChunk]) -> list[
                     f"{marker.label} is counted but Split sent only {state.chunks_sent}"
                 )
         ok += marker.ok
-    parse = state.failed_by_stage.get(Stage.PARSE.value, 0)
+    parse = state.split_parse_failed  # a worker's parse failures are in its chunk's marker
     if (ok, failed + parse) != (state.ok, state.failed):
         problems.append(
             f"the run counts ok {state.ok} failed {state.failed}, its chunk markers "

@@ -78,6 +78,9 @@ class RunState:
     compute_s: float = 0.0
     images: int = 0
     reason: str | None = None
+    split_parse_failed: int = 0
+    """The parse failures Split wrote (in its parse parts); `failed` also holds those a worker
+    found in lines Split sent unparsed, counted with their chunk."""
     wait_token: str | None = None
     """The Step Functions task token the execution waits on once Split is done (None before):
     whoever sees the run complete sends it SendTaskSuccess (pipeline/ledger/completion.py)."""

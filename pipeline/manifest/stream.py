@@ -61,6 +61,7 @@ from pipeline.manifest.parse import (
 from pipeline.manifest.parsed_csv import parsed_csv_batch
 from pipeline.manifest.parsed_json import ParsedBatch, array_values_batch, objects_batch
 from pipeline.manifest.quoted import OpenRecord, ends_inside_quotes
+from pipeline.manifest.raw_lines import RawLinesBatch, raw_lines_batch
 
 __all__ = [  # ManifestFormat and sniff_format moved to manifest_format; importable here still
     "SNIFF_BYTES",
@@ -75,6 +76,8 @@ __all__ = [  # ManifestFormat and sniff_format moved to manifest_format; importa
 SNIFF_BYTES = 64 * 1024
 
 Item = ManifestRecord | ManifestLineError
+ProvedBatch = DenseBatch | ParsedBatch | RawLinesBatch
+"""A read block taken whole: proved plain, read a column at a time, or sent unparsed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,8 @@ class RecordReader:
         part: Reported back in `position`.
         head: Bytes already read from `stream` (for sniffing) that logically come first.
         block_bytes: Read size of the line formats (tests use small ones to cross blocks).
+        raw_lines: `iter_batches` yields blocks no frame proof takes unparsed when it can
+            (`RawLinesBatch`: Split's, whose worker parses them); `scan` counts records, so not.
     """
 
     def __init__(
@@ -122,12 +127,14 @@ class RecordReader:
         part: int = 0,
         head: bytes = b"",
         block_bytes: int = BLOCK_BYTES,
+        raw_lines: bool = False,
     ) -> None:
         if fmt is ManifestFormat.INVENTORY:
             raise ValueError("an Inventory manifest.json lists parts; read it with iter_manifest")
         self._fmt = fmt
         self._max_line_bytes, self._part, self._layout = max_line_bytes, part, layout
         self._first_line, self._block_bytes = first_line, block_bytes
+        self._raw_lines = raw_lines
         self._next_line, self._next_offset = first_line, start_offset
         self._line_after = first_line
         self._source = HeadStream(head, stream, start_offset=start_offset)
@@ -195,7 +202,7 @@ class RecordReader:
                 yield from self._array_batches()
                 return
             for run in self._lines.iter_runs(self._block_bytes):
-                dense = self._dense(run)
+                dense = self._dense(run, raw=self._raw_lines)
                 if dense is None:
                     yield from self._listed_batches(run)
                     continue
@@ -248,8 +255,12 @@ class RecordReader:
             self._line_after = dense.end_line
         yield from self._flush_open()
 
-    def _dense(self, run: LineRun) -> DenseBatch | ParsedBatch | None:
-        """The run as one batch, when it is proved plain; else None."""
+    def _dense(self, run: LineRun, *, raw: bool = False) -> ProvedBatch | None:
+        """The run as one batch, when it is proved plain; else None.
+
+        With `raw` (Split's batches, `raw_lines`), a run no frame proof takes goes unparsed
+        when it can (`pipeline.manifest.raw_lines`), instead of read a column at a time.
+        """
         if run.data is None or self._open is not None:
             return None
         if not self._buckets and not self._learn_first_bucket(run.data):
@@ -257,9 +268,18 @@ class RecordReader:
         shape = DenseShape(
             self._line_after, run.start, self._buckets, self._max_line_bytes, self._part
         )
-        if self._fmt is ManifestFormat.JSON_LINES:
-            return self._learned(_dense_jsonl(run.data, shape))
-        return self._learned(_dense_csv(self._layout, run.data, shape))
+        is_json = self._fmt is ManifestFormat.JSON_LINES
+        layout = None if is_json else self._layout
+        dense = _proved_jsonl(run.data, shape) if is_json else _proved_csv(layout, run.data, shape)
+        if dense is not None or (layout is None and not is_json):
+            return dense
+        if raw:
+            unparsed = raw_lines_batch(run.data, shape, layout)
+            if unparsed is not None:
+                return unparsed
+        if layout is None:
+            return self._learned(objects_batch(run.data, shape))
+        return self._learned(parsed_csv_batch(run.data, shape, layout))
 
     def _learned(self, batch: DenseBatch | ParsedBatch | None) -> DenseBatch | ParsedBatch | None:
         """The batch, the buckets a `ParsedBatch` names remembered first.
@@ -471,25 +491,13 @@ class RecordReader:
             self._line_after = n + 1
 
 
-def _dense_jsonl(data: bytes, shape: DenseShape) -> DenseBatch | ParsedBatch | None:
-    """A JSON Lines block by its frame proof, or else read whole as objects of any shape."""
+def _proved_jsonl(data: bytes, shape: DenseShape) -> DenseBatch | None:
+    """A JSON Lines block by its frame proof, or None."""
     spelling = spelling_of(data)
     if data.startswith(b'{"uri"'):
-        dense = dense_jsonl_uri_lines(data, shape, spelling)
-    else:
-        key_first = data.startswith(b'{"key"')
-        dense = dense_jsonl_lines(data, shape, key_first=key_first, spelling=spelling)
-    return dense if dense is not None else objects_batch(data, shape)
-
-
-def _dense_csv(
-    layout: CsvLayout | None, data: bytes, shape: DenseShape
-) -> DenseBatch | ParsedBatch | None:
-    """A CSV block proved plain, or else read a column at a time (`manifest.parsed_csv`)."""
-    dense = _proved_csv(layout, data, shape)
-    if dense is not None or layout is None:
-        return dense
-    return parsed_csv_batch(data, shape, layout)  # any other layout: read a column at a time
+        return dense_jsonl_uri_lines(data, shape, spelling)
+    key_first = data.startswith(b'{"key"')
+    return dense_jsonl_lines(data, shape, key_first=key_first, spelling=spelling)
 
 
 def _proved_csv(layout: CsvLayout | None, data: bytes, shape: DenseShape) -> DenseBatch | None:

@@ -23,13 +23,17 @@ first line number and its rows as a whole-block rewrite of the bytes the dense p
 - records read a column at a time (`ParsedBatch`: JSON with other fields, arrays, quoted URI
   lines, other column orders) go as their columns' slices, `keys` of one bucket or `buckets`,
   `keys` and `versions`: one `orjson.dumps` a column, not one list a record;
+- lines Split did not parse (`RawLinesBatch`: shapes no frame proof takes) go as one JSON
+  string, `raw_lines`, with the CSV layout that reads them: their worker parses them;
 - any other piece (batches read line by line) is v1 items.
 
 A span of nothing but items, or whose v2 message would pass `max_bytes`, is sent as v1, which
 the chunk cut (made by v1 sizes, `ChunkSpan.message_bytes`) keeps within it. A v2 message may
 be larger than v1 (an `objects` record holds its field names); it is still bounded by the
-limit SQS enforces. Either reads back to exactly `span.to_chunk()` (a property test holds it
-to that). Pure: knows nothing of SQS.
+limit SQS enforces. A span holding raw lines has no v1 form: the cut bounds their bytes
+(`pipeline.manifest.raw_lines`), so only its pieces' few header bytes can pass `max_bytes`,
+well inside SQS's 1 MiB beside the 900 KiB default. Either reads back to exactly
+`span.to_chunk()` (a property test holds it to that). Pure: knows nothing of SQS.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from pipeline.manifest.dense_json import ROW_FORMS
 from pipeline.manifest.dense_uri_columns import UriColumnBatch
 from pipeline.manifest.parse import CsvLayout, layout_to_dict
 from pipeline.manifest.parsed_json import ParsedBatch
+from pipeline.manifest.raw_lines import RawLinesBatch
 from pipeline.split.span_message import (
     CSV,
     CSV_FIELDS,
@@ -61,6 +66,7 @@ from pipeline.split.span_message import (
     LAYOUT,
     OBJECTS,
     PIECES,
+    RAW_LINES,
     SPAN_MESSAGE_VERSION,
     URIS,
 )
@@ -102,16 +108,20 @@ def encode_span(span: ChunkSpan, *, max_bytes: int) -> bytes:
         parts += piece or (b'{"items":', orjson.dumps(batch.items(start, stop)), b"}")
     parts.append(b"]}")
     body = b"".join(parts)
-    if len(body) > max_bytes:
+    if len(body) > max_bytes and not any(isinstance(b, RawLinesBatch) for b, _, _ in span.pieces):
         return orjson.dumps(span.to_message())
     return body
 
 
 def _piece(batch: RecordBatch, start: int, stop: int) -> list[Buffer] | None:  # noqa: PLR0911
     """Records [start, stop) of `batch` as a v2 piece, or None where it takes v1 items."""
-    if stop <= start or not isinstance(batch, DenseBatch | ParsedBatch):
+    if stop <= start or not isinstance(batch, DenseBatch | ParsedBatch | RawLinesBatch):
         return None
     head = b'{"line":%d,' % (batch.first_line + start)
+    if isinstance(batch, RawLinesBatch):
+        layout = b"" if batch.layout is None else _layout_field(batch.layout)
+        text = orjson.dumps(batch.text(start, stop))
+        return [head, layout, b'"%b":' % RAW_LINES.encode(), text, b"}"]
     if isinstance(batch, ParsedBatch):
         return _columns_read(head, batch, start, stop)
     if isinstance(batch, ColumnsBatch | UriColumnBatch) and batch.layout is not None:

@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from pipeline.manifest.parse import ManifestRecord
+from pipeline.manifest.raw_lines import RawLinesBatch
 from pipeline.split.span_message import PIECES, SPAN_MESSAGE_VERSION, read_items, read_pieces
 
 if TYPE_CHECKING:
+    from pipeline.failures import ManifestLineError
     from pipeline.manifest.batch import RecordBatch
 
 MESSAGE_VERSION = 1
@@ -38,17 +40,33 @@ def _items(records: Iterable[ManifestRecord]) -> list[list[Any]]:
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """Records `items` of run `run`, numbered `number`: one WorkQueue message."""
+    """Records `items` of run `run`, numbered `number`: one WorkQueue message.
+
+    `parse_failures` are lines Split sent unparsed that are no record (`raw_lines`): the
+    worker records them as the chunk's failures. Each line of the chunk is in one of the two.
+    """
 
     run: str
     number: int
     items: tuple[ManifestRecord, ...]
+    parse_failures: tuple[ManifestLineError, ...] = ()
+
+    @property
+    def lines(self) -> int:
+        """The manifest lines the chunk holds: what its counts must add up to."""
+        return len(self.items) + len(self.parse_failures)
 
     def to_message(self) -> dict[str, Any]:
         """The chunk message contract: `{"v":1,"run":…,"chunk":N,"items":[[line,bucket,key],…]}`.
 
-        The version id is a 4th item element, present only when the record has one.
+        The version id is a 4th item element, present only when the record has one. v1 has
+        no parse failures: a chunk of raw lines is only sent as Split's v2.
+
+        Raises:
+            ValueError: the chunk holds parse failures.
         """
+        if self.parse_failures:
+            raise ValueError("a chunk with parse failures has no v1 message")
         return {
             "v": MESSAGE_VERSION,
             "run": self.run,
@@ -68,13 +86,14 @@ class Chunk:
                 fail so SQS moves it to the WorkDLQ).
         """
         version = body.get("v")
+        failures: list[ManifestLineError] = []
         if version == MESSAGE_VERSION:
             items = read_items(body["items"])
         elif version == SPAN_MESSAGE_VERSION:
-            items = read_pieces(body.get(PIECES))
+            items, failures = read_pieces(body.get(PIECES))
         else:
             raise ValueError(f"chunk message version {version!r}, expected 1 or 2")
-        return cls(run=str(body["run"]), number=int(body["chunk"]), items=tuple(items))
+        return cls(str(body["run"]), int(body["chunk"]), tuple(items), tuple(failures))
 
 
 def _envelope_bytes(run: str, number: int) -> int:
@@ -155,9 +174,9 @@ class ChunkSpan:
     Attributes:
         run: The run id.
         number: The chunk number.
-        count: How many records it holds.
+        count: How many records it holds (a raw line counts as one: `RawLinesBatch`).
         message_bytes: Exact `len(orjson.dumps(self.to_chunk().to_message()))`: the v1 size
-            the cut is made by (Split's v2 message is never larger).
+            the cut is made by; with raw lines, their bound in its stead.
         pieces: (batch, start, stop) slices of the batches its records come from, in order.
     """
 
@@ -172,8 +191,20 @@ class ChunkSpan:
         return [r for batch, start, stop in self.pieces for r in batch.records(start, stop)]
 
     def to_chunk(self) -> Chunk:
-        """The same chunk `iter_chunks` cuts from the same records."""
-        return Chunk(self.run, self.number, tuple(self.records()))
+        """The chunk a worker reads: the same `iter_chunks` cuts from the same records.
+
+        Raw lines are read as the worker reads them, into records and parse failures.
+        """
+        records: list[ManifestRecord] = []
+        failures: list[ManifestLineError] = []
+        for batch, start, stop in self.pieces:
+            if isinstance(batch, RawLinesBatch):
+                found, failed = batch.parsed(start, stop)
+                records += found
+                failures += failed
+            else:
+                records += batch.records(start, stop)
+        return Chunk(self.run, self.number, tuple(records), tuple(failures))
 
     def to_message(self) -> dict[str, Any]:
         """`self.to_chunk().to_message()` (v1), built without record objects.
@@ -218,7 +249,7 @@ class _SpanCutter:
         if self.size + added > self.cap:
             fit, added = self._fitting(batch.item_sizes(start, stop))
             if fit == 0 and self.count == 0:
-                line = batch.records(start, start + 1)[0].line
+                line = batch.resume_after(start)[0] - 1  # the line the record ends on
                 raise ValueError(
                     f"line {line} alone makes a {self.size + added}-byte message, over "
                     f"chunk_max_bytes={self.cap}; raise the limit"

@@ -158,6 +158,8 @@ def split_pass(
     if ledger is not None and checkpoint is None:
         ledger.start_run(run, manifest=source)
     budget = math.inf if options.budget_s is None else options.budget_s
+    # A sink that sends chunks (not `scan`'s, which counts) lets workers parse raw lines
+    wants_body = getattr(sink, "wants_body", True)
     cursor = ManifestCursor(
         source,
         checkpoint,
@@ -165,6 +167,7 @@ def split_pass(
         index_store=index_store,
         knobs=options.knobs,
         max_line_bytes=options.max_line_bytes,
+        raw_lines=wants_body,
     )
     totals.passes += 1
     lines_before = totals.lines

@@ -75,6 +75,8 @@ class ManifestCursor:
         index_store: Where gzip checkpoints keep their seek points.
         knobs: Sizes for the resumable reader.
         max_line_bytes: Longer lines become `LineTooLong` failures.
+        raw_lines: Hand on blocks no frame proof takes unparsed (`RawLinesBatch`), for a
+            worker to parse: Split's batches, not `scan`'s.
     """
 
     def __init__(
@@ -86,8 +88,10 @@ class ManifestCursor:
         index_store: IndexStore,
         knobs: ReaderKnobs,
         max_line_bytes: int,
+        raw_lines: bool = False,
     ) -> None:
         self._source = source
+        self._raw_lines = raw_lines
         self._checkpoint = checkpoint
         self._open_reader = open_reader
         self._index_store = index_store
@@ -175,6 +179,7 @@ class ManifestCursor:
             max_line_bytes=self._max_line_bytes,
             part=start.part,
             head=head,
+            raw_lines=self._raw_lines,
         )
         yield from self.reader.iter_batches()
         self._decoded_done += self.reader.uncompressed_bytes

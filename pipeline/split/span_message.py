@@ -23,15 +23,22 @@ rewrite of bytes the dense proof already holds (`pipeline.split.chunk_encoding`)
                                         columns, each line's bucket (and version, "": none)
                                         (`pairs` and `version_pairs` are no longer sent; read
                                         so a message queued before is still read)
+      {"line":L,"raw_lines":"l\n…"}    JSON Lines lines Split did not parse, a newline
+                                        between: each line a record or a parse failure
+      {"line":L,"layout":{…},"raw_lines":"l\n…"}   the same, CSV lines read with the layout
       {"items":[[line,b,k(,version)],…]}        v1 items (any other batch)
 
 A row of `csv` holds exactly one comma, and a `uris` row starts `s3://` and names its bucket
 up to the first `/` (a bucket name holds no `/` or comma); keys are taken verbatim otherwise.
 `objects`, `csv_fields` and `csv_rows` are read as the manifest reader reads a JSON record or
 a CSV row (`layout` is `parse.layout_to_dict`'s form); one that is not a record is poison.
-`read_pieces` turns them back into exactly the records v1 carries, so a worker reads either
-version (`Chunk.from_message`); Split still cuts chunks by their v1 size, and writes v2 only
-when it stays within that same limit (`pipeline.split.chunk_encoding`). Pure.
+`raw_lines` are read by the reader's own line parsers (`pipeline.manifest.raw_lines`): a line
+that is not a record is the chunk's parse failure, not poison; an older worker, which knows no
+`raw_lines`, refuses the piece as poison. `read_pieces` turns pieces back into exactly the
+records (and raw lines' failures) the reader reads from those lines, so a worker reads either
+version (`Chunk.from_message`); Split still cuts chunks by their v1 size (raw lines by a bound
+on theirs), and writes v2 only when it stays within that same limit
+(`pipeline.split.chunk_encoding`). Pure.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from typing import Any
 
 from pipeline.failures import ManifestLineError
 from pipeline.manifest.parse import (
+    CsvLayout,
     ManifestRecord,
     decode_key,
     layout_from_dict,
@@ -48,10 +56,12 @@ from pipeline.manifest.parse import (
     parse_json_value,
     split_uri,
 )
+from pipeline.manifest.raw_lines import read_raw_lines
 
 SPAN_MESSAGE_VERSION = 2
 PIECES = "pieces"
 CSV_FIELDS, CSV_ROWS, LAYOUT, BUCKETS = "csv_fields", "csv_rows", "layout", "buckets"
+RAW_LINES = "raw_lines"
 LINE, CSV, CSV_URL, URIS, PAIRS, OBJECTS, BUCKET, KEYS, ITEMS = (
     "line",
     "csv",
@@ -84,8 +94,8 @@ def read_items(items: list[Any]) -> list[ManifestRecord]:
     return records
 
 
-def read_pieces(pieces: object) -> list[ManifestRecord]:
-    """Records of a v2 message's `pieces`, in order.
+def read_pieces(pieces: object) -> tuple[list[ManifestRecord], list[ManifestLineError]]:
+    """Records of a v2 message's `pieces`, in order, and the failures among its raw lines.
 
     Raises:
         ValueError: on a malformed piece (a poison message: it fails until the WorkDLQ).
@@ -93,20 +103,49 @@ def read_pieces(pieces: object) -> list[ManifestRecord]:
     if not isinstance(pieces, list):
         raise ValueError(f"chunk message pieces {str(pieces)[:200]!r} is not a list")
     records: list[ManifestRecord] = []
+    failures: list[ManifestLineError] = []
     for piece in pieces:
         try:
-            records += _read_piece(piece)
+            if RAW_LINES in piece:
+                found, failed = _raw_piece(piece)
+                records += found
+                failures += failed
+            else:
+                records += _read_piece(piece)
         except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"chunk piece {str(piece)[:200]!r} is malformed: {e!r}") from e
-    return records
+    return records, failures
+
+
+def _raw_piece(piece: dict[str, Any]) -> tuple[list[ManifestRecord], list[ManifestLineError]]:
+    line = _line(piece)
+    layout = None
+    if LAYOUT in piece:
+        layout = _layout(piece, line)
+    return read_raw_lines(_text(piece[RAW_LINES]), line, layout)
+
+
+def _line(piece: dict[str, Any]) -> int:
+    line = piece[LINE]
+    if not isinstance(line, int) or line < 1:
+        raise ValueError(f"chunk piece line {line!r} is not a line number")
+    return line
+
+
+def _layout(piece: dict[str, Any], line: int) -> CsvLayout:
+    try:
+        layout = layout_from_dict(piece[LAYOUT])
+    except ValueError as e:  # an unknown kind
+        raise ValueError(f"chunk piece at line {line}: {e}") from e
+    if layout is None:
+        raise ValueError(f"chunk piece at line {line} has no layout")
+    return layout
 
 
 def _read_piece(piece: dict[str, Any]) -> list[ManifestRecord]:
     if ITEMS in piece:
         return read_items(piece[ITEMS])
-    line = piece[LINE]
-    if not isinstance(line, int) or line < 1:
-        raise ValueError(f"chunk piece line {line!r} is not a line number")
+    line = _line(piece)
     if OBJECTS in piece:
         objects = _list(piece[OBJECTS])
         return [_checked(parse_json_value(value, n)) for n, value in enumerate(objects, line)]
@@ -154,12 +193,7 @@ def _columns(
 
 
 def _csv_piece(piece: dict[str, Any], line: int) -> list[ManifestRecord]:
-    try:
-        layout = layout_from_dict(piece[LAYOUT])
-    except ValueError as e:  # an unknown kind
-        raise ValueError(f"chunk piece at line {line}: {e}") from e
-    if layout is None:
-        raise ValueError(f"chunk piece at line {line} has no layout")
+    layout = _layout(piece, line)
     if CSV_FIELDS in piece:
         rows = _list(piece[CSV_FIELDS])
         return [

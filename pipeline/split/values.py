@@ -82,6 +82,8 @@ class SplitOutcome:
     """What one pass did; totals (`lines`, `records`, …) count from the manifest's start.
 
     `lines` is records plus parse failures: what the ledger's ok + failed will add up to.
+    `records` counts the lines sent in chunks; a line sent unparsed (`raw_lines`) that is no
+    record is its worker's parse failure, and `parse_failures` counts only Split's own.
     `reason` is set when the manifest broke and the split ended early (the run is partial).
     """
 

@@ -21,6 +21,7 @@ from pipeline.parts.layout import PartKind, chunk_part
 from pipeline.parts.store import iter_failure_records, iter_result_rows
 from pipeline.split.chunking import Chunk
 from tests.e2e.faulty_classify import CRASH_ONCE, POISON
+from tests.raw_parts import assert_exactly_once_raw
 from tests.wait import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -100,6 +101,44 @@ def test_every_line_yields_exactly_one_result_or_failure(local_stack, photos):
     # AND each item failure went to the FailureQueue once (parse failures are in parts only)
     queued = _failure_queue_lines(local_stack, run, expected=4)
     assert sorted(queued) == [5, 6, 8, 13]
+
+
+def test_lines_split_sends_unparsed_are_read_by_their_worker_exactly_once(local_stack, photos):
+    # GIVEN JSON Lines with other fields (no frame proof takes them: Split sends them unparsed),
+    # with lines that are no record among good, missing and corrupt ones
+    bucket, prefix = photos
+    good = [
+        json.dumps({"bucket": bucket, "key": f"{prefix}/{p.name}", "size": n})
+        for n, p in enumerate(sorted(PHOTOS.glob("*.jpg")))
+    ]
+    lines = [
+        *good,  # lines 1-4
+        json.dumps({"key": f"{prefix}/missing.jpg", "label": "x", "bucket": bucket}),  # 5
+        "this line is not JSON",  # 6
+        json.dumps({"bucket": bucket}),  # 7: no key
+        json.dumps({"uri": f"s3://{bucket}/{prefix}/corrupt.jpg", "size": 3}),  # 8
+        *good,  # 9-12
+    ]
+    # WHEN it is dropped into the input bucket
+    run = drop_manifest(local_stack, lines)
+    summary = wait_for_summary(local_stack, run)
+    # THEN read raw, as a query engine reads the parts, every line is there exactly once
+    s3 = boto3.client("s3")
+    raw = assert_exactly_once_raw(
+        s3, local_stack.outputs["ResultsBucketName"], run, len(lines), summary
+    )
+    stages = {row["line"]: (row["stage"], row["error"]) for row in raw.failures}
+    assert stages[5] == ("fetch", "NoSuchKey")
+    assert (stages[6], stages[7]) == (("parse", "BadJson"), ("parse", "MissingField"))
+    assert stages[8][0] == "decode"
+    # AND the parse failures are their chunk's (no parse part: Split did not parse them)
+    keys = s3.list_objects_v2(Bucket=local_stack.outputs["ResultsBucketName"], Prefix="failures/")
+    assert not [o["Key"] for o in keys.get("Contents", []) if f"/{run}/parse-" in o["Key"]]
+    # AND the summary adds up, and only the item failures went to the FailureQueue
+    assert summary["status"] == "SUCCEEDED"
+    assert (summary["lines"], summary["ok"], summary["failed"]) == (12, 8, 4)
+    assert summary["failed_by_stage"] == {"fetch": 1, "decode": 1, "parse": 2}
+    assert sorted(_failure_queue_lines(local_stack, run, expected=2)) == [5, 8]
 
 
 def _failure_queue_lines(stack, run: str, expected: int) -> list[int]:

@@ -69,8 +69,12 @@ def test_passes_split_an_s3_manifest_into_the_queue_the_ledger_and_parse_parts(a
     # THEN every good line went out once, the bad ones became parse failures, the ledger knows
     bodies = _drain(aws.sqs, aws.settings.work_queue_url)
     assert len(outcomes) == len(bodies) == outcomes[-1].chunks_sent == 14
-    lines = sorted(r.line for body in bodies for r in Chunk.from_message(body).items)
-    failed = sorted(r.line for r in iter_failure_records(s3, bucket, "run-aws"))
+    chunks = [Chunk.from_message(body) for body in bodies]
+    lines = sorted(r.line for chunk in chunks for r in chunk.items)
+    # a bad line is in Split's parse part, or its chunk's (a worker's to record) if sent raw
+    split_failed = [r.line for r in iter_failure_records(s3, bucket, "run-aws")]
+    raw_failed = [e.line for chunk in chunks for e in chunk.parse_failures]
+    failed = sorted(split_failed + raw_failed)
     assert failed == [500, 1000, 1500, 2000]
     assert sorted(lines + failed) == list(range(1, N_LINES + 1))
     state = aws.ledger.get_run("run-aws")
@@ -124,7 +128,14 @@ def test_a_redeploy_with_another_chunk_size_mid_run_keeps_the_run_s_chunk_plan(a
 _SHAPES = {
     # name: (file name, header, line of record i, the piece form Split sends its rows as)
     "JSON Lines": ("m.jsonl.gz", "", '{{"bucket":"bkt","key":"img/é {i}.jpg"}}', "objects"),
-    "JSON with a size": ("m.jsonl.gz", "", '{{"bucket":"bkt","key":"k{i}","size":{i}}}', "keys"),
+    "JSON with a size": (
+        "m.jsonl.gz",
+        "",
+        '{{"bucket":"bkt","key":"k{i} \\"q\\"","size":{i}}}',
+        "raw_lines",
+    ),
+    "key,bucket": ("m.csv.gz", "key,bucket\n", "img/{i}.jpg,bkt", "raw_lines"),
+    "quoted URI lines": ("m.csv.gz", "", '"s3://bkt/img/{i},x.jpg"', "raw_lines"),
     "quoted header CSV": (
         "m.csv.gz",
         '"Bucket","Key","Size"\n',
@@ -140,7 +151,7 @@ _SHAPES = {
 def test_each_piece_form_crosses_the_queue_as_the_records_the_line_parser_reads(
     aws, s3, bucket, tmp_path, shape
 ):
-    # GIVEN a manifest of a shape Split sends as rows, not items
+    # GIVEN a manifest of a shape Split sends as rows (or unparsed lines), not items
     name, header, row, form = _SHAPES[shape]
     body = gzip.compress(
         (header + "\n".join(row.format(i=i) for i in range(N_LINES)) + "\n").encode(), mtime=0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import uuid
+from collections import Counter
 
 import boto3
 import pytest
@@ -146,22 +147,24 @@ def test_killed_pass_resumes_from_its_checkpoint_without_rereading_loss_or_doubl
         )
     # AND every chunk number arrived, re-sent ones identical, each line in exactly one chunk
     bodies = _drain(world["sqs"], world["queue"])
-    by_number: dict[int, tuple] = {}
+    by_number: dict[int, Chunk] = {}
     for body in bodies:
-        items = Chunk.from_message(body).items
-        assert by_number.setdefault(body["chunk"], items) == items
+        chunk = Chunk.from_message(body)
+        assert by_number.setdefault(body["chunk"], chunk) == chunk
     last = outcomes[-1]
     assert len(bodies) == last.chunks_sent + 3
     assert sorted(by_number) == list(range(last.chunks_sent))
-    ok_lines = [record.line for n in sorted(by_number) for record in by_number[n]]
+    ok_lines = [record.line for n in sorted(by_number) for record in by_number[n].items]
     assert ok_lines == sorted(set(ok_lines))
-    failed = [r.line for r in iter_failure_records(world["s3"], world["bucket"], RUN)]
-    assert sorted(failed) == sorted(BAD)
-    assert sorted(ok_lines + failed) == list(range(1, N_LINES + 1))
+    # a bad line is in Split's parse part, or in its chunk for the worker when sent unparsed
+    split_failed = [r.line for r in iter_failure_records(world["s3"], world["bucket"], RUN)]
+    raw_failed = [e.line for chunk in by_number.values() for e in chunk.parse_failures]
+    assert sorted(split_failed + raw_failed) == sorted(BAD)
+    assert sorted(ok_lines + split_failed + raw_failed) == list(range(1, N_LINES + 1))
     assert (last.lines, last.records, sum(last.parse_failures.values())) == (
         N_LINES,
-        N_LINES - len(BAD),
-        len(BAD),
+        N_LINES - len(split_failed),
+        len(split_failed),
     )
     # AND the retry fetched nothing it had no use for: at most the object from its seek block on
     assert 0 < retry_reader.bytes_fetched <= world["size"] - seek_block * SMALL_KNOBS.block_bytes
@@ -171,20 +174,25 @@ def test_redelivered_chunks_count_once_in_the_ledger_and_summary(world):
     # GIVEN a split whose killed pass made SQS deliver 3 chunks twice
     outcomes, _ = _run_passes(world, kill_pass=1, kill_after=3)
     ledger = world["ledger"]
-    # WHEN a worker counts every delivered message (duplicates included)
-    counted = [
-        ledger.record_chunk(
-            RUN,
-            body["chunk"],
-            ok=len(Chunk.from_message(body).items),
-            failed=0,
-            failed_by_stage={},
-            failed_by_error={},
-            seconds=0.1,
-            images=len(Chunk.from_message(body).items),
+    # WHEN a worker counts every delivered message (duplicates included), the lines it was
+    # sent unparsed that are no record as its parse failures
+    counted = []
+    for body in _drain(world["sqs"], world["queue"]):
+        chunk = Chunk.from_message(body)
+        errors = Counter(e.error for e in chunk.parse_failures)
+        failed = len(chunk.parse_failures)
+        counted.append(
+            ledger.record_chunk(
+                RUN,
+                chunk.number,
+                ok=len(chunk.items),
+                failed=failed,
+                failed_by_stage={Stage.PARSE.value: failed} if failed else {},
+                failed_by_error=dict(errors),
+                seconds=0.1,
+                images=len(chunk.items),
+            )
         )
-        for body in _drain(world["sqs"], world["queue"])
-    ]
     # THEN the 3 duplicates were refused, and the run adds up: ok + failed == lines
     assert counted.count(False) == 3
     state = ledger.get_run(RUN)

@@ -18,6 +18,7 @@ from pipeline.classify.model import Classifier
 from pipeline.classify.worker import ChunkWorker, fetch_client_config
 from pipeline.config import DEFAULT_MODEL_PATH, Settings
 from pipeline.ledger.items import table_definition
+from pipeline.ledger.markers import committed_chunk
 from pipeline.ledger.table import RunLedger
 from pipeline.manifest.reader import ManifestRecord
 from pipeline.replay.chunks import iter_replay_chunks
@@ -145,6 +146,48 @@ def test_a_replay_reads_the_version_the_manifest_named_not_the_latest(worker, s3
     assert [(row["line"], row["version_id"]) for row in rows] == [(2, latest["VersionId"])]
     state = worker.ledger.get_run(run)
     assert (state.ok, state.failed) == (1, 1)
+
+
+def test_raw_lines_that_are_no_record_are_the_chunks_parse_failures_not_sent_to_replay(
+    worker, s3, bucket
+):
+    # GIVEN a chunk Split sent unparsed (JSON Lines with other fields), two lines no record
+    run = f"r{uuid.uuid4().hex[:8]}"
+    worker.ledger.start_run(run, manifest="s3://in/m.jsonl")
+    lines = [
+        json.dumps({"bucket": bucket, "key": "coffee.jpg", "size": 1}),
+        "not json",
+        json.dumps({"key": "rocket.jpg", "label": "x", "bucket": bucket}),
+        json.dumps({"bucket": bucket}),
+    ]
+    piece = {"line": 11, "raw_lines": "\n".join(lines)}
+    body = {"v": 2, "run": run, "chunk": 3, "pieces": [piece]}
+    chunk, replay = parse_work_message(json.loads(json.dumps(body)))
+    # WHEN its worker processes it, and the same message is delivered again
+    report = worker.process(chunk, replay)
+    again = worker.process(chunk, replay)
+    # THEN the records have rows and the other lines are the chunk's parse failures, once
+    rows = _part_rows(s3, bucket, f"results/{run}/part-00000003.jsonl.gz")
+    assert [(row["line"], row["key"]) for row in rows] == [(11, "coffee.jpg"), (13, "rocket.jpg")]
+    failures = _part_rows(s3, bucket, f"failures/{run}/part-00000003.jsonl.gz")
+    assert [(f["line"], f["stage"], f["error"]) for f in failures] == [
+        (12, "parse", "BadJson"),
+        (14, "parse", "MissingField"),
+    ]
+    assert (report.ok, len(report.failures), report.is_counted, again.is_counted) == (
+        2,
+        2,
+        True,
+        False,
+    )
+    # AND the ledger counts every line of the chunk once, the parse failures as such
+    state = worker.ledger.get_run(run)
+    assert (state.ok, state.failed, state.failed_by_stage) == (2, 2, {"parse": 2})
+    marker = committed_chunk(worker.ledger, run, 3)
+    assert (marker.items, marker.ok, marker.failed, marker.problems()) == (4, 2, 2, [])
+    # AND nothing went to the FailureQueue: a line that is no record names nothing to replay
+    queue = worker.settings.failure_queue_url
+    assert "Messages" not in worker.sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0)
 
 
 def test_replicas_give_the_same_labels_as_one_interpreter(two_interpreters):

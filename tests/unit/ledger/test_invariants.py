@@ -1,5 +1,7 @@
 """Impossible counts are errors: never SUCCEEDED, and the chunk that disagrees is named."""
 
+import dataclasses
+
 import pytest
 
 from pipeline.ledger.finalize import settled_status
@@ -111,3 +113,22 @@ def test_a_stall_that_every_chunk_was_counted_past_settles_as_succeeded():
     assert settled_status(stalled, []) == (RunStatus.SUCCEEDED, None)
     truncated = _state(status=RunStatus.PARTIAL, reason="TruncatedManifest: cut")
     assert settled_status(truncated, []) == (RunStatus.PARTIAL, "TruncatedManifest: cut")
+
+
+def test_parse_failures_of_split_and_of_raw_lines_in_chunks_each_count_once():
+    # GIVEN 8 lines: 1 failed in Split's parse part, 2 found by a worker among raw lines
+    state = _state(
+        lines_split=8,
+        ok=4,
+        failed=4,  # 1 fetch + 2 worker parse (the chunks') + 1 Split parse (the run item's)
+        failed_by_stage={"fetch": 1, "parse": 3},
+        split_parse_failed=1,
+    )
+    markers = [_marker(0, 3, 2), _marker(1, 1, 1)]  # chunk 0 holds the 2 raw-line failures
+    # THEN the markers agree with the counters: neither kind of parse failure counted twice
+    assert marker_problems(state, markers) == []
+    # AND taking every parse failure for Split's would have counted the chunks' twice
+    as_if_all_split = dataclasses.replace(state, split_parse_failed=3)
+    assert "the counted chunks hold 10 lines, Split split 8" in marker_problems(
+        as_if_all_split, markers
+    )

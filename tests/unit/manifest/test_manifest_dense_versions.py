@@ -197,7 +197,8 @@ def test_a_version_column_before_the_key_is_left_to_the_line_parser():
 
 def test_version_pairs_read_an_empty_version_as_none_and_refuse_a_missing_one():
     piece = {"line": 5, "version_pairs": ["b", "k1", "b", "k2"], "versions": ["v1", ""]}
-    records = read_pieces([piece])
+    records, failures = read_pieces([piece])
+    assert failures == []
     assert [(r.line, r.key, r.version_id) for r in records] == [(5, "k1", "v1"), (6, "k2", None)]
     with pytest.raises(ValueError, match="version"):
         read_pieces([{**piece, "versions": ["v1"]}])

@@ -116,8 +116,9 @@ def test_many_tiny_passes_equal_one_pass_in_every_format(tmp_path, kind):
     assert len(many.outcomes) == len(one.chunks) >= 20
     assert many.chunks == one.chunks
     assert many.parse_parts == one.parse_parts
-    # AND every line is a record or a parse failure, exactly once
-    failed = [line for part in one.parse_parts.values() for line, _ in part]
+    assert many.chunk_failures == one.chunk_failures
+    # AND every line is a record or a parse failure (Split's or its chunk's), exactly once
+    failed = one.failed
     assert sorted(one.lines + failed) == sorted(set(one.lines + failed))
     header = 1 if kind.startswith("header") else 0
     assert set(one.lines) | set(failed) == set(range(1 + header, N_LINES + 1))
@@ -145,7 +146,8 @@ def test_a_pass_killed_mid_way_is_retried_without_loss_or_doubles(tmp_path):
     assert len(killed.sent) == len(clean.sent) + 2
     assert killed.chunks == clean.chunks
     assert killed.parse_parts == clean.parse_parts
-    assert sorted(killed.lines) == sorted(set(killed.lines))
+    assert killed.chunk_failures == clean.chunk_failures
+    assert sorted(killed.lines + killed.failed) == list(range(1, N_LINES + 1))
     assert killed.outcomes[-1].lines == clean.outcomes[-1].lines == N_LINES
 
 
@@ -186,8 +188,7 @@ def test_a_truncated_gzip_ends_the_split_after_everything_before_the_break(tmp_p
         assert last.reason is not None
         assert "Truncated" in last.reason or "Corrupt" in last.reason
     assert many.chunks == one.chunks
-    failed = {line for part in one.parse_parts.values() for line, _ in part}
-    seen = sorted(set(one.lines) | failed)
+    seen = sorted(set(one.lines) | set(one.failed))
     assert seen == list(range(1, len(seen) + 1))
     assert N_LINES // 3 < len(seen) < N_LINES
 
@@ -198,9 +199,10 @@ def _gzip_rows(path, rows: list[bytes]) -> str:
 
 
 def test_a_long_run_of_malformed_lines_goes_to_the_chunk_after_it_in_any_passes(tmp_path):
-    # GIVEN 30,000 malformed lines between good rows, and 3,000 more at the very end
+    # GIVEN 30,000 lines that are not even UTF-8 (so Split reads them, it cannot send them
+    # unparsed) between good rows, and 3,000 more at the very end
     good = [b"bkt,images/%06d.jpg" % i for i in range(400)]
-    bad = [b"images\tkey-%06d.jpg\twhatever" % i for i in range(33_000)]
+    bad = [b"images\xffkey-%06d.jpg\twhatever" % i for i in range(33_000)]
     source = _gzip_rows(
         tmp_path / "m.csv.gz", good[:200] + bad[:30_000] + good[200:] + bad[30_000:]
     )
