@@ -61,7 +61,7 @@ def parked_chunk(body: str) -> ParkedChunk:
 def _item_count(data: dict[str, Any]) -> int:
     """How many lines the chunk carries (v1 items or v2 pieces); 0 when they are unreadable."""
     try:
-        return len(Chunk.from_message(data).items)
+        return Chunk.from_message(data).lines
     except (ValueError, KeyError, TypeError):
         return 0
 

@@ -18,3 +18,9 @@ def test_unreadable_lines_count_none_and_an_unreadable_body_is_blank():
     broken = {"v": 2, "run": "r", "chunk": 4, "pieces": [{"line": 1, "csv": "no comma"}]}
     assert parked_chunk(orjson.dumps(broken).decode()) == ParkedChunk("r", 4, 0, 0)
     assert parked_chunk("not json") == ParkedChunk("", -1, 0, 0)
+
+
+def test_raw_lines_count_every_line_records_or_not():
+    raw = '{"bucket":"bkt","key":"a","n":1}\nnot json\n{"bucket":"bkt"}'
+    body = {"v": 2, "run": "r", "chunk": 5, "pieces": [{"line": 7, "raw_lines": raw}]}
+    assert parked_chunk(orjson.dumps(body).decode()) == ParkedChunk("r", 5, 0, 3)
