@@ -21,7 +21,8 @@ read as before (and the reader finds its failures):
 
 The message bytes a line adds are bounded by `2 * (its length + newline) + 1`; the chunk cut
 uses that bound (not the exact size, which needs every quote counted), so it depends on the
-bytes alone and a resumed pass cuts the same chunks. Pure: no I/O.
+bytes alone. Which blocks go raw depends on where a pass's reads fall, so a chunk holding a
+malformed line depends on the checkpoint it is cut from (`pipeline.split.passes`). Pure: no I/O.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Group records into deterministic chunks: the unit of work on the WorkQueue.
 
-Chunk numbers are dense from `first_chunk` and depend only on the records and the two limits,
-so re-splitting the same manifest (or resuming it at a checkpoint with the next `first_chunk`)
-yields the same chunks and a re-sent chunk overwrites the same result part. A chunk
-closes at `chunk_items` records or before its JSON message would pass `chunk_max_bytes` (SQS
-takes at most 1 MiB). Pure: knows nothing of SQS or of where the records came from.
+Chunk numbers are dense from `first_chunk` and depend only on the batches' records (a line
+sent unparsed counts as one) and the two limits, so cutting the same batches again (a retried
+Split pass from its checkpoint) yields the same chunks and a re-sent chunk overwrites the same
+result part. A chunk closes at `chunk_items` records or before its JSON message would pass
+`chunk_max_bytes` (SQS takes at most 1 MiB). Pure: knows nothing of SQS or of where the records
+came from.
 """
 
 from __future__ import annotations

@@ -7,10 +7,16 @@ checkpoint's line, cuts chunks numbered on from `next_chunk`, and hands them to 
 When the budget is spent it stops at a chunk boundary, flushes the sink, and checkpoints exactly
 at the end of the last item of the last chunk sent.
 
-Why that makes retries safe: a chunk's content depends only on where it starts (the greedy cut
-of `iter_chunks`), and a pass stops only where a chunk ended. So a pass that dies after sending
-some chunks is retried from the previous checkpoint and re-sends the same chunk numbers with the
-same lines, whatever its own budget: result parts are overwritten, ledger counts add once.
+Why that makes retries safe: a chunk's content depends only on where it starts and on the
+blocks the pass reads from there (the greedy cut of `iter_chunk_spans`), and a pass stops only
+where a chunk ended. So a pass that dies after sending some chunks is retried from the previous
+checkpoint, reads the same blocks, and re-sends the same chunk numbers with the same lines,
+whatever its own budget: result parts are overwritten, ledger counts add once. The blocks
+matter because Split sends some of them unparsed (`manifest/raw_lines.py`): a malformed line is
+one line of its chunk when its block goes unparsed, and only a line of the parse part when
+Split parses it. A retried pass reads the same blocks from the same checkpoint (the same code
+reads the same sizes), but a one-pass and a many-pass split of a manifest with malformed lines
+can cut different chunks: each holds every line exactly once.
 
 Parse failures met while a chunk is cut are written as that chunk's parse part before the chunk
 is sent (keyed by line, so the split between chunks never depends on the pass). A manifest that

@@ -111,7 +111,8 @@ def test_many_tiny_passes_equal_one_pass_in_every_format(tmp_path, kind):
     one = run_chain(source, LocalFileReader, store, SplitOptions(chunk_items=97, knobs=SMALL_KNOBS))
     tiny = SplitOptions(chunk_items=97, budget_s=0.0, knobs=SMALL_KNOBS)
     many = run_chain(source, LocalFileReader, store, tiny)
-    # THEN the chunks (numbers and lines) and the parse parts are the same
+    # THEN the chunks (numbers and lines) and the parse parts are the same (a malformed line
+    # can be cut otherwise by another pass start: see the test after the next)
     assert len(one.outcomes) == 1
     assert len(many.outcomes) == len(one.chunks) >= 20
     assert many.chunks == one.chunks
@@ -168,6 +169,43 @@ def test_chunks_cut_short_by_their_byte_cap_still_resume_exactly(tmp_path):
     assert many.chunks == one.chunks
     assert 1 < len(many.outcomes) <= len(one.chunks)
     assert one.lines == list(range(1, 1501))
+
+
+def test_lines_sent_unparsed_or_parsed_by_where_a_pass_reads_are_each_once_and_retried_alike(
+    tmp_path,
+):
+    # GIVEN `bucket,key` rows with malformed lines (2 %) and blank lines (0.05 %): a block with
+    # a blank line is parsed by Split, one without goes unparsed (its malformed lines then in
+    # the chunk for the worker), so where a pass's reads fall decides each malformed line's way
+    rng = random.Random(1)
+    rows = []
+    for i in range(1, 8_001):
+        roll = rng.random()
+        if roll < 0.02:
+            rows.append(b"bad row %d" % i)
+        elif roll < 0.0205:
+            rows.append(b"")
+        else:
+            rows.append(b"bkt-%d,k/%08d.jpg" % (i % 3, rng.getrandbits(30)))
+    source = _gzip_rows(tmp_path / "m.csv.gz", rows)
+    store = LocalIndexStore(tmp_path / "idx")
+    one = run_chain(source, LocalFileReader, store, SplitOptions(97, knobs=SMALL_KNOBS))
+    tiny = SplitOptions(97, budget_s=0.0, knobs=SMALL_KNOBS)
+    many = run_chain(source, LocalFileReader, store, tiny)
+    killed = run_chain(source, LocalFileReader, store, tiny, kill={5: 0, 30: 0, 60: 0})
+    # THEN each split holds every non-blank line exactly once, records or parse failures
+    expected = [i for i, row in enumerate(rows, 1) if row]
+    for chain in (one, many, killed):
+        assert sorted(chain.lines + chain.failed) == expected
+        assert chain.chunk_failures  # some malformed lines went to their chunk unparsed
+    # AND killed passes were retried from their checkpoints into exactly the same chunks
+    # (`Chain.read_chunks` asserts every re-sent chunk equal to the first send)
+    assert killed.deaths == 3
+    assert killed.chunks == many.chunks
+    assert killed.chunk_failures == many.chunk_failures
+    assert killed.parse_parts == many.parse_parts
+    # AND one pass cut other chunks than many passes did: the reads fell elsewhere
+    assert one.chunks != many.chunks
 
 
 def test_a_truncated_gzip_ends_the_split_after_everything_before_the_break(tmp_path):
