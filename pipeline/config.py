@@ -82,6 +82,22 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+CHUNK_MAX_BYTES_LIMIT = SQS_MAX_MESSAGE_BYTES - 64 * 1024
+"""The largest `chunk_max_bytes`: a chunk of lines sent unparsed is cut by a bound on their
+bytes, so its pieces' headers (line numbers, a CSV layout) may add a few hundred bytes past the
+cut; 64 KiB of room keeps every message under SQS's limit (`pipeline.split.chunk_encoding`)."""
+
+
+def _chunk_max_bytes(raw: str) -> int:
+    value = _positive_int(raw)
+    if value > CHUNK_MAX_BYTES_LIMIT:
+        raise ValueError(
+            f"must be at most {CHUNK_MAX_BYTES_LIMIT} (SQS takes {SQS_MAX_MESSAGE_BYTES} bytes a "
+            f"message, less room for headers), got {value}"
+        )
+    return value
+
+
 def _positive_float(raw: str) -> float:
     value = float(raw)
     if value <= 0:
@@ -165,7 +181,7 @@ class Settings:
     """Model interpreters per process, one per vCPU the classify function has (invoke releases
     the GIL, so N interpreters on N threads use N cores; BENCHMARKS.md "Right-sizing")."""
     chunk_items: int = _setting(CHUNK_ITEMS, 500, _positive_int)
-    chunk_max_bytes: int = _setting(CHUNK_MAX_BYTES, 900 * 1024, _positive_int)
+    chunk_max_bytes: int = _setting(CHUNK_MAX_BYTES, 900 * 1024, _chunk_max_bytes)
     """Cap on a chunk message's JSON size, under SQS's 1 MiB with room for the envelope."""
     max_line_bytes: int = _setting(MAX_LINE_BYTES, 64 * 1024, _positive_int)
     max_image_bytes: int = _setting(MAX_IMAGE_BYTES, 50 * 1024 * 1024, _positive_int)

@@ -32,7 +32,8 @@ the chunk cut (made by v1 sizes, `ChunkSpan.message_bytes`) keeps within it. A v
 be larger than v1 (an `objects` record holds its field names); it is still bounded by the
 limit SQS enforces. A span holding raw lines has no v1 form: the cut bounds their bytes
 (`pipeline.manifest.raw_lines`), so only its pieces' few header bytes can pass `max_bytes`,
-well inside SQS's 1 MiB beside the 900 KiB default. Either reads back to exactly
+inside the 64 KiB that `chunk_max_bytes` must leave under SQS's limit
+(`config.CHUNK_MAX_BYTES_LIMIT`). Either reads back to exactly
 `span.to_chunk()` (a property test holds it to that). Pure: knows nothing of SQS.
 """
 

@@ -76,3 +76,9 @@ def test_a_stall_timeout_shorter_than_a_chunk_s_retries_is_refused():
         Settings.from_env(env)
     settings = Settings.from_env({**env, "LAMBDAFLOW_STALL_TIMEOUT_S": "9001"})
     assert settings.stall_timeout_s == 9001
+
+
+def test_a_chunk_size_that_leaves_no_room_under_sqs_s_limit_is_refused():
+    assert Settings.from_env({"LAMBDAFLOW_CHUNK_MAX_BYTES": "983040"}).chunk_max_bytes == 983040
+    with pytest.raises(ConfigError, match=r"LAMBDAFLOW_CHUNK_MAX_BYTES.*at most 983040"):
+        Settings.from_env({"LAMBDAFLOW_CHUNK_MAX_BYTES": str(1024 * 1024)})
