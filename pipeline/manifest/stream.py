@@ -61,6 +61,7 @@ from pipeline.manifest.parse import (
 from pipeline.manifest.parsed_csv import parsed_csv_batch
 from pipeline.manifest.parsed_json import ParsedBatch, array_values_batch, objects_batch
 from pipeline.manifest.quoted import OpenRecord, ends_inside_quotes
+from pipeline.manifest.raw_elements import RawElementsBatch, raw_elements_batch
 from pipeline.manifest.raw_lines import RawLinesBatch, raw_lines_batch
 
 __all__ = [  # ManifestFormat and sniff_format moved to manifest_format; importable here still
@@ -76,7 +77,7 @@ __all__ = [  # ManifestFormat and sniff_format moved to manifest_format; importa
 SNIFF_BYTES = 64 * 1024
 
 Item = ManifestRecord | ManifestLineError
-ProvedBatch = DenseBatch | ParsedBatch | RawLinesBatch
+ProvedBatch = DenseBatch | ParsedBatch | RawLinesBatch | RawElementsBatch
 """A read block taken whole: proved plain, read a column at a time, or sent unparsed."""
 
 
@@ -452,13 +453,23 @@ class RecordReader:
             else:
                 yield from group_items(group, self._resume_point, self._part)  # type: ignore[arg-type]
 
-    def _dense_span(self, span: bytes, start: int) -> DenseBatch | ParsedBatch | None:
-        """A span of whole elements as one batch, when proved plain (`ArraySplitter`)."""
+    def _dense_span(self, span: bytes, start: int) -> ProvedBatch | None:
+        """A span of whole elements as one batch, when proved plain (`ArraySplitter`).
+
+        With `raw_lines`, elements no frame proof takes go unparsed when they can
+        (`pipeline.manifest.raw_elements`).
+        """
         if not self._buckets:
             return None
         shape = DenseShape(self._next_line, start, self._buckets, self._max_line_bytes)
         dense = dense_array_batch(span, shape)
-        return dense if dense is not None else self._learned(array_values_batch(span, shape))
+        if dense is not None:
+            return dense
+        if self._raw_lines:
+            unparsed = raw_elements_batch(span, shape)
+            if unparsed is not None:
+                return unparsed
+        return self._learned(array_values_batch(span, shape))
 
     def _iter_json_array(self, *, dense: bool = False) -> Iterator[Item]:
         """Yield array elements; element number (index + 1) is the line identity.
@@ -473,7 +484,7 @@ class RecordReader:
         )
         try:
             for raw in elements:
-                if isinstance(raw, DenseBatch | ParsedBatch):
+                if isinstance(raw, ProvedBatch):
                     n = raw.end_line - 1
                     self._next_line, self._next_offset = raw.end_line, raw.end_offset
                     yield raw  # type: ignore[misc]
@@ -530,8 +541,8 @@ def _is_bare_pair(data: bytes) -> bool:
     return first.count(b",") == 1 and b'"' not in first
 
 
-def _is_dense(piece: Item | DenseBatch | ParsedBatch) -> bool:
-    return isinstance(piece, DenseBatch | ParsedBatch)
+def _is_dense(piece: Item | ProvedBatch) -> bool:
+    return isinstance(piece, ProvedBatch)
 
 
 def iter_records_from_stream(

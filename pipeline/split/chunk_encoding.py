@@ -24,7 +24,8 @@ first line number and its rows as a whole-block rewrite of the bytes the dense p
   lines, other column orders) go as their columns' slices, `keys` of one bucket or `buckets`,
   `keys` and `versions`: one `orjson.dumps` a column, not one list a record;
 - lines Split did not parse (`RawLinesBatch`: shapes no frame proof takes) go as one JSON
-  string, `raw_lines`, with the CSV layout that reads them: their worker parses them;
+  string, `raw_lines`, with the CSV layout that reads them, and JSON array elements likewise
+  (`RawElementsBatch`, `raw_elements`): their worker parses them;
 - any other piece (batches read line by line) is v1 items.
 
 A span of nothing but items, or whose v2 message would pass `max_bytes`, is sent as v1, which
@@ -58,6 +59,7 @@ from pipeline.manifest.dense_json import ROW_FORMS
 from pipeline.manifest.dense_uri_columns import UriColumnBatch
 from pipeline.manifest.parse import CsvLayout, layout_to_dict
 from pipeline.manifest.parsed_json import ParsedBatch
+from pipeline.manifest.raw_elements import RawElementsBatch
 from pipeline.manifest.raw_lines import RawLinesBatch
 from pipeline.split.span_message import (
     CSV,
@@ -67,6 +69,7 @@ from pipeline.split.span_message import (
     LAYOUT,
     OBJECTS,
     PIECES,
+    RAW_ELEMENTS,
     RAW_LINES,
     SPAN_MESSAGE_VERSION,
     URIS,
@@ -89,6 +92,8 @@ _ROW_STRINGS = {
 Private names of `pipeline.manifest.dense`, imported on purpose: this encoding is only valid
 for rows those proofs take, and a renamed parser must fail the import, not fall back quietly."""
 _OBJECTS_OPEN = b'"%b":[' % OBJECTS.encode()
+RAW_BATCHES = RawLinesBatch | RawElementsBatch
+"""Batches Split sends unparsed: they have no v1 items."""
 
 
 def encode_span(span: ChunkSpan, *, max_bytes: int) -> bytes:
@@ -109,16 +114,19 @@ def encode_span(span: ChunkSpan, *, max_bytes: int) -> bytes:
         parts += piece or (b'{"items":', orjson.dumps(batch.items(start, stop)), b"}")
     parts.append(b"]}")
     body = b"".join(parts)
-    if len(body) > max_bytes and not any(isinstance(b, RawLinesBatch) for b, _, _ in span.pieces):
+    if len(body) > max_bytes and not any(isinstance(b, RAW_BATCHES) for b, _, _ in span.pieces):
         return orjson.dumps(span.to_message())
     return body
 
 
 def _piece(batch: RecordBatch, start: int, stop: int) -> list[Buffer] | None:  # noqa: PLR0911
     """Records [start, stop) of `batch` as a v2 piece, or None where it takes v1 items."""
-    if stop <= start or not isinstance(batch, DenseBatch | ParsedBatch | RawLinesBatch):
+    if stop <= start or not isinstance(batch, DenseBatch | ParsedBatch | RAW_BATCHES):
         return None
     head = b'{"line":%d,' % (batch.first_line + start)
+    if isinstance(batch, RawElementsBatch):
+        text = orjson.dumps(batch.text(start, stop))
+        return [head, b'"%b":' % RAW_ELEMENTS.encode(), text, b"}"]
     if isinstance(batch, RawLinesBatch):
         layout = b"" if batch.layout is None else _layout_field(batch.layout)
         text = orjson.dumps(batch.text(start, stop))

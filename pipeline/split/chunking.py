@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from pipeline.manifest.parse import ManifestRecord
+from pipeline.manifest.raw_elements import RawElementsBatch
 from pipeline.manifest.raw_lines import RawLinesBatch
 from pipeline.split.span_message import PIECES, SPAN_MESSAGE_VERSION, read_items, read_pieces
 
@@ -199,7 +200,7 @@ class ChunkSpan:
         records: list[ManifestRecord] = []
         failures: list[ManifestLineError] = []
         for batch, start, stop in self.pieces:
-            if isinstance(batch, RawLinesBatch):
+            if isinstance(batch, RawLinesBatch | RawElementsBatch):
                 found, failed = batch.parsed(start, stop)
                 records += found
                 failures += failed

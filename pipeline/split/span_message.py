@@ -26,6 +26,8 @@ rewrite of bytes the dense proof already holds (`pipeline.split.chunk_encoding`)
       {"line":L,"raw_lines":"l\n…"}    JSON Lines lines Split did not parse, a newline
                                         between: each line a record or a parse failure
       {"line":L,"layout":{…},"raw_lines":"l\n…"}   the same, CSV lines read with the layout
+      {"line":L,"raw_elements":"{…}, {…}…"}   JSON array elements Split did not parse and the
+                                        separators between them, each a record or a failure
       {"items":[[line,b,k(,version)],…]}        v1 items (any other batch)
 
 A row of `csv` holds exactly one comma, and a `uris` row starts `s3://` and names its bucket
@@ -56,12 +58,13 @@ from pipeline.manifest.parse import (
     parse_json_value,
     split_uri,
 )
+from pipeline.manifest.raw_elements import read_raw_elements
 from pipeline.manifest.raw_lines import read_raw_lines
 
 SPAN_MESSAGE_VERSION = 2
 PIECES = "pieces"
 CSV_FIELDS, CSV_ROWS, LAYOUT, BUCKETS = "csv_fields", "csv_rows", "layout", "buckets"
-RAW_LINES = "raw_lines"
+RAW_LINES, RAW_ELEMENTS = "raw_lines", "raw_elements"
 LINE, CSV, CSV_URL, URIS, PAIRS, OBJECTS, BUCKET, KEYS, ITEMS = (
     "line",
     "csv",
@@ -106,7 +109,7 @@ def read_pieces(pieces: object) -> tuple[list[ManifestRecord], list[ManifestLine
     failures: list[ManifestLineError] = []
     for piece in pieces:
         try:
-            if RAW_LINES in piece:
+            if RAW_LINES in piece or RAW_ELEMENTS in piece:
                 found, failed = _raw_piece(piece)
                 records += found
                 failures += failed
@@ -119,6 +122,11 @@ def read_pieces(pieces: object) -> tuple[list[ManifestRecord], list[ManifestLine
 
 def _raw_piece(piece: dict[str, Any]) -> tuple[list[ManifestRecord], list[ManifestLineError]]:
     line = _line(piece)
+    if RAW_ELEMENTS in piece:
+        found = read_raw_elements(_text(piece[RAW_ELEMENTS]), line)
+        if found is None:
+            raise ValueError(f"chunk piece at line {line}: raw elements that do not split")
+        return found
     layout = None
     if LAYOUT in piece:
         layout = _layout(piece, line)

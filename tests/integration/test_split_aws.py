@@ -126,7 +126,8 @@ def test_a_redeploy_with_another_chunk_size_mid_run_keeps_the_run_s_chunk_plan(a
 
 
 _SHAPES = {
-    # name: (file name, header, line of record i, the piece form Split sends its rows as)
+    # name: (file name, header, line of record i (c: the comma before an array's element i),
+    # the piece form Split sends its rows as)
     "JSON Lines": ("m.jsonl.gz", "", '{{"bucket":"bkt","key":"img/é {i}.jpg"}}', "objects"),
     "JSON with a size": (
         "m.jsonl.gz",
@@ -136,6 +137,7 @@ _SHAPES = {
     ),
     "key,bucket": ("m.csv.gz", "key,bucket\n", "img/{i}.jpg,bkt", "raw_lines"),
     "quoted URI lines": ("m.csv.gz", "", '"s3://bkt/img/{i},x.jpg"', "raw_lines"),
+    "JSON array of URIs": ("m.json.gz", "[", '{c}"s3://bkt/img/{i} [x].jpg"', "raw_elements"),
     "quoted header CSV": (
         "m.csv.gz",
         '"Bucket","Key","Size"\n',
@@ -153,9 +155,9 @@ def test_each_piece_form_crosses_the_queue_as_the_records_the_line_parser_reads(
 ):
     # GIVEN a manifest of a shape Split sends as rows (or unparsed lines), not items
     name, header, row, form = _SHAPES[shape]
-    body = gzip.compress(
-        (header + "\n".join(row.format(i=i) for i in range(N_LINES)) + "\n").encode(), mtime=0
-    )
+    rows = "\n".join(row.format(i=i, c="," if i else "") for i in range(N_LINES))  # c: , in arrays
+    end = "]" if name.endswith(".json.gz") else ""
+    body = gzip.compress((header + rows + "\n" + end).encode(), mtime=0)
     etag = s3.put_object(Bucket=bucket, Key=f"in/{name}", Body=body)["ETag"]
     manifest = ManifestRef(bucket, f"in/{name}", etag=etag.strip('"'))
     # WHEN split through SQS and read back as the worker reads its messages
