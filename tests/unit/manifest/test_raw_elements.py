@@ -144,3 +144,16 @@ def test_raw_elements_go_in_messages_that_read_back_to_the_chunks_within_the_cut
         assert len(body) <= cap
         seen += [r.line for r in chunk.items] + [f.line for f in chunk.parse_failures]
     assert sorted(seen) == list(range(1, 301))
+
+
+def test_malformed_elements_sent_raw_fail_as_the_reader_fails_them():
+    # GIVEN a hand-written array: spaces before commas, elements that are no JSON at all
+    elements = [
+        '{"a" 1}' if i % 5 == 0 else f'{{"bucket":"bkt", "key":"k{i}"}}' for i in range(1, 200)
+    ]
+    data = '[{"bucket":"bkt","key":"first"}' + "".join(f" ,\n {e}" for e in elements) + "]"
+    # THEN sent raw and read by the worker, they are the reader's records and failures
+    raw, raws = _items(data.encode(), raw=True)
+    assert raws > 0
+    assert raw == _items(data.encode(), raw=False)[0]
+    assert sum(1 for item in raw if item[0] == "err") == 39
