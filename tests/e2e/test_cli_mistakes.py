@@ -185,15 +185,31 @@ def _ctrl_c_once(
     return answer, stderr.strip().splitlines()[-1]
 
 
+@contextmanager
+def _ctrl_c_as_in_a_terminal() -> Iterator[None]:
+    """Children started inside begin with SIGINT at its default, as under a terminal.
+
+    A test runner started in the background by a shell without job control ignores SIGINT, and
+    an ignored signal stays ignored across exec: Python then installs no KeyboardInterrupt
+    handler, and a Ctrl-C test would prove nothing. A handled signal is reset on exec.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _interruptible(args: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [LAMBDAFLOW, *args],
-        cwd=cwd,
-        env={**_clean_env(), "PYTHONFAULTHANDLER": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    with _ctrl_c_as_in_a_terminal():
+        return subprocess.Popen(
+            [LAMBDAFLOW, *args],
+            cwd=cwd,
+            env={**_clean_env(), "PYTHONFAULTHANDLER": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
 
 def test_ctrl_c_during_run_says_the_run_continues_and_how_to_follow_it(
