@@ -120,7 +120,7 @@ def raw_lines_batch(
     block = np.frombuffer(data, np.uint8)
     if _STARTS_BLANK[block[starts[:-1]]].any():
         return None
-    if not _SHORT_ESCAPE[block[block < _CONTROL]].all():
+    if not _short_escapes_only(block, len(starts) - 1):
         return None
     if layout is not None and b'"' in data and not _one_quoted_field(block, starts):
         return None
@@ -137,14 +137,33 @@ def raw_lines_batch(
     )
 
 
+def _short_escapes_only(block: npt.NDArray[np.uint8], newlines: int) -> bool:
+    """Whether every control byte is one JSON escapes in two bytes.
+
+    Counted first: a block whose only control bytes are its newlines (nearly every one) is
+    proved without gathering them.
+    """
+    control = block < _CONTROL
+    if np.count_nonzero(control) == newlines:
+        return True
+    return bool(_SHORT_ESCAPE[block[control]].all())
+
+
 def _one_quoted_field(block: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64]) -> bool:
-    """Whether every line is `"…"` (a CR after it allowed) with no other quote in it."""
-    quotes = np.flatnonzero(block == _QUOTE)
-    if len(quotes) != 2 * (len(starts) - 1):
+    """Whether every line is `"…"` (a CR after it allowed) with no other quote in it.
+
+    Counted, not located: each line's first byte and the one before its newline (or CR) are
+    two distinct quotes, so a block with two quotes a line has no other.
+    """
+    count = len(starts) - 1
+    if np.count_nonzero(block == _QUOTE) != 2 * count:
         return False
+    first = starts[:-1]
     last = starts[1:] - 2  # the byte before each newline
     last -= block[last] == _CR
-    return bool((quotes[0::2] == starts[:-1]).all() and (quotes[1::2] == last).all())
+    return bool(
+        (last > first).all() and (block[first] == _QUOTE).all() and (block[last] == _QUOTE).all()
+    )
 
 
 def read_raw_lines(

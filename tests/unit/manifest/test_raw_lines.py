@@ -60,6 +60,8 @@ def _raw_batches(data: bytes, fmt: ManifestFormat) -> int:
         (b'k,"b\n', KEY_BUCKET),  # a quote left open: the reader joins the next line
         (b'"k","b"\n', KEY_BUCKET),  # more than one quoted field
         (b'k"x,b\n', KEY_BUCKET),  # a quote inside a field
+        (b'"k"x"\n"\n', KEY_BUCKET),  # two quotes a line on average, three and one
+        (b'"k""b"\n"k2"\n', KEY_BUCKET),  # an escaped quote inside the field
     ],
 )
 def test_a_block_the_reader_could_read_otherwise_is_not_sent_raw(block, layout):
@@ -125,6 +127,7 @@ _JSON_LINE = st.one_of(
 _CSV_LINE = st.one_of(
     st.builds(lambda k: f"{k},bkt", _KEY.filter(lambda k: "," not in k and '"' not in k)),
     st.sampled_from(["k.jpg", "a,b,c", ",bkt", 'k,"b', "k,bkt\t"]),
+    st.sampled_from(['"k,bkt"', '"k"x"', '"', '""', '"k""b"', '"k\tb",bkt', '"k"\r']),
 )
 
 
