@@ -31,7 +31,6 @@ checkout (TREE: say `git worktree add /tmp/before REV`) with one of this checkou
 from __future__ import annotations
 
 import argparse
-import compileall
 import json
 import re
 import resource
@@ -397,6 +396,8 @@ def fresh_bytecode(*roots: Path) -> None:
     (a new worktree, or PYTHONDONTWRITEBYTECODE set) would add ~50-150 ms of compiling to every
     pass measured, more to the side whose modules changed last.
     """
+    import compileall  # noqa: PLC0415 (not in the timed child)
+
     for root in roots:
         compileall.compile_dir(root / "pipeline", quiet=1)
 

@@ -63,10 +63,12 @@ def dense_array_batch(span: bytes, shape: DenseShape) -> DenseBatch | None:
     sep = span[: span.find(b"{")]
     if len(span) < _WORD or b"{" not in span or sep.strip(_WHITESPACE) != b",":
         return None
+    opens = [sep + _BUCKET_OPEN % bucket for bucket in shape.buckets]
+    if not span.startswith(tuple(opens)):
+        return None  # the first row already is no frame: spare the whole-span searches
     starts = _element_starts(span, sep)
     if starts is None:
         return None
-    opens = [sep + _BUCKET_OPEN % bucket for bucket in shape.buckets]
     need = _bucket_needs(span, starts[:-1], opens, 1 + len(_ELEMENT_END))
     if need is None or not (np.diff(starts) >= need).all():
         return None

@@ -131,6 +131,16 @@ def _json_specials_are_the_frames(
     return int(np.count_nonzero(block == _QUOTE)) == quotes * n
 
 
+def _first_line_framed(data: bytes, heads: tuple[bytes, ...], tails: tuple[bytes, ...]) -> bool:
+    """Whether the block's first line (with its newline) starts with a head and ends with a tail.
+
+    A look at one line, which every line must pass: a block of other records (JSON with other
+    fields, which then goes raw) is turned away before the whole-block searches.
+    """
+    line = data[: data.find(b"\n") + 1]
+    return line.startswith(heads) and line.endswith(tails)
+
+
 def _line_starts_if_only_newlines(data: bytes) -> npt.NDArray[np.int64] | None:
     """`batch.line_starts(data)` when the only control bytes are the newlines; else None."""
     block = np.frombuffer(data, np.uint8)
@@ -245,6 +255,9 @@ def dense_jsonl_uri_lines(
     starts with `{"uri":"s3://B/` and ends with `"}` + newline, with a byte between; the block
     holds 4n quotes (the frames' own), no DEL, and no backslash but before a `/`; it is UTF-8.
     """
+    pieces = [spelling.uri_head + bucket + b"/" for bucket in shape.buckets]
+    if not _first_line_framed(data, tuple(pieces), (_LINE_END,)):
+        return None
     lines = _lines_and_escapes(data)
     if lines is None:
         return None
@@ -252,7 +265,6 @@ def dense_jsonl_uri_lines(
     n, heads, ends = len(starts) - 1, starts[:-1], starts[1:]
     if not _json_specials_are_the_frames(np.frombuffer(data, np.uint8), n, _URI_QUOTES):
         return None
-    pieces = [spelling.uri_head + bucket + b"/" for bucket in shape.buckets]
     need = _bucket_needs(data, heads, pieces, 1 + len(_LINE_END))
     if need is None or not (np.diff(starts) >= need).all():
         return None
@@ -281,6 +293,11 @@ def dense_jsonl_lines(
     holds 8n quotes (the frames' own: none in a key), no DEL, and no backslash but before a
     `/`; it is UTF-8.
     """
+    ends_of = tuple(spelling.key_first_end % bucket for bucket in shape.buckets)
+    opens = tuple(spelling.bucket_open % bucket for bucket in shape.buckets)
+    head_tail = ((spelling.key_open,), ends_of) if key_first else (opens, (_LINE_END,))
+    if not _first_line_framed(data, *head_tail):
+        return None
     lines = _lines_and_escapes(data)
     if lines is None:
         return None
@@ -290,12 +307,10 @@ def dense_jsonl_lines(
         return None
     if key_first:
         fixed, fixed_at = spelling.key_open, heads
-        pieces = [spelling.key_first_end % bucket for bucket in shape.buckets]
-        need = _bucket_needs(data, ends, pieces, 1 + len(fixed), at_end=True)
+        need = _bucket_needs(data, ends, ends_of, 1 + len(fixed), at_end=True)
     else:
         fixed, fixed_at = _LINE_END, ends - len(_LINE_END)
-        pieces = [spelling.bucket_open % bucket for bucket in shape.buckets]
-        need = _bucket_needs(data, heads, pieces, 1 + len(_LINE_END))
+        need = _bucket_needs(data, heads, opens, 1 + len(_LINE_END))
     if need is None or not (np.diff(starts) >= need).all():
         return None
     is_framed = frame_matches(data, fixed_at, fixed, backward=not key_first).all()
