@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/manifest.py [--mb 184] [--small-mb 16] [--repeat 3] [--only URI]
     .venv/bin/python benchmarks/manifest.py --profile 8 [--only URI]  # a Split pass's time
     .venv/bin/python benchmarks/manifest.py --against TREE [--only URI]  # Split, TREE vs this
+    .venv/bin/python benchmarks/manifest.py --inflaters [--only URI]  # what decompressing costs
 
 Generates, in a temp dir, one gzip manifest per shape the contracts accept, at two sizes
 (uncompressed): `s3://` URI lines (bare, and each quoted as `csv.writer` with `QUOTE_ALL`
@@ -25,7 +26,9 @@ peak RSS at both sizes (flat is the target). For the large URI manifest it also 
 ISA-L counting newlines in process (the second target: scan ≥ 0.5x that rate).
 `--against TREE` instead alternates, shape by shape at the large size, a Split pass of another
 checkout (TREE: say `git worktree add /tmp/before REV`) with one of this checkout and `gzip -dc
-| wc -l`, `--repeat` rounds, and prints the medians and the speed-up.
+| wc -l`, `--repeat` rounds, and prints the medians and the speed-up. `--inflaters` instead
+times, in process and alternated, the decompressors under a pass: zlib, ISA-L, and indexed_gzip
+(zran) as Split opens it (1 MiB seek-point spacing, 4 MiB reads), against `gzip -dc | wc -l`.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote_plus
@@ -359,6 +363,15 @@ def profile_split(path: Path, raw_files: list[Path], top: int) -> None:
     out.unlink()
 
 
+def profile_shapes(shapes: list[str], mb: int, top: int) -> None:
+    """`profile_split` of each shape at the large size."""
+    with tempfile.TemporaryDirectory(prefix="lambdaflow-bench-") as tmp:
+        for shape in shapes:
+            print(f"## {shape}, {mb} MB")
+            path, raw_files, _ = build(Path(tmp), shape, mb, "large")
+            profile_split(path, raw_files, top)
+
+
 def against(tree: Path, shapes: list[str], mb: int, repeat: int) -> None:
     """Split passes of `tree` and of this checkout, alternated, a shape at a time: medians."""
     print(
@@ -402,6 +415,60 @@ def fresh_bytecode(*roots: Path) -> None:
         compileall.compile_dir(root / "pipeline", quiet=1)
 
 
+def _inflate_zlib(path: Path) -> None:
+    decoder = zlib.decompressobj(31)
+    with path.open("rb") as f:
+        while block := f.read(BLOCK):
+            decoder.decompress(block)
+
+
+def _inflate_isal(path: Path) -> None:
+    with igzip.open(path) as f:
+        while f.read(BLOCK):
+            pass
+
+
+def _inflate_zran(path: Path) -> None:
+    """As `ZranRaw.open` reads for Split: 1 MiB seek-point spacing, the read-ahead's 4 MiB reads."""
+    from indexed_gzip import IndexedGzipFile  # noqa: PLC0415
+
+    buffer = bytearray(4 * BLOCK)
+    with IndexedGzipFile(str(path), spacing=BLOCK, readbuf_size=BLOCK, buffer_size=BLOCK) as f:
+        while f.readinto(buffer):
+            pass
+
+
+INFLATERS = {"zlib": _inflate_zlib, "ISA-L": _inflate_isal, "zran (Split)": _inflate_zran}
+
+
+def inflaters(shapes: list[str], mb: int, repeat: int) -> None:
+    """Medians of decompressing each file, in process, beside `gzip -dc | wc -l` on it.
+
+    zran (indexed_gzip) is what a Split pass reads through; it inflates every byte twice (once
+    to lay its seek points, once more from the point before each read), which this measures
+    against one plain zlib inflate.
+    """
+    print("| shape | `gzip -dc \\| wc -l` | " + " | ".join(INFLATERS) + " | zran / zlib |")
+    print("|---|---:|" + "---:|" * (len(INFLATERS) + 1))
+    with tempfile.TemporaryDirectory(prefix="lambdaflow-bench-") as tmp:
+        for shape in shapes:
+            _, raw_files, _ = build(Path(tmp), shape, mb, "large")
+            times: dict[str, list[float]] = {"gzip": [], **{name: [] for name in INFLATERS}}
+            for _ in range(repeat):
+                times["gzip"].append(
+                    timed_shell(f"gzip -dc {' '.join(map(str, raw_files))} | wc -l")[0]
+                )
+                for name, inflate in INFLATERS.items():
+                    started = time.perf_counter()
+                    for raw in raw_files:
+                        inflate(raw)
+                    times[name].append(time.perf_counter() - started)
+            med = {name: statistics.median(ts) for name, ts in times.items()}
+            cells = " | ".join(f"{med[name]:.2f} s" for name in INFLATERS)
+            ratio = med["zran (Split)"] / med["zlib"]
+            print(f"| {shape} | {med['gzip']:.2f} s | {cells} | {ratio:.2f}x |", flush=True)
+
+
 def build(root: Path, shape: str, mb: int, tag: str) -> tuple[Path, list[Path], int]:
     if shape == "Inventory CSV":
         return inventory(root, mb * 2**20, f"inventory-{tag}")
@@ -423,6 +490,9 @@ def main() -> None:
     parser.add_argument(
         "--against", type=Path, metavar="TREE", help="instead: Split, TREE's side by side"
     )
+    parser.add_argument(
+        "--inflaters", action="store_true", help="instead: time the decompressors, in process"
+    )
     parser.add_argument("--split-pass", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -434,12 +504,11 @@ def main() -> None:
         shapes = [s for s in SHAPES if args.only.lower() in s.lower()]
         against(args.against.resolve(), shapes, args.mb, args.repeat)
         return
+    if args.inflaters:
+        inflaters([s for s in SHAPES if args.only.lower() in s.lower()], args.mb, args.repeat)
+        return
     if args.profile:
-        with tempfile.TemporaryDirectory(prefix="lambdaflow-bench-") as tmp:
-            for shape in (s for s in SHAPES if args.only.lower() in s.lower()):
-                print(f"## {shape}, {args.mb} MB")
-                path, raw_files, _ = build(Path(tmp), shape, args.mb, "large")
-                profile_split(path, raw_files, args.profile)
+        profile_shapes([s for s in SHAPES if args.only.lower() in s.lower()], args.mb, args.profile)
         return
     shapes = [s for s in SHAPES if args.only.lower() in s.lower()]
     with tempfile.TemporaryDirectory(prefix="lambdaflow-bench-") as tmp:
