@@ -53,10 +53,10 @@ class ReaderKnobs:
     """False only for a pass that never checkpoints (`scan`): ISA-L inflates a first pass."""
     read_ahead_blocks: int = 2
     """zran inflates on its own thread, this many blocks ahead of the parser (0: inline)."""
-    read_ahead_block_bytes: int = 8 * 1024 * 1024
-    """zran's read size. zran restarts its inflate at the seek point before each read, so fewer,
-    larger reads inflate less twice: 8 MiB passes ran 2-9 % faster than 4 MiB for ~2 MB more
-    peak RSS; 16 MiB gained no more and cost ~36 MB (BENCHMARKS.md)."""
+    read_ahead_block_bytes: int = 4 * 1024 * 1024
+    """zran's read size. zran restarts its inflate at the seek point before each read, so larger
+    reads inflate less twice, but the queue holds more: 8 MiB ran 2-9 % faster on 184 MB
+    manifests, not over 21 GB, where a pass grew 113 -> 133 MB (BENCHMARKS.md)."""
     readbuf_bytes: int | None = None
     """zran's compressed read; None: one fetch block (`block_bytes`). A quarter block (the
     reader's own default) took ~2.4x the refills through Python, each a GIL hand-over from the
