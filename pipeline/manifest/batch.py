@@ -253,6 +253,45 @@ class DenseBatch:
         return self.first_line + index + 1, self.start_offset + int(self.starts[index + 1])
 
 
+class UnparsedBatch:
+    """What the batches Split sends unparsed share (`raw_lines`, `raw_elements`).
+
+    A unit (a line, an array element) is one record or one parse failure, which the worker
+    finds out: `parsed` reads units as it does. `starts[i]` is where unit i's bytes begin
+    (`starts[n]` the end); the message bytes of a unit are bounded by twice its bytes plus
+    one, which is what the chunk cut measures.
+    """
+
+    __slots__ = ()
+    first_line: int
+    start_offset: int
+    starts: npt.NDArray[np.int64]
+
+    def parsed(self, start: int, stop: int) -> tuple[list[ManifestRecord], list[ManifestLineError]]:
+        """Units [start, stop) read as the worker reads them: records and parse failures."""
+        raise NotImplementedError
+
+    def records(self, start: int, stop: int) -> list[ManifestRecord]:
+        """The records among units [start, stop) (their failures are the worker's to record)."""
+        return self.parsed(start, stop)[0]
+
+    def items(self, start: int, stop: int) -> list[list[object]]:
+        """No v1 items: Split sends these units only as a raw piece."""
+        raise TypeError(f"{type(self).__name__} goes only as a raw piece of a v2 chunk message")
+
+    def item_bytes(self, start: int, stop: int) -> int:
+        """The bound on the message bytes of units [start, stop)."""
+        return 2 * int(self.starts[stop] - self.starts[start]) + stop - start
+
+    def item_sizes(self, start: int, stop: int) -> list[int]:
+        """The same bound unit by unit."""
+        return (2 * np.diff(self.starts[start : stop + 1]) + 1).tolist()
+
+    def resume_after(self, index: int) -> tuple[int, int]:
+        """The unit after unit `index` and the offset just past it."""
+        return self.first_line + index + 1, self.start_offset + int(self.starts[index + 1])
+
+
 def line_starts(data: bytes) -> npt.NDArray[np.int64]:
     """Offset of each newline-terminated line of `data`, and `len(data)` last.
 

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.manifest.batch import UnparsedBatch
+from pipeline.manifest.dense import _is_utf8
 from pipeline.manifest.parse import ManifestRecord, parse_json_line
 
 if TYPE_CHECKING:
@@ -43,7 +45,7 @@ _WHITESPACE = b" \t\r\n"
 
 
 @dataclass(frozen=True, slots=True)
-class RawElementsBatch:
+class RawElementsBatch(UnparsedBatch):
     """Consecutive JSON array elements, sent unparsed: each one record or one parse failure.
 
     Element i is `data[opens[i] : closes[i] + 1]`; `starts[i]` is where its leading separator
@@ -74,26 +76,6 @@ class RawElementsBatch:
         if found is None:  # cannot be: the same proof took them
             raise ValueError(f"elements from {self.first_line + start} do not split again")
         return found
-
-    def records(self, start: int, stop: int) -> list[ManifestRecord]:
-        """The records among elements [start, stop) (their failures are the worker's)."""
-        return self.parsed(start, stop)[0]
-
-    def items(self, start: int, stop: int) -> list[list[object]]:
-        """Raw elements have no v1 items: Split sends them only as a raw piece."""
-        raise TypeError("raw elements go only as a raw piece of a v2 chunk message")
-
-    def item_bytes(self, start: int, stop: int) -> int:
-        """The bound on the message bytes of elements [start, stop) (module docstring)."""
-        return 2 * int(self.starts[stop] - self.starts[start]) + stop - start
-
-    def item_sizes(self, start: int, stop: int) -> list[int]:
-        """The same bound element by element."""
-        return (2 * np.diff(self.starts[start : stop + 1]) + 1).tolist()
-
-    def resume_after(self, index: int) -> tuple[int, int]:
-        """The element after element `index` and the offset just past it."""
-        return self.first_line + index + 1, self.start_offset + int(self.starts[index + 1])
 
 
 def raw_elements_batch(span: bytes, shape: DenseShape) -> RawElementsBatch | None:
@@ -147,15 +129,7 @@ def _bounds(data: bytes, first: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[
 
 def _is_plain_text(data: bytes) -> bool:
     """UTF-8, no backslash, ending with an element's last byte."""
-    if b"\\" in data or not data.endswith((b"}", b'"')):
-        return False
-    if data.isascii():
-        return True
-    try:
-        data.decode()
-    except UnicodeDecodeError:
-        return False
-    return True
+    return b"\\" not in data and data.endswith((b"}", b'"')) and _is_utf8(data)
 
 
 def _delimiters(

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.manifest.batch import line_starts
+from pipeline.manifest.batch import UnparsedBatch, line_starts
+from pipeline.manifest.dense import _is_utf8
 from pipeline.manifest.parse import CsvLayout, ManifestRecord, parse_csv_line, parse_json_line
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ _SHORT_ESCAPE[list(b"\b\t\n\x0c\r")] = True
 
 
 @dataclass(frozen=True, slots=True)
-class RawLinesBatch:
+class RawLinesBatch(UnparsedBatch):
     """Consecutive manifest lines, sent unparsed: each one record or one parse failure.
 
     `starts[i]` is line i's offset in `data` (`starts[n]` its length); `layout` reads CSV
@@ -81,26 +82,6 @@ class RawLinesBatch:
         """Lines [start, stop) read as the worker reads them: records and parse failures."""
         return read_raw_lines(self.text(start, stop), self.first_line + start, self.layout)
 
-    def records(self, start: int, stop: int) -> list[ManifestRecord]:
-        """The records among lines [start, stop) (their failures are the worker's to record)."""
-        return self.parsed(start, stop)[0]
-
-    def items(self, start: int, stop: int) -> list[list[object]]:
-        """Raw lines have no v1 items: Split sends them only as a raw piece."""
-        raise TypeError("raw lines go only as a raw piece of a v2 chunk message")
-
-    def item_bytes(self, start: int, stop: int) -> int:
-        """The bound on the message bytes of lines [start, stop) (module docstring)."""
-        return 2 * int(self.starts[stop] - self.starts[start]) + stop - start
-
-    def item_sizes(self, start: int, stop: int) -> list[int]:
-        """The same bound line by line."""
-        return (2 * np.diff(self.starts[start : stop + 1]) + 1).tolist()
-
-    def resume_after(self, index: int) -> tuple[int, int]:
-        """The line after line `index` and the offset past its newline."""
-        return self.first_line + index + 1, self.start_offset + int(self.starts[index + 1])
-
 
 def raw_lines_batch(
     data: bytes, shape: DenseShape, layout: CsvLayout | None
@@ -109,11 +90,8 @@ def raw_lines_batch(
 
     `layout` is the CSV layout in force, None for JSON Lines (module docstring).
     """
-    if not data.isascii():
-        try:
-            data.decode()
-        except UnicodeDecodeError:
-            return None
+    if not _is_utf8(data):
+        return None
     starts = line_starts(data)
     if len(starts) < 2 or int(np.diff(starts).max()) - 1 > shape.max_line_bytes:  # noqa: PLR2004
         return None
