@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from pipeline.manifest.batch import DenseBatch, RecordBatch
+from pipeline.manifest.batch import DenseBatch, RecordBatch, UnparsedBatch
 from pipeline.manifest.dense import (
     _csv_crlf_row,
     _csv_encoded_row,
@@ -92,8 +92,6 @@ _ROW_STRINGS = {
 Private names of `pipeline.manifest.dense`, imported on purpose: this encoding is only valid
 for rows those proofs take, and a renamed parser must fail the import, not fall back quietly."""
 _OBJECTS_OPEN = b'"%b":[' % OBJECTS.encode()
-RAW_BATCHES = RawLinesBatch | RawElementsBatch
-"""Batches Split sends unparsed: they have no v1 items."""
 
 
 def encode_span(span: ChunkSpan, *, max_bytes: int) -> bytes:
@@ -114,14 +112,14 @@ def encode_span(span: ChunkSpan, *, max_bytes: int) -> bytes:
         parts += piece or (b'{"items":', orjson.dumps(batch.items(start, stop)), b"}")
     parts.append(b"]}")
     body = b"".join(parts)
-    if len(body) > max_bytes and not any(isinstance(b, RAW_BATCHES) for b, _, _ in span.pieces):
+    if len(body) > max_bytes and not any(isinstance(b, UnparsedBatch) for b, _, _ in span.pieces):
         return orjson.dumps(span.to_message())
     return body
 
 
 def _piece(batch: RecordBatch, start: int, stop: int) -> list[Buffer] | None:  # noqa: PLR0911
     """Records [start, stop) of `batch` as a v2 piece, or None where it takes v1 items."""
-    if stop <= start or not isinstance(batch, DenseBatch | ParsedBatch | RAW_BATCHES):
+    if stop <= start or not isinstance(batch, DenseBatch | ParsedBatch | UnparsedBatch):
         return None
     head = b'{"line":%d,' % (batch.first_line + start)
     if isinstance(batch, RawElementsBatch):

@@ -17,14 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from pipeline.manifest.batch import RecordBatch, UnparsedBatch
 from pipeline.manifest.parse import ManifestRecord
-from pipeline.manifest.raw_elements import RawElementsBatch
-from pipeline.manifest.raw_lines import RawLinesBatch
 from pipeline.split.span_message import PIECES, SPAN_MESSAGE_VERSION, read_items, read_pieces
 
 if TYPE_CHECKING:
     from pipeline.failures import ManifestLineError
-    from pipeline.manifest.batch import RecordBatch
 
 MESSAGE_VERSION = 1
 """The item form (`Chunk.to_message`): what replay sends, and what chunk sizes are cut by."""
@@ -200,7 +198,7 @@ class ChunkSpan:
         records: list[ManifestRecord] = []
         failures: list[ManifestLineError] = []
         for batch, start, stop in self.pieces:
-            if isinstance(batch, RawLinesBatch | RawElementsBatch):
+            if isinstance(batch, UnparsedBatch):
                 found, failed = batch.parsed(start, stop)
                 records += found
                 failures += failed
