@@ -3,7 +3,8 @@
 Real Step Functions execution is switched on and Lambda's Docker backend off before any resource
 exists (the config must be set first, and `MOTO_PORT` must equal the server's port for
 Step Functions tasks to call back into it). AWS's DynamoDB transaction conflicts and its Step
-Functions quotas are installed on moto's backends (dynamodb_conflicts.py, quotas.py).
+Functions quotas are installed on moto's backends (dynamodb_conflicts.py, quotas.py), and
+`ast.parse` is serialised where the interpreter's is not thread-safe (parse_lock.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 from pipeline.config import Settings
 from pipeline.local.dispatch_cache import install_dispatch_cache
 from pipeline.local.dynamodb_conflicts import install_transaction_conflicts
+from pipeline.local.parse_lock import install_parse_lock
 from pipeline.local.quotas import install_step_functions_quotas
 from pipeline.local.sqs_rules import install_sqs_message_rules
 
@@ -73,6 +75,7 @@ def start_emulator(port: int = 0) -> Emulator:
     install_step_functions_quotas(Settings.from_env().local_max_history_events)
     install_sqs_message_rules()  # AWS's allowed characters and byte-counted size
     install_dispatch_cache()  # ~1 ms of CPU less per request (see dispatch_cache)
+    install_parse_lock()  # werkzeug parses on server threads; 3.11.7's ast.parse is not safe
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, bound_port = server.get_host_and_port()
