@@ -201,7 +201,9 @@ class ZranRaw(io.RawIOBase):
         while piece := pending or self._source.read(1024 * 1024):
             pending = b""
             out = b"-"
-            while piece or len(out) == _RECOVER_STEP_BYTES:  # a full step may hold back output
+            # a full step may hold back output; at a member's end zlib keeps what follows in
+            # `unconsumed_tail` too, and would hand it back forever
+            while (piece or len(out) == _RECOVER_STEP_BYTES) and not decoder.eof:
                 try:  # small outputs: an error drops only the step it happens in
                     out = decoder.decompress(piece, _RECOVER_STEP_BYTES)
                 except zlib.error:

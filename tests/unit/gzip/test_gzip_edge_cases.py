@@ -28,8 +28,8 @@ from pipeline.cli.scan import scan_manifest
 from pipeline.config import Settings
 from pipeline.failures import ManifestReadError
 from pipeline.gzip.index_store import LocalIndexStore
-from pipeline.gzip.ranged import LocalFileReader
-from pipeline.gzip.zran import _CRC_CHECK_MAX_BYTES
+from pipeline.gzip.ranged import LocalFileReader, RangedRawFile
+from pipeline.gzip.zran import _CRC_CHECK_MAX_BYTES, ZranRaw
 from pipeline.split.passes import SplitOptions
 from tests.split_chain import SMALL_KNOBS, run_chain
 from tests.unit.manifest_helpers import read_all
@@ -126,3 +126,24 @@ def test_one_pass_over_a_corrupt_stream_keeps_the_lines_before_the_break(tmp_pat
     assert report.error.startswith(("CorruptManifest", "TruncatedManifest"))
     kept_bytes = len(b"".join(rows.splitlines(keepends=True)[: report.records]))
     assert kept_bytes > len(rows) // 2 - 64 * 1024 - 1_000
+
+
+@pytest.mark.timeout(60)
+def test_zran_breaking_after_a_whole_member_ends_the_pass_instead_of_hanging_it(tmp_path):
+    # GIVEN two members, the second corrupt in its middle, read by zran as Split reads it
+    rows = b"".join(b"bkt,dir/k%07d-%d.jpg\n" % (i, i * 7919 % 10**6) for i in range(20_000))
+    second = bytearray(gzip.compress(rows))
+    second[len(second) // 2] ^= 0xFF
+    path = tmp_path / "m.csv.gz"
+    path.write_bytes(gzip.compress(rows) + bytes(second))
+    source = RangedRawFile(LocalFileReader(path), block_bytes=64 * 1024, cache_bytes=1 << 20)
+    raw = ZranRaw.open(source, spacing_bytes=64 * 1024, index=None, offset=0, readbuf_bytes=16384)
+    # WHEN zran breaks and the object (under 16 MiB) is decoded again to recover what it dropped
+    served = bytearray()
+    buffer = bytearray(1 << 20)
+    with pytest.raises(ManifestReadError, match="corrupt"):
+        while n := raw.readinto(buffer):
+            served += buffer[:n]
+    # THEN the recovery walked on past the first member's end (zlib keeps the next member in
+    # `unconsumed_tail` after an end: the loop once spun on it forever) and served it whole
+    assert served.startswith(rows + rows[:1000])
