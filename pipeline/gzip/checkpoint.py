@@ -27,6 +27,7 @@ from pipeline.failures import ManifestReadError
 from pipeline.gzip.first_pass import FirstPassRaw
 from pipeline.gzip.index import IndexFormatError, ZranIndex
 from pipeline.gzip.index_store import IndexStore
+from pipeline.gzip.one_inflate import OneInflateRaw
 from pipeline.gzip.ranged import (
     DEFAULT_BLOCK_BYTES,
     DEFAULT_CACHE_BYTES,
@@ -35,6 +36,7 @@ from pipeline.gzip.ranged import (
 )
 from pipeline.gzip.read_ahead import DEFAULT_BLOCK_BYTES as READ_AHEAD_BLOCK_BYTES
 from pipeline.gzip.read_ahead import ReadAheadRaw
+from pipeline.gzip.zlib_blocks import zlib_available
 from pipeline.gzip.zran import DEFAULT_SPACING_BYTES, ZranRaw
 
 logger = logging.getLogger(__name__)
@@ -204,11 +206,11 @@ def open_resumable(
             if read_ahead_blocks
             else 0
         )
-        raw = ZranRaw.open(
+        raw = _open_gzip(
             source,
-            spacing_bytes=spacing_bytes,
             index=index,
             offset=offset,
+            spacing_bytes=spacing_bytes,
             readbuf_bytes=readbuf_bytes or max(16 * 1024, block_bytes // 4),
             keep_behind_bytes=2 * buffer_bytes + spacing_bytes + reach,
         )
@@ -216,6 +218,40 @@ def open_resumable(
             raw = ReadAheadRaw(raw, block_bytes=read_ahead_block_bytes, ahead=read_ahead_blocks)
     return ResumableStream(
         raw, kind=kind, source=source, index_store=index_store, buffer_bytes=buffer_bytes
+    )
+
+
+def _open_gzip(
+    source: RangedRawFile,
+    *,
+    index: ZranIndex | None,
+    offset: int,
+    spacing_bytes: int,
+    readbuf_bytes: int,
+    keep_behind_bytes: int,
+) -> OneInflateRaw | ZranRaw:
+    """Inflate once where libz loads (`one_inflate.py`), with zran behind it for any oddity."""
+
+    def zran(start: ZranIndex | None, at: int) -> ZranRaw:
+        return ZranRaw.open(
+            source,
+            spacing_bytes=spacing_bytes,
+            index=start,
+            offset=at,
+            readbuf_bytes=readbuf_bytes,
+            keep_behind_bytes=keep_behind_bytes,
+        )
+
+    if not zlib_available():
+        return zran(index, offset)
+    return OneInflateRaw.open(
+        source,
+        index=index,
+        offset=offset,
+        spacing_bytes=spacing_bytes,
+        keep_behind_bytes=keep_behind_bytes,
+        read_bytes=readbuf_bytes,
+        hand_over=zran,
     )
 
 
@@ -253,7 +289,7 @@ def take_checkpoint(
     }
     if isinstance(raw, FirstPassRaw):
         raise ValueError("this stream was opened with checkpoints=False: it has no seek points")
-    if not isinstance(raw, ZranRaw | ReadAheadRaw):
+    if not isinstance(raw, OneInflateRaw | ZranRaw | ReadAheadRaw):
         return Checkpoint(compressed_offset=uncompressed_offset, **common)
     if stream.index_store is None:
         raise ValueError("a gzip checkpoint needs an index_store to keep its seek point in")
@@ -275,12 +311,14 @@ def take_checkpoint(
     return Checkpoint(compressed_offset=point.compressed_offset, index_ref=ref, **common)
 
 
-def _trimmed_index(raw: ZranRaw | ReadAheadRaw, uncompressed_offset: int) -> ZranIndex:
-    """The seek points of zran, read while no thread inflates (every read changes them)."""
-    if isinstance(raw, ZranRaw):
+def _trimmed_index(
+    raw: OneInflateRaw | ZranRaw | ReadAheadRaw, uncompressed_offset: int
+) -> ZranIndex:
+    """The seek points, read while no thread inflates (every read may change them)."""
+    if isinstance(raw, OneInflateRaw | ZranRaw):
         return raw.trimmed_index(uncompressed_offset)
     with raw.paused() as inner:
-        assert isinstance(inner, ZranRaw)  # open_resumable reads ahead only over zran
+        assert isinstance(inner, OneInflateRaw | ZranRaw)  # read ahead only over these
         return inner.trimmed_index(uncompressed_offset)
 
 

@@ -5,7 +5,8 @@ rest in Python (proofs, chunk cuts, message encoding), one after the other on on
 indexed_gzip releases the GIL while it inflates (`zran_read` runs `nogil`; it takes the GIL back
 only to fetch compressed bytes through the Python file object), so on two cores the inflate of
 the next blocks can overlap the parsing of the last ones, as `FirstPassRaw` does for ISA-L in
-`scan`. This stream does that for any raw stream (`ZranRaw` here): a thread reads blocks of
+`scan`. This stream does that for any raw stream (`OneInflateRaw`, or `ZranRaw`; ctypes
+releases the GIL in `inflate` as zran does in `zran_read`): a thread reads blocks of
 `block_bytes` into a bounded queue (`ahead` blocks, so memory stays flat); the reader takes
 them in order, then the end, or the error where the stream broke (and that error again on every
 later read, as `ZranRaw` raises it).

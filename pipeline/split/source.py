@@ -45,20 +45,26 @@ OpenReader = Callable[[str], ObjectReader]
 class ReaderKnobs:
     """The resumable reader's sizes (`open_resumable`); the defaults are the measured ones."""
 
-    spacing_bytes: int = 1024 * 1024
+    spacing_bytes: int = 4 * 1024 * 1024
+    """Decompressed bytes between seek points: a resume re-inflates at most this (~15 ms). The
+    one-inflate reader lays a point per spacing, each a few calls into zlib from its thread (a
+    GIL hand-over from the parser each): 4 MiB, one per read-ahead block, kept JSON Lines
+    passes from losing ~8 % to 1 MiB's four (BENCHMARKS.md "Split inflates once")."""
     block_bytes: int = 1024 * 1024
     cache_bytes: int = 32 * 1024 * 1024
-    read_buffer_bytes: int | None = None
+    read_buffer_bytes: int | None = 16 * 1024 * 1024
+    """The buffered reader's size (`open_resumable` would take 16 spacings: 64 MiB)."""
     checkpoints: bool = True
     """False only for a pass that never checkpoints (`scan`): ISA-L inflates a first pass."""
     read_ahead_blocks: int = 2
-    """zran inflates on its own thread, this many blocks ahead of the parser (0: inline)."""
+    """The gzip reader inflates on its own thread, this many blocks ahead of the parser (0:
+    inline)."""
     read_ahead_block_bytes: int = 4 * 1024 * 1024
-    """zran's read size. zran restarts its inflate at the seek point before each read, so larger
-    reads inflate less twice, but the queue holds more: 8 MiB ran 2-9 % faster on 184 MB
-    manifests, not over 21 GB, where a pass grew 113 -> 133 MB (BENCHMARKS.md)."""
+    """The read-ahead's read size. Measured with zran, which restarted its inflate at the seek
+    point before each read: 8 MiB ran 2-9 % faster on 184 MB manifests, not over 21 GB, where a
+    pass grew 113 -> 133 MB (BENCHMARKS.md)."""
     readbuf_bytes: int | None = None
-    """zran's compressed read; None: one fetch block (`block_bytes`). A quarter block (the
+    """The compressed read; None: one fetch block (`block_bytes`). A quarter block (the
     reader's own default) took ~2.4x the refills through Python, each a GIL hand-over from the
     parser, and ~8 % more pass time on a 184 MB manifest (BENCHMARKS.md "Split's tail"), for
     less than a block fetched past a pass's last line, beside the read-ahead's ~4 blocks."""

@@ -10,10 +10,10 @@
 - a single 0x1f byte, the magic alone, a cut header: gzip gives nothing and exits 1;
   truncated, never read as a text manifest.
 
-Split's reader (zran) cannot check CRCs as it streams, so it accepts trailing garbage only when
-the last member's CRC, recomputed, proves the member whole (members up to 64 MiB); a bigger last
-member followed by garbage is refused as truncated rather than risk taking a cut stream for a
-whole one.
+Split hands a stream with bytes after its last trailer to zran, which cannot check CRCs as it
+streams, so it accepts trailing garbage only when the last member's CRC, recomputed, proves the
+member whole (members up to 64 MiB); a bigger last member followed by garbage is refused as
+truncated rather than risk taking a cut stream for a whole one.
 """
 
 from __future__ import annotations
