@@ -18,7 +18,7 @@ element a line, all on one line or indented (as `json.dump` writes them), and of
 For each file it measures, side by side in this one run and `--repeat` times each (medians):
 `gzip -dc FILE | wc -l` (for an Inventory report: its parts) and `lambdaflow scan FILE --json`,
 both as whole processes (wall time, the CLI's start-up included), and one whole Split pass in a
-fresh process (`pipeline.split.passes.split_pass` from the start to the end, no budget, zran's
+fresh process (`pipeline.split.passes.split_pass` from the start to the end, no budget, the
 checkpointing reader as Split runs it, every chunk message encoded into a `CountingSink`, as
 `benchmarks/split_huge.py` does). Prints medians, the ratios scan / `gzip -dc | wc -l` and
 Split / `gzip -dc | wc -l` (≥ 1.0x is the target), scan's and Split's own timers, and scan's
@@ -27,13 +27,15 @@ ISA-L counting newlines in process (the second target: scan ≥ 0.5x that rate).
 `--against TREE` instead alternates, shape by shape at the large size, a Split pass of another
 checkout (TREE: say `git worktree add /tmp/before REV`) with one of this checkout and `gzip -dc
 | wc -l`, `--repeat` rounds, and prints the medians and the speed-up. `--inflaters` instead
-times, in process and alternated, the decompressors under a pass: zlib, ISA-L, and indexed_gzip
-(zran) as Split opens it (1 MiB seek-point spacing, 4 MiB reads), against `gzip -dc | wc -l`.
+times, in process and alternated, the decompressors under a pass: zlib, ISA-L, indexed_gzip
+(zran) as Split opened it before (1 MiB seek-point spacing, 4 MiB reads) and the one-inflate
+reader Split opens now, against `gzip -dc | wc -l`.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import re
 import resource
@@ -438,17 +440,46 @@ def _inflate_zran(path: Path) -> None:
             pass
 
 
-INFLATERS = {"zlib": _inflate_zlib, "ISA-L": _inflate_isal, "zran (Split)": _inflate_zran}
+def _inflate_once(path: Path) -> None:
+    """As Split reads now (`OneInflateRaw`): 4 MiB spacing and reads, ISA-L CRCs, zran unused."""
+    from pipeline.gzip.one_inflate import OneInflateRaw  # noqa: PLC0415
+    from pipeline.gzip.ranged import LocalFileReader, RangedRawFile  # noqa: PLC0415
+
+    def no_zran(_index: object, _offset: int) -> io.RawIOBase:
+        raise AssertionError("a generated manifest is plain gzip")
+
+    source = RangedRawFile(LocalFileReader(path), block_bytes=BLOCK, cache_bytes=32 * BLOCK)
+    raw = OneInflateRaw.open(
+        source,
+        index=None,
+        offset=0,
+        spacing_bytes=4 * BLOCK,
+        keep_behind_bytes=64 * BLOCK,
+        read_bytes=BLOCK,
+        hand_over=no_zran,
+    )
+    buffer = bytearray(4 * BLOCK)
+    while raw.readinto(buffer):
+        pass
+    raw.close()
+
+
+INFLATERS = {
+    "zlib": _inflate_zlib,
+    "ISA-L": _inflate_isal,
+    "zran (Split before)": _inflate_zran,
+    "one inflate (Split)": _inflate_once,
+}
 
 
 def inflaters(shapes: list[str], mb: int, repeat: int) -> None:
     """Medians of decompressing each file, in process, beside `gzip -dc | wc -l` on it.
 
-    zran (indexed_gzip) is what a Split pass reads through; it inflates every byte twice (once
-    to lay its seek points, once more from the point before each read), which this measures
-    against one plain zlib inflate.
+    zran (indexed_gzip) is what a Split pass read through before; it inflates every byte twice
+    (once to lay its seek points, once more from the point before each read). A pass now
+    inflates once (`OneInflateRaw`, zlib through ctypes), laying the same seek points.
     """
-    print("| shape | `gzip -dc \\| wc -l` | " + " | ".join(INFLATERS) + " | zran / zlib |")
+    print("| shape | `gzip -dc \\| wc -l` | " + " | ".join(INFLATERS) + " | zran / one inflate |")
     print("|---|---:|" + "---:|" * (len(INFLATERS) + 1))
     with tempfile.TemporaryDirectory(prefix="lambdaflow-bench-") as tmp:
         for shape in shapes:
@@ -465,7 +496,7 @@ def inflaters(shapes: list[str], mb: int, repeat: int) -> None:
                     times[name].append(time.perf_counter() - started)
             med = {name: statistics.median(ts) for name, ts in times.items()}
             cells = " | ".join(f"{med[name]:.2f} s" for name in INFLATERS)
-            ratio = med["zran (Split)"] / med["zlib"]
+            ratio = med["zran (Split before)"] / med["one inflate (Split)"]
             print(f"| {shape} | {med['gzip']:.2f} s | {cells} | {ratio:.2f}x |", flush=True)
 
 
