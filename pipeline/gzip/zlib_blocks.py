@@ -7,7 +7,8 @@ exposes neither. indexed_gzip (zran) does, but it inflates every byte twice when
 (its index expansion inflates ahead, then each read restarts at a seek point and inflates again:
 BENCHMARKS.md "Split's own time is zran's inflating, twice"). This module binds the handful of
 zlib calls a one-inflate reader needs, from the libz the process already has (CPython's `zlib`
-links it; Lambda's runtimes ship it). ctypes releases the GIL for the call, as zran does.
+links it on Linux); where none loads, Split reads through zran as before. `inflate` releases the
+GIL, as zran's read does; the short calls keep it.
 
 Knows nothing of gzip members, files or seek-point bookkeeping (`pipeline/gzip/one_inflate.py`).
 """
@@ -21,7 +22,6 @@ from dataclasses import dataclass
 
 Z_OK = 0
 Z_STREAM_END = 1
-Z_NEED_DICT = 2
 Z_BUF_ERROR = -5
 Z_NO_FLUSH = 0
 Z_BLOCK = 5

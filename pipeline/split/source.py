@@ -49,7 +49,7 @@ class ReaderKnobs:
     """Decompressed bytes between seek points: a resume re-inflates at most this (~15 ms). The
     one-inflate reader lays a point per spacing, each a few calls into zlib from its thread (a
     GIL hand-over from the parser each): 4 MiB, one per read-ahead block, kept JSON Lines
-    passes from losing ~8 % to 1 MiB's four (BENCHMARKS.md "Split inflates once")."""
+    passes from losing 6-13 % to 1 MiB's four (BENCHMARKS.md "Split inflates once")."""
     block_bytes: int = 1024 * 1024
     cache_bytes: int = 32 * 1024 * 1024
     read_buffer_bytes: int | None = 16 * 1024 * 1024
