@@ -27,6 +27,7 @@ from pipeline.failures import ManifestReadError
 from pipeline.gzip.first_pass import FirstPassRaw
 from pipeline.gzip.index import IndexFormatError, ZranIndex
 from pipeline.gzip.index_store import IndexStore
+from pipeline.gzip.members import GZIP_MAGIC
 from pipeline.gzip.one_inflate import OneInflateRaw
 from pipeline.gzip.ranged import (
     DEFAULT_BLOCK_BYTES,
@@ -43,7 +44,6 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_VERSION = 1
 _FAR_BEHIND_BYTES = 256 * 1024 * 1024
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class StreamKind(StrEnum):
@@ -328,7 +328,7 @@ def _sniff(source: RangedRawFile) -> StreamKind:
     source.seek(0)
     # A lone 0x1f byte is a gzip cut inside its magic (`gzip -d`: unexpected end of file), not
     # a one-line text manifest: it is read as gzip and fails as truncated.
-    is_gzip = head == _GZIP_MAGIC or (head == _GZIP_MAGIC[:1] and source.size_bytes == 1)
+    is_gzip = head == GZIP_MAGIC or (head == GZIP_MAGIC[:1] and source.size_bytes == 1)
     return StreamKind.GZIP if is_gzip else StreamKind.PLAIN
 
 

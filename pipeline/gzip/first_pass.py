@@ -32,11 +32,11 @@ from isal import isal_zlib
 
 from pipeline.failures import NotPlainGzip
 from pipeline.gzip.block_queue import PUT_WAIT_S, BlockQueueRaw
+from pipeline.gzip.members import GZIP_MAGIC
 
 if TYPE_CHECKING:
     from pipeline.gzip.ranged import RangedRawFile
 
-_GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_WBITS = 31
 _READ_BYTES = 256 * 1024
 """Compressed bytes a feed: ~1.2 MB of text."""
@@ -147,14 +147,14 @@ class _Inflater:
     def _next_member(self, unused: bytes) -> bool:
         """After a verified member: start the next one (True), or end cleanly (False)."""
         head = unused
-        while len(head) < len(_GZIP_MAGIC):
+        while len(head) < len(GZIP_MAGIC):
             more = self._source.read(_READ_BYTES)
             if not more:
                 break
             head += more
         if not head:
             return False
-        if not head.startswith(_GZIP_MAGIC):  # padding or garbage: zran's checks decide
+        if not head.startswith(GZIP_MAGIC):  # padding or garbage: zran's checks decide
             raise NotPlainGzip("bytes after a gzip member that start no other")
         self._inflate = isal_zlib.decompressobj(wbits=_GZIP_WBITS)
         self._pending = head

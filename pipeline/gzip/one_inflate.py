@@ -35,6 +35,7 @@ from isal import isal_zlib
 
 from pipeline.failures import ManifestReadError
 from pipeline.gzip.index import SeekPoint, ZranIndex
+from pipeline.gzip.members import GZIP_MAGIC
 from pipeline.gzip.zlib_blocks import WINDOW_BYTES, RawInflater, ZlibError
 
 if TYPE_CHECKING:
@@ -47,7 +48,6 @@ logger = logging.getLogger(__name__)
 HandOver = Callable[[ZranIndex | None, int], io.RawIOBase]
 """Opens zran at an uncompressed offset, from an index (None: from byte 0)."""
 
-_GZIP_MAGIC = b"\x1f\x8b"
 _DEFLATE = 8
 _FHCRC, _FEXTRA, _FNAME, _FCOMMENT, _RESERVED = 0x02, 0x04, 0x08, 0x10, 0xE0
 _FIXED_HEADER_BYTES = 10
@@ -215,7 +215,8 @@ class OneInflateRaw(io.RawIOBase):
         """From the last point at or before ``offset``, as zran restarts from it."""
         at = index.seek_point_before(offset)
         point, window = index.points[at], index.windows[at]
-        member = index.points[index.member_start_before(at)]
+        member_at = index.member_start_before(at)
+        member = index.points[member_at]
         start = point.compressed_offset
         if point.bits:
             self._source.seek(start - 1)
@@ -231,7 +232,7 @@ class OneInflateRaw(io.RawIOBase):
         self._pos = point.uncompressed_offset
         self._member_start = member.uncompressed_offset
         self._crc = 0 if window is None else None  # a windowless point starts a member's data
-        keep = sorted({0, index.member_start_before(at), at})
+        keep = sorted({0, member_at, at})
         self._points = [index.points[i] for i in keep]
         self._windows = [index.windows[i] for i in keep]
         self._last_point_at = point.uncompressed_offset
@@ -409,10 +410,10 @@ def _header_length(head: memoryview) -> int | None:
     Raises `_NotPlain` for what is not a header zlib would take (zran then judges it).
     """
     if len(head) < _FIXED_HEADER_BYTES:
-        if bytes(head[:2]) != _GZIP_MAGIC[: len(head[:2])]:
+        if bytes(head[:2]) != GZIP_MAGIC[: len(head[:2])]:
             raise _NotPlain("bytes after a gzip member that start no other")
         return None
-    if bytes(head[:2]) != _GZIP_MAGIC or head[2] != _DEFLATE or head[3] & _RESERVED:
+    if bytes(head[:2]) != GZIP_MAGIC or head[2] != _DEFLATE or head[3] & _RESERVED:
         raise _NotPlain("bytes after a gzip member that start no other")
     flags, at = head[3], _FIXED_HEADER_BYTES
     if flags & _FEXTRA:

@@ -182,8 +182,7 @@ class RawInflater:
         stream.avail_out = out_bytes
         status = self._inflate.inflate(self._ref, Z_BLOCK if block else Z_NO_FLUSH)
         if status not in (Z_OK, Z_STREAM_END, Z_BUF_ERROR):
-            message = stream.msg.decode(errors="replace") if stream.msg else f"status {status}"
-            raise ZlibError(message)
+            raise ZlibError(self._message() or f"status {status}")
         data_type = stream.data_type
         return Step(
             consumed=source_bytes - stream.avail_in,
@@ -204,5 +203,8 @@ class RawInflater:
 
     def _check(self, status: int, call: str) -> None:
         if status != Z_OK:
-            message = self._stream.msg.decode(errors="replace") if self._stream.msg else ""
-            raise ZlibError(f"{call} failed ({status}) {message}".strip())
+            raise ZlibError(f"{call} failed ({status}) {self._message()}".strip())
+
+    def _message(self) -> str:
+        """Zlib's own words for the last error (empty when it gave none)."""
+        return self._stream.msg.decode(errors="replace") if self._stream.msg else ""

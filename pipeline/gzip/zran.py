@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.failures import ManifestReadError, PipelineError
 from pipeline.gzip.index import ZranIndex
+from pipeline.gzip.members import GZIP_MAGIC
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
@@ -40,7 +41,6 @@ _TAIL_BYTES = 64 * 1024
 
 _CRC_CHECK_MAX_BYTES = 64 * 1024 * 1024
 """Largest last member whose CRC is recomputed to tell trailing garbage from a cut stream."""
-_GZIP_MAGIC = b"\x1f\x8b"
 _RECOVER_MAX_BYTES = 16 * 1024 * 1024
 """Largest object decoded again with zlib to recover the bytes zran dropped at a break."""
 _RECOVER_STEP_BYTES = 64 * 1024
@@ -214,7 +214,7 @@ class ZranRaw(io.RawIOBase):
                 piece = decoder.unconsumed_tail
             if decoder.eof:  # another member may follow (NUL padding and garbage end it)
                 pending = decoder.unused_data.lstrip(b"\0")
-                if pending and not pending.startswith(_GZIP_MAGIC):
+                if pending and not pending.startswith(GZIP_MAGIC):
                     return bytes(kept), False
                 decoder = zlib.decompressobj(31)
         return bytes(kept), not decoder.eof
@@ -298,7 +298,7 @@ class ZranRaw(io.RawIOBase):
             rest = tail[at + 4 :]
             if (
                 rest
-                and not _GZIP_MAGIC.startswith(rest[:2])
+                and not GZIP_MAGIC.startswith(rest[:2])
                 and self._crc_matches(member_start, member_bytes, tail[at - 4 : at])
             ):
                 return len(rest)
