@@ -28,7 +28,7 @@ from pipeline.gzip.first_pass import FirstPassRaw
 from pipeline.gzip.index import IndexFormatError, ZranIndex
 from pipeline.gzip.index_store import IndexStore
 from pipeline.gzip.members import GZIP_MAGIC
-from pipeline.gzip.one_inflate import OneInflateRaw
+from pipeline.gzip.one_inflate import MemberCrc, OneInflateRaw
 from pipeline.gzip.ranged import (
     DEFAULT_BLOCK_BYTES,
     DEFAULT_CACHE_BYTES,
@@ -68,6 +68,9 @@ class Checkpoint:
             offset (gzip) or the byte offset itself (plain).
         index_ref: Reference of the trimmed zran index in the `IndexStore` (gzip only).
         extra: Opaque state of the format layer (a JSON array's parser position, say).
+        member_crc: The CRC-32 of the gzip member's bytes before the seek point the next pass
+            resumes from, so the member's CRC is checked at its trailer however many passes
+            read it (None: unknown, as from a checkpoint taken by zran; then only its ISIZE).
     """
 
     next_line: int
@@ -77,6 +80,7 @@ class Checkpoint:
     compressed_offset: int
     index_ref: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    member_crc: MemberCrc | None = None
     v: int = CHECKPOINT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,14 +94,23 @@ class Checkpoint:
             "compressed_offset": self.compressed_offset,
             "index_ref": self.index_ref,
             "extra": dict(self.extra),
+            "member_crc32": (
+                None
+                if self.member_crc is None
+                else {"at": self.member_crc.at, "crc32": self.member_crc.crc32}
+            ),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Checkpoint:
-        """Read a checkpoint back from Step Functions state; reject an unknown version."""
+        """Read a checkpoint back from Step Functions state; reject an unknown version.
+
+        A checkpoint written before `member_crc` existed reads as one without it.
+        """
         version = int(data.get("v", CHECKPOINT_VERSION))
         if version != CHECKPOINT_VERSION:
             raise ValueError(f"checkpoint version {version} is not {CHECKPOINT_VERSION}")
+        crc = data.get("member_crc32")
         return cls(
             next_line=int(data["next_line"]),
             uncompressed_offset=int(data["uncompressed_offset"]),
@@ -106,6 +119,7 @@ class Checkpoint:
             compressed_offset=int(data["compressed_offset"]),
             index_ref=data.get("index_ref"),
             extra=dict(data.get("extra") or {}),
+            member_crc=None if crc is None else MemberCrc(int(crc["at"]), int(crc["crc32"])),
         )
 
 
@@ -210,6 +224,7 @@ def open_resumable(
             source,
             index=index,
             offset=offset,
+            member_crc=checkpoint.member_crc if checkpoint is not None else None,
             spacing_bytes=spacing_bytes,
             readbuf_bytes=readbuf_bytes or max(16 * 1024, block_bytes // 4),
             keep_behind_bytes=2 * buffer_bytes + spacing_bytes + reach,
@@ -226,6 +241,7 @@ def _open_gzip(
     *,
     index: ZranIndex | None,
     offset: int,
+    member_crc: MemberCrc | None,
     spacing_bytes: int,
     readbuf_bytes: int,
     keep_behind_bytes: int,
@@ -252,6 +268,7 @@ def _open_gzip(
         keep_behind_bytes=keep_behind_bytes,
         read_bytes=readbuf_bytes,
         hand_over=zran,
+        member_crc=member_crc,
     )
 
 
@@ -293,7 +310,7 @@ def take_checkpoint(
         return Checkpoint(compressed_offset=uncompressed_offset, **common)
     if stream.index_store is None:
         raise ValueError("a gzip checkpoint needs an index_store to keep its seek point in")
-    index = _trimmed_index(raw, uncompressed_offset)
+    index, member_crc = _trimmed_index(raw, uncompressed_offset)
     if not index.points:
         # zran builds no point on its first read from offset 0, so a pass that read one buffer
         # has none: the next pass restarts from byte 0 and re-inflates at most that buffer.
@@ -308,18 +325,29 @@ def take_checkpoint(
             uncompressed_offset,
             point.uncompressed_offset,
         )
-    return Checkpoint(compressed_offset=point.compressed_offset, index_ref=ref, **common)
+    return Checkpoint(
+        compressed_offset=point.compressed_offset,
+        index_ref=ref,
+        member_crc=member_crc,
+        **common,
+    )
 
 
 def _trimmed_index(
     raw: OneInflateRaw | ZranRaw | ReadAheadRaw, uncompressed_offset: int
-) -> ZranIndex:
-    """The seek points, read while no thread inflates (every read may change them)."""
-    if isinstance(raw, OneInflateRaw | ZranRaw):
-        return raw.trimmed_index(uncompressed_offset)
-    with raw.paused() as inner:
-        assert isinstance(inner, OneInflateRaw | ZranRaw)  # read ahead only over these
-        return inner.trimmed_index(uncompressed_offset)
+) -> tuple[ZranIndex, MemberCrc | None]:
+    """The seek points and the CRC-32 before the last one, read while no thread inflates.
+
+    Every read may change them.
+    """
+    if isinstance(raw, ReadAheadRaw):
+        with raw.paused() as inner:
+            assert isinstance(inner, OneInflateRaw | ZranRaw)  # read ahead only over these
+            return _trimmed_index(inner, uncompressed_offset)
+    index = raw.trimmed_index(uncompressed_offset)
+    if not isinstance(raw, OneInflateRaw) or not index.points:
+        return index, None
+    return index, raw.member_crc(index.points[-1].uncompressed_offset)
 
 
 def _sniff(source: RangedRawFile) -> StreamKind:

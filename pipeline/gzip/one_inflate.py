@@ -10,9 +10,12 @@ windowless point after each member header). So a checkpoint it takes is a zran i
 zran took is a start for it: passes of either kind chain.
 
 It serves only what is plain: whole gzip members one after another, each trailer's ISIZE
-matching what was inflated. A member it reads from its start has its CRC-32 checked too (ISA-L's
-crc32, ~40 GB/s): a mismatch serves the member, then raises `CorruptManifest`; zran checked no
-CRC once a read restarted at a seek point, so a flipped byte that still inflated passed. At the
+matching what was inflated. Every member's CRC-32 is checked too (ISA-L's crc32, ~40 GB/s): a
+mismatch serves the member, then raises `CorruptManifest`; zran checked no CRC once a read
+restarted at a seek point, so a flipped byte that still inflated passed. A member longer than a
+pass is checked across passes: each seek point carries the CRC-32 of its member's bytes before
+it (`MemberCrc`), the checkpoint keeps the one it resumes from, and the next pass goes on from
+it, so a 20 GB single-member manifest read in ten passes is checked whole at its trailer. At the
 first thing that is not plain (a decode error, the object ending inside a member, bytes after a
 trailer that start no member, an ISIZE that disagrees, a header it does not take) it hands over,
 at the byte it reached, to `ZranRaw` opened at its last seek point. zran then decides, exactly
@@ -29,6 +32,7 @@ import dataclasses
 import io
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from isal import isal_zlib
@@ -60,6 +64,19 @@ _SKIP_BYTES = 1024 * 1024
 
 class _NotPlain(Exception):
     """Something zran must judge: the stream is handed over where it stands."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberCrc:
+    """The CRC-32 of a member's bytes before a seek point: where a resumed pass's check goes on.
+
+    Attributes:
+        at: The seek point's uncompressed offset (a checkpoint's index resumes from it).
+        crc32: CRC-32 of the member's decompressed bytes from its start up to ``at``.
+    """
+
+    at: int
+    crc32: int
 
 
 class OneInflateRaw(io.RawIOBase):
@@ -101,6 +118,7 @@ class OneInflateRaw(io.RawIOBase):
         self._in_base = 0  # compressed offset of `_in[0]`
         self._ended = False
         self._crc: int | None = None  # of the member so far; None when it began before us
+        self._point_crcs: dict[int, int] = {}  # seek point offset → its member's CRC before it
         self._error: ManifestReadError | None = None
         self._zran: io.RawIOBase | None = None
         self._not_plain: str | None = None
@@ -116,8 +134,13 @@ class OneInflateRaw(io.RawIOBase):
         keep_behind_bytes: int,
         read_bytes: int,
         hand_over: HandOver,
+        member_crc: MemberCrc | None = None,
     ) -> OneInflateRaw:
-        """Open at ``offset``, from ``index``'s last seek point at or before it (or byte 0)."""
+        """Open at ``offset``, from ``index``'s last seek point at or before it (or byte 0).
+
+        ``member_crc`` (the checkpoint's) goes on with the CRC-32 of the member holding that
+        point; without it (or for another point) that member's CRC goes unchecked.
+        """
         raw = cls(
             source,
             spacing_bytes=spacing_bytes,
@@ -133,7 +156,7 @@ class OneInflateRaw(io.RawIOBase):
                 # where no block starts: zran resumes from it as it always did
                 raise _NotPlain("the checkpoint is at the stream's end")
             else:
-                raw._start_at(index, offset)
+                raw._start_at(index, offset, member_crc)
         except (_NotPlain, ZlibError) as exc:
             raw._not_plain = str(exc)
             raw._zran = hand_over(index if index is not None and index.points else None, offset)
@@ -178,6 +201,14 @@ class OneInflateRaw(io.RawIOBase):
             return produced
         return self._zran.readinto(view)  # type: ignore[union-attr]  # set just now
 
+    def member_crc(self, at: int) -> MemberCrc | None:
+        """The CRC-32 of the member's bytes before the seek point at ``at``, if known.
+
+        Known when this reader read the member from its start, or resumed with its `MemberCrc`.
+        """
+        crc = None if self._zran is not None else self._point_crcs.get(at)
+        return None if crc is None else MemberCrc(at, crc)
+
     def export_index(self) -> ZranIndex:
         """The seek points held now, as zran exports them."""
         if self._zran is not None:
@@ -211,7 +242,7 @@ class OneInflateRaw(io.RawIOBase):
         self._in_base = 0
         self._member(0)
 
-    def _start_at(self, index: ZranIndex, offset: int) -> None:
+    def _start_at(self, index: ZranIndex, offset: int, member_crc: MemberCrc | None) -> None:
         """From the last point at or before ``offset``, as zran restarts from it."""
         at = index.seek_point_before(offset)
         point, window = index.points[at], index.windows[at]
@@ -231,7 +262,13 @@ class OneInflateRaw(io.RawIOBase):
         self._in_base = start
         self._pos = point.uncompressed_offset
         self._member_start = member.uncompressed_offset
-        self._crc = 0 if window is None else None  # a windowless point starts a member's data
+        if window is None:  # a windowless point starts a member's data
+            self._crc = 0
+        elif member_crc is not None and member_crc.at == point.uncompressed_offset:
+            self._crc = member_crc.crc32
+        else:
+            self._crc = None
+        self._keep_crc(point.uncompressed_offset)
         keep = sorted({0, member_at, at})
         self._points = [index.points[i] for i in keep]
         self._windows = [index.windows[i] for i in keep]
@@ -280,6 +317,8 @@ class OneInflateRaw(io.RawIOBase):
                         self._ended = True
                         break
                 elif block and step.at_boundary:
+                    self._crc_update(view[crc_from:produced])  # the point carries it
+                    crc_from = produced
                     self._add_point(step.bits, inflater.window(), self._pos + produced)
                 elif not step.consumed and not step.produced:
                     raise _NotPlain("zlib made no progress")
@@ -297,6 +336,11 @@ class OneInflateRaw(io.RawIOBase):
     def _crc_update(self, data: memoryview) -> None:
         if self._crc is not None and len(data):
             self._crc = isal_zlib.crc32(data, self._crc)
+
+    def _keep_crc(self, at: int) -> None:
+        """Remember the member's CRC-32 so far for the seek point just laid at ``at``."""
+        if self._crc is not None:
+            self._point_crcs[at] = self._crc
 
     def _next_member(self, end: int) -> bool:
         """After a member's last block: check its ISIZE, then start the next (True) or end."""
@@ -327,6 +371,7 @@ class OneInflateRaw(io.RawIOBase):
         self._crc = 0  # seen from its start: its CRC-32 is checked at its trailer
         self._points.append(SeekPoint(self._in_base + self._in_at, uncompressed_offset, 0, False))
         self._windows.append(None)
+        self._keep_crc(uncompressed_offset)
         self._last_point_at = uncompressed_offset
 
     def _header_bytes(self) -> int:
@@ -363,6 +408,7 @@ class OneInflateRaw(io.RawIOBase):
             window = bytes(WINDOW_BYTES - len(window)) + window
         self._points.append(SeekPoint(self._in_base + self._in_at, at, bits, True))
         self._windows.append(window)
+        self._keep_crc(at)
         self._last_point_at = at
         self._since_trim += 1
         if self._since_trim >= _TRIM_EVERY_POINTS:
@@ -371,6 +417,8 @@ class OneInflateRaw(io.RawIOBase):
     def _shed_points(self, at: int) -> None:
         kept = self.export_index().trimmed(max(0, at - self._keep_behind_bytes), keep_later=True)
         self._points, self._windows = list(kept.points), list(kept.windows)
+        offsets = {point.uncompressed_offset for point in kept.points}
+        self._point_crcs = {a: c for a, c in self._point_crcs.items() if a in offsets}
         self._since_trim = 0
 
     def _hand_over(self, why: str) -> None:

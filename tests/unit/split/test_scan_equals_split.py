@@ -180,3 +180,31 @@ def test_scan_equals_split_on_gzips_that_are_not_one_plain_member(tmp_path, shap
         assert report.complete is False
         assert report.error.startswith(("TruncatedManifest", "CorruptManifest"))
         assert report.records > 9_000
+
+
+def _flipped_keeping_length(blob: bytes, rows: bytes, from_share: float) -> tuple[bytes, bytes]:
+    """`blob` with the first byte from `from_share` on flipped that still inflates to as many
+    bytes (other ones), and what it inflates to: only the member's CRC-32 tells it apart."""
+    body = blob[10:-8]
+    for at in range(int(len(body) * from_share), len(body)):
+        flipped = body[:at] + bytes([body[at] ^ 0xFF]) + body[at + 1 :]
+        try:
+            out = zlib.decompressobj(-15).decompress(flipped)
+        except zlib.error:
+            continue
+        if len(out) == len(rows) and out != rows:
+            return blob[:10] + flipped + blob[-8:], out
+    raise AssertionError("no flip keeps the length")
+
+
+def test_a_flip_in_a_later_pass_of_one_member_ends_split_as_scan_ends(tmp_path):
+    # GIVEN one gzip member, a byte flipped late in it that inflates to the same length
+    rows = _rows(20_000, seed=11)
+    path = tmp_path / "m.csv.gz"
+    blob, inflated = _flipped_keeping_length(gzip.compress(rows), rows, 0.8)
+    path.write_bytes(blob)
+    # WHEN scanned, and split in passes (the first of them holds the member's start only)
+    report, _ = _compare(str(path), tmp_path, min_passes=3)
+    # THEN both read every line, then refuse the file by the CRC-32 the passes carried
+    assert report.error.startswith("CorruptManifest")
+    assert report.lines == inflated.count(b"\n")
