@@ -8,9 +8,11 @@ cut chunks, encode each chunk message) from the checkpoint the previous pass sto
 the same ranged-reader seam the S3 path uses: backed by the local file (moto cannot serve
 20 GB) or, with ``--s3``, by the embedded stack's S3 (keep that <= ~1 GB). The
 sender is swapped for `CountingSink` (it encodes each message and counts it). Reports passes,
-lines/s, compressed MB/s, the peak RSS of a pass, bytes fetched / object size, and the same
-machine's `gzip -dc | wc -l` lines/s on the same file (``--baseline-gb N``: on its first N GB
-only, to save time on a 21 GB file). The manifest is made by `huge_manifest.generate`.
+lines/s, compressed MB/s, the peak RSS of a pass, bytes fetched / object size, whether the run
+completed, how many passes resumed with their gzip member's CRC-32 so far (so the whole member
+is checked at its trailer), and the same machine's `gzip -dc | wc -l` lines/s on the same file
+(``--baseline-gb N``: on its first N GB only, to save time on a 21 GB file). The manifest is made
+by `huge_manifest.generate`.
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ def run_pass(source: str, state: Path, budget_s: float) -> dict[str, object]:
         "done": outcome.is_done,
         "total_lines": outcome.lines,
         "reason": outcome.reason,
+        "resumed_with_member_crc": checkpoint is not None and checkpoint.member_crc is not None,
     }
 
 
@@ -113,6 +116,8 @@ def run_chain(source: str, size: int, budget_s: float, log: Path | None) -> dict
         "peak_rss_mb": max(p["peak_rss_mb"] for p in passes),
         "fetched_over_size": sum(p["fetched"] for p in passes) / size,
         "lines_per_cpu_s": lines / sum(p.get("cpu_s", 0.0) for p in passes),
+        "passes_resumed_with_member_crc": sum(bool(p["resumed_with_member_crc"]) for p in passes),
+        "complete": passes[-1]["reason"] is None,
     }
 
 
@@ -196,7 +201,7 @@ def main() -> None:
         "source": "moto S3" if args.s3 else "local file",
         "size_gb": round(size / GB, 3),
         "budget_s": args.budget_s,
-        **{k: round(v, 3) for k, v in ours.items()},
+        **{k: v if isinstance(v, bool) else round(v, 3) for k, v in ours.items()},
         "gzip_dc_wc_l_lines_per_s": round(base_rate),
         "gzip_dc_wc_l_on_gb": round((limit or size) / GB, 3),
         "ratio_vs_gzip_dc": round(ours["lines_per_s"] / base_rate, 3),
