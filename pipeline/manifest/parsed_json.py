@@ -166,7 +166,7 @@ def parsed_batch(
         buckets,
         keys,
         versions,
-        _item_sums(buckets, keys, versions, is_plain=is_plain),
+        _item_sums(buckets, keys, versions, is_plain=is_plain, names=names),
         shape.first_line + len(keys),
         shape.start_offset + len(data),
         shape.part,
@@ -323,15 +323,24 @@ def _versions(values: list[dict[str, object]]) -> list[str | None] | None:
 
 
 def _item_sums(
-    buckets: list[str], keys: list[str], versions: list[str | None] | None, *, is_plain: bool
+    buckets: list[str],
+    keys: list[str],
+    versions: list[str | None] | None,
+    *,
+    is_plain: bool,
+    names: frozenset[str],
 ) -> npt.NDArray[np.int64]:
     """Prefix sums of the items' JSON sizes, line digits aside (`ParsedBatch.item_bytes`).
 
     A bucket name (`is_bucket_name`, which `parsed_batch` checked) is plain ASCII: its JSON
-    is its length and two quotes, whatever the block holds.
+    is its length and two quotes, whatever the block holds. A block naming one bucket (`names`,
+    the usual case) adds that one size: a `len` a record cost ~7 % of a scan of such rows.
     """
-    sizes = np.fromiter(map(len, buckets), np.int64, len(buckets)) + 2
-    sizes += _string_sizes(keys, is_plain=is_plain)
+    sizes = _string_sizes(keys, is_plain=is_plain)
+    if len(names) == 1:
+        sizes += len(next(iter(names))) + 2
+    else:
+        sizes += np.fromiter(map(len, buckets), np.int64, len(buckets)) + 2
     sizes += _ITEM_FRAME
     if versions is not None:  # `,"V"` after the key, when the record has one
         present = [v for v in versions if v is not None]
