@@ -38,6 +38,7 @@ from pipeline.manifest.dense import (
 from pipeline.manifest.dense_array import dense_array_batch
 from pipeline.manifest.dense_columns import columns_check
 from pipeline.manifest.dense_json import dense_jsonl_lines, dense_jsonl_uri_lines
+from pipeline.manifest.dense_template import dense_template_batch
 from pipeline.manifest.dense_uri_columns import dense_uri_columns_batch
 from pipeline.manifest.format import ManifestFormat, sniff_format
 from pipeline.manifest.json_array import ArraySplitter
@@ -279,8 +280,20 @@ class RecordReader:
             if unparsed is not None:
                 return unparsed
         if layout is None:
-            return self._learned(objects_batch(run.data, shape))
+            return self._objects(run.data, shape, raw=raw)
         return self._learned(parsed_csv_batch(run.data, shape, layout))
+
+    def _objects(self, data: bytes, shape: DenseShape, *, raw: bool) -> ProvedBatch | None:
+        """JSON Lines objects no frame proof takes, read a column at a time.
+
+        For `scan` (not `raw`: it counts, sends nothing), a block laid out like its first line
+        is proved without an object a line (`pipeline.manifest.dense_template`).
+        """
+        if not raw:
+            templated = dense_template_batch(data, shape)
+            if templated is not None:
+                return templated
+        return self._learned(objects_batch(data, shape))
 
     def _learned(self, batch: DenseBatch | ParsedBatch | None) -> DenseBatch | ParsedBatch | None:
         """The batch, the buckets a `ParsedBatch` names remembered first.

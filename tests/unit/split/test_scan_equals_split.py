@@ -20,6 +20,8 @@ from pipeline.cli.scan import scan_manifest
 from pipeline.config import Settings
 from pipeline.gzip.index_store import LocalIndexStore
 from pipeline.gzip.ranged import LocalFileReader
+from pipeline.manifest import stream
+from pipeline.manifest.dense_template import dense_template_batch
 from pipeline.split.passes import SplitOptions
 from tests.split_chain import SMALL_KNOBS, run_chain, tick_clock
 
@@ -208,3 +210,31 @@ def test_a_flip_in_a_later_pass_of_one_member_ends_split_as_scan_ends(tmp_path):
     # THEN both read every line, then refuse the file by the CRC-32 the passes carried
     assert report.error.startswith("CorruptManifest")
     assert report.lines == inflated.count(b"\n")
+
+
+def test_scan_equals_split_on_json_lines_with_other_fields(tmp_path, monkeypatch):
+    # GIVEN JSON Lines with a size and a version beside bucket and key, and two bad lines
+    rng = random.Random(13)
+    lines = [
+        b'{"bucket":"bkt","key":"dir/k%06d.jpg","size":%d,"version_id":"%b"}'
+        % (i, rng.randrange(10**9), b"" if rng.random() < 0.5 else b"v%d" % i)
+        for i in range(20_000)
+    ]
+    lines[19_000] = b'{"bucket":"bkt","key":"","size":1,"version_id":"v"}'  # NoKey
+    lines[19_500] = b'{"bucket":"bkt","key":"k","size":01,"version_id":"v"}'  # BadJson
+    path = tmp_path / "m.jsonl.gz"
+    path.write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+    taken = []
+
+    def counted(data, shape):
+        batch = dense_template_batch(data, shape)
+        taken.append(batch is not None)
+        return batch
+
+    monkeypatch.setattr(stream, "dense_template_batch", counted)
+    # WHEN scanned (blocks laid out like their first line proved) and split in passes (raw)
+    report, _ = _compare(str(path), tmp_path)
+    # THEN the same counts, scan's first blocks (before the bad lines) from the proof
+    assert report.failures_by_error == {"NoKey": 1, "BadJson": 1}
+    assert report.records == 19_998
+    assert taken[0] and not all(taken)

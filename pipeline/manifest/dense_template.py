@@ -1,0 +1,340 @@
+r"""Prove JSON Lines of flat objects laid out like the block's first line plain, for `scan`.
+
+JSON Lines with fields beside the record's (`{"bucket":"B","key":"K","size":123}`, a label,
+a version) take no frame proof (`pipeline.manifest.dense_json`): `scan` read them a column at
+a time, one `orjson` object a line and the columns cut out of them, ~1.2 µs a line against
+~0.2 µs to decompress it (BENCHMARKS.md, "scan of the shapes read a column at a time").
+Split sends such lines unparsed (`raw_lines`); `scan` must count them exactly, so it must
+know each line is a record. Here that is proved for a whole block from one template: the
+first line, parsed by orjson, with each string's role read from its field name.
+
+Proof, for the n newline-terminated lines of the block (with no backslash, DEL or control
+byte but the newlines, and UTF-8): every line holds the first line's number of quotes, all
+inside it (one numpy search, reshaped a row a line); so every `"` opens or closes a string,
+the i-th pair of a line being the i-th string of its object. Between strings, each line holds
+the first line's bytes exactly, or for a number the same bytes around a JSON integer of up to
+18 digits (no leading zero); the field names are the first line's; the bucket is a validated
+one, the key (or the URI's key) not empty. Every line is then an object with the first
+line's fields in its order, each value a string of plain bytes or an integer, which the
+reference parser (`orjson.loads` + `parse.parse_json_value`) reads to the record whose parts
+the proof measured: item sizes come from the strings' lengths. Anything else returns None
+and the block goes as before. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from enum import Enum
+from typing import TYPE_CHECKING
+
+import numpy as np
+import orjson
+
+from pipeline.manifest.dense import _Form, _is_utf8
+from pipeline.manifest.dense_columns import SummedBatch
+from pipeline.manifest.dense_json import _line_starts_if_only_newlines
+from pipeline.manifest.parse import ManifestRecord, parse_json_value
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from pipeline.manifest.batch import DenseBatch
+    from pipeline.manifest.dense import DenseShape
+
+_QUOTE, _ZERO, _NINE = ord('"'), ord("0"), ord("9")
+_URI_PREFIX = b"s3://"
+_ITEM_FRAME = len('[,"",""]')
+_VERSION_EXTRA = len(',""')
+_NEVER_EMPTY = -(2**62)
+_MAX_DIGITS = 18
+"""Longer integers go the reference way (orjson refuses those past 64 bits)."""
+_NUMBER = re.compile(rb"(: *)(?:0|[1-9][0-9]{0,17})( *[,}] *)")
+_VERSION_NAMES = frozenset({"version_id", "versionId", "VersionId"})
+
+
+class _Role(Enum):
+    NAME = "name"
+    BUCKET = "bucket"
+    KEY = "key"
+    URI = "uri"
+    VERSION = "version"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """The first line's layout: the bytes between its strings, and each string's role.
+
+    `gaps[j]` are the bytes before string j (`gaps[-1]` those after the last), or for a number
+    the (before, after) bytes around its digits; `roles[j]` and `names[j]` say what string j
+    is (a field name holds its name).
+    """
+
+    gaps: tuple[bytes | tuple[bytes, bytes], ...]
+    roles: tuple[_Role, ...]
+    names: tuple[bytes, ...]
+
+    @property
+    def quotes(self) -> int:
+        return 2 * len(self.roles)
+
+
+def dense_template_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
+    """The block as one batch when every line is laid out like its first (module docstring)."""
+    if b"\\" in data or b"\x7f" in data or not data.endswith(b"\n"):
+        return None
+    template = _template(data[: data.find(b"\n")])
+    found = None if template is None else _strings(data, template)
+    if found is None:
+        return None
+    block, starts, pairs = found
+    sizes = _sizes(block, pairs, starts, template, shape.buckets)  # type: ignore[arg-type]
+    if sizes is None or not _is_utf8(data):
+        return None
+    form = _Form(_ITEM_FRAME, _template_row, 1, _NEVER_EMPTY, b"")
+    batch = shape.batch(data, None, form, starts=starts)
+    if batch is None:
+        return None
+    base = {f.name: getattr(batch, f.name) for f in fields(batch) if f.init}
+    return SummedBatch(**base, item_sums=_prefix_sums(sizes[0]), version_sums=sizes[1])
+
+
+def _strings(
+    data: bytes, template: _Template
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.intp]] | None:
+    """The block, its line starts and each line's quotes (a row a line), when proved.
+
+    Every line holds the template's number of quotes and no control byte but its newline.
+    """
+    starts = _line_starts_if_only_newlines(data)
+    if starts is None:
+        return None
+    block = np.frombuffer(data, np.uint8)
+    quotes = np.flatnonzero(block == _QUOTE)
+    n = len(starts) - 1
+    if len(quotes) != template.quotes * n:
+        return None
+    pairs = quotes.reshape(n, template.quotes)
+    if not ((pairs[:, 0] > starts[:-1]).all() and (pairs[:, -1] < starts[1:] - 1).all()):
+        return None  # sorted, every line's within it: each holds exactly as many
+    return block, starts, pairs
+
+
+def _template(line: bytes) -> _Template | None:
+    """The layout of a first line that is a flat object of string and integer fields."""
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, dict) or not value:
+        return None
+    at = [m.start() for m in re.finditer(b'"', line)]
+    if len(at) % 2 or len(at) < 4:  # noqa: PLR2004
+        return None
+    # the bytes before each string, and those after the last
+    pieces = [line[: at[0]]] + [line[at[j] + 1 : at[j + 1]] for j in range(1, len(at) - 1, 2)]
+    pieces.append(line[at[-1] + 1 :])
+    strings = tuple(line[at[j] + 1 : at[j + 1]] for j in range(0, len(at), 2))
+    gaps = tuple(map(_gap, pieces))
+    roles = _roles(strings, pieces, gaps)
+    if roles is None or None in gaps or not _layout_reads_a_record(value, roles, strings):
+        return None
+    return _Template(gaps, roles, strings)  # type: ignore[arg-type]  # no gap is None
+
+
+def _roles(
+    strings: tuple[bytes, ...],
+    pieces: list[bytes],
+    gaps: tuple[bytes | tuple[bytes, bytes] | None, ...],
+) -> tuple[_Role, ...] | None:
+    """Each string's role: a field name after `{` or `,`, else the named field's value."""
+    roles: list[_Role] = []
+    name: str | None = None
+    for string, before, gap in zip(strings, pieces, gaps, strict=False):
+        if before.rstrip(b" ").endswith((b"{", b",")):
+            name = string.decode()
+            roles.append(_Role.NAME)
+        elif before.rstrip(b" ").endswith(b":") and isinstance(gap, bytes) and name is not None:
+            roles.append(_value_role(name))
+            name = None
+        else:
+            return None
+    return tuple(roles)
+
+
+def _gap(piece: bytes) -> bytes | tuple[bytes, bytes] | None:
+    """The bytes between two strings, or (before, after) around the integer they hold."""
+    if not any(48 <= b <= 57 for b in piece):  # noqa: PLR2004  # no digit: fixed bytes
+        return piece if b"[" not in piece and b"{" not in piece[1:] else None
+    number = _NUMBER.fullmatch(piece)
+    return None if number is None else (number.group(1), number.group(2))
+
+
+def _value_role(name: str) -> _Role:
+    return {"bucket": _Role.BUCKET, "key": _Role.KEY, "uri": _Role.URI}.get(
+        name, _Role.VERSION if name in _VERSION_NAMES else _Role.OTHER
+    )
+
+
+def _layout_reads_a_record(
+    value: dict[str, object], roles: tuple[_Role, ...], names: tuple[bytes, ...]
+) -> bool:
+    """Whether every line laid out so is read to a record, its parts in the strings measured.
+
+    Each field once, each value a string or an integer (no bool, float, null, array or
+    object); a string `uri`, or string `bucket` and `key` (the `uri` is read first); at most
+    one version field, a string.
+    """
+    field_names = [names[j].decode() for j, r in enumerate(roles) if r is _Role.NAME]
+    if len(field_names) != len(value) or set(field_names) != set(value):
+        return False
+    if any(type(v) not in (str, int) for v in value.values()):
+        return False
+    string_roles = {r for r in roles if r is not _Role.NAME}
+    versions = _VERSION_NAMES & set(value)
+    if len(versions) > 1 or (versions and _Role.VERSION not in string_roles):
+        return False
+    if "uri" in value:
+        return _Role.URI in string_roles
+    return {_Role.BUCKET, _Role.KEY} <= string_roles
+
+
+def _sizes(
+    block: npt.NDArray[np.uint8],
+    pairs: npt.NDArray[np.intp],
+    starts: npt.NDArray[np.int64],
+    template: _Template,
+    buckets: list[bytes],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64] | None] | None:
+    """Each line's bucket + key bytes and what its version adds; None unless laid out so.
+
+    Every line must hold the template's bytes between its strings and its field names.
+    """
+    count = len(template.roles)
+    for j, gap in enumerate(template.gaps):
+        start = starts[:-1] if j == 0 else pairs[:, 2 * j - 1] + 1
+        end = pairs[:, 2 * j] if j < count else starts[1:] - 1
+        if not _gap_holds(block, start, end, gap):
+            return None
+    items = np.zeros(len(pairs), np.int64)
+    versions = None
+    for j, role in enumerate(template.roles):
+        start = pairs[:, 2 * j] + 1
+        length = pairs[:, 2 * j + 1] - start
+        if not _value_holds(block, start, length, role, template.names[j], buckets):
+            return None
+        if role in (_Role.BUCKET, _Role.KEY):
+            items += length
+        elif role is _Role.VERSION:
+            versions = _prefix_sums(np.where(length > 0, length + _VERSION_EXTRA, 0))
+    if _Role.URI in template.roles:  # a `uri` is read first: `bucket` and `key` are not
+        j = template.roles.index(_Role.URI)
+        items = (pairs[:, 2 * j + 1] - pairs[:, 2 * j] - 1 - len(_URI_PREFIX) - 1).astype(np.int64)
+    return items, versions
+
+
+def _value_holds(  # noqa: PLR0917
+    block: npt.NDArray[np.uint8],
+    start: npt.NDArray[np.intp],
+    length: npt.NDArray[np.intp],
+    role: _Role,
+    name: bytes,
+    buckets: list[bytes],
+) -> bool:
+    """Whether string j of every line (at `start`, `length` long) is what its role needs."""
+    if role is _Role.NAME:
+        return bool((length == len(name)).all()) and _equal(block, start, name)
+    if role is _Role.KEY:
+        return bool((length > 0).all())
+    if role is _Role.BUCKET:
+        return _is_a_known_bucket(block, start, length, buckets)
+    if role is _Role.URI:
+        return _is_a_known_uri(block, start, length, buckets)
+    return True
+
+
+def _gap_holds(
+    block: npt.NDArray[np.uint8],
+    start: npt.NDArray[np.intp],
+    end: npt.NDArray[np.intp],
+    gap: bytes | tuple[bytes, bytes],
+) -> bool:
+    """Whether every line holds `gap` between `start` and `end` (an integer, for a pair)."""
+    if isinstance(gap, bytes):
+        return bool((end - start == len(gap)).all()) and _equal(block, start, gap)
+    before, after = gap
+    digits = end - start - len(before) - len(after)
+    if not ((digits >= 1) & (digits <= _MAX_DIGITS)).all():
+        return False
+    if not (_equal(block, start, before) and _equal(block, end - len(after), after)):
+        return False
+    first = start + len(before)
+    last = len(block) - 1
+    for k in range(int(digits.max())):
+        at = np.minimum(first + k, last)
+        byte = block[at]
+        is_digit = (byte >= _ZERO) & (byte <= _NINE)
+        if not (is_digit | (digits <= k)).all():
+            return False
+    return bool(((block[first] != _ZERO) | (digits == 1)).all())
+
+
+def _equal(block: npt.NDArray[np.uint8], at: npt.NDArray[np.intp], piece: bytes) -> bool:
+    """Whether `block[at + k] == piece[k]` for every offset in `at` and every k."""
+    return bool(_equal_mask(block, at, piece).all())
+
+
+def _equal_mask(
+    block: npt.NDArray[np.uint8], at: npt.NDArray[np.intp], piece: bytes
+) -> npt.NDArray[np.bool_]:
+    """For each offset in `at`: whether `piece` lies there (reads clipped into the block)."""
+    hit = np.ones(len(at), bool)
+    last = len(block) - 1
+    for k, byte in enumerate(piece):
+        hit &= block[np.minimum(at + k, last)] == byte
+    return hit
+
+
+def _is_a_known_bucket(
+    block: npt.NDArray[np.uint8],
+    start: npt.NDArray[np.intp],
+    length: npt.NDArray[np.intp],
+    buckets: list[bytes],
+) -> bool:
+    matched = np.zeros(len(start), bool)
+    for bucket in buckets:
+        matched |= (length == len(bucket)) & _equal_mask(block, start, bucket)
+        if matched.all():
+            return True
+    return False
+
+
+def _is_a_known_uri(
+    block: npt.NDArray[np.uint8],
+    start: npt.NDArray[np.intp],
+    length: npt.NDArray[np.intp],
+    buckets: list[bytes],
+) -> bool:
+    matched = np.zeros(len(start), bool)
+    for bucket in buckets:
+        prefix = _URI_PREFIX + bucket + b"/"
+        matched |= (length > len(prefix)) & _equal_mask(block, start, prefix)
+        if matched.all():
+            return True
+    return False
+
+
+def _prefix_sums(values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    sums = np.zeros(len(values) + 1, np.int64)
+    np.cumsum(values, out=sums[1:])
+    return sums
+
+
+def _template_row(row: bytes) -> tuple[str, ...]:
+    """A proved line's record parts, read by the reference parser itself."""
+    record = parse_json_value(orjson.loads(row), 0)
+    if not isinstance(record, ManifestRecord):  # cannot be: the proof took the line
+        raise ValueError(f"a proved line is no record: {record}")
+    parts = (record.bucket, record.key)
+    return parts if record.version_id is None else (*parts, record.version_id)

@@ -1,0 +1,142 @@
+"""JSON Lines laid out like their first line: a batch only when the reference reads each alike."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.manifest.dense import DenseShape
+from pipeline.manifest.dense_template import dense_template_batch
+from pipeline.manifest.parse import ManifestRecord, parse_json_line
+
+BUCKETS = [b"bkt-a", b"bkt-b"]
+SHAPE = DenseShape(1, 0, BUCKETS, 10**6)
+
+
+def _item_size(record: ManifestRecord) -> int:
+    version = [] if record.version_id is None else [record.version_id]
+    return len(orjson.dumps([record.line, record.bucket, record.key, *version]))
+
+
+def _assert_is_the_reference(data: bytes) -> bool:
+    """When the proof takes `data`, it is what the reference parser reads; True if taken."""
+    batch = dense_template_batch(data, SHAPE)
+    if batch is None:
+        return False
+    lines = data.split(b"\n")[:-1]
+    reference = [parse_json_line(line, n) for n, line in enumerate(lines, 1)]
+    assert all(isinstance(r, ManifestRecord) for r in reference)
+    assert batch.records(0, len(batch)) == reference
+    sizes = [_item_size(r) for r in reference]
+    assert batch.item_sizes(0, len(batch)) == sizes
+    for start in range(len(batch)):
+        assert batch.item_bytes(start, len(batch)) == sum(sizes[start:])
+    ends = [sum(len(line) + 1 for line in lines[: i + 1]) for i in range(len(lines))]
+    assert [batch.resume_after(i) for i in range(len(batch))] == [
+        (i + 2, end) for i, end in enumerate(ends)
+    ]
+    return True
+
+
+def _line(fields: list[tuple[str, bytes]], spaced: bool) -> bytes:
+    colon, comma = (b": ", b", ") if spaced else (b":", b",")
+    body = comma.join(orjson.dumps(name) + colon + value for name, value in fields)
+    return b"{" + body + b"}"
+
+
+def _string(text: str) -> bytes:
+    return orjson.dumps(text)
+
+
+GOOD_SIZE = st.integers(0, 10**17).map(lambda n: str(n).encode())
+ODD_SIZE = st.sampled_from(
+    [b"0123", b"-5", b"1.5", b"true", b"null", b"1e3", b"1234567890123456789"]
+)
+GOOD_KEY = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=12
+)
+ODD_KEY = st.sampled_from(["", 'q"q', "b\\s", "tab\t", "{,}:[]", "é/ü.png"])
+GOOD_BUCKET = st.sampled_from(["bkt-a", "bkt-b"])
+ODD_BUCKET = st.sampled_from(["bkt-c", "Bad_Bucket", ""])
+VERSION = st.sampled_from(["", "v1", "3HL4kqtJvjVBH40Nrjfkd"])
+
+
+def _mostly(draw, good, odd, clean):
+    """A good value, or one time in ten in a block not `clean`, an odd one (which the proof
+    must refuse, or read as the reference does)."""
+    return draw(odd if not clean and draw(st.integers(0, 9)) == 0 else good)
+
+
+@st.composite
+def blocks(draw) -> bytes:
+    """Lines of one field layout (which the proof may take), some of them another."""
+    uri = draw(st.booleans())
+    names = ["uri"] if uri else ["bucket", "key"]
+    names += draw(st.lists(st.sampled_from(["size", "label", "version_id", "etag"]), unique=True))
+    if draw(st.booleans()):
+        names.append(draw(st.sampled_from(["bucket", "key", "versionId", "uri"])))
+    order = draw(st.permutations(names))
+    spaced = draw(st.booleans())
+    clean = draw(st.booleans())
+
+    def value(name: str) -> bytes:
+        if name == "uri":
+            good, odd = st.sampled_from(["s3://bkt-a/", "s3://bkt-b/"]), st.just("s3:/bkt-a/")
+            text = _mostly(draw, good, odd, clean)
+            return _string(text + _mostly(draw, GOOD_KEY, ODD_KEY, clean))
+        if name == "bucket":
+            return _string(_mostly(draw, GOOD_BUCKET, ODD_BUCKET, clean))
+        if name in ("size", "label"):
+            return _mostly(draw, GOOD_SIZE, ODD_SIZE, clean)
+        if name in ("version_id", "versionId"):
+            return _string(draw(VERSION))
+        return _string(_mostly(draw, GOOD_KEY, ODD_KEY, clean))
+
+    lines = []
+    for _ in range(draw(st.integers(1, 12))):
+        fields = [(name, value(name)) for name in order]
+        if draw(st.integers(0, 19)) == 0:  # now and then a line laid out otherwise
+            fields = draw(st.permutations(fields))[: max(1, len(fields) - draw(st.integers(0, 1)))]
+        lines.append(_line(fields, spaced if draw(st.integers(0, 19)) else not spaced))
+    return b"".join(line + b"\n" for line in lines)
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=blocks())
+def test_a_block_taken_is_read_exactly_as_line_by_line(data):
+    _assert_is_the_reference(data)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"bucket":"bkt-a","key":"photos/%d.jpg","size":%d}',
+        b'{"bucket": "bkt-a", "key": "photos/%d.jpg", "version_id": "v%d"}',
+        b'{"uri": "s3://bkt-b/photos/%d.jpg", "label": %d}',
+        b'{"label":%d,"uri":"s3://bkt-a/p/%d.jpg","etag":"x"}',
+    ],
+)
+def test_the_common_layouts_are_taken(line):
+    data = b"".join(line % (n, n * 37) + b"\n" for n in range(200))
+    assert _assert_is_the_reference(data)
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        b'{"bucket":"bkt-a","key":"k","size":07}',  # a leading zero: no JSON
+        b'{"bucket":"bkt-a","key":"k","size":1.5}',  # a float
+        b'{"bucket":"bkt-a","key":"","size":1}',  # an empty key: NoKey
+        b'{"bucket":"bkt-c","key":"k","size":1}',  # a bucket the proof does not know
+        b'{"bucket":"bkt-a","key":"k","size":"1"}',  # another layout
+        b'{"bucket":"bkt-a","key":"k\\"q","size":1}',  # an escape
+        b'{"bucket":"bkt-a","key":"k","size":1,}',  # no JSON
+        b'{"bucket":"bkt-a","key":"k","sise":1}',  # another field name
+    ],
+)
+def test_a_block_holding_one_odd_line_is_not_taken(odd):
+    good = b'{"bucket":"bkt-a","key":"k%d","size":%d}\n'
+    data = b"".join(good % (n, n) for n in range(20)) + odd + b"\n"
+    assert dense_template_batch(data, SHAPE) is None
