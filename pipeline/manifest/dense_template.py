@@ -51,6 +51,9 @@ _MAX_DIGITS = 18
 """Longer integers go the reference way (orjson refuses those past 64 bits)."""
 _NUMBER = re.compile(rb"(: *)(?:0|[1-9][0-9]{0,17})( *[,}] *)")
 _VERSION_NAMES = frozenset({"version_id", "versionId", "VersionId"})
+_MAX_BUCKETS = 32
+"""Known buckets a block's values are compared with, at most (a gather a byte each): a run
+naming more reads its blocks a column at a time, as before."""
 
 
 class _Role(Enum):
@@ -83,6 +86,8 @@ class _Template:
 def dense_template_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
     """The block as one batch when every line is laid out like its first (module docstring)."""
     if b"\\" in data or b"\x7f" in data or not data.endswith(b"\n"):
+        return None
+    if len(shape.buckets) > _MAX_BUCKETS:
         return None
     template = _template(data[: data.find(b"\n")])
     found = None if template is None else _strings(data, template)
