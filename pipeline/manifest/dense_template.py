@@ -252,10 +252,8 @@ def _value_holds(  # noqa: PLR0917
         return bool((length == len(name)).all()) and _equal(block, start, name)
     if role is _Role.KEY:
         return bool((length > 0).all())
-    if role is _Role.BUCKET:
-        return _is_a_known_bucket(block, start, length, buckets)
-    if role is _Role.URI:
-        return _is_a_known_uri(block, start, length, buckets)
+    if role in (_Role.BUCKET, _Role.URI):
+        return _names_a_known_bucket(block, start, length, buckets, uri=role is _Role.URI)
     return True
 
 
@@ -301,30 +299,25 @@ def _equal_mask(
     return hit
 
 
-def _is_a_known_bucket(
+def _names_a_known_bucket(
     block: npt.NDArray[np.uint8],
     start: npt.NDArray[np.intp],
     length: npt.NDArray[np.intp],
     buckets: list[bytes],
+    *,
+    uri: bool,
 ) -> bool:
+    """Whether every value (at `start`, `length` long) names a known bucket.
+
+    The value is the bucket itself, or with `uri` an `s3://B/` URI with a key after it.
+    """
     matched = np.zeros(len(start), bool)
     for bucket in buckets:
-        matched |= (length == len(bucket)) & _equal_mask(block, start, bucket)
-        if matched.all():
-            return True
-    return False
-
-
-def _is_a_known_uri(
-    block: npt.NDArray[np.uint8],
-    start: npt.NDArray[np.intp],
-    length: npt.NDArray[np.intp],
-    buckets: list[bytes],
-) -> bool:
-    matched = np.zeros(len(start), bool)
-    for bucket in buckets:
-        prefix = _URI_PREFIX + bucket + b"/"
-        matched |= (length > len(prefix)) & _equal_mask(block, start, prefix)
+        if uri:
+            prefix = _URI_PREFIX + bucket + b"/"
+            matched |= (length > len(prefix)) & _equal_mask(block, start, prefix)
+        else:
+            matched |= (length == len(bucket)) & _equal_mask(block, start, bucket)
         if matched.all():
             return True
     return False
