@@ -32,9 +32,9 @@ import numpy as np
 import orjson
 
 from pipeline.manifest.dense import _Form, _is_utf8
-from pipeline.manifest.dense_columns import SummedBatch
+from pipeline.manifest.dense_columns import SummedBatch, _version_sums
 from pipeline.manifest.dense_json import _line_starts_if_only_newlines
-from pipeline.manifest.parse import ManifestRecord, parse_json_value
+from pipeline.manifest.parse import ManifestRecord, parse_json_line
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 _QUOTE, _ZERO, _NINE = ord('"'), ord("0"), ord("9")
 _URI_PREFIX = b"s3://"
 _ITEM_FRAME = len('[,"",""]')
-_VERSION_EXTRA = len(',""')
 _NEVER_EMPTY = -(2**62)
 _MAX_DIGITS = 18
 """Longer integers go the reference way (orjson refuses those past 64 bits)."""
@@ -232,7 +231,7 @@ def _sizes(
         if role in (_Role.BUCKET, _Role.KEY):
             items += length
         elif role is _Role.VERSION:
-            versions = _prefix_sums(np.where(length > 0, length + _VERSION_EXTRA, 0))
+            versions = _version_sums(start, start + length)
     if _Role.URI in template.roles:  # a `uri` is read first: `bucket` and `key` are not
         j = template.roles.index(_Role.URI)
         items = (pairs[:, 2 * j + 1] - pairs[:, 2 * j] - 1 - len(_URI_PREFIX) - 1).astype(np.int64)
@@ -331,7 +330,7 @@ def _prefix_sums(values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
 
 def _template_row(row: bytes) -> tuple[str, ...]:
     """A proved line's record parts, read by the reference parser itself."""
-    record = parse_json_value(orjson.loads(row), 0)
+    record = parse_json_line(row, 0)
     if not isinstance(record, ManifestRecord):  # cannot be: the proof took the line
         raise ValueError(f"a proved line is no record: {record}")
     parts = (record.bucket, record.key)
