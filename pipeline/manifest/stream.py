@@ -37,6 +37,7 @@ from pipeline.manifest.dense import (
 )
 from pipeline.manifest.dense_array import dense_array_batch
 from pipeline.manifest.dense_columns import columns_check
+from pipeline.manifest.dense_csv_template import dense_csv_template_batch
 from pipeline.manifest.dense_json import dense_jsonl_lines, dense_jsonl_uri_lines
 from pipeline.manifest.dense_template import dense_template_batch
 from pipeline.manifest.dense_uri_columns import dense_uri_columns_batch
@@ -281,7 +282,7 @@ class RecordReader:
                 return unparsed
         if layout is None:
             return self._objects(run.data, shape, raw=raw)
-        return self._learned(parsed_csv_batch(run.data, shape, layout))
+        return self._columns(run.data, shape, layout, raw=raw)
 
     def _objects(self, data: bytes, shape: DenseShape, *, raw: bool) -> ProvedBatch | None:
         """JSON Lines objects no frame proof takes, read a column at a time.
@@ -294,6 +295,20 @@ class RecordReader:
             if templated is not None:
                 return templated
         return self._learned(objects_batch(data, shape))
+
+    def _columns(
+        self, data: bytes, shape: DenseShape, layout: CsvLayout, *, raw: bool
+    ) -> ProvedBatch | None:
+        """CSV rows no frame proof takes, read a column at a time.
+
+        For `scan` (not `raw`), a block laid out like its first line is proved without a `str`
+        a field (`pipeline.manifest.dense_csv_template`).
+        """
+        if not raw:
+            templated = dense_csv_template_batch(data, shape, layout)
+            if templated is not None:
+                return templated
+        return self._learned(parsed_csv_batch(data, shape, layout))
 
     def _learned(self, batch: DenseBatch | ParsedBatch | None) -> DenseBatch | ParsedBatch | None:
         """The batch, the buckets a `ParsedBatch` names remembered first.

@@ -21,6 +21,7 @@ from pipeline.config import Settings
 from pipeline.gzip.index_store import LocalIndexStore
 from pipeline.gzip.ranged import LocalFileReader
 from pipeline.manifest import stream
+from pipeline.manifest.dense_csv_template import dense_csv_template_batch
 from pipeline.manifest.dense_template import dense_template_batch
 from pipeline.split.passes import SplitOptions
 from tests.split_chain import SMALL_KNOBS, run_chain, tick_clock
@@ -236,5 +237,35 @@ def test_scan_equals_split_on_json_lines_with_other_fields(tmp_path, monkeypatch
     report, _ = _compare(str(path), tmp_path)
     # THEN the same counts, scan's first blocks (before the bad lines) from the proof
     assert report.failures_by_error == {"NoKey": 1, "BadJson": 1}
+    assert report.records == 19_998
+    assert taken[0] and not all(taken)
+
+
+@pytest.mark.parametrize("shape", ["key,bucket", "quoted URIs"])
+def test_scan_equals_split_on_csv_laid_out_otherwise(tmp_path, monkeypatch, shape):
+    # GIVEN rows with the record's columns where no frame proof looks, and two bad lines
+    rng = random.Random(17)
+    if shape == "key,bucket":
+        rows = [b"dir/k%06d.jpg,bkt,%d" % (i, rng.randrange(10**9)) for i in range(20_000)]
+        rows[19_000], rows[19_500] = b",bkt,1", b"k,bad bucket,1"
+        head, errors = b"key,bucket,size\n", {"NoKey": 1, "BadBucket": 1}
+    else:
+        rows = [b'"s3://bkt/dir/k%06d,%d.jpg"' % (i, rng.randrange(10**9)) for i in range(20_000)]
+        rows[19_000], rows[19_500] = b'"s3://bkt/"', b'"s3:/bkt/k"'
+        head, errors = b"", {"NoKey": 1, "BadUri": 1}
+    path = tmp_path / "m.csv.gz"
+    path.write_bytes(gzip.compress(head + b"\n".join(rows) + b"\n"))
+    taken = []
+
+    def counted(data, shape, layout):
+        batch = dense_csv_template_batch(data, shape, layout)
+        taken.append(batch is not None)
+        return batch
+
+    monkeypatch.setattr(stream, "dense_csv_template_batch", counted)
+    # WHEN scanned (blocks laid out like their first row proved) and split in passes (raw)
+    report, _ = _compare(str(path), tmp_path)
+    # THEN the same counts, scan's first blocks (before the bad lines) from the proof
+    assert report.failures_by_error == errors
     assert report.records == 19_998
     assert taken[0] and not all(taken)
