@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from pipeline.manifest.dense import DenseShape
 
 _QUOTE, _ZERO, _NINE = ord('"'), ord("0"), ord("9")
+_WORD, _WORDS = 8, np.dtype("<u8")
 _URI_PREFIX = b"s3://"
 _ITEM_FRAME = len('[,"",""]')
 _NEVER_EMPTY = -(2**62)
@@ -51,7 +52,7 @@ _MAX_DIGITS = 18
 _NUMBER = re.compile(rb"(: *)(?:0|[1-9][0-9]{0,17})( *[,}] *)")
 _VERSION_NAMES = frozenset({"version_id", "versionId", "VersionId"})
 _MAX_BUCKETS = 32
-"""Known buckets a block's values are compared with, at most (a gather a byte each): a run
+"""Known buckets a block's values are compared with, at most (gathers for each): a run
 naming more reads its blocks a column at a time, as before."""
 
 
@@ -290,11 +291,36 @@ def _equal(block: npt.NDArray[np.uint8], at: npt.NDArray[np.intp], piece: bytes)
 def _equal_mask(
     block: npt.NDArray[np.uint8], at: npt.NDArray[np.intp], piece: bytes
 ) -> npt.NDArray[np.bool_]:
-    """For each offset in `at`: whether `piece` lies there (reads clipped into the block)."""
+    """For each offset in `at`: whether `piece` lies there (False where it would leave the block).
+
+    The bytes are read as little-endian 8-byte words, a gather for 8 bytes of `piece` (a
+    19-byte `s3://bucket/` prefix is three gathers, not nineteen). The few offsets so near the
+    block's end that a word would leave it are compared a byte at a time.
+    """
+    if len(block) < _WORD:
+        return _equal_bytewise(block, at, piece)
+    words = np.ndarray((len(block) - _WORD + 1,), _WORDS, block, strides=(1,))
+    last = len(words) - 1
+    hit = np.ones(len(at), bool)
+    for offset in range(0, len(piece), _WORD):
+        chunk = piece[offset : offset + _WORD]
+        word = words[np.minimum(at + offset, last)]
+        if len(chunk) < _WORD:
+            word &= np.uint64((1 << 8 * len(chunk)) - 1)
+        hit &= word == int.from_bytes(chunk, "little")
+    late = np.flatnonzero(at + (len(piece) - 1) // _WORD * _WORD > last)
+    if len(late):
+        hit[late] = _equal_bytewise(block, at[late], piece)
+    return hit
+
+
+def _equal_bytewise(
+    block: npt.NDArray[np.uint8], at: npt.NDArray[np.intp], piece: bytes
+) -> npt.NDArray[np.bool_]:
     hit = np.ones(len(at), bool)
     last = len(block) - 1
     for k, byte in enumerate(piece):
-        hit &= block[np.minimum(at + k, last)] == byte
+        hit &= (at + k <= last) & (block[np.minimum(at + k, last)] == byte)
     return hit
 
 
