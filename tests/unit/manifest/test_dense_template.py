@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.manifest.dense import DenseShape
-from pipeline.manifest.dense_template import dense_template_batch
+from pipeline.manifest.dense_template import _equal_mask, dense_template_batch
 from pipeline.manifest.parse import ManifestRecord, parse_json_line
 
 BUCKETS = [b"bkt-a", b"bkt-b"]
@@ -148,3 +149,16 @@ def test_a_run_naming_many_buckets_reads_its_blocks_as_before():
     many = DenseShape(1, 0, [*(b"bkt-%d" % i for i in range(32)), b"bkt-a"], 10**6)
     assert dense_template_batch(data, SHAPE) is not None
     assert dense_template_batch(data, many) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.binary(min_size=1, max_size=40).map(lambda b: bytes(97 + x % 2 for x in b)),
+    piece=st.binary(min_size=1, max_size=20).map(lambda b: bytes(97 + x % 2 for x in b)),
+    at=st.lists(st.integers(0, 39), max_size=6),
+)
+def test_pieces_are_compared_as_words_exactly_up_to_the_block_end(data, piece, at):
+    # two letters only: many matches, and words read across every offset and the block's end
+    offsets = np.array(sorted(min(a, len(data) - 1) for a in at), np.intp)
+    got = _equal_mask(np.frombuffer(data, np.uint8), offsets, piece)
+    assert list(got) == [data[a : a + len(piece)] == piece for a in offsets]
