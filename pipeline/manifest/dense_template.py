@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 _QUOTE, _ZERO, _NINE = ord('"'), ord("0"), ord("9")
 _WORD, _WORDS = 8, np.dtype("<u8")
+_BYTEWISE_UP_TO = 2
+"""Pieces this short are compared a byte at a time: fewer gathers than a word and its mask."""
 _URI_PREFIX = b"s3://"
 _ITEM_FRAME = len('[,"",""]')
 _NEVER_EMPTY = -(2**62)
@@ -291,36 +293,30 @@ def _equal(block: npt.NDArray[np.uint8], at: npt.NDArray[np.intp], piece: bytes)
 def _equal_mask(
     block: npt.NDArray[np.uint8], at: npt.NDArray[np.intp], piece: bytes
 ) -> npt.NDArray[np.bool_]:
-    """For each offset in `at`: whether `piece` lies there (False where it would leave the block).
+    """For each offset in `at` (ascending): whether `piece` lies there (False past the block).
 
-    The bytes are read as little-endian 8-byte words, a gather for 8 bytes of `piece` (a
-    19-byte `s3://bucket/` prefix is three gathers, not nineteen). The few offsets so near the
-    block's end that a word would leave it are compared a byte at a time.
+    A piece of 3 bytes or more is read as little-endian 8-byte words, a gather for 8 bytes
+    (a 19-byte `s3://bucket/` prefix is three gathers, not nineteen); a shorter one a byte at
+    a time, which gathers less. The last offsets, where a read would leave the block, are
+    compared a byte at a time with the block's end in mind.
     """
-    if len(block) < _WORD:
-        return _equal_bytewise(block, at, piece)
-    words = np.ndarray((len(block) - _WORD + 1,), _WORDS, block, strides=(1,))
-    last = len(words) - 1
+    step = _WORD if len(piece) > _BYTEWISE_UP_TO else 1
+    count = len(block) - step + 1
+    words = block if step == 1 else np.ndarray((max(count, 0),), _WORDS, block, strides=(1,))
+    inside = int(np.searchsorted(at, count - 1 - (len(piece) - 1) // step * step, "right"))
     hit = np.ones(len(at), bool)
-    for offset in range(0, len(piece), _WORD):
-        chunk = piece[offset : offset + _WORD]
-        word = words[np.minimum(at + offset, last)]
-        if len(chunk) < _WORD:
+    head = at[:inside]
+    for offset in range(0, len(piece), step):
+        chunk = piece[offset : offset + step]
+        word = words[head + offset if offset else head]  # (`take` would copy a strided view)
+        if len(chunk) < step:
             word &= np.uint64((1 << 8 * len(chunk)) - 1)
-        hit &= word == int.from_bytes(chunk, "little")
-    late = np.flatnonzero(at + (len(piece) - 1) // _WORD * _WORD > last)
-    if len(late):
-        hit[late] = _equal_bytewise(block, at[late], piece)
-    return hit
-
-
-def _equal_bytewise(
-    block: npt.NDArray[np.uint8], at: npt.NDArray[np.intp], piece: bytes
-) -> npt.NDArray[np.bool_]:
-    hit = np.ones(len(at), bool)
-    last = len(block) - 1
-    for k, byte in enumerate(piece):
-        hit &= (at + k <= last) & (block[np.minimum(at + k, last)] == byte)
+        hit[:inside] &= word == int.from_bytes(chunk, "little")
+    if inside < len(at):
+        last = len(block) - 1
+        tail = at[inside:]
+        for k, byte in enumerate(piece):
+            hit[inside:] &= (tail + k <= last) & (block.take(np.minimum(tail + k, last)) == byte)
     return hit
 
 
