@@ -47,11 +47,13 @@ _WORD, _WORDS = 8, np.dtype("<u8")
 _BYTEWISE_UP_TO = 2
 """Pieces this short are compared a byte at a time: fewer gathers than a word and its mask."""
 _URI_PREFIX = b"s3://"
+_WHITESPACE = b" \t\r\n"
+"""JSON's whitespace, which an indented array element holds between its strings."""
 _ITEM_FRAME = len('[,"",""]')
 _NEVER_EMPTY = -(2**62)
 _MAX_DIGITS = 18
 """Longer integers go the reference way (orjson refuses those past 64 bits)."""
-_NUMBER = re.compile(rb"(: *)(?:0|[1-9][0-9]{0,17})( *[,}] *)")
+_NUMBER = re.compile(rb"(:[ \t\r\n]*)(?:0|[1-9][0-9]{0,17})([ \t\r\n]*[,}][ \t\r\n]*)")
 _VERSION_NAMES = frozenset({"version_id", "versionId", "VersionId"})
 _MAX_BUCKETS = 32
 """Known buckets a block's values are compared with, at most (gathers for each): a run
@@ -96,7 +98,7 @@ def dense_template_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
     if found is None:
         return None
     block, starts, pairs = found
-    sizes = _sizes(block, pairs, starts, template, shape.buckets)  # type: ignore[arg-type]
+    sizes = _sizes(block, pairs, starts[:-1], starts[1:] - 1, template, shape.buckets)  # type: ignore[arg-type]
     if sizes is None or not _is_utf8(data):
         return None
     form = _Form(_ITEM_FRAME, _template_row, 1, _NEVER_EMPTY, b"")
@@ -159,10 +161,14 @@ def _roles(
     roles: list[_Role] = []
     name: str | None = None
     for string, before, gap in zip(strings, pieces, gaps, strict=False):
-        if before.rstrip(b" ").endswith((b"{", b",")):
+        if before.rstrip(_WHITESPACE).endswith((b"{", b",")):
             name = string.decode()
             roles.append(_Role.NAME)
-        elif before.rstrip(b" ").endswith(b":") and isinstance(gap, bytes) and name is not None:
+        elif (
+            before.rstrip(_WHITESPACE).endswith(b":")
+            and isinstance(gap, bytes)
+            and name is not None
+        ):
             roles.append(_value_role(name))
             name = None
         else:
@@ -207,21 +213,24 @@ def _layout_reads_a_record(
     return {_Role.BUCKET, _Role.KEY} <= string_roles
 
 
-def _sizes(
+def _sizes(  # noqa: PLR0917
     block: npt.NDArray[np.uint8],
     pairs: npt.NDArray[np.intp],
-    starts: npt.NDArray[np.int64],
+    row_starts: npt.NDArray[np.int64],
+    row_ends: npt.NDArray[np.int64],
     template: _Template,
     buckets: list[bytes],
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64] | None] | None:
-    """Each line's bucket + key bytes and what its version adds; None unless laid out so.
+    """Each row's bucket + key bytes and what its version adds; None unless laid out so.
 
-    Every line must hold the template's bytes between its strings and its field names.
+    Row i runs over `[row_starts[i], row_ends[i])` of `block` (a line less its newline, or an
+    array element after its separator) and `pairs[i]` are its quotes. Every row must hold
+    the template's bytes between its strings and its field names.
     """
     count = len(template.roles)
     for j, gap in enumerate(template.gaps):
-        start = starts[:-1] if j == 0 else pairs[:, 2 * j - 1] + 1
-        end = pairs[:, 2 * j] if j < count else starts[1:] - 1
+        start = row_starts if j == 0 else pairs[:, 2 * j - 1] + 1
+        end = pairs[:, 2 * j] if j < count else row_ends
         if not _gap_holds(block, start, end, gap):
             return None
     items = np.zeros(len(pairs), np.int64)

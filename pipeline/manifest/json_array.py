@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from pipeline.failures import ManifestReadError
 from pipeline.manifest.lines import BLOCK_BYTES, HeadStream
@@ -37,8 +38,17 @@ def _broken(message: str) -> ManifestReadError:
     return ManifestReadError(f"JSON array {message}", error="BadJson")
 
 
-DenseSpan = Callable[[bytes, int], object | None]
-"""Proves a span of whole elements (its bytes, its offset) plain: a batch of them, or None."""
+class SpanBatch(Protocol):
+    """What `DenseSpan` returns: a batch of elements, and the offset just past its last."""
+
+    end_offset: int
+
+
+DenseSpan = Callable[[bytes, int], SpanBatch | None]
+"""Proves a span of whole elements (its bytes, its offset) plain: a batch of them, or None.
+
+The batch holds the span's elements, or its first ones only (a span cut inside a string is
+proved up to the last element whole): the splitter goes on from the batch's `end_offset`."""
 
 
 class ArraySplitter:
@@ -115,7 +125,7 @@ class ArraySplitter:
         self._i += 1
         return self._next_byte() == ord("]")
 
-    def _offer_span(self) -> object | None:
+    def _offer_span(self) -> SpanBatch | None:
         """Offer the elements read past the last one yielded to `dense`; its batch, or None."""
         buffer_end = self._base + len(self._buf)
         if buffer_end <= self._dense_tried:
@@ -126,8 +136,8 @@ class ArraySplitter:
             return None
         batch = self._dense(self._buf[self._i : end], self._base + self._i)  # type: ignore[misc]
         if batch is not None:
-            self._i = end
-            self.end = self._base + self._i
+            self._i = batch.end_offset - self._base
+            self.end = batch.end_offset
         return batch
 
     def _span_end(self) -> int:

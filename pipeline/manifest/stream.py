@@ -36,6 +36,7 @@ from pipeline.manifest.dense import (
     dense_uri_batch,
 )
 from pipeline.manifest.dense_array import dense_array_batch
+from pipeline.manifest.dense_array_template import dense_array_template_batch
 from pipeline.manifest.dense_columns import columns_check
 from pipeline.manifest.dense_csv_template import dense_csv_template_batch
 from pipeline.manifest.dense_json import dense_jsonl_lines, dense_jsonl_uri_lines
@@ -485,7 +486,8 @@ class RecordReader:
         """A span of whole elements as one batch, when proved plain (`ArraySplitter`).
 
         With `raw_lines`, elements no frame proof takes go unparsed when they can
-        (`pipeline.manifest.raw_elements`).
+        (`pipeline.manifest.raw_elements`); without (`scan`), elements laid out like the
+        span's first are proved so (`pipeline.manifest.dense_array_template`).
         """
         if not self._buckets:
             return None
@@ -497,6 +499,10 @@ class RecordReader:
             unparsed = raw_elements_batch(span, shape)
             if unparsed is not None:
                 return unparsed
+        else:  # `scan`: elements laid out like the span's first, proved without an object each
+            templated = dense_array_template_batch(span, shape)
+            if templated is not None:
+                return templated
         return self._learned(array_values_batch(span, shape))
 
     def _iter_json_array(self, *, dense: bool = False) -> Iterator[Item]:

@@ -21,6 +21,7 @@ from pipeline.config import Settings
 from pipeline.gzip.index_store import LocalIndexStore
 from pipeline.gzip.ranged import LocalFileReader
 from pipeline.manifest import stream
+from pipeline.manifest.dense_array_template import dense_array_template_batch
 from pipeline.manifest.dense_csv_template import dense_csv_template_batch
 from pipeline.manifest.dense_template import dense_template_batch
 from pipeline.split.passes import SplitOptions
@@ -267,5 +268,33 @@ def test_scan_equals_split_on_csv_laid_out_otherwise(tmp_path, monkeypatch, shap
     report, _ = _compare(str(path), tmp_path)
     # THEN the same counts, scan's first blocks (before the bad lines) from the proof
     assert report.failures_by_error == errors
+    assert report.records == 19_998
+    assert taken[0] and not all(taken)
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_scan_equals_split_on_json_arrays_as_python_writes_them(tmp_path, monkeypatch, indent):
+    # GIVEN an array as `json.dump` writes it, objects with a size, and two bad elements
+    rng = random.Random(19)
+    values = [
+        {"bucket": "bkt", "key": f"dir/k{i:06d}.jpg", "size": rng.randrange(10**9)}
+        for i in range(20_000)
+    ]
+    values[19_000]["key"], values[19_500]["size"] = "", 1.5  # NoKey; read as before
+    values[19_600] = {"bucket": "bkt", "key": ""}
+    path = tmp_path / "m.json.gz"
+    path.write_bytes(gzip.compress(json.dumps(values, indent=indent).encode()))
+    taken = []
+
+    def counted(span, shape):
+        batch = dense_array_template_batch(span, shape)
+        taken.append(batch is not None)
+        return batch
+
+    monkeypatch.setattr(stream, "dense_array_template_batch", counted)
+    # WHEN scanned (spans laid out like their first element proved) and split in passes (raw)
+    report, _ = _compare(str(path), tmp_path)
+    # THEN the same counts, scan's first spans (before the bad elements) from the proof
+    assert report.failures_by_error == {"NoKey": 2}
     assert report.records == 19_998
     assert taken[0] and not all(taken)
