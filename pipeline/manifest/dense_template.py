@@ -227,18 +227,16 @@ def _sizes(  # noqa: PLR0917
     array element after its separator) and `pairs[i]` are its quotes. Every row must hold
     the template's bytes between its strings and its field names.
     """
-    count = len(template.roles)
-    for j, gap in enumerate(template.gaps):
-        start = row_starts if j == 0 else pairs[:, 2 * j - 1] + 1
-        end = pairs[:, 2 * j] if j < count else row_ends
-        if not _gap_holds(block, start, end, gap):
-            return None
+    if not _frames_hold(block, pairs, row_starts, row_ends, template):
+        return None
     items = np.zeros(len(pairs), np.int64)
     versions = None
     for j, role in enumerate(template.roles):
+        if role is _Role.NAME:
+            continue
         start = pairs[:, 2 * j] + 1
         length = pairs[:, 2 * j + 1] - start
-        if not _value_holds(block, start, length, role, template.names[j], buckets):
+        if not _value_holds(block, start, length, role, buckets):
             return None
         if role in (_Role.BUCKET, _Role.KEY):
             items += length
@@ -250,17 +248,54 @@ def _sizes(  # noqa: PLR0917
     return items, versions
 
 
-def _value_holds(  # noqa: PLR0917
+def _frames_hold(
+    block: npt.NDArray[np.uint8],
+    pairs: npt.NDArray[np.intp],
+    row_starts: npt.NDArray[np.int64],
+    row_ends: npt.NDArray[np.int64],
+    template: _Template,
+) -> bool:
+    """Whether every row holds the template's bytes outside its values: gaps and field names.
+
+    A field name and the fixed gaps on either side are one piece, compared at once (`,"key":"`
+    is one word gather, not three compares). The piece's quotes are the row's next ones: the
+    quotes in `pairs` are all the block's, and no gap holds one.
+    """
+    count = len(template.roles)
+
+    def gap_start(j: int) -> npt.NDArray[np.int64]:
+        return row_starts if j == 0 else pairs[:, 2 * j - 1] + 1
+
+    def gap_end(j: int) -> npt.NDArray[np.int64]:
+        return pairs[:, 2 * j] if j < count else row_ends
+
+    compared: set[int] = set()
+    for j in (j for j, role in enumerate(template.roles) if role is _Role.NAME):
+        lead, tail = template.gaps[j], template.gaps[j + 1]
+        piece, start, end = b'"%b"' % template.names[j], pairs[:, 2 * j], pairs[:, 2 * j + 1] + 1
+        if isinstance(lead, bytes):
+            piece, start = lead + piece, gap_start(j)
+            compared.add(j)
+        if isinstance(tail, bytes) and j + 1 < count:
+            piece, end = piece + tail, gap_end(j + 1)
+            compared.add(j + 1)
+        if not ((end - start == len(piece)).all() and _equal(block, start, piece)):
+            return False
+    return all(
+        _gap_holds(block, gap_start(j), gap_end(j), gap)
+        for j, gap in enumerate(template.gaps)
+        if j not in compared
+    )
+
+
+def _value_holds(
     block: npt.NDArray[np.uint8],
     start: npt.NDArray[np.intp],
     length: npt.NDArray[np.intp],
     role: _Role,
-    name: bytes,
     buckets: list[bytes],
 ) -> bool:
-    """Whether string j of every line (at `start`, `length` long) is what its role needs."""
-    if role is _Role.NAME:
-        return bool((length == len(name)).all()) and _equal(block, start, name)
+    """Whether value j of every row (at `start`, `length` long) is what its role needs."""
     if role is _Role.KEY:
         return bool((length > 0).all())
     if role in (_Role.BUCKET, _Role.URI):

@@ -135,6 +135,7 @@ def test_the_common_layouts_are_taken(line):
         b'{"bucket":"bkt-a","key":"k\\"q","size":1}',  # an escape
         b'{"bucket":"bkt-a","key":"k","size":1,}',  # no JSON
         b'{"bucket":"bkt-a","key":"k","sise":1}',  # another field name
+        b'{"bucket":"bkt-a","key":x"k","size":1}',  # a byte between a name and its value
     ],
 )
 def test_a_block_holding_one_odd_line_is_not_taken(odd):
