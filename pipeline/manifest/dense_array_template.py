@@ -63,10 +63,14 @@ _FIRST_TRIES = 8
 
 @dataclass(frozen=True, slots=True)
 class ElementsBatch(SummedBatch):
-    """A `SummedBatch` of array elements, row i `SEP` + element i, cut at `starts`.
+    """A `SummedBatch` of array elements, row i `separator` + element i, cut at `starts`.
 
-    Not at a `row_end` byte, as `DenseBatch` cuts: a `}` may lie inside a key here.
+    Not at a `row_end` byte, as `DenseBatch` cuts: a `}` may lie inside a key here. Every row
+    starts with the same `separator`, so the rows less the first's are JSON array elements
+    with their commas: Split sends them so (`objects`).
     """
+
+    separator: bytes = b","
 
     @property
     def rows(self) -> list[bytes]:
@@ -106,7 +110,8 @@ def dense_array_template_batch(span: bytes, shape: DenseShape) -> ElementsBatch 
     if batch is None:
         return None
     base = {f.name: getattr(batch, f.name) for f in fields(batch) if f.init}
-    return ElementsBatch(**base, item_sums=_prefix_sums(items), version_sums=versions)
+    sums = _prefix_sums(items)
+    return ElementsBatch(**base, item_sums=sums, version_sums=versions, separator=sep)
 
 
 def _first_element_template(span: bytes, at: int) -> _Template | None:
@@ -135,25 +140,29 @@ class _Rows:
 
 
 def _whole_rows(span: bytes, quotes_a_row: int, lead: int, *, closing: bytes) -> _Rows | None:
-    """The span up to its last row whole, cut in rows by the quotes; None if it holds none.
+    """The span cut in rows by the quotes; None if it holds none, or not whole rows.
 
-    The rows hold `quotes_a_row` quotes each, their first `lead` bytes after the row's start;
-    the last ends at the first `closing` byte after its last quote. Nothing here proves the
-    bytes between: the callers do. No backslash or DEL in the rows.
+    The rows hold `quotes_a_row` quotes each, their first `lead` bytes after the row's start.
+    A span that ends inside a string (an odd number of quotes: no backslash escapes one) is
+    taken up to its last row whole, which ends at the first `closing` byte after its last
+    quote; any other span is taken whole or not at all, so an odd element goes on to the
+    paths that take it with its span (`raw_elements`) as it did. Nothing here proves the bytes
+    between the quotes: the callers do. No backslash or DEL in the rows.
     """
     block = np.frombuffer(span, np.uint8)
     quotes = np.flatnonzero(block == _QUOTE)
-    count = len(quotes) // quotes_a_row
-    if not count:
+    whole = len(quotes) if len(quotes) % 2 == 0 else len(quotes) // quotes_a_row * quotes_a_row
+    if not whole or whole % quotes_a_row:
         return None
-    end = span.find(closing, int(quotes[count * quotes_a_row - 1])) + 1
-    if not end:
-        return None
-    if end < len(span):
+    if whole < len(quotes):  # the span ends inside a string: cut after the last row whole
+        end = span.find(closing, int(quotes[whole - 1])) + 1
+        if not end:
+            return None
         span, block = span[:end], block[:end]
+    count = whole // quotes_a_row
     if b"\\" in span or b"\x7f" in span:
         return None
-    pairs = quotes[: count * quotes_a_row].reshape(count, quotes_a_row)
+    pairs = quotes[:whole].reshape(count, quotes_a_row)
     starts = np.empty(count + 1, np.int64)
     np.subtract(pairs[:, 0], lead, out=starts[:-1])
     starts[-1] = len(span)

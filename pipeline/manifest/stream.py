@@ -262,8 +262,10 @@ class RecordReader:
     def _dense(self, run: LineRun, *, raw: bool = False) -> ProvedBatch | None:
         """The run as one batch, when it is proved plain; else None.
 
-        With `raw` (Split's batches, `raw_lines`), a run no frame proof takes goes unparsed
-        when it can (`pipeline.manifest.raw_lines`), instead of read a column at a time.
+        JSON Lines no frame proof takes are proved laid out like the block's first line when
+        they are (`pipeline.manifest.dense_template`). With `raw` (Split's batches,
+        `raw_lines`), a run no proof takes goes unparsed when it can
+        (`pipeline.manifest.raw_lines`), instead of read a column at a time.
         """
         if run.data is None or self._open is not None:
             return None
@@ -282,20 +284,8 @@ class RecordReader:
             if unparsed is not None:
                 return unparsed
         if layout is None:
-            return self._objects(run.data, shape, raw=raw)
+            return self._learned(objects_batch(run.data, shape))
         return self._columns(run.data, shape, layout, raw=raw)
-
-    def _objects(self, data: bytes, shape: DenseShape, *, raw: bool) -> ProvedBatch | None:
-        """JSON Lines objects no frame proof takes, read a column at a time.
-
-        For `scan` (not `raw`: it counts, sends nothing), a block laid out like its first line
-        is proved without an object a line (`pipeline.manifest.dense_template`).
-        """
-        if not raw:
-            templated = dense_template_batch(data, shape)
-            if templated is not None:
-                return templated
-        return self._learned(objects_batch(data, shape))
 
     def _columns(
         self, data: bytes, shape: DenseShape, layout: CsvLayout, *, raw: bool
@@ -485,24 +475,22 @@ class RecordReader:
     def _dense_span(self, span: bytes, start: int) -> ProvedBatch | None:
         """A span of whole elements as one batch, when proved plain (`ArraySplitter`).
 
-        With `raw_lines`, elements no frame proof takes go unparsed when they can
-        (`pipeline.manifest.raw_elements`); without (`scan`), elements laid out like the
-        span's first are proved so (`pipeline.manifest.dense_array_template`).
+        Elements no frame proof takes are proved laid out like the span's first when they are
+        (`pipeline.manifest.dense_array_template`); else, with `raw_lines`, they go unparsed
+        when they can (`pipeline.manifest.raw_elements`).
         """
         if not self._buckets:
             return None
         shape = DenseShape(self._next_line, start, self._buckets, self._max_line_bytes)
         dense = dense_array_batch(span, shape)
+        if dense is None:
+            dense = dense_array_template_batch(span, shape)
         if dense is not None:
             return dense
         if self._raw_lines:
             unparsed = raw_elements_batch(span, shape)
             if unparsed is not None:
                 return unparsed
-        else:  # `scan`: elements laid out like the span's first, proved without an object each
-            templated = dense_array_template_batch(span, shape)
-            if templated is not None:
-                return templated
         return self._learned(array_values_batch(span, shape))
 
     def _iter_json_array(self, *, dense: bool = False) -> Iterator[Item]:
@@ -537,12 +525,18 @@ class RecordReader:
 
 
 def _proved_jsonl(data: bytes, shape: DenseShape) -> DenseBatch | None:
-    """A JSON Lines block by its frame proof, or None."""
+    """A JSON Lines block by its frame proof, or laid out like its first line; or None.
+
+    The second (`pipeline.manifest.dense_template`) takes objects with other fields; Split
+    sends both kinds as `objects`, as they are.
+    """
     spelling = spelling_of(data)
     if data.startswith(b'{"uri"'):
-        return dense_jsonl_uri_lines(data, shape, spelling)
-    key_first = data.startswith(b'{"key"')
-    return dense_jsonl_lines(data, shape, key_first=key_first, spelling=spelling)
+        framed = dense_jsonl_uri_lines(data, shape, spelling)
+    else:
+        key_first = data.startswith(b'{"key"')
+        framed = dense_jsonl_lines(data, shape, key_first=key_first, spelling=spelling)
+    return framed if framed is not None else dense_template_batch(data, shape)
 
 
 def _proved_csv(layout: CsvLayout | None, data: bytes, shape: DenseShape) -> DenseBatch | None:

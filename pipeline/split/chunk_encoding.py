@@ -10,10 +10,13 @@ first line number and its rows as a whole-block rewrite of the bytes the dense p
 - verbatim `bucket,key` and URI rows (`pipeline.manifest.dense`: no quote, backslash or control
   byte but the line ends; UTF-8) are one JSON string: their CRs dropped, newlines written `\n`;
 - dense JSON records (`{"bucket":"B","key":"K"}`, key first or `{"uri":"s3://B/K"}`, in
-  either spelling, a key holding no JSON escape but pandas' `\/`) are JSON already: their
-  lines become the `objects` of the piece as they are, one newline to one comma (a JSON
-  array's elements keep their own separators). Rewriting them into `keys` or `pairs` cost a
-  multi-byte replace a record, a third of a Split pass;
+  either spelling, a key holding no JSON escape but pandas' `\/`; or any flat objects, and
+  array elements, laid out like their block's first: `dense_template`,
+  `dense_array_template`) are JSON already: their lines become the `objects` of the piece
+  as they are, one newline to one comma (a JSON array's elements keep their own
+  separators). Rewriting them into `keys` or `pairs` cost a multi-byte replace a record, a
+  third of a Split pass; sending the others as `raw_lines` text, escaping every quote, cost
+  more than proving them;
 - header-CSV, Inventory and quoted or versioned Batch rows (`ColumnsBatch`, and a header CSV
   whose first column is the URI, `UriColumnBatch`) go as they are, with the layout that reads
   them: quoted rows (every field `"F"`, no quote, backslash or control byte inside) are JSON
@@ -54,8 +57,10 @@ from pipeline.manifest.dense import (
     _uri_row,
 )
 from pipeline.manifest.dense_array import _array_row
+from pipeline.manifest.dense_array_template import ElementsBatch
 from pipeline.manifest.dense_columns import ColumnsBatch
 from pipeline.manifest.dense_json import ROW_FORMS
+from pipeline.manifest.dense_template import _template_row
 from pipeline.manifest.dense_uri_columns import UriColumnBatch
 from pipeline.manifest.parse import CsvLayout, layout_to_dict
 from pipeline.manifest.parsed_json import ParsedBatch
@@ -139,14 +144,21 @@ def _piece(batch: RecordBatch, start: int, stop: int) -> list[Buffer] | None:  #
         rows = batch.joined_rows(start, stop)
         rows = _without_crs(rows) if has_cr else rows
         return [head, b'"%b":"' % field, rows.replace(b"\n", b"\\n"), b'"}']
+    return _objects(head, batch, start, stop)
+
+
+def _objects(head: bytes, batch: DenseBatch, start: int, stop: int) -> list[Buffer] | None:
+    """Rows [start, stop) that are JSON values already, as `objects`; None for other rows."""
     if batch.data is None or batch.given_rows is not None:
         return None
     block = batch.data[batch.starts[start] : batch.starts[stop]]
-    if batch.parse_row in ROW_FORMS:  # JSON Lines records, each ending `"}` and a newline
+    if batch.parse_row in ROW_FORMS or batch.parse_row is _template_row:  # a line each
         return [head, _OBJECTS_OPEN, block[:-1].replace(b"\n", b","), b"]}"]
     if batch.parse_row is _array_row:  # SEP `{"bucket":"B","key":"K"}`, each
         separator = batch.data[: batch.data.find(b"{")]  # the same before every element
         return [head, _OBJECTS_OPEN, block[len(separator) :], b"]}"]
+    if isinstance(batch, ElementsBatch):  # SEP and an element laid out like the first, each
+        return [head, _OBJECTS_OPEN, block[len(batch.separator) :], b"]}"]
     return None
 
 

@@ -19,7 +19,12 @@ from pipeline.manifest.dense_array_template import ElementsBatch, dense_array_te
 from pipeline.manifest.parse import ManifestRecord
 from tests.unit.manifest.test_manifest_dense_array import _items as array_items
 from tests.unit.manifest.test_manifest_dense_array import _read as array_read
-from tests.unit.manifest_helpers import as_tuple, flatten_batches
+from tests.unit.manifest_helpers import (
+    as_tuple,
+    assert_spans_are_the_chunks,
+    flatten_batches,
+    share_sent_as,
+)
 
 SHAPE = DenseShape(1, 0, [b"bkt-a", b"bkt-b"], 10**6)
 SPELLINGS = {  # (between name and value, between fields, before the first, after the last)
@@ -114,6 +119,9 @@ def _assert_read_as_element_by_element(data: bytes, block: int) -> int:
         for item, position in items
         if isinstance(item, ManifestRecord)
     ]
+    # AND Split cuts, encodes (`objects`) and sizes the chunks as element by element
+    records = [item for item, _ in items if isinstance(item, ManifestRecord)]
+    assert_spans_are_the_chunks(batches, records, chunk_items=7, cap=5000)
     return sum(len(b) for b in batches if isinstance(b, ElementsBatch))
 
 
@@ -148,7 +156,10 @@ def test_arrays_as_python_writes_them_are_proved(dump, shape):
         "URIs": [f"s3://bkt-a/{k}" for k in keys],
     }[shape]
     # WHEN read through 4 KiB buffers THEN all but each buffer's first element are proved
-    assert _assert_read_as_element_by_element(dump(values), 4096) > 0.9 * len(keys)
+    data = dump(values)
+    assert _assert_read_as_element_by_element(data, 4096) > 0.9 * len(keys)
+    # AND Split sends them as they are, as `objects`
+    assert share_sent_as(array_read(data, 4096)[0], "objects") > 0.9
 
 
 @pytest.mark.parametrize(
@@ -199,3 +210,10 @@ def test_a_span_cut_inside_a_key_is_proved_up_to_its_last_whole_element():
     assert cut is not None
     assert (len(cut), cut.end_offset) == (4, 4 * len(element))
     assert [r.key for r in cut.records(0, 4)] == ["a}b"] * 4
+
+
+def test_a_span_ending_in_an_odd_whole_element_is_not_cut_before_it():
+    # the span ends outside a string: it is taken whole or not at all, so the odd element
+    # goes with its span to the path that takes it (Split's `raw_elements`) as before
+    element = b', {"bucket": "bkt-a", "key": "k"}'
+    assert dense_array_template_batch(element * 4 + b', {"nope": 1}', SHAPE) is None

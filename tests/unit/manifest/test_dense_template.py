@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import orjson
 import pytest
@@ -9,8 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.manifest.dense import DenseShape
+from pipeline.manifest.dense_columns import SummedBatch
 from pipeline.manifest.dense_template import _equal_mask, dense_template_batch
 from pipeline.manifest.parse import ManifestRecord, parse_json_line
+from pipeline.manifest.reader import ManifestFormat, RecordReader
+from tests.unit.manifest_helpers import assert_spans_are_the_chunks, share_sent_as
 
 BUCKETS = [b"bkt-a", b"bkt-b"]
 SHAPE = DenseShape(1, 0, BUCKETS, 10**6)
@@ -163,3 +168,21 @@ def test_pieces_are_compared_as_words_exactly_up_to_the_block_end(data, piece, a
     offsets = np.array(sorted(min(a, len(data) - 1) for a in at), np.intp)
     got = _equal_mask(np.frombuffer(data, np.uint8), offsets, piece)
     assert list(got) == [data[a : a + len(piece)] == piece for a in offsets]
+
+
+@pytest.mark.parametrize("raw_lines", [False, True])
+def test_blocks_laid_out_alike_are_read_and_sent_as_objects(raw_lines):
+    # GIVEN JSON Lines with a size and a version, read in 4 KiB blocks by scan and by Split
+    line = b'{"bucket":"bkt-a","key":"p/%d,{x}.jpg","size":%d,"version_id":"v%d"}\n'
+    data = b"".join(line % (n, n * 7919, n % 3) for n in range(3000))
+    reader = RecordReader(
+        io.BytesIO(data), ManifestFormat.JSON_LINES, block_bytes=4096, raw_lines=raw_lines
+    )
+    batches = list(reader.iter_batches())
+    # THEN all but each block's first (straddling) line are proved, and read exactly
+    assert sum(len(b) for b in batches if isinstance(b, SummedBatch)) > 0.9 * 3000
+    records = [parse_json_line(row, n) for n, row in enumerate(data.splitlines(), 1)]
+    assert [r for b in batches for r in b.records(0, len(b))] == records
+    # AND Split sends them as they are, as `objects`, each chunk reading back exactly
+    assert_spans_are_the_chunks(batches, records, chunk_items=97, cap=10**6)
+    assert share_sent_as(batches, "objects") > 0.9
