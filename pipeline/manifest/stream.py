@@ -262,10 +262,9 @@ class RecordReader:
     def _dense(self, run: LineRun, *, raw: bool = False) -> ProvedBatch | None:
         """The run as one batch, when it is proved plain; else None.
 
-        JSON Lines no frame proof takes are proved laid out like the block's first line when
-        they are (`pipeline.manifest.dense_template`). With `raw` (Split's batches,
-        `raw_lines`), a run no proof takes goes unparsed when it can
-        (`pipeline.manifest.raw_lines`), instead of read a column at a time.
+        With `raw` (Split's batches, `raw_lines`), a run no frame proof takes goes unparsed
+        when it can (`pipeline.manifest.raw_lines`), instead of proved laid out like its first
+        line or read a column at a time.
         """
         if run.data is None or self._open is not None:
             return None
@@ -284,8 +283,19 @@ class RecordReader:
             if unparsed is not None:
                 return unparsed
         if layout is None:
-            return self._learned(objects_batch(run.data, shape))
+            return self._objects(run.data, shape)
         return self._columns(run.data, shape, layout, raw=raw)
+
+    def _objects(self, data: bytes, shape: DenseShape) -> ProvedBatch | None:
+        """JSON Lines no frame proof takes: proved laid out alike, else read a column at a time.
+
+        The proof (`pipeline.manifest.dense_template`) takes a block laid out like its first
+        line. Split tries `raw_lines` first: sending the lines as text costs less than it.
+        """
+        templated = dense_template_batch(data, shape)
+        if templated is not None:
+            return templated
+        return self._learned(objects_batch(data, shape))
 
     def _columns(
         self, data: bytes, shape: DenseShape, layout: CsvLayout, *, raw: bool
@@ -525,18 +535,12 @@ class RecordReader:
 
 
 def _proved_jsonl(data: bytes, shape: DenseShape) -> DenseBatch | None:
-    """A JSON Lines block by its frame proof, or laid out like its first line; or None.
-
-    The second (`pipeline.manifest.dense_template`) takes objects with other fields; Split
-    sends both kinds as `objects`, as they are.
-    """
+    """A JSON Lines block by its frame proof, or None."""
     spelling = spelling_of(data)
     if data.startswith(b'{"uri"'):
-        framed = dense_jsonl_uri_lines(data, shape, spelling)
-    else:
-        key_first = data.startswith(b'{"key"')
-        framed = dense_jsonl_lines(data, shape, key_first=key_first, spelling=spelling)
-    return framed if framed is not None else dense_template_batch(data, shape)
+        return dense_jsonl_uri_lines(data, shape, spelling)
+    key_first = data.startswith(b'{"key"')
+    return dense_jsonl_lines(data, shape, key_first=key_first, spelling=spelling)
 
 
 def _proved_csv(layout: CsvLayout | None, data: bytes, shape: DenseShape) -> DenseBatch | None:

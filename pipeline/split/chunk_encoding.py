@@ -10,13 +10,13 @@ first line number and its rows as a whole-block rewrite of the bytes the dense p
 - verbatim `bucket,key` and URI rows (`pipeline.manifest.dense`: no quote, backslash or control
   byte but the line ends; UTF-8) are one JSON string: their CRs dropped, newlines written `\n`;
 - dense JSON records (`{"bucket":"B","key":"K"}`, key first or `{"uri":"s3://B/K"}`, in
-  either spelling, a key holding no JSON escape but pandas' `\/`; or any flat objects, and
-  array elements, laid out like their block's first: `dense_template`,
-  `dense_array_template`) are JSON already: their lines become the `objects` of the piece
-  as they are, one newline to one comma (a JSON array's elements keep their own
-  separators). Rewriting them into `keys` or `pairs` cost a multi-byte replace a record, a
-  third of a Split pass; sending the others as `raw_lines` text, escaping every quote, cost
-  more than proving them;
+  either spelling, a key holding no JSON escape but pandas' `\/`; array elements laid out
+  like their span's first, `dense_array_template`, and lines like their block's first,
+  `dense_template`) are JSON already: their lines become the `objects` of the piece as they
+  are, one newline to one comma (a JSON array's elements keep their own separators).
+  Rewriting them into `keys` or `pairs` cost a multi-byte replace a record, a third of a
+  Split pass; sending array elements as `raw_elements` text, every quote escaped, cost more
+  than proving them (JSON Lines are the other way round: Split sends them `raw_lines`);
 - header-CSV, Inventory and quoted or versioned Batch rows (`ColumnsBatch`, and a header CSV
   whose first column is the URI, `UriColumnBatch`) go as they are, with the layout that reads
   them: quoted rows (every field `"F"`, no quote, backslash or control byte inside) are JSON
