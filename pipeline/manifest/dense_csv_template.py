@@ -39,6 +39,7 @@ from pipeline.manifest.dense_template import (
     _NEVER_EMPTY,
     _names_a_known_bucket,
     _prefix_sums,
+    found_a_line,
 )
 from pipeline.manifest.parse import CsvKind, CsvLayout, ManifestRecord, parse_csv_line
 
@@ -138,16 +139,8 @@ def _table(data: bytes, shape: DenseShape, layout: CsvLayout) -> _Table | None:
     if plain is None:
         return None
     block, starts = plain
-    n = len(starts) - 1
-    commas = np.flatnonzero(block == _COMMA)
-    if len(commas) != width * n:
-        return None
-    commas = commas.reshape(n, width)
-    if width and not (
-        (commas[:, 0] >= starts[:-1]).all() and (commas[:, -1] < starts[1:] - 1).all()
-    ):
-        return None  # sorted, every row's within its line: each holds exactly as many
-    return _Table(block, starts, commas, width)
+    commas = found_a_line(block, starts, _COMMA, width)
+    return None if commas is None else _Table(block, starts, commas, width)
 
 
 def _quoted_uris(data: bytes, shape: DenseShape) -> _Proved | None:
@@ -156,12 +149,10 @@ def _quoted_uris(data: bytes, shape: DenseShape) -> _Proved | None:
     if plain is None:
         return None
     block, starts = plain
-    n = len(starts) - 1
-    quotes = np.flatnonzero(block == _QUOTE)
-    if len(quotes) != 2 * n:
-        return None
-    pairs = quotes.reshape(n, 2)
-    if not ((pairs[:, 0] == starts[:-1]).all() and (pairs[:, 1] == starts[1:] - 2).all()):
+    pairs = found_a_line(block, starts, _QUOTE, 2)
+    if pairs is None or not (
+        (pairs[:, 0] == starts[:-1]).all() and (pairs[:, 1] == starts[1:] - 2).all()
+    ):
         return None
     start, length = pairs[:, 0] + 1, pairs[:, 1] - pairs[:, 0] - 1
     if not _names_a_known_bucket(block, start, length, shape.buckets, uri=True):

@@ -120,14 +120,26 @@ def _strings(
     if starts is None:
         return None
     block = np.frombuffer(data, np.uint8)
-    quotes = np.flatnonzero(block == _QUOTE)
+    pairs = found_a_line(block, starts, _QUOTE, template.quotes)
+    return None if pairs is None else (block, starts, pairs)
+
+
+def found_a_line(
+    block: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64], byte: int, count: int
+) -> npt.NDArray[np.intp] | None:
+    """Where `byte` lies in each line of `block` (a row a line), when each holds `count`.
+
+    One search finds them all, in order; as many in all as `count` a line, and each row's
+    first and last inside its line (before the newline), so each line holds exactly `count`.
+    """
+    found = np.flatnonzero(block == byte)
     n = len(starts) - 1
-    if len(quotes) != template.quotes * n:
+    if len(found) != count * n:
         return None
-    pairs = quotes.reshape(n, template.quotes)
-    if not ((pairs[:, 0] > starts[:-1]).all() and (pairs[:, -1] < starts[1:] - 1).all()):
-        return None  # sorted, every line's within it: each holds exactly as many
-    return block, starts, pairs
+    rows = found.reshape(n, count)
+    if count and not ((rows[:, 0] >= starts[:-1]).all() and (rows[:, -1] < starts[1:] - 1).all()):
+        return None
+    return rows
 
 
 def _template(line: bytes) -> _Template | None:

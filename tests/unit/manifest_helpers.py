@@ -68,3 +68,45 @@ def share_sent_as(batches, field: str) -> float:
         assert Chunk.from_message(message) == span.to_chunk()
         sent += message["v"] == 2 and field in message["pieces"][-1]
     return sent / len(spans)
+
+
+def item_size(record: ManifestRecord) -> int:
+    """The size of a record's v1 chunk item, `[line,"bucket","key"(,"version")]`."""
+    version = [] if record.version_id is None else [record.version_id]
+    return len(orjson.dumps([record.line, record.bucket, record.key, *version]))
+
+
+def assert_block_batch_is_the_reference(batch, data: bytes, reference: list) -> None:
+    """A batch of the newline-ended lines of `data` holds `reference`'s records, a line each,
+    with their item sizes and the restart point after each line."""
+    lines = data.split(b"\n")[:-1]
+    assert all(isinstance(r, ManifestRecord) for r in reference)
+    assert batch.records(0, len(batch)) == reference
+    sizes = [item_size(r) for r in reference]
+    assert batch.item_sizes(0, len(batch)) == sizes
+    for start in range(len(batch)):
+        assert batch.item_bytes(start, len(batch)) == sum(sizes[start:])
+    ends = [sum(len(line) + 1 for line in lines[: i + 1]) for i in range(len(lines))]
+    assert [batch.resume_after(i) for i in range(len(batch))] == [
+        (i + 2, end) for i, end in enumerate(ends)
+    ]
+
+
+def assert_batches_are_the_element_reader(batches, items, *, chunk_items: int) -> None:
+    """Array batches give the element reader's records (`items`: each with the reader's
+    position after it), item sizes and restart points, and Split cuts, encodes and sizes
+    their chunks as it does for those records."""
+    got = []
+    for batch in batches:
+        records = batch.records(0, len(batch))
+        sizes = [item_size(r) for r in records]
+        assert batch.item_sizes(0, len(batch)) == sizes
+        assert batch.item_bytes(0, len(batch)) == sum(sizes)
+        got += [(as_tuple(r), batch.resume_after(i)) for i, r in enumerate(records)]
+    assert got == [
+        (as_tuple(item), (position.line, position.offset))
+        for item, position in items
+        if isinstance(item, ManifestRecord)
+    ]
+    records = [item for item, _ in items if isinstance(item, ManifestRecord)]
+    assert_spans_are_the_chunks(batches, records, chunk_items=chunk_items, cap=5000)

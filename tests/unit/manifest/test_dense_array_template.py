@@ -16,12 +16,11 @@ from hypothesis import strategies as st
 
 from pipeline.manifest.dense import DenseShape
 from pipeline.manifest.dense_array_template import ElementsBatch, dense_array_template_batch
-from pipeline.manifest.parse import ManifestRecord
 from tests.unit.manifest.test_manifest_dense_array import _items as array_items
 from tests.unit.manifest.test_manifest_dense_array import _read as array_read
 from tests.unit.manifest_helpers import (
     as_tuple,
-    assert_spans_are_the_chunks,
+    assert_batches_are_the_element_reader,
     flatten_batches,
     share_sent_as,
 )
@@ -107,26 +106,8 @@ def _assert_read_as_element_by_element(data: bytes, block: int) -> int:
     items = array_items(data, block)
     batches, _ = array_read(data, block)
     assert flatten_batches(batches) == [as_tuple(item) for item, _ in items]
-    got = []
-    for batch in batches:
-        records = batch.records(0, len(batch))
-        sizes = [len(orjson.dumps([r.line, r.bucket, r.key, *_version(r)])) for r in records]
-        assert batch.item_sizes(0, len(batch)) == sizes
-        assert batch.item_bytes(0, len(batch)) == sum(sizes)
-        got += [(as_tuple(r), batch.resume_after(i)) for i, r in enumerate(records)]
-    assert got == [
-        (as_tuple(item), (position.line, position.offset))
-        for item, position in items
-        if isinstance(item, ManifestRecord)
-    ]
-    # AND Split cuts, encodes (`objects`) and sizes the chunks as element by element
-    records = [item for item, _ in items if isinstance(item, ManifestRecord)]
-    assert_spans_are_the_chunks(batches, records, chunk_items=7, cap=5000)
+    assert_batches_are_the_element_reader(batches, items, chunk_items=7)
     return sum(len(b) for b in batches if isinstance(b, ElementsBatch))
-
-
-def _version(record: ManifestRecord) -> list[str]:
-    return [] if record.version_id is None else [record.version_id]
 
 
 @settings(max_examples=300, deadline=None)

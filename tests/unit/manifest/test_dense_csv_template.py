@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,10 +13,10 @@ from pipeline.manifest.parse import (
     URI_LAYOUT,
     CsvKind,
     CsvLayout,
-    ManifestRecord,
     layout_from_names,
     parse_csv_line,
 )
+from tests.unit.manifest_helpers import assert_block_batch_is_the_reference
 
 BUCKETS = [b"bkt-a", b"bkt-b"]
 SHAPE = DenseShape(1, 0, BUCKETS, 10**6)
@@ -27,11 +26,6 @@ def _header(*names: str) -> CsvLayout:
     layout = layout_from_names(list(names), kind=CsvKind.HEADER, is_key_encoded=False)
     assert layout is not None
     return layout
-
-
-def _item_size(record: ManifestRecord) -> int:
-    version = [] if record.version_id is None else [record.version_id]
-    return len(orjson.dumps([record.line, record.bucket, record.key, *version]))
 
 
 def _reference(line: bytes, n: int, layout: CsvLayout) -> object:
@@ -46,16 +40,7 @@ def _assert_is_the_reference(data: bytes, layout: CsvLayout) -> bool:
         return False
     lines = data.split(b"\n")[:-1]
     reference = [_reference(line, n, layout) for n, line in enumerate(lines, 1)]
-    assert all(isinstance(r, ManifestRecord) for r in reference)
-    assert batch.records(0, len(batch)) == reference
-    sizes = [_item_size(r) for r in reference]  # type: ignore[arg-type]
-    assert batch.item_sizes(0, len(batch)) == sizes
-    for start in range(len(batch)):
-        assert batch.item_bytes(start, len(batch)) == sum(sizes[start:])
-    ends = [sum(len(line) + 1 for line in lines[: i + 1]) for i in range(len(lines))]
-    assert [batch.resume_after(i) for i in range(len(batch))] == [
-        (i + 2, end) for i, end in enumerate(ends)
-    ]
+    assert_block_batch_is_the_reference(batch, data, reference)
     return True
 
 

@@ -13,17 +13,16 @@ from hypothesis import strategies as st
 from pipeline.manifest.dense import DenseShape
 from pipeline.manifest.dense_columns import SummedBatch
 from pipeline.manifest.dense_template import _equal_mask, dense_template_batch
-from pipeline.manifest.parse import ManifestRecord, parse_json_line
+from pipeline.manifest.parse import parse_json_line
 from pipeline.manifest.reader import ManifestFormat, RecordReader
-from tests.unit.manifest_helpers import assert_spans_are_the_chunks, share_sent_as
+from tests.unit.manifest_helpers import (
+    assert_block_batch_is_the_reference,
+    assert_spans_are_the_chunks,
+    share_sent_as,
+)
 
 BUCKETS = [b"bkt-a", b"bkt-b"]
 SHAPE = DenseShape(1, 0, BUCKETS, 10**6)
-
-
-def _item_size(record: ManifestRecord) -> int:
-    version = [] if record.version_id is None else [record.version_id]
-    return len(orjson.dumps([record.line, record.bucket, record.key, *version]))
 
 
 def _assert_is_the_reference(data: bytes) -> bool:
@@ -33,16 +32,7 @@ def _assert_is_the_reference(data: bytes) -> bool:
         return False
     lines = data.split(b"\n")[:-1]
     reference = [parse_json_line(line, n) for n, line in enumerate(lines, 1)]
-    assert all(isinstance(r, ManifestRecord) for r in reference)
-    assert batch.records(0, len(batch)) == reference
-    sizes = [_item_size(r) for r in reference]
-    assert batch.item_sizes(0, len(batch)) == sizes
-    for start in range(len(batch)):
-        assert batch.item_bytes(start, len(batch)) == sum(sizes[start:])
-    ends = [sum(len(line) + 1 for line in lines[: i + 1]) for i in range(len(lines))]
-    assert [batch.resume_after(i) for i in range(len(batch))] == [
-        (i + 2, end) for i, end in enumerate(ends)
-    ]
+    assert_block_batch_is_the_reference(batch, data, reference)
     return True
 
 

@@ -34,6 +34,7 @@ from tests.unit.manifest.test_manifest_dense_array import _items as array_items
 from tests.unit.manifest.test_manifest_dense_array import _read as array_read
 from tests.unit.manifest_helpers import (
     as_tuple,
+    assert_batches_are_the_element_reader,
     assert_spans_are_the_chunks,
     flatten_batches,
 )
@@ -356,20 +357,8 @@ def test_arrays_read_restart_and_cut_exactly_as_element_by_element(case, chunk_i
     assert flatten_batches(batches) == sorted(
         (as_tuple(item) for item, _ in items), key=lambda t: t[1]
     )
-    got = []
-    for batch in batches:
-        records = batch.records(0, len(batch))
-        sizes = [len(orjson.dumps(_item(r))) for r in records]
-        assert batch.item_sizes(0, len(batch)) == sizes
-        got += [(as_tuple(r), batch.resume_after(i)) for i, r in enumerate(records)]
-    assert got == [
-        (as_tuple(item), (position.line, position.offset))
-        for item, position in items
-        if isinstance(item, ManifestRecord)
-    ]
     # AND the chunks are cut, encoded and sized as the element-by-element path does it
-    records = [item for item, _ in items if isinstance(item, ManifestRecord)]
-    assert_spans_are_the_chunks(batches, records, chunk_items=chunk_items, cap=5000)
+    assert_batches_are_the_element_reader(batches, items, chunk_items=chunk_items)
 
 
 @pytest.mark.parametrize(
