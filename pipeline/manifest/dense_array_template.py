@@ -1,13 +1,14 @@
-r"""Prove a span of JSON array elements laid out like its first element plain, for `scan`.
+r"""Prove a span of JSON array elements laid out like its first element plain, at C speed.
 
 The array frame proof (`pipeline.manifest.dense_array`) takes elements that are exactly
 `{"bucket":"B","key":"K"}`, one a line. Arrays as `json.dump` writes them (all on one line
 with `", "` and `": "`, or indented over several lines a field), with other fields, or of URI
 strings took none: `scan` parsed them an `orjson.loads` a span and read the objects a column at
-a time, ~0.4x `gzip -dc | wc -l` (BENCHMARKS.md, "scan of the shapes read a column at a time").
-Split sends such elements unparsed (`raw_elements`); `scan` must count them exactly, so it
-must know each element is a record. Here that is proved for a whole span from one template:
-its first element, read as a JSON Lines line is (`pipeline.manifest.dense_template`).
+a time, ~0.4x `gzip -dc | wc -l` (BENCHMARKS.md, "scan of the shapes read a column at a time"),
+and Split sent them unparsed (`raw_elements`), as text whose every quote `orjson.dumps`
+escaped. Here a whole span is proved from one template: its first element, read as a JSON
+Lines line is (`pipeline.manifest.dense_template`). `scan` counts such a span without an
+object an element, and Split sends its elements as the JSON they are (`objects`).
 
 A span runs from just past an element to just past a later one's end (`ArraySplitter`): rows
 `SEP` + element, `SEP` whitespace around one comma. Proof, with no backslash or DEL in the
