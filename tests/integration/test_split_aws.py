@@ -137,7 +137,13 @@ _SHAPES = {
     ),
     "key,bucket": ("m.csv.gz", "key,bucket\n", "img/{i}.jpg,bkt", "raw_lines"),
     "quoted URI lines": ("m.csv.gz", "", '"s3://bkt/img/{i},x.jpg"', "raw_lines"),
-    "JSON array of URIs": ("m.json.gz", "[", '{c}"s3://bkt/img/{i} [x].jpg"', "raw_elements"),
+    "JSON array of URIs": ("m.json.gz", "[", '{c}"s3://bkt/img/{i} [x].jpg"', "objects"),
+    "JSON array with a float": (
+        "m.json.gz",
+        "[",
+        '{c}{{"key":"img/{i} [x].jpg","bucket":"bkt","score":{i}.5}}',
+        "raw_elements",
+    ),
     "quoted header CSV": (
         "m.csv.gz",
         '"Bucket","Key","Size"\n',
