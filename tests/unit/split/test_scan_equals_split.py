@@ -271,18 +271,19 @@ def test_scan_equals_split_on_csv_laid_out_otherwise(tmp_path, monkeypatch, shap
 
 @pytest.mark.parametrize("indent", [None, 2])
 def test_scan_equals_split_on_json_arrays_as_python_writes_them(tmp_path, monkeypatch, indent):
-    # GIVEN an array as `json.dump` writes it, objects with a size, and two bad elements
+    # GIVEN an array as `json.dump` writes it, objects with a size, two bad elements (no key)
+    # and a float size (a record still, in a span the proof leaves to the other paths)
     rng = random.Random(19)
     values = [
         {"bucket": "bkt", "key": f"dir/k{i:06d}.jpg", "size": rng.randrange(10**9)}
         for i in range(20_000)
     ]
-    values[19_000]["key"], values[19_500]["size"] = "", 1.5  # NoKey; read as before
+    values[19_000]["key"], values[19_500]["size"] = "", 1.5
     values[19_600] = {"bucket": "bkt", "key": ""}
     path = tmp_path / "m.json.gz"
     path.write_bytes(gzip.compress(json.dumps(values, indent=indent).encode()))
     taken = _count_taken(monkeypatch, "dense_array_template_batch")
-    # WHEN scanned (spans laid out like their first element proved) and split in passes (raw)
+    # WHEN scanned and split in passes (spans laid out like their first element proved)
     report, _ = _compare(str(path), tmp_path)
     # THEN the same counts, scan's first spans (before the bad elements) from the proof
     assert report.failures_by_error == {"NoKey": 2}
