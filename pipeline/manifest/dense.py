@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -49,6 +49,9 @@ _HARD_ESCAPE = re.compile(rb"%(?:[0189A-Fa-f][0-9A-Fa-f]|22|5[Cc]|7[Ff])")
 """Escapes whose byte is not plain ASCII in JSON: control, `"`, `\\`, DEL, or non-ASCII."""
 
 
+_Batch = TypeVar("_Batch", bound=DenseBatch)
+
+
 @dataclass(frozen=True, slots=True)
 class DenseShape:
     """What a dense check needs besides the block: where it sits and what is already known."""
@@ -67,7 +70,9 @@ class DenseShape:
         *,
         starts: npt.NDArray[np.int64] | None = None,
         escape_counts: Sequence[int] | None = None,
-    ) -> DenseBatch | None:
+        kind: type[_Batch] = DenseBatch,  # type: ignore[assignment]
+        **extra: Any,
+    ) -> _Batch | None:
         """The batch, unless a line is over the length limit (it must become a failure).
 
         `rows` are the rows a check built already, or None: then each row is its line less
@@ -77,6 +82,8 @@ class DenseShape:
         searched for (a slow multi-byte search, so only when needed). `starts` are
         `line_starts(data)`, when the check computed them already; `escape_counts` the
         escapes before each row, when the check found them (else a chunk counts `%` itself).
+        `kind` is the `DenseBatch` subclass to build, `extra` its own fields (item sums from
+        a proof, a layout).
         """
         if rows is None:
             starts = line_starts(data) if starts is None else starts
@@ -91,7 +98,7 @@ class DenseShape:
         shortest = max(map(len, self.buckets)) + form.min_row_bytes
         if shortest_row <= shortest and form.empty_key in data:
             return None
-        return DenseBatch(
+        return kind(
             self.first_line,
             self.start_offset,
             starts,
@@ -108,6 +115,7 @@ class DenseShape:
             data=data,
             row_end=form.row_end,
             given_rows=rows,
+            **extra,
         )
 
 

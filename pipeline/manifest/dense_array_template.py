@@ -27,7 +27,7 @@ None and the span goes as before. Pure: no I/O.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
@@ -35,9 +35,12 @@ import numpy as np
 
 from pipeline.manifest.dense import _Form, _is_utf8
 from pipeline.manifest.dense_columns import SummedBatch
+from pipeline.manifest.dense_json import _FIRST_PRINTABLE
 from pipeline.manifest.dense_template import (
+    _ITEM_FRAME,
     _MAX_BUCKETS,
     _NEVER_EMPTY,
+    _URI_FRAME,
     _WHITESPACE,
     _gap_holds,
     _names_a_known_bucket,
@@ -53,9 +56,7 @@ if TYPE_CHECKING:
 
     from pipeline.manifest.dense import DenseShape
 
-_QUOTE, _FIRST_PRINTABLE = ord('"'), ord(" ")
-_ITEM_FRAME = len('[,"",""]')
-_URI_FRAME = len("s3:///")
+_QUOTE = ord('"')
 _SEPARATOR_BYTES = _WHITESPACE + b","
 _SEPARATOR = re.compile(rb"[ \t\r\n]*,[ \t\r\n]*")
 _FIRST_TRIES = 8
@@ -107,12 +108,16 @@ def dense_array_template_batch(span: bytes, shape: DenseShape) -> ElementsBatch 
         return None
     items, versions = proved
     form = _Form(_ITEM_FRAME, _element_row, 0, _NEVER_EMPTY, b"")
-    batch = shape.batch(rows.span, None, form, starts=rows.starts)
-    if batch is None:
-        return None
-    base = {f.name: getattr(batch, f.name) for f in fields(batch) if f.init}
-    sums = _prefix_sums(items)
-    return ElementsBatch(**base, item_sums=sums, version_sums=versions, separator=sep)
+    return shape.batch(
+        rows.span,
+        None,
+        form,
+        starts=rows.starts,
+        kind=ElementsBatch,
+        item_sums=_prefix_sums(items),
+        version_sums=versions,
+        separator=sep,
+    )
 
 
 def _first_element_template(span: bytes, at: int) -> _Template | None:
@@ -178,7 +183,8 @@ if TYPE_CHECKING:
 def _objects(rows: _Rows, sep: bytes, template: _Template, shape: DenseShape) -> _Proved | None:
     """Rows `SEP` + an object laid out as `template` (module docstring)."""
     block, pairs, starts = rows.block, rows.pairs, rows.starts
-    if not _controls_are_the_frames(block, len(pairs), sep, template):
+    gaps = (p for gap in template.gaps for p in ((gap,) if isinstance(gap, bytes) else gap))
+    if not _controls_are_the_frames(block, len(pairs), (sep, *gaps)):
         return None
     led = replace(template, gaps=(sep + template.gaps[0], *template.gaps[1:]))  # type: ignore[operator]
     return _sizes(block, pairs, starts[:-1], starts[1:], led, shape.buckets)
@@ -187,8 +193,7 @@ def _objects(rows: _Rows, sep: bytes, template: _Template, shape: DenseShape) ->
 def _uris(rows: _Rows, sep: bytes, shape: DenseShape) -> _Proved | None:
     """Rows `SEP` + `"s3://B/K"` (module docstring)."""
     block, pairs, starts = rows.block, rows.pairs, rows.starts
-    controls = sum(byte < _FIRST_PRINTABLE for byte in sep) * len(pairs)
-    if int(np.count_nonzero(block < _FIRST_PRINTABLE)) != controls:
+    if not _controls_are_the_frames(block, len(pairs), (sep,)):
         return None
     if not (
         _gap_holds(block, starts[:-1], pairs[:, 0], sep) and (pairs[:, 1] + 1 == starts[1:]).all()
@@ -201,14 +206,14 @@ def _uris(rows: _Rows, sep: bytes, shape: DenseShape) -> _Proved | None:
 
 
 def _controls_are_the_frames(
-    block: npt.NDArray[np.uint8], rows: int, sep: bytes, template: _Template
+    block: npt.NDArray[np.uint8], rows: int, frame: tuple[bytes, ...]
 ) -> bool:
-    """Whether the span's control bytes are as many as its separators' and gaps' hold."""
-    pieces = [
-        sep,
-        *(p for gap in template.gaps for p in ((gap,) if isinstance(gap, bytes) else gap)),
-    ]
-    controls = sum(byte < _FIRST_PRINTABLE for piece in pieces for byte in piece)
+    """Whether the span's control bytes are as many as the rows' frame pieces hold.
+
+    The pieces (the separator and the template's gaps) are proved in every row, so then no
+    control byte lies in a string.
+    """
+    controls = sum(byte < _FIRST_PRINTABLE for piece in frame for byte in piece)
     return int(np.count_nonzero(block < _FIRST_PRINTABLE)) == controls * rows
 
 

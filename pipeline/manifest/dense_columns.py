@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import partial
 from itertools import repeat
 from typing import TYPE_CHECKING
@@ -411,17 +411,17 @@ def dense_columns_batch(
     else:
         parse = _PARSERS[form.is_quoted, is_key_encoded]
     form_ = _Form(_ITEM_EXTRA - 1 - 3 * quoted, parse, 1, _NEVER_EMPTY, b"")
-    batch = shape.batch(data, None, form_, starts=found.starts)
-    if batch is None:
-        return None
-    base = {f.name: getattr(batch, f.name) for f in fields(batch) if f.init}
     layout = CsvLayout(
         CsvKind.SCHEMA,
         version_col=None if bounds is None else version_col,
         is_key_encoded=is_key_encoded,
     )
-    return ColumnsBatch(
-        **base,
+    return shape.batch(
+        data,
+        None,
+        form_,
+        starts=found.starts,
+        kind=ColumnsBatch,
         item_sums=sums,
         version_sums=None if bounds is None else _version_sums(*bounds),
         layout=layout,

@@ -25,7 +25,7 @@ from their column. Anything else returns None and the block goes as before. Pure
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -33,13 +33,14 @@ import numpy as np
 
 from pipeline.manifest.dense import _Form, _is_utf8
 from pipeline.manifest.dense_columns import SummedBatch, _version_sums
-from pipeline.manifest.dense_json import _line_starts_if_only_newlines
 from pipeline.manifest.dense_template import (
-    _MAX_BUCKETS,
+    _ITEM_FRAME,
     _NEVER_EMPTY,
+    _URI_FRAME,
     _names_a_known_bucket,
     _prefix_sums,
     found_a_line,
+    plain_lines,
 )
 from pipeline.manifest.parse import CsvKind, CsvLayout, ManifestRecord, parse_csv_line
 
@@ -55,9 +56,6 @@ if TYPE_CHECKING:
     """Line starts, each line's bucket + key bytes, and the versions' prefix sums (or None)."""
 
 _COMMA, _QUOTE = ord(","), ord('"')
-_ITEM_FRAME = len('[,"",""]')
-_URI_FRAME = len("s3:///")
-"""Bytes of `s3://B/K` that are neither bucket nor key."""
 
 
 def dense_csv_template_batch(
@@ -74,19 +72,15 @@ def dense_csv_template_batch(
         return None
     starts, items, versions = proved
     form = _Form(_ITEM_FRAME, partial(_template_row, layout=layout), 1, _NEVER_EMPTY, b"")
-    batch = shape.batch(data, None, form, starts=starts)
-    if batch is None:
-        return None
-    base = {f.name: getattr(batch, f.name) for f in fields(batch) if f.init}
-    return SummedBatch(**base, item_sums=_prefix_sums(items), version_sums=versions)
-
-
-def _plain(data: bytes, shape: DenseShape) -> tuple[_Block, _Starts] | None:
-    """The block and its line starts, when it holds no byte a row may not (module docstring)."""
-    if b"\\" in data or b"\x7f" in data or len(shape.buckets) > _MAX_BUCKETS:
-        return None
-    starts = _line_starts_if_only_newlines(data)
-    return None if starts is None else (np.frombuffer(data, np.uint8), starts)
+    return shape.batch(
+        data,
+        None,
+        form,
+        starts=starts,
+        kind=SummedBatch,
+        item_sums=_prefix_sums(items),
+        version_sums=versions,
+    )
 
 
 def _header_rows(data: bytes, shape: DenseShape, layout: CsvLayout) -> _Proved | None:
@@ -135,7 +129,7 @@ def _table(data: bytes, shape: DenseShape, layout: CsvLayout) -> _Table | None:
     width = data[: data.find(b"\n")].count(b",")
     if b'"' in data or width + 1 < layout.min_fields:
         return None
-    plain = _plain(data, shape)
+    plain = plain_lines(data, shape)
     if plain is None:
         return None
     block, starts = plain
@@ -145,7 +139,7 @@ def _table(data: bytes, shape: DenseShape, layout: CsvLayout) -> _Table | None:
 
 def _quoted_uris(data: bytes, shape: DenseShape) -> _Proved | None:
     """URI lines, each one quoted field and nothing else (module docstring)."""
-    plain = _plain(data, shape)
+    plain = plain_lines(data, shape)
     if plain is None:
         return None
     block, starts = plain

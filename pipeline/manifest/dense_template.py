@@ -24,7 +24,7 @@ and the block goes as before. Pure: no I/O.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -50,6 +50,8 @@ _URI_PREFIX = b"s3://"
 _WHITESPACE = b" \t\r\n"
 """JSON's whitespace, which an indented array element holds between its strings."""
 _ITEM_FRAME = len('[,"",""]')
+_URI_FRAME = len("s3:///")
+"""Bytes of `s3://B/K` that are neither bucket nor key."""
 _NEVER_EMPTY = -(2**62)
 _MAX_DIGITS = 18
 """Longer integers go the reference way (orjson refuses those past 64 bits)."""
@@ -89,39 +91,42 @@ class _Template:
 
 def dense_template_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
     """The block as one batch when every line is laid out like its first (module docstring)."""
-    if b"\\" in data or b"\x7f" in data or not data.endswith(b"\n"):
-        return None
-    if len(shape.buckets) > _MAX_BUCKETS:
-        return None
     template = _template(data[: data.find(b"\n")])
-    found = None if template is None else _strings(data, template)
-    if found is None:
+    plain = None if template is None else plain_lines(data, shape)
+    if template is None or plain is None:
         return None
-    block, starts, pairs = found
+    block, starts = plain
+    pairs = found_a_line(block, starts, _QUOTE, template.quotes)
+    if pairs is None:
+        return None
     sizes = _sizes(block, pairs, starts[:-1], starts[1:] - 1, template, shape.buckets)  # type: ignore[arg-type]
     if sizes is None or not _is_utf8(data):
         return None
     form = _Form(_ITEM_FRAME, _template_row, 1, _NEVER_EMPTY, b"")
-    batch = shape.batch(data, None, form, starts=starts)
-    if batch is None:
-        return None
-    base = {f.name: getattr(batch, f.name) for f in fields(batch) if f.init}
-    return SummedBatch(**base, item_sums=_prefix_sums(sizes[0]), version_sums=sizes[1])
+    items, versions = sizes
+    return shape.batch(
+        data,
+        None,
+        form,
+        starts=starts,
+        kind=SummedBatch,
+        item_sums=_prefix_sums(items),
+        version_sums=versions,
+    )
 
 
-def _strings(
-    data: bytes, template: _Template
-) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.intp]] | None:
-    """The block, its line starts and each line's quotes (a row a line), when proved.
+def plain_lines(
+    data: bytes, shape: DenseShape
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]] | None:
+    """The block and its line starts, when it holds no byte a laid-out row may not.
 
-    Every line holds the template's number of quotes and no control byte but its newline.
+    No backslash, DEL or control byte but the newlines, the last byte one; and at most
+    `_MAX_BUCKETS` known buckets to compare values with.
     """
-    starts = _line_starts_if_only_newlines(data)
-    if starts is None:
+    if b"\\" in data or b"\x7f" in data or len(shape.buckets) > _MAX_BUCKETS:
         return None
-    block = np.frombuffer(data, np.uint8)
-    pairs = found_a_line(block, starts, _QUOTE, template.quotes)
-    return None if pairs is None else (block, starts, pairs)
+    starts = _line_starts_if_only_newlines(data)
+    return None if starts is None else (np.frombuffer(data, np.uint8), starts)
 
 
 def found_a_line(
@@ -256,7 +261,7 @@ def _sizes(  # noqa: PLR0917
             versions = _version_sums(start, start + length)
     if _Role.URI in template.roles:  # a `uri` is read first: `bucket` and `key` are not
         j = template.roles.index(_Role.URI)
-        items = (pairs[:, 2 * j + 1] - pairs[:, 2 * j] - 1 - len(_URI_PREFIX) - 1).astype(np.int64)
+        items = (pairs[:, 2 * j + 1] - pairs[:, 2 * j] - 1 - _URI_FRAME).astype(np.int64)
     return items, versions
 
 

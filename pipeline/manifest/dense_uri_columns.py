@@ -13,7 +13,7 @@ left to the line parser. Pure: no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -85,8 +85,4 @@ def dense_uri_columns_batch(
     sums = np.zeros(len(uri_ends) + 1, np.int64)
     np.cumsum(uri_ends - found.starts[:-1], out=sums[1:])
     form_ = _Form(_URI_ITEM_DELTA, _first_field_uri, 1, _NEVER_EMPTY, b"")
-    batch = shape.batch(data, None, form_, starts=found.starts)
-    if batch is None:
-        return None
-    base = {f.name: getattr(batch, f.name) for f in fields(batch) if f.init}
-    return UriColumnBatch(**base, item_sums=sums)
+    return shape.batch(data, None, form_, starts=found.starts, kind=UriColumnBatch, item_sums=sums)
