@@ -33,21 +33,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.manifest.dense import _Form, _is_utf8
+from pipeline.manifest.dense import _is_utf8
 from pipeline.manifest.dense_columns import SummedBatch
 from pipeline.manifest.dense_json import _FIRST_PRINTABLE
 from pipeline.manifest.dense_template import (
-    _ITEM_FRAME,
     _MAX_BUCKETS,
-    _NEVER_EMPTY,
     _URI_FRAME,
     _WHITESPACE,
     _gap_holds,
     _names_a_known_bucket,
-    _prefix_sums,
     _sizes,
     _Template,
     _template,
+    summed_batch,
 )
 from pipeline.manifest.parse import ManifestRecord, parse_json_line
 
@@ -107,15 +105,14 @@ def dense_array_template_batch(span: bytes, shape: DenseShape) -> ElementsBatch 
     if rows is None or proved is None or not _is_utf8(rows.span):
         return None
     items, versions = proved
-    form = _Form(_ITEM_FRAME, _element_row, 0, _NEVER_EMPTY, b"")
-    return shape.batch(
+    return summed_batch(
+        shape,
         rows.span,
-        None,
-        form,
-        starts=rows.starts,
+        rows.starts,
+        (items, versions),
+        _element_row,
+        line_extra=0,
         kind=ElementsBatch,
-        item_sums=_prefix_sums(items),
-        version_sums=versions,
         separator=sep,
     )
 

@@ -31,16 +31,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.manifest.dense import _Form, _is_utf8
-from pipeline.manifest.dense_columns import SummedBatch, _version_sums
+from pipeline.manifest.dense import _is_utf8
+from pipeline.manifest.dense_columns import _version_sums
 from pipeline.manifest.dense_template import (
-    _ITEM_FRAME,
-    _NEVER_EMPTY,
     _URI_FRAME,
     _names_a_known_bucket,
-    _prefix_sums,
     found_a_line,
     plain_lines,
+    summed_batch,
 )
 from pipeline.manifest.parse import CsvKind, CsvLayout, ManifestRecord, parse_csv_line
 
@@ -71,16 +69,8 @@ def dense_csv_template_batch(
     if proved is None or not _is_utf8(data):
         return None
     starts, items, versions = proved
-    form = _Form(_ITEM_FRAME, partial(_template_row, layout=layout), 1, _NEVER_EMPTY, b"")
-    return shape.batch(
-        data,
-        None,
-        form,
-        starts=starts,
-        kind=SummedBatch,
-        item_sums=_prefix_sums(items),
-        version_sums=versions,
-    )
+    row = partial(_template_row, layout=layout)
+    return summed_batch(shape, data, starts, (items, versions), row, line_extra=1)
 
 
 def _header_rows(data: bytes, shape: DenseShape, layout: CsvLayout) -> _Proved | None:

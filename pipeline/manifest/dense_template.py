@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -37,6 +37,8 @@ from pipeline.manifest.dense_json import _line_starts_if_only_newlines
 from pipeline.manifest.parse import ManifestRecord, parse_json_line
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy.typing as npt
 
     from pipeline.manifest.batch import DenseBatch
@@ -102,16 +104,37 @@ def dense_template_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
     sizes = _sizes(block, pairs, starts[:-1], starts[1:] - 1, template, shape.buckets)  # type: ignore[arg-type]
     if sizes is None or not _is_utf8(data):
         return None
-    form = _Form(_ITEM_FRAME, _template_row, 1, _NEVER_EMPTY, b"")
+    return summed_batch(shape, data, starts, sizes, _template_row, line_extra=1)
+
+
+def summed_batch(
+    shape: DenseShape,
+    data: bytes,
+    starts: npt.NDArray[np.int64],
+    sizes: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64] | None],
+    parse_row: Callable[[bytes], tuple[str, ...]],
+    *,
+    line_extra: int,
+    kind: type[SummedBatch] = SummedBatch,
+    **extra: Any,
+) -> SummedBatch | None:
+    """A proved block's batch, or None for a row over the length limit.
+
+    Its rows start at `starts`, each read by `parse_row` less `line_extra` bytes; `sizes` are
+    each row's bucket + key bytes and the versions' prefix sums. Built as `kind`, with `extra`
+    fields.
+    """
     items, versions = sizes
+    form = _Form(_ITEM_FRAME, parse_row, line_extra, _NEVER_EMPTY, b"")
     return shape.batch(
         data,
         None,
         form,
         starts=starts,
-        kind=SummedBatch,
+        kind=kind,
         item_sums=_prefix_sums(items),
         version_sums=versions,
+        **extra,
     )
 
 
