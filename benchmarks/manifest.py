@@ -15,15 +15,15 @@ pandas' index column first (`,uri`), a quoted header CSV, an S3 Inventory report
 (a space after `:` and `,`) and as pandas `to_json` does (every `/` escaped `\\/`), JSON Lines
 with other fields (a size, a version id, a label beside a `uri`), and JSON arrays: one
 element a line, all on one line or indented (as `json.dump` writes them), and of URIs.
-For each file it measures, side by side in this one run and `--repeat` times each (medians):
-`gzip -dc FILE | wc -l` (for an Inventory report: its parts) and `lambdaflow scan FILE --json`,
-both as whole processes (wall time, the CLI's start-up included), and one whole Split pass in a
-fresh process (`pipeline.split.passes.split_pass` from the start to the end, no budget, the
-checkpointing reader as Split runs it, every chunk message encoded into a `CountingSink`, as
-`benchmarks/split_huge.py` does). Prints medians, the ratios scan / `gzip -dc | wc -l` and
-Split / `gzip -dc | wc -l` (≥ 1.0x is the target), scan's and Split's own timers, and scan's
-peak RSS at both sizes (flat is the target). For the large URI manifest it also times Python
-ISA-L counting newlines in process (the second target: scan ≥ 0.5x that rate).
+For each file it measures, side by side in this one run and `--repeat` times each (medians): `gzip
+-dc FILE | wc -l` (for an Inventory report: its parts) and `lambdaflow scan FILE --json`, both as
+whole processes (wall time, the CLI's start-up included), and one whole Split pass in a fresh
+process (`pipeline.split.passes.split_pass` from the start to the end, no budget, the allocator
+thresholds and the checkpointing reader as the Split handler sets and runs them, every chunk message
+encoded into a `CountingSink`, as `benchmarks/split_huge.py` does). Prints medians, the ratios scan
+/ `gzip -dc | wc -l` and Split / `gzip -dc | wc -l` (≥ 1.0x is the target), scan's and Split's own
+timers, and scan's peak RSS at both sizes (flat is the target). For the large URI manifest it also
+times Python ISA-L counting newlines in process (the second target: scan ≥ 0.5x that rate).
 `--against TREE` instead alternates, shape by shape at the large size, a Split pass of another
 checkout (TREE: say `git worktree add /tmp/before REV`) with one of this checkout and `gzip -dc
 | wc -l`, `--repeat` rounds, and prints the medians and the speed-up. `--inflaters` instead
@@ -245,9 +245,19 @@ def timed_scan(path: Path) -> tuple[float, dict, float]:
     return time.perf_counter() - started, json.loads(out), _children_cpu_s() - cpu
 
 
+def _keep_freed_buffers_if_there() -> None:
+    """As the Split handler's cold start does, in a checkout that has it (else as it ran)."""
+    try:
+        from pipeline.allocator import keep_freed_buffers  # noqa: PLC0415
+    except ImportError:
+        return
+    keep_freed_buffers()
+
+
 def split_pass_here(path: Path, root: Path = ROOT) -> dict[str, object]:
     """One Split pass over the whole manifest in this process (the `--split-pass` child)."""
     sys.path.insert(0, str(root))
+    _keep_freed_buffers_if_there()
     from pipeline.gzip.index_store import LocalIndexStore  # noqa: PLC0415
     from pipeline.gzip.ranged import LocalFileReader  # noqa: PLC0415
     from pipeline.split.passes import SplitOptions, split_pass  # noqa: PLC0415

@@ -8,7 +8,8 @@ Each TREE is a directory holding a `pipeline/` package (say `git archive main pi
 unpacked, and this checkout): it goes first on `PYTHONPATH`, so every build runs with the same
 interpreter and libraries (`-P`: the current directory never shadows it). Each round runs `gzip
 -dc | wc -l`, then one process per build that runs `pipeline.split.passes.split_pass` over FILE
-to its end with a `CountingSink` (every chunk message encoded, nothing sent; its items, chunks
+to its end (after `pipeline.allocator.keep_freed_buffers`, as the Split handler, where the build
+has it) with a `CountingSink` (every chunk message encoded, nothing sent; its items, chunks
 and message bytes are printed; `--mode scan`: the `lambdaflow scan FILE --json` command).
 Prints median wall and CPU seconds (the process's own, start-up included) and the ratio
 `gzip -dc | wc -l` / it, wall and CPU (`--mode scan`: and the highest peak RSS scan reported);
@@ -31,6 +32,11 @@ from pathlib import Path
 
 _PASS = """
 import sys
+try:  # as the Split handler's cold start does, in a build that has it
+    from pipeline.allocator import keep_freed_buffers
+    keep_freed_buffers()
+except ImportError:
+    pass
 from pipeline.split.dry_run import Opener, _MemoryIndexStore
 from pipeline.split.passes import SplitOptions, split_pass
 from pipeline.split.sinks import CountingSink, MemoryParseFailureWriter

@@ -7,9 +7,11 @@ when their command runs (`pipeline.cli.app.COMMANDS`), so `--help` and `--versio
 
 from __future__ import annotations
 
+from pipeline.allocator import keep_freed_buffers
 from pipeline.cli.app import app
 
 
 def main() -> None:
     """Entry point of the `lambdaflow` console script."""
+    keep_freed_buffers()  # `scan` and Split passes free megabyte buffers every block
     app()

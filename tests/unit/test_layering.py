@@ -19,6 +19,7 @@ PIPELINE = ROOT / "pipeline"
 RANKS: dict[str, int] = {
     "__init__": 0,
     "failures": 0,
+    "allocator": 0,
     "config": 1,
     "aws": 2,
     "observe": 2,
