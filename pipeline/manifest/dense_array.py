@@ -1,13 +1,14 @@
 """Prove a span of JSON array elements plain, vectorized over the element ends.
 
-A JSON array manifest (`[{"bucket":"b","key":"k"},…]`, one element a line as most writers put
-it) was split element by element and each element parsed by orjson: ~1/20 of the decompression
-speed. `ArraySplitter` offers each buffer's run of whole elements here; when every element is
-exactly `{"bucket":"B","key":"K"}` with a plain key and one separator (`,` with the same
-whitespace around it) before each, the span becomes a `DenseBatch` (see
-`pipeline.manifest.batch`) whose records are exactly what `parse_json_value(orjson.loads(…))`
-gives for each element, with the element numbers, restart offsets (just past each element's
-`}`) and chunk item sizes the element-by-element path gives. The proof is the JSON Lines one
+A JSON array manifest (`[{"bucket":"b","key":"k"},…]`, one element a line as most writers put it)
+was split element by element and each element parsed by orjson: ~1/20 of the decompression speed.
+`ArraySplitter` offers each buffer's run of whole elements here; when every element is exactly
+`{"bucket":"B","key":"K"}` (or `{"bucket": "B", "key": "K"}`, as `json.dump` writes it, all on one
+line: the first element's spelling, `json_spelling`) with a plain key and one separator (`,` with
+the same whitespace around it) before each, the span becomes a `DenseBatch` (see
+`pipeline.manifest.batch`) whose records are exactly what `parse_json_value(orjson.loads(…))` gives
+for each element, with the element numbers, restart offsets (just past each element's `}`) and
+chunk item sizes the element-by-element path gives. The proof is the JSON Lines one
 (`pipeline.manifest.dense_json`) with `}` ending a record instead of a newline. Pure: no I/O.
 """
 
@@ -20,18 +21,17 @@ import numpy as np
 from pipeline.manifest.batch import DenseBatch
 from pipeline.manifest.dense import DenseShape, _Form, _is_utf8
 from pipeline.manifest.dense_json import (
-    _BUCKET_OPEN,
     _CLOSE,
     _ELEMENT_END,
     _FIRST_PRINTABLE,
     _NEVER_EMPTY,
     _QUOTE,
-    _ROW_ITEM_DELTA,
     _WHITESPACE,
     _WORD,
     _bucket_needs,
     _json_specials_are_the_frames,
 )
+from pipeline.manifest.json_spelling import spelling_of
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -50,6 +50,8 @@ def _array_row(row: bytes) -> tuple[str, str]:
 def dense_array_batch(span: bytes, shape: DenseShape) -> DenseBatch | None:
     r"""A `DenseBatch` when `span` is n elements `{"bucket":"B","key":"K"}`, each after a `SEP`.
 
+    In the spelling of the first element: compact, or with a space after each `:` and `,`.
+
     `span` runs from just past an element to just past a later one's `"}`. Proof: `SEP`, the
     bytes before the first `{`, is whitespace, one comma, whitespace; the span's `}` bytes
     (one numpy search) cut it into n rows, the last ending the span; every row starts with
@@ -58,12 +60,13 @@ def dense_array_batch(span: bytes, shape: DenseShape) -> DenseBatch | None:
     the pieces do not overlap); the span holds 8n quotes, and n times the separator's control
     bytes (the frames' own: none in a key), no backslash or DEL; it is UTF-8. So no `}` lies
     inside a key either, and the rows are the elements the element path would read. An item
-    is the row less the separator and 12 bytes, plus its number's digits.
+    is the row less the separator and 12 bytes (15 spaced), plus its number's digits.
     """
     sep = span[: span.find(b"{")]
     if len(span) < _WORD or b"{" not in span or sep.strip(_WHITESPACE) != b",":
         return None
-    opens = [sep + _BUCKET_OPEN % bucket for bucket in shape.buckets]
+    spelling = spelling_of(span[len(sep) :])
+    opens = [sep + spelling.bucket_open % bucket for bucket in shape.buckets]
     if not span.startswith(tuple(opens)):
         return None  # the first row already is no frame: spare the whole-span searches
     starts = _element_starts(span, sep)
@@ -75,7 +78,8 @@ def dense_array_batch(span: bytes, shape: DenseShape) -> DenseBatch | None:
     block = np.frombuffer(span, np.uint8)
     if not (block[starts[1:] - 2] == _QUOTE).all() or not _is_utf8(span):
         return None
-    form = _Form(_ROW_ITEM_DELTA - len(sep), _array_row, 2, _NEVER_EMPTY, b"", row_end=_ELEMENT_END)
+    delta = spelling.row_item_delta - len(sep)
+    form = _Form(delta, _array_row, 2, _NEVER_EMPTY, b"", row_end=_ELEMENT_END)
     return shape.batch(span, None, form, starts=starts)
 
 

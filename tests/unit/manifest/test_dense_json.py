@@ -44,10 +44,15 @@ plain_key = st.lists(
 ).map(b"".join)
 
 
-def _record(bucket: bytes, k: bytes, key_first: bool) -> bytes:
+COMPACT, SPACED = (b":", b","), (b": ", b", ")
+"""A colon and a comma as orjson writes them, and as `json.dumps` does."""
+
+
+def _record(bucket: bytes, k: bytes, key_first: bool, spelling=COMPACT) -> bytes:
+    colon, comma = spelling
     if key_first:
-        return b'{"key":"%b","bucket":"%b"}' % (k, bucket)
-    return b'{"bucket":"%b","key":"%b"}' % (bucket, k)
+        return b'{"key"%b"%b"%b"bucket"%b"%b"}' % (colon, k, comma, colon, bucket)
+    return b'{"bucket"%b"%b"%b"key"%b"%b"}' % (colon, bucket, comma, colon, k)
 
 
 def _mutate(raw: bytes, at: int, how: int, extra: bytes) -> bytes:
@@ -61,18 +66,18 @@ def _mutate(raw: bytes, at: int, how: int, extra: bytes) -> bytes:
 
 
 @st.composite
-def records(draw, key_first: bool, known: list[bytes]) -> list[bytes]:
+def records(draw, key_first: bool, known: list[bytes], spelling=COMPACT) -> list[bytes]:
     """Plain records of known buckets, mostly with one defect somewhere (or a few)."""
     n = draw(st.integers(1, 10))
     fields = [(draw(st.sampled_from(known)), draw(plain_key)) for _ in range(n)]
-    out = [_record(b, k, key_first) for b, k in fields]
+    out = [_record(b, k, key_first, spelling) for b, k in fields]
     i, defect = draw(st.integers(0, n - 1)), draw(st.integers(0, 6))
     bucket, k = fields[i]
     if defect in (1, 6):  # one more byte in a key: one JSON treats specially, or any
         at, more = draw(st.integers(0, len(k))), draw(SPECIAL if defect == 1 else KEY_BYTES)
-        out[i] = _record(bucket, k[:at] + more + k[at:], key_first)
+        out[i] = _record(bucket, k[:at] + more + k[at:], key_first, spelling)
     elif defect == 2:  # an empty key, or any key
-        out[i] = _record(bucket, draw(st.just(b"") | key), key_first)
+        out[i] = _record(bucket, draw(st.just(b"") | key), key_first, spelling)
     elif defect == 3:  # a byte flipped, dropped or doubled anywhere in a record
         at, how = draw(st.integers(0, 200)), draw(st.integers(0, 3))
         out[i] = _mutate(out[i], at, how, draw(KEY_BYTES))
@@ -83,16 +88,25 @@ def records(draw, key_first: bool, known: list[bytes]) -> list[bytes]:
         )
     elif defect == 5:  # a few records anything at all
         for j in draw(st.lists(st.integers(0, n - 1), max_size=3)):
-            out[j] = _record(draw(st.sampled_from(BUCKETS)), draw(key), draw(st.booleans()))
+            spelt = draw(st.sampled_from([COMPACT, SPACED]))
+            out[j] = _record(draw(st.sampled_from(BUCKETS)), draw(key), draw(st.booleans()), spelt)
     return out
 
 
-def _plain_re(key_first: bool, buckets: list[bytes], *, sep: bytes = b"", end: bytes = b"\n"):
+def _plain_re(
+    key_first: bool,
+    buckets: list[bytes],
+    *,
+    sep: bytes = b"",
+    end: bytes = b"\n",
+    spelling: tuple[bytes, bytes] = COMPACT,
+):
     bucket = b"(?:" + b"|".join(map(re.escape, buckets)) + b")"
     k = b'[^"\\\\\\x00-\\x1f\\x7f' + (b"}" if not end else b"") + b"]"
     k = b"(?:" + k + (b"|\\\\/" if end else b"") + b")+"  # JSON Lines: `\/` too (pandas)
-    body = b'"key":"%b","bucket":"%b"' % (k, bucket) if key_first else None
-    body = body or b'"bucket":"%b","key":"%b"' % (bucket, k)
+    colon, comma = map(re.escape, spelling)
+    body = b'"key"%b"%b"%b"bucket"%b"%b"' % (colon, k, comma, colon, bucket) if key_first else None
+    body = body or b'"bucket"%b"%b"%b"key"%b"%b"' % (colon, bucket, comma, colon, k)
     return re.compile(b"(?:" + re.escape(sep) + b"\\{" + body + b"\\}" + re.escape(end) + b")+")
 
 
@@ -138,10 +152,12 @@ NOT_SEPARATORS = [b"", b",,", b" ", b";", b"x,", b",\x00", b"\x0b,"]
     data=st.data(),
     sep=st.sampled_from(SEPARATORS * 3 + NOT_SEPARATORS),
     known=st.lists(st.sampled_from(BUCKETS), min_size=1, max_size=5, unique=True),
+    spelling=st.sampled_from([COMPACT, SPACED]),
 )
-def test_array_spans_are_dense_exactly_when_every_element_is_plain(data, sep, known):
-    # GIVEN a span of elements, each after a separator (now and then another one)
-    elements = data.draw(records(False, known))
+def test_array_spans_are_dense_exactly_when_every_element_is_plain(data, sep, known, spelling):
+    # GIVEN a span of elements, compact or as `json.dumps` spells them, each after a separator
+    # (now and then another one)
+    elements = data.draw(records(False, known, spelling))
     seps = [
         data.draw(st.sampled_from(SEPARATORS + NOT_SEPARATORS))
         if data.draw(st.integers(0, 9)) == 0
@@ -151,10 +167,12 @@ def test_array_spans_are_dense_exactly_when_every_element_is_plain(data, sep, kn
     span = b"".join(s + e for s, e in zip(seps, elements, strict=True))
     # WHEN offered to the dense check
     batch = dense_array_batch(span, DenseShape(3, 50, known, 10_000))
-    # THEN it is taken exactly when every element is plain, after the first separator
+    # THEN it is taken exactly when every element is plain in one spelling, after the first
+    # separator
     first = span[: span.find(b"{")] if b"{" in span else b"?"
-    pattern = _plain_re(False, known, sep=first, end=b"")
-    plain = first.strip(b" \t\r\n") == b"," and pattern.fullmatch(span) and _is_utf8(span)
+    patterns = [_plain_re(False, known, sep=first, end=b"", spelling=s) for s in (COMPACT, SPACED)]
+    is_plain = any(pattern.fullmatch(span) for pattern in patterns)
+    plain = first.strip(b" \t\r\n") == b"," and is_plain and _is_utf8(span)
     assert (batch is not None) == bool(plain)
     if batch is not None:
         assert batch.records(0, len(batch)) == _reference(elements, 3)

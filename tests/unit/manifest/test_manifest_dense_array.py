@@ -10,6 +10,7 @@ every separator style and irregular elements, read through tiny buffers.
 from __future__ import annotations
 
 import io
+import json
 
 import orjson
 import pytest
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 from pipeline.manifest import json_array
 from pipeline.manifest.batch import DenseBatch
+from pipeline.manifest.dense_array import _array_row
 from pipeline.manifest.dense_array_template import ElementsBatch
 from pipeline.manifest.parse import parse_json_value
 from pipeline.manifest.parsed_json import ParsedBatch
@@ -73,7 +75,10 @@ ODD = [
 ]
 
 
-def _element(b: str, k: str) -> bytes:
+def _element(b: str, k: str, *, spaced: bool = False) -> bytes:
+    """As orjson writes it, or `spaced` as `json.dumps` does (non-ASCII kept: no `\\u` escapes)."""
+    if spaced:
+        return json.dumps({"bucket": b, "key": k}, ensure_ascii=False).encode()
     return orjson.dumps({"bucket": b, "key": k})
 
 
@@ -98,14 +103,18 @@ def _expected(elements: list[bytes]) -> list[tuple]:
 
 @st.composite
 def arrays(draw):
-    """(array bytes, its elements, read size): mostly plain elements, one separator style."""
-    elements = [_element("bkt-1", "first")]
+    """(array bytes, its elements, read size): mostly plain elements, one separator style.
+
+    The elements are compact or spaced (`json.dumps`), the irregular ones (`ODD`) compact.
+    """
+    spaced = draw(st.booleans())
+    elements = [_element("bkt-1", "first", spaced=spaced)]
     for _ in range(draw(st.integers(0, 60))):
         kind = draw(st.integers(0, 9))
         if kind < 7:
-            elements.append(_element(draw(bucket), draw(plain_key)))
+            elements.append(_element(draw(bucket), draw(plain_key), spaced=spaced))
         elif kind < 9:
-            elements.append(_element(draw(bucket), draw(any_key)))
+            elements.append(_element(draw(bucket), draw(any_key), spaced=spaced))
         else:
             elements.append(draw(st.sampled_from(ODD)))
     sep = draw(st.sampled_from(SEPARATORS))
@@ -202,6 +211,19 @@ def test_a_plain_array_is_read_in_dense_batches(sep):
     # THEN all but each buffer's first element come dense, nothing differs, the end is exact
     dense = sum(len(b) for b in batches if isinstance(b, DenseBatch))
     assert dense > 0.95 * len(keys)
+    assert flatten_batches(batches) == [("ok", n, "bkt-1", k, None) for n, k in enumerate(keys, 1)]
+    assert reader.position.offset == len(data) - 1
+
+
+def test_an_array_as_json_dump_writes_it_on_one_line_is_proved_by_the_frames():
+    # GIVEN `json.dump`'s array: one line, `, ` between elements, a space after `:` and `,`
+    keys = [f"photos/{i:05d} (1)+%41.jpg" for i in range(20_000)]
+    data = json.dumps([{"bucket": "bkt-1", "key": k} for k in keys]).encode()
+    # WHEN read through 64 KiB buffers
+    batches, reader = _read(data, 1 << 16)
+    # THEN the frame proof takes all but each buffer's first element, nothing differs
+    framed = sum(len(b) for b in batches if isinstance(b, DenseBatch) and b.parse_row is _array_row)
+    assert framed > 0.95 * len(keys)
     assert flatten_batches(batches) == [("ok", n, "bkt-1", k, None) for n, k in enumerate(keys, 1)]
     assert reader.position.offset == len(data) - 1
 
