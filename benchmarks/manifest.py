@@ -15,15 +15,16 @@ pandas' index column first (`,uri`), a quoted header CSV, an S3 Inventory report
 (a space after `:` and `,`) and as pandas `to_json` does (every `/` escaped `\\/`), JSON Lines
 with other fields (a size, a version id, a label beside a `uri`), and JSON arrays: one
 element a line, all on one line or indented (as `json.dump` writes them), and of URIs.
-For each file it measures, side by side in this one run and `--repeat` times each (medians): `gzip
--dc FILE | wc -l` (for an Inventory report: its parts) and `lambdaflow scan FILE --json`, both as
-whole processes (wall time, the CLI's start-up included), and one whole Split pass in a fresh
-process (`pipeline.split.passes.split_pass` from the start to the end, no budget, the allocator
-thresholds and the checkpointing reader as the Split handler sets and runs them, every chunk message
-encoded into a `CountingSink`, as `benchmarks/split_huge.py` does). Prints medians, the ratios scan
-/ `gzip -dc | wc -l` and Split / `gzip -dc | wc -l` (≥ 1.0x is the target), scan's and Split's own
-timers, and scan's peak RSS at both sizes (flat is the target). For the large URI manifest it also
-times Python ISA-L counting newlines in process (the second target: scan ≥ 0.5x that rate).
+For each file it measures, side by side in this one run and `--repeat` times each (medians):
+`gzip -dc FILE | wc -l` (for an Inventory report: its parts) and `lambdaflow scan FILE --json`,
+both as whole processes (wall time, the CLI's start-up included), and one whole Split pass in a
+fresh process (`pipeline.split.passes.split_pass` from the start to the end, no budget, the
+allocator thresholds and the checkpointing reader as the Split handler sets and runs them,
+every chunk message encoded into a `CountingSink`, as `benchmarks/split_huge.py` does). Prints
+medians, the ratios scan / `gzip -dc | wc -l` and Split / `gzip -dc | wc -l` (≥ 1.0x is the
+target), scan's and Split's own timers, and scan's peak RSS at both sizes (flat is the
+target). For the large URI manifest it also times Python ISA-L counting newlines in process
+(the second target: scan ≥ 0.5x that rate).
 `--against TREE` instead alternates, shape by shape at the large size, a Split pass of another
 checkout (TREE: say `git worktree add /tmp/before REV`) with one of this checkout and `gzip -dc
 | wc -l`, `--repeat` rounds, and prints the medians and the speed-up. `--inflaters` instead

@@ -26,7 +26,7 @@ BUDGET_MARGIN_S = 60.0
 
 logger = Logger()
 settings = cold_start("results_bucket", "work_queue_url", "runs_table")
-keep_freed_buffers()  # a pass frees megabyte buffers every block: 1.4x faster kept
+keep_freed_buffers()  # a pass frees megabyte buffers every block: keep them for the next
 _retries = data_path_config()
 _dynamodb = boto3.client("dynamodb", config=_retries)
 split = AwsSplit(
