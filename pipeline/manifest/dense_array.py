@@ -14,6 +14,7 @@ chunk item sizes the element-by-element path gives. The proof is the JSON Lines 
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,19 +23,25 @@ from pipeline.manifest.batch import DenseBatch
 from pipeline.manifest.dense import DenseShape, _Form, _is_utf8
 from pipeline.manifest.dense_json import (
     _CLOSE,
-    _ELEMENT_END,
     _FIRST_PRINTABLE,
     _NEVER_EMPTY,
-    _QUOTE,
     _WHITESPACE,
     _WORD,
     _bucket_needs,
     _json_specials_are_the_frames,
+    frame_matches,
 )
-from pipeline.manifest.json_spelling import spelling_of
+from pipeline.manifest.dense_template import _ITEM_FRAME
 
 if TYPE_CHECKING:
     import numpy.typing as npt
+
+_WS = rb"[ \t\r\n]*"
+_FIRST_ELEMENT = re.compile(
+    rb'\{(%b)"bucket"(%b:%b)"[^"\\]*"(%b,%b)"key"(%b:%b)"[^"\\]*"(%b)\}'
+    % (_WS, _WS, _WS, _WS, _WS, _WS, _WS, _WS)
+)
+"""A `{"bucket","key"}` element with any JSON whitespace between its tokens (the groups)."""
 
 
 def _array_row(row: bytes) -> tuple[str, str]:
@@ -50,45 +57,70 @@ def _array_row(row: bytes) -> tuple[str, str]:
 def dense_array_batch(span: bytes, shape: DenseShape) -> DenseBatch | None:
     r"""A `DenseBatch` when `span` is n elements `{"bucket":"B","key":"K"}`, each after a `SEP`.
 
-    In the spelling of the first element: compact, or with a space after each `:` and `,`.
+    Each element laid out as the first one is (`_frame_of`): compact, spaced as `json.dump`
+    writes one line, or indented as `json.dump(indent=…)` writes it.
 
-    `span` runs from just past an element to just past a later one's `"}`. Proof: `SEP`, the
+    `span` runs from just past an element to just past a later one's `}`. Proof: `SEP`, the
     bytes before the first `{`, is whitespace, one comma, whitespace; the span's `}` bytes
     (one numpy search) cut it into n rows, the last ending the span; every row starts with
-    `SEP{"bucket":"B","key":"` for a validated bucket B and ends `"}`, gathered at the row
-    starts and ends, with at least one byte between the two (so the key is not empty and
-    the pieces do not overlap); the span holds 8n quotes, and n times the separator's control
-    bytes (the frames' own: none in a key), no backslash or DEL; it is UTF-8. So no `}` lies
-    inside a key either, and the rows are the elements the element path would read. An item
-    is the row less the separator and 12 bytes (15 spaced), plus its number's digits.
+    `SEP{"bucket":"B","key":"` (the first element's whitespace in it) for a validated bucket
+    B and ends with the first element's `"}` (and the whitespace before its `}`), gathered at
+    the row starts and ends, with at least one byte between the two (so the key is not empty
+    and the pieces do not overlap); the span holds 8n quotes, and n times the control bytes
+    of the separator and the frame (the frames' own: none in a key), no backslash or DEL; it
+    is UTF-8. So no `}` lies inside a key either, and the rows are the elements the element
+    path would read. An item is the row less the separator and the frame's fixed bytes, plus
+    `[,"",""]` and its number's digits.
     """
     sep = span[: span.find(b"{")]
-    if len(span) < _WORD or b"{" not in span or sep.strip(_WHITESPACE) != b",":
+    frame = _frame_of(span, sep)
+    if frame is None:
         return None
-    spelling = spelling_of(span[len(sep) :])
-    opens = [sep + spelling.bucket_open % bucket for bucket in shape.buckets]
+    bucket_open, element_end = frame
+    opens = [sep + bucket_open % bucket for bucket in shape.buckets]
     if not span.startswith(tuple(opens)):
         return None  # the first row already is no frame: spare the whole-span searches
-    starts = _element_starts(span, sep)
-    if starts is None:
-        return None
-    need = _bucket_needs(span, starts[:-1], opens, 1 + len(_ELEMENT_END))
+    starts = _element_starts(span, _controls(sep + bucket_open + element_end))
+    need = None if starts is None else _bucket_needs(span, starts[:-1], opens, 1 + len(element_end))
     if need is None or not (np.diff(starts) >= need).all():
         return None
-    block = np.frombuffer(span, np.uint8)
-    if not (block[starts[1:] - 2] == _QUOTE).all() or not _is_utf8(span):
+    ends = frame_matches(span, starts[1:] - len(element_end), element_end, backward=True)
+    if not ends.all() or not _is_utf8(span):
         return None
-    delta = spelling.row_item_delta - len(sep)
-    form = _Form(delta, _array_row, 2, _NEVER_EMPTY, b"", row_end=_ELEMENT_END)
+    delta = _ITEM_FRAME - len(bucket_open % b"") - len(sep)
+    form = _Form(delta, _array_row, len(element_end), _NEVER_EMPTY, b"", row_end=element_end)
     return shape.batch(span, None, form, starts=starts)
 
 
-def _element_starts(span: bytes, sep: bytes) -> npt.NDArray[np.int64] | None:
+def _frame_of(span: bytes, sep: bytes) -> tuple[bytes, bytes] | None:
+    r"""The first element's fixed bytes, `{"bucket":"%b","key":"` and `"}`; None: no frame.
+
+    Each with the whitespace the element holds around its braces, colons and comma (JSON's
+    four whitespace bytes only): `{"bucket": "%b", "key": "` for `json.dump` on one line,
+    `{\n    "bucket": "%b",\n    "key": "` and `"\n  }` for `json.dump(indent=2)`. None
+    also when `sep`, the bytes before the first `{`, is no comma in whitespace.
+    """
+    if len(span) < _WORD or b"{" not in span or sep.strip(_WHITESPACE) != b",":
+        return None
+    first = _FIRST_ELEMENT.match(span, len(sep))
+    if first is None:
+        return None
+    open_space, colon, comma, key_colon, close_space = first.groups()
+    bucket_open = b'{%b"bucket"%b"%%b"%b"key"%b"' % (open_space, colon, comma, key_colon)
+    return bucket_open, b'"%b}' % close_space
+
+
+def _controls(frames: bytes) -> int:
+    return sum(byte < _FIRST_PRINTABLE for byte in frames)
+
+
+def _element_starts(span: bytes, controls: int) -> npt.NDArray[np.int64] | None:
     """Each row's start (just past a `}`; `len(span)` last), unless a key may need escapes.
 
     The span's `}` bytes end the rows, the last at the span's end; the span holds exactly 8
-    quotes a row, as many control bytes a row as `sep`, and no backslash or DEL. Once every
-    row is proved to start with `sep` and a frame and to end `"}`, those are the frames' own.
+    quotes a row, `controls` control bytes a row (its separator's and frame's), and no
+    backslash or DEL. Once every row is proved to start with the separator and a frame and to
+    end with the frame's end, those are the frames' own.
     """
     if b"\\" in span or b"\x7f" in span:
         return None
@@ -99,7 +131,6 @@ def _element_starts(span: bytes, sep: bytes) -> npt.NDArray[np.int64] | None:
         return None
     if not _json_specials_are_the_frames(block, n):
         return None
-    controls = sum(byte < _FIRST_PRINTABLE for byte in sep)
     if int(np.count_nonzero(block < _FIRST_PRINTABLE)) != controls * n:
         return None
     starts = np.empty(n + 1, np.int64)

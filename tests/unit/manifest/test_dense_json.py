@@ -44,15 +44,22 @@ plain_key = st.lists(
 ).map(b"".join)
 
 
-COMPACT, SPACED = (b":", b","), (b": ", b", ")
-"""A colon and a comma as orjson writes them, and as `json.dumps` does."""
+COMPACT = (b"", b":", b",", b":", b"")
+"""A record's layout: the bytes after `{`, its two colons and its comma with the whitespace
+around them, the bytes before `}` (here as orjson writes them)."""
+SPACED = (b"", b": ", b", ", b": ", b"")
+"""As `json.dumps` writes a record."""
+INDENTED = (b"\n    ", b": ", b",\n    ", b": ", b"\n  ")
+"""As `json.dump(indent=2)` writes an array's element."""
 
 
 def _record(bucket: bytes, k: bytes, key_first: bool, spelling=COMPACT) -> bytes:
-    colon, comma = spelling
+    opened, colon, comma, second_colon, closing = spelling
     if key_first:
-        return b'{"key"%b"%b"%b"bucket"%b"%b"}' % (colon, k, comma, colon, bucket)
-    return b'{"bucket"%b"%b"%b"key"%b"%b"}' % (colon, bucket, comma, colon, k)
+        body = b'"key"%b"%b"%b"bucket"%b"%b"' % (colon, k, comma, second_colon, bucket)
+    else:
+        body = b'"bucket"%b"%b"%b"key"%b"%b"' % (colon, bucket, comma, second_colon, k)
+    return b"{%b%b%b}" % (opened, body, closing)
 
 
 def _mutate(raw: bytes, at: int, how: int, extra: bytes) -> bytes:
@@ -88,7 +95,7 @@ def records(draw, key_first: bool, known: list[bytes], spelling=COMPACT) -> list
         )
     elif defect == 5:  # a few records anything at all
         for j in draw(st.lists(st.integers(0, n - 1), max_size=3)):
-            spelt = draw(st.sampled_from([COMPACT, SPACED]))
+            spelt = draw(st.sampled_from([COMPACT, SPACED, INDENTED]))
             out[j] = _record(draw(st.sampled_from(BUCKETS)), draw(key), draw(st.booleans()), spelt)
     return out
 
@@ -104,10 +111,21 @@ def _plain_re(
     bucket = b"(?:" + b"|".join(map(re.escape, buckets)) + b")"
     k = b'[^"\\\\\\x00-\\x1f\\x7f' + (b"}" if not end else b"") + b"]"
     k = b"(?:" + k + (b"|\\\\/" if end else b"") + b")+"  # JSON Lines: `\/` too (pandas)
-    colon, comma = map(re.escape, spelling)
-    body = b'"key"%b"%b"%b"bucket"%b"%b"' % (colon, k, comma, colon, bucket) if key_first else None
-    body = body or b'"bucket"%b"%b"%b"key"%b"%b"' % (colon, bucket, comma, colon, k)
-    return re.compile(b"(?:" + re.escape(sep) + b"\\{" + body + b"\\}" + re.escape(end) + b")+")
+    opened, colon, comma, second, closing = map(re.escape, spelling)
+    body = b'"key"%b"%b"%b"bucket"%b"%b"' % (colon, k, comma, second, bucket) if key_first else None
+    body = body or b'"bucket"%b"%b"%b"key"%b"%b"' % (colon, bucket, comma, second, k)
+    record = b"\\{" + opened + body + closing + b"\\}"
+    return re.compile(b"(?:" + re.escape(sep) + record + re.escape(end) + b")+")
+
+
+def _layout_of(element: bytes) -> tuple[bytes, ...] | None:
+    """The layout of a `{"bucket","key"}` element (as `COMPACT` spells it), or None: no such."""
+    ws, value = rb"[ \t\r\n]*", rb'"[^"\\]*"'
+    shape = rb'\{(%b)"bucket"(%b:%b)%b(%b,%b)"key"(%b:%b)%b(%b)\}' % (
+        (ws, ws, ws, value, ws, ws, ws, ws, value, ws)
+    )
+    found = re.match(shape, element)
+    return None if found is None else found.groups()
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -152,11 +170,11 @@ NOT_SEPARATORS = [b"", b",,", b" ", b";", b"x,", b",\x00", b"\x0b,"]
     data=st.data(),
     sep=st.sampled_from(SEPARATORS * 3 + NOT_SEPARATORS),
     known=st.lists(st.sampled_from(BUCKETS), min_size=1, max_size=5, unique=True),
-    spelling=st.sampled_from([COMPACT, SPACED]),
+    spelling=st.sampled_from([COMPACT, SPACED, INDENTED]),
 )
 def test_array_spans_are_dense_exactly_when_every_element_is_plain(data, sep, known, spelling):
-    # GIVEN a span of elements, compact or as `json.dumps` spells them, each after a separator
-    # (now and then another one)
+    # GIVEN a span of elements, compact or as `json.dump` spells them (one line, indented),
+    # each after a separator (now and then another one)
     elements = data.draw(records(False, known, spelling))
     seps = [
         data.draw(st.sampled_from(SEPARATORS + NOT_SEPARATORS))
@@ -167,10 +185,11 @@ def test_array_spans_are_dense_exactly_when_every_element_is_plain(data, sep, kn
     span = b"".join(s + e for s, e in zip(seps, elements, strict=True))
     # WHEN offered to the dense check
     batch = dense_array_batch(span, DenseShape(3, 50, known, 10_000))
-    # THEN it is taken exactly when every element is plain in one spelling, after the first
-    # separator
+    # THEN it is taken exactly when every element is plain in one layout (the first element's
+    # whitespace in every element), after the first separator
     first = span[: span.find(b"{")] if b"{" in span else b"?"
-    patterns = [_plain_re(False, known, sep=first, end=b"", spelling=s) for s in (COMPACT, SPACED)]
+    layout = _layout_of(span[len(first) :])
+    patterns = [_plain_re(False, known, sep=first, end=b"", spelling=layout)] if layout else []
     is_plain = any(pattern.fullmatch(span) for pattern in patterns)
     plain = first.strip(b" \t\r\n") == b"," and is_plain and _is_utf8(span)
     assert (batch is not None) == bool(plain)

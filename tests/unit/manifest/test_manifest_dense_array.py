@@ -30,7 +30,7 @@ from tests.unit.manifest_helpers import as_tuple, assert_spans_are_the_chunks, f
 PROPS = settings(max_examples=50, deadline=None)
 LIMIT = 120
 BUCKETS = [f"bkt-{i}" for i in range(10)] + ["bucket-long-name"]
-SEPARATORS = [",", "\n,", ",\n", ", ", " ,\r\n  ", ",\t"]
+SEPARATORS = [",", "\n,", ",\n", ", ", " ,\r\n  ", ",\t", ",\n  ", ",\n    "]
 
 bucket = st.sampled_from(BUCKETS[:2]) | st.sampled_from(BUCKETS)
 plain_key = st.text(
@@ -75,11 +75,19 @@ ODD = [
 ]
 
 
-def _element(b: str, k: str, *, spaced: bool = False) -> bytes:
-    """As orjson writes it, or `spaced` as `json.dumps` does (non-ASCII kept: no `\\u` escapes)."""
-    if spaced:
+def _element(b: str, k: str, *, indent: int | None = None) -> bytes:
+    """As orjson writes it; with `indent`, as `json.dump` does an array's element (`indent=0`:
+    on one line, spaced; non-ASCII kept: no `\\u` escapes)."""
+    if indent is None:
+        return orjson.dumps({"bucket": b, "key": k})
+    if not indent:
         return json.dumps({"bucket": b, "key": k}, ensure_ascii=False).encode()
-    return orjson.dumps({"bucket": b, "key": k})
+    inner, outer = "\n" + " " * 2 * indent, "\n" + " " * indent
+    fields = [
+        f"{json.dumps(name)}: {json.dumps(v, ensure_ascii=False)}"
+        for name, v in (("bucket", b), ("key", k))
+    ]
+    return ("{" + inner + ("," + inner).join(fields) + outer + "}").encode()
 
 
 def _expected(elements: list[bytes]) -> list[tuple]:
@@ -105,16 +113,17 @@ def _expected(elements: list[bytes]) -> list[tuple]:
 def arrays(draw):
     """(array bytes, its elements, read size): mostly plain elements, one separator style.
 
-    The elements are compact or spaced (`json.dumps`), the irregular ones (`ODD`) compact.
+    The elements are compact, or as `json.dump` writes them (on one line, or indented by 2 or
+    4), the irregular ones (`ODD`) compact.
     """
-    spaced = draw(st.booleans())
-    elements = [_element("bkt-1", "first", spaced=spaced)]
+    indent = draw(st.sampled_from([None, 0, 2, 4]))
+    elements = [_element("bkt-1", "first", indent=indent)]
     for _ in range(draw(st.integers(0, 60))):
         kind = draw(st.integers(0, 9))
         if kind < 7:
-            elements.append(_element(draw(bucket), draw(plain_key), spaced=spaced))
+            elements.append(_element(draw(bucket), draw(plain_key), indent=indent))
         elif kind < 9:
-            elements.append(_element(draw(bucket), draw(any_key), spaced=spaced))
+            elements.append(_element(draw(bucket), draw(any_key), indent=indent))
         else:
             elements.append(draw(st.sampled_from(ODD)))
     sep = draw(st.sampled_from(SEPARATORS))
@@ -226,6 +235,20 @@ def test_an_array_as_json_dump_writes_it_on_one_line_is_proved_by_the_frames():
     assert framed > 0.95 * len(keys)
     assert flatten_batches(batches) == [("ok", n, "bkt-1", k, None) for n, k in enumerate(keys, 1)]
     assert reader.position.offset == len(data) - 1
+
+
+@pytest.mark.parametrize("indent", [2, 4, "\t"])
+def test_an_array_as_json_dump_indents_it_is_proved_by_the_frames(indent):
+    # GIVEN `json.dump(…, indent=…)`'s array: an element over four lines
+    keys = [f"photos/{i:05d} (1)+%41.jpg" for i in range(20_000)]
+    data = json.dumps([{"bucket": "bkt-1", "key": k} for k in keys], indent=indent).encode()
+    # WHEN read through 64 KiB buffers
+    batches, reader = _read(data, 1 << 16)
+    # THEN the frame proof takes all but each buffer's first element, nothing differs
+    framed = sum(len(b) for b in batches if isinstance(b, DenseBatch) and b.parse_row is _array_row)
+    assert framed > 0.95 * len(keys)
+    assert flatten_batches(batches) == [("ok", n, "bkt-1", k, None) for n, k in enumerate(keys, 1)]
+    assert reader.position.offset == len(data) - 2  # before the newline and the closing ]
 
 
 def test_an_array_of_uris_is_not_proved_by_the_frames_but_read_whole():
