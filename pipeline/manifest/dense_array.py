@@ -3,9 +3,9 @@
 A JSON array manifest (`[{"bucket":"b","key":"k"},…]`, one element a line as most writers put it)
 was split element by element and each element parsed by orjson: ~1/20 of the decompression speed.
 `ArraySplitter` offers each buffer's run of whole elements here; when every element is exactly
-`{"bucket":"B","key":"K"}` (or `{"bucket": "B", "key": "K"}`, as `json.dump` writes it, all on one
-line: the first element's spelling, `json_spelling`) with a plain key and one separator (`,` with
-the same whitespace around it) before each, the span becomes a `DenseBatch` (see
+`{"bucket":"B","key":"K"}` with the whitespace of the span's first element between its tokens
+(none, `json.dump`'s spaces on one line, or its indentation) with a plain key and one separator
+(`,` with the same whitespace around it) before each, the span becomes a `DenseBatch` (see
 `pipeline.manifest.batch`) whose records are exactly what `parse_json_value(orjson.loads(…))` gives
 for each element, with the element numbers, restart offsets (just past each element's `}`) and
 chunk item sizes the element-by-element path gives. The proof is the JSON Lines one
@@ -45,7 +45,7 @@ _FIRST_ELEMENT = re.compile(
 
 
 def _array_row(row: bytes) -> tuple[str, str]:
-    """Bucket and key of `SEP{"bucket":"B","key":"K` (the separator holds no quote).
+    """Bucket and key of `SEP{"bucket":"B","key":"K` (no quote in the separator or whitespace).
 
     Not `dense._jsonl_row`, though the same: the chunk encoder tells batches apart by their
     row parser, and these rows carry their separator.

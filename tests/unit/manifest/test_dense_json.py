@@ -3,11 +3,13 @@
 `pipeline.manifest.dense_json` (JSON Lines, either key order) and `pipeline.manifest.
 dense_array` (array spans) prove records plain from frame pieces gathered at the record ends
 plus whole-block byte counts. Each is held here to a regular expression written from the
-definition — every record exactly `{"bucket":"B","key":"K"}` (or key first), B one of the
-known buckets, K one or more bytes that are not `"`, backslash, a control byte or DEL, the
-whole UTF-8 — in both directions: a block it accepts must be plain, and a plain block must be
-accepted; accepted blocks give the reference parser's records. Blocks are plain records mixed
-with near misses (a byte flipped, dropped or doubled anywhere) and every awkward key byte.
+definition — every record exactly `{"bucket":"B","key":"K"}` (or key first; in an array, with
+the first element's whitespace between its tokens: compact, or as `json.dump` writes it, on one
+line or indented), B one of the known buckets, K one or more bytes that are not `"`, backslash,
+a control byte or DEL, the whole UTF-8 — in both directions: a block it accepts must be plain,
+and a plain block must be accepted; accepted blocks give the reference parser's records. Blocks
+are plain records mixed with near misses (a byte flipped, dropped or doubled anywhere) and every
+awkward key byte.
 """
 
 from __future__ import annotations
