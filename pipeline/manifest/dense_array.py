@@ -23,11 +23,11 @@ from pipeline.manifest.batch import DenseBatch
 from pipeline.manifest.dense import DenseShape, _Form, _is_utf8
 from pipeline.manifest.dense_json import (
     _CLOSE,
-    _FIRST_PRINTABLE,
     _NEVER_EMPTY,
     _WHITESPACE,
     _WORD,
     _bucket_needs,
+    _controls_are_the_frames,
     _json_specials_are_the_frames,
     frame_matches,
 )
@@ -80,7 +80,7 @@ def dense_array_batch(span: bytes, shape: DenseShape) -> DenseBatch | None:
     opens = [sep + bucket_open % bucket for bucket in shape.buckets]
     if not span.startswith(tuple(opens)):
         return None  # the first row already is no frame: spare the whole-span searches
-    starts = _element_starts(span, _controls(sep + bucket_open + element_end))
+    starts = _element_starts(span, (sep, bucket_open, element_end))
     need = None if starts is None else _bucket_needs(span, starts[:-1], opens, 1 + len(element_end))
     if need is None or not (np.diff(starts) >= need).all():
         return None
@@ -110,15 +110,11 @@ def _frame_of(span: bytes, sep: bytes) -> tuple[bytes, bytes] | None:
     return bucket_open, b'"%b}' % close_space
 
 
-def _controls(frames: bytes) -> int:
-    return sum(byte < _FIRST_PRINTABLE for byte in frames)
-
-
-def _element_starts(span: bytes, controls: int) -> npt.NDArray[np.int64] | None:
+def _element_starts(span: bytes, frame: tuple[bytes, ...]) -> npt.NDArray[np.int64] | None:
     """Each row's start (just past a `}`; `len(span)` last), unless a key may need escapes.
 
     The span's `}` bytes end the rows, the last at the span's end; the span holds exactly 8
-    quotes a row, `controls` control bytes a row (its separator's and frame's), and no
+    quotes a row, the control bytes of the `frame` pieces a row (the separator's too), and no
     backslash or DEL. Once every row is proved to start with the separator and a frame and to
     end with the frame's end, those are the frames' own.
     """
@@ -131,7 +127,7 @@ def _element_starts(span: bytes, controls: int) -> npt.NDArray[np.int64] | None:
         return None
     if not _json_specials_are_the_frames(block, n):
         return None
-    if int(np.count_nonzero(block < _FIRST_PRINTABLE)) != controls * n:
+    if not _controls_are_the_frames(block, n, frame):
         return None
     starts = np.empty(n + 1, np.int64)
     starts[0] = 0

@@ -35,11 +35,10 @@ import numpy as np
 
 from pipeline.manifest.dense import _is_utf8
 from pipeline.manifest.dense_columns import SummedBatch
-from pipeline.manifest.dense_json import _FIRST_PRINTABLE
+from pipeline.manifest.dense_json import _WHITESPACE, _controls_are_the_frames
 from pipeline.manifest.dense_template import (
     _MAX_BUCKETS,
     _URI_FRAME,
-    _WHITESPACE,
     _gap_holds,
     _names_a_known_bucket,
     _sizes,
@@ -200,18 +199,6 @@ def _uris(rows: _Rows, sep: bytes, shape: DenseShape) -> _Proved | None:
     if not _names_a_known_bucket(block, start, length, shape.buckets, uri=True):
         return None
     return (length - _URI_FRAME).astype(np.int64), None
-
-
-def _controls_are_the_frames(
-    block: npt.NDArray[np.uint8], rows: int, frame: tuple[bytes, ...]
-) -> bool:
-    """Whether the span's control bytes are as many as the rows' frame pieces hold.
-
-    The pieces (the separator and the template's gaps) are proved in every row, so then no
-    control byte lies in a string.
-    """
-    controls = sum(byte < _FIRST_PRINTABLE for piece in frame for byte in piece)
-    return int(np.count_nonzero(block < _FIRST_PRINTABLE)) == controls * rows
 
 
 def _element_row(row: bytes) -> tuple[str, ...]:

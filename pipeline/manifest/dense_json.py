@@ -131,6 +131,18 @@ def _json_specials_are_the_frames(
     return int(np.count_nonzero(block == _QUOTE)) == quotes * n
 
 
+def _controls_are_the_frames(
+    block: npt.NDArray[np.uint8], rows: int, frame: tuple[bytes, ...]
+) -> bool:
+    """Whether the block's control bytes are as many as `rows` rows' frame pieces hold.
+
+    Once the pieces (a separator, the fixed bytes around the values) are proved in every
+    row, no control byte then lies in a string.
+    """
+    controls = sum(byte < _FIRST_PRINTABLE for piece in frame for byte in piece)
+    return int(np.count_nonzero(block < _FIRST_PRINTABLE)) == controls * rows
+
+
 def _first_line_framed(data: bytes, heads: tuple[bytes, ...], tails: tuple[bytes, ...]) -> bool:
     """Whether the block's first line (with its newline) starts with a head and ends with a tail.
 

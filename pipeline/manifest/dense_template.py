@@ -33,7 +33,7 @@ import orjson
 
 from pipeline.manifest.dense import _Form, _is_utf8
 from pipeline.manifest.dense_columns import SummedBatch, _version_sums
-from pipeline.manifest.dense_json import _line_starts_if_only_newlines
+from pipeline.manifest.dense_json import _WHITESPACE, _WORD, _WORDS, _line_starts_if_only_newlines
 from pipeline.manifest.parse import ManifestRecord, parse_json_line
 
 if TYPE_CHECKING:
@@ -45,12 +45,9 @@ if TYPE_CHECKING:
     from pipeline.manifest.dense import DenseShape
 
 _QUOTE, _ZERO, _NINE = ord('"'), ord("0"), ord("9")
-_WORD, _WORDS = 8, np.dtype("<u8")
 _BYTEWISE_UP_TO = 2
 """Pieces this short are compared a byte at a time: fewer gathers than a word and its mask."""
 _URI_PREFIX = b"s3://"
-_WHITESPACE = b" \t\r\n"
-"""JSON's whitespace, which an indented array element holds between its strings."""
 _ITEM_FRAME = len('[,"",""]')
 _URI_FRAME = len("s3:///")
 """Bytes of `s3://B/K` that are neither bucket nor key."""
