@@ -25,6 +25,7 @@ from pipeline.manifest.dense_json import (
     _CLOSE,
     _NEVER_EMPTY,
     _WHITESPACE,
+    _WHITESPACE_RUN,
     _WORD,
     _bucket_needs,
     _controls_are_the_frames,
@@ -36,10 +37,8 @@ from pipeline.manifest.dense_template import _ITEM_FRAME
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-_WS = rb"[ \t\r\n]*"
 _FIRST_ELEMENT = re.compile(
-    rb'\{(%b)"bucket"(%b:%b)"[^"\\]*"(%b,%b)"key"(%b:%b)"[^"\\]*"(%b)\}'
-    % (_WS, _WS, _WS, _WS, _WS, _WS, _WS, _WS)
+    rb'\{(%b)"bucket"(%b:%b)"[^"\\]*"(%b,%b)"key"(%b:%b)"[^"\\]*"(%b)\}' % ((_WHITESPACE_RUN,) * 8)
 )
 """A `{"bucket","key"}` element with any JSON whitespace between its tokens (the groups)."""
 

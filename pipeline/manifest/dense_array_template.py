@@ -35,7 +35,7 @@ import numpy as np
 
 from pipeline.manifest.dense import _is_utf8
 from pipeline.manifest.dense_columns import SummedBatch
-from pipeline.manifest.dense_json import _WHITESPACE, _controls_are_the_frames
+from pipeline.manifest.dense_json import _WHITESPACE, _WHITESPACE_RUN, _controls_are_the_frames
 from pipeline.manifest.dense_template import (
     _MAX_BUCKETS,
     _URI_FRAME,
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
 _QUOTE = ord('"')
 _SEPARATOR_BYTES = _WHITESPACE + b","
-_SEPARATOR = re.compile(rb"[ \t\r\n]*,[ \t\r\n]*")
+_SEPARATOR = re.compile(_WHITESPACE_RUN + b"," + _WHITESPACE_RUN)
 _FIRST_TRIES = 8
 """`}` bytes tried as the end of the first element (the others lie inside its strings)."""
 

@@ -53,6 +53,8 @@ _BUCKET_OPEN = COMPACT.bucket_open
 _LINE_END = b'"}\n'
 _ELEMENT_END = b'"}'
 _WHITESPACE = b" \t\r\n"
+_WHITESPACE_RUN = rb"[ \t\r\n]*"
+"""Any run of JSON's whitespace (`_WHITESPACE`), as a regular expression's fragment."""
 _URI_QUOTES = 4
 """`{"uri":"s3://B/K"}`: 4 quotes, none inside a plain string."""
 _ROW_ITEM_DELTA = COMPACT.row_item_delta

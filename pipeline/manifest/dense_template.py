@@ -33,7 +33,13 @@ import orjson
 
 from pipeline.manifest.dense import _Form, _is_utf8
 from pipeline.manifest.dense_columns import SummedBatch, _version_sums
-from pipeline.manifest.dense_json import _WHITESPACE, _WORD, _WORDS, _line_starts_if_only_newlines
+from pipeline.manifest.dense_json import (
+    _WHITESPACE,
+    _WHITESPACE_RUN,
+    _WORD,
+    _WORDS,
+    _line_starts_if_only_newlines,
+)
 from pipeline.manifest.parse import ManifestRecord, parse_json_line
 
 if TYPE_CHECKING:
@@ -54,7 +60,9 @@ _URI_FRAME = len("s3:///")
 _NEVER_EMPTY = -(2**62)
 _MAX_DIGITS = 18
 """Longer integers go the reference way (orjson refuses those past 64 bits)."""
-_NUMBER = re.compile(rb"(:[ \t\r\n]*)(?:0|[1-9][0-9]{0,17})([ \t\r\n]*[,}][ \t\r\n]*)")
+_NUMBER = re.compile(
+    rb"(:%b)(?:0|[1-9][0-9]{0,17})(%b[,}]%b)" % (_WHITESPACE_RUN, _WHITESPACE_RUN, _WHITESPACE_RUN)
+)
 _VERSION_NAMES = frozenset({"version_id", "versionId", "VersionId"})
 _MAX_BUCKETS = 32
 """Known buckets a block's values are compared with, at most (gathers for each): a run

@@ -29,6 +29,7 @@ import numpy as np
 
 from pipeline.manifest.batch import UnparsedBatch
 from pipeline.manifest.dense import _is_utf8
+from pipeline.manifest.dense_json import _WHITESPACE
 from pipeline.manifest.parse import ManifestRecord, parse_json_line
 
 if TYPE_CHECKING:
@@ -40,8 +41,7 @@ if TYPE_CHECKING:
 _QUOTE, _OPEN, _CLOSE, _COMMA = ord('"'), ord("{"), ord("}"), ord(",")
 _BRACKETS = (ord("["), ord("]"))
 _SEPARATOR = np.zeros(256, bool)
-_SEPARATOR[list(b" \t\r\n,")] = True
-_WHITESPACE = b" \t\r\n"
+_SEPARATOR[list(_WHITESPACE + b",")] = True
 
 
 @dataclass(frozen=True, slots=True)
