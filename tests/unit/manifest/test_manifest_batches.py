@@ -22,11 +22,13 @@ from hypothesis import strategies as st
 from pipeline.cli.scan import EXAMPLES_PER_ERROR, SCAN_RUN_ID, scan_manifest
 from pipeline.config import Settings
 from pipeline.failures import ManifestLineError, ManifestReadError
+from pipeline.manifest import stream
 from pipeline.manifest.batch import DenseBatch, ListedBatch, digit_count_sum
 from pipeline.manifest.dense_columns import SummedBatch
 from pipeline.manifest.guard import NOT_A_MANIFEST, refuse_binary
 from pipeline.manifest.parse import detect_csv_layout, parse_csv_row, parse_json_value
 from pipeline.manifest.parsed_json import ParsedBatch
+from pipeline.manifest.raw_lines import RawLinesBatch
 from pipeline.manifest.reader import (
     ManifestFormat,
     ManifestReader,
@@ -369,6 +371,84 @@ def test_one_irregular_line_among_plain_ones_reads_as_the_reference_says(shape, 
     # THEN exactly the reference items and item sizes, whether the block went dense or not
     assert flatten_batches(batches) == _reference(data, fmt, LIMIT)
     _assert_exact_sizes(batches)
+
+
+@PROPS
+@given(case=manifests(), narrowest=st.sampled_from([8, 40, 150]), block=st.integers(64, 3000))
+def test_blocks_halved_around_refused_lines_read_as_the_reference_says(
+    case, narrowest, block, monkeypatch
+):
+    # GIVEN mostly plain manifests whose irregular lines make the frame proofs refuse a block,
+    # read in blocks big enough to be halved around them (a few lines a piece at the least)
+    monkeypatch.setattr(stream, "NARROWEST_RUN", narrowest)
+    fmt, data, _ = case
+    line_ends = [i + 1 for i, byte in enumerate(data) if byte == ord("\n")] + [len(data)]
+    # WHEN read as batches, and as items
+    batches, reader = _batches(data, fmt, block)
+    item_reader = RecordReader(io.BytesIO(data), fmt, max_line_bytes=LIMIT, block_bytes=block)
+    items = [(as_tuple(i), item_reader.position) for i in item_reader]
+    # THEN both give the reference's items and item sizes; each record restarts right after
+    # its line (counted here from the bytes); both end where reading line by line ends
+    expected = _reference(data, fmt, LIMIT)
+    assert [i for i, _ in items] == expected
+    assert flatten_batches(batches) == expected
+    _assert_exact_sizes(batches)
+    restarts = [(r.line + 1, line_ends[r.line - 1]) for b in batches for r in b.records(0, len(b))]
+    assert [b.resume_after(i) for b in batches for i in range(len(b.records(0, len(b))))] == (
+        restarts
+    )
+    records = [(p.line, p.offset) for i, p in items if i[0] == "ok"]
+    assert records == restarts
+    assert (reader.position, reader.lines_read) == (item_reader.position, item_reader.lines_read)
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_a_bad_line_in_a_megabyte_of_plain_ones_costs_line_by_line_reading_around_it_only(shape):
+    # GIVEN a read block of ~20,000 plain lines with one malformed line in the middle
+    fmt, plain, _ = SHAPES[shape]
+    rows = [plain("bkt-1", f"photos/{i:06d}.jpg") for i in range(20_000)]
+    rows[11_111] = b"{oops}" if fmt is ManifestFormat.JSON_LINES else b"s3:/bkt-1/oops"
+    data = b"\n".join(rows) + b"\n"
+    # WHEN scan reads it in batches (one block), and Split does (`raw_lines`)
+    batches, _ = _batches(data, fmt, 1 << 21)
+    split = list(
+        RecordReader(io.BytesIO(data), fmt, max_line_bytes=LIMIT, raw_lines=True).iter_batches()
+    )
+    # THEN scan reads line by line only the few kilobytes the proofs refused around the bad
+    # line, the rest proved in halves; Split sends the refused block unparsed, whole
+    assert flatten_batches(batches) == _reference(data, fmt, LIMIT)
+    slow = [len(b) for b in batches if not isinstance(b, DenseBatch)]
+    lines_a_piece = stream.NARROWEST_RUN // len(rows[0]) + 1
+    assert sum(slow) <= 2 * lines_a_piece, slow
+    assert max(len(b) for b in split if isinstance(b, RawLinesBatch)) > 19_000
+
+
+def test_a_block_of_bad_lines_everywhere_is_not_halved_again_and_again(monkeypatch):
+    # GIVEN URI lines with a malformed one every 5 lines, in many read blocks
+    rows = [_uri_plain("bkt-1", f"k{i}") if i % 5 else b"bad line" for i in range(1, 6000)]
+    data = b"\n".join(rows) + b"\n"
+    monkeypatch.setattr(stream, "NARROWEST_RUN", 256)
+    tried = _count_proofs(monkeypatch)
+    # WHEN read in 4 KiB blocks
+    batches, _ = _batches(data, ManifestFormat.CSV, 4096)
+    blocks = -(-len(data) // 4096)
+    # THEN the first block is halved down to 256 bytes in vain, and no later block is
+    assert flatten_batches(batches) == _reference(data, ManifestFormat.CSV, LIMIT)
+    assert len(tried) < blocks + 2 * 4096 // 256
+
+
+def _count_proofs(monkeypatch) -> list[bool]:
+    """Whether each run offered to a CSV frame proof was taken, in order."""
+    tried: list[bool] = []
+    real = stream._proved_csv
+
+    def counted(*args):
+        batch = real(*args)
+        tried.append(batch is not None)
+        return batch
+
+    monkeypatch.setattr(stream, "_proved_csv", counted)
+    return tried
 
 
 def test_a_cr_inside_every_line_is_not_taken_for_crlf():

@@ -111,7 +111,7 @@ def _row(b: str, k: str, rest: list[str], *, quoted: bool, encoded: bool) -> byt
 class _LineByLine(RecordReader):
     """The reference path: the same reader with every dense check switched off."""
 
-    def _dense(self, run):
+    def _shape(self, run):
         return None
 
 
