@@ -35,8 +35,12 @@ if TYPE_CHECKING:
 
 LISTED_BATCH_ITEMS = 4096
 """Most items a `ListedBatch` holds (a batch of lines holds one read block anyway)."""
-MAX_DENSE_BUCKETS = 8
-"""Buckets a dense check tries (each costs one `count` over the block)."""
+MAX_DENSE_BUCKETS = 256
+"""Buckets a reader remembers for its proofs (a line naming another is read line by line)."""
+LOOPED_BUCKETS = 8
+"""Buckets a proof that tries them one at a time takes (each costs it a search or a gather);
+the first ones learned. The line-start proofs of CSV and URI rows look a line's bucket up in a
+table past as many (`dense._lines_name_a_bucket`), so they take every known bucket."""
 _NEWLINE = 10
 _POWERS_OF_TEN = [10**d for d in range(40)]
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from pipeline.manifest.batch import DenseBatch, line_starts
+from pipeline.manifest.batch import LOOPED_BUCKETS, DenseBatch, line_starts
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -61,6 +62,11 @@ class DenseShape:
     buckets: Sequence[bytes]
     max_line_bytes: int
     part: int = 0
+
+    @property
+    def looped_buckets(self) -> Sequence[bytes]:
+        """The buckets a proof that tries them one at a time takes (`LOOPED_BUCKETS`)."""
+        return self.buckets[:LOOPED_BUCKETS]
 
     def batch(
         self,
@@ -213,26 +219,138 @@ def _lines_start_with_a_bucket(
     Each line's first bytes are read as little-endian 8-byte words at the line starts (a
     19-byte prefix is three numpy gathers) instead of searching the whole block for each
     prefix. Exact: every line is longer than each prefix (else the search answers), so the
-    words read lie inside the line.
+    words read lie inside the line. Past `LOOPED_BUCKETS` buckets, each line's bucket is
+    looked up in a table instead (`_lines_name_a_bucket`): its cost does not grow with them.
     """
     heads = starts[:-1]
     prefixes = [fmt % bucket for bucket in buckets]
     if not prefixes or int(np.diff(starts).min()) <= max(_WORD, *map(len, prefixes)):
-        return _all_start_with_a_bucket(data, len(heads), buckets, fmt)
+        return _all_start_with_a_bucket(data, len(heads), buckets[:LOOPED_BUCKETS], fmt)
+    if len(buckets) > LOOPED_BUCKETS:
+        return _lines_name_a_bucket(data, starts, tuple(buckets), fmt)
     words = np.ndarray((len(data) - _WORD + 1,), _WORDS, data, strides=(1,))
     matched = np.zeros(len(heads), bool)
     for prefix in prefixes:
-        hit = np.ones(len(heads), bool)
-        for offset in (*range(0, len(prefix) - _WORD, _WORD), max(0, len(prefix) - _WORD)):
-            piece = prefix[offset : offset + _WORD]
-            word, value = words[heads + offset], int.from_bytes(piece, "little")
-            if len(piece) < _WORD:
-                word &= (1 << 8 * len(piece)) - 1
-            hit &= word == value
-        matched |= hit
+        matched |= _start_with(words, heads, prefix)
         if matched.all():
             return True
     return False
+
+
+def _start_with(
+    words: npt.NDArray[np.uint64], heads: npt.NDArray[np.int64], prefix: bytes
+) -> npt.NDArray[np.bool_]:
+    """Whether the bytes at each of `heads` start with `prefix`: a word gather each 8 bytes.
+
+    `words` is the block read as a little-endian word at every byte; each head has the
+    prefix's length and 8 bytes at least after it in the block.
+    """
+    hit = np.ones(len(heads), bool)
+    for offset in (*range(0, len(prefix) - _WORD, _WORD), max(0, len(prefix) - _WORD)):
+        piece = prefix[offset : offset + _WORD]
+        word, value = words[heads + offset], int.from_bytes(piece, "little")
+        if len(piece) < _WORD:
+            word &= (1 << 8 * len(piece)) - 1
+        hit &= word == value
+    return hit
+
+
+@dataclass(frozen=True, slots=True)
+class _BucketTable:
+    """Known buckets as words, for `_lines_name_a_bucket`.
+
+    A bucket of L bytes is its words at 0, 8, 16, … with the last one ending at L (it may
+    overlap the one before); under 8 bytes, one word of its L bytes (the rest zero). Each
+    bucket's row holds `_BUCKET_WORDS` words, the last repeated, so that every line can be
+    compared column by column whatever its bucket's length. `hashes` (sorted) mix a bucket's
+    length and words; `rows[i]` is the row of the bucket whose hash is `hashes[i]`.
+    """
+
+    lengths: tuple[int, ...]  # every known length, longest first
+    hashes: npt.NDArray[np.uint64]
+    rows: npt.NDArray[np.intp]
+    words: npt.NDArray[np.uint64]  # (buckets, _BUCKET_WORDS)
+    sizes: npt.NDArray[np.int64]
+
+
+_BUCKET_WORDS = 8
+"""Words of the longest bucket name (63 bytes)."""
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _word_offsets(lengths: npt.NDArray[np.int64], column: int) -> npt.NDArray[np.int64]:
+    """Where word `column` of a bucket of each length starts: 8 per column, none past the end."""
+    return np.maximum(np.minimum(_WORD * column, lengths - _WORD), 0)
+
+
+def _mixed(
+    lengths: npt.NDArray[np.int64], columns: Sequence[npt.NDArray[np.uint64]]
+) -> npt.NDArray[np.uint64]:
+    """One 64-bit hash of each bucket's length and words (multiply and xor, wrapping)."""
+    mixed = lengths.astype(np.uint64)
+    with np.errstate(over="ignore"):
+        for column in columns:
+            mixed = (mixed ^ column) * _MIX
+    return mixed
+
+
+@lru_cache(maxsize=8)
+def _bucket_table(buckets: tuple[bytes, ...]) -> _BucketTable:
+    sizes = np.array([len(b) for b in buckets], np.int64)
+    padded = b"".join(b.ljust(64, b"\0") for b in buckets)
+    flat = np.ndarray((len(padded) - _WORD + 1,), _WORDS, padded, strides=(1,))
+    base = np.arange(len(buckets), dtype=np.int64) * 64
+    words = np.stack([flat[base + _word_offsets(sizes, c)] for c in range(_BUCKET_WORDS)], axis=1)
+    short = sizes < _WORD
+    words[short] &= ((np.uint64(1) << (8 * sizes[short]).astype(np.uint64)) - np.uint64(1))[:, None]
+    hashes = _mixed(sizes, list(words.T))
+    order = np.argsort(hashes, kind="stable")
+    return _BucketTable(
+        tuple(sorted(set(sizes.tolist()), reverse=True)), hashes[order], order, words, sizes
+    )
+
+
+def _lines_name_a_bucket(
+    data: bytes, starts: npt.NDArray[np.int64], buckets: tuple[bytes, ...], fmt: bytes
+) -> bool:
+    """Whether each line starts `fmt % B` for a known bucket B, by table, not bucket by bucket.
+
+    `fmt` is a prefix, the bucket, then one byte no bucket name holds (`/`, `,` or `"`): so a
+    line naming bucket B has that byte at B's length after the prefix, and at no shorter
+    known length. Each line's bucket length is therefore the shortest known length with that
+    byte after it (one byte gather a known length); its bucket is then looked up by a hash of
+    its length and words, and every word compared with the bucket's it found.
+    Exact; the caller made sure each line is longer than 8 bytes and its prefix.
+    """
+    prefix, _, rest = fmt.partition(b"%b")
+    end = rest[0]
+    table = _bucket_table(buckets)
+    block = np.frombuffer(data, np.uint8)
+    heads = starts[:-1]
+    at = heads + len(prefix)  # each line's bucket, if it names one
+    if int(at[-1]) + _WORD > len(data):
+        return _all_start_with_a_bucket(data, len(heads), buckets[:LOOPED_BUCKETS], fmt)
+    words = np.ndarray((len(data) - _WORD + 1,), _WORDS, data, strides=(1,))
+    if prefix and not _start_with(words, heads, prefix).all():
+        return False
+    last = len(data) - 1
+    lengths = np.zeros(len(heads), np.int64)
+    for size in table.lengths:  # longest first: the shortest length that fits wins
+        lengths[block[np.minimum(at + size, last)] == end] = size
+    if not (lengths > 0).all():  # (a length past the line's end: its newline fails below)
+        return False
+    columns = [words[at + _word_offsets(lengths, c)] for c in range(_BUCKET_WORDS)]
+    short = lengths < _WORD
+    if short.any():
+        mask = (np.uint64(1) << (8 * lengths[short]).astype(np.uint64)) - np.uint64(1)
+        for column in columns:
+            column[short] &= mask
+    hashes = _mixed(lengths, columns)
+    found = np.minimum(np.searchsorted(table.hashes, hashes), len(table.hashes) - 1)
+    rows = table.rows[found]
+    if not ((table.hashes[found] == hashes) & (table.sizes[rows] == lengths)).all():
+        return False
+    return all(bool((column == table.words[rows, c]).all()) for c, column in enumerate(columns))
 
 
 def _uri_line_starts(data: bytes, is_crlf: bool) -> npt.NDArray[np.int64] | None:

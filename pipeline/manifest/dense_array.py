@@ -76,7 +76,7 @@ def dense_array_batch(span: bytes, shape: DenseShape) -> DenseBatch | None:
     if frame is None:
         return None
     bucket_open, element_end = frame
-    opens = [sep + bucket_open % bucket for bucket in shape.buckets]
+    opens = [sep + bucket_open % bucket for bucket in shape.looped_buckets]
     if not span.startswith(tuple(opens)):
         return None  # the first row already is no frame: spare the whole-span searches
     starts = _element_starts(span, (sep, bucket_open, element_end))

@@ -86,7 +86,7 @@ def dense_array_template_batch(span: bytes, shape: DenseShape) -> ElementsBatch 
     in a key) is taken up to its last whole element: the batch ends there.
     """
     separator = _SEPARATOR.match(span)
-    if separator is None or len(shape.buckets) > _MAX_BUCKETS:
+    if separator is None or len(shape.looped_buckets) > _MAX_BUCKETS:
         return None
     sep, opening = separator.group(), span[separator.end() : separator.end() + 1]
     if opening == b"{":
@@ -183,7 +183,7 @@ def _objects(rows: _Rows, sep: bytes, template: _Template, shape: DenseShape) ->
     if not _controls_are_the_frames(block, len(pairs), (sep, *gaps)):
         return None
     led = replace(template, gaps=(sep + template.gaps[0], *template.gaps[1:]))  # type: ignore[operator]
-    return _sizes(block, pairs, starts[:-1], starts[1:], led, shape.buckets)
+    return _sizes(block, pairs, starts[:-1], starts[1:], led, shape.looped_buckets)
 
 
 def _uris(rows: _Rows, sep: bytes, shape: DenseShape) -> _Proved | None:
@@ -196,7 +196,7 @@ def _uris(rows: _Rows, sep: bytes, shape: DenseShape) -> _Proved | None:
     ):
         return None
     start, length = pairs[:, 0] + 1, pairs[:, 1] - pairs[:, 0] - 1
-    if not _names_a_known_bucket(block, start, length, shape.buckets, uri=True):
+    if not _names_a_known_bucket(block, start, length, shape.looped_buckets, uri=True):
         return None
     return (length - _URI_FRAME).astype(np.int64), None
 

@@ -80,7 +80,8 @@ def _header_rows(data: bytes, shape: DenseShape, layout: CsvLayout) -> _Proved |
         return None
     if layout.uri_col is not None:
         start, end = table.field(layout.uri_col)
-        if not _names_a_known_bucket(table.block, start, end - start, shape.buckets, uri=True):
+        buckets = shape.looped_buckets
+        if not _names_a_known_bucket(table.block, start, end - start, buckets, uri=True):
             return None
         items = end - start - _URI_FRAME
     else:
@@ -88,7 +89,7 @@ def _header_rows(data: bytes, shape: DenseShape, layout: CsvLayout) -> _Proved |
         key_start, key_end = table.field(layout.key_col)
         bucket_length = bucket_end - bucket_start
         if not (key_end > key_start).all() or not _names_a_known_bucket(
-            table.block, bucket_start, bucket_length, shape.buckets, uri=False
+            table.block, bucket_start, bucket_length, shape.looped_buckets, uri=False
         ):
             return None
         items = bucket_length + key_end - key_start
@@ -139,7 +140,7 @@ def _quoted_uris(data: bytes, shape: DenseShape) -> _Proved | None:
     ):
         return None
     start, length = pairs[:, 0] + 1, pairs[:, 1] - pairs[:, 0] - 1
-    if not _names_a_known_bucket(block, start, length, shape.buckets, uri=True):
+    if not _names_a_known_bucket(block, start, length, shape.looped_buckets, uri=True):
         return None
     return starts, (length - _URI_FRAME).astype(np.int64), None
 

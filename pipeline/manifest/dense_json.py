@@ -269,7 +269,7 @@ def dense_jsonl_uri_lines(
     starts with `{"uri":"s3://B/` and ends with `"}` + newline, with a byte between; the block
     holds 4n quotes (the frames' own), no DEL, and no backslash but before a `/`; it is UTF-8.
     """
-    pieces = [spelling.uri_head + bucket + b"/" for bucket in shape.buckets]
+    pieces = [spelling.uri_head + bucket + b"/" for bucket in shape.looped_buckets]
     if not _first_line_framed(data, tuple(pieces), (_LINE_END,)):
         return None
     lines = _lines_and_escapes(data)
@@ -307,8 +307,8 @@ def dense_jsonl_lines(
     holds 8n quotes (the frames' own: none in a key), no DEL, and no backslash but before a
     `/`; it is UTF-8.
     """
-    ends_of = tuple(spelling.key_first_end % bucket for bucket in shape.buckets)
-    opens = tuple(spelling.bucket_open % bucket for bucket in shape.buckets)
+    ends_of = tuple(spelling.key_first_end % bucket for bucket in shape.looped_buckets)
+    opens = tuple(spelling.bucket_open % bucket for bucket in shape.looped_buckets)
     head_tail = ((spelling.key_open,), ends_of) if key_first else (opens, (_LINE_END,))
     if not _first_line_framed(data, *head_tail):
         return None

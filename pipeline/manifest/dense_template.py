@@ -106,7 +106,7 @@ def dense_template_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
     pairs = found_a_line(block, starts, _QUOTE, template.quotes)
     if pairs is None:
         return None
-    sizes = _sizes(block, pairs, starts[:-1], starts[1:] - 1, template, shape.buckets)  # type: ignore[arg-type]
+    sizes = _sizes(block, pairs, starts[:-1], starts[1:] - 1, template, shape.looped_buckets)  # type: ignore[arg-type]
     if sizes is None or not _is_utf8(data):
         return None
     return summed_batch(shape, data, starts, sizes, _template_row, line_extra=1)
@@ -151,7 +151,7 @@ def plain_lines(
     No backslash, DEL or control byte but the newlines, the last byte one; and at most
     `_MAX_BUCKETS` known buckets to compare values with.
     """
-    if b"\\" in data or b"\x7f" in data or len(shape.buckets) > _MAX_BUCKETS:
+    if b"\\" in data or b"\x7f" in data or len(shape.looped_buckets) > _MAX_BUCKETS:
         return None
     starts = _line_starts_if_only_newlines(data)
     return None if starts is None else (np.frombuffer(data, np.uint8), starts)

@@ -12,7 +12,7 @@ import numpy as np
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from pipeline.manifest.batch import line_starts
+from pipeline.manifest.batch import LOOPED_BUCKETS, line_starts
 from pipeline.manifest.dense import (
     _URI_ORDINARY,
     DenseShape,
@@ -152,6 +152,88 @@ def test_a_block_of_many_buckets_passes_and_one_flipped_byte_fails_it():
         bad[len(rows[0]) + 1 + len(rows[1]) + 1 + at] ^= 0x01  # line 3: bucket 2
         starts = line_starts(bytes(bad))
         assert not _lines_start_with_a_bucket(bytes(bad), starts, BUCKETS[:3], fmt)
+
+
+MANY_BUCKETS = [
+    b"abc",
+    b"bkt-1",
+    b"bkt-10",
+    b"bucket-0",
+    b"bucket-00",
+    b"images-bucket-0",
+    b"images-bucket-00",
+    b"images-bucket-001",
+    b"bucket-00.example-data",
+    b"bucket-01.example-data",
+    b"bucket-00.example-datb",
+    b"bucket-00.examplf-data",
+    b"a" * 40,
+    b"a" * 39 + b"b",
+    b"x" * 63,
+]
+"""More than `LOOPED_BUCKETS`, so the line-start check looks them up in its table: every length
+from 3 to 63, and names alike but for a byte at the start, middle or end of a word."""
+
+
+def _near(bucket: bytes, how: int) -> bytes:
+    """A name one step from `bucket`: a byte flipped, one more or one less byte."""
+    if how == 0:
+        return bucket + b"0"
+    if how == 1:
+        return bucket[:-1]
+    flipped = bytearray(bucket)
+    flipped[how % len(bucket)] ^= 0x01
+    return bytes(flipped)
+
+
+many_line = st.one_of(
+    line_body,
+    st.tuples(st.sampled_from(MANY_BUCKETS), st.sampled_from(FORMATS), line_body).map(
+        lambda t: t[1] % t[0] + t[2]
+    ),
+    st.tuples(
+        st.sampled_from(MANY_BUCKETS), st.integers(0, 70), st.sampled_from(FORMATS), line_body
+    ).map(lambda t: t[2] % _near(t[0], t[1]) + t[3]),
+)
+
+
+@PROPS
+@given(
+    lines=st.lists(many_line.map(lambda b: b + b"y" * 64), min_size=1, max_size=30),
+    fmt=st.sampled_from(FORMATS),
+    known=st.integers(len(MANY_BUCKETS) - 6, len(MANY_BUCKETS)),
+)
+def test_the_bucket_table_equals_the_search_with_many_buckets(lines, fmt, known):
+    # GIVEN more known buckets than are tried one at a time, lines naming them, near misses
+    buckets = MANY_BUCKETS[:known]
+    assert len(buckets) > LOOPED_BUCKETS
+    data = b"\n".join(lines) + b"\n"
+    # WHEN each line's bucket is looked up in the table / THEN it answers as the search does
+    expected = _all_start_with_a_bucket(data, len(lines), buckets, fmt)
+    assert _lines_start_with_a_bucket(data, line_starts(data), buckets, fmt) == expected
+
+
+@PROPS
+@given(lines=st.lists(many_line, min_size=1, max_size=30), fmt=st.sampled_from(FORMATS))
+def test_the_bucket_table_never_takes_a_line_the_search_refuses(lines, fmt):
+    # GIVEN lines of any length: where the table cannot read a whole word, it may refuse more
+    data = b"\n".join(lines) + b"\n"
+    expected = _all_start_with_a_bucket(data, len(lines), MANY_BUCKETS, fmt)
+    got = _lines_start_with_a_bucket(data, line_starts(data), MANY_BUCKETS, fmt)
+    assert expected or not got
+
+
+def test_a_block_of_40_buckets_passes_and_one_flipped_byte_in_any_bucket_fails_it():
+    buckets = [b"bucket-%02d.example-data" % i for i in range(40)]
+    rows = [b"s3://%b/photos/%06d.jpg" % (buckets[i * 7 % 40], i) for i in range(400)]
+    data = b"\n".join(rows) + b"\n"
+    starts = line_starts(data)
+    assert _lines_start_with_a_bucket(data, starts, buckets, FORMATS[1])
+    assert not _lines_start_with_a_bucket(data, starts, buckets[1:], FORMATS[1])
+    for at in range(len(b"s3://" + buckets[0] + b"/")):
+        bad = bytearray(data)
+        bad[starts[123] + at] ^= 0x80  # no bucket name holds the byte it makes
+        assert not _lines_start_with_a_bucket(bytes(bad), starts, buckets, FORMATS[1])
 
 
 def test_line_starts_are_the_offsets_after_each_newline():
