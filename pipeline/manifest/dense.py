@@ -260,21 +260,20 @@ class _BucketTable:
     """Known buckets as words, for `_lines_name_a_bucket`.
 
     A bucket of L bytes is its words at 0, 8, 16, … with the last one ending at L (it may
-    overlap the one before); under 8 bytes, one word of its L bytes (the rest zero). Each
-    bucket's row holds `_BUCKET_WORDS` words, the last repeated, so that every line can be
-    compared column by column whatever its bucket's length. `hashes` (sorted) mix a bucket's
-    length and words; `rows[i]` is the row of the bucket whose hash is `hashes[i]`.
+    overlap the one before); under 8 bytes, one word of its L bytes (the rest zero). Every
+    bucket has `len(columns)` words, as many as the longest needs (a shorter one's last
+    repeated), so that lines are compared a column at a time whatever their bucket's length.
+    `hashes` (sorted) mix a bucket's length and words; `rows[i]` is the bucket whose hash is
+    `hashes[i]`.
     """
 
     lengths: tuple[int, ...]  # every known length, longest first
     hashes: npt.NDArray[np.uint64]
     rows: npt.NDArray[np.intp]
-    words: npt.NDArray[np.uint64]  # (buckets, _BUCKET_WORDS)
+    columns: tuple[npt.NDArray[np.uint64], ...]  # word c of every bucket
     sizes: npt.NDArray[np.int64]
 
 
-_BUCKET_WORDS = 8
-"""Words of the longest bucket name (63 bytes)."""
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -294,20 +293,26 @@ def _mixed(
     return mixed
 
 
+def _short_masks(lengths: npt.NDArray[np.int64]) -> npt.NDArray[np.uint64]:
+    """For lengths under 8: the mask of a word's first `length` bytes."""
+    return (np.uint64(1) << (8 * lengths).astype(np.uint64)) - np.uint64(1)
+
+
 @lru_cache(maxsize=8)
 def _bucket_table(buckets: tuple[bytes, ...]) -> _BucketTable:
     sizes = np.array([len(b) for b in buckets], np.int64)
     padded = b"".join(b.ljust(64, b"\0") for b in buckets)
     flat = np.ndarray((len(padded) - _WORD + 1,), _WORDS, padded, strides=(1,))
     base = np.arange(len(buckets), dtype=np.int64) * 64
-    words = np.stack([flat[base + _word_offsets(sizes, c)] for c in range(_BUCKET_WORDS)], axis=1)
+    width = max(1, -(-int(sizes.max()) // _WORD))
+    columns = [flat[base + _word_offsets(sizes, c)] for c in range(width)]
     short = sizes < _WORD
-    words[short] &= ((np.uint64(1) << (8 * sizes[short]).astype(np.uint64)) - np.uint64(1))[:, None]
-    hashes = _mixed(sizes, list(words.T))
+    for column in columns:
+        column[short] &= _short_masks(sizes[short])
+    hashes = _mixed(sizes, columns)
     order = np.argsort(hashes, kind="stable")
-    return _BucketTable(
-        tuple(sorted(set(sizes.tolist()), reverse=True)), hashes[order], order, words, sizes
-    )
+    lengths = tuple(sorted(set(sizes.tolist()), reverse=True))
+    return _BucketTable(lengths, hashes[order], order, tuple(columns), sizes)
 
 
 def _lines_name_a_bucket(
@@ -319,7 +324,7 @@ def _lines_name_a_bucket(
     line naming bucket B has that byte at B's length after the prefix, and at no shorter
     known length. Each line's bucket length is therefore the shortest known length with that
     byte after it (one byte gather a known length); its bucket is then looked up by a hash of
-    its length and words, and every word compared with the bucket's it found.
+    its length and words, and its length and every word compared with the bucket's it found.
     Exact; the caller made sure each line is longer than 8 bytes and its prefix.
     """
     prefix, _, rest = fmt.partition(b"%b")
@@ -339,18 +344,21 @@ def _lines_name_a_bucket(
         lengths[block[np.minimum(at + size, last)] == end] = size
     if not (lengths > 0).all():  # (a length past the line's end: its newline fails below)
         return False
-    columns = [words[at + _word_offsets(lengths, c)] for c in range(_BUCKET_WORDS)]
+    if len(table.lengths) == 1:  # one length: every line's words at the same offsets
+        offsets = _word_offsets(np.array(table.lengths), np.arange(len(table.columns)))
+        columns = [words[at + int(offset)] for offset in offsets]
+    else:
+        columns = [words[at + _word_offsets(lengths, c)] for c in range(len(table.columns))]
     short = lengths < _WORD
     if short.any():
-        mask = (np.uint64(1) << (8 * lengths[short]).astype(np.uint64)) - np.uint64(1)
         for column in columns:
-            column[short] &= mask
-    hashes = _mixed(lengths, columns)
-    found = np.minimum(np.searchsorted(table.hashes, hashes), len(table.hashes) - 1)
-    rows = table.rows[found]
-    if not ((table.hashes[found] == hashes) & (table.sizes[rows] == lengths)).all():
+            column[short] &= _short_masks(lengths[short])
+    found = np.searchsorted(table.hashes, _mixed(lengths, columns))
+    rows = table.rows.take(np.minimum(found, len(table.rows) - 1))
+    if not (table.sizes.take(rows) == lengths).all():
         return False
-    return all(bool((column == table.words[rows, c]).all()) for c, column in enumerate(columns))
+    pairs = zip(columns, table.columns, strict=True)
+    return all(bool((column == known.take(rows)).all()) for column, known in pairs)
 
 
 def _uri_line_starts(data: bytes, is_crlf: bool) -> npt.NDArray[np.int64] | None:

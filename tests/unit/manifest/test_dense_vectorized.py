@@ -12,6 +12,7 @@ import numpy as np
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from pipeline.manifest import dense
 from pipeline.manifest.batch import LOOPED_BUCKETS, line_starts
 from pipeline.manifest.dense import (
     _URI_ORDINARY,
@@ -234,6 +235,21 @@ def test_a_block_of_40_buckets_passes_and_one_flipped_byte_in_any_bucket_fails_i
         bad = bytearray(data)
         bad[starts[123] + at] ^= 0x80  # no bucket name holds the byte it makes
         assert not _lines_start_with_a_bucket(bytes(bad), starts, buckets, FORMATS[1])
+
+
+def test_the_bucket_table_is_exact_even_when_every_hash_collides(monkeypatch):
+    # GIVEN a hash that sends every bucket to one row of the table, and a line naming
+    # `a` * 10, unknown: its words are those of the known `a` * 9, its length that of `b` * 10
+    monkeypatch.setattr(dense, "_mixed", lambda lengths, columns: np.zeros(len(lengths), np.uint64))
+    dense._bucket_table.cache_clear()
+    buckets = [b"a" * 9, b"b" * 10, *(b"filler-%d" % i for i in range(LOOPED_BUCKETS))]
+    known = b"s3://%b/key-with-some-padding\n" % buckets[0]
+    unknown = b"s3://%b/key-with-some-padding\n" % (b"a" * 10)
+    # WHEN the lines are looked up / THEN the known one passes, the unknown one does not
+    for data, expected in ((known * 3, True), (known + unknown + known, False)):
+        assert _all_start_with_a_bucket(data, 3, buckets, FORMATS[1]) == expected
+        assert _lines_start_with_a_bucket(data, line_starts(data), buckets, FORMATS[1]) == expected
+    dense._bucket_table.cache_clear()
 
 
 def test_line_starts_are_the_offsets_after_each_newline():
