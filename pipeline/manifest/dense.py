@@ -320,31 +320,44 @@ def _lines_name_a_bucket(
 ) -> bool:
     """Whether each line starts `fmt % B` for a known bucket B, by table, not bucket by bucket.
 
-    `fmt` is a prefix, the bucket, then one byte no bucket name holds (`/`, `,` or `"`): so a
-    line naming bucket B has that byte at B's length after the prefix, and at no shorter
-    known length. Each line's bucket length is therefore the shortest known length with that
-    byte after it (one byte gather a known length); its bucket is then looked up by a hash of
-    its length and words, and its length and every word compared with the bucket's it found.
-    Exact; the caller made sure each line is longer than 8 bytes and its prefix.
+    `fmt` is a prefix, the bucket, then one byte no bucket name holds (`/`, `,` or `"`).
+    The caller made sure each line is longer than 8 bytes and its prefix.
     """
     prefix, _, rest = fmt.partition(b"%b")
-    end = rest[0]
+    if int(starts[-2]) + len(prefix) + _WORD > len(data):
+        return _all_start_with_a_bucket(data, len(starts) - 1, buckets[:LOOPED_BUCKETS], fmt)
+    return bucket_lengths(data, starts[:-1], buckets, prefix, rest[:1]) is not None
+
+
+def bucket_lengths(
+    data: bytes, heads: npt.NDArray[np.int64], buckets: tuple[bytes, ...], prefix: bytes, end: bytes
+) -> npt.NDArray[np.int64] | None:
+    """The length of the known bucket after `prefix` at each head, then `end`; else None.
+
+    `end` is a byte no bucket name holds (`/`, `,` or `"`): so a record naming bucket B has it
+    at B's length after the prefix, and at no shorter known length. Each record's bucket
+    length is therefore the shortest known length with that byte after it (one byte gather a
+    known length); its bucket is then looked up in a table (`_bucket_table`) by a hash of its
+    length and words, and its length and every word compared with the bucket's it found. A
+    cost that does not grow with the buckets, where trying them in turn does. Exact: a
+    record too short for what is read at it holds a newline there, which no prefix or bucket
+    holds. None too when the last head has not 8 bytes after its prefix.
+    """
     table = _bucket_table(buckets)
+    at = heads + len(prefix)  # each record's bucket, if it names one
+    if not len(heads) or int(at[-1]) + _WORD > len(data):
+        return None
     block = np.frombuffer(data, np.uint8)
-    heads = starts[:-1]
-    at = heads + len(prefix)  # each line's bucket, if it names one
-    if int(at[-1]) + _WORD > len(data):
-        return _all_start_with_a_bucket(data, len(heads), buckets[:LOOPED_BUCKETS], fmt)
     words = np.ndarray((len(data) - _WORD + 1,), _WORDS, data, strides=(1,))
     if prefix and not _start_with(words, heads, prefix).all():
-        return False
-    last = len(data) - 1
+        return None
+    last, end_byte = len(data) - 1, end[0]
     lengths = np.zeros(len(heads), np.int64)
     for size in table.lengths:  # longest first: the shortest length that fits wins
-        lengths[block[np.minimum(at + size, last)] == end] = size
-    if not (lengths > 0).all():  # (a length past the line's end: its newline fails below)
-        return False
-    if len(table.lengths) == 1:  # one length: every line's words at the same offsets
+        lengths[block[np.minimum(at + size, last)] == end_byte] = size
+    if not (lengths > 0).all():  # (a length past the record's end: its newline fails below)
+        return None
+    if len(table.lengths) == 1:  # one length: every record's words at the same offsets
         offsets = _word_offsets(np.array(table.lengths), np.arange(len(table.columns)))
         columns = [words[at + int(offset)] for offset in offsets]
     else:
@@ -356,9 +369,11 @@ def _lines_name_a_bucket(
     found = np.searchsorted(table.hashes, _mixed(lengths, columns))
     rows = table.rows.take(np.minimum(found, len(table.rows) - 1))
     if not (table.sizes.take(rows) == lengths).all():
-        return False
+        return None
     pairs = zip(columns, table.columns, strict=True)
-    return all(bool((column == known.take(rows)).all()) for column, known in pairs)
+    if not all(bool((column == known.take(rows)).all()) for column, known in pairs):
+        return None
+    return lengths
 
 
 def _uri_line_starts(data: bytes, is_crlf: bool) -> npt.NDArray[np.int64] | None:

@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.manifest.batch import DenseBatch
+from pipeline.manifest.batch import LOOPED_BUCKETS, DenseBatch
 from pipeline.manifest.dense import (
     DenseShape,
     _Form,
     _is_utf8,
     _jsonl_key_first_row,
     _jsonl_row,
+    bucket_lengths,
     unescape_slashes,
 )
 from pipeline.manifest.json_spelling import COMPACT, SPACED, JsonSpelling
@@ -124,6 +125,27 @@ def _bucket_needs(
         if need.all():
             return need
     return None
+
+
+def _record_needs(
+    data: bytes, heads: npt.NDArray[np.int64], shape: DenseShape, fmt: bytes, extra: int
+) -> npt.NDArray[np.int64] | None:
+    """`_bucket_needs` of the pieces `fmt % B` at the record starts, for every known bucket B.
+
+    Past `LOOPED_BUCKETS` buckets, each record's bucket is looked up in a table
+    (`dense.bucket_lengths`) instead of trying the buckets in turn; the bytes of `fmt` after
+    the bucket's closing quote or `/` are then gathered at each record's bucket end.
+    """
+    if len(shape.buckets) <= LOOPED_BUCKETS:
+        return _bucket_needs(data, heads, [fmt % b for b in shape.buckets], extra)
+    prefix, _, rest = fmt.partition(b"%b")
+    lengths = bucket_lengths(data, heads, tuple(shape.buckets), prefix, rest[:1])
+    if lengths is None:
+        return None
+    after = heads + len(prefix) + lengths + 1
+    if len(rest) > 1 and not frame_matches(data, after, rest[1:]).all():
+        return None
+    return lengths + (len(prefix) + len(rest) + extra)
 
 
 def _json_specials_are_the_frames(
@@ -269,8 +291,8 @@ def dense_jsonl_uri_lines(
     starts with `{"uri":"s3://B/` and ends with `"}` + newline, with a byte between; the block
     holds 4n quotes (the frames' own), no DEL, and no backslash but before a `/`; it is UTF-8.
     """
-    pieces = [spelling.uri_head + bucket + b"/" for bucket in shape.looped_buckets]
-    if not _first_line_framed(data, tuple(pieces), (_LINE_END,)):
+    fmt = spelling.uri_head + b"%b/"
+    if not _first_line_framed(data, tuple(fmt % b for b in shape.buckets), (_LINE_END,)):
         return None
     lines = _lines_and_escapes(data)
     if lines is None:
@@ -279,7 +301,7 @@ def dense_jsonl_uri_lines(
     n, heads, ends = len(starts) - 1, starts[:-1], starts[1:]
     if not _json_specials_are_the_frames(np.frombuffer(data, np.uint8), n, _URI_QUOTES):
         return None
-    need = _bucket_needs(data, heads, pieces, 1 + len(_LINE_END))
+    need = _record_needs(data, heads, shape, fmt, 1 + len(_LINE_END))
     if need is None or not (np.diff(starts) >= need).all():
         return None
     is_framed = frame_matches(data, ends - len(_LINE_END), _LINE_END, backward=True).all()
@@ -308,7 +330,7 @@ def dense_jsonl_lines(
     `/`; it is UTF-8.
     """
     ends_of = tuple(spelling.key_first_end % bucket for bucket in shape.looped_buckets)
-    opens = tuple(spelling.bucket_open % bucket for bucket in shape.looped_buckets)
+    opens = tuple(spelling.bucket_open % bucket for bucket in shape.buckets)
     head_tail = ((spelling.key_open,), ends_of) if key_first else (opens, (_LINE_END,))
     if not _first_line_framed(data, *head_tail):
         return None
@@ -324,7 +346,7 @@ def dense_jsonl_lines(
         need = _bucket_needs(data, ends, ends_of, 1 + len(fixed), at_end=True)
     else:
         fixed, fixed_at = _LINE_END, ends - len(_LINE_END)
-        need = _bucket_needs(data, heads, opens, 1 + len(_LINE_END))
+        need = _record_needs(data, heads, shape, spelling.bucket_open, 1 + len(_LINE_END))
     if need is None or not (np.diff(starts) >= need).all():
         return None
     is_framed = frame_matches(data, fixed_at, fixed, backward=not key_first).all()

@@ -423,6 +423,24 @@ def test_a_bad_line_in_a_megabyte_of_plain_ones_costs_line_by_line_reading_aroun
     assert max(len(b) for b in split if isinstance(b, RawLinesBatch)) > 19_000
 
 
+@pytest.mark.parametrize("shape", ["csv", "uri", "jsonl"])
+def test_rows_of_40_buckets_are_read_dense_and_a_bucket_never_seen_as_the_reference_says(shape):
+    # GIVEN 20,000 rows over 40 buckets (more than a proof tries one at a time), in which
+    # one row names a 41st bucket
+    fmt, plain, _ = SHAPES[shape]
+    buckets = [f"bucket-{i:02d}.example-data" for i in range(40)]
+    rows = [plain(buckets[i * 7 % 40], f"photos/{i:06d}.jpg") for i in range(20_000)]
+    rows[15_000] = plain("bucket-99.example-data", "photos/new.jpg")
+    data = b"\n".join(rows) + b"\n"
+    # WHEN read in 64 KiB blocks
+    batches, _ = _batches(data, fmt, 1 << 16)
+    # THEN the reference's items, and once the first blocks named every bucket, all dense
+    # but the pieces around the row naming the new one
+    assert flatten_batches(batches) == _reference(data, fmt, LIMIT)
+    dense = sum(len(b) for b in batches if isinstance(b, DenseBatch))
+    assert dense > 0.9 * len(rows)
+
+
 def test_a_block_of_bad_lines_everywhere_is_not_halved_again_and_again(monkeypatch):
     # GIVEN URI lines with a malformed one every 5 lines, in many read blocks
     rows = [_uri_plain("bkt-1", f"k{i}") if i % 5 else b"bad line" for i in range(1, 6000)]
