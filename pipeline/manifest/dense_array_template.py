@@ -37,7 +37,6 @@ from pipeline.manifest.dense import _is_utf8
 from pipeline.manifest.dense_columns import SummedBatch
 from pipeline.manifest.dense_json import _WHITESPACE, _WHITESPACE_RUN, _controls_are_the_frames
 from pipeline.manifest.dense_template import (
-    _MAX_BUCKETS,
     _URI_FRAME,
     _gap_holds,
     _names_a_known_bucket,
@@ -86,7 +85,7 @@ def dense_array_template_batch(span: bytes, shape: DenseShape) -> ElementsBatch 
     in a key) is taken up to its last whole element: the batch ends there.
     """
     separator = _SEPARATOR.match(span)
-    if separator is None or len(shape.looped_buckets) > _MAX_BUCKETS:
+    if separator is None:
         return None
     sep, opening = separator.group(), span[separator.end() : separator.end() + 1]
     if opening == b"{":

@@ -120,7 +120,7 @@ def _table(data: bytes, shape: DenseShape, layout: CsvLayout) -> _Table | None:
     width = data[: data.find(b"\n")].count(b",")
     if b'"' in data or width + 1 < layout.min_fields:
         return None
-    plain = plain_lines(data, shape)
+    plain = plain_lines(data)
     if plain is None:
         return None
     block, starts = plain
@@ -130,7 +130,7 @@ def _table(data: bytes, shape: DenseShape, layout: CsvLayout) -> _Table | None:
 
 def _quoted_uris(data: bytes, shape: DenseShape) -> _Proved | None:
     """URI lines, each one quoted field and nothing else (module docstring)."""
-    plain = plain_lines(data, shape)
+    plain = plain_lines(data)
     if plain is None:
         return None
     block, starts = plain

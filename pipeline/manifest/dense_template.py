@@ -64,9 +64,6 @@ _NUMBER = re.compile(
     rb"(:%b)(?:0|[1-9][0-9]{0,17})(%b[,}]%b)" % (_WHITESPACE_RUN, _WHITESPACE_RUN, _WHITESPACE_RUN)
 )
 _VERSION_NAMES = frozenset({"version_id", "versionId", "VersionId"})
-_MAX_BUCKETS = 32
-"""Known buckets a block's values are compared with, at most (gathers for each): a run
-naming more reads its blocks a column at a time, as before."""
 
 
 class _Role(Enum):
@@ -99,7 +96,7 @@ class _Template:
 def dense_template_batch(data: bytes, shape: DenseShape) -> DenseBatch | None:
     """The block as one batch when every line is laid out like its first (module docstring)."""
     template = _template(data[: data.find(b"\n")])
-    plain = None if template is None else plain_lines(data, shape)
+    plain = None if template is None else plain_lines(data)
     if template is None or plain is None:
         return None
     block, starts = plain
@@ -143,15 +140,12 @@ def summed_batch(
     )
 
 
-def plain_lines(
-    data: bytes, shape: DenseShape
-) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]] | None:
+def plain_lines(data: bytes) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]] | None:
     """The block and its line starts, when it holds no byte a laid-out row may not.
 
-    No backslash, DEL or control byte but the newlines, the last byte one; and at most
-    `_MAX_BUCKETS` known buckets to compare values with.
+    No backslash, DEL or control byte but the newlines, the last byte one.
     """
-    if b"\\" in data or b"\x7f" in data or len(shape.looped_buckets) > _MAX_BUCKETS:
+    if b"\\" in data or b"\x7f" in data:
         return None
     starts = _line_starts_if_only_newlines(data)
     return None if starts is None else (np.frombuffer(data, np.uint8), starts)

@@ -149,7 +149,7 @@ class RecordReader:
         self._buckets: list[bytes] = []  # validated buckets the dense checks try
         self._open: OpenRecord | None = None  # a CSV record whose quoted field spans lines
         self._bucket_names: set[str] = set()
-        self._narrows = True  # the last read block had a piece the frame proof took
+        self._narrows = False  # the last read block had a piece the frame proof took
 
     @property
     def position(self) -> Position:
@@ -271,8 +271,8 @@ class RecordReader:
         each half tried again, down to `NARROWEST_RUN`, so that a malformed line among plain
         ones costs the slower paths a few kilobytes around it, not its whole megabyte (scan of
         `s3://` URIs with a bad line every 100,000: 0.32x `gzip -dc | wc -l` before, 1.56x).
-        Not after a run with no proved piece (a shape no frame proof takes, or bad lines
-        everywhere: halving would find nothing), and not for Split (`raw`): it sends a
+        Only after a run with a proved piece (not for a shape no frame proof takes, or bad
+        lines everywhere: halving would find nothing), and not for Split (`raw`): it sends a
         refused run unparsed whole, which costs less than narrowing it. Lazily: a piece's
         line numbers are known only once the pieces before it are read.
         """

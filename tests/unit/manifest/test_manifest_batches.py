@@ -403,24 +403,41 @@ def test_blocks_halved_around_refused_lines_read_as_the_reference_says(
 
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))
-def test_a_bad_line_in_a_megabyte_of_plain_ones_costs_line_by_line_reading_around_it_only(shape):
-    # GIVEN a read block of ~20,000 plain lines with one malformed line in the middle
+def test_a_bad_line_among_plain_ones_costs_line_by_line_reading_around_it_only(shape):
+    # GIVEN 40,000 plain lines with one malformed line, read in 256 KiB blocks
     fmt, plain, _ = SHAPES[shape]
-    rows = [plain("bkt-1", f"photos/{i:06d}.jpg") for i in range(20_000)]
-    rows[11_111] = b"{oops}" if fmt is ManifestFormat.JSON_LINES else b"s3:/bkt-1/oops"
+    rows = [plain("bkt-1", f"photos/{i:06d}.jpg") for i in range(40_000)]
+    rows[31_111] = b"{oops}" if fmt is ManifestFormat.JSON_LINES else b"s3:/bkt-1/oops"
     data = b"\n".join(rows) + b"\n"
-    # WHEN scan reads it in batches (one block), and Split does (`raw_lines`)
-    batches, _ = _batches(data, fmt, 1 << 21)
+    block = 1 << 18
+    # WHEN scan reads it in batches, and Split does (`raw_lines`)
+    batches, _ = _batches(data, fmt, block)
     split = list(
-        RecordReader(io.BytesIO(data), fmt, max_line_bytes=LIMIT, raw_lines=True).iter_batches()
+        RecordReader(
+            io.BytesIO(data), fmt, max_line_bytes=LIMIT, raw_lines=True, block_bytes=block
+        ).iter_batches()
     )
     # THEN scan reads line by line only the few kilobytes the proofs refused around the bad
-    # line, the rest proved in halves; Split sends the refused block unparsed, whole
+    # line (and the line straddling each two reads), the rest of its block proved in halves;
+    # Split sends the refused block unparsed, whole
     assert flatten_batches(batches) == _reference(data, fmt, LIMIT)
     slow = [len(b) for b in batches if not isinstance(b, DenseBatch)]
     lines_a_piece = stream.NARROWEST_RUN // len(rows[0]) + 1
-    assert sum(slow) <= 2 * lines_a_piece, slow
-    assert max(len(b) for b in split if isinstance(b, RawLinesBatch)) > 19_000
+    assert sum(slow) <= 2 * lines_a_piece + len(data) // block + 1, slow
+    assert max(len(b) for b in split if isinstance(b, RawLinesBatch)) > block // len(rows[0]) // 2
+
+
+def test_a_first_block_no_frame_proof_takes_is_not_halved(monkeypatch):
+    # GIVEN JSON Lines with a size beside bucket and key: no frame proof takes them
+    rows = [b'{"bucket":"bkt-1","key":"k%d","size":%d}' % (i, i) for i in range(3000)]
+    data = b"\n".join(rows) + b"\n"
+    tried = _count_proofs(monkeypatch, "_proved_jsonl")
+    # WHEN read in 16 KiB blocks
+    batches, _ = _batches(data, ManifestFormat.JSON_LINES, 1 << 14)
+    # THEN each block is offered to the frame proof once, never halved (it proved nothing)
+    assert flatten_batches(batches) == _reference(data, ManifestFormat.JSON_LINES, LIMIT)
+    assert not any(tried)
+    assert len(tried) <= len(data) // (1 << 14) + 1
 
 
 @pytest.mark.parametrize("shape", ["csv", "uri", "jsonl"])
@@ -455,17 +472,17 @@ def test_a_block_of_bad_lines_everywhere_is_not_halved_again_and_again(monkeypat
     assert len(tried) < blocks + 2 * 4096 // 256
 
 
-def _count_proofs(monkeypatch) -> list[bool]:
-    """Whether each run offered to a CSV frame proof was taken, in order."""
+def _count_proofs(monkeypatch, proof: str = "_proved_csv") -> list[bool]:
+    """Whether each run offered to the frame proofs (`stream.<proof>`) was taken, in order."""
     tried: list[bool] = []
-    real = stream._proved_csv
+    real = getattr(stream, proof)
 
     def counted(*args):
         batch = real(*args)
         tried.append(batch is not None)
         return batch
 
-    monkeypatch.setattr(stream, "_proved_csv", counted)
+    monkeypatch.setattr(stream, proof, counted)
     return tried
 
 
