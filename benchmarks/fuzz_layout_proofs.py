@@ -60,15 +60,15 @@ def manifest(rng: random.Random, shape: str) -> tuple[ManifestFormat, bytes]:
     return ManifestFormat.JSON_ARRAY, json.dumps(values, ensure_ascii=False, indent=indent).encode()
 
 
-def mutate(rng: random.Random, data: bytes) -> bytes:
-    """1-4 bytes set, inserted or deleted."""
+def mutate(rng: random.Random, data: bytes, noise: bytes = NOISE) -> bytes:
+    """1-4 bytes set, inserted or deleted (bytes of `noise`)."""
     out = bytearray(data)
     for _ in range(rng.randint(1, 4)):
         roll, at = rng.random(), rng.randrange(len(out) + 1)
         if roll < 0.4 and out:
-            out[min(at, len(out) - 1)] = rng.choice(NOISE)
+            out[min(at, len(out) - 1)] = rng.choice(noise)
         elif roll < 0.7:
-            out[at:at] = bytes([rng.choice(NOISE)])
+            out[at:at] = bytes([rng.choice(noise)])
         elif out:
             del out[min(at, len(out) - 1)]
     return bytes(out)

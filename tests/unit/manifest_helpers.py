@@ -9,9 +9,24 @@ import orjson
 import pytest
 
 from pipeline.failures import ManifestLineError
+from pipeline.manifest import stream
 from pipeline.manifest.reader import ManifestRecord, iter_manifest
 from pipeline.split.chunk_encoding import encode_span
 from pipeline.split.chunking import Chunk, iter_chunk_spans, iter_chunks
+
+
+def count_taken(monkeypatch: pytest.MonkeyPatch, proof: str) -> list[bool]:
+    """Whether each block `stream.<proof>` is offered is taken, in order (the proof still runs)."""
+    taken: list[bool] = []
+    real = getattr(stream, proof)
+
+    def counted(*args: object) -> object:
+        batch = real(*args)
+        taken.append(batch is not None)
+        return batch
+
+    monkeypatch.setattr(stream, proof, counted)
+    return taken
 
 
 def as_tuple(item: ManifestRecord | ManifestLineError) -> tuple:

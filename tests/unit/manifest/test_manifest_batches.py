@@ -39,7 +39,7 @@ from pipeline.manifest.reader import (
 from pipeline.manifest.source import DecodedStream
 from pipeline.observe.cost import sqs_units
 from pipeline.split.chunking import iter_chunk_spans, iter_chunks
-from tests.unit.manifest_helpers import as_tuple, flatten_batches
+from tests.unit.manifest_helpers import as_tuple, count_taken, flatten_batches
 
 PROPS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -431,7 +431,7 @@ def test_a_first_block_no_frame_proof_takes_is_not_halved(monkeypatch):
     # GIVEN JSON Lines with a size beside bucket and key: no frame proof takes them
     rows = [b'{"bucket":"bkt-1","key":"k%d","size":%d}' % (i, i) for i in range(3000)]
     data = b"\n".join(rows) + b"\n"
-    tried = _count_proofs(monkeypatch, "_proved_jsonl")
+    tried = count_taken(monkeypatch, "_proved_jsonl")
     # WHEN read in 16 KiB blocks
     batches, _ = _batches(data, ManifestFormat.JSON_LINES, 1 << 14)
     # THEN each block is offered to the frame proof once, never halved (it proved nothing)
@@ -463,27 +463,13 @@ def test_a_block_of_bad_lines_everywhere_is_not_halved_again_and_again(monkeypat
     rows = [_uri_plain("bkt-1", f"k{i}") if i % 5 else b"bad line" for i in range(1, 6000)]
     data = b"\n".join(rows) + b"\n"
     monkeypatch.setattr(stream, "NARROWEST_RUN", 256)
-    tried = _count_proofs(monkeypatch)
+    tried = count_taken(monkeypatch, "_proved_csv")
     # WHEN read in 4 KiB blocks
     batches, _ = _batches(data, ManifestFormat.CSV, 4096)
     blocks = -(-len(data) // 4096)
     # THEN the first block is halved down to 256 bytes in vain, and no later block is
     assert flatten_batches(batches) == _reference(data, ManifestFormat.CSV, LIMIT)
     assert len(tried) < blocks + 2 * 4096 // 256
-
-
-def _count_proofs(monkeypatch, proof: str = "_proved_csv") -> list[bool]:
-    """Whether each run offered to the frame proofs (`stream.<proof>`) was taken, in order."""
-    tried: list[bool] = []
-    real = getattr(stream, proof)
-
-    def counted(*args):
-        batch = real(*args)
-        tried.append(batch is not None)
-        return batch
-
-    monkeypatch.setattr(stream, proof, counted)
-    return tried
 
 
 def test_a_cr_inside_every_line_is_not_taken_for_crlf():

@@ -20,9 +20,9 @@ from pipeline.cli.scan import scan_manifest
 from pipeline.config import Settings
 from pipeline.gzip.index_store import LocalIndexStore
 from pipeline.gzip.ranged import LocalFileReader
-from pipeline.manifest import stream
 from pipeline.split.passes import SplitOptions
 from tests.split_chain import SMALL_KNOBS, run_chain, tick_clock
+from tests.unit.manifest_helpers import count_taken
 
 CHUNK = 97
 
@@ -198,20 +198,6 @@ def _flipped_keeping_length(blob: bytes, rows: bytes, from_share: float) -> tupl
     raise AssertionError("no flip keeps the length")
 
 
-def _count_taken(monkeypatch, proof: str) -> list[bool]:
-    """Whether each block `stream.<proof>` is offered is taken, in order (the proof still runs)."""
-    taken: list[bool] = []
-    real = getattr(stream, proof)
-
-    def counted(*args):
-        batch = real(*args)
-        taken.append(batch is not None)
-        return batch
-
-    monkeypatch.setattr(stream, proof, counted)
-    return taken
-
-
 def test_a_flip_in_a_later_pass_of_one_member_ends_split_as_scan_ends(tmp_path):
     # GIVEN one gzip member, a byte flipped late in it that inflates to the same length
     rows = _rows(20_000, seed=11)
@@ -237,7 +223,7 @@ def test_scan_equals_split_on_json_lines_with_other_fields(tmp_path, monkeypatch
     lines[19_500] = b'{"bucket":"bkt","key":"k","size":01,"version_id":"v"}'  # BadJson
     path = tmp_path / "m.jsonl.gz"
     path.write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
-    taken = _count_taken(monkeypatch, "dense_template_batch")
+    taken = count_taken(monkeypatch, "dense_template_batch")
     # WHEN scanned (blocks laid out like their first line proved) and split in passes (raw)
     report, _ = _compare(str(path), tmp_path)
     # THEN the same counts, scan's first blocks (before the bad lines) from the proof
@@ -260,7 +246,7 @@ def test_scan_equals_split_on_csv_laid_out_otherwise(tmp_path, monkeypatch, shap
         head, errors = b"", {"NoKey": 1, "BadUri": 1}
     path = tmp_path / "m.csv.gz"
     path.write_bytes(gzip.compress(head + b"\n".join(rows) + b"\n"))
-    taken = _count_taken(monkeypatch, "dense_csv_template_batch")
+    taken = count_taken(monkeypatch, "dense_csv_template_batch")
     # WHEN scanned (blocks laid out like their first row proved) and split in passes (raw)
     report, _ = _compare(str(path), tmp_path)
     # THEN the same counts, scan's first blocks (before the bad lines) from the proof
@@ -282,7 +268,7 @@ def test_scan_equals_split_on_json_arrays_as_python_writes_them(tmp_path, monkey
     values[19_600] = {"bucket": "bkt", "key": ""}
     path = tmp_path / "m.json.gz"
     path.write_bytes(gzip.compress(json.dumps(values, indent=indent).encode()))
-    taken = _count_taken(monkeypatch, "dense_array_template_batch")
+    taken = count_taken(monkeypatch, "dense_array_template_batch")
     # WHEN scanned and split in passes (spans laid out like their first element proved)
     report, _ = _compare(str(path), tmp_path)
     # THEN the same counts, scan's first spans (before the bad elements) from the proof
