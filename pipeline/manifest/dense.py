@@ -228,31 +228,46 @@ def _lines_start_with_a_bucket(
         return _all_start_with_a_bucket(data, len(heads), buckets[:LOOPED_BUCKETS], fmt)
     if len(buckets) > LOOPED_BUCKETS:
         return _lines_name_a_bucket(data, starts, tuple(buckets), fmt)
-    words = np.ndarray((len(data) - _WORD + 1,), _WORDS, data, strides=(1,))
     matched = np.zeros(len(heads), bool)
     for prefix in prefixes:
-        matched |= _start_with(words, heads, prefix)
+        matched |= frame_matches(data, heads, prefix)
         if matched.all():
             return True
     return False
 
 
-def _start_with(
-    words: npt.NDArray[np.uint64], heads: npt.NDArray[np.int64], prefix: bytes
+def frame_matches(
+    data: bytes, at: npt.NDArray[np.int64], piece: bytes, *, backward: bool = False
 ) -> npt.NDArray[np.bool_]:
-    """Whether the bytes at each of `heads` start with `prefix`: a word gather each 8 bytes.
+    """For each offset in `at`: whether `data[at : at + len(piece)] == piece`.
 
-    `words` is the block read as a little-endian word at every byte; each head has the
-    prefix's length and 8 bytes at least after it in the block.
+    The bytes are read as little-endian 8-byte words (a 21-byte piece is three gathers),
+    each inside `[at, at + len(piece))`; a piece under 8 bytes is read from the word starting
+    at `at`, or with `backward` from the one ending at `at + len(piece)` (for a piece at a
+    record's end: that word lies inside a record of 8 bytes or more). Reads that would leave
+    `data` are clipped into it, so a True for a piece that does not lie inside `data` means
+    nothing: callers accept a match only for a record long enough to hold every piece read
+    in it, and 8 bytes at least. `data` holds at least 8 bytes.
     """
-    hit = np.ones(len(heads), bool)
-    for offset in (*range(0, len(prefix) - _WORD, _WORD), max(0, len(prefix) - _WORD)):
-        piece = prefix[offset : offset + _WORD]
-        word, value = words[heads + offset], int.from_bytes(piece, "little")
-        if len(piece) < _WORD:
-            word &= (1 << 8 * len(piece)) - 1
-        hit &= word == value
+    words = np.ndarray((len(data) - _WORD + 1,), _WORDS, data, strides=(1,))
+    short = _WORD - len(piece)
+    if short > 0:  # one word, its bytes past the piece masked off
+        word = words[_inside(at - short if backward else at, len(words))]
+        if backward:
+            return (word >> np.uint64(8 * short)) == int.from_bytes(piece, "little")
+        return (word & np.uint64((1 << 8 * len(piece)) - 1)) == int.from_bytes(piece, "little")
+    hit = words[_inside(at, len(words))] == int.from_bytes(piece[:_WORD], "little")
+    for offset in (*range(_WORD, len(piece) - _WORD, _WORD), len(piece) - _WORD):
+        word = words[_inside(at + offset, len(words))]
+        hit &= word == int.from_bytes(piece[offset : offset + _WORD], "little")
     return hit
+
+
+def _inside(at: npt.NDArray[np.int64], size: int) -> npt.NDArray[np.int64]:
+    """`at` clipped into [0, size); `at` ascends, so two reads tell when there is nothing to do."""
+    if len(at) and (at[0] < 0 or at[-1] >= size):
+        return np.clip(at, 0, size - 1)
+    return at
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,7 +364,7 @@ def bucket_lengths(
         return None
     block = np.frombuffer(data, np.uint8)
     words = np.ndarray((len(data) - _WORD + 1,), _WORDS, data, strides=(1,))
-    if prefix and not _start_with(words, heads, prefix).all():
+    if prefix and not frame_matches(data, heads, prefix).all():
         return None
     last, end_byte = len(data) - 1, end[0]
     lengths = np.zeros(len(heads), np.int64)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.manifest.batch import DenseBatch
-from pipeline.manifest.dense import DenseShape, _Form, _is_utf8
+from pipeline.manifest.dense import DenseShape, _Form, _is_utf8, frame_matches
 from pipeline.manifest.dense_json import (
     _CLOSE,
     _NEVER_EMPTY,
@@ -30,7 +30,6 @@ from pipeline.manifest.dense_json import (
     _bucket_needs,
     _controls_are_the_frames,
     _json_specials_are_the_frames,
-    frame_matches,
 )
 from pipeline.manifest.dense_template import _ITEM_FRAME
 

@@ -35,6 +35,7 @@ from pipeline.manifest.dense import (
     _jsonl_key_first_row,
     _jsonl_row,
     bucket_lengths,
+    frame_matches,
     unescape_slashes,
 )
 from pipeline.manifest.json_spelling import COMPACT, SPACED, JsonSpelling
@@ -62,40 +63,6 @@ _ROW_ITEM_DELTA = COMPACT.row_item_delta
 """A row `{"bucket":"b","key":"k` (or `{"key":"k","bucket":"b`) is b + k + 20 bytes; its item
 `[n,"b","k"]` b + k + 8 + digits."""
 BUCKET_FIRST, KEY_FIRST, URI = "bucket first", "key first", "uri"
-
-
-def frame_matches(
-    data: bytes, at: npt.NDArray[np.int64], piece: bytes, *, backward: bool = False
-) -> npt.NDArray[np.bool_]:
-    """For each offset in `at`: whether `data[at : at + len(piece)] == piece`.
-
-    The bytes are read as little-endian 8-byte words (a 21-byte piece is three gathers),
-    each inside `[at, at + len(piece))`; a piece under 8 bytes is read from the word starting
-    at `at`, or with `backward` from the one ending at `at + len(piece)` (for a piece at a
-    record's end: that word lies inside a record of 8 bytes or more). Reads that would leave
-    `data` are clipped into it, so a True for a piece that does not lie inside `data` means
-    nothing: callers accept a match only for a record long enough to hold every piece read
-    in it, and 8 bytes at least. `data` holds at least 8 bytes.
-    """
-    words = np.ndarray((len(data) - _WORD + 1,), _WORDS, data, strides=(1,))
-    short = _WORD - len(piece)
-    if short > 0:  # one word, its bytes past the piece masked off
-        word = words[_inside(at - short if backward else at, len(words))]
-        if backward:
-            return (word >> np.uint64(8 * short)) == int.from_bytes(piece, "little")
-        return (word & np.uint64((1 << 8 * len(piece)) - 1)) == int.from_bytes(piece, "little")
-    hit = words[_inside(at, len(words))] == int.from_bytes(piece[:_WORD], "little")
-    for offset in (*range(_WORD, len(piece) - _WORD, _WORD), len(piece) - _WORD):
-        word = words[_inside(at + offset, len(words))]
-        hit &= word == int.from_bytes(piece[offset : offset + _WORD], "little")
-    return hit
-
-
-def _inside(at: npt.NDArray[np.int64], size: int) -> npt.NDArray[np.int64]:
-    """`at` clipped into [0, size); `at` ascends, so two reads tell when there is nothing to do."""
-    if len(at) and (at[0] < 0 or at[-1] >= size):
-        return np.clip(at, 0, size - 1)
-    return at
 
 
 def _bucket_needs(
