@@ -223,13 +223,13 @@ def _lines_start_with_a_bucket(
     looked up in a table instead (`_lines_name_a_bucket`): its cost does not grow with them.
     """
     heads = starts[:-1]
-    prefixes = [fmt % bucket for bucket in buckets]
-    if not prefixes or int(np.diff(starts).min()) <= max(_WORD, *map(len, prefixes)):
+    longest = len(fmt % b"") + max(map(len, buckets), default=0)  # of the prefixes
+    if not buckets or int(np.diff(starts).min()) <= max(_WORD, longest):
         return _all_start_with_a_bucket(data, len(heads), buckets[:LOOPED_BUCKETS], fmt)
     if len(buckets) > LOOPED_BUCKETS:
         return _lines_name_a_bucket(data, starts, tuple(buckets), fmt)
     matched = np.zeros(len(heads), bool)
-    for prefix in prefixes:
+    for prefix in (fmt % bucket for bucket in buckets):
         matched |= frame_matches(data, heads, prefix)
         if matched.all():
             return True

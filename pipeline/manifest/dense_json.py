@@ -95,16 +95,22 @@ def _bucket_needs(
 
 
 def _record_needs(
-    data: bytes, heads: npt.NDArray[np.int64], shape: DenseShape, fmt: bytes, extra: int
+    data: bytes,
+    heads: npt.NDArray[np.int64],
+    shape: DenseShape,
+    fmt: bytes,
+    pieces: Sequence[bytes],
+    *,
+    extra: int,
 ) -> npt.NDArray[np.int64] | None:
-    """`_bucket_needs` of the pieces `fmt % B` at the record starts, for every known bucket B.
+    """`_bucket_needs` of `pieces`, `fmt % B` for every known bucket B, at the record starts.
 
     Past `LOOPED_BUCKETS` buckets, each record's bucket is looked up in a table
     (`dense.bucket_lengths`) instead of trying the buckets in turn; the bytes of `fmt` after
     the bucket's closing quote or `/` are then gathered at each record's bucket end.
     """
     if len(shape.buckets) <= LOOPED_BUCKETS:
-        return _bucket_needs(data, heads, [fmt % b for b in shape.buckets], extra)
+        return _bucket_needs(data, heads, pieces, extra)
     prefix, _, rest = fmt.partition(b"%b")
     lengths = bucket_lengths(data, heads, tuple(shape.buckets), prefix, rest[:1])
     if lengths is None:
@@ -259,7 +265,8 @@ def dense_jsonl_uri_lines(
     holds 4n quotes (the frames' own), no DEL, and no backslash but before a `/`; it is UTF-8.
     """
     fmt = spelling.uri_head + b"%b/"
-    if not _first_line_framed(data, tuple(fmt % b for b in shape.buckets), (_LINE_END,)):
+    pieces = tuple(fmt % bucket for bucket in shape.buckets)
+    if not _first_line_framed(data, pieces, (_LINE_END,)):
         return None
     lines = _lines_and_escapes(data)
     if lines is None:
@@ -268,7 +275,7 @@ def dense_jsonl_uri_lines(
     n, heads, ends = len(starts) - 1, starts[:-1], starts[1:]
     if not _json_specials_are_the_frames(np.frombuffer(data, np.uint8), n, _URI_QUOTES):
         return None
-    need = _record_needs(data, heads, shape, fmt, 1 + len(_LINE_END))
+    need = _record_needs(data, heads, shape, fmt, pieces, extra=1 + len(_LINE_END))
     if need is None or not (np.diff(starts) >= need).all():
         return None
     is_framed = frame_matches(data, ends - len(_LINE_END), _LINE_END, backward=True).all()
@@ -313,7 +320,8 @@ def dense_jsonl_lines(
         need = _bucket_needs(data, ends, ends_of, 1 + len(fixed), at_end=True)
     else:
         fixed, fixed_at = _LINE_END, ends - len(_LINE_END)
-        need = _record_needs(data, heads, shape, spelling.bucket_open, 1 + len(_LINE_END))
+        fmt = spelling.bucket_open
+        need = _record_needs(data, heads, shape, fmt, opens, extra=1 + len(_LINE_END))
     if need is None or not (np.diff(starts) >= need).all():
         return None
     is_framed = frame_matches(data, fixed_at, fixed, backward=not key_first).all()
