@@ -290,13 +290,15 @@ class RecordReader:
         self, run: LineRun, *, raw: bool, narrow: bool
     ) -> Iterator[tuple[LineRun, ProvedBatch | None, bool]]:
         """`_pieces`, with whether each batch is the frame proof's."""
-        framed = self._framed(run)
+        shape = self._shape(run)
+        data: bytes = run.data  # type: ignore[assignment]  # not None when there is a shape
+        framed = None if shape is None else self._framed(data, shape)
         if framed is not None:
             yield run, framed, True
             return
         halves = _halves(run) if narrow else None
         if halves is None:
-            yield run, self._unframed(run, raw=raw), False
+            yield run, None if shape is None else self._unframed(data, shape, raw=raw), False
             return
         for half in halves:
             yield from self._narrowed(half, raw=raw, narrow=narrow)
@@ -311,34 +313,30 @@ class RecordReader:
             self._line_after, run.start, self._buckets, self._max_line_bytes, self._part
         )
 
-    def _framed(self, run: LineRun) -> DenseBatch | None:
+    def _framed(self, data: bytes, shape: DenseShape) -> DenseBatch | None:
         """The run by the frame proof its format and layout call for, or None."""
-        shape = self._shape(run)
-        if shape is None:
-            return None
         if self._fmt is ManifestFormat.JSON_LINES:
-            return _proved_jsonl(run.data, shape)  # type: ignore[arg-type]
-        return _proved_csv(self._layout, run.data, shape)  # type: ignore[arg-type]
+            return _proved_jsonl(data, shape)
+        return _proved_csv(self._layout, data, shape)
 
-    def _unframed(self, run: LineRun, *, raw: bool) -> ProvedBatch | None:
+    def _unframed(self, data: bytes, shape: DenseShape, *, raw: bool) -> ProvedBatch | None:
         """A run no frame proof takes, as one batch when a slower proof takes it; else None.
 
         With `raw` (Split's batches, `raw_lines`), it goes unparsed when it can
         (`pipeline.manifest.raw_lines`), instead of proved laid out like its first line or
         read a column at a time.
         """
-        shape = self._shape(run)
         is_json = self._fmt is ManifestFormat.JSON_LINES
         layout = None if is_json else self._layout
-        if shape is None or (layout is None and not is_json):
+        if layout is None and not is_json:
             return None
         if raw:
-            unparsed = raw_lines_batch(run.data, shape, layout)  # type: ignore[arg-type]
+            unparsed = raw_lines_batch(data, shape, layout)
             if unparsed is not None:
                 return unparsed
         if layout is None:
-            return self._objects(run.data, shape)  # type: ignore[arg-type]
-        return self._columns(run.data, shape, layout, raw=raw)  # type: ignore[arg-type]
+            return self._objects(data, shape)
+        return self._columns(data, shape, layout, raw=raw)
 
     def _objects(self, data: bytes, shape: DenseShape) -> ProvedBatch | None:
         """JSON Lines no frame proof takes: proved laid out alike, else read a column at a time.
