@@ -7,14 +7,15 @@
 line: the shapes the proofs were built for. Manifests in the wild are less kind, and each of
 these once sent a whole read block down a slower path: the rows of 40 buckets (URIs,
 `bucket,key`, quoted CSV, JSON Lines), one malformed line every 100,000 (URIs, `bucket,key`,
-JSON Lines), and URI lines with non-ASCII keys, CRLF line ends, spaces, `+`, `%`, `#`, `&` and
-`=` in keys, camera-roll keys under a dotted bucket name, and keys of many lengths. For each
-file (gzip, ISA-L level 3, ~`--mb` MB uncompressed) it times, `--repeat` times alternated,
-`gzip -dc FILE | wc -l`, `lambdaflow scan FILE --json` and one whole Split pass in a fresh
-process (as `manifest.py` does both), and prints the medians, the ratios to `gzip -dc | wc -l`
-(≥ 1.0x is the target) and scan's peak RSS. Scan must count every record and every bad line.
-`--keep DIR` writes the files there and keeps them (for `split_side_by_side.py --mode scan`
-against another checkout).
+JSON Lines), JSON Lines with CRLF line ends (bucket first, key first as `json.dumps` spells
+them, and `{"uri"}`), and URI lines with non-ASCII keys, CRLF line ends, spaces, `+`, `%`, `#`,
+`&` and `=` in keys, camera-roll keys under a dotted bucket name, and keys of many lengths.
+For each file (gzip, ISA-L level 3, ~`--mb` MB uncompressed) it times, `--repeat` times
+alternated, `gzip -dc FILE | wc -l`, `lambdaflow scan FILE --json` and one whole Split pass in
+a fresh process (as `manifest.py` does both), and prints the medians, the ratios to
+`gzip -dc | wc -l` (≥ 1.0x is the target) and scan's peak RSS. Scan must count every record
+and every bad line. `--keep DIR` writes the files there and keeps them (for
+`split_side_by_side.py --mode scan` against another checkout).
 """
 
 from __future__ import annotations
@@ -75,6 +76,21 @@ VARIANTS: dict[str, tuple[str, Callable[[int], str], bool]] = {
     ),
     "URIs, non-ASCII keys": (".csv.gz", lambda n: f"s3://images/café/日本/{_key(n)}\n", False),
     "URIs, CRLF": (".csv.gz", lambda n: f"s3://images-bucket/{_key(n)}\r\n", False),
+    "JSON Lines, CRLF": (
+        ".jsonl.gz",
+        lambda n: f'{{"bucket":"images-bucket","key":"{_key(n)}"}}\r\n',
+        False,
+    ),
+    "JSON Lines key first as json.dumps writes them, CRLF": (
+        ".jsonl.gz",
+        lambda n: f'{{"key": "{_key(n)}", "bucket": "images-bucket"}}\r\n',
+        False,
+    ),
+    "JSON Lines of URIs, CRLF": (
+        ".jsonl.gz",
+        lambda n: f'{{"uri":"s3://images-bucket/{_key(n)}"}}\r\n',
+        False,
+    ),
     "URIs, spaces and +%#&= in keys": (
         ".csv.gz",
         lambda n: f"s3://images-bucket/a b+c%20d#e=f&g/{_key(n)}\n",

@@ -44,7 +44,8 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 _WORD, _WORDS = 8, np.dtype("<u8")
-_QUOTE, _CLOSE, _FIRST_PRINTABLE, _NEWLINE = ord('"'), ord("}"), ord(" "), ord("\n")
+_QUOTE, _CLOSE, _FIRST_PRINTABLE = ord('"'), ord("}"), ord(" ")
+_NEWLINE, _CR = ord("\n"), ord("\r")
 _BACKSLASH, _SLASH = ord("\\"), ord("/")
 _NO_ESCAPES = np.empty(0, np.intp)
 _QUOTES_A_RECORD = 8
@@ -52,8 +53,10 @@ _QUOTES_A_RECORD = 8
 _NEVER_EMPTY = -(2**62)
 """`_Form.min_row_bytes` that skips `DenseShape.batch`'s empty-key search: done here."""
 _BUCKET_OPEN = COMPACT.bucket_open
-_LINE_END = b'"}\n'
 _ELEMENT_END = b'"}'
+_EOLS = (b"\n", b"\r\n")
+"""The line ends a JSON Lines block may have, each the same on every line: a writer on Windows
+(Python's text mode, .NET) ends every line with CRLF."""
 _WHITESPACE = b" \t\r\n"
 _WHITESPACE_RUN = rb"[ \t\r\n]*"
 """Any run of JSON's whitespace (`_WHITESPACE`), as a regular expression's fragment."""
@@ -150,12 +153,28 @@ def _first_line_framed(data: bytes, heads: tuple[bytes, ...], tails: tuple[bytes
     return line.startswith(heads) and line.endswith(tails)
 
 
-def _line_starts_if_only_newlines(data: bytes) -> npt.NDArray[np.int64] | None:
-    """`batch.line_starts(data)` when the only control bytes are the newlines; else None."""
+def _eol_of(data: bytes) -> bytes:
+    """The line end of a block's first line: CRLF when a CR comes before its newline."""
+    newline = data.find(b"\n")
+    return b"\r\n" if newline > 0 and data[newline - 1] == _CR else b"\n"
+
+
+def _line_starts_if_only_line_ends(data: bytes, eol: bytes = b"\n") -> npt.NDArray[np.int64] | None:
+    """`batch.line_starts(data)` when the only control bytes are the line ends; else None.
+
+    With `eol` CRLF, the control bytes must alternate CR, LF, each CR right before its LF.
+    """
     block = np.frombuffer(data, np.uint8)
-    ends = np.flatnonzero(block < _FIRST_PRINTABLE)
-    if not len(ends) or ends[-1] != len(data) - 1 or not (block[ends] == _NEWLINE).all():
+    controls = np.flatnonzero(block < _FIRST_PRINTABLE)
+    if not len(controls) or controls[-1] != len(data) - 1:
         return None
+    ends = controls[len(eol) - 1 :: len(eol)]
+    if not (block[ends] == _NEWLINE).all():
+        return None
+    if len(eol) > 1:
+        crs = controls[::2]
+        if len(crs) != len(ends) or not (block[crs] == _CR).all() or (ends - crs != 1).any():
+            return None
     starts = np.empty(len(ends) + 1, np.int64)
     starts[0] = 0
     np.add(ends, 1, out=starts[1:])
@@ -191,15 +210,16 @@ ROW_FORMS: dict[Callable[[bytes], tuple[str, ...]], tuple[str, JsonSpelling]] = 
 """Each JSON Lines row parser: the record form and spelling its batches hold (the chunk encoder
 rewrites their frames)."""
 _FORMS = {
-    (order, spelling): _Form(
+    (order, spelling, eol): _Form(
         spelling.uri_item_delta if order == URI else spelling.row_item_delta,
         parse,
-        3,
+        len(_ELEMENT_END + eol),
         _NEVER_EMPTY,
         b"",
-        row_end=_LINE_END,
+        row_end=_ELEMENT_END + eol,  # the rows are the same bytes whatever the line end
     )
     for parse, (order, spelling) in ROW_FORMS.items()
+    for eol in _EOLS
 }
 _SLASH_ESCAPED_FORMS = {
     form: replace(form, is_escaped=True, escape_saves=1) for form in _FORMS.values()
@@ -224,17 +244,17 @@ def _slash_escapes(data: bytes) -> npt.NDArray[np.intp] | None:
 
 
 def _lines_and_escapes(
-    data: bytes,
+    data: bytes, eol: bytes
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.intp]] | None:
     r"""A JSON Lines block's line starts and `\/` escapes, or None when it cannot be plain.
 
     None when the block holds a backslash that starts no `\/`, a DEL, or a control byte that
-    ends no line (the checks every JSON Lines proof begins with).
+    is no part of an `eol` line end (the checks every JSON Lines proof begins with).
     """
     escapes = _slash_escapes(data)
     if len(data) < _WORD or escapes is None or b"\x7f" in data:
         return None
-    starts = _line_starts_if_only_newlines(data)
+    starts = _line_starts_if_only_line_ends(data, eol)
     return None if starts is None else (starts, escapes)
 
 
@@ -245,8 +265,8 @@ def _escape_counts(
     return np.searchsorted(at, starts) if len(at) else None
 
 
-def _form(order: str, spelling: JsonSpelling, *, has_escapes: bool) -> _Form:
-    form = _FORMS[order, spelling]
+def _form(order: str, spelling: JsonSpelling, eol: bytes, *, has_escapes: bool) -> _Form:
+    form = _FORMS[order, spelling, eol]
     return _SLASH_ESCAPED_FORMS[form] if has_escapes else form
 
 
@@ -260,28 +280,31 @@ def dense_jsonl_uri_lines(
     B a validated bucket, K a non-empty JSON string holding no control byte and no escape but
     `\/`: the reference parser (`parse_json_value` → `parse_uri`) reads the bucket up to the
     first `/` (a bucket holds none) and takes the rest as the key, verbatim but for `\/`.
-    Proof, as for `dense_jsonl_lines`: the control bytes are exactly the newlines; each line
-    starts with `{"uri":"s3://B/` and ends with `"}` + newline, with a byte between; the block
-    holds 4n quotes (the frames' own), no DEL, and no backslash but before a `/`; it is UTF-8.
+    Proof, as for `dense_jsonl_lines`: the control bytes are exactly the line ends; each line
+    starts with `{"uri":"s3://B/` and ends with `"}` + its line end, with a byte between; the
+    block holds 4n quotes (the frames' own), no DEL, and no backslash but before a `/`; it is
+    UTF-8.
     """
     fmt = spelling.uri_head + b"%b/"
     pieces = tuple(fmt % bucket for bucket in shape.buckets)
-    if not _first_line_framed(data, pieces, (_LINE_END,)):
+    eol = _eol_of(data)
+    line_end = _ELEMENT_END + eol
+    if not _first_line_framed(data, pieces, (line_end,)):
         return None
-    lines = _lines_and_escapes(data)
+    lines = _lines_and_escapes(data, eol)
     if lines is None:
         return None
     starts, escapes = lines
     n, heads, ends = len(starts) - 1, starts[:-1], starts[1:]
     if not _json_specials_are_the_frames(np.frombuffer(data, np.uint8), n, _URI_QUOTES):
         return None
-    need = _record_needs(data, heads, shape, fmt, pieces, extra=1 + len(_LINE_END))
+    need = _record_needs(data, heads, shape, fmt, pieces, extra=1 + len(line_end))
     if need is None or not (np.diff(starts) >= need).all():
         return None
-    is_framed = frame_matches(data, ends - len(_LINE_END), _LINE_END, backward=True).all()
+    is_framed = frame_matches(data, ends - len(line_end), line_end, backward=True).all()
     if not is_framed or not _is_utf8(data):
         return None
-    form = _form(URI, spelling, has_escapes=len(escapes) > 0)
+    form = _form(URI, spelling, eol, has_escapes=len(escapes) > 0)
     counts = _escape_counts(escapes, starts)
     return shape.batch(data, None, form, starts=starts, escape_counts=counts)
 
@@ -295,20 +318,22 @@ def dense_jsonl_lines(
     as `spelling` writes it (shown compact), B a validated bucket, K a non-empty JSON string
     holding no control byte and no escape but `\/` (read as `/`).
 
-    Proof, for the n newline-terminated lines of `data`: the control bytes are exactly the
-    newlines (one numpy search, which also gives the line starts); each line starts with
-    `{"bucket":"B","key":"` and ends with `"}` + newline (key first: starts `{"key":"`, ends
-    `","bucket":"B"}` + newline), gathered at the line starts and ends, with at least one
-    byte between the two pieces (so they do not overlap and the key is not empty); the block
-    holds 8n quotes (the frames' own: none in a key), no DEL, and no backslash but before a
-    `/`; it is UTF-8.
+    Proof, for the n lines of `data`, each ended as the first is (a newline, or CRLF): the
+    control bytes are exactly the line ends (one numpy search, which also gives the line
+    starts); each line starts with `{"bucket":"B","key":"` and ends with `"}` + its line end
+    (key first: starts `{"key":"`, ends `","bucket":"B"}` + its line end), gathered at the
+    line starts and ends, with at least one byte between the two pieces (so they do not
+    overlap and the key is not empty); the block holds 8n quotes (the frames' own: none in a
+    key), no DEL, and no backslash but before a `/`; it is UTF-8.
     """
-    ends_of = tuple(spelling.key_first_end % bucket for bucket in shape.looped_buckets)
+    eol = _eol_of(data)
+    line_end = _ELEMENT_END + eol
+    ends_of = tuple(spelling.key_first_end % bucket + eol for bucket in shape.looped_buckets)
     opens = tuple(spelling.bucket_open % bucket for bucket in shape.buckets)
-    head_tail = ((spelling.key_open,), ends_of) if key_first else (opens, (_LINE_END,))
+    head_tail = ((spelling.key_open,), ends_of) if key_first else (opens, (line_end,))
     if not _first_line_framed(data, *head_tail):
         return None
-    lines = _lines_and_escapes(data)
+    lines = _lines_and_escapes(data, eol)
     if lines is None:
         return None
     starts, escapes = lines
@@ -319,15 +344,15 @@ def dense_jsonl_lines(
         fixed, fixed_at = spelling.key_open, heads
         need = _bucket_needs(data, ends, ends_of, 1 + len(fixed), at_end=True)
     else:
-        fixed, fixed_at = _LINE_END, ends - len(_LINE_END)
+        fixed, fixed_at = line_end, ends - len(line_end)
         fmt = spelling.bucket_open
-        need = _record_needs(data, heads, shape, fmt, opens, extra=1 + len(_LINE_END))
+        need = _record_needs(data, heads, shape, fmt, opens, extra=1 + len(line_end))
     if need is None or not (np.diff(starts) >= need).all():
         return None
     is_framed = frame_matches(data, fixed_at, fixed, backward=not key_first).all()
     if not is_framed or not _is_utf8(data):
         return None
     order = KEY_FIRST if key_first else BUCKET_FIRST
-    form = _form(order, spelling, has_escapes=len(escapes) > 0)
+    form = _form(order, spelling, eol, has_escapes=len(escapes) > 0)
     counts = _escape_counts(escapes, starts)
     return shape.batch(data, None, form, starts=starts, escape_counts=counts)

@@ -38,7 +38,7 @@ from pipeline.manifest.dense_json import (
     _WHITESPACE_RUN,
     _WORD,
     _WORDS,
-    _line_starts_if_only_newlines,
+    _line_starts_if_only_line_ends,
 )
 from pipeline.manifest.parse import ManifestRecord, parse_json_line
 
@@ -147,7 +147,7 @@ def plain_lines(data: bytes) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int6
     """
     if b"\\" in data or b"\x7f" in data:
         return None
-    starts = _line_starts_if_only_newlines(data)
+    starts = _line_starts_if_only_line_ends(data)
     return None if starts is None else (np.frombuffer(data, np.uint8), starts)
 
 

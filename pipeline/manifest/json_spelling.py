@@ -22,7 +22,7 @@ class JsonSpelling:
     Attributes:
         bucket_open: `{"bucket":"%b","key":"`, a bucket-first record's start.
         key_open: `{"key":"`, a key-first record's start.
-        key_first_end: `","bucket":"%b"}` and the newline, a key-first line's end.
+        key_first_end: `","bucket":"%b"}`, a key-first record's end (its line end follows).
         uri_head: `{"uri":"s3://`, a uri record's start (the bucket and `/` follow).
     """
 
@@ -39,7 +39,7 @@ class JsonSpelling:
         return cls(
             bucket_open=bucket_head + b"%b" + key_field,
             key_open=b'{"key"' + colon + b'"',
-            key_first_end=b'"' + comma + b'"bucket"' + colon + b'"%b"}\n',
+            key_first_end=b'"' + comma + b'"bucket"' + colon + b'"%b"}',
             uri_head=b'{"uri"' + colon + b'"s3://',
         )
 

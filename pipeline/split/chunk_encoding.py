@@ -153,7 +153,7 @@ def _objects(head: bytes, batch: DenseBatch, start: int, stop: int) -> list[Buff
         return None
     block = batch.data[batch.starts[start] : batch.starts[stop]]
     if batch.parse_row in ROW_FORMS or batch.parse_row is _template_row:  # a line each
-        return [head, _OBJECTS_OPEN, block[:-1].replace(b"\n", b","), b"]}"]
+        return [head, _OBJECTS_OPEN, _without_crs(block[:-1]).replace(b"\n", b","), b"]}"]
     if batch.parse_row is _array_row:  # SEP `{"bucket":"B","key":"K"}`, each
         separator = batch.data[: batch.data.find(b"{")]  # the same before every element
         return [head, _OBJECTS_OPEN, block[len(separator) :], b"]}"]

@@ -26,7 +26,7 @@ from pipeline.manifest.batch import line_starts
 from pipeline.manifest.dense import DenseShape
 from pipeline.manifest.dense_array import dense_array_batch
 from pipeline.manifest.dense_json import (
-    _line_starts_if_only_newlines,
+    _line_starts_if_only_line_ends,
     dense_jsonl_lines,
     frame_matches,
 )
@@ -147,16 +147,23 @@ def _reference(raws: list[bytes], first_line: int) -> list[ManifestRecord]:
     data=st.data(),
     key_first=st.booleans(),
     known=st.lists(st.sampled_from(BUCKETS), min_size=1, max_size=5, unique=True),
+    eol=st.sampled_from([b"\n", b"\r\n"]),
 )
-def test_jsonl_blocks_are_dense_exactly_when_every_line_is_plain(data, key_first, known):
-    # GIVEN newline-terminated lines: plain records, near misses, other key orders
+def test_jsonl_blocks_are_dense_exactly_when_every_line_is_plain(data, key_first, known, eol):
+    # GIVEN lines ended by a newline or CRLF (now and then the other one): plain records,
+    # near misses, other key orders
     lines = [line.replace(b"\n", b"") for line in data.draw(records(key_first, known))]
-    block = b"".join(line + b"\n" for line in lines)
+    ends = [data.draw(st.sampled_from([eol, eol, eol, b"\n", b"\r\n", b"\r\r\n"])) for _ in lines]
+    block = b"".join(line + end for line, end in zip(lines, ends, strict=True))
     # WHEN the block is offered to the dense check
     shape = DenseShape(7, 100, known, 10_000)
     batch = dense_jsonl_lines(block, shape, key_first=key_first)
-    # THEN it is taken exactly when the definition calls every line plain
-    plain = _plain_re(key_first, known).fullmatch(block) is not None and _is_utf8(block)
+    # THEN it is taken exactly when the definition calls every line plain, each ended as the
+    # first line is, by a newline or CRLF (orjson reads `\r\r\n` as whitespace and a newline,
+    # but no plain line ends so)
+    pattern = _plain_re(key_first, known, end=ends[0])
+    is_eol = ends[0] in {b"\n", b"\r\n"}
+    plain = is_eol and pattern.fullmatch(block) is not None and _is_utf8(block)
     assert (batch is not None) == plain
     if batch is not None:  # and then its records are the reference parser's
         assert batch.records(0, len(batch)) == _reference(lines, 7)
@@ -224,16 +231,31 @@ def test_a_gathered_frame_match_is_the_slice_comparison(data, piece, backward, a
 
 
 @PROPS
-@given(block=st.binary(max_size=60))
-def test_line_starts_come_only_from_a_block_whose_control_bytes_are_its_line_ends(block):
-    # GIVEN any bytes (control bytes anywhere, a last line with or without its newline)
-    starts = _line_starts_if_only_newlines(block)
-    # THEN line starts exactly when every control byte is a newline and one ends the block
-    controls = [b for b in block if b < 0x20]
-    expected = bool(block) and block.endswith(b"\n") and set(controls) == {0x0A}
+@given(
+    block=st.binary(max_size=60)
+    | st.lists(st.sampled_from([b"a", b"\r\n", b"\n", b"\r", b"\x00"]), max_size=30).map(b"".join),
+    eol=st.sampled_from([b"\n", b"\r\n"]),
+)
+def test_line_starts_come_only_from_a_block_whose_control_bytes_are_its_line_ends(block, eol):
+    # GIVEN any bytes (control bytes anywhere, a last line with or without its line end)
+    starts = _line_starts_if_only_line_ends(block, eol)
+    # THEN line starts exactly when every control byte is part of an `eol` and one ends the
+    # block
+    controls = bytes(b for b in block if b < 0x20)
+    n = block.count(b"\n")
+    is_each_line_ended = block.count(eol) == n and controls == eol * n
+    expected = bool(block) and block.endswith(eol) and is_each_line_ended
     assert (starts is not None) == expected
     if starts is not None:
         assert starts.tolist() == line_starts(block).tolist()
+
+
+def test_a_cr_that_ends_no_line_is_no_crlf_line_end():
+    # GIVEN as many CRs as newlines, a CR ending the block's last line but not its first
+    assert _line_starts_if_only_line_ends(b"a\r\nb\r\n", b"\r\n") is not None
+    assert _line_starts_if_only_line_ends(b"\ra\nb\r\n", b"\r\n") is None
+    assert _line_starts_if_only_line_ends(b"a\r\nb\n", b"\r\n") is None
+    assert _line_starts_if_only_line_ends(b"a\r\nb\r\n", b"\n") is None
 
 
 def test_a_block_or_span_that_does_not_end_a_record_is_refused():

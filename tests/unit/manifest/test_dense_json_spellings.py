@@ -104,12 +104,14 @@ def records(draw, order: str, spelling: str, known: list[bytes]) -> list[bytes]:
     return out
 
 
-def _plain_re(order: str, spelling: str, buckets: list[bytes]) -> re.Pattern[bytes]:
+def _plain_re(
+    order: str, spelling: str, buckets: list[bytes], eol: bytes = b"\n"
+) -> re.Pattern[bytes]:
     bucket = b"(?:" + b"|".join(map(re.escape, buckets)) + b")"
     k = b'(?:[^"\\\\\\x00-\\x1f\\x7f]|\\\\/)+'  # `\/` too: pandas writes every `/` so
     one = re.escape(_record(order, spelling, b"\0B\0", b"\0K\0"))
     one = one.replace(re.escape(b"\0B\0"), bucket).replace(re.escape(b"\0K\0"), k)
-    return re.compile(b"(?:" + one + b"\\n)+")
+    return re.compile(b"(?:" + one + re.escape(eol) + b")+")
 
 
 @PROPS
@@ -118,18 +120,21 @@ def _plain_re(order: str, spelling: str, buckets: list[bytes]) -> re.Pattern[byt
     order=st.sampled_from(ORDERS),
     spelling=st.sampled_from(list(SPELLINGS)),
     known=st.lists(st.sampled_from(BUCKETS), min_size=1, max_size=5, unique=True),
+    eol=st.sampled_from([b"\n", b"\r\n"]),
 )
 def test_blocks_are_dense_exactly_when_every_line_is_plain_in_the_spelling(
-    data, order, spelling, known
+    data, order, spelling, known, eol
 ):
-    # GIVEN newline-terminated lines: plain records, near misses, other forms and spellings
+    # GIVEN lines ended by a newline or CRLF: plain records, near misses, other forms and
+    # spellings
     lines = [line.replace(b"\n", b"") for line in data.draw(records(order, spelling, known))]
-    block = b"".join(line + b"\n" for line in lines)
+    block = b"".join(line + eol for line in lines)
     # WHEN the block is offered to the dense check of its form and spelling
     frames = SPACED if spelling == "spaced" else COMPACT
     batch = _check(order, block, DenseShape(7, 100, known, 10_000), frames)
     # THEN it is taken exactly when the definition calls every line plain
-    plain = _plain_re(order, spelling, known).fullmatch(block) is not None and _is_utf8(block)
+    pattern = _plain_re(order, spelling, known, eol)
+    plain = pattern.fullmatch(block) is not None and _is_utf8(block)
     assert (batch is not None) == plain
     if batch is not None:  # and then its records and item sizes are the reference's
         assert batch.records(0, len(batch)) == _reference(lines, 7)
@@ -146,13 +151,15 @@ def test_blocks_are_dense_exactly_when_every_line_is_plain_in_the_spelling(
     buckets=st.sampled_from([[b"bk"], [b"bk", b"bk.b", b"bk-b"]]),
     chunk_items=st.integers(1, 40),
     block=st.integers(64, 2048),
+    eol=st.sampled_from([b"\n", b"\r\n"]),
 )
 def test_manifests_read_and_cut_exactly_what_the_line_parser_does(  # noqa: PLR0917
-    keys, order, spelling, buckets, chunk_items, block
+    keys, order, spelling, buckets, chunk_items, block, eol
 ):
-    # GIVEN a JSON Lines manifest of one form and spelling, one bucket or mixed, small blocks
+    # GIVEN a JSON Lines manifest of one form and spelling, lines ended by a newline or CRLF,
+    # one bucket or mixed, small blocks
     lines = [_record(order, spelling, buckets[i % len(buckets)], k) for i, k in enumerate(keys)]
-    data = b"\n".join(lines) + b"\n"
+    data = eol.join(lines) + eol
     reader = RecordReader(io.BytesIO(data), ManifestFormat.JSON_LINES, block_bytes=block)
     batches = list(reader.iter_batches())
     # THEN the records are the reference parser's, line by line

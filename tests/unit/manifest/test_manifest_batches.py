@@ -238,7 +238,7 @@ SHAPES = {  # shape: (format, plain row, irregular rows)
 
 
 def _manifest(draw, shape: str) -> bytes:
-    fmt, plain, odd = SHAPES[shape]
+    _, plain, odd = SHAPES[shape]
     rows = [plain("bkt-1", "first")]
     for _ in range(draw(st.integers(0, 60))):
         kind = draw(st.integers(0, 9))
@@ -250,7 +250,7 @@ def _manifest(draw, shape: str) -> bytes:
         else:
             rows.append(draw(st.sampled_from(odd)))
     bom = b"\xef\xbb\xbf" if draw(st.booleans()) else b""
-    eol = b"\r\n" if fmt is ManifestFormat.CSV and draw(st.booleans()) else b"\n"
+    eol = b"\r\n" if draw(st.booleans()) else b"\n"
     return bom + eol.join(rows) + (eol if draw(st.booleans()) else b"")
 
 
@@ -483,7 +483,8 @@ def test_a_cr_inside_every_line_is_not_taken_for_crlf():
 
 
 def test_a_plain_manifest_is_read_in_dense_batches():
-    # GIVEN plain and URL-encoded CRLF Batch Operations CSVs, plain JSON Lines, URI lines
+    # GIVEN plain and URL-encoded CRLF Batch Operations CSVs, plain JSON Lines (LF or CRLF),
+    # URI lines
     rows = [("bkt-1", f"photos/{i:05d}-é.jpg") for i in range(5000)]
     ascii_rows = [("bkt-1", f"photos/{i:05d} (1)+.jpg") for i in range(5000)]
     # URI keys are literal: `%`, `+` and `,` stay as they are; a second bucket now and then
@@ -499,6 +500,12 @@ def test_a_plain_manifest_is_read_in_dense_batches():
         (ManifestFormat.CSV, b"".join(_uri_plain(b, k) + b"\n" for b, k in uri_rows), uri_rows),
         (ManifestFormat.CSV, b"".join(_uri_plain(b, k) + b"\r\n" for b, k in rows), rows),
         (ManifestFormat.JSON_LINES, b"".join(_jsonl_key_first(*r) + b"\n" for r in rows), rows),
+        (ManifestFormat.JSON_LINES, b"".join(_jsonl_plain(b, k) + b"\r\n" for b, k in rows), rows),
+        (
+            ManifestFormat.JSON_LINES,
+            b"".join(_jsonl_key_first(*r) + b"\r\n" for r in rows),
+            rows,
+        ),
     ]
     for fmt, data, expected in cases:
         # WHEN read in 4 KiB blocks

@@ -269,9 +269,13 @@ def test_plain_header_csv_and_inventory_take_the_columns_path(quoted, inventory,
     buckets=st.sampled_from([["bkt"], ["bk", "bk.b", "bk-b"]]),
     run=st.integers(1, 40),
     cuts=st.lists(st.integers(0, 200), max_size=6),
+    eol=st.sampled_from([b"\n", b"\r\n"]),
 )
-def test_dense_json_batches_go_as_their_own_objects_and_read_back(keys, shape, buckets, run, cuts):
-    # GIVEN dense JSON batches, buckets changing every `run` records
+def test_dense_json_batches_go_as_their_own_objects_and_read_back(  # noqa: PLR0917
+    keys, shape, buckets, run, cuts, eol
+):
+    # GIVEN dense JSON batches, buckets changing every `run` records, JSON Lines ended by a
+    # newline or CRLF
     named = [buckets[i // run % len(buckets)] for i in range(len(keys))]
     rows = [
         _json_record(b, k, key_first=shape == "key-first") for b, k in zip(named, keys, strict=True)
@@ -279,7 +283,7 @@ def test_dense_json_batches_go_as_their_own_objects_and_read_back(keys, shape, b
     if shape == "array":
         data, fmt = b"[" + b",\n".join(rows) + b"]", ManifestFormat.JSON_ARRAY
     else:
-        data, fmt = b"\n".join(rows) + b"\n", ManifestFormat.JSON_LINES
+        data, fmt = eol.join(rows) + eol, ManifestFormat.JSON_LINES
     for batch in RecordReader(_Trickle(data), fmt).iter_batches():
         if not isinstance(batch, DenseBatch):
             continue
@@ -292,11 +296,11 @@ def test_dense_json_batches_go_as_their_own_objects_and_read_back(keys, shape, b
         ]:
             items = batch.items(start, stop)
             v1 = len(orjson.dumps({"v": 1, "run": "r", "chunk": 7, "items": items}))
-            message = _assert_reads_back(
-                ChunkSpan("r", 7, stop - start, v1, ((batch, start, stop),))
-            )
-            # THEN it reads back exactly, its records sent as the manifest wrote them, in
-            # either key order and with any mix of buckets
+            span = ChunkSpan("r", 7, stop - start, v1, ((batch, start, stop),))
+            message = _assert_reads_back(span)
+            assert b"\r" not in encode_span(span, max_bytes=_CAP)
+            # THEN it reads back exactly, its records sent as the manifest wrote them (less
+            # the CRs), in either key order and with any mix of buckets
             assert message["v"] == 2
             assert message["pieces"][0]["objects"] == [
                 json.loads(row)
