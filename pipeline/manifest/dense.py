@@ -401,6 +401,15 @@ def _uri_line_starts(data: bytes, is_crlf: bool) -> npt.NDArray[np.int64] | None
     """
     if b'"' in data or b"\\" in data or b"\x7f" in data:
         return None
+    return line_starts_if_controls_end_lines(data, is_crlf)
+
+
+def line_starts_if_controls_end_lines(data: bytes, is_crlf: bool) -> npt.NDArray[np.int64] | None:
+    """`line_starts(data)` when the control bytes are exactly the line ends; else None.
+
+    One numpy compare finds the control bytes: they must all be newlines, or with `is_crlf`
+    alternate CR, newline, each CR right before its newline.
+    """
     block = np.frombuffer(data, np.uint8)
     controls = np.flatnonzero(block < _FIRST_PRINTABLE)
     if not is_crlf:

@@ -36,6 +36,7 @@ from pipeline.manifest.dense import (
     _jsonl_row,
     bucket_lengths,
     frame_matches,
+    line_starts_if_controls_end_lines,
     unescape_slashes,
 )
 from pipeline.manifest.json_spelling import COMPACT, SPACED, JsonSpelling
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 
 _WORD, _WORDS = 8, np.dtype("<u8")
 _QUOTE, _CLOSE, _FIRST_PRINTABLE = ord('"'), ord("}"), ord(" ")
-_NEWLINE, _CR = ord("\n"), ord("\r")
+_CR = ord("\r")
 _BACKSLASH, _SLASH = ord("\\"), ord("/")
 _NO_ESCAPES = np.empty(0, np.intp)
 _QUOTES_A_RECORD = 8
@@ -160,25 +161,13 @@ def _eol_of(data: bytes) -> bytes:
 
 
 def _line_starts_if_only_line_ends(data: bytes, eol: bytes = b"\n") -> npt.NDArray[np.int64] | None:
-    """`batch.line_starts(data)` when the only control bytes are the line ends; else None.
+    """`batch.line_starts(data)` when the only control bytes are the `eol` line ends; else None.
 
-    With `eol` CRLF, the control bytes must alternate CR, LF, each CR right before its LF.
+    One ends the block (`dense.line_starts_if_controls_end_lines` does the rest).
     """
-    block = np.frombuffer(data, np.uint8)
-    controls = np.flatnonzero(block < _FIRST_PRINTABLE)
-    if not len(controls) or controls[-1] != len(data) - 1:
+    if not data.endswith(b"\n"):
         return None
-    ends = controls[len(eol) - 1 :: len(eol)]
-    if not (block[ends] == _NEWLINE).all():
-        return None
-    if len(eol) > 1:
-        crs = controls[::2]
-        if len(crs) != len(ends) or not (block[crs] == _CR).all() or (ends - crs != 1).any():
-            return None
-    starts = np.empty(len(ends) + 1, np.int64)
-    starts[0] = 0
-    np.add(ends, 1, out=starts[1:])
-    return starts
+    return line_starts_if_controls_end_lines(data, len(eol) > 1)
 
 
 def _spaced_row(row: bytes) -> tuple[str, str]:
