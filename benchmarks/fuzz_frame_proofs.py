@@ -17,7 +17,6 @@ Prints the runs, the differences (which must be 0) and how many records the proo
 
 from __future__ import annotations
 
-import argparse
 import io
 import random
 import sys
@@ -36,7 +35,7 @@ from pipeline.manifest.reader import ManifestFormat, RecordReader
 from tests.unit.manifest_helpers import flatten_batches
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fuzz_layout_proofs import mutate  # same directory
+from fuzz_layout_proofs import Trial, differential, mutate  # same directory
 
 BUCKETS = [
     "abc",
@@ -108,29 +107,20 @@ def read(
     return (flatten_batches(batches), restarts, sizes, reader.position), taken
 
 
+def _trial(rng: random.Random) -> Trial:
+    shape = rng.choice(SHAPES)
+    fmt, data = manifest(rng, shape)
+    if rng.random() < 0.7:
+        data = mutate(rng, data, NOISE)
+    block = rng.choice([256, 1024, 4096, 16384])
+    with mock.patch.object(stream, "NARROWEST_RUN", rng.choice([16, 64, 256, 1024])):
+        got, proved = read(RecordReader, fmt, data, block)
+    expected, _ = read(_LineByLine, fmt, data, block)
+    return f"{shape}, {block} B blocks", data, got, expected, proved
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=20_000)
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
-    rng = random.Random(args.seed)
-    differences = taken = 0
-    for _ in range(args.runs):
-        shape = rng.choice(SHAPES)
-        fmt, data = manifest(rng, shape)
-        if rng.random() < 0.7:
-            data = mutate(rng, data, NOISE)
-        block = rng.choice([256, 1024, 4096, 16384])
-        with mock.patch.object(stream, "NARROWEST_RUN", rng.choice([16, 64, 256, 1024])):
-            got, proved = read(RecordReader, fmt, data, block)
-        expected, _ = read(_LineByLine, fmt, data, block)
-        taken += proved
-        if got != expected:
-            differences += 1
-            if differences <= 3:
-                print(f"DIFFERENT ({shape}, {block} B blocks): {data[:300]!r}")
-    print(f"runs {args.runs}, differences {differences}, records the proofs took {taken}")
-    return 1 if differences else 0
+    return differential(__doc__.split("\n\n")[0], _trial)
 
 
 if __name__ == "__main__":

@@ -195,6 +195,16 @@ SHAPES: dict[str, tuple[str, Callable[[int], str], str, str]] = {
 def generate(path: Path, shape: str, target_bytes: int) -> int:
     """Write a gzip manifest of about `target_bytes` uncompressed; return its record count."""
     _, line, first, last = SHAPES[shape]
+    return write_lines(path, line, target_bytes, first=first, last=last)
+
+
+def write_lines(
+    path: Path, line: Callable[[int], str], target_bytes: int, *, first: str = "", last: str = ""
+) -> int:
+    """Write `first`, lines 1, 2, … to about `target_bytes`, then `last`; return how many lines.
+
+    gzip-compressed by ISA-L at level 3, 20,000 lines a write.
+    """
     n, written = 0, 0
     with igzip.open(path, "wb", compresslevel=3) as out:
         out.write(first.encode())

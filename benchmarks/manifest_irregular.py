@@ -28,10 +28,15 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from isal import igzip
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from manifest import _key, fresh_bytecode, timed_scan, timed_shell, timed_split  # same directory
+from manifest import (  # same directory
+    _key,
+    fresh_bytecode,
+    timed_scan,
+    timed_shell,
+    timed_split,
+    write_lines,
+)
 
 BUCKETS = [f"bucket-{i:02d}.example-data" for i in range(40)]
 BAD_EVERY = 100_000
@@ -109,17 +114,6 @@ VARIANTS: dict[str, tuple[str, Callable[[int], str], bool]] = {
 }
 
 
-def generate(path: Path, line: Callable[[int], str], target_bytes: int) -> int:
-    """Write about `target_bytes` of lines 1, 2, … gzip-compressed; return how many."""
-    n, written = 0, 0
-    with igzip.open(path, "wb", compresslevel=3) as out:
-        while written < target_bytes:
-            block = "".join(line(i) for i in range(n + 1, n + 20_001)).encode()
-            out.write(block)
-            n, written = n + 20_000, written + len(block)
-    return n
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=184, help="uncompressed size of each file")
@@ -139,7 +133,7 @@ def main() -> None:
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for name, (suffix, line, has_bad) in variants.items():
             path = root / (re.sub(r"[^a-z0-9]+", "-", name.lower()) + suffix)  # shell-safe
-            lines = generate(path, line, args.mb * 2**20)
+            lines = write_lines(path, line, args.mb * 2**20)
             bad = lines // BAD_EVERY if has_bad else 0
             raw, scan, split, rss = [], [], [], 0.0
             for _ in range(args.repeat):
