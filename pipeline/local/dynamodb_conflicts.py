@@ -144,10 +144,9 @@ def _saved_items(backend: Any, items: list[dict[str, Any]]) -> list[tuple[Any, A
     """
     saved = []
     for item in items:
-        (kind, op), *_ = item.items()
+        _, table_name, attrs = _named(item)
         try:
-            table = backend.get_table(op.get("TableName", ""))
-            attrs = op.get("Item", {}) if kind == "Put" else op.get("Key", {})
+            table = backend.get_table(table_name)
             hash_value, range_value = backend.get_keys_value(table, attrs)
         except Exception:  # moto refuses the request itself, before any write
             continue
@@ -196,12 +195,19 @@ def _release(keys: Iterable[tuple[str, str] | None], owner: int) -> None:
             del _claims[key]
 
 
-def _transact_key(backend: Any, item: dict[str, Any]) -> tuple[str, str] | None:
+def _named(item: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """A transaction item's operation, table, and the attributes that hold its item's key.
+
+    A Put's whole item; any other operation's `Key`.
+    """
     (kind, op), *_ = item.items()
-    table_name = op.get("TableName", "")
-    if kind == "Put":
-        return _key_of(backend, table_name, op.get("Item", {}))
-    return _key_id(table_name, op.get("Key", {}))
+    attrs = op.get("Item", {}) if kind == "Put" else op.get("Key", {})
+    return kind, op.get("TableName", ""), attrs
+
+
+def _transact_key(backend: Any, item: dict[str, Any]) -> tuple[str, str] | None:
+    kind, table_name, attrs = _named(item)
+    return _key_of(backend, table_name, attrs) if kind == "Put" else _key_id(table_name, attrs)
 
 
 def _key_of(backend: Any, table_name: str, attrs: dict[str, Any]) -> tuple[str, str] | None:
