@@ -100,3 +100,22 @@ def table(dynamodb) -> str:
     name = f"runs-{uuid.uuid4().hex[:10]}"
     dynamodb.create_table(**table_definition(name))
     return name
+
+
+@pytest.fixture
+def visible_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many times moto read any SQS message's visibility (a pass over a queue reads each).
+
+    `visible_reads[0]` counts; a test sets it to 0 before what it measures.
+    """
+    from moto.sqs.models import Message  # noqa: PLC0415  # moto imports slowly
+
+    reads = [0]
+    original = Message.visible
+
+    def counted(self: Message) -> bool:
+        reads[0] += 1
+        return original.fget(self)  # type: ignore[misc]
+
+    monkeypatch.setattr(Message, "visible", property(counted))
+    return reads

@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 import pytest
-from moto.sqs.models import Message, SQSBackend, sqs_backends
+from moto.sqs.models import SQSBackend, sqs_backends
 
 from pipeline.local.sqs_send_cost import install_cheap_sends, is_sending
 
@@ -33,20 +33,6 @@ def queue_name(backend: SQSBackend) -> Any:
     backend.create_queue(name)
     yield name
     backend.delete_queue(name)
-
-
-@pytest.fixture
-def visible_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many times any message's visibility was read (one a message a count walks)."""
-    reads = [0]
-    original = Message.visible
-
-    def counted(self: Message) -> bool:
-        reads[0] += 1
-        return original.fget(self)  # type: ignore[misc]
-
-    monkeypatch.setattr(Message, "visible", property(counted))
-    return reads
 
 
 def test_a_send_reads_no_message_of_a_full_queue(backend, queue_name, visible_reads):
