@@ -103,9 +103,9 @@ def test_the_ledger_retries_a_conflict_until_its_chunk_is_counted(ledger, dynamo
 class _Stalls:
     """Hold the emulator's apply lock for `hold_s` every `every_s`, as a busy partition would.
 
-    Transactions that arrive meanwhile wait with their items claimed, so 16 workers over 16
-    shards (and each chunk's second delivery) meet each other for certain, not only when the
-    scheduler happens to line them up: on a quiet or a loaded machine alike.
+    Transactions that arrive meanwhile wait with their items claimed, so a chunk's two deliveries
+    in flight together meet each other for certain, not only when the scheduler happens to line
+    them up: on a quiet or a loaded machine alike.
     """
 
     def __init__(self, *, every_s: float = 0.5, hold_s: float = 0.05) -> None:
@@ -128,14 +128,18 @@ class _Stalls:
 
 
 def test_many_concurrent_completions_conflict_and_count_every_chunk_once(ledger, emulator, table):
-    # GIVEN 240 chunks, each delivered twice, counted by 16 concurrent workers
+    # GIVEN 240 chunks, each delivered twice at once (SQS hands a message out again while its
+    # first receiver still works), counted by 16 concurrent workers. Deliveries taken in chunk
+    # order would never meet: 16 consecutive chunks fall on 16 different shards, and with fast
+    # transactions the workers keep in step.
     chunks, workers = 240, 16
     before = ConflictStats.transactions_cancelled[table]
     ledgers = [
         RunLedger(boto3.client("dynamodb", endpoint_url=emulator.endpoint_url), table)
         for _ in range(workers)
     ]
-    deliveries = [(ledgers[i % workers], chunk) for i, chunk in enumerate(list(range(chunks)) * 2)]
+    twice = [chunk for chunk in range(chunks) for _ in range(2)]
+    deliveries = [(ledgers[i % workers], chunk) for i, chunk in enumerate(twice)]
     started = time.monotonic()
     gave_up: list[int] = []
 
