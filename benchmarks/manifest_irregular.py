@@ -7,14 +7,15 @@
 line: the shapes the proofs were built for. Manifests in the wild are less kind, and each of
 these once sent a whole read block down a slower path: the rows of 40 buckets (URIs,
 `bucket,key`, quoted CSV, JSON Lines), one malformed line every 100,000 (URIs, `bucket,key`,
-JSON Lines), JSON Lines with CRLF line ends (bucket first, key first as `json.dumps` spells
+JSON Lines), an empty line after every 1,000th (URIs with LF or CRLF line ends, JSON
+Lines), JSON Lines with CRLF line ends (bucket first, key first as `json.dumps` spells
 them, and `{"uri"}`), and URI lines with non-ASCII keys, CRLF line ends, spaces, `+`, `%`, `#`,
 `&` and `=` in keys, camera-roll keys under a dotted bucket name, and keys of many lengths.
 For each file (gzip, ISA-L level 3, ~`--mb` MB uncompressed) it times, `--repeat` times
 alternated, `gzip -dc FILE | wc -l`, `lambdaflow scan FILE --json` and one whole Split pass in
 a fresh process (as `manifest.py` does both), and prints the medians, the ratios to
-`gzip -dc | wc -l` (≥ 1.0x is the target) and scan's peak RSS. Scan must count every record
-and every bad line. `--keep DIR` writes the files there and keeps them (for
+`gzip -dc | wc -l` (≥ 1.0x is the target) and scan's peak RSS. Scan must count every record,
+every bad line and every line. `--keep DIR` writes the files there and keeps them (for
 `split_side_by_side.py --mode scan` against another checkout).
 """
 
@@ -40,6 +41,7 @@ from manifest import (  # same directory
 
 BUCKETS = [f"bucket-{i:02d}.example-data" for i in range(40)]
 BAD_EVERY = 100_000
+EMPTY_EVERY = 1_000
 
 
 def _bucket(n: int) -> str:
@@ -50,66 +52,86 @@ def _bad(line: Callable[[int], str], bad: str) -> Callable[[int], str]:
     return lambda n: bad if n % BAD_EVERY == 0 else line(n)
 
 
-VARIANTS: dict[str, tuple[str, Callable[[int], str], bool]] = {
-    # name: (file suffix, line of record n, whether every 100,000th line is malformed)
-    "URIs, 40 buckets": (".csv.gz", lambda n: f"s3://{_bucket(n)}/{_key(n)}\n", False),
-    "bucket,key CSV, 40 buckets": (".csv.gz", lambda n: f"{_bucket(n)},{_key(n)}\n", False),
+def _empty_after(line: Callable[[int], str], eol: str = "\n") -> Callable[[int], str]:
+    return lambda n: line(n) + eol if n % EMPTY_EVERY == 0 else line(n)
+
+
+VARIANTS: dict[str, tuple[str, Callable[[int], str], str]] = {
+    # name: (file suffix, line of record n, "bad": every 100,000th line is malformed, "empty":
+    # an empty line follows every 1,000th)
+    "URIs, 40 buckets": (".csv.gz", lambda n: f"s3://{_bucket(n)}/{_key(n)}\n", ""),
+    "bucket,key CSV, 40 buckets": (".csv.gz", lambda n: f"{_bucket(n)},{_key(n)}\n", ""),
     "quoted CSV, 40 buckets": (
         ".csv.gz",
         lambda n: f'"{_bucket(n)}","{_key(n)}","{n}"\n',
-        False,
+        "",
     ),
     "JSON Lines, 40 buckets": (
         ".jsonl.gz",
         lambda n: f'{{"bucket":"{_bucket(n)}","key":"{_key(n)}"}}\n',
-        False,
+        "",
     ),
     "URIs, a bad line every 100,000": (
         ".csv.gz",
         _bad(lambda n: f"s3://images-bucket/{_key(n)}\n", "not a uri\n"),
-        True,
+        "bad",
     ),
     "bucket,key CSV, a bad line every 100,000": (
         ".csv.gz",
         _bad(lambda n: f"images-bucket,{_key(n)}\n", "images-bucket\n"),
-        True,
+        "bad",
     ),
     "JSON Lines, a bad line every 100,000": (
         ".jsonl.gz",
         _bad(lambda n: f'{{"bucket":"images-bucket","key":"{_key(n)}"}}\n', "{oops}\n"),
-        True,
+        "bad",
     ),
-    "URIs, non-ASCII keys": (".csv.gz", lambda n: f"s3://images/café/日本/{_key(n)}\n", False),
-    "URIs, CRLF": (".csv.gz", lambda n: f"s3://images-bucket/{_key(n)}\r\n", False),
+    "URIs, an empty line every 1,000": (
+        ".csv.gz",
+        _empty_after(lambda n: f"s3://images-bucket/{_key(n)}\n"),
+        "empty",
+    ),
+    "URIs, CRLF, an empty line every 1,000": (
+        ".csv.gz",
+        _empty_after(lambda n: f"s3://images-bucket/{_key(n)}\r\n", "\r\n"),
+        "empty",
+    ),
+    "JSON Lines, an empty line every 1,000": (
+        ".jsonl.gz",
+        _empty_after(lambda n: f'{{"bucket":"images-bucket","key":"{_key(n)}"}}\n'),
+        "empty",
+    ),
+    "URIs, non-ASCII keys": (".csv.gz", lambda n: f"s3://images/café/日本/{_key(n)}\n", ""),
+    "URIs, CRLF": (".csv.gz", lambda n: f"s3://images-bucket/{_key(n)}\r\n", ""),
     "JSON Lines, CRLF": (
         ".jsonl.gz",
         lambda n: f'{{"bucket":"images-bucket","key":"{_key(n)}"}}\r\n',
-        False,
+        "",
     ),
     "JSON Lines key first as json.dumps writes them, CRLF": (
         ".jsonl.gz",
         lambda n: f'{{"key": "{_key(n)}", "bucket": "images-bucket"}}\r\n',
-        False,
+        "",
     ),
     "JSON Lines of URIs, CRLF": (
         ".jsonl.gz",
         lambda n: f'{{"uri":"s3://images-bucket/{_key(n)}"}}\r\n',
-        False,
+        "",
     ),
     "URIs, spaces and +%#&= in keys": (
         ".csv.gz",
         lambda n: f"s3://images-bucket/a b+c%20d#e=f&g/{_key(n)}\n",
-        False,
+        "",
     ),
     "URIs, camera keys, dotted bucket": (
         ".csv.gz",
         lambda n: f"s3://my.photos-2023/2023/{n % 12 + 1:02d}/IMG_{n:08d}.JPG\n",
-        False,
+        "",
     ),
     "URIs, keys of many lengths": (
         ".csv.gz",
         lambda n: f"s3://images-bucket/{'x' * ((n * 37) % 90)}/{_key(n)}\n",
-        False,
+        "",
     ),
 }
 
@@ -131,15 +153,16 @@ def main() -> None:
             "| Split / gzip | scan peak RSS |"
         )
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for name, (suffix, line, has_bad) in variants.items():
+        for name, (suffix, line, odd) in variants.items():
             path = root / (re.sub(r"[^a-z0-9]+", "-", name.lower()) + suffix)  # shell-safe
-            lines = write_lines(path, line, args.mb * 2**20)
-            bad = lines // BAD_EVERY if has_bad else 0
+            records = write_lines(path, line, args.mb * 2**20)
+            bad = records // BAD_EVERY if odd == "bad" else 0
+            lines = records + (records // EMPTY_EVERY if odd == "empty" else 0)
             raw, scan, split, rss = [], [], [], 0.0
             for _ in range(args.repeat):
                 raw.append(timed_shell(f"gzip -dc {path} | wc -l")[0])
                 secs, report, _ = timed_scan(path)
-                assert (report["records"], report["lines"]) == (lines - bad, lines), report
+                assert (report["records"], report["lines"]) == (records - bad, lines), report
                 scan.append(secs)
                 rss = max(rss, report["peak_rss_mb"])
                 split.append(timed_split(path)[0])

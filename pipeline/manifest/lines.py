@@ -12,10 +12,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import numpy as np
+
 DEFAULT_MAX_LINE_BYTES = 64 * 1024
 BLOCK_BYTES = 1024 * 1024
 """Read size: big enough that `bytes.split` does the line finding in C, small next to memory."""
 BOM = b"\xef\xbb\xbf"
+_LF, _CR = ord("\n"), ord("\r")
 
 
 class HeadStream:
@@ -156,3 +159,63 @@ class LineRun:
         lines: list[bytes | None] = self.data.split(b"\n")  # type: ignore[assignment]
         lines.pop()
         return lines
+
+
+def around_empty_lines(run: LineRun, *, narrowest: int) -> list[tuple[LineRun, bool]] | None:
+    r"""The run cut around its empty lines (`\n` or `\r\n` alone): (piece, whether it has none).
+
+    Every frame proof refuses a block with an empty line, and the reader skips the line (it is
+    no record): one every 1,000 lines sent every block of a manifest line by line. Cut out, the
+    empty lines are counted, and the lines between them proved. Lines between two cuts that
+    make up less than `narrowest` bytes stay with the empty lines around them (a double-spaced
+    file would cost a proof a line). None when the run has no empty line. Lines of spaces are
+    left to the caller.
+    """
+    data = run.data
+    if data is None:
+        return None
+    spans = _empty_spans(data)
+    if not spans:
+        return None
+    pieces: list[tuple[LineRun, bool]] = []
+    plain_from = 0  # where the lines since the last empty span start
+    loose_from: int | None = None  # where the piece read line by line starts, if one is open
+    for at, end in [*spans, (len(data), len(data))]:
+        if at - plain_from >= narrowest:
+            if loose_from is not None:
+                pieces.append((_sub_run(run, loose_from, plain_from), False))
+            pieces.append((_sub_run(run, plain_from, at), True))
+            loose_from = at
+        elif loose_from is None:
+            loose_from = plain_from
+        plain_from = end
+    if loose_from is not None and loose_from < len(data):
+        pieces.append((_sub_run(run, loose_from, len(data)), False))
+    return pieces
+
+
+def _empty_spans(data: bytes) -> list[tuple[int, int]]:
+    r"""(start, end) of each stretch of consecutive empty lines, in order.
+
+    From the newlines' offsets, at numpy speed: `bytes.find` of `\n\n` ran at ~1 GB/s, a
+    third of the cost of proving the block.
+    """
+    block = np.frombuffer(data, np.uint8)
+    ends = np.flatnonzero(block == _LF)
+    lengths = np.diff(ends, prepend=-1)  # each line's, its newline included
+    empty = lengths == 1
+    if b"\r" in data:  # one memchr: a CR LF line
+        empty |= (lengths == 2) & (block[ends - 1] == _CR)  # noqa: PLR2004
+    lines = np.flatnonzero(empty)
+    if not len(lines):
+        return []
+    breaks = np.flatnonzero(np.diff(lines) != 1)
+    first, last = lines[np.r_[0, breaks + 1]], lines[np.r_[breaks, len(lines) - 1]]
+    starts = np.where(first == 0, 0, ends[first - 1] + 1)
+    return list(zip(starts.tolist(), (ends[last] + 1).tolist(), strict=True))
+
+
+def _sub_run(run: LineRun, start: int, end: int) -> LineRun:
+    """Bytes [start, end) of a run's data as a run of its own (both at line starts)."""
+    assert run.data is not None  # only cut from whole lines
+    return LineRun(run.start + start, run.start + end, run.data[start:end])

@@ -51,6 +51,7 @@ from pipeline.manifest.lines import (
     HeadStream,
     LineRun,
     LineSplitter,
+    around_empty_lines,
 )
 from pipeline.manifest.parse import (
     CsvKind,
@@ -81,6 +82,12 @@ SNIFF_BYTES = 64 * 1024
 NARROWEST_RUN = 4 * 1024
 """Smallest piece a read block is halved into around a line its frame proof refuses. Measured
 with a bad line every 1,000 or 5,000: 4 KiB within 15 % of 2 KiB, 3x faster than 64 KiB."""
+
+NARROWEST_PROOF = 1024
+"""Fewest bytes of lines between empty ones offered to a proof of their own: a proof costs
+~40 µs whatever its size, reading line by line ~3 µs a line. Measured in process on 1,000,000
+URI lines with an empty one every 20 lines: 2.0 s proved in ~740-byte pieces, 2.9 s line by
+line; every 100 lines (~3.7 KB pieces): 0.52 s against 2.9 s."""
 
 Item = ManifestRecord | ManifestLineError
 ProvedBatch = DenseBatch | ParsedBatch | RawLinesBatch | RawElementsBatch
@@ -150,6 +157,7 @@ class RecordReader:
         self._open: OpenRecord | None = None  # a CSV record whose quoted field spans lines
         self._bucket_names: set[str] = set()
         self._narrows = False  # the last read block had a piece the frame proof took
+        self._empty_lines_seen = False  # the last block cut around empty lines had some
 
     @property
     def position(self) -> Position:
@@ -273,8 +281,13 @@ class RecordReader:
         `s3://` URIs with a bad line every 100,000: 0.32x `gzip -dc | wc -l` before, 1.56x).
         Only after a run with a proved piece (not for a shape no frame proof takes, or bad
         lines everywhere: halving would find nothing), and not for Split (`raw`): it sends a
-        refused run unparsed whole, which costs less than narrowing it. Lazily: a piece's
-        line numbers are known only once the pieces before it are read.
+        refused run unparsed whole, which costs less than narrowing it. Before halving, for
+        scan and Split alike, a refused run is cut around its empty lines
+        (`lines.around_empty_lines`), which no proof takes and the reader skips: the empty
+        lines are counted, the lines between them tried again (in process, 1,000,000 URI
+        lines with an empty one every 1,000: 2.7 s line by line before, 0.15 s; 0.05 s
+        without them). Lazily: a piece's line numbers are known only once the pieces before it
+        are read.
         """
         if run.data is None:  # a line straddling two reads: no proof's, and no sign either
             yield run, None
@@ -287,21 +300,44 @@ class RecordReader:
         self._narrows = proved
 
     def _narrowed(
-        self, run: LineRun, *, raw: bool, narrow: bool
+        self, run: LineRun, *, raw: bool, narrow: bool, whole: bool = True
     ) -> Iterator[tuple[LineRun, ProvedBatch | None, bool]]:
-        """`_pieces`, with whether each batch is the frame proof's."""
+        """`_pieces`, with whether each batch is the frame proof's.
+
+        A `whole` read block is cut around its empty lines once the frame proof refuses it, or
+        at once when the block before had some: the proof would refuse it, at the cost of
+        proving it. Pieces of a block have none (halves neither).
+        """
         shape = self._shape(run)
         data: bytes = run.data  # type: ignore[assignment]  # not None when there is a shape
-        framed = None if shape is None else self._framed(data, shape)
-        if framed is not None:
-            yield run, framed, True
+        cut = whole and shape is not None
+        pieces = self._around_empty_lines(run) if cut and self._empty_lines_seen else None
+        if pieces is None:
+            framed = None if shape is None else self._framed(data, shape)
+            if framed is not None:
+                yield run, framed, True
+                return
+            if cut and not self._empty_lines_seen:
+                pieces = self._around_empty_lines(run)
+        if pieces is not None:
+            for piece, has_no_empty_line in pieces:
+                if has_no_empty_line:
+                    yield from self._narrowed(piece, raw=raw, narrow=narrow, whole=False)
+                else:
+                    yield piece, None, False
             return
         halves = _halves(run) if narrow else None
         if halves is None:
             yield run, None if shape is None else self._unframed(data, shape, raw=raw), False
             return
         for half in halves:
-            yield from self._narrowed(half, raw=raw, narrow=narrow)
+            yield from self._narrowed(half, raw=raw, narrow=narrow, whole=False)
+
+    def _around_empty_lines(self, run: LineRun) -> list[tuple[LineRun, bool]] | None:
+        """`lines.around_empty_lines`, remembering whether the run had any."""
+        pieces = around_empty_lines(run, narrowest=NARROWEST_PROOF)
+        self._empty_lines_seen = pieces is not None
+        return pieces
 
     def _shape(self, run: LineRun) -> DenseShape | None:
         """What a proof of `run` needs; None when none may take it (a record open, no bucket)."""

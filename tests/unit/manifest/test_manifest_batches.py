@@ -381,6 +381,7 @@ def test_blocks_halved_around_refused_lines_read_as_the_reference_says(
     # GIVEN mostly plain manifests whose irregular lines make the frame proofs refuse a block,
     # read in blocks big enough to be halved around them (a few lines a piece at the least)
     monkeypatch.setattr(stream, "NARROWEST_RUN", narrowest)
+    monkeypatch.setattr(stream, "NARROWEST_PROOF", narrowest)  # and cut around empty lines
     fmt, data, _ = case
     line_ends = [i + 1 for i, byte in enumerate(data) if byte == ord("\n")] + [len(data)]
     # WHEN read as batches, and as items
@@ -425,6 +426,30 @@ def test_a_bad_line_among_plain_ones_costs_line_by_line_reading_around_it_only(s
     lines_a_piece = stream.NARROWEST_RUN // len(rows[0]) + 1
     assert sum(slow) <= 2 * lines_a_piece + len(data) // block + 1, slow
     assert max(len(b) for b in split if isinstance(b, RawLinesBatch)) > block // len(rows[0]) // 2
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"], ids=["lf", "crlf"])
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_empty_lines_among_plain_ones_are_cut_out_and_the_lines_between_proved(shape, eol):
+    # GIVEN 20,000 plain lines with an empty line after every 500th (and two at the end)
+    fmt, plain, _ = SHAPES[shape]
+    rows = [plain("bkt-1", f"photos/{i:06d}.jpg") for i in range(20_000)]
+    lines = [row + eol + (eol if i % 500 == 499 else b"") for i, row in enumerate(rows)]
+    data = b"".join(lines) + eol
+    expected = _reference(data, fmt, LIMIT)
+    # WHEN scan reads it in batches, and Split does (`raw_lines`)
+    for raw in (False, True):
+        reader = RecordReader(
+            io.BytesIO(data), fmt, max_line_bytes=LIMIT, raw_lines=raw, block_bytes=1 << 18
+        )
+        batches = list(reader.iter_batches())
+        # THEN the reference's records, every line counted; read line by line only the line
+        # straddling each two reads and, at a read's edges, lines too few to prove alone
+        assert flatten_batches(batches) == expected
+        assert reader.lines_read == len(rows) + len(rows) // 500 + 1
+        slow = sum(len(b) for b in batches if isinstance(b, ListedBatch | ParsedBatch))
+        reads = len(data) // (1 << 18) + 1
+        assert slow <= reads * (1 + 2 * (stream.NARROWEST_PROOF // len(rows[0]) + 1)), slow
 
 
 def test_a_first_block_no_frame_proof_takes_is_not_halved(monkeypatch):
