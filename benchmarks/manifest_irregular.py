@@ -6,7 +6,8 @@
 `benchmarks/manifest.py` writes every shape as one bucket, ASCII keys of one length and no bad
 line: the shapes the proofs were built for. Manifests in the wild are less kind, and each of
 these once sent a whole read block down a slower path: the rows of 40 buckets (URIs,
-`bucket,key`, quoted CSV, JSON Lines), one malformed line every 100,000 (URIs, `bucket,key`,
+`bucket,key`, quoted CSV, JSON Lines with the bucket first, or the key first as `json.dumps`
+writes them), one malformed line every 100,000 (URIs, `bucket,key`,
 JSON Lines), an empty line after every 1,000th (URIs with LF or CRLF line ends, JSON
 Lines), JSON Lines with CRLF line ends (bucket first, key first as `json.dumps` spells
 them, and `{"uri"}`), and URI lines with non-ASCII keys, CRLF line ends, spaces, `+`, `%`, `#`,
@@ -69,6 +70,11 @@ VARIANTS: dict[str, tuple[str, Callable[[int], str], str]] = {
     "JSON Lines, 40 buckets": (
         ".jsonl.gz",
         lambda n: f'{{"bucket":"{_bucket(n)}","key":"{_key(n)}"}}\n',
+        "",
+    ),
+    "JSON Lines key first as json.dumps writes them, 40 buckets": (
+        ".jsonl.gz",
+        lambda n: f'{{"key": "{_key(n)}", "bucket": "{_bucket(n)}"}}\n',
         "",
     ),
     "URIs, a bad line every 100,000": (

@@ -39,9 +39,9 @@ MAX_DENSE_BUCKETS = 256
 """Buckets a reader remembers for its proofs (a line naming another is read line by line)."""
 LOOPED_BUCKETS = 8
 """Buckets a proof that tries them one at a time takes (each costs it a search or a gather):
-the first ones learned. Past as many, the proofs of URI lines, CSV rows and JSON Lines with
-the bucket first or a `uri` look each line's bucket up in a table (`dense.bucket_lengths`),
-so they take every known bucket."""
+the first ones learned. Past as many, the proofs of URI lines, CSV rows and JSON Lines (the
+bucket first or last, or a `uri`) look each line's bucket up in a table
+(`dense.bucket_lengths`, `bucket_lengths_before`), so they take every known bucket."""
 _NEWLINE = 10
 _POWERS_OF_TEN = [10**d for d in range(40)]
 

@@ -362,33 +362,79 @@ def bucket_lengths(
     at = heads + len(prefix)  # each record's bucket, if it names one
     if not len(heads) or int(at[-1]) + _WORD > len(data):
         return None
-    block = np.frombuffer(data, np.uint8)
-    words = np.ndarray((len(data) - _WORD + 1,), _WORDS, data, strides=(1,))
     if prefix and not frame_matches(data, heads, prefix).all():
         return None
-    last, end_byte = len(data) - 1, end[0]
+    block, last, end_byte = np.frombuffer(data, np.uint8), len(data) - 1, end[0]
     lengths = np.zeros(len(heads), np.int64)
     for size in table.lengths:  # longest first: the shortest length that fits wins
         lengths[block[np.minimum(at + size, last)] == end_byte] = size
-    if not (lengths > 0).all():  # (a length past the record's end: its newline fails below)
+    return lengths if _name_known_buckets(data, at, lengths, table) else None
+
+
+def bucket_lengths_before(
+    data: bytes, tails: npt.NDArray[np.int64], buckets: tuple[bytes, ...], start: bytes
+) -> npt.NDArray[np.int64] | None:
+    """`bucket_lengths` read backward: the known bucket ending at each tail, `start` before it.
+
+    For a record that ends with its bucket (JSON Lines, key first: `…,"bucket":"B"}`).
+    `start` is a byte no bucket name holds (`"`): the shortest known length with it right
+    before wins, as `bucket_lengths` takes the byte after. Every byte read lies in the 8
+    before each tail or between its bucket's start and the tail (a bucket under 8 bytes is
+    read as the word ending at the tail); the caller proves each record wide enough to hold
+    what was read in it.
+    """
+    table = _bucket_table(buckets)
+    if not len(tails) or int(tails.min()) < _WORD:
         return None
+    block, start_byte = np.frombuffer(data, np.uint8), start[0]
+    lengths = np.zeros(len(tails), np.int64)
+    for size in table.lengths:
+        lengths[block[np.maximum(tails - size - 1, 0)] == start_byte] = size
+    ok = _name_known_buckets(data, tails - lengths, lengths, table, backward=True)
+    return lengths if ok else None
+
+
+def _name_known_buckets(
+    data: bytes,
+    at: npt.NDArray[np.int64],
+    lengths: npt.NDArray[np.int64],
+    table: _BucketTable,
+    *,
+    backward: bool = False,
+) -> bool:
+    """Whether the `lengths[i]` bytes at `at[i]` are a known bucket, for every i, by `table`.
+
+    A bucket under 8 bytes is read as the word starting at it, its bytes past the bucket
+    masked off, or with `backward` as the word ending with it, shifted down: the same value.
+    """
+    if not (lengths > 0).all():  # (a length past the record's end: its newline fails below)
+        return False
+    words = np.ndarray((len(data) - _WORD + 1,), _WORDS, data, strides=(1,))
+    last = len(words) - 1  # read backward, a short bucket's word from its start may pass it
     if len(table.lengths) == 1:  # one length: every record's words at the same offsets
         offsets = _word_offsets(np.array(table.lengths), np.arange(len(table.columns)))
-        columns = [words[at + int(offset)] for offset in offsets]
+        columns = [words[np.minimum(at + int(offset), last)] for offset in offsets]
     else:
-        columns = [words[at + _word_offsets(lengths, c)] for c in range(len(table.columns))]
+        columns = [
+            words[np.minimum(at + _word_offsets(lengths, c), last)]
+            for c in range(len(table.columns))
+        ]
     short = lengths < _WORD
     if short.any():
-        for column in columns:
-            column[short] &= _short_masks(lengths[short])
+        if backward:  # every column of a short bucket is its one word, read again
+            size = lengths[short]
+            word = words[at[short] + size - _WORD] >> (8 * (_WORD - size)).astype(np.uint64)
+            for column in columns:
+                column[short] = word
+        else:
+            for column in columns:
+                column[short] &= _short_masks(lengths[short])
     found = np.searchsorted(table.hashes, _mixed(lengths, columns))
     rows = table.rows.take(np.minimum(found, len(table.rows) - 1))
     if not (table.sizes.take(rows) == lengths).all():
-        return None
+        return False
     pairs = zip(columns, table.columns, strict=True)
-    if not all(bool((column == known.take(rows)).all()) for column, known in pairs):
-        return None
-    return lengths
+    return all(bool((column == known.take(rows)).all()) for column, known in pairs)
 
 
 def _uri_line_starts(data: bytes, is_crlf: bool) -> npt.NDArray[np.int64] | None:

@@ -35,6 +35,7 @@ from pipeline.manifest.dense import (
     _jsonl_key_first_row,
     _jsonl_row,
     bucket_lengths,
+    bucket_lengths_before,
     frame_matches,
     line_starts_if_controls_end_lines,
     unescape_slashes,
@@ -123,6 +124,37 @@ def _record_needs(
     if len(rest) > 1 and not frame_matches(data, after, rest[1:]).all():
         return None
     return lengths + (len(prefix) + len(rest) + extra)
+
+
+def _key_first_needs(
+    data: bytes,
+    ends: npt.NDArray[np.int64],
+    shape: DenseShape,
+    spelling: JsonSpelling,
+    eol: bytes,
+    *,
+    extra: int,
+) -> npt.NDArray[np.int64] | None:
+    """Each key-first record's width its `","bucket":"B"}` end needs, or None.
+
+    Read backward from the line ends: the buckets in turn up to `LOOPED_BUCKETS`, else each
+    record's bucket looked up in a table (`dense.bucket_lengths_before`), then the bytes
+    before it (`","bucket":"`) and after it (`"}` and the line end) gathered.
+    """
+    if len(shape.buckets) <= LOOPED_BUCKETS:
+        ends_of = tuple(spelling.key_first_end % bucket + eol for bucket in shape.buckets)
+        return _bucket_needs(data, ends, ends_of, extra, at_end=True)
+    before, _, after = spelling.key_first_end.partition(b"%b")
+    after += eol
+    tails = ends - len(after)
+    lengths = bucket_lengths_before(data, tails, tuple(shape.buckets), before[-1:])
+    if lengths is None:
+        return None
+    if not frame_matches(data, tails, after, backward=True).all():
+        return None
+    if not frame_matches(data, tails - lengths - len(before), before).all():
+        return None
+    return lengths + (len(before) + len(after) + extra)
 
 
 def _json_specials_are_the_frames(
@@ -317,7 +349,7 @@ def dense_jsonl_lines(
     """
     eol = _eol_of(data)
     line_end = _ELEMENT_END + eol
-    ends_of = tuple(spelling.key_first_end % bucket + eol for bucket in shape.looped_buckets)
+    ends_of = tuple(spelling.key_first_end % bucket + eol for bucket in shape.buckets)
     opens = tuple(spelling.bucket_open % bucket for bucket in shape.buckets)
     head_tail = ((spelling.key_open,), ends_of) if key_first else (opens, (line_end,))
     if not _first_line_framed(data, *head_tail):
@@ -331,7 +363,7 @@ def dense_jsonl_lines(
         return None
     if key_first:
         fixed, fixed_at = spelling.key_open, heads
-        need = _bucket_needs(data, ends, ends_of, 1 + len(fixed), at_end=True)
+        need = _key_first_needs(data, ends, shape, spelling, eol, extra=1 + len(fixed))
     else:
         fixed, fixed_at = line_end, ends - len(line_end)
         fmt = spelling.bucket_open

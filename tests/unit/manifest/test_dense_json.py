@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.manifest.batch import line_starts
+from pipeline.manifest.batch import LOOPED_BUCKETS, line_starts
 from pipeline.manifest.dense import DenseShape
 from pipeline.manifest.dense_array import dense_array_batch
 from pipeline.manifest.dense_json import (
@@ -30,6 +30,8 @@ from pipeline.manifest.dense_json import (
     dense_jsonl_lines,
     frame_matches,
 )
+from pipeline.manifest.json_spelling import COMPACT as COMPACT_SPELLING
+from pipeline.manifest.json_spelling import SPACED as SPACED_SPELLING
 from pipeline.manifest.parse import ManifestRecord, parse_json_value
 
 PROPS = settings(max_examples=400, deadline=None)
@@ -148,13 +150,17 @@ def _reference(raws: list[bytes], first_line: int) -> list[ManifestRecord]:
     key_first=st.booleans(),
     known=st.lists(st.sampled_from(BUCKETS), min_size=1, max_size=5, unique=True),
     eol=st.sampled_from([b"\n", b"\r\n"]),
+    many=st.booleans(),
 )
-def test_jsonl_blocks_are_dense_exactly_when_every_line_is_plain(data, key_first, known, eol):
+def test_jsonl_blocks_are_dense_exactly_when_every_line_is_plain(data, key_first, known, eol, many):
     # GIVEN lines ended by a newline or CRLF (now and then the other one): plain records,
-    # near misses, other key orders
+    # near misses, other key orders; known buckets few, or more than a proof tries in turn
+    # (then each line's is looked up in a table)
     lines = [line.replace(b"\n", b"") for line in data.draw(records(key_first, known))]
     ends = [data.draw(st.sampled_from([eol, eol, eol, b"\n", b"\r\n", b"\r\r\n"])) for _ in lines]
     block = b"".join(line + end for line, end in zip(lines, ends, strict=True))
+    if many:
+        known = [*known, *(b"unused-%02d" % i for i in range(LOOPED_BUCKETS))]
     # WHEN the block is offered to the dense check
     shape = DenseShape(7, 100, known, 10_000)
     batch = dense_jsonl_lines(block, shape, key_first=key_first)
@@ -308,6 +314,47 @@ def test_one_odd_line_decides_a_jsonl_block_as_the_definition_says(odd, key_firs
     assert (batch is not None) == bool(plain)
     if batch is not None:
         assert batch.records(0, len(batch)) == _reference(lines, 1)
+
+
+_SPELT = {COMPACT: COMPACT_SPELLING, SPACED: SPACED_SPELLING}
+MANY = [*BUCKETS, *(b"more-bucket-%02d" % i for i in range(LOOPED_BUCKETS))]
+"""Known buckets past `LOOPED_BUCKETS`: each line's looked up in a table."""
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"], ids=["lf", "crlf"])
+@pytest.mark.parametrize("spelling", [COMPACT, SPACED], ids=["compact", "spaced"])
+@pytest.mark.parametrize("key_first", [False, True])
+def test_every_one_byte_change_to_a_line_decides_a_block_of_many_buckets_as_the_definition_says(
+    key_first, spelling, eol
+):
+    # GIVEN plain lines naming 13 known buckets (the short and the long among them)
+    fields = [(MANY[i * 5 % len(MANY)], b"photos/%02d.jpg" % i) for i in range(len(MANY))]
+    lines = [_record(b, k, key_first, spelling) for b, k in fields]
+    pattern = _plain_re(key_first, MANY, end=eol, spelling=spelling)
+    shape = DenseShape(1, 0, MANY, 1000)
+    for at in range(len(lines[-1])):
+        for how in range(3):
+            for odd in (0, len(lines) - 1):  # the first line, and the last (read to the end)
+                # WHEN one byte of one line is flipped, dropped or doubled
+                changed = [*lines]
+                changed[odd] = _mutate(lines[odd], at, how, b"")
+                block = b"".join(line + eol for line in changed)
+                batch = dense_jsonl_lines(
+                    block, shape, key_first=key_first, spelling=_SPELT[spelling]
+                )
+                # THEN the block is taken exactly when the definition calls every line plain
+                plain = pattern.fullmatch(block) is not None and _is_utf8(block)
+                assert (batch is not None) == plain, (at, how, odd, changed[odd])
+    for b, _ in fields[:3]:  # AND a line of an empty key, among plain ones, is refused
+        empty = [*lines[:5], _record(b, b"", key_first, spelling), *lines[5:]]
+        block = b"".join(line + eol for line in empty)
+        assert (
+            dense_jsonl_lines(block, shape, key_first=key_first, spelling=_SPELT[spelling]) is None
+        )
+    block = b"".join(line + eol for line in lines)
+    batch = dense_jsonl_lines(block, shape, key_first=key_first, spelling=_SPELT[spelling])
+    assert batch is not None
+    assert batch.records(0, len(batch)) == _reference(lines, 1)
 
 
 @pytest.mark.parametrize(

@@ -465,7 +465,7 @@ def test_a_first_block_no_frame_proof_takes_is_not_halved(monkeypatch):
     assert len(tried) <= len(data) // (1 << 14) + 1
 
 
-@pytest.mark.parametrize("shape", ["csv", "uri", "jsonl"])
+@pytest.mark.parametrize("shape", ["csv", "uri", "jsonl", "jsonl-key-first"])
 def test_rows_of_40_buckets_are_read_dense_and_a_bucket_never_seen_as_the_reference_says(shape):
     # GIVEN 20,000 rows over 40 buckets (more than a proof tries one at a time), in which
     # one row names a 41st bucket
