@@ -20,8 +20,8 @@ def count_taken(monkeypatch: pytest.MonkeyPatch, proof: str) -> list[bool]:
     taken: list[bool] = []
     real = getattr(stream, proof)
 
-    def counted(*args: object) -> object:
-        batch = real(*args)
+    def counted(*args: object, **kwargs: object) -> object:
+        batch = real(*args, **kwargs)
         taken.append(batch is not None)
         return batch
 

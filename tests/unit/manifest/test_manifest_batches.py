@@ -452,6 +452,23 @@ def test_empty_lines_among_plain_ones_are_cut_out_and_the_lines_between_proved(s
         assert slow <= reads * (1 + 2 * (stream.NARROWEST_PROOF // len(rows[0]) + 1)), slow
 
 
+def test_a_read_is_cut_around_empty_lines_once_at_most(monkeypatch):
+    # GIVEN URI lines with two empty lines in the first 16 KiB read, none after; a bad line in
+    # the second read
+    rows = [_uri_plain("bkt-1", f"photos/{i:06d}.jpg") for i in range(3000)]
+    rows[700] = b"s3:/bkt-1/oops"
+    parts = [rows[:100], rows[100:200], rows[200:]]
+    data = b"\n\n".join(b"\n".join(part) for part in parts) + b"\n"
+    cuts = count_taken(monkeypatch, "around_empty_lines")
+    # WHEN read in 16 KiB blocks
+    batches, _ = _batches(data, ManifestFormat.CSV, 1 << 14)
+    # THEN the first read is cut once its proof refused it, the next before its proof (it had
+    # no empty line: refused by the proof, it is halved, not cut again), and none after
+    assert flatten_batches(batches) == _reference(data, ManifestFormat.CSV, LIMIT)
+    assert cuts == [True, False]
+    assert sum(len(b) for b in batches if isinstance(b, DenseBatch)) > 0.95 * len(rows)
+
+
 def test_a_first_block_no_frame_proof_takes_is_not_halved(monkeypatch):
     # GIVEN JSON Lines with a size beside bucket and key: no frame proof takes them
     rows = [b'{"bucket":"bkt-1","key":"k%d","size":%d}' % (i, i) for i in range(3000)]
