@@ -281,10 +281,10 @@ class RecordReader:
         `s3://` URIs with a bad line every 100,000: 0.32x `gzip -dc | wc -l` before, 1.56x).
         Only after a run with a proved piece (not for a shape no frame proof takes, or bad
         lines everywhere: halving would find nothing), and not for Split (`raw`): it sends a
-        refused run unparsed whole, which costs less than narrowing it. Before halving, for
-        scan and Split alike, a refused run is cut around its empty lines
-        (`lines.around_empty_lines`), which no proof takes and the reader skips: the empty
-        lines are counted, the lines between them tried again (in process, 1,000,000 URI
+        refused run unparsed whole, which costs less than narrowing it. Before it is halved or
+        read line by line, for scan and Split alike, a refused run is cut around its empty
+        lines (`lines.around_empty_lines`), which no proof takes and the reader skips: the
+        empty lines are counted, the lines between them tried again (in process, 1,000,000 URI
         lines with an empty one every 1,000: 2.7 s line by line before, 0.10 s; 0.05 s
         without them). Lazily: a piece's line numbers are known only once the pieces before it
         are read.
@@ -304,34 +304,48 @@ class RecordReader:
     ) -> Iterator[tuple[LineRun, ProvedBatch | None, bool]]:
         """`_pieces`, with whether each batch is the frame proof's.
 
-        A `whole` read block is cut around its empty lines once the frame proof refuses it, or
-        at once when the block before had some: the proof would refuse it, at the cost of
-        proving it. Pieces of a block have none (halves neither).
+        A `whole` read block is cut around its empty lines at once when the block before had
+        some (every proof would refuse it, at the cost of trying), else only when it would
+        otherwise be halved or read line by line: a block no frame proof takes but a slower
+        proof does (JSON with other fields) never pays for the search. Pieces of a block have
+        none (halves neither).
         """
         shape = self._shape(run)
         data: bytes = run.data  # type: ignore[assignment]  # not None when there is a shape
-        cut_first = whole and shape is not None and self._empty_lines_seen
-        pieces = self._around_empty_lines(run) if cut_first else None
-        if pieces is None:
-            framed = None if shape is None else self._framed(data, shape)
-            if framed is not None:
-                yield run, framed, True
+        may_cut = whole and shape is not None
+        if may_cut and self._empty_lines_seen:
+            may_cut = False  # tried here: none, if it is not cut now
+            if (pieces := self._around_empty_lines(run)) is not None:
+                yield from self._around(pieces, raw=raw, narrow=narrow)
                 return
-            if whole and shape is not None and not cut_first:
-                pieces = self._around_empty_lines(run)
-        if pieces is not None:
-            for piece, has_no_empty_line in pieces:
-                if has_no_empty_line:
-                    yield from self._narrowed(piece, raw=raw, narrow=narrow, whole=False)
-                else:
-                    yield piece, None, False
+        framed = None if shape is None else self._framed(data, shape)
+        if framed is not None:
+            yield run, framed, True
+            return
+        if narrow and may_cut and (pieces := self._around_empty_lines(run)) is not None:
+            yield from self._around(pieces, raw=raw, narrow=narrow)
             return
         halves = _halves(run) if narrow else None
-        if halves is None:
-            yield run, None if shape is None else self._unframed(data, shape, raw=raw), False
+        if halves is not None:
+            for half in halves:
+                yield from self._narrowed(half, raw=raw, narrow=narrow, whole=False)
             return
-        for half in halves:
-            yield from self._narrowed(half, raw=raw, narrow=narrow, whole=False)
+        batch = None if shape is None else self._unframed(data, shape, raw=raw)
+        may_cut &= batch is None and not narrow
+        if may_cut and (pieces := self._around_empty_lines(run)) is not None:
+            yield from self._around(pieces, raw=raw, narrow=narrow)
+            return
+        yield run, batch, False
+
+    def _around(
+        self, pieces: list[tuple[LineRun, bool]], *, raw: bool, narrow: bool
+    ) -> Iterator[tuple[LineRun, ProvedBatch | None, bool]]:
+        """The pieces of a block cut around its empty lines: those between them tried again."""
+        for piece, has_no_empty_line in pieces:
+            if has_no_empty_line:
+                yield from self._narrowed(piece, raw=raw, narrow=narrow, whole=False)
+            else:
+                yield piece, None, False
 
     def _around_empty_lines(self, run: LineRun) -> list[tuple[LineRun, bool]] | None:
         """`lines.around_empty_lines`, remembering whether the run had any."""

@@ -469,6 +469,23 @@ def test_a_read_is_cut_around_empty_lines_once_at_most(monkeypatch):
     assert sum(len(b) for b in batches if isinstance(b, DenseBatch)) > 0.95 * len(rows)
 
 
+def test_blocks_a_slower_proof_takes_are_never_searched_for_empty_lines(monkeypatch):
+    # GIVEN JSON Lines with a size beside bucket and key: no frame proof takes them, a slower
+    # proof does (scan), or they go unparsed (Split)
+    rows = [b'{"bucket":"bkt-1","key":"k%d","size":%d}' % (i, i) for i in range(3000)]
+    data = b"\n".join(rows) + b"\n"
+    cuts = count_taken(monkeypatch, "around_empty_lines")
+    # WHEN scan and Split read them in 16 KiB blocks
+    for raw in (False, True):
+        reader = RecordReader(
+            io.BytesIO(data), ManifestFormat.JSON_LINES, raw_lines=raw, block_bytes=1 << 14
+        )
+        batches = list(reader.iter_batches())
+        # THEN no block is searched for empty lines: only one every path refused would be
+        assert flatten_batches(batches) == _reference(data, ManifestFormat.JSON_LINES, LIMIT)
+    assert cuts == []
+
+
 def test_a_first_block_no_frame_proof_takes_is_not_halved(monkeypatch):
     # GIVEN JSON Lines with a size beside bucket and key: no frame proof takes them
     rows = [b'{"bucket":"bkt-1","key":"k%d","size":%d}' % (i, i) for i in range(3000)]
