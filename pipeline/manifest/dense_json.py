@@ -126,7 +126,7 @@ def _record_needs(
     return lengths + (len(prefix) + len(rest) + extra)
 
 
-def _key_first_needs(
+def _key_first_table_needs(
     data: bytes,
     ends: npt.NDArray[np.int64],
     shape: DenseShape,
@@ -135,15 +135,12 @@ def _key_first_needs(
     *,
     extra: int,
 ) -> npt.NDArray[np.int64] | None:
-    """Each key-first record's width its `","bucket":"B"}` end needs, or None.
+    """Each key-first record's width its `","bucket":"B"}` end needs, or None, by table.
 
-    Read backward from the line ends: the buckets in turn up to `LOOPED_BUCKETS`, else each
-    record's bucket looked up in a table (`dense.bucket_lengths_before`), then the bytes
-    before it (`","bucket":"`) and after it (`"}` and the line end) gathered.
+    Past `LOOPED_BUCKETS` buckets: each record's bucket is looked up in a table read backward
+    from its line end (`dense.bucket_lengths_before`), then the bytes before it
+    (`","bucket":"`) and after it (`"}` and the line end) gathered.
     """
-    if len(shape.buckets) <= LOOPED_BUCKETS:
-        ends_of = tuple(spelling.key_first_end % bucket + eol for bucket in shape.buckets)
-        return _bucket_needs(data, ends, ends_of, extra, at_end=True)
     before, _, after = spelling.key_first_end.partition(b"%b")
     after += eol
     tails = ends - len(after)
@@ -363,7 +360,10 @@ def dense_jsonl_lines(
         return None
     if key_first:
         fixed, fixed_at = spelling.key_open, heads
-        need = _key_first_needs(data, ends, shape, spelling, eol, extra=1 + len(fixed))
+        if len(shape.buckets) <= LOOPED_BUCKETS:
+            need = _bucket_needs(data, ends, ends_of, 1 + len(fixed), at_end=True)
+        else:
+            need = _key_first_table_needs(data, ends, shape, spelling, eol, extra=1 + len(fixed))
     else:
         fixed, fixed_at = line_end, ends - len(line_end)
         fmt = spelling.bucket_open
