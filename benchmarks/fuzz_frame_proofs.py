@@ -1,13 +1,15 @@
-"""Differential fuzz of the frame proofs over many buckets, and of halving refused blocks.
+"""Differential fuzz of the frame proofs over many buckets, of halving and of empty lines.
 
     .venv/bin/python benchmarks/fuzz_frame_proofs.py [--runs 20000] [--seed 1]
 
 `scan` proves whole blocks of URI lines, `bucket,key` rows, quoted rows and JSON Lines by their
 frames; past 8 known buckets it looks each line's bucket up in a table (`dense.bucket_lengths`),
 and it halves a block a frame proof refuses down to `stream.NARROWEST_RUN` to prove the pieces
-around the refused lines. A proof that took a line the reference reads otherwise would count it
-wrong, silently. Each run builds a manifest of one of those shapes over up to 14 buckets of
-3 to 63 bytes, some a byte from another (so many runs use the table), mutates most of them
+around the refused lines, or cuts it around its empty lines (`lines.around_empty_lines`, pieces
+of `stream.NARROWEST_PROOF` bytes at least). A proof that took a line the reference reads
+otherwise would count it wrong, silently. Each run builds a manifest of one of those shapes over
+up to 14 buckets of 3 to 63 bytes, some a byte from another (so many runs use the table), with
+LF or CRLF line ends and, in a third of them, empty lines here and there; mutates most of them
 (bytes set, inserted or deleted: a bucket's or a key's bytes, `/`, `,`, quotes, CR, newlines,
 invalid UTF-8), and reads it twice in blocks of a random size, with halving down to a random
 size: as `scan` does, and with every proof switched off (line by line). The records, line
@@ -80,7 +82,10 @@ def manifest(rng: random.Random, shape: str) -> tuple[ManifestFormat, bytes]:
         for n in range(rng.randint(20, 400))
     ]
     fmt = ManifestFormat.JSON_LINES if shape.startswith("JSON") else ManifestFormat.CSV
-    eol = b"\r\n" if fmt is ManifestFormat.CSV and rng.random() < 0.2 else b"\n"
+    eol = b"\r\n" if rng.random() < 0.2 else b"\n"
+    if rng.random() < 0.3:  # empty lines, alone or a few together
+        for at in sorted(rng.sample(range(len(rows)), rng.randint(1, 6)), reverse=True):
+            rows[at:at] = [b""] * rng.randint(1, 3)
     return fmt, eol.join(rows) + eol
 
 
@@ -113,7 +118,11 @@ def _trial(rng: random.Random) -> Trial:
     if rng.random() < 0.7:
         data = mutate(rng, data, NOISE)
     block = rng.choice([256, 1024, 4096, 16384])
-    with mock.patch.object(stream, "NARROWEST_RUN", rng.choice([16, 64, 256, 1024])):
+    narrowest = rng.choice([16, 64, 256, 1024])
+    with (
+        mock.patch.object(stream, "NARROWEST_RUN", narrowest),
+        mock.patch.object(stream, "NARROWEST_PROOF", narrowest),
+    ):
         got, proved = read(RecordReader, fmt, data, block)
     expected, _ = read(_LineByLine, fmt, data, block)
     return f"{shape}, {block} B blocks", data, got, expected, proved
