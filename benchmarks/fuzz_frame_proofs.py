@@ -5,7 +5,7 @@
 `scan` proves whole blocks of URI lines, `bucket,key` rows, quoted rows and JSON Lines by their
 frames; past 8 known buckets it looks each line's bucket up in a table (`dense.bucket_lengths`),
 and it halves a block a frame proof refuses down to `stream.NARROWEST_RUN` to prove the pieces
-around the refused lines, or cuts it around its empty lines (`lines.around_empty_lines`, pieces
+around the refused lines, or cuts it around its empty lines (`lines.around_blank_lines`, pieces
 of `stream.NARROWEST_PROOF` bytes at least). A proof that took a line the reference reads
 otherwise would count it wrong, silently. Each run builds a manifest of one of those shapes over
 up to 14 buckets of 3 to 63 bytes, some a byte from another (so many runs use the table), with

@@ -51,7 +51,7 @@ from pipeline.manifest.lines import (
     HeadStream,
     LineRun,
     LineSplitter,
-    around_empty_lines,
+    around_blank_lines,
 )
 from pipeline.manifest.parse import (
     CsvKind,
@@ -84,7 +84,7 @@ NARROWEST_RUN = 4 * 1024
 with a bad line every 1,000 or 5,000: 4 KiB within 15 % of 2 KiB, 3x faster than 64 KiB."""
 
 NARROWEST_PROOF = 1024
-"""Fewest bytes of lines between empty ones offered to a proof of their own: a proof costs
+"""Fewest bytes of lines between blank ones offered to a proof of their own: a proof costs
 ~40 µs whatever its size, reading line by line ~3 µs a line. Measured in process on 1,000,000
 URI lines with an empty one every 20 lines: 2.0 s proved in ~740-byte pieces, 2.9 s line by
 line; every 100 lines (~3.7 KB pieces): 0.52 s against 2.9 s."""
@@ -157,7 +157,7 @@ class RecordReader:
         self._open: OpenRecord | None = None  # a CSV record whose quoted field spans lines
         self._bucket_names: set[str] = set()
         self._narrows = False  # the last read block had a piece the frame proof took
-        self._empty_lines_seen = False  # the last block cut around empty lines had some
+        self._blank_lines_seen = False  # the last block cut around blank lines had some
 
     @property
     def position(self) -> Position:
@@ -282,9 +282,9 @@ class RecordReader:
         Only after a run with a proved piece (not for a shape no frame proof takes, or bad
         lines everywhere: halving would find nothing), and not for Split (`raw`): it sends a
         refused run unparsed whole, which costs less than narrowing it. Before it is halved or
-        read line by line, for scan and Split alike, a refused run is cut around its empty
-        lines (`lines.around_empty_lines`), which no proof takes and the reader skips: the
-        empty lines are counted, the lines between them tried again (in process, 1,000,000 URI
+        read line by line, for scan and Split alike, a refused run is cut around its blank
+        lines (`lines.around_blank_lines`), which no proof takes and the reader skips: the
+        blank lines are counted, the lines between them tried again (in process, 1,000,000 URI
         lines with an empty one every 1,000: 2.7 s line by line before, 0.10 s; 0.05 s
         without them). Lazily: a piece's line numbers are known only once the pieces before it
         are read.
@@ -304,7 +304,7 @@ class RecordReader:
     ) -> Iterator[tuple[LineRun, ProvedBatch | None, bool]]:
         """`_pieces`, with whether each batch is the frame proof's.
 
-        A `whole` read block is cut around its empty lines at once when the block before had
+        A `whole` read block is cut around its blank lines at once when the block before had
         some (every proof would refuse it, at the cost of trying), else only when it would
         otherwise be halved or read line by line: a block no frame proof takes but a slower
         proof does (JSON with other fields) never pays for the search. Pieces of a block have
@@ -313,16 +313,16 @@ class RecordReader:
         shape = self._shape(run)
         data: bytes = run.data  # type: ignore[assignment]  # not None when there is a shape
         may_cut = whole and shape is not None
-        if may_cut and self._empty_lines_seen:
+        if may_cut and self._blank_lines_seen:
             may_cut = False  # tried here: none, if it is not cut now
-            if (pieces := self._around_empty_lines(run)) is not None:
+            if (pieces := self._around_blank_lines(run)) is not None:
                 yield from self._around(pieces, raw=raw, narrow=narrow)
                 return
         framed = None if shape is None else self._framed(data, shape)
         if framed is not None:
             yield run, framed, True
             return
-        if narrow and may_cut and (pieces := self._around_empty_lines(run)) is not None:
+        if narrow and may_cut and (pieces := self._around_blank_lines(run)) is not None:
             yield from self._around(pieces, raw=raw, narrow=narrow)
             return
         halves = _halves(run) if narrow else None
@@ -332,7 +332,7 @@ class RecordReader:
             return
         batch = None if shape is None else self._unframed(data, shape, raw=raw)
         may_cut &= batch is None and not narrow
-        if may_cut and (pieces := self._around_empty_lines(run)) is not None:
+        if may_cut and (pieces := self._around_blank_lines(run)) is not None:
             yield from self._around(pieces, raw=raw, narrow=narrow)
             return
         yield run, batch, False
@@ -340,17 +340,17 @@ class RecordReader:
     def _around(
         self, pieces: list[tuple[LineRun, bool]], *, raw: bool, narrow: bool
     ) -> Iterator[tuple[LineRun, ProvedBatch | None, bool]]:
-        """The pieces of a block cut around its empty lines: those between them tried again."""
-        for piece, has_no_empty_line in pieces:
-            if has_no_empty_line:
+        """The pieces of a block cut around its blank lines: those between them tried again."""
+        for piece, has_no_blank_line in pieces:
+            if has_no_blank_line:
                 yield from self._narrowed(piece, raw=raw, narrow=narrow, whole=False)
             else:
                 yield piece, None, False
 
-    def _around_empty_lines(self, run: LineRun) -> list[tuple[LineRun, bool]] | None:
-        """`lines.around_empty_lines`, remembering whether the run had any."""
-        pieces = around_empty_lines(run, narrowest=NARROWEST_PROOF)
-        self._empty_lines_seen = pieces is not None
+    def _around_blank_lines(self, run: LineRun) -> list[tuple[LineRun, bool]] | None:
+        """`lines.around_blank_lines`, remembering whether the run had any."""
+        pieces = around_blank_lines(run, narrowest=NARROWEST_PROOF)
+        self._blank_lines_seen = pieces is not None
         return pieces
 
     def _shape(self, run: LineRun) -> DenseShape | None:

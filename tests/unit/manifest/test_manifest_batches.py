@@ -428,14 +428,16 @@ def test_a_bad_line_among_plain_ones_costs_line_by_line_reading_around_it_only(s
     assert max(len(b) for b in split if isinstance(b, RawLinesBatch)) > block // len(rows[0]) // 2
 
 
+@pytest.mark.parametrize("blank", [b"", b"  ", b" \t"], ids=["empty", "spaces", "space-tab"])
 @pytest.mark.parametrize("eol", [b"\n", b"\r\n"], ids=["lf", "crlf"])
 @pytest.mark.parametrize("shape", sorted(SHAPES))
-def test_empty_lines_among_plain_ones_are_cut_out_and_the_lines_between_proved(shape, eol):
-    # GIVEN 20,000 plain lines with an empty line after every 500th (and two at the end)
+def test_blank_lines_among_plain_ones_are_cut_out_and_the_lines_between_proved(shape, eol, blank):
+    # GIVEN 20,000 plain lines with a blank line after every 500th (and two at the end)
     fmt, plain, _ = SHAPES[shape]
     rows = [plain("bkt-1", f"photos/{i:06d}.jpg") for i in range(20_000)]
-    lines = [row + eol + (eol if i % 500 == 499 else b"") for i, row in enumerate(rows)]
-    data = b"".join(lines) + eol
+    gap = blank + eol
+    lines = [row + eol + (gap if i % 500 == 499 else b"") for i, row in enumerate(rows)]
+    data = b"".join(lines) + gap
     expected = _reference(data, fmt, LIMIT)
     # WHEN scan reads it in batches, and Split does (`raw_lines`)
     for raw in (False, True):
@@ -452,14 +454,14 @@ def test_empty_lines_among_plain_ones_are_cut_out_and_the_lines_between_proved(s
         assert slow <= reads * (1 + 2 * (stream.NARROWEST_PROOF // len(rows[0]) + 1)), slow
 
 
-def test_a_read_is_cut_around_empty_lines_once_at_most(monkeypatch):
+def test_a_read_is_cut_around_blank_lines_once_at_most(monkeypatch):
     # GIVEN URI lines with two empty lines in the first 16 KiB read, none after; a bad line in
     # the second read
     rows = [_uri_plain("bkt-1", f"photos/{i:06d}.jpg") for i in range(3000)]
     rows[700] = b"s3:/bkt-1/oops"
     parts = [rows[:100], rows[100:200], rows[200:]]
     data = b"\n\n".join(b"\n".join(part) for part in parts) + b"\n"
-    cuts = count_taken(monkeypatch, "around_empty_lines")
+    cuts = count_taken(monkeypatch, "around_blank_lines")
     # WHEN read in 16 KiB blocks
     batches, _ = _batches(data, ManifestFormat.CSV, 1 << 14)
     # THEN the first read is cut once its proof refused it, the next before its proof (it had
@@ -474,7 +476,7 @@ def test_blocks_a_slower_proof_takes_are_never_searched_for_empty_lines(monkeypa
     # proof does (scan), or they go unparsed (Split)
     rows = [b'{"bucket":"bkt-1","key":"k%d","size":%d}' % (i, i) for i in range(3000)]
     data = b"\n".join(rows) + b"\n"
-    cuts = count_taken(monkeypatch, "around_empty_lines")
+    cuts = count_taken(monkeypatch, "around_blank_lines")
     # WHEN scan and Split read them in 16 KiB blocks
     for raw in (False, True):
         reader = RecordReader(

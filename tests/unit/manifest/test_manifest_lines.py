@@ -7,7 +7,7 @@ import io
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.manifest.lines import HeadStream, LineRun, LineSplitter, around_empty_lines
+from pipeline.manifest.lines import HeadStream, LineRun, LineSplitter, around_blank_lines
 
 
 class Trickle:
@@ -97,9 +97,9 @@ def test_line_runs_hold_the_same_lines_and_offsets_as_line_iteration(
     assert runs(data, step, limit, head, block) == reference(data, limit)
 
 
-def _is_empty(line: bytes) -> bool:
-    """Whether a line (with its newline) is empty: LF alone, or CR LF."""
-    return line in (b"\n", b"\r\n")
+def _is_blank(line: bytes) -> bool:
+    """Whether a line (with its newline) is blank as the reader skips it: whitespace alone."""
+    return line.endswith(b"\n") and (line == b"\n" or line[:-1].isspace())
 
 
 def _split_at_lf(data: bytes) -> list[bytes]:
@@ -108,10 +108,14 @@ def _split_at_lf(data: bytes) -> list[bytes]:
     return [line + b"\n" for line in lines] + ([last] if last else [])
 
 
+BLANK_OR_NOT = [b"", b"\r", b" ", b" \t\x0b\x0c", b"\t\r", b" x", b"\r ", b"\t,k", b"x\ry"]
+BLANK_OR_NOT += [b"s3://b/k", b"b,k", b"s3://b/a-longer-key"]
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     lines=st.lists(
-        st.sampled_from([b"", b"\r", b"s3://b/k", b"b,k", b"x\ry", b" ", b"s3://b/a-longer-key"]),
+        st.sampled_from(BLANK_OR_NOT),
         max_size=40,
     ),
     eol=st.sampled_from([b"\n", b"\r\n"]),
@@ -119,20 +123,21 @@ def _split_at_lf(data: bytes) -> list[bytes]:
     narrowest=st.integers(1, 60),
     start=st.integers(0, 1000),
 )
-def test_runs_cut_around_empty_lines_keep_every_byte_and_prove_only_lines_between(
+def test_runs_cut_around_blank_lines_keep_every_byte_and_prove_only_lines_between(
     lines, eol, last_eol, narrowest, start
 ):
-    # GIVEN whole lines, some empty (LF alone, or CR LF: a CR alone is CRLF's empty line)
+    # GIVEN whole lines, some blank (empty, a CR alone, spaces and tabs), some starting with
+    # whitespace but not blank
     data = eol.join(lines) + (eol if last_eol and lines else b"")
     run = LineRun(start, start + len(data), data)
-    # WHEN cut around its empty lines
-    pieces = around_empty_lines(run, narrowest=narrowest)
-    # THEN None exactly when no line is empty; else the pieces hold every byte in order, each
-    # of whole lines; the ones offered to a proof have no empty line, are at least `narrowest`
-    # bytes, and have an empty line (or the run's edge) on each side; every other is read line
+    # WHEN cut around its blank lines
+    pieces = around_blank_lines(run, narrowest=narrowest)
+    # THEN None exactly when no line is blank; else the pieces hold every byte in order, each
+    # of whole lines; the ones offered to a proof have no blank line, are at least `narrowest`
+    # bytes, and have a blank line (or the run's edge) on each side; every other is read line
     # by line, and no two of those touch
-    empty = [_is_empty(line) for line in _split_at_lf(data)]
-    assert (pieces is None) == (not any(empty))
+    blank = [_is_blank(line) for line in _split_at_lf(data)]
+    assert (pieces is None) == (not any(blank))
     if pieces is None:
         return
     assert b"".join(p.data for p, _ in pieces) == data
@@ -145,16 +150,16 @@ def test_runs_cut_around_empty_lines_keep_every_byte_and_prove_only_lines_betwee
             assert i == 0 or pieces[i - 1][1], "two pieces read line by line touch"
             continue
         inside = _split_at_lf(piece.data)
-        assert not any(_is_empty(line) for line in inside)
+        assert not any(_is_blank(line) for line in inside)
         assert len(piece.data) >= narrowest
         before, after = data[: piece.start - start], data[piece.end - start :]
-        assert not before or _is_empty(_split_at_lf(before)[-1])
-        assert not after or _is_empty(_split_at_lf(after)[0])
+        assert not before or _is_blank(_split_at_lf(before)[-1])
+        assert not after or _is_blank(_split_at_lf(after)[0])
 
 
-def test_one_empty_line_among_many_is_cut_out_alone():
+def test_one_blank_line_among_many_is_cut_out_alone():
     data = b"s3://b/k\n" * 1000 + b"\n" + b"s3://b/k\n" * 1000
-    pieces = around_empty_lines(LineRun(0, len(data), data), narrowest=100)
+    pieces = around_blank_lines(LineRun(0, len(data), data), narrowest=100)
     assert [(p.start, p.end, provable) for p, provable in pieces] == [
         (0, 9000, True),
         (9000, 9001, False),
