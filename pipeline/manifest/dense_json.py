@@ -346,9 +346,14 @@ def dense_jsonl_lines(
     """
     eol = _eol_of(data)
     line_end = _ELEMENT_END + eol
-    ends_of = tuple(spelling.key_first_end % bucket + eol for bucket in shape.buckets)
-    opens = tuple(spelling.bucket_open % bucket for bucket in shape.buckets)
-    head_tail = ((spelling.key_open,), ends_of) if key_first else (opens, (line_end,))
+    ends_of: tuple[bytes, ...] = ()  # each known bucket's record end (key first)
+    opens: tuple[bytes, ...] = ()  # each known bucket's record start (bucket first)
+    if key_first:
+        ends_of = tuple(spelling.key_first_end % bucket + eol for bucket in shape.buckets)
+        head_tail = ((spelling.key_open,), ends_of)
+    else:
+        opens = tuple(spelling.bucket_open % bucket for bucket in shape.buckets)
+        head_tail = (opens, (line_end,))
     if not _first_line_framed(data, *head_tail):
         return None
     lines = _lines_and_escapes(data, eol)
