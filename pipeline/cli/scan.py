@@ -207,19 +207,22 @@ def shown_lines(report: ScanReport) -> list[bytes]:
 
 
 def _print_human(report: ScanReport, *, stderr: bool = False) -> None:
-    from rich.console import Console  # noqa: PLC0415  # lazy: see _scan_with_progress
-
-    console = Console(stderr=stderr)
+    """The report as aligned lines, through click: rich's import is a tenth of start-up."""
     data = report.to_dict()
-    console.print(f"[bold]{report.source}[/] ({report.format})")
-    for name in ("lines", "records", "failed", "chunks", "bytes", "lines_per_s", "peak_rss_mb"):
-        console.print(f"  {name:<12} {data[name]}")
+    sizes = data["bytes"]
+    lines = [f"{typer.style(report.source, bold=True)} ({report.format})"]
+    lines += [f"  {name:<12} {data[name]:,}" for name in ("lines", "records", "failed", "chunks")]
+    lines += [
+        f"  {'bytes':<12} {sizes['compressed']:,} read, {sizes['uncompressed']:,} decompressed",
+        f"  {'lines_per_s':<12} {data['lines_per_s'] or 0:,}",
+        f"  {'peak_rss_mb':<12} {data['peak_rss_mb']}",
+    ]
     for code, count in report.failures_by_error.most_common():
-        console.print(f"  {code:<20} {count:>10}  first lines {report.failure_examples[code]}")
-    for warning in report.warnings:
-        console.print(f"  warning      {warning}")
+        lines.append(f"  {code:<20} {count:>10,}  first lines {report.failure_examples[code]}")
+    lines += [f"  warning      {warning}" for warning in report.warnings]
     if report.cost:
-        console.print(f"  est. cost    ${report.cost.total_usd:.4f} ({report.cost.prices_as_of})")
+        lines.append(f"  est. cost    ${report.cost.total_usd:.4f} ({report.cost.prices_as_of})")
+    typer.echo("\n".join(lines), err=stderr)
 
 
 @app.command()

@@ -72,7 +72,23 @@ def test_scan_human_output_lists_error_codes(tmp_path):
     result = _scan(str(path))
     assert result.exit_code == 0
     assert "BadFieldCount" in result.stdout
-    assert "records" in result.stdout
+    rows = dict(line.split(None, 1) for line in result.stdout.splitlines()[1:6])
+    assert rows == {
+        "lines": "7",
+        "records": "4",
+        "failed": "2",
+        "chunks": "1",
+        "bytes": f"{len(MANIFEST)} read, {len(MANIFEST)} decompressed",
+    }
+    assert "\x1b" not in result.stdout  # no styling where the output is not a terminal
+
+
+def test_scan_human_output_groups_thousands(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_bytes(b"".join(b"bkt,k%d.jpg\n" % i for i in range(12_345)))
+    result = _scan(str(path))
+    assert result.exit_code == 0
+    assert "  lines        12,345\n" in result.stdout
 
 
 def test_scan_with_bad_settings_is_a_usage_error(tmp_path):
