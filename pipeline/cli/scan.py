@@ -42,6 +42,8 @@ PROGRESS_EVERY_CHUNKS = 16
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 _KEEP_FREED_BYTES = 128 * 1024 * 1024
 _HEAP_UP_TO_BYTES = 32 * 1024 * 1024  # glibc's largest mmap threshold on 64-bit
+BAR_AFTER_S = 0.5
+"""A scan on a terminal draws its progress bar only once it has run this long."""
 
 
 @dataclass(slots=True)
@@ -169,28 +171,57 @@ def _s3_client(source: str) -> Any:
 
 
 def _scan_with_progress(source: str, settings: Settings, show: int = 0) -> ScanReport:
-    # rich is imported only for a terminal: `--json` and pipes never draw (a tenth of start-up)
-    from rich.console import Console  # noqa: PLC0415
-    from rich.progress import (  # noqa: PLC0415
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    console = Console(stderr=True)
-    columns = (TextColumn("scan"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    """`scan_manifest` with a progress bar on the terminal, once it runs long enough."""
     client = _s3_client(source)
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task("scan", total=None)
+    bar = _LateBar(source, client)
+    try:
+        return scan_manifest(source, settings=settings, client=client, tick=bar.tick, show=show)
+    finally:
+        bar.close()
 
-        def tick(fetched: int) -> None:
-            if bar.tasks[task].total is None:
-                bar.update(task, total=source_size(source, client=client) or 0)
-            bar.update(task, completed=fetched)
 
-        return scan_manifest(source, settings=settings, client=client, tick=tick, show=show)
+class _LateBar:
+    """A transient progress bar on stderr, drawn from the first tick after `BAR_AFTER_S`.
+
+    A scan that ends sooner draws nothing: a bar that flashes for a tenth of a second tells
+    nothing, and rich's import alone is a tenth of `scan`'s start-up. `--json` and pipes never
+    draw at all (`scan`).
+    """
+
+    def __init__(self, source: str, client: Any) -> None:
+        self._source, self._client = source, client
+        self._since = time.monotonic()
+        self._progress: Any = None
+        self._task: Any = None
+
+    def tick(self, fetched: int) -> None:
+        """The compressed bytes read so far: draw them, once the scan has run long enough."""
+        if self._progress is None:
+            if time.monotonic() - self._since < BAR_AFTER_S:
+                return
+            self._start()
+        self._progress.update(self._task, completed=fetched)
+
+    def close(self) -> None:
+        """Take the bar off the terminal, if it was drawn."""
+        if self._progress is not None:
+            self._progress.stop()
+
+    def _start(self) -> None:
+        from rich.console import Console  # noqa: PLC0415  # lazy: see the class docstring
+        from rich.progress import (  # noqa: PLC0415
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        columns = (TextColumn("scan"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+        self._progress = Progress(*columns, console=Console(stderr=True), transient=True)
+        total = source_size(self._source, client=self._client) or 0
+        self._task = self._progress.add_task("scan", total=total)
+        self._progress.start()
 
 
 def shown_lines(report: ScanReport) -> list[bytes]:

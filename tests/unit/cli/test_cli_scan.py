@@ -8,7 +8,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
+from pipeline.cli import app, scan
 from pipeline.cli.scan import _reuse_freed_blocks, _scan_with_progress, scan_manifest
 from pipeline.config import Settings
 
@@ -99,7 +99,8 @@ def test_scan_with_bad_settings_is_a_usage_error(tmp_path):
     assert "LAMBDAFLOW_CHUNK_ITEMS" in result.stderr
 
 
-def test_progress_scan_ticks_and_matches_plain_scan(tmp_path):
+def test_progress_scan_ticks_and_matches_plain_scan(tmp_path, monkeypatch):
+    monkeypatch.setattr(scan, "BAR_AFTER_S", 0.0)  # drawn from the first tick
     path = tmp_path / "m.csv.gz"
     path.write_bytes(gzip.compress(b"".join(b"bkt,k%d\n" % i for i in range(100))))
     settings = Settings.from_env({}, chunk_items=2)
@@ -107,6 +108,23 @@ def test_progress_scan_ticks_and_matches_plain_scan(tmp_path):
     plain = scan_manifest(str(path), settings=settings)
     assert (with_bar.records, with_bar.chunks, with_bar.complete) == (100, 50, True)
     assert (plain.records, plain.chunks, plain.lines) == (100, 50, 100)
+
+
+def test_the_progress_bar_is_drawn_only_from_the_first_tick_after_its_delay(tmp_path, monkeypatch):
+    # GIVEN a scan on a terminal, its bar due after a delay that has not passed yet
+    path = tmp_path / "m.csv.gz"
+    path.write_bytes(gzip.compress(b"bkt,k.jpg\n" * 100))
+    bar = scan._LateBar(str(path), None)
+    bar.tick(10)
+    assert bar._progress is None  # a short scan draws nothing
+    # WHEN the delay has passed
+    monkeypatch.setattr(scan, "BAR_AFTER_S", 0.0)
+    bar.tick(20)
+    # THEN the next tick draws the bar, its total the file's size
+    task = bar._progress.tasks[0]
+    assert (task.completed, task.total) == (20, path.stat().st_size)
+    bar.close()
+    assert not bar._progress.live.is_started
 
 
 def test_scan_of_a_file_that_is_not_a_manifest_stops_early_and_exits_1(tmp_path):
