@@ -7,6 +7,8 @@ when their command runs (`pipeline.cli.app.COMMANDS`), so `--help` and `--versio
 
 from __future__ import annotations
 
+import gc
+
 from pipeline.allocator import keep_freed_buffers
 from pipeline.cli.app import app
 
@@ -14,4 +16,5 @@ from pipeline.cli.app import app
 def main() -> None:
     """Entry point of the `lambdaflow` console script."""
     keep_freed_buffers()  # `scan` and Split passes free megabyte buffers every block
+    gc.disable()  # start-up builds only what lives until exit: see `app.settle_start_up`
     app()

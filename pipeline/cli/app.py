@@ -9,6 +9,7 @@ machine; `--help` must not pay them).
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 from typing import Annotated, Any
@@ -65,6 +66,20 @@ COMMANDS: dict[str, tuple[str, str]] = {
 """Every command: the module that registers it, and its one-line help (a test keeps both true)."""
 
 
+def settle_start_up() -> None:
+    """Freeze what start-up built and collect garbage again, if `main` paused collection.
+
+    A command's imports (numpy, typer, the core) build tens of thousands of objects that live
+    until exit. Collecting while they are built walks them again and again, and the
+    collections at exit walk them once more; frozen (`gc.freeze`), they are never walked: a
+    one-line `scan` takes ~20 ms less of its ~0.2 s. What the command itself allocates is
+    collected as always.
+    """
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 class OneErrorPath(TyperGroup):
     """A typer group that loads commands on use and turns every exception into one line."""
 
@@ -84,6 +99,7 @@ class OneErrorPath(TyperGroup):
         """Load the command about to run (its module only), then resolve it as click does."""
         if args and args[0] in COMMANDS:
             self.load(args[0])
+            settle_start_up()
         return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: _click.Context) -> Any:

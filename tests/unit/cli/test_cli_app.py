@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ from typer.testing import CliRunner
 
 from pipeline import __version__
 from pipeline.cli import app
-from pipeline.cli.app import COMMANDS
+from pipeline.cli.app import COMMANDS, settle_start_up
 from pipeline.cli.errors import CliError
 
 runner = CliRunner()
@@ -42,6 +43,37 @@ def test_help_lists_every_command_without_importing_any():
     ).stdout
     assert all(f"  {name} " in out for name in COMMANDS)
     assert out.splitlines()[-1] == "HEAVY []"
+
+
+def test_a_command_runs_with_collection_on_and_start_up_frozen():
+    # GIVEN the console script's entry point, which pauses collection for start-up
+    probe = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('GC', gc.isenabled(), gc.get_freeze_count() > 0))\n"
+        "from pipeline.cli import main\n"
+        "sys.argv = ['lambdaflow', 'version']\n"
+        "main()\n"
+    )
+    # WHEN it runs a command
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=False
+    ).stdout
+    # THEN the command's modules were frozen and garbage is collected again
+    assert "GC True True" in out
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_start_up_is_settled_only_where_collection_was_paused(enabled):
+    frozen = gc.get_freeze_count()
+    if not enabled:
+        gc.disable()
+    try:
+        settle_start_up()
+        assert gc.isenabled()
+        assert (gc.get_freeze_count() > frozen) is not enabled
+    finally:
+        gc.unfreeze()
+        gc.enable()
 
 
 def test_version():
