@@ -15,7 +15,6 @@ when it could not be, or when it is not a manifest at all (`pipeline/manifest/gu
 
 from __future__ import annotations
 
-import ctypes
 import resource
 import sys
 import time
@@ -39,9 +38,6 @@ from pipeline.split.values import SplitOptions
 SCAN_RUN_ID = DRY_RUN_ID
 __all__ = ["EXAMPLES_PER_ERROR", "SCAN_RUN_ID", "ScanReport", "scan_manifest"]
 PROGRESS_EVERY_CHUNKS = 16
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
-_KEEP_FREED_BYTES = 128 * 1024 * 1024
-_HEAP_UP_TO_BYTES = 32 * 1024 * 1024  # glibc's largest mmap threshold on 64-bit
 BAR_AFTER_S = 0.5
 """A scan on a terminal draws its progress bar only once it has run this long."""
 
@@ -141,23 +137,6 @@ def _fill(report: ScanReport, done: DryRun) -> None:
     report.warnings = list(done.warnings)
     report.shown_records = chunks.shown
     report.shown_failures = failures.shown
-
-
-def _reuse_freed_blocks() -> None:
-    """Let glibc hand freed megabyte-sized buffers back out instead of unmapping them.
-
-    A scan allocates and frees a few buffers of ~1 MB a block (inflated bytes, the block's
-    lines, numpy masks); by default glibc maps each afresh and returns it to the OS on free, so
-    every page is faulted in again: ~60,000 minor faults and ~0.2 s of system time on a 184 MB
-    manifest, ~15,000 and ~0.1 s with these two settings (BENCHMARKS.md). Memory stays flat:
-    the same few buffers are reused. No-op where the C library has no `mallopt`.
-    """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(_M_TRIM_THRESHOLD, _KEEP_FREED_BYTES)
-    mallopt(_M_MMAP_THRESHOLD, _HEAP_UP_TO_BYTES)
 
 
 def _s3_client(source: str) -> Any:
@@ -279,7 +258,6 @@ def scan(
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    _reuse_freed_blocks()
     if as_json or show or not sys.stderr.isatty():
         report = scan_manifest(source, settings=settings, client=_s3_client(source), show=show)
     else:

@@ -8,8 +8,9 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from pipeline.allocator import keep_freed_buffers
 from pipeline.cli import app, scan
-from pipeline.cli.scan import _reuse_freed_blocks, _scan_with_progress, scan_manifest
+from pipeline.cli.scan import _scan_with_progress, scan_manifest
 from pipeline.config import Settings
 
 runner = CliRunner()
@@ -148,7 +149,7 @@ def test_a_scan_with_glibc_keeping_freed_buffers_counts_the_same(tmp_path):
     rows = b"".join(b"s3://images-bucket/p/%09d.jpg\n" % i for i in range(200_000))
     path.write_bytes(gzip.compress(rows, compresslevel=1))
     before = scan_manifest(str(path), settings=Settings.from_env({}))
-    _reuse_freed_blocks()
+    keep_freed_buffers()  # as `lambdaflow`'s entry point does
     after = scan_manifest(str(path), settings=Settings.from_env({}))
     assert (after.records, after.chunks, after.complete) == (200_000, before.chunks, True)
     assert before.records == 200_000
