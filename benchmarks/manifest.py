@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import re
 import resource
 import shutil
@@ -57,6 +58,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 BLOCK = 1 << 20
 BUCKET = "images-bucket"
+FUNCTION_ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+"""A Split pass's process runs in the function's environment (template.yaml's Globals)."""
 
 
 def _key(n: int) -> str:
@@ -307,6 +310,7 @@ def timed_split(path: Path, root: Path = ROOT) -> tuple[float, dict, float]:
     cpu, started = _children_cpu_s(), time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-P", __file__, "--split-pass", str(path), "--root", str(root)],
+        env=FUNCTION_ENV,
         check=True,
         capture_output=True,
         text=True,

@@ -40,6 +40,9 @@ from pipeline.gzip.ranged import LocalFileReader, S3ObjectReader  # noqa: E402
 from pipeline.split.passes import SplitOptions, split_pass  # noqa: E402
 from pipeline.split.sinks import CountingSink, MemoryParseFailureWriter  # noqa: E402
 
+FUNCTION_ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+"""Each pass runs in the Split function's environment (template.yaml's Globals)."""
+
 
 def run_pass(source: str, state: Path, budget_s: float) -> dict[str, object]:
     """One Split pass in this process, resuming from (and storing) `state/checkpoint.json`."""
@@ -99,7 +102,9 @@ def run_chain(source: str, size: int, budget_s: float, log: Path | None) -> dict
         while not passes or not passes[-1]["done"]:
             command = [sys.executable, __file__, "--pass", "--source", source]
             command += ["--state", state, "--budget-s", str(budget_s)]
-            out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            out = subprocess.run(
+                command, env=FUNCTION_ENV, check=True, capture_output=True, text=True
+            ).stdout
             passes.append(json.loads(out))
             line = f"pass {len(passes)} at {time.monotonic() - started:.0f} s: {passes[-1]}"
             print(line, file=sys.stderr, flush=True)

@@ -83,7 +83,8 @@ def main() -> None:
         wall, cpu, counts["gzip -dc | wc -l"] = _timed(["sh", "-c", f"gzip -dc {raw} | wc -l"])
         runs["gzip -dc | wc -l"].append((wall, cpu))
         for tree in args.trees:
-            env = dict(os.environ, PYTHONPATH=tree)
+            # a pass in the Split function's environment (template.yaml's Globals)
+            env = dict(os.environ, PYTHONPATH=tree, OPENBLAS_NUM_THREADS="1")
             command = [sys.executable, "-P", "-c", _PASS, str(args.path)]
             if args.mode == "scan":
                 command = [sys.executable, "-P", "-c", _SCAN, "scan", str(args.path), "--json"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 
@@ -60,6 +61,28 @@ def test_a_command_runs_with_collection_on_and_start_up_frozen():
     ).stdout
     # THEN the command's modules were frozen and garbage is collected again
     assert "GC True True" in out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts /proc/self/task")
+def test_a_scan_starts_no_blas_thread(tmp_path):
+    # GIVEN a manifest, and an environment that says nothing of OpenBLAS
+    path = tmp_path / "m.csv"
+    path.write_bytes(b"s3://bkt/a.jpg\n")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    probe = (
+        "import atexit, os, sys\n"
+        "atexit.register(lambda: print('THREADS', len(os.listdir('/proc/self/task')),"
+        " 'numpy' in sys.modules))\n"
+        "from pipeline.cli import main\n"
+        f"sys.argv = ['lambdaflow', 'scan', '--json', {str(path)!r}]\n"
+        "main()\n"
+    )
+    # WHEN `lambdaflow scan` runs (it imports numpy)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=False, env=env
+    ).stdout
+    # THEN numpy's OpenBLAS started no thread of its own to spin beside the scan
+    assert out.splitlines()[-1] == "THREADS 1 True"
 
 
 @pytest.mark.parametrize("enabled", [True, False])
