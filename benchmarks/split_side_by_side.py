@@ -83,11 +83,12 @@ def main() -> None:
         wall, cpu, counts["gzip -dc | wc -l"] = _timed(["sh", "-c", f"gzip -dc {raw} | wc -l"])
         runs["gzip -dc | wc -l"].append((wall, cpu))
         for tree in args.trees:
-            # a pass in the Split function's environment (template.yaml's Globals)
-            env = dict(os.environ, PYTHONPATH=tree, OPENBLAS_NUM_THREADS="1")
-            command = [sys.executable, "-P", "-c", _PASS, str(args.path)]
-            if args.mode == "scan":
+            env = dict(os.environ, PYTHONPATH=tree)
+            if args.mode == "scan":  # the command as the tree's entry point sets it up
                 command = [sys.executable, "-P", "-c", _SCAN, "scan", str(args.path), "--json"]
+            else:  # a pass in the Split function's environment (template.yaml's Globals)
+                env["OPENBLAS_NUM_THREADS"] = "1"
+                command = [sys.executable, "-P", "-c", _PASS, str(args.path)]
             wall, cpu, out = _timed(command, env)
             if args.mode == "scan":
                 report = json.loads(out)
