@@ -29,38 +29,35 @@ def test_every_command_is_listed_with_its_own_one_line_help():
     assert names == set(COMMANDS)
 
 
-def test_help_lists_every_command_without_importing_any():
+def _entry_point(args: list[str], at_exit: str, env: dict[str, str] | None = None) -> list[str]:
+    """What `lambdaflow ARGS` prints through the console script's entry point, in a fresh
+    interpreter, and last the value of the expression `at_exit` as that process ends."""
     probe = (
-        "import sys\n"
+        "import atexit, gc, os, sys\n"
+        f"atexit.register(lambda: print({at_exit}))\n"
         "from pipeline.cli import main\n"
-        "sys.argv = ['lambdaflow', '--help']\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('boto3', 'numpy', 'PIL', 'rich', 'moto', 'pipeline.cli.classify')"
-        " if m in sys.modules]\n"
-        "print('HEAVY', heavy)\n"
+        f"sys.argv = ['lambdaflow', *{args!r}]\n"
+        "main()\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout
-    assert all(f"  {name} " in out for name in COMMANDS)
-    assert out.splitlines()[-1] == "HEAVY []"
+    run = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True, env=env
+    )
+    return run.stdout.splitlines()
+
+
+def test_help_lists_every_command_without_importing_any():
+    heavy = "('boto3', 'numpy', 'PIL', 'rich', 'moto', 'pipeline.cli.classify')"
+    out = _entry_point(["--help"], f"'HEAVY', [m for m in {heavy} if m in sys.modules]")
+    assert all(any(line.startswith(f"  {name} ") for line in out) for name in COMMANDS)
+    assert out[-1] == "HEAVY []"
 
 
 def test_a_command_runs_with_collection_on_and_start_up_frozen():
     # GIVEN the console script's entry point, which pauses collection for start-up
-    probe = (
-        "import atexit, gc, sys\n"
-        "atexit.register(lambda: print('GC', gc.isenabled(), gc.get_freeze_count() > 0))\n"
-        "from pipeline.cli import main\n"
-        "sys.argv = ['lambdaflow', 'version']\n"
-        "main()\n"
-    )
     # WHEN it runs a command
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=False
-    ).stdout
+    out = _entry_point(["version"], "'GC', gc.isenabled(), gc.get_freeze_count() > 0")
     # THEN the command's modules were frozen and garbage is collected again
-    assert "GC True True" in out
+    assert out[-1] == "GC True True"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts /proc/self/task")
@@ -69,20 +66,11 @@ def test_a_scan_starts_no_blas_thread(tmp_path):
     path = tmp_path / "m.csv"
     path.write_bytes(b"s3://bkt/a.jpg\n")
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
-    probe = (
-        "import atexit, os, sys\n"
-        "atexit.register(lambda: print('THREADS', len(os.listdir('/proc/self/task')),"
-        " 'numpy' in sys.modules))\n"
-        "from pipeline.cli import main\n"
-        f"sys.argv = ['lambdaflow', 'scan', '--json', {str(path)!r}]\n"
-        "main()\n"
-    )
     # WHEN `lambdaflow scan` runs (it imports numpy)
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=False, env=env
-    ).stdout
+    threads = "'THREADS', len(os.listdir('/proc/self/task')), 'numpy' in sys.modules"
+    out = _entry_point(["scan", "--json", str(path)], threads, env=env)
     # THEN numpy's OpenBLAS started no thread of its own to spin beside the scan
-    assert out.splitlines()[-1] == "THREADS 1 True"
+    assert out[-1] == "THREADS 1 True"
 
 
 @pytest.mark.parametrize("enabled", [True, False])
