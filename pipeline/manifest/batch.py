@@ -20,9 +20,9 @@ again. Records and `Position`s are still what callers get (`records()`, `reader.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import orjson
@@ -256,6 +256,43 @@ class DenseBatch:
     def resume_after(self, index: int) -> tuple[int, int]:
         """The line after row `index` and the offset past its newline."""
         return self.first_line + index + 1, self.start_offset + int(self.starts[index + 1])
+
+    def lines(self, start: int, stop: int, *, first_line: int, start_offset: int) -> Any:
+        """Rows [start, stop) as a batch of their own: line `first_line`, at `start_offset`.
+
+        For a block proved with lines taken out of it (blank lines, `RecordReader`): the rows
+        between two taken out are consecutive lines again, where they lie in the manifest.
+        Returns a batch of this batch's own class (`_sliced` adds a subclass's fields); only
+        of one whose rows are cut from its bytes (every frame proof's: no `given_rows`).
+        """
+        assert self.given_rows is None, "rows a check built are not cut"
+        starts, base = self.starts, int(self.starts[start])
+        end = int(starts[stop])
+        counts = self.escape_counts
+        return replace(
+            self,
+            first_line=first_line,
+            start_offset=start_offset,
+            starts=_rebased(starts, start, stop + 1, base),
+            end_line=first_line + stop - start,
+            end_offset=start_offset + end - base,
+            escaped=None if self.escaped is None else self.escaped[base:end],
+            escape_counts=None if counts is None else _rebased(counts, start, stop + 1),
+            data=None if self.data is None else self.data[base:end],
+            failures=(),
+            _rows=[],
+            **self._sliced(start, stop),
+        )
+
+    def _sliced(self, start: int, stop: int) -> dict[str, Any]:
+        """A subclass's own per-row fields, cut to rows [start, stop) for `lines`."""
+        return {}
+
+
+def _rebased(values: Sequence[int], start: int, stop: int, base: int | None = None) -> Any:
+    """`values[start:stop]` less `base` (its first value by default): offsets or counts anew."""
+    part = np.asarray(values[start:stop])
+    return part - (part[0] if base is None else base)
 
 
 class UnparsedBatch:

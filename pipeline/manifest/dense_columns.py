@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import repeat
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -113,6 +113,14 @@ class SummedBatch(DenseBatch):
             delta=self.item_delta,
             versions=self.version_sums,
         )
+
+    def _sliced(self, start: int, stop: int) -> dict[str, Any]:
+        """The prefix sums of rows [start, stop) (only their differences are ever read)."""
+        versions = self.version_sums
+        return {
+            "item_sums": self.item_sums[start : stop + 1],
+            "version_sums": None if versions is None else versions[start : stop + 1],
+        }
 
 
 @dataclass(frozen=True, slots=True)

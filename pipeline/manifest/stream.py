@@ -16,6 +16,7 @@ between elements read one by one.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -340,12 +341,40 @@ class RecordReader:
     def _around(
         self, pieces: list[tuple[LineRun, bool]], *, raw: bool, narrow: bool
     ) -> Iterator[tuple[LineRun, ProvedBatch | None, bool]]:
-        """The pieces of a block cut around its blank lines: those between them tried again."""
+        """The pieces of a block cut around its blank lines: those between them tried again.
+
+        All at once first: their lines joined, the blank lines left out, for one frame proof,
+        and each piece's batch cut from it (`DenseBatch.lines`). A proof costs ~40 µs whatever
+        its size, so proving the pieces one by one cost an empty line every 1,000 lines a
+        fifth of a pass. A piece is cut only when no record is open before it (the lines read
+        line by line before it may open one); otherwise, and when the joined lines are refused,
+        each piece is tried on its own.
+        """
+        joined = self._joined_proof([piece for piece, is_plain in pieces if is_plain])
+        row = end = 0  # where this piece starts in `joined`: its first row, its offset
         for piece, has_no_blank_line in pieces:
-            if has_no_blank_line:
-                yield from self._narrowed(piece, raw=raw, narrow=narrow, whole=False)
-            else:
+            if not has_no_blank_line:
                 yield piece, None, False
+                continue
+            if joined is None:
+                yield from self._narrowed(piece, raw=raw, narrow=narrow, whole=False)
+                continue
+            end += piece.end - piece.start
+            stop = bisect_left(joined.starts, end, lo=row)  # the row starting where it ends
+            if self._open is None:
+                at = {"first_line": self._line_after, "start_offset": piece.start}
+                yield piece, joined.lines(row, stop, **at), True
+            else:
+                yield from self._narrowed(piece, raw=raw, narrow=narrow, whole=False)
+            row = stop
+
+    def _joined_proof(self, plain: list[LineRun]) -> DenseBatch | None:
+        """The frame proof of `plain`'s lines joined (two pieces or more), or None."""
+        if len(plain) < 2:  # noqa: PLR2004
+            return None
+        joined = LineRun(plain[0].start, plain[-1].end, b"".join(p.data for p in plain))  # type: ignore[misc]
+        shape = self._shape(joined)
+        return None if shape is None else self._framed(joined.data, shape)  # type: ignore[arg-type]
 
     def _around_blank_lines(self, run: LineRun) -> list[tuple[LineRun, bool]] | None:
         """`lines.around_blank_lines`, remembering whether the run had any."""

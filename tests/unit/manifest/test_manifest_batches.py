@@ -26,7 +26,12 @@ from pipeline.manifest import stream
 from pipeline.manifest.batch import DenseBatch, ListedBatch, digit_count_sum
 from pipeline.manifest.dense_columns import SummedBatch
 from pipeline.manifest.guard import NOT_A_MANIFEST, refuse_binary
-from pipeline.manifest.parse import detect_csv_layout, parse_csv_row, parse_json_value
+from pipeline.manifest.parse import (
+    CsvKind,
+    detect_csv_layout,
+    parse_csv_row,
+    parse_json_value,
+)
 from pipeline.manifest.parsed_json import ParsedBatch
 from pipeline.manifest.raw_lines import RawLinesBatch
 from pipeline.manifest.reader import (
@@ -38,7 +43,8 @@ from pipeline.manifest.reader import (
 )
 from pipeline.manifest.source import DecodedStream
 from pipeline.observe.cost import sqs_units
-from pipeline.split.chunking import iter_chunk_spans, iter_chunks
+from pipeline.split.chunk_encoding import encode_span
+from pipeline.split.chunking import Chunk, iter_chunk_spans, iter_chunks
 from tests.unit.manifest_helpers import as_tuple, count_taken, flatten_batches
 
 PROPS = settings(
@@ -225,6 +231,8 @@ def _reference(data: bytes, fmt: ManifestFormat, limit: int) -> list[tuple]:
             if layout is None:
                 layout = detect_csv_layout(text, n)
                 assert not isinstance(layout, ManifestLineError)
+                if layout.kind is CsvKind.HEADER:  # the header: no record
+                    continue
             out.append(as_tuple(parse_csv_row(text, n, layout)))
     return out
 
@@ -428,10 +436,35 @@ def test_a_bad_line_among_plain_ones_costs_line_by_line_reading_around_it_only(s
     assert max(len(b) for b in split if isinstance(b, RawLinesBatch)) > block // len(rows[0]) // 2
 
 
+def _frame_proof_calls(monkeypatch, fmt: ManifestFormat) -> list[bool]:
+    """Whether each frame proof `stream` tries takes its lines, in order."""
+    proof = "_proved_jsonl" if fmt is ManifestFormat.JSON_LINES else "_proved_csv"
+    return count_taken(monkeypatch, proof)
+
+
+def _assert_read_as_the_reference(data: bytes, fmt: ManifestFormat, batches, expected) -> None:
+    """Records, exact item sizes, and a restart right after each record's line."""
+    line_ends = [i + 1 for i, byte in enumerate(data) if byte == ord("\n")]
+    assert flatten_batches(batches) == expected
+    _assert_exact_sizes(batches)
+    records = [r for b in batches for r in b.records(0, len(b))]
+    restarts = [b.resume_after(i) for b in batches for i in range(len(b.records(0, len(b))))]
+    assert restarts == [(r.line + 1, line_ends[r.line - 1]) for r in records]
+
+
+def _split_records(batches) -> list[tuple]:
+    """What Split's chunk messages of `batches` read back to (the worker's view), in order."""
+    spans = iter_chunk_spans(batches, run="r" * 20, chunk_items=97, chunk_max_bytes=256_000)
+    chunks = [Chunk.from_message(orjson.loads(encode_span(s, max_bytes=256_000))) for s in spans]
+    return [as_tuple(item) for chunk in chunks for item in (*chunk.items, *chunk.parse_failures)]
+
+
 @pytest.mark.parametrize("blank", [b"", b"  ", b" \t"], ids=["empty", "spaces", "space-tab"])
 @pytest.mark.parametrize("eol", [b"\n", b"\r\n"], ids=["lf", "crlf"])
 @pytest.mark.parametrize("shape", sorted(SHAPES))
-def test_blank_lines_among_plain_ones_are_cut_out_and_the_lines_between_proved(shape, eol, blank):
+def test_blank_lines_among_plain_ones_are_cut_out_and_the_lines_between_proved(
+    shape, eol, blank, monkeypatch
+):
     # GIVEN 20,000 plain lines with a blank line after every 500th (and two at the end)
     fmt, plain, _ = SHAPES[shape]
     rows = [plain("bkt-1", f"photos/{i:06d}.jpg") for i in range(20_000)]
@@ -439,19 +472,84 @@ def test_blank_lines_among_plain_ones_are_cut_out_and_the_lines_between_proved(s
     lines = [row + eol + (gap if i % 500 == 499 else b"") for i, row in enumerate(rows)]
     data = b"".join(lines) + gap
     expected = _reference(data, fmt, LIMIT)
+    reads = len(data) // (1 << 18) + 1
     # WHEN scan reads it in batches, and Split does (`raw_lines`)
     for raw in (False, True):
+        proofs = _frame_proof_calls(monkeypatch, fmt)
         reader = RecordReader(
             io.BytesIO(data), fmt, max_line_bytes=LIMIT, raw_lines=raw, block_bytes=1 << 18
         )
         batches = list(reader.iter_batches())
-        # THEN the reference's records, every line counted; read line by line only the line
-        # straddling each two reads and, at a read's edges, lines too few to prove alone
-        assert flatten_batches(batches) == expected
+        # THEN the reference's records, sizes and restarts, every line counted, and Split's
+        # messages read back to them; read line by line only the line straddling each two
+        # reads and, at a read's edges, lines too few to prove alone; a read's lines between
+        # blank ones proved together, not a proof a piece (some 20 pieces a read)
+        _assert_read_as_the_reference(data, fmt, batches, expected)
+        assert _split_records(batches) == expected
         assert reader.lines_read == len(rows) + len(rows) // 500 + 1
         slow = sum(len(b) for b in batches if isinstance(b, ListedBatch | ParsedBatch))
-        reads = len(data) // (1 << 18) + 1
         assert slow <= reads * (1 + 2 * (stream.NARROWEST_PROOF // len(rows[0]) + 1)), slow
+        assert len(proofs) <= 3 * reads, proofs
+
+
+_OF_MANY_SIZES = {  # rows of many lengths, escapes a row as many: (format, header, row)
+    "header": (ManifestFormat.CSV, b"bucket,key,size\n", b"bkt-1,photos/%d.jpg,%d"),
+    "uri-label": (ManifestFormat.CSV, b"uri,label\n", b"s3://bkt-1/photos/%d.jpg,%d"),
+    "quoted": (ManifestFormat.CSV, b"Bucket,Key\n", b'"bkt-1","photos/%d.jpg%s"'),
+    "url-encoded": (ManifestFormat.CSV, b"", b"bkt-1,photos/%d%s.jpg"),
+    "pandas-json": (ManifestFormat.JSON_LINES, b"", b'{"bucket":"bkt-1","key":"a\\/%d%s"}'),
+}
+
+
+def _of_many_sizes(row: bytes, i: int) -> bytes:
+    """Row i of a `_OF_MANY_SIZES` case: its second field a number, or 0-3 escapes."""
+    if row.endswith(b"%d"):
+        return row % (i, i * 7 % 1000)
+    escape = b"\\/x" if row.startswith(b"{") else b"%20x"
+    return row % (i, escape * (i % 4))
+
+
+@pytest.mark.parametrize("case", sorted(_OF_MANY_SIZES))
+def test_blank_lines_among_rows_of_many_sizes_are_cut_out_and_the_rows_between_proved(
+    case, monkeypatch
+):
+    # GIVEN 20,000 rows of many lengths (item sums, escapes), an empty line after every 500th
+    fmt, header, row = _OF_MANY_SIZES[case]
+    rows = [_of_many_sizes(row, i) for i in range(20_000)]
+    lines = [r + b"\n" + (b"\n" if i % 500 == 499 else b"") for i, r in enumerate(rows)]
+    data = header + b"".join(lines)
+    expected = _reference(data, fmt, LIMIT)
+    proofs = _frame_proof_calls(monkeypatch, fmt)
+    # WHEN scan reads it in 256 KiB blocks
+    batches, _ = _batches(data, fmt, 1 << 18)
+    # THEN the reference's records, sizes and restarts, and Split's messages read back to
+    # them; the rows between the empty lines of a read proved together
+    _assert_read_as_the_reference(data, fmt, batches, expected)
+    assert _split_records(batches) == expected
+    assert sum(len(b) for b in batches if isinstance(b, DenseBatch)) > 19_000
+    assert len(proofs) <= 3 * (len(data) // (1 << 18) + 1), proofs
+
+
+class _LineByLine(RecordReader):
+    """The reader with every proof switched off: each line read on its own (the oracle)."""
+
+    def _shape(self, run: object) -> None:
+        return None
+
+
+def test_lines_proved_together_around_a_row_that_leaves_its_quote_open(monkeypatch):
+    # GIVEN quoted rows where, between two empty lines, one row leaves its quote open (the
+    # empty line after it ends that record, a BadCsv line); the rows around prove together
+    rows = [b'"bkt-1","photos/%06d.jpg"\n' % i for i in range(3000)]
+    opens = b'\n"bkt-1","opens\n\n'
+    data = b"".join(rows[:100]) + opens + b"".join(rows[100:200]) + b"\n" + b"".join(rows[200:])
+    oracle = list(_LineByLine(io.BytesIO(data), ManifestFormat.CSV).iter_batches())
+    proofs = _frame_proof_calls(monkeypatch, ManifestFormat.CSV)
+    # WHEN read in 256 KiB blocks
+    batches, _ = _batches(data, ManifestFormat.CSV, 1 << 18)
+    # THEN what the oracle reads: the open row one failure, the rows after it records
+    assert flatten_batches(batches) == flatten_batches(oracle)
+    assert any(proofs)
 
 
 def test_a_read_is_cut_around_blank_lines_once_at_most(monkeypatch):
