@@ -19,9 +19,9 @@ BLOCK_BYTES = 1024 * 1024
 """Read size: big enough that `bytes.split` does the line finding in C, small next to memory."""
 BOM = b"\xef\xbb\xbf"
 _LF = ord("\n")
-_STARTS_SPACE = np.zeros(256, bool)
-_STARTS_SPACE[list(b" \t\r\x0b\x0c")] = True
-"""A line starting with one of these may be whitespace alone (`bytes.isspace`)."""
+STARTS_BLANK = np.zeros(256, bool)
+STARTS_BLANK[list(b" \t\n\r\x0b\x0c")] = True
+"""A line starting with one of these may be blank (`bytes.isspace`): the reader skips it."""
 
 
 class HeadStream:
@@ -211,7 +211,7 @@ def _blank_spans(data: bytes) -> list[tuple[int, int]]:
     starts = np.empty_like(ends)
     starts[0], starts[1:] = 0, ends[:-1] + 1
     blank = starts == ends
-    maybe = np.flatnonzero(~blank & _STARTS_SPACE[block[starts]])
+    maybe = np.flatnonzero(~blank & STARTS_BLANK[block[starts]])
     for i in maybe.tolist():
         blank[i] = data[starts[i] : ends[i]].isspace()
     lines = np.flatnonzero(blank)

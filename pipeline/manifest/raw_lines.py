@@ -34,6 +34,7 @@ import numpy as np
 
 from pipeline.manifest.batch import UnparsedBatch, line_starts
 from pipeline.manifest.dense import _is_utf8
+from pipeline.manifest.lines import STARTS_BLANK
 from pipeline.manifest.parse import CsvLayout, ManifestRecord, parse_csv_line, parse_json_line
 
 if TYPE_CHECKING:
@@ -44,9 +45,6 @@ if TYPE_CHECKING:
 
 _QUOTE, _CR = ord('"'), ord("\r")
 _CONTROL = 0x20
-_STARTS_BLANK = np.zeros(256, bool)
-_STARTS_BLANK[list(b" \t\n\r\x0b\x0c")] = True
-"""A line starting with one of these may be blank (`bytes.isspace`): the reader skips it."""
 _SHORT_ESCAPE = np.zeros(_CONTROL, bool)
 _SHORT_ESCAPE[list(b"\b\t\n\x0c\r")] = True
 """Control bytes JSON writes in two bytes (`\t`); any other one takes six (`\u0001`)."""
@@ -96,7 +94,7 @@ def raw_lines_batch(
     if len(starts) < 2 or int(np.diff(starts).max()) - 1 > shape.max_line_bytes:  # noqa: PLR2004
         return None
     block = np.frombuffer(data, np.uint8)
-    if _STARTS_BLANK[block[starts[:-1]]].any():
+    if STARTS_BLANK[block[starts[:-1]]].any():
         return None
     if not _short_escapes_only(block, len(starts) - 1):
         return None
