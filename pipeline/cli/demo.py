@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import os
 import textwrap
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +20,7 @@ from pipeline.cli.errors import CliError
 from pipeline.cli.run import run_manifest, stdout_reserved
 from pipeline.cli.run_view import summary_table
 from pipeline.cli.stack_target import use_stack
+from pipeline.failures import FailureRecord
 from pipeline.local.demo_data import DemoManifest, upload_demo_images, write_demo_manifest
 from pipeline.local.state import StackInfo
 from pipeline.parts.store import iter_failure_records, iter_result_rows
@@ -47,18 +49,18 @@ def short_message(text: str) -> str:
     return textwrap.shorten(text, MESSAGE_CHARS, placeholder=" …")
 
 
-def _failures_table(s3: object, bucket: str, run: str, manifest: DemoManifest) -> Table:
+def failures_table(records: Iterable[FailureRecord], planted: Mapping[int, str]) -> Table:
+    """Every failure beside the fault planted on its line: whole, at any terminal width."""
     table = Table(title="every failure, with its reason")
-    for column in ("line", "planted", "stage", "error", "message"):
-        if column == "message":  # the reason matters most: the room left, wrapped at words
-            table.add_column(column, overflow="fold", min_width=32, ratio=1)
-        else:
-            table.add_column(column, overflow="ellipsis", no_wrap=True, max_width=16)
-    for record in iter_failure_records(s3, bucket, run):
-        planted = manifest.planted.get(record.line, "NOT PLANTED")
+    table.add_column("line", no_wrap=True)
+    table.add_column("planted", max_width=16)  # wrapped at words
+    table.add_column("stage", no_wrap=True)
+    table.add_column("error", overflow="fold")
+    table.add_column("message", overflow="fold", ratio=1)  # the room left, wrapped at words
+    for record in records:
         table.add_row(
             str(record.line),
-            planted,
+            planted.get(record.line, "NOT PLANTED"),
             record.stage.value,
             record.error,
             short_message(record.message),
@@ -116,7 +118,8 @@ def _show(
     run = summary["run"]
     console.print(summary_table(summary))
     console.print(_labels_table(s3, info.results_bucket, run, sample=10))
-    console.print(_failures_table(s3, info.results_bucket, run, manifest))
+    records = iter_failure_records(s3, info.results_bucket, run)
+    console.print(failures_table(records, manifest.planted))
     if is_throwaway:
         console.print(
             "The demo's stack stopped with it, and its results with it. To keep a stack and "

@@ -53,11 +53,14 @@ def build_replayer(info: StackInfo, settings: Settings) -> Replayer:
     )
 
 
-def _table(reports: list[RunReplay], *, dry_run: bool) -> Table:
+def replay_table(reports: list[RunReplay], *, dry_run: bool) -> Table:
+    """A row per run: what was (or would be) replayed, the run id and the counts never cut."""
     verb = "would replay" if dry_run else "replayed"
     table = Table(title=f"lambdaflow replay: {verb}")
-    for name in ("run", "round", "lines", "chunks", "by error", "WorkDLQ chunks"):
-        table.add_column(name)
+    table.add_column("run", no_wrap=True)  # the id other commands take: never cut
+    for name in ("round", "lines", "chunks", "WorkDLQ chunks"):  # a header may wrap, a count not
+        table.add_column(name, justify="right")
+    table.add_column("by error", overflow="fold")  # the room left, wrapped at words
     for r in reports:
         errors = ", ".join(f"{code} {count}" for code, count in sorted(r.by_error.items()))
         if r.unreplayable:
@@ -67,8 +70,8 @@ def _table(reports: list[RunReplay], *, dry_run: bool) -> Table:
             str(r.replay_round or "-"),
             str(len(r.lines)),
             str(r.chunks),
-            errors or "-",
             str(len(r.dlq_chunks)),
+            errors or "-",
         )
     return table
 
@@ -178,7 +181,7 @@ def _print(reports: list[RunReplay], *, dry_run: bool, as_json: bool, console: C
         console.print("nothing to replay")
         return
     out = Console()
-    out.print(_table(reports, dry_run=dry_run))
+    out.print(replay_table(reports, dry_run=dry_run))
     for report in reports:  # each replayed run's new summary (what its summary file now says)
         if report.summary:
             out.print(summary_table(report.summary))

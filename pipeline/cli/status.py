@@ -4,9 +4,9 @@ Reads the DynamoDB run ledger (`pipeline/ledger/table.py`) of the stack found (`
 LAMBDAFLOW_STACK, or a running `lambdaflow up` in this directory or a parent), or of the table
 named by `--table` / `LAMBDAFLOW_RUNS_TABLE` (the SDK's `AWS_ENDPOINT_URL` points it at an
 emulator). Per run: manifest, state, lines split (`+` while Split is still going), chunks
-done/sent, ok/failed, images/s, ETA and the cost so far. `--watch` redraws a live table until
-every shown run has finished. Exit 1 with one line on
-stderr when no ledger can be found or the run is unknown.
+done/sent, ok/failed, images/s, ETA and the cost so far: a table, or a card per run where the
+terminal is too narrow for every value whole. `--watch` redraws it until every shown run has
+finished. Exit 1 with one line on stderr when no ledger can be found or the run is unknown.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Annotated, Any
 import boto3
 import orjson
 import typer
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 
@@ -57,33 +58,77 @@ def run_row(state: RunState, now: float, prices: Prices | None = None) -> dict[s
     }
 
 
-def render_table(rows: list[dict[str, Any]]) -> Table:
-    """The runs as a rich table, newest first."""
+COLUMNS = ("run", "manifest", "state", "lines", "chunks", "ok", "failed", "img/s", "ETA", "cost $")
+"""The runs table's columns; every one but the manifest is shown whole, never wrapped or cut."""
+MANIFEST_MIN_WIDTH = 24
+"""Fewest columns the folded manifest URI may take before each run is shown as a card."""
+
+
+def render_table(rows: list[dict[str, Any]], width: int) -> RenderableType:
+    """The runs, newest first, in `width` columns: a table, or one card per run when narrower.
+
+    Why cards: a run id or a count cut to "e59b…" on an 80-column terminal is useless (the id is
+    what every other command takes). So every value is shown whole on one line but the manifest
+    URI, which is folded, never shortened; when those values do not fit side by side, each run
+    becomes a two-column card, as `lambdaflow run` shows its summary.
+    """
+    cells = [_cells(row) for row in rows]
+    if _fixed_width(cells) + MANIFEST_MIN_WIDTH + 3 > width:
+        return Group(*(_card(row, run_cells) for row, run_cells in zip(rows, cells, strict=True)))
     table = Table(title="lambdaflow runs", expand=False)
-    for name in ("run", "manifest", "state", "lines", "chunks", "ok", "failed", "img/s"):
-        table.add_column(name, justify="right" if name not in {"run", "manifest"} else "left")
-    table.add_column("ETA", justify="right")
-    table.add_column("cost $", justify="right")
-    for row in rows:
-        more = "" if row["is_split_done"] else "+"
-        eta = "-" if row["eta_s"] is None else _duration(row["eta_s"])
-        table.add_row(
-            row["run"],
-            row["manifest"],
-            row["status"],
-            f"{row['lines_split']:,}{more}",
-            f"{row['chunks_done']:,}/{row['chunks_sent']:,}{more}",
-            f"{row['ok']:,}",
-            f"{row['failed']:,}",
-            f"{row['images_per_s']:.1f}",
-            eta,
-            f"{row['cost_usd']:.4f}",
-        )
+    for name in COLUMNS:
+        if name == "manifest":
+            table.add_column(name, overflow="fold")
+        else:
+            justify = "left" if name in {"run", "state"} else "right"
+            table.add_column(name, justify=justify, no_wrap=True)
+    for run_cells in cells:
+        table.add_row(*run_cells)
     reasons = [f"{row['run']}: {row['reason']}" for row in rows if row.get("reason")]
     if reasons:  # why a run is PARTIAL or FAILED: the table alone would not say
         table.caption = "\n".join(reasons)
         table.caption_justify = "left"
     return table
+
+
+def _cells(row: dict[str, Any]) -> tuple[str, ...]:
+    """One run's values, in `COLUMNS` order (`+`: Split has not finished counting)."""
+    more = "" if row["is_split_done"] else "+"
+    return (
+        row["run"],
+        row["manifest"],
+        row["status"],
+        f"{row['lines_split']:,}{more}",
+        f"{row['chunks_done']:,}/{row['chunks_sent']:,}{more}",
+        f"{row['ok']:,}",
+        f"{row['failed']:,}",
+        f"{row['images_per_s']:.1f}",
+        "-" if row["eta_s"] is None else _duration(row["eta_s"]),
+        f"{row['cost_usd']:.4f}",
+    )
+
+
+def _fixed_width(cells: list[tuple[str, ...]]) -> int:
+    """Columns the table takes without its manifest: each whole value, padding and borders."""
+    manifest = COLUMNS.index("manifest")
+    widths = [
+        max([cell_len(name)] + [cell_len(run_cells[i]) for run_cells in cells])
+        for i, name in enumerate(COLUMNS)
+        if i != manifest
+    ]
+    return sum(width + 3 for width in widths) + 1  # " value " and a border each, one more
+
+
+def _card(row: dict[str, Any], cells: tuple[str, ...]) -> Table:
+    """One run as name/value rows, the values folded: what a narrow terminal shows whole."""
+    card = Table(show_header=False)
+    card.add_column(style="bold", no_wrap=True)
+    card.add_column(overflow="fold")
+    for name, value in zip(COLUMNS, cells, strict=True):
+        card.add_row(name, value)
+    if row.get("reason"):
+        card.add_row("reason", str(row["reason"]))
+    return card
 
 
 def _duration(seconds: float) -> str:
@@ -125,11 +170,11 @@ def watch(
 ) -> list[dict[str, Any]]:
     """Redraw the table every `interval_s` until no shown run is RUNNING; return the last rows."""
     rows = read()
-    with Live(render_table(rows), console=console, refresh_per_second=4) as live:
+    with Live(render_table(rows, console.width), console=console, refresh_per_second=4) as live:
         while any(row["status"] == RunStatus.RUNNING.value for row in rows):
             time.sleep(interval_s)
             rows = read()
-            live.update(render_table(rows))
+            live.update(render_table(rows, console.width))
     return rows
 
 
@@ -159,4 +204,5 @@ def status(  # noqa: PLR0917  # typer: one parameter per documented CLI option
         payload: Any = rows[0] if run else rows
         typer.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
         return
-    Console().print(render_table(rows))
+    console = Console()
+    console.print(render_table(rows, console.width))
