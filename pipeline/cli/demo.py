@@ -127,7 +127,8 @@ def _show(
             "directory) `lambdaflow demo`, `lambdaflow results RUN`, `lambdaflow failures RUN`."
         )
     else:
-        console.print(
-            f"All rows: `lambdaflow results {run}`; all failures: `lambdaflow failures {run}`; "
-            f"the run: `lambdaflow status {run}`."
+        console.print(  # a command a line: never wrapped in the middle
+            f"all rows:      lambdaflow results {run}\n"
+            f"all failures:  lambdaflow failures {run}\n"
+            f"the run:       lambdaflow status {run}"
         )

@@ -58,8 +58,9 @@ def replay_table(reports: list[RunReplay], *, dry_run: bool) -> Table:
     verb = "would replay" if dry_run else "replayed"
     table = Table(title=f"lambdaflow replay: {verb}")
     table.add_column("run", no_wrap=True)  # the id other commands take: never cut
-    for name in ("round", "lines", "chunks", "WorkDLQ chunks"):  # a header may wrap, a count not
-        table.add_column(name, justify="right")
+    for name in ("round", "lines", "chunks"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("WorkDLQ chunks", justify="right", max_width=9)  # the header on two lines
     table.add_column("by error", overflow="fold")  # the room left, wrapped at words
     for r in reports:
         errors = ", ".join(f"{code} {count}" for code, count in sorted(r.by_error.items()))

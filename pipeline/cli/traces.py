@@ -55,7 +55,10 @@ def _busy_table(breakdown: Breakdown) -> Table | None:
     if not breakdown.busy:
         return None
     table = Table(
-        title="busy time per stage, summed over threads (fetch and decode overlap)",
+        title=(
+            "time per stage, summed over threads (they overlap; classify includes waiting for a "
+            "free interpreter)"
+        ),
         title_justify="left",
     )
     table.add_column("stage")
