@@ -121,10 +121,12 @@ def _show(
     records = iter_failure_records(s3, info.results_bucket, run)
     console.print(failures_table(records, manifest.planted))
     if is_throwaway:
-        console.print(
+        console.print(  # a command a line: never wrapped in the middle
             "The demo's stack stopped with it, and its results with it. To keep a stack and "
-            "explore the rows: run `lambdaflow up` in one terminal, then in another (same "
-            "directory) `lambdaflow demo`, `lambdaflow results RUN`, `lambdaflow failures RUN`."
+            "explore the rows:\n"
+            "  lambdaflow up                in one terminal; then in another, same directory:\n"
+            "  lambdaflow demo\n"
+            "  lambdaflow results RUN       (and failures, status, traces, replay)"
         )
     else:
         console.print(  # a command a line: never wrapped in the middle
