@@ -116,7 +116,7 @@ class Outcome:
 def classify(  # noqa: PLR0917  # typer: one parameter an option
     images: Annotated[
         list[str],
-        typer.Argument(metavar="IMAGE", help="Local image files or s3://bucket/key URIs."),
+        typer.Argument(metavar="IMAGE...", help="Local image files or s3://bucket/key URIs."),
     ],
     top: Annotated[
         int | None,
