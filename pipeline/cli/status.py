@@ -62,6 +62,7 @@ COLUMNS = ("run", "manifest", "state", "lines", "chunks", "ok", "failed", "img/s
 """The runs table's columns; every one but the manifest is shown whole, never wrapped or cut."""
 MANIFEST_MIN_WIDTH = 24
 """Fewest columns the folded manifest URI may take before each run is shown as a card."""
+NO_RUNS = "no runs in this ledger yet: `lambdaflow run MANIFEST` starts one"
 
 
 def render_table(rows: list[dict[str, Any]], width: int) -> RenderableType:
@@ -72,6 +73,8 @@ def render_table(rows: list[dict[str, Any]], width: int) -> RenderableType:
     URI, which is folded, never shortened; when those values do not fit side by side, each run
     becomes a two-column card, as `lambdaflow run` shows its summary.
     """
+    if not rows:
+        return NO_RUNS
     cells = [_cells(row) for row in rows]
     if _fixed_width(cells) + MANIFEST_MIN_WIDTH + 3 > width:
         return Group(*(_card(row, run_cells) for row, run_cells in zip(rows, cells, strict=True)))

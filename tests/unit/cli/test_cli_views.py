@@ -16,7 +16,7 @@ from rich.console import Console, RenderableType
 from pipeline.cli.demo import failures_table, short_message
 from pipeline.cli.replay import replay_table
 from pipeline.cli.run_view import RunProgress, summary_table
-from pipeline.cli.status import COLUMNS, render_table
+from pipeline.cli.status import COLUMNS, NO_RUNS, render_table
 from pipeline.failures import FailureRecord, Stage
 from pipeline.ledger.runs import RunState, RunStatus
 from pipeline.replay.replayer import RunReplay
@@ -96,6 +96,11 @@ def test_status_of_a_small_run_is_a_table_at_120_columns():
     assert any("lambdaflow runs" in line for line in lines)
     assert whole(column(lines, COLUMNS.index("manifest"))) == whole(MANIFEST)
     assert {RUN, "306", "4/4", "300", "6", "97.9", "0.0005"} <= one_line_cells(lines)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_status_of_an_empty_ledger_says_so_and_how_to_start_a_run(width):
+    assert "".join(draw(render_table([], width), width)).strip() == NO_RUNS
 
 
 @pytest.mark.parametrize("width", WIDTHS)
