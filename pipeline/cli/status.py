@@ -4,8 +4,8 @@ Reads the DynamoDB run ledger (`pipeline/ledger/table.py`) of the stack found (`
 LAMBDAFLOW_STACK, or a running `lambdaflow up` in this directory or a parent), or of the table
 named by `--table` / `LAMBDAFLOW_RUNS_TABLE` (the SDK's `AWS_ENDPOINT_URL` points it at an
 emulator). Per run: manifest, state, lines split (`+` while Split is still going), chunks
-done/sent, ok/failed, images/s, ETA and the cost so far: a table, or a card per run where the
-terminal is too narrow for every value whole. `--watch` redraws it until every shown run has
+done/sent, ok/failed, images/s, ETA and the cost so far: a table, or a few lines a run where
+the terminal is too narrow for every value whole. `--watch` redraws it until every shown run has
 finished. Exit 1 with one line on stderr when no ledger can be found or the run is unknown.
 """
 
@@ -21,7 +21,9 @@ import typer
 from rich.cells import cell_len
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.cli.app import app
 from pipeline.cli.errors import CliError
@@ -60,24 +62,25 @@ def run_row(state: RunState, now: float, prices: Prices | None = None) -> dict[s
 
 COLUMNS = ("run", "manifest", "state", "lines", "chunks", "ok", "failed", "img/s", "ETA", "cost $")
 """The runs table's columns; every one but the manifest is shown whole, never wrapped or cut."""
-MANIFEST_MIN_WIDTH = 24
-"""Fewest columns the folded manifest URI may take before each run is shown as a card."""
+MANIFEST_MIN_WIDTH = 40
+"""Fewest columns the folded manifest URI may take in the table; with fewer, each run is shown
+in a few lines of its own."""
 NO_RUNS = "no runs in this ledger yet: `lambdaflow run MANIFEST` starts one"
 
 
 def render_table(rows: list[dict[str, Any]], width: int) -> RenderableType:
-    """The runs, newest first, in `width` columns: a table, or one card per run when narrower.
+    """The runs, newest first, in `width` columns: a table, or a few lines a run when narrower.
 
-    Why cards: a run id or a count cut to "e59b…" on an 80-column terminal is useless (the id is
-    what every other command takes). So every value is shown whole on one line but the manifest
-    URI, which is folded, never shortened; when those values do not fit side by side, each run
-    becomes a two-column card, as `lambdaflow run` shows its summary.
+    Why: a run id or a count cut to "e59b…" on an 80-column terminal is useless (the id is what
+    every other command takes). So every value is shown whole on one line but the manifest URI,
+    which is folded, never shortened; when those values do not fit side by side, each run gets
+    its own lines (`_block`).
     """
     if not rows:
         return NO_RUNS
     cells = [_cells(row) for row in rows]
     if _fixed_width(cells) + MANIFEST_MIN_WIDTH + 3 > width:
-        return Group(*(_card(row, run_cells) for row, run_cells in zip(rows, cells, strict=True)))
+        return Group(*(_block(row, run_cells) for row, run_cells in zip(rows, cells, strict=True)))
     table = Table(title="lambdaflow runs", expand=False)
     for name in COLUMNS:
         if name == "manifest":
@@ -122,16 +125,26 @@ def _fixed_width(cells: list[tuple[str, ...]]) -> int:
     return sum(width + 3 for width in widths) + 1  # " value " and a border each, one more
 
 
-def _card(row: dict[str, Any], cells: tuple[str, ...]) -> Table:
-    """One run as name/value rows, the values folded: what a narrow terminal shows whole."""
-    card = Table(show_header=False)
-    card.add_column(style="bold", no_wrap=True)
-    card.add_column(overflow="fold")
-    for name, value in zip(COLUMNS, cells, strict=True):
-        card.add_row(name, value)
+_PAIR_NAMES = tuple(name.removesuffix(" $") for name in COLUMNS[3:])
+"""The names of `_block`'s pairs: the columns after the run, the manifest and the state."""
+
+
+def _block(row: dict[str, Any], cells: tuple[str, ...]) -> RenderableType:
+    """One run in a few lines of any width: its id and state, then ``name=value`` pairs.
+
+    A pair has no space in it, so a narrow terminal wraps between pairs, never inside a value;
+    the manifest URI is folded, and a blank line ends the run. Five lines or so a run keep a
+    `--watch` of several runs on one screen.
+    """
+    run, manifest, state, *stats = cells
+    pairs = (
+        f"{name}=${value}" if name == "cost" else f"{name}={value}"
+        for name, value in zip(_PAIR_NAMES, stats, strict=True)
+    )
+    body = [Text(" ".join(pairs)), Text(manifest, overflow="fold")]
     if row.get("reason"):
-        card.add_row("reason", str(row["reason"]))
-    return card
+        body.append(Text(f"reason: {row['reason']}"))
+    return Group(Text.assemble((run, "bold"), " ", state), Padding(Group(*body), (0, 0, 1, 2)))
 
 
 def _duration(seconds: float) -> str:
