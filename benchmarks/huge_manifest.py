@@ -1,7 +1,7 @@
 """Resumable split of a huge gzip CSV manifest: many passes, each a fresh process.
 
     python benchmarks/huge_manifest.py --size-gb 1            # generate, run, delete
-    python benchmarks/huge_manifest.py --size-gb 21 --keep --path /work/huge.csv.gz
+    python benchmarks/huge_manifest.py --size-gb 21 --keep --path /tmp/huge/manifest-21gb.csv.gz
     python benchmarks/huge_manifest.py --size-gb 1 --s3   # through the moto S3 server instead
 
 Generates a gzip CSV manifest of N GB (compressed), streamed to disk, then reads it through

@@ -1,6 +1,6 @@
 """The real Split over a huge gzip manifest: many passes, each a fresh process, a counting sink.
 
-    python benchmarks/split_huge.py --path /work/huge/manifest-21gb.csv.gz --budget-s 120
+    python benchmarks/split_huge.py --path /tmp/huge/manifest-21gb.csv.gz --budget-s 120
     python benchmarks/split_huge.py --size-gb 1 --keep --path /tmp/huge-1gb.csv.gz --s3
 
 Each pass is a new Python process running `pipeline.split.passes.split_pass` (decompress, parse,
