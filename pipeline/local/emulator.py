@@ -19,6 +19,7 @@ from pipeline.local.dispatch_cache import install_dispatch_cache
 from pipeline.local.dynamodb_conflicts import install_transaction_conflicts
 from pipeline.local.parse_lock import install_parse_lock
 from pipeline.local.quotas import install_step_functions_quotas
+from pipeline.local.sqs_receive_cost import install_cheap_receives
 from pipeline.local.sqs_rules import install_sqs_message_rules
 from pipeline.local.sqs_send_cost import install_cheap_sends
 
@@ -77,6 +78,7 @@ def start_emulator(port: int = 0) -> Emulator:
     install_sqs_message_rules()  # AWS's allowed characters and byte-counted size
     install_dispatch_cache()  # ~1 ms of CPU less per request (see dispatch_cache)
     install_cheap_sends()  # a send does not walk the queue's messages (see sqs_send_cost)
+    install_cheap_receives()  # nor does a received message (see sqs_receive_cost)
     install_parse_lock()  # werkzeug parses on server threads; 3.11.7's ast.parse is not safe
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
