@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from handlers._cold_start import cold_start
-from handlers._metrics import metrics, record_chunk
+from handlers._metrics import metrics, published, record_chunk
 from pipeline.aws.retries import data_path_config
 from pipeline.classify.model import get_classifier
 from pipeline.classify.worker import ChunkWorker, fetch_client_config
@@ -53,7 +53,7 @@ def record_handler(record: SQSRecord) -> None:
     completion.after_chunk(report.run)
 
 
-@metrics.log_metrics  # one EMF line per invocation (CloudWatch metrics from the log)
+@published  # one EMF line per invocation (CloudWatch metrics from the log), when metrics are on
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Partial batch response (Powertools): only crashed chunks are retried."""
