@@ -8,30 +8,18 @@ and retention still applied as moto applies it.
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
-
 import pytest
-from moto.sqs.models import SQSBackend, sqs_backends
+from moto.sqs.models import SQSBackend
 
 from pipeline.local.sqs_receive_cost import install_cheap_receives
 
-ACCOUNT, REGION = "123456789012", "us-east-1"
 DEPTH = 300
 
 
 @pytest.fixture
-def backend() -> SQSBackend:
+def backend(sqs_backend: SQSBackend) -> SQSBackend:
     install_cheap_receives()
-    return sqs_backends[ACCOUNT][REGION]
-
-
-@pytest.fixture
-def queue_name(backend: SQSBackend) -> Any:
-    name = f"receive-cost-{uuid.uuid4().hex[:8]}"
-    backend.create_queue(name)
-    yield name
-    backend.delete_queue(name)
+    return sqs_backend
 
 
 def receive(backend: SQSBackend, queue_name: str, count: int) -> list:

@@ -10,29 +10,18 @@ forced with events).
 from __future__ import annotations
 
 import threading
-import uuid
 from typing import Any
 
 import pytest
-from moto.sqs.models import SQSBackend, sqs_backends
+from moto.sqs.models import SQSBackend
 
 from pipeline.local.sqs_send_cost import install_cheap_sends, is_sending
 
-ACCOUNT, REGION = "123456789012", "us-east-1"
-
 
 @pytest.fixture
-def backend() -> SQSBackend:
+def backend(sqs_backend: SQSBackend) -> SQSBackend:
     install_cheap_sends()
-    return sqs_backends[ACCOUNT][REGION]
-
-
-@pytest.fixture
-def queue_name(backend: SQSBackend) -> Any:
-    name = f"send-cost-{uuid.uuid4().hex[:8]}"
-    backend.create_queue(name)
-    yield name
-    backend.delete_queue(name)
+    return sqs_backend
 
 
 def test_a_send_reads_no_message_of_a_full_queue(backend, queue_name, visible_reads):
