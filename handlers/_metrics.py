@@ -56,7 +56,7 @@ def record_chunk(
     seconds: float,
 ) -> None:
     """Add one chunk's numbers: images classified, failures by stage, rate and latency."""
-    if is_metrics_disabled():  # kept, they would pile up (`published`); single_metric would print
+    if is_metrics_disabled():  # off: kept values would pile up (`published`), single_metric prints
         return
     target.add_metric(name="ImagesClassified", unit=MetricUnit.Count, value=ok)
     target.add_metric(name="ChunkSeconds", unit=MetricUnit.Seconds, value=round(seconds, 3))
