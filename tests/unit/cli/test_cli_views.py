@@ -16,7 +16,7 @@ from rich.console import Console, RenderableType
 from pipeline.cli.demo import failures_table, short_message
 from pipeline.cli.replay import replay_table
 from pipeline.cli.run_view import RunProgress, summary_table
-from pipeline.cli.status import COLUMNS, NO_RUNS, render_table
+from pipeline.cli.status import COLUMNS, NO_RUNS, render_table, watch
 from pipeline.failures import FailureRecord, Stage
 from pipeline.ledger.runs import RunState, RunStatus
 from pipeline.replay.replayer import RunReplay
@@ -116,6 +116,23 @@ def test_status_of_a_small_run_is_a_table_where_its_manifest_gets_40_columns():
     narrow = draw(render_table([row], 130), 130)
     assert narrow[0].split() == [RUN, "SUCCEEDED"]
     assert "lines=306 chunks=4/4 ok=300 failed=6 img/s=97.9 ETA=- cost=$0.0005" in narrow[1]
+
+
+def test_status_watch_redraws_until_the_run_ends_and_leaves_it_whole_at_80_columns():
+    readings = iter(
+        [
+            [status_row(status="RUNNING", is_split_done=False, eta_s=90)],
+            [status_row(status="RUNNING", eta_s=30)],
+            [status_row()],
+        ]
+    )
+    out = io.StringIO()
+    last = watch(lambda: next(readings), Console(file=out, width=80, color_system=None), 0.0)
+    assert [row["status"] for row in last] == ["SUCCEEDED"]
+    final = out.getvalue().splitlines()  # a console that is no terminal shows the last reading
+    assert final[0].split() == [RUN, "SUCCEEDED"]
+    assert "lines=1,957,560,320" in final[1].split()
+    assert max(len(line) for line in final) <= 80
 
 
 @pytest.mark.parametrize("width", WIDTHS)
