@@ -3,33 +3,46 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
+from rich.text import Text
 
 from pipeline.ledger.runs import RunState
 
 
-class RunProgress:
-    """A live bar of lines counted out of lines split, with chunks, failures and images/s.
+class _BarThenDetail(Progress):
+    """One task's bar, with the task's ``detail`` field on the line below it, wrapped at spaces.
 
-    The run id and the line counts are never cut: on a narrow terminal the bar shrinks and the
-    details wrap instead (measured at 80 columns, where they took ~110 before).
+    rich's own way to lay a progress display out differently (`Progress.get_renderables`): on an
+    80-column terminal a detail column beside the bar got ~12 columns and folded its values.
+    """
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        for task in self.tasks:
+            yield Text(f"  {task.fields.get('detail', '')}")
+
+
+class RunProgress:
+    """A live bar of lines counted out of lines split, then chunks, failures and images/s.
+
+    Nothing is cut at any width: the bar line keeps the run id and the line counts whole (the
+    bar shrinks), and the details below it are ``name=value`` pairs, wrapped between pairs.
     """
 
     def __init__(self, console: Console, run: str) -> None:
-        self._progress = Progress(
+        self._progress = _BarThenDetail(
             TextColumn("[bold]{task.description}", table_column=Column(no_wrap=True)),
             BarColumn(bar_width=20),
             TextColumn(
-                "{task.completed:>7.0f}/{task.fields[total_text]} lines",
+                "{task.completed:>9,.0f}/{task.fields[total_text]} lines",
                 table_column=Column(no_wrap=True),
             ),
-            TextColumn("{task.fields[detail]}", table_column=Column(overflow="fold")),
             TimeElapsedColumn(),
             console=console,
             transient=False,
@@ -45,9 +58,10 @@ class RunProgress:
             self._progress.update(self._task, detail="waiting for Split")
             return
         elapsed = max(time.monotonic() - self._started, 1e-6)
-        detail = (
-            f"chunks {state.chunks_done}/{state.chunks_sent}{'' if state.is_split_done else '+'}"
-            f"  ok {state.ok}  failed {state.failed}  {state.images / elapsed:.1f} img/s"
+        more = "" if state.is_split_done else "+"
+        detail = (  # name=value pairs, as `lambdaflow status` shows them
+            f"chunks={state.chunks_done:,}/{state.chunks_sent:,}{more} ok={state.ok:,} "
+            f"failed={state.failed:,} img/s={state.images / elapsed:.1f}"
         )
         total = state.lines if state.is_split_done else None
         self._progress.update(
@@ -55,7 +69,7 @@ class RunProgress:
             completed=state.ok + state.failed,
             total=total,
             detail=detail,
-            total_text="?" if total is None else str(total),
+            total_text="?" if total is None else f"{total:,}",
         )
 
     @contextmanager

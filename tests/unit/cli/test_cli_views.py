@@ -158,20 +158,21 @@ def test_the_run_progress_keeps_the_run_id_and_the_line_counts(width):
         manifest=MANIFEST,
         status=RunStatus.RUNNING,
         started_at=time.time() - 3,
-        lines_split=306,
-        chunks_sent=4,
+        lines_split=3_060,
+        chunks_sent=40,
         is_split_done=True,
-        chunks_done=4,
-        ok=300,
-        failed=6,
-        images=306,
+        chunks_done=40,
+        ok=3_000,
+        failed=60,
+        images=3_060,
     )
     with view.shown():
         view.update(state)
     text = out.getvalue()
     assert f"run {RUN}" in text
-    assert "306/306 lines" in text
-    assert {"chunks", "4/4", "ok", "300", "failed", "6", "img/s"} <= set(text.split())
+    assert "3,060/3,060 lines" in text
+    assert {"chunks=40/40", "ok=3,000", "failed=60"} <= set(text.split())
+    assert any(word.startswith("img/s=") for word in text.split())
     assert "…" not in text
     assert max(len(line) for line in text.splitlines()) <= width
 
