@@ -224,8 +224,8 @@ def _print_human(report: ScanReport, *, stderr: bool = False) -> None:
     lines += [f"  {name:<12} {data[name]:,}" for name in ("lines", "records", "failed", "chunks")]
     lines += [
         f"  {'bytes':<12} {sizes['compressed']:,} read, {sizes['uncompressed']:,} decompressed",
-        f"  {'lines_per_s':<12} {data['lines_per_s'] or 0:,}",
-        f"  {'peak_rss_mb':<12} {data['peak_rss_mb']}",
+        f"  {'speed':<12} {data['lines_per_s'] or 0:,} lines/s",
+        f"  {'peak memory':<12} {data['peak_rss_mb']} MB (RSS)",
     ]
     for code, count in report.failures_by_error.most_common():
         lines.append(f"  {code:<20} {count:>10,}  first lines {report.failure_examples[code]}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 
 import orjson
 import pytest
@@ -90,6 +91,8 @@ def test_scan_human_output_groups_thousands(tmp_path):
     result = _scan(str(path))
     assert result.exit_code == 0
     assert "  lines        12,345\n" in result.stdout
+    assert re.search(r"\n  speed        [\d,]+ lines/s\n", result.stdout)
+    assert re.search(r"\n  peak memory  [\d.]+ MB \(RSS\)\n", result.stdout)
 
 
 def test_scan_with_bad_settings_is_a_usage_error(tmp_path):
