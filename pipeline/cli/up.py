@@ -46,11 +46,13 @@ def model_parameters(model: str | None, labels: str | None) -> dict[str, str]:
     spec exits 2 with its one line before any stack starts, instead of in every worker.
     """
     from pipeline.classify.model import load_spec  # noqa: PLC0415  # imports LiteRT
+    from pipeline.local.quiet import native_stderr_silenced  # noqa: PLC0415
 
     given = {"model": model, "labels": labels}
     try:
         settings = Settings.from_env(**{k: _absolute(v) for k, v in given.items() if v})
-        load_spec(spec_from_settings(settings))  # checked, then dropped: the workers load it
+        with native_stderr_silenced():  # LiteRT's "INFO: Created … delegate" line
+            load_spec(spec_from_settings(settings))  # checked, then dropped: workers load it
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

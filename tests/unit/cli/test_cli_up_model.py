@@ -3,6 +3,8 @@ runs in tests/e2e/test_user_model.py)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,12 @@ def test_a_bad_model_exits_2_before_any_stack(tmp_path, capsys):
     assert (
         capsys.readouterr().err.strip() == f"error: model file not found: {tmp_path / 'x.tflite'}"
     )
+
+
+def test_checking_the_model_prints_nothing_of_litert_before_the_banner():
+    # a process of its own: LiteRT prints its INFO line once per process, at the first load
+    code = "from pipeline.cli.up import model_parameters; model_parameters(None, None)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert (done.stdout, done.stderr) == ("", "")
