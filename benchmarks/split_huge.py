@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from huge_manifest import GB, MB, _peak_rss_mb, generate  # noqa: E402
+from manifest import FUNCTION_ENV  # noqa: E402  # each pass in the Split function's environment
 
 from pipeline.allocator import keep_freed_buffers  # noqa: E402
 from pipeline.gzip.checkpoint import Checkpoint  # noqa: E402
@@ -39,9 +40,6 @@ from pipeline.gzip.index_store import LocalIndexStore, S3IndexStore  # noqa: E40
 from pipeline.gzip.ranged import LocalFileReader, S3ObjectReader  # noqa: E402
 from pipeline.split.passes import SplitOptions, split_pass  # noqa: E402
 from pipeline.split.sinks import CountingSink, MemoryParseFailureWriter  # noqa: E402
-
-FUNCTION_ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-"""Each pass runs in the Split function's environment (template.yaml's Globals)."""
 
 
 def run_pass(source: str, state: Path, budget_s: float) -> dict[str, object]:

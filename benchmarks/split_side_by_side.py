@@ -30,6 +30,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from manifest import FUNCTION_ENV  # same directory; imports nothing of a checkout's pipeline
+
 _PASS = """
 import sys
 try:  # as the Split handler's cold start does, in a build that has it
@@ -83,11 +86,11 @@ def main() -> None:
         wall, cpu, counts["gzip -dc | wc -l"] = _timed(["sh", "-c", f"gzip -dc {raw} | wc -l"])
         runs["gzip -dc | wc -l"].append((wall, cpu))
         for tree in args.trees:
-            env = dict(os.environ, PYTHONPATH=tree)
             if args.mode == "scan":  # the command as the tree's entry point sets it up
+                env = dict(os.environ, PYTHONPATH=tree)
                 command = [sys.executable, "-P", "-c", _SCAN, "scan", str(args.path), "--json"]
-            else:  # a pass in the Split function's environment (template.yaml's Globals)
-                env["OPENBLAS_NUM_THREADS"] = "1"
+            else:  # a pass in the Split function's environment
+                env = dict(FUNCTION_ENV, PYTHONPATH=tree)
                 command = [sys.executable, "-P", "-c", _PASS, str(args.path)]
             wall, cpu, out = _timed(command, env)
             if args.mode == "scan":
