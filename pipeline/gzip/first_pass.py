@@ -23,15 +23,13 @@ error reach the reader in stream order.
 
 from __future__ import annotations
 
-import contextlib
-import queue
 import threading
 from typing import TYPE_CHECKING
 
 from isal import isal_zlib
 
 from pipeline.failures import NotPlainGzip
-from pipeline.gzip.block_queue import PUT_WAIT_S, BlockQueueRaw
+from pipeline.gzip.block_queue import BlockQueueRaw
 from pipeline.gzip.members import GZIP_MAGIC
 
 if TYPE_CHECKING:
@@ -79,10 +77,9 @@ class FirstPassRaw(BlockQueueRaw):
 
     def close(self) -> None:
         """Stop the inflating thread (it may be blocked on a full queue) and close."""
-        self._stop.set()
-        while self._thread.is_alive():
-            with contextlib.suppress(queue.Empty):
-                self._ready.get(timeout=PUT_WAIT_S)
+        self._ask_stop()
+        self._thread.join()
+        self._drop_queued()
         super().close()
 
     def _produce(self) -> None:

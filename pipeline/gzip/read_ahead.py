@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import queue
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -91,25 +90,25 @@ class ReadAheadRaw(BlockQueueRaw):
             # a closed stream may outlive its part (a reader keeps it): free its blocks now
             self._spare.clear()
             self._held, self._view, self._block = None, memoryview(b""), None
-            self._ready = queue.Queue(1)
+            self._drop_queued()
         super().close()
 
     def _start(self) -> None:
         if self._is_last_queued:
             return
-        self._stop.clear()
+        self._ask_stop(is_stopping=False)
         self._thread = threading.Thread(target=self._produce, name="zran-inflate", daemon=True)
         self._thread.start()
 
     def _halt(self) -> None:
-        self._stop.set()
+        self._ask_stop()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
 
     def _produce(self) -> None:
         """The thread: blocks in order, then b"" at the end, or the error; until stopped."""
-        while not self._stop.is_set():
+        while not self._is_stopping:
             item, self._held = self._held, None
             if item is None:
                 item = self._read_block()
