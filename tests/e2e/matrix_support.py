@@ -14,6 +14,7 @@ import uuid
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from pipeline.failures import FailureRecord
 from pipeline.ledger.ingest import ManifestObject
 from pipeline.ledger.summary import read_summary
 from pipeline.ledger.table import RunLedger
+from pipeline.observe.trace_search import load_run_traces
 from pipeline.parts.layout import ResultRow
 from pipeline.parts.store import iter_failure_records, iter_result_rows
 from pipeline.replay.ledger import ReplayLedger
@@ -33,7 +35,6 @@ from pipeline.replay.replayer import (
     ReplayTargets,
     replay_runs,
 )
-from tests.queues import messages_held
 from tests.raw_parts import assert_exactly_once_raw
 from tests.wait import wait_until
 
@@ -186,14 +187,27 @@ class Matrix:
             )
         return [body for body in seen.values() if body.get("run") == run]
 
-    def wait_work_queue_drained(self, timeout_s: float = 90) -> None:
-        """Until the WorkQueue holds no message, visible or in flight (all were handled)."""
-        url = self.outputs["WorkQueueUrl"]
+    def wait_chunk_handled(self, run: str, number: int, times: int, since: datetime) -> None:
+        """Until `times` deliveries of chunk `number` of `run` have each ended their span.
+
+        A delivery's `chunk` span closes after all of its work (parts, ledger, failures), so
+        this is a positive sign that a duplicate was handled. Waiting for the WorkQueue to drain
+        would also wait out the chunk a killed worker holds (the kill row's 60 s).
+        """
+        xray = boto3.client("xray")
+
+        def spans() -> int:
+            traces = load_run_traces(
+                xray, run, start=since, end=datetime.now(UTC), is_server_filtered=False
+            )
+            chunk = traces.chunks.get(number)
+            return chunk.stages[("chunk",)].spans if chunk and ("chunk",) in chunk.stages else 0
+
         wait_until(
-            lambda: messages_held(self.sqs, url) == 0,
-            timeout_s,
+            lambda: spans() >= times,
+            RUN_TIMEOUT_S,
             interval_s=0.3,
-            what="the WorkQueue to drain",
+            what=f"{times} handled deliveries of chunk {number} of run {run}",
         )
 
     def parked(self, run: str) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -85,6 +86,7 @@ def row_same_event_twice(m: Matrix) -> None:
 
 def row_chunk_twice(m: Matrix) -> None:
     lines = [*m.good(4), m.put_image("twice.jpg", m.photo("coffee.jpg"))]
+    since = datetime.now(UTC) - timedelta(seconds=5)
     run = m.drop(lines)
     before = m.summary(run)
     assert before["chunks"] == 2  # lines 1-4, then line 5 alone (4 items a chunk)
@@ -94,7 +96,7 @@ def row_chunk_twice(m: Matrix) -> None:
     m.sqs.send_message(
         QueueUrl=m.outputs["WorkQueueUrl"], MessageBody=json.dumps(duplicate.to_message())
     )
-    m.wait_work_queue_drained()
+    m.wait_chunk_handled(run, 1, times=2, since=since)  # the original, then the duplicate
     # the duplicate found chunk 1 counted and did nothing: one version of its part, no failure
     part = chunk_part(PartKind.RESULTS, run, 1).key
     found = m.s3.list_object_versions(Bucket=m.results_bucket, Prefix=part)
