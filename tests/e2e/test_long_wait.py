@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 LOWERED_HISTORY_QUOTA = 150
 CHUNK_ITEMS = 4  # tests/conftest.py's ChunkItems
 SLOW_CHUNK_S = 7  # under the test stack's 10 s classify timeout, which the local stack enforces
-LONG_CHUNKS = 12  # on 2 workers: ~42 s of waiting
+LONG_CHUNKS = 8  # on 2 workers: ~28 s of waiting, ~250 events for the old loop
 
 
 def _history(sfn, arn: str) -> list[dict]:
