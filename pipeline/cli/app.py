@@ -23,43 +23,43 @@ from pipeline.cli.errors import DEBUG_FLAG, Interrupted, debug_requested, exit_c
 COMMANDS: dict[str, tuple[str, str]] = {
     "up": (
         "pipeline.cli.up",
-        "Run the embedded local AWS stack (moto + template.yaml + pollers) until Ctrl-C.",
+        "Run the embedded local AWS stack until Ctrl-C.",
     ),
     "run": (
         "pipeline.cli.run",
-        "Label every image of MANIFEST on the stack found (or a throwaway one, started now).",
+        "Label every image of MANIFEST on the stack found, or a new one.",
     ),
     "status": (
         "pipeline.cli.status",
-        "Show every run, or one: lines split, chunks done, ok/failed, images/s, ETA and cost.",
+        "Show every run, or one: progress, ok/failed, img/s, ETA, cost.",
     ),
     "results": (
         "pipeline.cli.results",
-        "Print RUN's result rows as JSON Lines, in line order (each line once).",
+        "Print RUN's result rows as JSON Lines, each line once, in order.",
     ),
     "failures": (
         "pipeline.cli.results",
-        "Print RUN's failure records as JSON Lines, in line order (the latest per line).",
+        "Print RUN's failure records as JSON Lines, latest per line.",
     ),
     "replay": (
         "pipeline.cli.replay",
-        "Replay failed lines (as new chunks of their run) and poison chunks (from the WorkDLQ).",
+        "Replay failed lines and poison chunks (one run, or every run).",
     ),
     "traces": (
         "pipeline.cli.traces",
-        "Show where a run's time went (fetch vs decode vs classify vs write) from X-Ray.",
+        "Show where a run's time went (fetch, decode, classify, write).",
     ),
     "scan": (
         "pipeline.cli.scan",
-        "Dry-run a manifest: lines, records, bad lines, chunks, speed and estimated cost.",
+        "Dry-run a manifest: lines, bad lines, chunks, speed and cost.",
     ),
     "classify": (
         "pipeline.cli.classify",
-        "Classify images with an image model; failed images are reported, not fatal.",
+        "Classify images (files or s3:// URIs); bad ones are reported.",
     ),
     "demo": (
         "pipeline.cli.demo",
-        "Upload real photos + variants, drop a manifest with planted faults, show the whole run.",
+        "Run real photos with planted faults through the local stack.",
     ),
     "version": ("pipeline.cli.version", "Print the lambdaflow version."),
 }

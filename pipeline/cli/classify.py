@@ -145,7 +145,7 @@ def classify(  # noqa: PLR0917  # typer: one parameter an option
     ] = None,
     stack: StackOption = None,
 ) -> None:
-    """Classify images with an image model; failed images are reported, not fatal."""
+    """Classify images (files or s3:// URIs); bad ones are reported."""
     import orjson  # noqa: PLC0415  # see the imports above
 
     from pipeline.config import Settings  # noqa: PLC0415

@@ -77,7 +77,11 @@ def demo(
         int | None, typer.Option(help="Classify processes of an embedded stack (default: cores).")
     ] = None,
 ) -> None:
-    """Upload real photos + variants, drop a manifest with planted faults, show the whole run."""
+    """Run real photos with planted faults through the local stack.
+
+    It uploads the bundled photos and variants of them, drops a manifest with planted faults,
+    and shows the whole run.
+    """
     Console().print("[bold]lambdaflow demo[/]: the whole flow on the embedded local AWS stack")
     with stdout_reserved() as out, contextlib.ExitStack() as stack:
         console = Console(file=out)

@@ -124,7 +124,10 @@ def replay(  # noqa: PLR0917  # typer: one parameter per documented CLI option
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     stack: StackOption = None,
 ) -> None:
-    """Replay failed lines (as new chunks of their run) and poison chunks (from the WorkDLQ)."""
+    """Replay failed lines and poison chunks (one run, or every run).
+
+    Failed lines go back as new chunks of their run; poison chunks come back from the WorkDLQ.
+    """
     if stage is not None and stage not in {s.value for s in Stage}:
         raise typer.BadParameter(f"unknown stage {stage!r}", param_hint="--stage")
     console = Console(stderr=True)

@@ -24,7 +24,7 @@ RUNS_TABLE_OUTPUT = "RunsTableName"
 
 @app.command()
 def results(run: _Run, limit: _Limit = None, stack: StackOption = None) -> None:
-    """Print RUN's result rows as JSON Lines, in line order (each line once)."""
+    """Print RUN's result rows as JSON Lines, each line once, in order."""
     from pipeline.parts.store import iter_result_rows  # noqa: PLC0415  # fast --help
 
     _print_rows(run, limit, stack, iter_result_rows)
@@ -32,7 +32,7 @@ def results(run: _Run, limit: _Limit = None, stack: StackOption = None) -> None:
 
 @app.command()
 def failures(run: _Run, limit: _Limit = None, stack: StackOption = None) -> None:
-    """Print RUN's failure records as JSON Lines, in line order (the latest per line)."""
+    """Print RUN's failure records as JSON Lines, latest per line."""
     from pipeline.parts.store import iter_failure_records  # noqa: PLC0415  # fast --help
 
     _print_rows(run, limit, stack, iter_failure_records)

@@ -143,7 +143,11 @@ def run(
     ] = None,
     stack: StackOption = None,
 ) -> None:
-    """Label every image of MANIFEST on the stack found (or a throwaway one, started now).
+    """Label every image of MANIFEST on the stack found, or a new one.
+
+    The stack found: --stack (or LAMBDAFLOW_STACK) names a deployed one, else the `lambdaflow
+    up` running in this directory (or a parent) is used; with neither, a throwaway embedded
+    stack is started now and stopped at the end.
 
     Exits 0 when every line was read and has a result or a failure record (bad lines and bad
     images are data), 1 when the run is partial (the manifest broke or was not a manifest, or

@@ -250,7 +250,11 @@ def scan(
     ] = 0,
     stack: StackOption = None,
 ) -> None:
-    """Dry-run a manifest: lines, records, bad lines, chunks, speed and estimated cost."""
+    """Dry-run a manifest: lines, bad lines, chunks, speed and cost.
+
+    It reads the manifest as Split would and counts its records. The cost is an estimate for
+    labelling them on AWS.
+    """
     if source.startswith("s3://"):
         use_s3_of(stack)  # the stack found here, without exported variables
     try:

@@ -207,7 +207,10 @@ def status(  # noqa: PLR0917  # typer: one parameter per documented CLI option
     table: Annotated[str | None, typer.Option(help="The DynamoDB runs table to read.")] = None,
     stack: StackOption = None,
 ) -> None:
-    """Show every run, or one: lines split, chunks done, ok/failed, images/s, ETA and cost."""
+    """Show every run, or one: progress, ok/failed, img/s, ETA, cost.
+
+    Progress is the lines split and the chunks done; the cost is an estimate of the AWS cost so far.
+    """
     ledger = open_ledger(table, stack)
     try:
         if is_watching and not json_out:

@@ -157,10 +157,11 @@ def traces(
     ] = 24.0,
     stack: StackOption = None,
 ) -> None:
-    """Show where a run's time went (fetch vs decode vs classify vs write) from X-Ray.
+    """Show where a run's time went (fetch, decode, classify, write).
 
-    Reads the deployed stack's region with --stack, else the `lambdaflow up` running in this
-    directory, else the SDK's own settings (AWS_ENDPOINT_URL, AWS_REGION).
+    It reads the spans from X-Ray: the deployed stack's region with --stack, else the
+    `lambdaflow up` running in this directory, else the SDK's own settings (AWS_ENDPOINT_URL,
+    AWS_REGION).
     """
     try:
         client = xray_client_for(stack)

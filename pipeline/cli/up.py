@@ -96,7 +96,11 @@ def up(
         typer.Option("--labels", help="The model's labels file, one class name a line."),
     ] = None,
 ) -> None:
-    """Run the embedded local AWS stack (moto + template.yaml + pollers) until Ctrl-C."""
+    """Run the embedded local AWS stack until Ctrl-C.
+
+    moto on 127.0.0.1 holds template.yaml's resources, and pollers run its functions. The
+    other commands run in this directory (or below it) find this stack by themselves.
+    """
     parameters = model_parameters(model, labels)
     running = find_running_stack(STATE_FILE)
     if running is not None:

@@ -52,6 +52,15 @@ def test_help_lists_every_command_without_importing_any():
     assert out[-1] == "HEAVY []"
 
 
+def test_help_at_80_columns_shows_every_one_line_help_whole():
+    # GIVEN an 80-column terminal (click wraps help at 80 columns however wide it is)
+    env = {**os.environ, "COLUMNS": "80"}
+    # WHEN the commands are listed THEN each one-line help is there whole, never cut with "..."
+    out = _entry_point(["--help"], "''", env=env)
+    for name, (_, short) in COMMANDS.items():
+        assert any(line.split(maxsplit=1) == [name, short] for line in out), name
+
+
 def test_a_command_runs_with_collection_on_and_start_up_frozen():
     # GIVEN the console script's entry point, which pauses collection for start-up
     # WHEN it runs a command
