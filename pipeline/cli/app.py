@@ -154,7 +154,9 @@ app = typer.Typer(
     cls=OneErrorPath,
     help=(
         "Label every image listed in huge S3 manifests, on AWS or on one laptop.\n\n"
-        "Start with `lambdaflow demo`, or `lambdaflow scan MANIFEST` to dry-run a manifest."
+        "Start with `lambdaflow demo`, or `lambdaflow scan MANIFEST` to dry-run a manifest.\n\n"
+        "Exit codes: 0 done (bad lines and bad images are data, not errors), 1 the work could "
+        "not be done (the error line says why), 2 a usage error, 130 interrupted (Ctrl-C)."
     ),
     no_args_is_help=True,
     add_completion=False,
