@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -42,9 +43,10 @@ completion = CompletionSignal(
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SQSRecord, lambda_context: Any) -> None:
     """One chunk (or replay chunk); raising fails just this record (then the WorkDLQ)."""
-    report = worker.process(*parse_work_message(orjson.loads(record.body)))
+    deadline = time.time() + lambda_context.get_remaining_time_in_millis() / 1000
+    report = worker.process(*parse_work_message(orjson.loads(record.body)), deadline=deadline)
     record_chunk(
         metrics, ok=report.ok, failed_by_stage=report.failed_by_stage, seconds=report.seconds
     )

@@ -75,6 +75,8 @@ WINDOW_PER_THREAD = 4
 """Futures ahead of the head of line, per pool thread: room for a slow GET's neighbours to
 finish (a done future holds only its labels) while the window still bounds a chunk's memory."""
 NOT_ALLOWED = "BucketNotAllowed"
+FINISH_MARGIN_S = 2.0
+"""Time a delivery keeps, of what its deadline leaves, to finish another's commit itself."""
 
 Labels = tuple[tuple[str, float], ...]
 
@@ -198,8 +200,14 @@ class ChunkWorker:
             version_id=item.version_id,
         )
 
-    def process(self, chunk: Chunk, replay: ReplayMark | None = None) -> ChunkReport:
+    def process(
+        self, chunk: Chunk, replay: ReplayMark | None = None, *, deadline: float | None = None
+    ) -> ChunkReport:
         """Label every item of `chunk`, write both parts, send failures, count it once.
+
+        `deadline` (epoch seconds) is when this delivery is cut off (its invocation's timeout),
+        if it has one: the commit records it, so a later delivery knows when this one has
+        certainly ended, and this one waits for another's commit only while it has time left.
 
         A replay chunk (`replay` given) writes its round's parts, gives a line that fails again
         `attempts = previous + 1`, and moves its lines out of their previous failures in the
@@ -208,7 +216,7 @@ class ChunkWorker:
         """
         with span("chunk", annotations={"run": chunk.run, "chunk": chunk.number}) as chunk_span:
             clock = None if chunk_span is NOOP_SPAN else StageClock()  # off: nothing to time
-            report = self._process(chunk, replay, clock)
+            report = self._process(chunk, replay, clock, deadline)
             chunk_span.metadata("items", len(chunk.items))
             chunk_span.metadata("ok", report.ok)
             chunk_span.metadata("failed", len(report.failures))
@@ -217,7 +225,11 @@ class ChunkWorker:
             return report
 
     def _process(
-        self, chunk: Chunk, replay: ReplayMark | None, clock: StageClock | None
+        self,
+        chunk: Chunk,
+        replay: ReplayMark | None,
+        clock: StageClock | None,
+        deadline: float | None,
     ) -> ChunkReport:
         """`process` inside its span: `clock` is None with tracing off.
 
@@ -235,7 +247,7 @@ class ChunkWorker:
             )
         if marker is not None:  # a duplicate delivery: its parts and counts stand as they are
             logger.info("chunk %d was already counted", chunk.number, extra={"run": chunk.run})
-            roll_forward(self.targets, chunk.run, marker, wait_s=self.duplicate_wait_s)
+            roll_forward(self.targets, chunk.run, marker, wait_s=self._wait_s(deadline))
             return ChunkReport(chunk.run, chunk.number, 0, (), time.monotonic() - started, False)
         attempt = self.new_attempt()
         failures = [  # raw lines that are no record: this chunk's to record, as Split would
@@ -245,14 +257,14 @@ class ChunkWorker:
         ok = self._stage(chunk, replay, clock, attempt, failures)
         seconds = time.monotonic() - started
         report = ChunkReport(chunk.run, chunk.number, ok, tuple(failures), seconds, False)
-        commit = ChunkCommit(attempt, chunk.lines, ok, len(failures))
+        commit = ChunkCommit(attempt, chunk.lines, ok, len(failures), live_until=deadline)
         with span("ledger"):
             is_counted = self._count(report, replay, commit)
         if is_counted:
             self._publish(chunk, replay_round, commit, failures)
         else:  # a duplicate delivered at the same time counted it first
             logger.info("chunk %d was counted meanwhile", chunk.number, extra={"run": chunk.run})
-            self._discard(chunk, replay_round, attempt)
+            self._discard(chunk, replay_round, attempt, deadline)
         return ChunkReport(chunk.run, chunk.number, report.ok, report.failures, seconds, is_counted)
 
     def new_attempt(self) -> str:
@@ -316,13 +328,22 @@ class ChunkWorker:
         if not replay_round:
             resettle_if_finished(self.ledger, self.s3, self.settings.results_bucket, chunk.run)
 
-    def _discard(self, chunk: Chunk, replay_round: int, attempt: str) -> None:
+    def _discard(
+        self, chunk: Chunk, replay_round: int, attempt: str, deadline: float | None
+    ) -> None:
         """A loser's clean-up, then finish the winner's commit if it died half-way."""
         parts = part_names(chunk.run, chunk.number, replay_round)
         delete_staged(self.s3, self.settings.results_bucket, parts, attempt)
         marker = committed_chunk(self.ledger, chunk.run, chunk.number, replay_round=replay_round)
         if marker is not None:
-            roll_forward(self.targets, chunk.run, marker, wait_s=self.duplicate_wait_s)
+            roll_forward(self.targets, chunk.run, marker, wait_s=self._wait_s(deadline))
+
+    def _wait_s(self, deadline: float | None) -> float:
+        """How long this delivery may wait for another's commit: what its deadline leaves."""
+        if deadline is None:
+            return self.duplicate_wait_s
+        left_s = deadline - time.time() - FINISH_MARGIN_S
+        return max(0.0, min(self.duplicate_wait_s, left_s))
 
     def _stream_rows(
         self,

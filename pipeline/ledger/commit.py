@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 DUPLICATE_WAIT_S = 10.0
 """How long a duplicate delivery lets a live winner finish its own follow-up before doing it."""
 POLL_S = 0.25
+CLOCK_SKEW_S = 1.0
+"""Allowance between two hosts' clocks when one reads the deadline the other wrote."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,15 +110,21 @@ def roll_forward(
     *,
     wait_s: float = DUPLICATE_WAIT_S,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
 ) -> bool:
     """Finish `marker`'s commit on behalf of a winner that may have died; True if it had to.
 
     Gives a live winner `wait_s` to finish first (its staging disappears when it does), so a
-    duplicate delivered at the same moment rarely sends the failure records a second time.
+    duplicate delivered at the same moment rarely sends the failure records a second time. A
+    winner past the deadline it wrote into the marker has ended: nobody else will finish its
+    commit, so it is not waited for (a redelivery after a crash would otherwise spend
+    `wait_s` of its own invocation, all of it where the function's timeout is that short).
     """
     parts = staged_parts(run, marker)
     if not marker.attempt or not parts:
         return False
+    if marker.live_until is not None:
+        wait_s = min(wait_s, max(0.0, marker.live_until + CLOCK_SKEW_S - clock()))
     waited = 0.0
     while _is_unfinished(targets, parts, marker.attempt):
         if waited >= wait_s:

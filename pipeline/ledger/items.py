@@ -88,15 +88,22 @@ class ChunkCommit:
     items: int
     result_rows: int
     failure_rows: int
+    live_until: float | None = None
+    """Epoch seconds by which the committing delivery has certainly ended (its invocation's
+    deadline), None when it has none: a later delivery that finds the commit unfinished after
+    it knows the winner died and finishes it at once, instead of waiting for it."""
 
     def to_item(self) -> dict[str, Any]:
         """The marker attributes of the commit."""
-        return {
+        item = {
             "attempt": {"S": self.attempt},
             "items": n(self.items),
             "result_rows": n(self.result_rows),
             "failure_rows": n(self.failure_rows),
         }
+        if self.live_until is not None:
+            item["live_until"] = n(round(self.live_until, 3))
+        return item
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +122,8 @@ class CommittedChunk:
     items: int
     result_rows: int
     failure_rows: int
+    live_until: float | None = None
+    """The committing delivery's deadline (`ChunkCommit.live_until`), None if unknown."""
 
     @property
     def label(self) -> str:
@@ -155,6 +164,7 @@ def committed_from_item(item: Mapping[str, Any]) -> CommittedChunk:
         items=int(_num(item, "items", ok + failed)),
         result_rows=int(_num(item, "result_rows", ok)),
         failure_rows=int(_num(item, "failure_rows", failed)),
+        live_until=float(item["live_until"]["N"]) if "live_until" in item else None,
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,10 +22,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pipeline.ledger.ingest import ManifestObject
+from pipeline.ledger.markers import committed_chunk
 from pipeline.manifest.parse import ManifestRecord
 from pipeline.parts.layout import PartKind, chunk_part
 from pipeline.replay.replayer import ReplaySource
 from pipeline.split.chunking import Chunk
+from tests.conftest import LOCAL_STACK_PARAMETERS
 from tests.e2e.faulty_classify import FLAKY, POISON
 from tests.e2e.matrix_support import (
     Matrix,
@@ -39,6 +42,7 @@ from tests.wait import wait_until
 pytestmark = pytest.mark.e2e
 
 KILL_LINES = 24
+CLASSIFY_TIMEOUT_S = float(LOCAL_STACK_PARAMETERS["ClassifyTimeoutSeconds"])
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +91,14 @@ def row_same_event_twice(m: Matrix) -> None:
 def row_chunk_twice(m: Matrix) -> None:
     lines = [*m.good(4), m.put_image("twice.jpg", m.photo("coffee.jpg"))]
     since = datetime.now(UTC) - timedelta(seconds=5)
+    dropped = time.time()
     run = m.drop(lines)
     before = m.summary(run)
     assert before["chunks"] == 2  # lines 1-4, then line 5 alone (4 items a chunk)
+    # the marker names when the winner's invocation ends: its start (after the drop) + timeout
+    marker = committed_chunk(m.ledger, run, 1)
+    assert marker is not None and marker.live_until is not None
+    assert dropped + CLASSIFY_TIMEOUT_S - 1 < marker.live_until < time.time() + CLASSIFY_TIMEOUT_S
     # the world changes before a duplicate of chunk 1 arrives: its image is gone
     m.s3.delete_object(Bucket=m.images, Key=f"{m.prefix}/twice.jpg")
     duplicate = Chunk(run, 1, (ManifestRecord(5, m.images, f"{m.prefix}/twice.jpg"),))

@@ -36,9 +36,9 @@ from botocore.awsrequest import AWSResponse
 
 from pipeline.classify.model import Classifier
 from pipeline.classify.signed_get import SdkGetter
-from pipeline.classify.worker import ChunkWorker, fetch_client_config
+from pipeline.classify.worker import FINISH_MARGIN_S, ChunkWorker, fetch_client_config
 from pipeline.config import DEFAULT_MODEL_PATH, Settings
-from pipeline.ledger.commit import CommitTargets
+from pipeline.ledger.commit import CLOCK_SKEW_S, CommitTargets
 from pipeline.ledger.finalize import finalize_run
 from pipeline.ledger.items import ChunkCounts, table_definition
 from pipeline.ledger.table import OriginNotCountedError, RunLedger
@@ -100,7 +100,7 @@ def world(emulator, bucket, classifier):
         s3.put_object(Bucket=bucket, Key=f"{image}.jpg", Body=photos.photo_bytes(image))
     pool = ThreadPoolExecutor(2)
 
-    def delivery() -> ChunkWorker:
+    def delivery(duplicate_wait_s: float = 0.5) -> ChunkWorker:
         """A worker with clients of its own, as a second Lambda environment would have.
 
         Its image GETs all go through boto3 (`SdkGetter`): a delivery's world is made by a
@@ -114,7 +114,7 @@ def world(emulator, bucket, classifier):
             classifier,
             settings,
             pool,
-            duplicate_wait_s=0.5,
+            duplicate_wait_s=duplicate_wait_s,
             getter=SdkGetter(s3),
         )
 
@@ -213,16 +213,21 @@ def test_two_deliveries_in_different_worlds_show_each_line_once_read_raw(world, 
     assert raw.staged == []  # the winner published and cleaned up, the loser removed its own
 
 
-def test_a_delivery_that_dies_after_the_count_is_published_by_the_next_one(world):
-    # GIVEN a delivery that counts the chunk, then dies before publishing (its PUT fails)
-    a, b = world["delivery"](), world["delivery"]()
-    a.s3.meta.events.register("before-send.s3.GetObject", _missing("chelsea.jpg"))
+def _dies_after_the_count(worker: ChunkWorker) -> ChunkWorker:
+    """`worker` will count its chunk, then die before publishing (its publishing PUT fails)."""
 
     def crash_on_publish(params: dict[str, Any], **_: Any) -> None:
         if params.get("IfNoneMatch") == "*":
             raise ConnectionError("the function died here")
 
-    a.s3.meta.events.register("provide-client-params.s3.PutObject", crash_on_publish)
+    worker.s3.meta.events.register("provide-client-params.s3.PutObject", crash_on_publish)
+    return worker
+
+
+def test_a_delivery_that_dies_after_the_count_is_published_by_the_next_one(world):
+    # GIVEN a delivery that counts the chunk, then dies before publishing (its PUT fails)
+    a, b = _dies_after_the_count(world["delivery"]()), world["delivery"]()
+    a.s3.meta.events.register("before-send.s3.GetObject", _missing("chelsea.jpg"))
     with pytest.raises(ConnectionError):
         a.process(world["chunk"])
     run = world["chunk"].run
@@ -264,15 +269,52 @@ def _finalize(
     )
 
 
+def test_a_redelivery_past_the_winners_deadline_finishes_its_commit_without_waiting(world):
+    # GIVEN a delivery whose invocation ends in 1 s: it counts the chunk, then dies unpublished
+    a = _dies_after_the_count(world["delivery"]())
+    deadline = time.time() + 1.0
+    with pytest.raises(ConnectionError):
+        a.process(world["chunk"], deadline=deadline)
+    # WHEN the chunk comes back after that deadline, to a delivery that gives a live winner 60 s
+    time.sleep(max(0.0, deadline + CLOCK_SKEW_S - time.time()))
+    b = world["delivery"](duplicate_wait_s=60)
+    started = time.monotonic()
+    again = b.process(world["chunk"], deadline=time.time() + 300)
+    # THEN it finished the dead winner's commit at once: every line once, nothing staged
+    assert time.monotonic() - started < 20  # far below the 60 s a live winner is given
+    assert not again.is_counted
+    run = world["chunk"].run
+    state = RunLedger(boto3.client("dynamodb"), world["table"]).get_run(run)
+    raw = assert_exactly_once_raw(
+        world["s3"], world["bucket"], run, 2, {"ok": state.ok, "failed": state.failed}
+    )
+    assert raw.staged == []
+
+
+def test_a_duplicate_waits_for_a_live_winner_only_while_its_own_deadline_allows(world):
+    # GIVEN a winner that counted the chunk and has not published, its deadline 5 min away
+    a = _dies_after_the_count(world["delivery"]())
+    with pytest.raises(ConnectionError):
+        a.process(world["chunk"], deadline=time.time() + 300)
+    # WHEN a duplicate that gives a live winner 60 s arrives with 1 s to spare past its margin
+    b = world["delivery"](duplicate_wait_s=60)
+    started = time.monotonic()
+    again = b.process(world["chunk"], deadline=time.time() + FINISH_MARGIN_S + 1.0)
+    waited = time.monotonic() - started
+    # THEN it waited for the winner about that 1 s, then finished the commit itself
+    assert 0.5 <= waited < 20
+    assert not again.is_counted
+    run = world["chunk"].run
+    state = RunLedger(boto3.client("dynamodb"), world["table"]).get_run(run)
+    raw = assert_exactly_once_raw(
+        world["s3"], world["bucket"], run, 2, {"ok": state.ok, "failed": state.failed}
+    )
+    assert raw.staged == []
+
+
 def test_finalize_publishes_a_commit_whose_delivery_died(world):
     # GIVEN a delivery that counted the chunk and died before publishing, and no redelivery
-    a = world["delivery"]()
-
-    def crash_on_publish(params: dict[str, Any], **_: Any) -> None:
-        if params.get("IfNoneMatch") == "*":
-            raise ConnectionError("the function died here")
-
-    a.s3.meta.events.register("provide-client-params.s3.PutObject", crash_on_publish)
+    a = _dies_after_the_count(world["delivery"]())
     with pytest.raises(ConnectionError):
         a.process(world["chunk"])
     run = world["chunk"].run

@@ -2,8 +2,10 @@ import pytest
 
 from pipeline.ledger.items import (
     COUNTER_SHARDS,
+    ChunkCommit,
     ChunkCounts,
     chunk_marker,
+    committed_from_item,
     counter_update,
     run_key,
     shard_key,
@@ -120,3 +122,21 @@ def test_summing_shards_adds_every_counter_to_the_run_item():
     assert float(summed["error#X"]["N"]) == 2
     assert float(summed["compute_s"]["N"]) == 1.5
     assert summed["lines_split"] == {"N": "40"}  # Split's absolute values are not summed
+
+
+@pytest.mark.parametrize("live_until", [None, 1_764_950_400.125])
+def test_a_commit_reads_back_with_the_deadline_of_its_delivery_when_it_had_one(live_until):
+    # GIVEN a marker item as the ledger writes it: the chunk's counts and the commit
+    counts = ChunkCounts(3, 1, {"fetch": 1}, {"NoSuchKey": 1}, 1.5, 4)
+    commit = ChunkCommit("a1b2", items=4, result_rows=3, failure_rows=1, live_until=live_until)
+    item = {**run_key("r"), "sk": {"S": chunk_marker(7)}, **counts.to_item(1.0), **commit.to_item()}
+    # WHEN read back THEN it names the attempt, its rows and the deadline (or none)
+    marker = committed_from_item(item)
+    assert (marker.chunk, marker.attempt, marker.result_rows, marker.failure_rows) == (
+        7,
+        "a1b2",
+        3,
+        1,
+    )
+    assert marker.live_until == live_until
+    assert ("live_until" in item) is (live_until is not None)
