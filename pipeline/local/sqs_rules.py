@@ -6,7 +6,9 @@ queue's `MaximumMessageSize` in UTF-8 bytes. moto takes any character and counts
 so a key holding U+FFFF, or a message of multi-byte keys near the cap, passed every local test
 and would fail the Split pass on AWS at every retry. This module hooks moto's
 `SQSBackend._validate_message` (SendMessage and every SendMessageBatch entry go through it) to
-refuse what AWS refuses.
+refuse what AWS refuses. A batch's bodies together are capped at 1 MiB too, also in bytes
+(`BatchRequestTooLong`), where moto sums characters: `SQSBackend.send_message_batch` is hooked
+for that.
 """
 
 from __future__ import annotations
@@ -29,8 +31,12 @@ def disallowed_character(body: str) -> str | None:
 
 def install_sqs_message_rules() -> None:
     """Hook moto's SQS backend (idempotent)."""
-    from moto.sqs.exceptions import InvalidParameterValue, SQSException  # noqa: PLC0415
-    from moto.sqs.models import SQSBackend  # noqa: PLC0415  # moto imports slowly
+    from moto.sqs.exceptions import (  # noqa: PLC0415  # moto imports slowly
+        BatchRequestTooLong,
+        InvalidParameterValue,
+        SQSException,
+    )
+    from moto.sqs.models import MAXIMUM_MESSAGE_LENGTH, SQSBackend  # noqa: PLC0415
 
     with _install_lock:
         original = SQSBackend._validate_message  # the one place moto checks a body
@@ -47,7 +53,7 @@ def install_sqs_message_rules() -> None:
                     "the set of allowed characters is #x9 | #xA | #xD | #x20 to #xD7FF | "
                     "#xE000 to #xFFFD | #x10000 to #x10FFFF",
                 )
-            size = len(message_body.encode("utf-8", "surrogatepass"))
+            size = _utf8_bytes(message_body)
             if size > int(queue.maximum_message_size):
                 raise InvalidParameterValue(
                     "One or more parameters are invalid. Reason: Message must be shorter than "
@@ -55,5 +61,19 @@ def install_sqs_message_rules() -> None:
                 )
             original(self, queue, message_body, *args, **kwargs)
 
+        original_batch = SQSBackend.send_message_batch
+
+        @functools.wraps(original_batch)
+        def send_batch(self: Any, queue_name: str, entries: dict[str, dict[str, Any]]) -> Any:
+            size = sum(_utf8_bytes(entry.get("MessageBody", "")) for entry in entries.values())
+            if size > MAXIMUM_MESSAGE_LENGTH:
+                raise BatchRequestTooLong(size)
+            return original_batch(self, queue_name, entries)
+
         validate._lambdaflow_rules = True  # type: ignore[attr-defined]
         SQSBackend._validate_message = validate  # type: ignore[method-assign]
+        SQSBackend.send_message_batch = send_batch  # type: ignore[method-assign]
+
+
+def _utf8_bytes(body: str) -> int:
+    return len(body.encode("utf-8", "surrogatepass"))

@@ -121,9 +121,28 @@ def test_sqs_counts_a_message_s_size_in_utf8_bytes(sqs):
     # WHEN sent alone or in a batch / THEN refused, as AWS counts bytes (moto counts characters)
     with pytest.raises(ClientError, match="shorter than"):
         sqs.send_message(QueueUrl=url, MessageBody=body)
-    with pytest.raises(ClientError, match="shorter than"):
+    with pytest.raises(ClientError, match="shorter than|cannot be longer than"):
         sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": "a", "MessageBody": body}])
     sqs.send_message(QueueUrl=url, MessageBody="é" * (SQS_MAX_MESSAGE_BYTES // 2))
+
+
+def test_sqs_caps_a_batch_s_bodies_together_at_1_mib_in_utf8_bytes(sqs):
+    # GIVEN four bodies of 2-byte characters, each well under the cap, together 1 MiB + 4 bytes
+    # (moto sums characters: half a MiB)
+    url = _queue(sqs)
+    quarter = "é" * (SQS_MAX_MESSAGE_BYTES // 8 + 1)
+    entries = [{"Id": str(i), "MessageBody": quarter} for i in range(4)]
+    # WHEN sent in one batch / THEN refused as a whole, as AWS does: nothing is queued
+    with pytest.raises(ClientError) as refused:
+        sqs.send_message_batch(QueueUrl=url, Entries=entries)
+    assert refused.value.response["Error"]["Code"].endswith("BatchRequestTooLong")
+    assert "Messages" not in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+    # AND a batch of exactly 1 MiB is taken whole
+    exact = "é" * (SQS_MAX_MESSAGE_BYTES // 8)
+    sent = sqs.send_message_batch(
+        QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": exact} for i in range(4)]
+    )
+    assert (len(sent["Successful"]), sent.get("Failed", [])) == (4, [])
 
 
 @pytest.mark.parametrize("char", ["\uffff", "\ufffe", "\x01", "\x1f"])
