@@ -43,9 +43,17 @@ completion = CompletionSignal(
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def record_handler(record: SQSRecord, lambda_context: Any) -> None:
-    """One chunk (or replay chunk); raising fails just this record (then the WorkDLQ)."""
-    deadline = time.time() + lambda_context.get_remaining_time_in_millis() / 1000
+def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
+    """One chunk (or replay chunk); raising fails just this record (then the WorkDLQ).
+
+    Powertools passes `lambda_context` when the handler had one: its deadline goes into the
+    chunk's commit (`ChunkWorker.process`).
+    """
+    deadline = (
+        None
+        if lambda_context is None
+        else time.time() + lambda_context.get_remaining_time_in_millis() / 1000
+    )
     report = worker.process(*parse_work_message(orjson.loads(record.body)), deadline=deadline)
     record_chunk(
         metrics, ok=report.ok, failed_by_stage=report.failed_by_stage, seconds=report.seconds
