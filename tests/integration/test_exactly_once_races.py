@@ -224,6 +224,17 @@ def _dies_after_the_count(worker: ChunkWorker) -> ChunkWorker:
     return worker
 
 
+def _assert_finished_once(world: dict[str, Any]) -> Any:
+    """The chunk's run read raw: each line once, as the ledger counts it, nothing left staged."""
+    run = world["chunk"].run
+    state = RunLedger(boto3.client("dynamodb"), world["table"]).get_run(run)
+    raw = assert_exactly_once_raw(
+        world["s3"], world["bucket"], run, 2, {"ok": state.ok, "failed": state.failed}
+    )
+    assert raw.staged == []
+    return raw
+
+
 def test_a_delivery_that_dies_after_the_count_is_published_by_the_next_one(world):
     # GIVEN a delivery that counts the chunk, then dies before publishing (its PUT fails)
     a, b = _dies_after_the_count(world["delivery"]()), world["delivery"]()
@@ -236,12 +247,8 @@ def test_a_delivery_that_dies_after_the_count_is_published_by_the_next_one(world
     again = b.process(world["chunk"])
     # THEN it does nothing of its own but publishes the winner's parts and sends its failures
     assert not again.is_counted
-    state = RunLedger(boto3.client("dynamodb"), world["table"]).get_run(run)
-    raw = assert_exactly_once_raw(
-        world["s3"], world["bucket"], run, 2, {"ok": state.ok, "failed": state.failed}
-    )
+    raw = _assert_finished_once(world)
     assert [r["line"] for r in raw.failures] == [2]
-    assert raw.staged == []
     sent = world["sqs"].receive_message(QueueUrl=world["queue"], MaxNumberOfMessages=10)
     assert [m["Body"].count('"line":2') for m in sent.get("Messages", [])] == [1]
 
@@ -283,12 +290,7 @@ def test_a_redelivery_past_the_winners_deadline_finishes_its_commit_without_wait
     # THEN it finished the dead winner's commit at once: every line once, nothing staged
     assert time.monotonic() - started < 20  # far below the 60 s a live winner is given
     assert not again.is_counted
-    run = world["chunk"].run
-    state = RunLedger(boto3.client("dynamodb"), world["table"]).get_run(run)
-    raw = assert_exactly_once_raw(
-        world["s3"], world["bucket"], run, 2, {"ok": state.ok, "failed": state.failed}
-    )
-    assert raw.staged == []
+    _assert_finished_once(world)
 
 
 def test_a_duplicate_waits_for_a_live_winner_only_while_its_own_deadline_allows(world):
@@ -304,12 +306,7 @@ def test_a_duplicate_waits_for_a_live_winner_only_while_its_own_deadline_allows(
     # THEN it waited for the winner about that 1 s, then finished the commit itself
     assert 0.5 <= waited < 20
     assert not again.is_counted
-    run = world["chunk"].run
-    state = RunLedger(boto3.client("dynamodb"), world["table"]).get_run(run)
-    raw = assert_exactly_once_raw(
-        world["s3"], world["bucket"], run, 2, {"ok": state.ok, "failed": state.failed}
-    )
-    assert raw.staged == []
+    _assert_finished_once(world)
 
 
 def test_finalize_publishes_a_commit_whose_delivery_died(world):
