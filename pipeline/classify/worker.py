@@ -259,7 +259,9 @@ class ChunkWorker:
         report = ChunkReport(chunk.run, chunk.number, ok, tuple(failures), seconds, False)
         commit = ChunkCommit(attempt, chunk.lines, ok, len(failures), live_until=deadline)
         with span("ledger"):
-            is_counted = self._count(report, replay, commit)
+            is_counted = self._count(report, replay, commit) or self._is_own_commit(
+                chunk, replay_round, attempt
+            )
         if is_counted:
             self._publish(chunk, replay_round, commit, failures)
         else:  # a duplicate delivered at the same time counted it first
@@ -337,6 +339,17 @@ class ChunkWorker:
         marker = committed_chunk(self.ledger, chunk.run, chunk.number, replay_round=replay_round)
         if marker is not None:
             roll_forward(self.targets, chunk.run, marker, wait_s=self._wait_s(deadline))
+
+    def _is_own_commit(self, chunk: Chunk, replay_round: int, attempt: str) -> bool:
+        """Whether the marker that refused this delivery's count names this very attempt.
+
+        A refusal normally means another delivery won. If the marker names this attempt, an
+        earlier try of this same write was applied and its answer lost (a retried request that
+        the ledger, remembering no request, refused as already counted): this delivery won, and
+        must publish, or its counted parts would never be readable.
+        """
+        marker = committed_chunk(self.ledger, chunk.run, chunk.number, replay_round=replay_round)
+        return marker is not None and marker.attempt == attempt
 
     def _wait_s(self, deadline: float | None) -> float:
         """How long this delivery may wait for another's commit: what its deadline leaves."""

@@ -253,6 +253,33 @@ def test_a_delivery_that_dies_after_the_count_is_published_by_the_next_one(world
     assert [m["Body"].count('"line":2') for m in sent.get("Messages", [])] == [1]
 
 
+def test_a_count_whose_answer_was_lost_is_this_deliverys_and_it_publishes(world):
+    # GIVEN a delivery whose ledger write is applied but whose answer is lost, so the write is
+    # made again and refused as already counted (a retry that DynamoDB does not match to the
+    # first request, as the emulator never does)
+    a = world["delivery"]()
+    a.s3.meta.events.register("before-send.s3.GetObject", _missing("chelsea.jpg"))
+    elsewhere = boto3.client("dynamodb")
+    applied: list[bool] = []
+
+    def applied_then_lost(params: dict[str, Any], **_: Any) -> None:
+        if not applied:
+            elsewhere.transact_write_items(**params)
+            applied.append(True)
+
+    a.ledger.client.meta.events.register(
+        "provide-client-params.dynamodb.TransactWriteItems", applied_then_lost
+    )
+    # WHEN it processes the chunk
+    report = a.process(world["chunk"])
+    # THEN it knows the count is its own and publishes: each line once read raw, its failure sent
+    assert applied and report.is_counted
+    raw = _assert_finished_once(world)
+    assert [r["line"] for r in raw.failures] == [2]
+    sent = world["sqs"].receive_message(QueueUrl=world["queue"], MaxNumberOfMessages=10)
+    assert [m["Body"].count('"line":2') for m in sent.get("Messages", [])] == [1]
+
+
 def _finalize(
     world: dict[str, Any],
     run: str,
