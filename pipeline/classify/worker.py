@@ -344,9 +344,10 @@ class ChunkWorker:
         """Whether the marker that refused this delivery's count names this very attempt.
 
         A refusal normally means another delivery won. If the marker names this attempt, an
-        earlier try of this same write was applied and its answer lost (a retried request that
-        the ledger, remembering no request, refused as already counted): this delivery won, and
-        must publish, or its counted parts would never be readable.
+        earlier try of this same write was applied and its answer lost, and the retry was not
+        matched to it (DynamoDB matches botocore's retries by their token for 10 minutes, but
+        not a request sent anew): this delivery won, and must publish, or its counted parts
+        would never be readable.
         """
         marker = committed_chunk(self.ledger, chunk.run, chunk.number, replay_round=replay_round)
         return marker is not None and marker.attempt == attempt

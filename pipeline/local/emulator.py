@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from pipeline.config import Settings
 from pipeline.local.dispatch_cache import install_dispatch_cache
 from pipeline.local.dynamodb_conflicts import install_transaction_conflicts
+from pipeline.local.dynamodb_idempotency import install_idempotent_transactions
 from pipeline.local.parse_lock import install_parse_lock
 from pipeline.local.quotas import install_step_functions_quotas
 from pipeline.local.sqs_receive_cost import install_cheap_receives
@@ -74,6 +75,7 @@ def start_emulator(port: int = 0) -> Emulator:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     # AWS's isolation and conflicts, its Step Functions quotas and SQS rules, which moto lacks.
     install_transaction_conflicts()
+    install_idempotent_transactions()  # a retried transaction with its token: applied once
     install_step_functions_quotas(Settings.from_env().local_max_history_events)
     install_sqs_message_rules()  # AWS's allowed characters and byte-counted size
     install_dispatch_cache()  # ~1 ms of CPU less per request (see dispatch_cache)

@@ -255,8 +255,9 @@ def test_a_delivery_that_dies_after_the_count_is_published_by_the_next_one(world
 
 def test_a_count_whose_answer_was_lost_is_this_deliverys_and_it_publishes(world):
     # GIVEN a delivery whose ledger write is applied but whose answer is lost, so the write is
-    # made again and refused as already counted (a retry that DynamoDB does not match to the
-    # first request, as the emulator never does)
+    # made again and refused as already counted: a retry that DynamoDB does not match to the
+    # first request (another token; botocore's own retries keep theirs, and DynamoDB matches
+    # them for 10 minutes: tests/integration/test_dynamodb_idempotency.py)
     a = world["delivery"]()
     a.s3.meta.events.register("before-send.s3.GetObject", _missing("chelsea.jpg"))
     elsewhere = boto3.client("dynamodb")
