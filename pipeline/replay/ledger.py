@@ -6,6 +6,7 @@ Run item attributes (beside `pipeline/ledger/table.py`'s):
     replay_chunks_sent  replay chunks sent over all rounds (ADDed by each claim)
     replay_chunks_done  replay chunks counted (ADDed by `RunLedger.record_replay_chunk`)
     replay_pruned       the last round whose lines were removed from the earlier failure parts
+    replay_claim        the id of the claim that took the last round (a random one per claim)
 
 A round is claimed only on a finished run (status not RUNNING: every counted chunk's parts are
 published, so the failure view is final) and only once the previous round is pruned, so a
@@ -17,10 +18,16 @@ lines in flight at once would each move the lines out of the same failure and co
 the claim makes that impossible, and it makes round numbers dense and unique without reading
 the parts. A round whose chunk is stuck in the WorkDLQ blocks the next claim until the WorkDLQ
 is replayed (the message says so).
+
+A claim names itself (`replay_claim`): when its answer is lost and botocore sends the same
+UpdateItem again (a reset connection), the repeat fails its own condition, and the claim that did
+take the round is recognised as this one instead of read as another replay in progress (which
+would have left the round claimed, its chunks never sent, and every later replay refused).
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -114,29 +121,46 @@ class ReplayLedger:
             "(attribute_not_exists(replay_pruned) OR replay_pruned = :previous) AND "
             "(attribute_not_exists(replay_chunks_sent) OR replay_chunks_sent <= :done)"
         )
+        claim = uuid.uuid4().hex
+        next_round = current.replay_round + 1
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key=run_key(run),
                 UpdateExpression=(
-                    "SET replay_round = :round, replay_pruned = :previous "
+                    "SET replay_round = :round, replay_pruned = :previous, replay_claim = :claim "
                     "ADD replay_chunks_sent :chunks"
                 ),
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
-                    ":round": n(current.replay_round + 1),
+                    ":round": n(next_round),
                     ":previous": n(current.replay_round),
                     ":chunks": n(chunks),
                     ":done": n(current.done),
                     ":running": {"S": RunStatus.RUNNING.value},
+                    ":claim": {"S": claim},
                 },
             )
         except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise write_error_from(exc, f"claiming a replay round of run {run}") from exc
+            if not self._is_claimed_by(run, claim, next_round):
                 raise self._refusal(run) from exc
-            raise write_error_from(exc, f"claiming a replay round of run {run}") from exc
-        return current.replay_round + 1
+        return next_round
+
+    def _is_claimed_by(self, run: str, claim: str, replay_round: int) -> bool:
+        """Whether round `replay_round` was taken by `claim` (its earlier, applied try)."""
+        item = self._client.get_item(
+            TableName=self._table,
+            Key=run_key(run),
+            ConsistentRead=True,
+            ProjectionExpression="replay_round, replay_claim",
+        ).get("Item", {})
+        return (
+            item.get("replay_claim", {}).get("S") == claim
+            and _int(item, "replay_round") == replay_round
+        )
 
     def mark_pruned(self, run: str, replay_round: int) -> None:
         """Record that round `replay_round`'s lines are gone from the earlier failure parts."""

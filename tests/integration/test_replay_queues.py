@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -51,6 +52,32 @@ def test_a_round_is_claimed_only_when_the_previous_one_was_fully_counted(dynamod
         replays.claim_round(RUN, chunks=1)
     replays.mark_pruned(RUN, 1)
     assert replays.claim_round(RUN, chunks=1) == 2
+
+
+def test_a_claim_whose_answer_is_lost_is_known_as_its_own_when_botocore_sends_it_again(
+    dynamodb, table
+):
+    # GIVEN a finished run, and a client that "loses" the answer to the first UpdateItem that
+    # succeeds: botocore sends the very same request again, which fails its own condition
+    ledger, replays = RunLedger(dynamodb, table), ReplayLedger(dynamodb, table)
+    ledger.start_run(RUN, manifest="s3://in/m.csv")
+    ledger.mark_finished(RUN, RunStatus.SUCCEEDED)
+    sent: list[int] = []
+
+    def lose_the_first_answer(attempts: int, response: Any, **_: Any) -> float | None:
+        sent.append(attempts)
+        succeeded = response is not None and response[0].status_code == 200
+        return 0 if attempts == 1 and succeeded else None
+
+    dynamodb.meta.events.register_first("needs-retry.dynamodb.UpdateItem", lose_the_first_answer)
+    # WHEN a replay claims a round
+    taken = replays.claim_round(RUN, chunks=2)
+    # THEN it took round 1 once (not "a replay in progress"), and that round can finish
+    assert (taken, sent) == (1, [1, 2])
+    progress = replays.progress(RUN)
+    assert (progress.replay_round, progress.sent) == (1, 2)
+    with pytest.raises(ReplayInProgressError):  # its own 2 chunks are not counted yet
+        replays.claim_round(RUN, chunks=1)
 
 
 def test_chunks_never_sent_are_given_back_so_the_next_round_is_not_blocked(dynamodb, table):
