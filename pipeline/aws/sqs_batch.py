@@ -146,9 +146,18 @@ def iter_batches(
 
 
 def send_batch(
-    client: SQSClient, queue: SqsQueue, entries: Sequence[SqsEntry], resend: ResendPolicy
+    client: SQSClient,
+    queue: SqsQueue,
+    entries: Sequence[SqsEntry],
+    resend: ResendPolicy,
+    *,
+    on_sent: Callable[[Sequence[SqsEntry]], None] | None = None,
 ) -> BatchSent:
     """Send one batch until SQS accepted every entry; re-send only the entries it failed.
+
+    `on_sent` hears of the entries each call got accepted, also when the batch then fails: a
+    caller that must account for exactly what was sent (a replay giving back its unsent chunks)
+    knows it even when this raises.
 
     Raises:
         ThrottledError: entries still failed after `resend.attempts` calls (retryable).
@@ -162,7 +171,7 @@ def send_batch(
         if attempt:
             resend.sleep(resend.backoff_s(attempt))
             resent += len(pending)
-        pending = _send_once(client, queue, pending)
+        pending = _send_once(client, queue, pending, on_sent)
         calls += 1
     if pending:
         raise ThrottledError(
@@ -174,7 +183,12 @@ def send_batch(
     return BatchSent(calls=calls, resent=resent)
 
 
-def _send_once(client: SQSClient, queue: SqsQueue, entries: list[SqsEntry]) -> list[SqsEntry]:
+def _send_once(
+    client: SQSClient,
+    queue: SqsQueue,
+    entries: list[SqsEntry],
+    on_sent: Callable[[Sequence[SqsEntry]], None] | None,
+) -> list[SqsEntry]:
     """One SendMessageBatch; return the entries SQS failed through no fault of ours."""
     request = [{"Id": entry.id, "MessageBody": entry.body} for entry in entries]
     try:
@@ -182,6 +196,9 @@ def _send_once(client: SQSClient, queue: SqsQueue, entries: list[SqsEntry]) -> l
     except ClientError as exc:
         raise write_error_from(exc, f"sending {queue.noun} to {queue.url}") from exc
     failed = response.get("Failed", [])
+    if on_sent is not None:
+        failed_ids = {f["Id"] for f in failed}
+        on_sent([entry for entry in entries if entry.id not in failed_ids])
     refused = [f.get("Code") or "SenderFault" for f in failed if f.get("SenderFault")]
     if refused:
         codes = sorted(set(refused))

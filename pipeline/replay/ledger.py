@@ -7,6 +7,7 @@ Run item attributes (beside `pipeline/ledger/table.py`'s):
     replay_chunks_done  replay chunks counted (ADDed by `RunLedger.record_replay_chunk`)
     replay_pruned       the last round whose lines were removed from the earlier failure parts
     replay_claim        the id of the claim that took the last round (a random one per claim)
+    replay_released     the last round that gave back chunks it never sent
 
 A round is claimed only on a finished run (status not RUNNING: every counted chunk's parts are
 published, so the failure view is final) and only once the previous round is pruned, so a
@@ -190,16 +191,28 @@ class ReplayLedger:
             return still_running(run)
         return _in_progress(run, self.progress(run))
 
-    def release(self, run: str, *, chunks: int) -> None:
-        """Give back `chunks` claimed replay chunks that were never sent (a broken send)."""
+    def release(self, run: str, replay_round: int, *, chunks: int) -> None:
+        """Give back `chunks` of round `replay_round`'s claim that were never sent (a broken send).
+
+        Once per round (its send breaks once, then the replay ends), and recorded
+        (`replay_released`): a repeat of this update, sent again after its answer was lost,
+        fails its condition instead of giving the chunks back twice.
+        """
         if chunks <= 0:
             return
-        self._client.update_item(
-            TableName=self._table,
-            Key=run_key(run),
-            UpdateExpression="ADD replay_chunks_sent :minus",
-            ExpressionAttributeValues={":minus": n(-chunks)},
-        )
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=run_key(run),
+                UpdateExpression="ADD replay_chunks_sent :minus SET replay_released = :round",
+                ConditionExpression=(
+                    "attribute_not_exists(replay_released) OR replay_released < :round"
+                ),
+                ExpressionAttributeValues={":minus": n(-chunks), ":round": n(replay_round)},
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":  # else: given back already
+                raise write_error_from(exc, f"giving back replay chunks of {run}") from exc
 
     def settle(self, state: RunState) -> RunStatus:
         """Re-decide a finished run's status after a replay; return it (RUNNING/FAILED: kept).

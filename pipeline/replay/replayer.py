@@ -141,7 +141,7 @@ class Replayer:
         chunks = self._chunks(chosen, replay_round=0)  # numbered before the round is known
         replay_round = self.replays.claim_round(run, chunks=len(chunks))
         chunks = self._chunks(chosen, replay_round=replay_round, origins=origins)
-        sent = self._send(run, chunks)
+        sent = self._send(run, replay_round, chunks)
         attempts = {r.line: r.attempts for r in chosen}
         acknowledged = acknowledge_failures(
             self.sqs,
@@ -159,22 +159,24 @@ class Replayer:
             origin_keys=frozenset(keys[line] for line in lines),
         )
 
-    def _send(self, run: str, chunks: list[ReplayChunk]) -> list[ReplayChunk]:
+    def _send(self, run: str, replay_round: int, chunks: list[ReplayChunk]) -> list[ReplayChunk]:
         """Send the round's chunks; if sending breaks, give back the claim of the unsent ones.
 
         Their lines keep their old failure records (never touched), so a later replay takes
-        them again; the next round is not blocked by chunks that will never be counted.
+        them again; the next round is not blocked by chunks that will never be counted. What
+        went out is counted by the chunks SQS accepted, call by call: a batch that fails part
+        way has sent the rest of its entries, and giving those back too would let the next
+        round claim their lines while they are still on their way (each counted twice).
         """
-        sent: list[ReplayChunk] = []
+        accepted: set[int] = set()
         try:
             for start in range(0, len(chunks), SEND_GROUP):
                 group = chunks[start : start + SEND_GROUP]
-                send_chunks(self.sqs, self.targets.work_queue_url, group)
-                sent.extend(group)
+                send_chunks(self.sqs, self.targets.work_queue_url, group, on_sent=accepted.update)
         except Exception:
-            self.replays.release(run, chunks=len(chunks) - len(sent))
+            self.replays.release(run, replay_round, chunks=len(chunks) - len(accepted))
             raise
-        return sent
+        return chunks
 
     def replay_dlq(
         self, run: str | None, *, limit: int | None = None, dry_run: bool = False

@@ -23,6 +23,7 @@ is forced with botocore event hooks on each delivery's own clients, never by edi
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
@@ -38,13 +39,14 @@ from pipeline.classify.model import Classifier
 from pipeline.classify.signed_get import SdkGetter
 from pipeline.classify.worker import FINISH_MARGIN_S, ChunkWorker, fetch_client_config
 from pipeline.config import DEFAULT_MODEL_PATH, Settings
+from pipeline.failures import ThrottledError
 from pipeline.ledger.commit import CLOCK_SKEW_S, CommitTargets
 from pipeline.ledger.finalize import finalize_run
 from pipeline.ledger.items import ChunkCounts, table_definition
 from pipeline.ledger.table import OriginNotCountedError, RunLedger
 from pipeline.manifest.reader import ManifestRecord
 from pipeline.replay.chunks import ReplayFilter
-from pipeline.replay.ledger import ReplayLedger, RunStillRunningError
+from pipeline.replay.ledger import ReplayInProgressError, ReplayLedger, RunStillRunningError
 from pipeline.replay.replayer import Replayer, ReplayTargets, replay_runs
 from pipeline.split.chunking import Chunk
 from pipeline.split.work_message import parse_work_message
@@ -494,3 +496,66 @@ def test_a_replay_crashed_before_pruning_is_pruned_by_the_next_replay(world):
     )
     assert raw.failures == []
     assert replayer.replays.progress(run).is_pruned
+
+
+def _failing_entry(sqs: Any, entry_id: str) -> None:
+    """This client's SendMessageBatch never gets entry `entry_id` through (SQS fails it, not as
+    the sender's fault); the batch's other entries really are sent. A call of that entry alone
+    is answered here, as SQS would, without reaching the server."""
+    failed = {"Id": entry_id, "SenderFault": False, "Code": "InternalError"}
+    alone: list[bool] = []
+
+    def drop(params: dict[str, Any], **_: Any) -> None:
+        others = [e for e in params["Entries"] if e["Id"] != entry_id]
+        alone[:] = [not others]
+        params["Entries"] = others or params["Entries"]
+
+    def answer_alone(**_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        if alone[0]:
+            return AWSResponse("", 200, {}, _Raw(b"")), {"Successful": [], "Failed": [failed]}
+        return None
+
+    def report(parsed: dict[str, Any], **_: Any) -> None:
+        if failed not in parsed.setdefault("Failed", []):
+            parsed["Failed"].append(failed)
+
+    sqs.meta.events.register("provide-client-params.sqs.SendMessageBatch", drop)
+    sqs.meta.events.register("before-call.sqs.SendMessageBatch", answer_alone)
+    sqs.meta.events.register("after-call.sqs.SendMessageBatch", report)
+
+
+def test_a_replay_whose_send_breaks_part_way_gives_back_only_the_chunks_never_sent(world):
+    # GIVEN a finished run whose two lines both failed, replayed one line a chunk, by a replayer
+    # whose SQS accepts chunk 0 of the round and fails chunk 1 on every try
+    run = world["chunk"].run
+    first = world["delivery"]()
+    for key in ("coffee.jpg", "chelsea.jpg"):
+        first.s3.meta.events.register("before-send.s3.GetObject", _missing(key))
+    first.process(world["chunk"])
+    _finish(world, run)
+    base = world["replayer"]
+    sqs = boto3.client("sqs")
+    _failing_entry(sqs, "1")
+    replayer = Replayer(
+        s3=base.s3,
+        sqs=sqs,
+        ledger=base.ledger,
+        replays=base.replays,
+        targets=dataclasses.replace(base.targets, chunk_items=1),
+    )
+    # WHEN the replay's send breaks
+    with pytest.raises(ThrottledError):
+        replayer.replay_items(run, ReplayFilter())
+    # THEN the round keeps the claim of the chunk that went out (it is on the queue), and only
+    # the other is given back: the round is unsettled until that chunk is counted
+    progress = base.replays.progress(run)
+    assert (progress.replay_round, progress.sent, progress.done) == (1, 1, 0)
+    with pytest.raises(ReplayInProgressError):
+        base.replay_items(run, ReplayFilter())
+    # AND once it is counted, the next replay takes the line never sent: each line once
+    _run_replay_chunks(world, world["delivery"]())
+    assert base.replay_items(run, ReplayFilter()).lines == (2,)  # round 1 pruned, round 2 sent
+    _run_replay_chunks(world, world["delivery"]())
+    assert replay_runs(base, [run], ReplayFilter()) == []  # nothing left: it prunes round 2
+    raw = _assert_finished_once(world)
+    assert (raw.failures, base.ledger.get_run(run).ok) == ([], 2)

@@ -89,10 +89,32 @@ def test_chunks_never_sent_are_given_back_so_the_next_round_is_not_blocked(dynam
         ok=1, failed=0, replaced_by_stage={"fetch": 1}, replaced_by_error={"NoSuchKey": 1}
     )
     ledger.record_replay_chunk(RUN, 1, 0, one)  # chunk 0 was sent and counted ...
-    replays.release(RUN, chunks=2)  # ... then the send broke: chunks 1 and 2 never went out
+    replays.release(RUN, 1, chunks=2)  # ... then the send broke: chunks 1 and 2 never went out
     assert replays.progress(RUN).is_settled
     replays.mark_pruned(RUN, 1)
     assert replays.claim_round(RUN, chunks=1) == 2
+
+
+def test_a_give_back_whose_answer_is_lost_gives_back_once(dynamodb, table):
+    # GIVEN round 1 claimed for 3 chunks, 1 sent, and a client that "loses" the answer to the
+    # give-back: botocore sends the same update again
+    ledger, replays = RunLedger(dynamodb, table), ReplayLedger(dynamodb, table)
+    ledger.start_run(RUN, manifest="s3://in/m.csv")
+    ledger.mark_finished(RUN, RunStatus.SUCCEEDED)
+    assert replays.claim_round(RUN, chunks=3) == 1
+    sent: list[int] = []
+
+    def lose_the_first_answer(attempts: int, response: Any, **_: Any) -> float | None:
+        sent.append(attempts)
+        succeeded = response is not None and response[0].status_code == 200
+        return 0 if attempts == 1 and succeeded else None
+
+    dynamodb.meta.events.register_first("needs-retry.dynamodb.UpdateItem", lose_the_first_answer)
+    # WHEN the 2 chunks never sent are given back
+    replays.release(RUN, 1, chunks=2)
+    # THEN once: the round still waits for the chunk that went out
+    assert sent == [1, 2]
+    assert replays.progress(RUN).sent == 1
 
 
 def test_a_stalled_run_whose_chunks_all_counted_settles_as_succeeded(dynamodb, table):
