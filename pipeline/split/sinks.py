@@ -158,12 +158,13 @@ class SqsChunkSink:
         self._send(self._buffer.take())
 
     def _send(self, batch: list[SqsEntry]) -> None:
-        send_batch(self._client, self._queue, batch, self._resend, on_sent=self._accepted)
+        on_sent = self._accepted if self._on_sent is not None else None
+        send_batch(self._client, self._queue, batch, self._resend, on_sent=on_sent)
         self.sent += len(batch)
 
     def _accepted(self, entries: Sequence[SqsEntry]) -> None:
-        if self._on_sent is not None:
-            self._on_sent([int(entry.id) for entry in entries])
+        assert self._on_sent is not None  # passed to send_batch only then
+        self._on_sent([int(entry.id) for entry in entries])
 
 
 class S3ParseFailureWriter:
