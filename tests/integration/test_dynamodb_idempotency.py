@@ -14,6 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pipeline.ledger.table import RunLedger
+from tests.lost_answers import lose_first_answer
 
 pytestmark = pytest.mark.integration
 
@@ -43,15 +44,7 @@ def test_a_count_whose_answer_is_lost_is_applied_once_when_botocore_sends_it_aga
     # a call that succeeded, so the same request (and token) reaches the server twice
     ledger = RunLedger(dynamodb, table)
     ledger.start_run(RUN, manifest="s3://in/m.csv")
-    sent: list[int] = []
-
-    def lose_the_first_answer(attempts: int, **_: Any) -> float | None:
-        sent.append(attempts)
-        return 0 if attempts == 1 else None
-
-    dynamodb.meta.events.register_first(
-        "needs-retry.dynamodb.TransactWriteItems", lose_the_first_answer
-    )
+    sent = lose_first_answer(dynamodb, "TransactWriteItems")
     # WHEN a chunk is counted
     counted = ledger.record_chunk(
         RUN,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -17,6 +16,7 @@ from pipeline.ledger.table import RunLedger
 from pipeline.replay.failure_drain import acknowledge_failures
 from pipeline.replay.ledger import ReplayInProgressError, ReplayLedger
 from pipeline.replay.work_dlq import move_messages
+from tests.lost_answers import lose_first_answer
 from tests.queues import messages_held
 
 pytestmark = pytest.mark.integration
@@ -62,14 +62,7 @@ def test_a_claim_whose_answer_is_lost_is_known_as_its_own_when_botocore_sends_it
     ledger, replays = RunLedger(dynamodb, table), ReplayLedger(dynamodb, table)
     ledger.start_run(RUN, manifest="s3://in/m.csv")
     ledger.mark_finished(RUN, RunStatus.SUCCEEDED)
-    sent: list[int] = []
-
-    def lose_the_first_answer(attempts: int, response: Any, **_: Any) -> float | None:
-        sent.append(attempts)
-        succeeded = response is not None and response[0].status_code == 200
-        return 0 if attempts == 1 and succeeded else None
-
-    dynamodb.meta.events.register_first("needs-retry.dynamodb.UpdateItem", lose_the_first_answer)
+    sent = lose_first_answer(dynamodb, "UpdateItem")
     # WHEN a replay claims a round
     taken = replays.claim_round(RUN, chunks=2)
     # THEN it took round 1 once (not "a replay in progress"), and that round can finish
@@ -102,14 +95,7 @@ def test_a_give_back_whose_answer_is_lost_gives_back_once(dynamodb, table):
     ledger.start_run(RUN, manifest="s3://in/m.csv")
     ledger.mark_finished(RUN, RunStatus.SUCCEEDED)
     assert replays.claim_round(RUN, chunks=3) == 1
-    sent: list[int] = []
-
-    def lose_the_first_answer(attempts: int, response: Any, **_: Any) -> float | None:
-        sent.append(attempts)
-        succeeded = response is not None and response[0].status_code == 200
-        return 0 if attempts == 1 and succeeded else None
-
-    dynamodb.meta.events.register_first("needs-retry.dynamodb.UpdateItem", lose_the_first_answer)
+    sent = lose_first_answer(dynamodb, "UpdateItem")
     # WHEN the 2 chunks never sent are given back
     replays.release(RUN, 1, chunks=2)
     # THEN once: the round still waits for the chunk that went out
