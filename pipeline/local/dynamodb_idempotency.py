@@ -48,7 +48,7 @@ TOKENS = _Tokens()
 
 
 def install_idempotent_transactions() -> None:
-    """Hook moto's DynamoDB handler so a transaction's token makes it idempotent (idempotent)."""
+    """Hook moto's DynamoDB handler so a repeat of a transaction by its token is harmless."""
     from moto.core.responses import ActionResult  # noqa: PLC0415  # moto imports slowly
     from moto.dynamodb.exceptions import DynamodbException  # noqa: PLC0415
     from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415
