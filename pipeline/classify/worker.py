@@ -259,14 +259,15 @@ class ChunkWorker:
         report = ChunkReport(chunk.run, chunk.number, ok, tuple(failures), seconds, False)
         commit = ChunkCommit(attempt, chunk.lines, ok, len(failures), live_until=deadline)
         with span("ledger"):
-            is_counted = self._count(report, replay, commit) or self._is_own_commit(
-                chunk, replay_round, attempt
-            )
+            is_counted = self._count(report, replay, commit)
+            winner = None if is_counted else self._winner(chunk, replay_round)
+            # A refusal by a marker naming this very attempt: see `_winner`.
+            is_counted = is_counted or (winner is not None and winner.attempt == attempt)
         if is_counted:
             self._publish(chunk, replay_round, commit, failures)
         else:  # a duplicate delivered at the same time counted it first
             logger.info("chunk %d was counted meanwhile", chunk.number, extra={"run": chunk.run})
-            self._discard(chunk, replay_round, attempt, deadline)
+            self._discard(chunk, replay_round, attempt, deadline, winner)
         return ChunkReport(chunk.run, chunk.number, report.ok, report.failures, seconds, is_counted)
 
     def new_attempt(self) -> str:
@@ -331,17 +332,21 @@ class ChunkWorker:
             resettle_if_finished(self.ledger, self.s3, self.settings.results_bucket, chunk.run)
 
     def _discard(
-        self, chunk: Chunk, replay_round: int, attempt: str, deadline: float | None
+        self,
+        chunk: Chunk,
+        replay_round: int,
+        attempt: str,
+        deadline: float | None,
+        winner: CommittedChunk | None,
     ) -> None:
-        """A loser's clean-up, then finish the winner's commit if it died half-way."""
+        """A loser's clean-up, then finish the `winner`'s commit if it died half-way."""
         parts = part_names(chunk.run, chunk.number, replay_round)
         delete_staged(self.s3, self.settings.results_bucket, parts, attempt)
-        marker = committed_chunk(self.ledger, chunk.run, chunk.number, replay_round=replay_round)
-        if marker is not None:
-            roll_forward(self.targets, chunk.run, marker, wait_s=self._wait_s(deadline))
+        if winner is not None:
+            roll_forward(self.targets, chunk.run, winner, wait_s=self._wait_s(deadline))
 
-    def _is_own_commit(self, chunk: Chunk, replay_round: int, attempt: str) -> bool:
-        """Whether the marker that refused this delivery's count names this very attempt.
+    def _winner(self, chunk: Chunk, replay_round: int) -> CommittedChunk | None:
+        """The marker that refused this delivery's count (read once, consistently).
 
         A refusal normally means another delivery won. If the marker names this attempt, an
         earlier try of this same write was applied and its answer lost, and the retry was not
@@ -349,8 +354,7 @@ class ChunkWorker:
         not a request sent anew): this delivery won, and must publish, or its counted parts
         would never be readable.
         """
-        marker = committed_chunk(self.ledger, chunk.run, chunk.number, replay_round=replay_round)
-        return marker is not None and marker.attempt == attempt
+        return committed_chunk(self.ledger, chunk.run, chunk.number, replay_round=replay_round)
 
     def _wait_s(self, deadline: float | None) -> float:
         """How long this delivery may wait for another's commit: what its deadline leaves."""
