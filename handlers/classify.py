@@ -9,13 +9,10 @@ from typing import Any
 import boto3
 import orjson
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from handlers._batch import sqs_batch_processor
 from handlers._cold_start import cold_start
 from handlers._metrics import metrics, published, record_chunk
 from pipeline.aws.retries import data_path_config
@@ -40,7 +37,7 @@ worker = ChunkWorker(
 completion = CompletionSignal(
     ledger, boto3.client("stepfunctions"), stall_timeout_s=settings.stall_timeout_s
 )
-processor = BatchProcessor(event_type=EventType.SQS)
+processor = sqs_batch_processor(logger)
 
 
 def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:

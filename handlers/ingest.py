@@ -11,13 +11,10 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from handlers._batch import sqs_batch_processor
 from handlers._cold_start import cold_start
 from pipeline.ledger.delivery import Action, ChecksumPolicy, ingest_notification
 
@@ -25,7 +22,7 @@ logger = Logger()
 settings = cold_start("state_machine_arn")
 sfn = boto3.client("stepfunctions")
 s3 = boto3.client("s3")
-processor = BatchProcessor(event_type=EventType.SQS)
+processor = sqs_batch_processor(logger)
 TIMEOUT_MARGIN_S = 5.0
 """Time kept free of checksum waits, so a batch never runs into the function's timeout."""
 

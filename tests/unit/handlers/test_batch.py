@@ -1,0 +1,63 @@
+"""The SQS batch processor: a record that raises is retried, and the log says why."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import process_partial_response
+
+from handlers._batch import sqs_batch_processor
+
+
+def _record(message_id: str, body: str) -> dict:
+    return {
+        "messageId": message_id,
+        "receiptHandle": f"handle-{message_id}",
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:work",
+        "awsRegion": "us-east-1",
+    }
+
+
+def _crash_on_bad(record) -> str:
+    if record.body == "bad":
+        raise RuntimeError("the ledger refused chunk 7")
+    return record.body
+
+
+def test_a_record_that_raises_is_reported_and_logged_with_its_traceback():
+    # GIVEN a processor logging to a buffer, and a batch whose second record raises
+    out = io.StringIO()
+    logger = Logger(service="test-batch", logger_handler=logging.StreamHandler(out))
+    processor = sqs_batch_processor(logger)
+    event = {"Records": [_record("m-1", "ok"), _record("m-2", "bad"), _record("m-3", "ok")]}
+    # WHEN the batch is processed
+    response = process_partial_response(
+        event=event, record_handler=_crash_on_bad, processor=processor
+    )
+    # THEN only that record goes back to the queue
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-2"}]}
+    # AND one WARNING line says why, with the exception and where it was raised
+    (line,) = [json.loads(text) for text in out.getvalue().splitlines()]
+    assert line["level"] == "WARNING"
+    assert "the ledger refused chunk 7" in line["exception"]
+    assert "_crash_on_bad" in line["exception"]
+    assert line["exception_name"] == "RuntimeError"
+
+
+def test_a_clean_batch_logs_nothing():
+    out = io.StringIO()
+    logger = Logger(service="test-batch", logger_handler=logging.StreamHandler(out))
+    event = {"Records": [_record("m-1", "ok")]}
+    response = process_partial_response(
+        event=event, record_handler=_crash_on_bad, processor=sqs_batch_processor(logger)
+    )
+    assert response == {"batchItemFailures": []}
+    assert out.getvalue() == ""
