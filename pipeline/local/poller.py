@@ -129,8 +129,26 @@ class SqsPoller:
             outcome,
             reports_item_failures=self.mapping.reports_item_failures,
         )
+        if failed:
+            self._warn_left(len(failed), len(messages))
         self._settle(messages, failed)
         return len(messages)
+
+    def _warn_left(self, failed: int, received: int) -> None:
+        """Say that messages stay on the queue, and when they come back.
+
+        Lambda logs nothing here; locally a run that pauses for a whole visibility timeout
+        would otherwise look hung.
+        """
+        delay_s = self._options.redelivery_delay_s
+        when = "the queue's visibility timeout" if delay_s is None else f"{delay_s:g} s"
+        logger.warning(
+            "%s: %d of %d messages failed; they come back after %s",
+            self.mapping.function.name,
+            failed,
+            received,
+            when,
+        )
 
     def _receive_batch(self) -> list[dict[str, Any]]:
         wanted = self.mapping.batch_size

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
 
@@ -164,15 +165,19 @@ def test_a_crashing_batch_is_redelivered_then_parked_in_the_dlq(queue_with_dlq):
     assert _bodies(sqs, url) == []
 
 
-def test_partial_batch_response_deletes_only_the_successes(queue_with_dlq):
+def test_partial_batch_response_deletes_only_the_successes(queue_with_dlq, caplog):
     sqs, url, _ = queue_with_dlq
     for body in ("ok-1", "bad", "ok-2"):
         sqs.send_message(QueueUrl=url, MessageBody=body)
     poller = _poller(sqs, url, "crash_on_poison", batch_size=3)
     handled = 0
-    while handled < 3:
-        handled += poller.poll_once()
+    with caplog.at_level(logging.WARNING, logger="pipeline.local.poller"):
+        while handled < 3:
+            handled += poller.poll_once()
     assert _bodies(sqs, url) == ["bad"]
+    # AND the poller says the failed message stays, and when it comes back
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "pipeline.local.poller"]
+    assert warning == "fake: 1 of 3 messages failed; they come back after 0 s"
 
 
 def test_a_batch_past_the_function_timeout_is_killed_then_dead_lettered(emulator):
