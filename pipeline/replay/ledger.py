@@ -95,14 +95,7 @@ class ReplayLedger:
                 "replay_round, replay_chunks_sent, replay_chunks_done, replay_pruned"
             ),
         ).get("Item", {})
-        replay_round = _int(item, "replay_round")
-        return ReplayProgress(
-            replay_round=replay_round,
-            sent=_int(item, "replay_chunks_sent"),
-            done=_int(item, "replay_chunks_done"),
-            # a run replayed before rounds were pruned has no attribute: count it as pruned
-            pruned=_int(item, "replay_pruned") if "replay_pruned" in item else replay_round,
-        )
+        return _progress_of(item)
 
     def claim_round(self, run: str, *, chunks: int) -> int:
         """Take the next replay round for `chunks` replay chunks; return its number.
@@ -142,26 +135,16 @@ class ReplayLedger:
                     ":running": {"S": RunStatus.RUNNING.value},
                     ":claim": {"S": claim},
                 },
+                # a refusal carries the item that refused it: no second read to say why
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise write_error_from(exc, f"claiming a replay round of run {run}") from exc
-            if not self._is_claimed_by(run, claim, next_round):
-                raise self._refusal(run) from exc
+            refusing = exc.response.get("Item", {})
+            if not _is_claimed_by(refusing, claim, next_round):
+                raise _refusal(run, refusing) from exc
         return next_round
-
-    def _is_claimed_by(self, run: str, claim: str, replay_round: int) -> bool:
-        """Whether round `replay_round` was taken by `claim` (its earlier, applied try)."""
-        item = self._client.get_item(
-            TableName=self._table,
-            Key=run_key(run),
-            ConsistentRead=True,
-            ProjectionExpression="replay_round, replay_claim",
-        ).get("Item", {})
-        return (
-            item.get("replay_claim", {}).get("S") == claim
-            and _int(item, "replay_round") == replay_round
-        )
 
     def mark_pruned(self, run: str, replay_round: int) -> None:
         """Record that round `replay_round`'s lines are gone from the earlier failure parts."""
@@ -178,18 +161,6 @@ class ReplayLedger:
                 raise write_error_from(
                     exc, f"marking round {replay_round} of {run} pruned"
                 ) from exc
-
-    def _refusal(self, run: str) -> Exception:
-        item = self._client.get_item(
-            TableName=self._table,
-            Key=run_key(run),
-            ConsistentRead=True,
-            ProjectionExpression="#status",
-            ExpressionAttributeNames={"#status": "status"},
-        ).get("Item", {})
-        if status_of(item) is RunStatus.RUNNING:
-            return still_running(run)
-        return _in_progress(run, self.progress(run))
 
     def release(self, run: str, replay_round: int, *, chunks: int) -> None:
         """Give back `chunks` of round `replay_round`'s claim that were never sent (a broken send).
@@ -247,6 +218,30 @@ def _fields(state: RunState) -> dict[str, Any]:
 def _int(item: dict[str, Any], name: str) -> int:
     attr = item.get(name)
     return int(attr["N"]) if attr else 0
+
+
+def _progress_of(item: dict[str, Any]) -> ReplayProgress:
+    replay_round = _int(item, "replay_round")
+    return ReplayProgress(
+        replay_round=replay_round,
+        sent=_int(item, "replay_chunks_sent"),
+        done=_int(item, "replay_chunks_done"),
+        # a run replayed before rounds were pruned has no attribute: count it as pruned
+        pruned=_int(item, "replay_pruned") if "replay_pruned" in item else replay_round,
+    )
+
+
+def _is_claimed_by(item: dict[str, Any], claim: str, replay_round: int) -> bool:
+    """Whether the run item says `claim` took round `replay_round`: its own earlier try, applied."""
+    claimed = item.get("replay_claim", {}).get("S")
+    return claimed == claim and _int(item, "replay_round") == replay_round
+
+
+def _refusal(run: str, item: dict[str, Any]) -> Exception:
+    """Why the run item refused a claim: the run still runs, or a round is unfinished."""
+    if status_of(item) is RunStatus.RUNNING:
+        return still_running(run)
+    return _in_progress(run, _progress_of(item))
 
 
 def still_running(run: str) -> RunStillRunningError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -71,6 +72,30 @@ def test_a_claim_whose_answer_is_lost_is_known_as_its_own_when_botocore_sends_it
     assert (progress.replay_round, progress.sent) == (1, 2)
     with pytest.raises(ReplayInProgressError):  # its own 2 chunks are not counted yet
         replays.claim_round(RUN, chunks=1)
+
+
+def test_of_two_claims_at_once_one_takes_the_round_and_the_other_is_told_why(dynamodb, table):
+    # GIVEN a finished run, and two replays that both read "round 0, settled"; the second's
+    # UpdateItem is forced to run just after the first one's claim
+    ledger, first = RunLedger(dynamodb, table), ReplayLedger(dynamodb, table)
+    ledger.start_run(RUN, manifest="s3://in/m.csv")
+    ledger.mark_finished(RUN, RunStatus.SUCCEEDED)
+    other_client = boto3.client("dynamodb")
+    second = ReplayLedger(other_client, table)
+    taken: list[int] = []
+
+    def first_claims_now(**_: object) -> None:
+        if not taken:
+            taken.append(first.claim_round(RUN, chunks=2))
+
+    other_client.meta.events.register("before-call.dynamodb.UpdateItem", first_claims_now)
+    # WHEN the second claim's condition meets the first one's round
+    # THEN it is refused with the round that beat it, as the item that refused it says
+    with pytest.raises(ReplayInProgressError, match=r"replay round 1 is unfinished \(0 of 2 "):
+        second.claim_round(RUN, chunks=5)
+    # AND only the first claim is in the ledger
+    progress = first.progress(RUN)
+    assert (taken, progress.replay_round, progress.sent) == ([1], 1, 2)
 
 
 def test_chunks_never_sent_are_given_back_so_the_next_round_is_not_blocked(dynamodb, table):
