@@ -3,7 +3,8 @@
 Real Step Functions execution is switched on and Lambda's Docker backend off before any resource
 exists (the config must be set first, and `MOTO_PORT` must equal the server's port for
 Step Functions tasks to call back into it). AWS's DynamoDB transaction conflicts and its Step
-Functions quotas are installed on moto's backends (dynamodb_conflicts.py, quotas.py), and
+Functions quotas are installed on moto's backends (dynamodb_conflicts.py, quotas.py), S3's
+conditional writes are made atomic (s3_conditional_writes.py), and
 `ast.parse` is serialised where the interpreter's is not thread-safe (parse_lock.py).
 """
 
@@ -20,6 +21,7 @@ from pipeline.local.dynamodb_conflicts import install_transaction_conflicts
 from pipeline.local.dynamodb_idempotency import install_idempotent_transactions
 from pipeline.local.parse_lock import install_parse_lock
 from pipeline.local.quotas import install_step_functions_quotas
+from pipeline.local.s3_conditional_writes import install_atomic_conditional_writes
 from pipeline.local.sqs_receive_cost import install_cheap_receives
 from pipeline.local.sqs_rules import install_sqs_message_rules
 from pipeline.local.sqs_send_cost import install_cheap_sends
@@ -78,6 +80,7 @@ def start_emulator(port: int = 0) -> Emulator:
     install_idempotent_transactions()  # a retried transaction with its token: applied once
     install_step_functions_quotas(Settings.from_env().local_max_history_events)
     install_sqs_message_rules()  # AWS's allowed characters and byte-counted size
+    install_atomic_conditional_writes()  # of two conditional PUTs of a key, one wins
     install_dispatch_cache()  # ~1 ms of CPU less per request (see dispatch_cache)
     install_cheap_sends()  # a send does not walk the queue's messages (see sqs_send_cost)
     install_cheap_receives()  # nor does a received message (see sqs_receive_cost)
