@@ -181,6 +181,26 @@ def test_list_runs_newest_first_and_mark_finished_unknown(ledger, clock):
         ledger.mark_finished("9" * 20, RunStatus.FAILED)
 
 
+def test_listed_runs_are_read_from_the_table_not_from_the_lagging_index(ledger, dynamodb, clock):
+    # GIVEN a finished run, and an index page that still shows it running (a global secondary
+    # index is eventually consistent on AWS: the page can predate the finish)
+    run = "4" * 20
+    ledger.start_run(run, manifest="s3://in/4")
+    _chunk(ledger, run, 0, ok=3)
+    ledger.mark_finished(run, RunStatus.SUCCEEDED)
+
+    def stale(parsed, **_):
+        for item in parsed.get("Items", []):
+            item["status"] = {"S": RunStatus.RUNNING.value}
+            item.pop("finished_at", None)
+
+    dynamodb.meta.events.register("after-call.dynamodb.Query", stale)
+    # WHEN the runs are listed THEN the run is as the table says: finished, its chunk counted
+    (state,) = [s for s in ledger.list_runs() if s.run == run]
+    assert state.status is RunStatus.SUCCEEDED
+    assert (state.ok, state.finished_at) == (3, clock.now)
+
+
 class _RawBody:
     def __init__(self, data: bytes) -> None:
         self._data = data
