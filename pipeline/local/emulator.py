@@ -3,8 +3,9 @@
 Real Step Functions execution is switched on and Lambda's Docker backend off before any resource
 exists (the config must be set first, and `MOTO_PORT` must equal the server's port for
 Step Functions tasks to call back into it). AWS's DynamoDB transaction conflicts and its Step
-Functions quotas are installed on moto's backends (dynamodb_conflicts.py, quotas.py), S3's
-conditional writes are made atomic (s3_conditional_writes.py), and
+Functions quotas are installed on moto's backends (dynamodb_conflicts.py, quotas.py), as are
+DynamoDB's expression limit and transaction tokens (dynamodb_expressions.py,
+dynamodb_idempotency.py); S3's conditional writes are made atomic (s3_conditional_writes.py), and
 `ast.parse` is serialised where the interpreter's is not thread-safe (parse_lock.py).
 """
 
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 from pipeline.config import Settings
 from pipeline.local.dispatch_cache import install_dispatch_cache
 from pipeline.local.dynamodb_conflicts import install_transaction_conflicts
+from pipeline.local.dynamodb_expressions import install_expression_limits
 from pipeline.local.dynamodb_idempotency import install_idempotent_transactions
 from pipeline.local.parse_lock import install_parse_lock
 from pipeline.local.quotas import install_step_functions_quotas
@@ -78,6 +80,7 @@ def start_emulator(port: int = 0) -> Emulator:
     # AWS's isolation and conflicts, its Step Functions quotas and SQS rules, which moto lacks.
     install_transaction_conflicts()
     install_idempotent_transactions()  # a retried transaction with its token: applied once
+    install_expression_limits()  # 4 KB an expression
     install_step_functions_quotas(Settings.from_env().local_max_history_events)
     install_sqs_message_rules()  # AWS's allowed characters and byte-counted size
     install_atomic_conditional_writes()  # of two conditional PUTs of a key, one wins

@@ -2,7 +2,8 @@
 
 Step Functions' 25,000 history events (lowered here) and 256 KiB state payloads fail the
 execution; SQS refuses a message over the queue's 1 MiB (in UTF-8 bytes) or holding a character
-outside its allowed set (`InvalidMessageContents`); DynamoDB refuses an item over 400 KB;
+outside its allowed set (`InvalidMessageContents`); DynamoDB refuses an item over 400 KB and an
+expression over 4 KB;
 a Step Functions task that runs past its function's Timeout fails as `Sandbox.Timedout`.
 """
 
@@ -20,6 +21,7 @@ from botocore.exceptions import ClientError
 
 from pipeline.config import SQS_MAX_MESSAGE_BYTES
 from pipeline.local import quotas
+from pipeline.local.dynamodb_expressions import MAX_EXPRESSION_BYTES
 from pipeline.local.functions import REGISTRY, TIMEOUT_ERROR, LocalFunction
 from pipeline.manifest.parse import ManifestRecord
 from pipeline.split.chunking import Chunk
@@ -183,6 +185,48 @@ def test_dynamodb_refuses_an_item_over_400_kb(dynamodb, table):
             TableName=table, Item={**key, "v": {"S": "x" * (DYNAMODB_MAX_ITEM_BYTES + 1)}}
         )
     assert refused.value.response["Error"]["Code"] == "ValidationException"
+
+
+def _projection_of(size: int) -> str:
+    """A projection of distinct attribute names exactly `size` bytes long."""
+    names = [f"a{i:04d}" for i in range(size // 6)]  # 6 bytes a name with its comma
+    expression = ",".join(names)
+    return expression + "x" * (size - len(expression))
+
+
+def test_dynamodb_refuses_an_expression_over_4_kb(dynamodb, table):
+    key = {"pk": {"S": "RUN#expr"}, "sk": {"S": "META"}}
+    dynamodb.put_item(TableName=table, Item={**key, "a0000": {"N": "1"}})
+    at_limit = _projection_of(MAX_EXPRESSION_BYTES)
+    found = dynamodb.get_item(TableName=table, Key=key, ProjectionExpression=at_limit)
+    assert found["Item"] == {"a0000": {"N": "1"}}
+    with pytest.raises(ClientError) as refused:
+        dynamodb.get_item(TableName=table, Key=key, ProjectionExpression=at_limit + "y")
+    error = refused.value.response["Error"]
+    assert error["Code"] == "ValidationException"
+    assert "Expression size has exceeded the maximum allowed size" in error["Message"]
+
+
+def test_a_transaction_with_an_expression_over_4_kb_is_refused_whole(dynamodb, table):
+    # GIVEN a transaction whose second action's update has a clause per counter, past 4 KB
+    marker = {"pk": {"S": "RUN#tx"}, "sk": {"S": "CHUNK#0"}}
+    counter = {"pk": {"S": "RUN#tx"}, "sk": {"S": "SHARD#0"}}
+    clauses = [f"#e{i} :one" for i in range(500)]
+    update = {
+        "TableName": table,
+        "Key": counter,
+        "UpdateExpression": "ADD " + ", ".join(clauses),
+        "ExpressionAttributeNames": {f"#e{i}": f"error_{i}" for i in range(500)},
+        "ExpressionAttributeValues": {":one": {"N": "1"}},
+    }
+    assert len(update["UpdateExpression"]) > MAX_EXPRESSION_BYTES
+    # WHEN it is sent THEN DynamoDB refuses it, and nothing of it is applied
+    with pytest.raises(ClientError) as refused:
+        dynamodb.transact_write_items(
+            TransactItems=[{"Put": {"TableName": table, "Item": marker}}, {"Update": update}]
+        )
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert "Item" not in dynamodb.get_item(TableName=table, Key=marker)
 
 
 def sleepy(event: float, context: object) -> str:
