@@ -32,12 +32,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
+from pipeline.local.patches import patch_once
+
 _SINGLE_WRITES = ("put_item", "update_item", "delete_item")
 _claims: dict[tuple[str, str], int] = {}
 _claims_lock = threading.Lock()
 _apply_lock = threading.RLock()
 _ids = itertools.count(1)
-_install_lock = threading.Lock()
 _applying = threading.local()
 """Set while this thread applies a transaction: moto applies its items through `put_item` and
 `update_item`, which must not be refused for the claims of the transaction they belong to."""
@@ -55,14 +56,12 @@ def install_transaction_conflicts() -> None:
     from moto.dynamodb import models  # noqa: PLC0415  # moto imports slowly
     from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415
 
-    with _install_lock:
-        if getattr(DynamoDBBackend.transact_write_items, "_lambdaflow_conflicts", False):
-            return
-        _wrap(DynamoDBBackend, "transact_write_items", _transaction)
-        for name in _SINGLE_WRITES:
-            _wrap(DynamoDBBackend, name, _single_write)
-        _wrap(DynamoDBBackend, "batch_write_item", _serialized)
-        models.copy = _NoTableCopies(models.Table)  # the `copy` module moto's backend calls
+    _wrap(DynamoDBBackend, "transact_write_items", _transaction)
+    for name in _SINGLE_WRITES:
+        _wrap(DynamoDBBackend, name, _single_write)
+    _wrap(DynamoDBBackend, "batch_write_item", _serialized)
+    # the `copy` module moto's backend calls
+    patch_once(models, "copy", lambda _: _NoTableCopies(models.Table), rule=__name__)
 
 
 class _NoTableCopies:
@@ -85,14 +84,14 @@ class _NoTableCopies:
 
 
 def _wrap(cls: type, name: str, how: Callable[..., Any]) -> None:
-    method = getattr(cls, name)
+    def make(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def wrapped(backend: Any, *args: Any, **kwargs: Any) -> Any:
+            return how(method, backend, *args, **kwargs)
 
-    @functools.wraps(method)
-    def wrapped(backend: Any, *args: Any, **kwargs: Any) -> Any:
-        return how(method, backend, *args, **kwargs)
+        return wrapped
 
-    wrapped._lambdaflow_conflicts = True  # type: ignore[attr-defined]
-    setattr(cls, name, wrapped)
+    patch_once(cls, name, make, rule=__name__)
 
 
 def _serialized(method: Callable[..., Any], backend: Any, *args: Any, **kwargs: Any) -> Any:

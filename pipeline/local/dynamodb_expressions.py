@@ -11,9 +11,10 @@ would end in the WorkDLQ.
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+from pipeline.local.patches import patch_once
 
 MAX_EXPRESSION_BYTES = 4096
 EXPRESSIONS = (
@@ -25,18 +26,14 @@ EXPRESSIONS = (
 )
 _ACTIONS = ("put_item", "get_item", "delete_item", "update_item", "query", "scan")
 _TRANSACTIONS = ("transact_write_items", "transact_get_items")
-_install_lock = threading.Lock()
 
 
 def install_expression_limits() -> None:
     """Hook moto's DynamoDB handler: a request with an expression over 4 KB is refused."""
     from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415  # moto imports slowly
 
-    with _install_lock:
-        if getattr(DynamoHandler.update_item, "_lambdaflow_expressions", False):
-            return
-        for name in (*_ACTIONS, *_TRANSACTIONS, "batch_get_item"):
-            _guard(DynamoHandler, name)
+    for name in (*_ACTIONS, *_TRANSACTIONS, "batch_get_item"):
+        patch_once(DynamoHandler, name, _guarded, rule=__name__)
 
 
 def oversized(body: Mapping[str, Any]) -> tuple[str, int] | None:
@@ -61,10 +58,8 @@ def _requests(body: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
             yield table
 
 
-def _guard(cls: type, name: str) -> None:
+def _guarded(method: Any) -> Any:
     from moto.dynamodb.exceptions import MockValidationException  # noqa: PLC0415
-
-    method = getattr(cls, name)
 
     @functools.wraps(method)
     def guarded(handler: Any) -> Any:
@@ -77,5 +72,4 @@ def _guard(cls: type, name: str) -> None:
             )
         return method(handler)
 
-    guarded._lambdaflow_expressions = True  # type: ignore[attr-defined]
-    setattr(cls, name, guarded)
+    return guarded

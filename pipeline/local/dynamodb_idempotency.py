@@ -25,10 +25,11 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from pipeline.local.patches import patch_once
+
 IDEMPOTENCY_WINDOW_S = 600.0
 """How long DynamoDB matches a token to the transaction that completed with it."""
 _ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
-_install_lock = threading.Lock()
 
 
 class _Tokens:
@@ -49,50 +50,49 @@ TOKENS = _Tokens()
 
 def install_idempotent_transactions() -> None:
     """Hook moto's DynamoDB handler so a repeat of a transaction by its token is harmless."""
+    from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415  # moto imports slowly
+
+    patch_once(DynamoHandler, "transact_write_items", _idempotent, rule=__name__)
+
+
+def _idempotent(original: Any) -> Any:
     from moto.core.responses import ActionResult  # noqa: PLC0415  # moto imports slowly
     from moto.dynamodb.exceptions import DynamodbException  # noqa: PLC0415
-    from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415
 
-    with _install_lock:
-        original = DynamoHandler.transact_write_items
-        if getattr(original, "_lambdaflow_idempotent", False):
-            return
-
-        @functools.wraps(original)
-        def transact(handler: Any) -> Any:
-            token = handler.body.get("ClientRequestToken")
-            if not token:
-                return original(handler)
-            digest = _digest(handler.body)
+    @functools.wraps(original)
+    def transact(handler: Any) -> Any:
+        token = handler.body.get("ClientRequestToken")
+        if not token:
+            return original(handler)
+        digest = _digest(handler.body)
+        with TOKENS.lock:
+            TOKENS.forget_expired(time.monotonic())
+            seen = TOKENS.done.get(token)
+            if seen is None and token in TOKENS.running:
+                raise DynamodbException(
+                    f"{_ERROR_PREFIX}TransactionInProgressException",
+                    "The transaction with the given request token is already in progress.",
+                )
+            if seen is not None and seen[0] != digest:
+                raise DynamodbException(
+                    f"{_ERROR_PREFIX}IdempotentParameterMismatchException",
+                    "The request uses the same client token as a previous, but non-identical "
+                    "request.",
+                )
+            if seen is None:
+                TOKENS.running.add(token)
+        if seen is not None:  # applied before: answer success, apply nothing
+            return ActionResult({"ConsumedCapacity": [], "ItemCollectionMetrics": {}})
+        try:
+            result = original(handler)
+        finally:
             with TOKENS.lock:
-                TOKENS.forget_expired(time.monotonic())
-                seen = TOKENS.done.get(token)
-                if seen is None and token in TOKENS.running:
-                    raise DynamodbException(
-                        f"{_ERROR_PREFIX}TransactionInProgressException",
-                        "The transaction with the given request token is already in progress.",
-                    )
-                if seen is not None and seen[0] != digest:
-                    raise DynamodbException(
-                        f"{_ERROR_PREFIX}IdempotentParameterMismatchException",
-                        "The request uses the same client token as a previous, but non-identical "
-                        "request.",
-                    )
-                if seen is None:
-                    TOKENS.running.add(token)
-            if seen is not None:  # applied before: answer success, apply nothing
-                return ActionResult({"ConsumedCapacity": [], "ItemCollectionMetrics": {}})
-            try:
-                result = original(handler)
-            finally:
-                with TOKENS.lock:
-                    TOKENS.running.discard(token)
-            with TOKENS.lock:
-                TOKENS.done[token] = (digest, time.monotonic())
-            return result
+                TOKENS.running.discard(token)
+        with TOKENS.lock:
+            TOKENS.done[token] = (digest, time.monotonic())
+        return result
 
-        transact._lambdaflow_idempotent = True  # type: ignore[attr-defined]
-        DynamoHandler.transact_write_items = transact  # type: ignore[method-assign]
+    return transact
 
 
 def _digest(body: dict[str, Any]) -> str:

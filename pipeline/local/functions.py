@@ -14,6 +14,7 @@ functions keep moto's behaviour.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import logging
@@ -26,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.local.patches import patch_once
 from pipeline.local.xray import DAEMON_ADDRESS_VARIABLE
 from pipeline.observe import tracing
 
@@ -206,34 +208,32 @@ class LocalFunctionRegistry:
 REGISTRY = LocalFunctionRegistry()
 """The process-wide registry moto's invoke is routed to."""
 
-_install_lock = threading.Lock()
-
 
 def install_invoke_dispatch(registry: LocalFunctionRegistry = REGISTRY) -> None:
     """Route moto's Lambda invokes of registered functions to `registry` (idempotent)."""
     from moto.awslambda_simple.models import LambdaSimpleBackend  # noqa: PLC0415  # the seam
 
-    with _install_lock:
-        original = LambdaSimpleBackend.invoke
-        if getattr(original, "_lambdaflow_dispatch", False):
-            return
+    patch_once(
+        LambdaSimpleBackend, "invoke", functools.partial(_dispatching, registry), rule=__name__
+    )
 
-        def invoke(  # noqa: PLR0917  # moto's signature
-            self: Any,
-            function_name: str,
-            qualifier: str | None,
-            body: Any,
-            headers: Any,
-            response_headers: dict[str, str],
-        ) -> bytes | None:
-            function = registry.find(function_name)
-            if function is None:
-                return original(self, function_name, qualifier, body, headers, response_headers)
-            raw = body.encode() if isinstance(body, str) else (body or b"")
-            payload, error = registry.invoke(function, raw)
-            if error:
-                response_headers["x-amz-function-error"] = error
-            return payload
 
-        invoke._lambdaflow_dispatch = True  # type: ignore[attr-defined]
-        LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
+def _dispatching(registry: LocalFunctionRegistry, original: Any) -> Any:
+    def invoke(  # noqa: PLR0917  # moto's signature
+        self: Any,
+        function_name: str,
+        qualifier: str | None,
+        body: Any,
+        headers: Any,
+        response_headers: dict[str, str],
+    ) -> bytes | None:
+        function = registry.find(function_name)
+        if function is None:
+            return original(self, function_name, qualifier, body, headers, response_headers)
+        raw = body.encode() if isinstance(body, str) else (body or b"")
+        payload, error = registry.invoke(function, raw)
+        if error:
+            response_headers["x-amz-function-error"] = error
+        return payload
+
+    return invoke

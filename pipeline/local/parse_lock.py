@@ -23,7 +23,7 @@ import sys
 import threading
 from typing import Any
 
-_install_lock = threading.Lock()
+from pipeline.local.patches import patch_once
 
 
 def ast_build_is_thread_safe(version: tuple[int, int, int] | None = None) -> bool:
@@ -38,10 +38,7 @@ def install_parse_lock() -> None:
     """Serialise `ast.parse` process-wide where the interpreter needs it (idempotent)."""
     if ast_build_is_thread_safe():
         return
-    with _install_lock:
-        if getattr(ast.parse, "is_serialised", False):
-            return
-        ast.parse = _serialised(ast.parse)
+    patch_once(ast, "parse", _serialised, rule=__name__)
 
 
 def _serialised(parse: Any) -> Any:
@@ -52,5 +49,4 @@ def _serialised(parse: Any) -> Any:
         with one_at_a_time:
             return parse(*args, **kwargs)
 
-    serialised_parse.is_serialised = True  # type: ignore[attr-defined]
     return serialised_parse

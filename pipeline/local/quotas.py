@@ -15,9 +15,10 @@ in seconds instead of hours.
 from __future__ import annotations
 
 import functools
-import threading
 from dataclasses import dataclass
 from typing import Any
+
+from pipeline.local.patches import patch_once
 
 MAX_HISTORY_EVENTS = 25_000
 """AWS Step Functions Standard: events per execution history (hard quota)."""
@@ -38,7 +39,6 @@ class StepFunctionsLimits:
 
 
 LIMITS = StepFunctionsLimits()
-_install_lock = threading.Lock()
 
 
 def install_step_functions_quotas(max_history_events: int = MAX_HISTORY_EVENTS) -> None:
@@ -49,30 +49,32 @@ def install_step_functions_quotas(max_history_events: int = MAX_HISTORY_EVENTS) 
     )
 
     LIMITS.max_history_events = max_history_events
-    with _install_lock:
-        if getattr(EventManager.add_event, "_lambdaflow_quota", False):
-            return
-        original_init, original_add = Environment.__init__, EventManager.add_event
+    patch_once(Environment, "__init__", _keeping_its_env, rule=__name__)
+    patch_once(EventManager, "add_event", _failing_past_quota, rule=__name__)
 
-        @functools.wraps(original_init)
-        def init(self: Any, *args: Any, **kwargs: Any) -> None:
-            original_init(self, *args, **kwargs)
-            # Frames replace their manager with their parent's, which keeps the root's env.
-            self.event_manager.lambdaflow_env = self
 
-        @functools.wraps(original_add)
-        def add_event(self: Any, *args: Any, **kwargs: Any) -> int:
-            event_id = original_add(self, *args, **kwargs)
-            env = getattr(self, "lambdaflow_env", None)
-            if env is not None and env.is_running():
-                reason = _over_quota(len(self._history_event_list), args, kwargs)
-                if reason is not None:
-                    _fail(env, *reason)
-            return event_id
+def _keeping_its_env(original_init: Any) -> Any:
+    @functools.wraps(original_init)
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        # Frames replace their manager with their parent's, which keeps the root's env.
+        self.event_manager.lambdaflow_env = self
 
-        add_event._lambdaflow_quota = True  # type: ignore[attr-defined]
-        Environment.__init__ = init  # type: ignore[method-assign]
-        EventManager.add_event = add_event  # type: ignore[method-assign]
+    return init
+
+
+def _failing_past_quota(original_add: Any) -> Any:
+    @functools.wraps(original_add)
+    def add_event(self: Any, *args: Any, **kwargs: Any) -> int:
+        event_id = original_add(self, *args, **kwargs)
+        env = getattr(self, "lambdaflow_env", None)
+        if env is not None and env.is_running():
+            reason = _over_quota(len(self._history_event_list), args, kwargs)
+            if reason is not None:
+                _fail(env, *reason)
+        return event_id
+
+    return add_event
 
 
 def _over_quota(

@@ -18,27 +18,26 @@ import threading
 import zlib
 from typing import Any
 
+from pipeline.local.patches import patch_once
+
 STRIPES = 64
 _stripes = tuple(threading.Lock() for _ in range(STRIPES))
-_install_lock = threading.Lock()
 
 
 def install_atomic_conditional_writes() -> None:
     """Hook moto's S3 PUT handler so a conditional write is checked and applied at once."""
     from moto.s3.responses import S3Response  # noqa: PLC0415  # moto imports slowly
 
-    with _install_lock:
-        original = S3Response.put_object
-        if getattr(original, "_lambdaflow_atomic", False):
-            return
+    patch_once(S3Response, "put_object", _atomic, rule=__name__)
 
-        @functools.wraps(original)
-        def put_object(response: Any) -> Any:
-            with _stripe(response.bucket_name, response.parse_key_name()):
-                return original(response)
 
-        put_object._lambdaflow_atomic = True  # type: ignore[attr-defined]
-        S3Response.put_object = put_object
+def _atomic(put_object: Any) -> Any:
+    @functools.wraps(put_object)
+    def atomic_put_object(response: Any) -> Any:
+        with _stripe(response.bucket_name, response.parse_key_name()):
+            return put_object(response)
+
+    return atomic_put_object
 
 
 def _stripe(bucket: str, key: str) -> threading.Lock:

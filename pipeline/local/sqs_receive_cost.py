@@ -15,21 +15,20 @@ against moto's own clock: what is received, and when a message is too old, are u
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-_install_lock = threading.Lock()
+from pipeline.local.patches import patch_once
 
 
 def install_cheap_receives() -> None:
     """Hook moto's SQS backend so a receive reads one attribute per message (idempotent)."""
     from moto.sqs.models import SQSBackend  # noqa: PLC0415  # moto imports slowly
 
-    with _install_lock:
-        check = SQSBackend.is_message_valid_based_on_retention_period
-        if getattr(check, "_lambdaflow_cheap", False):
-            return
-        SQSBackend.is_message_valid_based_on_retention_period = _is_retained  # type: ignore[method-assign]
+    patch_once(SQSBackend, "is_message_valid_based_on_retention_period", _replaced, rule=__name__)
+
+
+def _replaced(_moto_check: Any) -> Any:
+    return _is_retained
 
 
 def _is_retained(backend: Any, queue_name: str, message: Any) -> bool:
@@ -38,6 +37,3 @@ def _is_retained(backend: Any, queue_name: str, message: Any) -> bool:
 
     period = backend.get_queue(queue_name).message_retention_period
     return period + message.sent_timestamp / 1000 > unix_time()
-
-
-_is_retained._lambdaflow_cheap = True  # type: ignore[attr-defined]

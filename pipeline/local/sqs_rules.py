@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import functools
 import re
-import threading
 from typing import Any
+
+from pipeline.local.patches import patch_once
 
 _NOT_ALLOWED = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 """A character SQS does not take in a message body (the W3C XML `Char` production)."""
-_install_lock = threading.Lock()
 
 
 def disallowed_character(body: str) -> str | None:
@@ -31,48 +31,48 @@ def disallowed_character(body: str) -> str | None:
 
 def install_sqs_message_rules() -> None:
     """Hook moto's SQS backend (idempotent)."""
-    from moto.sqs.exceptions import (  # noqa: PLC0415  # moto imports slowly
-        BatchRequestTooLong,
-        InvalidParameterValue,
-        SQSException,
-    )
-    from moto.sqs.models import MAXIMUM_MESSAGE_LENGTH, SQSBackend  # noqa: PLC0415
+    from moto.sqs.models import SQSBackend  # noqa: PLC0415  # moto imports slowly
 
-    with _install_lock:
-        original = SQSBackend._validate_message  # the one place moto checks a body
-        if getattr(original, "_lambdaflow_rules", False):
-            return
+    patch_once(SQSBackend, "_validate_message", _validated, rule=__name__)  # moto's one check
+    patch_once(SQSBackend, "send_message_batch", _batch_capped, rule=__name__)
 
-        @functools.wraps(original)
-        def validate(self: Any, queue: Any, message_body: str, *args: Any, **kwargs: Any) -> None:
-            char = disallowed_character(message_body)
-            if char is not None:
-                raise SQSException(
-                    "InvalidMessageContents",
-                    f"Invalid binary character '#x{ord(char):X}' was found in the message body, "
-                    "the set of allowed characters is #x9 | #xA | #xD | #x20 to #xD7FF | "
-                    "#xE000 to #xFFFD | #x10000 to #x10FFFF",
-                )
-            size = _utf8_bytes(message_body)
-            if size > int(queue.maximum_message_size):
-                raise InvalidParameterValue(
-                    "One or more parameters are invalid. Reason: Message must be shorter than "
-                    f"{queue.maximum_message_size} bytes."
-                )
-            original(self, queue, message_body, *args, **kwargs)
 
-        original_batch = SQSBackend.send_message_batch
+def _validated(original: Any) -> Any:
+    from moto.sqs.exceptions import InvalidParameterValue, SQSException  # noqa: PLC0415
 
-        @functools.wraps(original_batch)
-        def send_batch(self: Any, queue_name: str, entries: dict[str, dict[str, Any]]) -> Any:
-            size = sum(_utf8_bytes(entry.get("MessageBody", "")) for entry in entries.values())
-            if size > MAXIMUM_MESSAGE_LENGTH:
-                raise BatchRequestTooLong(size)
-            return original_batch(self, queue_name, entries)
+    @functools.wraps(original)
+    def validate(self: Any, queue: Any, message_body: str, *args: Any, **kwargs: Any) -> None:
+        char = disallowed_character(message_body)
+        if char is not None:
+            raise SQSException(
+                "InvalidMessageContents",
+                f"Invalid binary character '#x{ord(char):X}' was found in the message body, "
+                "the set of allowed characters is #x9 | #xA | #xD | #x20 to #xD7FF | "
+                "#xE000 to #xFFFD | #x10000 to #x10FFFF",
+            )
+        size = _utf8_bytes(message_body)
+        if size > int(queue.maximum_message_size):
+            raise InvalidParameterValue(
+                "One or more parameters are invalid. Reason: Message must be shorter than "
+                f"{queue.maximum_message_size} bytes."
+            )
+        original(self, queue, message_body, *args, **kwargs)
 
-        validate._lambdaflow_rules = True  # type: ignore[attr-defined]
-        SQSBackend._validate_message = validate  # type: ignore[method-assign]
-        SQSBackend.send_message_batch = send_batch  # type: ignore[method-assign]
+    return validate
+
+
+def _batch_capped(original: Any) -> Any:
+    from moto.sqs.exceptions import BatchRequestTooLong  # noqa: PLC0415
+    from moto.sqs.models import MAXIMUM_MESSAGE_LENGTH  # noqa: PLC0415
+
+    @functools.wraps(original)
+    def send_batch(self: Any, queue_name: str, entries: dict[str, dict[str, Any]]) -> Any:
+        size = sum(_utf8_bytes(entry.get("MessageBody", "")) for entry in entries.values())
+        if size > MAXIMUM_MESSAGE_LENGTH:
+            raise BatchRequestTooLong(size)
+        return original(self, queue_name, entries)
+
+    return send_batch
 
 
 def _utf8_bytes(body: str) -> int:

@@ -20,13 +20,14 @@ import functools
 import threading
 from typing import Any
 
+from pipeline.local.patches import patch_once
+
 _COUNTS = (
     "approximate_number_of_messages",
     "approximate_number_of_messages_delayed",
     "approximate_number_of_messages_not_visible",
 )
 """`Queue` properties that walk every message: what `Queue.attributes` costs."""
-_install_lock = threading.Lock()
 _sending = threading.local()
 
 
@@ -34,12 +35,9 @@ def install_cheap_sends() -> None:
     """Hook moto's SQS backend so a send does not count the queue's messages (idempotent)."""
     from moto.sqs.models import Queue, SQSBackend  # noqa: PLC0415  # moto imports slowly
 
-    with _install_lock:
-        if getattr(SQSBackend.send_message, "_lambdaflow_cheap", False):
-            return
-        SQSBackend.send_message = _marked_as_sending(SQSBackend.send_message)  # type: ignore[method-assign]
-        for name in _COUNTS:
-            setattr(Queue, name, property(_zero_while_sending(getattr(Queue, name).fget)))
+    patch_once(SQSBackend, "send_message", _marked_as_sending, rule=__name__)
+    for name in _COUNTS:
+        patch_once(Queue, name, _counted_unless_sending, rule=__name__)
 
 
 def is_sending() -> bool:
@@ -56,8 +54,11 @@ def _marked_as_sending(send: Any) -> Any:
         finally:
             _sending.depth -= 1
 
-    send_message._lambdaflow_cheap = True  # type: ignore[attr-defined]
     return send_message
+
+
+def _counted_unless_sending(count: property) -> property:
+    return property(_zero_while_sending(count.fget))
 
 
 def _zero_while_sending(count: Any) -> Any:
