@@ -141,7 +141,10 @@ class SqsPoller:
         would otherwise look hung.
         """
         delay_s = self._options.redelivery_delay_s
-        when = "the queue's visibility timeout" if delay_s is None else f"{delay_s:g} s"
+        if delay_s is None:
+            when = f"the queue's visibility timeout ({self._visibility_timeout()})"
+        else:
+            when = f"{delay_s:g} s"
         logger.warning(
             "%s: %d of %d messages failed; they come back after %s",
             self.mapping.function.name,
@@ -149,6 +152,16 @@ class SqsPoller:
             received,
             when,
         )
+
+    def _visibility_timeout(self) -> str:
+        """The queue's visibility timeout, in words (read when a batch fails: rarely)."""
+        try:
+            attributes = self._sqs.get_queue_attributes(
+                QueueUrl=self.mapping.queue_url, AttributeNames=["VisibilityTimeout"]
+            )["Attributes"]
+        except Exception:  # only words for a log line: never fail the batch for them
+            return "unknown"
+        return f"{attributes['VisibilityTimeout']} s"
 
     def _receive_batch(self) -> list[dict[str, Any]]:
         wanted = self.mapping.batch_size

@@ -111,7 +111,9 @@ def queue_with_dlq(emulator):
     return sqs, url, dlq_url
 
 
-def _poller(sqs, url, handler_name: str, batch_size: int = 10) -> SqsPoller:
+def _poller(
+    sqs, url, handler_name: str, batch_size: int = 10, redelivery_delay_s: float | None = 0
+) -> SqsPoller:
     function = LocalFunction(
         logical_id="Fake",
         name="fake",
@@ -132,7 +134,7 @@ def _poller(sqs, url, handler_name: str, batch_size: int = 10) -> SqsPoller:
         mapping,
         sqs=sqs,
         invoke=lambda event: handler(event, None),
-        options=PollerOptions(wait_time_s=0, redelivery_delay_s=0),
+        options=PollerOptions(wait_time_s=0, redelivery_delay_s=redelivery_delay_s),
     )
 
 
@@ -178,6 +180,22 @@ def test_partial_batch_response_deletes_only_the_successes(queue_with_dlq, caplo
     # AND the poller says the failed message stays, and when it comes back
     (warning,) = [r.getMessage() for r in caplog.records if r.name == "pipeline.local.poller"]
     assert warning == "fake: 1 of 3 messages failed; they come back after 0 s"
+
+
+def test_a_failed_message_is_said_to_wait_out_the_queue_s_visibility_timeout(
+    queue_with_dlq, caplog
+):
+    # GIVEN a poller that leaves failed messages to the visibility timeout, as Lambda does
+    sqs, url, _ = queue_with_dlq
+    sqs.send_message(QueueUrl=url, MessageBody="bad")
+    poller = _poller(sqs, url, "crash_on_poison", redelivery_delay_s=None)
+    # WHEN the message fails THEN the log says when it comes back: the queue's 30 s
+    with caplog.at_level(logging.WARNING, logger="pipeline.local.poller"):
+        wait_until(lambda: poller.poll_once() == 1, 10)
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "pipeline.local.poller"]
+    assert warning == (
+        "fake: 1 of 1 messages failed; they come back after the queue's visibility timeout (30 s)"
+    )
 
 
 def test_a_batch_past_the_function_timeout_is_killed_then_dead_lettered(emulator):
