@@ -8,7 +8,7 @@ stored an object both succeed. Publishing a part (`If-None-Match`) and pruning a
 (`If-Match` on the ETag it read) rely on the loser being told; locally it was not.
 
 Here every PUT of an object runs its check and its write as one step per key (striped locks:
-unrelated keys rarely wait, and a PUT holds its stripe only while moto stores the body).
+unrelated keys rarely wait, and a PUT holds its stripe only for moto's check and store).
 """
 
 from __future__ import annotations
