@@ -141,12 +141,12 @@ class Replayer:
         chunks = self._chunks(chosen, replay_round=0)  # numbered before the round is known
         replay_round = self.replays.claim_round(run, chunks=len(chunks))
         chunks = self._chunks(chosen, replay_round=replay_round, origins=origins)
-        sent = self._send(run, replay_round, chunks)
+        self._send(run, replay_round, chunks)
         attempts = {r.line: r.attempts for r in chosen}
         acknowledged = acknowledge_failures(
             self.sqs,
             self.targets.failure_queue_url,
-            {(run, item.line): attempts[item.line] for c in sent for item in c.chunk.items},
+            {(run, item.line): attempts[item.line] for c in chunks for item in c.chunk.items},
         )
         return RunReplay(
             run,
@@ -159,7 +159,7 @@ class Replayer:
             origin_keys=frozenset(keys[line] for line in lines),
         )
 
-    def _send(self, run: str, replay_round: int, chunks: list[ReplayChunk]) -> list[ReplayChunk]:
+    def _send(self, run: str, replay_round: int, chunks: list[ReplayChunk]) -> None:
         """Send the round's chunks; if sending breaks, give back the claim of the unsent ones.
 
         Their lines keep their old failure records (never touched), so a later replay takes
@@ -176,7 +176,6 @@ class Replayer:
         except Exception:
             self.replays.release(run, replay_round, chunks=len(chunks) - len(accepted))
             raise
-        return chunks
 
     def replay_dlq(
         self, run: str | None, *, limit: int | None = None, dry_run: bool = False
