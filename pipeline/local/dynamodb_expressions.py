@@ -24,15 +24,25 @@ EXPRESSIONS = (
     "FilterExpression",
     "ProjectionExpression",
 )
-_ACTIONS = ("put_item", "get_item", "delete_item", "update_item", "query", "scan")
-_TRANSACTIONS = ("transact_write_items", "transact_get_items")
+_GUARDED = (
+    "put_item",
+    "get_item",
+    "delete_item",
+    "update_item",
+    "query",
+    "scan",
+    "batch_get_item",
+    "transact_write_items",
+    "transact_get_items",
+)
+"""The handler methods whose requests carry expressions (their own, or their actions')."""
 
 
 def install_expression_limits() -> None:
     """Hook moto's DynamoDB handler: a request with an expression over 4 KB is refused."""
     from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415  # moto imports slowly
 
-    for name in (*_ACTIONS, *_TRANSACTIONS, "batch_get_item"):
+    for name in _GUARDED:
         patch_once(DynamoHandler, name, _guarded, rule=__name__)
 
 
