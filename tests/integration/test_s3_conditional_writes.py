@@ -8,6 +8,7 @@ the first PUT is held inside moto's store, after its check, while the second one
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -34,7 +35,7 @@ def first_put_held(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], threading
         entered = holding.get(key_name)
         if entered is not None and not entered.is_set():
             entered.set()
-            threading.Event().wait(HOLD_S)
+            time.sleep(HOLD_S)
         return original(backend, bucket_name, key_name, *args, **kwargs)
 
     monkeypatch.setattr(S3Backend, "put_object", held)

@@ -10,20 +10,13 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import process_partial_response
 
 from handlers._batch import sqs_batch_processor
+from pipeline.local.poller import to_lambda_record
 
 
 def _record(message_id: str, body: str) -> dict:
-    return {
-        "messageId": message_id,
-        "receiptHandle": f"handle-{message_id}",
-        "body": body,
-        "attributes": {"ApproximateReceiveCount": "1"},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:work",
-        "awsRegion": "us-east-1",
-    }
+    """An SQS event record as Lambda (and the local poller) hands it over."""
+    message = {"MessageId": message_id, "ReceiptHandle": f"handle-{message_id}", "Body": body}
+    return to_lambda_record(message, "arn:aws:sqs:us-east-1:123456789012:work")
 
 
 def _crash_on_bad(record) -> str:
