@@ -4,8 +4,8 @@ A mapping with `ScalingConfig.MaximumConcurrency` in the template is one that sc
 (the classify function): locally it gets `min(workers, MaximumConcurrency)` spawned processes, each
 a long-lived "warm container" that imports the handler once, so the model loads once per process,
 not per batch. Other mappings (ingest) get one thread here. A worker process that dies (a crash,
-`kill -9`) is replaced, as Lambda replaces a dead execution environment; its in-flight messages
-come back after the visibility timeout.
+`kill -9`, or past the function's `MemorySize`: `memory_size.py`) is replaced, as Lambda replaces
+a dead execution environment; its in-flight messages come back after the visibility timeout.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 import boto3
 
 from pipeline.local.functions import REGISTRY, EventSourceMapping, LambdaContext, load_handler
+from pipeline.local.memory_size import MemorySize
 from pipeline.local.poller import PollerOptions, SqsPoller
 from pipeline.local.quiet import native_stderr_silenced
 
@@ -58,6 +59,8 @@ def run_worker_process(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(env)
     logging.basicConfig(level=os.environ.get("LAMBDAFLOW_LOCAL_LOG_LEVEL", "WARNING"))
+    memory = MemorySize(mapping.function.name, mapping.function.memory_mb)
+    memory.watch()  # from before the handler loads: Lambda counts its init too
     with native_stderr_silenced():  # the model's load: LiteRT's INFO line, not for people
         handler = load_handler(mapping.function)
 
@@ -67,6 +70,7 @@ def run_worker_process(
             return handler(event, LambdaContext(mapping.function))
         finally:
             busy_since.value = 0.0
+            memory.check()  # a batch over the limit must not be settled: it died on AWS
 
     poller = SqsPoller(
         mapping, sqs=_sqs_client(env["AWS_ENDPOINT_URL"]), invoke=invoke, options=options

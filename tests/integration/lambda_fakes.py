@@ -46,3 +46,15 @@ def hang_on_hang(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if any(r["body"] == "hang" for r in event["Records"]):
         time.sleep(600)
     return {"batchItemFailures": []}
+
+
+HOG_MB = 400
+
+
+def hog_on_hog(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Hold `HOG_MB` of touched memory for a moment on a "hog" record, then return success."""
+    if any(r["body"] == "hog" for r in event["Records"]):
+        held = b"x" * (HOG_MB * 1024 * 1024)
+        time.sleep(0.2)
+        del held
+    return {"batchItemFailures": []}

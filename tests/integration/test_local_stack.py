@@ -242,6 +242,62 @@ def test_a_batch_past_the_function_timeout_is_killed_then_dead_lettered(emulator
         pool.stop()
 
 
+def test_a_batch_past_the_function_memory_size_is_killed_then_dead_lettered(emulator):
+    # GIVEN a worker process for a function of 256 MB whose handler holds 400 MB on "hog"
+    sqs = boto3.client("sqs")
+    name = f"hog-{uuid.uuid4().hex[:8]}"
+    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2})
+    url = sqs.create_queue(
+        QueueName=name, Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": "2"}
+    )["QueueUrl"]
+    function = LocalFunction(
+        logical_id="Hog",
+        name=name,
+        arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
+        handler="tests.integration.lambda_fakes.hog_on_hog",
+        env={},
+        timeout_s=30,
+        memory_mb=256,
+    )
+    mapping = EventSourceMapping(
+        logical_id="HogMapping",
+        queue_url=url,
+        queue_arn=f"arn:aws:sqs:us-east-1:1:{name}",
+        function=function,
+        batch_size=1,
+        reports_item_failures=True,
+        max_concurrency=2,
+    )
+    pool = ProcessPool(mapping=mapping, env=emulator.env, options=PollerOptions(), size=1)
+    pool.start()
+    try:
+        # WHEN a small message goes through, then one that needs more memory than the function has
+        sqs.send_message(QueueUrl=url, MessageBody="small")
+        wait_until(lambda: _depth(sqs, url) == 0 and _in_flight(sqs, url) == 0, 30)
+        first_pid = pool.processes[0].pid
+        sqs.send_message(QueueUrl=url, MessageBody="hog")
+        # THEN the small one was settled by a worker that lived on; the big one ended its worker
+        # on every delivery (never settled, though its handler returned success) and after
+        # maxReceiveCount deliveries it is in the DLQ
+        wait_until(lambda: _depth(sqs, dlq_url) == 1, 60, interval_s=0.5)
+        assert pool.processes[0].pid != first_pid
+        assert _bodies(sqs, dlq_url) == ["hog"]
+        assert _bodies(sqs, url) == []
+    finally:
+        pool.stop()
+
+
+def _in_flight(sqs, url) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
 # ------------------------------------------------------------------ S3 → ingest → Step Functions
 
 
