@@ -17,7 +17,6 @@ import io
 import math
 import re
 import struct
-import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pipeline.classify.decode_budget import DecodeBudget
 from pipeline.failures import ImageDecodeError
 
 if TYPE_CHECKING:
@@ -67,11 +67,14 @@ built in."""
 _MESSAGE_CHARS = 300
 """Longest exception text kept in a record (some plugins put whole headers in theirs)."""
 
-HEAVY_DECODE_BYTES = 64 * 1024 * 1024
-"""Decoded size (after JPEG draft) above which an image is decoded alone in this process: two
-80 M-pixel decodes at once would need ~1.3 GB; one at a time keeps a process's peak under ~700 MB
-however many such files a call or a chunk holds."""
-_HEAVY_DECODE = threading.Lock()
+DECODE_BUDGET_BYTES = 256 * 1024 * 1024
+"""Decoded pixels (after JPEG draft, 4 bytes a pixel as Pillow stores them) a process decodes at
+once, across its threads (`decode_budget.py`): sixteen 16 M-pixel PNGs at once peaked 1.1 GB
+over their bytes; an 80 M-pixel image is decoded alone, which keeps its peak under ~700 MB."""
+UNCOUNTED_DECODE_BYTES = 4 * 1024 * 1024
+"""Images decoded to at most this (1 M pixels: a 12 MP JPEG draft-decoded, an ImageNet photo)
+skip the budget: sixteen of them at once hold ~200 MB with their copies."""
+_DECODE_BUDGET = DecodeBudget(DECODE_BUDGET_BYTES)
 
 _ORIENTATION = 0x0112
 _ORIENTATION_TRANSPOSE = {
@@ -166,7 +169,7 @@ class ImageDecoder:
                 try:
                     phase = "data"
                     self._draft(image)
-                    with _heavy_decode(image):
+                    with _decode_budget(image):
                         image.load()  # a fresh image sits on its first frame: animations too
                         phase = "convert"
                         return self._crop_resize(self._oriented_rgb(image))
@@ -308,13 +311,14 @@ def _reducible(image: Image.Image) -> Image.Image:
 
 
 @contextmanager
-def _heavy_decode(image: Image.Image) -> Iterator[None]:
-    """Hold the process-wide heavy-decode lock while a big image is decoded and resized."""
+def _decode_budget(image: Image.Image) -> Iterator[None]:
+    """Hold the image's decoded size of the process's budget while it is decoded and resized."""
     width, height = image.size
-    if width * height * 4 <= HEAVY_DECODE_BYTES:  # Pillow stores up to 4 bytes per pixel
+    size = width * height * 4  # Pillow stores up to 4 bytes per pixel
+    if size <= UNCOUNTED_DECODE_BYTES:
         yield
         return
-    with _HEAVY_DECODE:
+    with _DECODE_BUDGET.reserve(size):
         yield
 
 
