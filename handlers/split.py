@@ -2,7 +2,9 @@
 
 A pass works for the invocation's remaining time minus a margin (`LAMBDAFLOW_SPLIT_BUDGET_S`
 overrides it, so tests force many passes), then returns `done: false` and the checkpoint in
-`split.resume`; the state machine loops Split until `done` (pipeline/split/passes.py).
+`split.resume`; the state machine loops Split until `done` (pipeline/split/passes.py). A pass that
+found the WorkQueue full returns `paused: true` and the state machine waits `pause_s` first
+(pipeline/split/backpressure.py).
 """
 
 from __future__ import annotations
@@ -40,17 +42,26 @@ split = AwsSplit(
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The state machine's state in, the state with the next checkpoint out."""
+    return handle(event, context, split)
+
+
+def handle(event: dict[str, Any], context: Any, split: AwsSplit) -> dict[str, Any]:
+    """`handler` with the Split it runs given (tests give one with other settings)."""
     state = SplitState.from_dict(event)
     logger.append_keys(run=state.run)
     remaining_s = context.get_remaining_time_in_millis() / 1000
-    budget_s = settings.split_budget_s or max(0.0, remaining_s - BUDGET_MARGIN_S)
+    budget_s = split.settings.split_budget_s or max(0.0, remaining_s - BUDGET_MARGIN_S)
     checkpoint = Checkpoint.from_dict(state.resume) if state.resume else None
     outcome = split.run_pass(
         state.run, ManifestRef.from_state(state.manifest), checkpoint, budget_s=budget_s
     )
+    if outcome.is_paused:
+        logger.info("the WorkQueue is full: split pauses %d s", split.settings.split_pause_s)
     return dataclasses.replace(
         state,
         done=outcome.is_done,
+        paused=outcome.is_paused,
+        pause_s=split.settings.split_pause_s,
         lines=outcome.lines,
         chunks=outcome.chunks_sent,
         passes=outcome.passes,

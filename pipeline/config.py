@@ -41,6 +41,9 @@ MAX_IMAGE_BYTES = "LAMBDAFLOW_MAX_IMAGE_BYTES"
 MAX_IMAGE_PIXELS = "LAMBDAFLOW_MAX_IMAGE_PIXELS"
 FETCH_CONCURRENCY = "LAMBDAFLOW_FETCH_CONCURRENCY"
 SPLIT_BUDGET_S = "LAMBDAFLOW_SPLIT_BUDGET_S"
+SPLIT_MAX_WAITING_CHUNKS = "LAMBDAFLOW_SPLIT_MAX_WAITING_CHUNKS"
+SPLIT_PAUSE_S = "LAMBDAFLOW_SPLIT_PAUSE_S"
+CLASSIFY_CONCURRENCY = "LAMBDAFLOW_CLASSIFY_CONCURRENCY"
 TRACING = "LAMBDAFLOW_TRACING"
 PROGRESS_POLL_S = "LAMBDAFLOW_PROGRESS_POLL_S"
 STALL_TIMEOUT_S = "LAMBDAFLOW_STALL_TIMEOUT_S"
@@ -189,6 +192,13 @@ class Settings:
     fetch_concurrency: int = _setting(FETCH_CONCURRENCY, 16, _positive_int)
     split_budget_s: float | None = _setting(SPLIT_BUDGET_S, None, _positive_float)
     """Overrides the Split pass budget derived from the invocation's remaining time."""
+    classify_concurrency: int = _setting(CLASSIFY_CONCURRENCY, 50, _positive_int)
+    """The classify function's MaximumConcurrency (template.yaml): how fast the WorkQueue drains."""
+    split_max_waiting_chunks: int | None = _setting(SPLIT_MAX_WAITING_CHUNKS, None, _positive_int)
+    """Chunks in the WorkQueue at which Split pauses; None: two hours of the workers' work
+    (`pipeline/split/backpressure.py`)."""
+    split_pause_s: int = _setting(SPLIT_PAUSE_S, 1800, _positive_int)
+    """How long the state machine waits before the next Split pass once the WorkQueue is full."""
     is_tracing_enabled: bool = _setting(TRACING, False, _parse_bool)
     progress_poll_s: int = _setting(PROGRESS_POLL_S, 15, _positive_int)
     """Seconds the state machine waits between progress checks of a run."""

@@ -10,6 +10,7 @@ import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -118,6 +119,7 @@ def run_chain(
     *,
     kill: dict[int, int] | None = None,
     clock: Callable[[], float] | None = None,
+    pause: Callable[[], bool] | None = None,
     max_passes: int = 500,
 ) -> Chain:
     """Split `source` to the end; `kill` maps a pass number to the chunks it sends before dying.
@@ -128,7 +130,9 @@ def run_chain(
     kill = dict(kill or {})
     for pass_no in range(max_passes):
         sink = RecordingSink(chain.sent, die_after=kill.pop(pass_no, None))
-        kwargs = {"clock": clock} if clock is not None else {}
+        kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
+        if pause is not None:
+            kwargs["pause"] = pause
         try:
             outcome = split_pass(
                 source,

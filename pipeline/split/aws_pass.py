@@ -4,7 +4,8 @@ The manifest object is read with streaming ranged GETs pinned to the ETag (or ve
 was started for, so a manifest replaced mid-run ends the split with `ManifestChanged` instead of
 resuming a checkpoint into other bytes. Checkpoint indexes live under `checkpoints/<run>/` in
 the results bucket, parse failures in `failures/<run>/parse-NNNNNNNN.jsonl.gz`, chunks go to
-the WorkQueue. Knows nothing of Lambda: the handler passes the clients and the budget.
+the WorkQueue, and a pass pauses once the WorkQueue holds hours of work (`backpressure.py`).
+Knows nothing of Lambda: the handler passes the clients and the budget.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pipeline.gzip.index_store import S3IndexStore
 from pipeline.gzip.ranged import S3ObjectReader
 from pipeline.manifest.source import split_s3_uri
 from pipeline.observe.tracing import span
+from pipeline.split.backpressure import QueueGauge, max_waiting_chunks, sqs_depth
 from pipeline.split.passes import SplitOptions, SplitOutcome, split_pass
 from pipeline.split.sinks import S3ParseFailureWriter, SqsChunkSink
 from pipeline.split.source import OpenReader
@@ -102,6 +104,7 @@ class AwsSplit:
             traced.metadata("chunks", outcome.pass_chunks)
             traced.metadata("bytes_fetched", outcome.bytes_fetched)
             traced.metadata("is_done", outcome.is_done)
+            traced.metadata("is_paused", outcome.is_paused)
         return outcome
 
     def _split(
@@ -127,5 +130,8 @@ class AwsSplit:
                 self.s3, settings.results_bucket, f"{CHECKPOINT_PREFIX}/{run}"
             ),
             ledger=self.ledger,
+            pause=QueueGauge(
+                sqs_depth(self.sqs, settings.work_queue_url), max_waiting_chunks(settings)
+            ).is_full,
             **extra,
         )

@@ -4,8 +4,9 @@ A 20 GB gzip manifest is ~1 billion lines and a Lambda lives 15 minutes, so Spli
 passes. Each pass resumes decompression at its checkpoint's seek point (never re-reading the
 compressed bytes before it, `pipeline/gzip/checkpoint.py`), restarts the record reader at the
 checkpoint's line, cuts chunks numbered on from `next_chunk`, and hands them to a `ChunkSink`.
-When the budget is spent it stops at a chunk boundary, flushes the sink, and checkpoints exactly
-at the end of the last item of the last chunk sent.
+When the budget is spent, or `pause` says the WorkQueue is full (`backpressure.py`), it stops at
+a chunk boundary, flushes the sink, and checkpoints exactly at the end of the last item of the
+last chunk sent.
 
 Why that makes retries safe: a chunk's content depends only on where it starts and on the
 blocks the pass reads from there (the greedy cut of `iter_chunk_spans`), and a pass stops only
@@ -88,6 +89,7 @@ class _Pass:
         self.is_exhausted = False
         self.reason: str | None = None
         self.stop: Position | None = None
+        self.is_paused = False
 
     def batches(self) -> Iterator[RecordBatch]:
         """Record batches in line order; failures go to `backlog`, a broken manifest to `reason`."""
@@ -146,10 +148,12 @@ def split_pass(
     index_store: IndexStore,
     ledger: RunLedger | None = None,
     clock: Callable[[], float] = time.monotonic,
+    pause: Callable[[], bool] | None = None,
 ) -> SplitOutcome:
     """Split `source` from `checkpoint` (None: the start) until done or `options.budget_s` is spent.
 
-    Always sends at least one chunk (or reaches the end), so every pass makes progress.
+    Always sends at least one chunk (or reaches the end), so every pass makes progress. `pause`,
+    asked after each chunk, stops the pass early when true: the outcome is then `is_paused`.
 
     Raises:
         ManifestReadError: a transient read error (the pass is retried from `checkpoint`).
@@ -180,7 +184,9 @@ def split_pass(
     backlog = FailureBacklog()
     work = _Pass(run, cursor, totals, failures, backlog)
     try:
-        next_chunk = _cut(work, sink, options, first_chunk, deadline=started + budget, clock=clock)
+        next_chunk = _cut(
+            work, sink, options, first_chunk, deadline=started + budget, clock=clock, pause=pause
+        )
         if work.is_exhausted:  # malformed lines after the last chunk, if any
             work.write_failures(next_chunk, math.inf)
         sink.flush()
@@ -211,7 +217,7 @@ def split_pass(
         decoded,
         lines_read,
     )
-    outcome = outcome_of(new, totals, stats)
+    outcome = outcome_of(new, totals, stats, is_paused=work.is_paused and not work.is_exhausted)
     logger.info(
         "split pass %d: %d chunks, %d lines in total, done=%s",
         totals.passes,
@@ -231,8 +237,9 @@ def _cut(
     *,
     deadline: float,
     clock: Callable[[], float],
+    pause: Callable[[], bool] | None,
 ) -> int:
-    """Send chunks until the manifest ends or the deadline passes at a stop; the next number."""
+    """Send chunks until the manifest ends, or the deadline passes or `pause` says so at a stop."""
     next_chunk = first_chunk
     spans = iter_chunk_spans(
         work.batches(),
@@ -251,7 +258,9 @@ def _cut(
         work.emit(message, sink)
         next_chunk = span.number + 1
         # The stop matters only where the pass stops: a pass that runs to the end takes none
-        if clock() >= deadline:
+        is_paused = not work.is_paused and pause is not None and pause()
+        work.is_paused = work.is_paused or is_paused
+        if clock() >= deadline or work.is_paused:
             position = work.stop_position(span, resume)
             if position is not None:
                 work.stop = position

@@ -4,7 +4,8 @@ Each Split pass (pipeline/split/passes.py, on AWS through pipeline/split/aws_pas
 state and returns it with the next checkpoint in `resume` and `done` set once the manifest was read
 to its end (or broke: then `reason` says why and the run is finalized as partial). The state machine
 loops Split while `done` is false, so a manifest of any size is split in passes that each fit in
-one invocation. Knows nothing of Lambda.
+one invocation; it first waits `pause_s` when `paused` says the pass stopped early because the
+WorkQueue was full. Knows nothing of Lambda.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ class SplitState:
     run: str
     manifest: dict[str, Any]
     done: bool = False
+    paused: bool = False
+    pause_s: int = 0
+    """Seconds the state machine waits before the next pass when `paused` (a Wait state's)."""
     lines: int = 0
     chunks: int = 0
     passes: int = 0
@@ -38,6 +42,8 @@ class SplitState:
             run=data["run"],
             manifest=data["manifest"],
             done=bool(data.get("done", False)),
+            paused=bool(data.get("paused", False)),
+            pause_s=int(data.get("pause_s", 0)),
             lines=int(split.get("lines", 0)),
             chunks=int(split.get("chunks", 0)),
             passes=int(split.get("passes", 0)),
@@ -53,6 +59,8 @@ class SplitState:
             "run": self.run,
             "manifest": self.manifest,
             "done": self.done,
+            "paused": self.paused,
+            "pause_s": self.pause_s,
             "split": {
                 "lines": self.lines,
                 "chunks": self.chunks,

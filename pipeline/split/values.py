@@ -102,6 +102,8 @@ class SplitOutcome:
     pass_bytes_decoded: int = 0
     lines_read: int = 0
     """Physical lines read up to where this pass stopped (blank and header lines included)."""
+    is_paused: bool = False
+    """The pass stopped early because the WorkQueue was full: wait before the next one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +118,9 @@ class PassStats:
     lines_read: int = 0
 
 
-def outcome_of(checkpoint: Checkpoint, totals: SplitTotals, stats: PassStats) -> SplitOutcome:
+def outcome_of(
+    checkpoint: Checkpoint, totals: SplitTotals, stats: PassStats, *, is_paused: bool = False
+) -> SplitOutcome:
     """The outcome of a pass that ends at `checkpoint` (done when its `extra` says so)."""
     extra = checkpoint.extra
     return SplitOutcome(
@@ -134,4 +138,5 @@ def outcome_of(checkpoint: Checkpoint, totals: SplitTotals, stats: PassStats) ->
         reason=extra.get("reason"),
         pass_bytes_decoded=stats.bytes_decoded,
         lines_read=stats.lines_read,
+        is_paused=is_paused,
     )

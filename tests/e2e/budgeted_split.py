@@ -2,15 +2,20 @@
 
 Such a manifest is split one chunk a pass (a pass always sends at least one chunk), so the state
 machine must loop Split once per chunk; every other manifest gets the real context. Production
-code is untouched: this only shortens the remaining time the handler sees.
+code is untouched: this only shortens the remaining time the handler sees, or, for manifests
+marked `FULL_QUEUE`, sets the WorkQueue depth at which a pass pauses to zero (and the pause
+to 1 s), so every pass pauses after its first chunk.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import Any
 
 ONE_CHUNK_PASSES = "one-chunk-passes"
+FULL_QUEUE = "full-queue"
+"""Manifests marked so find the WorkQueue always full: each pass pauses after its first chunk."""
 
 
 class _NoTimeLeft:
@@ -30,6 +35,12 @@ class _NoTimeLeft:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # Imported here, as the local stack imports handlers: with the function's environment set.
     real = importlib.import_module("handlers.split")
-    if ONE_CHUNK_PASSES in event.get("manifest", {}).get("key", ""):
+    key = event.get("manifest", {}).get("key", "")
+    if ONE_CHUNK_PASSES in key:
         context = _NoTimeLeft(context, real.BUDGET_MARGIN_S)
+    if FULL_QUEUE in key:
+        settings = dataclasses.replace(
+            real.split.settings, split_max_waiting_chunks=0, split_pause_s=1
+        )
+        return real.handle(event, context, dataclasses.replace(real.split, settings=settings))
     return real.handler(event, context)

@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from pipeline.ledger.ingest import ManifestObject
-from tests.e2e.budgeted_split import ONE_CHUNK_PASSES
+from tests.e2e.budgeted_split import FULL_QUEUE, ONE_CHUNK_PASSES
 from tests.e2e.test_flow import PHOTOS, lines_of, photos, wait_for_summary  # noqa: F401  # fixture
 
 pytestmark = pytest.mark.e2e
@@ -23,15 +23,17 @@ def _drop_gzip(stack, lines: list[str], *, marker: str) -> str:
     return ManifestObject(bucket=bucket, key=key, etag=etag.strip('"')).run
 
 
-def _split_passes(stack, run: str) -> int:
+def _entered(stack, run: str, state: str, kind: str = "TaskStateEntered") -> int:
     sfn = boto3.client("stepfunctions")
     arn = stack.outputs["StateMachineArn"].replace(":stateMachine:", ":execution:") + f":{run}"
     events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
     return sum(
-        1
-        for e in events
-        if e["type"] == "TaskStateEntered" and e["stateEnteredEventDetails"]["name"] == "Split"
+        1 for e in events if e["type"] == kind and e["stateEnteredEventDetails"]["name"] == state
     )
+
+
+def _split_passes(stack, run: str) -> int:
+    return _entered(stack, run, "Split")
 
 
 def test_one_chunk_passes_give_the_same_run_as_one_pass(local_stack, photos):  # noqa: F811
@@ -57,6 +59,33 @@ def test_one_chunk_passes_give_the_same_run_as_one_pass(local_stack, photos):  #
     assert {line: by_line_1[line].key for line in ok_1} == {
         line: by_line_n[line].key for line in ok_n
     }
+    for key in ("status", "lines", "ok", "failed", "chunks", "failed_by_error"):
+        assert summaries[0][key] == summaries[1][key], key
+    assert summaries[1]["status"] == "SUCCEEDED"
+
+
+def test_passes_paused_by_a_full_work_queue_give_the_same_run(local_stack, photos):  # noqa: F811
+    # GIVEN a gzip manifest of 14 lines (4 chunks of 4), run normally and with a WorkQueue
+    # that is always full
+    bucket, prefix = photos
+    good = [f"s3://{bucket}/{prefix}/{p.name}" for p in sorted(PHOTOS.glob("*.jpg"))]
+    lines = [*good, "not a reference", *[f"s3://{bucket}/{prefix}/gone-{i}.jpg" for i in range(5)]]
+    lines += good
+    one = _drop_gzip(local_stack, lines, marker="normal")
+    paused = _drop_gzip(local_stack, lines, marker=FULL_QUEUE)
+    summaries = [wait_for_summary(local_stack, run) for run in (one, paused)]
+    # THEN every pass of the second stopped after its first chunk and the state machine waited
+    # before the next one
+    assert _split_passes(local_stack, paused) == summaries[1]["chunks"] == 4
+    assert _entered(local_stack, paused, "PauseSplit", "WaitStateEntered") == 3
+    assert _entered(local_stack, one, "PauseSplit", "WaitStateEntered") == 0
+    # AND both runs have the same lines, results and failures, each line exactly once
+    (ok_1, failed_1, _), (ok_p, failed_p, _) = (
+        lines_of(local_stack, one),
+        lines_of(local_stack, paused),
+    )
+    assert sorted(ok_1) == sorted(ok_p) == [1, 2, 3, 4, 11, 12, 13, 14]
+    assert sorted(failed_1) == sorted(failed_p) == list(range(5, 11))
     for key in ("status", "lines", "ok", "failed", "chunks", "failed_by_error"):
         assert summaries[0][key] == summaries[1][key], key
     assert summaries[1]["status"] == "SUCCEEDED"

@@ -35,7 +35,8 @@ def test_every_task_retries_and_catches():
 def test_the_wait_for_chunks_is_one_callback_task_with_stall_detection():
     """A Retry on States.ALL would swallow the heartbeat timeout that detects a stall."""
     states = json.loads(ASL.read_text())["States"]
-    assert not [name for name, s in states.items() if s["Type"] == "Wait"]
+    # The one Wait is Split's pause while the WorkQueue is full, never a poll of the chunks
+    assert [name for name, s in states.items() if s["Type"] == "Wait"] == ["PauseSplit"]
     wait = states["AwaitChunks"]
     assert wait["Resource"].endswith(".waitForTaskToken")
     assert wait["HeartbeatSecondsPath"] == "$.heartbeat_s"
@@ -110,3 +111,15 @@ def test_staging_is_outside_the_query_prefixes_and_expires():
     rules = {r["Id"]: r for r in bucket["LifecycleConfiguration"]["Rules"]}
     assert rules["ExpireAbandonedStaging"]["Prefix"] == "staging/"
     assert rules["ExpireAbandonedStaging"]["ExpirationInDays"] > 0
+
+
+def test_split_pauses_only_when_its_pass_says_so_and_then_splits_again():
+    states = json.loads(ASL.read_text())["States"]
+    pause = states["PauseSplit"]
+    assert (pause["SecondsPath"], pause["Next"]) == ("$.pause_s", "Split")
+    choices = states["IsSplitDone"]["Choices"]
+    assert [(c["Variable"], c["Next"]) for c in choices] == [
+        ("$.done", "Progress"),
+        ("$.paused", "PauseSplit"),
+    ]
+    assert states["IsSplitDone"]["Default"] == "Split"
