@@ -2,7 +2,8 @@
 
 Step Functions' 25,000 history events (lowered here) and 256 KiB state payloads fail the
 execution; SQS refuses a message over the queue's 1 MiB (in UTF-8 bytes) or holding a character
-outside its allowed set (`InvalidMessageContents`); DynamoDB refuses an item over 400 KB and an
+outside its allowed set (`InvalidMessageContents`), and holds a queue to its in-flight quota
+(`OverLimit`); DynamoDB refuses an item over 400 KB and an
 expression over 4 KB;
 a Step Functions task that runs past its function's Timeout fails as `Sandbox.Timedout`.
 """
@@ -20,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pipeline.config import SQS_MAX_MESSAGE_BYTES
-from pipeline.local import quotas
+from pipeline.local import quotas, sqs_in_flight
 from pipeline.local.dynamodb_expressions import MAX_EXPRESSION_BYTES
 from pipeline.local.functions import REGISTRY, TIMEOUT_ERROR, LocalFunction
 from pipeline.manifest.parse import ManifestRecord
@@ -175,6 +176,41 @@ def test_a_chunk_naming_a_key_with_a_noncharacter_reaches_the_worker_intact(sqs)
     # THEN the worker reads the same key back
     (message,) = sqs.receive_message(QueueUrl=url)["Messages"]
     assert Chunk.from_message(json.loads(message["Body"])) == chunk
+
+
+@pytest.fixture
+def lowered_in_flight_quota() -> Iterator[int]:
+    saved = sqs_in_flight.LIMITS.standard
+    sqs_in_flight.LIMITS.standard = 5
+    yield 5
+    sqs_in_flight.LIMITS.standard = saved
+
+
+def test_sqs_holds_a_queue_to_its_in_flight_quota_as_aws_answers(sqs, lowered_in_flight_quota):
+    # GIVEN a standard queue of 8 messages, with the in-flight quota lowered to 5
+    url = sqs.create_queue(QueueName=f"inflight-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    for i in range(8):
+        sqs.send_message(QueueUrl=url, MessageBody=f"m{i}")
+
+    def receive(wait_s: int = 0) -> list[dict]:
+        return sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60, WaitTimeSeconds=wait_s
+        ).get("Messages", [])
+
+    # WHEN one receive takes what it may THEN it gets only the room under the quota
+    held = receive()
+    assert len(held) == lowered_in_flight_quota
+    # AND past it a short poll is refused with OverLimit ...
+    with pytest.raises(ClientError) as refused:
+        receive()
+    assert refused.value.response["Error"]["Code"] == "OverLimit"
+    # ... and a long poll gets nothing and no error, after its wait, as if the queue were empty
+    started = time.monotonic()
+    assert receive(wait_s=1) == []
+    assert time.monotonic() - started >= 1
+    # AND a deleted message makes room for one more
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=held[0]["ReceiptHandle"])
+    assert len(receive()) == 1
 
 
 def test_dynamodb_refuses_an_item_over_400_kb(dynamodb, table):
