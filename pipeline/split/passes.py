@@ -258,8 +258,8 @@ def _cut(
         work.emit(message, sink)
         next_chunk = span.number + 1
         # The stop matters only where the pass stops: a pass that runs to the end takes none
-        is_paused = not work.is_paused and pause is not None and pause()
-        work.is_paused = work.is_paused or is_paused
+        if pause is not None and not work.is_paused:  # asked until it says yes, never after
+            work.is_paused = pause()
         if clock() >= deadline or work.is_paused:
             position = work.stop_position(span, resume)
             if position is not None:
