@@ -51,7 +51,14 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
         if lambda_context is None
         else time.time() + lambda_context.get_remaining_time_in_millis() / 1000
     )
-    report = worker.process(*parse_work_message(orjson.loads(record.body)), deadline=deadline)
+    chunk, replay = parse_work_message(orjson.loads(record.body))
+    deliveries = int(record.attributes.approximate_receive_count)
+    if deliveries > 1:  # an earlier delivery crashed, ran out of time or memory, or was lost
+        logger.warning(
+            "chunk delivered again",
+            extra={"run": chunk.run, "chunk": chunk.number, "deliveries": deliveries},
+        )
+    report = worker.process(chunk, replay, deadline=deadline)
     record_chunk(
         metrics, ok=report.ok, failed_by_stage=report.failed_by_stage, seconds=report.seconds
     )
