@@ -58,3 +58,12 @@ def hog_on_hog(event: dict[str, Any], context: Any) -> dict[str, Any]:
         time.sleep(0.2)
         del held
     return {"batchItemFailures": []}
+
+
+def complete_own_token(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Send SendTaskSuccess for this very task's token, before this invocation returns."""
+    import boto3  # noqa: PLC0415  # only this fake calls AWS
+
+    output = json.dumps({"completed_by": "its own invocation"})
+    boto3.client("stepfunctions").send_task_success(taskToken=event["token"], output=output)
+    return {}
