@@ -36,23 +36,19 @@ def _split_passes(stack, run: str) -> int:
     return _entered(stack, run, "Split")
 
 
-def test_one_chunk_passes_give_the_same_run_as_one_pass(local_stack, photos):  # noqa: F811
-    # GIVEN a gzip manifest of 14 lines (4 chunks of 4 at the test stack's ChunkItems)
-    bucket, prefix = photos
+def _fourteen_lines(uploaded: tuple[str, str]) -> list[str]:
+    """The photos, a malformed line, 5 missing images, the photos again: 4 chunks of 4."""
+    bucket, prefix = uploaded
     good = [f"s3://{bucket}/{prefix}/{p.name}" for p in sorted(PHOTOS.glob("*.jpg"))]
-    lines = [*good, "not a reference", *[f"s3://{bucket}/{prefix}/gone-{i}.jpg" for i in range(5)]]
-    lines += good
-    # WHEN it runs once normally and once split one chunk a pass
-    one = _drop_gzip(local_stack, lines, marker="normal")
-    many = _drop_gzip(local_stack, lines, marker=ONE_CHUNK_PASSES)
-    summaries = [wait_for_summary(local_stack, run) for run in (one, many)]
-    # THEN the state machine looped Split once per chunk for the second
-    assert _split_passes(local_stack, one) == 1
-    assert _split_passes(local_stack, many) == summaries[1]["chunks"] == 4
-    # AND both runs have the same lines, results and failures, each line exactly once
+    missing = [f"s3://{bucket}/{prefix}/gone-{i}.jpg" for i in range(5)]
+    return [*good, "not a reference", *missing, *good]
+
+
+def _assert_same_run(stack, runs: tuple[str, str], summaries: list[dict]) -> None:
+    """Both runs have the same lines, results and failures, each line exactly once."""
     (ok_1, failed_1, by_line_1), (ok_n, failed_n, by_line_n) = (
-        lines_of(local_stack, one),
-        lines_of(local_stack, many),
+        lines_of(stack, runs[0]),
+        lines_of(stack, runs[1]),
     )
     assert sorted(ok_1) == sorted(ok_n) == [1, 2, 3, 4, 11, 12, 13, 14]
     assert sorted(failed_1) == sorted(failed_n) == list(range(5, 11))
@@ -64,13 +60,23 @@ def test_one_chunk_passes_give_the_same_run_as_one_pass(local_stack, photos):  #
     assert summaries[1]["status"] == "SUCCEEDED"
 
 
+def test_one_chunk_passes_give_the_same_run_as_one_pass(local_stack, photos):  # noqa: F811
+    # GIVEN a gzip manifest of 14 lines (4 chunks of 4 at the test stack's ChunkItems)
+    lines = _fourteen_lines(photos)
+    # WHEN it runs once normally and once split one chunk a pass
+    one = _drop_gzip(local_stack, lines, marker="normal")
+    many = _drop_gzip(local_stack, lines, marker=ONE_CHUNK_PASSES)
+    summaries = [wait_for_summary(local_stack, run) for run in (one, many)]
+    # THEN the state machine looped Split once per chunk for the second
+    assert _split_passes(local_stack, one) == 1
+    assert _split_passes(local_stack, many) == summaries[1]["chunks"] == 4
+    # AND both runs have the same lines, results and failures, each line exactly once
+    _assert_same_run(local_stack, (one, many), summaries)
+
+
 def test_passes_paused_by_a_full_work_queue_give_the_same_run(local_stack, photos):  # noqa: F811
-    # GIVEN a gzip manifest of 14 lines (4 chunks of 4), run normally and with a WorkQueue
-    # that is always full
-    bucket, prefix = photos
-    good = [f"s3://{bucket}/{prefix}/{p.name}" for p in sorted(PHOTOS.glob("*.jpg"))]
-    lines = [*good, "not a reference", *[f"s3://{bucket}/{prefix}/gone-{i}.jpg" for i in range(5)]]
-    lines += good
+    # GIVEN the same manifest, run normally and with a WorkQueue that is always full
+    lines = _fourteen_lines(photos)
     one = _drop_gzip(local_stack, lines, marker="normal")
     paused = _drop_gzip(local_stack, lines, marker=FULL_QUEUE)
     summaries = [wait_for_summary(local_stack, run) for run in (one, paused)]
@@ -80,12 +86,4 @@ def test_passes_paused_by_a_full_work_queue_give_the_same_run(local_stack, photo
     assert _entered(local_stack, paused, "PauseSplit", "WaitStateEntered") == 3
     assert _entered(local_stack, one, "PauseSplit", "WaitStateEntered") == 0
     # AND both runs have the same lines, results and failures, each line exactly once
-    (ok_1, failed_1, _), (ok_p, failed_p, _) = (
-        lines_of(local_stack, one),
-        lines_of(local_stack, paused),
-    )
-    assert sorted(ok_1) == sorted(ok_p) == [1, 2, 3, 4, 11, 12, 13, 14]
-    assert sorted(failed_1) == sorted(failed_p) == list(range(5, 11))
-    for key in ("status", "lines", "ok", "failed", "chunks", "failed_by_error"):
-        assert summaries[0][key] == summaries[1][key], key
-    assert summaries[1]["status"] == "SUCCEEDED"
+    _assert_same_run(local_stack, (one, paused), summaries)

@@ -6,6 +6,9 @@ import json
 import logging
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import boto3
 import pytest
@@ -198,10 +201,16 @@ def test_a_failed_message_is_said_to_wait_out_the_queue_s_visibility_timeout(
     )
 
 
-def test_a_batch_past_the_function_timeout_is_killed_then_dead_lettered(emulator):
-    # GIVEN a worker process whose handler hangs, for a function with a 1 s timeout
+@contextmanager
+def _one_worker(
+    emulator, handler: str, **limits: int
+) -> Iterator[tuple[Any, str, str, ProcessPool]]:
+    """A worker process polling a fresh queue (visibility 2 s, redrive after 2 receives).
+
+    `limits` are the function's (`timeout_s`, `memory_mb`); yields (sqs, url, dlq_url, pool).
+    """
     sqs = boto3.client("sqs")
-    name = f"hang-{uuid.uuid4().hex[:8]}"
+    name = f"{handler.replace('_', '-')}-{uuid.uuid4().hex[:8]}"
     dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
@@ -211,15 +220,15 @@ def test_a_batch_past_the_function_timeout_is_killed_then_dead_lettered(emulator
         QueueName=name, Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": "2"}
     )["QueueUrl"]
     function = LocalFunction(
-        logical_id="Hang",
+        logical_id="Worker",
         name=name,
         arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
-        handler="tests.integration.lambda_fakes.hang_on_hang",
+        handler=f"tests.integration.lambda_fakes.{handler}",
         env={},
-        timeout_s=1,
+        **limits,
     )
     mapping = EventSourceMapping(
-        logical_id="HangMapping",
+        logical_id="WorkerMapping",
         queue_url=url,
         queue_arn=f"arn:aws:sqs:us-east-1:1:{name}",
         function=function,
@@ -230,6 +239,14 @@ def test_a_batch_past_the_function_timeout_is_killed_then_dead_lettered(emulator
     pool = ProcessPool(mapping=mapping, env=emulator.env, options=PollerOptions(), size=1)
     pool.start()
     try:
+        yield sqs, url, dlq_url, pool
+    finally:
+        pool.stop()
+
+
+def test_a_batch_past_the_function_timeout_is_killed_then_dead_lettered(emulator):
+    # GIVEN a worker process whose handler hangs, for a function with a 1 s timeout
+    with _one_worker(emulator, "hang_on_hang", timeout_s=1) as (sqs, url, dlq_url, pool):
         first_pid = pool.processes[0].pid
         # WHEN a message makes it hang
         sqs.send_message(QueueUrl=url, MessageBody="hang")
@@ -238,43 +255,12 @@ def test_a_batch_past_the_function_timeout_is_killed_then_dead_lettered(emulator
         wait_until(lambda: _depth(sqs, dlq_url) == 1, 60, interval_s=0.5)
         assert pool.processes[0].pid != first_pid
         assert _bodies(sqs, dlq_url) == ["hang"]
-    finally:
-        pool.stop()
 
 
 def test_a_batch_past_the_function_memory_size_is_killed_then_dead_lettered(emulator):
     # GIVEN a worker process for a function of 256 MB whose handler holds 400 MB on "hog"
-    sqs = boto3.client("sqs")
-    name = f"hog-{uuid.uuid4().hex[:8]}"
-    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2})
-    url = sqs.create_queue(
-        QueueName=name, Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": "2"}
-    )["QueueUrl"]
-    function = LocalFunction(
-        logical_id="Hog",
-        name=name,
-        arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
-        handler="tests.integration.lambda_fakes.hog_on_hog",
-        env={},
-        timeout_s=30,
-        memory_mb=256,
-    )
-    mapping = EventSourceMapping(
-        logical_id="HogMapping",
-        queue_url=url,
-        queue_arn=f"arn:aws:sqs:us-east-1:1:{name}",
-        function=function,
-        batch_size=1,
-        reports_item_failures=True,
-        max_concurrency=2,
-    )
-    pool = ProcessPool(mapping=mapping, env=emulator.env, options=PollerOptions(), size=1)
-    pool.start()
-    try:
+    limits = {"timeout_s": 30, "memory_mb": 256}
+    with _one_worker(emulator, "hog_on_hog", **limits) as (sqs, url, dlq_url, pool):
         # WHEN a small message goes through, then one that needs more memory than the function has
         sqs.send_message(QueueUrl=url, MessageBody="small")
         wait_until(lambda: _depth(sqs, url) == 0 and _in_flight(sqs, url) == 0, 30)
@@ -287,8 +273,6 @@ def test_a_batch_past_the_function_memory_size_is_killed_then_dead_lettered(emul
         assert pool.processes[0].pid != first_pid
         assert _bodies(sqs, dlq_url) == ["hog"]
         assert _bodies(sqs, url) == []
-    finally:
-        pool.stop()
 
 
 def _in_flight(sqs, url) -> int:
