@@ -52,7 +52,8 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
         else time.time() + lambda_context.get_remaining_time_in_millis() / 1000
     )
     chunk, replay = parse_work_message(orjson.loads(record.body))
-    deliveries = int(record.attributes.approximate_receive_count)
+    # Lambda always sets it; a log line must never fail a chunk where something else does not
+    deliveries = int(record.attributes.get("ApproximateReceiveCount") or 1)
     if deliveries > 1:  # an earlier delivery crashed, ran out of time or memory, or was lost
         logger.warning(
             "chunk delivered again",

@@ -39,9 +39,14 @@ class DecodeBudget:
         ticket = object()
         with self._changed:
             self._waiting.append(ticket)
-            self._changed.wait_for(
-                lambda: self._waiting[0] is ticket and self._held + size <= self.capacity
-            )
+            try:
+                self._changed.wait_for(
+                    lambda: self._waiting[0] is ticket and self._held + size <= self.capacity
+                )
+            except BaseException:  # interrupted while waiting: never block the ones behind
+                self._waiting.remove(ticket)
+                self._changed.notify_all()
+                raise
             self._waiting.popleft()
             self._held += size
             self._changed.notify_all()  # the next in line may fit too

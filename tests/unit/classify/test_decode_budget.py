@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from pipeline.classify.decode_budget import DecodeBudget
 from tests.wait import wait_until
 
@@ -95,3 +97,22 @@ def test_a_waiting_big_reservation_is_not_overtaken_by_later_small_ones():
     big.join(5)
     small.join(5)
     assert budget.held == 0
+
+
+def test_a_waiter_interrupted_in_line_leaves_it():
+    budget = DecodeBudget(100)
+
+    def interrupted(*args: object, **kwargs: object) -> bool:
+        raise KeyboardInterrupt
+
+    with budget.reserve(100):
+        waiting = budget._changed.wait_for
+        budget._changed.wait_for = interrupted  # type: ignore[method-assign]
+        with pytest.raises(KeyboardInterrupt), budget.reserve(10):
+            pass
+        budget._changed.wait_for = waiting  # type: ignore[method-assign]
+    entered: list[int] = []
+    later = _enter(budget, 10, entered, threading.Event())
+    _entered(entered, 1)  # not stuck behind the interrupted one's place in line
+    assert budget.held == 10
+    later.join(0)
