@@ -47,6 +47,7 @@ def run_row(state: RunState, now: float, prices: Prices | None = None) -> dict[s
         "status": state.status.value,
         "lines_split": state.lines_split,
         "is_split_done": state.is_split_done,
+        "is_split_paused": state.is_split_paused and not state.is_split_done,
         "chunks_done": state.chunks_done,
         "chunks_sent": state.chunks_sent,
         "ok": state.ok,
@@ -100,10 +101,11 @@ def render_table(rows: list[dict[str, Any]], width: int) -> RenderableType:
 def _cells(row: dict[str, Any]) -> tuple[str, ...]:
     """One run's values, in `COLUMNS` order (`+`: Split has not finished counting)."""
     more = "" if row["is_split_done"] else "+"
+    paused = ", split paused: queue full" if row.get("is_split_paused") else ""
     return (
         row["run"],
         row["manifest"],
-        row["status"],
+        f"{row['status']}{paused}",
         f"{row['lines_split']:,}{more}",
         f"{row['chunks_done']:,}/{row['chunks_sent']:,}{more}",
         f"{row['ok']:,}",

@@ -283,6 +283,7 @@ def state_from_item(item: Mapping[str, Any]) -> RunState:
         lines_split=int(_num(item, "lines_split")),
         chunks_sent=int(_num(item, "chunks_sent")),
         is_split_done=bool(item.get("is_split_done", {}).get("BOOL", False)),
+        is_split_paused=bool(item.get("split_paused", {}).get("BOOL", False)),
         chunks_done=int(_num(item, "chunks_done")),
         replay_chunks_done=int(_num(item, "replay_chunks_done")),
         ok=int(_num(item, "ok")),

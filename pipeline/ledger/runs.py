@@ -69,6 +69,8 @@ class RunState:
     lines_split: int = 0
     chunks_sent: int = 0
     is_split_done: bool = False
+    is_split_paused: bool = False
+    """The last Split pass stopped early: the WorkQueue was full (`split/backpressure.py`)."""
     chunks_done: int = 0
     replay_chunks_done: int = 0
     ok: int = 0

@@ -137,11 +137,13 @@ class RunLedger:
         is_done: bool,
         parse_failures_by_error: Mapping[str, int] | None = None,
         reason: str | None = None,
+        is_paused: bool = False,
     ) -> bool:
         """Store the split's cumulative progress; False if a newer pass already wrote more.
 
         All values are totals since the start of the manifest (what the checkpoint carries),
         so writing them twice changes nothing. Parse failures count as failed lines.
+        `is_paused`: the pass stopped because the WorkQueue was full (until the next pass).
         """
         parse = dict(parse_failures_by_error or {})
         names = {"#ls": "lines_split"}
@@ -149,11 +151,12 @@ class RunLedger:
             ":ls": n(lines_split),
             ":cs": n(chunks_sent),
             ":done": {"BOOL": is_done},
+            ":paused": {"BOOL": is_paused},
             ":pf": n(sum(parse.values())),
             ":now": n(self._clock()),
         }
         sets = ["#ls = :ls", "chunks_sent = :cs", "is_split_done = :done", "parse_failed = :pf"]
-        sets.append("updated_at = :now")
+        sets += ["split_paused = :paused", "updated_at = :now"]
         for i, (code, count) in enumerate(sorted(parse.items())):
             names[f"#p{i}"], values[f":p{i}"] = f"parse_error#{code}", n(count)
             sets.append(f"#p{i} = :p{i}")

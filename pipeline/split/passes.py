@@ -200,6 +200,7 @@ def split_pass(
             cursor.lines_read,
         )
         cursor.close()
+    is_paused = work.is_paused and not work.is_exhausted
     if ledger is not None:
         ledger.record_split_progress(
             run,
@@ -208,6 +209,7 @@ def split_pass(
             is_done=work.is_exhausted,
             parse_failures_by_error=dict(totals.parse_failures),
             reason=work.reason,
+            is_paused=is_paused,
         )
     stats = PassStats(
         totals.lines - lines_before,
@@ -217,7 +219,7 @@ def split_pass(
         decoded,
         lines_read,
     )
-    outcome = outcome_of(new, totals, stats, is_paused=work.is_paused and not work.is_exhausted)
+    outcome = outcome_of(new, totals, stats, is_paused=is_paused)
     logger.info(
         "split pass %d: %d chunks, %d lines in total, done=%s",
         totals.passes,

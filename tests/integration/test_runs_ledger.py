@@ -120,6 +120,15 @@ def test_split_progress_never_moves_backwards(ledger):
     )
 
 
+def test_a_paused_split_pass_is_recorded_until_the_next_pass(ledger):
+    run = "p" * 20
+    ledger.start_run(run, manifest="s3://in/m")
+    ledger.record_split_progress(run, lines_split=40, chunks_sent=1, is_done=False, is_paused=True)
+    assert ledger.get_run(run).is_split_paused
+    ledger.record_split_progress(run, lines_split=80, chunks_sent=2, is_done=False)
+    assert not ledger.get_run(run).is_split_paused
+
+
 def test_replay_moves_lines_from_failed_to_ok_once(ledger):
     run = "d" * 20
     ledger.start_run(run, manifest="s3://in/m")

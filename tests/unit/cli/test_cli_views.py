@@ -105,6 +105,13 @@ def test_status_shows_every_value_whole_as_a_table_or_a_few_lines_a_run(width):
     assert any("the manifest is gone" in line for line in lines)  # the caption, or the run's
 
 
+@pytest.mark.parametrize("width", WIDTHS)
+def test_status_says_when_split_is_paused_by_a_full_work_queue(width):
+    paused = status_row(status="RUNNING", is_split_done=False, is_split_paused=True, eta_s=60)
+    text = " ".join(draw(render_table([paused, status_row()], width), width))
+    assert text.count("split paused: queue full") == 1
+
+
 def test_status_of_a_small_run_is_a_table_where_its_manifest_gets_40_columns():
     row = status_row(
         lines_split=306, chunks_done=4, chunks_sent=4, ok=300, failed=6, cost_usd=0.0005
