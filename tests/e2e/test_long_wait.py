@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 
 import boto3
 import pytest
@@ -56,11 +55,9 @@ def _run_that_waits(
 
 
 @pytest.fixture
-def lowered_history_quota() -> Iterator[int]:
-    saved = quotas.LIMITS.max_history_events
-    quotas.LIMITS.max_history_events = LOWERED_HISTORY_QUOTA
-    yield LOWERED_HISTORY_QUOTA
-    quotas.LIMITS.max_history_events = saved
+def lowered_history_quota(monkeypatch) -> int:
+    monkeypatch.setattr(quotas.LIMITS, "max_history_events", LOWERED_HISTORY_QUOTA)
+    return LOWERED_HISTORY_QUOTA
 
 
 def test_a_long_wait_adds_no_history_events(local_stack, photos, lowered_history_quota):  # noqa: F811

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 
 import boto3
 import orjson
@@ -41,11 +40,9 @@ def sfn(emulator):
 
 
 @pytest.fixture
-def lowered_history_quota() -> Iterator[int]:
-    saved = quotas.LIMITS.max_history_events
-    quotas.LIMITS.max_history_events = 40
-    yield 40
-    quotas.LIMITS.max_history_events = saved
+def lowered_history_quota(monkeypatch) -> int:
+    monkeypatch.setattr(quotas.LIMITS, "max_history_events", 40)
+    return 40
 
 
 def _execute(sfn, definition: dict, payload: dict | None = None) -> tuple[dict, list[dict]]:
@@ -179,11 +176,9 @@ def test_a_chunk_naming_a_key_with_a_noncharacter_reaches_the_worker_intact(sqs)
 
 
 @pytest.fixture
-def lowered_in_flight_quota() -> Iterator[int]:
-    saved = sqs_in_flight.LIMITS.standard
-    sqs_in_flight.LIMITS.standard = 5
-    yield 5
-    sqs_in_flight.LIMITS.standard = saved
+def lowered_in_flight_quota(monkeypatch) -> int:
+    monkeypatch.setattr(sqs_in_flight.LIMITS, "standard", 5)
+    return 5
 
 
 def test_sqs_holds_a_queue_to_its_in_flight_quota_as_aws_answers(sqs, lowered_in_flight_quota):
