@@ -101,7 +101,7 @@ def render_table(rows: list[dict[str, Any]], width: int) -> RenderableType:
 def _cells(row: dict[str, Any]) -> tuple[str, ...]:
     """One run's values, in `COLUMNS` order (`+`: Split has not finished counting)."""
     more = "" if row["is_split_done"] else "+"
-    paused = ", split paused: queue full" if row.get("is_split_paused") else ""
+    paused = ", split paused: queue full" if row["is_split_paused"] else ""
     return (
         row["run"],
         row["manifest"],

@@ -58,6 +58,7 @@ def status_row(**overrides: object) -> dict:
         "manifest": MANIFEST,
         "status": "SUCCEEDED",
         "is_split_done": True,
+        "is_split_paused": False,
         "eta_s": None,
         "lines_split": 1_957_560_320,
         "chunks_done": 3_915_121,
