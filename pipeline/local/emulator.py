@@ -25,6 +25,7 @@ from pipeline.local.parse_lock import install_parse_lock
 from pipeline.local.quotas import install_step_functions_quotas
 from pipeline.local.s3_conditional_writes import install_atomic_conditional_writes
 from pipeline.local.sfn_callbacks import install_sfn_callbacks
+from pipeline.local.sfn_integrations import install_sfn_integrations
 from pipeline.local.sqs_in_flight import install_sqs_in_flight_limit
 from pipeline.local.sqs_receive_cost import install_cheap_receives
 from pipeline.local.sqs_rules import install_sqs_message_rules
@@ -85,6 +86,7 @@ def start_emulator(port: int = 0) -> Emulator:
     install_expression_limits()  # 4 KB an expression
     install_step_functions_quotas(Settings.from_env().local_max_history_events)
     install_sfn_callbacks()  # an early SendTaskSuccess ends its task; AWS's task timeout
+    install_sfn_integrations()  # a startExecution task's parameters reach the call
     install_sqs_message_rules()  # AWS's allowed characters and byte-counted size
     install_sqs_in_flight_limit()  # 120,000 messages in flight a queue
     install_atomic_conditional_writes()  # of two conditional PUTs of a key, one wins
