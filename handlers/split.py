@@ -4,7 +4,9 @@ A pass works for the invocation's remaining time minus a margin (`LAMBDAFLOW_SPL
 overrides it, so tests force many passes), then returns `done: false` and the checkpoint in
 `split.resume`; the state machine loops Split until `done` (pipeline/split/passes.py). A pass that
 found the WorkQueue full returns `paused: true` and the state machine waits `pause_s` first
-(pipeline/split/backpressure.py).
+(pipeline/split/backpressure.py). After `split_passes_per_execution` passes, `continue: true`
+sends the run on in a new execution, before its history meets AWS's quota
+(pipeline/split/state.py).
 """
 
 from __future__ import annotations
@@ -57,11 +59,19 @@ def handle(event: dict[str, Any], context: Any, split: AwsSplit) -> dict[str, An
     )
     if outcome.is_paused:
         logger.info("the WorkQueue is full: split pauses %d s", split.settings.split_pause_s)
+    execution_passes = state.execution_passes + 1
+    continues = (
+        not outcome.is_done and execution_passes >= split.settings.split_passes_per_execution
+    )
+    if continues:
+        logger.info("split continues in a new execution after %d passes", execution_passes)
     return dataclasses.replace(
         state,
         done=outcome.is_done,
         paused=outcome.is_paused,
         pause_s=split.settings.split_pause_s,
+        execution_passes=execution_passes,
+        continues=continues,
         lines=outcome.lines,
         chunks=outcome.chunks_sent,
         passes=outcome.passes,

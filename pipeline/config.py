@@ -43,6 +43,7 @@ FETCH_CONCURRENCY = "LAMBDAFLOW_FETCH_CONCURRENCY"
 SPLIT_BUDGET_S = "LAMBDAFLOW_SPLIT_BUDGET_S"
 SPLIT_MAX_WAITING_CHUNKS = "LAMBDAFLOW_SPLIT_MAX_WAITING_CHUNKS"
 SPLIT_PAUSE_S = "LAMBDAFLOW_SPLIT_PAUSE_S"
+SPLIT_PASSES_PER_EXECUTION = "LAMBDAFLOW_SPLIT_PASSES_PER_EXECUTION"
 CLASSIFY_CONCURRENCY = "LAMBDAFLOW_CLASSIFY_CONCURRENCY"
 TRACING = "LAMBDAFLOW_TRACING"
 PROGRESS_POLL_S = "LAMBDAFLOW_PROGRESS_POLL_S"
@@ -199,6 +200,10 @@ class Settings:
     (`pipeline/split/backpressure.py`)."""
     split_pause_s: int = _setting(SPLIT_PAUSE_S, 1800, _positive_int)
     """How long the state machine waits before the next Split pass once the WorkQueue is full."""
+    split_passes_per_execution: int = _setting(SPLIT_PASSES_PER_EXECUTION, 1000, _positive_int)
+    """Split passes (each with its pause) one execution runs before the run continues in a new one:
+    at most 9 history events each, so 1,000 leave room under the 25,000 quota for retries and the
+    wait (`pipeline/split/state.py`)."""
     is_tracing_enabled: bool = _setting(TRACING, False, _parse_bool)
     progress_poll_s: int = _setting(PROGRESS_POLL_S, 15, _positive_int)
     """Seconds the state machine waits between progress checks of a run."""

@@ -82,6 +82,7 @@ def execution_input(obj: ManifestObject) -> dict[str, Any]:
     return {
         "v": SCHEMA_VERSION,
         "run": obj.run,
+        "paused": False,  # a new run splits at once (a continued one may pause first)
         "manifest": {
             "bucket": obj.bucket,
             "key": obj.key,

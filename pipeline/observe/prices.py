@@ -56,8 +56,9 @@ TRANSITIONS_PER_SPLIT_PASS = 2
 TRANSITIONS_WAIT = 5
 """Progress, AreChunksDone, AwaitChunks (one callback task however long it waits), Progress,
 AreChunksDone: the wait no longer polls (pipeline/ledger/completion.py)."""
-TRANSITIONS_FIXED = 2
-"""Finalize (or FinalizePartial) and the end state."""
+TRANSITIONS_FIXED = 3
+"""Start (the Choice a continued run pauses at), Finalize (or FinalizePartial) and the end state;
+a run that goes on in a new execution every 1,000 passes adds 3 a time: a rounding error."""
 CHUNK_WRITE_UNITS = 4
 """The ledger's per-chunk transaction: chunk marker + run counters, 2 items x 2 units."""
 

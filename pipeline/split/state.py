@@ -5,7 +5,13 @@ state and returns it with the next checkpoint in `resume` and `done` set once th
 to its end (or broke: then `reason` says why and the run is finalized as partial). The state machine
 loops Split while `done` is false, so a manifest of any size is split in passes that each fit in
 one invocation; it first waits `pause_s` when `paused` says the pass stopped early because the
-WorkQueue was full. Knows nothing of Lambda.
+WorkQueue was full.
+
+Each pass and its pause cost up to 9 history events, and AWS fails a Standard execution outright
+at 25,000: a run that pauses for months (a huge manifest at a low concurrency) would die in the
+middle. So after `split_passes_per_execution` passes, `continues` tells the state machine to go
+on in a new execution of itself, named `<run>-<passes>`, with this state as its input: a run's
+length is then bounded by nothing but its manifest. Knows nothing of Lambda.
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ class SplitState:
     paused: bool = False
     pause_s: int = 0
     """Seconds the state machine waits before the next pass when `paused` (a Wait state's)."""
+    execution_passes: int = 0
+    """Passes this execution ran (`passes` counts the run's, over every execution)."""
+    continues: bool = False
+    """The next pass runs in a new execution (its input: this state, `execution_passes` 0)."""
     lines: int = 0
     chunks: int = 0
     passes: int = 0
@@ -44,6 +54,8 @@ class SplitState:
             done=bool(data.get("done", False)),
             paused=bool(data.get("paused", False)),
             pause_s=int(data.get("pause_s", 0)),
+            execution_passes=int(data.get("execution_passes", 0)),
+            continues=bool(data.get("continue", False)),
             lines=int(split.get("lines", 0)),
             chunks=int(split.get("chunks", 0)),
             passes=int(split.get("passes", 0)),
@@ -61,6 +73,8 @@ class SplitState:
             "done": self.done,
             "paused": self.paused,
             "pause_s": self.pause_s,
+            "execution_passes": self.execution_passes,
+            "continue": self.continues,
             "split": {
                 "lines": self.lines,
                 "chunks": self.chunks,

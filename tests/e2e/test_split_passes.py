@@ -9,8 +9,10 @@ import boto3
 import pytest
 
 from pipeline.ledger.ingest import ManifestObject
-from tests.e2e.budgeted_split import FULL_QUEUE, ONE_CHUNK_PASSES
+from pipeline.local import quotas
+from tests.e2e.budgeted_split import CONTINUED, CONTINUED_PASSES, FULL_QUEUE, ONE_CHUNK_PASSES
 from tests.e2e.test_flow import PHOTOS, lines_of, photos, wait_for_summary  # noqa: F401  # fixture
+from tests.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -23,13 +25,39 @@ def _drop_gzip(stack, lines: list[str], *, marker: str) -> str:
     return ManifestObject(bucket=bucket, key=key, etag=etag.strip('"')).run
 
 
-def _entered(stack, run: str, state: str, kind: str = "TaskStateEntered") -> int:
+LOWERED_HISTORY_QUOTA = 50
+"""Over an unpaused run's 36 events and each execution of the continued run (27 and 47); no more
+than a run of 4 paused passes needs in one execution (50 at least, 63 when it waits for chunks)."""
+
+
+def _execution_arn(stack, name: str) -> str:
+    return stack.outputs["StateMachineArn"].replace(":stateMachine:", ":execution:") + f":{name}"
+
+
+def _history(stack, name: str) -> list[dict]:
     sfn = boto3.client("stepfunctions")
-    arn = stack.outputs["StateMachineArn"].replace(":stateMachine:", ":execution:") + f":{run}"
-    events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
-    return sum(
-        1 for e in events if e["type"] == kind and e["stateEnteredEventDetails"]["name"] == state
+    pages = sfn.get_paginator("get_execution_history").paginate(
+        executionArn=_execution_arn(stack, name)
     )
+    return [event for page in pages for event in page["events"]]
+
+
+def _entered(stack, run: str, state: str, kind: str = "TaskStateEntered") -> int:
+    return sum(
+        1
+        for e in _history(stack, run)
+        if e["type"] == kind and e["stateEnteredEventDetails"]["name"] == state
+    )
+
+
+def _ended(stack, name: str) -> dict:
+    sfn = boto3.client("stepfunctions")
+
+    def ended() -> dict | None:
+        described = sfn.describe_execution(executionArn=_execution_arn(stack, name))
+        return None if described["status"] == "RUNNING" else described
+
+    return wait_until(ended, 60, interval_s=0.2, what=f"execution {name} to end")
 
 
 def _split_passes(stack, run: str) -> int:
@@ -87,3 +115,40 @@ def test_passes_paused_by_a_full_work_queue_give_the_same_run(local_stack, photo
     assert _entered(local_stack, one, "PauseSplit", "WaitStateEntered") == 0
     # AND both runs have the same lines, results and failures, each line exactly once
     _assert_same_run(local_stack, (one, paused), summaries)
+
+
+@pytest.fixture
+def lowered_history_quota(monkeypatch) -> int:
+    monkeypatch.setattr(quotas.LIMITS, "max_history_events", LOWERED_HISTORY_QUOTA)
+    return LOWERED_HISTORY_QUOTA
+
+
+def test_a_run_too_long_for_one_history_goes_on_in_new_executions(
+    local_stack,
+    photos,  # noqa: F811
+    lowered_history_quota,
+):
+    # GIVEN a history quota that one execution of 4 paused one-chunk passes exceeds
+    lines = _fourteen_lines(photos)
+    one = _drop_gzip(local_stack, lines, marker="normal")
+    died = _drop_gzip(local_stack, lines, marker=FULL_QUEUE)
+    # WHEN the same run goes on in a new execution every 2 passes
+    continued = _drop_gzip(local_stack, lines, marker=CONTINUED)
+    summaries = [wait_for_summary(local_stack, run) for run in (one, continued)]
+    # THEN the run in one execution died at the quota, as AWS fails it (no Catch sees it)
+    failed = _ended(local_stack, died)
+    assert (failed["status"], failed.get("error")) == ("FAILED", quotas.HISTORY_QUOTA_ERROR)
+    # AND the continued run ran its 4 passes in 2 executions, each under the quota, the first
+    # ended by starting the second (named by the run and the passes before it)
+    names = [continued, f"{continued}-{CONTINUED_PASSES}"]
+    assert [_ended(local_stack, name)["status"] for name in names] == ["SUCCEEDED"] * 2
+    histories = [_history(local_stack, name) for name in names]
+    assert all(len(events) < lowered_history_quota for events in histories)
+    assert sum(len(events) for events in histories) > lowered_history_quota
+    assert [_entered(local_stack, name, "Split") for name in names] == [2, 2]
+    assert _entered(local_stack, names[0], "ContinueAsNew") == 1
+    assert _entered(local_stack, names[1], "ContinueAsNew") == 0
+    # AND the second began with the pause the first's last pass asked for
+    assert _entered(local_stack, names[1], "PauseSplit", "WaitStateEntered") == 2
+    # AND it ends exactly like the run in one unpaused execution, each line exactly once
+    _assert_same_run(local_stack, (one, continued), summaries)

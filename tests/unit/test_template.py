@@ -25,11 +25,41 @@ def test_cfn_lint_is_clean():
 def test_every_task_retries_and_catches():
     states = json.loads(ASL.read_text())["States"]
     tasks = {name: s for name, s in states.items() if s["Type"] == "Task"}
-    assert set(tasks) == {"Split", "Progress", "AwaitChunks", "Finalize"}
+    assert set(tasks) == {"Split", "Progress", "AwaitChunks", "Finalize", "ContinueAsNew"}
     for name, state in tasks.items():
-        if name != "AwaitChunks":
+        if name not in ("AwaitChunks", "ContinueAsNew"):
             assert state["Retry"][0]["ErrorEquals"] == ["States.ALL"], name
         assert state["Catch"], name
+
+
+def test_a_long_split_goes_on_in_a_new_execution_that_a_retried_start_finds():
+    """The new execution is named by the run and its passes, so a retry cannot start a second."""
+    definition = json.loads(ASL.read_text())
+    states = definition["States"]
+    assert definition["StartAt"] == "Start"
+    go_on = states["ContinueAsNew"]
+    assert go_on["Resource"] == "arn:aws:states:::states:startExecution"
+    assert go_on["Parameters"]["StateMachineArn.$"] == "$$.StateMachine.Id"
+    assert go_on["Parameters"]["Name.$"] == "States.Format('{}-{}', $.run, $.split.passes)"
+    new_input = go_on["Parameters"]["Input"]
+    assert (new_input["execution_passes"], new_input["continue"]) == (0, False)
+    # An existing name means the new execution started: never retried, caught as success
+    exists = "StepFunctions.ExecutionAlreadyExistsException"
+    assert go_on["Retry"][0] == {"ErrorEquals": [exists], "MaxAttempts": 0}
+    assert go_on["Catch"][0]["ErrorEquals"] == [exists]
+    assert go_on["Catch"][0]["Next"] == go_on["Next"] == "Continued"
+    assert states["Continued"]["Type"] == "Succeed"
+    # The new execution pauses first when the old one's last pass paused
+    assert states["Start"]["Choices"][0]["Next"] == "PauseSplit"
+    assert states["Start"]["Default"] == "Split"
+    # The state machine may start itself (named, since a !Ref to itself would be circular)
+    machine = load_sam_template()["Resources"]["PipelineStateMachine"]["Properties"]
+    names = [
+        p["StepFunctionsExecutionPolicy"]["StateMachineName"]
+        for p in machine["Policies"]
+        if "StepFunctionsExecutionPolicy" in p
+    ]
+    assert names == [machine["Name"]]
 
 
 def test_the_wait_for_chunks_is_one_callback_task_with_stall_detection():
@@ -120,6 +150,7 @@ def test_split_pauses_only_when_its_pass_says_so_and_then_splits_again():
     choices = states["IsSplitDone"]["Choices"]
     assert [(c["Variable"], c["Next"]) for c in choices] == [
         ("$.done", "Progress"),
+        ("$.continue", "ContinueAsNew"),
         ("$.paused", "PauseSplit"),
     ]
     assert states["IsSplitDone"]["Default"] == "Split"

@@ -122,8 +122,9 @@ def test_cost_counts_requests_from_the_ledger():
     assert cost["s3"] == 97 + 7
     # one invocation per chunk plus one Split pass
     assert cost["lambda_requests"] == 4 + 1
-    # Split + IsSplitDone, the wait's 5 states however long it waits (no polls), Finalize + end
-    assert cost["step_functions"] == 2 + 5 + 2
+    # Start, Split + IsSplitDone, the wait's 5 states however long it waits (no polls), Finalize
+    # + end
+    assert cost["step_functions"] == 1 + 2 + 5 + 2
     assert cost["total"] == pytest.approx(sum(v for k, v in cost.items() if k != "total"))
 
 
