@@ -51,15 +51,10 @@ def _sdk_member_names(original: Any) -> Any:
 
 @functools.cache
 def _input_shape(action: str) -> Any:
-    """The request shape of a Step Functions operation, by its snake-case name."""
+    """The request shape of a Step Functions operation, by its boto3 method name."""
+    import botocore  # noqa: PLC0415
     import botocore.session  # noqa: PLC0415
 
     model = botocore.session.get_session().get_service_model("stepfunctions")
-    names = {_snake(name): name for name in model.operation_names}
+    names = {botocore.xform_name(name): name for name in model.operation_names}
     return model.operation_model(names[action]).input_shape
-
-
-def _snake(operation: str) -> str:
-    from moto.stepfunctions.parser.utils import camel_to_snake_case  # noqa: PLC0415
-
-    return camel_to_snake_case(operation)
