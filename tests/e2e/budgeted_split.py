@@ -19,7 +19,7 @@ FULL_QUEUE = "full-queue"
 """Manifests marked so find the WorkQueue always full: each pass pauses after its first chunk."""
 CONTINUED = "continued"
 """Manifests marked so are `FULL_QUEUE` ones whose run changes execution every few passes."""
-CONTINUED_PASSES = 2
+CONTINUED_PASSES = 1
 
 
 class _NoTimeLeft:
