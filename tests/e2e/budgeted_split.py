@@ -4,8 +4,8 @@ Such a manifest is split one chunk a pass (a pass always sends at least one chun
 machine must loop Split once per chunk; every other manifest gets the real context. Production
 code is untouched: this only shortens the remaining time the handler sees, or, for manifests
 marked `FULL_QUEUE`, sets the WorkQueue depth at which a pass pauses to zero (and the pause
-to 1 s), so every pass pauses after its first chunk; manifests marked `CONTINUED` also go on in
-a new execution every `CONTINUED_PASSES` passes.
+to 1 s), so every pass pauses after its first chunk; manifests marked `CONTINUED` go on in a new
+execution every `CONTINUED_PASSES` passes. Markers combine.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ ONE_CHUNK_PASSES = "one-chunk-passes"
 FULL_QUEUE = "full-queue"
 """Manifests marked so find the WorkQueue always full: each pass pauses after its first chunk."""
 CONTINUED = "continued"
-"""Manifests marked so are `FULL_QUEUE` ones whose run changes execution every few passes."""
+"""Manifests marked so change execution every `CONTINUED_PASSES` passes."""
 CONTINUED_PASSES = 1
 
 
@@ -42,11 +42,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     key = event.get("manifest", {}).get("key", "")
     if ONE_CHUNK_PASSES in key:
         context = _NoTimeLeft(context, real.BUDGET_MARGIN_S)
-    if FULL_QUEUE in key or CONTINUED in key:
-        settings = dataclasses.replace(
-            real.split.settings, split_max_waiting_chunks=0, split_pause_s=1
-        )
-        if CONTINUED in key:
-            settings = dataclasses.replace(settings, split_passes_per_execution=CONTINUED_PASSES)
+    changes: dict[str, int] = {}
+    if FULL_QUEUE in key:
+        changes.update(split_max_waiting_chunks=0, split_pause_s=1)
+    if CONTINUED in key:
+        changes.update(split_passes_per_execution=CONTINUED_PASSES)
+    if changes:
+        settings = dataclasses.replace(real.split.settings, **changes)
         return real.handle(event, context, dataclasses.replace(real.split, settings=settings))
     return real.handler(event, context)

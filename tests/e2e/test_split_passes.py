@@ -134,7 +134,7 @@ def test_a_run_too_long_for_one_history_goes_on_in_new_executions(
     one = _drop_gzip(local_stack, lines, marker="normal")
     died = _drop_gzip(local_stack, lines, marker=FULL_QUEUE)
     # WHEN the same run goes on in a new execution after every pass
-    continued = _drop_gzip(local_stack, lines, marker=CONTINUED)
+    continued = _drop_gzip(local_stack, lines, marker=f"{FULL_QUEUE}-{CONTINUED}")
     summaries = [wait_for_summary(local_stack, run) for run in (one, continued)]
     # THEN the run in one execution died at the quota, as AWS fails it (no Catch sees it)
     failed = _ended(local_stack, died)

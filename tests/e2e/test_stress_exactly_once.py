@@ -1,7 +1,8 @@
 """Stress: every chunk delivered twice, crashes, a changing world and a replay asked mid-run.
 
 On the session's stack (worker processes, the real model, the real event path): a 48-line
-manifest in 12 chunks, and while it runs
+manifest in 12 chunks, split one chunk a pass and each pass in a new execution (the run goes on
+through 12 executions), and while it runs
 - a second copy of every chunk message is sent to the WorkQueue (marked `"copy": "dup"`, a field
   the worker ignores), in which the GETs of `transient-` images are refused: two copies of one
   chunk see different worlds, and either may be counted;
@@ -32,6 +33,7 @@ from pipeline.ledger.summary import read_summary
 from pipeline.ledger.table import RunLedger
 from pipeline.manifest.parse import ManifestRecord
 from pipeline.split.chunking import Chunk
+from tests.e2e.budgeted_split import CONTINUED, CONTINUED_PASSES, ONE_CHUNK_PASSES
 from tests.e2e.faulty_classify import DUP
 from tests.e2e.test_cli import LAMBDAFLOW, _lambdaflow
 from tests.queues import messages_held
@@ -69,7 +71,7 @@ def test_every_line_once_under_duplicates_crashes_a_changing_world_and_a_mid_run
             s3.put_object(Bucket=images, Key=f"{prefix}/{name}", Body=body)
     # GIVEN the manifest dropped into the input bucket (the real S3 event path)
     body = "".join(f"s3://{images}/{prefix}/{names[n]}\n" for n in range(1, LINES + 1))
-    key = f"manifests/{prefix}.csv"
+    key = f"manifests/{prefix}-{ONE_CHUNK_PASSES}-{CONTINUED}.csv"
     etag = s3.put_object(Bucket=outputs["InputBucketName"], Key=key, Body=body.encode())["ETag"]
     run = ManifestObject(outputs["InputBucketName"], key, etag.strip('"')).run
     # AND a second copy of every chunk message, sent while the run is in flight
@@ -152,6 +154,20 @@ def test_every_line_once_under_duplicates_crashes_a_changing_world_and_a_mid_run
         summary["ok"],
         summary["failed"],
     )
+    # AND the run went on through one execution a pass, each ended by starting the next
+    assert CONTINUED_PASSES == 1
+    sfn = boto3.client("stepfunctions")
+    executions = outputs["StateMachineArn"].replace(":stateMachine:", ":execution:")
+    execution_names = [run, *(f"{run}-{passes}" for passes in range(1, LINES // CHUNK_ITEMS))]
+
+    def statuses() -> list[str] | None:
+        found = [
+            sfn.describe_execution(executionArn=f"{executions}:{name}")["status"]
+            for name in execution_names
+        ]
+        return None if "RUNNING" in found else found  # the last ends just after its summary
+
+    assert wait_until(statuses, 30, interval_s=0.2) == ["SUCCEEDED"] * len(execution_names)
 
 
 def _chunks_done(ledger: RunLedger, run: str) -> int:
