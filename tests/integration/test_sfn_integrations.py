@@ -75,7 +75,7 @@ def test_a_start_execution_task_starts_the_execution_it_names(emulator):
     started = _ended(sfn, child)
     assert started["status"] == "SUCCEEDED"
     assert json.loads(started["input"]) == {"again": False, "name": name, "n": 2}
-    # AND a second start of the same name fails with AWS's error, for a Catch to take
+    # AND a second start of that name, the execution ended, fails with AWS's error for a Catch
     twin = sfn.start_execution(
         stateMachineArn=machine,
         name=f"{name}-twin",
