@@ -8,7 +8,8 @@ lines silently, and the queue-age alarm would ring on every big run. So a pass a
 chunk boundary, as at its time budget) once the queue holds `max_waiting` chunks, and the state
 machine waits `split_pause_s` (30 minutes) before the next pass: a quarter of the queue drains
 meanwhile, so the workers never run dry, and a run spends one loop of the state machine (9
-history events) per half hour of waiting. The queue then holds hours of work, never days.
+history events) per half hour of waiting (a run that waits for months goes on in a new
+execution before its history fills: `state.py`). The queue then holds hours of work, never days.
 Pure, but for `sqs_depth`, the one call to AWS.
 """
 
