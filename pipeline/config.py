@@ -90,6 +90,11 @@ CHUNK_MAX_BYTES_LIMIT = SQS_MAX_MESSAGE_BYTES - 64 * 1024
 """The largest `chunk_max_bytes`: a chunk of lines sent unparsed is cut by a bound on their
 bytes, so its pieces' headers (line numbers, a CSV layout) may add a few hundred bytes past the
 cut; 64 KiB of room keeps every message under SQS's limit (`pipeline.split.chunk_encoding`)."""
+MAX_HISTORY_EVENTS = 25_000
+"""AWS Step Functions: events in one Standard execution's history (a hard quota)."""
+MAX_SPLIT_PASSES_PER_EXECUTION = 2_000
+"""The most Split passes one execution may run: 9 events each (a pass and its pause) leave 7,000
+of `MAX_HISTORY_EVENTS` for retries, the wait and Finalize."""
 
 
 def _chunk_max_bytes(raw: str) -> int:
@@ -98,6 +103,16 @@ def _chunk_max_bytes(raw: str) -> int:
         raise ValueError(
             f"must be at most {CHUNK_MAX_BYTES_LIMIT} (SQS takes {SQS_MAX_MESSAGE_BYTES} bytes a "
             f"message, less room for headers), got {value}"
+        )
+    return value
+
+
+def _split_passes_per_execution(raw: str) -> int:
+    value = _positive_int(raw)
+    if value > MAX_SPLIT_PASSES_PER_EXECUTION:
+        raise ValueError(
+            f"must be at most {MAX_SPLIT_PASSES_PER_EXECUTION} (a pass and its pause take up to 9 "
+            f"of an execution's {MAX_HISTORY_EVENTS} history events), got {value}"
         )
     return value
 
@@ -200,7 +215,9 @@ class Settings:
     (`pipeline/split/backpressure.py`)."""
     split_pause_s: int = _setting(SPLIT_PAUSE_S, 1800, _positive_int)
     """How long the state machine waits before the next Split pass once the WorkQueue is full."""
-    split_passes_per_execution: int = _setting(SPLIT_PASSES_PER_EXECUTION, 1000, _positive_int)
+    split_passes_per_execution: int = _setting(
+        SPLIT_PASSES_PER_EXECUTION, 1000, _split_passes_per_execution
+    )
     """Split passes (each with its pause) one execution runs before the run continues in a new one:
     at most 9 history events each, so 1,000 leave room under the 25,000 quota for retries and the
     wait (`pipeline/split/state.py`)."""
@@ -238,7 +255,9 @@ class Settings:
             f"{self.work_max_receive_count} = {retries_s:g} s (raise StallTimeoutSeconds)"
         )
 
-    local_max_history_events: int = _setting(LOCAL_MAX_HISTORY_EVENTS, 25_000, _positive_int)
+    local_max_history_events: int = _setting(
+        LOCAL_MAX_HISTORY_EVENTS, MAX_HISTORY_EVENTS, _positive_int
+    )
     """The local stack's Step Functions history quota (AWS: 25,000); tests lower it."""
 
     @classmethod

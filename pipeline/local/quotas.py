@@ -18,10 +18,9 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.config import MAX_HISTORY_EVENTS
 from pipeline.local.patches import patch_once
 
-MAX_HISTORY_EVENTS = 25_000
-"""AWS Step Functions Standard: events per execution history (hard quota)."""
 MAX_STATE_PAYLOAD_BYTES = 256 * 1024
 """AWS Step Functions: a state's input or output, UTF-8 (hard quota)."""
 HISTORY_QUOTA_ERROR = "States.Runtime"

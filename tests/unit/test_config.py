@@ -82,3 +82,12 @@ def test_a_chunk_size_that_leaves_no_room_under_sqs_s_limit_is_refused():
     assert Settings.from_env({"LAMBDAFLOW_CHUNK_MAX_BYTES": "983040"}).chunk_max_bytes == 983040
     with pytest.raises(ConfigError, match=r"LAMBDAFLOW_CHUNK_MAX_BYTES.*at most 983040"):
         Settings.from_env({"LAMBDAFLOW_CHUNK_MAX_BYTES": str(1024 * 1024)})
+
+
+def test_more_split_passes_an_execution_than_its_history_holds_are_refused():
+    """At 9 events a pass and its pause, 2,000 passes leave room under the 25,000 quota."""
+    name = "LAMBDAFLOW_SPLIT_PASSES_PER_EXECUTION"
+    assert Settings.from_env({}).split_passes_per_execution == 1000
+    assert Settings.from_env({name: "2000"}).split_passes_per_execution == 2000
+    with pytest.raises(ConfigError, match=rf"{name}.*at most 2000 .*25000 history events"):
+        Settings.from_env({name: "2001"})
