@@ -97,24 +97,26 @@ MAX_SPLIT_PASSES_PER_EXECUTION = 2_000
 of `MAX_HISTORY_EVENTS` for retries, the wait and Finalize."""
 
 
-def _chunk_max_bytes(raw: str) -> int:
-    value = _positive_int(raw)
-    if value > CHUNK_MAX_BYTES_LIMIT:
-        raise ValueError(
-            f"must be at most {CHUNK_MAX_BYTES_LIMIT} (SQS takes {SQS_MAX_MESSAGE_BYTES} bytes a "
-            f"message, less room for headers), got {value}"
-        )
-    return value
+def _at_most(limit: int, why: str) -> Callable[[str], int]:
+    """A positive-integer parser that refuses more than `limit`, saying `why` in its error."""
+
+    def parse(raw: str) -> int:
+        value = _positive_int(raw)
+        if value > limit:
+            raise ValueError(f"must be at most {limit} ({why}), got {value}")
+        return value
+
+    return parse
 
 
-def _split_passes_per_execution(raw: str) -> int:
-    value = _positive_int(raw)
-    if value > MAX_SPLIT_PASSES_PER_EXECUTION:
-        raise ValueError(
-            f"must be at most {MAX_SPLIT_PASSES_PER_EXECUTION} (a pass and its pause take up to 9 "
-            f"of an execution's {MAX_HISTORY_EVENTS} history events), got {value}"
-        )
-    return value
+_chunk_max_bytes = _at_most(
+    CHUNK_MAX_BYTES_LIMIT,
+    f"SQS takes {SQS_MAX_MESSAGE_BYTES} bytes a message, less room for headers",
+)
+_split_passes_per_execution = _at_most(
+    MAX_SPLIT_PASSES_PER_EXECUTION,
+    f"a pass and its pause take up to 9 of an execution's {MAX_HISTORY_EVENTS} history events",
+)
 
 
 def _positive_float(raw: str) -> float:
