@@ -22,10 +22,11 @@ from botocore.exceptions import ClientError
 from pipeline.config import SQS_MAX_MESSAGE_BYTES
 from pipeline.local import quotas, sqs_in_flight
 from pipeline.local.dynamodb_expressions import MAX_EXPRESSION_BYTES
-from pipeline.local.functions import REGISTRY, TIMEOUT_ERROR, LocalFunction
+from pipeline.local.functions import REGISTRY, TIMEOUT_ERROR
 from pipeline.manifest.parse import ManifestRecord
 from pipeline.split.chunking import Chunk
 from pipeline.split.sinks import ChunkMessage, SqsChunkSink
+from tests.local_functions import fake_function
 from tests.wait import wait_until
 
 pytestmark = pytest.mark.integration
@@ -267,13 +268,8 @@ def sleepy(event: float, context: object) -> str:
 
 
 def test_a_function_past_its_timeout_fails_as_lambda_does():
-    slow = LocalFunction(
-        logical_id="Slow",
-        name="slow",
-        arn="arn:aws:lambda:us-east-1:123456789012:function:slow",
-        handler="tests.integration.test_local_quotas.sleepy",
-        env={},
-        timeout_s=1,
+    slow = fake_function(
+        "tests.integration.test_local_quotas.sleepy", name="slow", logical_id="Slow", timeout_s=1
     )
     payload, error = REGISTRY.invoke(slow, b"3")
     assert error == "Unhandled"

@@ -18,13 +18,12 @@ from pipeline.ledger.submit import submit_manifest
 from pipeline.local.functions import (
     REGISTRY,
     EventSourceMapping,
-    LocalFunction,
-    install_invoke_dispatch,
 )
 from pipeline.local.poller import PollerOptions, SqsPoller
 from pipeline.local.template import translate_template
 from pipeline.local.workers import ProcessPool
 from tests.integration import lambda_fakes
+from tests.local_functions import fake_function, registered
 from tests.queues import messages_held
 from tests.wait import wait_until
 
@@ -117,13 +116,7 @@ def queue_with_dlq(emulator):
 def _poller(
     sqs, url, handler_name: str, batch_size: int = 10, redelivery_delay_s: float | None = 0
 ) -> SqsPoller:
-    function = LocalFunction(
-        logical_id="Fake",
-        name="fake",
-        arn="arn:aws:lambda:us-east-1:123456789012:function:fake",
-        handler=f"tests.integration.lambda_fakes.{handler_name}",
-        env={},
-    )
+    function = fake_function(handler_name)
     mapping = EventSourceMapping(
         logical_id="FakeMapping",
         queue_url=url,
@@ -219,14 +212,7 @@ def _one_worker(
     url = sqs.create_queue(
         QueueName=name, Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": "2"}
     )["QueueUrl"]
-    function = LocalFunction(
-        logical_id="Worker",
-        name=name,
-        arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
-        handler=f"tests.integration.lambda_fakes.{handler}",
-        env={},
-        **limits,
-    )
+    function = fake_function(handler, name=name, logical_id="Worker", **limits)
     mapping = EventSourceMapping(
         logical_id="WorkerMapping",
         queue_url=url,
@@ -340,16 +326,13 @@ def test_a_state_machine_task_runs_the_python_handler_in_process(emulator, monke
     # GIVEN a registered function backed by a test handler, behind a Task with a Catch
     monkeypatch.setenv("LAMBDAFLOW_TEST_MARKER", "from-the-template-env")
     name = f"describe-{uuid.uuid4().hex[:8]}"
-    function = LocalFunction(
-        logical_id="Describe",
+    function = fake_function(
+        "describe",
         name=name,
-        arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
-        handler="tests.integration.lambda_fakes.describe",
+        logical_id="Describe",
         env={"LAMBDAFLOW_TEST_MARKER": "from-the-template-env"},
         timeout_s=60,
     )
-    install_invoke_dispatch()
-    REGISTRY.register(function)
     definition = {
         "StartAt": "Run",
         "States": {
@@ -384,7 +367,7 @@ def test_a_state_machine_task_runs_the_python_handler_in_process(emulator, monke
         assert done["status"] == "SUCCEEDED"
         return json.loads(done["output"])
 
-    try:
+    with registered(function):
         # WHEN it runs THEN the output is what our handler computed, in this very process
         output = run({"numbers": [1, 2, 3]})
         assert output["doubled"] == [2, 4, 6]
@@ -396,5 +379,3 @@ def test_a_state_machine_task_runs_the_python_handler_in_process(emulator, monke
         failed = run({"fail": True})
         assert failed["error"]["Error"] == "ValueError"
         assert "asked to fail" in failed["error"]["Cause"]
-    finally:
-        REGISTRY.unregister(function)

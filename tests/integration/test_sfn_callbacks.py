@@ -14,8 +14,8 @@ import uuid
 import boto3
 import pytest
 
-from pipeline.local.functions import REGISTRY, LocalFunction, install_invoke_dispatch
 from pipeline.local.sfn_callbacks import install_sfn_callbacks
+from tests.local_functions import fake_function, registered
 from tests.wait import wait_until
 
 pytestmark = pytest.mark.integration
@@ -36,23 +36,14 @@ def _waiting_task(function_arn: str) -> dict:
 def test_a_token_completed_during_its_own_invocation_ends_the_task_at_once(emulator):
     # GIVEN a waiting task (a heartbeat, no timeout) whose Lambda completes its own token
     name = f"own-token-{uuid.uuid4().hex[:8]}"
-    function = LocalFunction(
-        logical_id="OwnToken",
-        name=name,
-        arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
-        handler="tests.integration.lambda_fakes.complete_own_token",
-        env={},
-        timeout_s=30,
-    )
-    install_invoke_dispatch()
-    REGISTRY.register(function)
+    function = fake_function("complete_own_token", name=name, logical_id="OwnToken", timeout_s=30)
     sfn = boto3.client("stepfunctions")
     machine = sfn.create_state_machine(
         name=name,
         definition=json.dumps({"StartAt": "Wait", "States": {"Wait": _waiting_task(function.arn)}}),
         roleArn="arn:aws:iam::123456789012:role/sfn",
     )["stateMachineArn"]
-    try:
+    with registered(function):
         # WHEN it runs
         started = time.monotonic()
         arn = sfn.start_execution(stateMachineArn=machine, name=name, input="{}")["executionArn"]
@@ -64,8 +55,6 @@ def test_a_token_completed_during_its_own_invocation_ends_the_task_at_once(emula
         assert done["status"] == "SUCCEEDED", done
         assert json.loads(done["output"]) == {"completed_by": "its own invocation"}
         assert time.monotonic() - started < 20
-    finally:
-        REGISTRY.unregister(function)
 
 
 def test_a_waiting_task_with_a_heartbeat_and_no_timeout_has_none_of_its_own(emulator):
