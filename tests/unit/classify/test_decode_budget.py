@@ -11,15 +11,24 @@ from pipeline.classify.decode_budget import DecodeBudget
 from tests.wait import wait_until
 
 
-def _enter(budget: DecodeBudget, size: int, entered: list[int], leave: threading.Event):
-    def run() -> None:
-        with budget.reserve(size):
-            entered.append(size)
-            leave.wait(10)
+class _Reservation:
+    """A thread that reserves `size` of the budget, notes it in `entered`, and holds it until
+    released."""
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
+    def __init__(self, budget: DecodeBudget, size: int, entered: list[int]) -> None:
+        self._leave = threading.Event()
+
+        def hold() -> None:
+            with budget.reserve(size):
+                entered.append(size)
+                self._leave.wait(10)
+
+        self._thread = threading.Thread(target=hold, daemon=True)
+        self._thread.start()
+
+    def release(self) -> None:
+        self._leave.set()
+        self._thread.join(5)
 
 
 def _settle() -> None:
@@ -33,69 +42,58 @@ def _entered(entered: list[int], count: int) -> None:
 def test_a_reservation_that_does_not_fit_waits_for_room():
     budget = DecodeBudget(100)
     entered: list[int] = []
-    first_leaves, second_leaves = threading.Event(), threading.Event()
-    first = _enter(budget, 60, entered, first_leaves)
+    first = _Reservation(budget, 60, entered)
     _entered(entered, 1)
-    second = _enter(budget, 60, entered, second_leaves)
+    second = _Reservation(budget, 60, entered)
     _settle()
     assert (entered, budget.held) == ([60], 60)
-    first_leaves.set()
-    first.join(5)
+    first.release()
     _entered(entered, 2)
     assert (entered, budget.held) == ([60, 60], 60)
-    second_leaves.set()
-    second.join(5)
+    second.release()
     assert budget.held == 0
 
 
 def test_reservations_that_fit_together_hold_at_once():
     budget = DecodeBudget(100)
     entered: list[int] = []
-    leave = threading.Event()
-    threads = [_enter(budget, 30, entered, leave) for _ in range(3)]
+    reservations = [_Reservation(budget, 30, entered) for _ in range(3)]
     _entered(entered, 3)
     assert (entered, budget.held) == ([30, 30, 30], 90)
-    leave.set()
-    for thread in threads:
-        thread.join(5)
+    for reservation in reservations:
+        reservation.release()
     assert budget.held == 0
 
 
 def test_an_image_bigger_than_the_budget_is_decoded_alone():
     budget = DecodeBudget(100)
     entered: list[int] = []
-    big_leaves, small_leaves = threading.Event(), threading.Event()
-    big = _enter(budget, 500, entered, big_leaves)
+    big = _Reservation(budget, 500, entered)
     _entered(entered, 1)
-    small = _enter(budget, 1, entered, small_leaves)
+    small = _Reservation(budget, 1, entered)
     _settle()
     assert (entered, budget.held) == ([500], 100)
-    big_leaves.set()
-    big.join(5)
+    big.release()
     _entered(entered, 2)
     assert entered == [500, 1]
-    small_leaves.set()
-    small.join(5)
+    small.release()
 
 
 def test_a_waiting_big_reservation_is_not_overtaken_by_later_small_ones():
     budget = DecodeBudget(100)
     entered: list[int] = []
-    first_leaves, rest_leave = threading.Event(), threading.Event()
-    first = _enter(budget, 50, entered, first_leaves)
+    first = _Reservation(budget, 50, entered)
     _entered(entered, 1)
-    big = _enter(budget, 80, entered, rest_leave)  # waits: 50 + 80 > 100
+    big = _Reservation(budget, 80, entered)  # waits: 50 + 80 > 100
     _settle()
-    small = _enter(budget, 10, entered, rest_leave)  # would fit, but the big one came first
+    small = _Reservation(budget, 10, entered)  # would fit, but the big one came first
     _settle()
     assert entered == [50]
-    first_leaves.set()
-    first.join(5)
+    first.release()
     _entered(entered, 3)
     assert entered == [50, 80, 10]
-    rest_leave.set()
-    big.join(5)
-    small.join(5)
+    big.release()
+    small.release()
     assert budget.held == 0
 
 
@@ -112,7 +110,7 @@ def test_a_waiter_interrupted_in_line_leaves_it():
             pass
         budget._changed.wait_for = waiting  # type: ignore[method-assign]
     entered: list[int] = []
-    later = _enter(budget, 10, entered, threading.Event())
+    later = _Reservation(budget, 10, entered)
     _entered(entered, 1)  # not stuck behind the interrupted one's place in line
     assert budget.held == 10
-    later.join(0)
+    later.release()
