@@ -11,7 +11,6 @@ sends the run on in a new execution, before its history meets AWS's quota
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import boto3
@@ -57,25 +56,14 @@ def handle(event: dict[str, Any], context: Any, split: AwsSplit) -> dict[str, An
     outcome = split.run_pass(
         state.run, ManifestRef.from_state(state.manifest), checkpoint, budget_s=budget_s
     )
-    if outcome.is_paused:
-        logger.info("the WorkQueue is full: split pauses %d s", split.settings.split_pause_s)
-    execution_passes = state.execution_passes + 1
-    continues = (
-        not outcome.is_done and execution_passes >= split.settings.split_passes_per_execution
+    settings = split.settings
+    new = state.after(
+        outcome,
+        pause_s=settings.split_pause_s,
+        passes_per_execution=settings.split_passes_per_execution,
     )
-    if continues:
-        logger.info("split continues in a new execution after %d passes", execution_passes)
-    return dataclasses.replace(
-        state,
-        done=outcome.is_done,
-        paused=outcome.is_paused,
-        pause_s=split.settings.split_pause_s,
-        execution_passes=execution_passes,
-        continues=continues,
-        lines=outcome.lines,
-        chunks=outcome.chunks_sent,
-        passes=outcome.passes,
-        parse_failures=outcome.parse_failures,
-        reason=outcome.reason,
-        resume=outcome.checkpoint.to_dict(),
-    ).to_dict()
+    if new.paused:
+        logger.info("the WorkQueue is full: split pauses %d s", new.pause_s)
+    if new.continues:
+        logger.info("split continues in a new execution after %d passes", new.execution_passes)
+    return new.to_dict()

@@ -16,10 +16,14 @@ length is then bounded by nothing but its manifest. Knows nothing of Lambda.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.failures import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from pipeline.split.values import SplitOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,30 @@ class SplitState:
             parse_failures=dict(split.get("parse_failures", {})),
             reason=split.get("reason"),
             resume=split.get("resume"),
+        )
+
+    def after(
+        self, outcome: SplitOutcome, *, pause_s: int, passes_per_execution: int
+    ) -> SplitState:
+        """The state once a pass from this one ended with `outcome`.
+
+        The run goes on in a new execution once this one ran `passes_per_execution` passes,
+        unless the manifest is done.
+        """
+        execution_passes = self.execution_passes + 1
+        return dataclasses.replace(
+            self,
+            done=outcome.is_done,
+            paused=outcome.is_paused,
+            pause_s=pause_s,
+            execution_passes=execution_passes,
+            continues=not outcome.is_done and execution_passes >= passes_per_execution,
+            lines=outcome.lines,
+            chunks=outcome.chunks_sent,
+            passes=outcome.passes,
+            parse_failures=outcome.parse_failures,
+            reason=outcome.reason,
+            resume=outcome.checkpoint.to_dict(),
         )
 
     def to_dict(self) -> dict[str, Any]:
