@@ -77,6 +77,16 @@ def replay_table(reports: list[RunReplay], *, dry_run: bool) -> Table:
     return table
 
 
+def failure_queue_warnings(reports: list[RunReplay]) -> list[str]:
+    """One line for each run whose FailureQueue may still hold superseded failure messages."""
+    return [
+        f"run {r.run}: {r.failure_queue_left}, so failure messages of lines this replay "
+        "superseded may remain in it; the failure parts in S3 are exact"
+        for r in reports
+        if r.failure_queue_left
+    ]
+
+
 def _every_run(
     replayer: Replayer, console: Console, *, skip_running: bool, skipped: list[str]
 ) -> list[str]:
@@ -186,6 +196,8 @@ def _print(reports: list[RunReplay], *, dry_run: bool, as_json: bool, console: C
         return
     out = Console()
     out.print(replay_table(reports, dry_run=dry_run))
+    for warning in failure_queue_warnings(reports):
+        console.print(warning, style="yellow", markup=False, soft_wrap=True)
     for report in reports:  # each replayed run's new summary (what its summary file now says)
         if report.summary:
             out.print(summary_table(report.summary))

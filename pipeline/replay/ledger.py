@@ -38,6 +38,7 @@ from pipeline.aws.errors import error_code, write_error_from
 from pipeline.ledger.items import n, run_key, status_of
 from pipeline.ledger.runs import RunState, RunStatus
 from pipeline.ledger.summary import final_status
+from pipeline.replay.drain_lease import DrainLease
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -84,6 +85,10 @@ class ReplayLedger:
     def __init__(self, client: DynamoDBClient, table: str) -> None:
         self._client = client
         self._table = table
+
+    def drain_lease(self) -> DrainLease:
+        """A turn at draining the FailureQueue, kept on this table (one drain at a time)."""
+        return DrainLease(self._client, self._table)
 
     def progress(self, run: str) -> ReplayProgress:
         """The run's replay round and chunk counts, read consistently."""

@@ -85,6 +85,8 @@ class RunReplay:
     """Selected records with no object to read again (parse failures): reported, not sent."""
     dlq_chunks: tuple[ParkedChunk, ...] = ()
     acknowledged: int = 0
+    failure_queue_left: str | None = None
+    """Why superseded FailureQueue messages of the replayed lines may remain (None: none do)."""
     summary: dict[str, Any] | None = None
     origin_keys: frozenset[str] = frozenset()
     """The failure parts the replayed records were read from (pruned once the round counts)."""
@@ -100,6 +102,7 @@ class RunReplay:
             "unreplayable": self.unreplayable,
             "dlq_chunks": len(self.dlq_chunks),
             "failure_queue_acknowledged": self.acknowledged,
+            "failure_queue_left": self.failure_queue_left,
             "summary": self.summary,
         }
 
@@ -143,10 +146,11 @@ class Replayer:
         chunks = self._chunks(chosen, replay_round=replay_round, origins=origins)
         self._send(run, replay_round, chunks)
         attempts = {r.line: r.attempts for r in chosen}
-        acknowledged = acknowledge_failures(
+        drained = acknowledge_failures(
             self.sqs,
             self.targets.failure_queue_url,
             {(run, item.line): attempts[item.line] for c in chunks for item in c.chunk.items},
+            lease=self.replays.drain_lease(),  # another replay's drain would hide our messages
         )
         return RunReplay(
             run,
@@ -155,7 +159,8 @@ class Replayer:
             len(chunks),
             by_error,
             unreplayable,
-            acknowledged=acknowledged,
+            acknowledged=drained.deleted,
+            failure_queue_left=drained.left_reason,
             origin_keys=frozenset(keys[line] for line in lines),
         )
 

@@ -190,8 +190,9 @@ def test_acknowledge_deletes_only_superseded_records_of_the_replayed_lines(sqs):
         }
         sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(body))
     sqs.send_message(QueueUrl=queue, MessageBody="not json")
-    deleted = acknowledge_failures(sqs, queue, {(RUN, 1): 1, (RUN, 3): 1})
-    assert deleted == 2  # both copies of line 1; line 3's newer record (attempts 2) stays
+    report = acknowledge_failures(sqs, queue, {(RUN, 1): 1, (RUN, 3): 1})
+    assert report.deleted == 2  # both copies of line 1; line 3's newer record (attempts 2) stays
+    assert report.left_reason is None
     left = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=0)
     bodies = sorted(m["Body"] for m in left.get("Messages", []))
     assert len(bodies) == 4

@@ -14,11 +14,12 @@ import pytest
 from rich.console import Console, RenderableType
 
 from pipeline.cli.demo import failures_table, short_message
-from pipeline.cli.replay import replay_table
+from pipeline.cli.replay import failure_queue_warnings, replay_table
 from pipeline.cli.run_view import RunProgress, summary_table
 from pipeline.cli.status import COLUMNS, NO_RUNS, render_table, watch
 from pipeline.failures import FailureRecord, Stage
 from pipeline.ledger.runs import RunState, RunStatus
+from pipeline.replay.failure_drain import AT_QUOTA, LEASE_BUSY
 from pipeline.replay.replayer import RunReplay
 
 RUN = "e59b3317ac0753875590"
@@ -222,6 +223,19 @@ def test_the_demo_failures_table_keeps_every_message_and_error_whole(width):
     assert whole(column(lines, 3)) == "NoSuchKeyBucketNotAllowedBadUri"
     assert whole(column(lines, 1)) == whole("".join(planted.values()))
     assert {"43", "258", "215", "fetch", "parse"} <= one_line_cells(lines)
+
+
+def test_a_replay_whose_drain_could_not_reach_every_message_says_so_per_run():
+    reports = [
+        RunReplay(run=RUN, replay_round=2, failure_queue_left=AT_QUOTA),
+        RunReplay(run="0123456789abcdef0123", replay_round=1),
+        RunReplay(run="fedcba9876543210fedc", replay_round=4, failure_queue_left=LEASE_BUSY),
+    ]
+    quota, busy = failure_queue_warnings(reports)
+    assert quota.startswith(f"run {RUN}: {AT_QUOTA}, so failure messages")
+    assert busy.startswith(f"run fedcba9876543210fedc: {LEASE_BUSY}, so failure messages")
+    assert reports[0].to_dict()["failure_queue_left"] == AT_QUOTA  # and in --json
+    assert reports[1].to_dict()["failure_queue_left"] is None
 
 
 @pytest.mark.parametrize("width", WIDTHS)

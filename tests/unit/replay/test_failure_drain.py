@@ -2,8 +2,9 @@
 
 A pure fake (unit layer): the drain's job is bookkeeping — what it has seen, what it holds,
 when holds lapse — and the fake keeps SQS's rules for exactly that: a received message is
-invisible until its visibility lapses, past `in_flight_limit` held messages a receive fails
-with OverLimit, and every receive takes `receive_s` of the fake clock.
+invisible until its visibility lapses, past `in_flight_limit` held messages a short poll fails
+with OverLimit and a long poll gets nothing (as AWS answers), and every receive takes
+`receive_s` of the fake clock.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ import random
 import pytest
 from botocore.exceptions import ClientError
 
-from pipeline.replay.failure_drain import acknowledge_failures
+from pipeline.replay.failure_drain import (
+    AT_QUOTA,
+    DRAIN_VISIBILITY_S,
+    LEASE_BUSY,
+    acknowledge_failures,
+)
 
 
 class FakeQueue:
@@ -31,10 +37,13 @@ class FakeQueue:
     def clock(self) -> float:
         return self.now
 
-    def receive_message(self, *, VisibilityTimeout, MaxNumberOfMessages, **_):
+    def receive_message(self, *, VisibilityTimeout, MaxNumberOfMessages, WaitTimeSeconds, **_):
         self.now += self.receive_s
         in_flight = sum(1 for at in self.visible_at.values() if at > self.now)
         if in_flight >= self.limit:
+            if WaitTimeSeconds:  # a long poll at the quota: nothing, and no error
+                self.now += WaitTimeSeconds
+                return {"Messages": []}
             error = {"Error": {"Code": "OverLimit", "Message": "too many in flight"}}
             raise ClientError(error, "ReceiveMessage")
         visible = sorted((m for m, at in self.visible_at.items() if at <= self.now), key=int)
@@ -76,9 +85,9 @@ def test_a_drain_longer_than_the_visibility_timeout_still_sees_every_message():
     queue = FakeQueue(_bodies("other", range(400)) + _bodies("ours", range(20)), receive_s=1.0)
     replayed = {("ours", line): 1 for line in range(20)}
     # WHEN the replay acknowledges its lines
-    deleted = acknowledge_failures(queue, "q", replayed, clock=queue.clock)
+    report = acknowledge_failures(queue, "q", replayed, clock=queue.clock)
     # THEN every one of ours was deleted, and everything else is visible again
-    assert deleted == 20
+    assert (report.deleted, report.left_reason) == (20, None)
     assert sorted(json.loads(b)["run"] for b in queue.messages.values()) == ["other"] * 400
     assert all(at <= queue.now for at in queue.visible_at.values())
 
@@ -90,10 +99,10 @@ def test_overlimit_releases_what_the_drain_holds_and_the_drain_goes_on():
         receive_s=0.1,
         in_flight_limit=50,
     )
-    deleted = acknowledge_failures(
+    report = acknowledge_failures(
         queue, "q", {("ours", line): 1 for line in range(5)}, clock=queue.clock
     )
-    assert deleted == 5
+    assert (report.deleted, report.left_reason) == (5, None)
     assert all(at <= queue.now for at in queue.visible_at.values())
 
 
@@ -108,3 +117,62 @@ def test_what_the_drain_holds_is_released_when_it_fails_half_way():
         acknowledge_failures(queue, "q", {("ours", 0): 1}, clock=queue.clock)
     held = [m for m, at in queue.visible_at.items() if at > queue.now]
     assert held == []  # everything it had received was released, the failed delete's too
+
+
+def test_a_drain_that_meets_the_quota_held_by_another_consumer_says_so():
+    # GIVEN a queue at its in-flight quota of 50: another consumer holds 50 messages, and the
+    # replayed lines' own 5 are among the visible rest
+    queue = FakeQueue(
+        _bodies("other", range(50)) + _bodies("ours", range(5)), receive_s=0.1, in_flight_limit=50
+    )
+    for message_id in map(str, range(50)):
+        queue.visible_at[message_id] = 10_000.0
+    # WHEN a replay drains it (its long polls answered with nothing, as if it were empty)
+    report = acknowledge_failures(
+        queue, "q", {("ours", line): 1 for line in range(5)}, clock=queue.clock
+    )
+    # THEN it deleted nothing, and says why its lines' messages may remain
+    assert (report.deleted, report.left_reason) == (0, AT_QUOTA)
+    assert len(queue.messages) == 55
+
+
+class FakeLease:
+    def __init__(self, *, free: bool) -> None:
+        self.free, self.calls = free, []
+
+    def acquire(self, *, wait_s: float) -> bool:
+        self.calls.append(("acquire", wait_s))
+        return self.free
+
+    def renew(self) -> bool:
+        self.calls.append(("renew",))
+        return True
+
+    def release(self) -> None:
+        self.calls.append(("release",))
+
+
+def test_a_drain_waits_its_turn_and_without_it_deletes_nothing_and_says_why():
+    queue = FakeQueue(_bodies("ours", range(3)), receive_s=0.1)
+    lease = FakeLease(free=False)
+    report = acknowledge_failures(
+        queue, "q", {("ours", 0): 1}, clock=queue.clock, lease=lease, lease_wait_s=7.0
+    )
+    assert (report.deleted, report.left_reason) == (0, LEASE_BUSY)
+    assert lease.calls == [("acquire", 7.0)]
+    assert queue.now == 0.0  # not one receive: holding messages now would hide them from the other
+
+
+def test_a_long_drain_renews_its_turn_and_gives_it_back_after_releasing_its_messages():
+    # GIVEN a drain that lasts several visibility periods (a second a receive)
+    queue = FakeQueue(_bodies("other", range(400)) + _bodies("ours", range(2)), receive_s=1.0)
+    lease = FakeLease(free=True)
+    report = acknowledge_failures(
+        queue, "q", {("ours", 0): 1, ("ours", 1): 1}, clock=queue.clock, lease=lease
+    )
+    assert report.deleted == 2
+    renewals = lease.calls.count(("renew",))
+    assert renewals >= queue.now // DRAIN_VISIBILITY_S  # each time its messages are renewed
+    assert lease.calls[0][0] == "acquire"
+    assert lease.calls[-1] == ("release",)
+    assert all(at <= queue.now for at in queue.visible_at.values())  # its messages released
