@@ -11,6 +11,7 @@ most that long.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 else:
     DynamoDBClient = Any
+
+logger = logging.getLogger(__name__)
 
 LEASE_KEY = {"pk": {"S": "FAILURE_QUEUE"}, "sk": {"S": "DRAIN_LEASE"}}
 """Not a run's item: it has no `kind`, so the runs index never lists it."""
@@ -48,11 +51,17 @@ class DrainLease:
     def acquire(self, *, wait_s: float) -> bool:
         """Take the lease, waiting up to `wait_s` for another drain's to end or lapse."""
         deadline = self.clock() + wait_s
-        while not self.renew():
-            if self.clock() >= deadline:
-                return False
+        if self.renew():
+            return True
+        logger.warning(  # what a replay is doing while it seems to do nothing
+            "another replay is draining the FailureQueue: waiting up to %.0f s for its turn",
+            wait_s,
+        )
+        while self.clock() < deadline:
             self.sleep(RETRY_S)
-        return True
+            if self.renew():
+                return True
+        return False
 
     def renew(self) -> bool:
         """Take or extend the lease; False when another holder has it and it has not lapsed.
