@@ -42,9 +42,12 @@ def test_replay_dry_run_then_real_replay_moves_lines_from_failed_to_ok(local_sta
     assert one.returncode == 0, one.stderr
     (first,) = json.loads(one.stdout)["runs"]
     assert (first["lines"], first["replay_round"], first["summary"]["ok"]) == (1, 1, 2)
+    # its line's FailureQueue message is gone, and the drain saw every message it could
+    assert (first["failure_queue_acknowledged"], first["failure_queue_left"]) == (1, None)
     rest = _lambdaflow("replay", "--run", run, cwd=stack_dir)
     assert rest.returncode == 0, rest.stderr
     assert f"run {run}: SUCCEEDED" in rest.stdout  # the new summary, printed
+    assert "may remain" not in rest.stderr  # no FailureQueue warning when nothing is left
     # THEN results hold every line once, failures none, and the summary file says so
     results_bucket = local_stack.outputs["ResultsBucketName"]
     assert [r.line for r in iter_result_rows(s3, results_bucket, run)] == [1, 2, 3]
