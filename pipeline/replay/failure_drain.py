@@ -36,6 +36,10 @@ STALE_PER_MESSAGE = 2
 """...or after this many fruitless receives per message seen: a bound when released messages
 keep coming back (a queue past the in-flight limit), so a drain always ends."""
 OVER_LIMIT = "OverLimit"
+QUOTA_ANSWERS = 3
+"""A drain stops after this many `OverLimit` answers in a row, what it held released each time:
+the quota is then held by someone else, and the stale bound above (which grows with what the
+drain has seen) could keep it asking for hours."""
 LONG_POLL_S = 1
 """A receive waits this long for a message: an empty answer then means empty, not "unlucky"."""
 LEASE_WAIT_S = 600.0
@@ -127,18 +131,20 @@ class _Drain:
         self.renewed_at = clock()
 
     def run(self, replayed: Mapping[tuple[str, int], int]) -> DrainReport:
-        deleted = idle = stale = 0
-        is_at_quota = False
+        deleted = idle = stale = quota_answers = 0
         while idle < IDLE_RECEIVES:
             if stale > STALE_PER_MESSAGE * (len(self.seen) + 1):
-                return DrainReport(deleted, AT_QUOTA if is_at_quota else KEPT_COMING_BACK)
+                return DrainReport(deleted, KEPT_COMING_BACK)
             messages = self._next()
             if messages == []:
                 break
-            is_at_quota = messages is None
             if messages is None:  # OverLimit: what this drain held was released
+                quota_answers += 1
+                if quota_answers >= QUOTA_ANSWERS:
+                    return DrainReport(deleted, AT_QUOTA)
                 idle, stale = 0, stale + 1
                 continue
+            quota_answers = 0
             fresh, gone = self._look_at(messages, replayed)
             deleted += gone
             idle, stale = (0, stale) if fresh else (idle + 1, stale + 1)

@@ -136,6 +136,31 @@ def test_a_drain_that_meets_the_quota_held_by_another_consumer_says_so():
     assert len(queue.messages) == 55
 
 
+def test_a_drain_that_has_seen_much_stops_soon_once_another_consumer_holds_the_quota():
+    # GIVEN a drain that has looked at 300 messages when another consumer takes the rest of the
+    # queue up to its in-flight quota of 100, and holds it
+    queue = FakeQueue(
+        _bodies("other", range(400)) + _bodies("ours", range(3)), receive_s=0.1, in_flight_limit=100
+    )
+    receive = queue.receive_message
+
+    def receive_then_taken(**kwargs):
+        answer = receive(**kwargs)
+        if len(answer["Messages"]) and queue.now >= 3.0 and not hasattr(queue, "taken"):
+            queue.taken = [m for m, at in queue.visible_at.items() if at <= queue.now][:100]
+            for message_id in queue.taken:
+                queue.visible_at[message_id] = 1e9  # another consumer's, for good
+        return answer
+
+    queue.receive_message = receive_then_taken  # type: ignore[method-assign]
+    report = acknowledge_failures(
+        queue, "q", {("ours", line): 1 for line in range(3)}, clock=queue.clock
+    )
+    # THEN it says why, after a few seconds, not after a fruitless receive per message seen
+    assert report.left_reason == AT_QUOTA
+    assert queue.now < 30
+
+
 class FakeLease:
     def __init__(self, *, free: bool) -> None:
         self.free, self.calls = free, []
