@@ -35,6 +35,7 @@ from pipeline.replay.replayer import (
     ReplayTargets,
     replay_runs,
 )
+from tests.queues import queued_bodies
 from tests.raw_parts import assert_exactly_once_raw
 from tests.wait import wait_until
 
@@ -168,24 +169,8 @@ class Matrix:
 
     def queued_failures(self, run: str) -> list[dict[str, Any]]:
         """The FailureQueue's records of `run` (every message is looked at, then released)."""
-        url = self.outputs["FailureQueueUrl"]
-        seen: dict[str, dict[str, Any]] = {}
-        handles: list[str] = []
-        while True:
-            messages = self.sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=20, WaitTimeSeconds=1
-            ).get("Messages", [])
-            fresh = [m for m in messages if m["MessageId"] not in seen]
-            if not fresh:
-                break
-            for message in fresh:
-                seen[message["MessageId"]] = json.loads(message["Body"])
-                handles.append(message["ReceiptHandle"])
-        for handle in handles:
-            self.sqs.change_message_visibility(
-                QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0
-            )
-        return [body for body in seen.values() if body.get("run") == run]
+        bodies = queued_bodies(self.sqs, self.outputs["FailureQueueUrl"])
+        return [body for body in bodies if body.get("run") == run]
 
     def wait_chunk_handled(self, run: str, number: int, times: int, since: datetime) -> None:
         """Until `times` deliveries of chunk `number` of `run` have each ended their span.

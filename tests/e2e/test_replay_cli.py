@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import uuid
 
 import boto3
 import pytest
 
 from pipeline.parts.store import iter_result_rows
-from tests.e2e.test_cli import PHOTO, _lambdaflow
+from tests.e2e.test_cli import LAMBDAFLOW, PHOTO, _lambdaflow
+from tests.queues import queued_bodies
 
 pytestmark = pytest.mark.e2e
 
@@ -56,3 +60,46 @@ def test_replay_dry_run_then_real_replay_moves_lines_from_failed_to_ok(local_sta
         s3.get_object(Bucket=results_bucket, Key=f"results/{run}/_SUCCESS.json")["Body"].read()
     )
     assert (summary["ok"], summary["failed"], summary["lines"]) == (3, 0, 3)
+
+
+def test_two_replays_at_once_each_take_their_runs_failures_out_of_the_failure_queue(
+    local_stack, stack_dir
+):
+    # GIVEN two finished runs, each with 4 missing images, whose images then appear
+    bucket = local_stack.outputs["ImagesBucketName"]
+    s3 = boto3.client("s3")
+    runs = []
+    for name in ("first", "second"):
+        prefix = f"replay-twice/{name}-{uuid.uuid4().hex[:6]}"
+        manifest = stack_dir / f"{name}-manifest.csv"
+        manifest.write_text("".join(f"s3://{bucket}/{prefix}/{i}.jpg\n" for i in range(4)))
+        done = _lambdaflow("run", str(manifest), "--json", cwd=stack_dir)
+        assert done.returncode == 0, done.stderr
+        runs.append(json.loads(done.stdout)["run"])
+        for i in range(4):
+            s3.put_object(Bucket=bucket, Key=f"{prefix}/{i}.jpg", Body=PHOTO.read_bytes())
+    url = local_stack.outputs["FailureQueueUrl"]
+    sqs = boto3.client("sqs")
+    queued = [b for b in queued_bodies(sqs, url) if b.get("run") in runs]
+    assert len(queued) == 8
+    # WHEN both runs are replayed at the same time, from two processes
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LAMBDAFLOW_"))}
+    replays = [
+        subprocess.Popen(
+            [LAMBDAFLOW, "replay", "--run", run, "--json"],
+            cwd=stack_dir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for run in runs
+    ]
+    answers = [replay.communicate(timeout=300) for replay in replays]
+    # THEN each moved its 4 lines to ok and took their 4 failures out of the FailureQueue
+    for replay, (out, err) in zip(replays, answers, strict=True):
+        assert replay.returncode == 0, err
+        (report,) = json.loads(out)["runs"]
+        assert (report["lines"], report["summary"]["ok"]) == (4, 4)
+        assert (report["failure_queue_acknowledged"], report["failure_queue_left"]) == (4, None)
+    assert [b for b in queued_bodies(sqs, url) if b.get("run") in runs] == []
