@@ -123,7 +123,11 @@ def replay(  # noqa: PLR0917  # typer: one parameter per documented CLI option
         ReplaySource, typer.Option(help="items: failed lines; dlq: WorkDLQ chunks; all: both.")
     ] = ReplaySource.ALL,
     timeout: Annotated[
-        float, typer.Option(help="Seconds to wait for the replay (and, with --wait, the run).")
+        float,
+        typer.Option(
+            help="Seconds to wait for the replay, for another replay's FailureQueue drain, "
+            "and (with --wait) for the run."
+        ),
     ] = 600.0,
     wait: Annotated[
         bool,

@@ -44,7 +44,7 @@ from pipeline.replay.chunks import (
     iter_replay_chunks,
     select_failures,
 )
-from pipeline.replay.failure_drain import acknowledge_failures
+from pipeline.replay.failure_drain import LEASE_WAIT_S, acknowledge_failures
 from pipeline.replay.ledger import ReplayLedger, still_running
 from pipeline.replay.prune import prune_round
 from pipeline.replay.work_dlq import ParkedChunk, move_messages, queue_arn, start_move_task
@@ -118,12 +118,19 @@ class Replayer:
     targets: ReplayTargets
 
     def replay_items(
-        self, run: str, flt: ReplayFilter, *, limit: int | None = None, dry_run: bool = False
+        self,
+        run: str,
+        flt: ReplayFilter,
+        *,
+        limit: int | None = None,
+        dry_run: bool = False,
+        drain_wait_s: float = LEASE_WAIT_S,
     ) -> RunReplay:
         """Send the run's matching failed lines as a new replay round (or count them, dry).
 
         A previous round that was counted but not pruned (its replayer crashed) is pruned
-        first, so the failure view this round selects from is the current one.
+        first, so the failure view this round selects from is the current one. The FailureQueue
+        drain waits up to `drain_wait_s` for another replay's drain to end.
         """
         if not dry_run:
             self.finish_pruning(run)
@@ -151,6 +158,7 @@ class Replayer:
             self.targets.failure_queue_url,
             {(run, item.line): attempts[item.line] for c in chunks for item in c.chunk.items},
             lease=self.replays.drain_lease(),  # another replay's drain would hide our messages
+            lease_wait_s=drain_wait_s,
         )
         return RunReplay(
             run,
@@ -317,7 +325,8 @@ def replay_runs(
 
     Failed lines are replayed only from finished runs: a running run's failure parts are not
     final (chunks still being counted). A running run is refused at once (`RunStillRunningError`)
-    unless `wait`, which first waits up to `timeout_s` for it to finish. WorkDLQ chunks move at
+    unless `wait`, which first waits up to `timeout_s` for it to finish (a drain of the
+    FailureQueue waits as long for another replay's). WorkDLQ chunks move at
     any time (another delivery of a chunk is always safe). Each phase waits until what it sent
     is counted; then every touched run's last round is pruned from its earlier failure parts
     and its summary rewritten. `limit` caps the lines replayed over all runs (WorkDLQ chunks:
@@ -343,7 +352,9 @@ def replay_runs(
             replayer.wait_settled(list(dlq), timeout_s=timeout_s)
     if running:
         replayer.wait_finished(running, timeout_s=timeout_s)
-    reports = _replay_items(replayer, runs if with_items else [], flt, limit, dry_run)
+    reports = _replay_items(
+        replayer, runs if with_items else [], flt, limit, dry_run, timeout_s=timeout_s
+    )
     if not dry_run:
         replayer.wait_settled([r for r, rep in reports.items() if rep.chunks], timeout_s=timeout_s)
     done: list[RunReplay] = []
@@ -358,16 +369,24 @@ def replay_runs(
 
 
 def _replay_items(
-    replayer: Replayer, runs: list[str], flt: ReplayFilter, limit: int | None, dry_run: bool
+    replayer: Replayer,
+    runs: list[str],
+    flt: ReplayFilter,
+    limit: int | None,
+    dry_run: bool,
+    *,
+    timeout_s: float,
 ) -> dict[str, RunReplay]:
-    """The item phase: each run's matching failures, sharing `limit`."""
+    """The item phase: each run's matching failures, sharing `limit` (and `timeout_s` a drain)."""
     reports: dict[str, RunReplay] = {}
     used = 0
     for run in runs:
         left = None if limit is None else max(0, limit - used)
         if left == 0:
             break
-        report = replayer.replay_items(run, flt, limit=left, dry_run=dry_run)
+        report = replayer.replay_items(
+            run, flt, limit=left, dry_run=dry_run, drain_wait_s=timeout_s
+        )
         used += len(report.lines)
         if report.lines or report.unreplayable:
             reports[run] = report

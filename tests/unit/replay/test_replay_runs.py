@@ -23,8 +23,13 @@ class FakeReplayer:
         self.calls.append(("dlq", run, limit, dry_run))
         return [p for p in self.parked if run is None or p.run == run]
 
-    def replay_items(self, run: str, flt: ReplayFilter, *, limit: int | None, dry_run: bool):
+    drain_waits: list[float] = field(default_factory=list)
+
+    def replay_items(
+        self, run: str, flt: ReplayFilter, *, limit: int | None, dry_run: bool, drain_wait_s: float
+    ):
         self.calls.append(("items", run, limit))
+        self.drain_waits.append(drain_wait_s)
         count = self.failed.get(run, 0) if limit is None else min(limit, self.failed.get(run, 0))
         return RunReplay(run, 0 if dry_run else 1, tuple(range(1, count + 1)), 1 if count else 0)
 
@@ -49,8 +54,9 @@ def test_the_dlq_goes_first_and_is_waited_for_then_items_share_the_limit():
     fake = FakeReplayer(
         {A: 3, B: 5, C: 2}, parked=[ParkedChunk(B, 4, 0, 2), ParkedChunk("", -1, 0, 0)]
     )
-    reports = replay_runs(fake, [A, B, C], ReplayFilter(), limit=6)  # type: ignore[arg-type]
+    reports = replay_runs(fake, [A, B, C], ReplayFilter(), limit=6, timeout_s=42)  # type: ignore[arg-type]
     assert fake.calls[:2] == [("dlq", None, 6, False), ("wait", [B])]
+    assert fake.drain_waits == [42, 42]  # --timeout bounds the wait for another replay's drain
     assert [c for c in fake.calls if c[0] == "items"] == [("items", A, 6), ("items", B, 3)]
     assert [(r.run, len(r.lines), len(r.dlq_chunks)) for r in reports] == [(A, 3, 0), (B, 3, 1)]
     assert ("wait", [A, B]) in fake.calls
