@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.local import quotas
 from tests.e2e.test_flow import drop_manifest, photos, wait_for_summary  # noqa: F401  # fixture
-from tests.wait import wait_until
+from tests.wait import execution_ended
 
 pytestmark = pytest.mark.e2e
 
@@ -46,11 +46,7 @@ def _run_that_waits(
     assert time.monotonic() - started >= seconds * chunks / 2  # 2 workers
     arn = stack.outputs["StateMachineArn"].replace(":stateMachine:", ":execution:") + f":{run}"
 
-    def finished() -> dict | None:
-        described = sfn.describe_execution(executionArn=arn)
-        return None if described["status"] == "RUNNING" else described
-
-    execution = wait_until(finished, 30, interval_s=0.2, what="the execution to end")
+    execution = execution_ended(sfn, arn, 30, interval_s=0.2)
     return summary, execution, _history(sfn, arn)
 
 

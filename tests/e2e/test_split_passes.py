@@ -12,7 +12,7 @@ from pipeline.ledger.ingest import ManifestObject
 from pipeline.local import quotas
 from tests.e2e.budgeted_split import CONTINUED, CONTINUED_PASSES, FULL_QUEUE, ONE_CHUNK_PASSES
 from tests.e2e.test_flow import PHOTOS, lines_of, photos, wait_for_summary  # noqa: F401  # fixture
-from tests.wait import wait_until
+from tests.wait import execution_ended
 
 pytestmark = pytest.mark.e2e
 
@@ -52,13 +52,9 @@ def _entered(stack, run: str, state: str, kind: str = "TaskStateEntered") -> int
 
 
 def _ended(stack, name: str) -> dict:
-    sfn = boto3.client("stepfunctions")
-
-    def ended() -> dict | None:
-        described = sfn.describe_execution(executionArn=_execution_arn(stack, name))
-        return None if described["status"] == "RUNNING" else described
-
-    return wait_until(ended, 60, interval_s=0.2, what=f"execution {name} to end")
+    return execution_ended(
+        boto3.client("stepfunctions"), _execution_arn(stack, name), 60, interval_s=0.2
+    )
 
 
 def _split_passes(stack, run: str) -> int:

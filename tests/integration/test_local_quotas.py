@@ -27,7 +27,7 @@ from pipeline.manifest.parse import ManifestRecord
 from pipeline.split.chunking import Chunk
 from pipeline.split.sinks import ChunkMessage, SqsChunkSink
 from tests.local_functions import fake_function
-from tests.wait import wait_until
+from tests.wait import execution_ended
 
 pytestmark = pytest.mark.integration
 
@@ -53,11 +53,7 @@ def _execute(sfn, definition: dict, payload: dict | None = None) -> tuple[dict, 
         stateMachineArn=machine["stateMachineArn"], name=name, input=json.dumps(payload or {})
     )["executionArn"]
 
-    def ended() -> dict | None:
-        described = sfn.describe_execution(executionArn=arn)
-        return None if described["status"] == "RUNNING" else described
-
-    execution = wait_until(ended, 60, interval_s=0.2, what="the execution to end")
+    execution = execution_ended(sfn, arn, 60, interval_s=0.2)
     return execution, sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
 
 

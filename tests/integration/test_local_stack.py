@@ -25,7 +25,7 @@ from pipeline.local.workers import ProcessPool
 from tests.integration import lambda_fakes
 from tests.local_functions import fake_function, registered
 from tests.queues import messages_held
-from tests.wait import wait_until
+from tests.wait import execution_ended, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -360,10 +360,7 @@ def test_a_state_machine_task_runs_the_python_handler_in_process(emulator, monke
         arn = sfn.start_execution(
             stateMachineArn=machine, name=uuid.uuid4().hex, input=json.dumps(payload)
         )["executionArn"]
-        done = wait_until(
-            lambda: (d := sfn.describe_execution(executionArn=arn))["status"] != "RUNNING" and d,
-            20,
-        )
+        done = execution_ended(sfn, arn, 20)
         assert done["status"] == "SUCCEEDED"
         return json.loads(done["output"])
 

@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.local.sfn_callbacks import install_sfn_callbacks
 from tests.local_functions import fake_function, registered
-from tests.wait import wait_until
+from tests.wait import execution_ended
 
 pytestmark = pytest.mark.integration
 
@@ -47,10 +47,7 @@ def test_a_token_completed_during_its_own_invocation_ends_the_task_at_once(emula
         # WHEN it runs
         started = time.monotonic()
         arn = sfn.start_execution(stateMachineArn=machine, name=name, input="{}")["executionArn"]
-        done = wait_until(
-            lambda: (d := sfn.describe_execution(executionArn=arn))["status"] != "RUNNING" and d,
-            90,
-        )
+        done = execution_ended(sfn, arn, 90)
         # THEN the task ended with that outcome in seconds, not after moto's 60 s default
         assert done["status"] == "SUCCEEDED", done
         assert json.loads(done["output"]) == {"completed_by": "its own invocation"}

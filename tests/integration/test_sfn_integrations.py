@@ -13,7 +13,7 @@ import uuid
 import boto3
 import pytest
 
-from tests.wait import wait_until
+from tests.wait import execution_ended
 
 pytestmark = pytest.mark.integration
 
@@ -52,14 +52,6 @@ def _machine(sfn, name: str) -> str:
     )["stateMachineArn"]
 
 
-def _ended(sfn, arn: str) -> dict:
-    return wait_until(
-        lambda: (d := sfn.describe_execution(executionArn=arn))["status"] != "RUNNING" and d,
-        30,
-        interval_s=0.1,
-    )
-
-
 def test_a_start_execution_task_starts_the_execution_it_names(emulator):
     # GIVEN a state machine whose task starts a new execution of itself
     sfn = boto3.client("stepfunctions")
@@ -70,9 +62,9 @@ def test_a_start_execution_task_starts_the_execution_it_names(emulator):
         stateMachineArn=machine, name=name, input=json.dumps({"again": True, "name": name, "n": 2})
     )["executionArn"]
     # THEN it succeeded, and the execution it started ran with the input it was given
-    assert _ended(sfn, arn)["status"] == "SUCCEEDED"
+    assert execution_ended(sfn, arn, 30)["status"] == "SUCCEEDED"
     child = arn.rsplit(":", 1)[0] + f":{name}-2"
-    started = _ended(sfn, child)
+    started = execution_ended(sfn, child, 30)
     assert started["status"] == "SUCCEEDED"
     assert json.loads(started["input"]) == {"again": False, "name": name, "n": 2}
     # AND a second start of that name, the execution ended, fails with AWS's error for a Catch
@@ -81,6 +73,6 @@ def test_a_start_execution_task_starts_the_execution_it_names(emulator):
         name=f"{name}-twin",
         input=json.dumps({"again": True, "name": name, "n": 2}),
     )["executionArn"]
-    ended = _ended(sfn, twin)
+    ended = execution_ended(sfn, twin, 30)
     assert ended["status"] == "SUCCEEDED"
     assert json.loads(ended["output"])["error"]["Error"] == EXISTS
