@@ -19,6 +19,7 @@ import pytest
 from pipeline.local import sqs_in_flight
 from pipeline.replay.drain_lease import LEASE_S, DrainLease
 from pipeline.replay.failure_drain import AT_QUOTA, DrainReport, acknowledge_failures
+from tests.clocks import ManualClock
 from tests.lost_answers import lose_first_answer
 
 pytestmark = pytest.mark.integration
@@ -27,16 +28,8 @@ RUN_X, RUN_Y, OTHER = "x" * 20, "y" * 20, "o" * 20
 WAIT_S = 30.0
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_the_lease_is_one_drains_until_given_back_or_lapsed(dynamodb, table, caplog):
-    clock = _Clock()
+    clock = ManualClock(1_000_000.0)
     first, second = DrainLease(dynamodb, table, clock), DrainLease(dynamodb, table, clock)
     assert first.renew()
     assert not second.renew()

@@ -13,21 +13,14 @@ from pipeline.ledger.items import ChunkCounts
 from pipeline.ledger.runs import RunStatus, run_id
 from pipeline.ledger.summary import build_summary
 from pipeline.ledger.table import RunLedger, UnknownRunError
+from tests.clocks import ManualClock
 
 pytestmark = pytest.mark.integration
 
 
-class Clock:
-    def __init__(self, start: float = 1_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock(1_000.0)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from botocore.exceptions import ClientError
 
 from pipeline.ledger.completion import HEARTBEATS_PER_STALL_TIMEOUT, CompletionSignal
 from pipeline.ledger.runs import RunState, RunStatus
+from tests.clocks import ManualClock
 
 RUNNING = RunState(
     run="r", manifest="s3://in/m", status=RunStatus.RUNNING, started_at=0.0, chunks_sent=3
@@ -47,16 +48,8 @@ class FakeSfn:
             raise ClientError({"Error": {"Code": self.error, "Message": "x"}}, what)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _signal(ledger: FakeLedger, sfn: FakeSfn, clock: Clock | None = None) -> CompletionSignal:
-    return CompletionSignal(ledger, sfn, stall_timeout_s=400, clock=clock or Clock())
+def _signal(ledger: FakeLedger, sfn: FakeSfn, clock: ManualClock | None = None) -> CompletionSignal:
+    return CompletionSignal(ledger, sfn, stall_timeout_s=400, clock=clock or ManualClock(100.0))
 
 
 def test_the_arm_completes_at_once_when_every_chunk_was_counted_before_it():
@@ -82,7 +75,7 @@ def test_no_signal_before_the_wait_is_armed():
 
 
 def test_heartbeats_are_rate_limited_per_process():
-    ledger, sfn, clock = FakeLedger(SPLIT_DONE), FakeSfn(), Clock()
+    ledger, sfn, clock = FakeLedger(SPLIT_DONE), FakeSfn(), ManualClock(100.0)
     ledger.token = "t1"
     signal = _signal(ledger, sfn, clock)
     every = 400 / HEARTBEATS_PER_STALL_TIMEOUT

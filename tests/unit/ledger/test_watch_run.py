@@ -9,23 +9,13 @@ import pytest
 from pipeline.ledger import submit
 from pipeline.ledger.submit import RunTimeoutError, watch_run
 from pipeline.ledger.table import UnknownRunError
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+from tests.clocks import ManualClock
 
 
 class _Ledger:
     """Counts its reads; unknown until `known_at` (Split has not started the run yet)."""
 
-    def __init__(self, clock: _Clock, known_at: float = 0.0) -> None:
+    def __init__(self, clock: ManualClock, known_at: float = 0.0) -> None:
         self.clock = clock
         self.known_at = known_at
         self.reads: list[float] = []
@@ -37,7 +27,7 @@ class _Ledger:
         return f"state of {run} at {self.clock.now:.2f}"
 
 
-def _summary_at(monkeypatch: pytest.MonkeyPatch, clock: _Clock, at: float) -> list[float]:
+def _summary_at(monkeypatch: pytest.MonkeyPatch, clock: ManualClock, at: float) -> list[float]:
     looks: list[float] = []
 
     def read_summary(s3: Any, bucket: str, run: str) -> dict[str, Any] | None:
@@ -48,7 +38,7 @@ def _summary_at(monkeypatch: pytest.MonkeyPatch, clock: _Clock, at: float) -> li
     return looks
 
 
-def _watch(ledger: _Ledger, clock: _Clock, seen: list[Any], timeout_s: float = 60.0) -> Any:
+def _watch(ledger: _Ledger, clock: ManualClock, seen: list[Any], timeout_s: float = 60.0) -> Any:
     return watch_run(
         ledger=ledger,  # type: ignore[arg-type]
         s3=None,
@@ -66,7 +56,7 @@ def _watch(ledger: _Ledger, clock: _Clock, seen: list[Any], timeout_s: float = 6
 def test_summary_every_poll_ledger_once_a_second_and_at_the_end(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    clock = _Clock()
+    clock = ManualClock()
     looks = _summary_at(monkeypatch, clock, at=2.6)
     ledger = _Ledger(clock, known_at=0.5)
     seen: list[Any] = []
@@ -78,7 +68,7 @@ def test_summary_every_poll_ledger_once_a_second_and_at_the_end(
 
 
 def test_no_summary_in_time_is_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = _Clock()
+    clock = ManualClock()
     _summary_at(monkeypatch, clock, at=float("inf"))
     with pytest.raises(RunTimeoutError, match="r1 did not finish within 5s"):
         _watch(_Ledger(clock), clock, [], timeout_s=5.0)
