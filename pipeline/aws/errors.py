@@ -7,6 +7,8 @@ so "throttled, try again later" and "broken, look at it" are told apart the same
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from botocore.exceptions import ClientError
 
 from pipeline.failures import ResultWriteError, Stage, ThrottledError
@@ -27,6 +29,7 @@ THROTTLE_CODES = frozenset(
     }
 )
 """Codes that mean "AWS is shedding load": retryable, unlike every other write error."""
+CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 def error_code(exc: ClientError) -> str:
@@ -50,3 +53,17 @@ def write_error_from(exc: ClientError, what: str) -> ResultWriteError | Throttle
         f"{what}: {code}: {exc}; check the bucket/queue/table name and the IAM policy",
         error=code,
     )
+
+
+def is_applied(write: Callable[[], object], what: str) -> bool:
+    """Make a conditional DynamoDB write: True when applied, False when its condition refused it.
+
+    Any other error is mapped by `write_error_from` and raised from the SDK's.
+    """
+    try:
+        write()
+    except ClientError as exc:
+        if error_code(exc) != CONDITION_FAILED:
+            raise write_error_from(exc, what) from exc
+        return False
+    return True

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from pipeline.aws.errors import error_code, write_error_from
+from pipeline.aws.errors import CONDITION_FAILED, error_code, write_error_from
 from pipeline.failures import Stage, ThrottledError
 from pipeline.ledger.items import (
     COUNTER_SHARDS,
@@ -441,7 +441,7 @@ class RunLedger:
                 )
             except ClientError as exc:
                 code = error_code(exc)
-                if code == "ConditionalCheckFailedException":
+                if code == CONDITION_FAILED:
                     raise _AlreadyDone from exc
                 if code != "TransactionConflictException" or attempt == TRANSACTION_ATTEMPTS - 1:
                     raise write_error_from(exc, f"updating {key} in {self._table}") from exc

@@ -11,6 +11,7 @@ most that long.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -18,9 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from pipeline.aws.errors import error_code, write_error_from
+from pipeline.aws.errors import is_applied
 from pipeline.ledger.items import n
 
 if TYPE_CHECKING:
@@ -69,32 +68,22 @@ class DrainLease:
         Idempotent: a write whose answer was lost and is sent again finds itself the holder.
         """
         now = self.clock()
-        try:
-            self.client.put_item(
-                TableName=self.table,
-                Item={
-                    **LEASE_KEY,
-                    "holder": {"S": self.holder},
-                    "expires_at": n(now + LEASE_S),
-                },
-                ConditionExpression="attribute_not_exists(pk) OR holder = :me OR expires_at < :now",
-                ExpressionAttributeValues={":me": {"S": self.holder}, ":now": n(now)},
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise write_error_from(exc, "taking the FailureQueue drain lease") from exc
-            return False
-        return True
+        take = functools.partial(
+            self.client.put_item,
+            TableName=self.table,
+            Item={**LEASE_KEY, "holder": {"S": self.holder}, "expires_at": n(now + LEASE_S)},
+            ConditionExpression="attribute_not_exists(pk) OR holder = :me OR expires_at < :now",
+            ExpressionAttributeValues={":me": {"S": self.holder}, ":now": n(now)},
+        )
+        return is_applied(take, "taking the FailureQueue drain lease")
 
     def release(self) -> None:
         """Give the lease back, if this drain still holds it (the next drain need not wait)."""
-        try:
-            self.client.delete_item(
-                TableName=self.table,
-                Key=LEASE_KEY,
-                ConditionExpression="holder = :me",
-                ExpressionAttributeValues={":me": {"S": self.holder}},
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":  # else: lapsed, taken
-                raise write_error_from(exc, "releasing the FailureQueue drain lease") from exc
+        give_back = functools.partial(
+            self.client.delete_item,
+            TableName=self.table,
+            Key=LEASE_KEY,
+            ConditionExpression="holder = :me",
+            ExpressionAttributeValues={":me": {"S": self.holder}},
+        )
+        is_applied(give_back, "releasing the FailureQueue drain lease")  # refused: lapsed, taken

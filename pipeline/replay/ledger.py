@@ -28,13 +28,14 @@ would have left the round claimed, its chunks never sent, and every later replay
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from pipeline.aws.errors import error_code, write_error_from
+from pipeline.aws.errors import CONDITION_FAILED, error_code, is_applied, write_error_from
 from pipeline.ledger.items import n, run_key, status_of
 from pipeline.ledger.runs import RunState, RunStatus
 from pipeline.ledger.summary import final_status
@@ -144,7 +145,7 @@ class ReplayLedger:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
+            if error_code(exc) != CONDITION_FAILED:
                 raise write_error_from(exc, f"claiming a replay round of run {run}") from exc
             refusing = exc.response.get("Item", {})
             if not _is_claimed_by(refusing, claim, next_round):
@@ -153,19 +154,15 @@ class ReplayLedger:
 
     def mark_pruned(self, run: str, replay_round: int) -> None:
         """Record that round `replay_round`'s lines are gone from the earlier failure parts."""
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=run_key(run),
-                UpdateExpression="SET replay_pruned = :round",
-                ConditionExpression="attribute_not_exists(replay_pruned) OR replay_pruned < :round",
-                ExpressionAttributeValues={":round": n(replay_round)},
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":  # else: marked already
-                raise write_error_from(
-                    exc, f"marking round {replay_round} of {run} pruned"
-                ) from exc
+        mark = functools.partial(
+            self._client.update_item,
+            TableName=self._table,
+            Key=run_key(run),
+            UpdateExpression="SET replay_pruned = :round",
+            ConditionExpression="attribute_not_exists(replay_pruned) OR replay_pruned < :round",
+            ExpressionAttributeValues={":round": n(replay_round)},
+        )
+        is_applied(mark, f"marking round {replay_round} of {run} pruned")  # refused: marked already
 
     def release(self, run: str, replay_round: int, *, chunks: int) -> None:
         """Give back `chunks` of round `replay_round`'s claim that were never sent (a broken send).
@@ -176,19 +173,15 @@ class ReplayLedger:
         """
         if chunks <= 0:
             return
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=run_key(run),
-                UpdateExpression="ADD replay_chunks_sent :minus SET replay_released = :round",
-                ConditionExpression=(
-                    "attribute_not_exists(replay_released) OR replay_released < :round"
-                ),
-                ExpressionAttributeValues={":minus": n(-chunks), ":round": n(replay_round)},
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":  # else: given back already
-                raise write_error_from(exc, f"giving back replay chunks of {run}") from exc
+        give_back = functools.partial(
+            self._client.update_item,
+            TableName=self._table,
+            Key=run_key(run),
+            UpdateExpression="ADD replay_chunks_sent :minus SET replay_released = :round",
+            ConditionExpression="attribute_not_exists(replay_released) OR replay_released < :round",
+            ExpressionAttributeValues={":minus": n(-chunks), ":round": n(replay_round)},
+        )
+        is_applied(give_back, f"giving back replay chunks of {run}")  # refused: given back already
 
     def settle(self, state: RunState) -> RunStatus:
         """Re-decide a finished run's status after a replay; return it (RUNNING/FAILED: kept).
