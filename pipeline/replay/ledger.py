@@ -154,15 +154,13 @@ class ReplayLedger:
 
     def mark_pruned(self, run: str, replay_round: int) -> None:
         """Record that round `replay_round`'s lines are gone from the earlier failure parts."""
-        mark = functools.partial(
-            self._client.update_item,
-            TableName=self._table,
-            Key=run_key(run),
-            UpdateExpression="SET replay_pruned = :round",
-            ConditionExpression="attribute_not_exists(replay_pruned) OR replay_pruned < :round",
-            ExpressionAttributeValues={":round": n(replay_round)},
+        self._update_once(  # refused: marked already
+            run,
+            "SET replay_pruned = :round",
+            "attribute_not_exists(replay_pruned) OR replay_pruned < :round",
+            {":round": n(replay_round)},
+            what=f"marking round {replay_round} of {run} pruned",
         )
-        is_applied(mark, f"marking round {replay_round} of {run} pruned")  # refused: marked already
 
     def release(self, run: str, replay_round: int, *, chunks: int) -> None:
         """Give back `chunks` of round `replay_round`'s claim that were never sent (a broken send).
@@ -173,15 +171,27 @@ class ReplayLedger:
         """
         if chunks <= 0:
             return
-        give_back = functools.partial(
+        self._update_once(  # refused: given back already
+            run,
+            "ADD replay_chunks_sent :minus SET replay_released = :round",
+            "attribute_not_exists(replay_released) OR replay_released < :round",
+            {":minus": n(-chunks), ":round": n(replay_round)},
+            what=f"giving back replay chunks of {run}",
+        )
+
+    def _update_once(
+        self, run: str, update: str, condition: str, values: dict[str, Any], *, what: str
+    ) -> None:
+        """Update the run item unless `condition` says this update was applied already."""
+        write = functools.partial(
             self._client.update_item,
             TableName=self._table,
             Key=run_key(run),
-            UpdateExpression="ADD replay_chunks_sent :minus SET replay_released = :round",
-            ConditionExpression="attribute_not_exists(replay_released) OR replay_released < :round",
-            ExpressionAttributeValues={":minus": n(-chunks), ":round": n(replay_round)},
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
         )
-        is_applied(give_back, f"giving back replay chunks of {run}")  # refused: given back already
+        is_applied(write, what)
 
     def settle(self, state: RunState) -> RunStatus:
         """Re-decide a finished run's status after a replay; return it (RUNNING/FAILED: kept).
