@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from pipeline.allocator import HeapTrim
 from pipeline.failures import FailureRecord, ManifestReadError
 from pipeline.gzip.checkpoint import Checkpoint, StreamKind, take_checkpoint
 from pipeline.ledger.markers import pin_chunk_plan
@@ -243,6 +244,7 @@ def _cut(
 ) -> int:
     """Send chunks until the manifest ends, or the deadline passes or `pause` says so at a stop."""
     next_chunk = first_chunk
+    heap = HeapTrim()  # a long pass's kept heap fragments: RSS would grow with the manifest
     spans = iter_chunk_spans(
         work.batches(),
         run=work.run,
@@ -259,6 +261,7 @@ def _cut(
         message = ChunkMessage(span.number, body, span.count, resume[0] - 1, size)
         work.emit(message, sink)
         next_chunk = span.number + 1
+        heap.after(work.cursor.uncompressed_bytes)
         # The stop matters only where the pass stops: a pass that runs to the end takes none
         if pause is not None and not work.is_paused:  # asked until it says yes, never after
             work.is_paused = pause()

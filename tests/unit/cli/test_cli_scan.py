@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import re
 
@@ -9,10 +10,12 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.allocator import keep_freed_buffers
+from pipeline import allocator
+from pipeline.allocator import HeapTrim, keep_freed_buffers
 from pipeline.cli import app, scan
 from pipeline.cli.scan import _scan_with_progress, scan_manifest
 from pipeline.config import Settings
+from pipeline.split import passes
 
 runner = CliRunner()
 
@@ -156,3 +159,19 @@ def test_a_scan_with_glibc_keeping_freed_buffers_counts_the_same(tmp_path):
     after = scan_manifest(str(path), settings=Settings.from_env({}))
     assert (after.records, after.chunks, after.complete) == (200_000, before.chunks, True)
     assert before.records == 200_000
+
+
+def test_a_long_scan_gives_free_pages_back_as_it_reads(tmp_path, monkeypatch):
+    # Every GiB in the product (`pipeline.allocator.HeapTrim`); every MiB here. Split's passes
+    # run the same loop (`pipeline.split.passes._cut`).
+    path = tmp_path / "uris.gz"
+    rows = b"".join(b"s3://images-bucket/p/%09d.jpg\n" % i for i in range(200_000))
+    path.write_bytes(gzip.compress(rows, compresslevel=1))
+    given_back: list[int] = []
+    monkeypatch.setattr(passes, "HeapTrim", functools.partial(HeapTrim, every_bytes=1 << 20))
+    monkeypatch.setattr(allocator, "give_back_free_pages", lambda: given_back.append(1) or True)
+
+    report = scan_manifest(str(path), settings=Settings.from_env({}))
+
+    assert (report.records, report.complete) == (200_000, True)
+    assert len(given_back) == len(rows) >> 20  # 7.0 MB read: once each MiB passed
