@@ -33,7 +33,7 @@ MMAP_THRESHOLD_BYTES = 16 * 1024 * 1024
 TRIM_THRESHOLD_BYTES = 64 * 1024 * 1024
 """Free heap top kept at most: under a tenth of the Split function's 1,024 MB."""
 GIVE_BACK_EVERY_BYTES = 1024 * 1024 * 1024
-"""Input between two give-backs. The 54 GB scan then peaked at 65-66 MB in the same time, for
+"""Input between two give-backs. The 54 GB scan then peaked at 64-66 MB in the same time, for
 ~2,600 more minor faults a GB (every 256 MiB: sys time +30 %)."""
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h>
 
