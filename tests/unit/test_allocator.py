@@ -51,7 +51,6 @@ def test_freed_buffers_are_reused_without_faulting_again() -> None:
 
 
 _GIVE_BACK = """
-import sys
 from pipeline.allocator import give_back_free_pages, keep_freed_buffers
 
 def rss_mb():
