@@ -77,17 +77,16 @@ class HeapTrim:
     every_bytes: int = GIVE_BACK_EVERY_BYTES
     times: int = 0
     """How many times it gave pages back."""
-    next_at: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.next_at = self.every_bytes
+    passed: int = field(default=0, init=False)
+    """Multiples of `every_bytes` the input had passed at the last give-back."""
 
     def after(self, input_bytes: int) -> None:
         """Give pages back if the input passed another multiple of `every_bytes`."""
-        if input_bytes >= self.next_at:
+        passed = input_bytes // self.every_bytes
+        if passed > self.passed:
             give_back_free_pages()
             self.times += 1
-            self.next_at = (input_bytes // self.every_bytes + 1) * self.every_bytes
+            self.passed = passed
 
 
 def _glibc(name: str, argtypes: tuple[type, ...]) -> Any:
