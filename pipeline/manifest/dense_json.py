@@ -173,14 +173,18 @@ def _controls_are_the_frames(
     return int(np.count_nonzero(block < _FIRST_PRINTABLE)) == controls * rows
 
 
-def _first_line_framed(data: bytes, heads: tuple[bytes, ...], tails: tuple[bytes, ...]) -> bool:
-    """Whether the block's first line (with its newline) starts with a head and ends with a tail.
+def _first_line_framed(
+    data: bytes, heads: tuple[bytes, ...], tails: tuple[bytes, ...], quotes: int
+) -> bool:
+    """Whether the first line (with its newline) has a head, a tail and a record's `quotes`.
 
-    A look at one line, which every line must pass: a block of other records (JSON with other
-    fields, which then goes raw) is turned away before the whole-block searches.
+    A look at one line, which every line must pass: a block of other records is turned away
+    before the whole-block searches. JSON with a field beside the record's (a size, a
+    version, a label: `scan` proves those by template) can share the head and the tail, not
+    the quotes.
     """
     line = data[: data.find(b"\n") + 1]
-    return line.startswith(heads) and line.endswith(tails)
+    return line.startswith(heads) and line.endswith(tails) and line.count(b'"') == quotes
 
 
 def _eol_of(data: bytes) -> bytes:
@@ -307,7 +311,7 @@ def dense_jsonl_uri_lines(
     pieces = tuple(fmt % bucket for bucket in shape.buckets)
     eol = _eol_of(data)
     line_end = _ELEMENT_END + eol
-    if not _first_line_framed(data, pieces, (line_end,)):
+    if not _first_line_framed(data, pieces, (line_end,), _URI_QUOTES):
         return None
     lines = _lines_and_escapes(data, eol)
     if lines is None:
@@ -354,7 +358,7 @@ def dense_jsonl_lines(
     else:
         opens = tuple(spelling.bucket_open % bucket for bucket in shape.buckets)
         head_tail = (opens, (line_end,))
-    if not _first_line_framed(data, *head_tail):
+    if not _first_line_framed(data, *head_tail, _QUOTES_A_RECORD):
         return None
     lines = _lines_and_escapes(data, eol)
     if lines is None:

@@ -22,12 +22,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.manifest import dense_json
 from pipeline.manifest.batch import LOOPED_BUCKETS, line_starts
 from pipeline.manifest.dense import DenseShape
 from pipeline.manifest.dense_array import dense_array_batch
 from pipeline.manifest.dense_json import (
     _line_starts_if_only_line_ends,
     dense_jsonl_lines,
+    dense_jsonl_uri_lines,
     frame_matches,
 )
 from pipeline.manifest.json_spelling import COMPACT as COMPACT_SPELLING
@@ -373,3 +375,30 @@ def test_one_odd_element_decides_an_array_span_as_the_definition_says(odd):
     assert (batch is not None) == bool(plain)
     if batch is not None:
         assert batch.records(0, len(batch)) == _reference(elements, 1)
+
+
+BESIDE_THE_RECORD = [  # a line format, key first, whether a URI record
+    (b'{"bucket":"bk","key":"k%d","version_id":"v%d"}\n', False, False),
+    (b'{"bucket":"bk","key":"k%d","label":"cat %d"}\n', False, False),
+    (b'{"key":"k%d","version_id":"v%d","bucket":"bk"}\n', True, False),
+    (b'{"uri":"s3://bk/k%d","label":"cat %d"}\n', False, True),
+]
+
+
+@pytest.mark.parametrize(("line", "key_first", "is_uri"), BESIDE_THE_RECORD)
+def test_records_with_a_string_field_beside_theirs_are_turned_away_by_the_first_line(
+    monkeypatch, line, key_first, is_uri
+):
+    # They share a plain record's head and tail; `scan` proves them by template
+    # (`pipeline.manifest.dense_template`), so these proofs give them up before their
+    # whole-block searches, not after.
+    def never(*_):
+        raise AssertionError("searched the whole block")
+
+    block = b"".join(line % (i, i) for i in range(4))
+    shape = DenseShape(1, 0, [b"bk"], 1000)
+    monkeypatch.setattr(dense_json, "_lines_and_escapes", never)
+    if is_uri:
+        assert dense_jsonl_uri_lines(block, shape) is None
+    else:
+        assert dense_jsonl_lines(block, shape, key_first=key_first) is None
