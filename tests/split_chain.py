@@ -6,18 +6,23 @@ here record what was sent, and can be told to die after some chunks, as a pass k
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import json
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from pipeline.gzip.checkpoint import Checkpoint
-from pipeline.gzip.index_store import IndexStore
+from pipeline.gzip.index_store import IndexStore, LocalIndexStore
+from pipeline.gzip.ranged import LocalFileReader
 from pipeline.split.chunking import Chunk
 from pipeline.split.passes import SplitOptions, SplitOutcome, split_pass
+from pipeline.split.reservations import ChunkReservations
 from pipeline.split.sinks import ChunkMessage, CountingSink, MemoryParseFailureWriter
 from pipeline.split.source import OpenReader, ReaderKnobs
 
@@ -46,6 +51,19 @@ class RecordingSink(CountingSink):
             raise SinkDied(f"killed after {self.chunks} chunks")
         super().send(message)
         self.log.append(message)
+
+
+@dataclass
+class MemoryReservations:
+    """The ledger's chunk reservations (`RunLedger.reserve_chunks`), kept in a dict."""
+
+    kept: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def reserve_chunks(self, run: str, *, first_chunk: int, below: int) -> tuple[int, int] | None:
+        kept = self.kept.get(run)
+        if kept is None or kept[0] < first_chunk or (kept[0] == first_chunk and kept[1] < below):
+            self.kept[run] = (first_chunk, below)
+        return kept
 
 
 def tick_clock(step: float = 1.0) -> Callable[[], float]:
@@ -121,12 +139,15 @@ def run_chain(
     clock: Callable[[], float] | None = None,
     pause: Callable[[], bool] | None = None,
     max_passes: int = 500,
+    reservations: MemoryReservations | None = None,
 ) -> Chain:
     """Split `source` to the end; `kill` maps a pass number to the chunks it sends before dying.
 
-    A killed pass is retried from the same checkpoint (as Step Functions' Retry does).
+    A killed pass is retried from the same checkpoint (as Step Functions' Retry does). Chunk
+    reservations are kept as the ledger keeps them (`reservations`, a new store by default).
     """
     chain, checkpoint = Chain(), None
+    reservations = reservations if reservations is not None else MemoryReservations()
     kill = dict(kill or {})
     for pass_no in range(max_passes):
         sink = RecordingSink(chain.sent, die_after=kill.pop(pass_no, None))
@@ -143,6 +164,7 @@ def run_chain(
                 sink=sink,
                 failures=chain.failures,
                 index_store=store,
+                reservations=reservations,
                 **kwargs,
             )
         except SinkDied:
@@ -158,3 +180,68 @@ def run_chain(
 def _lines(chunk: Chunk) -> tuple[int, ...]:
     """The lines of a chunk: its records' and its parse failures', in line order."""
     return tuple(sorted([r.line for r in chunk.items] + [e.line for e in chunk.parse_failures]))  # type: ignore[misc]
+
+
+EARLY_RETRY_ITEMS = 100
+EARLY_RETRY_LINES = 12_000
+EARLY_RETRY_SENDS = 40
+"""The chunks the dead attempt sends before it dies, in `split_with_an_early_retry`."""
+
+
+def split_with_an_early_retry(
+    tmp_path: Path,
+    *,
+    retry_stops: str,
+    reservations: ChunkReservations | None,
+    run: str = "run-1",
+) -> Chain:
+    """A forced interleaving: pass 0 dies after `EARLY_RETRY_SENDS` chunks, and its retry is told
+    at its first chunk to stop (`retry_stops`: "paused", a full queue, or "out of budget"); then
+    passes go on to the end.
+
+    The manifest: `bucket,key` rows, 1 % malformed, and the line right after the first chunk
+    malformed, so a pass that starts there reads its first block otherwise than one that read
+    on into it (parsed by Split, not sent unparsed).
+    """
+    rng = random.Random(7)
+    rows = []
+    for i in range(1, EARLY_RETRY_LINES + 1):
+        bad = rng.random() < 0.01 or i == EARLY_RETRY_ITEMS + 1
+        rows.append(
+            b"bad row %d" % i if bad else b"bkt-%d,k/%08d.jpg" % (i % 3, rng.getrandbits(30))
+        )
+    path = tmp_path / "m.csv.gz"
+    path.write_bytes(gzip.compress(b"\n".join(rows) + b"\n", mtime=0))
+    store, chain = LocalIndexStore(tmp_path / "idx"), Chain()
+
+    def one_pass(
+        checkpoint: Checkpoint | None, *, die_after: int | None = None, **kwargs: Any
+    ) -> SplitOutcome:
+        return split_pass(
+            str(path),
+            checkpoint,
+            run=run,
+            options=kwargs.pop("options", SplitOptions(EARLY_RETRY_ITEMS)),
+            open_reader=LocalFileReader,
+            sink=RecordingSink(chain.sent, die_after=die_after),
+            failures=chain.failures,
+            index_store=store,
+            reservations=reservations,
+            **kwargs,
+        )
+
+    try:
+        one_pass(None, die_after=EARLY_RETRY_SENDS)
+    except SinkDied:
+        chain.deaths += 1
+    if retry_stops == "paused":
+        outcome = one_pass(None, pause=lambda: True)
+    else:  # the budget spent at the first look at the clock after a chunk
+        budget = SplitOptions(EARLY_RETRY_ITEMS, budget_s=0.5)
+        outcome = one_pass(None, options=budget, clock=tick_clock())
+    chain.outcomes.append(outcome)
+    while not outcome.is_done:
+        checkpoint = Checkpoint.from_dict(json.loads(json.dumps(outcome.checkpoint.to_dict())))
+        outcome = one_pass(checkpoint)
+        chain.outcomes.append(outcome)
+    return chain

@@ -7,7 +7,9 @@ Table schema (template.yaml must match; PAY_PER_REQUEST):
                  carry `kind`, so listing runs never scans chunk markers.
 
     run item     pk="RUN#<run>"  sk="META"   kind="run", manifest, status, started_at, split
-                                             progress, `wait_token` once the execution waits
+                                             progress, Split's chunk reservation
+                                             (`reserved_from`, `reserved_below`), `wait_token`
+                                             once the execution waits
     counter shard pk="RUN#<run>#SHARD#<k:02d>" sk="COUNTS"   ok, failed, breakdowns, chunks_done…
     chunk marker pk="RUN#<run>"  sk="CHUNK#<n:08d>"                 first delivery of chunk n
     replay mark  pk="RUN#<run>"  sk="REPLAY#<round:04d>#<n:08d>"    replay round R, chunk n
@@ -174,6 +176,36 @@ class RunLedger:
         except _AlreadyDone:
             return False
         return True
+
+    def reserve_chunks(self, run: str, *, first_chunk: int, below: int) -> tuple[int, int] | None:
+        """Raise the run's chunk reservation (`pipeline/split/reservations.py`); the one before.
+
+        Kept on the run item as (`reserved_from`, `reserved_below`): a pass starting later
+        replaces it, an attempt of the same pass only raises it. A condition that fails leaves
+        it as it was, and one consistent read says what that is.
+        """
+        names = {"#from": "reserved_from", "#below": "reserved_below"}
+        try:
+            response = self._update(
+                run_key(run),
+                "SET #from = :from, #below = :below",
+                names,
+                {":from": n(first_chunk), ":below": n(below)},
+                ConditionExpression="attribute_not_exists(#from) OR #from < :from "
+                "OR (#from = :from AND #below < :below)",
+                ReturnValues="ALL_OLD",  # UPDATED_OLD may leave out an unchanged `reserved_from`
+            )
+            kept = response.get("Attributes", {})
+        except _AlreadyDone:
+            kept = self._client.get_item(
+                TableName=self._table,
+                Key=run_key(run),
+                ConsistentRead=True,
+                ProjectionExpression="reserved_from, reserved_below",
+            ).get("Item", {})
+        if "reserved_from" not in kept:
+            return None
+        return int(kept["reserved_from"]["N"]), int(kept["reserved_below"]["N"])
 
     def record_chunk(
         self,

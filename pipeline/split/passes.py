@@ -11,13 +11,16 @@ last chunk sent.
 Why that makes retries safe: a chunk's content depends only on where it starts and on the
 blocks the pass reads from there (the greedy cut of `iter_chunk_spans`), and a pass stops only
 where a chunk ended. So a pass that dies after sending some chunks is retried from the previous
-checkpoint, reads the same blocks, and re-sends the same chunk numbers with the same lines,
-whatever its own budget: result parts are overwritten, ledger counts add once. The blocks
-matter because Split sends some of them unparsed (`manifest/raw_lines.py`): a malformed line is
-one line of its chunk when its block goes unparsed, and only a line of the parse part when
-Split parses it. A retried pass reads the same blocks from the same checkpoint (the same code
-reads the same sizes), but a one-pass and a many-pass split of a manifest with malformed lines
-can cut different chunks: each holds every line exactly once.
+checkpoint, reads the same blocks, and re-sends the same chunk numbers with the same lines:
+result parts are overwritten, ledger counts add once. The blocks matter because Split sends
+some of them unparsed (`manifest/raw_lines.py`): a malformed line is one line of its chunk when
+its block goes unparsed, and only a line of the parse part when Split parses it. A retried pass
+reads the same blocks from the same checkpoint (the same code reads the same sizes), but a
+one-pass and a many-pass split of a manifest with malformed lines can cut different chunks:
+each holds every line exactly once. So the retry must not stop before the dead attempt's last
+chunk, whatever its own budget or queue says, or the next pass would cut those numbers again
+from a later checkpoint: every chunk number is reserved before it is sent
+(`pipeline/split/reservations.py`), and a pass stops only past what earlier attempts reserved.
 
 Parse failures met while a chunk is cut are written as that chunk's parse part before the chunk
 is sent (keyed by line, so the split between chunks never depends on the pass). A manifest that
@@ -46,6 +49,7 @@ from pipeline.manifest.stream import Position
 from pipeline.split.chunk_encoding import encode_span
 from pipeline.split.chunking import ChunkSpan, iter_chunk_spans
 from pipeline.split.failure_backlog import FailureBacklog
+from pipeline.split.reservations import ChunkReservations, PassReservation
 from pipeline.split.sinks import ChunkMessage, ChunkSink, ParseFailureWriter
 from pipeline.split.source import ManifestCursor, OpenReader
 from pipeline.split.values import (
@@ -150,11 +154,14 @@ def split_pass(
     ledger: RunLedger | None = None,
     clock: Callable[[], float] = time.monotonic,
     pause: Callable[[], bool] | None = None,
+    reservations: ChunkReservations | None = None,
 ) -> SplitOutcome:
     """Split `source` from `checkpoint` (None: the start) until done or `options.budget_s` is spent.
 
     Always sends at least one chunk (or reaches the end), so every pass makes progress. `pause`,
     asked after each chunk, stops the pass early when true: the outcome is then `is_paused`.
+    Neither stops it short of the chunks an earlier attempt reserved in `reservations` (by
+    default the ledger; none for a dry run).
 
     Raises:
         ManifestReadError: a transient read error (the pass is retried from `checkpoint`).
@@ -184,9 +191,17 @@ def split_pass(
     lines_before = totals.lines
     backlog = FailureBacklog()
     work = _Pass(run, cursor, totals, failures, backlog)
+    store = reservations if reservations is not None else ledger
+    reserved = PassReservation(store, run, first_chunk)
     try:
         next_chunk = _cut(
-            work, sink, options, first_chunk, deadline=started + budget, clock=clock, pause=pause
+            work,
+            sink,
+            options,
+            reserved,
+            deadline=started + budget,
+            clock=clock,
+            pause=pause,
         )
         if work.is_exhausted:  # malformed lines after the last chunk, if any
             work.write_failures(next_chunk, math.inf)
@@ -236,14 +251,17 @@ def _cut(
     work: _Pass,
     sink: ChunkSink,
     options: SplitOptions,
-    first_chunk: int,
+    reserved: PassReservation,
     *,
     deadline: float,
     clock: Callable[[], float],
     pause: Callable[[], bool] | None,
 ) -> int:
-    """Send chunks until the manifest ends, or the deadline passes or `pause` says so at a stop."""
-    next_chunk = first_chunk
+    """Send chunks until the manifest ends, or the deadline passes or `pause` says so at a stop.
+
+    Never stops before the chunks `reserved` says an earlier attempt may have sent.
+    """
+    first_chunk = next_chunk = reserved.first_chunk
     heap = HeapTrim()  # a long pass's kept heap fragments: RSS would grow with the manifest
     spans = iter_chunk_spans(
         work.batches(),
@@ -259,13 +277,14 @@ def _cut(
         body = encode_span(span, max_bytes=options.chunk_max_bytes) if wants_body else b""
         size = None if body else span.message_bytes  # no body: the v1 size, without encoding
         message = ChunkMessage(span.number, body, span.count, resume[0] - 1, size)
+        reserved.before_sending(span.number)
         work.emit(message, sink)
         next_chunk = span.number + 1
         heap.after(work.cursor.uncompressed_bytes)
         # The stop matters only where the pass stops: a pass that runs to the end takes none
         if pause is not None and not work.is_paused:  # asked until it says yes, never after
             work.is_paused = pause()
-        if clock() >= deadline or work.is_paused:
+        if (clock() >= deadline or work.is_paused) and reserved.may_stop_before(next_chunk):
             position = work.stop_position(span, resume)
             if position is not None:
                 work.stop = position

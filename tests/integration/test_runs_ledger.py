@@ -14,6 +14,7 @@ from pipeline.ledger.runs import RunStatus, run_id
 from pipeline.ledger.summary import build_summary
 from pipeline.ledger.table import RunLedger, UnknownRunError
 from tests.clocks import ManualClock
+from tests.split_chain import EARLY_RETRY_LINES, EARLY_RETRY_SENDS, split_with_an_early_retry
 
 pytestmark = pytest.mark.integration
 
@@ -120,6 +121,38 @@ def test_a_paused_split_pass_is_recorded_until_the_next_pass(ledger):
     assert ledger.get_run(run).is_split_paused
     ledger.record_split_progress(run, lines_split=80, chunks_sent=2, is_done=False)
     assert not ledger.get_run(run).is_split_paused
+
+
+def test_chunk_reservations_only_rise_within_a_pass_and_a_later_pass_replaces_them(ledger):
+    run = "v" * 20
+    ledger.start_run(run, manifest="s3://in/m")
+    assert ledger.reserve_chunks(run, first_chunk=0, below=1) is None
+    assert ledger.reserve_chunks(run, first_chunk=0, below=4) == (0, 1)
+    # a retry of the same pass asks for less: kept as it was, and told what that is
+    assert ledger.reserve_chunks(run, first_chunk=0, below=2) == (0, 4)
+    assert ledger.reserve_chunks(run, first_chunk=0, below=4) == (0, 4)
+    # the next pass replaces it; a pass from an older checkpoint cannot
+    assert ledger.reserve_chunks(run, first_chunk=3, below=4) == (0, 4)
+    assert ledger.reserve_chunks(run, first_chunk=0, below=9) == (3, 4)
+    assert ledger.reserve_chunks(run, first_chunk=3, below=5) == (3, 4)
+
+
+@pytest.mark.parametrize("retry_stops", ["paused", "out of budget"])
+def test_a_retry_told_to_stop_at_once_goes_past_its_dead_attempt_by_the_ledger(
+    ledger, tmp_path, retry_stops
+):
+    # GIVEN pass 0 died after sending 40 chunks, and its retry is told to stop after its first
+    run = "w" * 20
+    ledger.start_run(run, manifest="s3://in/m")
+    # WHEN the split goes on to the end, its chunk reservations in the ledger, over the wire
+    chain = split_with_an_early_retry(
+        tmp_path, retry_stops=retry_stops, reservations=ledger, run=run
+    )
+    # THEN every re-sent chunk held the same lines (`Chain.read_chunks` asserts it), and the
+    # chunks and Split's parse parts hold every line exactly once
+    assert chain.outcomes[0].pass_chunks >= EARLY_RETRY_SENDS
+    assert len(chain.read_chunks) == chain.outcomes[-1].chunks_sent
+    assert sorted(chain.lines + chain.failed) == list(range(1, EARLY_RETRY_LINES + 1))
 
 
 def test_replay_moves_lines_from_failed_to_ok_once(ledger):
