@@ -68,8 +68,14 @@ __all__ = ["TRANSIENT_READ_ERRORS", "SplitOptions", "SplitOutcome", "split_pass"
 
 logger = logging.getLogger(__name__)
 
-TRANSIENT_READ_ERRORS = frozenset({"ReadInterrupted"})
-"""Read errors a retried pass can get past: they fail the pass instead of ending the split."""
+TRANSIENT_READ_ERRORS = frozenset(
+    {"ReadInterrupted", "InternalError", "ServiceUnavailable", "RequestTimeout"}
+    | {"500", "502", "503", "504"}  # HEAD answers a bare status code
+)
+"""Read errors a retried pass can get past: they fail the pass instead of ending the split.
+
+S3's own 5xx answers are among them: what the SDK's retries did not get past is still S3's
+trouble, not the manifest's, and ending the split there would leave the rest of it unsplit."""
 
 
 class _Pass:

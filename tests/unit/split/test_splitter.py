@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import random
 
 import pytest
 
+from pipeline.failures import ManifestReadError
 from pipeline.gzip.index_store import LocalIndexStore
 from pipeline.gzip.ranged import LocalFileReader
 from pipeline.split.failure_backlog import GROUP_RECORDS
@@ -229,6 +231,44 @@ def test_a_truncated_gzip_ends_the_split_after_everything_before_the_break(tmp_p
     seen = sorted(set(one.lines) | set(one.failed))
     assert seen == list(range(1, len(seen) + 1))
     assert N_LINES // 3 < len(seen) < N_LINES
+
+
+@pytest.mark.parametrize("code", ["InternalError", "ServiceUnavailable", "503", "ReadInterrupted"])
+def test_a_read_that_fails_on_s3_s_side_fails_the_pass_for_a_retry_not_the_split(tmp_path, code):
+    # GIVEN a manifest whose first ranged read fails as S3 answers a 5xx past the SDK retries
+    source = str(_manifest(tmp_path, "csv.gz"))
+    reads = itertools.count()
+
+    class Failing(LocalFileReader):
+        def read_range(self, start: int, end: int) -> bytes:
+            if next(reads) == 0:
+                raise ManifestReadError(f"cannot read {source}: {code}", error=code)
+            return super().read_range(start, end)
+
+    options = SplitOptions(97, knobs=SMALL_KNOBS)
+    store = LocalIndexStore(tmp_path / "idx")
+    # WHEN a pass meets it, THEN the pass fails (Step Functions retries it from its checkpoint)
+    with pytest.raises(ManifestReadError) as caught:
+        run_chain(source, Failing, store, options)
+    assert caught.value.error == code
+    # AND the retry, whose reads go through, splits every line
+    chain = run_chain(source, Failing, store, options)
+    assert chain.outcomes[-1].reason is None
+    assert sorted(chain.lines + chain.failed) == list(range(1, N_LINES + 1))
+
+
+def test_a_manifest_s3_refuses_to_read_still_ends_the_split_with_the_reason(tmp_path):
+    # GIVEN a manifest whose first ranged read is refused (AccessDenied: no retry helps)
+    source = str(_manifest(tmp_path, "csv.gz"))
+
+    class Refused(LocalFileReader):
+        def read_range(self, start: int, end: int) -> bytes:
+            raise ManifestReadError(f"cannot read {source}: AccessDenied", error="AccessDenied")
+
+    # WHEN it is split, THEN the split ends at once, with the reason
+    chain = run_chain(source, Refused, LocalIndexStore(tmp_path / "idx"), SplitOptions(97))
+    assert chain.outcomes[-1].is_done
+    assert chain.outcomes[-1].reason == f"AccessDenied: cannot read {source}: AccessDenied"
 
 
 def _gzip_rows(path, rows: list[bytes]) -> str:
