@@ -25,6 +25,7 @@ place; pruning itself is `pipeline/replay/prune.py`.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -145,12 +146,16 @@ class Replayer:
         chosen, unreplayable = select_failures(failures(), flt, limit=limit)
         by_error = dict(Counter(r.error for r in chosen))
         lines = tuple(r.line for r in chosen)
+        # Cut once, where the origins split it too (`MAX_ORIGINS` a chunk): the round claims
+        # exactly the chunks it sends, or it would read as settled before they are all counted
+        cut = self._chunks(chosen, replay_round=0, origins=origins) if chosen else []
         if not chosen or dry_run:
-            chunks = len(self._chunks(chosen, replay_round=1)) if chosen else 0
-            return RunReplay(run, 0, lines, chunks, by_error, unreplayable)
-        chunks = self._chunks(chosen, replay_round=0)  # numbered before the round is known
-        replay_round = self.replays.claim_round(run, chunks=len(chunks))
-        chunks = self._chunks(chosen, replay_round=replay_round, origins=origins)
+            return RunReplay(run, 0, lines, len(cut), by_error, unreplayable)
+        replay_round = self.replays.claim_round(run, chunks=len(cut))
+        chunks = [
+            dataclasses.replace(c, mark=dataclasses.replace(c.mark, replay_round=replay_round))
+            for c in cut
+        ]
         self._send(run, replay_round, chunks)
         attempts = {r.line: r.attempts for r in chosen}
         drained = acknowledge_failures(

@@ -39,13 +39,15 @@ from pipeline.classify.model import Classifier
 from pipeline.classify.signed_get import SdkGetter
 from pipeline.classify.worker import FINISH_MARGIN_S, ChunkWorker, fetch_client_config
 from pipeline.config import DEFAULT_MODEL_PATH, Settings
-from pipeline.failures import ThrottledError
+from pipeline.failures import FailureRecord, ImageFetchError, ThrottledError
 from pipeline.ledger.commit import CLOCK_SKEW_S, CommitTargets
 from pipeline.ledger.finalize import finalize_run
 from pipeline.ledger.items import ChunkCounts, table_definition
 from pipeline.ledger.table import OriginNotCountedError, RunLedger
 from pipeline.manifest.reader import ManifestRecord
-from pipeline.replay.chunks import ReplayFilter
+from pipeline.parts.commit import part_names
+from pipeline.parts.store import write_records
+from pipeline.replay.chunks import MAX_ORIGINS, ReplayFilter
 from pipeline.replay.ledger import ReplayInProgressError, ReplayLedger, RunStillRunningError
 from pipeline.replay.replayer import Replayer, ReplayTargets, replay_runs
 from pipeline.split.chunking import Chunk
@@ -559,3 +561,57 @@ def test_a_replay_whose_send_breaks_part_way_gives_back_only_the_chunks_never_se
     assert replay_runs(base, [run], ReplayFilter()) == []  # nothing left: it prunes round 2
     raw = _assert_finished_once(world)
     assert (raw.failures, base.ledger.get_run(run).ok) == ([], 2)
+
+
+def test_a_replay_of_lines_from_more_chunks_than_one_replay_chunk_names_claims_all_it_sends(
+    world,
+):
+    # GIVEN a finished run of 70 one-line chunks whose image was missing (it is back now):
+    # a replay chunk names at most MAX_ORIGINS (64) origin chunks, so the lines need two
+    replayer, s3, bucket = world["replayer"], world["s3"], world["bucket"]
+    ledger, run, lines = replayer.ledger, f"r{uuid.uuid4().hex[:8]}", MAX_ORIGINS + 6
+    ledger.start_run(run, manifest="s3://in/m.csv")
+    for chunk in range(lines):
+        error = ImageFetchError("gone", error="NoSuchKey", line=chunk + 1)
+        record = FailureRecord.from_exception(
+            error, run=run, line=chunk + 1, bucket=bucket, key="coffee.jpg", attempts=1
+        )
+        write_records(s3, bucket, part_names(run, chunk, 0)[1].key, [record])
+        ledger.record_chunk(
+            run,
+            chunk,
+            ok=0,
+            failed=1,
+            failed_by_stage={"fetch": 1},
+            failed_by_error={"NoSuchKey": 1},
+            seconds=0.1,
+            images=1,
+        )
+    ledger.record_split_progress(run, lines_split=lines, chunks_sent=lines, is_done=True)
+    targets = CommitTargets(s3, world["sqs"], bucket, world["queue"])
+    finalize_run(
+        {"run": run, "manifest": {"uri": "s3://in/m.csv"}},
+        ledger=ledger,
+        s3=s3,
+        results_bucket=bucket,
+        now=10**10,
+        targets=targets,
+    )
+    # WHEN every line is replayed
+    report = replayer.replay_items(run, ReplayFilter())
+    # THEN the round claimed exactly the chunks it sent: not settled before the last is counted
+    assert report.chunks == replayer.replays.progress(run).sent == 2
+    worker = world["delivery"]()
+    first = world["sqs"].receive_message(QueueUrl=world["work_queue"], MaxNumberOfMessages=1)
+    (message,) = first["Messages"]
+    worker.process(*parse_work_message(orjson.loads(message["Body"])))
+    world["sqs"].delete_message(
+        QueueUrl=world["work_queue"], ReceiptHandle=message["ReceiptHandle"]
+    )
+    assert not replayer.is_settled(run)
+    # AND once both are counted, the raw parts hold every line exactly once, in the results
+    _run_replay_chunks(world, worker)
+    replayer.wait_settled([run], timeout_s=30)
+    summary = replayer.refresh_summary(run, now=10**10, keys=report.origin_keys)
+    raw = assert_exactly_once_raw(s3, bucket, run, lines, summary)
+    assert (len(raw.results), len(raw.failures)) == (lines, 0)
