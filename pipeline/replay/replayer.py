@@ -25,7 +25,6 @@ place; pruning itself is `pipeline/replay/prune.py`.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -34,7 +33,8 @@ from enum import StrEnum
 from typing import Any
 
 from pipeline.failures import FailureRecord
-from pipeline.ledger.finalize import settle_run
+from pipeline.ledger.commit import CommitTargets
+from pipeline.ledger.finalize import settle_run, sweep_staging
 from pipeline.ledger.runs import RunStatus
 from pipeline.ledger.table import RunLedger
 from pipeline.parts.store import iter_failure_entries
@@ -152,10 +152,7 @@ class Replayer:
         if not chosen or dry_run:
             return RunReplay(run, 0, lines, len(cut), by_error, unreplayable)
         replay_round = self.replays.claim_round(run, chunks=len(cut))
-        chunks = [
-            dataclasses.replace(c, mark=dataclasses.replace(c.mark, replay_round=replay_round))
-            for c in cut
-        ]
+        chunks = [replace(c, mark=replace(c.mark, replay_round=replay_round)) for c in cut]
         self._send(run, replay_round, chunks)
         attempts = {r.line: r.attempts for r in chosen}
         drained = acknowledge_failures(
@@ -246,14 +243,27 @@ class Replayer:
                 )
             time.sleep(poll_s)
 
-    def finish_pruning(self, run: str, *, keys: frozenset[str] | None = None) -> int:
+    def finish_pruning(
+        self, run: str, *, keys: frozenset[str] | None = None, now: float | None = None
+    ) -> int:
         """Prune the run's last round out of the earlier failure parts, once it is counted.
+
+        Counted is not yet published: a delivery counts its chunk, then publishes its parts
+        (or dies, and its redelivery rolls them forward). The prune reads the round's lines
+        from its published parts, so the round's commits are finished first, as Finalize
+        finishes a run's (`sweep_staging`, waiting for a live delivery, rolling forward a
+        dead one's); else a line published after the prune would stay in an older failure
+        part for good, beside its result.
 
         Returns the rows removed (0 when there is nothing to prune or the round is unfinished).
         """
         progress = self.replays.progress(run)
         if progress.is_pruned or not progress.is_settled:
             return 0
+        targets = CommitTargets(
+            self.s3, self.sqs, self.targets.results_bucket, self.targets.failure_queue_url
+        )
+        sweep_staging(targets, self.ledger, run, now=time.time() if now is None else now)
         removed = prune_round(
             self.s3, self.targets.results_bucket, run, progress.replay_round, keys=keys
         )
@@ -266,7 +276,7 @@ class Replayer:
         """Prune the counted round, re-settle the run, rewrite its summary; None if RUNNING."""
         if self.is_running(run):
             return None
-        self.finish_pruning(run, keys=keys)
+        self.finish_pruning(run, keys=keys, now=now)
         return settle_run(self.ledger, self.s3, self.targets.results_bucket, run, now=now)
 
     def is_running(self, run: str) -> bool:

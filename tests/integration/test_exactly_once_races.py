@@ -500,6 +500,29 @@ def test_a_replay_crashed_before_pruning_is_pruned_by_the_next_replay(world):
     assert replayer.replays.progress(run).is_pruned
 
 
+def test_a_replay_chunk_counted_but_not_yet_published_is_published_before_the_prune(world):
+    # GIVEN a finished run whose line 2 failed, replayed, and the replay chunk's delivery
+    # counts it, then dies before publishing (a slow publish leaves the same window)
+    run, chunk = world["chunk"].run, world["chunk"]
+    first = world["delivery"]()
+    first.s3.meta.events.register("before-send.s3.GetObject", _missing("chelsea.jpg"))
+    first.process(chunk)
+    _finish(world, run)
+    replayer = world["replayer"]
+    report = replayer.replay_items(run, ReplayFilter())
+    with pytest.raises(ConnectionError):
+        _run_replay_chunks(world, _dies_after_the_count(world["delivery"]()))
+    assert replayer.is_settled(run)  # counted: the replayer stops waiting here
+    assert read_raw(world["s3"], world["bucket"], run).result_lines[2] == 0  # not published
+    # WHEN the replayer prunes the round and rewrites the summary
+    summary = replayer.refresh_summary(run, now=10**10, keys=report.origin_keys)
+    # THEN it published the counted parts first, then pruned: line 2 is a result, once, and
+    # in no failure part
+    raw = assert_exactly_once_raw(world["s3"], world["bucket"], run, 2, summary)
+    assert (raw.result_lines[2], raw.failure_lines[2], raw.staged) == (1, 0, [])
+    assert summary["status"] == "SUCCEEDED"
+
+
 def _failing_entry(sqs: Any, entry_id: str) -> None:
     """This client's SendMessageBatch never gets entry `entry_id` through (SQS fails it, not as
     the sender's fault); the batch's other entries really are sent. A call of that entry alone
