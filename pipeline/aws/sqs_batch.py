@@ -150,14 +150,8 @@ def send_batch(
     queue: SqsQueue,
     entries: Sequence[SqsEntry],
     resend: ResendPolicy,
-    *,
-    on_sent: Callable[[Sequence[SqsEntry]], None] | None = None,
 ) -> BatchSent:
     """Send one batch until SQS accepted every entry; re-send only the entries it failed.
-
-    `on_sent` hears of the entries each call got accepted, also when the batch then fails: a
-    caller that must account for exactly what was sent (a replay giving back its unsent chunks)
-    knows it even when this raises.
 
     Raises:
         ThrottledError: entries still failed after `resend.attempts` calls (retryable).
@@ -171,7 +165,7 @@ def send_batch(
         if attempt:
             resend.sleep(resend.backoff_s(attempt))
             resent += len(pending)
-        pending = _send_once(client, queue, pending, on_sent)
+        pending = _send_once(client, queue, pending)
         calls += 1
     if pending:
         raise ThrottledError(
@@ -187,7 +181,6 @@ def _send_once(
     client: SQSClient,
     queue: SqsQueue,
     entries: list[SqsEntry],
-    on_sent: Callable[[Sequence[SqsEntry]], None] | None,
 ) -> list[SqsEntry]:
     """One SendMessageBatch; return the entries SQS failed through no fault of ours."""
     request = [{"Id": entry.id, "MessageBody": entry.body} for entry in entries]
@@ -196,9 +189,6 @@ def _send_once(
     except ClientError as exc:
         raise write_error_from(exc, f"sending {queue.noun} to {queue.url}") from exc
     failed = response.get("Failed", [])
-    if on_sent is not None:
-        failed_ids = {f["Id"] for f in failed}
-        on_sent([entry for entry in entries if entry.id not in failed_ids])
     refused = [f.get("Code") or "SenderFault" for f in failed if f.get("SenderFault")]
     if refused:
         codes = sorted(set(refused))

@@ -68,7 +68,7 @@ def replay_table(reports: list[RunReplay], *, dry_run: bool) -> Table:
             errors += f" (+{r.unreplayable} parse, not replayable)"
         table.add_row(
             r.run,
-            str(r.replay_round or "-"),
+            f"{r.replay_round} again" if r.resent else str(r.replay_round or "-"),
             str(len(r.lines)),
             str(r.chunks),
             str(len(r.dlq_chunks)),

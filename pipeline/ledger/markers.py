@@ -40,6 +40,19 @@ def iter_committed_chunks(ledger: RunLedger, run: str) -> Iterator[CommittedChun
             yield from (committed_from_item(item) for item in page.get("Items", []))
 
 
+def counted_replay_chunks(ledger: RunLedger, run: str, replay_round: int) -> set[int]:
+    """The numbers of round `replay_round`'s chunks counted so far (read consistently)."""
+    prefix = chunk_marker(0, replay_round=replay_round).rsplit("#", 1)[0] + "#"
+    pages = ledger.client.get_paginator("query").paginate(
+        TableName=ledger.table,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues={":pk": run_key(run)["pk"], ":prefix": {"S": prefix}},
+        ProjectionExpression="sk",
+        ConsistentRead=True,
+    )
+    return {int(item["sk"]["S"].rsplit("#", 1)[1]) for page in pages for item in page["Items"]}
+
+
 def pin_chunk_plan(ledger: RunLedger, run: str, plan: Mapping[str, int]) -> dict[str, int]:
     """Store the run's chunk plan once (the first writer wins); return the plan in force.
 

@@ -6,8 +6,9 @@ Run item attributes (beside `pipeline/ledger/table.py`'s):
     replay_chunks_sent  replay chunks sent over all rounds (ADDed by each claim)
     replay_chunks_done  replay chunks counted (ADDed by `RunLedger.record_replay_chunk`)
     replay_pruned       the last round whose lines were removed from the earlier failure parts
-    replay_claim        the id of the claim that took the last round (a random one per claim)
-    replay_released     the last round that gave back chunks it never sent
+    replay_claim        the id of the claim that took the last round (a random one per claim);
+                        it also names the round's chunks, kept in S3 before the claim
+                        (`pipeline/replay/round_store.py`), so a round can always be sent again
 
 A round is claimed only on a finished run (status not RUNNING: every counted chunk's parts are
 published, so the failure view is final) and only once the previous round is pruned, so a
@@ -68,6 +69,8 @@ class ReplayProgress:
     sent: int
     done: int
     pruned: int = 0
+    claim: str | None = None
+    """The id of the claim that took the last round (None: no round yet, or an old one)."""
 
     @property
     def is_pruned(self) -> bool:
@@ -98,13 +101,16 @@ class ReplayLedger:
             Key=run_key(run),
             ConsistentRead=True,
             ProjectionExpression=(
-                "replay_round, replay_chunks_sent, replay_chunks_done, replay_pruned"
+                "replay_round, replay_chunks_sent, replay_chunks_done, replay_pruned, replay_claim"
             ),
         ).get("Item", {})
         return _progress_of(item)
 
-    def claim_round(self, run: str, *, chunks: int) -> int:
+    def claim_round(self, run: str, *, chunks: int, claim: str | None = None) -> int:
         """Take the next replay round for `chunks` replay chunks; return its number.
+
+        `claim` names the claim (a new random id when None): the replayer stores the round's
+        chunks under it first, so a round whose send broke can be sent again.
 
         Raises:
             RunStillRunningError: the run has not finished (the guard is in the condition).
@@ -121,7 +127,7 @@ class ReplayLedger:
             "(attribute_not_exists(replay_pruned) OR replay_pruned = :previous) AND "
             "(attribute_not_exists(replay_chunks_sent) OR replay_chunks_sent <= :done)"
         )
-        claim = uuid.uuid4().hex
+        claim = claim or uuid.uuid4().hex
         next_round = current.replay_round + 1
         try:
             self._client.update_item(
@@ -160,23 +166,6 @@ class ReplayLedger:
             "attribute_not_exists(replay_pruned) OR replay_pruned < :round",
             {":round": n(replay_round)},
             what=f"marking round {replay_round} of {run} pruned",
-        )
-
-    def release(self, run: str, replay_round: int, *, chunks: int) -> None:
-        """Give back `chunks` of round `replay_round`'s claim that were never sent (a broken send).
-
-        Once per round (its send breaks once, then the replay ends), and recorded
-        (`replay_released`): a repeat of this update, sent again after its answer was lost,
-        fails its condition instead of giving the chunks back twice.
-        """
-        if chunks <= 0:
-            return
-        self._update_once(  # refused: given back already
-            run,
-            "ADD replay_chunks_sent :minus SET replay_released = :round",
-            "attribute_not_exists(replay_released) OR replay_released < :round",
-            {":minus": n(-chunks), ":round": n(replay_round)},
-            what=f"giving back replay chunks of {run}",
         )
 
     def _update_once(
@@ -236,6 +225,7 @@ def _progress_of(item: dict[str, Any]) -> ReplayProgress:
         done=_int(item, "replay_chunks_done"),
         # a run replayed before rounds were pruned has no attribute: count it as pruned
         pruned=_int(item, "replay_pruned") if "replay_pruned" in item else replay_round,
+        claim=item.get("replay_claim", {}).get("S"),
     )
 
 

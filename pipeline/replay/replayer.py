@@ -26,6 +26,7 @@ place; pruning itself is `pipeline/replay/prune.py`.
 from __future__ import annotations
 
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -35,6 +36,7 @@ from typing import Any
 from pipeline.failures import FailureRecord
 from pipeline.ledger.commit import CommitTargets
 from pipeline.ledger.finalize import settle_run, sweep_staging
+from pipeline.ledger.markers import counted_replay_chunks
 from pipeline.ledger.runs import RunStatus
 from pipeline.ledger.table import RunLedger
 from pipeline.parts.store import iter_failure_entries
@@ -45,14 +47,12 @@ from pipeline.replay.chunks import (
     iter_replay_chunks,
     select_failures,
 )
-from pipeline.replay.failure_drain import LEASE_WAIT_S, acknowledge_failures
+from pipeline.replay.failure_drain import LEASE_WAIT_S, DrainReport, acknowledge_failures
 from pipeline.replay.ledger import ReplayLedger, still_running
 from pipeline.replay.prune import prune_round
+from pipeline.replay.round_store import delete_round, read_round, write_round
 from pipeline.replay.work_dlq import ParkedChunk, move_messages, queue_arn, start_move_task
 from pipeline.split.work_queue import send_chunks
-
-SEND_GROUP = 10
-"""Replay chunks per SendMessageBatch (SQS's entry limit): what a broken send can give back."""
 
 
 class ReplayTimeoutError(TimeoutError):
@@ -89,8 +89,11 @@ class RunReplay:
     failure_queue_left: str | None = None
     """Why superseded FailureQueue messages of the replayed lines may remain (None: none do)."""
     summary: dict[str, Any] | None = None
-    origin_keys: frozenset[str] = frozenset()
-    """The failure parts the replayed records were read from (pruned once the round counts)."""
+    origin_keys: frozenset[str] | None = frozenset()
+    """The failure parts the replayed records were read from (pruned once the round counts);
+    None: not known (a round sent again), every earlier failure part is checked."""
+    resent: bool = False
+    """An unfinished round sent again (`Replayer._resend`), not a new one."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape `lambdaflow replay --json` prints, one per run."""
@@ -104,6 +107,7 @@ class RunReplay:
             "dlq_chunks": len(self.dlq_chunks),
             "failure_queue_acknowledged": self.acknowledged,
             "failure_queue_left": self.failure_queue_left,
+            "resent": self.resent,
             "summary": self.summary,
         }
 
@@ -130,11 +134,18 @@ class Replayer:
         """Send the run's matching failed lines as a new replay round (or count them, dry).
 
         A previous round that was counted but not pruned (its replayer crashed) is pruned
-        first, so the failure view this round selects from is the current one. The FailureQueue
-        drain waits up to `drain_wait_s` for another replay's drain to end.
+        first, so the failure view this round selects from is the current one; one whose
+        chunks are not all counted yet (its send broke) is sent again instead of a new round
+        (`_resend`). The FailureQueue drain waits up to `drain_wait_s` for another replay's
+        drain to end.
         """
         if not dry_run:
             self.finish_pruning(run)
+            progress = self.replays.progress(run)
+            if not progress.is_settled and progress.claim:
+                kept = read_round(self.s3, self.targets.results_bucket, run, progress.claim)
+                if kept is not None:
+                    return self._resend(run, progress.replay_round, kept, drain_wait_s)
         origins: dict[int, Origin] = {}
         keys: dict[int, str] = {}
 
@@ -151,17 +162,12 @@ class Replayer:
         cut = self._chunks(chosen, replay_round=0, origins=origins) if chosen else []
         if not chosen or dry_run:
             return RunReplay(run, 0, lines, len(cut), by_error, unreplayable)
-        replay_round = self.replays.claim_round(run, chunks=len(cut))
-        chunks = [replace(c, mark=replace(c.mark, replay_round=replay_round)) for c in cut]
-        self._send(run, replay_round, chunks)
-        attempts = {r.line: r.attempts for r in chosen}
-        drained = acknowledge_failures(
-            self.sqs,
-            self.targets.failure_queue_url,
-            {(run, item.line): attempts[item.line] for c in chunks for item in c.chunk.items},
-            lease=self.replays.drain_lease(),  # another replay's drain would hide our messages
-            lease_wait_s=drain_wait_s,
-        )
+        claim = uuid.uuid4().hex  # names the kept chunks first: a claimed round can be re-sent
+        write_round(self.s3, self.targets.results_bucket, run, claim, cut)
+        replay_round = self.replays.claim_round(run, chunks=len(cut), claim=claim)
+        chunks = _in_round(cut, replay_round)
+        self._send(chunks)
+        drained = self._drain(run, chunks, drain_wait_s)
         return RunReplay(
             run,
             replay_round,
@@ -174,23 +180,54 @@ class Replayer:
             origin_keys=frozenset(keys[line] for line in lines),
         )
 
-    def _send(self, run: str, replay_round: int, chunks: list[ReplayChunk]) -> None:
-        """Send the round's chunks; if sending breaks, give back the claim of the unsent ones.
+    def _resend(
+        self, run: str, replay_round: int, kept: list[ReplayChunk], drain_wait_s: float
+    ) -> RunReplay:
+        """Send again the chunks of the unfinished round `replay_round` not counted yet.
 
-        Their lines keep their old failure records (never touched), so a later replay takes
-        them again; the next round is not blocked by chunks that will never be counted. What
-        went out is counted by the chunks SQS accepted, call by call: a batch that fails part
-        way has sent the rest of its entries, and giving those back too would let the next
-        round claim their lines while they are still on their way (each counted twice).
+        Its send broke part way (or its replayer was stopped): whether SQS took a chunk whose
+        call broke is unknown, so every chunk not counted goes again; one sent twice is
+        counted once. The round's lines come from its kept chunks, so no new selection is
+        made: the next replay of the run takes what is left once this round is pruned.
         """
-        accepted: set[int] = set()
-        try:
-            for start in range(0, len(chunks), SEND_GROUP):
-                group = chunks[start : start + SEND_GROUP]
-                send_chunks(self.sqs, self.targets.work_queue_url, group, on_sent=accepted.update)
-        except Exception:
-            self.replays.release(run, replay_round, chunks=len(chunks) - len(accepted))
-            raise
+        chunks = _in_round(kept, replay_round)
+        counted = counted_replay_chunks(self.ledger, run, replay_round)
+        self._send([c for c in chunks if c.number not in counted])
+        drained = self._drain(run, chunks, drain_wait_s)
+        priors = [c.mark.prior[item.line] for c in chunks for item in c.chunk.items]
+        return RunReplay(
+            run,
+            replay_round,
+            tuple(item.line for c in chunks for item in c.chunk.items),
+            len(chunks),
+            dict(Counter(prior.error for prior in priors)),
+            acknowledged=drained.deleted,
+            failure_queue_left=drained.left_reason,
+            origin_keys=None,  # not kept: the prune checks every earlier failure part
+            resent=True,
+        )
+
+    def _send(self, chunks: list[ReplayChunk]) -> None:
+        """Send chunks to the WorkQueue.
+
+        Nothing is given back when a call breaks: the round's chunks are kept
+        (`round_store.py`), and the next replay of the run sends again what is not counted.
+        """
+        send_chunks(self.sqs, self.targets.work_queue_url, chunks)
+
+    def _drain(self, run: str, chunks: list[ReplayChunk], drain_wait_s: float) -> DrainReport:
+        """Delete the FailureQueue's messages the round's lines supersede (`failure_drain`)."""
+        return acknowledge_failures(
+            self.sqs,
+            self.targets.failure_queue_url,
+            {
+                (run, item.line): c.mark.prior[item.line].attempts
+                for c in chunks
+                for item in c.chunk.items
+            },
+            lease=self.replays.drain_lease(),  # another replay's drain would hide our messages
+            lease_wait_s=drain_wait_s,
+        )
 
     def replay_dlq(
         self, run: str | None, *, limit: int | None = None, dry_run: bool = False
@@ -268,6 +305,8 @@ class Replayer:
             self.s3, self.targets.results_bucket, run, progress.replay_round, keys=keys
         )
         self.replays.mark_pruned(run, progress.replay_round)
+        if progress.claim:
+            delete_round(self.s3, self.targets.results_bucket, run, progress.claim)
         return removed
 
     def refresh_summary(
@@ -315,6 +354,11 @@ class Replayer:
                 origins=origins,
             )
         )
+
+
+def _in_round(chunks: list[ReplayChunk], replay_round: int) -> list[ReplayChunk]:
+    """`chunks` marked as round `replay_round`'s (they are cut and kept before it is known)."""
+    return [replace(c, mark=replace(c.mark, replay_round=replay_round)) for c in chunks]
 
 
 class ReplaySource(StrEnum):

@@ -107,9 +107,6 @@ class CountingSink:
 class SqsChunkSink:
     """Chunk messages to the WorkQueue, ten per `SendMessageBatch`, none dropped.
 
-    `on_sent` hears the numbers of the chunks each call got accepted, even from a batch that
-    then fails (a replay gives back exactly the chunks that never went out).
-
     SQS may accept some entries of a batch and fail others (HTTP 200 with `Failed`); entries
     failed through no fault of ours are re-sent with backoff until `attempts`, then the pass
     fails (and Step Functions retries it from its checkpoint, re-sending the same chunk
@@ -125,10 +122,8 @@ class SqsChunkSink:
         sleep: Callable[[float], None] = time.sleep,
         attempts: int = SEND_ATTEMPTS,
         backoff_s: Callable[[int], float] = lambda attempt: min(5.0, 0.1 * 2**attempt),
-        on_sent: Callable[[Sequence[int]], None] | None = None,
     ) -> None:
         self._client = client
-        self._on_sent = on_sent
         self._queue = SqsQueue(
             queue_url,
             name="WorkQueue",
@@ -158,13 +153,8 @@ class SqsChunkSink:
         self._send(self._buffer.take())
 
     def _send(self, batch: list[SqsEntry]) -> None:
-        on_sent = self._accepted if self._on_sent is not None else None
-        send_batch(self._client, self._queue, batch, self._resend, on_sent=on_sent)
+        send_batch(self._client, self._queue, batch, self._resend)
         self.sent += len(batch)
-
-    def _accepted(self, entries: Sequence[SqsEntry]) -> None:
-        assert self._on_sent is not None  # passed to send_batch only then
-        self._on_sent([int(entry.id) for entry in entries])
 
 
 class S3ParseFailureWriter:

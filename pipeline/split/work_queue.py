@@ -10,7 +10,7 @@ the same result parts.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import orjson
@@ -39,11 +39,8 @@ def send_chunks(
     chunks: Iterable[ChunkToSend],
     *,
     sleep: Callable[[float], None] = time.sleep,
-    on_sent: Callable[[Sequence[int]], None] | None = None,
 ) -> int:
     """Send every chunk; return how many were sent.
-
-    `on_sent` hears the numbers of the chunks SQS accepted as they are (`SqsChunkSink`).
 
     Entries SQS failed are re-sent up to `ATTEMPTS` calls in all, pausing at most 2 s (not the
     Split pass's longer policy, the sink's defaults); `sleep` is injected by tests.
@@ -58,7 +55,6 @@ def send_chunks(
         sleep=sleep,
         attempts=ATTEMPTS,
         backoff_s=lambda attempt: min(2.0, 0.1 * 2**attempt),
-        on_sent=on_sent,
     )
     for chunk in chunks:
         sink.send_body(chunk.number, orjson.dumps(chunk.to_message()))

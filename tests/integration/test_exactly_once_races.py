@@ -48,7 +48,7 @@ from pipeline.manifest.reader import ManifestRecord
 from pipeline.parts.commit import part_names
 from pipeline.parts.store import write_records
 from pipeline.replay.chunks import MAX_ORIGINS, ReplayFilter
-from pipeline.replay.ledger import ReplayInProgressError, ReplayLedger, RunStillRunningError
+from pipeline.replay.ledger import ReplayLedger, RunStillRunningError
 from pipeline.replay.replayer import Replayer, ReplayTargets, replay_runs
 from pipeline.split.chunking import Chunk
 from pipeline.split.work_message import parse_work_message
@@ -549,41 +549,90 @@ def _failing_entry(sqs: Any, entry_id: str) -> None:
     sqs.meta.events.register("after-call.sqs.SendMessageBatch", report)
 
 
-def test_a_replay_whose_send_breaks_part_way_gives_back_only_the_chunks_never_sent(world):
-    # GIVEN a finished run whose two lines both failed, replayed one line a chunk, by a replayer
-    # whose SQS accepts chunk 0 of the round and fails chunk 1 on every try
-    run = world["chunk"].run
+def _two_failed_lines_replayed_one_a_chunk(world: dict[str, Any], sqs: Any) -> Replayer:
+    """A finished run whose two lines both failed, and a replayer sending one line a chunk
+    through `sqs` (a client the test hooks)."""
     first = world["delivery"]()
     for key in ("coffee.jpg", "chelsea.jpg"):
         first.s3.meta.events.register("before-send.s3.GetObject", _missing(key))
     first.process(world["chunk"])
-    _finish(world, run)
+    _finish(world, world["chunk"].run)
     base = world["replayer"]
-    sqs = boto3.client("sqs")
-    _failing_entry(sqs, "1")
-    replayer = Replayer(
+    return Replayer(
         s3=base.s3,
         sqs=sqs,
         ledger=base.ledger,
         replays=base.replays,
         targets=dataclasses.replace(base.targets, chunk_items=1),
     )
+
+
+def _assert_replayed_once_after_a_resend(world: dict[str, Any]) -> None:
+    """The next replay (its clients unhooked) sends the broken round again; then each line is
+    counted once."""
+    run, again = world["chunk"].run, world["replayer"]
+    progress = again.replays.progress(run)
+    assert (progress.replay_round, progress.sent, progress.done) == (1, 2, 0)
+    report = again.replay_items(run, ReplayFilter())
+    assert (report.replay_round, report.resent, report.lines) == (1, True, (1, 2))
+    _run_replay_chunks(world, world["delivery"]())
+    assert replay_runs(again, [run], ReplayFilter()) == []  # nothing left: it prunes round 1
+    raw = _assert_finished_once(world)
+    assert (raw.failures, again.ledger.get_run(run).ok) == ([], 2)
+    assert again.replays.progress(run).replay_round == 1  # no second round was needed
+    kept = world["s3"].list_objects_v2(Bucket=world["bucket"], Prefix=f"replays/{run}/")
+    assert kept["KeyCount"] == 0  # the round's kept chunks go once it is pruned
+
+
+def test_a_replay_whose_send_breaks_part_way_is_sent_again_by_the_next_replay(world):
+    # GIVEN a replay whose SQS accepts chunk 0 of the round and fails chunk 1 on every try
+    sqs = boto3.client("sqs")
+    _failing_entry(sqs, "1")
+    broken = _two_failed_lines_replayed_one_a_chunk(world, sqs)
     # WHEN the replay's send breaks
     with pytest.raises(ThrottledError):
-        replayer.replay_items(run, ReplayFilter())
-    # THEN the round keeps the claim of the chunk that went out (it is on the queue), and only
-    # the other is given back: the round is unsettled until that chunk is counted
-    progress = base.replays.progress(run)
-    assert (progress.replay_round, progress.sent, progress.done) == (1, 1, 0)
-    with pytest.raises(ReplayInProgressError):
-        base.replay_items(run, ReplayFilter())
-    # AND once it is counted, the next replay takes the line never sent: each line once
-    _run_replay_chunks(world, world["delivery"]())
-    assert base.replay_items(run, ReplayFilter()).lines == (2,)  # round 1 pruned, round 2 sent
-    _run_replay_chunks(world, world["delivery"]())
-    assert replay_runs(base, [run], ReplayFilter()) == []  # nothing left: it prunes round 2
-    raw = _assert_finished_once(world)
-    assert (raw.failures, base.ledger.get_run(run).ok) == ([], 2)
+        broken.replay_items(world["chunk"].run, ReplayFilter())
+    # THEN the round keeps its claim of both chunks, and the next replay sends again the one
+    # not counted; each line is counted once
+    _assert_replayed_once_after_a_resend(world)
+
+
+def test_a_replay_stopped_between_its_claim_and_its_send_is_sent_again_by_the_next(world):
+    # GIVEN a replay stopped (Ctrl-C) as it starts sending, its round claimed
+    sqs = boto3.client("sqs")
+
+    def ctrl_c(**_: Any) -> None:
+        raise KeyboardInterrupt
+
+    sqs.meta.events.register("before-call.sqs.SendMessageBatch", ctrl_c)
+    broken = _two_failed_lines_replayed_one_a_chunk(world, sqs)
+    with pytest.raises(KeyboardInterrupt):
+        broken.replay_items(world["chunk"].run, ReplayFilter())
+    assert (
+        world["sqs"].get_queue_attributes(
+            QueueUrl=world["work_queue"], AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]["ApproximateNumberOfMessages"]
+        == "0"
+    )
+    # THEN the next replay sends the round, instead of being refused for good
+    _assert_replayed_once_after_a_resend(world)
+
+
+def test_a_replay_send_whose_answer_is_lost_after_sqs_took_it_counts_each_line_once(world):
+    # GIVEN a replay whose SendMessageBatch reaches SQS (both chunks stored), then its answer
+    # is lost on botocore's last try: the replay cannot know the chunks went out
+    sqs = boto3.client("sqs")
+
+    def lost_answer(**_: Any) -> None:
+        raise ConnectionError("the answer was lost")
+
+    sqs.meta.events.register("after-call.sqs.SendMessageBatch", lost_answer)
+    broken = _two_failed_lines_replayed_one_a_chunk(world, sqs)
+    with pytest.raises(ConnectionError):
+        broken.replay_items(world["chunk"].run, ReplayFilter())
+    # THEN the next replay sends both again (neither is counted yet): each is counted once,
+    # the copies refused by their markers, and no second round claims lines still on their way
+    _assert_replayed_once_after_a_resend(world)
 
 
 def test_a_replay_of_lines_from_more_chunks_than_one_replay_chunk_names_claims_all_it_sends(

@@ -98,34 +98,14 @@ def test_of_two_claims_at_once_one_takes_the_round_and_the_other_is_told_why(dyn
     assert (taken, progress.replay_round, progress.sent) == ([1], 1, 2)
 
 
-def test_chunks_never_sent_are_given_back_so_the_next_round_is_not_blocked(dynamodb, table):
+def test_a_round_is_known_by_the_claim_that_took_it(dynamodb, table):
     ledger, replays = RunLedger(dynamodb, table), ReplayLedger(dynamodb, table)
     ledger.start_run(RUN, manifest="s3://in/m.csv")
     ledger.mark_finished(RUN, RunStatus.SUCCEEDED)
-    assert replays.claim_round(RUN, chunks=3) == 1
-    one = ChunkCounts(
-        ok=1, failed=0, replaced_by_stage={"fetch": 1}, replaced_by_error={"NoSuchKey": 1}
-    )
-    ledger.record_replay_chunk(RUN, 1, 0, one)  # chunk 0 was sent and counted ...
-    replays.release(RUN, 1, chunks=2)  # ... then the send broke: chunks 1 and 2 never went out
-    assert replays.progress(RUN).is_settled
-    replays.mark_pruned(RUN, 1)
-    assert replays.claim_round(RUN, chunks=1) == 2
-
-
-def test_a_give_back_whose_answer_is_lost_gives_back_once(dynamodb, table):
-    # GIVEN round 1 claimed for 3 chunks, 1 sent, and a client that "loses" the answer to the
-    # give-back: botocore sends the same update again
-    ledger, replays = RunLedger(dynamodb, table), ReplayLedger(dynamodb, table)
-    ledger.start_run(RUN, manifest="s3://in/m.csv")
-    ledger.mark_finished(RUN, RunStatus.SUCCEEDED)
-    assert replays.claim_round(RUN, chunks=3) == 1
-    sent = lose_first_answer(dynamodb, "UpdateItem")
-    # WHEN the 2 chunks never sent are given back
-    replays.release(RUN, 1, chunks=2)
-    # THEN once: the round still waits for the chunk that went out
-    assert sent == [1, 2]
-    assert replays.progress(RUN).sent == 1
+    assert replays.progress(RUN).claim is None
+    assert replays.claim_round(RUN, chunks=3, claim="c0ffee") == 1
+    # the claim names the round's kept chunks: a broken send is sent again from them
+    assert replays.progress(RUN).claim == "c0ffee"
 
 
 def test_a_stalled_run_whose_chunks_all_counted_settles_as_succeeded(dynamodb, table):

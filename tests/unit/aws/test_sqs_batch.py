@@ -129,30 +129,3 @@ def test_an_entry_writes_the_noncharacters_sqs_refuses_as_json_escapes(as_bytes)
     assert "\ufffe" not in entry.body and "\uffff" not in entry.body
     assert orjson.loads(entry.body) == record
     assert entry.size_bytes == len(entry.body.encode())
-
-
-def test_the_entries_each_call_got_accepted_are_told_even_when_the_batch_then_fails():
-    # GIVEN SQS failing entry 1 on every try, and another batch whose entry 1 is refused as the
-    # sender's fault
-    accepted: list[str] = []
-    sqs = ScriptedSqs(*[["1"]] * 99)
-    # WHEN each is sent, telling what went out THEN the other entries are told, then it raises
-    with pytest.raises(ThrottledError):
-        send_batch(
-            sqs,
-            QUEUE,
-            _entries(3),
-            _policy([], attempts=3),
-            on_sent=lambda entries: accepted.extend(e.id for e in entries),
-        )
-    assert accepted == ["0", "2"]
-    accepted.clear()
-    with pytest.raises(ResultWriteError):
-        send_batch(
-            ScriptedSqs(["1"], sender_fault=True),
-            QUEUE,
-            _entries(3),
-            _policy([]),
-            on_sent=lambda entries: accepted.extend(e.id for e in entries),
-        )
-    assert accepted == ["0", "2"]
