@@ -74,9 +74,29 @@ def _absolute(uri: str) -> str:
     return str(Path(uri).resolve())
 
 
+def _interrupt(*_: object) -> None:
+    """SIGTERM during start-up: stop as Ctrl-C does (what is started is stopped, exit 130)."""
+    raise KeyboardInterrupt
+
+
+def _stop_on_signals() -> threading.Event:
+    """Once up: Ctrl-C and SIGTERM set the returned event, so the stack stops between waits.
+
+    Only once up: during start-up a signal must interrupt it (a flag nobody reads yet would be
+    ignored until the stack is up, or forever if start-up hangs).
+    """
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    return stopping
+
+
 @app.command()
 def up(
-    port: Annotated[int, typer.Option(help="Port for the emulator; 0 picks a free one.")] = 0,
+    port: Annotated[
+        int,
+        typer.Option(min=0, max=65535, help="Port for the emulator; 0 picks a free one."),
+    ] = 0,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON line with the endpoint and buckets.")
     ] = False,
@@ -115,11 +135,10 @@ def up(
     options = StackOptions(parameters=parameters)
     if workers is not None:
         options = StackOptions(parameters=parameters, workers=workers)
-    stopping = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopping.set())
+    signal.signal(signal.SIGTERM, _interrupt)  # during start-up: as Ctrl-C
     with embedded_stack(options, port=port) as stack:
         info = stack_info(stack)
+        stopping = _stop_on_signals()
         write_state(info)
         try:
             if as_json:

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pipeline.config import Settings
+from pipeline.failures import ConfigError
 from pipeline.local.dispatch_cache import install_dispatch_cache
 from pipeline.local.dynamodb_conflicts import install_transaction_conflicts
 from pipeline.local.dynamodb_expressions import install_expression_limits
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+HOST = "127.0.0.1"
 LOCAL_REGION = "us-east-1"
 DUMMY_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -72,7 +76,11 @@ def start_emulator(port: int = 0) -> Emulator:
 
     moto is imported here, not at module level: it takes seconds to import, and every
     `lambdaflow` command imports this module for its constants.
+
+    Raises:
+        ConfigError: `port` cannot be listened on (in use, or reserved), said in one line.
     """
+    check_port_free(port)  # before moto's slow import and patches: a busy port fails at once
     from moto.core.config import default_user_config  # noqa: PLC0415
     from moto.server import ThreadedMotoServer  # noqa: PLC0415
 
@@ -94,10 +102,52 @@ def start_emulator(port: int = 0) -> Emulator:
     install_cheap_sends()  # a send does not walk the queue's messages (see sqs_send_cost)
     install_cheap_receives()  # nor does a received message (see sqs_receive_cost)
     install_parse_lock()  # werkzeug parses on server threads; 3.11.7's ast.parse is not safe
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
+    start_serving(server, port)
     host, bound_port = server.get_host_and_port()
     # moto's Step Functions executor calls back into the server it runs in through this port.
     os.environ["MOTO_PORT"] = str(bound_port)
     logger.info("moto server on %s:%s", host, bound_port)
     return Emulator(server=server, host=host, port=bound_port)
+
+
+def check_port_free(port: int) -> None:
+    """Fail in one line when 127.0.0.1:`port` cannot be bound, before the server tries it.
+
+    werkzeug answers a failed bind inside moto's server thread with two lines on stderr and
+    `sys.exit`, which ends that thread only; probing first (with werkzeug's SO_REUSEADDR, so a
+    port in TIME_WAIT is not refused) says it as the CLI says every error. `start_serving`
+    still catches a port taken between the probe and the server's bind.
+
+    Raises:
+        ConfigError: the port is in use, or not ours to bind.
+    """
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise ConfigError(f"cannot listen on {HOST}:{port}: {reason}") from None
+
+
+def start_serving(server: ThreadedMotoServer, port: int, poll_s: float = 0.05) -> None:
+    """`server.start()`, except that a server thread that dies is an error, not a hang.
+
+    moto's `start` waits, with no timeout, on an event its thread sets once bound; a thread
+    that fails to bind ends without setting it, and `start` waits forever, deaf to Ctrl-C.
+    This waits in short slices (Ctrl-C is heard between them) while the thread lives. It sets
+    moto's own private fields so that `server.stop()` works as after `start()` (the moto
+    version is locked; tests/integration/test_emulator.py checks both ends).
+
+    Raises:
+        ConfigError: the server thread ended before it listened.
+    """
+    thread = threading.Thread(target=server._server_entry, name="moto-server", daemon=True)
+    server._thread = thread  # what moto's stop() joins
+    thread.start()
+    while not server._server_ready_event.wait(poll_s):
+        if not thread.is_alive():
+            raise ConfigError(f"the local AWS emulator could not listen on {HOST}:{port}")

@@ -11,6 +11,7 @@ import gzip
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -24,6 +25,7 @@ import pytest
 
 from pipeline.ledger.table import RunLedger
 from pipeline.local.stack import LocalStack
+from pipeline.local.state import STATE_FILE
 from pipeline.local.workers import ProcessPool
 from tests import photos
 from tests.wait import wait_until
@@ -334,3 +336,48 @@ def test_split_refuses_an_image_dropped_as_a_manifest_in_its_first_block(subdir,
     assert summary["reason"] == "NotAManifest: a JPEG image, not a manifest"
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1].endswith("a JPEG image, not a manifest")
+
+
+def test_up_on_a_busy_port_is_one_line_naming_it_and_exits_1_at_once(tmp_path):
+    # GIVEN a port another program listens on
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        # WHEN `lambdaflow up` is asked for it (it used to wait forever, deaf to Ctrl-C)
+        done = _lambdaflow("up", "--port", str(port), cwd=tmp_path, timeout_s=60)
+    # THEN one line names the port, the exit code is 1, and nothing is published
+    assert done.returncode == 1
+    assert _one_line(done) == f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert not (tmp_path / STATE_FILE).exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_up_s_start_up_stops_it_with_130(tmp_path, signum):
+    # GIVEN `lambdaflow up` caught starting: its emulator listens, its stack is not provisioned
+    port = _free_port()
+    process = _interruptible(["up", "--port", str(port), "--workers", "1"], tmp_path)
+    try:
+        wait_until(lambda: _listening(port) or process.poll() is not None, 120, what="emulator")
+        assert not (tmp_path / STATE_FILE).exists(), "start-up ended before the signal"
+        # WHEN Ctrl-C (or SIGTERM) reaches it THEN it stops there, says so, and exits 130
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert (process.returncode, stdout, stderr.strip()) == (130, "", "interrupted")
+    assert not (tmp_path / STATE_FILE).exists()
+    assert not _listening(port)

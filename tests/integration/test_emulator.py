@@ -1,4 +1,12 @@
+import socket
+import time
+from collections.abc import Iterator
+
 import pytest
+from moto.server import ThreadedMotoServer
+
+from pipeline.failures import ConfigError
+from pipeline.local.emulator import HOST, start_emulator, start_serving
 
 pytestmark = pytest.mark.integration
 
@@ -25,3 +33,42 @@ def test_a_send_over_http_reads_no_message_of_a_full_queue(sqs, visible_reads):
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "210"
     sqs.delete_queue(QueueUrl=url)
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port of 127.0.0.1 another program listens on."""
+    with socket.socket() as holder:
+        holder.bind((HOST, 0))
+        holder.listen()
+        yield holder.getsockname()[1]
+
+
+@pytest.mark.timeout(60)
+def test_an_emulator_on_a_busy_port_fails_at_once_naming_it(busy_port, emulator):
+    # `emulator`: moto imported and patched once, as for the other tests here
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{busy_port}: "):
+        start_emulator(busy_port)
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # its exit
+def test_a_server_thread_that_cannot_bind_is_an_error_not_a_wait_forever(busy_port, emulator):
+    # GIVEN moto's server on a port taken after any check (its thread dies in werkzeug's bind)
+    server = ThreadedMotoServer(ip_address=HOST, port=busy_port, verbose=False)
+    # WHEN it is started THEN the start fails (moto's own start() waits forever)
+    with pytest.raises(ConfigError, match=f"could not listen on 127.0.0.1:{busy_port}"):
+        start_serving(server, busy_port)
+
+
+def test_a_server_started_so_serves_and_stops_as_moto_s_own(emulator):
+    server = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
+    start_serving(server, 0)
+    port = server.get_host_and_port()[1]
+    with socket.create_connection((HOST, port), timeout=5):
+        pass
+    server.stop()
+    with pytest.raises(OSError), socket.create_connection((HOST, port), timeout=5):
+        pass

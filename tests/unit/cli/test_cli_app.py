@@ -102,7 +102,16 @@ def test_version():
 
 
 @pytest.mark.parametrize(
-    "args", [["nope"], ["run"], ["scan", "--bogus", "x"], ["results"], ["classify", "--top", "x"]]
+    "args",
+    [
+        ["nope"],
+        ["run"],
+        ["scan", "--bogus", "x"],
+        ["results"],
+        ["classify", "--top", "x"],
+        ["up", "--port", "-5"],
+        ["up", "--port", "99999"],
+    ],
 )
 def test_usage_mistakes_are_one_line_and_exit_2(args):
     result = runner.invoke(app, args)
