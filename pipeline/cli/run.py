@@ -16,6 +16,7 @@ from rich.console import Console
 
 from pipeline.cli.app import app
 from pipeline.cli.errors import INTERRUPTED, CliError
+from pipeline.cli.local_manifest import not_a_manifest_file
 from pipeline.cli.run_view import RunProgress, summary_table
 from pipeline.cli.stack_target import StackOption, use_stack
 from pipeline.ledger.ingest import ManifestObject
@@ -154,6 +155,9 @@ def run(
     the run stalled: the summary says why), failed, or timed out, or the manifest does not
     exist; 130 on Ctrl-C, saying what becomes of the run.
     """
+    refused = not_a_manifest_file(manifest)
+    if refused is not None:
+        raise CliError(refused)
     if not manifest.startswith("s3://") and not Path(manifest).is_file():
         raise CliError(f"{manifest}: no such file")
     if not manifest.startswith("s3://"):

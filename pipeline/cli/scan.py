@@ -26,6 +26,7 @@ import orjson
 import typer
 
 from pipeline.cli.app import app
+from pipeline.cli.local_manifest import not_a_manifest_file
 from pipeline.cli.stack_target import StackOption, use_s3_of
 from pipeline.config import Settings
 from pipeline.failures import ConfigError, FailureRecord, ManifestReadError
@@ -103,12 +104,14 @@ def scan_manifest(
 
     options = SplitOptions.from_settings(settings, budget_s=None)
     on_chunk = each_chunk if tick is not None else None  # no per-chunk call when nobody draws
-    try:
-        done = dry_run(source, options=options, client=client, show=show, tick=on_chunk)
-    except ManifestReadError as exc:  # a transient read error: Split would retry the pass
-        report.error = f"{exc.error}: {exc.message}"
-    else:
-        _fill(report, done)
+    report.error = not_a_manifest_file(source)  # a pipe would read as empty: a wrong answer
+    if report.error is None:
+        try:
+            done = dry_run(source, options=options, client=client, show=show, tick=on_chunk)
+        except ManifestReadError as exc:  # a transient read error: Split would retry the pass
+            report.error = f"{exc.error}: {exc.message}"
+        else:
+            _fill(report, done)
     report.seconds = time.perf_counter() - started
     report.cost = estimate_cost(
         images=report.records,

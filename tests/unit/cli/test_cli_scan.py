@@ -5,6 +5,9 @@ from __future__ import annotations
 import functools
 import gzip
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import orjson
 import pytest
@@ -18,6 +21,7 @@ from pipeline.config import Settings
 from pipeline.split import passes
 
 runner = CliRunner()
+LAMBDAFLOW = str(Path(sys.executable).parent / "lambdaflow")
 
 MANIFEST = b"bkt,a.jpg\n\nnot-a-row\nbkt,b%20c.jpg\n,x\nbkt,d.jpg\nbkt,e.jpg,v1\n"
 
@@ -69,6 +73,58 @@ def test_scan_of_a_missing_manifest_exits_1(tmp_path, as_json):
     result = _scan(str(tmp_path / "missing.csv"), *(["--json"] if as_json else []))
     assert result.exit_code == 1
     assert "cannot open manifest" in result.stderr
+
+
+def _lambdaflow_reading_a_pipe(*args: str) -> subprocess.CompletedProcess:
+    """`echo LINE | lambdaflow ARGS`: the command's stdin is a pipe holding one manifest line."""
+    return subprocess.run(
+        [LAMBDAFLOW, *args],
+        input="s3://my-bucket/a.jpg\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_scan_of_a_pipe_is_refused_in_one_line_not_read_as_empty(as_json):
+    # a pipe has no size and no ranges: it used to scan as 0 lines, complete, exit 0
+    done = _lambdaflow_reading_a_pipe("scan", "/dev/stdin", *(["--json"] if as_json else []))
+    assert done.returncode == 1
+    line = "/dev/stdin is a pipe: a manifest must be a regular file or an s3:// object"
+    assert done.stderr == f"error: {line}\n"
+    if as_json:
+        report = orjson.loads(done.stdout)
+        assert (report["complete"], report["error"], report["lines"]) == (False, line, 0)
+
+
+def test_run_of_a_pipe_is_refused_in_one_line_before_any_stack():
+    # it said "/dev/stdin: no such file"
+    done = _lambdaflow_reading_a_pipe("run", "/dev/stdin")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        "error: /dev/stdin is a pipe: a manifest must be a regular file or an s3:// object\n"
+    )
+
+
+@pytest.mark.parametrize("command", ["scan", "run"])
+def test_a_device_is_not_a_manifest_either(command):
+    # /dev/null scanned as an empty manifest (exit 0), while `run` said "no such file"
+    result = runner.invoke(app, [command, "/dev/null"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: /dev/null is a character device: a manifest must be a regular file or an "
+        "s3:// object\n"
+    )
+
+
+def test_an_empty_regular_file_still_scans_as_an_empty_manifest(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.touch()
+    result = _scan(str(path), "--json")
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.stdout)["complete"] is True
 
 
 def test_scan_human_output_lists_error_codes(tmp_path):
