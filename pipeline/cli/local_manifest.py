@@ -2,9 +2,9 @@
 
 A manifest is read as Split reads an S3 object: its size first, then ranged reads
 (`pipeline.gzip.ranged.LocalFileReader`). A pipe, a terminal or a device has no size (stat
-says 0) and no ranges, so it would scan as an empty manifest, a silent wrong answer. Such
-paths are refused by name before any read. A path that does not exist is left to each
-command's own "no such file" answer.
+says 0) and no ranges, so it would scan as an empty manifest, a silent wrong answer; a
+directory cannot be opened as one at all. Such paths are refused by name before any read. A
+path that does not exist is left to each command's own "no such file" answer.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ def not_a_manifest_file(source: str) -> str | None:
         mode = Path(source).stat().st_mode
     except OSError:
         return None
+    if stat.S_ISDIR(mode):
+        return f"{source} is a directory, not a manifest"
     if stat.S_ISREG(mode):
         return None
     kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")

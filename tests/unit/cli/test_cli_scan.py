@@ -119,6 +119,29 @@ def test_a_device_is_not_a_manifest_either(command):
     )
 
 
+@pytest.mark.parametrize("as_json", [True, False])
+def test_scan_of_a_directory_says_so_in_one_line_as_for_any_unreadable_manifest(tmp_path, as_json):
+    # it was "unexpected IsADirectoryError: ... (run with --debug ...)"
+    result = _scan(str(tmp_path), *(["--json"] if as_json else []))
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {tmp_path} is a directory, not a manifest\n"
+    if as_json:  # the report, as for a missing manifest
+        report = orjson.loads(result.stdout)
+        assert (report["complete"], report["error"]) == (
+            False,
+            f"{tmp_path} is a directory, not a manifest",
+        )
+    else:
+        assert result.stdout == ""
+
+
+def test_run_of_a_directory_says_so_before_any_stack(tmp_path):
+    # it was "no such file"
+    result = runner.invoke(app, ["run", str(tmp_path)])
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == f"error: {tmp_path} is a directory, not a manifest\n"
+
+
 def test_an_empty_regular_file_still_scans_as_an_empty_manifest(tmp_path):
     path = tmp_path / "empty.csv"
     path.touch()
