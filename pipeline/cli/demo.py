@@ -71,10 +71,11 @@ def failures_table(records: Iterable[FailureRecord], planted: Mapping[int, str])
 @app.command()
 def demo(
     per_photo: Annotated[
-        int, typer.Option(help="Objects per bundled photo (the original + variants).")
+        int, typer.Option(min=1, help="Objects per bundled photo (the original + variants).")
     ] = 75,
     workers: Annotated[
-        int | None, typer.Option(help="Classify processes of an embedded stack (default: cores).")
+        int | None,
+        typer.Option(min=1, help="Classify processes of an embedded stack (default: cores)."),
     ] = None,
 ) -> None:
     """Run real photos with planted faults through the local stack.

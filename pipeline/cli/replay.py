@@ -117,7 +117,7 @@ def replay(  # noqa: PLR0917  # typer: one parameter per documented CLI option
         bool, typer.Option("--dry-run", help="Count and show what would be replayed.")
     ] = False,
     limit: Annotated[
-        int | None, typer.Option(help="Replay at most N lines (and N chunks).")
+        int | None, typer.Option(min=0, help="Replay at most N lines (and N chunks).")
     ] = None,
     source: Annotated[
         ReplaySource, typer.Option(help="items: failed lines; dlq: WorkDLQ chunks; all: both.")
@@ -125,8 +125,9 @@ def replay(  # noqa: PLR0917  # typer: one parameter per documented CLI option
     timeout: Annotated[
         float,
         typer.Option(
+            min=0,
             help="Seconds to wait for the replay, for another replay's FailureQueue drain, "
-            "and (with --wait) for the run."
+            "and (with --wait) for the run.",
         ),
     ] = 600.0,
     wait: Annotated[

@@ -17,7 +17,7 @@ from pipeline.cli.app import app
 from pipeline.cli.errors import CliError
 from pipeline.cli.stack_target import StackOption, use_stack
 
-_Limit = Annotated[int | None, typer.Option(help="Print at most this many rows.")]
+_Limit = Annotated[int | None, typer.Option(min=0, help="Print at most this many rows.")]
 _Run = Annotated[str, typer.Argument(help="The run id (`lambdaflow status` lists them).")]
 RUNS_TABLE_OUTPUT = "RunsTableName"
 

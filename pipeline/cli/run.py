@@ -138,9 +138,10 @@ def run(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print only the summary object (_SUCCESS.json).")
     ] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the run.")] = 3600.0,
+    timeout: Annotated[float, typer.Option(min=0, help="Seconds to wait for the run.")] = 3600.0,
     workers: Annotated[
-        int | None, typer.Option(help="Classify processes of an embedded stack (default: cores).")
+        int | None,
+        typer.Option(min=1, help="Classify processes of an embedded stack (default: cores)."),
     ] = None,
     stack: StackOption = None,
 ) -> None:

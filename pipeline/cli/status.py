@@ -205,7 +205,9 @@ def status(  # noqa: PLR0917  # typer: one parameter per documented CLI option
     is_watching: Annotated[
         bool, typer.Option("--watch", help="Live table until every shown run has finished.")
     ] = False,
-    interval_s: Annotated[float, typer.Option("--interval", help="Seconds between reads.")] = 2.0,
+    interval_s: Annotated[
+        float, typer.Option("--interval", min=0.01, help="Seconds between reads.")
+    ] = 2.0,
     table: Annotated[str | None, typer.Option(help="The DynamoDB runs table to read.")] = None,
     stack: StackOption = None,
 ) -> None:

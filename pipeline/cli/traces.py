@@ -150,7 +150,7 @@ def xray_client_for(stack: str | None) -> Any:
 @app.command()
 def traces(
     run: Annotated[str, typer.Argument(help="The run id (as `lambdaflow run` printed it).")],
-    chunk: Annotated[int | None, typer.Option(help="Only this chunk.")] = None,
+    chunk: Annotated[int | None, typer.Option(min=0, help="Only this chunk.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the breakdown as JSON.")] = False,
     since_hours: Annotated[
         float, typer.Option(help="How far back to look for the run's traces.", min=0.01)

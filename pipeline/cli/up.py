@@ -101,7 +101,7 @@ def up(
         bool, typer.Option("--json", help="Print one JSON line with the endpoint and buckets.")
     ] = False,
     workers: Annotated[
-        int | None, typer.Option(help="Classify worker processes (default: CPU cores).")
+        int | None, typer.Option(min=1, help="Classify worker processes (default: CPU cores).")
     ] = None,
     model: Annotated[
         str | None,

@@ -111,6 +111,17 @@ def test_version():
         ["classify", "--top", "x"],
         ["up", "--port", "-5"],
         ["up", "--port", "99999"],
+        ["up", "--workers", "0"],
+        ["results", "RUN", "--limit", "-1"],
+        ["failures", "RUN", "--limit", "-5"],
+        ["replay", "--limit", "-1", "--dry-run"],
+        ["replay", "--timeout", "-1"],
+        ["run", "m.csv", "--timeout", "-1"],
+        ["run", "m.csv", "--workers", "-3"],
+        ["demo", "--per-photo", "-1"],
+        ["demo", "--workers", "0"],
+        ["status", "--watch", "--interval", "-1"],
+        ["traces", "RUN", "--chunk", "-1"],
     ],
 )
 def test_usage_mistakes_are_one_line_and_exit_2(args):
@@ -120,6 +131,18 @@ def test_usage_mistakes_are_one_line_and_exit_2(args):
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ")
     assert "--help" in lines[0]
+
+
+def test_every_numeric_option_has_a_range():
+    # a negative --limit crashed in islice, a negative --timeout or --workers was taken as given
+    group = typer.main.get_command(app)
+    unbounded = [
+        f"{name} {param.opts[0]}"
+        for name in COMMANDS
+        for param in group.load(name).params  # type: ignore[attr-defined]
+        if param.type.name in {"integer", "float"}
+    ]
+    assert unbounded == []
 
 
 def _boom(kind: str) -> None:
