@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from pipeline.cli.app import app
+from pipeline.cli.s3_uri import S3_SCHEME, s3_bucket_key
 from pipeline.cli.stack_target import StackOption, use_s3_of
 from pipeline.failures import ConfigError, PipelineError
 
@@ -54,11 +55,9 @@ class Source:
         Raises:
             typer.BadParameter: an s3:// URI without a bucket or a key.
         """
-        if not text.startswith("s3://"):
+        if not text.startswith(S3_SCHEME):
             return cls(text)
-        bucket, _, key = text.removeprefix("s3://").partition("/")
-        if not bucket or not key:
-            raise typer.BadParameter(f"{text!r} is not s3://BUCKET/KEY")
+        bucket, key = s3_bucket_key(text)
         return cls(text, bucket, key)
 
 

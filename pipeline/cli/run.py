@@ -18,6 +18,7 @@ from pipeline.cli.app import app
 from pipeline.cli.errors import INTERRUPTED, CliError
 from pipeline.cli.local_manifest import not_a_manifest_file
 from pipeline.cli.run_view import RunProgress, summary_table
+from pipeline.cli.s3_uri import check_s3_uri
 from pipeline.cli.stack_target import StackOption, use_stack
 from pipeline.ledger.ingest import ManifestObject
 from pipeline.ledger.runs import RunStatus
@@ -156,6 +157,7 @@ def run(
     the run stalled: the summary says why), failed, or timed out, or the manifest does not
     exist; 130 on Ctrl-C, saying what becomes of the run.
     """
+    check_s3_uri(manifest)
     refused = not_a_manifest_file(manifest)
     if refused is not None:
         raise CliError(refused)

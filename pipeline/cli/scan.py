@@ -27,6 +27,7 @@ import typer
 
 from pipeline.cli.app import app
 from pipeline.cli.local_manifest import not_a_manifest_file
+from pipeline.cli.s3_uri import check_s3_uri
 from pipeline.cli.stack_target import StackOption, use_s3_of
 from pipeline.config import Settings
 from pipeline.failures import ConfigError, FailureRecord, ManifestReadError
@@ -258,6 +259,7 @@ def scan(
     It reads the manifest as Split would and counts its records. The cost is an estimate for
     labelling them on AWS.
     """
+    check_s3_uri(source)
     if source.startswith("s3://"):
         use_s3_of(stack)  # the stack found here, without exported variables
     try:

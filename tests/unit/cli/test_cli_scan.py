@@ -142,6 +142,16 @@ def test_run_of_a_directory_says_so_before_any_stack(tmp_path):
     assert result.stderr == f"error: {tmp_path} is a directory, not a manifest\n"
 
 
+@pytest.mark.parametrize("command", ["scan", "run"])
+@pytest.mark.parametrize("uri", ["s3://", "s3://bucketonly", "s3://bucket/", "s3:///key"])
+def test_an_s3_uri_without_bucket_or_key_is_a_usage_error_as_in_classify(command, uri):
+    # scan said botocore's "Parameter validation failed: Invalid bucket name ..." (exit 1)
+    result = runner.invoke(app, [command, uri])
+    assert result.exit_code == 2
+    hint = f"(see `lambdaflow {command} --help`)"
+    assert result.stderr == f"error: Invalid value: {uri!r} is not s3://BUCKET/KEY {hint}\n"
+
+
 def test_an_empty_regular_file_still_scans_as_an_empty_manifest(tmp_path):
     path = tmp_path / "empty.csv"
     path.touch()
