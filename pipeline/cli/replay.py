@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.cli.app import app
+from pipeline.cli.errors import CliError
 from pipeline.cli.run_view import summary_table
 from pipeline.cli.stack_target import StackOption, use_stack
 from pipeline.config import Settings
@@ -184,8 +185,7 @@ def replay(  # noqa: PLR0917  # typer: one parameter per documented CLI option
             ReplayTimeoutError,
             RunStillRunningError,
         ) as exc:
-            console.print(f"[red]{exc}", soft_wrap=True)  # one line, however narrow the terminal
-            raise typer.Exit(1) from exc
+            raise CliError(str(exc)) from exc
     _print(reports, dry_run=dry_run, as_json=as_json, console=console)
     if skipped:
         raise typer.Exit(1)

@@ -188,5 +188,4 @@ def run(
     if status != RunStatus.SUCCEEDED.value:
         # Partial is not "done": a script chaining on `run` must not take it for a full result.
         reason = summary.get("reason") or "see `lambdaflow status`"
-        typer.echo(f"run {summary['run']} is {str(status).lower()}: {reason}", err=True)
-        raise typer.Exit(1)
+        raise CliError(f"run {summary['run']} is {str(status).lower()}: {reason}")

@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.cli.app import app
+from pipeline.cli.errors import CliError
 from pipeline.cli.stack_target import StackOption, find_stack
-from pipeline.failures import ConfigError
 from pipeline.observe.trace_search import load_run_traces
 from pipeline.observe.traces import Breakdown, RunTraces
 
@@ -114,11 +114,6 @@ def render(traces: RunTraces, chunk: int | None, console: Console) -> None:
         console.print(_chunks_table(traces))
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(1)
-
-
 def read_traces(client: Any, run: str, since_hours: float) -> RunTraces:
     """The run's traces of the last `since_hours`, filtered on the server where it can."""
     now = datetime.now(UTC)
@@ -163,18 +158,15 @@ def traces(
     `lambdaflow up` running in this directory, else the SDK's own settings (AWS_ENDPOINT_URL,
     AWS_REGION).
     """
-    try:
-        client = xray_client_for(stack)
-    except ConfigError as exc:
-        raise _fail(str(exc)) from exc
+    client = xray_client_for(stack)  # a ConfigError is one line, exit 1, as every error
     result = read_traces(client, run, since_hours)
     if not result.trace_ids:
-        raise _fail(
+        raise CliError(
             f"no traces of run {run!r} in the last {since_hours:g} h: is tracing on "
             "(LAMBDAFLOW_TRACING) and the run id right? Traces can take a minute to appear."
         )
     if chunk is not None and chunk not in result.chunks:
-        raise _fail(f"run {run!r} has no traced chunk {chunk}; traced: {sorted(result.chunks)}")
+        raise CliError(f"run {run!r} has no traced chunk {chunk}; traced: {sorted(result.chunks)}")
     if as_json:
         data = result.to_dict()
         if chunk is not None:

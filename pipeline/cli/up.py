@@ -12,6 +12,7 @@ import typer
 
 from pipeline.classify.model_spec import PRESETS, spec_from_settings
 from pipeline.cli.app import app
+from pipeline.cli.errors import CliError
 from pipeline.cli.stack_target import embedded_stack, stack_info
 from pipeline.config import Settings
 from pipeline.failures import ConfigError
@@ -124,12 +125,10 @@ def up(
     parameters = model_parameters(model, labels)
     running = find_running_stack(STATE_FILE)
     if running is not None:
-        typer.echo(
-            f"A stack is already up here (pid {running.pid}, {running.endpoint_url}): "
-            "use it, or stop it with Ctrl-C first.",
-            err=True,
+        raise CliError(
+            f"a stack is already up here (pid {running.pid}, {running.endpoint_url}): "
+            "use it, or stop it with Ctrl-C first"
         )
-        raise typer.Exit(1)
     from pipeline.local.stack import StackOptions  # noqa: PLC0415  # slow import: see stack_target
 
     options = StackOptions(parameters=parameters)

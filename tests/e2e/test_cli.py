@@ -97,7 +97,8 @@ def test_up_json_prints_the_stack_and_ctrl_c_stops_it_cleanly(tmp_path):
         # AND a second `up` in the same directory refuses to shadow it
         second = _lambdaflow("up", "--json", cwd=tmp_path)
         assert second.returncode == 1
-        assert "already up" in second.stderr
+        assert second.stderr.startswith("error: a stack is already up here (pid ")
+        assert second.stderr.count("\n") == 1
         # WHEN it gets Ctrl-C THEN it stops and withdraws its state file
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
@@ -121,4 +122,5 @@ def test_run_of_a_file_that_is_not_a_manifest_is_partial_says_why_and_exits_1(st
     assert summary["reason"].startswith("NotAManifest")
     assert summary["failed"] == summary["lines"] >= 10_000
     assert done.returncode == 1
-    assert f"run {summary['run']} is partial: NotAManifest" in done.stderr.splitlines()[-1]
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith(f"error: run {summary['run']} is partial: NotAManifest")

@@ -106,11 +106,14 @@ def test_status_finds_the_stack_of_a_parent_directory_without_exported_variables
     assert isinstance(json.loads(done.stdout), list)
 
 
-@pytest.mark.parametrize("command", ["results", "failures", "status", "traces"])
+@pytest.mark.parametrize(
+    "command", [["results"], ["failures"], ["status"], ["traces"], ["replay", "--run"]]
+)
 def test_an_unknown_run_id_exits_1_with_the_reason(subdir, command):
-    done = _lambdaflow(command, "0123456789abcdef0123", cwd=subdir)
+    done = _lambdaflow(*command, "0123456789abcdef0123", cwd=subdir)
     assert done.returncode == 1
     line = _one_line(done)
+    assert line.startswith("error: ")
     assert "0123456789abcdef0123" in line
     assert done.stdout == ""
 

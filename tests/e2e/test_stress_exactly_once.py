@@ -86,7 +86,7 @@ def test_every_line_once_under_duplicates_crashes_a_changing_world_and_a_mid_run
     refused = _lambdaflow("replay", "--run", run, cwd=stack_dir)
     assert refused.returncode == 1
     (line,) = refused.stderr.strip().splitlines()
-    assert line.startswith(f"run {run} is still running")
+    assert line.startswith(f"error: run {run} is still running")
     # AND one that is asked to wait waits for the run to finish, then replays
     waiting = subprocess.Popen(
         [

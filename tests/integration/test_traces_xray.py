@@ -170,9 +170,12 @@ def test_the_cli_prints_the_breakdown_as_a_table_and_as_json(emulator, s3, bucke
         assert word in table.stdout
 
     missing = runner.invoke(app, ["traces", run, "--chunk", "8"])
-    assert missing.exit_code == 1 and "no traced chunk 8" in missing.output
+    assert missing.exit_code == 1
+    assert missing.stderr == f"error: run {run!r} has no traced chunk 8; traced: [7]\n"
     absent = runner.invoke(app, ["traces", "no-such-run", "--since-hours", "1"])
-    assert absent.exit_code == 1 and "no traces" in absent.output
+    assert absent.exit_code == 1
+    assert absent.stderr.startswith("error: no traces of run 'no-such-run' in the last 1 h")
+    assert absent.stderr.count("\n") == 1
 
 
 def test_a_thousand_item_chunk_stays_under_the_segment_size_limit(
