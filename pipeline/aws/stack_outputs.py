@@ -72,7 +72,7 @@ def describe_deployed_stack(cloudformation: Any, name: str) -> DeployedStack:
             region = cloudformation.meta.region_name
             raise ConfigError(
                 f"no stack {name!r} in {region}: check the name (`sam list stack-outputs`) and "
-                "the region (AWS_REGION / --region)"
+                "the region (AWS_DEFAULT_REGION, or the profile's region)"
             ) from exc
         raise
     stack = stacks[0]

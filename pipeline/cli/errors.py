@@ -22,7 +22,11 @@ DEBUG_FLAG = "--debug"
 DEBUG_ENV = "LAMBDAFLOW_DEBUG"
 
 _AWS_HINTS = {
-    "NoRegionError": "no AWS region: export AWS_REGION, or start `lambdaflow up` here",
+    # AWS_DEFAULT_REGION, not AWS_REGION: the SDK (botocore) reads only the former.
+    "NoRegionError": (
+        "no AWS region: export AWS_DEFAULT_REGION (or set the profile's region), or start "
+        "`lambdaflow up` here"
+    ),
     "NoCredentialsError": "no AWS credentials: configure them, or start `lambdaflow up` here",
     "EndpointConnectionError": "cannot reach the AWS endpoint",
 }

@@ -131,7 +131,7 @@ def xray_client_for(stack: str | None) -> Any:
 
     With `stack` (or LAMBDAFLOW_STACK), X-Ray in that stack's region; else the emulator of the
     `lambdaflow up` running in this directory or a parent; else whatever the SDK's own
-    configuration says (AWS_ENDPOINT_URL, AWS_REGION, a profile).
+    configuration says (AWS_ENDPOINT_URL, AWS_DEFAULT_REGION, a profile).
 
     Raises:
         ConfigError: `stack` is not a usable deployed stack.
@@ -156,7 +156,7 @@ def traces(
 
     It reads the spans from X-Ray: the deployed stack's region with --stack, else the
     `lambdaflow up` running in this directory, else the SDK's own settings (AWS_ENDPOINT_URL,
-    AWS_REGION).
+    AWS_DEFAULT_REGION).
     """
     client = xray_client_for(stack)  # a ConfigError is one line, exit 1, as every error
     result = read_traces(client, run, since_hours)

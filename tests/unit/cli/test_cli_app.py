@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import typer
@@ -143,6 +145,37 @@ def test_every_numeric_option_has_a_range():
         if param.type.name in {"integer", "float"}
     ]
     assert unbounded == []
+
+
+def test_the_no_region_hint_names_a_variable_the_sdk_reads(tmp_path):
+    # GIVEN no region anywhere: no AWS variable, no AWS config file
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LAMBDAFLOW_"))}
+    env["AWS_CONFIG_FILE"] = str(tmp_path / "none")
+    lambdaflow = str(Path(sys.executable).parent / "lambdaflow")
+    done = subprocess.run(
+        [lambdaflow, "status", "--stack", "some-stack"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("error: no AWS region: export AWS_")
+    variable = re.search(r"export (AWS_\w+)", line).group(1)
+    # WHEN the person exports what it says THEN the SDK has a region (AWS_REGION gave none)
+    region = "import boto3; print(boto3.session.Session().region_name)"
+    probe = subprocess.run(
+        [sys.executable, "-c", region],
+        env={**env, variable: "eu-west-3"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert probe.stdout.strip() == "eu-west-3"
 
 
 def _boom(kind: str) -> None:
