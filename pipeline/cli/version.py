@@ -10,5 +10,8 @@ from pipeline.cli.app import app
 
 @app.command()
 def version() -> None:
-    """Print the lambdaflow version."""
-    typer.echo(__version__)
+    """Print the lambdaflow version.
+
+    The same line as `lambdaflow --version`, so a script may read either.
+    """
+    typer.echo(f"lambdaflow {__version__}")

@@ -98,8 +98,10 @@ def test_start_up_is_settled_only_where_collection_was_paused(enabled):
         gc.enable()
 
 
-def test_version():
-    result = runner.invoke(app, ["--version"])
+@pytest.mark.parametrize("args", [["--version"], ["version"]])
+def test_version(args):
+    # `version` printed the bare number, `--version` "lambdaflow N": one line for both now
+    result = runner.invoke(app, args)
     assert (result.exit_code, result.stdout) == (0, f"lambdaflow {__version__}\n")
 
 
