@@ -477,15 +477,21 @@ def test_the_ledger_counts_a_replay_chunk_only_once_its_origin_chunk_is_counted(
 # -- race 3: the failure view after a replay, read raw ----------------------------------------
 
 
+def _line_2_failed_in_a_finished_run(world: dict[str, Any]) -> tuple[str, Replayer]:
+    """The chunk delivered once with its line 2's image missing, the run finished: its run id
+    and the replayer (the image is there again for later deliveries)."""
+    run = world["chunk"].run
+    first = world["delivery"]()
+    first.s3.meta.events.register("before-send.s3.GetObject", _missing("chelsea.jpg"))
+    first.process(world["chunk"])
+    _finish(world, run)
+    return run, world["replayer"]
+
+
 def test_a_replay_crashed_before_pruning_is_pruned_by_the_next_replay(world):
     # GIVEN a finished run whose line 2 failed, replayed successfully, and a replayer that
     # crashed after the round was counted and before it pruned the failure part
-    run, chunk = world["chunk"].run, world["chunk"]
-    first = world["delivery"]()
-    first.s3.meta.events.register("before-send.s3.GetObject", _missing("chelsea.jpg"))
-    first.process(chunk)
-    _finish(world, run)
-    replayer = world["replayer"]
+    run, replayer = _line_2_failed_in_a_finished_run(world)
     replayer.replay_items(run, ReplayFilter())
     _run_replay_chunks(world, world["delivery"]())
     raw = read_raw(world["s3"], world["bucket"], run)
@@ -503,12 +509,7 @@ def test_a_replay_crashed_before_pruning_is_pruned_by_the_next_replay(world):
 def test_a_replay_chunk_counted_but_not_yet_published_is_published_before_the_prune(world):
     # GIVEN a finished run whose line 2 failed, replayed, and the replay chunk's delivery
     # counts it, then dies before publishing (a slow publish leaves the same window)
-    run, chunk = world["chunk"].run, world["chunk"]
-    first = world["delivery"]()
-    first.s3.meta.events.register("before-send.s3.GetObject", _missing("chelsea.jpg"))
-    first.process(chunk)
-    _finish(world, run)
-    replayer = world["replayer"]
+    run, replayer = _line_2_failed_in_a_finished_run(world)
     report = replayer.replay_items(run, ReplayFilter())
     with pytest.raises(ConnectionError):
         _run_replay_chunks(world, _dies_after_the_count(world["delivery"]()))
