@@ -3,7 +3,8 @@
 Run item attributes (beside `pipeline/ledger/table.py`'s):
 
     replay_round        the last claimed replay round (1, 2, …)
-    replay_chunks_sent  replay chunks sent over all rounds (ADDed by each claim)
+    replay_chunks_sent  replay chunks sent over all rounds: each claim sets it to the chunks
+                        counted so far plus its own
     replay_chunks_done  replay chunks counted (ADDed by `RunLedger.record_replay_chunk`)
     replay_pruned       the last round whose lines were removed from the earlier failure parts
     replay_claim        the id of the claim that took the last round (a random one per claim);
@@ -133,9 +134,12 @@ class ReplayLedger:
             self._client.update_item(
                 TableName=self._table,
                 Key=run_key(run),
+                # sent = done + chunks, not sent + chunks: a surplus of counts over claims (a
+                # round claimed before claims counted the origin-split cut) would otherwise let
+                # this round read as settled before its own chunks are all counted
                 UpdateExpression=(
-                    "SET replay_round = :round, replay_pruned = :previous, replay_claim = :claim "
-                    "ADD replay_chunks_sent :chunks"
+                    "SET replay_round = :round, replay_pruned = :previous, replay_claim = :claim, "
+                    "replay_chunks_sent = if_not_exists(replay_chunks_done, :zero) + :chunks"
                 ),
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#status": "status"},
@@ -143,6 +147,7 @@ class ReplayLedger:
                     ":round": n(next_round),
                     ":previous": n(current.replay_round),
                     ":chunks": n(chunks),
+                    ":zero": n(0),
                     ":done": n(current.done),
                     ":running": {"S": RunStatus.RUNNING.value},
                     ":claim": {"S": claim},

@@ -108,6 +108,31 @@ def test_a_round_is_known_by_the_claim_that_took_it(dynamodb, table):
     assert replays.progress(RUN).claim == "c0ffee"
 
 
+def test_a_round_after_one_that_counted_more_chunks_than_it_claimed_waits_for_its_own(
+    dynamodb, table
+):
+    # GIVEN round 1 claimed for 1 chunk but counted 2 (as rounds claimed by an older replayer
+    # could: it claimed a cut without the origins' splits, and sent the split one)
+    ledger, replays = RunLedger(dynamodb, table), ReplayLedger(dynamodb, table)
+    ledger.start_run(RUN, manifest="s3://in/m.csv")
+    ledger.mark_finished(RUN, RunStatus.SUCCEEDED)
+    assert replays.claim_round(RUN, chunks=1) == 1
+    one = ChunkCounts(
+        ok=1, failed=0, replaced_by_stage={"fetch": 1}, replaced_by_error={"NoSuchKey": 1}
+    )
+    ledger.record_replay_chunk(RUN, 1, 0, one)
+    ledger.record_replay_chunk(RUN, 1, 1, one)
+    replays.mark_pruned(RUN, 1)
+    # WHEN round 2 is claimed for 2 chunks and one of them is counted
+    assert replays.claim_round(RUN, chunks=2) == 2
+    ledger.record_replay_chunk(RUN, 2, 0, one)
+    # THEN round 2 is not settled: the surplus of round 1 stands in for none of its chunks
+    progress = replays.progress(RUN)
+    assert (progress.sent, progress.done, progress.is_settled) == (4, 3, False)
+    ledger.record_replay_chunk(RUN, 2, 1, one)
+    assert replays.progress(RUN).is_settled
+
+
 def test_a_stalled_run_whose_chunks_all_counted_settles_as_succeeded(dynamodb, table):
     ledger, replays = RunLedger(dynamodb, table), ReplayLedger(dynamodb, table)
     ledger.start_run(RUN, manifest="s3://in/m.csv")
