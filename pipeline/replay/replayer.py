@@ -281,9 +281,13 @@ class Replayer:
             time.sleep(poll_s)
 
     def finish_pruning(
-        self, run: str, *, keys: frozenset[str] | None = None, now: float | None = None
+        self, run: str, *, replayed: RunReplay | None = None, now: float | None = None
     ) -> int:
         """Prune the run's last round out of the earlier failure parts, once it is counted.
+
+        `replayed`, this process's own replay of the run, narrows the rewrite to the parts its
+        records came from, while its round is still the last: a later replay's round (one that
+        ran while this one waited) is pruned over every earlier failure part.
 
         Counted is not yet published: a delivery counts its chunk, then publishes its parts
         (or dies, and its redelivery rolls them forward). The prune reads the round's lines
@@ -301,6 +305,9 @@ class Replayer:
             self.s3, self.sqs, self.targets.results_bucket, self.targets.failure_queue_url
         )
         sweep_staging(targets, self.ledger, run, now=time.time() if now is None else now)
+        keys = None
+        if replayed is not None and replayed.replay_round == progress.replay_round:
+            keys = replayed.origin_keys
         removed = prune_round(
             self.s3, self.targets.results_bucket, run, progress.replay_round, keys=keys
         )
@@ -310,12 +317,15 @@ class Replayer:
         return removed
 
     def refresh_summary(
-        self, run: str, *, now: float, keys: frozenset[str] | None = None
+        self, run: str, *, now: float, replayed: RunReplay | None = None
     ) -> dict[str, Any] | None:
-        """Prune the counted round, re-settle the run, rewrite its summary; None if RUNNING."""
+        """Prune the counted round, re-settle the run, rewrite its summary; None if RUNNING.
+
+        `replayed`: this process's replay of the run, if it made one (see `finish_pruning`).
+        """
         if self.is_running(run):
             return None
-        self.finish_pruning(run, keys=keys, now=now)
+        self.finish_pruning(run, replayed=replayed, now=now)
         return settle_run(self.ledger, self.s3, self.targets.results_bucket, run, now=now)
 
     def is_running(self, run: str) -> bool:
@@ -421,8 +431,8 @@ def replay_runs(
         report = reports.get(run, RunReplay(run))
         summary = None
         if not dry_run:
-            keys = report.origin_keys if report.replay_round else None
-            summary = replayer.refresh_summary(run, now=time.time(), keys=keys)
+            replayed = report if report.replay_round else None
+            summary = replayer.refresh_summary(run, now=time.time(), replayed=replayed)
         done.append(replace(report, dlq_chunks=tuple(dlq.get(run, ())), summary=summary))
     return done
 

@@ -433,7 +433,7 @@ def test_a_replay_of_a_running_run_is_refused_and_counts_nothing_twice(world):
     assert _finish(world, run)["failed"] == 1
     report = replayer.replay_items(run, ReplayFilter())
     _run_replay_chunks(world, world["delivery"]())
-    summary = replayer.refresh_summary(run, now=10**10, keys=report.origin_keys)
+    summary = replayer.refresh_summary(run, now=10**10, replayed=report)
     # THEN the line moved once: the summary and the raw parts agree, each line once
     assert (summary["status"], summary["ok"], summary["failed"], summary["lines"]) == (
         "SUCCEEDED",
@@ -516,12 +516,30 @@ def test_a_replay_chunk_counted_but_not_yet_published_is_published_before_the_pr
     assert replayer.is_settled(run)  # counted: the replayer stops waiting here
     assert read_raw(world["s3"], world["bucket"], run).result_lines[2] == 0  # not published
     # WHEN the replayer prunes the round and rewrites the summary
-    summary = replayer.refresh_summary(run, now=10**10, keys=report.origin_keys)
+    summary = replayer.refresh_summary(run, now=10**10, replayed=report)
     # THEN it published the counted parts first, then pruned: line 2 is a result, once, and
     # in no failure part
     raw = assert_exactly_once_raw(world["s3"], world["bucket"], run, 2, summary)
     assert (raw.result_lines[2], raw.failure_lines[2], raw.staged) == (1, 0, [])
     assert summary["status"] == "SUCCEEDED"
+
+
+def test_a_replay_that_waited_prunes_a_later_replays_round_over_every_failure_part(world):
+    # GIVEN replay A's round 1, in which line 2 failed again (its record now in round 1's
+    # failure part), then replay C's round 2, which labelled it, and C stopped before pruning
+    run, replayer = _line_2_failed_in_a_finished_run(world)
+    replay_a = replayer.replay_items(run, ReplayFilter())
+    again_missing = world["delivery"]()
+    again_missing.s3.meta.events.register("before-send.s3.GetObject", _missing("chelsea.jpg"))
+    _run_replay_chunks(world, again_missing)
+    assert replayer.replay_items(run, ReplayFilter()).replay_round == 2
+    _run_replay_chunks(world, world["delivery"]())
+    # WHEN replay A, done waiting, prunes and rewrites the summary
+    summary = replayer.refresh_summary(run, now=10**10, replayed=replay_a)
+    # THEN round 2 was pruned over every earlier failure part, not only those round 1 read:
+    # line 2 is a result, once, and in no failure part
+    raw = assert_exactly_once_raw(world["s3"], world["bucket"], run, 2, summary)
+    assert (raw.result_lines[2], raw.failure_lines[2]) == (1, 0)
 
 
 def _failing_entry(sqs: Any, entry_id: str) -> None:
@@ -685,6 +703,6 @@ def test_a_replay_of_lines_from_more_chunks_than_one_replay_chunk_names_claims_a
     # AND once both are counted, the raw parts hold every line exactly once, in the results
     _run_replay_chunks(world, worker)
     replayer.wait_settled([run], timeout_s=30)
-    summary = replayer.refresh_summary(run, now=10**10, keys=report.origin_keys)
+    summary = replayer.refresh_summary(run, now=10**10, replayed=report)
     raw = assert_exactly_once_raw(s3, bucket, run, lines, summary)
     assert (len(raw.results), len(raw.failures)) == (lines, 0)

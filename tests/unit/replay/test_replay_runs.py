@@ -36,7 +36,7 @@ class FakeReplayer:
     def wait_settled(self, runs: list[str], *, timeout_s: float) -> None:
         self.calls.append(("wait", sorted(runs)))
 
-    def refresh_summary(self, run: str, *, now: float, keys=None) -> dict:
+    def refresh_summary(self, run: str, *, now: float, replayed=None) -> dict:
         self.calls.append(("summary", run))
         return {"run": run}
 
