@@ -19,8 +19,8 @@ One replay per run at a time: a claim is one conditional UpdateItem that takes r
 `replay_round + 1` only if every replay chunk sent before was counted. Two replays of the same
 lines in flight at once would each move the lines out of the same failure and count them twice;
 the claim makes that impossible, and it makes round numbers dense and unique without reading
-the parts. A round whose chunk is stuck in the WorkDLQ blocks the next claim until the WorkDLQ
-is replayed (the message says so).
+the parts. An unfinished round is sent again by the next replay rather than followed by
+another (`pipeline/replay/replayer.py`).
 
 A claim names itself (`replay_claim`): when its answer is lost and botocore sends the same
 UpdateItem again (a reset connection), the repeat fails its own condition, and the claim that did
@@ -252,6 +252,16 @@ def still_running(run: str) -> RunStillRunningError:
     return RunStillRunningError(
         f"run {run} is still running: its lines can be replayed once it has finished "
         "(`lambdaflow status`), or pass --wait to wait for it"
+    )
+
+
+def unkept_round(run: str, progress: ReplayProgress) -> ReplayInProgressError:
+    """The refusal for an unfinished round with no copy of its chunks to send again."""
+    return ReplayInProgressError(
+        f"run {run}: replay round {progress.replay_round} is unfinished ({progress.done} of "
+        f"{progress.sent} replay chunks counted) and no copy of its chunks is kept to send "
+        "again (an older lambdaflow claimed it): wait for them, or replay the WorkDLQ "
+        "(`lambdaflow replay --source dlq`) if a replay chunk was parked there"
     )
 
 

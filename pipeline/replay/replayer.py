@@ -11,8 +11,9 @@ queue holds the latest failure of each line still without a result, like the par
 
 Item failures. The selected records (filters: stage, error code, retryable only; parse
 failures have no object to read and are never replayed) become replay chunks of the same run in
-a new round (`pipeline/replay/chunks.py`), claimed in the ledger first so two replays of one
-run never overlap (`pipeline/replay/ledger.py`). The classify workers write the round's parts
+a new round (`pipeline/replay/chunks.py`), claimed in the ledger first so two rounds of one
+run never overlap (`pipeline/replay/ledger.py`), and kept in S3 so that a send that broke is
+finished by the next replay (`round_store.py`). The classify workers write the round's parts
 and move each line failed → ok (or to its new failure) in the ledger.
 
 Poison chunks. WorkDLQ messages go back to the WorkQueue (`pipeline/replay/work_dlq.py`), unchanged.
@@ -48,9 +49,9 @@ from pipeline.replay.chunks import (
     select_failures,
 )
 from pipeline.replay.failure_drain import LEASE_WAIT_S, DrainReport, acknowledge_failures
-from pipeline.replay.ledger import ReplayLedger, still_running
+from pipeline.replay.ledger import ReplayLedger, still_running, unkept_round
 from pipeline.replay.prune import prune_round
-from pipeline.replay.round_store import delete_round, read_round, write_round
+from pipeline.replay.round_store import delete_rounds, read_round, write_round
 from pipeline.replay.work_dlq import ParkedChunk, move_messages, queue_arn, start_move_task
 from pipeline.split.work_queue import send_chunks
 
@@ -142,10 +143,11 @@ class Replayer:
         if not dry_run:
             self.finish_pruning(run)
             progress = self.replays.progress(run)
-            if not progress.is_settled and progress.claim:
+            if not progress.is_settled:
                 kept = read_round(self.s3, self.targets.results_bucket, run, progress.claim)
-                if kept is not None:
-                    return self._resend(run, progress.replay_round, kept, drain_wait_s)
+                if kept is None:
+                    raise unkept_round(run, progress)  # before a selection is made and kept
+                return self._resend(run, progress.replay_round, kept, drain_wait_s)
         origins: dict[int, Origin] = {}
         keys: dict[int, str] = {}
 
@@ -276,7 +278,8 @@ class Replayer:
             if time.monotonic() >= deadline:
                 raise ReplayTimeoutError(
                     f"replayed chunks of {', '.join(sorted(pending))} not all counted after "
-                    f"{timeout_s:.0f}s; they go on — re-run `lambdaflow replay --dry-run` to see"
+                    f"{timeout_s:.0f}s; they go on — `lambdaflow replay` again waits for "
+                    "them, sending again what is still not counted"
                 )
             time.sleep(poll_s)
 
@@ -312,8 +315,7 @@ class Replayer:
             self.s3, self.targets.results_bucket, run, progress.replay_round, keys=keys
         )
         self.replays.mark_pruned(run, progress.replay_round)
-        if progress.claim:
-            delete_round(self.s3, self.targets.results_bucket, run, progress.claim)
+        delete_rounds(self.s3, self.targets.results_bucket, run, progress.claim)
         return removed
 
     def refresh_summary(

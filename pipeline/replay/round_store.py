@@ -11,11 +11,12 @@ marker refuses the second count, and parts are published once.
 
 The object is named by the claim's id (`replay_claim` on the run item), written before the
 claim, so two replays racing for one round never overwrite each other's chunks; one whose
-claim loses leaves an object no claim names. It is deleted once its round is pruned.
+claim loses leaves an object no claim names, deleted with the round's own once it is pruned.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -25,6 +26,8 @@ from pipeline.replay.chunks import ReplayChunk
 from pipeline.split.work_message import parse_work_message
 
 ROUNDS_PREFIX = "replays"
+ORPHAN_AGE_S = 3600.0
+"""A kept round no claim names is deleted once this old (see `delete_rounds`)."""
 
 
 def round_key(run: str, claim: str) -> str:
@@ -38,8 +41,10 @@ def write_round(s3: Any, bucket: str, run: str, claim: str, chunks: list[ReplayC
     s3.put_object(Bucket=bucket, Key=round_key(run, claim), Body=igzip.compress(body, 1))
 
 
-def read_round(s3: Any, bucket: str, run: str, claim: str) -> list[ReplayChunk] | None:
+def read_round(s3: Any, bucket: str, run: str, claim: str | None) -> list[ReplayChunk] | None:
     """The chunks kept under the claim's name; None if there are none (a round from before)."""
+    if claim is None:
+        return None
     try:
         body = s3.get_object(Bucket=bucket, Key=round_key(run, claim))["Body"].read()
     except s3.exceptions.NoSuchKey:
@@ -53,6 +58,26 @@ def read_round(s3: Any, bucket: str, run: str, claim: str) -> list[ReplayChunk] 
     return chunks
 
 
-def delete_round(s3: Any, bucket: str, run: str, claim: str) -> None:
-    """Drop the round's chunks once it is pruned (deleting a missing key is no error)."""
-    s3.delete_object(Bucket=bucket, Key=round_key(run, claim))
+def delete_rounds(
+    s3: Any, bucket: str, run: str, claim: str | None, *, now: float | None = None
+) -> int:
+    """Drop the pruned round's chunks, and any the run's lost claims left; return how many.
+
+    A claim that lost its race, or a replayer that stopped between the prune and this, left
+    an object no unfinished round names. One written within `ORPHAN_AGE_S` may be a replay
+    about to claim the next round: it is left for the next prune.
+    """
+    now = time.time() if now is None else now
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=f"{ROUNDS_PREFIX}/{run}/"
+    )
+    stale = [
+        obj["Key"]
+        for page in pages
+        for obj in page.get("Contents", [])
+        if (claim and obj["Key"] == round_key(run, claim))
+        or now - obj["LastModified"].timestamp() > ORPHAN_AGE_S
+    ]
+    for key in stale:
+        s3.delete_object(Bucket=bucket, Key=key)
+    return len(stale)

@@ -48,8 +48,9 @@ from pipeline.manifest.reader import ManifestRecord
 from pipeline.parts.commit import part_names
 from pipeline.parts.store import write_records
 from pipeline.replay.chunks import MAX_ORIGINS, ReplayFilter
-from pipeline.replay.ledger import ReplayLedger, RunStillRunningError
+from pipeline.replay.ledger import ReplayInProgressError, ReplayLedger, RunStillRunningError
 from pipeline.replay.replayer import Replayer, ReplayTargets, replay_runs
+from pipeline.replay.round_store import ORPHAN_AGE_S, delete_rounds, round_key
 from pipeline.split.chunking import Chunk
 from pipeline.split.work_message import parse_work_message
 from tests import photos
@@ -540,6 +541,28 @@ def test_a_replay_that_waited_prunes_a_later_replays_round_over_every_failure_pa
     # line 2 is a result, once, and in no failure part
     raw = assert_exactly_once_raw(world["s3"], world["bucket"], run, 2, summary)
     assert (raw.result_lines[2], raw.failure_lines[2]) == (1, 0)
+
+
+def test_a_round_claimed_with_no_kept_chunks_is_refused_before_anything_is_kept(world):
+    # GIVEN a finished run whose round 1 was claimed by an older replayer, which kept no copy
+    # of its chunks, and sent none
+    run, replayer = _line_2_failed_in_a_finished_run(world)
+    replayer.replays.claim_round(run, chunks=1, claim="older")
+    # WHEN a replay of the run is asked for THEN it is refused, saying why, and keeps nothing
+    with pytest.raises(ReplayInProgressError, match="no copy of its chunks is kept"):
+        replayer.replay_items(run, ReplayFilter())
+    kept = world["s3"].list_objects_v2(Bucket=world["bucket"], Prefix=f"replays/{run}/")
+    assert kept["KeyCount"] == 0
+
+
+def test_a_pruned_round_s_kept_chunks_go_with_those_lost_claims_left_an_hour_ago(world):
+    s3, bucket, run = world["s3"], world["bucket"], world["chunk"].run
+    for claim in ("ours", "lost"):
+        s3.put_object(Bucket=bucket, Key=round_key(run, claim), Body=b"")
+    # a lost claim's object may belong to a replay about to claim: kept while it is new
+    assert delete_rounds(s3, bucket, run, "ours") == 1
+    assert delete_rounds(s3, bucket, run, None, now=time.time() + ORPHAN_AGE_S + 60) == 1
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=f"replays/{run}/")["KeyCount"] == 0
 
 
 def _failing_entry(sqs: Any, entry_id: str) -> None:
