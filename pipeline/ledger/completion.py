@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.aws.errors import error_code
 from pipeline.ledger.table import RunLedger
@@ -38,6 +38,14 @@ HEARTBEATS_PER_STALL_TIMEOUT = 4
 chunk, a cold start) never stall it, and 1,000 workers at the 1,800 s default send ~2 a second."""
 _GONE = frozenset({"InvalidToken", "TaskTimedOut", "TaskDoesNotExist"})
 """The token's task already ended (completed by someone else, timed out, execution over)."""
+
+
+class WaitNotArmed(RuntimeError):
+    """The wait's token could not be stored, or the run read, this time: try again.
+
+    A name of its own, so the AwaitChunks task retries it: caught as any other failure, it
+    finalized a run whose chunks were still being counted as partial, for good.
+    """
 
 
 class CompletionSignal:
@@ -58,9 +66,17 @@ class CompletionSignal:
         self._last_beat: dict[str, float] = {}
 
     def arm(self, run: str, token: str) -> bool:
-        """Store the token, then complete it at once if every chunk is already counted."""
-        self._ledger.store_wait_token(run, token)
-        if self._ledger.get_run(run).is_complete:
+        """Store the token, then complete it at once if every chunk is already counted.
+
+        Raises:
+            WaitNotArmed: DynamoDB failed past the SDK's retries; the task retries on it.
+        """
+        try:
+            self._ledger.store_wait_token(run, token)
+            is_complete = self._ledger.get_run(run).is_complete
+        except (ClientError, BotoCoreError) as exc:
+            raise WaitNotArmed(f"arming the wait of run {run}: {exc}") from exc
+        if is_complete:
             return self._succeed(run, token)
         return False
 

@@ -1,7 +1,8 @@
 """Finish a run: roll its commits forward, check its counts, settle its status, write its summary.
 
 A run that stalled, or whose execution failed past its retries (the state carries `error`), is
-PARTIAL with the reason; a run whose counts are impossible — negative, `ok > lines`,
+PARTIAL with the reason, until its split is done and every chunk it sent is counted after all
+(then it settles as if it had not); a run whose counts are impossible — negative, `ok > lines`,
 `ok + failed != lines` once every chunk is counted, or counters that disagree with the chunk
 markers (the committed parts' row counts) — is FAILED with a reason naming the chunk; otherwise
 the ledger decides (`pipeline.ledger.summary.final_status`). Before that, every committed chunk
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 STALL_REASON_PREFIX = "stalled"
 INVARIANT_REASON_PREFIX = "impossible counts"
+EXECUTION_FAILED_PREFIX = "the run's execution failed"
 SETTLED_REASONS = (STALL_REASON_PREFIX, INVARIANT_REASON_PREFIX)
 """Reasons that settling decides again each time (other reasons, a truncated manifest, stay)."""
 ABANDONED_AFTER_S = 60.0
@@ -48,7 +50,7 @@ def _partial_reason(state: dict[str, Any]) -> str | None:
         error = state["error"]
         cause = str(error.get("Cause", "")) if isinstance(error, dict) else ""
         name = error.get("Error", "error") if isinstance(error, dict) else str(error)
-        return f"the run's execution failed: {name}: {_cause_message(cause)[:300]}"
+        return f"{EXECUTION_FAILED_PREFIX}: {name}: {_cause_message(cause)[:300]}"
     if state.get("stalled"):
         return "stalled: no chunk was counted within the stall timeout (see the WorkDLQ)"
     return None
@@ -126,8 +128,12 @@ def settled_status(
     kept = reason or state.reason
     if kept and kept.startswith(INVARIANT_REASON_PREFIX):
         kept = None  # decided again above, from the counts as they are now
-    if kept and kept.startswith(STALL_REASON_PREFIX) and state.is_complete and state.pending == 0:
-        kept = None  # a stall that every chunk has since been counted past
+    # A stall, or an execution that failed once the split was done (its wait, say), that every
+    # chunk has since been counted past: the run is whole after all. A split that failed keeps
+    # its reason: the run is not complete, its lines past the failure never split.
+    passed = kept and kept.startswith((STALL_REASON_PREFIX, EXECUTION_FAILED_PREFIX))
+    if passed and state.is_complete and state.pending == 0:
+        kept = None
     if kept:
         return RunStatus.PARTIAL, kept
     running = RunState(**{**_fields(state), "status": RunStatus.RUNNING, "reason": None})

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
+import pytest
 from botocore.exceptions import ClientError
 
-from pipeline.ledger.completion import HEARTBEATS_PER_STALL_TIMEOUT, CompletionSignal
+from pipeline.ledger.completion import HEARTBEATS_PER_STALL_TIMEOUT, CompletionSignal, WaitNotArmed
 from pipeline.ledger.runs import RunState, RunStatus
 from tests.clocks import ManualClock
 
+ASL = Path(__file__).parents[3] / "statemachine" / "pipeline.asl.json"
 RUNNING = RunState(
     run="r", manifest="s3://in/m", status=RunStatus.RUNNING, started_at=0.0, chunks_sent=3
 )
@@ -50,6 +54,23 @@ class FakeSfn:
 
 def _signal(ledger: FakeLedger, sfn: FakeSfn, clock: ManualClock | None = None) -> CompletionSignal:
     return CompletionSignal(ledger, sfn, stall_timeout_s=400, clock=clock or ManualClock(100.0))
+
+
+class FailingLedger(FakeLedger):
+    """DynamoDB failing the counters' read past the SDK's retries."""
+
+    def get_run(self, run: str) -> RunState:
+        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "x"}}, "Get")
+
+
+def test_an_arm_that_cannot_read_the_run_fails_with_the_name_its_task_retries():
+    ledger, sfn = FailingLedger(SPLIT_DONE), FakeSfn()
+    with pytest.raises(WaitNotArmed, match=r"arming the wait of run r: .*InternalServerError"):
+        _signal(ledger, sfn).arm("r", "t1")
+    wait = json.loads(ASL.read_text())["States"]["AwaitChunks"]
+    retried = {name for retry in wait["Retry"] for name in retry["ErrorEquals"]}
+    assert {WaitNotArmed.__name__, "Sandbox.Timedout"} <= retried
+    assert sfn.calls == []
 
 
 def test_the_arm_completes_at_once_when_every_chunk_was_counted_before_it():
