@@ -9,6 +9,7 @@ Knows nothing of the CLI or of the local stack: it works against AWS as well.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,8 @@ from pipeline.ledger.table import RunLedger, UnknownRunError
 from pipeline.manifest.source import split_s3_uri
 
 MANIFEST_PREFIX = "manifests/"
+DIGEST_CHARS = 16
+"""Hex digits of the digest in a submitted manifest's key (64 bits: no two manifests meet)."""
 SINGLE_PUT_BYTES = 8 * 2**20
 """Below this (s3transfer's multipart threshold) a manifest is one PutObject in this thread:
 no transfer threads, so a Ctrl-C ends the command at once (s3transfer cancels its threads'
@@ -35,19 +38,28 @@ def submit_manifest(s3: Any, input_bucket: str, source: str) -> ManifestObject:
     """Put a local file (or copy an `s3://` object) into the input bucket; return the object.
 
     An `s3://` URI already in the input bucket is taken as it is: its upload already started
-    its run.
+    its run. Anything else goes to `manifests/<digest>/<name>`, the digest of what it is (the
+    file's bytes; the source object's bucket, key and ETag): the same manifest submitted again
+    lands on the same object, so it follows the same run, and two manifests of one name (from
+    two folders, or a file changed since) never overwrite each other, which would end the
+    first one's run as `ManifestChanged`.
     """
     if source.startswith("s3://"):
         bucket, key = split_s3_uri(source)
         if bucket != input_bucket:
-            target = MANIFEST_PREFIX + key.rsplit("/", 1)[-1]
+            etag = s3.head_object(Bucket=bucket, Key=key)["ETag"]
+            target = _target(f"s3://{bucket}/{key} {etag}".encode(), key.rsplit("/", 1)[-1])
             s3.copy_object(
-                Bucket=input_bucket, Key=target, CopySource={"Bucket": bucket, "Key": key}
+                Bucket=input_bucket,
+                Key=target,
+                CopySource={"Bucket": bucket, "Key": key},
+                CopySourceIfMatch=etag,  # the object the digest names, or none
             )
             key = target
     else:
         path = Path(source)
-        key = MANIFEST_PREFIX + path.name
+        with path.open("rb") as file:
+            key = _target(hashlib.file_digest(file, "sha256").digest(), path.name)
         if path.stat().st_size < SINGLE_PUT_BYTES:
             with path.open("rb") as body:
                 s3.put_object(Bucket=input_bucket, Key=key, Body=body)
@@ -61,6 +73,11 @@ def submit_manifest(s3: Any, input_bucket: str, source: str) -> ManifestObject:
         version_id=head.get("VersionId"),
         size=head.get("ContentLength"),
     )
+
+
+def _target(identity: bytes, name: str) -> str:
+    """The input bucket's key for a manifest named `name` whose identity is `identity`."""
+    return f"{MANIFEST_PREFIX}{hashlib.sha256(identity).hexdigest()[:DIGEST_CHARS]}/{name}"
 
 
 def watch_run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -315,11 +316,38 @@ def test_an_s3_manifest_is_copied_into_the_input_bucket_and_named_by_its_run(loc
     source = local_stack.outputs["ImagesBucketName"]
     s3.put_object(Bucket=source, Key="lists/m.csv", Body=b"")
     obj = submit_manifest(s3, local_stack.outputs["InputBucketName"], f"s3://{source}/lists/m.csv")
-    assert (obj.bucket, obj.key) == (local_stack.outputs["InputBucketName"], "manifests/m.csv")
+    assert obj.bucket == local_stack.outputs["InputBucketName"]
+    assert re.fullmatch(r"manifests/[0-9a-f]{16}/m\.csv", obj.key)
     head = s3.head_object(Bucket=obj.bucket, Key=obj.key)
     assert obj.run == ManifestObject(obj.bucket, obj.key, head["ETag"].strip('"')).run
     # the copy is an ObjectCreated event like any upload: it starts the run
     wait_until(lambda: [e for e in _executions(local_stack) if e["name"] == obj.run], 20)
+
+
+def test_manifests_of_one_name_never_overwrite_each_other_and_one_sent_twice_lands_once(
+    emulator, tmp_path
+):
+    # GIVEN two different local manifests named m.csv (two folders), and one in another bucket
+    s3 = boto3.client("s3")
+    bucket, source = f"in-{uuid.uuid4().hex[:10]}", f"src-{uuid.uuid4().hex[:10]}"
+    for name in (bucket, source):
+        s3.create_bucket(Bucket=name)
+    files = []
+    for folder, row in (("a", b"b,one.jpg\n"), ("b", b"b,two.jpg\n")):
+        (tmp_path / folder).mkdir()
+        files.append(tmp_path / folder / "m.csv")
+        files[-1].write_bytes(row)
+    s3.put_object(Bucket=source, Key="lists/m.csv", Body=b"b,three.jpg\n")
+    # WHEN each is submitted, and the first file and the S3 one twice
+    sources = [*map(str, files), f"s3://{source}/lists/m.csv"]
+    keys = [submit_manifest(s3, bucket, each).key for each in (*sources, *sources[::2])]
+    # THEN each manifest has an object of its own, named as it was, holding its own rows; one
+    # sent twice landed on the same object (so it follows the same run)
+    assert len(set(keys[:3])) == 3
+    assert keys[3:] == [keys[0], keys[2]]
+    assert all(re.fullmatch(r"manifests/[0-9a-f]{16}/m\.csv", key) for key in keys)
+    bodies = [s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys[:3]]
+    assert bodies == [b"b,one.jpg\n", b"b,two.jpg\n", b"b,three.jpg\n"]
 
 
 def test_a_state_machine_task_runs_the_python_handler_in_process(emulator, monkeypatch):
