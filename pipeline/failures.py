@@ -136,6 +136,18 @@ class ThrottledError(PipelineError):
         self.stage = stage  # type: ignore[misc]  # per-instance: fetch or write
 
 
+class ImageServiceError(PipelineError):
+    """S3 answered a server error (a 5xx, a request timeout) past the SDK's own retries.
+
+    Stage fetch and retryable: S3 had trouble, not the object, so a replay picks it up.
+    `error` is S3's code (``InternalError``, ``502`` …).
+    """
+
+    stage = Stage.FETCH
+    retryable = True
+    default_code = "ServiceError"
+
+
 class ImageNetworkError(PipelineError):
     """The connection broke while reading an image (a read timeout, a reset, a cut body).
 

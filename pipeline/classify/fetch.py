@@ -15,13 +15,22 @@ from typing import Any
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
     IncompleteReadError,
+    NoCredentialsError,
     ReadTimeoutError,
     ResponseStreamingError,
 )
 from urllib3.exceptions import ProtocolError
 
-from pipeline.failures import ImageFetchError, ImageNetworkError, Stage, ThrottledError
+from pipeline.failures import (
+    ImageFetchError,
+    ImageNetworkError,
+    ImageServiceError,
+    Stage,
+    ThrottledError,
+)
 
 S3Client = Any
 """A boto3 S3 client (typed as Any: no SDK stubs are locked; `types-boto3-s3` would fit here)."""
@@ -36,6 +45,8 @@ THROTTLING_CODES = frozenset(
 """S3 codes that mean "later will work": the SDK has already backed off and retried them."""
 
 _NOT_FOUND_CODES = {"404": "NoSuchKey", "NotFound": "NoSuchKey", "403": "AccessDenied"}
+SERVICE_ERROR_CODES = frozenset({"InternalError", "RequestTimeout", "ServiceUnavailable"})
+"""S3 codes of its own trouble (botocore retries them as transient), besides any 5xx status."""
 
 NETWORK_ERRORS = (
     ReadTimeoutError,
@@ -48,7 +59,11 @@ NETWORK_ERRORS = (
 """Transport failures of a GET under way (raised by the call or while streaming the body): the
 network broke, not the object. They are fetch failures that a replay can retry, never
 `internal`. An endpoint that cannot be reached at all is not one of them: every image would
-fail the same way, so it stays an error of the chunk (redelivered), not of its lines."""
+fail the same way, so it stays an error of the chunk (redelivered), not of its lines
+(`CHUNK_ERRORS`)."""
+CHUNK_ERRORS = (EndpointConnectionError, ConnectTimeoutError, NoCredentialsError)
+"""S3 cannot be reached, or asked, at all: the chunk fails and comes back, its lines untouched
+(the worker lets these through instead of writing one failure record a line)."""
 """HEAD-style responses carry only the HTTP status as the code: name it like GET would."""
 
 
@@ -94,7 +109,7 @@ def fetch_image(
 
 def map_client_error(
     exc: ClientError, *, bucket: str, key: str
-) -> ImageFetchError | ThrottledError:
+) -> ImageFetchError | ImageServiceError | ThrottledError:
     """Translate one botocore error into the pipeline's hierarchy, by code (never by text)."""
     error = exc.response.get("Error", {})
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -105,6 +120,9 @@ def map_client_error(
         return ThrottledError(
             f"S3 throttled reading {where} ({code}): replay later", stage=Stage.FETCH, error=code
         )
+    if code in SERVICE_ERROR_CODES or (status or 0) >= 500:  # noqa: PLR2004  # HTTP 5xx
+        message = error.get("Message") or code
+        return ImageServiceError(f"S3 failed reading {where}: {code}: {message}", error=code)
     code = _NOT_FOUND_CODES.get(code, code)
     message = error.get("Message") or code
     return ImageFetchError(f"cannot read {where}: {code}: {message}", error=code)

@@ -51,6 +51,7 @@ import numpy as np
 from botocore.config import Config
 
 from pipeline.aws.retries import data_path_config
+from pipeline.classify.fetch import CHUNK_ERRORS
 from pipeline.classify.images import ImageDecoder
 from pipeline.classify.model import Classifier
 from pipeline.classify.signed_get import ImageGetter, SignedGetter
@@ -435,6 +436,8 @@ def _settled(
 ) -> tuple[ManifestRecord, Labels | BaseException]:
     try:
         return item, future.result()
+    except CHUNK_ERRORS:
+        raise  # S3 cannot be reached at all: the chunk comes back, not a record a line
     except Exception as exc:
         return item, exc
 

@@ -5,6 +5,7 @@ Real S3/SQS/DynamoDB over HTTP, the real model, the bundled photos.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import uuid
@@ -12,9 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import EndpointConnectionError
 
 from pipeline.classify.images import ImageDecoder
 from pipeline.classify.model import Classifier
+from pipeline.classify.signed_get import SdkGetter
 from pipeline.classify.worker import ChunkWorker, fetch_client_config
 from pipeline.config import DEFAULT_MODEL_PATH, Settings
 from pipeline.ledger.items import table_definition
@@ -188,6 +192,27 @@ def test_raw_lines_that_are_no_record_are_the_chunks_parse_failures_not_sent_to_
     # AND nothing went to the FailureQueue: a line that is no record names nothing to replay
     queue = worker.settings.failure_queue_url
     assert "Messages" not in worker.sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0)
+
+
+def test_a_chunk_whose_images_cannot_be_reached_at_all_comes_back_whole(worker, bucket):
+    # GIVEN a worker whose image reads go to an endpoint nobody listens on (S3 unreachable)
+    unreachable = boto3.client(
+        "s3",
+        endpoint_url="http://127.0.0.1:9",
+        config=Config(connect_timeout=1, retries={"max_attempts": 1, "mode": "standard"}),
+    )
+    cut_off = dataclasses.replace(worker, getter=SdkGetter(unreachable))
+    run = f"r{uuid.uuid4().hex[:8]}"
+    worker.ledger.start_run(run, manifest="s3://in/m.csv")
+    chunk = Chunk(run, 0, tuple(ManifestRecord(n, bucket, "coffee.jpg") for n in (1, 2, 3)))
+    # WHEN it is processed THEN it fails, so its message comes back: no record a line blaming
+    # the images (every line would fail alike), nothing counted, nothing published
+    with pytest.raises(EndpointConnectionError):
+        cut_off.process(chunk)
+    assert committed_chunk(worker.ledger, run, 0) is None
+    assert worker.s3.list_objects_v2(Bucket=bucket, Prefix=f"failures/{run}/")["KeyCount"] == 0
+    # AND a delivery that reaches S3 labels every line
+    assert worker.process(chunk).ok == 3
 
 
 def test_replicas_give_the_same_labels_as_one_interpreter(two_interpreters):

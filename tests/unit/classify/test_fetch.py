@@ -56,6 +56,22 @@ def test_throttling_becomes_a_retryable_fetch_record(code, status):
     assert record.error == code
 
 
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("InternalError", 500),
+        ("502", 502),
+        ("BadGateway", 502),
+        ("504", 504),
+        ("RequestTimeout", 400),
+    ],
+)
+def test_s3_server_errors_past_the_sdk_retries_are_retryable_fetch_records(code, status):
+    error = map_client_error(client_error(code, status), bucket="b", key="k")
+    record = FailureRecord.from_exception(error, run="r", line=1)
+    assert (record.stage, record.error, record.retryable) == (Stage.FETCH, code, True)
+
+
 class _Body:
     def __init__(self, exc: BaseException) -> None:
         self._exc = exc
