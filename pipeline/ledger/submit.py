@@ -22,6 +22,7 @@ from pipeline.ledger.table import RunLedger, UnknownRunError
 from pipeline.manifest.source import split_s3_uri
 
 MANIFEST_PREFIX = "manifests/"
+S3_MAX_KEY_BYTES = 1024
 DIGEST_CHARS = 16
 """Hex digits of the digest in a submitted manifest's key (64 bits: no two manifests meet)."""
 SINGLE_PUT_BYTES = 8 * 2**20
@@ -49,11 +50,13 @@ def submit_manifest(s3: Any, input_bucket: str, source: str) -> ManifestObject:
         if bucket != input_bucket:
             etag = s3.head_object(Bucket=bucket, Key=key)["ETag"]
             target = _target(f"s3://{bucket}/{key} {etag}".encode(), key.rsplit("/", 1)[-1])
-            s3.copy_object(
-                Bucket=input_bucket,
-                Key=target,
-                CopySource={"Bucket": bucket, "Key": key},
-                CopySourceIfMatch=etag,  # the object the digest names, or none
+            # boto3's managed copy: one CopyObject up to its threshold, a multipart copy past
+            # it (one CopyObject takes at most 5 GB), each call on the ETag the digest names
+            s3.copy(
+                {"Bucket": bucket, "Key": key},
+                input_bucket,
+                target,
+                ExtraArgs={"CopySourceIfMatch": etag},
             )
             key = target
     else:
@@ -76,8 +79,16 @@ def submit_manifest(s3: Any, input_bucket: str, source: str) -> ManifestObject:
 
 
 def _target(identity: bytes, name: str) -> str:
-    """The input bucket's key for a manifest named `name` whose identity is `identity`."""
-    return f"{MANIFEST_PREFIX}{hashlib.sha256(identity).hexdigest()[:DIGEST_CHARS]}/{name}"
+    """The input bucket's key for a manifest named `name` whose identity is `identity`.
+
+    A name that would take the key past S3's 1,024 bytes keeps its end (its extensions say
+    the format): the digest already tells manifests apart.
+    """
+    key = f"{MANIFEST_PREFIX}{hashlib.sha256(identity).hexdigest()[:DIGEST_CHARS]}/"
+    room = S3_MAX_KEY_BYTES - len(key.encode())
+    while len(name.encode()) > room:
+        name = name[1:]
+    return key + name
 
 
 def watch_run(
