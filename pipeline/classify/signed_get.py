@@ -49,6 +49,7 @@ from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import urllib3
+from botocore import httpchecksum
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.httpsession import get_cert_path
@@ -69,8 +70,15 @@ _REPRODUCED = frozenset(
 )
 """Headers this path signs itself: a learned request that signed any other stays on boto3."""
 _CHECKSUM_MODE = "x-amz-checksum-mode"
-_CHECKSUMS = ("xxhash128", "xxhash3", "crc64nvme", "xxhash64", "crc32c", "crc32", "sha1", "sha256")
-"""botocore's priority order for response checksums: it validates the first one present."""
+_CHECKSUMS = tuple(
+    algorithm
+    for algorithm in httpchecksum._ALGORITHMS_PRIORITY_LIST  # botocore is locked
+    if algorithm in httpchecksum._SUPPORTED_CHECKSUM_ALGORITHMS
+)
+"""The response checksums botocore validates, in its order: the first one present, among those it
+can compute (crc32, sha1, sha256 and sha512 without `awscrt`). S3 gives new objects a CRC64NVME
+checksum, which botocore without `awscrt` leaves unchecked: counting it here sent every such
+object's GET through boto3 again, each image read twice."""
 
 
 class ImageGetter(Protocol):
@@ -252,15 +260,16 @@ _DIGESTS: dict[str, Callable[[bytes], bytes]] = {
     "crc32": lambda data: zlib.crc32(data).to_bytes(4, "big"),
     "sha1": lambda data: hashlib.sha1(data).digest(),  # S3's checksum, not security
     "sha256": lambda data: hashlib.sha256(data).digest(),
+    "sha512": lambda data: hashlib.sha512(data).digest(),
 }
 
 
 def _checksum_ok(headers: Any, data: bytes) -> bool:
     """True when the first checksum botocore would validate matches, or none applies.
 
-    False (boto3 then reads the object and checks it) on a mismatch or an algorithm computed
-    here neither by zlib nor hashlib. Composite (multipart) checksums are skipped, as botocore
-    skips them.
+    False (boto3 then reads the object and checks it) on a mismatch, or on an algorithm botocore
+    validates (with `awscrt`, say) that is computed here neither by zlib nor hashlib. Composite
+    (multipart) checksums are skipped, as botocore skips them.
     """
     for algorithm in _CHECKSUMS:
         expected = headers.get(f"x-amz-checksum-{algorithm}")

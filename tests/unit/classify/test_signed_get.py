@@ -18,7 +18,13 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from pipeline.classify.signed_get import Route, _checksum_ok, learn_route, signed_request
+from pipeline.classify.signed_get import (
+    _CHECKSUMS,
+    Route,
+    _checksum_ok,
+    learn_route,
+    signed_request,
+)
 
 NOW = datetime.datetime(2026, 12, 3, 11, 0, 0)
 
@@ -133,11 +139,14 @@ def b64(raw: bytes) -> str:
         ({"x-amz-checksum-sha256": b64(hashlib.sha256(DATA).digest())}, True),
         ({"x-amz-checksum-sha1": b64(hashlib.sha1(b"x").digest())}, False),
         ({"x-amz-checksum-crc32": "AAAAAA==-3"}, True),  # multipart composite: skipped
-        ({"x-amz-checksum-crc32c": "AAAAAA=="}, False),  # not computed here: boto3 checks it
+        ({"x-amz-checksum-sha512": b64(hashlib.sha512(DATA).digest())}, True),
+        # S3's default for new objects: botocore without awscrt checks nothing, nor does this
+        ({"x-amz-checksum-crc64nvme": "AAAAAAAAAAA="}, True),
+        ({"x-amz-checksum-crc32c": "AAAAAA=="}, True),
         (
-            {  # botocore's priority: crc64nvme before crc32, so the lean path defers
+            {  # past what botocore cannot compute, the first it can: crc32 here, wrong
                 "x-amz-checksum-crc64nvme": "AAAAAAAAAAA=",
-                "x-amz-checksum-crc32": b64(zlib.crc32(DATA).to_bytes(4, "big")),
+                "x-amz-checksum-crc32": b64(zlib.crc32(b"other").to_bytes(4, "big")),
             },
             False,
         ),
@@ -145,3 +154,8 @@ def b64(raw: bytes) -> str:
 )
 def test_checksums_are_checked_as_botocore_would_or_left_to_it(headers, ok):
     assert _checksum_ok(headers, DATA) is ok
+
+
+def test_the_checksums_checked_are_those_botocore_validates_in_its_order():
+    # without awscrt (not locked): crc32, sha1, sha256, sha512, in botocore's priority order
+    assert _CHECKSUMS == ("crc32", "sha1", "sha256", "sha512")
