@@ -136,6 +136,19 @@ class ThrottledError(PipelineError):
         self.stage = stage  # type: ignore[misc]  # per-instance: fetch or write
 
 
+class OutOfTimeError(PipelineError):
+    """The delivery's time ran out before this line was labelled (a stalled GET, huge images).
+
+    Stage fetch and retryable: nothing says the object is wrong, and a replay gives it time of
+    its own. Without it, a chunk that cannot finish within the function's timeout came back,
+    timed out again on every delivery, and went to the WorkDLQ with none of its lines done.
+    """
+
+    stage = Stage.FETCH
+    retryable = True
+    default_code = "OutOfTime"
+
+
 class ImageServiceError(PipelineError):
     """S3 answered a server error (a 5xx, a request timeout) past the SDK's own retries.
 

@@ -42,7 +42,7 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
@@ -56,7 +56,7 @@ from pipeline.classify.images import ImageDecoder
 from pipeline.classify.model import Classifier
 from pipeline.classify.signed_get import ImageGetter, SignedGetter
 from pipeline.config import Settings
-from pipeline.failures import FailureRecord, ImageFetchError
+from pipeline.failures import FailureRecord, ImageFetchError, OutOfTimeError
 from pipeline.ledger.commit import DUPLICATE_WAIT_S, CommitTargets, finish_commit, roll_forward
 from pipeline.ledger.finalize import resettle_if_finished
 from pipeline.ledger.items import ChunkCommit, CommittedChunk
@@ -78,6 +78,10 @@ finish (a done future holds only its labels) while the window still bounds a chu
 NOT_ALLOWED = "BucketNotAllowed"
 FINISH_MARGIN_S = 2.0
 """Time a delivery keeps, of what its deadline leaves, to finish another's commit itself."""
+LABEL_MARGIN_S = 20.0
+"""Time a delivery keeps, of its deadline, for what follows the labelling (its parts, the
+ledger, publishing, the failures): a line not labelled by then is an `OutOfTimeError` record.
+At most a quarter of the time the delivery starts with (a function of a short timeout)."""
 
 Labels = tuple[tuple[str, float], ...]
 
@@ -255,7 +259,7 @@ class ChunkWorker:
             FailureRecord.from_exception(error, run=chunk.run, line=error.line)  # type: ignore[arg-type]
             for error in chunk.parse_failures
         ]
-        ok = self._stage(chunk, replay, clock, attempt, failures)
+        ok = self._stage(chunk, replay, clock, attempt, failures, cutoff=_cutoff(deadline))
         seconds = time.monotonic() - started
         report = ChunkReport(chunk.run, chunk.number, ok, tuple(failures), seconds, False)
         commit = ChunkCommit(attempt, chunk.lines, ok, len(failures), live_until=deadline)
@@ -289,6 +293,8 @@ class ChunkWorker:
         clock: StageClock | None,
         attempt: str,
         failures: list[FailureRecord],
+        *,
+        cutoff: float | None,
     ) -> int:
         """Label the chunk into this attempt's staged parts; return the result rows."""
         replay_round = replay.replay_round if replay else 0
@@ -297,7 +303,7 @@ class ChunkWorker:
         part = PartWriter(self.s3, bucket, results_part.staging_key(attempt))
         with contextlib.ExitStack() as on_error:
             on_error.push(part)  # labelling raised: the part is discarded, never uploaded
-            ok = self._stream_rows(chunk, replay, clock, part, failures)
+            ok = self._stream_rows(chunk, replay, clock, part, failures, cutoff=cutoff)
             if chunk.parse_failures:
                 failures.sort(key=attrgetter("line"))  # the part in line order, as results
             upload = on_error.pop_all()  # labelled: closing the part is its upload, timed below
@@ -371,10 +377,16 @@ class ChunkWorker:
         clock: StageClock | None,
         part: PartWriter,
         failures: list[FailureRecord],
+        *,
+        cutoff: float | None = None,
     ) -> int:
-        """Write each labelled item's row to `part` in line order; collect the failures."""
+        """Write each labelled item's row to `part` in line order; collect the failures.
+
+        Past `cutoff` (epoch seconds) no line is started, and none is waited for: each left
+        is an `OutOfTimeError` record, so the chunk is counted in time with what was done.
+        """
         ok = 0
-        for item, outcome in self._labelled(chunk, clock):
+        for item, outcome in self._labelled(chunk, clock, cutoff):
             if isinstance(outcome, BaseException):
                 attempts = replay.attempts_for(item.line) if replay else 1
                 failures.append(_failure(chunk.run, item, outcome, attempts))
@@ -413,27 +425,53 @@ class ChunkWorker:
         )
 
     def _labelled(
-        self, chunk: Chunk, clock: StageClock | None
+        self, chunk: Chunk, clock: StageClock | None, cutoff: float | None
     ) -> Iterator[tuple[ManifestRecord, Labels | BaseException]]:
         """(item, labels or the exception) in line order, as soon as the head of line is done."""
         decoder = self.decoder
         window = WINDOW_PER_THREAD * max(1, self.settings.fetch_concurrency)
-        in_flight: deque[tuple[ManifestRecord, Future[Labels]]] = deque()
+        in_flight: deque[tuple[ManifestRecord, Future[Labels] | None]] = deque()
         try:
             for item in sorted(chunk.items, key=attrgetter("line")):
-                in_flight.append((item, self.pool.submit(self.label, item, decoder, clock)))
+                is_late = cutoff is not None and time.time() >= cutoff
+                future = None if is_late else self.pool.submit(self.label, item, decoder, clock)
+                in_flight.append((item, future))
                 if len(in_flight) >= window:
-                    yield _settled(*in_flight.popleft())
+                    yield _settled(*in_flight.popleft(), cutoff=cutoff)
             while in_flight:
-                yield _settled(*in_flight.popleft())
+                yield _settled(*in_flight.popleft(), cutoff=cutoff)
         finally:  # a write failed mid-chunk: the chunk will be redone, drop the queued work
             for _, future in in_flight:
-                future.cancel()
+                if future is not None:
+                    future.cancel()
+
+
+def _cutoff(deadline: float | None) -> float | None:
+    """When labelling stops, for a delivery cut off at `deadline` (None: never)."""
+    if deadline is None:
+        return None
+    left_s = deadline - time.time()
+    return deadline - min(LABEL_MARGIN_S, max(0.0, left_s) / 4)
 
 
 def _settled(
-    item: ManifestRecord, future: Future[Labels]
+    item: ManifestRecord, future: Future[Labels] | None, *, cutoff: float | None
 ) -> tuple[ManifestRecord, Labels | BaseException]:
+    """The item's labels or its exception; `OutOfTimeError` if not done by `cutoff`.
+
+    A line still running then is left to finish unseen (a thread cannot be stopped); its
+    result is never read.
+    """
+    if cutoff is not None and future is not None:
+        done, _ = wait([future], timeout=max(0.0, cutoff - time.time()))
+        if not done:
+            future.cancel()
+            future = None
+    if future is None:
+        return item, OutOfTimeError(
+            f"s3://{item.bucket}/{item.key}: not labelled before the delivery's time ran out; "
+            "replay it",
+        )
     try:
         return item, future.result()
     except CHUNK_ERRORS:

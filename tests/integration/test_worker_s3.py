@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,6 +22,7 @@ from pipeline.classify.model import Classifier
 from pipeline.classify.signed_get import SdkGetter
 from pipeline.classify.worker import ChunkWorker, fetch_client_config
 from pipeline.config import DEFAULT_MODEL_PATH, Settings
+from pipeline.failures import Stage
 from pipeline.ledger.items import table_definition
 from pipeline.ledger.markers import committed_chunk
 from pipeline.ledger.table import RunLedger
@@ -213,6 +215,47 @@ def test_a_chunk_whose_images_cannot_be_reached_at_all_comes_back_whole(worker, 
     assert worker.s3.list_objects_v2(Bucket=bucket, Prefix=f"failures/{run}/")["KeyCount"] == 0
     # AND a delivery that reaches S3 labels every line
     assert worker.process(chunk).ok == 3
+
+
+class _Stalled:
+    """The real GETs, except that `slow.jpg`'s takes `STALL_S` (a stalled connection)."""
+
+    STALL_S = 4.0
+
+    def __init__(self, inner: SdkGetter) -> None:
+        self.inner = inner
+
+    def get(self, bucket: str, key: str, *, max_bytes: int, version_id: str | None) -> bytes:
+        if key == "slow.jpg":
+            time.sleep(self.STALL_S)
+        return self.inner.get(bucket, key, max_bytes=max_bytes, version_id=version_id)
+
+
+def test_lines_not_labelled_when_the_delivery_s_time_runs_out_are_retryable_records(
+    worker, s3, bucket
+):
+    # GIVEN a chunk whose line 2's GET stalls, and a delivery with 2 s left (its labelling stops
+    # at 1.5 s: a quarter is kept for the parts and the ledger)
+    s3.put_object(Bucket=bucket, Key="slow.jpg", Body=photos.photo_bytes("coffee"))
+    stalled = dataclasses.replace(worker, getter=_Stalled(SdkGetter(worker.s3)))
+    run = f"r{uuid.uuid4().hex[:8]}"
+    worker.ledger.start_run(run, manifest="s3://in/m.csv")
+    keys = ("coffee.jpg", "slow.jpg", "chelsea.jpg", "rocket.jpg")
+    chunk = Chunk(run, 0, tuple(ManifestRecord(n, bucket, k) for n, k in enumerate(keys, 1)))
+    # WHEN it is processed
+    started = time.monotonic()
+    report = stalled.process(chunk, deadline=time.time() + 2.0)
+    # THEN it is counted in time, with the stalled line a retryable record and the rest labelled
+    assert time.monotonic() - started < _Stalled.STALL_S
+    assert report.is_counted and report.ok == 3
+    (record,) = report.failures
+    assert (record.line, record.stage, record.error, record.retryable) == (
+        2,
+        Stage.FETCH,
+        "OutOfTime",
+        True,
+    )
+    assert committed_chunk(worker.ledger, run, 0) is not None
 
 
 def test_replicas_give_the_same_labels_as_one_interpreter(two_interpreters):
