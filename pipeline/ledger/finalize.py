@@ -1,8 +1,7 @@
 """Finish a run: roll its commits forward, check its counts, settle its status, write its summary.
 
 A run that stalled, or whose execution failed past its retries (the state carries `error`), is
-PARTIAL with the reason, until its split is done and every chunk it sent is counted after all
-(then it settles as if it had not); a run whose counts are impossible — negative, `ok > lines`,
+PARTIAL with the reason; a run whose counts are impossible — negative, `ok > lines`,
 `ok + failed != lines` once every chunk is counted, or counters that disagree with the chunk
 markers (the committed parts' row counts) — is FAILED with a reason naming the chunk; otherwise
 the ledger decides (`pipeline.ledger.summary.final_status`). Before that, every committed chunk
@@ -128,12 +127,8 @@ def settled_status(
     kept = reason or state.reason
     if kept and kept.startswith(INVARIANT_REASON_PREFIX):
         kept = None  # decided again above, from the counts as they are now
-    # A stall, or an execution that failed once the split was done (its wait, say), that every
-    # chunk has since been counted past: the run is whole after all. A split that failed keeps
-    # its reason: the run is not complete, its lines past the failure never split.
-    passed = kept and kept.startswith((STALL_REASON_PREFIX, EXECUTION_FAILED_PREFIX))
-    if passed and state.is_complete and state.pending == 0:
-        kept = None
+    if kept and kept.startswith(STALL_REASON_PREFIX) and state.is_complete and state.pending == 0:
+        kept = None  # a stall that every chunk has since been counted past
     if kept:
         return RunStatus.PARTIAL, kept
     running = RunState(**{**_fields(state), "status": RunStatus.RUNNING, "reason": None})

@@ -115,16 +115,16 @@ def test_a_stall_that_every_chunk_was_counted_past_settles_as_succeeded():
     assert settled_status(truncated, []) == (RunStatus.PARTIAL, "TruncatedManifest: cut")
 
 
-def test_an_execution_that_failed_after_the_split_settles_once_every_chunk_is_counted():
-    reason = "the run's execution failed: ClientError: InternalServerError"
-    waited = _state(status=RunStatus.PARTIAL, reason=reason)
-    assert settled_status(waited, []) == (RunStatus.SUCCEEDED, None)
-    # a split that failed part way stays partial: the lines past the failure never split
-    split_failed = _state(status=RunStatus.PARTIAL, reason=reason, is_split_done=False)
-    assert settled_status(split_failed, []) == (RunStatus.PARTIAL, reason)
-    # as does a run counted only in part
-    counting = _state(status=RunStatus.PARTIAL, reason=reason, chunks_done=1)
-    assert settled_status(counting, [])[0] is RunStatus.PARTIAL
+def test_an_execution_that_failed_keeps_its_reason_and_so_does_the_split_s_before_it():
+    # The split's own reason (a truncated gzip) is in the ledger's `reason` too, where an
+    # execution-failed reason written after it would hide it: neither is dropped once every
+    # chunk is counted, or a truncated manifest would settle as SUCCEEDED
+    reason = "the run's execution failed: WaitNotArmed: InternalServerError"
+    truncated = _state(status=RunStatus.PARTIAL, reason="CorruptGzip: cut at line 7")
+    assert settled_status(truncated, [], reason=reason) == (RunStatus.PARTIAL, reason)
+    assert settled_status(_state(status=RunStatus.PARTIAL, reason=reason), [])[0] is (
+        RunStatus.PARTIAL
+    )
 
 
 def test_parse_failures_of_split_and_of_raw_lines_in_chunks_each_count_once():
