@@ -384,9 +384,17 @@ class ChunkWorker:
 
         Past `cutoff` (epoch seconds) no line is started, and none is waited for: each left
         is an `OutOfTimeError` record, so the chunk is counted in time with what was done.
+        A delivery that got no line done at all raises instead, and the chunk comes back
+        whole: its lines may have waited only behind an earlier delivery's stalled threads
+        (a warm function's pool), or S3 stalls for every line, which another delivery, later,
+        gets past; records a line would need a replay for nothing.
+
+        Raises:
+            OutOfTimeError: the cutoff came before any line of the chunk was done.
         """
-        ok = 0
+        ok = late = 0
         for item, outcome in self._labelled(chunk, clock, cutoff):
+            late += isinstance(outcome, OutOfTimeError)
             if isinstance(outcome, BaseException):
                 attempts = replay.attempts_for(item.line) if replay else 1
                 failures.append(_failure(chunk.run, item, outcome, attempts))
@@ -396,6 +404,11 @@ class ChunkWorker:
             )
             part.write(row.to_dict())
             ok += 1
+        if late and late == len(chunk.items):
+            raise OutOfTimeError(
+                f"chunk {chunk.number}: no line done before the delivery's time ran out; "
+                "it comes back whole"
+            )
         return ok
 
     def _count(self, report: ChunkReport, replay: ReplayMark | None, commit: ChunkCommit) -> bool:

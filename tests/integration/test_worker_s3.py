@@ -22,7 +22,7 @@ from pipeline.classify.model import Classifier
 from pipeline.classify.signed_get import SdkGetter
 from pipeline.classify.worker import ChunkWorker, fetch_client_config
 from pipeline.config import DEFAULT_MODEL_PATH, Settings
-from pipeline.failures import Stage
+from pipeline.failures import OutOfTimeError, Stage
 from pipeline.ledger.items import table_definition
 from pipeline.ledger.markers import committed_chunk
 from pipeline.ledger.table import RunLedger
@@ -256,6 +256,25 @@ def test_lines_not_labelled_when_the_delivery_s_time_runs_out_are_retryable_reco
         True,
     )
     assert committed_chunk(worker.ledger, run, 0) is not None
+
+
+def test_a_delivery_that_got_no_line_done_in_its_time_gives_the_chunk_back_whole(
+    worker, s3, bucket
+):
+    # GIVEN a chunk whose every GET stalls (or waits behind stalled threads), 2 s left
+    s3.put_object(Bucket=bucket, Key="slow.jpg", Body=photos.photo_bytes("coffee"))
+    stalled = dataclasses.replace(worker, getter=_Stalled(SdkGetter(worker.s3)))
+    run = f"r{uuid.uuid4().hex[:8]}"
+    worker.ledger.start_run(run, manifest="s3://in/m.csv")
+    chunk = Chunk(
+        run, 0, (ManifestRecord(1, bucket, "slow.jpg"), ManifestRecord(2, bucket, "slow.jpg"))
+    )
+    # WHEN it is processed THEN it fails in time, so its message comes back: no record a line
+    # (another delivery, later, most likely gets past), nothing counted, nothing published
+    with pytest.raises(OutOfTimeError, match="comes back whole"):
+        stalled.process(chunk, deadline=time.time() + 2.0)
+    assert committed_chunk(worker.ledger, run, 0) is None
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=f"failures/{run}/")["KeyCount"] == 0
 
 
 def test_replicas_give_the_same_labels_as_one_interpreter(two_interpreters):
