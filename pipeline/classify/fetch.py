@@ -45,6 +45,7 @@ THROTTLING_CODES = frozenset(
 """S3 codes that mean "later will work": the SDK has already backed off and retried them."""
 
 _NOT_FOUND_CODES = {"404": "NoSuchKey", "NotFound": "NoSuchKey", "403": "AccessDenied"}
+"""HEAD-style responses carry only the HTTP status as the code: name it like GET would."""
 SERVICE_ERROR_CODES = frozenset({"InternalError", "RequestTimeout", "ServiceUnavailable"})
 """S3 codes of its own trouble (botocore retries them as transient), besides any 5xx status."""
 
@@ -64,7 +65,6 @@ fail the same way, so it stays an error of the chunk (redelivered), not of its l
 CHUNK_ERRORS = (EndpointConnectionError, ConnectTimeoutError, NoCredentialsError)
 """S3 cannot be reached, or asked, at all: the chunk fails and comes back, its lines untouched
 (the worker lets these through instead of writing one failure record a line)."""
-"""HEAD-style responses carry only the HTTP status as the code: name it like GET would."""
 
 
 def fetch_image(
