@@ -231,15 +231,20 @@ class _Stalled:
         return self.inner.get(bucket, key, max_bytes=max_bytes, version_id=version_id)
 
 
+def _stalled(worker: ChunkWorker, s3, bucket: str) -> tuple[ChunkWorker, str]:
+    """`worker` whose GETs of `slow.jpg` (a photo) stall, and a new run to process chunks of."""
+    s3.put_object(Bucket=bucket, Key="slow.jpg", Body=photos.photo_bytes("coffee"))
+    run = f"r{uuid.uuid4().hex[:8]}"
+    worker.ledger.start_run(run, manifest="s3://in/m.csv")
+    return dataclasses.replace(worker, getter=_Stalled(SdkGetter(worker.s3))), run
+
+
 def test_lines_not_labelled_when_the_delivery_s_time_runs_out_are_retryable_records(
     worker, s3, bucket
 ):
     # GIVEN a chunk whose line 2's GET stalls, and a delivery with 2 s left (its labelling stops
     # at 1.5 s: a quarter is kept for the parts and the ledger)
-    s3.put_object(Bucket=bucket, Key="slow.jpg", Body=photos.photo_bytes("coffee"))
-    stalled = dataclasses.replace(worker, getter=_Stalled(SdkGetter(worker.s3)))
-    run = f"r{uuid.uuid4().hex[:8]}"
-    worker.ledger.start_run(run, manifest="s3://in/m.csv")
+    stalled, run = _stalled(worker, s3, bucket)
     keys = ("coffee.jpg", "slow.jpg", "chelsea.jpg", "rocket.jpg")
     chunk = Chunk(run, 0, tuple(ManifestRecord(n, bucket, k) for n, k in enumerate(keys, 1)))
     # WHEN it is processed
@@ -262,10 +267,7 @@ def test_a_delivery_that_got_no_line_done_in_its_time_gives_the_chunk_back_whole
     worker, s3, bucket
 ):
     # GIVEN a chunk whose every GET stalls (or waits behind stalled threads), 2 s left
-    s3.put_object(Bucket=bucket, Key="slow.jpg", Body=photos.photo_bytes("coffee"))
-    stalled = dataclasses.replace(worker, getter=_Stalled(SdkGetter(worker.s3)))
-    run = f"r{uuid.uuid4().hex[:8]}"
-    worker.ledger.start_run(run, manifest="s3://in/m.csv")
+    stalled, run = _stalled(worker, s3, bucket)
     chunk = Chunk(
         run, 0, (ManifestRecord(1, bucket, "slow.jpg"), ManifestRecord(2, bucket, "slow.jpg"))
     )
