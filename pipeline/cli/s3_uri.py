@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-S3_SCHEME = "s3://"
+from pipeline.s3_uri import S3_SCHEME, split_s3_uri
 
 
 def s3_bucket_key(text: str) -> tuple[str, str]:
@@ -18,7 +18,7 @@ def s3_bucket_key(text: str) -> tuple[str, str]:
     Raises:
         typer.BadParameter: the URI has no bucket or no key.
     """
-    bucket, _, key = text.removeprefix(S3_SCHEME).partition("/")
+    bucket, key = split_s3_uri(text)
     if not bucket or not key:
         raise typer.BadParameter(f"{text!r} is not s3://BUCKET/KEY")
     return bucket, key

@@ -32,8 +32,9 @@ from pipeline.cli.stack_target import StackOption, use_s3_of
 from pipeline.config import Settings
 from pipeline.failures import ConfigError, FailureRecord, ManifestReadError
 from pipeline.manifest.parse import ManifestRecord
-from pipeline.manifest.source import S3_SCHEME, source_size
+from pipeline.manifest.source import source_size
 from pipeline.observe.cost import CostEstimate, estimate_cost
+from pipeline.s3_uri import S3_SCHEME
 from pipeline.split.dry_run import DRY_RUN_ID, EXAMPLES_PER_ERROR, DryRun, dry_run
 from pipeline.split.values import SplitOptions
 

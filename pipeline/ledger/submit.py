@@ -19,7 +19,7 @@ from pipeline.ledger.ingest import ManifestObject
 from pipeline.ledger.runs import RunState
 from pipeline.ledger.summary import read_summary
 from pipeline.ledger.table import RunLedger, UnknownRunError
-from pipeline.manifest.source import split_s3_uri
+from pipeline.s3_uri import split_s3_uri
 
 MANIFEST_PREFIX = "manifests/"
 S3_MAX_KEY_BYTES = 1024

@@ -16,7 +16,7 @@ import orjson
 
 from pipeline.failures import ManifestReadError
 from pipeline.manifest.parse import CsvKind, CsvLayout, layout_from_names
-from pipeline.manifest.source import S3_SCHEME, split_s3_uri
+from pipeline.s3_uri import S3_SCHEME, split_s3_uri
 
 MAX_INVENTORY_JSON_BYTES = 16 * 1024 * 1024
 """A manifest.json lists one small entry per part; anything bigger is not one."""

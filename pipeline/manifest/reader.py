@@ -30,7 +30,7 @@ from pipeline.manifest.batch import RecordBatch
 from pipeline.manifest.guard import refuse_binary
 from pipeline.manifest.inventory import parse_inventory, part_source, read_bounded
 from pipeline.manifest.parse import CsvLayout, ManifestRecord
-from pipeline.manifest.source import S3_SCHEME, DecodedStream, open_decoded, source_size
+from pipeline.manifest.source import DecodedStream, open_decoded, source_size
 from pipeline.manifest.stream import (
     DEFAULT_MAX_LINE_BYTES,
     SNIFF_BYTES,
@@ -41,6 +41,7 @@ from pipeline.manifest.stream import (
     iter_records_from_stream,
     sniff_format,
 )
+from pipeline.s3_uri import S3_SCHEME
 
 _S3_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 """`standard` retries ride out S3's 503 SlowDown; `legacy` does not."""

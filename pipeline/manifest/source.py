@@ -27,6 +27,7 @@ from isal import igzip, igzip_lib, isal_zlib
 
 from pipeline.failures import ManifestReadError
 from pipeline.gzip.members import GzipMembers
+from pipeline.s3_uri import S3_SCHEME, split_s3_uri
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 GZIP_MAGIC = b"\x1f\x8b"
-S3_SCHEME = "s3://"
 S3_BUFFER_BYTES = 1024 * 1024
 """smart_open's read buffer for S3: fewer, larger reads of one streaming GET."""
 
@@ -61,12 +61,6 @@ def smart_open_lib() -> ModuleType:
 
     smart_open.register_compressor(".gz", _open_gz)
     return smart_open
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """`s3://bucket/key` → (bucket, key)."""
-    bucket, _, key = uri.removeprefix(S3_SCHEME).partition("/")
-    return bucket, key
 
 
 def _client_error_code(exc: BaseException | None) -> str:

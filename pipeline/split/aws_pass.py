@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from pipeline.gzip.checkpoint import Checkpoint
 from pipeline.gzip.index_store import S3IndexStore
 from pipeline.gzip.ranged import S3ObjectReader
-from pipeline.manifest.source import split_s3_uri
 from pipeline.observe.tracing import span
+from pipeline.s3_uri import split_s3_uri
 from pipeline.split.backpressure import QueueGauge, max_waiting_chunks, sqs_depth
 from pipeline.split.passes import SplitOptions, SplitOutcome, split_pass
 from pipeline.split.sinks import S3ParseFailureWriter, SqsChunkSink

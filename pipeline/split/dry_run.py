@@ -24,8 +24,8 @@ import orjson
 from pipeline.failures import FailureRecord, ManifestReadError, NotPlainGzip
 from pipeline.gzip.ranged import LocalFileReader, ObjectReader, S3ObjectReader
 from pipeline.manifest.parse import ManifestRecord
-from pipeline.manifest.source import S3_SCHEME, split_s3_uri
 from pipeline.observe.cost import sqs_units
+from pipeline.s3_uri import S3_SCHEME, split_s3_uri
 from pipeline.split.chunking import Chunk
 from pipeline.split.passes import SplitOptions, SplitOutcome, split_pass
 from pipeline.split.sinks import ChunkMessage

@@ -20,6 +20,7 @@ RANKS: dict[str, int] = {
     "__init__": 0,
     "failures": 0,
     "allocator": 0,
+    "s3_uri": 0,
     "config": 1,
     "aws": 2,
     "observe": 2,
