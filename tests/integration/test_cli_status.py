@@ -15,6 +15,7 @@ from pipeline.ledger.items import table_definition
 from pipeline.ledger.runs import RunStatus
 from pipeline.ledger.table import RunLedger
 from pipeline.local.state import StackInfo, write_state
+from tests.ledger_counts import count_chunk
 
 pytestmark = pytest.mark.integration
 
@@ -29,19 +30,6 @@ def ledger(emulator):
     return RunLedger(client, table)
 
 
-def _chunk(ledger, run, chunk, ok, failed=0):
-    return ledger.record_chunk(
-        run,
-        chunk,
-        ok=ok,
-        failed=failed,
-        failed_by_stage={"fetch": failed} if failed else {},
-        failed_by_error={"NoSuchKey": failed} if failed else {},
-        seconds=2.0,
-        images=ok + failed,
-    )
-
-
 def _status(ledger, *args):
     return runner.invoke(app, ["status", *args, "--table", ledger._table], env={"COLUMNS": "200"})
 
@@ -50,12 +38,12 @@ def test_status_json_shows_each_run_with_progress_and_cost(ledger):
     # GIVEN one run mid-split (2 of its chunks counted, one delivered twice) and one finished
     ledger.start_run("run-a", manifest="s3://in/a.csv.gz")
     ledger.record_split_progress("run-a", lines_split=1500, chunks_sent=3, is_done=False)
-    assert _chunk(ledger, "run-a", 0, ok=499, failed=1)
-    assert _chunk(ledger, "run-a", 1, ok=500)
-    assert not _chunk(ledger, "run-a", 1, ok=500)
+    assert count_chunk(ledger, "run-a", 0, ok=499, missing=1)
+    assert count_chunk(ledger, "run-a", 1, ok=500)
+    assert not count_chunk(ledger, "run-a", 1, ok=500)
     ledger.start_run("run-b", manifest="s3://in/b.csv.gz")
     ledger.record_split_progress("run-b", lines_split=10, chunks_sent=1, is_done=True)
-    assert _chunk(ledger, "run-b", 0, ok=10)
+    assert count_chunk(ledger, "run-b", 0, ok=10)
     ledger.mark_finished("run-b", RunStatus.SUCCEEDED)
     # WHEN status lists every run as JSON
     result = _status(ledger, "--json")
@@ -78,7 +66,7 @@ def test_status_of_one_run_and_of_an_unknown_one(ledger):
     # GIVEN a run whose split is done and half counted
     ledger.start_run("run-c", manifest="s3://in/c.csv.gz")
     ledger.record_split_progress("run-c", lines_split=1000, chunks_sent=2, is_done=True)
-    _chunk(ledger, "run-c", 0, ok=500)
+    count_chunk(ledger, "run-c", 0, ok=500)
     # WHEN asked for it, and for a run that does not exist
     one = _status(ledger, "run-c", "--json")
     unknown = _status(ledger, "nope")
@@ -95,7 +83,7 @@ def test_status_table_and_watch_of_finished_runs_render_and_return(ledger):
     # GIVEN a finished run
     ledger.start_run("run-d", manifest="s3://in/d.csv.gz")
     ledger.record_split_progress("run-d", lines_split=5, chunks_sent=1, is_done=True)
-    _chunk(ledger, "run-d", 0, ok=4, failed=1)
+    count_chunk(ledger, "run-d", 0, ok=4, missing=1)
     ledger.mark_finished("run-d", RunStatus.PARTIAL, reason="stalled: 1 chunk never counted")
     # WHEN shown as a table, and watched
     table = _status(ledger)

@@ -54,6 +54,7 @@ from pipeline.replay.round_store import ORPHAN_AGE_S, delete_rounds, round_key
 from pipeline.split.chunking import Chunk
 from pipeline.split.work_message import parse_work_message
 from tests import photos
+from tests.ledger_counts import count_chunk
 from tests.raw_parts import assert_exactly_once_raw, read_raw
 
 pytestmark = pytest.mark.integration
@@ -460,16 +461,7 @@ def test_the_ledger_counts_a_replay_chunk_only_once_its_origin_chunk_is_counted(
         ledger.record_replay_chunk(run, 1, 0, moved, origins=[(0, 0)])
     state = ledger.get_run(run)
     assert (state.ok, state.failed, state.replay_chunks_done) == (0, 0, 0)
-    ledger.record_chunk(
-        run,
-        0,
-        ok=1,
-        failed=1,
-        failed_by_stage={"fetch": 1},
-        failed_by_error={"NoSuchKey": 1},
-        seconds=0.1,
-        images=1,
-    )
+    count_chunk(ledger, run, 0, ok=1, missing=1)
     assert ledger.record_replay_chunk(run, 1, 0, moved, origins=[(0, 0)])
     state = ledger.get_run(run)
     assert (state.ok, state.failed, state.replay_chunks_done) == (2, 0, 1)
@@ -691,16 +683,7 @@ def test_a_replay_of_lines_from_more_chunks_than_one_replay_chunk_names_claims_a
             error, run=run, line=chunk + 1, bucket=bucket, key="coffee.jpg", attempts=1
         )
         write_records(s3, bucket, part_names(run, chunk, 0)[1].key, [record])
-        ledger.record_chunk(
-            run,
-            chunk,
-            ok=0,
-            failed=1,
-            failed_by_stage={"fetch": 1},
-            failed_by_error={"NoSuchKey": 1},
-            seconds=0.1,
-            images=1,
-        )
+        count_chunk(ledger, run, chunk, ok=0, missing=1)
     ledger.record_split_progress(run, lines_split=lines, chunks_sent=lines, is_done=True)
     targets = CommitTargets(s3, world["sqs"], bucket, world["queue"])
     finalize_run(

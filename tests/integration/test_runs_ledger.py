@@ -14,6 +14,7 @@ from pipeline.ledger.runs import RunStatus, run_id
 from pipeline.ledger.summary import build_summary
 from pipeline.ledger.table import RunLedger, UnknownRunError
 from tests.clocks import ManualClock
+from tests.ledger_counts import count_chunk
 from tests.split_chain import EARLY_RETRY_LINES, EARLY_RETRY_SENDS, split_with_an_early_retry
 
 pytestmark = pytest.mark.integration
@@ -27,19 +28,6 @@ def clock() -> ManualClock:
 @pytest.fixture
 def ledger(dynamodb, table, clock) -> RunLedger:
     return RunLedger(dynamodb, table, clock=clock)
-
-
-def _chunk(ledger: RunLedger, run: str, chunk: int, *, ok: int, fetch_failed: int = 0) -> bool:
-    return ledger.record_chunk(
-        run,
-        chunk,
-        ok=ok,
-        failed=fetch_failed,
-        failed_by_stage={"fetch": fetch_failed} if fetch_failed else {},
-        failed_by_error={"NoSuchKey": fetch_failed} if fetch_failed else {},
-        seconds=1.5,
-        images=ok + fetch_failed,
-    )
 
 
 def test_start_run_is_idempotent(ledger):
@@ -59,9 +47,9 @@ def test_get_run_of_unknown_run_raises(ledger):
 def test_chunk_recorded_twice_counts_once(ledger):
     run = "a" * 20
     ledger.start_run(run, manifest="s3://in/m")
-    assert _chunk(ledger, run, 0, ok=8, fetch_failed=2) is True
-    assert _chunk(ledger, run, 0, ok=8, fetch_failed=2) is False
-    assert _chunk(ledger, run, 1, ok=10) is True
+    assert count_chunk(ledger, run, 0, ok=8, missing=2) is True
+    assert count_chunk(ledger, run, 0, ok=8, missing=2) is False
+    assert count_chunk(ledger, run, 1, ok=10) is True
     state = ledger.get_run(run)
     assert (state.ok, state.failed, state.chunks_done, state.images) == (18, 2, 2, 20)
     assert state.failed_by_stage == {"fetch": 2}
@@ -81,7 +69,7 @@ def test_concurrent_double_record_from_two_threads_counts_once(dynamodb, table):
         ledger = RunLedger(client, table)
         barrier.wait()
         for chunk in chunks:
-            results[name].append(_chunk(ledger, run, chunk, ok=5, fetch_failed=1))
+            results[name].append(count_chunk(ledger, run, chunk, ok=5, missing=1))
 
     threads = [threading.Thread(target=worker, args=(name,)) for name in results]
     for thread in threads:
@@ -159,7 +147,7 @@ def test_replay_moves_lines_from_failed_to_ok_once(ledger):
     run = "d" * 20
     ledger.start_run(run, manifest="s3://in/m")
     ledger.record_split_progress(run, lines_split=10, chunks_sent=1, is_done=True)
-    _chunk(ledger, run, 0, ok=6, fetch_failed=4)
+    count_chunk(ledger, run, 0, ok=6, missing=4)
     # replay round 1 of the 4 failed lines: 3 now succeed, 1 fails again, at decode this time
     counts = ChunkCounts(
         ok=3,
@@ -193,8 +181,8 @@ def test_summary_of_a_finished_run_adds_up(ledger, clock):
         run, lines_split=31, chunks_sent=3, is_done=True, parse_failures_by_error={"BadCsv": 1}
     )
     for chunk, (ok, bad) in enumerate([(10, 0), (8, 2), (10, 0)]):
-        _chunk(ledger, run, chunk, ok=ok, fetch_failed=bad)
-    _chunk(ledger, run, 1, ok=8, fetch_failed=2)  # a redelivery
+        count_chunk(ledger, run, chunk, ok=ok, missing=bad)
+    count_chunk(ledger, run, 1, ok=8, missing=2)  # a redelivery
     clock.now += 10
     ledger.mark_finished(run, RunStatus.SUCCEEDED)
     summary = build_summary(ledger.get_run(run), now=clock.now).to_dict()
@@ -221,7 +209,7 @@ def test_listed_runs_are_read_from_the_table_not_from_the_lagging_index(ledger, 
     # index is eventually consistent on AWS: the page can predate the finish)
     run = "4" * 20
     ledger.start_run(run, manifest="s3://in/4")
-    _chunk(ledger, run, 0, ok=3)
+    count_chunk(ledger, run, 0, ok=3)
     ledger.mark_finished(run, RunStatus.SUCCEEDED)
 
     def stale(parsed, **_):
@@ -265,7 +253,7 @@ def test_transaction_conflict_is_retried_and_counted_once(ledger, dynamodb):
 
     dynamodb.meta.events.register("before-send.dynamodb.TransactWriteItems", conflict_once)
     try:
-        assert _chunk(ledger, run, 0, ok=3) is True
+        assert count_chunk(ledger, run, 0, ok=3) is True
     finally:
         dynamodb.meta.events.unregister("before-send.dynamodb.TransactWriteItems", conflict_once)
     # THEN it was retried on the wire and counted exactly once

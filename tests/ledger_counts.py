@@ -1,0 +1,19 @@
+"""Count a chunk in the ledger as a worker would, its failures missing images."""
+
+from __future__ import annotations
+
+from pipeline.ledger.table import RunLedger
+
+
+def count_chunk(ledger: RunLedger, run: str, chunk: int, *, ok: int, missing: int = 0) -> bool:
+    """`RunLedger.record_chunk` for `ok` labelled lines and `missing` NoSuchKey fetch failures."""
+    return ledger.record_chunk(
+        run,
+        chunk,
+        ok=ok,
+        failed=missing,
+        failed_by_stage={"fetch": missing} if missing else {},
+        failed_by_error={"NoSuchKey": missing} if missing else {},
+        seconds=1.5,
+        images=ok + missing,
+    )
