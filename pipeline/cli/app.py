@@ -165,11 +165,16 @@ app = typer.Typer(
 )
 
 
+def version_line() -> str:
+    """What `lambdaflow --version` and `lambdaflow version` print, alike."""
+    from pipeline import __version__  # noqa: PLC0415
+
+    return f"lambdaflow {__version__}"
+
+
 def _print_version(value: bool) -> None:  # typer callback
     if value:
-        from pipeline import __version__  # noqa: PLC0415
-
-        typer.echo(f"lambdaflow {__version__}")
+        typer.echo(version_line())
         raise typer.Exit
 
 

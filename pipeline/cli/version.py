@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipeline import __version__
-from pipeline.cli.app import app
+from pipeline.cli.app import app, version_line
 
 
 @app.command()
@@ -14,4 +13,4 @@ def version() -> None:
 
     The same line as `lambdaflow --version`, so a script may read either.
     """
-    typer.echo(f"lambdaflow {__version__}")
+    typer.echo(version_line())
