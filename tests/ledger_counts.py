@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+from pipeline.ledger.items import ChunkCommit
 from pipeline.ledger.table import RunLedger
 
 
-def count_chunk(ledger: RunLedger, run: str, chunk: int, *, ok: int, missing: int = 0) -> bool:
-    """`RunLedger.record_chunk` for `ok` labelled lines and `missing` NoSuchKey fetch failures."""
+def count_chunk(
+    ledger: RunLedger,
+    run: str,
+    chunk: int,
+    *,
+    ok: int,
+    missing: int = 0,
+    attempt: str | None = None,
+) -> bool:
+    """`RunLedger.record_chunk` for `ok` labelled lines and `missing` NoSuchKey fetch failures.
+
+    `attempt` commits the count to that delivery's parts, as a worker does (the marker then
+    holds the parts' row counts, which settling checks against the run's counters).
+    """
+    commit = None
+    if attempt is not None:
+        commit = ChunkCommit(attempt, items=ok + missing, result_rows=ok, failure_rows=missing)
     return ledger.record_chunk(
         run,
         chunk,
@@ -16,4 +32,5 @@ def count_chunk(ledger: RunLedger, run: str, chunk: int, *, ok: int, missing: in
         failed_by_error={"NoSuchKey": missing} if missing else {},
         seconds=1.5,
         images=ok + missing,
+        commit=commit,
     )

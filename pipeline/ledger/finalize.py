@@ -1,12 +1,13 @@
 """Finish a run: roll its commits forward, check its counts, settle its status, write its summary.
 
 A run that stalled, or whose execution failed past its retries (the state carries `error`), is
-PARTIAL with the reason; a run whose counts are impossible — negative, `ok > lines`,
-`ok + failed != lines` once every chunk is counted, or counters that disagree with the chunk
-markers (the committed parts' row counts) — is FAILED with a reason naming the chunk; otherwise
-the ledger decides (`pipeline.ledger.summary.final_status`). Before that, every committed chunk
-whose delivery died between the ledger write and the publish is published from its marker, and
-the staged parts of losing deliveries are deleted.
+PARTIAL with the reason until the split is done and every chunk it sent is counted; a manifest
+the split found broken stays PARTIAL for good (`standing_reason`). A run whose counts are
+impossible — negative, `ok > lines`, `ok + failed != lines` once every chunk is counted, or
+counters that disagree with the chunk markers (the committed parts' row counts) — is FAILED with
+a reason naming the chunk; otherwise the ledger decides (`pipeline.ledger.summary.final_status`).
+Before that, every committed chunk whose delivery died between the ledger write and the publish
+is published from its marker, and the staged parts of losing deliveries are deleted.
 
 The same settling runs again whenever a finished run's counts move: a chunk counted after a stall
 timeout (`resettle_if_finished`, from the worker) or a replay round (`pipeline/replay`).
@@ -35,8 +36,6 @@ logger = logging.getLogger(__name__)
 STALL_REASON_PREFIX = "stalled"
 INVARIANT_REASON_PREFIX = "impossible counts"
 EXECUTION_FAILED_PREFIX = "the run's execution failed"
-SETTLED_REASONS = (STALL_REASON_PREFIX, INVARIANT_REASON_PREFIX)
-"""Reasons that settling decides again each time (other reasons, a truncated manifest, stay)."""
 ABANDONED_AFTER_S = 60.0
 """Finalize rolls forward a committed attempt's staging only once it is this old; younger, its
 delivery is most likely still publishing it, and Finalize waits for that (at most this long)."""
@@ -124,15 +123,33 @@ def settled_status(
     problems = invariant_problems(state) + problems
     if problems:
         return RunStatus.FAILED, f"{INVARIANT_REASON_PREFIX}: " + "; ".join(problems[:5])
-    kept = reason or state.reason
-    if kept and kept.startswith(INVARIANT_REASON_PREFIX):
-        kept = None  # decided again above, from the counts as they are now
-    if kept and kept.startswith(STALL_REASON_PREFIX) and state.is_complete and state.pending == 0:
-        kept = None  # a stall that every chunk has since been counted past
+    kept = standing_reason(state, reason)
     if kept:
         return RunStatus.PARTIAL, kept
     running = RunState(**{**_fields(state), "status": RunStatus.RUNNING, "reason": None})
     return final_status(running), None
+
+
+def standing_reason(state: RunState, reason: str | None = None) -> str | None:
+    """The reason that still makes a finished run PARTIAL, if one does.
+
+    Impossible counts are decided again from the counts as they are now. A stall, or an
+    execution that failed, stops holding once the split is done and every chunk it sent is
+    counted; what the split itself found (a truncated manifest) never does, and as the run's
+    `reason` is overwritten by a stall or a failed execution, it comes back from
+    `split_reason`. On a run item written before `split_reason` was kept nothing is known of
+    the split's end, so an execution-failed reason then stays (a stall goes, as it always did).
+    """
+    split = state.split_reason or None
+    kept = reason or state.reason
+    if not kept or kept.startswith(INVARIANT_REASON_PREFIX):
+        return split
+    counted_past = state.is_complete and state.pending == 0
+    if counted_past and kept.startswith(STALL_REASON_PREFIX):
+        return split
+    if counted_past and kept.startswith(EXECUTION_FAILED_PREFIX) and state.split_reason is not None:
+        return split
+    return kept
 
 
 def resettle_if_finished(ledger: RunLedger, s3: Any, results_bucket: str, run: str) -> bool:

@@ -293,6 +293,7 @@ def state_from_item(item: Mapping[str, Any]) -> RunState:
         compute_s=_num(item, "compute_s"),
         images=int(_num(item, "images")),
         reason=item.get("reason", {}).get("S"),
+        split_reason=item.get("split_reason", {}).get("S"),
         split_parse_failed=parse_failed,
         wait_token=item.get("wait_token", {}).get("S"),
     )

@@ -80,6 +80,10 @@ class RunState:
     compute_s: float = 0.0
     images: int = 0
     reason: str | None = None
+    split_reason: str | None = None
+    """Why the split ended early, kept apart from `reason` (which a stall or a failed execution
+    replaces): "" once it read the whole manifest; None while it runs, or on a run item written
+    before this was kept (nothing is then known of the split's own end)."""
     split_parse_failed: int = 0
     """The parse failures Split wrote (in its parse parts); `failed` also holds those a worker
     found in lines Split sent unparsed, counted with their chunk."""

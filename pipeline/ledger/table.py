@@ -145,6 +145,9 @@ class RunLedger:
 
         All values are totals since the start of the manifest (what the checkpoint carries),
         so writing them twice changes nothing. Parse failures count as failed lines.
+        The last pass also keeps its `reason` (or "" when the manifest was read to its end) in
+        `split_reason`, which no later reason overwrites: `reason` is the run's, and a stall or
+        a failed execution replaces it.
         `is_paused`: the pass stopped because the WorkQueue was full (until the next pass).
         """
         parse = dict(parse_failures_by_error or {})
@@ -165,6 +168,9 @@ class RunLedger:
         if reason is not None:
             sets.append("reason = :reason")
             values[":reason"] = {"S": reason}
+        if is_done:
+            sets.append("split_reason = :split_reason")
+            values[":split_reason"] = {"S": reason or ""}
         try:
             self._update(
                 run_key(run),

@@ -1,4 +1,4 @@
-"""The replay's own attributes on a run's ledger item: the round claim and the re-settled status.
+"""The replay's own attributes on a run's ledger item: the round claim and its progress.
 
 Run item attributes (beside `pipeline/ledger/table.py`'s):
 
@@ -39,19 +39,13 @@ from botocore.exceptions import ClientError
 
 from pipeline.aws.errors import CONDITION_FAILED, error_code, is_applied, write_error_from
 from pipeline.ledger.items import n, run_key, status_of
-from pipeline.ledger.runs import RunState, RunStatus
-from pipeline.ledger.summary import final_status
+from pipeline.ledger.runs import RunStatus
 from pipeline.replay.drain_lease import DrainLease
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 else:
     DynamoDBClient = Any
-
-STALL_REASON_PREFIX = "stalled"
-"""Finalize's reason for a run whose chunks were not all counted in time (`pipeline/finalize`).
-
-The only reason a replay can make untrue: once every chunk is counted, the run is settled."""
 
 
 class ReplayInProgressError(RuntimeError):
@@ -85,7 +79,7 @@ class ReplayProgress:
 
 
 class ReplayLedger:
-    """Claims replay rounds and re-settles a run's end status, on the ledger's table."""
+    """Claims replay rounds and reads their progress, on the ledger's table."""
 
     def __init__(self, client: DynamoDBClient, table: str) -> None:
         self._client = client
@@ -186,35 +180,6 @@ class ReplayLedger:
             ExpressionAttributeValues=values,
         )
         is_applied(write, what)
-
-    def settle(self, state: RunState) -> RunStatus:
-        """Re-decide a finished run's status after a replay; return it (RUNNING/FAILED: kept).
-
-        A run finalized as stalled whose chunks are now all counted (the WorkDLQ was replayed)
-        loses its stall reason; any other reason (a truncated manifest) stays true and keeps
-        the run PARTIAL.
-        """
-        if state.status in {RunStatus.RUNNING, RunStatus.FAILED}:
-            return state.status  # RUNNING: Finalize will count the replays itself
-        reason = state.reason
-        if reason and reason.startswith(STALL_REASON_PREFIX) and state.pending == 0:
-            reason = None
-        status = final_status(
-            RunState(**{**_fields(state), "status": RunStatus.RUNNING, "reason": reason})
-        )
-        expression = "SET #status = :status" + (" REMOVE reason" if reason is None else "")
-        self._client.update_item(
-            TableName=self._table,
-            Key=run_key(state.run),
-            UpdateExpression=expression,
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":status": {"S": status.value}},
-        )
-        return status
-
-
-def _fields(state: RunState) -> dict[str, Any]:
-    return {name: getattr(state, name) for name in RunState.__dataclass_fields__}
 
 
 def _int(item: dict[str, Any], name: str) -> int:

@@ -12,7 +12,6 @@ from botocore.exceptions import ClientError
 from pipeline.failures import ResultWriteError
 from pipeline.ledger.items import ChunkCounts
 from pipeline.ledger.runs import RunStatus
-from pipeline.ledger.summary import UNPROCESSED_STAGE
 from pipeline.ledger.table import RunLedger
 from pipeline.replay.failure_drain import acknowledge_failures
 from pipeline.replay.ledger import ReplayInProgressError, ReplayLedger
@@ -131,32 +130,6 @@ def test_a_round_after_one_that_counted_more_chunks_than_it_claimed_waits_for_it
     assert (progress.sent, progress.done, progress.is_settled) == (4, 3, False)
     ledger.record_replay_chunk(RUN, 2, 1, one)
     assert replays.progress(RUN).is_settled
-
-
-def test_a_stalled_run_whose_chunks_all_counted_settles_as_succeeded(dynamodb, table):
-    ledger, replays = RunLedger(dynamodb, table), ReplayLedger(dynamodb, table)
-    ledger.start_run(RUN, manifest="s3://in/m.csv")
-    ledger.record_split_progress(RUN, lines_split=2, chunks_sent=1, is_done=True)
-    ledger.mark_finished(RUN, RunStatus.PARTIAL, reason="stalled: no chunk was counted …")
-    assert replays.settle(ledger.get_run(RUN)) is RunStatus.PARTIAL  # still 2 lines missing
-    ledger.record_chunk(
-        RUN, 0, ok=2, failed=0, failed_by_stage={}, failed_by_error={}, seconds=0.1, images=2
-    )
-    assert replays.settle(ledger.get_run(RUN)) is RunStatus.SUCCEEDED
-    state = ledger.get_run(RUN)
-    assert (state.status, state.reason, state.pending) == (RunStatus.SUCCEEDED, None, 0)
-    assert UNPROCESSED_STAGE not in state.failed_by_stage
-
-
-def test_a_truncated_manifest_stays_partial_after_a_replay(dynamodb, table):
-    ledger, replays = RunLedger(dynamodb, table), ReplayLedger(dynamodb, table)
-    ledger.start_run(RUN, manifest="s3://in/m.csv.gz")
-    ledger.record_split_progress(
-        RUN, lines_split=0, chunks_sent=0, is_done=True, reason="TruncatedGzip: cut short"
-    )
-    ledger.mark_finished(RUN, RunStatus.PARTIAL)
-    assert replays.settle(ledger.get_run(RUN)) is RunStatus.PARTIAL
-    assert ledger.get_run(RUN).reason == "TruncatedGzip: cut short"
 
 
 def test_the_dlq_move_takes_only_the_runs_chunks_and_deletes_after_sending(sqs):

@@ -115,16 +115,33 @@ def test_a_stall_that_every_chunk_was_counted_past_settles_as_succeeded():
     assert settled_status(truncated, []) == (RunStatus.PARTIAL, "TruncatedManifest: cut")
 
 
-def test_an_execution_that_failed_keeps_its_reason_and_so_does_the_split_s_before_it():
-    # The split's own reason (a truncated gzip) is in the ledger's `reason` too, where an
-    # execution-failed reason written after it would hide it: neither is dropped once every
-    # chunk is counted, or a truncated manifest would settle as SUCCEEDED
-    reason = "the run's execution failed: WaitNotArmed: InternalServerError"
-    truncated = _state(status=RunStatus.PARTIAL, reason="CorruptGzip: cut at line 7")
-    assert settled_status(truncated, [], reason=reason) == (RunStatus.PARTIAL, reason)
-    assert settled_status(_state(status=RunStatus.PARTIAL, reason=reason), [])[0] is (
-        RunStatus.PARTIAL
+@pytest.mark.parametrize(
+    "reason",
+    ["stalled: no chunk was counted", "the run's execution failed: WaitNotArmed: Internal"],
+)
+def test_a_reason_that_stopped_holding_gives_way_to_the_split_s_own(reason):
+    # every chunk counted: what the split found still holds, hidden behind `reason` or not
+    cut = _state(status=RunStatus.PARTIAL, reason=reason, split_reason="CorruptGzip: line 7")
+    assert settled_status(cut, []) == (RunStatus.PARTIAL, "CorruptGzip: line 7")
+    assert settled_status(cut, [], reason=reason) == (RunStatus.PARTIAL, "CorruptGzip: line 7")
+    read_to_its_end = dataclasses.replace(cut, split_reason="")
+    assert settled_status(read_to_its_end, []) == (RunStatus.SUCCEEDED, None)
+    # chunks still uncounted: the reason holds
+    counting = dataclasses.replace(
+        read_to_its_end, chunks_done=1, ok=2, failed=0, failed_by_stage={}, failed_by_error={}
     )
+    assert settled_status(counting, []) == (RunStatus.PARTIAL, reason)
+
+
+def test_a_failed_execution_s_reason_stays_when_nothing_is_known_of_the_split_s_end():
+    # a run item from before `split_reason` was kept: the split may have found the manifest cut
+    reason = "the run's execution failed: WaitNotArmed: InternalServerError"
+    old = _state(status=RunStatus.PARTIAL, reason=reason, split_reason=None)
+    assert settled_status(old, []) == (RunStatus.PARTIAL, reason)
+    not_split = _state(
+        status=RunStatus.PARTIAL, reason=reason, split_reason="", is_split_done=False
+    )
+    assert settled_status(not_split, []) == (RunStatus.PARTIAL, reason)
 
 
 def test_parse_failures_of_split_and_of_raw_lines_in_chunks_each_count_once():

@@ -1,0 +1,105 @@
+"""A finished run's status over the wire: which reasons stop holding once every chunk is counted.
+
+The run item has one `reason`, and a stall or a failed execution overwrites whatever the split
+wrote there before; the split's own reason (a truncated manifest) is kept apart in
+`split_reason`, so a run that lost lines can never settle SUCCEEDED, and one that lost none does
+not stay PARTIAL for a reason that no longer holds.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.ledger.finalize import finalize_run, resettle_if_finished
+from pipeline.ledger.items import run_key
+from pipeline.ledger.runs import RunStatus
+from pipeline.ledger.summary import read_summary
+from pipeline.ledger.table import RunLedger
+from tests.ledger_counts import count_chunk
+
+pytestmark = pytest.mark.integration
+
+RUN = "c" * 20
+TRUNCATED = "TruncatedGzip: the gzip stream ends before its end marker"
+STALLED = {"stalled": True}
+EXECUTION_FAILED = {"error": {"Error": "WaitNotArmed", "Cause": "InternalServerError"}}
+
+
+@pytest.fixture
+def ledger(dynamodb, table) -> RunLedger:
+    ledger = RunLedger(dynamodb, table)
+    ledger.start_run(RUN, manifest="s3://in/m.csv.gz")
+    return ledger
+
+
+def _split(ledger: RunLedger, *, reason: str | None = None) -> None:
+    """The split is done: 4 lines in 2 chunks, the last pass's reason as given."""
+    ledger.record_split_progress(RUN, lines_split=4, chunks_sent=2, is_done=True, reason=reason)
+
+
+def _finalize(ledger: RunLedger, s3, bucket: str, ended: dict) -> str:
+    """Finalize with the execution's state as the state machine hands it over; the status."""
+    state = {"run": RUN, "manifest": {"uri": "s3://in/m.csv.gz"}, **ended}
+    return finalize_run(state, ledger=ledger, s3=s3, results_bucket=bucket, now=2e9)["status"]
+
+
+def _count_the_rest(ledger: RunLedger, s3, bucket: str) -> None:
+    """Chunk 1 is counted after Finalize, as a worker does it: count, then re-settle."""
+    assert count_chunk(ledger, RUN, 1, ok=1, missing=1, attempt="late")
+    assert resettle_if_finished(ledger, s3, bucket, RUN)
+
+
+@pytest.mark.parametrize("ended", [STALLED, EXECUTION_FAILED], ids=["stalled", "execution failed"])
+def test_a_run_whose_last_chunk_is_counted_after_finalize_settles_succeeded(
+    ledger, s3, bucket, ended
+):
+    _split(ledger)
+    count_chunk(ledger, RUN, 0, ok=2, attempt="first")
+    assert _finalize(ledger, s3, bucket, ended) == RunStatus.PARTIAL
+    _count_the_rest(ledger, s3, bucket)
+    state = ledger.get_run(RUN)
+    assert (state.status, state.reason, state.pending) == (RunStatus.SUCCEEDED, None, 0)
+    summary = read_summary(s3, bucket, RUN)
+    assert (summary["status"], summary["ok"], summary["failed"]) == ("SUCCEEDED", 3, 1)
+
+
+@pytest.mark.parametrize("ended", [STALLED, EXECUTION_FAILED], ids=["stalled", "execution failed"])
+def test_a_truncated_manifest_stays_partial_with_its_own_reason_once_counted(
+    ledger, s3, bucket, ended
+):
+    # GIVEN a split that found the manifest cut short, then a stall or a failed execution,
+    # whose reason overwrites the split's in the run item
+    _split(ledger, reason=TRUNCATED)
+    count_chunk(ledger, RUN, 0, ok=2, attempt="first")
+    assert _finalize(ledger, s3, bucket, ended) == RunStatus.PARTIAL
+    assert ledger.get_run(RUN).reason != TRUNCATED
+    # WHEN every chunk the split sent is counted
+    _count_the_rest(ledger, s3, bucket)
+    # THEN the lines past the cut are still missing: PARTIAL, for the split's reason
+    state = ledger.get_run(RUN)
+    assert (state.status, state.reason, state.pending) == (RunStatus.PARTIAL, TRUNCATED, 0)
+    summary = read_summary(s3, bucket, RUN)
+    assert (summary["status"], summary["reason"]) == ("PARTIAL", TRUNCATED)
+
+
+def test_an_execution_that_failed_before_the_split_was_done_stays_partial(ledger, s3, bucket):
+    ledger.record_split_progress(RUN, lines_split=2, chunks_sent=1, is_done=False)
+    count_chunk(ledger, RUN, 0, ok=2, attempt="first")
+    assert _finalize(ledger, s3, bucket, EXECUTION_FAILED) == RunStatus.PARTIAL
+    state = ledger.get_run(RUN)
+    assert state.pending == 0  # every line split is counted, but the split never ended
+    assert state.reason.startswith("the run's execution failed: WaitNotArmed")
+
+
+def test_a_run_item_without_the_split_s_reason_keeps_a_failed_execution_s(ledger, s3, bucket):
+    # A run item written before `split_reason` was kept: nothing says the split read it all
+    _split(ledger)
+    ledger.client.update_item(
+        TableName=ledger.table,
+        Key=run_key(RUN),
+        UpdateExpression="REMOVE split_reason",
+    )
+    count_chunk(ledger, RUN, 0, ok=2, attempt="first")
+    assert _finalize(ledger, s3, bucket, EXECUTION_FAILED) == RunStatus.PARTIAL
+    _count_the_rest(ledger, s3, bucket)
+    assert ledger.get_run(RUN).status is RunStatus.PARTIAL
