@@ -64,7 +64,7 @@ from pipeline.ledger.markers import committed_chunk
 from pipeline.ledger.table import RunLedger
 from pipeline.manifest.reader import ManifestRecord
 from pipeline.observe.tracing import NOOP_SPAN, StageClock, span
-from pipeline.parts.commit import delete_staged, part_names
+from pipeline.parts.commit import delete_staged, part_names, prune_origins
 from pipeline.parts.layout import ResultRow
 from pipeline.parts.store import PartWriter, write_records
 from pipeline.split.chunking import Chunk
@@ -253,6 +253,7 @@ class ChunkWorker:
         if marker is not None:  # a duplicate delivery: its parts and counts stand as they are
             logger.info("chunk %d was already counted", chunk.number, extra={"run": chunk.run})
             roll_forward(self.targets, chunk.run, marker, wait_s=self._wait_s(deadline))
+            self._prune_origins(chunk, replay)  # the winner may have died before its prune
             return ChunkReport(chunk.run, chunk.number, 0, (), time.monotonic() - started, False)
         attempt = self.new_attempt()
         failures = [  # raw lines that are no record: this chunk's to record, as Split would
@@ -273,6 +274,9 @@ class ChunkWorker:
         else:  # a duplicate delivered at the same time counted it first
             logger.info("chunk %d was counted meanwhile", chunk.number, extra={"run": chunk.run})
             self._discard(chunk, replay_round, attempt, deadline, winner)
+        self._prune_origins(chunk, replay)
+        if is_counted:
+            resettle_if_finished(self.ledger, self.s3, self.settings.results_bucket, chunk.run)
         return ChunkReport(chunk.run, chunk.number, report.ok, report.failures, seconds, is_counted)
 
     def new_attempt(self) -> str:
@@ -322,7 +326,7 @@ class ChunkWorker:
         commit: ChunkCommit,
         failures: list[FailureRecord],
     ) -> None:
-        """The winner's follow-up: publish, send the failures, drop the staging; re-settle."""
+        """The winner's follow-up: publish, send the failures, drop the staging."""
         marker = CommittedChunk(
             chunk=chunk.number,
             replay_round=replay_round,
@@ -335,8 +339,21 @@ class ChunkWorker:
             failure_rows=commit.failure_rows,
         )
         finish_commit(self.targets, chunk.run, marker, failures=failures)
-        if not replay_round:
-            resettle_if_finished(self.ledger, self.s3, self.settings.results_bucket, chunk.run)
+
+    def _prune_origins(self, chunk: Chunk, replay: ReplayMark | None) -> None:
+        """A replay chunk, its parts published: its lines leave the older failure parts.
+
+        Done by the delivery that published them (or, if it died, by the chunk's next
+        delivery), at once: a raw reader of `failures/<run>/` sees each line once within
+        moments, whether or not the rest of the round is ever counted or the replayer waits
+        for it. The replayer's round-wide prune (`pipeline/replay/prune.py`) stays: it also
+        covers a commit that Finalize or the replayer rolled forward for a dead delivery.
+        """
+        if replay is None or not replay.origins:
+            return
+        lines = [item.line for item in chunk.items]
+        with span("prune_origins", metadata={"origins": len(replay.origins)}):
+            prune_origins(self.s3, self.settings.results_bucket, chunk.run, replay.origins, lines)
 
     def _discard(
         self,

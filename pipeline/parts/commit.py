@@ -19,7 +19,7 @@ publish safe at any moment.
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -169,6 +169,24 @@ def prune_part(client: S3Client, bucket: str, key: str, lines: Collection[int]) 
             continue  # someone else rewrote it meanwhile: read it again
         return removed
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def prune_origins(
+    client: S3Client,
+    bucket: str,
+    run: str,
+    origins: Iterable[tuple[int, int]],
+    lines: Collection[int],
+) -> int:
+    """Take a published replay chunk's `lines` out of the failure parts they were replayed from.
+
+    `origins` are the (round, chunk) parts its lines' failures were read from (the chunk
+    message names them); returns the rows removed. Idempotent, like `prune_part`.
+    """
+    return sum(
+        prune_part(client, bucket, chunk_part(PartKind.FAILURES, run, n, replay_round=r).key, lines)
+        for r, n in origins
+    )
 
 
 def part_names(run: str, chunk: int, replay_round: int) -> tuple[PartName, PartName]:

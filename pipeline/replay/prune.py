@@ -5,10 +5,15 @@ counted, every line it replayed is either a result (`results/<run>/replay-R-…`
 failure (`failures/<run>/replay-R-…`), so the record it was replayed from must leave the older
 failure parts, or the raw failure view would show a labelled line, or a line twice.
 
-Done in one place — the replayer, after the round settles — so no two writers race on one
-object (each rewrite is also guarded by the ETag it read, `pipeline.parts.commit.prune_part`).
-Idempotent and recorded in the ledger (`replay_pruned`): a replay that crashed before pruning
-is pruned by the next `lambdaflow replay` of the run, before it claims a new round.
+Each replay chunk's delivery already prunes its own lines from the parts its chunk message
+names, right after publishing (`pipeline/parts/commit.py` `prune_origins`): the raw view is
+right within moments of each count, whether or not the rest of the round is ever counted. This
+round-wide prune, by the replayer once the round settles, is what makes it certain: it also
+covers a commit that was rolled forward for a dead delivery (which prunes nothing). Each
+rewrite is guarded by the ETag it read (`pipeline.parts.commit.prune_part`), so the two never
+lose each other's work. Idempotent and recorded in the ledger (`replay_pruned`): a replay that
+crashed before pruning is pruned by the next `lambdaflow replay` of the run, before it claims
+a new round.
 """
 
 from __future__ import annotations

@@ -43,13 +43,20 @@ from pipeline.failures import FailureRecord, ImageFetchError, ThrottledError
 from pipeline.ledger.commit import CLOCK_SKEW_S, CommitTargets
 from pipeline.ledger.finalize import finalize_run
 from pipeline.ledger.items import ChunkCounts, table_definition
+from pipeline.ledger.summary import read_summary
 from pipeline.ledger.table import OriginNotCountedError, RunLedger
 from pipeline.manifest.reader import ManifestRecord
 from pipeline.parts.commit import part_names
 from pipeline.parts.store import write_records
 from pipeline.replay.chunks import MAX_ORIGINS, ReplayFilter
 from pipeline.replay.ledger import ReplayInProgressError, ReplayLedger, RunStillRunningError
-from pipeline.replay.replayer import Replayer, ReplayTargets, replay_runs
+from pipeline.replay.replayer import (
+    Replayer,
+    ReplaySource,
+    ReplayTargets,
+    ReplayTimeoutError,
+    replay_runs,
+)
 from pipeline.replay.round_store import ORPHAN_AGE_S, delete_rounds, round_key
 from pipeline.split.chunking import Chunk
 from pipeline.split.work_message import parse_work_message
@@ -80,6 +87,13 @@ def _missing(key: str):
         return None
 
     return hook
+
+
+def _dies_on_failure_part_read(request: Any, **_: Any) -> None:
+    """A before-send hook: the delivery dies when it reads a published failure part back (the
+    first thing its prune does)."""
+    if request.method == "GET" and "/failures/" in str(request.url):
+        raise ConnectionError("the function died")
 
 
 @pytest.fixture(scope="module")
@@ -482,11 +496,15 @@ def _line_2_failed_in_a_finished_run(world: dict[str, Any]) -> tuple[str, Replay
 
 
 def test_a_replay_crashed_before_pruning_is_pruned_by_the_next_replay(world):
-    # GIVEN a finished run whose line 2 failed, replayed successfully, and a replayer that
-    # crashed after the round was counted and before it pruned the failure part
+    # GIVEN a finished run whose line 2 failed, replayed successfully by a delivery that died
+    # before its own prune, and a replayer that crashed after the round was counted and
+    # before it pruned the failure part
     run, replayer = _line_2_failed_in_a_finished_run(world)
     replayer.replay_items(run, ReplayFilter())
-    _run_replay_chunks(world, world["delivery"]())
+    dying = world["delivery"]()
+    dying.s3.meta.events.register("before-send.s3.GetObject", _dies_on_failure_part_read)
+    with pytest.raises(ConnectionError):
+        _run_replay_chunks(world, dying)
     raw = read_raw(world["s3"], world["bucket"], run)
     assert raw.result_lines[2] == raw.failure_lines[2] == 1  # the stale view a crash leaves
     # WHEN the next replay runs (nothing left to select) THEN it prunes the counted round first
@@ -616,6 +634,56 @@ def _assert_replayed_once_after_a_resend(world: dict[str, Any]) -> None:
     assert again.replays.progress(run).replay_round == 1  # no second round was needed
     kept = world["s3"].list_objects_v2(Bucket=world["bucket"], Prefix=f"replays/{run}/")
     assert kept["KeyCount"] == 0  # the round's kept chunks go once it is pruned
+
+
+def test_a_replay_chunk_s_lines_leave_the_older_failures_when_it_is_published(world):
+    # GIVEN a finished run with lines 1 and 2 failed, replayed one line a chunk
+    run = world["chunk"].run
+    replayer = _two_failed_lines_replayed_one_a_chunk(world, boto3.client("sqs"))
+    assert replayer.replay_items(run, ReplayFilter()).chunks == 2
+    # WHEN replay chunk 0 is delivered, and chunk 1 never is (slow, poison, in the WorkDLQ)
+    sqs, queue = world["sqs"], world["work_queue"]
+    bodies = []
+    while got := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages"):
+        for message in got:
+            bodies.append(parse_work_message(orjson.loads(message["Body"])))
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    world["delivery"]().process(*next(b for b in bodies if b[0].number == 0))
+    # AND the user's replay waits for the round and gives up, as does the next one
+    for _ in range(2):
+        with pytest.raises(ReplayTimeoutError):
+            replay_runs(replayer, [run], ReplayFilter(), source=ReplaySource.ITEMS, timeout_s=1)
+    # THEN read raw, line 1 is a result only and line 2 a failure only, as the ledger counts
+    raw = read_raw(world["s3"], world["bucket"], run)
+    assert (raw.result_lines, raw.failure_lines) == ({1: 1}, {2: 1})
+    state = replayer.ledger.get_run(run)
+    assert (state.ok, state.failed) == (1, 1)
+    # AND the summary says so too
+    summary = read_summary(world["s3"], world["bucket"], run)
+    assert (summary["ok"], summary["failed"]) == (1, 1)
+
+
+def test_a_redelivered_replay_chunk_prunes_for_a_delivery_that_died_after_publishing(world):
+    # GIVEN a replayed line whose delivery counts and publishes, then dies before its prune
+    run = world["chunk"].run
+    replayer = _two_failed_lines_replayed_one_a_chunk(world, boto3.client("sqs"))
+    replayer.replay_items(run, ReplayFilter())
+    sqs, queue = world["sqs"], world["work_queue"]
+    got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1)["Messages"][0]
+    sqs.delete_message(QueueUrl=queue, ReceiptHandle=got["ReceiptHandle"])
+    chunk, mark = parse_work_message(orjson.loads(got["Body"]))
+    dying = world["delivery"]()
+    dying.s3.meta.events.register("before-send.s3.GetObject", _dies_on_failure_part_read)
+    with pytest.raises(ConnectionError):
+        dying.process(chunk, mark)
+    line = chunk.items[0].line
+    raw = read_raw(world["s3"], world["bucket"], run)
+    assert (raw.result_lines[line], raw.failure_lines[line]) == (1, 1)  # twice, for now
+    # WHEN the message comes back
+    assert not world["delivery"]().process(chunk, mark).is_counted
+    # THEN the line is a result only
+    raw = read_raw(world["s3"], world["bucket"], run)
+    assert (raw.result_lines[line], raw.failure_lines[line]) == (1, 0)
 
 
 def test_a_replay_whose_send_breaks_part_way_is_sent_again_by_the_next_replay(world):
