@@ -253,7 +253,7 @@ class ChunkWorker:
         if marker is not None:  # a duplicate delivery: its parts and counts stand as they are
             logger.info("chunk %d was already counted", chunk.number, extra={"run": chunk.run})
             roll_forward(self.targets, chunk.run, marker, wait_s=self._wait_s(deadline))
-            self._prune_origins(chunk, replay)  # the winner may have died before its prune
+            self._follow_up(chunk, replay)  # the winner may have died before its own
             return ChunkReport(chunk.run, chunk.number, 0, (), time.monotonic() - started, False)
         attempt = self.new_attempt()
         failures = [  # raw lines that are no record: this chunk's to record, as Split would
@@ -274,9 +274,7 @@ class ChunkWorker:
         else:  # a duplicate delivered at the same time counted it first
             logger.info("chunk %d was counted meanwhile", chunk.number, extra={"run": chunk.run})
             self._discard(chunk, replay_round, attempt, deadline, winner)
-        self._prune_origins(chunk, replay)
-        if is_counted:
-            resettle_if_finished(self.ledger, self.s3, self.settings.results_bucket, chunk.run)
+        self._follow_up(chunk, replay)
         return ChunkReport(chunk.run, chunk.number, report.ok, report.failures, seconds, is_counted)
 
     def new_attempt(self) -> str:
@@ -340,20 +338,24 @@ class ChunkWorker:
         )
         finish_commit(self.targets, chunk.run, marker, failures=failures)
 
-    def _prune_origins(self, chunk: Chunk, replay: ReplayMark | None) -> None:
-        """A replay chunk, its parts published: its lines leave the older failure parts.
+    def _follow_up(self, chunk: Chunk, replay: ReplayMark | None) -> None:
+        """Once the chunk's parts are published: prune a replay's lines, re-settle the run.
 
-        Done by the delivery that published them (or, if it died, by the chunk's next
-        delivery), at once: a raw reader of `failures/<run>/` sees each line once within
-        moments, whether or not the rest of the round is ever counted or the replayer waits
-        for it. The replayer's round-wide prune (`pipeline/replay/prune.py`) stays: it also
-        covers a commit that Finalize or the replayer rolled forward for a dead delivery.
+        Every delivery does this, the winner and any later one, since the winner may have died
+        after its publish and before this. A replay chunk's lines leave the older failure parts
+        at once: a raw reader of `failures/<run>/` sees each line once within moments, whether
+        or not the rest of the round is ever counted or the replayer waits for it (its
+        round-wide prune, `pipeline/replay/prune.py`, stays: it also covers a commit rolled
+        forward for a dead delivery). A finished run is settled again (a chunk counted after
+        Finalize, a replay), so its status and summary follow the count.
         """
-        if replay is None or not replay.origins:
-            return
-        lines = [item.line for item in chunk.items]
-        with span("prune_origins", metadata={"origins": len(replay.origins)}):
-            prune_origins(self.s3, self.settings.results_bucket, chunk.run, replay.origins, lines)
+        if replay is not None and replay.origins:
+            lines = [item.line for item in chunk.items]
+            with span("prune_origins", metadata={"origins": len(replay.origins)}):
+                prune_origins(
+                    self.s3, self.settings.results_bucket, chunk.run, replay.origins, lines
+                )
+        resettle_if_finished(self.ledger, self.s3, self.settings.results_bucket, chunk.run)
 
     def _discard(
         self,

@@ -39,7 +39,9 @@ EXECUTION_FAILED_PREFIX = "the run's execution failed"
 ABANDONED_AFTER_S = 60.0
 """Finalize rolls forward a committed attempt's staging only once it is this old; younger, its
 delivery is most likely still publishing it, and Finalize waits for that (at most this long)."""
-SUMMARY_REWRITES = 5
+SUMMARY_REWRITES = 10
+"""Decide-and-write rounds at most while counts keep moving (each late count's worker settles
+again after its own count anyway)."""
 
 
 def _partial_reason(state: dict[str, Any]) -> str | None:
@@ -98,21 +100,29 @@ def settle_run(
 ) -> dict[str, Any]:
     """Decide the run's end status from the ledger and its markers; write its summary.
 
-    `reason` (the execution failed, it stalled) makes the run PARTIAL. Written, then read back:
-    if counts moved meanwhile (a late chunk), the summary is written again from the new state, so
-    the last summary written always includes every count made before it.
+    `reason` (the execution failed, it stalled) makes the run PARTIAL while it holds.
+
+    Decided from one view: the counters are read again after the markers, and if a chunk was
+    counted in between, the markers (which then hold more than the counters read first) are
+    not held against the counters this time — a false "impossible counts". Written, then read
+    back: if the counts, status or reason moved meanwhile (a late chunk, another settler
+    writing its decision), it is decided and written again, so the last summary written
+    follows the last count, whoever writes it.
     """
-    state = ledger.get_run(run)
+    summary = None
     for _ in range(SUMMARY_REWRITES):
+        state = ledger.get_run(run)
         problems = marker_problems(state, iter_committed_chunks(ledger, run))
+        if _counts(ledger.get_run(run)) != _counts(state):
+            problems = []  # counted while the markers were read: checked on the next round
         status, why = settled_status(state, problems, reason)
         ledger.mark_finished(run, status, reason=why, clear_reason=why is None)
-        settled = ledger.get_run(run)
-        summary = build_summary(settled, now=now)
+        summary = build_summary(ledger.get_run(run), now=now)
         write_summary(s3, results_bucket, run, summary)
-        state = ledger.get_run(run)
-        if _counts(state) == _counts(settled):
-            return summary.to_dict()
+        after = ledger.get_run(run)
+        if _counts(after) == _counts(state) and (after.status, after.reason) == (status, why):
+            break
+    assert summary is not None  # SUMMARY_REWRITES >= 1
     return summary.to_dict()
 
 

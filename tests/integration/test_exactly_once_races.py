@@ -43,6 +43,7 @@ from pipeline.failures import FailureRecord, ImageFetchError, ThrottledError
 from pipeline.ledger.commit import CLOCK_SKEW_S, CommitTargets
 from pipeline.ledger.finalize import finalize_run
 from pipeline.ledger.items import ChunkCounts, table_definition
+from pipeline.ledger.runs import RunStatus
 from pipeline.ledger.summary import read_summary
 from pipeline.ledger.table import OriginNotCountedError, RunLedger
 from pipeline.manifest.reader import ManifestRecord
@@ -354,6 +355,30 @@ def test_a_duplicate_waits_for_a_live_winner_only_while_its_own_deadline_allows(
     # THEN it waited for the winner about that 1 s, then finished the commit itself
     assert 0.5 <= waited < 20
     assert not again.is_counted
+    _assert_finished_once(world)
+
+
+def test_a_chunk_counted_after_a_stall_by_a_delivery_that_died_is_settled_by_the_next(world):
+    # GIVEN a run finalized as stalled before its one chunk was counted
+    run, s3, bucket = world["chunk"].run, world["s3"], world["bucket"]
+    ledger = RunLedger(boto3.client("dynamodb"), world["table"])
+    ledger.record_split_progress(run, lines_split=2, chunks_sent=1, is_done=True)
+    finalize_run(
+        {"run": run, "manifest": {"uri": "s3://in/m.csv"}, "stalled": True},
+        ledger=ledger,
+        s3=s3,
+        results_bucket=bucket,
+        now=10**10,
+    )
+    assert ledger.get_run(run).status is RunStatus.PARTIAL
+    # AND the chunk back from the WorkDLQ, counted by a delivery that dies before publishing
+    with pytest.raises(ConnectionError):
+        _dies_after_the_count(world["delivery"]()).process(world["chunk"])
+    # WHEN the next delivery finds it counted and finishes the commit
+    assert not world["delivery"]().process(world["chunk"]).is_counted
+    # THEN the run is settled again: SUCCEEDED, its summary too, each line once read raw
+    assert ledger.get_run(run).status is RunStatus.SUCCEEDED
+    assert read_summary(s3, bucket, run)["status"] == "SUCCEEDED"
     _assert_finished_once(world)
 
 

@@ -8,8 +8,13 @@ not stay PARTIAL for a reason that no longer holds.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
+import boto3
 import pytest
 
+import pipeline.ledger.finalize as finalize_module
 from pipeline.ledger.finalize import finalize_run, resettle_if_finished
 from pipeline.ledger.items import run_key
 from pipeline.ledger.runs import RunStatus
@@ -103,3 +108,104 @@ def test_a_run_item_without_the_split_s_reason_keeps_a_failed_execution_s(ledger
     assert _finalize(ledger, s3, bucket, EXECUTION_FAILED) == RunStatus.PARTIAL
     _count_the_rest(ledger, s3, bucket)
     assert ledger.get_run(RUN).status is RunStatus.PARTIAL
+
+
+# -- two settlers, or a settler and a late count, interleaved ---------------------------------
+
+
+def _while_settling(monkeypatch, name: str, then) -> None:
+    """Run `then()` once, when Finalize's settling first calls `pipeline.ledger.finalize.name`."""
+    real = getattr(finalize_module, name)
+    fired: list[bool] = []
+
+    def hooked(*args, **kwargs):
+        if not fired:
+            fired.append(True)
+            then()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(finalize_module, name, hooked)
+
+
+def _late_worker(ledger: RunLedger, s3, bucket: str) -> Callable[[], None]:
+    """A worker counting the last chunk, then settling again, as `ChunkWorker` does."""
+
+    def late() -> None:
+        count_chunk(ledger, RUN, 1, ok=1, missing=1, attempt="late")
+        resettle_if_finished(ledger, s3, bucket, RUN)
+
+    return late
+
+
+@pytest.mark.parametrize(
+    "moment",
+    ["iter_committed_chunks", "settled_status", "write_summary"],
+    ids=["while the markers are read", "once they are read", "before the summary is written"],
+)
+def test_the_last_count_landing_while_finalize_settles_ends_succeeded_everywhere(
+    ledger, s3, bucket, monkeypatch, moment
+):
+    # GIVEN a stalled run whose last chunk is counted (and its worker settles again) at a
+    # moment inside Finalize's own settling
+    _split(ledger)
+    count_chunk(ledger, RUN, 0, ok=2, attempt="first")
+    _while_settling(monkeypatch, moment, _late_worker(ledger, s3, bucket))
+    # WHEN Finalize settles THEN the run, its summary and what Finalize returns all say
+    # SUCCEEDED: never FAILED for counters read before the markers, never a stale PARTIAL
+    assert _finalize(ledger, s3, bucket, STALLED) == RunStatus.SUCCEEDED
+    state = ledger.get_run(RUN)
+    assert (state.status, state.reason, state.pending) == (RunStatus.SUCCEEDED, None, 0)
+    assert _summaries(s3, bucket) == ["_SUCCESS.json"]
+    assert read_summary(s3, bucket, RUN)["failed_by_stage"] == {"fetch": 1}
+
+
+def test_two_settlers_interleaving_their_summary_writes_leave_the_right_one(
+    ledger, dynamodb, s3, bucket, monkeypatch
+):
+    # GIVEN Finalize deciding PARTIAL (the last chunk is counted just after it read the
+    # counters) and that chunk's worker settling SUCCEEDED, their writes interleaved: Finalize
+    # puts _PARTIAL, the worker puts _SUCCESS, Finalize deletes _SUCCESS, the worker deletes
+    # _PARTIAL
+    _split(ledger)
+    count_chunk(ledger, RUN, 0, ok=2, attempt="first")
+    _while_settling(
+        monkeypatch,
+        "settled_status",
+        lambda: count_chunk(ledger, RUN, 1, ok=1, missing=1, attempt="late"),
+    )
+    worker_s3 = boto3.client("s3", endpoint_url=s3.meta.endpoint_url)
+    worker_put, finalize_deleted = threading.Event(), threading.Event()
+    worker: list[threading.Thread] = []
+
+    def start_the_worker(**_) -> None:  # Finalize, before its first delete
+        if worker:
+            return
+        worker_ledger = RunLedger(dynamodb, ledger.table)
+        settle = lambda: resettle_if_finished(worker_ledger, worker_s3, bucket, RUN)  # noqa: E731
+        worker.append(threading.Thread(target=settle))
+        worker[0].start()
+        assert worker_put.wait(30)
+
+    def let_the_worker_delete(**_) -> None:  # Finalize, after its first delete
+        if not finalize_deleted.is_set():
+            finalize_deleted.set()
+            worker[0].join(30)
+
+    def wait_for_finalize_s_delete(**_) -> None:  # the worker, before its delete
+        finalize_deleted.wait(30)
+
+    worker_s3.meta.events.register("after-call.s3.PutObject", lambda **_: worker_put.set())
+    worker_s3.meta.events.register("before-call.s3.DeleteObject", wait_for_finalize_s_delete)
+    s3.meta.events.register("before-call.s3.DeleteObject", start_the_worker)
+    s3.meta.events.register("after-call.s3.DeleteObject", let_the_worker_delete)
+    # WHEN Finalize settles
+    _finalize(ledger, s3, bucket, STALLED)
+    # THEN one summary is left, and it says what the ledger says
+    assert not worker[0].is_alive()
+    assert ledger.get_run(RUN).status is RunStatus.SUCCEEDED
+    assert _summaries(s3, bucket) == ["_SUCCESS.json"]
+
+
+def _summaries(s3, bucket: str) -> list[str]:
+    found = s3.list_objects_v2(Bucket=bucket, Prefix=f"results/{RUN}/_")
+    return sorted(o["Key"].rsplit("/", 1)[1] for o in found.get("Contents", []))
