@@ -26,6 +26,21 @@ def committed_chunk(
     return committed_from_item(item) if item else None
 
 
+MARKER_ATTRIBUTES = (
+    "sk",
+    "ok",
+    "failed",
+    "replaced",
+    "attempt",
+    "items",
+    "result_rows",
+    "failure_rows",
+    "live_until",
+)
+"""What `committed_from_item` reads of a marker: half its bytes, and half the CPU of reading
+millions of them (a marker's per-stage and per-error counts stay behind)."""
+
+
 def iter_committed_chunks(ledger: RunLedger, run: str) -> Iterator[CommittedChunk]:
     """Every chunk marker of the run: first deliveries, then replay chunks by round."""
     paginator = ledger.client.get_paginator("query")
@@ -34,6 +49,8 @@ def iter_committed_chunks(ledger: RunLedger, run: str) -> Iterator[CommittedChun
             TableName=ledger.table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
             ExpressionAttributeValues={":pk": run_key(run)["pk"], ":prefix": {"S": prefix}},
+            ProjectionExpression=", ".join(f"#a{i}" for i in range(len(MARKER_ATTRIBUTES))),
+            ExpressionAttributeNames={f"#a{i}": a for i, a in enumerate(MARKER_ATTRIBUTES)},
             ConsistentRead=True,
         )
         for page in pages:
