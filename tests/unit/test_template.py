@@ -28,8 +28,23 @@ def test_every_task_retries_and_catches():
     assert set(tasks) == {"Split", "Progress", "AwaitChunks", "Finalize", "ContinueAsNew"}
     for name, state in tasks.items():
         if name not in ("AwaitChunks", "ContinueAsNew"):
-            assert state["Retry"][0]["ErrorEquals"] == ["States.ALL"], name
+            assert state["Retry"][-1]["ErrorEquals"] == ["States.ALL"], name
         assert state["Catch"], name
+
+
+def test_a_throttled_function_is_retried_for_minutes_before_the_run_is_cut_short():
+    """Functions share the account's unreserved concurrency with classify, which may hold it
+    all: a throttled Split pass must outlast that, not end the split (and the run) as PARTIAL."""
+    states = json.loads(ASL.read_text())["States"]
+    for name in ("Split", "Progress", "AwaitChunks", "Finalize"):
+        throttled = states[name]["Retry"][0]  # the first retrier that matches is the one used
+        assert throttled["ErrorEquals"] == ["Lambda.TooManyRequestsException", "ThrottledError"]
+        waits = [
+            min(throttled["MaxDelaySeconds"], throttled["IntervalSeconds"] * 2**i)
+            for i in range(throttled["MaxAttempts"])
+        ]
+        assert throttled["BackoffRate"] == 2 and sum(waits) >= 900, name
+        assert throttled["JitterStrategy"] == "FULL", name  # many runs retry apart, not at once
 
 
 def test_a_long_split_goes_on_in_a_new_execution_that_a_retried_start_finds():
