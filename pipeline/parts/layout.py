@@ -79,9 +79,14 @@ class PartName:
             raise ValueError(f"invalid part name {self!r}: replay parts need a round >= 1")
 
 
+_CHUNK = r"(?P<chunk>\d{8}|[1-9]\d{8,})"
+_ROUND = r"(?P<round>\d{4}|[1-9]\d{4,})"
+"""What `PartName.stem` writes: zero-padded to 8 and 4 digits, wider past them (a run can have
+more than 10^8 chunks with small chunks, a line more than 9,999 replays), never a wider
+zero-padded form that would name a second key for one part."""
 _KEY_RE = re.compile(
     r"^(?P<kind>results|failures)/(?P<run>[^/]+)/"
-    r"(?:(?P<series>part|parse)|replay-(?P<round>\d{4}))-(?P<chunk>\d{8})\.jsonl\.gz$"
+    rf"(?:(?P<series>part|parse)|replay-{_ROUND})-{_CHUNK}\.jsonl\.gz$"
 )
 
 
@@ -101,7 +106,7 @@ def parse_part_key(key: str) -> PartName | None:
 
 
 _STAGING_RE = re.compile(
-    r"^staging/(?P<run>[^/]+)/(?:part|replay-(?P<round>\d{4}))-(?P<chunk>\d{8})/"
+    rf"^staging/(?P<run>[^/]+)/(?:part|replay-{_ROUND})-{_CHUNK}/"
     r"(?P<attempt>[0-9A-Za-z_-]+)/(?P<kind>results|failures)\.jsonl\.gz$"
 )
 

@@ -9,9 +9,11 @@ from pipeline.parts.layout import (
     PartName,
     ResultRow,
     Series,
+    StagedPart,
     chunk_part,
     parse_failures_part,
     parse_part_key,
+    parse_staging_key,
 )
 
 
@@ -34,17 +36,25 @@ def test_part_keys(name, key):
 
 @given(
     st.sampled_from(PartKind),
-    st.integers(0, 99_999_999),
-    st.integers(0, 9_999),
+    st.integers(0, 10**12),  # past 10^8 chunks the number is written wider, and read back
+    st.integers(0, 10**6),
+    st.text(st.sampled_from("0123456789abcdef_-"), min_size=1, max_size=16),
 )
-def test_part_key_round_trips(kind, chunk, replay_round):
+def test_part_and_staging_keys_round_trip(kind, chunk, replay_round, attempt):
     name = chunk_part(kind, "abc", chunk, replay_round=replay_round)
     assert parse_part_key(name.key) == name
+    assert parse_staging_key(name.staging_key(attempt)) == StagedPart(name, attempt)
 
 
 @pytest.mark.parametrize(
     "key",
-    ["results/r1/_SUCCESS.json", "results/r1/part-7.jsonl.gz", "other/r1/part-00000001.jsonl.gz"],
+    [
+        "results/r1/_SUCCESS.json",
+        "results/r1/part-7.jsonl.gz",
+        "other/r1/part-00000001.jsonl.gz",
+        "results/r1/part-000000001.jsonl.gz",  # a second name for part 1: never written
+        "results/r1/replay-00001-00000001.jsonl.gz",
+    ],
 )
 def test_other_keys_are_not_parts(key):
     assert parse_part_key(key) is None
