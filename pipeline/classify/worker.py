@@ -355,7 +355,13 @@ class ChunkWorker:
                 prune_origins(
                     self.s3, self.settings.results_bucket, chunk.run, replay.origins, lines
                 )
-        resettle_if_finished(self.ledger, self.s3, self.settings.results_bucket, chunk.run)
+        resettle_if_finished(
+            self.ledger,
+            self.s3,
+            self.settings.results_bucket,
+            chunk.run,
+            is_replay=replay is not None,
+        )
 
     def _discard(
         self,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from enum import Enum
 from typing import Any
 
 from pipeline.ledger.commit import CommitTargets, roll_forward
@@ -42,6 +43,19 @@ delivery is most likely still publishing it, and Finalize waits for that (at mos
 SUMMARY_REWRITES = 10
 """Decide-and-write rounds at most while counts keep moving (each late count's worker settles
 again after its own count anyway)."""
+
+
+class MarkerRead(Enum):
+    """When settling reads the run's chunk markers to check its counters against them.
+
+    Every marker is read: ~37 us of CPU each, minutes for a run of millions of chunks. A run
+    with chunks still to count is PARTIAL whatever they say, so waiting for the last count
+    loses nothing but an early FAILED.
+    """
+
+    ALWAYS = "always"  # Finalize, the replayer after its round
+    ONCE_COMPLETE = "once complete"  # a worker, after a late chunk
+    NEVER = "never"  # a worker, after a replay chunk
 
 
 def _partial_reason(state: dict[str, Any]) -> str | None:
@@ -97,10 +111,13 @@ def settle_run(
     *,
     now: float,
     reason: str | None = None,
+    markers: MarkerRead = MarkerRead.ALWAYS,
 ) -> dict[str, Any]:
     """Decide the run's end status from the ledger and its markers; write its summary.
 
-    `reason` (the execution failed, it stalled) makes the run PARTIAL while it holds.
+    `reason` (the execution failed, it stalled) makes the run PARTIAL while it holds; `markers`
+    says when the chunk markers are read (when they are not, impossible counts they showed
+    before stand).
 
     Decided from one view: the counters are read again after the markers, and if a chunk was
     counted in between, the markers (which then hold more than the counters read first) are
@@ -112,9 +129,13 @@ def settle_run(
     summary = None
     for _ in range(SUMMARY_REWRITES):
         state = ledger.get_run(run)
-        problems = marker_problems(state, iter_committed_chunks(ledger, run))
-        if _counts(ledger.get_run(run)) != _counts(state):
-            problems = []  # counted while the markers were read: checked on the next round
+        problems = None
+        if markers is MarkerRead.ALWAYS or (
+            markers is MarkerRead.ONCE_COMPLETE and state.is_complete
+        ):
+            problems = marker_problems(state, iter_committed_chunks(ledger, run))
+            if _counts(ledger.get_run(run)) != _counts(state):
+                problems = []  # counted while the markers were read: checked on the next round
         status, why = settled_status(state, problems, reason)
         ledger.mark_finished(run, status, reason=why, clear_reason=why is None)
         summary = build_summary(ledger.get_run(run), now=now)
@@ -127,12 +148,17 @@ def settle_run(
 
 
 def settled_status(
-    state: RunState, problems: list[str], reason: str | None = None
+    state: RunState, problems: list[str] | None, reason: str | None = None
 ) -> tuple[RunStatus, str | None]:
-    """The end status and reason of a finished run, from its counts and marker problems."""
-    problems = invariant_problems(state) + problems
-    if problems:
-        return RunStatus.FAILED, f"{INVARIANT_REASON_PREFIX}: " + "; ".join(problems[:5])
+    """The end status and reason of a finished run, from its counts and marker problems.
+
+    `problems` None: the markers were not read, so impossible counts they showed before stand.
+    """
+    found = invariant_problems(state) + (problems or [])
+    if found:
+        return RunStatus.FAILED, f"{INVARIANT_REASON_PREFIX}: " + "; ".join(found[:5])
+    if problems is None and state.reason and state.reason.startswith(INVARIANT_REASON_PREFIX):
+        return RunStatus.FAILED, state.reason
     kept = standing_reason(state, reason)
     if kept:
         return RunStatus.PARTIAL, kept
@@ -162,11 +188,16 @@ def standing_reason(state: RunState, reason: str | None = None) -> str | None:
     return kept
 
 
-def resettle_if_finished(ledger: RunLedger, s3: Any, results_bucket: str, run: str) -> bool:
+def resettle_if_finished(
+    ledger: RunLedger, s3: Any, results_bucket: str, run: str, *, is_replay: bool = False
+) -> bool:
     """After a chunk was counted: if its run is already finished, settle it again.
 
     A chunk can be counted after Finalize (a stall timeout gave up on it; it came back from the
-    WorkDLQ): the run's status and summary must follow, or the summary would lie.
+    WorkDLQ), or a replay chunk after the replayer stopped waiting: the run's status and summary
+    must follow, or the summary would lie. The markers are read only by the chunk that finds
+    every chunk counted, and never for a replay chunk (the replayer reads them once its round is
+    counted): a worker must not read millions of them for each late or replayed chunk.
     """
     try:
         state = ledger.get_run(run)
@@ -174,7 +205,8 @@ def resettle_if_finished(ledger: RunLedger, s3: Any, results_bucket: str, run: s
         return False  # counted for a run the ledger never started: nothing to settle
     if state.finished_at is None and state.status is RunStatus.RUNNING:
         return False
-    settle_run(ledger, s3, results_bucket, run, now=time.time())
+    markers = MarkerRead.NEVER if is_replay else MarkerRead.ONCE_COMPLETE
+    settle_run(ledger, s3, results_bucket, run, now=time.time(), markers=markers)
     return True
 
 

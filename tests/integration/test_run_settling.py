@@ -209,3 +209,47 @@ def test_two_settlers_interleaving_their_summary_writes_leave_the_right_one(
 def _summaries(s3, bucket: str) -> list[str]:
     found = s3.list_objects_v2(Bucket=bucket, Prefix=f"results/{RUN}/_")
     return sorted(o["Key"].rsplit("/", 1)[1] for o in found.get("Contents", []))
+
+
+def test_late_chunks_read_the_markers_only_once_every_chunk_is_counted(
+    ledger, s3, bucket, monkeypatch
+):
+    # GIVEN a run of 3 chunks finalized as stalled after its first, and a count of marker reads
+    ledger.record_split_progress(RUN, lines_split=6, chunks_sent=3, is_done=True)
+    count_chunk(ledger, RUN, 0, ok=2, attempt="first")
+    reads: list[str] = []
+    real = finalize_module.iter_committed_chunks
+
+    def counted(ledger_, run):
+        reads.append(run)
+        return real(ledger_, run)
+
+    monkeypatch.setattr(finalize_module, "iter_committed_chunks", counted)
+    assert _finalize(ledger, s3, bucket, STALLED) == RunStatus.PARTIAL
+    assert len(reads) == 1  # Finalize always reads them
+    # WHEN a late chunk is counted and its worker settles again, one chunk still out
+    count_chunk(ledger, RUN, 1, ok=2, attempt="late")
+    assert resettle_if_finished(ledger, s3, bucket, RUN)
+    # THEN the summary follows the count, and the markers were not read
+    assert (read_summary(s3, bucket, RUN)["ok"], len(reads)) == (4, 1)
+    # WHEN the last one is counted THEN they are, once, and the run SUCCEEDED
+    count_chunk(ledger, RUN, 2, ok=1, missing=1, attempt="late")
+    assert resettle_if_finished(ledger, s3, bucket, RUN)
+    assert (ledger.get_run(RUN).status, len(reads)) == (RunStatus.SUCCEEDED, 2)
+    # AND a replay chunk's worker settles without reading them
+    assert resettle_if_finished(ledger, s3, bucket, RUN, is_replay=True)
+    assert len(reads) == 2
+
+
+def test_impossible_counts_found_before_stand_while_the_markers_are_not_read(ledger, s3, bucket):
+    # GIVEN a finished run found FAILED, with a chunk still to count
+    ledger.record_split_progress(RUN, lines_split=6, chunks_sent=3, is_done=True)
+    count_chunk(ledger, RUN, 0, ok=2, attempt="first")
+    reason = "impossible counts: chunk 0 is counted but Split sent only 0"
+    ledger.mark_finished(RUN, RunStatus.FAILED, reason=reason)
+    # WHEN a late chunk's worker settles again, not reading the markers
+    count_chunk(ledger, RUN, 1, ok=2, attempt="late")
+    assert resettle_if_finished(ledger, s3, bucket, RUN)
+    # THEN the run stays FAILED for that reason: nothing read since says otherwise
+    state = ledger.get_run(RUN)
+    assert (state.status, state.reason) == (RunStatus.FAILED, reason)
