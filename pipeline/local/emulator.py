@@ -28,6 +28,7 @@ from pipeline.local.parse_lock import install_parse_lock
 from pipeline.local.quotas import install_step_functions_quotas
 from pipeline.local.s3_conditional_writes import install_atomic_conditional_writes
 from pipeline.local.s3_copy_rules import install_copy_rules
+from pipeline.local.s3_key_length import install_key_length_rule
 from pipeline.local.sfn_callbacks import install_sfn_callbacks
 from pipeline.local.sfn_integrations import install_sfn_integrations
 from pipeline.local.sqs_in_flight import install_sqs_in_flight_limit
@@ -100,6 +101,7 @@ def start_emulator(port: int = 0) -> Emulator:
     install_sqs_in_flight_limit()  # 120,000 messages in flight a queue
     install_atomic_conditional_writes()  # of two conditional PUTs of a key, one wins
     install_copy_rules()  # a copy's source ETag condition, and 5 GB a CopyObject
+    install_key_length_rule()  # 1,024 bytes an object key
     install_dispatch_cache()  # ~1 ms of CPU less per request (see dispatch_cache)
     install_cheap_sends()  # a send does not walk the queue's messages (see sqs_send_cost)
     install_cheap_receives()  # nor does a received message (see sqs_receive_cost)
