@@ -49,13 +49,13 @@ class MarkerRead(Enum):
     """When settling reads the run's chunk markers to check its counters against them.
 
     Every marker is read: ~37 us of CPU each, minutes for a run of millions of chunks. A run
-    with chunks still to count is PARTIAL whatever they say, so waiting for the last count
-    loses nothing but an early FAILED.
+    with chunks still to count is PARTIAL whatever they say, so they are read only once every
+    chunk is counted: nothing is lost but an early FAILED, and Finalize reads them with the
+    counts at rest, not while late chunks move them under every scan.
     """
 
-    ALWAYS = "always"  # Finalize, the replayer after its round
-    ONCE_COMPLETE = "once complete"  # a worker, after a late chunk
-    NEVER = "never"  # a worker, after a replay chunk
+    ONCE_COMPLETE = "once complete"  # Finalize, the replayer, a worker after a late chunk
+    NEVER = "never"  # a worker, after a replay chunk (the replayer reads them for its round)
 
 
 def _partial_reason(state: dict[str, Any]) -> str | None:
@@ -111,7 +111,7 @@ def settle_run(
     *,
     now: float,
     reason: str | None = None,
-    markers: MarkerRead = MarkerRead.ALWAYS,
+    markers: MarkerRead = MarkerRead.ONCE_COMPLETE,
 ) -> dict[str, Any]:
     """Decide the run's end status from the ledger and its markers; write its summary.
 
@@ -121,29 +121,39 @@ def settle_run(
 
     Decided from one view: the counters are read again after the markers, and if a chunk was
     counted in between, the markers (which then hold more than the counters read first) are
-    not held against the counters this time — a false "impossible counts". Written, then read
-    back: if the counts, status or reason moved meanwhile (a late chunk, another settler
-    writing its decision), it is decided and written again, so the last summary written
-    follows the last count, whoever writes it.
+    not held against the counters this time — a false "impossible counts". Written only over
+    the settle this decision was made from (`settle_version`): a settler that read an older
+    view decides again from the newer one instead of overwriting it. Then read back: if the
+    counts moved or another settler wrote meanwhile, it is decided and written again, so the
+    last summary written follows the last count and the last decision, whoever writes them.
     """
     summary = None
     for _ in range(SUMMARY_REWRITES):
         state = ledger.get_run(run)
         problems = None
-        if markers is MarkerRead.ALWAYS or (
-            markers is MarkerRead.ONCE_COMPLETE and state.is_complete
-        ):
+        if markers is MarkerRead.ONCE_COMPLETE and state.is_complete:
             problems = marker_problems(state, iter_committed_chunks(ledger, run))
             if _counts(ledger.get_run(run)) != _counts(state):
                 problems = []  # counted while the markers were read: checked on the next round
         status, why = settled_status(state, problems, reason)
-        ledger.mark_finished(run, status, reason=why, clear_reason=why is None)
+        mine = state.settle_version + 1
+        if not ledger.mark_finished(
+            run, status, reason=why, clear_reason=why is None, settled_as=state.settle_version
+        ):
+            continue  # another settler wrote since this view was read: decide from its
         summary = build_summary(ledger.get_run(run), now=now)
         write_summary(s3, results_bucket, run, summary)
         after = ledger.get_run(run)
-        if _counts(after) == _counts(state) and (after.status, after.reason) == (status, why):
-            break
-    assert summary is not None  # SUMMARY_REWRITES >= 1
+        if _counts(after) == _counts(state) and after.settle_version == mine:
+            return summary.to_dict()
+    logger.warning(
+        "run settled %d times while its counts or settlers kept moving; the next count's "
+        "worker settles it again",
+        SUMMARY_REWRITES,
+        extra={"run": run},
+    )
+    if summary is None:  # every write lost to another settler's: that one wrote a summary
+        return build_summary(ledger.get_run(run), now=now).to_dict()
     return summary.to_dict()
 
 
@@ -189,21 +199,33 @@ def standing_reason(state: RunState, reason: str | None = None) -> str | None:
 
 
 def resettle_if_finished(
-    ledger: RunLedger, s3: Any, results_bucket: str, run: str, *, is_replay: bool = False
+    ledger: RunLedger,
+    s3: Any,
+    results_bucket: str,
+    run: str,
+    *,
+    is_replay: bool = False,
+    has_counted: bool = True,
 ) -> bool:
-    """After a chunk was counted: if its run is already finished, settle it again.
+    """After a chunk's delivery: if its run is already finished, settle it again.
 
     A chunk can be counted after Finalize (a stall timeout gave up on it; it came back from the
     WorkDLQ), or a replay chunk after the replayer stopped waiting: the run's status and summary
-    must follow, or the summary would lie. The markers are read only by the chunk that finds
-    every chunk counted, and never for a replay chunk (the replayer reads them once its round is
-    counted): a worker must not read millions of them for each late or replayed chunk.
+    must follow, or the summary would lie. A delivery that counted nothing (`has_counted`
+    False: a duplicate) settles too, since the one that counted may have died before it did —
+    unless the run is already settled with every chunk counted (SUCCEEDED or FAILED), which a
+    duplicate cannot change. The markers are read only once every chunk is counted, and never
+    for a replay chunk (the replayer reads them once its round is counted): a worker must not
+    read millions of them for each late, duplicate or replayed chunk.
     """
     try:
         state = ledger.get_run(run)
     except UnknownRunError:
         return False  # counted for a run the ledger never started: nothing to settle
     if state.finished_at is None and state.status is RunStatus.RUNNING:
+        return False
+    settled = {RunStatus.SUCCEEDED, RunStatus.FAILED}
+    if not has_counted and state.is_complete and state.status in settled:
         return False
     markers = MarkerRead.NEVER if is_replay else MarkerRead.ONCE_COMPLETE
     settle_run(ledger, s3, results_bucket, run, now=time.time(), markers=markers)

@@ -294,6 +294,7 @@ def state_from_item(item: Mapping[str, Any]) -> RunState:
         images=int(_num(item, "images")),
         reason=item.get("reason", {}).get("S"),
         split_reason=item.get("split_reason", {}).get("S"),
+        settle_version=int(_num(item, "settle_version")),
         split_parse_failed=parse_failed,
         wait_token=item.get("wait_token", {}).get("S"),
     )

@@ -84,6 +84,8 @@ class RunState:
     """Why the split ended early, kept apart from `reason` (which a stall or a failed execution
     replaces): "" once it read the whole manifest; None while it runs, or on a run item written
     before this was kept (nothing is then known of the split's own end)."""
+    settle_version: int = 0
+    """How many times the run was settled: a settler writes only over the version it read."""
     split_parse_failed: int = 0
     """The parse failures Split wrote (in its parse parts); `failed` also holds those a worker
     found in lines Split sent unparsed, counted with their chunk."""

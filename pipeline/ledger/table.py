@@ -372,13 +372,26 @@ class RunLedger:
         *,
         reason: str | None = None,
         clear_reason: bool = False,
-    ) -> None:
+        settled_as: int | None = None,
+    ) -> bool:
         """Set the end status (the first finish time is kept, so wall time survives replays).
 
         `clear_reason` removes a reason that no longer holds (a stall since counted past).
+        `settled_as`: the `settle_version` the decision was made from; the write then applies
+        only if no other settler wrote since (returns False if one did, and the caller decides
+        again from what that one wrote), so a decision made from an older view never lands on
+        a newer one.
         """
         values: dict[str, Any] = {":status": {"S": status.value}, ":now": n(self._clock())}
         expression = "SET #status = :status, finished_at = if_not_exists(finished_at, :now)"
+        condition = "attribute_exists(pk)"
+        if settled_as is not None:
+            expression += ", settle_version = :next"
+            values[":next"], values[":seen"] = n(settled_as + 1), n(settled_as)
+            seen = "settle_version = :seen"
+            if not settled_as:
+                seen = f"(attribute_not_exists(settle_version) OR {seen})"
+            condition += f" AND {seen}"
         if reason is not None:
             expression += ", reason = :reason"
             values[":reason"] = {"S": reason}
@@ -390,10 +403,14 @@ class RunLedger:
                 expression,
                 {"#status": "status"},
                 values,
-                ConditionExpression="attribute_exists(pk)",
+                ConditionExpression=condition,
             )
         except _AlreadyDone as exc:
-            raise UnknownRunError(f"no run {run!r} in table {self._table}") from exc
+            if settled_as is None:
+                raise UnknownRunError(f"no run {run!r} in table {self._table}") from exc
+            self.get_run(run)  # raises UnknownRunError if there is none
+            return False
+        return True
 
     def _record(
         self,

@@ -18,6 +18,7 @@ publish safe at any moment.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
@@ -49,7 +50,9 @@ PRECONDITION_CODES = frozenset({"PreconditionFailed", "412"})
 CONFLICT_CODES = frozenset({"ConditionalRequestConflict", "409"})
 """S3 answers 409 while another conditional write to the key is in flight: try again."""
 WRITE_ATTEMPTS = 5
-PRUNE_ATTEMPTS = 8
+PRUNE_ATTEMPTS = 12
+PRUNE_PAUSE_S = 0.05
+PRUNE_PAUSE_CAP_S = 2.0
 
 
 def publish_part(client: S3Client, bucket: str, part: PartName, attempt: str) -> bool:
@@ -166,7 +169,10 @@ def prune_part(client: S3Client, bucket: str, key: str, lines: Collection[int]) 
             code = error_code(exc)
             if (code not in PRECONDITION_CODES | CONFLICT_CODES) or tries == PRUNE_ATTEMPTS - 1:
                 raise write_error_from(exc, f"pruning s3://{bucket}/{key}") from exc
-            continue  # someone else rewrote it meanwhile: read it again
+            # someone else rewrote it meanwhile: read it again, after a jittered pause, so the
+            # replay chunks pruning one part at once take turns instead of colliding again
+            time.sleep(random.uniform(0, min(PRUNE_PAUSE_CAP_S, PRUNE_PAUSE_S * 2**tries)))
+            continue
         return removed
     raise AssertionError("unreachable")  # pragma: no cover
 

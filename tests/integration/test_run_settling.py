@@ -16,7 +16,7 @@ import pytest
 
 import pipeline.ledger.finalize as finalize_module
 from pipeline.ledger.finalize import finalize_run, resettle_if_finished
-from pipeline.ledger.items import run_key
+from pipeline.ledger.items import ChunkCommit, ChunkCounts, run_key
 from pipeline.ledger.runs import RunStatus
 from pipeline.ledger.summary import read_summary
 from pipeline.ledger.table import RunLedger
@@ -139,8 +139,8 @@ def _late_worker(ledger: RunLedger, s3, bucket: str) -> Callable[[], None]:
 
 @pytest.mark.parametrize(
     "moment",
-    ["iter_committed_chunks", "settled_status", "write_summary"],
-    ids=["while the markers are read", "once they are read", "before the summary is written"],
+    ["settled_status", "write_summary"],
+    ids=["once the counters are read", "before the summary is written"],
 )
 def test_the_last_count_landing_while_finalize_settles_ends_succeeded_everywhere(
     ledger, s3, bucket, monkeypatch, moment
@@ -157,6 +157,38 @@ def test_the_last_count_landing_while_finalize_settles_ends_succeeded_everywhere
     assert (state.status, state.reason, state.pending) == (RunStatus.SUCCEEDED, None, 0)
     assert _summaries(s3, bucket) == ["_SUCCESS.json"]
     assert read_summary(s3, bucket, RUN)["failed_by_stage"] == {"fetch": 1}
+
+
+def test_a_replay_chunk_counted_while_the_markers_are_read_is_no_impossible_count(
+    ledger, s3, bucket, monkeypatch
+):
+    # GIVEN a finished run, every chunk counted, line 4 failed
+    _split(ledger)
+    count_chunk(ledger, RUN, 0, ok=2, attempt="first")
+    count_chunk(ledger, RUN, 1, ok=1, missing=1, attempt="first")
+    assert _finalize(ledger, s3, bucket, {}) == RunStatus.SUCCEEDED
+    # AND a replay chunk moving line 4 to ok, counted while a settle reads the markers: they
+    # then hold its marker, and the counters read before them do not hold its count
+    moved = ChunkCounts(
+        ok=1, failed=0, replaced_by_stage={"fetch": 1}, replaced_by_error={"NoSuchKey": 1}
+    )
+    commit = ChunkCommit("replay", items=1, result_rows=1, failure_rows=0)
+    _while_settling(
+        monkeypatch,
+        "iter_committed_chunks",
+        lambda: ledger.record_replay_chunk(RUN, 1, 0, moved, commit=commit, origins=[(0, 1)]),
+    )
+    # WHEN the run is settled
+    finalize_module.settle_run(ledger, s3, bucket, RUN, now=2e9)
+    # THEN it is SUCCEEDED with the replay counted, never FAILED for "impossible counts"
+    state = ledger.get_run(RUN)
+    assert (state.status, state.reason, state.ok, state.failed) == (
+        RunStatus.SUCCEEDED,
+        None,
+        4,
+        0,
+    )
+    assert read_summary(s3, bucket, RUN)["ok"] == 4
 
 
 def test_two_settlers_interleaving_their_summary_writes_leave_the_right_one(
@@ -211,12 +243,8 @@ def _summaries(s3, bucket: str) -> list[str]:
     return sorted(o["Key"].rsplit("/", 1)[1] for o in found.get("Contents", []))
 
 
-def test_late_chunks_read_the_markers_only_once_every_chunk_is_counted(
-    ledger, s3, bucket, monkeypatch
-):
-    # GIVEN a run of 3 chunks finalized as stalled after its first, and a count of marker reads
-    ledger.record_split_progress(RUN, lines_split=6, chunks_sent=3, is_done=True)
-    count_chunk(ledger, RUN, 0, ok=2, attempt="first")
+def _count_marker_reads(monkeypatch) -> list[str]:
+    """Every read of a run's chunk markers by settling, from now on."""
     reads: list[str] = []
     real = finalize_module.iter_committed_chunks
 
@@ -225,20 +253,78 @@ def test_late_chunks_read_the_markers_only_once_every_chunk_is_counted(
         return real(ledger_, run)
 
     monkeypatch.setattr(finalize_module, "iter_committed_chunks", counted)
+    return reads
+
+
+def test_the_markers_are_read_once_every_chunk_is_counted_and_only_then(
+    ledger, s3, bucket, monkeypatch
+):
+    # GIVEN a run of 3 chunks finalized as stalled after its first
+    ledger.record_split_progress(RUN, lines_split=6, chunks_sent=3, is_done=True)
+    count_chunk(ledger, RUN, 0, ok=2, attempt="first")
+    reads = _count_marker_reads(monkeypatch)
     assert _finalize(ledger, s3, bucket, STALLED) == RunStatus.PARTIAL
-    assert len(reads) == 1  # Finalize always reads them
+    assert reads == []  # PARTIAL whatever they say: not read while chunks are out
     # WHEN a late chunk is counted and its worker settles again, one chunk still out
     count_chunk(ledger, RUN, 1, ok=2, attempt="late")
     assert resettle_if_finished(ledger, s3, bucket, RUN)
     # THEN the summary follows the count, and the markers were not read
-    assert (read_summary(s3, bucket, RUN)["ok"], len(reads)) == (4, 1)
+    assert (read_summary(s3, bucket, RUN)["ok"], len(reads)) == (4, 0)
     # WHEN the last one is counted THEN they are, once, and the run SUCCEEDED
     count_chunk(ledger, RUN, 2, ok=1, missing=1, attempt="late")
     assert resettle_if_finished(ledger, s3, bucket, RUN)
-    assert (ledger.get_run(RUN).status, len(reads)) == (RunStatus.SUCCEEDED, 2)
-    # AND a replay chunk's worker settles without reading them
+    assert (ledger.get_run(RUN).status, len(reads)) == (RunStatus.SUCCEEDED, 1)
+    # AND neither a duplicate delivery of a chunk nor a replay chunk's worker reads them again
+    assert not resettle_if_finished(ledger, s3, bucket, RUN, has_counted=False)
     assert resettle_if_finished(ledger, s3, bucket, RUN, is_replay=True)
-    assert len(reads) == 2
+    assert len(reads) == 1
+
+
+def test_a_duplicate_settles_a_run_whose_counting_delivery_died_before_it_did(ledger, s3, bucket):
+    # GIVEN a stalled run whose last chunk was counted by a delivery that died before settling
+    _split(ledger)
+    count_chunk(ledger, RUN, 0, ok=2, attempt="first")
+    _finalize(ledger, s3, bucket, STALLED)
+    count_chunk(ledger, RUN, 1, ok=1, missing=1, attempt="late")
+    # WHEN a duplicate delivery of that chunk comes (it counts nothing) THEN it settles the run
+    assert resettle_if_finished(ledger, s3, bucket, RUN, has_counted=False)
+    assert ledger.get_run(RUN).status is RunStatus.SUCCEEDED
+
+
+def test_a_settler_deciding_from_an_older_view_never_overwrites_a_newer_decision(
+    ledger, s3, bucket, monkeypatch
+):
+    # GIVEN a finished, fully counted run whose chunk 1 marker disagrees with its counters
+    # (counted ok 2, its committed parts hold 1 row)
+    _split(ledger)
+    count_chunk(ledger, RUN, 0, ok=2, attempt="first")
+    ledger.record_chunk(
+        RUN,
+        1,
+        ok=2,
+        failed=0,
+        failed_by_stage={},
+        failed_by_error={},
+        seconds=1.0,
+        images=2,
+        commit=ChunkCommit("late", items=2, result_rows=1, failure_rows=0),
+    )
+    ledger.mark_finished(RUN, RunStatus.SUCCEEDED)
+    # AND a replay chunk's worker settling without reading the markers, while the replayer's
+    # settle (which reads them) finds the disagreement and writes FAILED first
+    _while_settling(
+        monkeypatch,
+        "settled_status",
+        lambda: finalize_module.settle_run(ledger, s3, bucket, RUN, now=2e9),
+    )
+    # WHEN the worker's settle goes on from the view it read before that
+    resettle_if_finished(ledger, s3, bucket, RUN, is_replay=True)
+    # THEN the run stays FAILED, in the ledger and in its summary
+    state = ledger.get_run(RUN)
+    assert state.status is RunStatus.FAILED, state.reason
+    assert state.reason.startswith("impossible counts")
+    assert _summaries(s3, bucket) == ["_PARTIAL.json"]
+    assert read_summary(s3, bucket, RUN)["status"] == "FAILED"
 
 
 def test_impossible_counts_found_before_stand_while_the_markers_are_not_read(ledger, s3, bucket):

@@ -7,17 +7,20 @@ the first PUT is held inside moto's store, after its check, while the second one
 
 from __future__ import annotations
 
+import gzip
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import boto3
+import orjson
 import pytest
 from botocore.exceptions import ClientError
 from moto.s3.models import S3Backend
 
 from pipeline.aws.errors import error_code
-from pipeline.parts.commit import PRECONDITION_CODES
+from pipeline.parts.commit import PRECONDITION_CODES, prune_part
 
 pytestmark = pytest.mark.integration
 
@@ -89,3 +92,25 @@ def test_of_two_puts_if_match_one_etag_one_replaces_the_object_and_the_other_get
     assert outcomes[0] == "ok"
     assert outcomes[1] in PRECONDITION_CODES
     assert s3.get_object(Bucket=bucket, Key="failures/p-1.gz")["Body"].read() == b"first"
+
+
+def test_replay_chunks_pruning_one_failure_part_at_once_each_take_their_lines_out(s3, bucket):
+    # GIVEN a failure part of 16 lines, and 16 replay chunks' deliveries each pruning one
+    # line of it at the same moment (each rewrite is guarded by the ETag it read)
+    key = "failures/r1/part-00000000.jsonl.gz"
+    rows = b"".join(orjson.dumps({"line": line}) + b"\n" for line in range(16))
+    s3.put_object(Bucket=bucket, Key=key, Body=gzip.compress(rows))
+    start = threading.Barrier(16)
+
+    def prune(line: int) -> int:
+        client = boto3.client("s3", endpoint_url=s3.meta.endpoint_url)
+        start.wait()
+        return prune_part(client, bucket, key, [line])
+
+    # WHEN they run
+    with ThreadPoolExecutor(16) as pool:
+        removed = list(pool.map(prune, range(16)))
+    # THEN none gave up: each took its own line out, and the part is left empty
+    assert removed == [1] * 16
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert gzip.decompress(body) == b""
