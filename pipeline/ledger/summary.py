@@ -169,7 +169,7 @@ def build_summary(state: RunState, *, now: float, prices: Prices | None = None) 
     problems = invariant_problems(state)
     if problems and state.status is not RunStatus.FAILED:
         raise LedgerInvariantError(f"run {state.run}: " + "; ".join(problems))
-    pending = 0 if problems else max(0, state.pending)
+    pending = 0 if problems or state.status is RunStatus.FAILED else max(0, state.pending)
     by_stage, by_error = dict(state.failed_by_stage), dict(state.failed_by_error)
     if pending:
         by_stage[UNPROCESSED_STAGE] = by_stage.get(UNPROCESSED_STAGE, 0) + pending

@@ -78,6 +78,14 @@ def test_a_failed_run_is_summarised_with_its_raw_counts_and_reason():
     )
 
 
+def test_a_failed_run_whose_counters_are_possible_is_summarised_with_them_as_they_are():
+    # FAILED for its markers (counters alone look fine): no line is invented as unprocessed
+    state = _state(ok=3, failed=0, status=RunStatus.FAILED, reason="impossible counts: chunk 1")
+    summary = build_summary(state, now=200.0)
+    assert (summary.ok, summary.failed, summary.lines) == (3, 0, 6)
+    assert "unprocessed" not in summary.failed_by_stage
+
+
 def test_markers_that_agree_with_the_counters_raise_nothing():
     markers = [_marker(0, 3, 0), _marker(1, 1, 2)]
     assert marker_problems(_state(), markers) == []
