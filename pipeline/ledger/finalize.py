@@ -55,7 +55,7 @@ class MarkerRead(Enum):
     """
 
     ONCE_COMPLETE = "once complete"  # Finalize, the replayer, a worker after a late chunk
-    NEVER = "never"  # a worker, after a replay chunk (the replayer reads them for its round)
+    NEVER = "never"  # a worker after a replay chunk or a duplicate delivery
 
 
 def _partial_reason(state: dict[str, Any]) -> str | None:
@@ -120,12 +120,13 @@ def settle_run(
     before stand).
 
     Decided from one view: the counters are read again after the markers, and if a chunk was
-    counted in between, the markers (which then hold more than the counters read first) are
-    not held against the counters this time — a false "impossible counts". Written only over
-    the settle this decision was made from (`settle_version`): a settler that read an older
-    view decides again from the newer one instead of overwriting it. Then read back: if the
-    counts moved or another settler wrote meanwhile, it is decided and written again, so the
-    last summary written follows the last count and the last decision, whoever writes them.
+    counted in between, the markers (which then hold more than the counters read first) count
+    as unread this round — not a false "impossible counts", nor a standing one dropped.
+    Written only over the settle this decision was made from (`settle_version`): a settler that
+    read an older view decides again from the newer one instead of overwriting it. Then read
+    back: if the counts moved, or another settler has since written a different decision, it
+    is decided and written again, so the last summary written follows the last count and the
+    last decision, whoever writes them (two settlers that agree both stop).
     """
     summary = None
     for _ in range(SUMMARY_REWRITES):
@@ -134,7 +135,7 @@ def settle_run(
         if markers is MarkerRead.ONCE_COMPLETE and state.is_complete:
             problems = marker_problems(state, iter_committed_chunks(ledger, run))
             if _counts(ledger.get_run(run)) != _counts(state):
-                problems = []  # counted while the markers were read: checked on the next round
+                problems = None  # counted while they were read: as if unread, next round reads
         status, why = settled_status(state, problems, reason)
         mine = state.settle_version + 1
         if not ledger.mark_finished(
@@ -144,15 +145,17 @@ def settle_run(
         summary = build_summary(ledger.get_run(run), now=now)
         write_summary(s3, results_bucket, run, summary)
         after = ledger.get_run(run)
-        if _counts(after) == _counts(state) and after.settle_version == mine:
-            return summary.to_dict()
+        if _counts(after) == _counts(state) and (
+            after.settle_version == mine or (after.status, after.reason) == (status, why)
+        ):
+            return summary.to_dict()  # the last decision is this one, from these counts
     logger.warning(
         "run settled %d times while its counts or settlers kept moving; the next count's "
         "worker settles it again",
         SUMMARY_REWRITES,
         extra={"run": run},
     )
-    if summary is None:  # every write lost to another settler's: that one wrote a summary
+    if summary is None:  # every round's write lost to another settler's, which writes its own
         return build_summary(ledger.get_run(run), now=now).to_dict()
     return summary.to_dict()
 
@@ -212,11 +215,11 @@ def resettle_if_finished(
     A chunk can be counted after Finalize (a stall timeout gave up on it; it came back from the
     WorkDLQ), or a replay chunk after the replayer stopped waiting: the run's status and summary
     must follow, or the summary would lie. A delivery that counted nothing (`has_counted`
-    False: a duplicate) settles too, since the one that counted may have died before it did —
-    unless the run is already settled with every chunk counted (SUCCEEDED or FAILED), which a
-    duplicate cannot change. The markers are read only once every chunk is counted, and never
-    for a replay chunk (the replayer reads them once its round is counted): a worker must not
-    read millions of them for each late, duplicate or replayed chunk.
+    False: a duplicate) settles too, since the one that counted may have died before it did, or
+    while writing the summary. The markers are read only by the delivery whose count finds
+    every chunk counted, never by a duplicate or for a replay chunk (the replayer reads them once
+    its round is counted): a worker must not read millions of them for each late, duplicate or
+    replayed chunk.
     """
     try:
         state = ledger.get_run(run)
@@ -224,10 +227,7 @@ def resettle_if_finished(
         return False  # counted for a run the ledger never started: nothing to settle
     if state.finished_at is None and state.status is RunStatus.RUNNING:
         return False
-    settled = {RunStatus.SUCCEEDED, RunStatus.FAILED}
-    if not has_counted and state.is_complete and state.status in settled:
-        return False
-    markers = MarkerRead.NEVER if is_replay else MarkerRead.ONCE_COMPLETE
+    markers = MarkerRead.ONCE_COMPLETE if has_counted and not is_replay else MarkerRead.NEVER
     settle_run(ledger, s3, results_bucket, run, now=time.time(), markers=markers)
     return True
 
