@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from pipeline.failures import ManifestReadError
 from pipeline.gzip.checkpoint import Checkpoint
 from pipeline.gzip.index_store import IndexStore, LocalIndexStore
 from pipeline.gzip.ranged import LocalFileReader
@@ -24,7 +25,7 @@ from pipeline.split.chunking import Chunk
 from pipeline.split.passes import SplitOptions, SplitOutcome, split_pass
 from pipeline.split.reservations import ChunkReservations
 from pipeline.split.sinks import ChunkMessage, CountingSink, MemoryParseFailureWriter
-from pipeline.split.source import OpenReader, ReaderKnobs
+from pipeline.split.source import TRANSIENT_READ_ERRORS, OpenReader, ReaderKnobs
 
 SMALL_KNOBS = ReaderKnobs(
     spacing_bytes=64 * 1024, block_bytes=64 * 1024, cache_bytes=1024 * 1024,
@@ -143,7 +144,8 @@ def run_chain(
 ) -> Chain:
     """Split `source` to the end; `kill` maps a pass number to the chunks it sends before dying.
 
-    A killed pass is retried from the same checkpoint (as Step Functions' Retry does). Chunk
+    A killed pass, or one whose read broke transiently (`TRANSIENT_READ_ERRORS`), is retried
+    from the same checkpoint (as Step Functions' Retry does). Chunk
     reservations are kept as the ledger keeps them (`reservations`, a new store by default).
     """
     chain, checkpoint = Chain(), None
@@ -168,6 +170,11 @@ def run_chain(
                 **kwargs,
             )
         except SinkDied:
+            chain.deaths += 1
+            continue
+        except ManifestReadError as exc:  # S3 broke a read: the pass fails, and is retried
+            if exc.error not in TRANSIENT_READ_ERRORS:
+                raise
             chain.deaths += 1
             continue
         chain.outcomes.append(outcome)

@@ -62,6 +62,17 @@ _TRIM_EVERY_POINTS = 64
 _SKIP_BYTES = 1024 * 1024
 
 
+class _MemberCrcMismatch(ManifestReadError):
+    """A member's bytes disagree with its CRC-32: the bytes before it are served first.
+
+    The only error a read defers. Any other (a ranged GET that broke) raises at once, losing
+    the bytes inflated in that read: a pass then dies at the end of its last whole block, and
+    its retry from the same checkpoint reads the same blocks. Served short, that block would
+    have ended the dead attempt's last run of lines early, where Split sends a run unparsed or
+    parses it as a whole, and its retry would have cut other chunks under the same numbers.
+    """
+
+
 class _NotPlain(Exception):
     """Something zran must judge: the stream is handed over where it stands."""
 
@@ -326,7 +337,7 @@ class OneInflateRaw(io.RawIOBase):
             return produced, str(exc)
         except ZlibError as exc:
             return produced, f"zlib: {exc}"
-        except ManifestReadError as exc:  # a CRC mismatch: serve what came before, then raise
+        except _MemberCrcMismatch as exc:  # serve what came before, then raise
             self._error = exc
             return produced, None
         finally:
@@ -351,7 +362,7 @@ class OneInflateRaw(io.RawIOBase):
             raise _NotPlain("a gzip trailer's ISIZE disagrees with the member")
         if self._crc is not None and int.from_bytes(trailer[:4], "little") != self._crc:
             at = self._in_base + self._in_at - _TRAILER_BYTES
-            raise ManifestReadError(
+            raise _MemberCrcMismatch(
                 f"the gzip stream is corrupt: the member ending at compressed byte {at} does "
                 "not match its CRC-32; check the manifest object (gzip -t) and upload it again",
                 error="CorruptManifest",

@@ -51,7 +51,7 @@ from pipeline.split.chunking import ChunkSpan, iter_chunk_spans
 from pipeline.split.failure_backlog import FailureBacklog
 from pipeline.split.reservations import ChunkReservations, PassReservation
 from pipeline.split.sinks import ChunkMessage, ChunkSink, ParseFailureWriter
-from pipeline.split.source import ManifestCursor, OpenReader
+from pipeline.split.source import TRANSIENT_READ_ERRORS, ManifestCursor, OpenReader
 from pipeline.split.values import (
     PassStats,
     SplitOptions,
@@ -67,15 +67,6 @@ if TYPE_CHECKING:
 __all__ = ["TRANSIENT_READ_ERRORS", "SplitOptions", "SplitOutcome", "split_pass"]
 
 logger = logging.getLogger(__name__)
-
-TRANSIENT_READ_ERRORS = frozenset(
-    {"ReadInterrupted", "InternalError", "ServiceUnavailable", "RequestTimeout"}
-    | {"500", "502", "503", "504"}  # HEAD answers a bare status code
-)
-"""Read errors a retried pass can get past: they fail the pass instead of ending the split.
-
-S3's own 5xx answers are among them: what the SDK's retries did not get past is still S3's
-trouble, not the manifest's, and ending the split there would leave the rest of it unsplit."""
 
 
 class _Pass:

@@ -237,6 +237,16 @@ class ManifestCursor:
                 close()
 
 
+TRANSIENT_READ_ERRORS = frozenset(
+    {"ReadInterrupted", "InternalError", "ServiceUnavailable", "RequestTimeout"}
+    | {"500", "502", "503", "504"}  # HEAD answers a bare status code
+)
+"""Read errors a retried pass can get past: they fail the pass instead of ending the split.
+
+S3's own 5xx answers are among them: what the SDK's retries did not get past is still S3's
+trouble, not the manifest's, and ending the split there would leave the rest of it unsplit."""
+
+
 class OneReadStream:
     """Reads that return what one raw read gave, so a break never swallows the bytes before it.
 
@@ -258,13 +268,19 @@ class OneReadStream:
         return self._stream.read1(size if size >= 0 else _BIG_READ)
 
     def read_head(self, size: int) -> bytes:
-        """Up to `size` bytes for sniffing; a break inside them is raised on the next read."""
+        """Up to `size` bytes for sniffing; a break inside them is raised on the next read.
+
+        A transient read error is raised at once: the retried pass must read the same head,
+        or its first run of lines would end elsewhere and be cut into other chunks.
+        """
         parts: list[bytes] = []
         got = 0
         while got < size:
             try:
                 data = self.read(size - got)
             except ManifestReadError as exc:
+                if exc.error in TRANSIENT_READ_ERRORS:
+                    raise  # see the docstring: the retry must read the same head
                 self._error = exc
                 break
             if not data:
