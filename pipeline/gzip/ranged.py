@@ -136,7 +136,11 @@ class S3ObjectReader:
             self.close()
             self._body = self._get(f"bytes={start}-")
             self._body_pos = start
-        data = self._read_body(self._body, end - start)
+        try:
+            data = self._read_body(self._body, end - start)
+        except ManifestReadError:
+            self.close()  # how far the broken body got is unknown: a next read opens another
+            raise
         self._body_pos += len(data)
         return data
 

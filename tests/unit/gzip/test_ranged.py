@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ReadTimeoutError
 
 from pipeline.failures import ManifestReadError, ThrottledError
 from pipeline.gzip.index import IndexFormatError, ZranIndex
@@ -156,3 +156,35 @@ def test_s3_reader_turns_client_errors_into_pipeline_errors(code, error_type, er
     with pytest.raises(error_type) as caught:
         reader.read_range(0, 10)
     assert caught.value.error == error
+
+
+class _BreaksOnceBody(_TrickleBody):
+    """A streaming body whose socket times out once, after handing out part of a read."""
+
+    def __init__(self, data: bytes, breaks: list[int]) -> None:
+        super().__init__(data)
+        self._breaks = breaks
+
+    def read(self, size: int) -> bytes:
+        if self._breaks:
+            self._data = self._data[self._breaks.pop() :]  # those bytes were on the wire
+            raise ReadTimeoutError(endpoint_url="https://s3")
+        return super().read(size)
+
+
+def test_a_streaming_range_read_again_after_its_body_broke_is_the_same_bytes():
+    # GIVEN a streaming reader whose body times out after 5,000 bytes of a range were sent
+    data = bytes(range(256)) * 1000
+    breaks = [5_000]
+
+    class Breaking(_FakeS3):
+        def get_object(self, *, Range: str, **_kwargs):
+            start = int(Range.removeprefix("bytes=").partition("-")[0])
+            return {"Body": _BreaksOnceBody(self.data[start:], breaks)}
+
+    reader = S3ObjectReader(Breaking(data), "b", "k", streaming=True)
+    with pytest.raises(ManifestReadError, match="broke"):
+        reader.read_range(100_000, 200_000)
+    # WHEN the same range is asked for again (the pass's retry, or zran re-reading)
+    # THEN it is that range, from a new GET: not the broken body's bytes 5,000 further on
+    assert reader.read_range(100_000, 200_000) == data[100_000:200_000]
