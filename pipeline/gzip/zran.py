@@ -160,6 +160,12 @@ class ZranRaw(io.RawIOBase):
     def _break(self, exc: Exception) -> None:
         """After a zran failure: what zlib still recovers past `_pos`, and the error to raise."""
         error = _read_error(exc, self._source)
+        if isinstance(exc.__cause__, PipelineError):
+            # the reader's own error (S3 broke a read, refused it, the object changed): not
+            # the data's, so nothing past the position is recovered or served — a retried pass
+            # must read the same bytes — and it is raised as it is, never read as a truncation
+            self._after_break = (b"", error)
+            return
         tail, is_cut = self._recover_tail()
         if is_cut and isinstance(error, ManifestReadError):
             error = _truncated(
@@ -196,10 +202,12 @@ class ZranRaw(io.RawIOBase):
             return b"", False
         kept = bytearray()
         produced, decoder = 0, zlib.decompressobj(31)
+        is_fed = False  # the member being decoded has had input (a fresh one after an end has not)
         self._source.seek(0)
         pending = b""
         while piece := pending or self._source.read(1024 * 1024):
             pending = b""
+            is_fed = True
             out = b"-"
             # a full step may hold back output; at a member's end zlib keeps what follows in
             # `unconsumed_tail` too, and would hand it back forever
@@ -216,8 +224,8 @@ class ZranRaw(io.RawIOBase):
                 pending = decoder.unused_data.lstrip(b"\0")
                 if pending and not pending.startswith(GZIP_MAGIC):
                     return bytes(kept), False
-                decoder = zlib.decompressobj(31)
-        return bytes(kept), not decoder.eof
+                decoder, is_fed = zlib.decompressobj(31), False
+        return bytes(kept), is_fed and not decoder.eof
 
     def export_index(self) -> ZranIndex:
         """Every seek point zran holds now (no I/O: the points are in memory)."""

@@ -15,6 +15,7 @@ import gzip
 import zlib
 from pathlib import Path
 
+import pipeline.gzip.checkpoint as checkpoint_module
 from pipeline.failures import ManifestReadError
 from pipeline.gzip.index_store import LocalIndexStore
 from pipeline.gzip.ranged import LocalFileReader
@@ -106,5 +107,26 @@ def test_a_first_pass_whose_read_broke_inside_the_head_is_retried_into_the_same_
     )
     # THEN as above: the same chunks, every line once
     assert BreaksOnce.broken and chain.deaths == 1
+    assert chain.chunks
+    assert sorted(chain.lines + chain.failed) == list(range(1, LINES + 1))
+
+
+def test_a_read_broken_on_the_zran_path_fails_the_pass_instead_of_truncating_the_split(
+    tmp_path, monkeypatch
+):
+    # GIVEN zran serving the stream (as after a hand-over, or with no libz to load), and a
+    # healthy manifest whose one ranged GET breaks mid-block
+    monkeypatch.setattr(checkpoint_module, "zlib_available", lambda: False)
+    monkeypatch.setattr(BreaksOnce, "broken", False)
+    rows = b"".join(b"bkt-0,k/%08d.jpg\n" % line for line in range(1, LINES + 1))
+    path = tmp_path / "m.csv.gz"
+    path.write_bytes(gzip.compress(rows, compresslevel=0, mtime=0))
+    # WHEN it is split
+    store, options = LocalIndexStore(tmp_path / "idx"), SplitOptions(10, knobs=SMALL_KNOBS)
+    chain = run_chain(str(path), BreaksOnce, store, options)
+    # THEN the pass failed and was retried, and the split ended at the manifest's end: the
+    # break was S3's, not a truncated manifest's (it used to end the run PARTIAL for good)
+    assert BreaksOnce.broken and chain.deaths == 1
+    assert chain.outcomes[-1].reason is None
     assert chain.chunks
     assert sorted(chain.lines + chain.failed) == list(range(1, LINES + 1))
