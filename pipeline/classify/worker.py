@@ -253,7 +253,7 @@ class ChunkWorker:
         if marker is not None:  # a duplicate delivery: its parts and counts stand as they are
             logger.info("chunk %d was already counted", chunk.number, extra={"run": chunk.run})
             roll_forward(self.targets, chunk.run, marker, wait_s=self._wait_s(deadline))
-            self._follow_up(chunk, replay, has_counted=False)  # the winner may have died first
+            self._follow_up(chunk, replay)  # the winner may have died before its own
             return ChunkReport(chunk.run, chunk.number, 0, (), time.monotonic() - started, False)
         attempt = self.new_attempt()
         failures = [  # raw lines that are no record: this chunk's to record, as Split would
@@ -274,7 +274,7 @@ class ChunkWorker:
         else:  # a duplicate delivered at the same time counted it first
             logger.info("chunk %d was counted meanwhile", chunk.number, extra={"run": chunk.run})
             self._discard(chunk, replay_round, attempt, deadline, winner)
-        self._follow_up(chunk, replay, has_counted=is_counted)
+        self._follow_up(chunk, replay)
         return ChunkReport(chunk.run, chunk.number, report.ok, report.failures, seconds, is_counted)
 
     def new_attempt(self) -> str:
@@ -338,7 +338,7 @@ class ChunkWorker:
         )
         finish_commit(self.targets, chunk.run, marker, failures=failures)
 
-    def _follow_up(self, chunk: Chunk, replay: ReplayMark | None, *, has_counted: bool) -> None:
+    def _follow_up(self, chunk: Chunk, replay: ReplayMark | None) -> None:
         """Once the chunk's parts are published: prune a replay's lines, re-settle the run.
 
         Every delivery does this, the winner and any later one, since the winner may have died
@@ -361,7 +361,6 @@ class ChunkWorker:
             self.settings.results_bucket,
             chunk.run,
             is_replay=replay is not None,
-            has_counted=has_counted,
         )
 
     def _discard(

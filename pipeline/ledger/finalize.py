@@ -50,12 +50,13 @@ class MarkerRead(Enum):
 
     Every marker is read: ~33 us of CPU each, minutes for a run of millions of chunks. A run
     with chunks still to count is PARTIAL whatever they say, so they are read only once every
-    chunk is counted: nothing is lost but an early FAILED, and Finalize reads them with the
-    counts at rest, not while late chunks move them under every scan.
+    chunk is counted (nothing is lost but an early FAILED, and Finalize reads them with the
+    counts at rest, not while late chunks move them under every scan), and not again at counts
+    they were already checked at.
     """
 
-    ONCE_COMPLETE = "once complete"  # Finalize, the replayer, a worker after a late chunk
-    NEVER = "never"  # a worker after a replay chunk or a duplicate delivery
+    ONCE_COMPLETE = "once complete"  # Finalize, the replayer, a worker after a chunk
+    NEVER = "never"  # a worker after a replay chunk
 
 
 def _partial_reason(state: dict[str, Any]) -> str | None:
@@ -131,15 +132,26 @@ def settle_run(
     summary = None
     for _ in range(SUMMARY_REWRITES):
         state = ledger.get_run(run)
-        problems = None
-        if markers is MarkerRead.ONCE_COMPLETE and state.is_complete:
+        problems = checked = None
+        if (
+            markers is MarkerRead.ONCE_COMPLETE
+            and state.is_complete
+            and state.markers_checked != state.counts_key  # at these counts, a settle did
+        ):
             problems = marker_problems(state, iter_committed_chunks(ledger, run))
             if _counts(ledger.get_run(run)) != _counts(state):
                 problems = None  # counted while they were read: as if unread, next round reads
+            else:
+                checked = state.counts_key
         status, why = settled_status(state, problems, reason)
         mine = state.settle_version + 1
         if not ledger.mark_finished(
-            run, status, reason=why, clear_reason=why is None, settled_as=state.settle_version
+            run,
+            status,
+            reason=why,
+            clear_reason=why is None,
+            settled_as=state.settle_version,
+            markers_checked=checked,
         ):
             continue  # another settler wrote since this view was read: decide from its
         summary = build_summary(ledger.get_run(run), now=now)
@@ -208,18 +220,17 @@ def resettle_if_finished(
     run: str,
     *,
     is_replay: bool = False,
-    has_counted: bool = True,
 ) -> bool:
     """After a chunk's delivery: if its run is already finished, settle it again.
 
     A chunk can be counted after Finalize (a stall timeout gave up on it; it came back from the
     WorkDLQ), or a replay chunk after the replayer stopped waiting: the run's status and summary
-    must follow, or the summary would lie. A delivery that counted nothing (`has_counted`
-    False: a duplicate) settles too, since the one that counted may have died before it did, or
-    while writing the summary. The markers are read only by the delivery whose count finds
-    every chunk counted, never by a duplicate or for a replay chunk (the replayer reads them once
-    its round is counted): a worker must not read millions of them for each late, duplicate or
-    replayed chunk.
+    must follow, or the summary would lie. A delivery that counted nothing (a duplicate) settles
+    too, since the one that counted may have died before it did, or while writing the summary.
+    The markers are read once every chunk is counted, and only if no settle checked them at the
+    counts as they are (`markers_checked`), never for a replay chunk (the replayer reads them
+    once its round is counted): a worker must not read millions of them for each late,
+    duplicate or replayed chunk.
     """
     try:
         state = ledger.get_run(run)
@@ -227,7 +238,7 @@ def resettle_if_finished(
         return False  # counted for a run the ledger never started: nothing to settle
     if state.finished_at is None and state.status is RunStatus.RUNNING:
         return False
-    markers = MarkerRead.ONCE_COMPLETE if has_counted and not is_replay else MarkerRead.NEVER
+    markers = MarkerRead.NEVER if is_replay else MarkerRead.ONCE_COMPLETE
     settle_run(ledger, s3, results_bucket, run, now=time.time(), markers=markers)
     return True
 

@@ -295,6 +295,7 @@ def state_from_item(item: Mapping[str, Any]) -> RunState:
         reason=item.get("reason", {}).get("S"),
         split_reason=item.get("split_reason", {}).get("S"),
         settle_version=int(_num(item, "settle_version")),
+        markers_checked=item.get("markers_checked", {}).get("S"),
         split_parse_failed=parse_failed,
         wait_token=item.get("wait_token", {}).get("S"),
     )

@@ -86,12 +86,20 @@ class RunState:
     before this was kept (nothing is then known of the split's own end)."""
     settle_version: int = 0
     """How many times the run was settled: a settler writes only over the version it read."""
+    markers_checked: str | None = None
+    """The counts (`counts_key`) at which a settle last checked the chunk markers."""
     split_parse_failed: int = 0
     """The parse failures Split wrote (in its parse parts); `failed` also holds those a worker
     found in lines Split sent unparsed, counted with their chunk."""
     wait_token: str | None = None
     """The Step Functions task token the execution waits on once Split is done (None before):
     whoever sees the run complete sends it SendTaskSuccess (pipeline/ledger/completion.py)."""
+
+    @property
+    def counts_key(self) -> str:
+        """What settling decides from, as one value: counted lines and chunks, first and replay."""
+        counts = (self.ok, self.failed, self.lines_split, self.chunks_done, self.replay_chunks_done)
+        return ",".join(map(str, counts))
 
     @property
     def lines(self) -> int:

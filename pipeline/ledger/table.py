@@ -373,6 +373,7 @@ class RunLedger:
         reason: str | None = None,
         clear_reason: bool = False,
         settled_as: int | None = None,
+        markers_checked: str | None = None,
     ) -> bool:
         """Set the end status (the first finish time is kept, so wall time survives replays).
 
@@ -380,10 +381,14 @@ class RunLedger:
         `settled_as`: the `settle_version` the decision was made from; the write then applies
         only if no other settler wrote since (returns False if one did, and the caller decides
         again from what that one wrote), so a decision made from an older view never lands on
-        a newer one.
+        a newer one. `markers_checked`: the counts the chunk markers were checked against for
+        this decision (a later settle at the same counts need not read them again).
         """
         values: dict[str, Any] = {":status": {"S": status.value}, ":now": n(self._clock())}
         expression = "SET #status = :status, finished_at = if_not_exists(finished_at, :now)"
+        if markers_checked is not None:
+            expression += ", markers_checked = :checked"
+            values[":checked"] = {"S": markers_checked}
         condition = "attribute_exists(pk)"
         if settled_as is not None:
             expression += ", settle_version = :next"

@@ -163,25 +163,26 @@ def test_the_last_count_landing_while_finalize_settles_ends_succeeded_everywhere
 def test_a_replay_chunk_counted_while_the_markers_are_read_is_no_impossible_count(
     ledger, s3, bucket, monkeypatch
 ):
-    # GIVEN a finished run, every chunk counted, line 4 failed
+    # GIVEN a finished run, every chunk counted, lines 3 and 4 failed; line 3 replayed since
     _split(ledger)
     count_chunk(ledger, RUN, 0, ok=2, attempt="first")
-    count_chunk(ledger, RUN, 1, ok=1, missing=1, attempt="first")
+    count_chunk(ledger, RUN, 1, ok=0, missing=2, attempt="first")
     assert _finalize(ledger, s3, bucket, {}) == RunStatus.SUCCEEDED
-    # AND a replay chunk moving line 4 to ok, counted while a settle reads the markers: they
-    # then hold its marker, and the counters read before them do not hold its count
     moved = ChunkCounts(
         ok=1, failed=0, replaced_by_stage={"fetch": 1}, replaced_by_error={"NoSuchKey": 1}
     )
     commit = ChunkCommit("replay", items=1, result_rows=1, failure_rows=0)
+    ledger.record_replay_chunk(RUN, 1, 0, moved, commit=commit, origins=[(0, 1)])
+    # AND line 4's replay chunk counted while the next settle reads the markers: they then
+    # hold its marker, and the counters read before them do not hold its count
     _while_settling(
         monkeypatch,
         "iter_committed_chunks",
-        lambda: ledger.record_replay_chunk(RUN, 1, 0, moved, commit=commit, origins=[(0, 1)]),
+        lambda: ledger.record_replay_chunk(RUN, 1, 1, moved, commit=commit, origins=[(0, 1)]),
     )
     # WHEN the run is settled
     finalize_module.settle_run(ledger, s3, bucket, RUN, now=2e9)
-    # THEN it is SUCCEEDED with the replay counted, never FAILED for "impossible counts"
+    # THEN it is SUCCEEDED with both replays counted, never FAILED for "impossible counts"
     state = ledger.get_run(RUN)
     assert (state.status, state.reason, state.ok, state.failed) == (
         RunStatus.SUCCEEDED,
@@ -276,7 +277,7 @@ def test_the_markers_are_read_once_every_chunk_is_counted_and_only_then(
     assert resettle_if_finished(ledger, s3, bucket, RUN)
     assert (ledger.get_run(RUN).status, len(reads)) == (RunStatus.SUCCEEDED, 1)
     # AND neither a duplicate delivery of a chunk nor a replay chunk's worker reads them again
-    assert resettle_if_finished(ledger, s3, bucket, RUN, has_counted=False)
+    assert resettle_if_finished(ledger, s3, bucket, RUN)
     assert resettle_if_finished(ledger, s3, bucket, RUN, is_replay=True)
     assert (ledger.get_run(RUN).status, len(reads)) == (RunStatus.SUCCEEDED, 1)
 
@@ -288,7 +289,7 @@ def test_a_duplicate_settles_a_run_whose_counting_delivery_died_before_it_did(le
     _finalize(ledger, s3, bucket, STALLED)
     count_chunk(ledger, RUN, 1, ok=1, missing=1, attempt="late")
     # WHEN a duplicate delivery of that chunk comes (it counts nothing) THEN it settles the run
-    assert resettle_if_finished(ledger, s3, bucket, RUN, has_counted=False)
+    assert resettle_if_finished(ledger, s3, bucket, RUN)
     assert ledger.get_run(RUN).status is RunStatus.SUCCEEDED
 
 
@@ -362,7 +363,7 @@ def test_a_duplicate_mends_the_summary_of_a_settle_that_died_before_writing_it(
     assert ledger.get_run(RUN).status is RunStatus.SUCCEEDED
     assert _summaries(s3, bucket) == ["_PARTIAL.json"]  # the file still says what it said
     # WHEN its message comes back: the chunk is counted, the delivery a duplicate
-    assert resettle_if_finished(ledger, s3, bucket, RUN, has_counted=False)
+    assert resettle_if_finished(ledger, s3, bucket, RUN)
     # THEN the summary file says what the ledger says
     assert _summaries(s3, bucket) == ["_SUCCESS.json"]
     assert read_summary(s3, bucket, RUN)["ok"] == 3
@@ -373,7 +374,7 @@ def test_counts_moving_under_the_marker_read_never_drop_impossible_counts(
 ):
     # GIVEN a fully counted run found FAILED: chunk 1's marker holds 2 failure rows, counted 1
     _split(ledger)
-    count_chunk(ledger, RUN, 0, ok=2, attempt="first")
+    count_chunk(ledger, RUN, 0, ok=1, missing=1, attempt="first")
     ledger.record_chunk(
         RUN,
         1,
@@ -386,12 +387,15 @@ def test_counts_moving_under_the_marker_read_never_drop_impossible_counts(
         commit=ChunkCommit("late", items=2, result_rows=1, failure_rows=2),
     )
     assert _finalize(ledger, s3, bucket, {}) == RunStatus.FAILED
-    # AND a replay chunk counted while the next settle reads the markers, which stops after its
-    # first summary write (the replayer is killed)
+    # AND a replay since (so the next settle reads the markers again), and another replay
+    # chunk counted while it reads them; that settle stops after its first summary write
+    # (the replayer is killed)
     moved = ChunkCounts(
         ok=1, failed=0, replaced_by_stage={"fetch": 1}, replaced_by_error={"NoSuchKey": 1}
     )
     commit = ChunkCommit("replay", items=1, result_rows=1, failure_rows=0)
+    ledger.record_replay_chunk(RUN, 1, 1, moved, commit=commit, origins=[(0, 0)])
+    reads = _count_marker_reads(monkeypatch)
     _while_settling(
         monkeypatch,
         "iter_committed_chunks",
@@ -410,7 +414,7 @@ def test_counts_moving_under_the_marker_read_never_drop_impossible_counts(
         finalize_module.settle_run(ledger, s3, bucket, RUN, now=2e9)
     # THEN what it wrote before it stopped still says FAILED: the markers read while a count
     # moved the counters are as if unread, and the impossible counts found before stand
-    assert written == ["FAILED"]
+    assert (written, len(reads)) == (["FAILED"], 1)
     assert ledger.get_run(RUN).status is RunStatus.FAILED
     assert _summaries(s3, bucket) == ["_PARTIAL.json"]
 
@@ -450,3 +454,31 @@ def test_settlers_that_agree_stop_at_once(ledger, s3, bucket, monkeypatch, settl
     assert len(rounds) <= 2 * settlers
     assert ledger.get_run(RUN).status is RunStatus.SUCCEEDED
     assert _summaries(s3, bucket) == ["_SUCCESS.json"]
+
+
+def test_a_duplicate_checks_the_markers_its_dead_counting_delivery_never_checked(
+    ledger, s3, bucket
+):
+    # GIVEN a stalled run whose last chunk is counted ok 2 while its committed parts hold 1
+    # row, by a delivery that died before settling
+    _split(ledger)
+    count_chunk(ledger, RUN, 0, ok=2, attempt="first")
+    _finalize(ledger, s3, bucket, STALLED)
+    ledger.record_chunk(
+        RUN,
+        1,
+        ok=2,
+        failed=0,
+        failed_by_stage={},
+        failed_by_error={},
+        seconds=1.0,
+        images=2,
+        commit=ChunkCommit("late", items=2, result_rows=1, failure_rows=0),
+    )
+    # WHEN its message comes back, a duplicate, and settles the run
+    assert resettle_if_finished(ledger, s3, bucket, RUN)
+    # THEN it read the markers no settle had read at these counts: FAILED, never SUCCEEDED
+    state = ledger.get_run(RUN)
+    assert state.status is RunStatus.FAILED
+    assert state.reason.startswith("impossible counts")
+    assert read_summary(s3, bucket, RUN)["status"] == "FAILED"
