@@ -10,14 +10,15 @@ windowless point after each member header). So a checkpoint it takes is a zran i
 zran took is a start for it: passes of either kind chain.
 
 It serves only what is plain: whole gzip members one after another, each trailer's ISIZE
-matching what was inflated. Every member's CRC-32 is checked too (ISA-L's crc32, ~40 GB/s): a
-mismatch serves the member, then raises `CorruptManifest`; zran checked no CRC once a read
+matching what was inflated. Every member's CRC-32 and ISIZE are checked (ISA-L's crc32,
+~40 GB/s): a mismatch serves the member, then raises `CorruptManifest` (zran checks only the
+last member's trailer, so a member before it that disagreed passed); zran checked no CRC once a read
 restarted at a seek point, so a flipped byte that still inflated passed. A member longer than a
 pass is checked across passes: each seek point carries the CRC-32 of its member's bytes before
 it (`MemberCrc`), the checkpoint keeps the one it resumes from, and the next pass goes on from
 it, so a 20 GB single-member manifest read in ten passes is checked whole at its trailer. At the
 first thing that is not plain (a decode error, the object ending inside a member, bytes after a
-trailer that start no member, an ISIZE that disagrees, a header it does not take) it hands over,
+trailer that start no member, a header it does not take) it hands over,
 at the byte it reached, to `ZranRaw` opened at its last seek point. zran then decides, exactly
 as before, what the end means: NUL padding, trailing garbage proved by its CRC, a cut or corrupt
 stream, what is recovered past a break, and the error's words. Every inflater yields the same
@@ -62,8 +63,8 @@ _TRIM_EVERY_POINTS = 64
 _SKIP_BYTES = 1024 * 1024
 
 
-class _MemberCrcMismatch(ManifestReadError):
-    """A member's bytes disagree with its CRC-32: the bytes before it are served first.
+class _MemberMismatch(ManifestReadError):
+    """A member's bytes disagree with its trailer (CRC-32 or length): served up to it first.
 
     The only error a read defers. Any other (a ranged GET that broke) raises at once, losing
     the bytes inflated in that read: a pass then dies at the end of its last whole block, and
@@ -337,7 +338,7 @@ class OneInflateRaw(io.RawIOBase):
             return produced, str(exc)
         except ZlibError as exc:
             return produced, f"zlib: {exc}"
-        except _MemberCrcMismatch as exc:  # serve what came before, then raise
+        except _MemberMismatch as exc:  # serve what came before, then raise
             self._error = exc
             return produced, None
         finally:
@@ -359,10 +360,17 @@ class OneInflateRaw(io.RawIOBase):
         if len(trailer) < _TRAILER_BYTES:
             raise _NotPlain("the object ends inside a gzip trailer")
         if int.from_bytes(trailer[4:], "little") != (end - self._member_start) % 2**32:
-            raise _NotPlain("a gzip trailer's ISIZE disagrees with the member")
+            at = self._in_base + self._in_at - _TRAILER_BYTES
+            raise _MemberMismatch(  # zran checks only the last member's trailer: judged here
+                f"the gzip stream is corrupt: the member ending at compressed byte {at} does "
+                "not match its length (ISIZE); check the manifest object (gzip -t) and upload "
+                "it again",
+                error="CorruptManifest",
+                compressed_offset=at,
+            )
         if self._crc is not None and int.from_bytes(trailer[:4], "little") != self._crc:
             at = self._in_base + self._in_at - _TRAILER_BYTES
-            raise _MemberCrcMismatch(
+            raise _MemberMismatch(
                 f"the gzip stream is corrupt: the member ending at compressed byte {at} does "
                 "not match its CRC-32; check the manifest object (gzip -t) and upload it again",
                 error="CorruptManifest",
