@@ -141,7 +141,10 @@ class RunLedger:
         reason: str | None = None,
         is_paused: bool = False,
     ) -> bool:
-        """Store the split's cumulative progress; False if a newer pass already wrote more.
+        """Store the split's cumulative progress; False if a newer pass wrote more, or it ended.
+
+        The run's end refuses it too: a pass still running once the run is finished writes
+        nothing.
 
         All values are totals since the start of the manifest (what the checkpoint carries),
         so writing them twice changes nothing. Parse failures count as failed lines.
@@ -171,13 +174,17 @@ class RunLedger:
         if is_done:
             sets.append("split_reason = :split_reason")
             values[":split_reason"] = {"S": reason or ""}
+        names["#status"], values[":running"] = "status", {"S": RunStatus.RUNNING.value}
         try:
             self._update(
                 run_key(run),
                 "SET " + ", ".join(sets),
                 names,
                 values,
-                ConditionExpression="attribute_not_exists(#ls) OR #ls <= :ls",
+                # a pass still running once the run was finished (a zombie attempt) writes
+                # nothing: its reason would replace the settled one, impossible counts included
+                ConditionExpression="(attribute_not_exists(#ls) OR #ls <= :ls) AND "
+                "(attribute_not_exists(#status) OR #status = :running)",
             )
         except _AlreadyDone:
             return False

@@ -482,3 +482,31 @@ def test_a_duplicate_checks_the_markers_its_dead_counting_delivery_never_checked
     assert state.status is RunStatus.FAILED
     assert state.reason.startswith("impossible counts")
     assert read_summary(s3, bucket, RUN)["status"] == "FAILED"
+
+
+def test_a_split_pass_still_running_after_the_run_finished_changes_nothing(ledger, s3, bucket):
+    # GIVEN a truncated manifest's run found FAILED by its markers (chunk 1 counted ok 2, its
+    # parts hold 1 row) and settled
+    _split(ledger, reason=TRUNCATED)
+    count_chunk(ledger, RUN, 0, ok=2, attempt="first")
+    ledger.record_chunk(
+        RUN,
+        1,
+        ok=2,
+        failed=0,
+        failed_by_stage={},
+        failed_by_error={},
+        seconds=1.0,
+        images=2,
+        commit=ChunkCommit("late", items=2, result_rows=1, failure_rows=0),
+    )
+    assert _finalize(ledger, s3, bucket, {}) == RunStatus.FAILED
+    # WHEN an attempt of the last pass, still running (a zombie), writes its totals again
+    again = ledger.record_split_progress(
+        RUN, lines_split=4, chunks_sent=2, is_done=True, reason=TRUNCATED
+    )
+    # THEN it is refused, and a later settle (a duplicate delivery) keeps the run FAILED
+    assert again is False
+    assert resettle_if_finished(ledger, s3, bucket, RUN)
+    state = ledger.get_run(RUN)
+    assert (state.status, state.reason.startswith("impossible counts")) == (RunStatus.FAILED, True)
