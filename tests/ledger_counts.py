@@ -14,15 +14,24 @@ def count_chunk(
     ok: int,
     missing: int = 0,
     attempt: str | None = None,
+    result_rows: int | None = None,
+    failure_rows: int | None = None,
 ) -> bool:
     """`RunLedger.record_chunk` for `ok` labelled lines and `missing` NoSuchKey fetch failures.
 
     `attempt` commits the count to that delivery's parts, as a worker does (the marker then
-    holds the parts' row counts, which settling checks against the run's counters).
+    holds the parts' row counts, which settling checks against the run's counters); their rows
+    are `ok` and `missing` unless `result_rows` or `failure_rows` say otherwise (parts that
+    disagree with the count).
     """
     commit = None
     if attempt is not None:
-        commit = ChunkCommit(attempt, items=ok + missing, result_rows=ok, failure_rows=missing)
+        commit = ChunkCommit(
+            attempt,
+            items=ok + missing,
+            result_rows=ok if result_rows is None else result_rows,
+            failure_rows=missing if failure_rows is None else failure_rows,
+        )
     return ledger.record_chunk(
         run,
         chunk,

@@ -43,6 +43,11 @@ def _split(ledger: RunLedger, *, reason: str | None = None) -> None:
     ledger.record_split_progress(RUN, lines_split=4, chunks_sent=2, is_done=True, reason=reason)
 
 
+def _count_chunk_1_against_parts_of_1_row(ledger: RunLedger) -> None:
+    """Count chunk 1 ok 2 while its committed parts hold 1 row: counters and markers disagree."""
+    count_chunk(ledger, RUN, 1, ok=2, attempt="late", result_rows=1)
+
+
 def _finalize(ledger: RunLedger, s3, bucket: str, ended: dict) -> str:
     """Finalize with the execution's state as the state machine hands it over; the status."""
     state = {"run": RUN, "manifest": {"uri": "s3://in/m.csv.gz"}, **ended}
@@ -300,17 +305,7 @@ def test_a_settler_deciding_from_an_older_view_never_overwrites_a_newer_decision
     # (counted ok 2, its committed parts hold 1 row)
     _split(ledger)
     count_chunk(ledger, RUN, 0, ok=2, attempt="first")
-    ledger.record_chunk(
-        RUN,
-        1,
-        ok=2,
-        failed=0,
-        failed_by_stage={},
-        failed_by_error={},
-        seconds=1.0,
-        images=2,
-        commit=ChunkCommit("late", items=2, result_rows=1, failure_rows=0),
-    )
+    _count_chunk_1_against_parts_of_1_row(ledger)
     ledger.mark_finished(RUN, RunStatus.SUCCEEDED)
     # AND a replay chunk's worker settling without reading the markers, while the replayer's
     # settle (which reads them) finds the disagreement and writes FAILED first
@@ -375,17 +370,7 @@ def test_counts_moving_under_the_marker_read_never_drop_impossible_counts(
     # GIVEN a fully counted run found FAILED: chunk 1's marker holds 2 failure rows, counted 1
     _split(ledger)
     count_chunk(ledger, RUN, 0, ok=1, missing=1, attempt="first")
-    ledger.record_chunk(
-        RUN,
-        1,
-        ok=1,
-        failed=1,
-        failed_by_stage={"fetch": 1},
-        failed_by_error={"NoSuchKey": 1},
-        seconds=1.0,
-        images=2,
-        commit=ChunkCommit("late", items=2, result_rows=1, failure_rows=2),
-    )
+    count_chunk(ledger, RUN, 1, ok=1, missing=1, attempt="late", failure_rows=2)
     assert _finalize(ledger, s3, bucket, {}) == RunStatus.FAILED
     # AND a replay since (so the next settle reads the markers again), and another replay
     # chunk counted while it reads them; that settle stops after its first summary write
@@ -464,17 +449,7 @@ def test_a_duplicate_checks_the_markers_its_dead_counting_delivery_never_checked
     _split(ledger)
     count_chunk(ledger, RUN, 0, ok=2, attempt="first")
     _finalize(ledger, s3, bucket, STALLED)
-    ledger.record_chunk(
-        RUN,
-        1,
-        ok=2,
-        failed=0,
-        failed_by_stage={},
-        failed_by_error={},
-        seconds=1.0,
-        images=2,
-        commit=ChunkCommit("late", items=2, result_rows=1, failure_rows=0),
-    )
+    _count_chunk_1_against_parts_of_1_row(ledger)
     # WHEN its message comes back, a duplicate, and settles the run
     assert resettle_if_finished(ledger, s3, bucket, RUN)
     # THEN it read the markers no settle had read at these counts: FAILED, never SUCCEEDED
@@ -489,17 +464,7 @@ def test_a_split_pass_still_running_after_the_run_finished_changes_nothing(ledge
     # parts hold 1 row) and settled
     _split(ledger, reason=TRUNCATED)
     count_chunk(ledger, RUN, 0, ok=2, attempt="first")
-    ledger.record_chunk(
-        RUN,
-        1,
-        ok=2,
-        failed=0,
-        failed_by_stage={},
-        failed_by_error={},
-        seconds=1.0,
-        images=2,
-        commit=ChunkCommit("late", items=2, result_rows=1, failure_rows=0),
-    )
+    _count_chunk_1_against_parts_of_1_row(ledger)
     assert _finalize(ledger, s3, bucket, {}) == RunStatus.FAILED
     # WHEN an attempt of the last pass, still running (a zombie), writes its totals again
     again = ledger.record_split_progress(

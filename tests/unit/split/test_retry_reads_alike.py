@@ -20,7 +20,7 @@ from pipeline.failures import ManifestReadError
 from pipeline.gzip.index_store import LocalIndexStore
 from pipeline.gzip.ranged import LocalFileReader
 from pipeline.split.passes import SplitOptions
-from tests.split_chain import SMALL_KNOBS, run_chain
+from tests.split_chain import SMALL_KNOBS, Chain, run_chain
 
 BROKEN_AT = 2 * SMALL_KNOBS.block_bytes
 """The compressed offset of the one ranged GET that breaks: inside a read-ahead block."""
@@ -67,24 +67,26 @@ def _manifest(path: Path) -> Path:
     return path
 
 
+def _split_through_one_break(path: Path, tmp_path: Path) -> Chain:
+    """Split `path` to its end through `BreaksOnce`, retrying a broken pass as Step Functions
+    does; check that the read broke once, that every chunk sent again held what it held the
+    first time (reading `chain.chunks` asserts it), and that every line is in exactly one place:
+    a chunk's record, a chunk's raw line or Split's parse part."""
+    store, options = LocalIndexStore(tmp_path / "idx"), SplitOptions(10, knobs=SMALL_KNOBS)
+    chain = run_chain(str(path), BreaksOnce, store, options)
+    assert BreaksOnce.broken and chain.deaths == 1
+    assert chain.chunks
+    assert sorted(chain.lines + chain.failed) == list(range(1, LINES + 1))
+    return chain
+
+
 def test_a_pass_whose_read_broke_is_retried_into_the_same_chunks(tmp_path):
     # GIVEN a manifest whose one ranged GET breaks mid-block during the first pass
     BreaksOnce.broken = False
     path = _manifest(tmp_path / "m.csv.gz")
     # WHEN it is split, the broken pass retried from its checkpoint
-    chain = run_chain(
-        str(path),
-        BreaksOnce,
-        LocalIndexStore(tmp_path / "idx"),
-        SplitOptions(10, knobs=SMALL_KNOBS),
-    )
-    # THEN the read broke once, and every chunk sent again held what it held the first time
-    assert BreaksOnce.broken and chain.deaths == 1
-    assert chain.chunks  # reading them asserts each re-sent chunk equals its first copy
-    # AND every line is in exactly one place: a chunk's record, a chunk's raw line or Split's
-    # parse part
-    everywhere = sorted(chain.lines + chain.failed)
-    assert everywhere == list(range(1, LINES + 1))
+    # THEN every chunk sent again held what it held the first time, every line once
+    _split_through_one_break(path, tmp_path)
 
 
 def test_a_first_pass_whose_read_broke_inside_the_head_is_retried_into_the_same_chunks(
@@ -98,17 +100,8 @@ def test_a_first_pass_whose_read_broke_inside_the_head_is_retried_into_the_same_
     path = tmp_path / "m.csv.gz"
     bad, quoted = _line_at(probe, 20 * 1024), _line_at(probe, 62 * 1024)
     path.write_bytes(gzip.compress(b"\n".join(_rows(bad, quoted)) + b"\n", compresslevel=0))
-    # WHEN it is split, the broken pass retried
-    chain = run_chain(
-        str(path),
-        BreaksOnce,
-        LocalIndexStore(tmp_path / "idx"),
-        SplitOptions(10, knobs=SMALL_KNOBS),
-    )
-    # THEN as above: the same chunks, every line once
-    assert BreaksOnce.broken and chain.deaths == 1
-    assert chain.chunks
-    assert sorted(chain.lines + chain.failed) == list(range(1, LINES + 1))
+    # WHEN it is split, the broken pass retried THEN as above: the same chunks, every line once
+    _split_through_one_break(path, tmp_path)
 
 
 def test_a_read_broken_on_the_zran_path_fails_the_pass_instead_of_truncating_the_split(
@@ -122,11 +115,7 @@ def test_a_read_broken_on_the_zran_path_fails_the_pass_instead_of_truncating_the
     path = tmp_path / "m.csv.gz"
     path.write_bytes(gzip.compress(rows, compresslevel=0, mtime=0))
     # WHEN it is split
-    store, options = LocalIndexStore(tmp_path / "idx"), SplitOptions(10, knobs=SMALL_KNOBS)
-    chain = run_chain(str(path), BreaksOnce, store, options)
+    chain = _split_through_one_break(path, tmp_path)
     # THEN the pass failed and was retried, and the split ended at the manifest's end: the
     # break was S3's, not a truncated manifest's (it used to end the run PARTIAL for good)
-    assert BreaksOnce.broken and chain.deaths == 1
     assert chain.outcomes[-1].reason is None
-    assert chain.chunks
-    assert sorted(chain.lines + chain.failed) == list(range(1, LINES + 1))
