@@ -13,6 +13,10 @@ from botocore.exceptions import ClientError
 
 from pipeline.failures import ResultWriteError, Stage, ThrottledError
 
+S3_SERVICE_ERROR_CODES = frozenset({"InternalError", "ServiceUnavailable", "RequestTimeout"})
+"""S3's codes for its own trouble (botocore retries them as transient), besides a bare 5xx:
+what the SDK's retries did not get past is still S3's, not the object's or the manifest's."""
+
 THROTTLE_CODES = frozenset(
     {
         "SlowDown",

@@ -24,6 +24,7 @@ from botocore.exceptions import (
 )
 from urllib3.exceptions import ProtocolError
 
+from pipeline.aws.errors import S3_SERVICE_ERROR_CODES
 from pipeline.failures import (
     ImageFetchError,
     ImageNetworkError,
@@ -46,8 +47,6 @@ THROTTLING_CODES = frozenset(
 
 _NOT_FOUND_CODES = {"404": "NoSuchKey", "NotFound": "NoSuchKey", "403": "AccessDenied"}
 """HEAD-style responses carry only the HTTP status as the code: name it like GET would."""
-SERVICE_ERROR_CODES = frozenset({"InternalError", "RequestTimeout", "ServiceUnavailable"})
-"""S3 codes of its own trouble (botocore retries them as transient), besides any 5xx status."""
 
 NETWORK_ERRORS = (
     ReadTimeoutError,
@@ -120,7 +119,7 @@ def map_client_error(
         return ThrottledError(
             f"S3 throttled reading {where} ({code}): replay later", stage=Stage.FETCH, error=code
         )
-    if code in SERVICE_ERROR_CODES or (status or 0) >= 500:  # noqa: PLR2004  # HTTP 5xx
+    if code in S3_SERVICE_ERROR_CODES or (status or 0) >= 500:  # noqa: PLR2004  # HTTP 5xx
         message = error.get("Message") or code
         return ImageServiceError(f"S3 failed reading {where}: {code}: {message}", error=code)
     code = _NOT_FOUND_CODES.get(code, code)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pipeline.aws.errors import S3_SERVICE_ERROR_CODES
 from pipeline.failures import ManifestReadError
 from pipeline.gzip.checkpoint import Checkpoint, ResumableStream, open_resumable
 from pipeline.gzip.index_store import IndexStore
@@ -238,13 +239,14 @@ class ManifestCursor:
 
 
 TRANSIENT_READ_ERRORS = frozenset(
-    {"ReadInterrupted", "InternalError", "ServiceUnavailable", "RequestTimeout"}
+    {"ReadInterrupted"}
+    | S3_SERVICE_ERROR_CODES
     | {"500", "502", "503", "504"}  # HEAD answers a bare status code
 )
 """Read errors a retried pass can get past: they fail the pass instead of ending the split.
 
-S3's own 5xx answers are among them: what the SDK's retries did not get past is still S3's
-trouble, not the manifest's, and ending the split there would leave the rest of it unsplit."""
+S3's own 5xx answers are among them: ending the split there would leave the rest of the
+manifest unsplit for trouble that was S3's."""
 
 
 class OneReadStream:
