@@ -19,10 +19,9 @@ from pipeline.ledger.ingest import ManifestObject
 from pipeline.ledger.runs import RunState
 from pipeline.ledger.summary import read_summary
 from pipeline.ledger.table import RunLedger, UnknownRunError
-from pipeline.s3_uri import split_s3_uri
+from pipeline.s3_uri import S3_MAX_KEY_BYTES, split_s3_uri
 
 MANIFEST_PREFIX = "manifests/"
-S3_MAX_KEY_BYTES = 1024
 DIGEST_CHARS = 16
 """Hex digits of the digest in a submitted manifest's key (64 bits: no two manifests meet)."""
 SINGLE_PUT_BYTES = 8 * 2**20

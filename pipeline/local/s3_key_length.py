@@ -12,9 +12,7 @@ import functools
 from typing import Any
 
 from pipeline.local.patches import patch_once
-
-MAX_KEY_BYTES = 1024
-"""The longest object key S3 takes, in UTF-8 bytes."""
+from pipeline.s3_uri import S3_MAX_KEY_BYTES
 
 
 def install_key_length_rule() -> None:
@@ -41,8 +39,8 @@ def _checked(*, key_at: int) -> Any:
 
 
 def check_key(key: str) -> None:
-    """Raise S3's `KeyTooLongError` for a key over `MAX_KEY_BYTES`."""
+    """Raise S3's `KeyTooLongError` for a key over `S3_MAX_KEY_BYTES`."""
     from moto.s3.exceptions import S3ClientError  # noqa: PLC0415
 
-    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+    if len(key.encode("utf-8", "surrogatepass")) > S3_MAX_KEY_BYTES:
         raise S3ClientError("KeyTooLongError", "Your key is too long")

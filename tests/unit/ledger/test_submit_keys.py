@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.ledger.submit import S3_MAX_KEY_BYTES, _target
+from pipeline.ledger.submit import _target
+from pipeline.s3_uri import S3_MAX_KEY_BYTES
 
 
 def test_a_manifest_s_key_names_its_digest_and_keeps_its_name():
