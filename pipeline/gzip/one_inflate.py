@@ -359,20 +359,16 @@ class OneInflateRaw(io.RawIOBase):
         trailer = self._take(_TRAILER_BYTES)
         if len(trailer) < _TRAILER_BYTES:
             raise _NotPlain("the object ends inside a gzip trailer")
+        wrong = None  # zran checks only the last member's trailer: every one is judged here
         if int.from_bytes(trailer[4:], "little") != (end - self._member_start) % 2**32:
-            at = self._in_base + self._in_at - _TRAILER_BYTES
-            raise _MemberMismatch(  # zran checks only the last member's trailer: judged here
-                f"the gzip stream is corrupt: the member ending at compressed byte {at} does "
-                "not match its length (ISIZE); check the manifest object (gzip -t) and upload "
-                "it again",
-                error="CorruptManifest",
-                compressed_offset=at,
-            )
-        if self._crc is not None and int.from_bytes(trailer[:4], "little") != self._crc:
+            wrong = "its length (ISIZE)"
+        elif self._crc is not None and int.from_bytes(trailer[:4], "little") != self._crc:
+            wrong = "its CRC-32"
+        if wrong is not None:
             at = self._in_base + self._in_at - _TRAILER_BYTES
             raise _MemberMismatch(
                 f"the gzip stream is corrupt: the member ending at compressed byte {at} does "
-                "not match its CRC-32; check the manifest object (gzip -t) and upload it again",
+                f"not match {wrong}; check the manifest object (gzip -t) and upload it again",
                 error="CorruptManifest",
                 compressed_offset=at,
             )
