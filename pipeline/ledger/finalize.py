@@ -139,7 +139,7 @@ def settle_run(
             and state.markers_checked != state.counts_key  # at these counts, a settle did
         ):
             problems = marker_problems(state, iter_committed_chunks(ledger, run))
-            if _counts(ledger.get_run(run)) != _counts(state):
+            if ledger.get_run(run).counts_key != state.counts_key:
                 problems = None  # counted while they were read: as if unread, next round reads
             else:
                 checked = state.counts_key
@@ -157,7 +157,7 @@ def settle_run(
         summary = build_summary(ledger.get_run(run), now=now)
         write_summary(s3, results_bucket, run, summary)
         after = ledger.get_run(run)
-        if _counts(after) == _counts(state) and (
+        if after.counts_key == state.counts_key and (
             after.settle_version == mine or (after.status, after.reason) == (status, why)
         ):
             return summary.to_dict()  # the last decision is this one, from these counts
@@ -277,10 +277,6 @@ def sweep_staging(targets: CommitTargets, ledger: RunLedger, run: str, *, now: f
             logger.warning("rolled %s forward at Finalize", marker.label, extra={"run": run})
             handled += 1
     return handled
-
-
-def _counts(state: RunState) -> tuple[int, ...]:
-    return (state.ok, state.failed, state.lines, state.chunks_done, state.replay_chunks_done)
 
 
 def _fields(state: RunState) -> dict[str, Any]:
