@@ -17,6 +17,7 @@ Knows nothing of Lambda: the ledger, the clients and the clock are passed in.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -187,7 +188,7 @@ def settled_status(
     kept = standing_reason(state, reason)
     if kept:
         return RunStatus.PARTIAL, kept
-    running = RunState(**{**_fields(state), "status": RunStatus.RUNNING, "reason": None})
+    running = dataclasses.replace(state, status=RunStatus.RUNNING, reason=None)
     return final_status(running), None
 
 
@@ -277,7 +278,3 @@ def sweep_staging(targets: CommitTargets, ledger: RunLedger, run: str, *, now: f
             logger.warning("rolled %s forward at Finalize", marker.label, extra={"run": run})
             handled += 1
     return handled
-
-
-def _fields(state: RunState) -> dict[str, Any]:
-    return {name: getattr(state, name) for name in RunState.__dataclass_fields__}
